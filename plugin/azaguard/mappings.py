@@ -1,0 +1,411 @@
+"""The clinical knowledge as data: load and validate mappings/*.json once.
+
+Every code set, threshold and window the rules use lives in mappings/; this
+module gives it types. A malformed mappings file fails loudly at load time,
+never at the bedside.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from azaguard.findings import RuleId, Severity, Status
+
+
+class MappingsError(Exception):
+    """The mappings folder is missing or does not validate."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Sourced(_Model):
+    """A number with where it comes from (and whether that source was verified)."""
+
+    value: float
+    source: str
+    unverified: bool = False
+
+
+# --- systems -----------------------------------------------------------------
+
+
+class Systems(_Model):
+    rxnorm: tuple[str, ...]
+    loinc: tuple[str, ...]
+    ucum: tuple[str, ...]
+    snomed: tuple[str, ...]
+    cvx: tuple[str, ...]
+    atc: tuple[str, ...]
+    icd10cm: tuple[str, ...]
+    dmd: tuple[str, ...]
+    condition_clinical: tuple[str, ...] = Field(alias="condition-clinical")
+    condition_ver_status: tuple[str, ...] = Field(alias="condition-ver-status")
+
+    def name_of(self, uri: str | None) -> str | None:
+        """Short name ('rxnorm', 'loinc', ...) for a system URI, or None if unknown."""
+        if uri is None:
+            return None
+        for name in ("rxnorm", "loinc", "ucum", "snomed", "cvx", "atc", "icd10cm", "dmd"):
+            if uri in getattr(self, name):
+                return name
+        return None
+
+
+# --- medications -------------------------------------------------------------
+
+
+class AzathioprineSet(_Model):
+    codes: dict[Literal["rxnorm", "atc", "snomed", "dmd"], frozenset[str]]
+    names: tuple[str, ...]
+    strength_mg_by_rxnorm: dict[str, float]
+
+
+class AntiInfectiveIngredient(_Model):
+    name: str
+    rxnorm: str
+    atc_class: Literal["J01", "J02", "J04", "J05"]
+    prophylaxis_possible: bool = False
+
+
+class AntiInfectives(_Model):
+    note: str
+    atc_prefixes: tuple[str, ...]
+    prophylaxis_false_positive_note: str
+    ingredients: tuple[AntiInfectiveIngredient, ...]
+
+
+class Interaction(_Model):
+    id: str
+    names: tuple[str, ...]
+    rxnorm: frozenset[str]
+    atc: tuple[str, ...]
+    status: Literal["hold", "caution"]
+    severity: Severity
+    message: str
+    source: str
+    dose_reduction_fraction_max: float | None = None
+
+
+class Medications(_Model):
+    source: str
+    azathioprine: AzathioprineSet
+    anti_infectives: AntiInfectives
+    interactions: tuple[Interaction, ...]
+
+
+# --- vaccines ----------------------------------------------------------------
+
+
+class Vaccines(_Model):
+    source: str
+    live: dict[str, str]
+    not_live: dict[str, str]
+    ambiguous: dict[str, str]
+    unknown_code_policy: Literal["ambiguous"]
+    name_patterns: dict[Literal["live"], tuple[str, ...]]
+    name_policy: str
+
+    @model_validator(mode="after")
+    def _lists_are_disjoint(self) -> Vaccines:
+        for a, b in (("live", "not_live"), ("live", "ambiguous"), ("not_live", "ambiguous")):
+            both = set(getattr(self, a)) & set(getattr(self, b))
+            if both:
+                raise ValueError(f"CVX codes in both {a} and {b}: {sorted(both)}")
+        for pattern in self.name_patterns["live"]:
+            re.compile(pattern)
+        return self
+
+
+# --- conditions --------------------------------------------------------------
+
+
+class InfectionSet(_Model):
+    snomed: dict[str, str]
+    icd10cm_ranges: tuple[tuple[str, str], ...]
+    icd10cm_prefixes: tuple[str, ...]
+    names: tuple[str, ...]
+
+
+class Conditions(_Model):
+    source: str
+    active_clinical_statuses: frozenset[str]
+    excluded_verification_statuses: frozenset[str]
+    infection: InfectionSet
+
+
+# --- units -------------------------------------------------------------------
+
+
+class UnitConversion(_Model):
+    factor: float
+    offset: float = 0.0
+
+
+class Dimension(_Model):
+    canonical: str
+    units: dict[str, UnitConversion]
+
+    @model_validator(mode="after")
+    def _canonical_is_identity(self) -> Dimension:
+        c = self.units.get(self.canonical)
+        if c is None or c.factor != 1 or c.offset != 0:
+            raise ValueError(f"canonical unit {self.canonical!r} must convert with factor 1, offset 0")
+        return self
+
+
+class Units(_Model):
+    source: str
+    note: str
+    dimensions: dict[str, Dimension]
+    aliases: dict[str, str]
+
+
+# --- analytes ----------------------------------------------------------------
+
+
+class Threshold(_Model):
+    direction: Literal["below", "above"]
+    value: float
+    source: str
+    status: Literal["hold", "caution"] = "hold"
+    severity: Severity = Severity.HIGH
+    action: str | None = None
+    unverified: bool = False
+    alternatives: dict[str, str] = {}
+
+
+class Analyte(_Model):
+    label: str
+    loinc: tuple[str, ...]
+    dimension: str
+    rule: RuleId
+    threshold: Threshold | None = None
+
+
+class CodedAnalyte(_Model):
+    label: str
+    loinc: tuple[str, ...]
+    rule: RuleId
+    answers: dict[str, str] = {}
+    answer_names: dict[str, str] = {}
+
+
+class MonitoringGroup(_Model):
+    label: str
+    analytes: tuple[str, ...]
+    rule: RuleId
+
+
+class Analytes(_Model):
+    source: str
+    analytes: dict[str, Analyte]
+    coded_analytes: dict[str, CodedAnalyte]
+    monitoring_groups: dict[str, MonitoringGroup]
+
+
+# --- policy ------------------------------------------------------------------
+
+
+class TherapyPolicy(_Model):
+    current_statuses: frozenset[str]
+    recent_statuses: frozenset[str]
+    never_statuses: frozenset[str]
+    draft_counts_only_in_ordering_context: bool
+    recent_window_days: Sourced
+
+
+class VaccinationPolicy(_Model):
+    post_stop_live_wait_days: Sourced
+    live_before_start_days: Sourced
+    live_avoid_within_start_days: Sourced
+    inactivated_before_start_days: Sourced
+    planned_forecast_statuses: frozenset[str]
+    order_active_statuses: frozenset[str]
+    low_level_max_mg_per_kg_day: Sourced
+
+
+class InfectionPolicy(_Model):
+    fever_threshold_cel: Sourced
+    fever_window_hours: Sourced
+    neutropenia_analyte: str
+    neutropenia_window_days: Sourced
+
+
+class TrendPolicy(_Model):
+    analytes: tuple[str, ...]
+    results: int = Field(ge=2)
+    fall_percent: Sourced
+
+
+class CreatininePolicy(_Model):
+    percent: Sourced
+    months_window_days: int
+
+
+class LabsPolicy(_Model):
+    result_max_age_days: Sourced
+    trend: TrendPolicy
+    creatinine_rise: CreatininePolicy
+
+
+class SchedulePhase(_Model):
+    until_day: int | None
+    interval_days: int = Field(gt=0)
+
+
+class Schedule(_Model):
+    source: str
+    phases: tuple[SchedulePhase, ...]
+
+    @field_validator("phases")
+    @classmethod
+    def _last_phase_is_open(cls, phases: tuple[SchedulePhase, ...]) -> tuple[SchedulePhase, ...]:
+        if not phases or phases[-1].until_day is not None:
+            raise ValueError("the last phase of a schedule must have until_day null")
+        return phases
+
+
+class MonitoringPolicy(_Model):
+    default_schedule: str
+    grace_days: Sourced
+    schedules: dict[str, Schedule]
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> MonitoringPolicy:
+        if self.default_schedule not in self.schedules:
+            raise ValueError(f"default_schedule {self.default_schedule!r} is not a schedule")
+        return self
+
+
+class DosePolicy(_Model):
+    max_mg_per_kg_day: Sourced
+    label_ra_max_mg_per_kg_day: Sourced
+    weight_max_age_days: Sourced
+
+
+class Recommendation(_Model):
+    status: Status
+    severity: Severity
+    text: str
+
+
+class TpmtPolicy(_Model):
+    source: str
+    recommendations: dict[Literal["normal", "intermediate", "poor"], Recommendation]
+    no_result: Recommendation
+
+
+class Policy(_Model):
+    therapy: TherapyPolicy
+    vaccination: VaccinationPolicy
+    infection: InfectionPolicy
+    labs: LabsPolicy
+    monitoring: MonitoringPolicy
+    dose: DosePolicy
+    tpmt: TpmtPolicy
+
+
+# --- the whole -----------------------------------------------------------------
+
+
+class Manifest(_Model):
+    version: str
+    title: str
+    review_status: str
+    files: tuple[str, ...]
+
+
+class Mappings(_Model):
+    version: str
+    systems: Systems
+    medications: Medications
+    vaccines: Vaccines
+    conditions: Conditions
+    units: Units
+    analytes: Analytes
+    policy: Policy
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Mappings:
+        for name, analyte in self.analytes.analytes.items():
+            if analyte.dimension not in self.units.dimensions:
+                raise ValueError(f"analyte {name!r} names unknown dimension {analyte.dimension!r}")
+        known = set(self.analytes.analytes)
+        for group in self.analytes.monitoring_groups.values():
+            if set(group.analytes) - known:
+                raise ValueError(f"monitoring group names unknown analytes {set(group.analytes) - known}")
+        if set(self.policy.labs.trend.analytes) - known:
+            raise ValueError("trend names unknown analytes")
+        if self.policy.infection.neutropenia_analyte not in known:
+            raise ValueError("neutropenia_analyte is not an analyte")
+        for alias, target in self.units.aliases.items():
+            if not any(target in d.units for d in self.units.dimensions.values()):
+                raise ValueError(f"unit alias {alias!r} points at unknown unit {target!r}")
+        return self
+
+    def with_monitoring_schedule(self, name: str) -> Mappings:
+        """A copy that uses another of the configured monitoring schedules."""
+        if name not in self.policy.monitoring.schedules:
+            raise MappingsError(
+                f"unknown monitoring schedule {name!r}; choose one of {sorted(self.policy.monitoring.schedules)}"
+            )
+        monitoring = self.policy.monitoring.model_copy(update={"default_schedule": name})
+        policy = self.policy.model_copy(update={"monitoring": monitoring})
+        return self.model_copy(update={"policy": policy})
+
+
+_FILE_FIELDS = {
+    "systems.json": "systems",
+    "medications.json": "medications",
+    "vaccines.json": "vaccines",
+    "conditions.json": "conditions",
+    "units.json": "units",
+    "analytes.json": "analytes",
+    "policy.json": "policy",
+}
+
+
+def default_mappings_dir() -> Path:
+    """AZAGUARD_MAPPINGS, else the repository's mappings/, else the copy inside the wheel."""
+    override = os.environ.get("AZAGUARD_MAPPINGS")
+    if override:
+        return Path(override)
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent.parent / "mappings", here / "_mappings"):
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    raise MappingsError("no mappings folder found (set AZAGUARD_MAPPINGS)")
+
+
+def load_mappings_from(directory: Path) -> Mappings:
+    """Read and validate every mappings file in `directory`."""
+    try:
+        manifest = Manifest.model_validate(_read_json(directory / "manifest.json"))
+        if set(manifest.files) != set(_FILE_FIELDS):
+            raise MappingsError(f"manifest lists {sorted(manifest.files)}, expected {sorted(_FILE_FIELDS)}")
+        parts = {field: _read_json(directory / name) for name, field in _FILE_FIELDS.items()}
+        return Mappings.model_validate({"version": manifest.version, **parts})
+    except MappingsError:
+        raise
+    except (OSError, ValueError) as exc:  # pydantic.ValidationError is a ValueError
+        raise MappingsError(f"invalid mappings in {directory}: {exc}") from exc
+
+
+@cache
+def load_mappings() -> Mappings:
+    """The default mappings, loaded once per process."""
+    return load_mappings_from(default_mappings_dir())
+
+
+def _read_json(path: Path) -> object:
+    with path.open(encoding="utf-8") as fh:
+        return json.load(fh)

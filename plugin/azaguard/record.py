@@ -1,0 +1,580 @@
+"""PatientRecord: the normalised snapshot of one patient that the rules read.
+
+Built from raw FHIR R4 resources: each resource the rules need is validated
+with fhir.resources.R4B, then reduced to small frozen dataclasses with
+quantities normalised to canonical UCUM units. Only Observations whose LOINC
+code the mappings know are parsed (a Synthea record holds hundreds that no
+rule reads). A resource that fails validation is kept as a ParseProblem so
+the rules that would have read it say "cannot evaluate".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.immunization import Immunization
+from fhir.resources.R4B.immunizationrecommendation import ImmunizationRecommendation
+from fhir.resources.R4B.medication import Medication
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from pydantic import ValidationError
+
+from azaguard.mappings import Mappings
+from azaguard.resources import Resource, ResourceSet
+from azaguard.units import UnitError, normalise
+
+# --- value types ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Code:
+    system: str | None  # the URI as recorded
+    code: str
+    display: str | None = None
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A CodeableConcept reduced to what matching needs."""
+
+    codings: tuple[Code, ...] = ()
+    text: str | None = None
+
+    def codes_in(self, systems: Iterable[str]) -> set[str]:
+        """Codes whose system is one of the given URIs."""
+        uris = set(systems)
+        return {c.code for c in self.codings if c.system in uris}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Human-readable names (text, then displays), for name-only matching."""
+        out = [self.text] if self.text else []
+        out += [c.display for c in self.codings if c.display]
+        return tuple(out)
+
+    @property
+    def label(self) -> str:
+        if self.text:
+            return self.text
+        for c in self.codings:
+            if c.display:
+                return c.display
+        return self.codings[0].code if self.codings else "(no name)"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    value: float | None
+    comparator: str | None
+    code: str | None
+    system: str | None
+    unit: str | None  # free text
+
+    def as_recorded(self) -> str:
+        v = "?" if self.value is None else f"{self.value:g}"
+        return f"{self.comparator or ''}{v} {self.code or self.unit or '(no unit)'}".strip()
+
+
+# --- record parts --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    ref: str
+    name: str | None
+    birth_date: date | None
+    gender: str | None
+
+
+@dataclass(frozen=True)
+class DoseInstruction:
+    quantity: Quantity | None  # per administration
+    per_day: float | None  # administrations per day, from timing.repeat
+    as_needed: bool
+    text: str | None
+
+
+@dataclass(frozen=True)
+class MedicationOrder:
+    ref: str
+    status: str
+    intent: str | None
+    medication: Concept | None  # None when the referenced Medication could not be found
+    medication_ref: str | None
+    medication_problem: str | None
+    authored_on: datetime | None
+    start: datetime | None  # dosage bounds or validity start, else authoredOn
+    end: datetime | None  # dosage bounds or validity end, if recorded
+    doses: tuple[DoseInstruction, ...]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One Observation value for a mapped analyte (one per component for panels)."""
+
+    ref: str
+    analyte: str  # key in mappings.analytes.analytes or coded_analytes
+    loinc: str
+    status: str
+    effective: datetime | None
+    quantity: Quantity | None
+    value: float | None  # in the canonical unit, None when it cannot be normalised
+    unit: str | None  # the canonical unit
+    unit_problem: str | None
+    unit_from_text: bool
+    coded_value: Concept | None
+    text_value: str | None
+
+    @property
+    def preliminary(self) -> bool:
+        return self.status == "preliminary"
+
+
+VaccineSource = Literal["Immunization", "ImmunizationRecommendation", "MedicationRequest", "ServiceRequest"]
+
+
+@dataclass(frozen=True)
+class VaccineEvent:
+    ref: str
+    source: VaccineSource
+    vaccine: Concept
+    status: str  # Immunization/MedicationRequest/ServiceRequest status, or forecastStatus
+    date: datetime | None  # occurrence, authoredOn, or the recommendation's date criterion
+
+
+@dataclass(frozen=True)
+class ConditionEntry:
+    ref: str
+    concept: Concept
+    clinical_status: str | None
+    verification_status: str | None
+    onset: datetime | None
+    recorded: datetime | None
+
+
+@dataclass(frozen=True)
+class ParseProblem:
+    ref: str
+    resource_type: str
+    error: str
+    codes: tuple[Code, ...]  # what could be read of its codes, to tell which rules it concerns
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    patient: PatientInfo | None
+    medication_orders: tuple[MedicationOrder, ...] = ()
+    measurements: tuple[Measurement, ...] = ()
+    vaccines: tuple[VaccineEvent, ...] = ()
+    conditions: tuple[ConditionEntry, ...] = ()
+    problems: tuple[ParseProblem, ...] = ()
+    # Inside an ordering workflow (CDS Hooks order-select/order-sign) draft orders count.
+    ordering_context: bool = False
+    _by_analyte: dict[str, tuple[Measurement, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        grouped: dict[str, list[Measurement]] = {}
+        for m in self.measurements:
+            grouped.setdefault(m.analyte, []).append(m)
+        for key, items in grouped.items():
+            # Newest first; undated last.
+            items.sort(key=lambda m: m.effective or _EPOCH, reverse=True)
+            self._by_analyte[key] = tuple(items)
+
+    def measurements_of(self, analyte: str) -> tuple[Measurement, ...]:
+        """Usable results for an analyte, newest first (entered-in-error/cancelled excluded at build)."""
+        return self._by_analyte.get(analyte, ())
+
+    @property
+    def patient_ref(self) -> str | None:
+        return self.patient.ref if self.patient else None
+
+
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+_IGNORED_OBSERVATION_STATUSES = frozenset({"entered-in-error", "cancelled"})
+
+# --- building -------------------------------------------------------------------
+
+
+def build_record(resources: ResourceSet, mappings: Mappings, *, ordering_context: bool = False) -> PatientRecord:
+    """Reduce a patient's raw resources to the snapshot the rules read."""
+    builder = _Builder(resources, mappings)
+    for raw in resources.resources:
+        builder.add(raw)
+    return PatientRecord(
+        patient=builder.patient,
+        medication_orders=tuple(builder.orders),
+        measurements=tuple(builder.measurements),
+        vaccines=tuple(builder.vaccines),
+        conditions=tuple(builder.conditions),
+        problems=tuple(builder.problems),
+        ordering_context=ordering_context,
+    )
+
+
+class _Builder:
+    def __init__(self, resources: ResourceSet, mappings: Mappings) -> None:
+        self.resources = resources
+        self.m = mappings
+        self.loinc_to_analyte: dict[str, str] = {}
+        for key, a in mappings.analytes.analytes.items():
+            for code in a.loinc:
+                self.loinc_to_analyte[code] = key
+        for key, ca in mappings.analytes.coded_analytes.items():
+            for code in ca.loinc:
+                self.loinc_to_analyte[code] = key
+        self.patient: PatientInfo | None = None
+        self.orders: list[MedicationOrder] = []
+        self.measurements: list[Measurement] = []
+        self.vaccines: list[VaccineEvent] = []
+        self.conditions: list[ConditionEntry] = []
+        self.problems: list[ParseProblem] = []
+
+    def add(self, raw: Resource) -> None:
+        rtype = raw["resourceType"]
+        handler = self._handlers.get(rtype)
+        if handler is None:
+            return
+        if rtype == "Observation" and not self._observation_wanted(raw):
+            return
+        try:
+            handler(self, raw)
+        except (ValidationError, ValueError, TypeError, AttributeError, KeyError) as exc:
+            self.problems.append(
+                ParseProblem(ref=_ref_of(raw), resource_type=rtype, error=_short_error(exc), codes=_raw_codes(raw))
+            )
+
+    # -- Patient --
+    def _patient(self, raw: Resource) -> None:
+        p = Patient.model_validate(raw)
+        name = None
+        if p.name:
+            n = p.name[0]
+            name = n.text or " ".join([*(n.given or []), n.family or ""]).strip() or None
+        info = PatientInfo(ref=_ref_of(raw), name=name, birth_date=_as_date(p.birthDate), gender=p.gender)
+        if self.patient is None:
+            self.patient = info
+
+    # -- MedicationRequest: a drug order, or a vaccine order when coded with CVX --
+    def _medication_request(self, raw: Resource) -> None:
+        mr = MedicationRequest.model_validate(raw)
+        ref = _ref_of(raw)
+        concept, med_ref, problem = self._medication_of(mr, raw)
+        if concept is not None and concept.codes_in(self.m.systems.cvx):
+            self.vaccines.append(
+                VaccineEvent(ref, "MedicationRequest", concept, str(mr.status), _as_datetime(mr.authoredOn))
+            )
+            return
+        doses = tuple(_dose(d) for d in (mr.dosageInstruction or []))
+        start, end = _order_period(mr)
+        authored = _as_datetime(mr.authoredOn)
+        self.orders.append(
+            MedicationOrder(
+                ref=ref,
+                status=str(mr.status),
+                intent=mr.intent,
+                medication=concept,
+                medication_ref=med_ref,
+                medication_problem=problem,
+                authored_on=authored,
+                start=start or authored,
+                end=end,
+                doses=doses,
+            )
+        )
+
+    def _medication_of(self, mr: Any, raw: Resource) -> tuple[Concept | None, str | None, str | None]:
+        if mr.medicationCodeableConcept is not None:
+            return _concept(mr.medicationCodeableConcept), None, None
+        reference = mr.medicationReference.reference if mr.medicationReference else None
+        display = mr.medicationReference.display if mr.medicationReference else None
+        if not reference:
+            return (Concept(text=display) if display else None), None, "medication reference has no target"
+        target: Resource | None
+        if reference.startswith("#"):
+            target = next(
+                (c for c in raw.get("contained", []) if isinstance(c, dict) and c.get("id") == reference[1:]),
+                None,
+            )
+        else:
+            target = self.resources.resolve(reference)
+        if target is None or target.get("resourceType") != "Medication":
+            fallback = Concept(text=display) if display else None
+            return fallback, reference, f"Medication {reference} not found in the record"
+        med = Medication.model_validate(target)
+        concept = _concept(med.code) if med.code else Concept()
+        # Ingredients make a Medication without its own code recognisable.
+        extra = [
+            _concept(i.itemCodeableConcept) for i in (med.ingredient or []) if i.itemCodeableConcept is not None
+        ]
+        if extra or display:
+            codings = concept.codings + tuple(c for e in extra for c in e.codings)
+            text = concept.text or display
+            concept = Concept(codings=codings, text=text)
+        return concept, reference, None
+
+    # -- Observation --
+    def _observation_wanted(self, raw: Resource) -> bool:
+        codes = _raw_codes(raw)
+        if not codes:
+            return True  # unreadable code: parse it so a failure is recorded, not skipped
+        if any(c.code in self.loinc_to_analyte for c in codes):
+            return True
+        components = raw.get("component")
+        if isinstance(components, list):
+            for comp in components:
+                if any(c.code in self.loinc_to_analyte for c in _codes_of(comp.get("code") if isinstance(comp, dict) else None)):
+                    return True
+        return False
+
+    def _observation(self, raw: Resource) -> None:
+        obs = Observation.model_validate(raw)
+        status = str(obs.status)
+        if status in _IGNORED_OBSERVATION_STATUSES:
+            return
+        ref = _ref_of(raw)
+        effective = _as_datetime(obs.effectiveDateTime) or (
+            _as_datetime(obs.effectivePeriod.start) if obs.effectivePeriod else None
+        ) or _as_datetime(obs.effectiveInstant) or _as_datetime(obs.issued)
+        parts = [(obs.code, obs)] + [(c.code, c) for c in (obs.component or [])]
+        found = False
+        for code_concept, holder in parts:
+            concept = _concept(code_concept)
+            loinc = next((c for c in concept.codes_in(self.m.systems.loinc) if c in self.loinc_to_analyte), None)
+            if loinc is None:
+                continue
+            found = True
+            self.measurements.append(self._measurement(ref, loinc, status, effective, holder))
+        if not found:
+            raise ValueError("Observation has no readable LOINC code")
+
+    def _measurement(self, ref: str, loinc: str, status: str, effective: datetime | None, holder: Any) -> Measurement:
+        analyte = self.loinc_to_analyte[loinc]
+        q = holder.valueQuantity
+        quantity = None
+        value = unit = problem = None
+        from_text = False
+        if q is not None:
+            quantity = Quantity(
+                value=float(q.value) if q.value is not None else None,
+                comparator=q.comparator,
+                code=q.code,
+                system=q.system,
+                unit=q.unit,
+            )
+            spec = self.m.analytes.analytes.get(analyte)
+            if spec is None:
+                problem = f"{analyte} is coded, not a quantity"
+            elif quantity.value is None:
+                problem = "no value"
+            else:
+                try:
+                    n = normalise(
+                        quantity.value, code=q.code, system=q.system, text=q.unit, dimension=spec.dimension, mappings=self.m
+                    )
+                    value, unit, from_text = n.value, n.unit, n.unit_source != "code"
+                except UnitError as exc:
+                    problem = str(exc)
+        elif holder.valueCodeableConcept is None and holder.valueString is None:
+            problem = "no value" + (f" (dataAbsentReason: {_concept(holder.dataAbsentReason).label})"
+                                    if getattr(holder, "dataAbsentReason", None) else "")
+        return Measurement(
+            ref=ref,
+            analyte=analyte,
+            loinc=loinc,
+            status=status,
+            effective=effective,
+            quantity=quantity,
+            value=value,
+            unit=unit,
+            unit_problem=problem,
+            unit_from_text=from_text,
+            coded_value=_concept(holder.valueCodeableConcept) if holder.valueCodeableConcept else None,
+            text_value=holder.valueString,
+        )
+
+    # -- vaccines --
+    def _immunization(self, raw: Resource) -> None:
+        imm = Immunization.model_validate(raw)
+        when = _as_datetime(imm.occurrenceDateTime) or _as_datetime(imm.recorded)
+        self.vaccines.append(VaccineEvent(_ref_of(raw), "Immunization", _concept(imm.vaccineCode), str(imm.status), when))
+
+    def _recommendation(self, raw: Resource) -> None:
+        rec = ImmunizationRecommendation.model_validate(raw)
+        ref = _ref_of(raw)
+        for item in rec.recommendation or []:
+            codes = [_concept(c) for c in (item.vaccineCode or [])]
+            if not codes and item.targetDisease is not None:
+                # Only a target disease: the product is unknown (ambiguous unless a live name shows).
+                codes = [Concept(text=_concept(item.targetDisease).label)]
+            vaccine = Concept(
+                codings=tuple(c for k in codes for c in k.codings),
+                text=next((k.text for k in codes if k.text), None),
+            )
+            status = _concept(item.forecastStatus).codings[0].code if item.forecastStatus.coding else "unknown"
+            when = next((_as_datetime(d.value) for d in (item.dateCriterion or [])), None) or _as_datetime(rec.date)
+            self.vaccines.append(VaccineEvent(ref, "ImmunizationRecommendation", vaccine, status, when))
+
+    def _service_request(self, raw: Resource) -> None:
+        sr = ServiceRequest.model_validate(raw)
+        if sr.code is None:
+            return
+        concept = _concept(sr.code)
+        if not concept.codes_in(self.m.systems.cvx):
+            return
+        when = _as_datetime(sr.occurrenceDateTime) or _as_datetime(sr.authoredOn)
+        self.vaccines.append(VaccineEvent(_ref_of(raw), "ServiceRequest", concept, str(sr.status), when))
+
+    # -- Condition --
+    def _condition(self, raw: Resource) -> None:
+        c = Condition.model_validate(raw)
+        self.conditions.append(
+            ConditionEntry(
+                ref=_ref_of(raw),
+                concept=_concept(c.code) if c.code else Concept(),
+                clinical_status=_first_code(c.clinicalStatus),
+                verification_status=_first_code(c.verificationStatus),
+                onset=_as_datetime(c.onsetDateTime) or (_as_datetime(c.onsetPeriod.start) if c.onsetPeriod else None),
+                recorded=_as_datetime(c.recordedDate),
+            )
+        )
+
+    _handlers = {
+        "Patient": _patient,
+        "MedicationRequest": _medication_request,
+        "Observation": _observation,
+        "Immunization": _immunization,
+        "ImmunizationRecommendation": _recommendation,
+        "ServiceRequest": _service_request,
+        "Condition": _condition,
+    }
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def _ref_of(raw: Mapping[str, Any]) -> str:
+    rid = raw.get("id")
+    return f"{raw.get('resourceType')}/{rid}" if isinstance(rid, str) else f"{raw.get('resourceType')}/(no id)"
+
+
+def _concept(cc: Any) -> Concept:
+    codings = tuple(
+        Code(system=c.system, code=c.code, display=c.display) for c in (cc.coding or []) if c.code is not None
+    )
+    return Concept(codings=codings, text=cc.text)
+
+
+def _first_code(cc: Any) -> str | None:
+    if cc is None or not cc.coding:
+        return None
+    code = cc.coding[0].code
+    return str(code) if code is not None else None
+
+
+def _codes_of(cc: object) -> tuple[Code, ...]:
+    if not isinstance(cc, dict):
+        return ()
+    codings = cc.get("coding")
+    if not isinstance(codings, list):
+        return ()
+    return tuple(
+        Code(system=c.get("system"), code=c["code"], display=c.get("display"))
+        for c in codings
+        if isinstance(c, dict) and isinstance(c.get("code"), str)
+    )
+
+
+def _raw_codes(raw: Mapping[str, Any]) -> tuple[Code, ...]:
+    """Codes readable from a raw (possibly invalid) resource's main concept."""
+    for key in ("code", "medicationCodeableConcept", "vaccineCode"):
+        codes = _codes_of(raw.get(key))
+        if codes:
+            return codes
+    return ()
+
+
+def _short_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        errs = exc.errors()
+        first = errs[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
+        return f"invalid {where}: {first.get('msg')}{more}"
+    return str(exc) or type(exc).__name__
+
+
+_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
+
+
+def _as_datetime(value: object) -> datetime | None:
+    """FHIR date/dateTime/instant (also partial '2020' or '2020-01') as an aware datetime; naive = UTC."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str):
+        m = _PARTIAL.match(value)
+        if m:
+            return datetime(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1), tzinfo=UTC)
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _as_date(value: object) -> date | None:
+    dt = _as_datetime(value)
+    return dt.date() if dt else None
+
+
+def _order_period(mr: Any) -> tuple[datetime | None, datetime | None]:
+    start = end = None
+    for d in mr.dosageInstruction or []:
+        bounds = d.timing.repeat.boundsPeriod if d.timing and d.timing.repeat else None
+        if bounds is not None:
+            start = start or _as_datetime(bounds.start)
+            end = end or _as_datetime(bounds.end)
+    validity = mr.dispenseRequest.validityPeriod if mr.dispenseRequest else None
+    if validity is not None:
+        start = start or _as_datetime(validity.start)
+        end = end or _as_datetime(validity.end)
+    return start, end
+
+
+_PERIOD_PER_DAY = {"s": 86400.0, "min": 1440.0, "h": 24.0, "d": 1.0, "wk": 1 / 7, "mo": 1 / 30.4375, "a": 1 / 365.25}
+
+
+def _dose(d: Any) -> DoseInstruction:
+    quantity = None
+    for dr in d.doseAndRate or []:
+        q = dr.doseQuantity
+        if q is not None:
+            quantity = Quantity(
+                value=float(q.value) if isinstance(q.value, Decimal | int | float) else None,
+                comparator=q.comparator,
+                code=q.code,
+                system=q.system,
+                unit=q.unit,
+            )
+            break
+    per_day = None
+    repeat = d.timing.repeat if d.timing else None
+    if repeat is not None and repeat.frequency is not None and repeat.period is not None and repeat.periodUnit:
+        factor = _PERIOD_PER_DAY.get(repeat.periodUnit)
+        if factor is not None and float(repeat.period) > 0:
+            per_day = repeat.frequency * factor / float(repeat.period)
+    as_needed = bool(d.asNeededBoolean) or d.asNeededCodeableConcept is not None
+    return DoseInstruction(quantity=quantity, per_day=per_day, as_needed=as_needed, text=d.text)

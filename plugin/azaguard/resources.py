@@ -1,0 +1,133 @@
+"""A patient's raw FHIR resources and how references between them resolve.
+
+Accepts what real systems hand over: Bundles of every type (collection,
+searchset, transaction with urn:uuid fullUrls, batch-response with nested
+searchset Bundles) or a plain JSON array of resources.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Resource = dict[str, Any]
+
+
+class InputError(ValueError):
+    """The input is not a usable FHIR record (malformed JSON, wrong resourceType, ...)."""
+
+
+@dataclass
+class ResourceSet:
+    """Resources plus an index from every name they go by (Type/id, fullUrl, absolute URL)."""
+
+    resources: list[Resource] = field(default_factory=list)
+    index: dict[str, Resource] = field(default_factory=dict)
+
+    def add(self, resource: Resource, full_url: str | None = None) -> None:
+        self.resources.append(resource)
+        rtype, rid = resource.get("resourceType"), resource.get("id")
+        if isinstance(rtype, str) and isinstance(rid, str):
+            self.index.setdefault(f"{rtype}/{rid}", resource)
+        if isinstance(full_url, str) and full_url:
+            self.index.setdefault(full_url, resource)
+            # An absolute URL also answers to its relative Type/id tail.
+            parts = full_url.rstrip("/").split("/")
+            if len(parts) >= 2 and not full_url.startswith("urn:"):
+                self.index.setdefault(f"{parts[-2]}/{parts[-1]}", resource)
+
+    def resolve(self, reference: str) -> Resource | None:
+        """The resource a reference points at, if it is in this set."""
+        found = self.index.get(reference)
+        if found is None and "/_history/" in reference:
+            found = self.index.get(reference.split("/_history/")[0])
+        if found is None and "://" in reference:
+            parts = reference.rstrip("/").split("/")
+            found = self.index.get(f"{parts[-2]}/{parts[-1]}")
+        return found
+
+    def of_type(self, resource_type: str) -> Iterator[Resource]:
+        return (r for r in self.resources if r.get("resourceType") == resource_type)
+
+    def patients(self) -> list[Resource]:
+        return list(self.of_type("Patient"))
+
+    @classmethod
+    def from_resources(cls, resources: Iterable[Resource]) -> ResourceSet:
+        out = cls()
+        for r in resources:
+            out.add(r)
+        return out
+
+
+def load_json_file(path: Path) -> ResourceSet:
+    """Read a Bundle or JSON array from a file; raises InputError with a clear message."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+    return resource_set_from_json(data)
+
+
+def resource_set_from_json(data: object) -> ResourceSet:
+    """A ResourceSet from a decoded Bundle, JSON array of resources, or single resource."""
+    out = ResourceSet()
+    if isinstance(data, list):
+        for i, item in enumerate(data):
+            if not isinstance(item, dict) or not isinstance(item.get("resourceType"), str):
+                raise InputError(f"item {i} of the array is not a FHIR resource (no resourceType)")
+            _add_resource(out, item, None)
+        return out
+    if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
+        raise InputError("input is not a FHIR resource: expected a Bundle or a JSON array of resources")
+    if data["resourceType"] != "Bundle":
+        if data["resourceType"] == "OperationOutcome":
+            raise InputError(f"input is an OperationOutcome, not a record: {_outcome_text(data)}")
+        _add_resource(out, data, None)
+        return out
+    _add_bundle(out, data)
+    return out
+
+
+def _add_bundle(out: ResourceSet, bundle: Mapping[str, Any]) -> None:
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise InputError("Bundle.entry is not a list")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise InputError(f"Bundle.entry[{i}] is not an object")
+        resource = entry.get("resource")
+        if resource is None:
+            continue  # e.g. a DELETE in a transaction, or a batch-response entry with only a status
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            raise InputError(f"Bundle.entry[{i}].resource is not a FHIR resource")
+        full_url = entry.get("fullUrl")
+        _add_resource(out, resource, full_url if isinstance(full_url, str) else None)
+
+
+def _add_resource(out: ResourceSet, resource: Resource, full_url: str | None) -> None:
+    if resource["resourceType"] == "Bundle":  # batch-response entries hold searchset Bundles
+        _add_bundle(out, resource)
+    elif resource["resourceType"] == "OperationOutcome":
+        return  # search warnings; errors are handled by the FHIR client
+    else:
+        out.add(resource, full_url)
+
+
+def _outcome_text(outcome: Mapping[str, Any]) -> str:
+    issues = outcome.get("issue") or []
+    texts = [
+        str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code"))
+        for i in issues
+        if isinstance(i, dict)
+    ]
+    return "; ".join(texts) or "no details"

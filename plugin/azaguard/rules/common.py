@@ -1,0 +1,256 @@
+"""What every rule family shares: is the patient on azathioprine, and how to say so.
+
+Pure functions over PatientRecord + Mappings + now; no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.mappings import Mappings
+from azaguard.record import Concept, Measurement, MedicationOrder, ParseProblem, PatientRecord
+
+MatchKind = Literal["code", "name"]
+
+
+RuleFn = Callable[[PatientRecord, Mappings, datetime], list[Finding]]
+
+
+def rule(rule_id: RuleId) -> Callable[[RuleFn], RuleFn]:
+    """Mark a rule function with its fixed rule id (used when it must be reported as failed)."""
+
+    def mark(fn: RuleFn) -> RuleFn:
+        fn.rule_id = rule_id  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def short_date(dt: datetime | None) -> str:
+    return dt.date().isoformat() if dt else "undated"
+
+
+def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
+    """The first word (case-insensitive, whole word) found in any name."""
+    for word in words:
+        pattern = re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE)
+        if any(pattern.search(n) for n in names):
+            return word
+    return None
+
+
+def azathioprine_match(concept: Concept | None, m: Mappings) -> MatchKind | None:
+    """'code' when a known azathioprine code is present, 'name' on a name-only match, else None."""
+    if concept is None:
+        return None
+    aza = m.medications.azathioprine
+    for system_name, codes in aza.codes.items():
+        if concept.codes_in(getattr(m.systems, system_name)) & codes:
+            return "code"
+    if names_match(concept.names, aza.names):
+        return "name"
+    return None
+
+
+@dataclass(frozen=True)
+class Therapy:
+    """The patient's azathioprine exposure at `now`."""
+
+    current: tuple[MedicationOrder, ...]  # active / on-hold (+ draft in an ordering workflow)
+    recent: tuple[MedicationOrder, ...]  # stopped/completed, ended within the recent window
+    stop_date_unknown: tuple[MedicationOrder, ...]  # stopped/completed with no recorded end date
+    matched_by_name: tuple[str, ...]  # refs of orders recognised by name only
+    # Orders we cannot classify (Medication not found, or the resource failed to parse):
+    # they might be azathioprine, so "not on azathioprine" cannot be concluded.
+    unknown: tuple[str, ...]
+    unknown_reasons: tuple[str, ...]
+
+    @property
+    def on_current(self) -> bool:
+        return bool(self.current)
+
+    @property
+    def start(self) -> datetime | None:
+        """Earliest recorded start among current orders (None when any is undated)."""
+        starts = [o.start for o in self.current]
+        if not starts or any(s is None for s in starts):
+            return None
+        return min(s for s in starts if s is not None)
+
+    @property
+    def last_stop(self) -> datetime | None:
+        ends = [o.end for o in self.recent if o.end]
+        return max(ends) if ends else None
+
+    @property
+    def orders(self) -> tuple[MedicationOrder, ...]:
+        return self.current + self.recent + self.stop_date_unknown
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return tuple(o.ref for o in self.current + self.recent)
+
+
+def therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
+    policy = m.policy.therapy
+    window = timedelta(days=policy.recent_window_days.value)
+    current: list[MedicationOrder] = []
+    recent: list[MedicationOrder] = []
+    unknown_stop: list[MedicationOrder] = []
+    by_name: list[str] = []
+    unknown: list[str] = []
+    reasons: list[str] = []
+    for order in record.medication_orders:
+        if order.status in policy.never_statuses:
+            continue
+        match = azathioprine_match(order.medication, m)
+        if match is None:
+            if order.medication_problem and order.status in policy.current_statuses:
+                unknown.append(order.ref)
+                reasons.append(f"{order.ref}: {order.medication_problem}")
+            continue
+        if match == "name":
+            by_name.append(order.ref)
+        if order.status in policy.current_statuses or (order.status == "draft" and record.ordering_context):
+            if order.end is not None and order.end < now and order.status == "active":
+                # An active order whose period has ended is still listed as current: the
+                # record says active, and the fail-safe reading is that the drug is taken.
+                pass
+            current.append(order)
+        elif order.status in policy.recent_statuses:
+            if order.end is None:
+                unknown_stop.append(order)
+            elif now - order.end <= window:
+                recent.append(order)
+    for problem in record.problems:
+        if problem.resource_type == "MedicationRequest":
+            concept = Concept(codings=problem.codes)
+            if azathioprine_match(concept, m) or not problem.codes:
+                unknown.append(problem.ref)
+                reasons.append(f"{problem.ref} could not be read: {problem.error}")
+    return Therapy(
+        current=tuple(current),
+        recent=tuple(recent),
+        stop_date_unknown=tuple(unknown_stop),
+        matched_by_name=tuple(by_name),
+        unknown=tuple(unknown),
+        unknown_reasons=tuple(reasons),
+    )
+
+
+def make_finding(
+    m: Mappings,
+    rule: RuleId,
+    code: str,
+    status: Status,
+    severity: Severity,
+    summary: str,
+    detail: str,
+    *,
+    evidence: Iterable[Evidence] = (),
+    missing: Iterable[str] = (),
+    implicated: Iterable[str] = (),
+) -> Finding:
+    if len(summary) > 139:
+        summary = summary[:136] + "..."
+    return Finding(
+        rule=rule,
+        code=code,
+        status=status,
+        severity=severity,
+        summary=summary,
+        detail=detail,
+        evidence=tuple(evidence),
+        missing=tuple(dict.fromkeys(missing)),
+        implicated=tuple(dict.fromkeys(implicated)),
+        mappings_version=m.version,
+    )
+
+
+def order_evidence(order: MedicationOrder, therapy_: Therapy | None = None) -> Evidence:
+    label = order.medication.label if order.medication else "(medication not found)"
+    how = " (matched by name only)" if therapy_ and order.ref in therapy_.matched_by_name else ""
+    return Evidence(
+        reference=order.ref,
+        description=f"azathioprine order, status {order.status}{how}: {label}",
+        date=iso(order.start or order.authored_on),
+    )
+
+
+def measurement_evidence(meas: Measurement, label: str) -> Evidence:
+    normalised = f"{meas.value:.4g} {meas.unit}" if meas.value is not None and meas.unit else None
+    notes = []
+    if meas.preliminary:
+        notes.append("preliminary")
+    if meas.unit_from_text:
+        notes.append("unit read from text/alias")
+    suffix = f" ({', '.join(notes)})" if notes else ""
+    value = meas.quantity.as_recorded() if meas.quantity else (
+        meas.coded_value.label if meas.coded_value else meas.text_value
+    )
+    return Evidence(
+        reference=meas.ref, description=f"{label}{suffix}", value=value, normalised=normalised, date=iso(meas.effective)
+    )
+
+
+def problem_evidence(problem: ParseProblem) -> Evidence:
+    return Evidence(reference=problem.ref, description=f"could not be read: {problem.error}")
+
+
+def observation_problems(record: PatientRecord, loinc_codes: Iterable[str], m: Mappings) -> list[ParseProblem]:
+    """Observations that failed to parse and might have held one of these LOINC codes."""
+    wanted = set(loinc_codes)
+    out = []
+    for p in record.problems:
+        if p.resource_type != "Observation":
+            continue
+        if not p.codes or any(c.code in wanted for c in p.codes):
+            out.append(p)
+    return out
+
+
+def applicability(
+    record: PatientRecord, m: Mappings, now: datetime, rule: RuleId, *, include_recent: bool
+) -> tuple[Therapy, Finding | None]:
+    """The patient's therapy, and a finding to return instead of evaluating when the rule does not apply.
+
+    Returns `not-applicable` when there is positive evidence of no (relevant) azathioprine, and
+    `cannot-evaluate` when an unreadable order might be azathioprine.
+    """
+    t = therapy(record, m, now)
+    applies = t.on_current or (include_recent and (t.recent or t.stop_date_unknown))
+    if applies:
+        return t, None
+    if t.unknown:
+        return t, make_finding(
+            m, rule, "medication-unknown", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            "Cannot tell whether the patient is on azathioprine: a medication order could not be read",
+            "At least one active medication order could not be identified, so azathioprine therapy "
+            "can be neither confirmed nor excluded. " + "; ".join(t.unknown_reasons),
+            evidence=[Evidence(reference=r, description="unidentified medication order") for r in t.unknown],
+            missing=[f"medication of {r}" for r in t.unknown],
+        )
+    if t.recent or t.stop_date_unknown:
+        refs = [o.ref for o in t.recent + t.stop_date_unknown]
+        return t, make_finding(
+            m, rule, "not-current", Status.NOT_APPLICABLE, Severity.INFO,
+            "Azathioprine recently stopped: this rule applies to current therapy",
+            "Azathioprine was stopped; this rule checks patients currently taking it. "
+            "The vaccination rule still applies after stopping.",
+            evidence=[order_evidence(o, t) for o in t.recent + t.stop_date_unknown],
+            implicated=refs,
+        )
+    return t, make_finding(
+        m, rule, "not-on-azathioprine", Status.NOT_APPLICABLE, Severity.INFO,
+        "Not on azathioprine (no current or recent order)",
+        "No active, on-hold, or recently stopped azathioprine order is on the record.",
+    )

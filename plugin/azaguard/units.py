@@ -1,0 +1,77 @@
+"""UCUM normalisation from an explicit, reviewable table (mappings/units.json).
+
+Why a table and not a UCUM library: azaguard needs a dozen units in eight
+dimensions, each conversion must be visible to a clinical reviewer, and an
+unknown unit must stop the rule (cannot-evaluate) rather than be guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from azaguard.mappings import Mappings
+
+
+class UnitError(ValueError):
+    """The unit is missing, unknown, or belongs to another dimension."""
+
+
+@dataclass(frozen=True)
+class Normalised:
+    value: float
+    unit: str  # the dimension's canonical UCUM unit
+    # Where the unit came from: the UCUM code, an explicit alias, or the free-text unit.
+    unit_source: Literal["code", "alias", "text"]
+
+
+def normalise(
+    value: float,
+    *,
+    code: str | None,
+    system: str | None,
+    text: str | None,
+    dimension: str,
+    mappings: Mappings,
+) -> Normalised:
+    """Convert `value` to the canonical unit of `dimension`, or raise UnitError."""
+    dim = mappings.units.dimensions.get(dimension)
+    if dim is None:
+        raise UnitError(f"unknown dimension {dimension!r}")
+    unit, source = _resolve_unit(code, system, text, mappings)
+    if unit is None:
+        raise UnitError(f"unknown unit {_describe(code, text)} for {dimension}")
+    conversion = dim.units.get(unit)
+    if conversion is None:
+        raise UnitError(f"unit {_describe(code, text)} is not a {dimension} unit (expected e.g. {dim.canonical})")
+    return Normalised((value + conversion.offset) * conversion.factor, dim.canonical, source)
+
+
+def _resolve_unit(
+    code: str | None, system: str | None, text: str | None, mappings: Mappings
+) -> tuple[str | None, Literal["code", "alias", "text"]]:
+    known = {u for d in mappings.units.dimensions.values() for u in d.units}
+    aliases = mappings.units.aliases
+    ucum_system = system is None or system in mappings.systems.ucum
+    if code:
+        if ucum_system and code in known:
+            return code, "code"
+        if code in aliases:
+            return aliases[code], "alias"
+        return None, "code"
+    # No code at all: the free text is accepted only when it is itself a UCUM code or an explicit alias.
+    if text:
+        stripped = text.strip()
+        if stripped in known:
+            return stripped, "text"
+        if stripped in aliases:
+            return aliases[stripped], "alias"
+    return None, "text"
+
+
+def _describe(code: str | None, text: str | None) -> str:
+    if code:
+        return repr(code)
+    if text:
+        return f"{text!r} (text only)"
+    return "(none)"
