@@ -1,0 +1,3 @@
+"""Placeholder: being written."""
+
+from __future__ import annotations
