@@ -79,7 +79,7 @@ def load_json_file(path: Path) -> ResourceSet:
 
 
 def resource_set_from_json(data: object) -> ResourceSet:
-    """A ResourceSet from a decoded Bundle, JSON array of resources, or single resource."""
+    """A ResourceSet from a decoded Bundle or JSON array of resources."""
     out = ResourceSet()
     if isinstance(data, list):
         for i, item in enumerate(data):
@@ -89,11 +89,12 @@ def resource_set_from_json(data: object) -> ResourceSet:
         return out
     if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
         raise InputError("input is not a FHIR resource: expected a Bundle or a JSON array of resources")
+    if data["resourceType"] == "OperationOutcome":
+        raise InputError(f"input is an OperationOutcome, not a record: {_outcome_text(data)}")
     if data["resourceType"] != "Bundle":
-        if data["resourceType"] == "OperationOutcome":
-            raise InputError(f"input is an OperationOutcome, not a record: {_outcome_text(data)}")
-        _add_resource(out, data, None)
-        return out
+        raise InputError(
+            f"input is a {data['resourceType']}, not a record: expected a Bundle or a JSON array of resources"
+        )
     _add_bundle(out, data)
     return out
 

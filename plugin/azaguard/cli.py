@@ -1,0 +1,151 @@
+"""The command line: `azaguard check`, `azaguard demo`, `azaguard serve`.
+
+Exit codes: 0 evaluated (whatever was found), 2 unusable input or usage,
+3 the FHIR server failed or refused, 4 evaluated but some alert writes failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from azaguard.mappings import Mappings, MappingsError, load_mappings, load_mappings_from
+from azaguard.resources import InputError
+
+if TYPE_CHECKING:
+    from azaguard.service import CheckResult
+
+EXIT_OK, EXIT_INPUT, EXIT_SERVER, EXIT_WRITE_FAILED = 0, 2, 3, 4
+TOKEN_ENV = "AZAGUARD_FHIR_TOKEN"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"azaguard: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="azaguard", description="Safety checks for patients on azathioprine, over FHIR R4.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    check = sub.add_parser("check", help="evaluate one patient from a Bundle file or a FHIR server")
+    source = check.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bundle", type=Path, help="a FHIR Bundle (any type) or JSON array of one patient's resources")
+    source.add_argument("--fhir-url", help="FHIR R4 base URL (bearer token, if any, from $" + TOKEN_ENV + ")")
+    check.add_argument("--patient", help="patient id on the server (with --fhir-url)")
+    check.add_argument("--now", help="evaluate as of this ISO-8601 time (default: the current time)")
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument("--write", action="store_true", help="write alerts (DetectedIssue, Flag) back to the server")
+    check.add_argument("--dry-run", action="store_true", help="show the alerts that --write would write")
+    _common(check)
+
+    demo = sub.add_parser("demo", help="the embedded sandbox: local FHIR server, synthetic patients, EHR simulator, app")
+    demo.add_argument("--port", type=int, default=8400, help="port of the sandbox EHR and app (default 8400)")
+    demo.add_argument("--no-serve", action="store_true", help="evaluate and write the alerts, then stop")
+    demo.add_argument("--now", help="evaluate as of this ISO-8601 time (default: the current time)")
+    _common(demo)
+
+    serve = sub.add_parser("serve", help="run the SMART app for a real EHR")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8400)
+    serve.add_argument("--config", type=Path, default=None, help="the app registration (default: smart_launch.json)")
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mappings", type=Path, help="a mappings folder (default: the bundled one)")
+    p.add_argument("--monitoring-schedule", help="us-label (default), bsr-2017 or eu-smpc")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return _check(args)
+        if args.command == "demo":
+            from azaguard.sandbox.demo import run_demo
+
+            return run_demo(port=args.port, serve=not args.no_serve, now=_now(args.now), mappings=_mappings(args))
+        from azaguard.web.app import serve as serve_app
+
+        serve_app(args.config, args.host, args.port)
+        return EXIT_OK
+    except (InputError, MappingsError) as exc:
+        print(f"azaguard: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+def _mappings(args: argparse.Namespace) -> Mappings:
+    m = load_mappings_from(args.mappings) if args.mappings else load_mappings()
+    if args.monitoring_schedule:
+        m = m.with_monitoring_schedule(args.monitoring_schedule)
+    return m
+
+
+def _now(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"--now {text!r} is not an ISO-8601 date-time") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from azaguard.service import check_resources
+
+    mappings = _mappings(args)
+    now = _now(args.now)
+    if args.bundle is not None:
+        if args.write or args.dry_run:
+            raise InputError("--write/--dry-run need --fhir-url (a Bundle file has no chart to write to)")
+        from azaguard.resources import load_json_file
+
+        result = check_resources(load_json_file(args.bundle), mappings=mappings, now=now)
+        _print(result, args.format, writes=False)
+        return EXIT_OK
+    if not args.patient:
+        raise InputError("--fhir-url needs --patient ID")
+    return _check_server(args, mappings, now)
+
+
+def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -> int:
+    from azaguard.fhir.client import FhirClient
+    from azaguard.fhir.errors import FhirError
+    from azaguard.service import check_on_server
+
+    token = os.environ.get(TOKEN_ENV) or None
+    try:
+        with FhirClient(args.fhir_url, token=token) as client:
+            result = check_on_server(
+                client, args.patient, mappings=mappings, now=now, write=args.write, dry_run=args.dry_run
+            )
+    except FhirError as exc:
+        print(f"azaguard: FHIR server error: {exc}", file=sys.stderr)
+        return EXIT_SERVER
+    _print(result, args.format, writes=args.write or args.dry_run)
+    if result.failed_writes:
+        print(f"azaguard: {len(result.failed_writes)} alert write(s) failed; re-run to complete them", file=sys.stderr)
+        return EXIT_WRITE_FAILED
+    return EXIT_OK
+
+
+def _print(result: CheckResult, fmt: str, *, writes: bool) -> None:
+    from azaguard import report
+
+    text = report.to_json_text(result, include_writes=writes) if fmt == "json" else report.to_text(
+        result, include_writes=writes
+    )
+    print(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""`azaguard demo`: the embedded sandbox, end to end, on a fresh machine.
+
+Starts the local FHIR server (installing it on first run), loads the synthetic
+patients, evaluates every one and writes its alerts, prints a summary, then
+serves the sandbox EHR (launcher, authorization server, FHIR proxy) and the
+azaguard app so a clinician can launch it in a browser.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import TextIO
+
+from azaguard.findings import RULE_IDS, Status
+from azaguard.mappings import Mappings
+from azaguard.service import CheckResult
+
+_SHORT = {
+    Status.HOLD: "HOLD",
+    Status.CAUTION: "caution",
+    Status.CANNOT_EVALUATE: "cannot",
+    Status.OK: "ok",
+    Status.NOT_APPLICABLE: "n/a",
+}
+_COLUMNS = {
+    "vaccination-hold": "vaccine",
+    "infection-hold": "infection",
+    "blood-counts": "counts",
+    "liver": "liver",
+    "kidney": "kidney",
+    "monitoring-schedule": "monitor",
+    "dose": "dose",
+    "tpmt": "tpmt",
+    "interactions": "interact",
+}
+
+
+def run_demo(*, port: int, serve: bool, now: datetime, mappings: Mappings, out: TextIO = sys.stdout) -> int:
+    from azaguard.fhir.client import FhirClient
+    from azaguard.sandbox.patients import build_patients, transaction_bundle
+    from azaguard.sandbox.server import SandboxServer
+    from azaguard.service import check_on_server
+
+    server = SandboxServer()
+    print("azaguard demo: preparing the local FHIR server (the first run installs it, ~30 s)...", file=out, flush=True)
+    server.ensure_installed()
+    server.start()
+    try:
+        server.reset()  # a fresh sandbox every run: the summary below is what this run wrote
+        patients = build_patients(now)
+        with FhirClient(server.base_url) as client:
+            client.transaction(transaction_bundle(patients))
+            results = [
+                check_on_server(client, p.id, mappings=mappings, now=now, write=True) for p in patients
+            ]
+        print(summary_table([(p.id, p.story) for p in patients], results), file=out)
+        failed = sum(len(r.failed_writes) for r in results)
+        written = sum(1 for r in results for w in r.writes if w.outcome in ("created", "closed"))
+        print(f"\n{written} alert resources written to {server.base_url}"
+              + (f"; {failed} FAILED (re-run to complete)" if failed else ""), file=out)
+        print(f"Look at them in the server's console: {server.console_url}", file=out)
+        print(f"or query it: {server.base_url}/DetectedIssue?patient=Patient/{patients[0].id}", file=out)
+        if serve:
+            _serve(server.base_url, port, mappings, out)
+        return 4 if failed else 0
+    finally:
+        server.stop()
+
+
+def summary_table(stories: list[tuple[str, str]], results: list[CheckResult]) -> str:
+    header = f"{'patient':<24} " + " ".join(f"{_COLUMNS[r]:<9}" for r in RULE_IDS) + " alerts"
+    lines = [header, "-" * len(header)]
+    for (pid, story), result in zip(stories, results, strict=True):
+        cells = []
+        for rule in RULE_IDS:
+            status = next(f.status for f in result.findings if f.rule == rule)
+            cells.append(f"{_SHORT[status]:<9}")
+        alerts = sum(1 for w in result.writes if w.outcome in ("created", "exists"))
+        lines.append(f"{pid:<24} " + " ".join(cells) + f" {alerts}")
+        lines.append(f"  {story}")
+    return "\n".join(lines)
+
+
+def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO) -> None:
+    import uvicorn
+
+    from azaguard.config import load_app_config
+    from azaguard.sandbox.site import create_site
+
+    public_base = f"http://127.0.0.1:{port}"
+    site = create_site(
+        fhir_upstream=fhir_base,
+        public_base=public_base,
+        app_config=load_app_config(public_base=public_base),
+        mappings=mappings,
+    )
+    print(f"\nThe sandbox EHR is running: open {public_base}/ and launch a patient (Ctrl-C to stop).", file=out,
+          flush=True)
+    uvicorn.run(site, host="127.0.0.1", port=port, log_level="warning")

@@ -1,0 +1,127 @@
+"""One patient, end to end: gather from a FHIR server, evaluate, optionally write alerts back.
+
+The CLI, the SMART web app, the demo and (later) the population scan all go through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azaguard.alerts import (
+    ExistingAlert,
+    WriteOutcome,
+    device_resource,
+    ensure_device,
+    fetch_alert_resources,
+    plan_alerts,
+    summarise_existing,
+    write_alerts,
+)
+from azaguard.alerts import dry_run as alerts_dry_run
+from azaguard.fhir.client import FhirClient
+from azaguard.fhir.errors import FhirError
+from azaguard.fhir.gather import gather
+from azaguard.findings import Finding
+from azaguard.mappings import Mappings
+from azaguard.record import PatientInfo, PatientRecord, build_record
+from azaguard.resources import InputError, ResourceSet
+from azaguard.rules import evaluate
+
+@dataclass
+class CheckResult:
+    patient_ref: str
+    patient: PatientInfo | None
+    record: PatientRecord
+    findings: list[Finding]
+    evaluated_at: datetime
+    mappings_version: str
+    requests: int = 0  # HTTP requests used to gather the record
+    writes: list[WriteOutcome] = field(default_factory=list)
+    existing_alerts: list[ExistingAlert] = field(default_factory=list)
+
+    @property
+    def failed_writes(self) -> list[WriteOutcome]:
+        return [w for w in self.writes if w.outcome == "failed"]
+
+
+def check_resources(
+    resources: ResourceSet, *, mappings: Mappings, now: datetime, ordering_context: bool = False
+) -> CheckResult:
+    """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
+    patients = resources.patients()
+    if len(patients) > 1:
+        ids = ", ".join(str(p.get("id")) for p in patients)
+        raise InputError(f"the record holds {len(patients)} patients ({ids}); azaguard checks one patient at a time")
+    record = build_record(resources, mappings, ordering_context=ordering_context)
+    findings = evaluate(record, mappings, now)
+    return CheckResult(
+        patient_ref=record.patient_ref or "Patient/(unknown)",
+        patient=record.patient,
+        record=record,
+        findings=findings,
+        evaluated_at=now,
+        mappings_version=mappings.version,
+    )
+
+
+def check_on_server(
+    client: FhirClient,
+    patient_id: str,
+    *,
+    mappings: Mappings,
+    now: datetime,
+    write: bool = False,
+    dry_run: bool = False,
+) -> CheckResult:
+    """Gather one patient from the server, evaluate, and (optionally) write the alerts back.
+
+    Raises FhirError when the record cannot be gathered (never evaluates a partial record).
+    Write failures do not raise: they are in `result.writes` with outcome "failed".
+    """
+    before = client.request_count
+    gathered = gather(client, patient_id, mappings, now)
+    record = build_record(gathered.resources, mappings)
+    if record.patient is None:
+        raise InputError(f"Patient/{patient_id} was not returned by the server")
+    findings = evaluate(record, mappings, now)
+    issues, flags = fetch_alert_resources(client, patient_id)
+    result = CheckResult(
+        patient_ref=record.patient.ref,
+        patient=record.patient,
+        record=record,
+        findings=findings,
+        evaluated_at=now,
+        mappings_version=mappings.version,
+        requests=client.request_count - before,
+    )
+    if write or dry_run:
+        device = device_resource(mappings.version)
+        if dry_run:
+            author = {"identifier": device["identifier"][0], "display": "azaguard"}
+            result.writes = alerts_dry_run(plan_alerts(result.patient_ref, findings, flags, now, author))
+        else:
+            result.writes = _write(client, result.patient_ref, findings, flags, now, device)
+        issues, flags = fetch_alert_resources(client, patient_id) if not dry_run else (issues, flags)
+    result.existing_alerts = summarise_existing(issues, flags)
+    return result
+
+
+def _write(
+    client: FhirClient,
+    patient_ref: str,
+    findings: list[Finding],
+    flags: list[dict[str, Any]],
+    now: datetime,
+    device: dict[str, Any],
+) -> list[WriteOutcome]:
+    try:
+        device_ref = ensure_device(client, device)
+    except FhirError as exc:
+        # Without the author Device nothing can be written: report every planned write as failed.
+        author = {"identifier": device["identifier"][0]}
+        plan = plan_alerts(patient_ref, findings, flags, now, author)
+        return [WriteOutcome(p.resource_type, p.identifier, p.rule, "failed", error=f"author Device: {exc}") for p in plan]
+    plan = plan_alerts(patient_ref, findings, flags, now, {"reference": device_ref, "display": "azaguard"})
+    return write_alerts(client, plan, device)

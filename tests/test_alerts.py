@@ -1,0 +1,107 @@
+"""Planning alerts is pure: which DetectedIssues and Flags a set of findings asks for."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from azaguard.alerts import (
+    ALERT_ID_SYSTEM,
+    FLAG_ID_SYSTEM,
+    alert_identifier,
+    device_resource,
+    plan_alerts,
+)
+from azaguard.findings import Evidence, Finding, Severity, Status
+from tests.clinical.builders import NOW
+
+PATIENT = "Patient/p1"
+AUTHOR = {"reference": "Device/d1"}
+
+
+def _finding(status: Status, *, rule: str = "infection-hold", code: str = "fever",
+             evidence: tuple[str, ...] = ("Observation/t1",), severity: Severity = Severity.HIGH) -> Finding:
+    return Finding(
+        rule=rule,  # type: ignore[arg-type]
+        code=code, status=status, severity=severity, summary=f"{code} summary", detail=f"{code} detail",
+        evidence=tuple(Evidence(reference=r, description="temperature", value="38.4 Cel") for r in evidence),
+        missing=("a temperature in the last 72 h",) if status is Status.CANNOT_EVALUATE else (),
+        implicated=("MedicationRequest/aza",), mappings_version="test-1",
+    )
+
+
+def _flag(finding: Finding, *, status: str = "active", version: str = "1") -> dict[str, object]:
+    return {
+        "resourceType": "Flag", "id": "f1", "meta": {"versionId": version}, "status": status,
+        "identifier": [{"system": FLAG_ID_SYSTEM, "value": alert_identifier(PATIENT, finding)}],
+        "code": {"coding": [{"system": "urn:azaguard:finding", "code": f"{finding.rule}/{finding.code}"}]},
+        "subject": {"reference": PATIENT}, "period": {"start": (NOW - timedelta(days=1)).isoformat()},
+    }
+
+
+def test_identifier_is_deterministic_and_depends_on_the_evidence_set() -> None:
+    a = _finding(Status.HOLD, evidence=("Observation/t1", "Observation/t2"))
+    same = _finding(Status.HOLD, evidence=("Observation/t2", "Observation/t1"))
+    other = _finding(Status.HOLD, evidence=("Observation/t3",))
+    assert alert_identifier(PATIENT, a) == alert_identifier(PATIENT, same)
+    assert alert_identifier(PATIENT, a) != alert_identifier(PATIENT, other)
+    assert alert_identifier(PATIENT, a) != alert_identifier("Patient/p2", a)
+
+
+def test_a_hold_becomes_a_detected_issue_and_a_flag() -> None:
+    plan = plan_alerts(PATIENT, [_finding(Status.HOLD)], [], NOW, AUTHOR)
+    assert [(p.action, p.resource_type) for p in plan] == [("create", "DetectedIssue"), ("create", "Flag")]
+    issue = plan[0].resource
+    assert issue["status"] == "final" and issue["severity"] == "high"
+    assert issue["patient"] == {"reference": PATIENT}
+    assert issue["implicated"] == [{"reference": "MedicationRequest/aza"}]
+    assert issue["evidence"][0]["detail"][0]["reference"] == "Observation/t1"
+    assert issue["identifier"][0]["system"] == ALERT_ID_SYSTEM
+    assert issue["author"] == AUTHOR
+    assert "test-1" in issue["detail"]  # the mappings version behind it
+    flag = plan[1].resource
+    assert flag["status"] == "active" and flag["period"]["start"] == NOW.isoformat()
+
+
+def test_caution_is_an_issue_without_a_flag_and_ok_writes_nothing() -> None:
+    plan = plan_alerts(PATIENT, [_finding(Status.CAUTION, severity=Severity.MODERATE), _finding(Status.OK, code="ok")],
+                       [], NOW, AUTHOR)
+    assert [(p.resource_type, p.resource["severity"]) for p in plan] == [("DetectedIssue", "moderate")]
+
+
+def test_cannot_evaluate_is_a_low_severity_issue_saying_what_is_missing() -> None:
+    plan = plan_alerts(PATIENT, [_finding(Status.CANNOT_EVALUATE, code="no-temperature")], [], NOW, AUTHOR)
+    assert len(plan) == 1
+    assert plan[0].resource["severity"] == "low"
+    assert "a temperature in the last 72 h" in plan[0].resource["detail"]
+
+
+def test_an_active_flag_for_a_continuing_hold_is_kept() -> None:
+    hold = _finding(Status.HOLD)
+    plan = plan_alerts(PATIENT, [hold], [_flag(hold)], NOW, AUTHOR)
+    assert [p.resource_type for p in plan] == ["DetectedIssue"]
+
+
+def test_a_cleared_hold_closes_its_flag_with_a_period_end() -> None:
+    hold = _finding(Status.HOLD)
+    plan = plan_alerts(PATIENT, [_finding(Status.OK, code="ok")], [_flag(hold, version="3")], NOW, AUTHOR)
+    assert len(plan) == 1
+    close = plan[0]
+    assert close.action == "close" and close.version == "3"
+    assert close.resource["status"] == "inactive"
+    assert close.resource["period"]["end"] == NOW.isoformat()
+    assert close.resource["period"]["start"]  # the episode's start is kept
+
+
+def test_inactive_flags_are_history_and_a_new_episode_gets_a_new_flag() -> None:
+    hold = _finding(Status.HOLD)
+    old = _flag(hold, status="inactive")
+    new_episode = _finding(Status.HOLD, evidence=("Observation/t9",))
+    plan = plan_alerts(PATIENT, [new_episode], [old], NOW, AUTHOR)
+    assert [(p.action, p.resource_type) for p in plan] == [("create", "DetectedIssue"), ("create", "Flag")]
+    assert plan[1].identifier != old["identifier"][0]["value"]  # type: ignore[index]
+
+
+def test_the_author_device_names_software_and_mappings_versions() -> None:
+    device = device_resource("2026.11.1")
+    versions = {v["type"]["text"]: v["value"] for v in device["version"]}
+    assert versions["mappings"] == "2026.11.1" and versions["software"]

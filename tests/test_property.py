@@ -1,0 +1,104 @@
+"""Properties of the rules engine over generated, often malformed, records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from azaguard.findings import RULE_IDS, Finding, Status
+from azaguard.mappings import load_mappings
+from azaguard.record import build_record
+from azaguard.resources import ResourceSet
+from azaguard.rules import evaluate
+from tests.clinical import builders as b
+
+TYPES = ["Patient", "MedicationRequest", "Medication", "Observation", "Immunization",
+         "ImmunizationRecommendation", "ServiceRequest", "Condition", "Encounter"]
+json_scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=12)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+# Plausible keys make the generator reach deep into the parsers, not only bounce off the first check.
+KEYS = ["id", "status", "code", "coding", "system", "value", "valueQuantity", "unit", "comparator",
+        "effectiveDateTime", "medicationCodeableConcept", "medicationReference", "reference", "authoredOn",
+        "dosageInstruction", "vaccineCode", "recommendation", "forecastStatus", "clinicalStatus", "subject",
+        "occurrenceDateTime", "component", "contained", "dispenseRequest", "doseAndRate", "timing"]
+
+
+@st.composite
+def messy_resource(draw: st.DrawFn) -> dict[str, Any]:
+    resource: dict[str, Any] = {"resourceType": draw(st.sampled_from(TYPES))}
+    resource.update(draw(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=6)))
+    return resource
+
+
+def _mutate(resource: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    return {**resource, key: value}
+
+
+@st.composite
+def messy_record(draw: st.DrawFn) -> list[dict[str, Any]]:
+    # A real azathioprine patient with some resources broken, plus random junk.
+    good = [b.patient(), b.azathioprine(), b.observation("6690-2", 5.0, "10*3/uL"), b.observation("8310-5", 37.0, "Cel")]
+    broken = [
+        _mutate(r, draw(st.sampled_from(KEYS)), draw(json_values))
+        for r in draw(st.lists(st.sampled_from(good[1:]), max_size=3))
+    ]
+    return good + broken + draw(st.lists(messy_resource(), max_size=6))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messy_record())
+def test_no_record_however_malformed_crashes_evaluate(resources: list[dict[str, Any]]) -> None:
+    m = load_mappings()
+    record = build_record(ResourceSet.from_resources(resources), m)
+    findings = evaluate(record, m, b.NOW)
+    assert {f.rule for f in findings} == set(RULE_IDS)
+    assert not [f for f in findings if f.code == "internal-error"], [f.detail for f in findings]
+
+
+def _stable_patient(wbc: float, neut: float, plt: float, alt: float, temp: float) -> list[dict[str, Any]]:
+    return [
+        b.azathioprine(started_days_ago=400),
+        b.observation("6690-2", wbc, "10*3/uL", days_ago=5, rid="wbc"),
+        b.observation("751-8", neut, "10*3/uL", days_ago=5, rid="neut"),
+        b.observation("731-0", 1.5, "10*3/uL", days_ago=5, rid="lymph"),
+        b.observation("777-3", plt, "10*3/uL", days_ago=5, rid="plt"),
+        b.observation("1742-6", alt, "U/L", days_ago=5, rid="alt"),
+        b.observation("1920-8", 30, "U/L", days_ago=5, rid="ast"),
+        b.observation("33914-3", 90, "mL/min/{1.73_m2}", days_ago=5, rid="egfr"),
+        b.observation("2160-0", 80, "umol/L", days_ago=5, rid="creat"),
+        b.observation("8310-5", temp, "Cel", hours_ago=6, days_ago=0, rid="temp"),
+        b.observation("29463-7", 70, "kg", days_ago=20, rid="weight"),
+        b.coded_observation("79713-4", "LA25391-6", "Normal metabolizer"),
+    ]
+
+
+def _headlines(findings: list[Finding]) -> dict[str, Status]:
+    """Each rule's most urgent status (findings come sorted most urgent first within a rule)."""
+    out: dict[str, Status] = {}
+    for f in findings:
+        out.setdefault(f.rule, f.status)
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    wbc=st.floats(1.0, 12.0), neut=st.floats(0.5, 8.0), plt=st.floats(50, 400), alt=st.floats(5, 300),
+    temp=st.floats(35.5, 40.0), drop=st.sets(st.sampled_from(["wbc", "neut", "lymph", "plt", "alt", "ast", "egfr",
+                                                           "creat", "temp", "weight"]), min_size=1),
+)
+def test_removing_an_observation_never_turns_a_finding_into_ok(
+    wbc: float, neut: float, plt: float, alt: float, temp: float, drop: set[str]
+) -> None:
+    full = _stable_patient(wbc, neut, plt, alt, temp)
+    reduced = [r for r in full if r.get("id") not in drop]
+    before = _headlines(b.findings(*full))
+    after = _headlines(b.findings(*reduced))
+    for rule in RULE_IDS:
+        if after[rule] is Status.OK:
+            assert before[rule] is Status.OK, f"{rule}: {before[rule]} became ok after dropping {drop}"
