@@ -1,3 +1,309 @@
-"""Placeholder: being written."""
+"""Blood counts, liver and kidney: each analyte's latest result against its mapped threshold.
+
+One module for the three families because they share everything but the analyte list:
+the newest dated result decides, it must be recent and readable, comparators decide only
+when they can, and "ok" needs positive evidence for every core analyte.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.mappings import Analyte, Mappings, Threshold
+from azaguard.record import Measurement, PatientRecord
+from azaguard.rules.common import (
+    applicability,
+    make_finding,
+    measurement_evidence,
+    observation_problems,
+    problem_evidence,
+    rule,
+    short_date,
+)
+
+# Which analytes (keys into mappings.analytes) a family cannot be judged without; each inner
+# tuple is a set of alternatives (kidney: eGFR or creatinine). The others are optional.
+_CORE: dict[RuleId, tuple[tuple[str, ...], ...]] = {
+    "blood-counts": (("wbc",), ("neutrophils",), ("platelets",)),
+    "liver": (("alt",),),
+    "kidney": (("egfr", "creatinine"),),
+}
+_TITLE: dict[RuleId, str] = {
+    "blood-counts": "Blood counts", "liver": "Liver tests", "kidney": "Kidney function",
+}
+_CREATININE = "creatinine"  # analyte checked for a rise over time rather than a fixed threshold
+
+
+@rule("blood-counts")
+def blood_counts(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
+    """WBC, neutrophils, lymphocytes, eosinophils, platelets, MCV: thresholds and falling trends."""
+    return _family(record, mappings, now, "blood-counts")
+
+
+@rule("liver")
+def liver(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
+    """ALT, AST, albumin."""
+    return _family(record, mappings, now, "liver")
+
+
+@rule("kidney")
+def kidney(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
+    """eGFR threshold and creatinine rise."""
+    return _family(record, mappings, now, "kidney")
+
+
+@dataclass
+class _Report:
+    """What one family found, collected analyte by analyte."""
+
+    rule: RuleId
+    m: Mappings
+    implicated: tuple[str, ...]
+    findings: list[Finding] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)  # "WBC 5.2 10*9/L (2026-10-30)"
+    evidence: list[Evidence] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)  # optional analytes not on file
+
+    def add(
+        self,
+        code: str,
+        status: Status,
+        severity: Severity,
+        summary: str,
+        detail: str,
+        evidence: list[Evidence],
+        missing: list[str] | None = None,
+    ) -> None:
+        self.findings.append(
+            make_finding(
+                self.m, self.rule, code, status, severity, summary, detail,
+                evidence=evidence, missing=missing or [], implicated=self.implicated,
+            )
+        )
+
+
+def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -> list[Finding]:
+    t, stop = applicability(record, m, now, family, include_recent=False)
+    if stop is not None:
+        return [stop]
+    report = _Report(family, m, tuple(o.ref for o in t.current))
+    analytes = {k: a for k, a in m.analytes.analytes.items() if a.rule == family}
+
+    loincs = [code for a in analytes.values() for code in a.loinc]
+    for problem in observation_problems(record, loincs, m):
+        report.add(
+            "observation-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"A lab result could not be read ({problem.ref}); {_TITLE[family].lower()} cannot be cleared",
+            f"{problem.ref} might hold a {family} result but failed validation: {problem.error}. "
+            "Review the result in the chart.",
+            [problem_evidence(problem)], [f"a readable {problem.ref}"],
+        )
+
+    core = {k for group in _CORE[family] for k in group}
+    for key, analyte in analytes.items():
+        results = record.measurements_of(key)
+        if not results:
+            # A core analyte with a present alternative (eGFR when creatinine is on file) is just listed.
+            group = next((g for g in _CORE[family] if key in g), ())
+            if key not in core or any(record.measurements_of(k) for k in group):
+                report.absent.append(analyte.label)
+            continue
+        _assess_latest(report, key, analyte, results, now)
+        if key in m.policy.labs.trend.analytes:
+            _assess_trend(report, key, analyte, results)
+        if key == _CREATININE:
+            _assess_creatinine_rise(report, analyte, results)
+
+    for group in _CORE[family]:
+        if not any(record.measurements_of(k) for k in group):
+            labels = " or ".join(analytes[k].label for k in group)
+            report.add(
+                f"{'-or-'.join(group)}-missing", Status.CANNOT_EVALUATE, Severity.MODERATE,
+                f"No {labels} result on file: {_TITLE[family].lower()} cannot be checked",
+                f"Azathioprine monitoring needs {labels}; none is on the record. Order the test.",
+                [], [f"{labels} result"],
+            )
+
+    if not report.findings:
+        absent = f" Not on file (optional): {', '.join(report.absent)}." if report.absent else ""
+        report.add(
+            f"{family}-ok", Status.OK, Severity.INFO,
+            f"{_TITLE[family]} within limits: " + "; ".join(report.checked),
+            "Checked, each recent, readable and within its threshold: "
+            + "; ".join(report.checked) + "." + absent,
+            report.evidence,
+        )
+    return report.findings
+
+
+def _assess_latest(
+    report: _Report, key: str, analyte: Analyte, results: tuple[Measurement, ...], now: datetime
+) -> None:
+    m = report.m
+    dated = [r for r in results if r.effective is not None]
+    if not dated:
+        report.add(
+            f"{key}-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"{analyte.label} result has no date; cannot tell whether it is current",
+            f"{', '.join(r.ref for r in results)}: {analyte.label} without an effective date or issued time.",
+            [measurement_evidence(r, analyte.label) for r in results], [f"dated {analyte.label} result"],
+        )
+        return
+    latest = dated[0]
+    ev = measurement_evidence(latest, analyte.label)
+    when = short_date(latest.effective)
+    prelim = " (preliminary result)" if latest.preliminary else ""
+    if latest.value is None:
+        why = latest.unit_problem or "value is not a quantity"
+        report.add(
+            f"{key}-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"{analyte.label} on {when} cannot be read ({latest.ref})",
+            f"The latest {analyte.label} result {latest.ref} ({ev.value or 'no value'}) "
+            f"cannot be used: {why}.",
+            [ev], [f"{analyte.label} with a known unit ({latest.ref})"],
+        )
+        return
+    max_age = m.policy.labs.result_max_age_days
+    assert latest.effective is not None  # noqa: S101 - filtered above; narrows the type
+    if now - latest.effective > timedelta(days=max_age.value):
+        report.add(
+            f"{key}-stale", Status.CANNOT_EVALUATE,
+            Severity.MODERATE if _is_core(report.rule, key) else Severity.LOW,
+            f"Latest {analyte.label} is from {when}, older than {max_age.value:g} days: repeat it",
+            f"The latest {analyte.label} ({ev.value}, {when}, {latest.ref}) is too old to clear the "
+            "threshold "
+            f"(limit {max_age.value:g} days: {max_age.source}).",
+            [ev], [f"{analyte.label} from the last {max_age.value:g} days"],
+        )
+        return
+    shown = f"{analyte.label} {latest.value:.4g} {latest.unit} ({when}){prelim}"
+    th = analyte.threshold
+    if th is None:
+        report.checked.append(shown)
+        report.evidence.append(ev)
+        return
+    comparator = latest.quantity.comparator if latest.quantity else None
+    crossed = crosses(latest.value, comparator, th)
+    limit = f"{'<' if th.direction == 'below' else '>'} {th.value:g} {latest.unit}"
+    if crossed is None:
+        report.add(
+            f"{key}-undecidable", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"{analyte.label} reported as {ev.value} ({latest.ref}): cannot tell if {limit}",
+            f"{latest.ref} reports {analyte.label} {ev.value} on {when}; with that comparator the value "
+            f"may or may not be {limit}. Ask the lab for the value.",
+            [ev], [f"an exact {analyte.label} value ({latest.ref})"],
+        )
+    elif crossed:
+        word = "low" if th.direction == "below" else "high"
+        report.add(
+            f"{key}-{word}", Status(th.status), th.severity,
+            f"{analyte.label} {word}: {ev.value} on {when} ({limit}){prelim}",
+            f"{analyte.label} {ev.value} (= {latest.value:.4g} {latest.unit}) on {when}{prelim} is {limit}. "
+            + _threshold_note(th),
+            [ev],
+        )
+    else:
+        report.checked.append(shown)
+        report.evidence.append(ev)
+
+
+def crosses(value: float, comparator: str | None, th: Threshold) -> bool | None:
+    """Whether the true value is past the threshold; None when a comparator leaves it open."""
+    t = th.value
+    if th.direction == "below":
+        decide = {
+            None: value < t,
+            "<": True if value <= t else None,
+            "<=": True if value < t else None,
+            ">": False if value >= t else None,
+            ">=": False if value >= t else None,
+        }
+    else:
+        decide = {
+            None: value > t,
+            ">": True if value >= t else None,
+            ">=": True if value > t else None,
+            "<": False if value <= t else None,
+            "<=": False if value <= t else None,
+        }
+    return decide.get(comparator)  # "ad" (sufficient to achieve) and anything else: undecidable
+
+
+def _threshold_note(th: Threshold) -> str:
+    parts = [f"Source: {th.source}."]
+    if th.action:
+        parts.append(th.action)
+    elif th.status == "hold":
+        parts.append("Withhold azathioprine and discuss with the specialist.")
+    if th.unverified:
+        parts.append("This threshold is UNVERIFIED (a configurable choice).")
+    parts += [f"Alternative {value}: {text}." for value, text in th.alternatives.items()]
+    return " ".join(parts)
+
+
+def _exact(results: tuple[Measurement, ...]) -> list[Measurement]:
+    """Dated, readable results without a comparator, newest first: the ones a trend may use."""
+    return [
+        r for r in results
+        if r.effective is not None and r.value is not None and not (r.quantity and r.quantity.comparator)
+    ]
+
+
+def _assess_trend(report: _Report, key: str, analyte: Analyte, results: tuple[Measurement, ...]) -> None:
+    trend = report.m.policy.labs.trend
+    window = _exact(results)[: trend.results]
+    if len(window) < trend.results:
+        return
+    newest, oldest = window[0], window[-1]
+    assert newest.value is not None and oldest.value is not None  # noqa: S101 - _exact keeps valued ones
+    if oldest.value <= 0:
+        return
+    fall = (oldest.value - newest.value) / oldest.value * 100
+    if fall > trend.fall_percent.value:
+        report.add(
+            f"{key}-falling", Status.CAUTION, Severity.MODERATE,
+            f"{analyte.label} falling: {oldest.value:.4g} to {newest.value:.4g} {newest.unit} "
+            f"(-{fall:.0f} %) over {len(window)} results",
+            f"{analyte.label} fell {fall:.0f} % from {oldest.value:.4g} ({short_date(oldest.effective)}) to "
+            f"{newest.value:.4g} {newest.unit} ({short_date(newest.effective)}) over the last "
+            f"{len(window)} results (warning above {trend.fall_percent.value:g} %: "
+            f"{trend.fall_percent.source}). The label advises reducing or suspending azathioprine for a "
+            "rapid fall in the white count.",
+            [measurement_evidence(r, analyte.label) for r in reversed(window)],
+        )
+
+
+def _assess_creatinine_rise(report: _Report, analyte: Analyte, results: tuple[Measurement, ...]) -> None:
+    policy = report.m.policy.labs.creatinine_rise
+    exact = _exact(results)
+    if len(exact) < 2:
+        return
+    latest = exact[0]
+    assert latest.effective is not None and latest.value is not None  # noqa: S101 - _exact guarantees
+    since = latest.effective - timedelta(days=policy.months_window_days)
+    earlier = [r for r in exact[1:] if r.effective is not None and r.effective >= since]
+    if not earlier:
+        return
+    # Baseline = the lowest value in the window before the latest: the most sensitive reading of "a rise".
+    baseline = min(earlier, key=lambda r: r.value if r.value is not None else float("inf"))
+    assert baseline.value is not None  # noqa: S101 - _exact guarantees
+    if baseline.value <= 0:
+        return
+    rise = (latest.value - baseline.value) / baseline.value * 100
+    if rise > policy.percent.value:
+        report.add(
+            "creatinine-rising", Status.CAUTION, Severity.MODERATE,
+            f"Creatinine up {rise:.0f} %: {baseline.value:.4g} to {latest.value:.4g} {latest.unit} "
+            f"within {policy.months_window_days} days",
+            f"{analyte.label} rose {rise:.0f} % from {baseline.value:.4g} "
+            f"({short_date(baseline.effective)}) to "
+            f"{latest.value:.4g} {latest.unit} ({short_date(latest.effective)}) (warning above "
+            f"{policy.percent.value:g} % in {policy.months_window_days} days: {policy.percent.source}).",
+            [measurement_evidence(baseline, analyte.label), measurement_evidence(latest, analyte.label)],
+        )
+
+
+def _is_core(family: RuleId, key: str) -> bool:
+    return any(key in group for group in _CORE[family])

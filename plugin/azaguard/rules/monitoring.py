@@ -1,3 +1,122 @@
-"""Placeholder: being written."""
+"""Monitoring schedule: is each test group (CBC, LFT) done as often as the schedule asks?
+
+The schedule (policy.monitoring, default the US label) has phases by days since the
+start of therapy; the current phase's interval plus a grace period says when a test is
+overdue. Any dated result counts as "tested" here, readable or not: whether its value is
+usable is the lab rules' question.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from azaguard.findings import Finding, Severity, Status
+from azaguard.mappings import Mappings, MonitoringGroup, Schedule, SchedulePhase
+from azaguard.record import Measurement, PatientRecord
+from azaguard.rules.common import applicability, make_finding, measurement_evidence, rule, short_date
+
+
+@rule("monitoring-schedule")
+def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
+    t, stop = applicability(record, mappings, now, "monitoring-schedule", include_recent=False)
+    if stop is not None:
+        return [stop]
+    policy = mappings.policy.monitoring
+    name = policy.default_schedule
+    schedule = policy.schedules[name]
+    grace = policy.grace_days
+    implicated = [o.ref for o in t.current]
+    start = t.start
+    day = (now - start).days if start is not None else None
+    phase = _phase(schedule, day) if day is not None else None
+    where = (
+        f"Schedule {name!r} ({schedule.source}); "
+        + (_describe_phase(schedule, phase, day) if phase is not None and day is not None
+           else "therapy start date unknown")
+        + f"; grace {grace.value:g} days ({grace.source})."
+    )
+
+    out: list[Finding] = []
+    for key, group in mappings.analytes.monitoring_groups.items():
+        if group.rule != "monitoring-schedule":
+            continue
+        latest = _latest(record, group)
+        if latest is None or latest.effective is None:
+            out.append(make_finding(
+                mappings, "monitoring-schedule", f"{key}-no-result",
+                Status.CANNOT_EVALUATE, Severity.MODERATE,
+                f"No dated {group.label} result on file: monitoring cannot be checked",
+                f"None of {', '.join(group.analytes)} has a dated result. {where}",
+                missing=[f"{group.label} result"], implicated=implicated,
+            ))
+            continue
+        label = mappings.analytes.analytes[latest.analyte].label
+        ev = measurement_evidence(latest, label)
+        age = (now - latest.effective).days
+        last = f"last {group.label} {short_date(latest.effective)} ({age} days ago)"
+        if phase is None:
+            strictest = min(p.interval_days for p in schedule.phases)
+            if now - latest.effective <= timedelta(days=strictest):
+                out.append(make_finding(
+                    mappings, "monitoring-schedule", f"{key}-up-to-date", Status.OK, Severity.INFO,
+                    f"{group.label} up to date: {last}",
+                    f"The therapy start date is unknown, but the {last} is within the schedule's strictest "
+                    f"interval ({strictest} days). {where}",
+                    evidence=[ev], implicated=implicated,
+                ))
+            else:
+                out.append(make_finding(
+                    mappings, "monitoring-schedule", f"{key}-start-unknown",
+                    Status.CANNOT_EVALUATE, Severity.MODERATE,
+                    f"Azathioprine start date unknown: cannot tell if {group.label} is due ({last})",
+                    f"Without a start date the phase of the schedule is unknown, and the {last} is older "
+                    f"than the strictest interval ({strictest} days). {where}",
+                    evidence=[ev], missing=["azathioprine start date"], implicated=implicated,
+                ))
+            continue
+        allowed = phase.interval_days + grace.value
+        if now - latest.effective > timedelta(days=allowed):
+            out.append(make_finding(
+                mappings, "monitoring-schedule", f"{key}-overdue", Status.CAUTION, Severity.MODERATE,
+                f"{group.label} overdue: {last}, due every {phase.interval_days} days now",
+                f"The {last} is more than {phase.interval_days} days (+{grace.value:g} grace) ago. "
+                f"Order the test. {where}",
+                evidence=[ev], implicated=implicated,
+            ))
+        else:
+            out.append(make_finding(
+                mappings, "monitoring-schedule", f"{key}-up-to-date", Status.OK, Severity.INFO,
+                f"{group.label} up to date: {last}, due every {phase.interval_days} days",
+                f"The {last} is within {phase.interval_days} days (+{grace.value:g} grace). {where}",
+                evidence=[ev], implicated=implicated,
+            ))
+    if not out:  # no monitoring group configured: nothing to say ok about
+        out.append(make_finding(
+            mappings, "monitoring-schedule", "no-groups", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            "No monitoring groups configured", f"The mappings define no monitoring group. {where}",
+            implicated=implicated,
+        ))
+    return out
+
+
+def _phase(schedule: Schedule, day: int) -> SchedulePhase:
+    """The phase covering `day` of therapy (day 0 = start); the last phase is open-ended."""
+    for p in schedule.phases:
+        if p.until_day is None or day < p.until_day:
+            return p
+    return schedule.phases[-1]
+
+
+def _describe_phase(schedule: Schedule, phase: SchedulePhase, day: int) -> str:
+    index = schedule.phases.index(phase)
+    begin = schedule.phases[index - 1].until_day if index > 0 else 0
+    span = f"days {begin}-{phase.until_day}" if phase.until_day is not None else f"from day {begin}"
+    return (
+        f"day {day} of therapy, phase {index + 1} of {len(schedule.phases)} ({span}): "
+        f"every {phase.interval_days} days"
+    )
+
+
+def _latest(record: PatientRecord, group: MonitoringGroup) -> Measurement | None:
+    dated = [m for key in group.analytes for m in record.measurements_of(key) if m.effective is not None]
+    return max(dated, key=lambda m: m.effective or datetime.min) if dated else None
