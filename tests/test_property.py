@@ -14,19 +14,54 @@ from azaguard.resources import ResourceSet
 from azaguard.rules import evaluate
 from tests.clinical import builders as b
 
-TYPES = ["Patient", "MedicationRequest", "Medication", "Observation", "Immunization",
-         "ImmunizationRecommendation", "ServiceRequest", "Condition", "Encounter"]
-json_scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=12)
+TYPES = [
+    "Patient",
+    "MedicationRequest",
+    "Medication",
+    "Observation",
+    "Immunization",
+    "ImmunizationRecommendation",
+    "ServiceRequest",
+    "Condition",
+    "Encounter",
+]
+json_scalars = (
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=True) | st.text(max_size=12)
+)
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=20,
 )
 # Plausible keys make the generator reach deep into the parsers, not only bounce off the first check.
-KEYS = ["id", "status", "code", "coding", "system", "value", "valueQuantity", "unit", "comparator",
-        "effectiveDateTime", "medicationCodeableConcept", "medicationReference", "reference", "authoredOn",
-        "dosageInstruction", "vaccineCode", "recommendation", "forecastStatus", "clinicalStatus", "subject",
-        "occurrenceDateTime", "component", "contained", "dispenseRequest", "doseAndRate", "timing"]
+KEYS = [
+    "id",
+    "status",
+    "code",
+    "coding",
+    "system",
+    "value",
+    "valueQuantity",
+    "unit",
+    "comparator",
+    "effectiveDateTime",
+    "medicationCodeableConcept",
+    "medicationReference",
+    "reference",
+    "authoredOn",
+    "dosageInstruction",
+    "vaccineCode",
+    "recommendation",
+    "forecastStatus",
+    "clinicalStatus",
+    "subject",
+    "occurrenceDateTime",
+    "component",
+    "contained",
+    "dispenseRequest",
+    "doseAndRate",
+    "timing",
+]
 
 
 @st.composite
@@ -43,7 +78,12 @@ def _mutate(resource: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 @st.composite
 def messy_record(draw: st.DrawFn) -> list[dict[str, Any]]:
     # A real azathioprine patient with some resources broken, plus random junk.
-    good = [b.patient(), b.azathioprine(), b.observation("6690-2", 5.0, "10*3/uL"), b.observation("8310-5", 37.0, "Cel")]
+    good = [
+        b.patient(),
+        b.azathioprine(),
+        b.observation("6690-2", 5.0, "10*3/uL"),
+        b.observation("8310-5", 37.0, "Cel"),
+    ]
     broken = [
         _mutate(r, draw(st.sampled_from(KEYS)), draw(json_values))
         for r in draw(st.lists(st.sampled_from(good[1:]), max_size=3))
@@ -88,9 +128,14 @@ def _headlines(findings: list[Finding]) -> dict[str, Status]:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    wbc=st.floats(1.0, 12.0), neut=st.floats(0.5, 8.0), plt=st.floats(50, 400), alt=st.floats(5, 300),
-    temp=st.floats(35.5, 40.0), drop=st.sets(st.sampled_from(["wbc", "neut", "lymph", "plt", "alt", "ast", "egfr",
-                                                           "creat", "temp", "weight"]), min_size=1),
+    wbc=st.floats(1.0, 12.0),
+    neut=st.floats(0.5, 8.0),
+    plt=st.floats(50, 400),
+    alt=st.floats(5, 300),
+    temp=st.floats(35.5, 40.0),
+    drop=st.sets(
+        st.sampled_from(["wbc", "neut", "lymph", "plt", "alt", "ast", "egfr", "creat", "temp", "weight"]), min_size=1
+    ),
 )
 def test_removing_an_observation_never_turns_a_finding_into_ok(
     wbc: float, neut: float, plt: float, alt: float, temp: float, drop: set[str]

@@ -21,9 +21,9 @@ from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.flag import Flag
 
 from azaguard import __version__
-from azaguard.findings import Finding, Severity, Status
 from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import FhirConflict, FhirError
+from azaguard.findings import Finding, Severity, Status
 
 ALERT_ID_SYSTEM = "urn:azaguard:alert-id"
 FLAG_ID_SYSTEM = "urn:azaguard:flag-id"
@@ -73,8 +73,6 @@ class ExistingAlert:
     status: str
     summary: str
     date: str | None
-
-
 
 
 @dataclass(frozen=True)
@@ -147,8 +145,15 @@ def write_alerts(client: FhirClient, plan: Sequence[PlannedWrite], device: dict[
             if item.action == "create":
                 result = client.create(item.resource, if_none_exist=_identifier_query(item))
                 outcome: Literal["created", "exists", "closed"] = "created" if result.created else "exists"
-                outcomes.append(WriteOutcome(item.resource_type, item.identifier, item.rule, outcome,
-                                             reference=_reference(item.resource_type, result.location, result.resource)))
+                outcomes.append(
+                    WriteOutcome(
+                        item.resource_type,
+                        item.identifier,
+                        item.rule,
+                        outcome,
+                        reference=_reference(item.resource_type, result.location, result.resource),
+                    )
+                )
             else:
                 outcomes.append(_close(client, item))
         except FhirError as exc:
@@ -183,11 +188,27 @@ def fetch_alert_resources(client: FhirClient, patient_id: str) -> tuple[list[dic
 def summarise_existing(issues: Iterable[dict[str, Any]], flags: Iterable[dict[str, Any]]) -> list[ExistingAlert]:
     out = []
     for r in issues:
-        out.append(ExistingAlert(f"DetectedIssue/{r.get('id')}", "DetectedIssue", _rule_of(r), str(r.get("status")),
-                                 str((r.get("code") or {}).get("text") or ""), r.get("identifiedDateTime")))
+        out.append(
+            ExistingAlert(
+                f"DetectedIssue/{r.get('id')}",
+                "DetectedIssue",
+                _rule_of(r),
+                str(r.get("status")),
+                str((r.get("code") or {}).get("text") or ""),
+                r.get("identifiedDateTime"),
+            )
+        )
     for r in flags:
-        out.append(ExistingAlert(f"Flag/{r.get('id')}", "Flag", _rule_of(r), str(r.get("status")),
-                                 str((r.get("code") or {}).get("text") or ""), (r.get("period") or {}).get("start")))
+        out.append(
+            ExistingAlert(
+                f"Flag/{r.get('id')}",
+                "Flag",
+                _rule_of(r),
+                str(r.get("status")),
+                str((r.get("code") or {}).get("text") or ""),
+                (r.get("period") or {}).get("start"),
+            )
+        )
     return sorted(out, key=lambda a: a.date or "", reverse=True)
 
 
@@ -238,7 +259,10 @@ def _flag(patient_ref: str, f: Finding, now: datetime, author: dict[str, Any]) -
         "status": "active",
         "category": [{"coding": [FLAG_CATEGORY]}],
         "code": {
-            "coding": [{"system": RULE_SYSTEM, "code": f.rule}, {"system": FINDING_SYSTEM, "code": f"{f.rule}/{f.code}"}],
+            "coding": [
+                {"system": RULE_SYSTEM, "code": f.rule},
+                {"system": FINDING_SYSTEM, "code": f"{f.rule}/{f.code}"},
+            ],
             "text": f.summary,
         },
         "subject": {"reference": patient_ref},
@@ -272,8 +296,13 @@ def _close(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
         retry = {**current, "status": "inactive", "period": item.resource["period"]}
         version = (current.get("meta") or {}).get("versionId")
         result = client.update(retry, if_match=f'W/"{version}"' if version else None)
-    return WriteOutcome("Flag", item.identifier, item.rule, "closed",
-                        reference=_reference("Flag", result.location, result.resource) or f"Flag/{item.resource['id']}")
+    return WriteOutcome(
+        "Flag",
+        item.identifier,
+        item.rule,
+        "closed",
+        reference=_reference("Flag", result.location, result.resource) or f"Flag/{item.resource['id']}",
+    )
 
 
 def _identifier_query(item: PlannedWrite) -> str:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from azaguard.service import CheckResult
 
 EXIT_OK, EXIT_INPUT, EXIT_SERVER, EXIT_WRITE_FAILED = 0, 2, 3, 4
-TOKEN_ENV = "AZAGUARD_FHIR_TOKEN"
+TOKEN_ENV = "AZAGUARD_FHIR_TOKEN"  # noqa: S105 - the variable's name, not a secret
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dry-run", action="store_true", help="show the alerts that --write would write")
     _common(check)
 
-    demo = sub.add_parser("demo", help="the embedded sandbox: local FHIR server, synthetic patients, EHR simulator, app")
+    demo = sub.add_parser(
+        "demo", help="the embedded sandbox: local FHIR server, synthetic patients, EHR simulator, app"
+    )
     demo.add_argument("--port", type=int, default=8400, help="port of the sandbox EHR and app (default 8400)")
     demo.add_argument("--no-serve", action="store_true", help="evaluate and write the alerts, then stop")
     demo.add_argument("--now", help="evaluate as of this ISO-8601 time (default: the current time)")
@@ -141,8 +143,10 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
 def _print(result: CheckResult, fmt: str, *, writes: bool) -> None:
     from azaguard import report
 
-    text = report.to_json_text(result, include_writes=writes) if fmt == "json" else report.to_text(
-        result, include_writes=writes
+    text = (
+        report.to_json_text(result, include_writes=writes)
+        if fmt == "json"
+        else report.to_text(result, include_writes=writes)
     )
     print(text)
 

@@ -80,6 +80,8 @@ class AntiInfectives(_Model):
     note: str
     atc_prefixes: tuple[str, ...]
     prophylaxis_false_positive_note: str
+    # A product named with one of these (cream, eye drops, ...) is not systemic: not an infection hold.
+    non_systemic_form_words: tuple[str, ...]
     ingredients: tuple[AntiInfectiveIngredient, ...]
 
 
@@ -133,6 +135,10 @@ class InfectionSet(_Model):
     icd10cm_ranges: tuple[tuple[str, str], ...]
     icd10cm_prefixes: tuple[str, ...]
     names: tuple[str, ...]
+    # Coded conditions that are not acute infections although their names say "sinusitis" etc.
+    excluded_snomed: dict[str, str]
+    # A name-only match is dropped when the name also carries one of these words ("chronic sinusitis").
+    name_only_exclusion_words: tuple[str, ...]
 
 
 class Conditions(_Model):
@@ -162,11 +168,17 @@ class Dimension(_Model):
         return self
 
 
+class CountUnits(_Model):
+    note: str
+    units: frozenset[str]
+
+
 class Units(_Model):
     source: str
     note: str
     dimensions: dict[str, Dimension]
     aliases: dict[str, str]
+    dose_count_units: CountUnits
 
 
 # --- analytes ----------------------------------------------------------------
@@ -205,11 +217,23 @@ class MonitoringGroup(_Model):
     rule: RuleId
 
 
+class RequiredAnalytes(_Model):
+    note: str
+    blood_counts: tuple[tuple[str, ...], ...] = Field(alias="blood-counts")
+    liver: tuple[tuple[str, ...], ...]
+    kidney: tuple[tuple[str, ...], ...]
+
+    def for_rule(self, rule_id: RuleId) -> tuple[tuple[str, ...], ...]:
+        by_rule = {"blood-counts": self.blood_counts, "liver": self.liver, "kidney": self.kidney}
+        return by_rule.get(rule_id, ())
+
+
 class Analytes(_Model):
     source: str
     analytes: dict[str, Analyte]
     coded_analytes: dict[str, CodedAnalyte]
     monitoring_groups: dict[str, MonitoringGroup]
+    required_analytes: RequiredAnalytes
 
 
 # --- policy ------------------------------------------------------------------
@@ -343,8 +367,17 @@ class Mappings(_Model):
         for group in self.analytes.monitoring_groups.values():
             if set(group.analytes) - known:
                 raise ValueError(f"monitoring group names unknown analytes {set(group.analytes) - known}")
+        required = self.analytes.required_analytes
+        for rule_id in ("blood-counts", "liver", "kidney"):
+            for group in required.for_rule(rule_id):  # type: ignore[arg-type]
+                for key in group:
+                    if key not in known or self.analytes.analytes[key].rule != rule_id:
+                        raise ValueError(f"required analyte {key!r} is not a {rule_id} analyte")
         if set(self.policy.labs.trend.analytes) - known:
             raise ValueError("trend names unknown analytes")
+        if self.policy.vaccination.post_stop_live_wait_days.value > self.policy.therapy.recent_window_days.value:
+            # Stopped orders older than the recent window are not seen by the rules at all.
+            raise ValueError("post_stop_live_wait_days must not exceed therapy.recent_window_days")
         if self.policy.infection.neutropenia_analyte not in known:
             raise ValueError("neutropenia_analyte is not an analyte")
         for alias, target in self.units.aliases.items():
@@ -356,7 +389,8 @@ class Mappings(_Model):
         """A copy that uses another of the configured monitoring schedules."""
         if name not in self.policy.monitoring.schedules:
             raise MappingsError(
-                f"unknown monitoring schedule {name!r}; choose one of {sorted(self.policy.monitoring.schedules)}"
+                f"unknown monitoring schedule {name!r}; "
+                f"choose one of {sorted(self.policy.monitoring.schedules)}"
             )
         monitoring = self.policy.monitoring.model_copy(update={"default_schedule": name})
         policy = self.policy.model_copy(update={"monitoring": monitoring})

@@ -11,11 +11,11 @@ the rules that would have read it say "cannot evaluate".
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.immunization import Immunization
@@ -312,9 +312,7 @@ class _Builder:
         med = Medication.model_validate(target)
         concept = _concept(med.code) if med.code else Concept()
         # Ingredients make a Medication without its own code recognisable.
-        extra = [
-            _concept(i.itemCodeableConcept) for i in (med.ingredient or []) if i.itemCodeableConcept is not None
-        ]
+        extra = [_concept(i.itemCodeableConcept) for i in (med.ingredient or []) if i.itemCodeableConcept is not None]
         if extra or display:
             codings = concept.codings + tuple(c for e in extra for c in e.codings)
             text = concept.text or display
@@ -331,7 +329,10 @@ class _Builder:
         components = raw.get("component")
         if isinstance(components, list):
             for comp in components:
-                if any(c.code in self.loinc_to_analyte for c in _codes_of(comp.get("code") if isinstance(comp, dict) else None)):
+                if any(
+                    c.code in self.loinc_to_analyte
+                    for c in _codes_of(comp.get("code") if isinstance(comp, dict) else None)
+                ):
                     return True
         return False
 
@@ -341,9 +342,12 @@ class _Builder:
         if status in _IGNORED_OBSERVATION_STATUSES:
             return
         ref = _ref_of(raw)
-        effective = _as_datetime(obs.effectiveDateTime) or (
-            _as_datetime(obs.effectivePeriod.start) if obs.effectivePeriod else None
-        ) or _as_datetime(obs.effectiveInstant) or _as_datetime(obs.issued)
+        effective = (
+            _as_datetime(obs.effectiveDateTime)
+            or (_as_datetime(obs.effectivePeriod.start) if obs.effectivePeriod else None)
+            or _as_datetime(obs.effectiveInstant)
+            or _as_datetime(obs.issued)
+        )
         parts = [(obs.code, obs)] + [(c.code, c) for c in (obs.component or [])]
         found = False
         for code_concept, holder in parts:
@@ -378,14 +382,22 @@ class _Builder:
             else:
                 try:
                     n = normalise(
-                        quantity.value, code=q.code, system=q.system, text=q.unit, dimension=spec.dimension, mappings=self.m
+                        quantity.value,
+                        code=q.code,
+                        system=q.system,
+                        text=q.unit,
+                        dimension=spec.dimension,
+                        mappings=self.m,
                     )
                     value, unit, from_text = n.value, n.unit, n.unit_source != "code"
                 except UnitError as exc:
                     problem = str(exc)
         elif holder.valueCodeableConcept is None and holder.valueString is None:
-            problem = "no value" + (f" (dataAbsentReason: {_concept(holder.dataAbsentReason).label})"
-                                    if getattr(holder, "dataAbsentReason", None) else "")
+            problem = "no value" + (
+                f" (dataAbsentReason: {_concept(holder.dataAbsentReason).label})"
+                if getattr(holder, "dataAbsentReason", None)
+                else ""
+            )
         return Measurement(
             ref=ref,
             analyte=analyte,
@@ -405,7 +417,9 @@ class _Builder:
     def _immunization(self, raw: Resource) -> None:
         imm = Immunization.model_validate(raw)
         when = _as_datetime(imm.occurrenceDateTime) or _as_datetime(imm.recorded)
-        self.vaccines.append(VaccineEvent(_ref_of(raw), "Immunization", _concept(imm.vaccineCode), str(imm.status), when))
+        self.vaccines.append(
+            VaccineEvent(_ref_of(raw), "Immunization", _concept(imm.vaccineCode), str(imm.status), when)
+        )
 
     def _recommendation(self, raw: Resource) -> None:
         rec = ImmunizationRecommendation.model_validate(raw)
@@ -447,7 +461,7 @@ class _Builder:
             )
         )
 
-    _handlers = {
+    _handlers: ClassVar[dict[str, Callable[[_Builder, Resource], None]]] = {
         "Patient": _patient,
         "MedicationRequest": _medication_request,
         "Observation": _observation,

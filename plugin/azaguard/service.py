@@ -29,6 +29,7 @@ from azaguard.record import PatientInfo, PatientRecord, build_record
 from azaguard.resources import InputError, ResourceSet
 from azaguard.rules import evaluate
 
+
 @dataclass
 class CheckResult:
     patient_ref: str
@@ -122,6 +123,8 @@ def _write(
         # Without the author Device nothing can be written: report every planned write as failed.
         author = {"identifier": device["identifier"][0]}
         plan = plan_alerts(patient_ref, findings, flags, now, author)
-        return [WriteOutcome(p.resource_type, p.identifier, p.rule, "failed", error=f"author Device: {exc}") for p in plan]
+        return [
+            WriteOutcome(p.resource_type, p.identifier, p.rule, "failed", error=f"author Device: {exc}") for p in plan
+        ]
     plan = plan_alerts(patient_ref, findings, flags, now, {"reference": device_ref, "display": "azaguard"})
     return write_alerts(client, plan, device)

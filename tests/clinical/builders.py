@@ -38,8 +38,13 @@ def _id(prefix: str) -> str:
 
 
 def patient(pid: str = "p1", birth_date: str = "1980-05-01") -> Resource:
-    return {"resourceType": "Patient", "id": pid, "name": [{"given": ["Test"], "family": "Patient"}],
-            "gender": "female", "birthDate": birth_date}
+    return {
+        "resourceType": "Patient",
+        "id": pid,
+        "name": [{"given": ["Test"], "family": "Patient"}],
+        "gender": "female",
+        "birthDate": birth_date,
+    }
 
 
 def medication_request(
@@ -58,8 +63,13 @@ def medication_request(
     medication_reference: str | None = None,
 ) -> Resource:
     """A MedicationRequest; azathioprine 50 mg twice daily by default."""
-    r: Resource = {"resourceType": "MedicationRequest", "id": rid or _id("mr"), "status": status,
-                   "intent": "order", "subject": {"reference": PATIENT_REF}}
+    r: Resource = {
+        "resourceType": "MedicationRequest",
+        "id": rid or _id("mr"),
+        "status": status,
+        "intent": "order",
+        "subject": {"reference": PATIENT_REF},
+    }
     if medication_reference:
         r["medicationReference"] = {"reference": medication_reference}
     else:
@@ -77,8 +87,9 @@ def medication_request(
     if ended_days_ago is not None:
         r["dispenseRequest"] = {"validityPeriod": {"start": when(started_days_ago or 400), "end": when(ended_days_ago)}}
     if dose_mg is not None:
-        dosage: Resource = {"doseAndRate": [{"doseQuantity": {"value": dose_mg, "unit": dose_unit,
-                                                              "system": UCUM, "code": dose_unit}}]}
+        dosage: Resource = {
+            "doseAndRate": [{"doseQuantity": {"value": dose_mg, "unit": dose_unit, "system": UCUM, "code": dose_unit}}]
+        }
         if per_day is not None:
             dosage["timing"] = {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}}
         r["dosageInstruction"] = [dosage]
@@ -96,9 +107,14 @@ def drug(code: str, display: str, **kw: Any) -> Resource:
     return medication_request(code, display=display, **kw)
 
 
-def medication(code: str = "197388", display: str = "azathioprine 50 MG Oral Tablet", mid: str | None = None) -> Resource:
-    return {"resourceType": "Medication", "id": mid or _id("med"),
-            "code": {"coding": [{"system": RXNORM, "code": code, "display": display}]}}
+def medication(
+    code: str = "197388", display: str = "azathioprine 50 MG Oral Tablet", mid: str | None = None
+) -> Resource:
+    return {
+        "resourceType": "Medication",
+        "id": mid or _id("med"),
+        "code": {"coding": [{"system": RXNORM, "code": code, "display": display}]},
+    }
 
 
 def observation(
@@ -114,9 +130,14 @@ def observation(
     system: str | None = UCUM,
     rid: str | None = None,
 ) -> Resource:
-    r: Resource = {"resourceType": "Observation", "id": rid or _id("obs"), "status": status,
-                   "code": {"coding": [{"system": LOINC, "code": loinc}]},
-                   "subject": {"reference": PATIENT_REF}, "effectiveDateTime": when(days_ago, hours_ago)}
+    r: Resource = {
+        "resourceType": "Observation",
+        "id": rid or _id("obs"),
+        "status": status,
+        "code": {"coding": [{"system": LOINC, "code": loinc}]},
+        "subject": {"reference": PATIENT_REF},
+        "effectiveDateTime": when(days_ago, hours_ago),
+    }
     if value is not None:
         q: Resource = {"value": value}
         if unit is not None:
@@ -134,50 +155,108 @@ def observation(
 
 
 def coded_observation(loinc: str, answer_code: str, answer_display: str, *, days_ago: float = 30) -> Resource:
-    return {"resourceType": "Observation", "id": _id("obs"), "status": "final",
-            "code": {"coding": [{"system": LOINC, "code": loinc}]}, "subject": {"reference": PATIENT_REF},
-            "effectiveDateTime": when(days_ago),
-            "valueCodeableConcept": {"coding": [{"system": LOINC, "code": answer_code, "display": answer_display}]}}
+    return {
+        "resourceType": "Observation",
+        "id": _id("obs"),
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": loinc}]},
+        "subject": {"reference": PATIENT_REF},
+        "effectiveDateTime": when(days_ago),
+        "valueCodeableConcept": {"coding": [{"system": LOINC, "code": answer_code, "display": answer_display}]},
+    }
 
 
 def immunization(cvx: str, *, days_ago: float = 10, status: str = "completed", text: str | None = None) -> Resource:
-    return {"resourceType": "Immunization", "id": _id("imm"), "status": status,
-            "vaccineCode": {"coding": [{"system": CVX, "code": cvx}], **({"text": text} if text else {})},
-            "patient": {"reference": PATIENT_REF}, "occurrenceDateTime": when(days_ago)}
+    return {
+        "resourceType": "Immunization",
+        "id": _id("imm"),
+        "status": status,
+        "vaccineCode": {"coding": [{"system": CVX, "code": cvx}], **({"text": text} if text else {})},
+        "patient": {"reference": PATIENT_REF},
+        "occurrenceDateTime": when(days_ago),
+    }
 
 
-def recommendation(cvx: str | None, *, forecast: str = "due", text: str | None = None, due_in_days: float = 7) -> Resource:
+def recommendation(
+    cvx: str | None, *, forecast: str = "due", text: str | None = None, due_in_days: float = 7
+) -> Resource:
     vaccine: Resource = {}
     if cvx:
         vaccine["coding"] = [{"system": CVX, "code": cvx}]
     if text:
         vaccine["text"] = text
-    return {"resourceType": "ImmunizationRecommendation", "id": _id("rec"), "patient": {"reference": PATIENT_REF},
-            "date": when(0),
-            "recommendation": [{"vaccineCode": [vaccine],
-                                "forecastStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/immunization-recommendation-status", "code": forecast}]},
-                                "dateCriterion": [{"code": {"coding": [{"system": LOINC, "code": "30980-7"}]}, "value": when(-due_in_days)}]}]}
+    return {
+        "resourceType": "ImmunizationRecommendation",
+        "id": _id("rec"),
+        "patient": {"reference": PATIENT_REF},
+        "date": when(0),
+        "recommendation": [
+            {
+                "vaccineCode": [vaccine],
+                "forecastStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/immunization-recommendation-status",
+                            "code": forecast,
+                        }
+                    ]
+                },
+                "dateCriterion": [
+                    {"code": {"coding": [{"system": LOINC, "code": "30980-7"}]}, "value": when(-due_in_days)}
+                ],
+            }
+        ],
+    }
 
 
 def vaccine_order(cvx: str, *, resource: str = "MedicationRequest", status: str = "active") -> Resource:
     cc = {"coding": [{"system": CVX, "code": cvx}]}
     if resource == "ServiceRequest":
-        return {"resourceType": "ServiceRequest", "id": _id("sr"), "status": status, "intent": "order",
-                "code": cc, "subject": {"reference": PATIENT_REF}, "authoredOn": when(0)}
-    return {"resourceType": "MedicationRequest", "id": _id("mr"), "status": status, "intent": "order",
-            "medicationCodeableConcept": cc, "subject": {"reference": PATIENT_REF}, "authoredOn": when(0)}
+        return {
+            "resourceType": "ServiceRequest",
+            "id": _id("sr"),
+            "status": status,
+            "intent": "order",
+            "code": cc,
+            "subject": {"reference": PATIENT_REF},
+            "authoredOn": when(0),
+        }
+    return {
+        "resourceType": "MedicationRequest",
+        "id": _id("mr"),
+        "status": status,
+        "intent": "order",
+        "medicationCodeableConcept": cc,
+        "subject": {"reference": PATIENT_REF},
+        "authoredOn": when(0),
+    }
 
 
-def condition(code: str, display: str = "", *, system: str = SNOMED, clinical: str = "active",
-              verification: str | None = "confirmed", days_ago: float = 2) -> Resource:
-    r: Resource = {"resourceType": "Condition", "id": _id("cond"),
-                   "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": clinical}]},
-                   "code": {"coding": [{"system": system, "code": code, "display": display}], "text": display or None},
-                   "subject": {"reference": PATIENT_REF}, "onsetDateTime": when(days_ago)}
+def condition(
+    code: str,
+    display: str = "",
+    *,
+    system: str = SNOMED,
+    clinical: str = "active",
+    verification: str | None = "confirmed",
+    days_ago: float = 2,
+) -> Resource:
+    r: Resource = {
+        "resourceType": "Condition",
+        "id": _id("cond"),
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": clinical}]
+        },
+        "code": {"coding": [{"system": system, "code": code, "display": display}], "text": display or None},
+        "subject": {"reference": PATIENT_REF},
+        "onsetDateTime": when(days_ago),
+    }
     if not display:
         del r["code"]["text"]
     if verification:
-        r["verificationStatus"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": verification}]}
+        r["verificationStatus"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": verification}]
+        }
     return r
 
 

@@ -41,7 +41,7 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     for rule in _rules():
         try:
             findings.extend(rule(record, mappings, now))
-        except Exception as exc:  # noqa: BLE001 - fail safe, reported below
+        except Exception as exc:  # fail safe: reported as cannot-evaluate below
             findings.append(_crashed(rule, exc, mappings))
     present = {f.rule for f in findings}
     for rule_id in RULE_IDS:

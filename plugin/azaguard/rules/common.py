@@ -198,7 +198,8 @@ def measurement_evidence(meas: Measurement, label: str) -> Evidence:
         meas.coded_value.label if meas.coded_value else meas.text_value
     )
     return Evidence(
-        reference=meas.ref, description=f"{label}{suffix}", value=value, normalised=normalised, date=iso(meas.effective)
+        reference=meas.ref, description=f"{label}{suffix}", value=value, normalised=normalised,
+        date=iso(meas.effective),
     )
 
 
@@ -206,7 +207,9 @@ def problem_evidence(problem: ParseProblem) -> Evidence:
     return Evidence(reference=problem.ref, description=f"could not be read: {problem.error}")
 
 
-def observation_problems(record: PatientRecord, loinc_codes: Iterable[str], m: Mappings) -> list[ParseProblem]:
+def observation_problems(
+    record: PatientRecord, loinc_codes: Iterable[str], m: Mappings
+) -> list[ParseProblem]:
     """Observations that failed to parse and might have held one of these LOINC codes."""
     wanted = set(loinc_codes)
     out = []

@@ -28,7 +28,6 @@ _WEIGHT = "weight"  # analyte key for body weight
 _DRUG_MASS = "drug-mass"  # units dimension of a dose in mg
 _TPMT = "tpmt"  # coded analyte key for the TPMT phenotype
 # Dose units that mean "tablets" (UCUM annotation {tbl} and what EHRs write instead); lower-case.
-_TABLET_UNITS = frozenset({"{tbl}", "tab", "tabs", "tablet", "tablets", "{tablet}", "{tablets}"})
 
 
 # --- daily dose, shared by the dose rule and the allopurinol interaction ----------------
@@ -97,7 +96,7 @@ def _mg_per_administration(
         return None, "", [f"dose quantity on {order.ref}"]
     if q.comparator:
         return None, "", [f"an exact dose on {order.ref} (recorded {q.as_recorded()})"]
-    if _is_tablets(q):
+    if _is_tablets(q, m):
         strength = _strength_mg(order.medication, m)
         if strength is None:
             return None, "", [f"tablet strength of {order.ref} (RxNorm product code with a known strength)"]
@@ -109,8 +108,9 @@ def _mg_per_administration(
     return n.value, f"{n.value:g} mg", []
 
 
-def _is_tablets(q: Quantity) -> bool:
-    return any(u is not None and u.strip().lower() in _TABLET_UNITS for u in (q.code, q.unit))
+def _is_tablets(q: Quantity, m: Mappings) -> bool:
+    count_units = {u.lower() for u in m.units.dose_count_units.units}
+    return any(u is not None and u.strip().lower() in count_units for u in (q.code, q.unit))
 
 
 def _strength_mg(concept: Concept | None, m: Mappings) -> float | None:

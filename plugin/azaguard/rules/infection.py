@@ -1,3 +1,390 @@
-"""Placeholder: being written."""
+"""Infection hold (clinical-rules.md §3): fever, active infection or anti-infective treatment.
+
+Any of them while on azathioprine means "consider holding azathioprine; contact the
+prescriber"; fever with neutropenia is the most severe combination. Absence of fever
+is only concluded from a readable temperature inside the window: without one this
+rule never answers ok.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.mappings import AntiInfectiveIngredient, Mappings
+from azaguard.record import Concept, ConditionEntry, Measurement, MedicationOrder, PatientRecord
+from azaguard.rules.common import (
+    Therapy,
+    applicability,
+    iso,
+    make_finding,
+    measurement_evidence,
+    names_match,
+    observation_problems,
+    order_evidence,
+    problem_evidence,
+    rule,
+    short_date,
+)
+
+RULE: RuleId = "infection-hold"
+_TEMPERATURE = "temperature"  # analyte key in mappings.analytes
+ACTION = "consider holding azathioprine; contact the prescriber"
+
+
+def certainly_below(value: float, comparator: str | None, threshold: float) -> bool | None:
+    """Is the true value below `threshold`? True/False when the recorded value decides it, else None.
+
+    "<39" Cel cannot say whether 38.5 is under it; ">38.5" certainly is not below 38.0.
+    Rounded to 6 decimals so 100.4 [degF] lands exactly on 38.0 Cel.
+    """
+    v = round(value, 6)
+    upper_bound = comparator in (None, "<", "<=")  # the true value is at most v
+    lower_bound = comparator in (None, ">", ">=")  # the true value is at least v
+    if upper_bound and (v < threshold or (comparator == "<" and v <= threshold)):
+        return True
+    if lower_bound and v >= threshold:
+        return False
+    return None
+
+
+def _fmt_cel(meas: Measurement) -> str:
+    comp = meas.quantity.comparator if meas.quantity and meas.quantity.comparator else ""
+    return f"{comp}{meas.value:.1f} °C" if meas.value is not None else "?"
+
+
+@dataclass(frozen=True)
+class Temperatures:
+    fevers: tuple[Measurement, ...]  # decidedly at or above the threshold, in the window
+    normal: tuple[Measurement, ...]  # decidedly below it, in the window
+    undecidable: tuple[tuple[Measurement, str], ...]  # in the window, with why it cannot be read
+    outside: tuple[Measurement, ...]  # readings older than the window (or undated)
+
+
+def temperatures(record: PatientRecord, m: Mappings, now: datetime) -> Temperatures:
+    policy = m.policy.infection
+    threshold = policy.fever_threshold_cel.value
+    window = timedelta(hours=policy.fever_window_hours.value)
+    fevers: list[Measurement] = []
+    normal: list[Measurement] = []
+    undecidable: list[tuple[Measurement, str]] = []
+    outside: list[Measurement] = []
+    for t in record.measurements_of(_TEMPERATURE):
+        if t.effective is None or now - t.effective > window:
+            outside.append(t)
+            continue
+        if t.value is None:
+            undecidable.append((t, t.unit_problem or "no numeric value"))
+            continue
+        comparator = t.quantity.comparator if t.quantity else None
+        below = certainly_below(t.value, comparator, threshold)
+        if below is None:
+            recorded = t.quantity.as_recorded() if t.quantity else str(t.value)
+            undecidable.append((t, f"{recorded} cannot be compared with {threshold:g} Cel"))
+        elif below:
+            normal.append(t)
+        else:
+            fevers.append(t)
+    return Temperatures(tuple(fevers), tuple(normal), tuple(undecidable), tuple(outside))
+
+
+@rule("infection-hold")
+def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
+    t, early = applicability(record, mappings, now, RULE, include_recent=False)
+    if early is not None:
+        return [early]
+    m = mappings
+    aza_refs = list(t.refs)
+    aza_evidence = [order_evidence(o, t) for o in t.current]
+    temps = temperatures(record, m, now)
+    out: list[Finding] = []
+    if temps.fevers:
+        out.append(_fever(temps, record, m, now, aza_refs, aza_evidence))
+    out += _conditions(record, m, aza_refs, aza_evidence)
+    out += _anti_infectives(record, m, t, aza_refs, aza_evidence)
+    out += _temperature_gaps(temps, record, m, aza_refs)
+    out += _unreadable_records(record, m, t, aza_refs)
+    if not out:
+        out.append(_ok(temps, record, m, aza_refs, aza_evidence))
+    return out
+
+
+# --- fever --------------------------------------------------------------------------------
+
+
+def _fever(
+    temps: Temperatures, record: PatientRecord, m: Mappings, now: datetime,
+    aza_refs: list[str], aza_evidence: list[Evidence],
+) -> Finding:
+    policy = m.policy.infection
+    hours = int(policy.fever_window_hours.value)
+    peak = max(temps.fevers, key=lambda x: x.value or 0.0)
+    evidence = [measurement_evidence(x, "temperature at or above fever threshold") for x in temps.fevers]
+    neutro, neutro_note, neutro_ev = _neutropenia(record, m, now)
+    prelim = " The reading is preliminary." if all(x.preliminary for x in temps.fevers) else ""
+    base = (f"Temperature {_fmt_cel(peak)} on {short_date(peak.effective)} (fever threshold "
+            f"{policy.fever_threshold_cel.value:g} °C, last {hours} h).{prelim}")
+    if neutro:
+        return make_finding(
+            m, RULE, "neutropenic-fever", Status.HOLD, Severity.CRITICAL,
+            f"Neutropenic fever: {_fmt_cel(peak)} with low neutrophils: {ACTION} now",
+            f"{base} {neutro_note} Fever with neutropenia is a medical emergency on azathioprine: "
+            f"{ACTION} immediately and arrange urgent assessment.",
+            evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
+        )
+    return make_finding(
+        m, RULE, "fever", Status.HOLD, Severity.HIGH,
+        f"Fever {_fmt_cel(peak)} on {short_date(peak.effective)}: {ACTION}",
+        f"{base} Fever on azathioprine may signal a serious infection: {ACTION}. {neutro_note}".strip(),
+        evidence=evidence + neutro_ev + aza_evidence,
+        missing=[] if neutro is False else ["a current neutrophil count (to exclude neutropenic fever)"],
+        implicated=aza_refs,
+    )
+
+
+def _neutropenia(
+    record: PatientRecord, m: Mappings, now: datetime
+) -> tuple[bool | None, str, list[Evidence]]:
+    """(neutropenic?, a sentence saying so, evidence) from the latest count in the window."""
+    policy = m.policy.infection
+    analyte = m.analytes.analytes[policy.neutropenia_analyte]
+    days = int(policy.neutropenia_window_days.value)
+    if analyte.threshold is None:
+        return None, f"No {analyte.label} threshold is configured, so neutropenia could not be assessed.", []
+    recent = [
+        x for x in record.measurements_of(policy.neutropenia_analyte)
+        if x.effective is not None and now - x.effective <= timedelta(days=days)
+    ]
+    if not recent:
+        return None, f"No result for {analyte.label} in the last {days} days: check a CBC urgently.", []
+    latest = recent[0]
+    ev = [measurement_evidence(latest, f"latest {analyte.label} count")]
+    limit = analyte.threshold.value
+    if latest.value is None:
+        return None, f"The latest {analyte.label} count cannot be read ({latest.unit_problem}).", ev
+    comparator = latest.quantity.comparator if latest.quantity else None
+    low = certainly_below(latest.value, comparator, limit)
+    if low is None:
+        return None, f"The latest {analyte.label} count cannot be compared with {limit:g} {latest.unit}.", ev
+    state = "below" if low else "not below"
+    return low, f"{analyte.label} {latest.value:.3g} {latest.unit} ({state} {limit:g}).", ev
+
+
+def _temperature_gaps(
+    temps: Temperatures, record: PatientRecord, m: Mappings, aza_refs: list[str]
+) -> list[Finding]:
+    """Cannot-evaluate findings for the fever part: no reading in the window, or unreadable ones."""
+    hours = int(m.policy.infection.fever_window_hours.value)
+    temp_loinc = m.analytes.analytes[_TEMPERATURE].loinc
+    problems = observation_problems(record, temp_loinc, m)
+    out: list[Finding] = []
+    if temps.undecidable or problems:
+        refs = [x.ref for x, _ in temps.undecidable] + [p.ref for p in problems]
+        reasons = [f"{x.ref}: {why}" for x, why in temps.undecidable]
+        reasons += [f"{p.ref}: {p.error.rstrip('.')}" for p in problems]
+        out.append(make_finding(
+            m, RULE, "temperature-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"Cannot rule out fever: {len(refs)} temperature reading(s) could not be read",
+            "Each of these might show a fever: " + "; ".join(reasons) + ". Check the temperature by hand.",
+            evidence=[measurement_evidence(x, "temperature (unreadable)") for x, _ in temps.undecidable]
+            + [problem_evidence(p) for p in problems],
+            missing=[f"a readable temperature value in {r}" for r in refs],
+            implicated=aza_refs,
+        ))
+    if not (temps.fevers or temps.normal or temps.undecidable):
+        last = next((x for x in temps.outside if x.effective is not None), None)
+        when = f" The last one is from {short_date(last.effective)}." if last else ""
+        out.append(make_finding(
+            m, RULE, "no-temperature", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"No temperature in the last {hours} h: fever cannot be ruled out",
+            f"No body temperature was recorded in the last {hours} hours, so fever cannot be excluded.{when} "
+            "Ask about fever, sweats or chills, or record a temperature.",
+            evidence=[measurement_evidence(last, "last temperature (outside the window)")] if last else [],
+            missing=[f"a body temperature from the last {hours} hours"],
+            implicated=aza_refs,
+        ))
+    return out
+
+
+# --- active infection ------------------------------------------------------------------------
+
+
+def infection_match(concept: Concept, m: Mappings) -> str | None:
+    """How a condition is recognised as an infection ('SNOMED 68566005 ...'), or None."""
+    inf = m.conditions.infection
+    snomed = concept.codes_in(m.systems.snomed)
+    if snomed & set(inf.excluded_snomed):
+        return None
+    for code in sorted(snomed):
+        if code in inf.snomed:
+            return f"SNOMED {code} {inf.snomed[code]}"
+    for code in sorted(concept.codes_in(m.systems.icd10cm)):
+        plain = code.replace(".", "").upper()
+        if any(lo <= plain[:3] <= hi for lo, hi in inf.icd10cm_ranges):
+            return f"ICD-10-CM {code}"
+        if any(plain.startswith(p.replace(".", "").upper()) for p in inf.icd10cm_prefixes):
+            return f"ICD-10-CM {code}"
+    word = names_match(concept.names, inf.names)
+    if word and not names_match(concept.names, inf.name_only_exclusion_words):
+        return f"matched by name only ('{word}')"
+    return None
+
+
+def _conditions(
+    record: PatientRecord, m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence]
+) -> list[Finding]:
+    c = m.conditions
+    active: list[tuple[ConditionEntry, str]] = []
+    for cond in record.conditions:
+        if cond.verification_status in c.excluded_verification_statuses:
+            continue
+        if cond.clinical_status not in c.active_clinical_statuses:
+            continue
+        how = infection_match(cond.concept, m)
+        if how:
+            active.append((cond, how))
+    if not active:
+        return []
+    names = ", ".join(dict.fromkeys(cond.concept.label for cond, _ in active))
+    return [make_finding(
+        m, RULE, "active-infection", Status.HOLD, Severity.HIGH,
+        f"Active infection ({names}): {ACTION}",
+        f"An active infection is on the problem list while the patient is on azathioprine: {ACTION}. "
+        "Stop during severe infection (IV therapy or hospital admission) until recovery (BSR 2025).",
+        evidence=[
+            Evidence(reference=cond.ref,
+                     description=f"active infection, status {cond.clinical_status}"
+                     f"{'/' + cond.verification_status if cond.verification_status else ''}: "
+                     f"{cond.concept.label} ({how})",
+                     date=iso(cond.onset or cond.recorded))
+            for cond, how in active
+        ] + aza_evidence,
+        implicated=aza_refs,
+    )]
+
+
+# --- anti-infectives ------------------------------------------------------------------------
+
+
+def anti_infective_match(
+    concept: Concept | None, m: Mappings
+) -> tuple[AntiInfectiveIngredient | None, str] | None:
+    """(ingredient if known, how it matched) for a systemic anti-infective, or None."""
+    if concept is None:
+        return None
+    ai = m.medications.anti_infectives
+    if names_match(concept.names, ai.non_systemic_form_words):
+        return None
+    rx = concept.codes_in(m.systems.rxnorm)
+    for ing in ai.ingredients:
+        if ing.rxnorm in rx:
+            return ing, f"RxNorm ingredient {ing.rxnorm} {ing.name}"
+    for code in sorted(concept.codes_in(m.systems.atc)):
+        if any(code.upper().startswith(p) for p in ai.atc_prefixes):
+            return None, f"ATC {code}"
+    # Longest names first so "penicillin v" wins over "penicillin".
+    for ing in sorted(ai.ingredients, key=lambda i: -len(i.name)):
+        if names_match(concept.names, [ing.name]):
+            return ing, f"ingredient name '{ing.name}' in '{concept.label}'"
+    return None
+
+
+def _counts(order: MedicationOrder, record: PatientRecord, m: Mappings) -> bool:
+    """Active/on-hold orders count; a draft only inside an ordering workflow (as for azathioprine)."""
+    if order.status in m.policy.therapy.current_statuses:
+        return True
+    return order.status == "draft" and record.ordering_context
+
+
+def _anti_infectives(
+    record: PatientRecord, m: Mappings, t: Therapy, aza_refs: list[str], aza_evidence: list[Evidence]
+) -> list[Finding]:
+    aza = {o.ref for o in t.orders}
+    hits: list[tuple[MedicationOrder, AntiInfectiveIngredient | None, str]] = []
+    for order in record.medication_orders:
+        if order.ref in aza or not _counts(order, record, m):
+            continue
+        match = anti_infective_match(order.medication, m)
+        if match:
+            hits.append((order, *match))
+    if not hits:
+        return []
+    ai = m.medications.anti_infectives
+    prophylaxis = [o.ref for o, ing, _ in hits if ing is not None and ing.prophylaxis_possible]
+    # Prophylaxis is only a question when nothing else on the list treats an infection.
+    all_prophylaxis = len({o.ref for o, _, _ in hits} - set(prophylaxis)) == 0
+    note = f" {ai.prophylaxis_false_positive_note}" if prophylaxis else ""
+    labels = ", ".join(dict.fromkeys(o.medication.label for o, _, _ in hits if o.medication))
+    summary = f"On anti-infective treatment ({labels}): {ACTION}"
+    if all_prophylaxis:
+        summary = f"On {labels} (may be prophylaxis): if it treats an infection, {ACTION}"
+    return [make_finding(
+        m, RULE, "anti-infective", Status.HOLD, Severity.HIGH, summary,
+        "An active systemic anti-infective order suggests an infection is being treated while the patient is "
+        f"on azathioprine: {ACTION}.{note}",
+        evidence=[
+            Evidence(reference=o.ref,
+                     description=f"anti-infective order, status {o.status}: "
+                     f"{o.medication.label if o.medication else '?'} ({how})",
+                     date=iso(o.start or o.authored_on))
+            for o, _, how in hits
+        ] + aza_evidence,
+        implicated=aza_refs,
+    )]
+
+
+# --- unreadable records, ok ---------------------------------------------------------------------
+
+
+def _unreadable_records(record: PatientRecord, m: Mappings, t: Therapy, aza_refs: list[str]) -> list[Finding]:
+    """Conditions or orders that might show an infection but could not be read or identified."""
+    lines: list[str] = []
+    refs: list[str] = []
+    evidence: list[Evidence] = []
+    aza = {o.ref for o in t.orders}
+    for p in record.problems:
+        concept = Concept(codings=p.codes)
+        maybe_drug = not p.codes or anti_infective_match(concept, m) is not None
+        relevant = p.resource_type == "Condition" or (p.resource_type == "MedicationRequest" and maybe_drug)
+        if relevant:
+            refs.append(p.ref)
+            lines.append(f"{p.ref}: {p.error.rstrip('.')}")
+            evidence.append(problem_evidence(p))
+    for order in record.medication_orders:
+        if order.ref in aza or not order.medication_problem or not _counts(order, record, m):
+            continue
+        if anti_infective_match(order.medication, m) is None:
+            refs.append(order.ref)
+            lines.append(f"{order.ref}: {order.medication_problem}")
+            evidence.append(Evidence(reference=order.ref, description=f"unidentified medication order, "
+                                     f"status {order.status}: {order.medication_problem}"))
+    if not refs:
+        return []
+    return [make_finding(
+        m, RULE, "record-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
+        f"Cannot rule out infection: {len(refs)} condition/medication record(s) could not be read",
+        "These records might show an infection or an anti-infective treatment but could not be read or "
+        "identified: " + "; ".join(lines) + ".",
+        evidence=evidence, missing=[f"a readable {r}" for r in refs], implicated=aza_refs,
+    )]
+
+
+def _ok(
+    temps: Temperatures, record: PatientRecord, m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence]
+) -> Finding:
+    policy = m.policy.infection
+    latest = temps.normal[0]
+    return make_finding(
+        m, RULE, "no-infection-signs", Status.OK, Severity.INFO,
+        f"No fever (latest {_fmt_cel(latest)}), no active infection or anti-infective on record",
+        f"Temperatures in the last {int(policy.fever_window_hours.value)} h are below "
+        f"{policy.fever_threshold_cel.value:g} °C; no active infection is on the problem list and no "
+        f"systemic anti-infective is ordered ({len(record.conditions)} condition(s), "
+        f"{len(record.medication_orders)} medication order(s) checked). Symptoms reported outside the "
+        "record (sweats, chills, sore throat) still need the prescriber.",
+        evidence=[measurement_evidence(x, "temperature below fever threshold") for x in temps.normal]
+        + aza_evidence,
+        implicated=aza_refs,
+    )
+

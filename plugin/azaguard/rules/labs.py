@@ -23,13 +23,6 @@ from azaguard.rules.common import (
     short_date,
 )
 
-# Which analytes (keys into mappings.analytes) a family cannot be judged without; each inner
-# tuple is a set of alternatives (kidney: eGFR or creatinine). The others are optional.
-_CORE: dict[RuleId, tuple[tuple[str, ...], ...]] = {
-    "blood-counts": (("wbc",), ("neutrophils",), ("platelets",)),
-    "liver": (("alt",),),
-    "kidney": (("egfr", "creatinine"),),
-}
 _TITLE: dict[RuleId, str] = {
     "blood-counts": "Blood counts", "liver": "Liver tests", "kidney": "Kidney function",
 }
@@ -101,12 +94,12 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
             [problem_evidence(problem)], [f"a readable {problem.ref}"],
         )
 
-    core = {k for group in _CORE[family] for k in group}
+    core = {k for group in m.analytes.required_analytes.for_rule(family) for k in group}
     for key, analyte in analytes.items():
         results = record.measurements_of(key)
         if not results:
             # A core analyte with a present alternative (eGFR when creatinine is on file) is just listed.
-            group = next((g for g in _CORE[family] if key in g), ())
+            group = next((g for g in m.analytes.required_analytes.for_rule(family) if key in g), ())
             if key not in core or any(record.measurements_of(k) for k in group):
                 report.absent.append(analyte.label)
             continue
@@ -116,7 +109,7 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
         if key == _CREATININE:
             _assess_creatinine_rise(report, analyte, results)
 
-    for group in _CORE[family]:
+    for group in m.analytes.required_analytes.for_rule(family):
         if not any(record.measurements_of(k) for k in group):
             labels = " or ".join(analytes[k].label for k in group)
             report.add(
@@ -170,7 +163,7 @@ def _assess_latest(
     if now - latest.effective > timedelta(days=max_age.value):
         report.add(
             f"{key}-stale", Status.CANNOT_EVALUATE,
-            Severity.MODERATE if _is_core(report.rule, key) else Severity.LOW,
+            Severity.MODERATE if _is_core(report.rule, key, m) else Severity.LOW,
             f"Latest {analyte.label} is from {when}, older than {max_age.value:g} days: repeat it",
             f"The latest {analyte.label} ({ev.value}, {when}, {latest.ref}) is too old to clear the "
             "threshold "
@@ -305,5 +298,5 @@ def _assess_creatinine_rise(report: _Report, analyte: Analyte, results: tuple[Me
         )
 
 
-def _is_core(family: RuleId, key: str) -> bool:
-    return any(key in group for group in _CORE[family])
+def _is_core(family: RuleId, key: str, m: Mappings) -> bool:
+    return any(key in group for group in m.analytes.required_analytes.for_rule(family))

@@ -1,3 +1,389 @@
-"""Placeholder: being written."""
+"""Vaccination hold (clinical-rules.md §2): live vaccines and azathioprine do not mix.
+
+Live vaccines planned or ordered while the patient is on azathioprine, or within the
+post-stop wait, are held; a product we cannot classify needs a clinician; a live dose
+given during therapy, or just before it started, is flagged for the prescriber.
+"""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.mappings import Mappings
+from azaguard.record import MedicationOrder, ParseProblem, PatientRecord, VaccineEvent
+from azaguard.rules.common import (
+    Therapy,
+    applicability,
+    azathioprine_match,
+    iso,
+    make_finding,
+    order_evidence,
+    problem_evidence,
+    rule,
+    short_date,
+)
+from azaguard.units import UnitError, normalise
+
+RULE: RuleId = "vaccination-hold"
+Kind = Literal["live", "not_live", "ambiguous"]
+
+# Keys into mappings (not clinical values): the weight analyte and the mass dimension of a dose.
+_WEIGHT_ANALYTE = "weight"
+_DOSE_DIMENSION = "drug-mass"
+
+
+@dataclass(frozen=True)
+class Classified:
+    """A vaccine event with what kind of product it is and why we think so."""
+
+    event: VaccineEvent
+    kind: Kind
+    name: str
+    basis: str  # "CVX 03 (live list)", "matched by name only ('yellow fever')", ...
+
+    def evidence(self, what: str) -> Evidence:
+        return Evidence(
+            reference=self.event.ref,
+            description=f"{what}: {self.name} ({self.basis}), {self.event.source} status {self.event.status}",
+            date=iso(self.event.date),
+        )
+
+
+def classify(event: VaccineEvent, m: Mappings) -> Classified:
+    """Live / not live / ambiguous, from CVX codes first, else from the name (live patterns only)."""
+    v = m.vaccines
+    cvx = sorted(event.vaccine.codes_in(m.systems.cvx))
+    if cvx:
+        kinds: list[tuple[Kind, str, str]] = []
+        for code in cvx:
+            if code in v.live:
+                kinds.append(("live", v.live[code], f"CVX {code}, live list"))
+            elif code in v.not_live:
+                kinds.append(("not_live", v.not_live[code], f"CVX {code}, not live"))
+            elif code in v.ambiguous:
+                kinds.append(("ambiguous", v.ambiguous[code], f"CVX {code}, unspecified product"))
+            else:
+                kinds.append(("ambiguous", event.vaccine.label, f"CVX {code} is in no vaccine list"))
+        # Two codes on one product disagreeing: the most restrictive reading wins.
+        for wanted in ("live", "ambiguous", "not_live"):
+            for kind, name, basis in kinds:
+                if kind == wanted:
+                    return Classified(event, kind, name, basis)
+    for pattern in v.name_patterns["live"]:
+        regex = re.compile(pattern, re.IGNORECASE)
+        if any(regex.search(n) for n in event.vaccine.names):
+            basis = f"no CVX code; matched by name only ({pattern!r})"
+            return Classified(event, "live", event.vaccine.label, basis)
+    return Classified(event, "ambiguous", event.vaccine.label, "no CVX code; product unidentifiable by name")
+
+
+def is_planned(event: VaccineEvent, m: Mappings) -> bool:
+    policy = m.policy.vaccination
+    if event.source == "ImmunizationRecommendation":
+        return event.status in policy.planned_forecast_statuses
+    if event.source in ("MedicationRequest", "ServiceRequest"):
+        return event.status in policy.order_active_statuses
+    return False
+
+
+def is_given(event: VaccineEvent) -> bool:
+    # not-done is not a dose; entered-in-error is not a record.
+    return event.source == "Immunization" and event.status == "completed"
+
+
+@rule("vaccination-hold")
+def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
+    t, early = applicability(record, mappings, now, RULE, include_recent=True)
+    if early is not None:
+        return [early]
+    m = mappings
+    vaccines = [classify(e, m) for e in record.vaccines]
+    planned = [c for c in vaccines if is_planned(c.event, m)]
+    out: list[Finding] = []
+    out += _planned_findings(planned, t, record, m, now)
+    out += _given_findings([c for c in vaccines if is_given(c.event) and c.kind == "live"], t, record, m)
+    problems = _vaccine_problems(record, m)
+    if problems:
+        out.append(_unreadable(problems, t, m))
+    if not out:
+        out.append(_ok(t, record, m))
+    return out
+
+
+# --- planned vaccines -------------------------------------------------------------
+
+
+def _planned_findings(
+    planned: list[Classified], t: Therapy, record: PatientRecord, m: Mappings, now: datetime
+) -> list[Finding]:
+    out: list[Finding] = []
+    live = [c for c in planned if c.kind == "live"]
+    ambiguous = [c for c in planned if c.kind == "ambiguous"]
+    inactivated = [c for c in planned if c.kind == "not_live"]
+    exposure, exposure_evidence = _exposure(t, m, now)
+    tier = _tier_text(t, record, m, now)
+    aza_refs = [o.ref for o in t.orders]
+    if live:
+        out.append(_live_planned(live, t, exposure, exposure_evidence, tier, aza_refs, m, now))
+    if ambiguous:
+        names = _names(ambiguous)
+        out.append(make_finding(
+            m, RULE, "ambiguous-vaccine-planned", Status.CAUTION, Severity.HIGH,
+            f"Vaccine planned ({names}) may be live: clinician must confirm the product before giving it",
+            f"{exposure} The planned vaccine could not be classified as live or not live "
+            f"({'; '.join(c.basis for c in ambiguous)}). Live vaccines are contraindicated on azathioprine: "
+            "confirm the exact product with the prescriber before it is given. This alert is never cleared "
+            "automatically." + tier,
+            evidence=[c.evidence("vaccine planned") for c in ambiguous] + exposure_evidence,
+            missing=[f"the exact product (CVX code) of {c.event.ref}" for c in ambiguous],
+            implicated=aza_refs + [c.event.ref for c in ambiguous],
+        ))
+    if inactivated:
+        names = _names(inactivated)
+        out.append(make_finding(
+            m, RULE, "inactivated-vaccine-planned", Status.CAUTION, Severity.INFO,
+            f"Non-live vaccine planned ({names}): needs prescriber approval; response may be reduced",
+            f"{exposure} Non-live vaccines may be given on azathioprine, but only with the prescriber's "
+            "approval, and the immune response may be reduced." + tier,
+            evidence=[c.evidence("vaccine planned") for c in inactivated] + exposure_evidence,
+            implicated=aza_refs + [c.event.ref for c in inactivated],
+        ))
+    return out
+
+
+def _live_planned(
+    live: list[Classified],
+    t: Therapy,
+    exposure: str,
+    exposure_evidence: list[Evidence],
+    tier: str,
+    aza_refs: list[str],
+    m: Mappings,
+    now: datetime,
+) -> Finding:
+    names = _names(live)
+    wait = int(m.policy.vaccination.post_stop_live_wait_days.value)
+    evidence = [c.evidence("live vaccine planned") for c in live] + exposure_evidence
+    implicated = aza_refs + [c.event.ref for c in live]
+    by_name = [c.event.ref for c in live if "by name only" in c.basis]
+    name_note = f" Recognised as live by name only: {', '.join(by_name)}." if by_name else ""
+    last_stop = t.last_stop
+    within_wait = bool(t.current) or (last_stop is not None and now - last_stop <= timedelta(days=wait))
+    if within_wait:
+        return make_finding(
+            m, RULE, "live-vaccine-planned", Status.HOLD, Severity.CRITICAL,
+            f"Hold the live vaccine ({names}): contraindicated with azathioprine",
+            f"{exposure} Live vaccines are contraindicated during azathioprine therapy and for {wait} days "
+            f"after stopping it. Do not give the vaccine; discuss with the prescriber.{name_note}{tier}",
+            evidence=evidence, implicated=implicated,
+        )
+    if t.current or t.recent:
+        # Stopped longer ago than the configured wait (only when the therapy window is longer).
+        return make_finding(
+            m, RULE, "live-vaccine-after-wait", Status.CAUTION, Severity.LOW,
+            f"Live vaccine planned ({names}): stopped > {wait} days ago; confirm with prescriber",
+            f"{exposure} The {wait}-day wait after stopping azathioprine has passed.{name_note}{tier}",
+            evidence=evidence, implicated=implicated,
+        )
+    return make_finding(
+        m, RULE, "live-vaccine-stop-date-unknown", Status.CAUTION, Severity.HIGH,
+        f"Live vaccine planned ({names}); azathioprine stop date unknown: confirm it before vaccinating",
+        f"{exposure} Azathioprine was stopped but the stop date is not recorded, so the {wait}-day wait "
+        "after stopping cannot be checked. Confirm the stop date before giving a live vaccine."
+        f"{name_note}{tier}",
+        evidence=evidence,
+        missing=[f"stop date of {o.ref}" for o in t.stop_date_unknown],
+        implicated=implicated,
+    )
+
+
+def _exposure(t: Therapy, m: Mappings, now: datetime) -> tuple[str, list[Evidence]]:
+    """One sentence on the patient's azathioprine exposure, and the orders that show it."""
+    if t.current:
+        return "The patient is on azathioprine.", [order_evidence(o, t) for o in t.current]
+    if t.recent:
+        stop = t.last_stop
+        days = (now - stop).days if stop else None
+        return (
+            f"Azathioprine was stopped on {short_date(stop)} ({days} days ago).",
+            [order_evidence(o, t) for o in t.recent],
+        )
+    return (
+        "Azathioprine was stopped on an unrecorded date.",
+        [order_evidence(o, t) for o in t.stop_date_unknown],
+    )
+
+
+def _names(items: list[Classified]) -> str:
+    return ", ".join(dict.fromkeys(c.name for c in items))
+
+
+# --- vaccines already given -------------------------------------------------------------
+
+
+Period = tuple[MedicationOrder, datetime | None, datetime | None]
+
+
+def _periods(record: PatientRecord, m: Mappings) -> list[Period]:
+    """Every azathioprine order on the record with its (start, end); None = unknown / ongoing."""
+    policy = m.policy.therapy
+    return [
+        # An active order past its recorded end is still taken (the record says active).
+        (o, o.start, None if o.status in policy.current_statuses else o.end)
+        for o in record.medication_orders
+        if o.status not in policy.never_statuses and azathioprine_match(o.medication, m) is not None
+    ]
+
+
+def _given_findings(
+    live_given: list[Classified], t: Therapy, record: PatientRecord, m: Mappings
+) -> list[Finding]:
+    if not live_given:
+        return []
+    policy = m.policy.vaccination
+    periods = _periods(record, m)
+    aza_refs = [o.ref for o, _, _ in periods]
+    aza_evidence = [order_evidence(o, t) for o, _, _ in periods]
+    during: list[Classified] = []
+    before: list[tuple[Classified, int]] = []
+    starts = [s for _, s, _ in periods if s is not None]
+    for c in live_given:
+        d = c.event.date
+        if d is None or any((s is None or s <= d) and (e is None or d <= e) for _, s, e in periods):
+            # An undated dose cannot be placed outside therapy, so it is treated as during it.
+            during.append(c)
+        else:
+            # The course that began next after the dose (an earlier course may have ended before it).
+            later = [s for s in starts if s > d]
+            if later and (min(later) - d).days < policy.live_before_start_days.value:
+                before.append((c, (min(later) - d).days))
+    out: list[Finding] = []
+    if during:
+        undated = [c.event.ref for c in during if c.event.date is None]
+        note = f" No date is recorded for {', '.join(undated)}." if undated else ""
+        out.append(make_finding(
+            m, RULE, "live-vaccine-given", Status.CAUTION, Severity.HIGH,
+            f"Live vaccine given during azathioprine therapy ({_names(during)}): notify the prescriber",
+            "A live vaccine was recorded as given while the patient was on azathioprine. Notify the "
+            f"prescriber and watch for infection by the vaccine strain.{note}",
+            evidence=[c.evidence("live vaccine given") for c in during] + aza_evidence,
+            implicated=aza_refs + [c.event.ref for c in during],
+        ))
+    if before:
+        weeks_rule = int(policy.live_before_start_days.value)
+        avoid = policy.live_avoid_within_start_days.value
+        closest = min(g for _, g in before)
+        out.append(make_finding(
+            m, RULE, "started-soon-after-live-vaccine", Status.CAUTION,
+            Severity.HIGH if closest < avoid else Severity.MODERATE,
+            f"Azathioprine started {closest} days after a live vaccine ({_names([c for c, _ in before])}); "
+            f"advised gap ≥ {weeks_rule} days",
+            f"Live vaccines should be given at least {weeks_rule} days before starting azathioprine "
+            f"({policy.live_before_start_days.source}), and avoided within {int(avoid)} days of starting. "
+            "Watch for infection by the vaccine strain.",
+            evidence=[c.evidence(f"live vaccine given {g} days before azathioprine start") for c, g in before]
+            + aza_evidence,
+            implicated=aza_refs + [c.event.ref for c, _ in before],
+        ))
+    return out
+
+
+# --- unreadable records, ok ------------------------------------------------------------
+
+
+def _vaccine_problems(record: PatientRecord, m: Mappings) -> list[ParseProblem]:
+    """Resources that failed to parse and may have been a vaccine plan, order or dose."""
+    out = []
+    cvx = set(m.systems.cvx)
+    for p in record.problems:
+        has_cvx = any(c.system in cvx for c in p.codes)
+        vaccine_type = p.resource_type in ("Immunization", "ImmunizationRecommendation")
+        maybe_order = p.resource_type == "ServiceRequest" and (has_cvx or not p.codes)
+        if vaccine_type or maybe_order or (p.resource_type == "MedicationRequest" and has_cvx):
+            out.append(p)
+    return out
+
+
+def _unreadable(problems: list[ParseProblem], t: Therapy, m: Mappings) -> Finding:
+    refs = [p.ref for p in problems]
+    return make_finding(
+        m, RULE, "vaccine-record-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
+        f"Cannot check vaccines: {len(refs)} vaccine record(s) could not be read",
+        "These records could hold a planned, ordered or given vaccine but could not be read: "
+        + "; ".join(f"{p.ref}: {p.error.rstrip('.')}" for p in problems)
+        + ". Check them by hand before any vaccination.",
+        evidence=[problem_evidence(p) for p in problems],
+        missing=[f"a readable {p.ref}" for p in problems],
+        implicated=[o.ref for o in t.orders],
+    )
+
+
+def _ok(t: Therapy, record: PatientRecord, m: Mappings) -> Finding:
+    seen = [
+        Evidence(reference=e.ref, description=f"{e.source} {e.status}: {e.vaccine.label} (not planned)",
+                 date=iso(e.date))
+        for e in record.vaccines
+    ]
+    return make_finding(
+        m, RULE, "no-vaccine-planned", Status.OK, Severity.INFO,
+        "No vaccine planned or ordered in the record",
+        "No due/overdue immunization recommendation and no active vaccine order (MedicationRequest or "
+        "ServiceRequest coded with CVX) is on the record. Only recorded plans were checked: a vaccine "
+        "planned elsewhere (pharmacy, travel clinic) is not visible here, so the patient must still ask "
+        "the prescriber before any vaccination.",
+        evidence=[order_evidence(o, t) for o in t.orders] + seen,
+        implicated=[o.ref for o in t.orders],
+    )
+
+
+# --- immunosuppression tier (context only) ------------------------------------------------
+
+
+def _tier_text(t: Therapy, record: PatientRecord, m: Mappings, now: datetime) -> str:
+    """' Dose 2.0 mg/kg/day: low-level ...' when dose and a recent weight allow it, else ''.
+
+    Context only: the tier never lifts a hold (CDC calls azathioprine severely immunocompromising).
+    """
+    mg_per_day = _mg_per_day(t.current, m)
+    kg = _weight_kg(record, m, now)
+    if mg_per_day is None or kg is None or kg <= 0:
+        return ""
+    dose = mg_per_day / kg
+    limit = m.policy.vaccination.low_level_max_mg_per_kg_day.value
+    tier = "low-level" if dose <= limit else "high-level"
+    return (
+        f" Dose about {dose:.1f} mg/kg/day: {tier} immunosuppression (low-level is ≤ {limit:g} mg/kg/day); "
+        "this does not change the advice on live vaccines."
+    )
+
+
+def _mg_per_day(current: tuple[MedicationOrder, ...], m: Mappings) -> float | None:
+    if len(current) != 1:  # several active orders may be renewals of one another: do not add them up
+        return None
+    total = 0.0
+    for d in current[0].doses:
+        q = d.quantity
+        if d.as_needed or q is None or q.value is None or q.comparator or d.per_day is None:
+            return None
+        try:
+            mg = normalise(
+                q.value, code=q.code, system=q.system, text=q.unit, dimension=_DOSE_DIMENSION, mappings=m
+            )
+        except UnitError:
+            return None
+        total += mg.value * d.per_day
+    return total or None
+
+
+def _weight_kg(record: PatientRecord, m: Mappings, now: datetime) -> float | None:
+    max_age = timedelta(days=m.policy.dose.weight_max_age_days.value)
+    for w in record.measurements_of(_WEIGHT_ANALYTE):
+        if w.effective is None or now - w.effective > max_age:
+            continue
+        if w.value is not None and not (w.quantity and w.quantity.comparator):
+            return w.value
+    return None
