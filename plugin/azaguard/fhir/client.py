@@ -1,0 +1,472 @@
+"""One pooled, synchronous HTTP client for a FHIR R4 server.
+
+read, search (every page), batch, conditional create and If-Match update, with
+timeouts on every call, retries (exponential backoff, full jitter, Retry-After)
+for idempotent requests only, and errors from azaguard.fhir.errors that tell the
+caller whether to retry. httpx.Client is thread-safe: concurrency is threads
+sharing this one client (and its connection pool).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import httpx
+
+from azaguard.fhir.errors import (
+    RETRYABLE_STATUSES,
+    FhirError,
+    FhirProtocolError,
+    FhirUnavailable,
+    error_for_status,
+    outcome_text,
+)
+
+log = logging.getLogger(__name__)
+
+Resource = dict[str, Any]
+Params = Mapping[str, str] | Sequence[tuple[str, str]]
+TokenSource = str | Callable[[], str | None] | None
+
+FHIR_JSON = "application/fhir+json"
+_TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
+_ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR id syntax; also keeps paths from being injected
+_QUERY_SAFE = ",|/:"  # FHIR's OR-commas and system|code stay literal, as servers document them
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One entry of a batch-response, in the order of the request entries."""
+
+    status: int
+    resource: Resource | None
+    outcome: str | None  # the OperationOutcome text, for failed entries (and warnings when given)
+    location: str | None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    status: int
+    created: bool  # False: a conditional create found the resource already there, or an update
+    location: str | None
+    resource: Resource | None  # None when the server answered without a body
+    etag: str | None
+
+
+def check_type(resource_type: str) -> str:
+    if not _TYPE_RE.fullmatch(resource_type):
+        raise ValueError(f"not a FHIR resource type: {resource_type!r}")
+    return resource_type
+
+
+def check_id(resource_id: str) -> str:
+    if not _ID_RE.fullmatch(resource_id):
+        raise ValueError(f"not a FHIR resource id: {resource_id!r}")
+    return resource_id
+
+
+def search_url(resource_type: str, params: Params) -> str:
+    """A search as a URL relative to the base, usable in a GET and in a batch entry."""
+    items = list(params.items()) if isinstance(params, Mapping) else list(params)
+    query = urlencode(items, safe=_QUERY_SAFE)
+    return f"{check_type(resource_type)}?{query}" if query else check_type(resource_type)
+
+
+def searchset_entries(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The entries of a searchset page that carry a resource (matches, includes, outcomes)."""
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise FhirProtocolError("the server returned a Bundle whose entry is not a list")
+    return [e for e in entries if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)]
+
+
+def searchset_resources(bundle: Mapping[str, Any]) -> list[Resource]:
+    """Matched and included resources of a page, without the OperationOutcome entries."""
+    entries = searchset_entries(bundle)
+    return [e["resource"] for e in entries if e["resource"].get("resourceType") != "OperationOutcome"]
+
+
+def searchset_warnings(bundle: Mapping[str, Any]) -> list[str]:
+    """What the server said about the search in OperationOutcome entries (e.g. an ignored parameter)."""
+    texts = (outcome_text(e["resource"]) for e in searchset_entries(bundle))
+    return [t for t in texts if t]
+
+
+def link_of(bundle: Mapping[str, Any], relation: str) -> str | None:
+    links = bundle.get("link") or []
+    if not isinstance(links, list):
+        return None
+    for link in links:
+        if isinstance(link, Mapping) and link.get("relation") == relation:
+            url = link.get("url")
+            return url if isinstance(url, str) else None
+    return None
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+class FhirClient:
+    """A FHIR R4 server at `base_url`, over one pooled httpx.Client."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: TokenSource = None,
+        timeout: float = 15.0,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 10.0,
+        max_pages: int = 100,
+        strict_search: bool = True,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"the FHIR base URL must be an http(s) URL, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self._origin = (parts.scheme, parts.netloc)
+        self._token = token
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_pages = max_pages
+        self.strict_search = strict_search
+        self._sleep = sleep
+        self._clock = clock
+        self._jitter = random.SystemRandom()
+        self._lock = threading.Lock()
+        self._capabilities: Resource | None = None
+        self.request_count = 0  # HTTP requests sent, retries included
+        # No redirects: a 3xx must not carry the bearer token to another host.
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            headers={"Accept": FHIR_JSON},
+            follow_redirects=False,
+        )
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> FhirClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- the interactions -----------------------------------------------------------
+
+    def read(self, resource_type: str, resource_id: str) -> Resource:
+        path = f"{check_type(resource_type)}/{check_id(resource_id)}"
+        response = self._send("GET", self._url(path), retry=True)
+        return self._resource(response, "GET", path, expected_type=resource_type)
+
+    def search(self, resource_type: str, params: Params) -> list[Resource]:
+        """Every matched and included resource, over all pages (OperationOutcome entries left out)."""
+        return [r for page in self.search_pages(resource_type, params) for r in searchset_resources(page)]
+
+    def search_pages(self, resource_type: str, params: Params) -> list[Resource]:
+        """Every page (searchset Bundle) of a search; warnings stay readable via searchset_warnings()."""
+        first = self._get_bundle(self._url(search_url(resource_type, params)))
+        return [first, *self.next_pages(first)]
+
+    def next_pages(self, bundle: Mapping[str, Any]) -> list[Resource]:
+        """The pages after `bundle` (e.g. a searchset inside a batch-response), following `next` links."""
+        pages: list[Resource] = []
+        seen = {u for u in (link_of(bundle, "self"),) if u}
+        current: Mapping[str, Any] = bundle
+        while (link := link_of(current, "next")) is not None:
+            url = self._own_url(link)
+            if url in seen:
+                raise FhirProtocolError("the server's paging loops: a next link repeats an earlier page")
+            if len(pages) + 2 > self.max_pages:
+                raise FhirProtocolError(
+                    f"the search has more than {self.max_pages} pages; stopped rather than read without end",
+                    url=url,
+                )
+            seen.add(url)
+            current = self._get_bundle(url)
+            pages.append(dict(current))
+        return pages
+
+    def batch(self, entries: list[Resource] | Mapping[str, Any]) -> list[BatchResult]:
+        """POST a batch Bundle (entries, or a Bundle); each entry succeeds or fails on its own.
+        Retried only if every entry is a GET."""
+        items = _entries(entries)
+        methods = {str((e.get("request") or {}).get("method", "")).upper() for e in items}
+        return self._bundle_interaction("batch", items, retry=bool(items) and methods <= _READ_METHODS)
+
+    def transaction(self, entries: list[Resource] | Mapping[str, Any]) -> list[BatchResult]:
+        """POST a transaction Bundle (entries, or a Bundle): all succeed or the server rejects the
+        whole (FhirRejected). Retried only if every entry is a GET or PUT (repeating changes nothing)."""
+        items = _entries(entries)
+        methods = {str((e.get("request") or {}).get("method", "")).upper() for e in items}
+        retry = bool(items) and methods <= _READ_METHODS | {"PUT"}
+        return self._bundle_interaction("transaction", items, retry=retry)
+
+    def _bundle_interaction(self, kind: str, entries: list[Resource], *, retry: bool) -> list[BatchResult]:
+        bundle = {"resourceType": "Bundle", "type": kind, "entry": entries}
+        response = self._send("POST", self.base_url, body=bundle, retry=retry)
+        body = self._resource(response, "POST", kind, expected_type="Bundle")
+        if body.get("type") != f"{kind}-response":
+            raise FhirProtocolError(f"the server answered a {kind} with a {body.get('type')!r} Bundle")
+        got = body.get("entry") or []
+        if not isinstance(got, list) or len(got) != len(entries):
+            count = len(got) if isinstance(got, list) else "no"
+            raise FhirProtocolError(f"the server answered a {kind} of {len(entries)} entries with {count}")
+        return [_batch_result(i, e) for i, e in enumerate(got)]
+
+    def create(self, resource: Resource, *, if_none_exist: str | None = None) -> WriteResult:
+        """POST a resource; with if_none_exist (a search query) it is conditional, hence safe to retry."""
+        rtype = check_type(str(resource.get("resourceType")))
+        headers = {"Prefer": "return=representation"}
+        if if_none_exist is not None:
+            headers["If-None-Exist"] = if_none_exist
+        conditional = if_none_exist is not None
+        response = self._send("POST", self._url(rtype), body=resource, headers=headers, retry=conditional)
+        return self._write_result(response, "POST", rtype)
+
+    def update(self, resource: Resource, *, if_match: str | None = None) -> WriteResult:
+        """PUT a resource by its id (update, or create with a client-chosen id)."""
+        rtype = check_type(str(resource.get("resourceType")))
+        rid = resource.get("id")
+        if not isinstance(rid, str):
+            raise ValueError("update needs a resource with an id")
+        path = f"{rtype}/{check_id(rid)}"
+        headers = {"Prefer": "return=representation"}
+        if if_match is not None:
+            headers["If-Match"] = if_match
+        response = self._send("PUT", self._url(path), body=resource, headers=headers, retry=True)
+        return self._write_result(response, "PUT", path)
+
+    def capabilities(self) -> Resource:
+        """The server's CapabilityStatement (GET metadata), fetched once per client."""
+        with self._lock:
+            cached = self._capabilities
+        if cached is None:
+            response = self._send("GET", self._url("metadata"), retry=True)
+            cached = self._resource(response, "GET", "metadata", expected_type="CapabilityStatement")
+            with self._lock:
+                self._capabilities = cached
+        return cached
+
+    def supports_batch(self) -> bool:
+        rests = self.capabilities().get("rest") or []
+        for rest in rests if isinstance(rests, list) else []:
+            if not isinstance(rest, Mapping) or rest.get("mode", "server") != "server":
+                continue
+            for interaction in rest.get("interaction") or []:
+                if isinstance(interaction, Mapping) and interaction.get("code") == "batch":
+                    return True
+        return False
+
+    # -- HTTP with retries -------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Resource | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool,
+    ) -> httpx.Response:
+        """Send, retrying temporary failures if `retry`; returns a non-error response or raises."""
+        content = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+        action = f"{method} {self._describe(url)}"
+        attempt = 0
+        while True:
+            request_headers = {**(headers or {}), **self._auth_header()}
+            if content is not None:
+                request_headers["Content-Type"] = FHIR_JSON
+            with self._lock:
+                self.request_count += 1
+            failure: FhirUnavailable | None = None
+            response: httpx.Response | None = None
+            try:
+                response = self._http.request(method, url, content=content, headers=request_headers)
+            except httpx.TimeoutException:
+                failure = FhirUnavailable(
+                    f"the FHIR server did not answer {action} within {self.timeout:g} s", url=url
+                )
+            except httpx.TransportError as exc:
+                failure = FhirUnavailable(
+                    f"could not reach the FHIR server for {action} ({type(exc).__name__})", url=url
+                )
+            if response is not None:
+                log.debug("%s -> %d (attempt %d)", action, response.status_code, attempt + 1)
+                if response.is_success:
+                    return response
+                if response.status_code not in RETRYABLE_STATUSES or not retry or attempt >= self.max_retries:
+                    raise self._error(response, action, url)
+            elif failure is not None and (not retry or attempt >= self.max_retries):
+                raise failure
+            delay = self._delay(attempt, response)
+            log.info("retrying %s in %.2f s (attempt %d)", action, delay, attempt + 2)
+            self._sleep(delay)
+            attempt += 1
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        if response is not None:
+            after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+            if after is not None:
+                return min(after, self.max_backoff)
+        # Full jitter: spreads retries of many clients so they do not return in step.
+        return self._jitter.uniform(0.0, min(self.max_backoff, self.backoff * 2**attempt))
+
+    def _error(self, response: httpx.Response, action: str, url: str) -> FhirError:
+        try:
+            outcome = outcome_text(json.loads(response.content))
+        except ValueError:
+            outcome = None  # an error page in HTML: the status alone has to do
+        return error_for_status(response.status_code, action, outcome=outcome, url=url)
+
+    def _auth_header(self) -> dict[str, str]:
+        token = self._token() if callable(self._token) else self._token  # re-read: it may have been refreshed
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    # -- bodies -----------------------------------------------------------------------
+
+    def _get_bundle(self, url: str) -> Resource:
+        headers = {"Prefer": "handling=strict"} if self.strict_search else {}
+        response = self._send("GET", url, headers=headers, retry=True)
+        bundle = self._resource(response, "GET", self._describe(url), expected_type="Bundle")
+        if bundle.get("type", "searchset") != "searchset":
+            kind = bundle.get("type")
+            raise FhirProtocolError(f"a search answered with a {kind!r} Bundle, not a searchset", url=url)
+        return bundle
+
+    def _resource(self, response: httpx.Response, method: str, what: str, *, expected_type: str) -> Resource:
+        body = self._json(response, f"{method} {what}")
+        if not isinstance(body, dict) or body.get("resourceType") != expected_type:
+            got = body.get("resourceType") if isinstance(body, dict) else type(body).__name__
+            raise FhirProtocolError(
+                f"the FHIR server answered {method} {what} with {got!r} instead of a {expected_type}",
+                status=response.status_code,
+                url=str(response.request.url),
+            )
+        return body
+
+    def _json(self, response: httpx.Response, action: str) -> object:
+        try:
+            return json.loads(response.content)
+        except ValueError as exc:
+            raise FhirProtocolError(
+                f"the FHIR server answered {action} with a body that is not valid JSON",
+                status=response.status_code,
+                url=str(response.request.url),
+            ) from exc
+
+    def _write_result(self, response: httpx.Response, method: str, what: str) -> WriteResult:
+        resource: Resource | None = None
+        if response.content.strip():
+            body = self._json(response, f"{method} {what}")
+            if isinstance(body, dict) and body.get("resourceType") not in (None, "OperationOutcome"):
+                resource = body
+        return WriteResult(
+            status=response.status_code,
+            created=response.status_code == 201,
+            location=response.headers.get("Location") or response.headers.get("Content-Location"),
+            resource=resource,
+            etag=response.headers.get("ETag"),
+        )
+
+    # -- URLs -----------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/{path}"
+
+    def _own_url(self, link: str) -> str:
+        """A paging link made absolute; refused if it leaves this server (the token must not follow)."""
+        url = urljoin(self.base_url + "/", link)
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) != self._origin:
+            raise FhirProtocolError(
+                f"the server's next-page link points to another address ({parts.scheme}://{parts.netloc}); "
+                "not followed so that the access token is not sent there"
+            )
+        return url
+
+    def _describe(self, url: str) -> str:
+        """The URL as hospital IT reads it in a message: relative to the base, without the query."""
+        path = url.split("?", 1)[0]
+        if path.startswith(self.base_url):
+            path = path[len(self.base_url) :].lstrip("/")
+        return path or "(base)"
+
+
+def _entries(entries: list[Resource] | Mapping[str, Any]) -> list[Resource]:
+    if isinstance(entries, Mapping):
+        if entries.get("resourceType") != "Bundle" or not isinstance(entries.get("entry", []), list):
+            raise ValueError("expected a list of Bundle entries or a Bundle")
+        return list(entries.get("entry", []))
+    return entries
+
+
+def _batch_result(index: int, entry: object) -> BatchResult:
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("response"), Mapping):
+        raise FhirProtocolError(f"batch-response entry {index} has no response")
+    response = entry["response"]
+    status_text = str(response.get("status", ""))
+    match = re.match(r"\s*(\d{3})\b", status_text)
+    if match is None:
+        raise FhirProtocolError(f"batch-response entry {index} has an unreadable status {status_text[:40]!r}")
+    status = int(match.group(1))
+    resource = entry.get("resource") if isinstance(entry.get("resource"), dict) else None
+    outcome = outcome_text(response.get("outcome"))
+    if resource is not None and resource.get("resourceType") == "OperationOutcome":
+        outcome = outcome or outcome_text(resource)
+        if status >= 300:
+            resource = None
+    location = response.get("location")
+    return BatchResult(status, resource, outcome, location if isinstance(location, str) else None)
+
+
+__all__ = [
+    "BatchResult",
+    "FhirClient",
+    "FhirError",
+    "Params",
+    "Resource",
+    "WriteResult",
+    "link_of",
+    "search_url",
+    "searchset_resources",
+    "searchset_warnings",
+]

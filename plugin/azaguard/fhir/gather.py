@@ -1,0 +1,364 @@
+"""Everything the rules need about one patient, in as few round trips as the server allows.
+
+Where the server supports batch: ONE batch Bundle of GETs (the Patient and one
+search per kind of data, Medications pulled in with _include); extra requests
+only for further pages or a Medication the server did not include. Otherwise the
+same searches run concurrently over the same client.
+
+Safety: a search that fails is an error naming it, never an empty result (the
+rules would read "no data" and could answer ok); resources the server returns
+for another patient (a patient filter it ignored) are dropped with a warning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from azaguard.fhir.client import (
+    FhirClient,
+    Resource,
+    check_id,
+    search_url,
+    searchset_entries,
+    searchset_warnings,
+)
+from azaguard.fhir.errors import (
+    RETRYABLE_STATUSES,
+    FhirError,
+    FhirProtocolError,
+    FhirRejected,
+    error_for_status,
+)
+from azaguard.mappings import Mappings
+from azaguard.resources import ResourceSet
+
+# Page sizes: big enough that a typical record is one page per search, small enough for servers' caps.
+PAGE_SIZE = 200
+OBSERVATION_PAGE_SIZE = 1000
+# Threads for the no-batch path: one per search, bounded so a scan cannot flood the server.
+MAX_THREADS = 8
+# Statuses with which a server says "I do not do batch" (rather than "your batch is wrong").
+_NO_BATCH_STATUSES = frozenset({400, 404, 405, 501})
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Search:
+    """One search of the patient's data."""
+
+    label: str  # what it fetches, for messages: "lab results and vital signs"
+    resource_type: str
+    params: tuple[tuple[str, str], ...]
+    patient_element: str  # the reference that must point at the patient ("subject" or "patient")
+
+    @property
+    def url(self) -> str:
+        return search_url(self.resource_type, self.params)
+
+
+@dataclass
+class Gathered:
+    resources: ResourceSet
+    requests: int  # HTTP requests this gather sent (the client's counter; includes a first GET metadata)
+    method: Literal["batch", "concurrent"]
+    warnings: list[str] = field(default_factory=list)
+
+
+def observation_lookback_days(mappings: Mappings) -> int:
+    """How far back results are fetched: the longest window a rule reads, plus the longest
+    monitoring interval so the result just before that window (a baseline) is there too."""
+    policy = mappings.policy
+    windows = (
+        policy.labs.creatinine_rise.months_window_days,
+        policy.labs.result_max_age_days.value,
+        policy.dose.weight_max_age_days.value,
+        policy.infection.neutropenia_window_days.value,
+        policy.infection.fever_window_hours.value / 24,
+    )
+    interval = max(p.interval_days for s in policy.monitoring.schedules.values() for p in s.phases)
+    return math.ceil(max(windows) + interval)
+
+
+def plan_searches(
+    patient_id: str,
+    mappings: Mappings,
+    now: datetime,
+    *,
+    page_size: int = PAGE_SIZE,
+    observation_page_size: int = OBSERVATION_PAGE_SIZE,
+) -> list[Search]:
+    """The searches that fetch everything the rules read for this patient."""
+    patient = f"Patient/{check_id(patient_id)}"
+    systems = mappings.systems.loinc
+
+    def loinc(codes: Sequence[str]) -> str:
+        return ",".join(f"{system}|{code}" for code in codes for system in systems)
+
+    measured = [c for a in mappings.analytes.analytes.values() for c in a.loinc]
+    coded = [c for a in mappings.analytes.coded_analytes.values() for c in a.loinc]
+    since = (now - timedelta(days=observation_lookback_days(mappings))).date().isoformat()
+    count, obs_count = str(page_size), str(observation_page_size)
+    return [
+        # Every status: a stopped order still counts within the recent-therapy window.
+        Search("medication orders", "MedicationRequest", (
+            ("subject", patient), ("_include", "MedicationRequest:medication"), ("_count", count),
+        ), "subject"),
+        Search("lab results and vital signs", "Observation", (
+            ("subject", patient), ("code", loinc(measured)), ("date", f"ge{since}"),
+            ("_sort", "-date"), ("_count", obs_count),
+        ), "subject"),
+        # Genotype/phenotype results stay valid for life: no date bound.
+        Search("TPMT and pharmacogenomic results", "Observation", (
+            ("subject", patient), ("code", loinc(coded)), ("_count", count),
+        ), "subject"),
+        Search("active conditions", "Condition", (
+            ("subject", patient), ("clinical-status", "active,recurrence,relapse"), ("_count", count),
+        ), "subject"),
+        Search("immunizations", "Immunization", (("patient", patient), ("_count", count)), "patient"),
+        Search("immunization recommendations", "ImmunizationRecommendation", (
+            ("patient", patient), ("_count", count),
+        ), "patient"),
+        Search("open service requests", "ServiceRequest", (
+            ("subject", patient), ("status", "active,on-hold,draft"), ("_count", count),
+        ), "subject"),
+    ]  # fmt: skip
+
+
+def gather(
+    client: FhirClient,
+    patient_id: str,
+    mappings: Mappings,
+    now: datetime,
+    *,
+    page_size: int = PAGE_SIZE,
+    observation_page_size: int = OBSERVATION_PAGE_SIZE,
+) -> Gathered:
+    """Fetch one patient's record; raises FhirError (naming what failed) rather than return a partial one."""
+    start = client.request_count
+    searches = plan_searches(
+        patient_id, mappings, now, page_size=page_size, observation_page_size=observation_page_size
+    )
+    warnings: list[str] = []
+    patient: Resource
+    pages: list[list[Resource]]
+    results = _try_batch(client, patient_id, searches, warnings) if _batch_supported(client) else None
+    if results is not None:
+        method: Literal["batch", "concurrent"] = "batch"
+        patient, pages = results
+    else:
+        method = "concurrent"
+        patient, pages = _concurrently(client, patient_id, searches)
+    resources = _collect(patient, patient_id, searches, pages, warnings)
+    _add_missing_medications(client, resources, method, warnings)
+    return Gathered(resources, client.request_count - start, method, warnings)
+
+
+# --- fetching ---------------------------------------------------------------------------
+
+
+def _batch_supported(client: FhirClient) -> bool:
+    try:
+        return client.supports_batch()
+    except (FhirRejected, FhirProtocolError):
+        return True  # no usable CapabilityStatement: try the batch; a refusal falls back
+
+
+def _try_batch(
+    client: FhirClient, patient_id: str, searches: list[Search], warnings: list[str]
+) -> tuple[Resource, list[list[Resource]]] | None:
+    entries = [_get(f"Patient/{patient_id}")] + [_get(s.url) for s in searches]
+    try:
+        results = client.batch(entries)
+    except FhirError as exc:
+        if exc.status not in _NO_BATCH_STATUSES:
+            raise  # busy, down, auth: the searches would fare no better
+        warnings.append(f"the server refused the batch ({exc}); the searches were sent one by one")
+        return None
+    head, rest = results[0], results[1:]
+    if not head.ok:
+        raise error_for_status(head.status, f"reading Patient/{patient_id}", outcome=head.outcome)
+    patient = _expect(head.resource, "Patient", f"reading Patient/{patient_id}")
+    pages: list[list[Resource]] = []
+    for search, result in zip(searches, rest, strict=True):
+        if result.status in RETRYABLE_STATUSES:
+            # The server was busy for this entry only: this one search again, with retries.
+            pages.append(_search_all(client, search))
+            continue
+        if not result.ok:
+            raise error_for_status(result.status, _action(search), outcome=result.outcome)
+        bundle = _expect(result.resource, "Bundle", _action(search))
+        pages.append([bundle, *_named(search, partial(client.next_pages, bundle))])
+    return patient, pages
+
+
+def _concurrently(
+    client: FhirClient, patient_id: str, searches: list[Search]
+) -> tuple[Resource, list[list[Resource]]]:
+    with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(searches) + 1)) as pool:
+        patient_future = pool.submit(client.read, "Patient", patient_id)
+        futures = [pool.submit(_search_all, client, s) for s in searches]
+        patient = patient_future.result()
+        return patient, [f.result() for f in futures]
+
+
+def _search_all(client: FhirClient, search: Search) -> list[Resource]:
+    return _named(search, lambda: client.search_pages(search.resource_type, search.params))
+
+
+def _named(search: Search, fetch: Callable[[], T]) -> T:
+    """Run a fetch for `search`; a failure says which search it was."""
+    try:
+        return fetch()
+    except FhirError as exc:
+        raise type(exc)(
+            f"{_action(search)} failed: {exc.message}", status=exc.status, outcome=exc.outcome, url=exc.url
+        ) from exc
+
+
+def _action(search: Search) -> str:
+    return f"the search for {search.label} ({search.resource_type})"
+
+
+def _get(url: str) -> Resource:
+    return {"request": {"method": "GET", "url": url}}
+
+
+def _expect(resource: Resource | None, resource_type: str, action: str) -> Resource:
+    if resource is None or resource.get("resourceType") != resource_type:
+        got = resource.get("resourceType") if resource else "nothing"
+        raise FhirProtocolError(f"{action}: the server returned {got!r} instead of a {resource_type}")
+    return resource
+
+
+# --- assembling ---------------------------------------------------------------------------
+
+
+def _collect(
+    patient: Resource,
+    patient_id: str,
+    searches: list[Search],
+    pages: list[list[Resource]],
+    warnings: list[str],
+) -> ResourceSet:
+    if patient.get("id") != patient_id:
+        raise FhirProtocolError(f"asked for Patient/{patient_id}, the server returned Patient/{patient.get('id')}")
+    out = ResourceSet()
+    seen: set[str] = set()
+
+    def add(resource: Resource, full_url: str | None) -> None:
+        key = f"{resource.get('resourceType')}/{resource.get('id')}"
+        if resource.get("id") is not None and key in seen:
+            return  # the same include on several pages, or two overlapping searches
+        seen.add(key)
+        out.add(resource, full_url or None)
+
+    add(patient, None)
+    for search, search_pages in zip(searches, pages, strict=True):
+        foreign = 0
+        for page in search_pages:
+            warnings.extend(f"{search.label}: the server said: {w}" for w in searchset_warnings(page))
+            for entry in searchset_entries(page):
+                resource: Resource = dict(entry["resource"])
+                rtype = resource.get("resourceType")
+                if rtype == "OperationOutcome":
+                    continue
+                mode = (entry.get("search") or {}).get("mode")
+                matched = rtype == search.resource_type and mode != "include"
+                if matched and not _refers_to(resource.get(search.patient_element), patient_id):
+                    foreign += 1
+                    continue
+                full_url = entry.get("fullUrl")
+                add(resource, full_url if isinstance(full_url, str) else None)
+        if foreign:
+            warnings.append(
+                f"{search.label}: the server returned {foreign} {search.resource_type} resource(s) of other "
+                "patients (it ignored the patient filter); they were left out"
+            )
+    return out
+
+
+def _refers_to(reference: object, patient_id: str) -> bool:
+    ref = reference.get("reference") if isinstance(reference, Mapping) else None
+    if not isinstance(ref, str):
+        return False
+    ref = ref.split("/_history/")[0]
+    return ref == f"Patient/{patient_id}" or ref.endswith(f"/Patient/{patient_id}")
+
+
+def _add_missing_medications(
+    client: FhirClient, resources: ResourceSet, method: str, warnings: list[str]
+) -> None:
+    """Read the Medications that orders reference but the server did not _include."""
+    missing: list[str] = []
+    for order in resources.of_type("MedicationRequest"):
+        ref = _medication_reference(order)
+        if ref is None or ref.startswith("#") or resources.resolve(ref) is not None:
+            continue
+        local = _local_reference(client, ref)
+        if local is None:
+            warnings.append(f"Medication {ref} is not a reference to this server; it was not fetched")
+        elif local not in missing:
+            missing.append(local)
+    if not missing:
+        return
+    for ref, found in zip(missing, _read_all(client, missing, method), strict=True):
+        if found is None:
+            warnings.append(f"{ref}, referenced by a medication order, does not exist on the server")
+        else:
+            resources.add(found)
+
+
+def _read_all(client: FhirClient, refs: list[str], method: str) -> list[Resource | None]:
+    """The resources at `refs` (None where not found): one batch if batch works, else concurrent reads."""
+    if method == "batch":
+        out: list[Resource | None] = []
+        for ref, result in zip(refs, client.batch([_get(r) for r in refs]), strict=True):
+            if result.status in (404, 410):
+                out.append(None)
+            elif not result.ok:
+                raise error_for_status(result.status, f"reading {ref}", outcome=result.outcome)
+            else:
+                out.append(_expect(result.resource, ref.split("/")[0], f"reading {ref}"))
+        return out
+
+    def read(ref: str) -> Resource | None:
+        rtype, rid = ref.split("/")
+        try:
+            return client.read(rtype, rid)
+        except FhirError as exc:
+            if exc.status in (404, 410):
+                return None
+            raise
+
+    with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(refs))) as pool:
+        return list(pool.map(read, refs))
+
+
+def _medication_reference(order: Resource) -> str | None:
+    ref: Any = (order.get("medicationReference") or {}).get("reference")
+    return ref if isinstance(ref, str) and ref else None
+
+
+def _local_reference(client: FhirClient, ref: str) -> str | None:
+    """`Medication/id` for a relative reference or an absolute one on this server; None otherwise."""
+    ref = ref.split("/_history/")[0]
+    if "://" in ref:
+        if urlsplit(ref).netloc != urlsplit(client.base_url).netloc:
+            return None
+        ref = "/".join(ref.rstrip("/").split("/")[-2:])
+    parts = ref.split("/")
+    if len(parts) != 2 or parts[0] != "Medication":
+        return None
+    try:
+        check_id(parts[1])
+    except ValueError:
+        return None
+    return ref

@@ -1,0 +1,467 @@
+"""gather() against a small in-memory FHIR server behind pytest-httpx."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+from pytest_httpx import HTTPXMock
+
+from azaguard.fhir import FhirClient, FhirNotFound, FhirProtocolError, FhirRejected, FhirUnavailable, gather
+from azaguard.fhir.gather import observation_lookback_days, plan_searches
+from azaguard.mappings import Mappings, load_mappings
+from azaguard.record import build_record
+
+BASE = "http://127.0.0.1:8999/fhir"
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+Res = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def mappings() -> Mappings:
+    return load_mappings()
+
+
+def patient(pid: str = "p1") -> Res:
+    return {"resourceType": "Patient", "id": pid, "birthDate": "1970-01-01"}
+
+
+def medication(mid: str = "aza") -> Res:
+    rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    return {
+        "resourceType": "Medication",
+        "id": mid,
+        "code": {"coding": [{"system": rxnorm, "code": "197388"}]},
+    }
+
+
+def order(oid: str, med: str = "aza", pid: str = "p1") -> Res:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": oid,
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{pid}"},
+        "medicationReference": {"reference": f"Medication/{med}"},
+        "authoredOn": "2026-06-01",
+    }
+
+
+def wbc(oid: str, value: float = 5.1, pid: str = "p1") -> Res:
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "6690-2"}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": "2026-11-10",
+        "valueQuantity": {
+            "value": value,
+            "unit": "10*9/L",
+            "system": "http://unitsofmeasure.org",
+            "code": "10*9/L",
+        },
+    }
+
+
+def recommendation(rid: str, pid: str) -> Res:
+    return {
+        "resourceType": "ImmunizationRecommendation",
+        "id": rid,
+        "patient": {"reference": f"Patient/{pid}"},
+        "date": "2026-11-01",
+        "recommendation": [
+            {
+                "vaccineCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "03"}]}],
+                "forecastStatus": {"coding": [{"code": "due"}]},
+            }
+        ],
+    }
+
+
+def capability(*codes: str) -> Res:
+    return {
+        "resourceType": "CapabilityStatement",
+        "rest": [{"mode": "server", "interaction": [{"code": c} for c in codes]}],
+    }
+
+
+class FakeFhir:
+    """Answers reads, searches (one page or `page_size` pages) and batches from an in-memory store.
+
+    Searches filter by the patient and `code` parameters only (the rest of the filtering is
+    the real server's job; here we check what gather asks for and what it does with answers).
+    """
+
+    def __init__(self, resources: list[Res], *, batch: bool = True, page_size: int = 1000) -> None:
+        self.resources = resources
+        self.batch = batch
+        self.page_size = page_size
+        self.include = True
+        self.ignore_patient_for: set[str] = set()
+        self.entry_override: dict[str, tuple[int, Res | None]] = {}  # resource type -> (status, outcome)
+        self.log: list[str] = []  # "GET Observation", "POST batch(8)"
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/fhir").lstrip("/")
+        query = request.url.query.decode()
+        if request.method == "POST" and path == "":
+            body = json.loads(request.content)
+            self.log.append(f"POST {body['type']}({len(body['entry'])})")
+            if not self.batch:
+                return httpx.Response(405, json=outcome("batch not supported"))
+            entries = [self.entry(e["request"]["url"]) for e in body["entry"]]
+            return httpx.Response(200, json={"resourceType": "Bundle", "type": "batch-response", "entry": entries})
+        self.log.append(f"GET {path}")
+        if path == "metadata":
+            return httpx.Response(200, json=capability("transaction", *(["batch"] if self.batch else [])))
+        status, resource = self.answer(path, query)
+        return httpx.Response(status, json=resource)
+
+    def entry(self, url: str) -> Res:
+        path, _, query = url.partition("?")
+        override = self.entry_override.get(path)
+        if override is not None:
+            return {"response": {"status": f"{override[0]} Error", "outcome": override[1]}}
+        status, resource = self.answer(path, query)
+        if status >= 400:
+            return {"response": {"status": f"{status} Not Found", "outcome": resource}}
+        return {"resource": resource, "response": {"status": "200 OK"}}
+
+    def answer(self, path: str, query: str) -> tuple[int, Res]:
+        parts = path.split("/")
+        if len(parts) == 2:
+            found = next((r for r in self.resources if (r["resourceType"], r["id"]) == tuple(parts)), None)
+            return (200, found) if found else (404, outcome(f"{path} not found"))
+        params = dict(parse_qsl(query))
+        offset = int(params.pop("_offset", "0"))
+        rtype = parts[0]
+        pref = params.get("subject") or params.get("patient")
+        matches = [
+            r
+            for r in self.resources
+            if r["resourceType"] == rtype
+            and (
+                rtype in self.ignore_patient_for
+                or pref in (None, (r.get("subject") or r.get("patient") or {}).get("reference"))
+            )
+        ]
+        if "code" in params:
+            wanted = {c.split("|")[-1] for c in params["code"].split(",")}
+            matches = [r for r in matches if wanted & {c["code"] for c in r["code"]["coding"]}]
+        page = matches[offset : offset + self.page_size]
+        entries = [{"resource": r, "search": {"mode": "match"}} for r in page]
+        if rtype == "MedicationRequest" and self.include:
+            refs = {r["medicationReference"]["reference"] for r in page if "medicationReference" in r}
+            entries += [
+                {"resource": m, "search": {"mode": "include"}}
+                for m in self.resources
+                if f"{m['resourceType']}/{m['id']}" in refs
+            ]
+        if rtype in self.ignore_patient_for:
+            warning = outcome(f"Unknown search parameter 'patient' for {rtype}; parameter ignored", "warning")
+            entries.append({"resource": warning, "search": {"mode": "outcome"}})
+        links = [{"relation": "self", "url": f"{BASE}/{rtype}?{query}"}]
+        if offset + self.page_size < len(matches):
+            links.append({"relation": "next", "url": f"{BASE}/{rtype}?{query}&_offset={offset + self.page_size}"})
+        return 200, {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+
+
+def outcome(text: str, severity: str = "error") -> Res:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": "processing", "diagnostics": text}],
+    }
+
+
+@pytest.fixture
+def serve(httpx_mock: HTTPXMock) -> Callable[[FakeFhir], FakeFhir]:
+    def install(fake: FakeFhir) -> FakeFhir:
+        httpx_mock.add_callback(fake, is_reusable=True)
+        return fake
+
+    return install
+
+
+@pytest.fixture
+def client() -> Iterator[FhirClient]:
+    with FhirClient(BASE, sleep=lambda s: None) as c:
+        yield c
+
+
+def ids(gathered_resources: Any) -> set[str]:
+    return {f"{r['resourceType']}/{r['id']}" for r in gathered_resources.resources}
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+def test_plan_asks_for_every_analyte_code_and_bounds_only_dated_results(mappings: Mappings) -> None:
+    searches = {s.label: s for s in plan_searches("p1", mappings, NOW)}
+    labs = dict(searches["lab results and vital signs"].params)
+    all_codes = {c for a in mappings.analytes.analytes.values() for c in a.loinc}
+    assert {c.split("|")[1] for c in labs["code"].split(",")} == all_codes
+    assert all(c.split("|")[0] == "http://loinc.org" for c in labs["code"].split(","))
+    assert labs["date"].startswith("ge")
+    since = datetime.fromisoformat(labs["date"][2:]).replace(tzinfo=UTC)
+    # At least the creatinine-rise window (12 months) back, so its baseline is fetched.
+    assert (NOW - since).days >= mappings.policy.labs.creatinine_rise.months_window_days
+    assert (NOW - since).days == observation_lookback_days(mappings)
+    tpmt = dict(searches["TPMT and pharmacogenomic results"].params)
+    assert "date" not in tpmt
+    assert {c.split("|")[1] for c in tpmt["code"].split(",")} == {"79713-4", "84413-4"}
+    orders = dict(searches["medication orders"].params)
+    assert orders["_include"] == "MedicationRequest:medication"
+    assert "status" not in orders  # stopped orders matter for the recent-therapy window
+    assert dict(searches["active conditions"].params)["clinical-status"] == "active,recurrence,relapse"
+
+
+def test_plan_refuses_an_id_that_would_change_the_query(mappings: Mappings) -> None:
+    with pytest.raises(ValueError):
+        plan_searches("p1&_id=other", mappings, NOW)
+
+
+# --- batch ------------------------------------------------------------------------------------
+
+
+def small_record() -> list[Res]:
+    return [patient(), medication(), order("mr1"), wbc("o1"), wbc("o2", 4.0)]
+
+
+def test_small_record_comes_in_exactly_one_batch_request(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    fake = serve(FakeFhir(small_record()))
+    client.capabilities()  # once per client (the app fetches it at launch)
+    fake.log.clear()
+    got = gather(client, "p1", mappings, NOW)
+    assert got.method == "batch"
+    assert got.requests == 1
+    assert fake.log == ["POST batch(8)"]
+    assert ids(got.resources) == {
+        "Patient/p1",
+        "Medication/aza",
+        "MedicationRequest/mr1",
+        "Observation/o1",
+        "Observation/o2",
+    }
+    assert got.warnings == []
+
+
+def test_first_gather_on_a_new_client_also_counts_the_metadata_request(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    fake = serve(FakeFhir(small_record()))
+    got = gather(client, "p1", mappings, NOW)
+    assert fake.log == ["GET metadata", "POST batch(8)"]
+    assert got.requests == 2
+
+
+def test_gathered_record_builds_with_medication_resolved(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    serve(FakeFhir(small_record()))
+    record = build_record(gather(client, "p1", mappings, NOW).resources, mappings)
+    assert [o.medication_problem for o in record.medication_orders] == [None]
+    assert len(record.measurements_of("wbc")) == 2
+
+
+def test_medication_not_included_is_fetched_by_one_follow_up_batch(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    fake = serve(FakeFhir([*small_record(), medication("pred"), order("mr2", "pred")]))
+    fake.include = False
+    client.capabilities()
+    fake.log.clear()
+    got = gather(client, "p1", mappings, NOW)
+    assert fake.log == ["POST batch(8)", "POST batch(2)"]
+    assert got.requests == 2
+    assert {"Medication/aza", "Medication/pred"} <= ids(got.resources)
+
+
+def test_medication_that_does_not_exist_is_a_warning_and_the_record_says_so(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    serve(FakeFhir([patient(), order("mr1", "gone")]))
+    got = gather(client, "p1", mappings, NOW)
+    assert any("Medication/gone" in w for w in got.warnings)
+    record = build_record(got.resources, mappings)
+    assert record.medication_orders[0].medication_problem is not None
+
+
+def test_search_with_more_pages_follows_next_links(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    fake = serve(FakeFhir([patient(), *(wbc(f"o{i}") for i in range(5))], page_size=2))
+    client.capabilities()
+    fake.log.clear()
+    got = gather(client, "p1", mappings, NOW)
+    assert ids(got.resources) >= {f"Observation/o{i}" for i in range(5)}
+    assert fake.log == ["POST batch(8)", "GET Observation", "GET Observation"]
+    assert got.requests == 3
+
+
+def test_failed_search_entry_raises_naming_the_search(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    fake = serve(FakeFhir(small_record()))
+    fake.entry_override["Condition"] = (400, outcome("Unknown search parameter 'clinical-status'"))
+    with pytest.raises(FhirRejected) as info:
+        gather(client, "p1", mappings, NOW)
+    assert "active conditions" in str(info.value)
+    assert info.value.outcome == "Unknown search parameter 'clinical-status'"
+
+
+def test_busy_search_entry_is_run_again_on_its_own(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    fake = serve(FakeFhir(small_record()))
+    fake.entry_override["Observation"] = (503, None)
+    client.capabilities()
+    fake.log.clear()
+    got = gather(client, "p1", mappings, NOW)
+    assert fake.log == ["POST batch(8)", "GET Observation", "GET Observation"]  # both Observation searches
+    assert {"Observation/o1", "Observation/o2"} <= ids(got.resources)
+
+
+def test_missing_patient_is_not_found(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    serve(FakeFhir(small_record()))
+    with pytest.raises(FhirNotFound, match="Patient/nobody"):
+        gather(client, "nobody", mappings, NOW)
+
+
+def test_resources_of_other_patients_are_dropped_when_the_server_ignores_the_filter(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    fake = serve(FakeFhir([*small_record(), recommendation("r1", "p1"), recommendation("r2", "p2")]))
+    fake.ignore_patient_for.add("ImmunizationRecommendation")
+    got = gather(client, "p1", mappings, NOW)
+    assert "ImmunizationRecommendation/r1" in ids(got.resources)
+    assert "ImmunizationRecommendation/r2" not in ids(got.resources)
+    assert any("other patients" in w for w in got.warnings)
+    assert any("parameter ignored" in w for w in got.warnings)
+
+
+def test_server_that_is_down_is_unavailable_not_empty(httpx_mock: HTTPXMock, mappings: Mappings) -> None:
+    httpx_mock.add_response(url=f"{BASE}/metadata", json=capability("batch"))
+    httpx_mock.add_response(method="POST", url=BASE, status_code=503, is_reusable=True)
+    with FhirClient(BASE, sleep=lambda s: None, max_retries=1) as c, pytest.raises(FhirUnavailable):
+        gather(c, "p1", mappings, NOW)
+
+
+def test_batch_response_with_a_non_bundle_search_is_a_protocol_error(
+    httpx_mock: HTTPXMock, client: FhirClient, mappings: Mappings
+) -> None:
+    httpx_mock.add_response(url=f"{BASE}/metadata", json=capability("batch"))
+    entries = [{"resource": patient(), "response": {"status": "200 OK"}}] + [
+        {"resource": patient(), "response": {"status": "200 OK"}} for _ in range(7)
+    ]
+    httpx_mock.add_response(
+        method="POST", url=BASE, json={"resourceType": "Bundle", "type": "batch-response", "entry": entries}
+    )
+    with pytest.raises(FhirProtocolError, match="medication orders"):
+        gather(client, "p1", mappings, NOW)
+
+
+# --- without batch -----------------------------------------------------------------------------
+
+
+def test_without_batch_in_metadata_the_searches_run_concurrently(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    fake = serve(FakeFhir(small_record(), batch=False))
+    got = gather(client, "p1", mappings, NOW)
+    assert got.method == "concurrent"
+    assert not any(line.startswith("POST") for line in fake.log)
+    assert sorted(fake.log) == sorted(
+        ["GET metadata", "GET Patient/p1", "GET MedicationRequest", "GET Observation", "GET Observation",
+         "GET Condition", "GET Immunization", "GET ImmunizationRecommendation", "GET ServiceRequest"]
+    )  # fmt: skip
+    assert got.requests == 9
+    assert ids(got.resources) == {
+        "Patient/p1",
+        "Medication/aza",
+        "MedicationRequest/mr1",
+        "Observation/o1",
+        "Observation/o2",
+    }
+
+
+def test_rejected_batch_falls_back_to_concurrent_searches(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    fake = serve(FakeFhir(small_record()))
+    client.capabilities()
+    fake.batch = False  # advertised, but refused
+    got = gather(client, "p1", mappings, NOW)
+    assert got.method == "concurrent"
+    assert any("refused the batch" in w for w in got.warnings)
+    assert "Observation/o1" in ids(got.resources)
+
+
+def test_without_batch_a_missing_medication_is_read(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    fake = serve(FakeFhir(small_record(), batch=False))
+    fake.include = False
+    got = gather(client, "p1", mappings, NOW)
+    assert "GET Medication/aza" in fake.log
+    assert "Medication/aza" in ids(got.resources)
+
+
+def test_without_batch_a_failed_search_raises_naming_it(
+    httpx_mock: HTTPXMock, client: FhirClient, mappings: Mappings
+) -> None:
+    fake = FakeFhir(small_record(), batch=False)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/ServiceRequest"):
+            return httpx.Response(400, json=outcome("Unknown search parameter 'status'"))
+        return fake(request)
+
+    httpx_mock.add_callback(handler, is_reusable=True)
+    with pytest.raises(FhirRejected, match="open service requests") as info:
+        gather(client, "p1", mappings, NOW)
+    assert info.value.status == 400
+
+
+def test_batch_entries_are_gets_of_the_patient_and_relative_searches(
+    httpx_mock: HTTPXMock, serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    serve(FakeFhir(small_record()))
+    gather(client, "p1", mappings, NOW)
+    (post,) = httpx_mock.get_requests(method="POST")
+    bundle = json.loads(post.content)
+    assert bundle["type"] == "batch"
+    requests = [e["request"] for e in bundle["entry"]]
+    assert {r["method"] for r in requests} == {"GET"}
+    assert requests[0]["url"] == "Patient/p1"
+    assert [r["url"].split("?")[0] for r in requests[1:]] == [
+        "MedicationRequest", "Observation", "Observation", "Condition", "Immunization",
+        "ImmunizationRecommendation", "ServiceRequest",
+    ]  # fmt: skip
+    assert all("Patient/p1" in r["url"] for r in requests[1:])
+
+
+def test_a_different_patient_in_the_answer_is_refused(
+    httpx_mock: HTTPXMock, client: FhirClient, mappings: Mappings
+) -> None:
+    fake = FakeFhir(small_record())
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        response = fake(request)
+        body = json.loads(response.content)
+        if body.get("type") == "batch-response":
+            body["entry"][0]["resource"] = patient("p2")
+        return httpx.Response(response.status_code, json=body)
+
+    httpx_mock.add_callback(handler, is_reusable=True)
+    with pytest.raises(FhirProtocolError, match="Patient/p2"):
+        gather(client, "p1", mappings, NOW)
