@@ -369,8 +369,8 @@ class Mappings(_Model):
                 raise ValueError(f"monitoring group names unknown analytes {set(group.analytes) - known}")
         required = self.analytes.required_analytes
         for rule_id in ("blood-counts", "liver", "kidney"):
-            for group in required.for_rule(rule_id):  # type: ignore[arg-type]
-                for key in group:
+            for alternatives in required.for_rule(rule_id):
+                for key in alternatives:
                     if key not in known or self.analytes.analytes[key].rule != rule_id:
                         raise ValueError(f"required analyte {key!r} is not a {rule_id} analyte")
         if set(self.policy.labs.trend.analytes) - known:

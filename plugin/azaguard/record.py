@@ -258,7 +258,7 @@ class _Builder:
         name = None
         if p.name:
             n = p.name[0]
-            name = n.text or " ".join([*(n.given or []), n.family or ""]).strip() or None
+            name = n.text or " ".join(part for part in [*(n.given or []), n.family] if part) or None
         info = PatientInfo(ref=_ref_of(raw), name=name, birth_date=_as_date(p.birthDate), gender=p.gender)
         if self.patient is None:
             self.patient = info
