@@ -21,7 +21,7 @@ from azaguard.alerts import (
 )
 from azaguard.alerts import dry_run as alerts_dry_run
 from azaguard.fhir.client import FhirClient
-from azaguard.fhir.errors import FhirError
+from azaguard.fhir.errors import AuthDenied, FhirError
 from azaguard.fhir.gather import gather
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings
@@ -41,6 +41,8 @@ class CheckResult:
     requests: int = 0  # HTTP requests used to gather the record
     writes: list[WriteOutcome] = field(default_factory=list)
     existing_alerts: list[ExistingAlert] = field(default_factory=list)
+    # Why the alerts already in the chart could not be read (e.g. no read scope for them), if so.
+    existing_alerts_problem: str | None = None
 
     @property
     def failed_writes(self) -> list[WriteOutcome]:
@@ -87,7 +89,7 @@ def check_on_server(
     if record.patient is None:
         raise InputError(f"Patient/{patient_id} was not returned by the server")
     findings = evaluate(record, mappings, now)
-    issues, flags = fetch_alert_resources(client, patient_id)
+    issues, flags, alerts_problem = _existing(client, patient_id)
     result = CheckResult(
         patient_ref=record.patient.ref,
         patient=record.patient,
@@ -96,6 +98,7 @@ def check_on_server(
         evaluated_at=now,
         mappings_version=mappings.version,
         requests=client.request_count - before,
+        existing_alerts_problem=alerts_problem,
     )
     if write or dry_run:
         device = device_resource(mappings.version)
@@ -104,9 +107,19 @@ def check_on_server(
             result.writes = alerts_dry_run(plan_alerts(result.patient_ref, findings, flags, now, author))
         else:
             result.writes = _write(client, result.patient_ref, findings, flags, now, device)
-        issues, flags = fetch_alert_resources(client, patient_id) if not dry_run else (issues, flags)
+        if not dry_run:
+            issues, flags, result.existing_alerts_problem = _existing(client, patient_id)
     result.existing_alerts = summarise_existing(issues, flags)
     return result
+
+
+def _existing(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """azaguard's alerts already in the chart; a refusal to show them does not hide the findings."""
+    try:
+        issues, flags = fetch_alert_resources(client, patient_id)
+    except AuthDenied as exc:
+        return [], [], f"the alerts already in the chart cannot be read with the granted access ({exc.status})"
+    return issues, flags, None
 
 
 def _write(

@@ -97,4 +97,5 @@ def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO) -> None:
     )
     print(f"\nThe sandbox EHR is running: open {public_base}/ and launch a patient (Ctrl-C to stop).", file=out,
           flush=True)
-    uvicorn.run(site, host="127.0.0.1", port=port, log_level="warning")
+    # No access log: the callback URL carries the authorization code.
+    uvicorn.run(site, host="127.0.0.1", port=port, log_level="warning", access_log=False)

@@ -1,0 +1,198 @@
+"""The SMART app registration (smart_launch.json) as a validated AppConfig.
+
+The file names the client, its redirect and launch URIs, the scopes it asks
+for and the FHIR servers (`iss`) it will talk to. A confidential client's
+secret never lives in the file: the file names the environment variable
+that holds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_ENV = "AZAGUARD_SMART_CONFIG"
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class ConfigError(Exception):
+    """smart_launch.json is missing, malformed, or names a secret that is not set."""
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of an absolute URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def is_loopback(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in _LOOPBACK_HOSTS
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{url!r} is not an absolute http(s) URL")
+    if parts.scheme == "http" and not is_loopback(url):
+        raise ValueError(f"{url!r} must use https (plain http only on 127.0.0.1/localhost)")
+    if parts.fragment:
+        raise ValueError(f"{url!r} must not have a #fragment")
+    return url
+
+
+class Scopes(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v2: str = Field(
+        min_length=1
+    )  # SMART 2 syntax (.rs / .cruds), used when the server advertises permission-v2
+    v1: str = Field(min_length=1)  # SMART 1 syntax (.read / .write)
+
+
+class AppConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_id: str = Field(min_length=1)
+    client_type: Literal["public", "confidential-symmetric"]
+    client_secret_env: str | None = None
+    redirect_uris: tuple[str, ...] = Field(min_length=1)
+    launch_uri: str
+    scopes: Scopes
+    allowed_iss: tuple[str, ...] = Field(min_length=1)
+    # Who may frame the page (CSP frame-ancestors); None: 'self' plus the allowed iss origins.
+    frame_ancestors: tuple[str, ...] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secret_in_file(cls, data: object) -> object:
+        if isinstance(data, dict) and "client_secret" in data:
+            raise ValueError(
+                "client_secret must not be written in the configuration; "
+                "put it in an environment variable and name that variable in client_secret_env"
+            )
+        return data
+
+    @field_validator("redirect_uris", "allowed_iss")
+    @classmethod
+    def _urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_url(u) for u in urls)
+
+    @field_validator("allowed_iss")
+    @classmethod
+    def _iss_without_slash(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        # iss is compared as a string; the spec's FHIR base has no trailing slash.
+        return tuple(u.rstrip("/") for u in urls)
+
+    @field_validator("launch_uri")
+    @classmethod
+    def _launch_url(cls, url: str) -> str:
+        return _check_url(url)
+
+    @model_validator(mode="after")
+    def _secret_source(self) -> AppConfig:
+        if self.client_type == "confidential-symmetric" and not self.client_secret_env:
+            raise ValueError(
+                "a confidential-symmetric client needs client_secret_env (the variable holding the secret)"
+            )
+        if self.client_type == "public" and self.client_secret_env:
+            raise ValueError(
+                "a public client has no secret: remove client_secret_env or use confidential-symmetric"
+            )
+        return self
+
+    @property
+    def redirect_uri(self) -> str:
+        """The redirect URI sent in authorization requests (the first registered)."""
+        return self.redirect_uris[0]
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Secure cookies unless the app itself runs on loopback (plain-http demo)."""
+        return not is_loopback(self.redirect_uri)
+
+    def client_secret(self) -> str | None:
+        """The confidential client's secret, read from the environment when needed (never stored)."""
+        if self.client_type == "public":
+            return None
+        secret = os.environ.get(self.client_secret_env or "")
+        if not secret:
+            raise ConfigError(f"environment variable {self.client_secret_env} (the client secret) is not set")
+        return secret
+
+    def iss_allowed(self, iss: str) -> bool:
+        return iss.rstrip("/") in self.allowed_iss if iss else False
+
+    def frame_ancestor_sources(self) -> tuple[str, ...]:
+        if self.frame_ancestors is not None:
+            return self.frame_ancestors
+        origins = dict.fromkeys(origin_of(u) for u in self.allowed_iss)
+        return ("'self'", *origins)
+
+
+def default_config_path() -> Path:
+    """AZAGUARD_SMART_CONFIG, else smart_launch.json at the repository top level."""
+    override = os.environ.get(CONFIG_ENV)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent.parent / "smart_launch.json"
+
+
+def load_app_config(path: Path | None = None, *, public_base: str | None = None) -> AppConfig:
+    """Read and validate the app registration.
+
+    `public_base` (e.g. "http://127.0.0.1:8401") replaces the app's own origin (that
+    of launch_uri) in every URL of the file, for the demo on another port and tests.
+    """
+    path = path or default_config_path()
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the SMART app configuration {path}: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    if public_base is not None:
+        data = _rebase(data, public_base)
+    try:
+        config = AppConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid SMART app configuration {path}:\n{_readable(exc)}") from exc
+    config.client_secret()  # fail at start, not at the first launch
+    return config
+
+
+def _rebase(data: dict[str, object], public_base: str) -> dict[str, object]:
+    base = public_base.rstrip("/")
+    _check_url(base)
+    launch_uri = data.get("launch_uri")
+    if not isinstance(launch_uri, str):
+        return data  # validation will say what is wrong
+    old = origin_of(launch_uri)
+
+    def move(url: object) -> object:
+        if isinstance(url, str) and (url == old or url.startswith(old + "/")):
+            return base + url[len(old) :]
+        return url
+
+    out = dict(data)
+    out["launch_uri"] = move(launch_uri)
+    for key in ("redirect_uris", "allowed_iss"):
+        value = data.get(key)
+        if isinstance(value, list):
+            out[key] = [move(u) for u in value]
+    return out
+
+
+def _readable(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""Where a FHIR server's authorization lives: .well-known/smart-configuration, else metadata.
+
+SMART App Launch 2.x servers publish `{iss}/.well-known/smart-configuration`;
+older ones only the `oauth-uris` extension on the CapabilityStatement's
+rest.security. Endpoints are checked to be absolute http(s) URLs because the
+app redirects the user's browser to the authorization endpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from azaguard.config import is_loopback
+
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+CAPABILITIES_EXT = "http://fhir-registry.smarthealthit.org/StructureDefinition/capabilities"
+DISCOVERY_TIMEOUT = 10.0
+
+
+class DiscoveryError(Exception):
+    """The server publishes no usable SMART configuration."""
+
+
+@dataclass(frozen=True)
+class SmartConfiguration:
+    iss: str
+    authorization_endpoint: str
+    token_endpoint: str
+    capabilities: frozenset[str]
+    code_challenge_methods: tuple[str, ...]
+    jwks_uri: str | None
+    issuer: str | None  # the OpenID issuer, for id_token checks
+    source: Literal["well-known", "metadata"]
+
+    @property
+    def supports_v2(self) -> bool:
+        return "permission-v2" in self.capabilities
+
+
+def discover(iss: str, http: httpx.Client) -> SmartConfiguration:
+    """Read the SMART configuration of `iss` (already checked against the allow-list)."""
+    base = iss.rstrip("/")
+    problems: list[str] = []
+    try:
+        doc = _get_json(http, f"{base}/.well-known/smart-configuration", "application/json")
+        return _from_well_known(base, doc)
+    except DiscoveryError as exc:
+        problems.append(f".well-known/smart-configuration: {exc}")
+    try:
+        doc = _get_json(http, f"{base}/metadata", "application/fhir+json")
+        return _from_metadata(base, doc)
+    except DiscoveryError as exc:
+        problems.append(f"metadata: {exc}")
+    raise DiscoveryError(f"no SMART configuration at {base} ({'; '.join(problems)})")
+
+
+def _get_json(http: httpx.Client, url: str, accept: str) -> dict[str, Any]:
+    try:
+        response = http.get(url, headers={"Accept": accept}, timeout=DISCOVERY_TIMEOUT)
+    except httpx.HTTPError as exc:
+        raise DiscoveryError(f"unreachable ({type(exc).__name__})") from exc
+    if response.status_code != 200:
+        raise DiscoveryError(f"HTTP {response.status_code}")
+    try:
+        doc = response.json()
+    except ValueError as exc:
+        raise DiscoveryError("not JSON") from exc
+    if not isinstance(doc, dict):
+        raise DiscoveryError("not a JSON object")
+    return doc
+
+
+def _endpoint(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise DiscoveryError(f"no {name}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise DiscoveryError(f"{name} is not an absolute http(s) URL")
+    if parts.scheme == "http" and not is_loopback(value):
+        raise DiscoveryError(f"{name} must use https")
+    return value
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _from_well_known(iss: str, doc: dict[str, Any]) -> SmartConfiguration:
+    jwks = doc.get("jwks_uri")
+    return SmartConfiguration(
+        iss=iss,
+        authorization_endpoint=_endpoint(doc.get("authorization_endpoint"), "authorization_endpoint"),
+        token_endpoint=_endpoint(doc.get("token_endpoint"), "token_endpoint"),
+        capabilities=frozenset(_strings(doc.get("capabilities"))),
+        code_challenge_methods=_strings(doc.get("code_challenge_methods_supported")),
+        jwks_uri=_endpoint(jwks, "jwks_uri") if jwks is not None else None,
+        issuer=doc.get("issuer") if isinstance(doc.get("issuer"), str) else None,
+        source="well-known",
+    )
+
+
+def _from_metadata(iss: str, doc: dict[str, Any]) -> SmartConfiguration:
+    if doc.get("resourceType") != "CapabilityStatement":
+        raise DiscoveryError("not a CapabilityStatement")
+    for rest in doc.get("rest") or []:
+        security = rest.get("security") if isinstance(rest, dict) else None
+        if not isinstance(security, dict):
+            continue
+        uris: dict[str, object] = {}
+        capabilities: set[str] = set()
+        for ext in security.get("extension") or []:
+            if not isinstance(ext, dict):
+                continue
+            if ext.get("url") == OAUTH_URIS:
+                for sub in ext.get("extension") or []:
+                    if isinstance(sub, dict) and isinstance(sub.get("url"), str):
+                        uris[sub["url"]] = sub.get("valueUri") or sub.get("valueUrl")
+            elif ext.get("url") == CAPABILITIES_EXT and isinstance(ext.get("valueCode"), str):
+                capabilities.add(ext["valueCode"])
+        if uris:
+            return SmartConfiguration(
+                iss=iss,
+                authorization_endpoint=_endpoint(uris.get("authorize"), "authorize URI"),
+                token_endpoint=_endpoint(uris.get("token"), "token URI"),
+                capabilities=frozenset(capabilities),
+                code_challenge_methods=(),
+                jwks_uri=None,
+                issuer=None,
+                source="metadata",
+            )
+    raise DiscoveryError("no oauth-uris extension in rest.security")

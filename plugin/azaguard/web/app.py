@@ -1,0 +1,527 @@
+"""The SMART app: launch endpoints and the clinician's page.
+
+Routes (mounted under /app by the site): /launch (EHR launch), /start
+(standalone), /callback (redirect_uri), / (the page), /alerts (POST: write
+alerts), /static. Tokens stay in the server-side session store; the browser
+holds only a random session id (HttpOnly, SameSite=Lax) and, in the page URL,
+the id of its launch so that two tabs with two patients never mix.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+import jinja2
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from azaguard import service
+from azaguard.config import AppConfig, load_app_config
+from azaguard.fhir.client import FhirClient
+from azaguard.fhir.errors import AuthDenied, AuthExpired, FhirError
+from azaguard.findings import RULE_IDS, Finding, Status, sort_findings
+from azaguard.mappings import Mappings, load_mappings
+from azaguard.resources import InputError
+from azaguard.smart.discovery import DiscoveryError, discover
+from azaguard.smart.launch import (
+    Identity,
+    TokenError,
+    authorize_url,
+    can_write_alerts,
+    exchange_code,
+    new_state,
+    read_identity,
+    refresh,
+    select_scope,
+)
+from azaguard.smart.pkce import new_pkce
+from azaguard.smart.session import LaunchContext, PendingAuthorization, Session, SessionStore
+from azaguard.web.charts import trend_charts
+
+log = logging.getLogger("azaguard.web")
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "azaguard_session"
+RELAUNCH = "Open azaguard again from the patient's chart in the EHR."
+
+STATUS_DISPLAY: dict[Status, tuple[str, str]] = {  # icon, words: status is never shown by colour alone
+    Status.HOLD: ("■", "HOLD"),
+    Status.CANNOT_EVALUATE: ("?", "Cannot evaluate"),
+    Status.CAUTION: ("▲", "Caution"),
+    Status.OK: ("✓", "OK"),
+    Status.NOT_APPLICABLE: ("–", "Not applicable"),
+}
+RULE_LABELS: dict[str, str] = {
+    "vaccination-hold": "Vaccination hold",
+    "infection-hold": "Infection hold",
+    "blood-counts": "Blood counts",
+    "liver": "Liver",
+    "kidney": "Kidney",
+    "monitoring-schedule": "Monitoring schedule",
+    "dose": "Dose",
+    "tpmt": "TPMT",
+    "interactions": "Interactions",
+}
+
+T = TypeVar("T")
+
+
+class SessionExpired(Exception):
+    """The access token is dead and could not be refreshed."""
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    rule: str
+    label: str
+    status: str
+    icon: str
+    words: str
+    summary: str
+    findings: list[Finding]
+
+
+def rule_rows(findings: list[Finding]) -> list[RuleRow]:
+    """One row per rule id, headline = its most urgent finding; a rule with no finding cannot be relied on."""
+    ordered = sort_findings(list(findings))
+    rows = []
+    for rule in RULE_IDS:
+        mine = [f for f in ordered if f.rule == rule]
+        if mine:
+            status, summary = mine[0].status, mine[0].summary
+        else:
+            status, summary = Status.CANNOT_EVALUATE, "This rule returned no result."
+        icon, words = STATUS_DISPLAY[status]
+        rows.append(RuleRow(rule, RULE_LABELS.get(rule, rule), status.value, icon, words, summary, mine))
+    return rows
+
+
+# --- security headers ------------------------------------------------------------------------
+
+
+class SecurityHeaders:
+    """CSP without any script, framing only by the configured ancestors, no referrer, no caching of PHI."""
+
+    def __init__(self, app: ASGIApp, frame_ancestors: tuple[str, ...]) -> None:
+        self.app = app
+        self.csp = (
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+            f"base-uri 'none'; frame-ancestors {' '.join(frame_ancestors)}"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def add_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", self.csp.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cache-control", b"no-store"),
+                ]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, add_headers)
+
+
+# --- the app ------------------------------------------------------------------------------------
+
+
+class _Web:
+    def __init__(
+        self,
+        config: AppConfig,
+        mappings: Mappings,
+        now: Callable[[], datetime],
+        transport: httpx.BaseTransport | None,
+    ) -> None:
+        self.config = config
+        self.mappings = mappings
+        self.now = now
+        self.transport = transport
+        self.http = httpx.Client(transport=transport, follow_redirects=False)
+        self.sessions = SessionStore()
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
+
+    # -- helpers --
+    def root(self, request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = self.templates.get_template(template).render(root=self.root(request), **context)
+        return HTMLResponse(html, status_code=status)
+
+    def message(
+        self,
+        request: Request,
+        status: int,
+        heading: str,
+        message: str,
+        *,
+        kind: str = "error",
+        detail: str | None = None,
+        advice: str | None = None,
+    ) -> HTMLResponse:
+        return self.render(
+            request,
+            "message.html",
+            status,
+            heading=heading,
+            message=message,
+            kind=kind,
+            detail=detail,
+            advice=advice,
+        )
+
+    def expired(self, request: Request) -> HTMLResponse:
+        return self.message(
+            request,
+            401,
+            "Session expired",
+            "Your session with the EHR has expired.",
+            kind="expired",
+            advice=RELAUNCH,
+        )
+
+    def session(self, request: Request) -> Session | None:
+        return self.sessions.get(request.cookies.get(COOKIE), self.now())
+
+    def set_cookie(self, request: Request, response: Response, session: Session) -> None:
+        response.set_cookie(
+            COOKIE,
+            session.id,
+            httponly=True,
+            samesite="lax",
+            secure=self.config.secure_cookies,
+            path=self.root(request) or "/",
+        )
+
+    # -- launch --
+    def launch(self, request: Request) -> Response:
+        iss = request.query_params.get("iss", "")
+        refused = self.refuse_iss(request, iss)
+        if refused is not None:
+            return refused
+        launch = request.query_params.get("launch")
+        if not launch:
+            return self.message(
+                request,
+                400,
+                "Launch refused",
+                "The EHR launch carried no 'launch' parameter.",
+                advice=RELAUNCH,
+            )
+        return self.begin(request, iss, launch)
+
+    def start(self, request: Request) -> Response:
+        iss = request.query_params.get("iss") or self.config.allowed_iss[0]
+        refused = self.refuse_iss(request, iss)
+        return refused if refused is not None else self.begin(request, iss, None)
+
+    def refuse_iss(self, request: Request, iss: str) -> Response | None:
+        """Refuse a missing or unknown iss before any request leaves the app."""
+        if not iss:
+            return self.message(request, 400, "Launch refused", "The launch carried no 'iss' (FHIR server).")
+        if not self.config.iss_allowed(iss):
+            log.warning("launch refused: iss not allowed")
+            return self.message(
+                request,
+                400,
+                "Launch refused",
+                f"The FHIR server {iss} is not on this app's list of allowed servers, "
+                "so azaguard did not contact it.",
+                detail="Allowed: " + ", ".join(self.config.allowed_iss),
+                advice="Hospital IT: to trust this server, add it to allowed_iss in smart_launch.json.",
+            )
+        return None
+
+    def begin(self, request: Request, iss: str, launch: str | None) -> Response:
+        iss = iss.rstrip("/")
+        try:
+            smart = discover(iss, self.http)
+        except DiscoveryError as exc:
+            return self.message(request, 502, "Cannot reach the EHR's authorization server", str(exc))
+        scope = select_scope(self.config, smart.capabilities, standalone=launch is None)
+        pkce = new_pkce()  # S256 always, advertised or not
+        state = new_state()
+        session = self.sessions.get_or_create(request.cookies.get(COOKIE), self.now())
+        pending = PendingAuthorization(
+            state=state,
+            iss=iss,
+            smart=smart,
+            code_verifier=pkce.verifier,
+            redirect_uri=self.config.redirect_uri,
+            scope=scope,
+            launch=launch,
+            created=self.now(),
+        )
+        self.sessions.add_pending(session, pending)
+        url = authorize_url(
+            smart,
+            client_id=self.config.client_id,
+            redirect_uri=self.config.redirect_uri,
+            scope=scope,
+            state=state,
+            code_challenge=pkce.challenge,
+            launch=launch,
+        )
+        response = RedirectResponse(url, status_code=302)
+        self.set_cookie(request, response, session)
+        return response
+
+    def callback(self, request: Request) -> Response:
+        q = request.query_params
+        session = self.session(request)
+        state = q.get("state", "")
+        pending = (
+            self.sessions.take_pending(session, state, self.now()) if session is not None and state else None
+        )
+        if session is None or pending is None:
+            return self.message(
+                request,
+                400,
+                "Launch refused",
+                "The authorization response does not match a launch started in this browser "
+                "(state mismatch).",
+                advice=RELAUNCH,
+            )
+        if q.get("error"):
+            return self.message(
+                request,
+                400,
+                "The EHR did not authorize azaguard",
+                f"The authorization server answered: {q.get('error')}.",
+                detail=q.get("error_description"),
+                advice=RELAUNCH,
+            )
+        code = q.get("code")
+        if not code:
+            return self.message(request, 400, "Launch refused", "The authorization response carried no code.")
+        try:
+            tokens = exchange_code(
+                self.http,
+                self.config,
+                pending.smart,
+                code=code,
+                code_verifier=pending.code_verifier,
+                redirect_uri=pending.redirect_uri,
+                requested_scope=pending.scope,
+                now=self.now(),
+            )
+        except TokenError as exc:
+            log.info("token exchange refused: %s", exc.error)
+            status = 400 if exc.status is not None and 400 <= exc.status < 500 else 502
+            return self.message(
+                request,
+                status,
+                "The EHR refused to issue a token",
+                f"Token endpoint: {exc.error}.",
+                detail=exc.description,
+                advice=RELAUNCH,
+            )
+        identity: Identity | None = None
+        granted = set(tokens.scope.split())
+        if tokens.id_token and {"openid", "fhirUser"} <= granted:
+            identity = read_identity(self.http, self.config, pending.smart, tokens.id_token, self.now())
+        ctx = LaunchContext(
+            id=secrets.token_urlsafe(16),
+            iss=pending.iss,
+            smart=pending.smart,
+            tokens=tokens,
+            requested_scope=pending.scope,
+            identity=identity,
+            created=self.now(),
+        )
+        self.sessions.add_launch(session, ctx)
+        return RedirectResponse(f"{self.root(request)}/?{urlencode({'ctx': ctx.id})}", status_code=303)
+
+    # -- the page --
+    def page(self, request: Request) -> Response:
+        session = self.session(request)
+        ctx = self.sessions.launch(session, request.query_params.get("ctx")) if session else None
+        if session is None or ctx is None:
+            return self.message(
+                request,
+                401,
+                "No patient open",
+                "azaguard has no active launch in this browser.",
+                kind="expired",
+                advice=RELAUNCH,
+            )
+        return self.check_and_render(request, session, ctx, write=False)
+
+    async def alerts(self, request: Request) -> Response:
+        form = await request.form()
+        return await run_in_threadpool(self.alerts_sync, request, form)
+
+    def alerts_sync(self, request: Request, form: FormData) -> Response:
+        session = self.session(request)
+        sent = form.get("csrf_token")
+        if session is None or not isinstance(sent, str) or not hmac.compare_digest(sent, session.csrf_token):
+            return self.message(
+                request,
+                403,
+                "Request refused",
+                "The form was not sent from this session's page (CSRF check).",
+                advice="Reload the page and try again.",
+            )
+        launch_id = form.get("ctx")
+        ctx = self.sessions.launch(session, launch_id if isinstance(launch_id, str) else None)
+        if ctx is None:
+            return self.expired(request)
+        if not can_write_alerts(ctx.tokens.scope):
+            return self.message(
+                request,
+                403,
+                "Alerts cannot be written",
+                "This launch was not granted permission to write DetectedIssue and Flag resources.",
+                detail=f"Granted: {ctx.tokens.scope}",
+            )
+        return self.check_and_render(request, session, ctx, write=True)
+
+    def check_and_render(
+        self, request: Request, session: Session, ctx: LaunchContext, *, write: bool
+    ) -> Response:
+        now = self.now()
+        try:
+            result = self.with_token(
+                ctx,
+                lambda client: service.check_on_server(
+                    client, ctx.patient_id, mappings=self.mappings, now=now, write=write
+                ),
+            )
+        except SessionExpired:
+            self.sessions.drop_launch(session, ctx.id)
+            return self.expired(request)
+        except AuthDenied as exc:
+            return self.message(request, 403, "The EHR refused access", f"The FHIR server refused: {exc}")
+        except (FhirError, InputError) as exc:
+            return self.message(
+                request,
+                502,
+                "Cannot read the patient's record",
+                "The FHIR server could not provide the record, so nothing was evaluated.",
+                detail=str(exc),
+            )
+        return self.render(
+            request,
+            "page.html",
+            banner=_banner(result) if ctx.tokens.need_patient_banner else None,
+            identity=ctx.identity,
+            rows=rule_rows(result.findings),
+            status_words={k.value: v[1] for k, v in STATUS_DISPLAY.items()},
+            existing_alerts=result.existing_alerts,
+            writes=result.writes if write else None,
+            failed_writes=result.failed_writes if write else [],
+            charts=trend_charts(result.record, self.mappings),
+            can_write=can_write_alerts(ctx.tokens.scope),
+            granted_scope=ctx.tokens.scope,
+            csrf_token=session.csrf_token,
+            ctx=ctx.id,
+            evaluated_at=result.evaluated_at.isoformat(timespec="minutes"),
+            mappings_version=result.mappings_version,
+        )
+
+    # -- tokens --
+    def with_token(self, ctx: LaunchContext, call: Callable[[FhirClient], T]) -> T:
+        """Run `call` with a fresh access token: refresh before expiry, and once more on a 401."""
+        self.refresh(ctx, force=False)
+        with FhirClient(ctx.iss, token=lambda: ctx.tokens.access_token, transport=self.transport) as client:
+            try:
+                return call(client)
+            except AuthExpired:
+                self.refresh(ctx, force=True)
+        with FhirClient(ctx.iss, token=lambda: ctx.tokens.access_token, transport=self.transport) as client:
+            try:
+                return call(client)
+            except AuthExpired as exc:
+                raise SessionExpired from exc
+
+    def refresh(self, ctx: LaunchContext, *, force: bool) -> None:
+        seen = ctx.tokens
+        with ctx.lock:
+            if ctx.tokens is not seen:
+                return  # another request refreshed meanwhile
+            if not force and not ctx.tokens.needs_refresh(self.now()):
+                return
+            try:
+                ctx.tokens = refresh(self.http, self.config, ctx.smart, ctx.tokens, self.now())
+            except TokenError as exc:
+                log.info("token refresh failed: %s", exc.error)
+                raise SessionExpired from exc
+
+
+def _banner(result: service.CheckResult) -> dict[str, str]:
+    p = result.patient
+    return {
+        "name": (p.name if p and p.name else "(name not recorded)"),
+        "birth_date": p.birth_date.isoformat() if p and p.birth_date else "(not recorded)",
+        "gender": (p.gender if p and p.gender else "gender not recorded"),
+        "ref": result.patient_ref,
+    }
+
+
+def create_app(
+    config: AppConfig,
+    *,
+    mappings: Mappings | None = None,
+    now: Callable[[], datetime] | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> Starlette:
+    """The SMART app as an ASGI app, to be mounted at the path of its launch_uri (e.g. /app)."""
+    web = _Web(config, mappings or load_mappings(), now or (lambda: datetime.now(UTC)), transport)
+    routes = [
+        Route("/", web.page, name="page"),
+        Route("/launch", web.launch, name="launch"),
+        Route("/start", web.start, name="start"),
+        Route("/callback", web.callback, name="callback"),
+        Route("/alerts", web.alerts, methods=["POST"], name="alerts"),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes)
+    app.add_middleware(SecurityHeaders, frame_ancestors=config.frame_ancestor_sources())
+    app.state.web = web  # tests reach the session store through app.state.web.sessions
+    return app
+
+
+def mount_path(config: AppConfig) -> str:
+    """Where the app lives: the path of launch_uri without its last segment ('/app')."""
+    return urlsplit(config.launch_uri).path.rsplit("/", 1)[0]
+
+
+def serve(config_path: Path | None, host: str, port: int) -> None:
+    """Run the app alone (for a real EHR) with uvicorn."""
+    import uvicorn
+
+    config = load_app_config(config_path)
+    prefix = mount_path(config)
+    app: ASGIApp = create_app(config)
+    if prefix:
+        home = prefix + "/"
+        app = Starlette(routes=[Mount(prefix, app=app), Route("/", lambda r: RedirectResponse(home))])
+    # No access log: the callback's query string carries the authorization code.
+    uvicorn.run(app, host=host, port=port, access_log=False)
