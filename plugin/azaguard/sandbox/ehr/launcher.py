@@ -1,0 +1,74 @@
+"""The sandbox EHR's launcher page: the upstream's patients, each with a 'Launch azaguard' link."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+
+from azaguard.sandbox.ehr.context import EhrContext, ehr
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    id: str
+    name: str
+    birth_date: str
+    gender: str
+
+
+def display_name(patient: dict[str, Any]) -> str:
+    """The official (else first) HumanName as 'Given Family', or the text, or a placeholder."""
+    names = [n for n in patient.get("name") or [] if isinstance(n, dict)]
+    if not names:
+        return "(no name)"
+    name = next((n for n in names if n.get("use") == "official"), names[0])
+    if name.get("text"):
+        return str(name["text"])
+    parts = [*(name.get("given") or []), name.get("family") or ""]
+    return " ".join(str(p) for p in parts if p) or "(no name)"
+
+
+def patient_rows(bundle: dict[str, Any]) -> list[PatientRow]:
+    rows = []
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "Patient" and resource.get("id"):
+            rows.append(
+                PatientRow(
+                    str(resource["id"]),
+                    display_name(resource),
+                    str(resource.get("birthDate") or "unknown"),
+                    str(resource.get("gender") or "unknown"),
+                )
+            )
+    return sorted(rows, key=lambda r: (r.name.lower(), r.id))
+
+
+async def list_patients(context: EhrContext) -> tuple[list[PatientRow], str | None]:
+    """The upstream's patients (first 100), or an explanation of why they could not be listed."""
+    try:
+        bundle = await context.upstream.get_json("Patient?_count=100")
+    except httpx.HTTPError as exc:
+        return [], f"The FHIR server at {context.upstream.base} could not be reached ({type(exc).__name__})."
+    except ValueError:
+        return [], f"The FHIR server at {context.upstream.base} answered with something that is not JSON."
+    return patient_rows(bundle), None
+
+
+async def launcher_page(request: Request) -> Response:
+    context = ehr(request)
+    patients, problem = await list_patients(context)
+    launches = {p.id: context.launch_url(p.id) for p in patients}
+    return context.page(
+        "launcher.html",
+        status_code=503 if problem else 200,
+        patients=patients,
+        launches=launches,
+        problem=problem,
+        fhir_base=context.fhir_base,
+        app_name=context.client.client_id,
+    )

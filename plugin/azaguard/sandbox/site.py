@@ -1,0 +1,109 @@
+"""`create_site`: the whole sandbox on one origin — the EHR simulator at `/ehr`, azaguard at `/app`.
+
+`/` redirects to the launcher page `/ehr/`. The web app is imported lazily: if it is not
+importable (not written yet, or broken), `/app` answers with a page that says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
+
+from azaguard.config import AppConfig
+from azaguard.mappings import Mappings
+from azaguard.sandbox.ehr.app import create_ehr_app
+from azaguard.sandbox.ehr.authserver import Clock
+from azaguard.sandbox.ehr.context import EhrContext
+
+log = logging.getLogger(__name__)
+
+
+def _placeholder(reason: str) -> ASGIApp:
+    async def unavailable(request: Request) -> Response:
+        return PlainTextResponse(
+            f"The azaguard web app is not available in this build: {reason}", status_code=503
+        )
+
+    return Starlette(routes=[Route("/{path:path}", unavailable)])
+
+
+def _web_app(
+    app_config: AppConfig,
+    mappings: Mappings | None,
+    now: Callable[[], datetime] | None,
+    app_transport: httpx.BaseTransport | None,
+) -> ASGIApp:
+    try:
+        module = importlib.import_module("azaguard.web.app")
+        create_app: Callable[..., ASGIApp] = module.create_app
+    except (ImportError, AttributeError) as exc:
+        log.warning("azaguard.web.app.create_app is not importable: %s", exc)
+        return _placeholder(f"azaguard.web.app.create_app could not be imported ({exc})")
+    options: dict[str, Any] = {"mappings": mappings}
+    if now is not None:
+        options["now"] = now
+    if app_transport is not None:
+        options["transport"] = app_transport
+    return create_app(app_config, **options)
+
+
+def create_site(
+    *,
+    fhir_upstream: str,
+    public_base: str,
+    app_config: AppConfig,
+    mappings: Mappings | None = None,
+    token_lifetime: int = 3600,
+    granted_scope_filter: Callable[[str], str] | None = None,
+    rotate_refresh_tokens: bool = False,
+    clock: Clock = time.time,
+    now: Callable[[], datetime] | None = None,
+    app_transport: httpx.BaseTransport | None = None,
+) -> Starlette:
+    """One Starlette site: `/ehr` (simulator in front of `fhir_upstream`), `/app` (azaguard), `/` → `/ehr/`.
+
+    `clock` drives the simulator's expiries; `now` and `app_transport` are passed to the web app
+    (its clock and its HTTP transport) when given. The simulator's state is `site.state.ehr`.
+    """
+    ehr_app = create_ehr_app(
+        fhir_upstream=fhir_upstream,
+        public_base=public_base,
+        app_config=app_config,
+        token_lifetime=token_lifetime,
+        granted_scope_filter=granted_scope_filter,
+        rotate_refresh_tokens=rotate_refresh_tokens,
+        clock=clock,
+    )
+    context: EhrContext = ehr_app.state.ehr
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/ehr/", status_code=302)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Mounted apps get no lifespan of their own: close the simulator's pooled client here.
+        yield
+        await context.upstream.aclose()
+
+    site = Starlette(
+        routes=[
+            Route("/", home, methods=["GET"]),
+            Mount("/ehr", app=ehr_app),
+            Mount("/app", app=_web_app(app_config, mappings, now, app_transport)),
+        ],
+        lifespan=lifespan,
+    )
+    site.state.ehr = context
+    return site
