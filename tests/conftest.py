@@ -1,0 +1,36 @@
+"""Shared fixtures. `fhir_server`: one real sekmet-fhir for the whole session (tests using it are
+marked `@pytest.mark.integration`). The first use on a fresh machine installs sekmet-fhir into its
+own venv (about 30 s); set AZAGUARD_SANDBOX_HOME to choose where."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from azaguard.sandbox.server import SandboxServer
+
+
+@pytest.fixture(scope="session")
+def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
+    """A running, empty sekmet-fhir on 127.0.0.1 (free port, temporary data).
+
+    Yields the SandboxServer: .base_url, .console_url, .reset()."""
+    # Imported here so collecting tests never depends on the sandbox being usable.
+    from azaguard.sandbox.server import SandboxError, SandboxServer
+
+    server = SandboxServer(data_dir=tmp_path_factory.mktemp("sekmet-data"))
+    try:
+        server.start()
+        server.reset()
+    except (SandboxError, OSError) as exc:
+        server.stop()
+        raise RuntimeError(
+            f"the local FHIR server (sekmet-fhir) could not be started for the integration tests: {exc}"
+        ) from exc
+    try:
+        yield server
+    finally:
+        server.stop()
