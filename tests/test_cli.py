@@ -41,6 +41,7 @@ def test_each_bundled_example_gives_its_expected_findings(capsys: pytest.Capture
 
 def test_json_output_has_the_documented_shape(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "check", "--bundle", str(EXAMPLES / "aza-febrile-c.json"), "--format", "json", *NOW_ARG)
+    assert code == EXIT_OK
     report = json.loads(out)
     assert set(report) == {"patient", "mappings_version", "evaluated_at", "findings"}
     assert report["evaluated_at"] == EXAMPLES_NOW.isoformat()

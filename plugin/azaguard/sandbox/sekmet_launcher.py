@@ -34,6 +34,14 @@ EXTRA_PARAMS: dict[str, tuple[str, ...]] = {
         "category:token:category",
         "code:token:code",
     ),
+    # Without it `ImmunizationRecommendation?patient=X` returns every patient's recommendations.
+    "ImmunizationRecommendation": (
+        "patient:reference:patient:Patient",
+        "identifier:token:identifier",
+        "date:date:date",
+        "vaccine-type:token:recommendation.vaccineCode",
+        "status:token:recommendation.forecastStatus",
+    ),
 }
 
 
