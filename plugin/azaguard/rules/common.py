@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -42,10 +43,16 @@ def short_date(dt: datetime | None) -> str:
 def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
     """The first word (case-insensitive, whole word) found in any name."""
     for word in words:
-        pattern = re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE)
+        pattern = _word_pattern(word)
         if any(pattern.search(n) for n in names):
             return word
     return None
+
+
+@lru_cache(maxsize=1024)
+def _word_pattern(word: str) -> re.Pattern[str]:
+    # Compiled once per word: name matching runs for every order under several rules.
+    return re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE)
 
 
 def azathioprine_match(concept: Concept | None, m: Mappings) -> MatchKind | None:
