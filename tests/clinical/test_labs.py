@@ -15,7 +15,7 @@ import pytest
 from azaguard.findings import Finding, Status
 from azaguard.mappings import Threshold, load_mappings
 from azaguard.rules import labs
-from azaguard.rules.common import RuleFn
+from azaguard.rules.common import RuleFn, crosses
 from tests.clinical.builders import NOW, Resource, azathioprine, observation, record_of
 
 WBC, NEUT, LYMPH, EOS, PLT, MCV = "6690-2", "751-8", "731-0", "711-2", "777-3", "787-2"
@@ -256,7 +256,7 @@ def test_crosses_truth_table(
 ) -> None:
     limit = 3.5 if direction == "below" else 100
     threshold = Threshold.model_validate({"direction": direction, "value": limit, "source": "test"})
-    assert labs.crosses(value, comparator, threshold) is expected
+    assert crosses(value, comparator, threshold) is expected
 
 
 # --- stale, preliminary, entered-in-error, undated --------------------------------------------

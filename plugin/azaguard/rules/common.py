@@ -8,12 +8,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
-from azaguard.mappings import Mappings
+from azaguard.mappings import Mappings, Threshold
 from azaguard.record import Concept, Measurement, MedicationOrder, ParseProblem, PatientRecord
 
 MatchKind = Literal["code", "name"]
@@ -264,3 +264,25 @@ def applicability(
         "Not on azathioprine (no current or recent order)",
         "No active, on-hold, or recently stopped azathioprine order is on the record.",
     )
+
+
+def crosses(value: float, comparator: str | None, th: Threshold) -> bool | None:
+    """Whether the true value is past the threshold; None when a comparator leaves it open."""
+    t = th.value
+    if th.direction == "below":
+        decide = {
+            None: value < t,
+            "<": True if value <= t else None,
+            "<=": True if value < t else None,
+            ">": False if value >= t else None,
+            ">=": False if value >= t else None,
+        }
+    else:
+        decide = {
+            None: value > t,
+            ">": True if value >= t else None,
+            ">=": True if value > t else None,
+            "<": False if value <= t else None,
+            "<=": False if value <= t else None,
+        }
+    return decide.get(comparator)  # "ad" (sufficient to achieve) and anything else: undecidable

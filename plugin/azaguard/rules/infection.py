@@ -17,6 +17,7 @@ from azaguard.record import Concept, ConditionEntry, Measurement, MedicationOrde
 from azaguard.rules.common import (
     Therapy,
     applicability,
+    crosses,
     iso,
     make_finding,
     measurement_evidence,
@@ -164,7 +165,8 @@ def _neutropenia(
     if latest.value is None:
         return None, f"The latest {analyte.label} count cannot be read ({latest.unit_problem}).", ev
     comparator = latest.quantity.comparator if latest.quantity else None
-    low = certainly_below(latest.value, comparator, limit)
+    # The same threshold decision (and direction) as the blood-counts rule.
+    low = crosses(latest.value, comparator, analyte.threshold)
     if low is None:
         return None, f"The latest {analyte.label} count cannot be compared with {limit:g} {latest.unit}.", ev
     state = "below" if low else "not below"

@@ -15,6 +15,7 @@ from azaguard.mappings import Analyte, Mappings, Threshold
 from azaguard.record import Measurement, PatientRecord
 from azaguard.rules.common import (
     applicability,
+    crosses,
     make_finding,
     measurement_evidence,
     observation_problems,
@@ -200,28 +201,6 @@ def _assess_latest(
     else:
         report.checked.append(shown)
         report.evidence.append(ev)
-
-
-def crosses(value: float, comparator: str | None, th: Threshold) -> bool | None:
-    """Whether the true value is past the threshold; None when a comparator leaves it open."""
-    t = th.value
-    if th.direction == "below":
-        decide = {
-            None: value < t,
-            "<": True if value <= t else None,
-            "<=": True if value < t else None,
-            ">": False if value >= t else None,
-            ">=": False if value >= t else None,
-        }
-    else:
-        decide = {
-            None: value > t,
-            ">": True if value >= t else None,
-            ">=": True if value > t else None,
-            "<": False if value <= t else None,
-            "<=": False if value <= t else None,
-        }
-    return decide.get(comparator)  # "ad" (sufficient to achieve) and anything else: undecidable
 
 
 def _threshold_note(th: Threshold) -> str:
