@@ -338,6 +338,40 @@ class Policy(_Model):
     tpmt: TpmtPolicy
 
 
+# --- display -------------------------------------------------------------------
+
+
+class DisplayUnit(_Model):
+    text: str = Field(min_length=1)  # what a clinician reads: "×10⁹/L", "°C"
+    decimals: int = Field(ge=0, le=3)  # the clinically meaningful digits
+
+
+class Citation(_Model):
+    contains: str = Field(min_length=1)  # a fragment of a mappings `source`
+    cite: str = Field(min_length=1)  # the source as a clinician cites it
+
+
+class RuleDisplay(_Model):
+    label: str
+    checks: str  # object of "Cannot check …"
+
+
+class Display(_Model):
+    source: str
+    note: str
+    units: dict[str, DisplayUnit]
+    citations: tuple[Citation, ...]
+    rules: dict[RuleId, RuleDisplay]
+
+    @model_validator(mode="after")
+    def _every_rule(self) -> Display:
+        from azaguard.findings import RULE_IDS
+
+        if set(RULE_IDS) - set(self.rules):
+            raise ValueError(f"display.json names no label for rule(s) {sorted(set(RULE_IDS) - set(self.rules))}")
+        return self
+
+
 # --- the whole -----------------------------------------------------------------
 
 
@@ -357,6 +391,7 @@ class Mappings(_Model):
     units: Units
     analytes: Analytes
     policy: Policy
+    display: Display
 
     @model_validator(mode="after")
     def _cross_references(self) -> Mappings:
@@ -383,6 +418,10 @@ class Mappings(_Model):
         for alias, target in self.units.aliases.items():
             if not any(target in d.units for d in self.units.dimensions.values()):
                 raise ValueError(f"unit alias {alias!r} points at unknown unit {target!r}")
+        for name, dimension in self.units.dimensions.items():
+            shown = set(dimension.units) - set(self.display.units)
+            if shown:
+                raise ValueError(f"display.json has no display for {name} unit(s) {sorted(shown)}")
         return self
 
     def with_monitoring_schedule(self, name: str) -> Mappings:
@@ -405,6 +444,7 @@ _FILE_FIELDS = {
     "units.json": "units",
     "analytes.json": "analytes",
     "policy.json": "policy",
+    "display.json": "display",
 }
 
 
