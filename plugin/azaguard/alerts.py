@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fhir.resources.R4B.detectedissue import DetectedIssue
 from fhir.resources.R4B.device import Device
@@ -24,6 +24,9 @@ from azaguard import __version__
 from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import FhirConflict, FhirError
 from azaguard.findings import Finding, Severity, Status
+
+if TYPE_CHECKING:
+    from azaguard.verdict import Action, Verdict
 
 ALERT_ID_SYSTEM = "urn:azaguard:alert-id"
 FLAG_ID_SYSTEM = "urn:azaguard:flag-id"
@@ -115,12 +118,19 @@ def plan_alerts(
     existing_flags: Iterable[dict[str, Any]],
     now: datetime,
     author: dict[str, Any],
+    *,
+    verdict: Verdict | None = None,
 ) -> list[PlannedWrite]:
-    """What to write for these findings, given azaguard's Flags already in the chart. Pure."""
+    """What to write for these findings, given azaguard's Flags already in the chart. Pure.
+
+    `verdict` (verdict.build_verdict, absolute dates) words the alerts as the clinician reads them
+    on the page; without it the rules' own text is used.
+    """
+    wording = {(a.rule, a.code): a for a in verdict.actions} if verdict is not None else {}
     plan: list[PlannedWrite] = []
     for f in findings:
         if f.status in _ALERTED:
-            plan.append(_detected_issue(patient_ref, f, now, author))
+            plan.append(_detected_issue(patient_ref, f, now, author, wording.get((f.rule, f.code))))
     holds = {(f.rule, f.code): f for f in findings if f.status is Status.HOLD}
     active_flags: dict[tuple[str, str], dict[str, Any]] = {}
     for flag in existing_flags:
@@ -133,7 +143,7 @@ def plan_alerts(
             plan.append(_close_flag(flag, now))
     for key, f in holds.items():
         if key not in active_flags:
-            plan.append(_flag(patient_ref, f, now, author))
+            plan.append(_flag(patient_ref, f, now, author, wording.get((f.rule, f.code))))
     return plan
 
 
@@ -215,12 +225,11 @@ def summarise_existing(issues: Iterable[dict[str, Any]], flags: Iterable[dict[st
 # --- building resources ------------------------------------------------------------
 
 
-def _detected_issue(patient_ref: str, f: Finding, now: datetime, author: dict[str, Any]) -> PlannedWrite:
+def _detected_issue(
+    patient_ref: str, f: Finding, now: datetime, author: dict[str, Any], action: Action | None = None
+) -> PlannedWrite:
     identifier = alert_identifier(patient_ref, f)
-    detail = f.detail
-    if f.missing:
-        detail += " Missing: " + "; ".join(f.missing) + "."
-    detail += f" (azaguard rule {f.rule}, mappings {f.mappings_version})"
+    detail = _detail_text(f, action)
     resource: dict[str, Any] = {
         "resourceType": "DetectedIssue",
         "meta": {"tag": [{"system": MAPPINGS_TAG_SYSTEM, "code": f.mappings_version}]},
@@ -231,7 +240,7 @@ def _detected_issue(patient_ref: str, f: Finding, now: datetime, author: dict[st
                 {"system": RULE_SYSTEM, "code": f.rule},
                 {"system": FINDING_SYSTEM, "code": f"{f.rule}/{f.code}", "display": f.status.value},
             ],
-            "text": f.summary,
+            "text": action.summary if action else f.summary,
         },
         # cannot-evaluate is always low: it asks for data, it does not assert danger.
         "severity": "low" if f.status is Status.CANNOT_EVALUATE else _DI_SEVERITY[f.severity],
@@ -243,14 +252,18 @@ def _detected_issue(patient_ref: str, f: Finding, now: datetime, author: dict[st
     if f.implicated:
         resource["implicated"] = [{"reference": r} for r in f.implicated]
     if f.evidence:
+        rows = action.evidence if action else ()
+        shown = [_row_display(rows[i]) if i < len(rows) else _evidence_display(e) for i, e in enumerate(f.evidence)]
         resource["evidence"] = [
-            {"detail": [{"reference": e.reference, "display": _evidence_display(e)} for e in f.evidence]}
+            {"detail": [{"reference": e.reference, "display": d} for e, d in zip(f.evidence, shown, strict=True)]}
         ]
     DetectedIssue.model_validate(resource)
     return PlannedWrite("create", "DetectedIssue", identifier, f.rule, resource)
 
 
-def _flag(patient_ref: str, f: Finding, now: datetime, author: dict[str, Any]) -> PlannedWrite:
+def _flag(
+    patient_ref: str, f: Finding, now: datetime, author: dict[str, Any], action: Action | None = None
+) -> PlannedWrite:
     identifier = alert_identifier(patient_ref, f)
     resource: dict[str, Any] = {
         "resourceType": "Flag",
@@ -263,7 +276,7 @@ def _flag(patient_ref: str, f: Finding, now: datetime, author: dict[str, Any]) -
                 {"system": RULE_SYSTEM, "code": f.rule},
                 {"system": FINDING_SYSTEM, "code": f"{f.rule}/{f.code}"},
             ],
-            "text": f.summary,
+            "text": action.summary if action else f.summary,
         },
         "subject": {"reference": patient_ref},
         "period": {"start": now.isoformat()},
@@ -339,6 +352,23 @@ def _flag_key(flag: dict[str, Any]) -> tuple[str, str] | None:
         return None
     rule, code = codes[0].split("/", 1)
     return rule, code
+
+
+def _detail_text(f: Finding, action: Action | None) -> str:
+    """The DetectedIssue detail: what to do and why, what is missing, and which rule said so."""
+    if action is not None:
+        detail = f"{action.summary} {action.detail}"
+        if action.todo:
+            detail += " To record: " + "; ".join(action.todo) + "."
+    else:
+        detail = f.detail
+        if f.missing:
+            detail += " Missing: " + "; ".join(f.missing) + "."
+    return detail + f" (azaguard rule {f.rule}, mappings {f.mappings_version})"
+
+
+def _row_display(row: Any) -> str:
+    return ", ".join(p for p in (row.what, row.value, row.date) if p)
 
 
 def _evidence_display(e: Any) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, tzinfo
+from functools import lru_cache
 
 from azaguard.mappings import Mappings
 
@@ -19,6 +20,8 @@ _ISO_DATETIME = re.compile(
     r"\b(\d{4}-\d{2}-\d{2})(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
 )
 _ECHO = re.compile(r"\s*\(=\s*[^()]*\)")  # "(= 146 U/L)": the same value again
+_POWER = re.compile(r"\bx ?10\^(\d+)/(L|uL)\b")  # "x10^9/L" written by hand in a source
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 _QUANTITY = re.compile(rf"^\s*{_NUMBER}\s*(?P<unit>\S.*?)?\s*$")
 
 
@@ -89,6 +92,17 @@ def format_date(when: datetime | date | str | None, now: datetime, tz: tzinfo | 
     return f"{stamp}, in {-delta} day{'s' if delta != -1 else ''}"
 
 
+def format_moment(when: datetime | date | str | None, tz: tzinfo | None = None) -> str:
+    """"20 Nov 2026 06:00" (absolute, for text that stays in the chart)."""
+    moment = parse_when(when)
+    if moment is None:
+        return "date not recorded"
+    if not isinstance(moment, datetime):
+        return format_day(moment)
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(tz or UTC)
+    return f"{format_day(local.date())} {local.strftime('%H:%M')}"
+
+
 def format_day(when: datetime | date | str | None, tz: tzinfo | None = None) -> str:
     """"20 Nov 2026" (no relative part), for tables and axes."""
     moment = parse_when(when)
@@ -130,9 +144,7 @@ def humanise_text(text: str, m: Mappings, now: datetime, tz: tzinfo | None = Non
     a UCUM code from the display table, an ISO date) and leaves everything else as written.
     """
     out = _ECHO.sub("", text)
-    codes = sorted(m.display.units, key=len, reverse=True)
-    unit_alt = "|".join(re.escape(c) for c in codes)
-    pattern = re.compile(rf"{_NUMBER}\s?(?P<unit>{unit_alt})(?![\w*\[{{])")
+    pattern = _quantity_pattern(tuple(m.display.units))
 
     def quantity(match: re.Match[str]) -> str:
         return format_quantity(
@@ -141,8 +153,16 @@ def humanise_text(text: str, m: Mappings, now: datetime, tz: tzinfo | None = Non
         )
 
     out = pattern.sub(quantity, out)
+    out = _POWER.sub(lambda mt: "×10" + mt[1].translate(_SUPERSCRIPT) + "/" + mt[2].replace("u", "µ"), out)
     out = _ISO_DATETIME.sub(lambda mt: format_day(mt.group(0), tz), out)
     return out
+
+
+@lru_cache(maxsize=8)
+def _quantity_pattern(codes: tuple[str, ...]) -> re.Pattern[str]:
+    """A number followed by one of the display table's UCUM codes (longest code first)."""
+    unit_alt = "|".join(re.escape(c) for c in sorted(codes, key=len, reverse=True))
+    return re.compile(rf"{_NUMBER}\s?(?P<unit>{unit_alt})(?![\w*\[{{/^])")
 
 
 def sentence(text: str, limit: int = 139) -> str:

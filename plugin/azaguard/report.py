@@ -1,4 +1,8 @@
-"""Render a CheckResult for people (text) and programs (JSON)."""
+"""Render a CheckResult for people (text) and programs (JSON).
+
+Both start from the verdict (verdict.py): what to do, most urgent first, in the words the page
+and the chart use. The JSON keeps every finding as the rules said it, for programs.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,24 @@ import json
 import textwrap
 from typing import Any
 
-from azaguard.findings import RULE_IDS, Finding, Status
+from azaguard.findings import Finding, Status
 from azaguard.service import CheckResult
+from azaguard.verdict import Action, Verdict
 
 _MARK = {
     Status.HOLD: "HOLD",
     Status.CAUTION: "CAUTION",
-    Status.CANNOT_EVALUATE: "CANNOT EVALUATE",
+    Status.CANNOT_EVALUATE: "CANNOT CHECK",
     Status.OK: "ok",
     Status.NOT_APPLICABLE: "n/a",
+}
+_OUTCOME_WORDS = {
+    "created": "created",
+    "exists": "already there",
+    "updated": "updated",
+    "closed": "closed",
+    "failed": "FAILED",
+    "would-write": "would write",
 }
 
 
@@ -33,6 +46,29 @@ def finding_json(f: Finding) -> dict[str, Any]:
     }
 
 
+def verdict_json(v: Verdict) -> dict[str, Any]:
+    """The verdict for programs: the headline and the actions (rule, status, object, summary, …)."""
+    return {
+        "status": v.status.value,
+        "headline": v.headline,
+        "basis": v.basis,
+        "actions": [
+            {
+                "rule": a.rule,
+                "code": a.code,
+                "status": a.status.value,
+                "verb": a.verb,
+                "object": a.object,
+                "summary": a.summary,
+                "detail": a.detail,
+                "todo": list(a.todo),
+            }
+            for a in v.actions
+        ],
+        "passed": [{"rule": r.rule, "status": r.status.value} for r in v.passed],
+    }
+
+
 def to_json(result: CheckResult, *, include_writes: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "patient": result.patient_ref,
@@ -40,6 +76,10 @@ def to_json(result: CheckResult, *, include_writes: bool = False) -> dict[str, A
         "evaluated_at": result.evaluated_at.isoformat(),
         "findings": [finding_json(f) for f in result.findings],
     }
+    if result.verdict is not None:
+        out["verdict"] = verdict_json(result.verdict)
+    if result.warnings:
+        out["warnings"] = list(result.warnings)
     if include_writes:
         out["written"] = [
             {k: v for k, v in {
@@ -52,7 +92,7 @@ def to_json(result: CheckResult, *, include_writes: bool = False) -> dict[str, A
 
 
 def to_json_text(result: CheckResult, *, include_writes: bool = False) -> str:
-    return json.dumps(to_json(result, include_writes=include_writes), indent=2)
+    return json.dumps(to_json(result, include_writes=include_writes), indent=2, ensure_ascii=False)
 
 
 def headline(result: CheckResult, rule: str) -> Finding:
@@ -61,34 +101,48 @@ def headline(result: CheckResult, rule: str) -> Finding:
 
 
 def to_text(result: CheckResult, *, include_writes: bool = False, width: int = 100) -> str:
-    name = result.patient.name if result.patient and result.patient.name else ""
-    lines = [
-        f"azaguard — {result.patient_ref} {name}".rstrip(),
-        f"evaluated at {result.evaluated_at.isoformat()} · mappings {result.mappings_version}",
-        "",
-    ]
-    for rule in RULE_IDS:
-        findings = [f for f in result.findings if f.rule == rule]
-        lines.append(f"== {rule} " + "=" * max(0, width - len(rule) - 4))
-        for f in findings:
-            lines.append(f"  [{_MARK[f.status]}] ({f.severity.value}) {f.summary}")
-            if f.status not in (Status.OK, Status.NOT_APPLICABLE):
-                lines += textwrap.wrap(f.detail, width - 6, initial_indent="      ", subsequent_indent="      ")
-            for e in f.evidence:
-                value = f": {e.value}" if e.value else ""
-                norm = f" (= {e.normalised})" if e.normalised and e.normalised != e.value else ""
-                when = f" on {e.date[:10]}" if e.date else ""
-                lines.append(f"      - {e.reference} {e.description}{value}{norm}{when}")
-            for m in f.missing:
-                lines.append(f"      ? missing: {m}")
+    v = result.verdict
+    name = result.patient.name if result.patient and result.patient.name else "(name not recorded)"
+    lines = [f"azaguard — {name} ({result.patient_ref})"]
+    if v is None:  # a result built without the verdict (never by service.py)
+        return "\n".join(lines)
+    more = f" (+{len(v.actions) - 1} more below)" if len(v.actions) > 1 else ""
+    lines += [f"{v.icon} {v.headline}{more}", f"{v.basis} Mappings {result.mappings_version}.", ""]
+    wrap = textwrap.TextWrapper(width=width, initial_indent="     ", subsequent_indent="     ")
+    if v.actions:
+        lines.append("What to do, most urgent first:")
+        for i, a in enumerate(v.actions, 1):
+            lines += _action_lines(i, a, wrap)
         lines.append("")
+    passed = [r for r in v.passed if r.status is Status.OK]
+    skipped = [r for r in v.passed if r.status is Status.NOT_APPLICABLE]
+    if passed:
+        lines.append(f"Passed ({len(passed)}): " + ", ".join(r.label for r in passed) + ".")
+    if skipped:
+        lines.append(f"Does not apply ({len(skipped)}): " + ", ".join(r.label for r in skipped) + ".")
+    if result.warnings:
+        lines += ["", "What the data could not tell:"]
+        lines += [wrap.fill(f"! {w}") for w in result.warnings]
+    if result.existing_alerts_problem:
+        lines += ["", f"Alerts in the chart: {result.existing_alerts_problem}"]
     if include_writes:
-        lines.append("== written to the chart " + "=" * (width - 24))
+        lines += ["", "Written to the chart:"]
         if not result.writes:
-            lines.append("  nothing to write")
+            lines.append("  Nothing to write.")
         for w in result.writes:
-            target = w.reference or w.identifier[:12]
+            target = w.reference or "(not written)"
             err = f" — {w.error}" if w.error else ""
-            lines.append(f"  {w.outcome:<11} {w.resource_type:<13} {w.rule or '':<20} {target}{err}")
-        lines.append("")
+            lines.append(f"  {_OUTCOME_WORDS.get(w.outcome, w.outcome):<13} {w.resource_type:<13} "
+                         f"{w.rule or '':<20} {target}{err}")
+    lines.append("")
     return "\n".join(lines)
+
+
+def _action_lines(i: int, a: Action, wrap: textwrap.TextWrapper) -> list[str]:
+    out = [f"  {i}. [{_MARK[a.status]}] {a.summary}", wrap.fill(a.detail)]
+    for e in a.evidence:
+        parts = ", ".join(p for p in (e.value, e.date) if p)
+        out.append(f"     - {e.what}{': ' + parts if parts else ''}  [{e.reference}]")
+    for t in a.todo:
+        out.append(f"     ☐ to record: {t}")
+    return out

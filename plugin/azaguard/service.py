@@ -6,7 +6,7 @@ The CLI, the SMART web app, the demo and (later) the population scan all go thro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from azaguard.alerts import (
@@ -28,6 +28,7 @@ from azaguard.mappings import Mappings
 from azaguard.record import PatientInfo, PatientRecord, build_record
 from azaguard.resources import InputError, ResourceSet
 from azaguard.rules import evaluate
+from azaguard.verdict import Verdict, build_verdict
 
 
 @dataclass
@@ -43,6 +44,10 @@ class CheckResult:
     existing_alerts: list[ExistingAlert] = field(default_factory=list)
     # Why the alerts already in the chart could not be read (e.g. no read scope for them), if so.
     existing_alerts_problem: str | None = None
+    # What gathering could not do as asked (an ignored search parameter, other patients' resources
+    # dropped, a batch refused): shown to the clinician, never discarded.
+    warnings: list[str] = field(default_factory=list)
+    verdict: Verdict | None = None  # the clinician's message, computed once (build_verdict)
 
     @property
     def failed_writes(self) -> list[WriteOutcome]:
@@ -50,7 +55,12 @@ class CheckResult:
 
 
 def check_resources(
-    resources: ResourceSet, *, mappings: Mappings, now: datetime, ordering_context: bool = False
+    resources: ResourceSet,
+    *,
+    mappings: Mappings,
+    now: datetime,
+    ordering_context: bool = False,
+    tz: tzinfo | None = None,
 ) -> CheckResult:
     """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
     patients = resources.patients()
@@ -66,6 +76,7 @@ def check_resources(
         findings=findings,
         evaluated_at=now,
         mappings_version=mappings.version,
+        verdict=build_verdict(findings, record, now, mappings, tz),
     )
 
 
@@ -77,6 +88,7 @@ def check_on_server(
     now: datetime,
     write: bool = False,
     dry_run: bool = False,
+    tz: tzinfo | None = None,
 ) -> CheckResult:
     """Gather one patient from the server, evaluate, and (optionally) write the alerts back.
 
@@ -99,18 +111,27 @@ def check_on_server(
         mappings_version=mappings.version,
         requests=client.request_count - before,
         existing_alerts_problem=alerts_problem,
+        warnings=list(gathered.warnings),
+        verdict=build_verdict(findings, record, now, mappings, tz),
     )
     if write or dry_run:
         device = device_resource(mappings.version)
+        chart_text = chart_verdict(result, mappings)
         if dry_run:
             author = {"identifier": device["identifier"][0], "display": "azaguard"}
-            result.writes = alerts_dry_run(plan_alerts(result.patient_ref, findings, flags, now, author))
+            plan = plan_alerts(result.patient_ref, findings, flags, now, author, verdict=chart_text)
+            result.writes = alerts_dry_run(plan)
         else:
-            result.writes = _write(client, result.patient_ref, findings, flags, now, device)
+            result.writes = _write(client, result.patient_ref, findings, flags, now, device, chart_text)
         if not dry_run:
             issues, flags, result.existing_alerts_problem = _existing(client, patient_id)
     result.existing_alerts = summarise_existing(issues, flags)
     return result
+
+
+def chart_verdict(result: CheckResult, mappings: Mappings, tz: tzinfo | None = None) -> Verdict:
+    """The verdict worded for text that stays in the chart: absolute dates, not "today 06:00"."""
+    return build_verdict(result.findings, result.record, result.evaluated_at, mappings, tz, relative_dates=False)
 
 
 def _existing(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
@@ -129,15 +150,18 @@ def _write(
     flags: list[dict[str, Any]],
     now: datetime,
     device: dict[str, Any],
+    verdict: Verdict | None = None,
 ) -> list[WriteOutcome]:
     try:
         device_ref = ensure_device(client, device)
     except FhirError as exc:
         # Without the author Device nothing can be written: report every planned write as failed.
         author = {"identifier": device["identifier"][0]}
-        plan = plan_alerts(patient_ref, findings, flags, now, author)
+        plan = plan_alerts(patient_ref, findings, flags, now, author, verdict=verdict)
         return [
             WriteOutcome(p.resource_type, p.identifier, p.rule, "failed", error=f"author Device: {exc}") for p in plan
         ]
-    plan = plan_alerts(patient_ref, findings, flags, now, {"reference": device_ref, "display": "azaguard"})
+    plan = plan_alerts(
+        patient_ref, findings, flags, now, {"reference": device_ref, "display": "azaguard"}, verdict=verdict
+    )
     return write_alerts(client, plan, device)

@@ -14,12 +14,22 @@ rule that changes its own text keeps a clinician-readable verdict.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from azaguard.display import cite, format_date, format_day, humanise_quantity, humanise_text, sentence
+from azaguard.display import (
+    cite,
+    format_date,
+    format_day,
+    format_moment,
+    format_quantity,
+    humanise_quantity,
+    humanise_text,
+    sentence,
+)
 from azaguard.findings import RULE_IDS, SEVERITY_RANK, STATUS_RANK, Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Mappings
 from azaguard.record import PatientRecord
@@ -64,6 +74,20 @@ _RESOURCE_STATUS = re.compile(
     r",? (?:ImmunizationRecommendation|ServiceRequest|MedicationRequest|Immunization|MedicationStatement) status (\S+)"
 )
 _SEVERITY_WORDS = re.compile(r"\s*\((?:critical|high|moderate|low|info)\)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    now: datetime
+    m: Mappings
+    tz: tzinfo | None
+    relative: bool  # "9 days ago" on screens; absolute dates in text that stays in the chart
+
+    def when(self, value: datetime | str | None) -> str:
+        return format_date(value, self.now, self.tz) if self.relative else format_moment(value, self.tz)
+
+    def text(self, value: str) -> str:
+        return clinician_text(value, self.now, self.m, self.tz)
 
 
 class EvidenceRow(BaseModel):
@@ -130,24 +154,34 @@ class Verdict(BaseModel):
 
 
 def build_verdict(
-    findings: list[Finding], record: PatientRecord | None, now: datetime, mappings: Mappings, tz: tzinfo | None = None
+    findings: list[Finding],
+    record: PatientRecord | None,
+    now: datetime,
+    mappings: Mappings,
+    tz: tzinfo | None = None,
+    *,
+    relative_dates: bool = True,
 ) -> Verdict:
-    """The verdict over one patient's findings (pure: no I/O, no clock)."""
+    """The verdict over one patient's findings (pure: no I/O, no clock).
+
+    `tz`: the EHR user's time zone when known (dates are shown in it; UTC otherwise).
+    `relative_dates=False` for text that stays in the chart ("20 Nov 2026 06:00", not "today 06:00").
+    """
+    c = _Ctx(now, mappings, tz, relative_dates)
     ordered = sorted(
         findings,
         key=lambda f: (STATUS_RANK[f.status], SEVERITY_RANK[f.severity], RULE_IDS.index(f.rule), f.code),
     )
-    actions = tuple(action_of(f, now, mappings, tz) for f in ordered if f.status in ACTION_STATUSES)
-    rules = tuple(_rule_line(rule, findings, now, mappings, tz) for rule in RULE_IDS)
+    actions = tuple(_action(f, c) for f in ordered if f.status in ACTION_STATUSES)
+    rules = tuple(_rule_line(rule, findings, c) for rule in RULE_IDS)
     passed = tuple(r for r in rules if r.status in (Status.OK, Status.NOT_APPLICABLE))
     basis = _basis(record, now, tz)
     if actions:
         first = actions[0]
-        more = len(actions) - 1
         return Verdict(
             status=first.status, tone=TONE_OF[first.status], icon=ICON_OF[first.status],
             words=WORDS_OF[first.status] if first.status is not Status.CAUTION else "Check",
-            headline=first.summary if not more else first.summary, basis=basis,
+            headline=first.summary, basis=basis,
             actions=actions, passed=passed, rules=rules,
         )
     ok = sum(1 for r in rules if r.status is Status.OK)
@@ -169,15 +203,21 @@ def build_verdict(
     )
 
 
-def action_of(f: Finding, now: datetime, m: Mappings, tz: tzinfo | None = None) -> Action:
+def action_of(
+    f: Finding, now: datetime, m: Mappings, tz: tzinfo | None = None, *, relative_dates: bool = True
+) -> Action:
     """One actionable finding as the clinician's action."""
-    verb, obj, reason, advice = _wording(f, now, m, tz)
+    return _action(f, _Ctx(now, m, tz, relative_dates))
+
+
+def _action(f: Finding, c: _Ctx) -> Action:
+    verb, obj, reason, advice = _wording(f, c)
     head = f"{verb} {obj} — {reason}"
     summary = sentence(f"{head}; {advice}" if advice and len(head) + len(advice) < 134 else head)
     return Action(
         rule=f.rule, code=f.code, status=f.status, severity=f.severity, verb=verb, object=obj, reason=reason,
-        summary=summary, detail=clinician_text(f.detail, now, m, tz), evidence=evidence_rows(f, now, m, tz),
-        todo=tuple(clinician_text(x, now, m, tz).rstrip(".") for x in f.missing), implicated=f.implicated,
+        summary=summary, detail=c.text(f.detail), evidence=_evidence_rows(f, c),
+        todo=tuple(c.text(x).rstrip(".") for x in f.missing), implicated=f.implicated,
     )
 
 
@@ -205,14 +245,20 @@ def _ref_noun(match: re.Match[str]) -> str:
     return lead + (noun[0].upper() + noun[1:] if lead != ": " else noun)
 
 
-def evidence_rows(f: Finding, now: datetime, m: Mappings, tz: tzinfo | None = None) -> tuple[EvidenceRow, ...]:
+def evidence_rows(
+    f: Finding, now: datetime, m: Mappings, tz: tzinfo | None = None, *, relative_dates: bool = True
+) -> tuple[EvidenceRow, ...]:
+    return _evidence_rows(f, _Ctx(now, m, tz, relative_dates))
+
+
+def _evidence_rows(f: Finding, c: _Ctx) -> tuple[EvidenceRow, ...]:
     rows = []
     for e in f.evidence:
         rows.append(
             EvidenceRow(
-                what=_sentence_case(clinician_text(_what(e), now, m, tz)),
-                value=humanise_quantity(e.value, m) if e.value else "",
-                date=format_date(e.date, now, tz) if e.date else "",
+                what=_sentence_case(c.text(_what(e))),
+                value=humanise_quantity(e.value, c.m) if e.value else "",
+                date=c.when(e.date) if e.date else "",
                 reference=e.reference,
             )
         )
@@ -222,13 +268,14 @@ def evidence_rows(f: Finding, now: datetime, m: Mappings, tz: tzinfo | None = No
 # --- wording ---------------------------------------------------------------------------------
 
 
-def _wording(f: Finding, now: datetime, m: Mappings, tz: tzinfo | None) -> tuple[str, str, str, str | None]:
+def _wording(f: Finding, c: _Ctx) -> tuple[str, str, str, str | None]:
     """(verb, object, reason, advice) for an actionable finding."""
-    summary = clinician_text(f.summary, now, m, tz).rstrip(".")
+    m = c.m
+    summary = c.text(f.summary).rstrip(".")
     if f.status is Status.CANNOT_EVALUATE:
         checks = m.display.rules[f.rule].checks
         if f.missing:
-            need = clinician_text(f.missing[0], now, m, tz).rstrip(".")
+            need = c.text(f.missing[0]).rstrip(".")
             reason = need if need.lower().startswith(("no ", "not ", "missing")) else f"needs {need}"
         else:
             reason = _after_colon(summary)
@@ -244,15 +291,14 @@ def _wording(f: Finding, now: datetime, m: Mappings, tz: tzinfo | None) -> tuple
                 "not live, but the response may be reduced on azathioprine", None)
     if f.status is Status.HOLD and f.rule in ("infection-hold", "blood-counts", "liver", "kidney"):
         advice = "contact the prescriber" if f.rule == "infection-hold" else "discuss with the specialist"
-        return "Hold", "azathioprine", _hold_reason(f, primary, summary, now, m, tz), advice
+        return "Hold", "azathioprine", _hold_reason(f, primary, summary, c), advice
     if f.rule == "interactions":
         drug = _name_after_colon(primary.description) if primary else None
         reason = f"it interacts with {drug}" if drug else _after_colon(summary)
-        advice = _last_clause(summary)
-        return ("Hold" if f.status is Status.HOLD else "Review"), "azathioprine", reason, advice
+        return ("Hold" if f.status is Status.HOLD else "Review"), "azathioprine", reason, _last_clause(summary)
     if f.rule == "monitoring-schedule":
         test = summary.split(" overdue", 1)[0] if " overdue" in summary else "the blood tests"
-        when = format_date(primary.date, now, tz) if primary and primary.date else "none on record"
+        when = c.when(primary.date) if primary and primary.date else "none on record"
         due = re.search(r"due every (\d+ days)", summary)
         reason = f"last one {when}" + (f"; due every {due.group(1)}" if due else "")
         return "Order", test, reason, None
@@ -265,12 +311,11 @@ def _wording(f: Finding, now: datetime, m: Mappings, tz: tzinfo | None) -> tuple
     return verb, "azathioprine", _lower_first(summary), None
 
 
-def _hold_reason(
-    f: Finding, primary: Evidence | None, summary: str, now: datetime, m: Mappings, tz: tzinfo | None
-) -> str:
+def _hold_reason(f: Finding, primary: Evidence | None, summary: str, c: _Ctx) -> str:
+    m = c.m
     if primary is None:
         return _lower_first(summary)
-    when = format_date(primary.date, now, tz) if primary.date else "date not recorded"
+    when = c.when(primary.date) if primary.date else "date not recorded"
     if primary.value and primary.reference.startswith("Observation/"):
         if f.rule == "infection-hold":
             return f"fever {humanise_quantity(primary.value, m)} {when}"
@@ -283,7 +328,7 @@ def _hold_reason(
     if primary.reference.startswith("Condition/") and name:
         return f"{name.lower()} recorded {when}"
     if primary.reference.startswith("MedicationRequest/") and name:
-        return f"on {name} since {format_day(primary.date, tz)}" if primary.date else f"on {name}"
+        return f"on {name} since {format_day(primary.date, c.tz)}" if primary.date else f"on {name}"
     return _lower_first(summary)
 
 
@@ -293,8 +338,6 @@ def _lower_first(text: str) -> str:
 
 
 def _limit_words(label: str, m: Mappings) -> str | None:
-    from azaguard.display import format_quantity
-
     for spec in m.analytes.analytes.values():
         if spec.label == label and spec.threshold is not None:
             unit = m.units.dimensions[spec.dimension].canonical
@@ -352,20 +395,18 @@ def _sentence_case(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
 
-def _rule_line(rule: RuleId, findings: list[Finding], now: datetime, m: Mappings, tz: tzinfo | None) -> RuleLine:
+def _rule_line(rule: RuleId, findings: list[Finding], c: _Ctx) -> RuleLine:
     mine = sorted(
         (f for f in findings if f.rule == rule), key=lambda f: (STATUS_RANK[f.status], SEVERITY_RANK[f.severity])
     )
-    label = m.display.rules[rule].label
+    label = c.m.display.rules[rule].label
     if not mine:
         st = Status.CANNOT_EVALUATE
         return RuleLine(rule=rule, label=label, status=st, words=WORDS_OF[st], icon=ICON_OF[st],
                         summary="This check returned no result, so it cannot be relied on.")
     head = mine[0]
     summary = (
-        action_of(head, now, m, tz).summary
-        if head.status in ACTION_STATUSES
-        else sentence(clinician_text(head.summary, now, m, tz))
+        _action(head, c).summary if head.status in ACTION_STATUSES else sentence(c.text(head.summary))
     )
     return RuleLine(rule=rule, label=label, status=head.status, words=WORDS_OF[head.status],
                     icon=ICON_OF[head.status], summary=summary)
