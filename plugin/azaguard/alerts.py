@@ -76,6 +76,7 @@ class ExistingAlert:
     status: str
     summary: str
     date: str | None
+    identifier: str | None = None  # azaguard's idempotency key: what a write would not add again
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def summarise_existing(issues: Iterable[dict[str, Any]], flags: Iterable[dict[st
                 str(r.get("status")),
                 str((r.get("code") or {}).get("text") or ""),
                 r.get("identifiedDateTime"),
+                _identifier_value(r, ALERT_ID_SYSTEM),
             )
         )
     for r in flags:
@@ -217,6 +219,7 @@ def summarise_existing(issues: Iterable[dict[str, Any]], flags: Iterable[dict[st
                 str(r.get("status")),
                 str((r.get("code") or {}).get("text") or ""),
                 (r.get("period") or {}).get("start"),
+                _identifier_value(r, FLAG_ID_SYSTEM),
             )
         )
     return sorted(out, key=lambda a: a.date or "", reverse=True)
@@ -330,6 +333,13 @@ def _reference(rtype: str, location: str | None, resource: dict[str, Any] | None
         parts = location.split("/_history/")[0].rstrip("/").split("/")
         if len(parts) >= 2:
             return f"{parts[-2]}/{parts[-1]}"
+    return None
+
+
+def _identifier_value(resource: dict[str, Any], system: str) -> str | None:
+    for i in resource.get("identifier") or []:
+        if isinstance(i, dict) and i.get("system") == system and i.get("value"):
+            return str(i["value"])
     return None
 
 

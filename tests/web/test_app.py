@@ -21,7 +21,8 @@ from azaguard.findings import RULE_IDS, Finding, Severity, Status
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.resources import ResourceSet
 from azaguard.service import CheckResult, ExistingAlert, WriteOutcome
-from azaguard.web.app import create_app, rule_rows
+from azaguard.verdict import build_verdict
+from azaguard.web.app import create_app, rule_groups
 from tests.clinical.builders import NOW, azathioprine, observation
 from tests.web.fake_ehr import ISS, ORIGIN, FakeEhr
 
@@ -55,12 +56,15 @@ class Harness:
         now: datetime,
         write: bool = False,
         dry_run: bool = False,
+        tz: Any = None,
     ) -> CheckResult:
         self.checks.append((patient_id, write))
         patient = client.read("Patient", patient_id)  # through the real FhirClient: 401 → AuthExpired
         resources = [patient, azathioprine(), observation("6690-2", 3.1, "10*3/uL", days_ago=2)]
         result = service.check_resources(ResourceSet.from_resources(resources), mappings=mappings, now=now)
         result.existing_alerts = [ExistingAlert("Flag/f1", "Flag", "blood-counts", "active", "Hold: WBC low", None)]
+        if dry_run:
+            result.writes = [WriteOutcome("DetectedIssue", "di-1", "blood-counts", "would-write")]
         if write:
             result.writes = [
                 WriteOutcome("DetectedIssue", "di-1", "blood-counts", "created", "DetectedIssue/9"),
@@ -236,10 +240,12 @@ def test_page_shows_banner_every_rule_and_the_alerts_already_in_the_chart(harnes
     page = harness.open_page()
     assert page.status_code == 200
     statuses = _statuses(page.text)
-    assert list(statuses) == list(RULE_IDS)
+    assert set(statuses) == set(RULE_IDS)
     assert statuses["blood-counts"] == "hold"  # WBC 3.1 < 3.5
-    assert "Ada Lovelace" in page.text and "1970-03-04" in page.text
+    assert "Ada Lovelace" in page.text and "4 Mar 1970" in page.text
     assert "Flag/f1" in page.text and "Hold: WBC low" in page.text
+    assert "Hold azathioprine — WBC 3.1" in page.text
+    assert "Writing would add 1" in page.text
     assert page.text.count('class="trend-chart"') == 6
     assert "Write alerts to the chart" in page.text
     assert harness.checks == [("p1", False)]  # one check_on_server call per page
@@ -334,11 +340,17 @@ def test_write_alerts_shows_what_was_written_and_what_failed(harness: Harness) -
     page = harness.open_page()
     csrf, ctx = _csrf(page.text)
     response = harness.browser.post("/app/alerts", data={"csrf_token": csrf, "ctx": ctx})
-    assert response.status_code == 200
+    assert response.status_code == 303  # POST-redirect-GET: a reload does not write again
     assert harness.checks[-1] == ("p1", True)
-    assert "DetectedIssue/9" in response.text
-    assert "could NOT be written" in response.text and "HTTP 500 from the server" in response.text
-    assert 'data-outcome="failed"' in response.text
+    page = harness.browser.get(response.headers["location"])
+    assert page.status_code == 200
+    assert harness.checks[-1] == ("p1", False)
+    assert "DetectedIssue/9" in page.text and "Created" in page.text
+    assert "could NOT be written" in page.text and "HTTP 500 from the server" in page.text
+    assert 'data-outcome="failed"' in page.text
+    again = harness.browser.get(response.headers["location"])  # the reload shows the chart, not the result
+    assert 'data-outcome="failed"' not in again.text
+    assert sum(1 for _, write in harness.checks if write) == 1
 
 
 def test_narrower_scope_page_says_alerts_cannot_be_written(harness: Harness, ehr: FakeEhr) -> None:
@@ -371,8 +383,8 @@ def test_a_rule_without_any_finding_is_shown_as_cannot_evaluate() -> None:
         detail="",
         mappings_version="t",
     )
-    rows = rule_rows([ok])
-    assert [r.rule for r in rows] == list(RULE_IDS)
-    by_rule = {r.rule: r for r in rows}
-    assert by_rule["liver"].status == "ok" and by_rule["liver"].words == "OK"
-    assert by_rule["kidney"].status == "cannot-evaluate" and by_rule["kidney"].words == "Cannot evaluate"
+    verdict = build_verdict([ok], None, NOW, load_mappings())
+    groups = rule_groups(verdict)
+    assert {g.rule for g in groups} == set(RULE_IDS) - {"liver"}
+    assert all(g.status == "cannot-evaluate" and g.words == "Cannot check" for g in groups)
+    assert [r.rule for r in verdict.passed] == ["liver"]

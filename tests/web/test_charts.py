@@ -46,7 +46,7 @@ def test_temperature_uses_the_fever_threshold_from_policy() -> None:
 def test_empty_chart_says_so_and_still_shows_the_threshold() -> None:
     chart = trend_chart("platelets", record_of(), load_mappings())
     assert chart.points == 0
-    assert "No results to plot" in chart.svg
+    assert "No Platelets results in the record" in chart.svg
     assert 'class="threshold"' in chart.svg
 
 
@@ -56,4 +56,4 @@ def test_all_page_trends_are_drawn_and_text_is_escaped() -> None:
     assert [c.analyte for c in charts] == list(CHART_ANALYTES)
     wbc = charts[0]
     assert wbc.points == 1
-    assert "recorded <5" not in wbc.svg and "recorded &lt;5 10*3/uL" in wbc.svg
+    assert "recorded <5" not in wbc.svg and "recorded &lt;5 ×10³/µL" in wbc.svg

@@ -252,6 +252,8 @@ class Identity:
     subject: str | None
     verified: bool  # signature checked against the server's JWKS
     problem: str | None = None
+    name: str | None = None  # OpenID Connect `name` (else given + family name): shown as "Signed in as …"
+    zoneinfo: str | None = None  # OpenID Connect `zoneinfo` (IANA time zone): dates are shown in it
 
 
 def read_identity(
@@ -263,7 +265,9 @@ def read_identity(
             claims = _unverified_payload(id_token)
         except ValueError as exc:
             return Identity(None, None, verified=False, problem=f"unreadable id_token ({exc})")
-        return Identity(_opt_str(claims.get("fhirUser")), _opt_str(claims.get("sub")), verified=False)
+        return Identity(
+            _opt_str(claims.get("fhirUser")), _opt_str(claims.get("sub")), verified=False, **_person(claims)
+        )
     try:
         response = http.get(smart.jwks_uri, headers={"Accept": "application/json"}, timeout=TOKEN_TIMEOUT)
         response.raise_for_status()
@@ -281,7 +285,15 @@ def read_identity(
         return Identity(
             None, None, verified=False, problem=f"id_token not verified ({type(exc).__name__}: {exc})"
         )
-    return Identity(_opt_str(claims.get("fhirUser")), _opt_str(claims.get("sub")), verified=True)
+    return Identity(_opt_str(claims.get("fhirUser")), _opt_str(claims.get("sub")), verified=True, **_person(claims))
+
+
+def _person(claims: dict[str, Any]) -> dict[str, str | None]:
+    name = _opt_str(claims.get("name"))
+    if name is None:
+        parts = [_opt_str(claims.get("given_name")), _opt_str(claims.get("family_name"))]
+        name = " ".join(p for p in parts if p) or None
+    return {"name": name, "zoneinfo": _opt_str(claims.get("zoneinfo"))}
 
 
 def _unverified_payload(token: str) -> dict[str, Any]:

@@ -14,10 +14,11 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 import jinja2
@@ -31,10 +32,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from azaguard import service
+from azaguard.alerts import ExistingAlert, WriteOutcome
 from azaguard.config import AppConfig, load_app_config
+from azaguard.display import format_date, format_day
 from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import AuthDenied, AuthExpired, FhirError
-from azaguard.findings import RULE_IDS, Finding, Status, sort_findings
+from azaguard.findings import STATUS_RANK, Severity, Status
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.resources import InputError
 from azaguard.smart.discovery import DiscoveryError, discover
@@ -51,6 +54,7 @@ from azaguard.smart.launch import (
 )
 from azaguard.smart.pkce import new_pkce
 from azaguard.smart.session import LaunchContext, PendingAuthorization, Session, SessionStore
+from azaguard.verdict import ACTION_STATUSES, Action, RuleLine, Verdict, clinician_text
 from azaguard.web.charts import trend_charts
 
 log = logging.getLogger("azaguard.web")
@@ -58,25 +62,6 @@ log = logging.getLogger("azaguard.web")
 HERE = Path(__file__).resolve().parent
 COOKIE = "azaguard_session"
 RELAUNCH = "Open azaguard again from the patient's chart in the EHR."
-
-STATUS_DISPLAY: dict[Status, tuple[str, str]] = {  # icon, words: status is never shown by colour alone
-    Status.HOLD: ("■", "HOLD"),
-    Status.CANNOT_EVALUATE: ("?", "Cannot evaluate"),
-    Status.CAUTION: ("▲", "Caution"),
-    Status.OK: ("✓", "OK"),
-    Status.NOT_APPLICABLE: ("–", "Not applicable"),
-}
-RULE_LABELS: dict[str, str] = {
-    "vaccination-hold": "Vaccination hold",
-    "infection-hold": "Infection hold",
-    "blood-counts": "Blood counts",
-    "liver": "Liver",
-    "kidney": "Kidney",
-    "monitoring-schedule": "Monitoring schedule",
-    "dose": "Dose",
-    "tpmt": "TPMT",
-    "interactions": "Interactions",
-}
 
 T = TypeVar("T")
 
@@ -86,29 +71,47 @@ class SessionExpired(Exception):
 
 
 @dataclass(frozen=True)
-class RuleRow:
+class RuleGroup:
+    """A rule that needs action, with its actions (most urgent first)."""
+
     rule: str
     label: str
     status: str
     icon: str
     words: str
-    summary: str
-    findings: list[Finding]
+    actions: list[Action]
 
 
-def rule_rows(findings: list[Finding]) -> list[RuleRow]:
-    """One row per rule id, headline = its most urgent finding; a rule with no finding cannot be relied on."""
-    ordered = sort_findings(list(findings))
-    rows = []
-    for rule in RULE_IDS:
-        mine = [f for f in ordered if f.rule == rule]
-        if mine:
-            status, summary = mine[0].status, mine[0].summary
-        else:
-            status, summary = Status.CANNOT_EVALUATE, "This rule returned no result."
-        icon, words = STATUS_DISPLAY[status]
-        rows.append(RuleRow(rule, RULE_LABELS.get(rule, rule), status.value, icon, words, summary, mine))
-    return rows
+def rule_groups(verdict: Verdict) -> list[RuleGroup]:
+    """Rules needing action, sorted hold → cannot-evaluate → caution (then by their most urgent action)."""
+    groups = []
+    for line in verdict.rules:
+        if line.status not in ACTION_STATUSES:
+            continue
+        actions = [a for a in verdict.actions if a.rule == line.rule]
+        if not actions:  # a rule with no result at all: cannot be relied on
+            actions = [_no_result_action(line)]
+        groups.append(RuleGroup(line.rule, line.label, line.status.value, line.icon, line.words, actions))
+    first: dict[str, int] = {a.rule: i for i, a in reversed(list(enumerate(verdict.actions)))}
+    return sorted(groups, key=lambda g: (STATUS_RANK[Status(g.status)], first.get(g.rule, 99)))
+
+
+def _no_result_action(line: RuleLine) -> Action:
+    return Action(
+        rule=line.rule, code="no-result", status=Status.CANNOT_EVALUATE, severity=Severity.MODERATE,
+        verb="Cannot check", object=line.label.lower(), reason="the check returned no result",
+        summary=line.summary, detail="This check returned no result, so it cannot be relied on; check by hand.",
+    )
+
+
+def zone_of(identity: Identity | None) -> tzinfo | None:
+    """The EHR user's time zone (OpenID Connect `zoneinfo`), when the EHR says it and it is known."""
+    if identity is None or not identity.zoneinfo:
+        return None
+    try:
+        return ZoneInfo(identity.zoneinfo)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 # --- security headers ------------------------------------------------------------------------
@@ -161,6 +164,9 @@ class _Web:
         self.transport = transport
         self.http = httpx.Client(transport=transport, follow_redirects=False)
         self.sessions = SessionStore()
+        # Write outcomes waiting for their redirect's GET, by (session id, launch id).
+        self.written: dict[tuple[str, str], list[WriteOutcome]] = {}
+        self.user_names: dict[str, str | None] = {}
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -211,12 +217,15 @@ class _Web:
         return self.sessions.get(request.cookies.get(COOKIE), self.now())
 
     def set_cookie(self, request: Request, response: Response, session: Session) -> None:
+        # Inside an EHR iframe the app is a third party: the browser sends the cookie only when it is
+        # SameSite=None, which browsers accept only with Secure (https). Plain-http loopback: Lax.
+        secure = self.config.secure_cookies or request.url.scheme == "https"
         response.set_cookie(
             COOKIE,
             session.id,
             httponly=True,
-            samesite="lax",
-            secure=self.config.secure_cookies,
+            samesite="none" if secure else "lax",
+            secure=secure,
             path=self.root(request) or "/",
         )
 
@@ -372,7 +381,9 @@ class _Web:
                 kind="expired",
                 advice=RELAUNCH,
             )
-        return self.check_and_render(request, session, ctx, write=False)
+        # The outcome of a write, shown once after its redirect (POST-redirect-GET): a reload shows the chart.
+        written = self.written.pop((session.id, ctx.id), None)
+        return self.check_and_render(request, session, ctx, written=written)
 
     async def alerts(self, request: Request) -> Response:
         form = await request.form()
@@ -401,17 +412,23 @@ class _Web:
                 "This launch was not granted permission to write DetectedIssue and Flag resources.",
                 detail=f"Granted: {ctx.tokens.scope}",
             )
-        return self.check_and_render(request, session, ctx, write=True)
+        outcome = self.check(request, session, ctx, write=True)
+        if isinstance(outcome, Response):
+            return outcome
+        self.written[(session.id, ctx.id)] = outcome.writes
+        return RedirectResponse(f"{self.root(request)}/?{urlencode({'ctx': ctx.id})}#written", status_code=303)
 
-    def check_and_render(
+    def check(
         self, request: Request, session: Session, ctx: LaunchContext, *, write: bool
-    ) -> Response:
+    ) -> service.CheckResult | Response:
+        """Gather, evaluate and (on write) write; an error page when the record cannot be read."""
         now = self.now()
+        tz = zone_of(ctx.identity)
         try:
-            result = self.with_token(
+            return self.with_token(
                 ctx,
                 lambda client: service.check_on_server(
-                    client, ctx.patient_id, mappings=self.mappings, now=now, write=write
+                    client, ctx.patient_id, mappings=self.mappings, now=now, write=write, dry_run=not write, tz=tz
                 ),
             )
         except SessionExpired:
@@ -427,24 +444,60 @@ class _Web:
                 "The FHIR server could not provide the record, so nothing was evaluated.",
                 detail=str(exc),
             )
+
+    def check_and_render(
+        self, request: Request, session: Session, ctx: LaunchContext, *, written: list[WriteOutcome] | None
+    ) -> Response:
+        result = self.check(request, session, ctx, write=False)
+        if isinstance(result, Response):
+            return result
+        verdict = result.verdict
+        assert verdict is not None  # noqa: S101 - service.check_on_server always builds it
+        tz = zone_of(ctx.identity)
+        in_chart = {a.identifier for a in result.existing_alerts if a.identifier}
+        to_add = [w for w in result.writes if w.identifier not in in_chart or w.resource_type == "Flag"]
         return self.render(
             request,
             "page.html",
             banner=_banner(result) if ctx.tokens.need_patient_banner else None,
             identity=ctx.identity,
-            rows=rule_rows(result.findings),
-            status_words={k.value: v[1] for k, v in STATUS_DISPLAY.items()},
-            existing_alerts=result.existing_alerts,
-            writes=result.writes if write else None,
-            failed_writes=result.failed_writes if write else [],
-            charts=trend_charts(result.record, self.mappings),
+            user_name=self.user_name(ctx),
+            verdict=verdict,
+            groups=rule_groups(verdict),
+            passed=verdict.passed,
+            warnings=result.warnings,
+            existing_alerts=[_existing_row(a, result.evaluated_at, tz, self.mappings) for a in result.existing_alerts],
+            existing_problem=result.existing_alerts_problem,
+            to_add=_planned_rows(to_add),
+            written=_written_rows(written) if written is not None else None,
+            failed_writes=[w for w in written or [] if w.outcome == "failed"],
+            charts=trend_charts(result.record, self.mappings, tz),
             can_write=can_write_alerts(ctx.tokens.scope),
-            granted_scope=ctx.tokens.scope,
             csrf_token=session.csrf_token,
             ctx=ctx.id,
-            evaluated_at=result.evaluated_at.isoformat(timespec="minutes"),
+            fhir_base=ctx.iss,
             mappings_version=result.mappings_version,
         )
+
+    def user_name(self, ctx: LaunchContext) -> str | None:
+        """Who is signed in, by name: the id_token's name, else the fhirUser resource's name (read once)."""
+        identity = ctx.identity
+        if identity is None:
+            return None
+        if identity.name:
+            return identity.name
+        if ctx.id in self.user_names:
+            return self.user_names[ctx.id]
+        name = None
+        if identity.fhir_user and identity.fhir_user.startswith(ctx.iss + "/"):
+            rtype, _, rid = identity.fhir_user[len(ctx.iss) + 1:].partition("/")
+            try:
+                resource = self.with_token(ctx, lambda client: client.read(rtype, rid))
+                name = _human_name(resource)
+            except (FhirError, SessionExpired):
+                name = None  # not allowed to read it: the page says "signed in" without a name
+        self.user_names[ctx.id] = name
+        return name
 
     # -- tokens --
     def with_token(self, ctx: LaunchContext, call: Callable[[FhirClient], T]) -> T:
@@ -479,10 +532,70 @@ def _banner(result: service.CheckResult) -> dict[str, str]:
     p = result.patient
     return {
         "name": (p.name if p and p.name else "(name not recorded)"),
-        "birth_date": p.birth_date.isoformat() if p and p.birth_date else "(not recorded)",
+        "birth_date": format_day(p.birth_date) if p and p.birth_date else "(not recorded)",
         "gender": (p.gender if p and p.gender else "gender not recorded"),
         "ref": result.patient_ref,
     }
+
+
+_WRITE_WORDS = {
+    "created": "Created",
+    "exists": "Already there",
+    "updated": "Updated",
+    "closed": "Closed (hold cleared)",
+    "failed": "Failed",
+    "would-write": "Would add",
+}
+_KIND = {"DetectedIssue": "Alert (DetectedIssue)", "Flag": "Flag", "Device": "azaguard device record"}
+
+
+def _rule_label(rule: str | None, mappings: Mappings | None = None) -> str:
+    m = mappings or load_mappings()
+    if rule in m.display.rules:
+        return m.display.rules[rule].label
+    return rule or ""
+
+
+def _existing_row(a: ExistingAlert, now: datetime, tz: tzinfo | None, m: Mappings) -> dict[str, str]:
+    return {
+        "kind": _KIND.get(a.resource_type, a.resource_type),
+        "rule": _rule_label(a.rule, m),
+        "status": a.status,
+        "summary": clinician_text(a.summary, now, m, tz),
+        "date": format_date(a.date, now, tz) if a.date else "",
+        "reference": a.reference,
+    }
+
+
+def _planned_rows(writes: list[WriteOutcome]) -> list[dict[str, str]]:
+    return [{"kind": _KIND.get(w.resource_type, w.resource_type), "rule": _rule_label(w.rule)} for w in writes]
+
+
+def _written_rows(writes: list[WriteOutcome]) -> list[dict[str, str]]:
+    return [
+        {
+            "kind": _KIND.get(w.resource_type, w.resource_type),
+            "rule": _rule_label(w.rule),
+            "outcome": w.outcome,
+            "words": _WRITE_WORDS.get(w.outcome, w.outcome),
+            "reference": w.reference or "",
+            "error": w.error or "",
+        }
+        for w in writes
+    ]
+
+
+def _human_name(resource: dict[str, Any]) -> str | None:
+    for name in resource.get("name") or []:
+        if not isinstance(name, dict):
+            continue
+        if name.get("text"):
+            return str(name["text"])
+        parts = [*(name.get("prefix") or []), *(name.get("given") or []), name.get("family") or ""]
+        text = " ".join(str(p) for p in parts if p)
+        if text:
+            return text
+    return None
 
 
 def create_app(

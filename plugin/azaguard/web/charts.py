@@ -1,18 +1,23 @@
 """Trend charts as server-rendered SVG (no script, works offline and in an EHR iframe).
 
 Each chart plots one analyte's normalised values over time with the threshold
-from the mappings as a dashed line. A value past the threshold is drawn as a
-square, not only in another colour; preliminary results are hollow. Results
-that cannot be placed (no date, unit not convertible) are counted, not hidden.
+from the mappings as a dashed line labelled in words ("below 3.5 ×10⁹/L means
+hold"). Axes have nice ticks (1, 2, 5 × 10ⁿ) and rounded ends. A value past the
+threshold is a red square, a value within it a green circle (shape and colour);
+preliminary results are hollow. Results that cannot be placed (no date, unit not
+convertible) are counted, not hidden. Every chart comes with the same values as
+rows for a table view (screen readers, copying).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from html import escape
 from typing import Literal
 
+from azaguard.display import format_day, format_quantity, humanise_quantity, unit_text
 from azaguard.mappings import Mappings
 from azaguard.record import Measurement, PatientRecord
 
@@ -21,7 +26,7 @@ CHART_ANALYTES: tuple[str, ...] = ("wbc", "neutrophils", "lymphocytes", "platele
 MAX_POINTS = 50
 
 WIDTH, HEIGHT = 340, 150
-LEFT, RIGHT, TOP, BOTTOM = 48, 10, 14, 26
+LEFT, RIGHT, TOP, BOTTOM = 44, 10, 16, 26
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class ChartThreshold:
     direction: Literal["below", "above"]
     value: float
     source: str
+    meaning: str = "hold"  # what crossing it means: "hold", "review", "fever"
 
     def breached(self, value: float) -> bool:
         return value < self.value if self.direction == "below" else value > self.value
@@ -39,47 +45,101 @@ class ChartThreshold:
 
 
 @dataclass(frozen=True)
+class ChartRow:
+    """One plotted value, as the table view shows it."""
+
+    date: str
+    value: str
+    recorded: str
+    past_limit: bool
+    preliminary: bool
+
+
+@dataclass(frozen=True)
 class Chart:
     analyte: str
     label: str
-    unit: str
+    unit: str  # display text ("×10⁹/L")
     threshold: ChartThreshold | None
     points: int
     unplotted: int
     svg: str  # escaped, ready to embed
+    limit_words: str | None = None  # "below 3.5 ×10⁹/L means hold"
+    rows: tuple[ChartRow, ...] = ()
 
 
 def threshold_for(analyte: str, mappings: Mappings) -> ChartThreshold | None:
     spec = mappings.analytes.analytes[analyte]
     if spec.threshold is not None:
         t = spec.threshold
-        return ChartThreshold(t.direction, t.value, t.source)
+        return ChartThreshold(t.direction, t.value, t.source, "hold" if t.status == "hold" else "review")
     if spec.dimension == "temperature":  # fever: the infection-hold policy's threshold
         fever = mappings.policy.infection.fever_threshold_cel
-        return ChartThreshold("above", fever.value, fever.source)
+        return ChartThreshold("above", fever.value, fever.source, "fever")
     return None
 
 
-def trend_charts(record: PatientRecord, mappings: Mappings) -> list[Chart]:
-    return [trend_chart(a, record, mappings) for a in CHART_ANALYTES if a in mappings.analytes.analytes]
+def trend_charts(record: PatientRecord, mappings: Mappings, tz: tzinfo | None = None) -> list[Chart]:
+    return [trend_chart(a, record, mappings, tz) for a in CHART_ANALYTES if a in mappings.analytes.analytes]
 
 
-def trend_chart(analyte: str, record: PatientRecord, mappings: Mappings) -> Chart:
+def trend_chart(analyte: str, record: PatientRecord, mappings: Mappings, tz: tzinfo | None = None) -> Chart:
     spec = mappings.analytes.analytes[analyte]
-    unit = mappings.units.dimensions[spec.dimension].canonical
+    canonical = mappings.units.dimensions[spec.dimension].canonical
+    unit = unit_text(canonical, mappings)
     threshold = threshold_for(analyte, mappings)
     measurements = record.measurements_of(analyte)  # newest first
     plottable = [m for m in measurements if m.value is not None and m.effective is not None][:MAX_POINTS]
     plottable.reverse()  # oldest first, left to right
     unplotted = len(measurements) - len(plottable)
-    svg = _svg(spec.label, unit, plottable, threshold)
-    return Chart(analyte, spec.label, unit, threshold, len(plottable), unplotted, svg)
-
-
-def _svg(label: str, unit: str, points: list[Measurement], threshold: ChartThreshold | None) -> str:
-    title = f"{label} ({unit}) trend: {len(points)} result{'s' if len(points) != 1 else ''}"
+    limit_words = None
     if threshold is not None:
-        title += f"; threshold {threshold.words} {unit}"
+        limit = format_quantity(threshold.value, canonical, mappings, recorded_decimals=None)
+        limit_words = f"{'below' if threshold.direction == 'below' else 'above'} {limit} means {threshold.meaning}"
+    rows = tuple(
+        ChartRow(
+            date=format_day(p.effective, tz),
+            value=format_quantity(p.value, canonical, mappings) if p.value is not None else "",
+            recorded=humanise_quantity(p.quantity.as_recorded(), mappings) if p.quantity is not None else "",
+            past_limit=threshold is not None and p.value is not None and threshold.breached(p.value),
+            preliminary=p.preliminary,
+        )
+        for p in plottable
+    )
+    svg = _svg(spec.label, unit, plottable, threshold, limit_words, rows)
+    return Chart(analyte, spec.label, unit, threshold, len(plottable), unplotted, svg, limit_words, rows)
+
+
+def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
+    """Round axis ticks (steps of 1, 2 or 5 × 10ⁿ) covering [lo, hi], ends included."""
+    if hi <= lo:
+        lo, hi = (lo - 1, hi + 1) if lo == 0 else (lo - abs(lo) * 0.1, hi + abs(hi) * 0.1)
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    start = math.floor(lo / step) * step
+    end = math.ceil(hi / step) * step
+    n = round((end - start) / step)
+    return [round(start + i * step, 10) for i in range(n + 1)]
+
+
+def _tick_text(v: float, ticks: list[float]) -> str:
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
+    return f"{v:.{decimals}f}"
+
+
+def _svg(
+    label: str,
+    unit: str,
+    points: list[Measurement],
+    threshold: ChartThreshold | None,
+    limit_words: str | None,
+    rows: tuple[ChartRow, ...],
+) -> str:
+    title = f"{label} ({unit}) trend: {len(points)} result{'s' if len(points) != 1 else ''}"
+    if limit_words:
+        title += f"; {limit_words}"
     out = [
         f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'role="img" data-points="{len(points)}" aria-label="{escape(title)}">',
@@ -90,13 +150,22 @@ def _svg(label: str, unit: str, points: list[Measurement], threshold: ChartThres
     if not points:
         out.append(
             f'<text class="empty" x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" '
-            f'text-anchor="middle">No results to plot</text>'
+            f'text-anchor="middle">No {escape(label)} results in the record</text>'
         )
     values = [p.value for p in points if p.value is not None]
-    lo, hi = _range(values + ([threshold.value] if threshold is not None else []))
+    ticks = nice_ticks(*_span(values + ([threshold.value] if threshold is not None else [])))
+    lo, hi = ticks[0], ticks[-1]
 
     def y_of(v: float) -> float:
         return TOP + plot_h * (1 - (v - lo) / (hi - lo))
+
+    for tick in ticks:
+        y = y_of(tick)
+        out.append(f'<line class="grid" x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}"/>')
+        out.append(
+            f'<text class="axis" x="{LEFT - 4}" y="{y + 3:.1f}" text-anchor="end">{_tick_text(tick, ticks)}</text>'
+        )
+    out.append(f'<text class="axis unit" x="2" y="{TOP - 5}">{escape(unit)}</text>')
 
     times = [p.effective.timestamp() for p in points if p.effective is not None]
     t0, t1 = (min(times), max(times)) if times else (0.0, 0.0)
@@ -104,21 +173,15 @@ def _svg(label: str, unit: str, points: list[Measurement], threshold: ChartThres
     def x_of(t: float) -> float:
         return LEFT + plot_w / 2 if t1 == t0 else LEFT + plot_w * (t - t0) / (t1 - t0)
 
-    out.append(f'<text class="axis" x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end">{hi:.4g}</text>')
-    out.append(f'<text class="axis" x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end">{lo:.4g}</text>')
-    out.append(
-        f'<text class="axis unit" x="{LEFT - 4}" y="{TOP + plot_h / 2 + 4:.1f}" '
-        f'text-anchor="end">{escape(unit)}</text>'
-    )
     if threshold is not None:
         ty = y_of(threshold.value)
         out.append(
             f'<line class="threshold" x1="{LEFT}" y1="{ty:.1f}" x2="{LEFT + plot_w}" y2="{ty:.1f}" '
-            f'data-value="{threshold.value:g}"><title>{escape(threshold.source)}</title></line>'
+            f'data-value="{threshold.value:g}"/>'
         )
         out.append(
             f'<text class="threshold-label" x="{LEFT + plot_w - 2}" y="{ty - 3:.1f}" '
-            f'text-anchor="end">limit {threshold.value:g}</text>'
+            f'text-anchor="end">{escape(limit_words or "")}</text>'
         )
     if len(points) > 1:
         path = " ".join(
@@ -127,49 +190,44 @@ def _svg(label: str, unit: str, points: list[Measurement], threshold: ChartThres
             if p.effective is not None and p.value is not None
         )
         out.append(f'<polyline class="trend" points="{path}"/>')
-    for p in points:
+    for p, row in zip(points, rows, strict=True):
         if p.effective is None or p.value is None:
             continue
-        out.append(_point(p, p.value, x_of(p.effective.timestamp()), y_of(p.value), unit, threshold))
-    if times:
-        out.append(f'<text class="axis" x="{LEFT}" y="{HEIGHT - 8}">{_day(points[0].effective)}</text>')
+        out.append(_point(p, x_of(p.effective.timestamp()), y_of(p.value), row))
+    if points:
+        out.append(f'<text class="axis" x="{LEFT}" y="{HEIGHT - 8}">{escape(rows[0].date)}</text>')
         if len(points) > 1:
             out.append(
                 f'<text class="axis" x="{LEFT + plot_w}" y="{HEIGHT - 8}" '
-                f'text-anchor="end">{_day(points[-1].effective)}</text>'
+                f'text-anchor="end">{escape(rows[-1].date)}</text>'
             )
     out.append("</svg>")
     return "".join(out)
 
 
-def _point(
-    p: Measurement, value: float, x: float, y: float, unit: str, threshold: ChartThreshold | None
-) -> str:
-    breach = threshold is not None and threshold.breached(value)
-    classes = ["point", "breach" if breach else "normal"]
+def _point(p: Measurement, x: float, y: float, row: ChartRow) -> str:
+    classes = ["point", "breach" if row.past_limit else "normal"]
     if p.preliminary:
         classes.append("preliminary")
-    recorded = p.quantity.as_recorded() if p.quantity is not None else "?"
-    tip = (
-        f"{_day(p.effective)}: {value:g} {unit} (recorded {recorded}){' — past the limit' if breach else ''}"
-    )
+    tip = f"{row.date}: {row.value}"
+    if row.recorded and row.recorded != row.value:
+        tip += f" (recorded {row.recorded})"
+    if row.past_limit:
+        tip += " — past the limit"
     if p.preliminary:
         tip += " — preliminary"
-    tip += f" [{p.ref}]"
     title = f"<title>{escape(tip)}</title>"
     cls = " ".join(classes)
-    if breach:
+    if row.past_limit:
         return f'<rect class="{cls}" x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8">{title}</rect>'
     return f'<circle class="{cls}" cx="{x:.1f}" cy="{y:.1f}" r="3.5">{title}</circle>'
 
 
-def _range(values: list[float]) -> tuple[float, float]:
+def _span(values: list[float]) -> tuple[float, float]:
     if not values:
         return 0.0, 1.0
-    lo, hi = min(values), max(values)
-    pad = (hi - lo) * 0.1 if hi > lo else max(abs(hi) * 0.1, 1.0)
-    return lo - pad, hi + pad
+    return min(values), max(values)
 
 
 def _day(when: datetime | None) -> str:
-    return when.date().isoformat() if when is not None else "?"
+    return format_day(when)

@@ -42,6 +42,8 @@ from azaguard.config import AppConfig
 from azaguard.sandbox.ehr import scopes as smart_scopes
 
 SANDBOX_PRACTITIONER = "sandbox-clinician"
+SANDBOX_PRACTITIONER_NAME = "Dr Alex Morgan"
+SANDBOX_ZONEINFO = "Europe/London"
 Clock = Callable[[], float]
 
 
@@ -423,6 +425,9 @@ class SandboxAuthServer(AuthorizationServer):
             "iat": now,
             "exp": now + self.token_lifetime,
             "fhirUser": f"{self.fhir_base}/Practitioner/{user.practitioner}",
+            # OpenID Connect standard claims: the app shows who is signed in, and dates in their zone.
+            "name": SANDBOX_PRACTITIONER_NAME,
+            "zoneinfo": SANDBOX_ZONEINFO,
         }
         if user.nonce:
             claims["nonce"] = user.nonce
