@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from azaguard.display import (
     cite,
+    decimals_of,
     format_date,
     format_day,
     format_moment,
@@ -44,7 +45,7 @@ TONE_OF: dict[Status, Tone] = {
     Status.NOT_APPLICABLE: "grey",
 }
 ICON_OF: dict[Status, str] = {
-    Status.HOLD: "⛔",
+    Status.HOLD: "✖",
     Status.CANNOT_EVALUATE: "?",
     Status.CAUTION: "⚠",
     Status.OK: "✓",
@@ -180,7 +181,7 @@ def build_verdict(
         first = actions[0]
         return Verdict(
             status=first.status, tone=TONE_OF[first.status], icon=ICON_OF[first.status],
-            words=WORDS_OF[first.status] if first.status is not Status.CAUTION else "Check",
+            words=WORDS_OF[first.status],
             headline=first.summary, basis=basis,
             actions=actions, passed=passed, rules=rules,
         )
@@ -341,7 +342,8 @@ def _limit_words(label: str, m: Mappings) -> str | None:
     for spec in m.analytes.analytes.values():
         if spec.label == label and spec.threshold is not None:
             unit = m.units.dimensions[spec.dimension].canonical
-            limit = format_quantity(spec.threshold.value, unit, m, recorded_decimals=None)
+            shown = decimals_of(f"{spec.threshold.value:g}")
+            limit = format_quantity(spec.threshold.value, unit, m, recorded_decimals=shown)
             return f"{spec.threshold.direction} {limit}"
     return None
 

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,21 @@ class SyntheticPatient:
     @property
     def reference(self) -> str:
         return f"Patient/{self.id}"
+
+    @property
+    def expected_verdict(self) -> str:
+        """The words the verdict banner should show for this patient (verdict.WORDS_OF)."""
+        statuses = set(self.expected.values())
+        for status, words in (("hold", "Hold"), ("cannot-evaluate", "Cannot check"), ("caution", "Caution")):
+            if status in statuses:
+                return words
+        return "No action needed" if "ok" in statuses else "Does not apply"
+
+    @property
+    def expected_focus(self) -> tuple[str, ...]:
+        """The rules behind the expected verdict (those with its status), in rule order."""
+        wanted = {"Hold": "hold", "Cannot check": "cannot-evaluate", "Caution": "caution"}.get(self.expected_verdict)
+        return tuple(rule for rule, status in self.expected.items() if status == wanted)
 
 
 def _ts(dt: datetime) -> str:
@@ -591,6 +607,12 @@ def build_patients(now: datetime) -> list[SyntheticPatient]:
             resources=chart.resources, expected=expected,
         ))
     return patients
+
+
+@cache
+def stories() -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    """Patient id -> (story, expected verdict words, rules behind it): what the sandbox launcher shows."""
+    return {p.id: (p.story, p.expected_verdict, p.expected_focus) for p in build_patients(EXAMPLES_NOW)}
 
 
 def transaction_bundle(patients: list[SyntheticPatient]) -> Resource:

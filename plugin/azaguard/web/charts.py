@@ -17,7 +17,7 @@ from datetime import datetime, tzinfo
 from html import escape
 from typing import Literal
 
-from azaguard.display import format_day, format_quantity, humanise_quantity, unit_text
+from azaguard.display import decimals_of, format_day, format_quantity, humanise_quantity, unit_text
 from azaguard.mappings import Mappings
 from azaguard.record import Measurement, PatientRecord
 
@@ -94,7 +94,8 @@ def trend_chart(analyte: str, record: PatientRecord, mappings: Mappings, tz: tzi
     unplotted = len(measurements) - len(plottable)
     limit_words = None
     if threshold is not None:
-        limit = format_quantity(threshold.value, canonical, mappings, recorded_decimals=None)
+        shown = decimals_of(f"{threshold.value:g}")
+        limit = format_quantity(threshold.value, canonical, mappings, recorded_decimals=shown)
         limit_words = f"{'below' if threshold.direction == 'below' else 'above'} {limit} means {threshold.meaning}"
     rows = tuple(
         ChartRow(

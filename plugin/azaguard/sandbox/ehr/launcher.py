@@ -9,7 +9,9 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
+from azaguard.mappings import load_mappings
 from azaguard.sandbox.ehr.context import EhrContext, ehr
+from azaguard.sandbox.patients import stories
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,9 @@ class PatientRow:
     name: str
     birth_date: str
     gender: str
+    story: str = ""  # what this synthetic patient shows (empty for other patients on the server)
+    expected: str = ""  # the verdict azaguard should show: "Hold: Infection"
+    tone: str = ""  # verdict colour class: red, amber, green, grey
 
 
 def display_name(patient: dict[str, Any]) -> str:
@@ -37,15 +42,35 @@ def patient_rows(bundle: dict[str, Any]) -> list[PatientRow]:
     for entry in bundle.get("entry") or []:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict) and resource.get("resourceType") == "Patient" and resource.get("id"):
+            pid = str(resource["id"])
+            story, expected, tone = _story(pid)
             rows.append(
                 PatientRow(
-                    str(resource["id"]),
+                    pid,
                     display_name(resource),
                     str(resource.get("birthDate") or "unknown"),
                     str(resource.get("gender") or "unknown"),
+                    story,
+                    expected,
+                    tone,
                 )
             )
-    return sorted(rows, key=lambda r: (r.name.lower(), r.id))
+    # The synthetic patients first, in the order of their stories; then any others by name.
+    order = {pid: i for i, pid in enumerate(stories())}
+    return sorted(rows, key=lambda r: (order.get(r.id, len(order)), r.name.lower(), r.id))
+
+
+_TONES = {"Hold": "red", "Cannot check": "grey", "Caution": "amber", "No action needed": "green"}
+
+
+def _story(pid: str) -> tuple[str, str, str]:
+    known = stories().get(pid)
+    if known is None:
+        return "", "", ""
+    story, words, rules = known
+    labels = load_mappings().display.rules
+    focus = ", ".join(labels[r].label for r in rules if r in labels)
+    return story, f"{words}: {focus}" if focus else words, _TONES.get(words, "grey")
 
 
 async def list_patients(context: EhrContext) -> tuple[list[PatientRow], str | None]:

@@ -1,0 +1,69 @@
+"""One sandbox site (FHIR server + EHR simulator + app) and one headless Chromium for all browser tests."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from azaguard.config import load_app_config
+from azaguard.fhir.client import FhirClient
+from azaguard.mappings import load_mappings
+from azaguard.sandbox.patients import SyntheticPatient, build_patients, transaction_bundle
+from azaguard.sandbox.site import create_site
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def sandbox_patients() -> list[SyntheticPatient]:
+    return build_patients(datetime.now(UTC))
+
+
+@pytest.fixture(scope="session")
+def site_url(fhir_server: Any, sandbox_patients: list[SyntheticPatient]) -> Iterator[str]:
+    with FhirClient(fhir_server.base_url) as client:
+        client.transaction(transaction_bundle(sandbox_patients))
+    port = _free_port()
+    public_base = f"http://127.0.0.1:{port}"
+    site = create_site(fhir_upstream=fhir_server.base_url, public_base=public_base,
+                       app_config=load_app_config(public_base=public_base), mappings=load_mappings())
+    server = uvicorn.Server(uvicorn.Config(site, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):  # bounded wait for the socket
+        try:
+            httpx.get(f"{public_base}/ehr/", timeout=1.0)
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    yield public_base
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield b
+        b.close()
