@@ -105,3 +105,30 @@ def test_the_author_device_names_software_and_mappings_versions() -> None:
     device = device_resource("2026.11.1")
     versions = {v["type"]["text"]: v["value"] for v in device["version"]}
     assert versions["mappings"] == "2026.11.1" and versions["software"]
+
+
+def test_alert_text_in_the_chart_is_the_clinicians_wording() -> None:
+    from pathlib import Path
+
+    from azaguard.mappings import load_mappings
+    from azaguard.resources import load_json_file
+    from azaguard.sandbox.patients import EXAMPLES_NOW
+    from azaguard.service import chart_verdict, check_resources
+
+    mappings = load_mappings()
+    example = Path(__file__).resolve().parents[1] / "examples" / "aza-febrile-f.json"
+    result = check_resources(load_json_file(example), mappings=mappings, now=EXAMPLES_NOW)
+    verdict = chart_verdict(result, mappings)
+    plan = plan_alerts(result.patient_ref, result.findings, [], EXAMPLES_NOW, {"display": "azaguard"}, verdict=verdict)
+    issue = next(p.resource for p in plan if p.resource_type == "DetectedIssue")
+    flag = next(p.resource for p in plan if p.resource_type == "Flag")
+    headline = "Hold azathioprine — fever 101.8 °F 1 Nov 2026 06:00; contact the prescriber."
+    assert issue["code"]["text"] == headline and flag["code"]["text"] == headline
+    assert issue["detail"].startswith(headline)
+    assert issue["detail"].endswith(f"(azaguard rule infection-hold, mappings {mappings.version})")
+    shown = [d["display"] for d in issue["evidence"][0]["detail"]]
+    assert "101.8 °F" in shown[0] and "[degF]" not in " ".join(shown) and "Cel" not in issue["detail"]
+    # Without a verdict (an older caller) the rules' own text is still written.
+    plain = plan_alerts(result.patient_ref, result.findings, [], EXAMPLES_NOW, {"display": "azaguard"})
+    hold = next(f for f in result.findings if f.status is Status.HOLD)
+    assert next(p.resource for p in plain if p.resource_type == "Flag")["code"]["text"] == hold.summary

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="the embedded sandbox: local FHIR server, synthetic patients, EHR simulator, app"
     )
     demo.add_argument("--port", type=int, default=8400, help="port of the sandbox EHR and app (default 8400)")
+    demo.add_argument(
+        "--fhir-port", type=int, default=8401, help="port of the local FHIR server (default 8401; 0: any free port)"
+    )
     demo.add_argument("--no-serve", action="store_true", help="evaluate and write the alerts, then stop")
     demo.add_argument("--now", help="evaluate as of this ISO-8601 time (default: the current time)")
     _common(demo)
@@ -73,8 +76,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         if args.command == "demo":
             from azaguard.sandbox.demo import run_demo
+            from azaguard.sandbox.server import SandboxError
 
-            return run_demo(port=args.port, serve=not args.no_serve, now=_now(args.now), mappings=_mappings(args))
+            try:
+                return run_demo(
+                    port=args.port,
+                    fhir_port=args.fhir_port,
+                    serve=not args.no_serve,
+                    now=_now(args.now),
+                    mappings=_mappings(args),
+                )
+            except SandboxError as exc:
+                print(f"azaguard demo: {exc} (choose other ports with --port and --fhir-port)", file=sys.stderr)
+                return EXIT_INPUT
         from azaguard.web.app import serve as serve_app
 
         serve_app(args.config, args.host, args.port)

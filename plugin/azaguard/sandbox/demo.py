@@ -36,13 +36,24 @@ _COLUMNS = {
 }
 
 
-def run_demo(*, port: int, serve: bool, now: datetime, mappings: Mappings, out: TextIO = sys.stdout) -> int:
+DEFAULT_FHIR_PORT = 8401  # stable, so the printed commands and bookmarks work run after run
+
+
+def run_demo(
+    *,
+    port: int,
+    serve: bool,
+    now: datetime,
+    mappings: Mappings,
+    fhir_port: int = DEFAULT_FHIR_PORT,
+    out: TextIO = sys.stdout,
+) -> int:
     from azaguard.fhir.client import FhirClient
     from azaguard.sandbox.patients import build_patients, transaction_bundle
     from azaguard.sandbox.server import SandboxServer
     from azaguard.service import check_on_server
 
-    server = SandboxServer()
+    server = SandboxServer(port=fhir_port)
     print("azaguard demo: preparing the local FHIR server (the first run installs it, ~30 s)...", file=out, flush=True)
     server.ensure_installed()
     server.start()
@@ -62,6 +73,7 @@ def run_demo(*, port: int, serve: bool, now: datetime, mappings: Mappings, out: 
         print(f"Look at them in the server's console: {server.console_url}", file=out)
         print(f"or query it: {server.base_url}/DetectedIssue?patient=Patient/{patients[0].id}", file=out)
         if serve:
+            print("\n" + try_it(server.base_url, results), file=out)
             _serve(server.base_url, port, mappings, out)
         return 4 if failed else 0
     finally:
@@ -79,7 +91,24 @@ def summary_table(stories: list[tuple[str, str]], results: list[CheckResult]) ->
         alerts = sum(1 for w in result.writes if w.outcome in ("created", "exists"))
         lines.append(f"{pid:<24} " + " ".join(cells) + f" {alerts}")
         lines.append(f"  {story}")
+        if result.verdict is not None:
+            lines.append(f"  → {result.verdict.headline}")
     return "\n".join(lines)
+
+
+def try_it(fhir_base: str, results: list[CheckResult]) -> str:
+    """A ready-to-run `azaguard check` against the demo's FHIR server, for a patient with a hold."""
+    chosen = next(
+        (r for r in results if r.verdict is not None and r.verdict.holds),
+        next((r for r in results if r.verdict is not None and r.verdict.actions), results[0] if results else None),
+    )
+    if chosen is None:
+        return ""
+    patient_id = chosen.patient_ref.split("/", 1)[-1]
+    return (
+        "While the demo runs, check a patient from another terminal:\n"
+        f"  .venv/bin/azaguard check --fhir-url {fhir_base} --patient {patient_id}"
+    )
 
 
 def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO) -> None:
