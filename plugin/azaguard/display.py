@@ -22,6 +22,8 @@ _ISO_DATETIME = re.compile(
 _ECHO = re.compile(r"\s*\(=\s*[^()]*\)")  # "(= 146 U/L)": the same value again
 _POWER = re.compile(r"\bx ?10\^(\d+)/(L|uL)\b")  # "x10^9/L" written by hand in a source
 _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+# English month abbreviations, whatever the server's locale (strftime's %b follows it).
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _QUANTITY = re.compile(rf"^\s*{_NUMBER}\s*(?P<unit>\S.*?)?\s*$")
 
 
@@ -77,7 +79,7 @@ def format_date(when: datetime | date | str | None, now: datetime, tz: tzinfo | 
     zone = tz or UTC
     if isinstance(moment, datetime):
         local = moment.astimezone(zone) if moment.tzinfo else moment.replace(tzinfo=UTC).astimezone(zone)
-        day, clock = local.date(), local.strftime("%H:%M")
+        day, clock = local.date(), f"{local.hour:02d}:{local.minute:02d}"
     else:
         day, clock = moment, None
     today = now.astimezone(zone).date()
@@ -86,7 +88,7 @@ def format_date(when: datetime | date | str | None, now: datetime, tz: tzinfo | 
         return f"today {clock}" if clock else "today"
     if delta == 1:
         return f"yesterday {clock}" if clock else "yesterday"
-    stamp = f"{day.day} {day.strftime('%b %Y')}"
+    stamp = f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
     if delta > 1:
         return f"{stamp}, {delta} days ago"
     return f"{stamp}, in {-delta} day{'s' if delta != -1 else ''}"
@@ -100,7 +102,7 @@ def format_moment(when: datetime | date | str | None, tz: tzinfo | None = None) 
     if not isinstance(moment, datetime):
         return format_day(moment)
     local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(tz or UTC)
-    return f"{format_day(local.date())} {local.strftime('%H:%M')}"
+    return f"{format_day(local.date())} {local.hour:02d}:{local.minute:02d}"
 
 
 def format_day(when: datetime | date | str | None, tz: tzinfo | None = None) -> str:
@@ -110,7 +112,7 @@ def format_day(when: datetime | date | str | None, tz: tzinfo | None = None) -> 
         return "date not recorded"
     if isinstance(moment, datetime):
         moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(tz or UTC).date()
-    return f"{moment.day} {moment.strftime('%b %Y')}"
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
 
 
 def parse_when(when: datetime | date | str | None) -> datetime | date | None:

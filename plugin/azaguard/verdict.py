@@ -74,6 +74,15 @@ _PROJECT_FILES = re.compile(r"\s*\(?(?:see )?clinical-rules\.md(?: section \d+)?
 _RESOURCE_STATUS = re.compile(
     r",? (?:ImmunizationRecommendation|ServiceRequest|MedicationRequest|Immunization|MedicationStatement) status (\S+)"
 )
+_REF_IN_PARENS = re.compile(r"\(\s*" + _REF.pattern + r"\s*\)")
+_REF_LAST_IN_PARENS = re.compile(r"(?<=, )" + _REF.pattern + r"(?=\))")
+_REF_AS_SUBJECT = re.compile(r"(^|\. |: )" + _REF.pattern)
+_REF_ANYWHERE = re.compile(r"\s*" + _REF.pattern)
+_SOURCE = re.compile(r"Source: (.*?)(?=\.\s|\.$|$)")
+_EMPTY_LEAD = re.compile(r"\(\s*,\s*")
+_EMPTY_TAIL = re.compile(r",\s*\)")
+_EMPTY_PARENS = re.compile(r"\(\s*\)")
+_SPACE_BEFORE = re.compile(r"\s+([.,;:)])")
 _SEVERITY_WORDS = re.compile(r"\s*\((?:critical|high|moderate|low|info)\)", re.IGNORECASE)
 
 
@@ -173,8 +182,9 @@ def build_verdict(
         findings,
         key=lambda f: (STATUS_RANK[f.status], SEVERITY_RANK[f.severity], RULE_IDS.index(f.rule), f.code),
     )
-    actions = tuple(_action(f, c) for f in ordered if f.status in ACTION_STATUSES)
-    rules = tuple(_rule_line(rule, findings, c) for rule in RULE_IDS)
+    by_finding = {id(f): _action(f, c) for f in ordered if f.status in ACTION_STATUSES}
+    actions = tuple(by_finding.values())
+    rules = tuple(_rule_line(rule, ordered, c, by_finding) for rule in RULE_IDS)
     passed = tuple(r for r in rules if r.status in (Status.OK, Status.NOT_APPLICABLE))
     basis = _basis(record, now, tz)
     if actions:
@@ -225,18 +235,20 @@ def _action(f: Finding, c: _Ctx) -> Action:
 def clinician_text(text: str, now: datetime, m: Mappings, tz: tzinfo | None = None) -> str:
     """Rule text for a clinician: display units and dates, sources cited by name, no ids or project files."""
     out = _SEVERITY_WORDS.sub("", text)
-    out = re.sub(r"\(\s*" + _REF.pattern + r"\s*\)", "", out)
-    out = re.sub(r"(?<=, )" + _REF.pattern + r"(?=\))", "", out)
-    out = re.sub(r"(^|\. |: )" + _REF.pattern, _ref_noun, out)  # a reference as subject: "The order …"
-    out = re.sub(r"\s*" + _REF.pattern, "", out)
+    if "/" in out:  # only text naming a resource can hold a FHIR id
+        out = _REF_IN_PARENS.sub("", out)
+        out = _REF_LAST_IN_PARENS.sub("", out)
+        out = _REF_AS_SUBJECT.sub(_ref_noun, out)  # a reference as subject: "The order …"
+        out = _REF_ANYWHERE.sub("", out)
     out = _RESOURCE_STATUS.sub(r", status \1", out)
     out = _PROJECT_FILES.sub(" ", out)
-    out = re.sub(r"Source: (.*?)(?=\.\s|\.$|$)", lambda mt: f"Source: {cite(mt.group(1), m) or mt.group(1)}", out)
+    if "Source: " in out:
+        out = _SOURCE.sub(lambda mt: f"Source: {cite(mt.group(1), m) or mt.group(1)}", out)
     out = humanise_text(out, m, now, tz)
-    out = re.sub(r"\(\s*,\s*", "(", out)
-    out = re.sub(r",\s*\)", ")", out)
-    out = re.sub(r"\(\s*\)", "", out)
-    out = re.sub(r"\s+([.,;:)])", r"\1", out)
+    out = _EMPTY_LEAD.sub("(", out)
+    out = _EMPTY_TAIL.sub(")", out)
+    out = _EMPTY_PARENS.sub("", out)
+    out = _SPACE_BEFORE.sub(r"\1", out)
     return " ".join(out.split())
 
 
@@ -397,10 +409,8 @@ def _sentence_case(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
 
-def _rule_line(rule: RuleId, findings: list[Finding], c: _Ctx) -> RuleLine:
-    mine = sorted(
-        (f for f in findings if f.rule == rule), key=lambda f: (STATUS_RANK[f.status], SEVERITY_RANK[f.severity])
-    )
+def _rule_line(rule: RuleId, ordered: list[Finding], c: _Ctx, actions: dict[int, Action]) -> RuleLine:
+    mine = [f for f in ordered if f.rule == rule]  # most urgent first
     label = c.m.display.rules[rule].label
     if not mine:
         st = Status.CANNOT_EVALUATE
@@ -408,7 +418,7 @@ def _rule_line(rule: RuleId, findings: list[Finding], c: _Ctx) -> RuleLine:
                         summary="This check returned no result, so it cannot be relied on.")
     head = mine[0]
     summary = (
-        _action(head, c).summary if head.status in ACTION_STATUSES else sentence(c.text(head.summary))
+        actions[id(head)].summary if id(head) in actions else sentence(c.text(head.summary))
     )
     return RuleLine(rule=rule, label=label, status=head.status, words=WORDS_OF[head.status],
                     icon=ICON_OF[head.status], summary=summary)
