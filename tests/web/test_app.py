@@ -42,6 +42,7 @@ class Harness:
         self.ehr = ehr
         self.clock = Clock()
         self.checks: list[tuple[str, bool]] = []
+        self.warnings: list[str] = []
         monkeypatch.setattr(service, "check_on_server", self.fake_check)
         self.app = create_app(config, mappings=load_mappings(), now=self.clock, transport=ehr.transport)
         site = Starlette(routes=[Mount("/app", app=self.app)])
@@ -63,6 +64,7 @@ class Harness:
         resources = [patient, azathioprine(), observation("6690-2", 3.1, "10*3/uL", days_ago=2)]
         result = service.check_resources(ResourceSet.from_resources(resources), mappings=mappings, now=now)
         result.existing_alerts = [ExistingAlert("Flag/f1", "Flag", "blood-counts", "active", "Hold: WBC low", None)]
+        result.warnings = list(self.warnings)
         if dry_run:
             result.writes = [WriteOutcome("DetectedIssue", "di-1", "blood-counts", "would-write")]
         if write:
@@ -388,3 +390,19 @@ def test_a_rule_without_any_finding_is_shown_as_cannot_evaluate() -> None:
     assert {g.rule for g in groups} == set(RULE_IDS) - {"liver"}
     assert all(g.status == "cannot-evaluate" and g.words == "Cannot check" for g in groups)
     assert [r.rule for r in verdict.passed] == ["liver"]
+
+
+def test_gathering_warnings_are_shown_on_the_page(harness: Harness) -> None:
+    harness.warnings = ["Observation: the server ignored the search parameter 'date'"]
+    page = harness.open_page()
+    assert "What the record could not tell" in page.text
+    assert "the server ignored the search parameter &#39;date&#39;" in page.text
+
+
+def test_over_https_the_cookie_works_inside_an_ehr_iframe(harness: Harness) -> None:
+    site = Starlette(routes=[Mount("/app", app=harness.app)])
+    with TestClient(site, base_url="https://127.0.0.1:8400", follow_redirects=False) as https:
+        response = https.get("/app/launch", params={"iss": ISS, "launch": "L1"})
+    cookie = response.headers["set-cookie"]
+    assert "SameSite=none" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+
