@@ -204,7 +204,8 @@ def test_full_ehr_launch_shows_the_patients_findings(site: LiveSite, patients: l
     assert set(_statuses(page.text)) == set(RULE_IDS)
     assert patient.name in page.text  # need_patient_banner: true
     assert 'class="patient-banner"' in page.text
-    assert "Signed in as Dr Alex Morgan" in page.text and "identity not verified" not in page.text
+    shown = re.findall(r"<header.*?</header>|<p class=\"note\">.*?</p>", page.text, re.S)
+    assert "Signed in as Dr Alex Morgan" in page.text and "identity not verified" not in page.text, shown
     assert "Practitioner/sandbox-clinician" not in page.text
     assert "Write alerts to the chart" in page.text
     assert page.text.count('class="trend-chart"') == 6
