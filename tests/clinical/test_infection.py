@@ -302,7 +302,7 @@ def test_anti_infective_evidence_says_how_it_was_matched() -> None:
     (by_name,) = run(azathioprine(), normal_temp(), amoxicillin(rid="abx-name"))
     # Wording changed with the terminology seam (issue 7): "<ingredient> by <code or name>".
     assert "amoxicillin by RxNorm 723" in by_code.evidence[0].description
-    assert "amoxicillin by name 'amoxicillin'" in by_name.evidence[0].description
+    assert "amoxicillin by name 'amoxicillin'" in by_name.evidence[0].description.lower()
 
 
 def test_real_antibiotic_has_no_prophylaxis_note() -> None:
