@@ -13,7 +13,7 @@ from typing import Literal
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Mappings
-from azaguard.record import MedicationOrder, ParseProblem, PatientRecord, VaccineEvent
+from azaguard.record import Concept, MedicationOrder, ParseProblem, PatientRecord, VaccineEvent
 from azaguard.rules.common import (
     Therapy,
     applicability,
@@ -24,7 +24,7 @@ from azaguard.rules.common import (
     rule,
     short_date,
 )
-from azaguard.terminology import VaccineKind, vaccine_class
+from azaguard.terminology import VaccineKind, is_vaccine_concept, vaccine_class
 from azaguard.units import UnitError, normalise
 
 RULE: RuleId = "vaccination-hold"
@@ -306,12 +306,12 @@ def _overlaps(c: Classified, periods: list[Period]) -> bool:
 def _vaccine_problems(record: PatientRecord, m: Mappings) -> list[ParseProblem]:
     """Resources that failed to parse and may have been a vaccine plan, order or dose."""
     out = []
-    cvx = set(m.systems.cvx)
     for p in record.problems:
-        has_cvx = any(c.system in cvx for c in p.codes)
+        # The terminology decides whether the codes we could read are a vaccine (CVX, NDC, CPT, names ...).
+        is_vaccine = bool(p.codes) and is_vaccine_concept(Concept(codings=p.codes), m)
         vaccine_type = p.resource_type in ("Immunization", "ImmunizationRecommendation")
-        maybe_order = p.resource_type == "ServiceRequest" and (has_cvx or not p.codes)
-        if vaccine_type or maybe_order or (p.resource_type == "MedicationRequest" and has_cvx):
+        maybe_order = p.resource_type == "ServiceRequest" and (is_vaccine or not p.codes)
+        if vaccine_type or maybe_order or (p.resource_type == "MedicationRequest" and is_vaccine):
             out.append(p)
     return out
 
@@ -339,8 +339,8 @@ def _ok(t: Therapy, record: PatientRecord, m: Mappings) -> Finding:
     return make_finding(
         m, RULE, "no-vaccine-planned", Status.OK, Severity.INFO,
         "No vaccine planned or ordered in the record",
-        "No due/overdue immunization recommendation and no active vaccine order (MedicationRequest or "
-        "ServiceRequest coded with CVX) is on the record. Only recorded plans were checked: a vaccine "
+        "No due/overdue immunization recommendation and no open vaccine order (MedicationRequest or "
+        "ServiceRequest, however coded) is on the record. Only recorded plans were checked: a vaccine "
         "planned elsewhere (pharmacy, travel clinic) is not visible here, so the patient must still ask "
         "the prescriber before any vaccination.",
         evidence=[order_evidence(o, t) for o in t.orders] + seen,

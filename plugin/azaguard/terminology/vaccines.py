@@ -157,8 +157,9 @@ def _classify(concept: Concept, index: _VaccineIndex, is_vaccine: bool) -> Vacci
             return VaccineClass(best.kind, label, best.basis, by_name=True, cvx=best.cvx)
     for kind, patterns in (("not-live", index.overrides), ("live", index.live), ("not-live", index.not_live)):
         for pattern in patterns:
-            if any(pattern.search(n) for n in names):
-                basis = f"no vaccine code; matched by name only ({pattern.pattern!r})"
+            hit = next((match for n in names if (match := pattern.search(n))), None)
+            if hit is not None:
+                basis = f"no vaccine code; matched by name only ({hit.group(0)!r})"
                 return VaccineClass(kind, label, basis, by_name=True)  # type: ignore[arg-type]
     if is_vaccine or any(p.search(n) for p in index.vaccine_words for n in names):
         return VaccineClass("ambiguous", label, "no vaccine code; product unidentifiable by name", by_name=True)
