@@ -156,3 +156,8 @@ def test_co_trimoxazole_prophylaxis_keeps_its_note() -> None:
         drug("LOCAL", "Bactrim DS (PJP prophylaxis)", system="urn:local"),
     )
     assert f.status == "hold" and "prophylaxis" in f.summary
+
+
+def test_an_azathioprine_order_that_mentions_vaccines_is_still_azathioprine() -> None:
+    order = medication_request(None, text="Azathioprine 50 mg - do not give live vaccines")
+    assert status_of("vaccination-hold", order, recommendation("03")) == "hold"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from azaguard.mappings import Mappings
 from azaguard.terminology._common import PerMappings, coded, name_alternation, name_key, system_names
+from azaguard.terminology.drugs import drug_ingredients
 
 if TYPE_CHECKING:
     from azaguard.record import Concept
@@ -113,8 +114,13 @@ def vaccine_class(concept: Concept, m: Mappings, *, is_vaccine: bool = False) ->
 
 
 def is_vaccine_concept(concept: Concept, m: Mappings) -> bool:
-    """Whether an order's product is a vaccine at all (an order coded with CVX always is)."""
-    return vaccine_class(concept, m).kind != "not-a-vaccine"
+    """Whether an order's product is a vaccine at all. A vaccine code (CVX, or NDC/CPT/SNOMED/RxNorm through
+    the crosswalks) decides; a reading by name alone yields to a drug we recognise, so "azathioprine: hold
+    before any vaccine" stays an azathioprine order."""
+    found = vaccine_class(concept, m)
+    if found.kind == "not-a-vaccine":
+        return False
+    return not (found.by_name and drug_ingredients(concept, m).hits)
 
 
 def _most_restrictive(found: list[VaccineClass]) -> VaccineClass:
