@@ -155,6 +155,8 @@ class VaccineNamePatterns(_Model):
     not_live_overrides: tuple[str, ...]
     not_live: tuple[str, ...]
     vaccine_words: tuple[str, ...]
+    # Laboratory tests and immune globulins named like a vaccine ("measles IgG"): not a vaccine order.
+    not_vaccine: tuple[str, ...]
 
 
 class VaccineCrosswalks(ValueSetInfo):
@@ -191,7 +193,9 @@ class Vaccines(ValueSetInfo):
             if both:
                 raise ValueError(f"CVX codes in both {a} and {b}: {sorted(both)}")
         patterns = self.name_patterns
-        for pattern in (*patterns.live, *patterns.not_live_overrides, *patterns.not_live, *patterns.vaccine_words):
+        all_patterns = (*patterns.live, *patterns.not_live_overrides, *patterns.not_live, *patterns.vaccine_words,
+                        *patterns.not_vaccine)
+        for pattern in all_patterns:
             re.compile(pattern)
         known = set(self.live) | set(self.not_live) | set(self.ambiguous)
         pointed = {

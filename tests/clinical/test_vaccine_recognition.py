@@ -149,3 +149,24 @@ def test_a_live_vaccine_given_on_the_ward_as_an_administration_is_flagged() -> N
         "effectiveDateTime": when(5),
     }
     assert headline(given) == ("caution", "live-vaccine-given")
+
+
+@pytest.mark.parametrize(
+    ("story", "order"),
+    [
+        (
+            "measles/mumps/rubella immunity check before starting: 'Measles IgG antibody' lab order",
+            coded_vaccine_order(None, text="Measles IgG antibody", resource="ServiceRequest"),
+        ),
+        (
+            "varicella serology",
+            coded_vaccine_order(None, text="Varicella zoster virus antibody titre", resource="ServiceRequest"),
+        ),
+        (
+            "post-exposure VariZIG (immune globulin, not a vaccine)",
+            coded_vaccine_order(None, text="VariZIG varicella zoster immune globulin 125 units"),
+        ),
+    ],
+)
+def test_tests_and_immune_globulins_named_like_a_live_vaccine_are_not_held(story: str, order: Resource) -> None:
+    assert headline(order) == ("ok", "no-vaccine-planned"), story

@@ -62,6 +62,7 @@ class _VaccineIndex:
     live: list[re.Pattern[str]]
     not_live: list[re.Pattern[str]]
     vaccine_words: list[re.Pattern[str]]
+    not_vaccine: list[re.Pattern[str]]
     cache: dict[tuple[Concept, bool], VaccineClass] = field(default_factory=dict)
 
 
@@ -93,6 +94,7 @@ def _build(m: Mappings) -> _VaccineIndex:
         live=compile_all(names.live),
         not_live=compile_all(names.not_live),
         vaccine_words=compile_all(names.vaccine_words),
+        not_vaccine=compile_all(names.not_vaccine),
     )
 
 
@@ -161,12 +163,19 @@ def _classify(concept: Concept, index: _VaccineIndex, is_vaccine: bool) -> Vacci
             ]
             best = _most_restrictive(found)
             return VaccineClass(best.kind, label, best.basis, by_name=True, cvx=best.cvx)
+    vaccine_word = any(p.search(n) for p in index.vaccine_words for n in names)
+    if not vaccine_word and any(p.search(n) for p in index.not_vaccine for n in names):
+        # "Measles IgG antibody", "VariZIG": a test or an immune globulin, not a vaccine product.
+        if is_vaccine:
+            return VaccineClass("ambiguous", label, "recorded as a vaccine but named like a test or an immune "
+                                "globulin", by_name=True)
+        return VaccineClass("not-a-vaccine", label, "a laboratory test or immune globulin, not a vaccine")
     for kind, patterns in (("not-live", index.overrides), ("live", index.live), ("not-live", index.not_live)):
         for pattern in patterns:
             hit = next((match for n in names if (match := pattern.search(n))), None)
             if hit is not None:
                 basis = f"no vaccine code; matched by name only ({hit.group(0)!r})"
                 return VaccineClass(kind, label, basis, by_name=True)  # type: ignore[arg-type]
-    if is_vaccine or any(p.search(n) for p in index.vaccine_words for n in names):
+    if is_vaccine or vaccine_word:
         return VaccineClass("ambiguous", label, "no vaccine code; product unidentifiable by name", by_name=True)
     return VaccineClass("not-a-vaccine", label, "not a vaccine")
