@@ -5,9 +5,10 @@ The CLI, the SMART web app, the demo and (later) the population scan all go thro
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azaguard.alerts import (
     ExistingAlert,
@@ -30,6 +31,11 @@ from azaguard.resources import InputError, ResourceSet
 from azaguard.rules import evaluate
 from azaguard.verdict import Verdict, build_verdict
 
+if TYPE_CHECKING:
+    from azaguard.terminology.server import TerminologyServer
+
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class CheckResult:
@@ -44,8 +50,9 @@ class CheckResult:
     existing_alerts: list[ExistingAlert] = field(default_factory=list)
     # Why the alerts already in the chart could not be read (e.g. no read scope for them), if so.
     existing_alerts_problem: str | None = None
-    # What gathering could not do as asked (an ignored search parameter, other patients' resources
-    # dropped, a batch refused): shown to the clinician, never discarded.
+    # What went wrong on the way that did not stop the check (the terminology server failed; gathering
+    # could not do as asked: an ignored search parameter, other patients' resources dropped, a batch
+    # refused): shown to the clinician, never discarded.
     warnings: list[str] = field(default_factory=list)
     verdict: Verdict | None = None  # the clinician's message, computed once (build_verdict)
 
@@ -61,12 +68,14 @@ def check_resources(
     now: datetime,
     ordering_context: bool = False,
     tz: tzinfo | None = None,
+    terminology: TerminologyServer | None = None,
 ) -> CheckResult:
     """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
     patients = resources.patients()
     if len(patients) > 1:
         ids = ", ".join(str(p.get("id")) for p in patients)
         raise InputError(f"the record holds {len(patients)} patients ({ids}); azaguard checks one patient at a time")
+    warnings = _enrich(resources, terminology)
     record = build_record(resources, mappings, ordering_context=ordering_context)
     findings = evaluate(record, mappings, now)
     return CheckResult(
@@ -76,8 +85,21 @@ def check_resources(
         findings=findings,
         evaluated_at=now,
         mappings_version=mappings.version,
+        warnings=warnings,
         verdict=build_verdict(findings, record, now, mappings, tz),
     )
+
+
+def _enrich(resources: ResourceSet, terminology: TerminologyServer | None) -> list[str]:
+    """Codes the local value sets do not know, asked of the site's terminology server (if configured)."""
+    if terminology is None:
+        return []
+    from azaguard.terminology.server import enrich
+
+    warnings = enrich(resources, terminology)
+    for w in warnings:
+        log.warning("%s", w)
+    return warnings
 
 
 def check_on_server(
@@ -89,6 +111,7 @@ def check_on_server(
     write: bool = False,
     dry_run: bool = False,
     tz: tzinfo | None = None,
+    terminology: TerminologyServer | None = None,
 ) -> CheckResult:
     """Gather one patient from the server, evaluate, and (optionally) write the alerts back.
 
@@ -97,6 +120,7 @@ def check_on_server(
     """
     before = client.request_count
     gathered = gather(client, patient_id, mappings, now)
+    warnings = _enrich(gathered.resources, terminology)
     record = build_record(gathered.resources, mappings)
     if record.patient is None:
         raise InputError(f"Patient/{patient_id} was not returned by the server")
@@ -111,7 +135,7 @@ def check_on_server(
         mappings_version=mappings.version,
         requests=client.request_count - before,
         existing_alerts_problem=alerts_problem,
-        warnings=list(gathered.warnings),
+        warnings=list(gathered.warnings) + warnings,
         verdict=build_verdict(findings, record, now, mappings, tz),
     )
     if write or dry_run:
