@@ -465,7 +465,7 @@ class _Web:
             verdict=verdict,
             groups=rule_groups(verdict),
             passed=verdict.passed,
-            warnings=result.warnings,
+            warnings=[clinician_text(w, result.evaluated_at, self.mappings, tz) for w in result.warnings],
             existing_alerts=[_existing_row(a, result.evaluated_at, tz, self.mappings) for a in result.existing_alerts],
             existing_problem=result.existing_alerts_problem,
             to_add=_planned_rows(to_add),
