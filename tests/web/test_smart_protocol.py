@@ -344,9 +344,9 @@ def test_write_alerts_to_the_chart(site: LiveSite, patients: list[Any]) -> None:
 
 
 def _session(site: LiveSite) -> Any:
-    sessions = site.web.sessions._sessions
+    sessions = site.web.sessions.all()
     assert len(sessions) == 1
-    return next(iter(sessions.values()))
+    return sessions[0]
 
 
 def _pending_verifier(site: LiveSite, state: str) -> str:
