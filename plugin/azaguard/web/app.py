@@ -504,11 +504,8 @@ def mount_path(config: AppConfig) -> str:
     return urlsplit(config.launch_uri).path.rsplit("/", 1)[0]
 
 
-def serve(config_path: Path | None, host: str, port: int) -> None:
-    """Run the app alone (for a real EHR) with uvicorn."""
-    import uvicorn
-
-    config = load_app_config(config_path)
+def served_app(config: AppConfig) -> ASGIApp:
+    """The app as `serve` runs it: mounted at its path, `/` redirecting there, pinned to the public origin."""
     prefix = mount_path(config)
     app: ASGIApp = create_app(config)
     if prefix:
@@ -516,5 +513,13 @@ def serve(config_path: Path | None, host: str, port: int) -> None:
         outer = Starlette(routes=[Mount(prefix, app=app), Route("/", lambda r: RedirectResponse(home))])
         # The router's own redirects (/app → /app/) are built from the request: pin it to the public origin.
         app = PinnedOrigin(outer, config.public_base)
+    return app
+
+
+def serve(config_path: Path | None, host: str, port: int) -> None:
+    """Run the app alone (for a real EHR) with uvicorn."""
+    import uvicorn
+
+    app = served_app(load_app_config(config_path))
     # No access log: the callback's query string carries the authorization code.
     uvicorn.run(app, host=host, port=port, access_log=False)
