@@ -53,10 +53,18 @@ class RegisteredClient:
     redirect_uris: tuple[str, ...]
     launch_uri: str
     client_secret: str | None = None
+    # The scopes the client registered: nothing beyond them is ever granted (None: no bound).
+    scopes: tuple[str, ...] | None = None
 
     @classmethod
     def from_app_config(cls, config: AppConfig) -> RegisteredClient:
-        return cls(config.client_id, tuple(config.redirect_uris), config.launch_uri, config.client_secret())
+        registered = tuple(dict.fromkeys([*config.scopes.v2.split(), *config.scopes.v1.split()]))
+        # A standalone launch asks launch/patient where the EHR launch asks launch.
+        if "launch" in registered:
+            registered += ("launch/patient",)
+        return cls(
+            config.client_id, tuple(config.redirect_uris), config.launch_uri, config.client_secret(), registered
+        )
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ class _Client(ClientMixin):
         return None  # SMART apps must send redirect_uri; no implicit default
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        return smart_scopes.grant(scope, self._narrow)
+        return smart_scopes.grant(scope, self._narrow, self.registered.scopes)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.registered.redirect_uris  # exact string match, no prefix rules
