@@ -109,3 +109,16 @@ def test_anonymous_sessions_from_many_addresses_are_bounded_and_spare_launched_o
     assert sum(1 for s in store.all() if s.address == "10.9.9.9") <= 20
     # Idle sessions expire.
     assert store.get(launched.id, NOW + timedelta(hours=9)) is None
+
+
+def test_the_app_never_logs_a_token(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    page_url = harness.complete(harness.launch())
+    harness.ehr.expire_all_access_tokens()  # the next page load refreshes
+    assert harness.browser.get(page_url).status_code == 200
+    secrets = [*harness.ehr.live_tokens, *harness.ehr.refresh_tokens]
+    assert secrets
+    logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert not [s for s in secrets if s in logged]

@@ -12,6 +12,7 @@ Everything lives in memory: the sandbox forgets its tokens when it stops.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import time
 from collections import defaultdict
@@ -43,6 +44,31 @@ from azaguard.sandbox.ehr import scopes as smart_scopes
 
 SANDBOX_PRACTITIONER = "sandbox-clinician"
 Clock = Callable[[], float]
+
+
+class _NoTokens(logging.Filter):
+    """Authlib logs each issued token at DEBUG ("Issue token {...}"): such records never leave."""
+
+    _WORDS = ("access_token", "refresh_token", "id_token", "client_secret", "code_verifier")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):
+            text = f"{record.msg} {record.args!r}"
+        return not any(word in text for word in self._WORDS)
+
+
+def _silence_authlib_secrets() -> None:
+    # Filters act on the logger a record is created on: put one on every Authlib logger there is.
+    names = [n for n in logging.root.manager.loggerDict if n == "authlib" or n.startswith("authlib.")]
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoTokens) for f in logger.filters):
+            logger.addFilter(_NoTokens())
+
+
+_silence_authlib_secrets()
 
 
 @dataclass(frozen=True)
