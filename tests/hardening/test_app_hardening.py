@@ -122,3 +122,27 @@ def test_the_app_never_logs_a_token(harness: Harness, caplog: pytest.LogCaptureF
     assert secrets
     logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
     assert not [s for s in secrets if s in logged]
+
+
+def test_the_page_says_what_was_written_when_the_read_back_failed(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azaguard import service
+
+    def written_then_unreadable(*args: object, **kwargs: object) -> service.CheckResult:
+        result = harness.fake_check(*args, **kwargs)  # type: ignore[arg-type]
+        result.writes = [service.WriteOutcome("DetectedIssue", "di-1", "blood-counts", "created", "DetectedIssue/9")]
+        result.existing_alerts = []
+        result.existing_alerts_problem = "the alerts were written as listed, but reading the chart back failed: 503"
+        result.notes = ["1 resource(s) carry azaguard's identifiers but were not written by azaguard: Flag/x"]
+        return result
+
+    page = harness.open_page()
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    ctx = page.text.split('name="ctx" value="')[1].split('"')[0]
+    monkeypatch.setattr(service, "check_on_server", written_then_unreadable)
+    written = harness.browser.post("/app/alerts", data={"csrf_token": csrf, "ctx": ctx})
+    assert written.status_code == 200
+    assert "DetectedIssue/9" in written.text and "reading the chart back failed" in written.text
+    assert "not written by azaguard" in written.text
+    assert "nothing was evaluated" not in written.text

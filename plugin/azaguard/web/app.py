@@ -428,6 +428,8 @@ class _Web:
             existing_alerts=result.existing_alerts,
             writes=result.writes if write else None,
             failed_writes=result.failed_writes if write else [],
+            retry_helps=any(w.retryable for w in result.failed_writes),
+            notes=[*result.notes, *([result.existing_alerts_problem] if result.existing_alerts_problem else [])],
             charts=trend_charts(result.record, self.mappings),
             can_write=can_write_alerts(ctx.tokens.scope),
             granted_scope=ctx.tokens.scope,
