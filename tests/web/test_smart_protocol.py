@@ -58,6 +58,7 @@ class LiveSite:
         self.sock.bind(("127.0.0.1", 0))
         self.base = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.sim_clock = SimClock()
+        self.sim_clock.now = now.timestamp()  # both clocks start together, however long ago NOW was taken
         self.app_clock = AppClock(now)
         self.site = create_site(
             fhir_upstream=upstream,
