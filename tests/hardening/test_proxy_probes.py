@@ -144,3 +144,18 @@ def test_no_token_or_code_is_ever_logged(client: TestClient, caplog: pytest.LogC
     logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
     assert caplog.records  # the loggers were listening
     assert not [s for s in secrets if s in logged]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"resourceType": "DetectedIssue", "x": ' + "[" * 5000 + "]" * 5000 + "}",
+     '{"resourceType": "DetectedIssue", "x": ' + "9" * 5000 + "}",
+     '{"resourceType": "DetectedIssue", "x": NaN}'],
+    ids=["deep", "huge-number", "nan"],
+)
+def test_hostile_request_bodies_get_a_400_not_a_500(body: str) -> None:
+    with ehr_client() as c:  # nothing reaches an upstream
+        token = launch_token(c, ALICE)
+        answer = c.post("/ehr/fhir/DetectedIssue", content=body,
+                        headers={**bearer(token), "Content-Type": "application/fhir+json"})
+    assert answer.status_code == 400 and answer.json()["resourceType"] == "OperationOutcome"
