@@ -5,9 +5,10 @@ The CLI, the SMART web app, the demo and (later) the population scan all go thro
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azaguard.alerts import (
     ExistingAlert,
@@ -31,6 +32,11 @@ from azaguard.record import PatientInfo, PatientRecord, build_record
 from azaguard.resources import InputError, ResourceSet
 from azaguard.rules import evaluate
 
+if TYPE_CHECKING:
+    from azaguard.terminology.server import TerminologyServer
+
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class CheckResult:
@@ -47,6 +53,8 @@ class CheckResult:
     existing_alerts_problem: str | None = None
     device: WriteOutcome | None = None  # what happened to the author Device when writing
     notes: list[str] = field(default_factory=list)  # e.g. foreign resources carrying azaguard's identifiers
+    # What went wrong on the way that did not stop the check (e.g. the terminology server failed).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failed_writes(self) -> list[WriteOutcome]:
@@ -54,13 +62,19 @@ class CheckResult:
 
 
 def check_resources(
-    resources: ResourceSet, *, mappings: Mappings, now: datetime, ordering_context: bool = False
+    resources: ResourceSet,
+    *,
+    mappings: Mappings,
+    now: datetime,
+    ordering_context: bool = False,
+    terminology: TerminologyServer | None = None,
 ) -> CheckResult:
     """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
     patients = resources.patients()
     if len(patients) > 1:
         ids = ", ".join(str(p.get("id")) for p in patients)
         raise InputError(f"the record holds {len(patients)} patients ({ids}); azaguard checks one patient at a time")
+    warnings = _enrich(resources, terminology)
     record = build_record(resources, mappings, ordering_context=ordering_context)
     findings = evaluate(record, mappings, now)
     return CheckResult(
@@ -70,7 +84,20 @@ def check_resources(
         findings=findings,
         evaluated_at=now,
         mappings_version=mappings.version,
+        warnings=warnings,
     )
+
+
+def _enrich(resources: ResourceSet, terminology: TerminologyServer | None) -> list[str]:
+    """Codes the local value sets do not know, asked of the site's terminology server (if configured)."""
+    if terminology is None:
+        return []
+    from azaguard.terminology.server import enrich
+
+    warnings = enrich(resources, terminology)
+    for w in warnings:
+        log.warning("%s", w)
+    return warnings
 
 
 def check_on_server(
@@ -81,6 +108,7 @@ def check_on_server(
     now: datetime,
     write: bool = False,
     dry_run: bool = False,
+    terminology: TerminologyServer | None = None,
 ) -> CheckResult:
     """Gather one patient from the server, evaluate, and (optionally) write the alerts back.
 
@@ -89,6 +117,7 @@ def check_on_server(
     """
     before = client.request_count
     gathered = gather(client, patient_id, mappings, now)
+    warnings = _enrich(gathered.resources, terminology)
     record = build_record(gathered.resources, mappings)
     if record.patient is None:
         raise InputError(f"Patient/{patient_id} was not returned by the server")
@@ -103,6 +132,7 @@ def check_on_server(
         mappings_version=mappings.version,
         requests=client.request_count - before,
         existing_alerts_problem=alerts_problem,
+        warnings=warnings,
     )
     issues, flags, result.notes = _own(issues, flags)
     if write or dry_run:
