@@ -7,6 +7,7 @@ and the chart use. The JSON keeps every finding as the rules said it, for progra
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from typing import Any
 
@@ -29,6 +30,15 @@ _OUTCOME_WORDS = {
     "failed": "FAILED",
     "would-write": "would write",
 }
+
+
+# C0/C1 controls (ESC starts terminal escapes), DEL, and bidi overrides that reorder what is shown.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: object) -> str:
+    """Text from a record or a server made safe for a terminal: control characters become spaces."""
+    return _CONTROL.sub(" ", str(text))
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
@@ -81,14 +91,23 @@ def to_json(result: CheckResult, *, include_writes: bool = False) -> dict[str, A
     if result.warnings:
         out["warnings"] = list(result.warnings)
     if include_writes:
-        out["written"] = [
-            {k: v for k, v in {
-                "resource_type": w.resource_type, "identifier": w.identifier, "rule": w.rule,
-                "outcome": w.outcome, "reference": w.reference, "error": w.error,
-            }.items() if v is not None}
-            for w in result.writes
-        ]
+        out["written"] = [_write_json(w) for w in result.writes]
+        if result.device is not None:
+            out["author_device"] = _write_json(result.device)
+    if result.existing_alerts_problem:
+        out["existing_alerts_problem"] = result.existing_alerts_problem
+    if result.notes:
+        out["notes"] = list(result.notes)
     return out
+
+
+def _write_json(w: Any) -> dict[str, Any]:
+    fields = {
+        "resource_type": w.resource_type, "identifier": w.identifier, "rule": w.rule, "outcome": w.outcome,
+        "reference": w.reference, "error": w.error, "note": w.note,
+        "retryable": w.retryable if w.outcome == "failed" else None,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def to_json_text(result: CheckResult, *, include_writes: bool = False) -> str:
@@ -123,8 +142,6 @@ def to_text(result: CheckResult, *, include_writes: bool = False, width: int = 1
     if result.warnings:
         lines += ["", "What the data could not tell:"]
         lines += [wrap.fill(f"! {w}") for w in result.warnings]
-    if result.existing_alerts_problem:
-        lines += ["", f"Alerts in the chart: {result.existing_alerts_problem}"]
     if include_writes:
         lines += ["", "Written to the chart:"]
         if not result.writes:
@@ -132,10 +149,17 @@ def to_text(result: CheckResult, *, include_writes: bool = False, width: int = 1
         for w in result.writes:
             target = w.reference or "(not written)"
             err = f" — {w.error}" if w.error else ""
+            note = f" ({w.note})" if w.note else ""
             lines.append(f"  {_OUTCOME_WORDS.get(w.outcome, w.outcome):<13} {w.resource_type:<13} "
-                         f"{w.rule or '':<20} {target}{err}")
+                         f"{w.rule or '':<20} {target}{note}{err}")
+        if result.device is not None and result.device.outcome != "exists":
+            d = result.device
+            lines.append(f"  {_OUTCOME_WORDS.get(d.outcome, d.outcome):<13} {'Device':<13} {'(author)':<20} "
+                         f"{d.reference or ''}" + (f" — {d.error}" if d.error else ""))
     lines.append("")
-    return "\n".join(lines)
+    for note in [*result.notes, *([result.existing_alerts_problem] if result.existing_alerts_problem else [])]:
+        lines += textwrap.wrap("note: " + note, width, subsequent_indent="      ")
+    return "\n".join(clean(line) for line in lines)
 
 
 def _action_lines(i: int, a: Action, wrap: textwrap.TextWrapper) -> list[str]:

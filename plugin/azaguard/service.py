@@ -16,6 +16,8 @@ from azaguard.alerts import (
     device_resource,
     ensure_device,
     fetch_alert_resources,
+    is_own,
+    logical_author,
     plan_alerts,
     summarise_existing,
     write_alerts,
@@ -50,6 +52,8 @@ class CheckResult:
     existing_alerts: list[ExistingAlert] = field(default_factory=list)
     # Why the alerts already in the chart could not be read (e.g. no read scope for them), if so.
     existing_alerts_problem: str | None = None
+    device: WriteOutcome | None = None  # what happened to the author Device when writing
+    notes: list[str] = field(default_factory=list)  # e.g. foreign resources carrying azaguard's identifiers
     # What went wrong on the way that did not stop the check (the terminology server failed; gathering
     # could not do as asked: an ignored search parameter, other patients' resources dropped, a batch
     # refused): shown to the clinician, never discarded.
@@ -138,17 +142,26 @@ def check_on_server(
         warnings=list(gathered.warnings) + warnings,
         verdict=build_verdict(findings, record, now, mappings, tz),
     )
+    issues, flags, result.notes = _own(issues, flags)
     if write or dry_run:
         device = device_resource(mappings.version)
         chart_text = chart_verdict(result, mappings)
         if dry_run:
-            author = {"identifier": device["identifier"][0], "display": "azaguard"}
-            plan = plan_alerts(result.patient_ref, findings, flags, now, author, verdict=chart_text)
+            plan = plan_alerts(
+                result.patient_ref, findings, flags, now, logical_author(device), issues, verdict=chart_text
+            )
             result.writes = alerts_dry_run(plan)
         else:
-            result.writes = _write(client, result.patient_ref, findings, flags, now, device, chart_text)
-        if not dry_run:
-            issues, flags, result.existing_alerts_problem = _existing(client, patient_id)
+            author, result.device = ensure_device(client, device)
+            plan = plan_alerts(result.patient_ref, findings, flags, now, author, issues, verdict=chart_text)
+            result.writes = write_alerts(client, plan, device)
+            try:  # show the chart as it now is; the writes are reported whatever this read does
+                issues, flags, result.existing_alerts_problem = _existing(client, patient_id)
+                issues, flags, _ = _own(issues, flags)
+            except FhirError as exc:
+                result.existing_alerts_problem = (
+                    f"the alerts were written as listed, but reading the chart back failed: {exc}"
+                )
     result.existing_alerts = summarise_existing(issues, flags)
     return result
 
@@ -158,6 +171,22 @@ def chart_verdict(result: CheckResult, mappings: Mappings, tz: tzinfo | None = N
     return build_verdict(result.findings, result.record, result.evaluated_at, mappings, tz, relative_dates=False)
 
 
+def _own(
+    issues: list[dict[str, Any]], flags: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """azaguard's own alerts; others carrying its identifier systems are named, never adopted."""
+    foreign = [f"{r.get('resourceType')}/{r.get('id')}" for r in (*issues, *flags) if not is_own(r)]
+    notes = (
+        [
+            f"{len(foreign)} resource(s) carry azaguard's identifiers but were not written by azaguard "
+            f"(ignored; azaguard writes its own alerts beside them): {', '.join(foreign[:10])}"
+        ]
+        if foreign
+        else []
+    )
+    return [r for r in issues if is_own(r)], [r for r in flags if is_own(r)], notes
+
+
 def _existing(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
     """azaguard's alerts already in the chart; a refusal to show them does not hide the findings."""
     try:
@@ -165,27 +194,3 @@ def _existing(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]]
     except AuthDenied as exc:
         return [], [], f"the alerts already in the chart cannot be read with the granted access ({exc.status})"
     return issues, flags, None
-
-
-def _write(
-    client: FhirClient,
-    patient_ref: str,
-    findings: list[Finding],
-    flags: list[dict[str, Any]],
-    now: datetime,
-    device: dict[str, Any],
-    verdict: Verdict | None = None,
-) -> list[WriteOutcome]:
-    try:
-        device_ref = ensure_device(client, device)
-    except FhirError as exc:
-        # Without the author Device nothing can be written: report every planned write as failed.
-        author = {"identifier": device["identifier"][0]}
-        plan = plan_alerts(patient_ref, findings, flags, now, author, verdict=verdict)
-        return [
-            WriteOutcome(p.resource_type, p.identifier, p.rule, "failed", error=f"author Device: {exc}") for p in plan
-        ]
-    plan = plan_alerts(
-        patient_ref, findings, flags, now, {"reference": device_ref, "display": "azaguard"}, verdict=verdict
-    )
-    return write_alerts(client, plan, device)

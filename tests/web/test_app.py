@@ -366,7 +366,7 @@ def test_narrower_scope_page_says_alerts_cannot_be_written(harness: Harness, ehr
     assert csrf is None  # no form at all
     # Even a hand-made POST does not write.
     ctx = parse_qs(urlsplit(harness.complete(harness.launch())).query)["ctx"][0]
-    session = next(iter(harness.app.state.web.sessions._sessions.values()))
+    session = harness.app.state.web.sessions.all()[0]
     response = harness.browser.post("/app/alerts", data={"csrf_token": session.csrf_token, "ctx": ctx})
     assert response.status_code == 403
     assert all(not write for _, write in harness.checks)
@@ -399,10 +399,16 @@ def test_gathering_warnings_are_shown_on_the_page(harness: Harness) -> None:
     assert "the server ignored the search parameter &#39;date&#39;" in page.text
 
 
-def test_over_https_the_cookie_works_inside_an_ehr_iframe(harness: Harness) -> None:
-    site = Starlette(routes=[Mount("/app", app=harness.app)])
-    with TestClient(site, base_url="https://127.0.0.1:8400", follow_redirects=False) as https:
-        response = https.get("/app/launch", params={"iss": ISS, "launch": "L1"})
+def test_over_https_the_cookie_works_inside_an_ehr_iframe() -> None:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from azaguard.smart.session import SessionStore
+
+    config = load_app_config(REPO_CONFIG, public_base="https://azaguard.example.org")
+    web = create_app(config, mappings=load_mappings(), now=lambda: NOW).state.web
+    session = SessionStore().get_or_create(None, NOW)
+    response = Response()
+    web.set_cookie(Request({"type": "http", "root_path": "/app", "headers": []}), response, session)
     cookie = response.headers["set-cookie"]
     assert "SameSite=none" in cookie and "Secure" in cookie and "HttpOnly" in cookie
-
