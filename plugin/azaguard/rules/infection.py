@@ -28,6 +28,7 @@ from azaguard.rules.common import (
     rule,
     short_date,
 )
+from azaguard.terminology.conditions import InfectionMatch, infection_class
 
 RULE: RuleId = "infection-hold"
 _TEMPERATURE = "temperature"  # analyte key in mappings.analytes
@@ -102,12 +103,13 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     out: list[Finding] = []
     if temps.fevers:
         out.append(_fever(temps, record, m, now, aza_refs, aza_evidence))
-    out += _conditions(record, m, aza_refs, aza_evidence)
+    conds = current_conditions(record, m, now)
+    out += _conditions(conds, m, aza_refs, aza_evidence, measured_fever=bool(temps.fevers))
     out += _anti_infectives(record, m, t, aza_refs, aza_evidence)
     out += _temperature_gaps(temps, record, m, aza_refs)
     out += _unreadable_records(record, m, t, aza_refs)
     if not out:
-        out.append(_ok(temps, record, m, aza_refs, aza_evidence))
+        out.append(_ok(temps, record, m, aza_refs, aza_evidence, conds))
     return out
 
 
@@ -213,57 +215,110 @@ def _temperature_gaps(
 
 
 def infection_match(concept: Concept, m: Mappings) -> str | None:
-    """How a condition is recognised as an infection ('SNOMED 68566005 ...'), or None."""
-    inf = m.conditions.infection
-    snomed = concept.codes_in(m.systems.snomed)
-    if snomed & set(inf.excluded_snomed):
-        return None
-    for code in sorted(snomed):
-        if code in inf.snomed:
-            return f"SNOMED {code} {inf.snomed[code]}"
-    for code in sorted(concept.codes_in(m.systems.icd10cm)):
-        plain = code.replace(".", "").upper()
-        if any(lo <= plain[:3] <= hi for lo, hi in inf.icd10cm_ranges):
-            return f"ICD-10-CM {code}"
-        if any(plain.startswith(p.replace(".", "").upper()) for p in inf.icd10cm_prefixes):
-            return f"ICD-10-CM {code}"
-    word = names_match(concept.names, inf.names)
-    if word and not names_match(concept.names, inf.name_only_exclusion_words):
-        return f"matched by name only ('{word}')"
-    return None
+    """How a condition is recognised as an infection that holds ('ICD-10-CM R65.21 ...'), or None."""
+    match = infection_class(concept, m)
+    return match.how if match is not None and match.holds else None
 
 
-def _conditions(
-    record: PatientRecord, m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence]
-) -> list[Finding]:
+@dataclass(frozen=True)
+class CurrentConditions:
+    """Conditions that bear on the infection hold now, by class."""
+
+    holds: tuple[tuple[ConditionEntry, InfectionMatch, str], ...]  # (condition, class, why current)
+    neutropenia: tuple[tuple[ConditionEntry, InfectionMatch, str], ...]
+    context: tuple[tuple[ConditionEntry, InfectionMatch, str], ...]
+    undecidable: tuple[tuple[ConditionEntry, InfectionMatch, str], ...]  # might be current: cannot tell
+
+
+def current_conditions(record: PatientRecord, m: Mappings, now: datetime) -> CurrentConditions:
+    """Infection-class conditions that are current: an active status, or (an encounter diagnosis
+    without clinicalStatus) recorded within the window. Undated or future-dated ones cannot be judged."""
     c = m.conditions
-    active: list[tuple[ConditionEntry, str]] = []
+    window = timedelta(days=m.infections.encounter_diagnosis_window_days.value)
+    skew = timedelta(minutes=m.policy.labs.future_skew_minutes.value)
+    out: dict[str, list[tuple[ConditionEntry, InfectionMatch, str]]] = {
+        "holds": [], "neutropenia": [], "context": [], "undecidable": [],
+    }
     for cond in record.conditions:
         if cond.verification_status in c.excluded_verification_statuses:
             continue
-        if cond.clinical_status not in c.active_clinical_statuses:
+        match = infection_class(cond.concept, m)
+        if match is None or match.kind == "not_infection":
             continue
-        how = infection_match(cond.concept, m)
-        if how:
-            active.append((cond, how))
-    if not active:
-        return []
-    names = ", ".join(dict.fromkeys(cond.concept.label for cond, _ in active))
-    return [make_finding(
+        if cond.clinical_status is not None:
+            if cond.clinical_status not in c.active_clinical_statuses:
+                continue
+            why = f"status {cond.clinical_status}"
+        elif cond.abated:
+            continue
+        else:
+            when = cond.recorded or cond.onset
+            if when is None or when > now + skew:
+                if match.holds:
+                    problem = "undated" if when is None else f"dated in the future ({short_date(when)})"
+                    out["undecidable"].append((cond, match, f"encounter diagnosis without status, {problem}"))
+                continue
+            if now - when > window:
+                continue
+            why = f"encounter diagnosis without status, recorded {short_date(when)} (within {window.days} days)"
+        group = "holds" if match.holds else ("neutropenia" if match.kind == "neutropenia" else "context")
+        out[group].append((cond, match, why))
+    return CurrentConditions(**{k: tuple(v) for k, v in out.items()})
+
+
+def _condition_evidence(cond: ConditionEntry, match: InfectionMatch, why: str, label: str) -> Evidence:
+    ver = f"/{cond.verification_status}" if cond.verification_status else ""
+    return Evidence(reference=cond.ref, description=f"{label}, {why}{ver}: {cond.concept.label} ({match.how})",
+                    date=iso(cond.onset or cond.recorded))
+
+
+def _conditions(
+    cc: CurrentConditions, m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence], measured_fever: bool
+) -> list[Finding]:
+    out: list[Finding] = []
+    if cc.undecidable:
+        out.append(make_finding(
+            m, RULE, "condition-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"Cannot tell if an infection diagnosis is current ({len(cc.undecidable)} without status or date)",
+            "These infection diagnoses have no clinical status and no usable date, so whether the infection is "
+            "current cannot be told: " + "; ".join(f"{c.ref}: {c.concept.label} ({w})" for c, _, w in cc.undecidable)
+            + ". Confirm with the clinician.",
+            evidence=[_condition_evidence(c, x, w, "infection diagnosis") for c, x, w in cc.undecidable],
+            missing=[f"the clinical status or date of {c.ref}" for c, _, _ in cc.undecidable],
+            implicated=aza_refs,
+        ))
+    if not cc.holds and not (cc.neutropenia and measured_fever):
+        return out
+    names = ", ".join(dict.fromkeys(cond.concept.label for cond, _, _ in cc.holds + cc.neutropenia))
+    evidence = [_condition_evidence(c, x, w, "current infection") for c, x, w in cc.holds]
+    evidence += [_condition_evidence(c, x, w, "neutropenia") for c, x, w in cc.neutropenia]
+    fever_coded = any(x.kind == "fever" for _, x, _ in cc.holds)
+    if cc.neutropenia and (fever_coded or measured_fever):
+        out.append(make_finding(
+            m, RULE, "febrile-neutropenia-coded", Status.HOLD, Severity.CRITICAL,
+            f"Febrile neutropenia on record ({names}): {ACTION} now",
+            "Neutropenia and fever are both current on the record: fever with neutropenia is a medical "
+            f"emergency on azathioprine: {ACTION} immediately and arrange urgent assessment.",
+            evidence=evidence + aza_evidence, implicated=aza_refs,
+        ))
+        return out
+    out.append(make_finding(
         m, RULE, "active-infection", Status.HOLD, Severity.HIGH,
         f"Active infection ({names}): {ACTION}",
-        f"An active infection is on the problem list while the patient is on azathioprine: {ACTION}. "
+        f"A current infection is on the record while the patient is on azathioprine: {ACTION}. "
         "Stop during severe infection (IV therapy or hospital admission) until recovery (BSR 2025).",
-        evidence=[
-            Evidence(reference=cond.ref,
-                     description=f"active infection, status {cond.clinical_status}"
-                     f"{'/' + cond.verification_status if cond.verification_status else ''}: "
-                     f"{cond.concept.label} ({how})",
-                     date=iso(cond.onset or cond.recorded))
-            for cond, how in active
-        ] + aza_evidence,
+        evidence=evidence + aza_evidence,
         implicated=aza_refs,
-    )]
+    ))
+    return out
+
+
+def _context_note(conds: CurrentConditions) -> str:
+    if not (conds.context or conds.neutropenia):
+        return ""
+    names = ", ".join(dict.fromkeys(c.concept.label for c, _, _ in conds.context + conds.neutropenia))
+    return (f" On record as context, not a hold by itself: {names} (chronic, latent, sequela, carrier or "
+            "neutropenia without fever): keep in mind when judging new symptoms.")
 
 
 # --- anti-infectives ------------------------------------------------------------------------
@@ -373,7 +428,8 @@ def _unreadable_records(record: PatientRecord, m: Mappings, t: Therapy, aza_refs
 
 
 def _ok(
-    temps: Temperatures, record: PatientRecord, m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence]
+    temps: Temperatures, record: PatientRecord, m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence],
+    conds: CurrentConditions,
 ) -> Finding:
     policy = m.policy.infection
     latest = temps.normal[0]
@@ -384,8 +440,10 @@ def _ok(
         f"{policy.fever_threshold_cel.value:g} °C; no active infection is on the problem list and no "
         f"systemic anti-infective is ordered ({len(record.conditions)} condition(s), "
         f"{len(record.medication_orders)} medication order(s) checked). Symptoms reported outside the "
-        "record (sweats, chills, sore throat) still need the prescriber.",
+        "record (sweats, chills, sore throat) still need the prescriber."
+        + _context_note(conds),
         evidence=[measurement_evidence(x, "temperature below fever threshold") for x in temps.normal]
+        + [_condition_evidence(c, x, w, "context (not a hold by itself)") for c, x, w in conds.context]
         + aza_evidence,
         implicated=aza_refs,
     )
