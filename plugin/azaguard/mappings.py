@@ -249,10 +249,13 @@ class CodedAnalyte(_Model):
 class PgxGene(_Model):
     hgnc: str
     names: tuple[str, ...]
+    normal_function_alleles: frozenset[str]
+    no_function_alleles: frozenset[str]
 
 
 class Pharmacogenomics(_Model):
     source: str
+    allele_note: str
     gene_studied_loinc: tuple[str, ...]
     genes: dict[str, PgxGene]
 

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
-from azaguard.mappings import AntiInfectiveIngredient, Mappings
+from azaguard.mappings import AntiInfectiveIngredient, Mappings, Threshold
 from azaguard.record import Concept, ConditionEntry, Measurement, MedicationOrder, PatientRecord
 from azaguard.rules.common import (
     Therapy,
     applicability,
     crosses,
+    decisive,
+    is_future,
     iso,
     make_finding,
     measurement_evidence,
@@ -27,6 +29,7 @@ from azaguard.rules.common import (
     problem_evidence,
     rule,
     short_date,
+    split_future,
 )
 from azaguard.terminology.conditions import InfectionMatch, infection_class
 
@@ -73,6 +76,10 @@ def temperatures(record: PatientRecord, m: Mappings, now: datetime) -> Temperatu
     undecidable: list[tuple[Measurement, str]] = []
     outside: list[Measurement] = []
     for t in record.measurements_of(_TEMPERATURE):
+        if is_future(t.effective, m, now):
+            # Might be a real fever with a wrong date; never a reassuring reading.
+            undecidable.append((t, f"dated in the future ({short_date(t.effective)}): not current evidence"))
+            continue
         if t.effective is None or now - t.effective > window:
             outside.append(t)
             continue
@@ -128,7 +135,8 @@ def _fever(
     prelim = " The reading is preliminary." if all(x.preliminary for x in temps.fevers) else ""
     base = (f"Temperature {_fmt_cel(peak)} on {short_date(peak.effective)} (fever threshold "
             f"{policy.fever_threshold_cel.value:g} °C, last {hours} h).{prelim}")
-    if neutro:
+    fn = policy.febrile_neutropenia
+    if neutro and (peak.value or 0.0) >= fn.temperature_cel[fn.choice].value:
         return make_finding(
             m, RULE, "neutropenic-fever", Status.HOLD, Severity.CRITICAL,
             f"Neutropenic fever: {_fmt_cel(peak)} with low neutrophils: {ACTION} now",
@@ -149,30 +157,31 @@ def _fever(
 def _neutropenia(
     record: PatientRecord, m: Mappings, now: datetime
 ) -> tuple[bool | None, str, list[Evidence]]:
-    """(neutropenic?, a sentence saying so, evidence) from the latest count in the window."""
+    """(neutropenic?, a sentence saying so, evidence) from the deciding count in the window.
+
+    'Neutropenic' uses the configured febrile-neutropenia choice (default: the BSR hold threshold,
+    erring towards alarm; IDSA: ANC < 0.5), clinical-rules.md section 8."""
     policy = m.policy.infection
+    fn = policy.febrile_neutropenia
     analyte = m.analytes.analytes[policy.neutropenia_analyte]
     days = int(policy.neutropenia_window_days.value)
-    if analyte.threshold is None:
-        return None, f"No {analyte.label} threshold is configured, so neutropenia could not be assessed.", []
-    recent = [
-        x for x in record.measurements_of(policy.neutropenia_analyte)
-        if x.effective is not None and now - x.effective <= timedelta(days=days)
-    ]
+    current, _ = split_future(record.measurements_of(policy.neutropenia_analyte), m, now)
+    recent = [x for x in current if x.effective is not None and now - x.effective <= timedelta(days=days)]
     if not recent:
         return None, f"No result for {analyte.label} in the last {days} days: check a CBC urgently.", []
-    latest = recent[0]
+    latest, conflict = decisive(recent, "below")
     ev = [measurement_evidence(latest, f"latest {analyte.label} count")]
-    limit = analyte.threshold.value
+    limit = fn.anc_below[fn.choice]
     if latest.value is None:
-        return None, f"The latest {analyte.label} count cannot be read ({latest.unit_problem}).", ev
+        return None, f"The latest {analyte.label} count cannot be read ({latest.unit_problem}).{conflict}", ev
     comparator = latest.quantity.comparator if latest.quantity else None
-    # The same threshold decision (and direction) as the blood-counts rule.
-    low = crosses(latest.value, comparator, analyte.threshold)
+    threshold = Threshold(direction="below", value=limit.value, source=limit.source)
+    low = crosses(latest.value, comparator, threshold)
     if low is None:
-        return None, f"The latest {analyte.label} count cannot be compared with {limit:g} {latest.unit}.", ev
+        return None, f"The latest {analyte.label} count cannot be compared with {limit.value:g} {latest.unit}.", ev
     state = "below" if low else "not below"
-    return low, f"{analyte.label} {latest.value:.3g} {latest.unit} ({state} {limit:g}).", ev
+    return low, (f"{analyte.label} {latest.value:.3g} {latest.unit} ({state} {limit.value:g}, "
+                 f"febrile-neutropenia definition '{fn.choice}': {limit.source}).{conflict}"), ev
 
 
 def _temperature_gaps(
