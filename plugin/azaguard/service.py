@@ -43,6 +43,8 @@ class CheckResult:
     existing_alerts: list[ExistingAlert] = field(default_factory=list)
     # Why the alerts already in the chart could not be read (e.g. no read scope for them), if so.
     existing_alerts_problem: str | None = None
+    # Input caveats to show with the findings: resources left out (another patient's), no Patient resource.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failed_writes(self) -> list[WriteOutcome]:
@@ -57,6 +59,23 @@ def check_resources(
     if len(patients) > 1:
         ids = ", ".join(str(p.get("id")) for p in patients)
         raise InputError(f"the record holds {len(patients)} patients ({ids}); azaguard checks one patient at a time")
+    if not resources.resources:
+        # Nothing at all is not "not on azathioprine": it is no record.
+        raise InputError("the record is empty (no Patient and no other resources): there is nothing to check")
+    warnings: list[str] = []
+    if not patients:
+        subjects = _subjects(resources)
+        if len(subjects) > 1:
+            raise InputError(
+                f"the record has no Patient resource and its resources name {len(subjects)} different subjects "
+                f"({', '.join(sorted(subjects))}): azaguard cannot tell whose record it is"
+            )
+        warnings.append(
+            "The record has no Patient resource: it is evaluated as one patient's record"
+            + (f" ({next(iter(subjects))})" if subjects else "")
+            + ", but whose it is cannot be confirmed, and checks that need age or sex (eGFR from creatinine) "
+            "cannot be evaluated."
+        )
     record = build_record(resources, mappings, ordering_context=ordering_context)
     findings = evaluate(record, mappings, now)
     return CheckResult(
@@ -66,7 +85,25 @@ def check_resources(
         findings=findings,
         evaluated_at=now,
         mappings_version=mappings.version,
+        warnings=warnings + dropped_warnings(record),
     )
+
+
+def dropped_warnings(record: PatientRecord) -> list[str]:
+    """One line per resource left out of the record (never silently)."""
+    return [f"{d.ref} was not used: {d.reason}." for d in record.dropped]
+
+
+def _subjects(resources: ResourceSet) -> set[str]:
+    """The distinct subject/patient references of a record without a Patient resource."""
+    out: set[str] = set()
+    for r in resources.resources:
+        for key in ("subject", "patient"):
+            holder = r.get(key)
+            ref = holder.get("reference") if isinstance(holder, dict) else None
+            if isinstance(ref, str) and ref:
+                out.add(ref.split("/_history/")[0])
+    return out
 
 
 def check_on_server(
@@ -99,6 +136,7 @@ def check_on_server(
         mappings_version=mappings.version,
         requests=client.request_count - before,
         existing_alerts_problem=alerts_problem,
+        warnings=dropped_warnings(record),
     )
     if write or dry_run:
         device = device_resource(mappings.version)
