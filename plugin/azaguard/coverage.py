@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 _RECIPE_KEYS = frozenset({"roots"})
 
 
