@@ -137,6 +137,8 @@ class Vaccines(_Model):
 class Conditions(_Model):
     source: str
     active_clinical_statuses: frozenset[str]
+    # Statuses that say the condition is over; any other (or none) is judged by the condition's date.
+    ended_clinical_statuses: frozenset[str]
     excluded_verification_statuses: frozenset[str]
 
 

@@ -160,3 +160,24 @@ def test_icd10cm_value_set_uses_the_cm_system_not_who() -> None:
     # R65.2 is severe sepsis in ICD-10-CM but non-infectious SIRS in WHO ICD-10.
     assert headline(diagnosis("R65.2", system=ICD10)) == "hold"
     assert headline(diagnosis("R65.2", system=WHO_ICD10)) == "ok"
+
+
+STATUSES = [
+    ("clinicalStatus 'Active' in the wrong case", diagnosis("J18.9", clinical="Active"), "hold"),
+    ("an unknown clinicalStatus on a recent diagnosis is judged by its date",
+     diagnosis("J18.9", clinical="unknown", recorded_days_ago=1), "hold"),
+    ("an unknown clinicalStatus on an undated diagnosis", diagnosis("J18.9", clinical="unknown",
+                                                                   recorded_days_ago=None), "cannot-evaluate"),
+    ("remission", diagnosis("J18.9", clinical="remission"), "ok"),
+]
+
+
+@pytest.mark.parametrize(("situation", "condition", "expected"), STATUSES, ids=[c[0] for c in STATUSES])
+def test_clinical_status_as_sent(situation: str, condition: Resource, expected: str) -> None:
+    assert headline(condition) == expected, situation
+
+
+def test_refuted_in_any_case_never_holds() -> None:
+    dx = diagnosis("A41.9")
+    dx["verificationStatus"] = {"coding": [{"code": "Refuted"}]}
+    assert headline(dx) == "ok"

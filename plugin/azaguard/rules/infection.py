@@ -249,27 +249,30 @@ def current_conditions(record: PatientRecord, m: Mappings, now: datetime) -> Cur
         "holds": [], "neutropenia": [], "context": [], "undecidable": [],
     }
     for cond in record.conditions:
-        if cond.verification_status in c.excluded_verification_statuses:
+        verification = (cond.verification_status or "").strip().lower()
+        if verification in c.excluded_verification_statuses:
             continue
         match = infection_class(cond.concept, m)
         if match is None or match.kind == "not_infection":
             continue
-        if cond.clinical_status is not None:
-            if cond.clinical_status not in c.active_clinical_statuses:
-                continue
+        # Statuses compare as codes ("Active" is active); one outside the value set is judged like none.
+        status = (cond.clinical_status or "").strip().lower()
+        if status in c.active_clinical_statuses:
             why = f"status {cond.clinical_status}"
-        elif cond.abated:
+        elif status in c.ended_clinical_statuses or cond.abated:
             continue
         else:
             when = cond.recorded or cond.onset
             if when is None or when > now + skew:
                 if match.holds:
                     problem = "undated" if when is None else f"dated in the future ({short_date(when)})"
-                    out["undecidable"].append((cond, match, f"encounter diagnosis without status, {problem}"))
+                    what = f"status {cond.clinical_status!r} not recognised" if cond.clinical_status else "no status"
+                    out["undecidable"].append((cond, match, f"{what}, {problem}"))
                 continue
             if now - when > window:
                 continue
-            why = f"encounter diagnosis without status, recorded {short_date(when)} (within {window.days} days)"
+            what = f"status {cond.clinical_status!r} not recognised" if cond.clinical_status else "without status"
+            why = f"encounter diagnosis {what}, recorded {short_date(when)} (within {window.days} days)"
         group = "holds" if match.holds else ("neutropenia" if match.kind == "neutropenia" else "context")
         out[group].append((cond, match, why))
     return CurrentConditions(**{k: tuple(v) for k, v in out.items()})
