@@ -25,6 +25,7 @@ from tests.clinical.builders import (
     for_rule,
     observation,
     patient,
+    recommendation,
     record_of,
     status_of,
 )
@@ -211,3 +212,12 @@ def test_idsa_febrile_neutropenia_choice_is_configurable() -> None:
 
     assert first(m) == "neutropenic-fever"  # default: BSR threshold, errs towards alarm
     assert first(strict) == "fever"  # IDSA: ANC 1.2 is not < 0.5, and 38.1 is under 38.3
+
+
+def test_stop_date_in_the_future_never_reads_negative_days() -> None:
+    # A stopped order whose end date is next year: still treated as just stopped (MMR held), never "-351 days".
+    stopped = azathioprine(status="stopped", started_days_ago=400, ended_days_ago=-351)
+    found = findings(stopped, recommendation("03"))
+    assert next(f for f in found if f.rule == "vaccination-hold").status == "hold"
+    for f in found:
+        assert not re.search(r"-\d+ days", f"{f.summary} {f.detail}"), f.detail

@@ -40,6 +40,14 @@ def short_date(dt: datetime | None) -> str:
     return dt.date().isoformat() if dt else "undated"
 
 
+def ago(dt: datetime | None, now: datetime) -> str:
+    """'12 days ago'; never a negative count ('a date in the future')."""
+    if dt is None:
+        return "date unknown"
+    days = (now - dt).days
+    return f"{days} days ago" if days >= 0 else "a date in the future"
+
+
 def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
     """The first word (case-insensitive, whole word) found in any name."""
     for word in words:

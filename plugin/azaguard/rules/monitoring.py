@@ -13,7 +13,15 @@ from datetime import datetime, timedelta
 from azaguard.findings import Finding, Severity, Status
 from azaguard.mappings import Mappings, MonitoringGroup, Schedule, SchedulePhase
 from azaguard.record import Measurement, PatientRecord
-from azaguard.rules.common import applicability, is_future, make_finding, measurement_evidence, rule, short_date
+from azaguard.rules.common import (
+    ago,
+    applicability,
+    is_future,
+    make_finding,
+    measurement_evidence,
+    rule,
+    short_date,
+)
 
 
 @rule("monitoring-schedule")
@@ -53,8 +61,7 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
             continue
         label = mappings.analytes.analytes[latest.analyte].label
         ev = measurement_evidence(latest, label)
-        age = (now - latest.effective).days
-        last = f"last {group.label} {short_date(latest.effective)} ({age} days ago)"
+        last = f"last {group.label} {short_date(latest.effective)} ({ago(latest.effective, now)})"
         if phase is None:
             strictest = min(p.interval_days for p in schedule.phases)
             if now - latest.effective <= timedelta(days=strictest):
