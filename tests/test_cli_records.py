@@ -84,3 +84,8 @@ def test_committed_infection_value_sets_match_the_hierarchies() -> None:
     script = ROOT / "scripts" / "generate_infection_valuesets.py"
     done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_same_patient_twice_is_one_patient(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = check(tmp_path, capsys, [b.patient(), b.patient(), b.azathioprine()])
+    assert code == EXIT_OK and json.loads(out)["patient"] == "Patient/p1"

@@ -56,6 +56,8 @@ def check_resources(
 ) -> CheckResult:
     """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
     patients = resources.patients()
+    if len({str(p.get("id")) for p in patients}) == 1:
+        patients = patients[:1]  # the same Patient twice (a search plus an _include) is one patient
     if len(patients) > 1:
         ids = ", ".join(str(p.get("id")) for p in patients)
         raise InputError(f"the record holds {len(patients)} patients ({ids}); azaguard checks one patient at a time")

@@ -181,3 +181,8 @@ def test_refuted_in_any_case_never_holds() -> None:
     dx = diagnosis("A41.9")
     dx["verificationStatus"] = {"coding": [{"code": "Refuted"}]}
     assert headline(dx) == "ok"
+
+
+def test_a_name_that_rules_the_infection_out_does_not_hold() -> None:
+    assert headline(named_condition("Sepsis ruled out")) == "ok"
+    assert headline(named_condition("Rule out sepsis")) == "hold"  # suspected: fail safe
