@@ -221,3 +221,19 @@ def test_stop_date_in_the_future_never_reads_negative_days() -> None:
     assert next(f for f in found if f.rule == "vaccination-hold").status == "hold"
     for f in found:
         assert not re.search(r"-\d+ days", f"{f.summary} {f.detail}"), f.detail
+
+
+def test_a_fahrenheit_value_labelled_celsius_is_implausible() -> None:
+    found = for_rule("infection-hold", azathioprine(), temp(101.3, "Cel"))
+    assert found[0].code == "temperature-unreadable" and "plausible range" in found[0].detail
+
+
+def test_another_patients_infection_diagnosis_never_holds() -> None:
+    pneumonia = other({"resourceType": "Condition", "id": "theirs", "code": {"text": "Pneumonia"},
+                       "clinicalStatus": {"coding": [{"code": "active"}]}})
+    assert status_of("infection-hold", azathioprine(), temp(36.8), pneumonia) == "ok"
+
+
+def test_another_patients_low_count_is_not_this_patients_hold() -> None:
+    theirs = other(observation("6690-2", 1.0, "10*9/L", days_ago=1))
+    assert status_of("blood-counts", azathioprine(), *cbc(6.0), theirs) == "ok"
