@@ -316,6 +316,8 @@ class FebrileNeutropenia(_Model):
     note: str
     anc_below: dict[Literal["bsr-alarm", "idsa"], Sourced]
     temperature_cel: dict[Literal["bsr-alarm", "idsa"], Sourced]
+    sustained_temperature_cel: Sourced
+    sustained_minutes: Sourced
 
 
 class InfectionPolicy(_Model):

@@ -213,6 +213,14 @@ def test_idsa_febrile_neutropenia_choice_is_configurable() -> None:
     assert first(m) == "neutropenic-fever"  # default: BSR threshold, errs towards alarm
     assert first(strict) == "fever"  # IDSA: ANC 1.2 is not < 0.5, and 38.1 is under 38.3
 
+    def idsa(*temps: Resource) -> str:
+        rec = record_of(azathioprine(), *temps, observation("751-8", 0.3, "10*9/L", days_ago=1))
+        return next(f.code for f in evaluate(rec, strict, NOW) if f.rule == "infection-hold")
+
+    assert idsa(temp(38.4)) == "neutropenic-fever"  # a single reading >= 38.3
+    assert idsa(temp(38.1, hours_ago=3), temp(38.0, hours_ago=1.5)) == "neutropenic-fever"  # >= 38.0 for 1.5 h
+    assert idsa(temp(38.1, hours_ago=2), temp(38.0, hours_ago=1.75)) == "fever"  # only 15 minutes apart
+
 
 def test_stop_date_in_the_future_never_reads_negative_days() -> None:
     # A stopped order whose end date is next year: still treated as just stopped (MMR held), never "-351 days".

@@ -135,8 +135,7 @@ def _fever(
     prelim = " The reading is preliminary." if all(x.preliminary for x in temps.fevers) else ""
     base = (f"Temperature {_fmt_cel(peak)} on {short_date(peak.effective)} (fever threshold "
             f"{policy.fever_threshold_cel.value:g} °C, last {hours} h).{prelim}")
-    fn = policy.febrile_neutropenia
-    if neutro and (peak.value or 0.0) >= fn.temperature_cel[fn.choice].value:
+    if neutro and _febrile_enough(temps, m):
         return make_finding(
             m, RULE, "neutropenic-fever", Status.HOLD, Severity.CRITICAL,
             f"Neutropenic fever: {_fmt_cel(peak)} with low neutrophils: {ACTION} now",
@@ -152,6 +151,18 @@ def _fever(
         missing=[] if neutro is False else ["a current neutrophil count (to exclude neutropenic fever)"],
         implicated=aza_refs,
     )
+
+
+def _febrile_enough(temps: Temperatures, m: Mappings) -> bool:
+    """Fever high enough for the configured febrile-neutropenia definition: one reading at the single-reading
+    threshold, or readings at the sustained threshold spanning the sustained time (IDSA)."""
+    fn = m.policy.infection.febrile_neutropenia
+    values = [(x.value, x.effective) for x in temps.fevers if x.value is not None and x.effective is not None]
+    if any(round(v, 6) >= fn.temperature_cel[fn.choice].value for v, _ in values):
+        return True
+    sustained = [when for v, when in values if round(v, 6) >= fn.sustained_temperature_cel.value]
+    span = max(sustained) - min(sustained) if len(sustained) > 1 else timedelta(0)
+    return len(sustained) > 1 and span >= timedelta(minutes=fn.sustained_minutes.value)
 
 
 def _neutropenia(
