@@ -5,9 +5,10 @@ The CLI, the SMART web app, the demo and (later) the population scan all go thro
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azaguard.alerts import (
     ExistingAlert,
@@ -29,6 +30,11 @@ from azaguard.record import PatientInfo, PatientRecord, build_record
 from azaguard.resources import InputError, ResourceSet
 from azaguard.rules import evaluate
 
+if TYPE_CHECKING:
+    from azaguard.terminology.server import TerminologyServer
+
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class CheckResult:
@@ -43,7 +49,8 @@ class CheckResult:
     existing_alerts: list[ExistingAlert] = field(default_factory=list)
     # Why the alerts already in the chart could not be read (e.g. no read scope for them), if so.
     existing_alerts_problem: str | None = None
-    # Input caveats to show with the findings: resources left out (another patient's), no Patient resource.
+    # Caveats shown with the findings: resources left out (another patient's), no Patient resource, and
+    # what went wrong on the way that did not stop the check (e.g. the terminology server failed).
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -52,7 +59,12 @@ class CheckResult:
 
 
 def check_resources(
-    resources: ResourceSet, *, mappings: Mappings, now: datetime, ordering_context: bool = False
+    resources: ResourceSet,
+    *,
+    mappings: Mappings,
+    now: datetime,
+    ordering_context: bool = False,
+    terminology: TerminologyServer | None = None,
 ) -> CheckResult:
     """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
     patients = resources.patients()
@@ -78,6 +90,7 @@ def check_resources(
             + ", but whose it is cannot be confirmed, and checks that need age or sex (eGFR from creatinine) "
             "cannot be evaluated."
         )
+    warnings += _enrich(resources, terminology)
     record = build_record(resources, mappings, ordering_context=ordering_context)
     findings = evaluate(record, mappings, now)
     return CheckResult(
@@ -108,6 +121,18 @@ def _subjects(resources: ResourceSet) -> set[str]:
     return out
 
 
+def _enrich(resources: ResourceSet, terminology: TerminologyServer | None) -> list[str]:
+    """Codes the local value sets do not know, asked of the site's terminology server (if configured)."""
+    if terminology is None:
+        return []
+    from azaguard.terminology.server import enrich
+
+    warnings = enrich(resources, terminology)
+    for w in warnings:
+        log.warning("%s", w)
+    return warnings
+
+
 def check_on_server(
     client: FhirClient,
     patient_id: str,
@@ -116,6 +141,7 @@ def check_on_server(
     now: datetime,
     write: bool = False,
     dry_run: bool = False,
+    terminology: TerminologyServer | None = None,
 ) -> CheckResult:
     """Gather one patient from the server, evaluate, and (optionally) write the alerts back.
 
@@ -124,6 +150,7 @@ def check_on_server(
     """
     before = client.request_count
     gathered = gather(client, patient_id, mappings, now)
+    warnings = _enrich(gathered.resources, terminology)
     record = build_record(gathered.resources, mappings)
     if record.patient is None:
         raise InputError(f"Patient/{patient_id} was not returned by the server")
@@ -138,7 +165,7 @@ def check_on_server(
         mappings_version=mappings.version,
         requests=client.request_count - before,
         existing_alerts_problem=alerts_problem,
-        warnings=dropped_warnings(record),
+        warnings=warnings + dropped_warnings(record),
     )
     if write or dry_run:
         device = device_resource(mappings.version)
