@@ -16,6 +16,7 @@ from typing import get_args
 from azaguard.mappings import InfectionKind, Mappings
 from azaguard.record import Concept
 from azaguard.rules.common import names_match
+from azaguard.terminology._common import PerMappings
 
 # Order of strength when one concept carries codes of several classes: any acute code holds (fail safe).
 _STRENGTH: tuple[InfectionKind, ...] = ("acute", "fever", "neutropenia", "context", "not_infection")
@@ -48,21 +49,21 @@ def normalise_icd(code: str) -> str:
     return code.replace(".", "").replace(" ", "").upper()
 
 
-_INDEX: dict[int, tuple[Mappings, dict[str, dict[str, tuple[InfectionKind, str]]]]] = {}
+_INDEX: PerMappings[dict[str, dict[str, tuple[InfectionKind, str]]]] = PerMappings()
 
 
-def _icd_index(m: Mappings) -> dict[str, dict[str, tuple[InfectionKind, str]]]:
-    """Per ICD system name: undotted code -> (class, display); built once per mappings object."""
-    cached = _INDEX.get(id(m))
-    if cached is not None and cached[0] is m:
-        return cached[1]
+def _build_index(m: Mappings) -> dict[str, dict[str, tuple[InfectionKind, str]]]:
+    """Per ICD system name: undotted code -> (class, display)."""
     out: dict[str, dict[str, tuple[InfectionKind, str]]] = {s: {} for s in _ICD_SYSTEMS}
     for kind in get_args(InfectionKind):
         for system in _ICD_SYSTEMS:
             for code, display in m.infections.value_sets[kind].codes.get(system, {}).items():
                 out[system].setdefault(normalise_icd(code), (kind, display))
-    _INDEX[id(m)] = (m, out)
     return out
+
+
+def _icd_index(m: Mappings) -> dict[str, dict[str, tuple[InfectionKind, str]]]:
+    return _INDEX.get_or_build(m, _build_index)
 
 
 def _icd_class(system: str, code: str, m: Mappings) -> tuple[InfectionKind, str] | None:
