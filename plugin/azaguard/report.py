@@ -128,6 +128,10 @@ def to_text(result: CheckResult, *, include_writes: bool = False, width: int = 1
     more = f" (+{len(v.actions) - 1} more below)" if len(v.actions) > 1 else ""
     lines += [f"{v.icon} {v.headline}{more}", f"{v.basis} Mappings {result.mappings_version}.", ""]
     wrap = textwrap.TextWrapper(width=width, initial_indent="     ", subsequent_indent="     ")
+    if result.warnings:
+        lines.append("What the data could not tell:")
+        lines += [wrap.fill(f"! {w}") for w in result.warnings]
+        lines.append("")
     if v.actions:
         lines.append("What to do, most urgent first:")
         for i, a in enumerate(v.actions, 1):
@@ -139,9 +143,6 @@ def to_text(result: CheckResult, *, include_writes: bool = False, width: int = 1
         lines.append(f"Passed ({len(passed)}): " + ", ".join(r.label for r in passed) + ".")
     if skipped:
         lines.append(f"Does not apply ({len(skipped)}): " + ", ".join(r.label for r in skipped) + ".")
-    if result.warnings:
-        lines += ["", "What the data could not tell:"]
-        lines += [wrap.fill(f"! {w}") for w in result.warnings]
     if include_writes:
         lines += ["", "Written to the chart:"]
         if not result.writes:
