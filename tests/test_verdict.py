@@ -119,3 +119,25 @@ def test_verdict_is_pure_and_serialisable() -> None:
     v1, v2 = verdict_of("aza-allopurinol"), verdict_of("aza-allopurinol")
     assert v1 == v2
     assert Verdict.model_validate_json(v1.model_dump_json()) == v1
+
+
+@pytest.mark.parametrize("days_later", [0, 29, 100])
+def test_every_finding_the_rules_write_keeps_the_wording_rules(days_later: int) -> None:
+    """The rules' own text (JSON report, programs) on every example: no raw UCUM codes, echoes, project files,
+    severities in parentheses, cut words or FHIR ids in headlines; summaries under 140 characters."""
+    now = EXAMPLES_NOW + timedelta(days=days_later)
+    problems = []
+    for patient_id in PATIENTS:
+        result = check_resources(load_json_file(EXAMPLES / f"{patient_id}.json"), mappings=M, now=now)
+        for f in result.findings:
+            for field, text in (("summary", f.summary), ("detail", f.detail), *(("missing", x) for x in f.missing)):
+                if RAW_UCUM.search(text):
+                    problems.append(f"{patient_id} {f.rule}/{f.code} {field}: raw UCUM in {text!r}")
+                for word in ("clinical-rules", "(moderate)", "(high)", "(critical)", "(= ", "...", ".md"):
+                    if word in text:
+                        problems.append(f"{patient_id} {f.rule}/{f.code} {field}: {word!r} in {text!r}")
+                if field != "detail" and FHIR_ID.search(text):
+                    problems.append(f"{patient_id} {f.rule}/{f.code} {field}: FHIR id in {text!r}")
+            if len(f.summary) >= 140:
+                problems.append(f"{patient_id} {f.rule}/{f.code}: summary of {len(f.summary)} characters")
+    assert not problems, "\n".join(problems)

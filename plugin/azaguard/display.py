@@ -139,7 +139,7 @@ def cite(source: str | None, m: Mappings) -> str | None:
     return None
 
 
-def humanise_text(text: str, m: Mappings, now: datetime, tz: tzinfo | None = None) -> str:
+def humanise_text(text: str, m: Mappings, now: datetime | None = None, tz: tzinfo | None = None) -> str:
     """Rule text for clinicians: display units, rounded numbers, readable dates, no value echoes.
 
     A safety net over the rules' wording: it only rewrites what it recognises (a number followed by

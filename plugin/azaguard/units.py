@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from azaguard.display import unit_text
 from azaguard.mappings import Mappings
 
 
@@ -43,7 +44,8 @@ def normalise(
         raise UnitError(f"unknown unit {_describe(code, text)} for {dimension}")
     conversion = dim.units.get(unit)
     if conversion is None:
-        raise UnitError(f"unit {_describe(code, text)} is not a {dimension} unit (expected e.g. {dim.canonical})")
+        expected = unit_text(dim.canonical, mappings)
+        raise UnitError(f"unit {_describe(code, text)} is not a {dimension} unit (expected e.g. {expected})")
     return Normalised((value + conversion.offset) * conversion.factor, dim.canonical, source)
 
 

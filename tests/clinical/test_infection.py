@@ -230,7 +230,7 @@ def test_every_finding_belongs_to_the_rule_and_fits_a_card() -> None:
 
 def test_fever_summary_names_value_date_and_action() -> None:
     (f,) = run(azathioprine(), temp(38.4, hours_ago=3), neutrophils(3.0))
-    assert f.summary == "Fever 38.4 °C on 2026-11-01: consider holding azathioprine; contact the prescriber"
+    assert f.summary == "Fever 38.4 °C on 1 Nov 2026: consider holding azathioprine; contact the prescriber"
 
 
 def test_fahrenheit_evidence_shows_original_and_normalised_values() -> None:
@@ -282,7 +282,7 @@ def test_unknown_unit_names_the_observation() -> None:
 def test_no_temperature_says_when_the_last_one_was() -> None:
     (f,) = run(azathioprine(), temp(37.0, hours_ago=100))
     assert f.summary == "No temperature in the last 72 h: fever cannot be ruled out"
-    assert "2026-10-28" in f.detail
+    assert "28 Oct 2026" in f.detail
 
 
 def test_name_only_condition_says_so() -> None:

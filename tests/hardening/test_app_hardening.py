@@ -141,7 +141,9 @@ def test_the_page_says_what_was_written_when_the_read_back_failed(
     csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
     ctx = page.text.split('name="ctx" value="')[1].split('"')[0]
     monkeypatch.setattr(service, "check_on_server", written_then_unreadable)
-    written = harness.browser.post("/app/alerts", data={"csrf_token": csrf, "ctx": ctx})
+    posted = harness.browser.post("/app/alerts", data={"csrf_token": csrf, "ctx": ctx})
+    assert posted.status_code == 303  # POST-redirect-GET: the outcomes are shown by the GET
+    written = harness.browser.get(posted.headers["location"])
     assert written.status_code == 200
     assert "DetectedIssue/9" in written.text and "reading the chart back failed" in written.text
     assert "not written by azaguard" in written.text

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Literal
 
+from azaguard.display import cite, decimals_of, format_day, format_quantity, humanise_text, sentence
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Mappings, Threshold
 from azaguard.record import Concept, Measurement, MedicationOrder, ParseProblem, PatientRecord
@@ -35,7 +36,34 @@ def iso(dt: datetime | None) -> str | None:
 
 
 def short_date(dt: datetime | None) -> str:
-    return dt.date().isoformat() if dt else "undated"
+    """'22 Oct 2026': the date as a clinician reads it (the evidence keeps the exact ISO time)."""
+    return format_day(dt) if dt else "undated"
+
+
+def amount(meas: Measurement, m: Mappings) -> str:
+    """A result in its canonical unit as clinicians read it ("2.9 ×10⁹/L"), no more precise than recorded."""
+    if meas.value is None:
+        return "?"
+    recorded = meas.quantity.value if meas.quantity is not None else None
+    decimals = decimals_of(f"{recorded:g}") if isinstance(recorded, int | float) else None
+    comparator = meas.quantity.comparator if meas.quantity is not None and meas.quantity.comparator else ""
+    return format_quantity(meas.value, meas.unit, m, recorded_decimals=decimals, comparator=comparator)
+
+
+def number(meas: Measurement, m: Mappings) -> str:
+    """The value of `amount` without its unit (for "from 6.0 to 2.9 ×10⁹/L")."""
+    shown = amount(meas, m)
+    return shown.split(" ", 1)[0]
+
+
+def limit_amount(value: float, unit: str | None, m: Mappings) -> str:
+    """A threshold in the unit of the value it is compared with ("3.5 ×10⁹/L")."""
+    return format_quantity(value, unit, m, recorded_decimals=decimals_of(f"{value:g}"))
+
+
+def source_name(source: str, m: Mappings) -> str:
+    """A mappings source as clinicians cite it ("BSR 2017 monitoring guideline"), never a project file."""
+    return cite(source, m) or humanise_text(source, m)
 
 
 def ago(dt: datetime | None, now: datetime) -> str:
@@ -188,8 +216,8 @@ def make_finding(
     missing: Iterable[str] = (),
     implicated: Iterable[str] = (),
 ) -> Finding:
-    if len(summary) > 139:
-        summary = summary[:136] + "..."
+    if len(summary) > 139:  # a whole clause, never cut mid-word
+        summary = sentence(summary).rstrip(".")
     return Finding(
         rule=rule,
         code=code,

@@ -11,18 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from azaguard.display import humanise_quantity
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Mappings, Threshold
 from azaguard.record import Concept, ConditionEntry, Measurement, MedicationOrder, PatientRecord
 from azaguard.rules.common import (
     MEDICATION_TYPES,
     Therapy,
+    amount,
     applicability,
     crosses,
     decisive,
     is_current,
     is_future,
     iso,
+    limit_amount,
     make_finding,
     measurement_evidence,
     observation_problems,
@@ -30,6 +33,7 @@ from azaguard.rules.common import (
     problem_evidence,
     rule,
     short_date,
+    source_name,
     split_future,
     uncertain_reason,
 )
@@ -93,7 +97,7 @@ def temperatures(record: PatientRecord, m: Mappings, now: datetime) -> Temperatu
         below = certainly_below(t.value, comparator, threshold)
         if below is None:
             recorded = t.quantity.as_recorded() if t.quantity else str(t.value)
-            undecidable.append((t, f"{recorded} cannot be compared with {threshold:g} Cel"))
+            undecidable.append((t, f"{humanise_quantity(recorded, m)} cannot be compared with {threshold:g} °C"))
         elif below:
             normal.append(t)
         else:
@@ -192,10 +196,11 @@ def _neutropenia(
     threshold = Threshold(direction="below", value=limit.value, source=limit.source)
     low = crosses(latest.value, comparator, threshold)
     if low is None:
-        return None, f"The latest {analyte.label} count cannot be compared with {limit.value:g} {latest.unit}.", ev
+        shown_limit = limit_amount(limit.value, latest.unit, m)
+        return None, f"The latest {analyte.label} count cannot be compared with {shown_limit}.", ev
     state = "below" if low else "not below"
-    return low, (f"{analyte.label} {latest.value:.3g} {latest.unit} ({state} {limit.value:g}, "
-                 f"febrile-neutropenia definition '{fn.choice}': {limit.source}).{conflict}"), ev
+    return low, (f"{analyte.label} {amount(latest, m)} ({state} {limit_amount(limit.value, latest.unit, m)}, "
+                 f"febrile-neutropenia definition '{fn.choice}': {source_name(limit.source, m)}).{conflict}"), ev
 
 
 def _temperature_gaps(

@@ -10,20 +10,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from azaguard.display import humanise_quantity, humanise_text
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Analyte, Mappings, Threshold
 from azaguard.record import Measurement, PatientRecord
 from azaguard.rules.common import (
+    amount,
     applicability,
     crosses,
     decisive,
     future_note,
+    limit_amount,
     make_finding,
     measurement_evidence,
+    number,
     observation_problems,
     problem_evidence,
     rule,
     short_date,
+    source_name,
     split_future,
 )
 
@@ -106,7 +111,7 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
             report.add(
                 f"{key}-future", Status.CANNOT_EVALUATE, Severity.MODERATE,
                 f"{analyte.label} result dated in the future ({short_date(future[0].effective)}): not evidence",
-                f"{future_note(future)}: dated after now ({now.date().isoformat()}), so it is not current evidence "
+                f"{future_note(future)}: dated after now ({short_date(now)}), so it is not current evidence "
                 "and cannot clear the threshold; it may be the newest result with a wrong date. Check its date.",
                 [measurement_evidence(r, f"{analyte.label} (future-dated)") for r in future],
                 [f"a correctly dated {analyte.label} result"],
@@ -180,10 +185,10 @@ def _assess_latest(
         why = latest.unit_problem or "value is not a quantity"
         report.add(
             f"{key}-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"{analyte.label} on {when} cannot be read ({latest.ref})",
-            f"The latest {analyte.label} result {latest.ref} ({ev.value or 'no value'}) "
+            f"{analyte.label} on {when} cannot be read: {why}",
+            f"The latest {analyte.label} result {latest.ref} ({humanise_quantity(ev.value, m) or 'no value'}) "
             f"cannot be used: {why}.",
-            [ev], [f"{analyte.label} with a known unit ({latest.ref})"],
+            [ev], [f"{analyte.label} with a known unit"],
         )
         return
     max_age = m.policy.labs.result_max_age_days
@@ -194,13 +199,13 @@ def _assess_latest(
             f"{key}-stale", Status.CANNOT_EVALUATE,
             Severity.MODERATE if _is_core(report.rule, key, m) else Severity.LOW,
             f"Latest {analyte.label} is from {when}, older than {max_age.value:g} days: repeat it",
-            f"The latest {analyte.label} ({ev.value}, {when}, {latest.ref}) is too old to clear the "
-            "threshold "
+            f"The latest {analyte.label} ({humanise_quantity(ev.value, m)}, {when}, {latest.ref}) is too old "
+            "to clear the threshold "
             f"(limit {max_age.value:g} days: {max_age.source}).",
             [ev], [f"{analyte.label} from the last {max_age.value:g} days"],
         )
         return
-    shown = f"{analyte.label} {latest.value:.4g} {latest.unit} ({when}){prelim}"
+    shown = f"{analyte.label} {amount(latest, m)} ({when}){prelim}"
     th = analyte.threshold
     if th is None:
         report.checked.append(shown)
@@ -208,22 +213,21 @@ def _assess_latest(
         return
     comparator = latest.quantity.comparator if latest.quantity else None
     crossed = crosses(latest.value, comparator, th)
-    limit = f"{'<' if th.direction == 'below' else '>'} {th.value:g} {latest.unit}"
+    limit = f"{th.direction} {limit_amount(th.value, latest.unit, m)}"
     if crossed is None:
         report.add(
             f"{key}-undecidable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"{analyte.label} reported as {ev.value} ({latest.ref}): cannot tell if {limit}",
-            f"{latest.ref} reports {analyte.label} {ev.value} on {when}; with that comparator the value "
-            f"may or may not be {limit}. Ask the lab for the value.",
-            [ev], [f"an exact {analyte.label} value ({latest.ref})"],
+            f"{analyte.label} reported as {humanise_quantity(ev.value, m)} on {when}: cannot tell if {limit}",
+            f"{latest.ref} reports {analyte.label} {humanise_quantity(ev.value, m)} on {when}; with that "
+            f"comparator the value may or may not be {limit}. Ask the lab for the value.",
+            [ev], [f"an exact {analyte.label} value"],
         )
     elif crossed:
         word = "low" if th.direction == "below" else "high"
         report.add(
             f"{key}-{word}", Status(th.status), th.severity,
-            f"{analyte.label} {word}: {ev.value} on {when} ({limit}){prelim}",
-            f"{analyte.label} {ev.value} (= {latest.value:.4g} {latest.unit}) on {when}{prelim} is {limit}. "
-            + _threshold_note(th),
+            f"{analyte.label} {word}: {amount(latest, m)} on {when} ({limit}){prelim}",
+            f"{analyte.label} {amount(latest, m)} on {when}{prelim} is {limit}. " + _threshold_note(th, m),
             [ev],
         )
     else:
@@ -231,15 +235,15 @@ def _assess_latest(
         report.evidence.append(ev)
 
 
-def _threshold_note(th: Threshold) -> str:
-    parts = [f"Source: {th.source}."]
+def _threshold_note(th: Threshold, m: Mappings) -> str:
+    parts = [f"Source: {source_name(th.source, m)}."]
     if th.action:
         parts.append(th.action)
     elif th.status == "hold":
         parts.append("Withhold azathioprine and discuss with the specialist.")
     if th.unverified:
         parts.append("This threshold is UNVERIFIED (a configurable choice).")
-    parts += [f"Alternative {value}: {text}." for value, text in th.alternatives.items()]
+    parts += [f"Alternative {value}: {humanise_text(text, m)}." for value, text in th.alternatives.items()]
     return " ".join(parts)
 
 
@@ -252,7 +256,8 @@ def _exact(results: tuple[Measurement, ...]) -> list[Measurement]:
 
 
 def _assess_trend(report: _Report, key: str, analyte: Analyte, results: tuple[Measurement, ...]) -> None:
-    trend = report.m.policy.labs.trend
+    m = report.m
+    trend = m.policy.labs.trend
     window = _exact(results)[: trend.results]
     if len(window) < trend.results:
         return
@@ -264,19 +269,20 @@ def _assess_trend(report: _Report, key: str, analyte: Analyte, results: tuple[Me
     if fall > trend.fall_percent.value:
         report.add(
             f"{key}-falling", Status.CAUTION, Severity.MODERATE,
-            f"{analyte.label} falling: {oldest.value:.4g} to {newest.value:.4g} {newest.unit} "
+            f"{analyte.label} falling: {number(oldest, m)} to {amount(newest, m)} "
             f"(-{fall:.0f} %) over {len(window)} results",
-            f"{analyte.label} fell {fall:.0f} % from {oldest.value:.4g} ({short_date(oldest.effective)}) to "
-            f"{newest.value:.4g} {newest.unit} ({short_date(newest.effective)}) over the last "
-            f"{len(window)} results (warning above {trend.fall_percent.value:g} %: "
-            f"{trend.fall_percent.source}). The label advises reducing or suspending azathioprine for a "
-            "rapid fall in the white count.",
+            f"{analyte.label} fell {fall:.0f} % from {number(oldest, m)} ({short_date(oldest.effective)}) to "
+            f"{amount(newest, m)} ({short_date(newest.effective)}) over the last "
+            f"{len(window)} results (warning above {trend.fall_percent.value:g} %, "
+            f"{source_name(trend.fall_percent.source, m)}). The label advises reducing or suspending "
+            "azathioprine for a rapid fall in the white count.",
             [measurement_evidence(r, analyte.label) for r in reversed(window)],
         )
 
 
 def _assess_creatinine_rise(report: _Report, analyte: Analyte, results: tuple[Measurement, ...]) -> None:
-    policy = report.m.policy.labs.creatinine_rise
+    m = report.m
+    policy = m.policy.labs.creatinine_rise
     exact = _exact(results)
     if len(exact) < 2:
         return
@@ -295,12 +301,13 @@ def _assess_creatinine_rise(report: _Report, analyte: Analyte, results: tuple[Me
     if rise > policy.percent.value:
         report.add(
             "creatinine-rising", Status.CAUTION, Severity.MODERATE,
-            f"Creatinine up {rise:.0f} %: {baseline.value:.4g} to {latest.value:.4g} {latest.unit} "
+            f"Creatinine up {rise:.0f} %: {number(baseline, m)} to {amount(latest, m)} "
             f"within {policy.months_window_days} days",
-            f"{analyte.label} rose {rise:.0f} % from {baseline.value:.4g} "
+            f"{analyte.label} rose {rise:.0f} % from {number(baseline, m)} "
             f"({short_date(baseline.effective)}) to "
-            f"{latest.value:.4g} {latest.unit} ({short_date(latest.effective)}) (warning above "
-            f"{policy.percent.value:g} % in {policy.months_window_days} days: {policy.percent.source}).",
+            f"{amount(latest, m)} ({short_date(latest.effective)}) (warning above "
+            f"{policy.percent.value:g} % in {policy.months_window_days} days, "
+            f"{source_name(policy.percent.source, m)}).",
             [measurement_evidence(baseline, analyte.label), measurement_evidence(latest, analyte.label)],
         )
 
@@ -350,15 +357,16 @@ def _egfr_from_creatinine(report: _Report, record: PatientRecord, now: datetime)
     value = (ckd.multiplier * min(scr / kappa, 1) ** alpha * max(scr / kappa, 1) ** ckd.exponent_above_kappa
              * ckd.age_base ** age * (ckd.female_factor if sex == "female" else 1.0))
     unit = m.units.dimensions[egfr.dimension].canonical
-    shown = (f"eGFR {value:.0f} {unit} estimated by CKD-EPI 2021 from creatinine {creat.value:.4g} {creat.unit} "
+    egfr_shown = limit_amount(round(value), unit, m)
+    shown = (f"eGFR {egfr_shown} estimated by CKD-EPI 2021 from creatinine {amount(creat, m)} "
              f"({short_date(creat.effective)}; {sex}, age {age})")
     th = egfr.threshold
     crossed = crosses(value, None, th) if th is not None else False
     if crossed and th is not None:
         report.add(
             "egfr-low", Status(th.status), th.severity,
-            f"eGFR low: {value:.0f} {unit} (CKD-EPI 2021 from creatinine, {short_date(creat.effective)})",
-            f"{shown} is below {th.value:g} {unit}. {ckd.source}. " + _threshold_note(th),
+            f"eGFR low: {egfr_shown} (CKD-EPI 2021 from creatinine, {short_date(creat.effective)})",
+            f"{shown} is below {limit_amount(th.value, unit, m)}. {ckd.source}. " + _threshold_note(th, m),
             [ev],
         )
     else:
