@@ -122,13 +122,22 @@ def _check(args: argparse.Namespace) -> int:
 def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -> int:
     from azaguard.fhir.client import FhirClient
     from azaguard.fhir.errors import FhirError
+    from azaguard.fhir.memory import CACHE_FILE, ServerMemory, cache_dir
     from azaguard.service import check_on_server
 
     token = os.environ.get(TOKEN_ENV) or None
+    # A process per patient: what was learnt about the server (batch refused) is kept on disk a while.
+    memory = ServerMemory(cache_dir() / CACHE_FILE)
     try:
         with FhirClient(args.fhir_url, token=token) as client:
             result = check_on_server(
-                client, args.patient, mappings=mappings, now=now, write=args.write, dry_run=args.dry_run
+                client,
+                args.patient,
+                mappings=mappings,
+                now=now,
+                write=args.write,
+                dry_run=args.dry_run,
+                memory=memory,
             )
     except FhirError as exc:
         print(f"azaguard: FHIR server error: {exc}", file=sys.stderr)

@@ -7,27 +7,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from azaguard.alerts import (
-    ExistingAlert,
-    WriteOutcome,
-    device_resource,
-    ensure_device,
-    fetch_alert_resources,
-    plan_alerts,
-    summarise_existing,
-    write_alerts,
-)
-from azaguard.alerts import dry_run as alerts_dry_run
-from azaguard.fhir.client import FhirClient
-from azaguard.fhir.errors import AuthDenied, FhirError
-from azaguard.fhir.gather import gather
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings
 from azaguard.record import PatientInfo, PatientRecord, build_record
 from azaguard.resources import InputError, ResourceSet
 from azaguard.rules import evaluate
+
+# The server path (httpx, the write models) is imported when used: a Bundle check never loads it.
+if TYPE_CHECKING:
+    from azaguard.alerts import ExistingAlert, WriteOutcome
+    from azaguard.fhir.client import FhirClient
+    from azaguard.fhir.memory import ServerMemory
 
 
 @dataclass
@@ -77,19 +69,26 @@ def check_on_server(
     now: datetime,
     write: bool = False,
     dry_run: bool = False,
+    memory: ServerMemory | None = None,
 ) -> CheckResult:
     """Gather one patient from the server, evaluate, and (optionally) write the alerts back.
 
+    Reading takes one request (the record and the alerts already in the chart in one batch).
     Raises FhirError when the record cannot be gathered (never evaluates a partial record).
     Write failures do not raise: they are in `result.writes` with outcome "failed".
     """
+    from azaguard.alerts import device_resource, own_alerts, plan_alerts, summarise_existing
+    from azaguard.alerts import dry_run as alerts_dry_run
+    from azaguard.fhir.gather import gather
+
     before = client.request_count
-    gathered = gather(client, patient_id, mappings, now)
+    gathered = gather(client, patient_id, mappings, now, memory=memory)
     record = build_record(gathered.resources, mappings)
     if record.patient is None:
         raise InputError(f"Patient/{patient_id} was not returned by the server")
     findings = evaluate(record, mappings, now)
-    issues, flags, alerts_problem = _existing(client, patient_id)
+    issues, flags = own_alerts(gathered.alert_issues or [], gathered.alert_flags or [])
+    alerts_problem = gathered.alerts_problem
     result = CheckResult(
         patient_ref=record.patient.ref,
         patient=record.patient,
@@ -114,7 +113,10 @@ def check_on_server(
 
 
 def _existing(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
-    """azaguard's alerts already in the chart; a refusal to show them does not hide the findings."""
+    """azaguard's alerts in the chart after a write; a refusal to show them does not hide the findings."""
+    from azaguard.alerts import fetch_alert_resources
+    from azaguard.fhir.errors import AuthDenied
+
     try:
         issues, flags = fetch_alert_resources(client, patient_id)
     except AuthDenied as exc:
@@ -130,6 +132,9 @@ def _write(
     now: datetime,
     device: dict[str, Any],
 ) -> list[WriteOutcome]:
+    from azaguard.alerts import WriteOutcome, ensure_device, plan_alerts, write_alerts
+    from azaguard.fhir.errors import FhirError
+
     try:
         device_ref = ensure_device(client, device)
     except FhirError as exc:
