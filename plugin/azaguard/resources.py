@@ -7,11 +7,12 @@ searchset Bundles) or a plain JSON array of resources.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 Resource = dict[str, Any]
 
@@ -66,16 +67,23 @@ class ResourceSet:
 def load_json_file(path: Path) -> ResourceSet:
     """Read a Bundle or JSON array from a file; raises InputError with a clear message."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not UTF-8 text") from exc
+    return resource_set_from_json(parse_json(raw, str(path)))
+
+
+def parse_json(raw: bytes, what: str) -> Any:
+    """Decode JSON bytes (orjson: several times faster than the stdlib on multi-MB records);
+    raises InputError naming `what`, where and why."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
-    return resource_set_from_json(data)
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{what} is not UTF-8 text") from exc
+        raise InputError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
 
 
 def resource_set_from_json(data: object) -> ResourceSet:
