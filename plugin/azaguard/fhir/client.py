@@ -9,10 +9,12 @@ sharing this one client (and its connection pool).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -176,6 +178,7 @@ class FhirClient:
             transport=transport,
             headers={"Accept": FHIR_JSON},
             follow_redirects=False,
+            verify=_tls_context(parts.scheme),
         )
 
     # -- lifecycle --------------------------------------------------------------
@@ -430,6 +433,18 @@ class FhirClient:
         if path.startswith(self.base_url):
             path = path[len(self.base_url) :].lstrip("/")
         return path or "(base)"
+
+
+def _tls_context(scheme: str) -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle costs ~40 ms, which a new
+    client per request (the app, a CLI run) would otherwise pay every time. An http:// server
+    never uses TLS (paging links may not leave its origin): it gets a context that trusts nothing."""
+    return _https_context() if scheme == "https" else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+@functools.cache
+def _https_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
 
 
 def _entries(entries: list[Resource] | Mapping[str, Any]) -> list[Resource]:
