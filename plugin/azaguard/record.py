@@ -10,6 +10,7 @@ the rules that would have read it say "cannot evaluate".
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,16 +18,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
-from fhir.resources.R4B.condition import Condition
-from fhir.resources.R4B.immunization import Immunization
-from fhir.resources.R4B.immunizationrecommendation import ImmunizationRecommendation
-from fhir.resources.R4B.medication import Medication
-from fhir.resources.R4B.medicationrequest import MedicationRequest
-from fhir.resources.R4B.observation import Observation
-from fhir.resources.R4B.patient import Patient
-from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
+from azaguard import fhirview
 from azaguard.mappings import Mappings
 from azaguard.resources import Resource, ResourceSet
 from azaguard.units import UnitError, normalise
@@ -204,9 +198,14 @@ _IGNORED_OBSERVATION_STATUSES = frozenset({"entered-in-error", "cancelled"})
 # --- building -------------------------------------------------------------------
 
 
-def build_record(resources: ResourceSet, mappings: Mappings, *, ordering_context: bool = False) -> PatientRecord:
-    """Reduce a patient's raw resources to the snapshot the rules read."""
-    builder = _Builder(resources, mappings)
+def build_record(
+    resources: ResourceSet, mappings: Mappings, *, ordering_context: bool = False, full_validation: bool = False
+) -> PatientRecord:
+    """Reduce a patient's raw resources to the snapshot the rules read.
+
+    Each resource is checked on the elements the rules read (fhirview); `full_validation` validates
+    every element with fhir.resources instead (slower; the comparison tests use it)."""
+    builder = _Builder(resources, mappings, full_validation=full_validation)
     for raw in resources.resources:
         builder.add(raw)
     return PatientRecord(
@@ -221,8 +220,9 @@ def build_record(resources: ResourceSet, mappings: Mappings, *, ordering_context
 
 
 class _Builder:
-    def __init__(self, resources: ResourceSet, mappings: Mappings) -> None:
+    def __init__(self, resources: ResourceSet, mappings: Mappings, *, full_validation: bool = False) -> None:
         self.resources = resources
+        self.full_validation = full_validation
         self.m = mappings
         self.loinc_to_analyte: dict[str, str] = {}
         for key, a in mappings.analytes.analytes.items():
@@ -252,9 +252,16 @@ class _Builder:
                 ParseProblem(ref=_ref_of(raw), resource_type=rtype, error=_short_error(exc), codes=_raw_codes(raw))
             )
 
+    def _parse(self, raw: Resource, resource_type: str) -> Any:
+        """The resource as typed objects: checked on what the rules read, or fully by fhir.resources."""
+        if self.full_validation:
+            module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")
+            return getattr(module, resource_type).model_validate(raw)
+        return fhirview.read(raw, resource_type)
+
     # -- Patient --
     def _patient(self, raw: Resource) -> None:
-        p = Patient.model_validate(raw)
+        p = self._parse(raw, "Patient")
         name = None
         if p.name:
             n = p.name[0]
@@ -265,7 +272,7 @@ class _Builder:
 
     # -- MedicationRequest: a drug order, or a vaccine order when coded with CVX --
     def _medication_request(self, raw: Resource) -> None:
-        mr = MedicationRequest.model_validate(raw)
+        mr = self._parse(raw, "MedicationRequest")
         ref = _ref_of(raw)
         concept, med_ref, problem = self._medication_of(mr, raw)
         if concept is not None and concept.codes_in(self.m.systems.cvx):
@@ -309,7 +316,7 @@ class _Builder:
         if target is None or target.get("resourceType") != "Medication":
             fallback = Concept(text=display) if display else None
             return fallback, reference, f"Medication {reference} not found in the record"
-        med = Medication.model_validate(target)
+        med = self._parse(target, "Medication")
         concept = _concept(med.code) if med.code else Concept()
         # Ingredients make a Medication without its own code recognisable.
         extra = [_concept(i.itemCodeableConcept) for i in (med.ingredient or []) if i.itemCodeableConcept is not None]
@@ -337,7 +344,7 @@ class _Builder:
         return False
 
     def _observation(self, raw: Resource) -> None:
-        obs = Observation.model_validate(raw)
+        obs = self._parse(raw, "Observation")
         status = str(obs.status)
         if status in _IGNORED_OBSERVATION_STATUSES:
             return
@@ -415,14 +422,14 @@ class _Builder:
 
     # -- vaccines --
     def _immunization(self, raw: Resource) -> None:
-        imm = Immunization.model_validate(raw)
+        imm = self._parse(raw, "Immunization")
         when = _as_datetime(imm.occurrenceDateTime) or _as_datetime(imm.recorded)
         self.vaccines.append(
             VaccineEvent(_ref_of(raw), "Immunization", _concept(imm.vaccineCode), str(imm.status), when)
         )
 
     def _recommendation(self, raw: Resource) -> None:
-        rec = ImmunizationRecommendation.model_validate(raw)
+        rec = self._parse(raw, "ImmunizationRecommendation")
         ref = _ref_of(raw)
         for item in rec.recommendation or []:
             codes = [_concept(c) for c in (item.vaccineCode or [])]
@@ -438,7 +445,7 @@ class _Builder:
             self.vaccines.append(VaccineEvent(ref, "ImmunizationRecommendation", vaccine, status, when))
 
     def _service_request(self, raw: Resource) -> None:
-        sr = ServiceRequest.model_validate(raw)
+        sr = self._parse(raw, "ServiceRequest")
         if sr.code is None:
             return
         concept = _concept(sr.code)
@@ -449,7 +456,7 @@ class _Builder:
 
     # -- Condition --
     def _condition(self, raw: Resource) -> None:
-        c = Condition.model_validate(raw)
+        c = self._parse(raw, "Condition")
         self.conditions.append(
             ConditionEntry(
                 ref=_ref_of(raw),
