@@ -259,27 +259,33 @@ _CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
 
 
 class Element:
-    """One resource or data type, reduced to the SCHEMA elements that are present."""
+    """One resource or data type, reduced to the SCHEMA elements that are present.
 
-    __slots__ = ("_type", "_values")
-
-    def __init__(self, type_name: str, values: dict[str, Any]) -> None:
-        self._type = type_name
-        self._values = values
+    Each SCHEMA type is a subclass whose class attributes are its elements, all None: a present
+    element is found in the instance's __dict__, an absent one reads None, and a name that is not
+    an element falls through to __getattr__ (a SchemaError)."""
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            if name in SCHEMA[self._type]:
-                return None
-            raise SchemaError(f"{self._type}.{name} is not in fhirview.SCHEMA") from None
+        raise SchemaError(f"{type(self).__name__}.{name} is not in fhirview.SCHEMA")
 
     def __repr__(self) -> str:
-        return f"{self._type}({self._values!r})"
+        return f"{type(self).__name__}({self.__dict__!r})"
 
 
-def read(raw: dict[str, Any], resource_type: str | None = None) -> Element:
+# type -> element -> (is a list, primitive check or None, the type)
+_Plan = dict[str, tuple[bool, Callable[[object], object] | None, str]]
+_PLANS: dict[str, _Plan] = {
+    type_name: {
+        name: (spec.endswith("*"), PRIMITIVES.get(spec.rstrip("*")), spec.rstrip("*")) for name, spec in fields.items()
+    }
+    for type_name, fields in SCHEMA.items()
+}
+_CLASSES: dict[str, type[Element]] = {
+    type_name: type(type_name, (Element,), dict.fromkeys(fields)) for type_name, fields in SCHEMA.items()
+}
+
+
+def read(raw: dict[str, Any], resource_type: str | None = None) -> Any:
     """`raw` (a resource's JSON object) reduced and checked; raises FhirDataError naming the element."""
     rtype = resource_type or raw.get("resourceType")
     if not isinstance(rtype, str) or rtype not in SCHEMA:
@@ -292,7 +298,6 @@ def read(raw: dict[str, Any], resource_type: str | None = None) -> Element:
 def _element(raw: object, type_name: str, path: str) -> Element:
     if not isinstance(raw, dict):
         raise FhirDataError(f"invalid {path.rstrip('.') or type_name}: expected an object")
-    fields = SCHEMA[type_name]
     for group in _CHOICES.get(type_name, ()):
         present = [n for n in group if raw.get(n) is not None]
         if len(present) > 1:
@@ -300,23 +305,25 @@ def _element(raw: object, type_name: str, path: str) -> Element:
     for name in REQUIRED.get(type_name, ()):
         if raw.get(name) is None:
             raise FhirDataError(f"invalid {path}{name}: required")
+    plan = _PLANS[type_name]
     values: dict[str, Any] = {}
-    for name, spec in fields.items():
-        value = raw.get(name)
-        if value is None:
-            continue
-        if spec.endswith("*"):
+    for name, value in raw.items():
+        entry = plan.get(name)
+        if entry is None or value is None:
+            continue  # not read by the rules: not checked
+        is_list, check, item_type = entry
+        if is_list:
             if not isinstance(value, list):
                 raise FhirDataError(f"invalid {path}{name}: expected a list")
-            item_type = spec[:-1]
-            values[name] = [_value(v, item_type, f"{path}{name}.{i}") for i, v in enumerate(value)]
+            values[name] = [_value(v, check, item_type, f"{path}{name}.{i}") for i, v in enumerate(value)]
         else:
-            values[name] = _value(value, spec, f"{path}{name}")
-    return Element(type_name, values)
+            values[name] = _value(value, check, item_type, f"{path}{name}")
+    element = _CLASSES[type_name].__new__(_CLASSES[type_name])
+    element.__dict__ = values
+    return element
 
 
-def _value(value: object, type_name: str, path: str) -> Any:
-    check = PRIMITIVES.get(type_name)
+def _value(value: object, check: Callable[[object], object] | None, type_name: str, path: str) -> Any:
     if check is None:
         return _element(value, type_name, path + ".")
     try:

@@ -328,18 +328,18 @@ class _Builder:
 
     # -- Observation --
     def _observation_wanted(self, raw: Resource) -> bool:
-        codes = _raw_codes(raw)
+        """Whether an Observation may be one the rules read (a mapped code, or codes that cannot be read).
+        Runs on every Observation of the record (hundreds in a Synthea file): plain dict reads only."""
+        codes = _raw_code_values(raw.get("code"))
         if not codes:
             return True  # unreadable code: parse it so a failure is recorded, not skipped
-        if any(c.code in self.loinc_to_analyte for c in codes):
+        wanted = self.loinc_to_analyte
+        if any(c in wanted for c in codes):
             return True
         components = raw.get("component")
         if isinstance(components, list):
             for comp in components:
-                if any(
-                    c.code in self.loinc_to_analyte
-                    for c in _codes_of(comp.get("code") if isinstance(comp, dict) else None)
-                ):
+                if isinstance(comp, dict) and any(c in wanted for c in _raw_code_values(comp.get("code"))):
                     return True
         return False
 
@@ -512,6 +512,14 @@ def _codes_of(cc: object) -> tuple[Code, ...]:
         for c in codings
         if isinstance(c, dict) and isinstance(c.get("code"), str)
     )
+
+
+def _raw_code_values(cc: object) -> list[str]:
+    """The code strings of a raw CodeableConcept (what _codes_of reads, without building Codes)."""
+    codings = cc.get("coding") if isinstance(cc, dict) else None
+    if not isinstance(codings, list):
+        return []
+    return [c["code"] for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)]
 
 
 def _raw_codes(raw: Mapping[str, Any]) -> tuple[Code, ...]:

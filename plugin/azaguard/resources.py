@@ -36,9 +36,10 @@ class ResourceSet:
         if isinstance(full_url, str) and full_url:
             self.index.setdefault(full_url, resource)
             # An absolute URL also answers to its relative Type/id tail.
-            parts = full_url.rstrip("/").split("/")
-            if len(parts) >= 2 and not full_url.startswith("urn:"):
-                self.index.setdefault(f"{parts[-2]}/{parts[-1]}", resource)
+            if not full_url.startswith("urn:"):
+                parts = full_url.rstrip("/").split("/")
+                if len(parts) >= 2:
+                    self.index.setdefault(f"{parts[-2]}/{parts[-1]}", resource)
 
     def resolve(self, reference: str) -> Resource | None:
         """The resource a reference points at, if it is in this set."""
