@@ -19,7 +19,20 @@ from azaguard.fhir import memory as memory_module
 from azaguard.fhir.memory import ServerMemory
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.service import check_on_server
-from tests.fhir.test_gather_httpx import BASE, NOW, FakeFhir, Res, medication, order, outcome, patient, wbc
+from tests.fhir.test_gather_httpx import (
+    BASE,
+    BATCH,
+    NOW,
+    RECORD_BATCH,
+    RECORD_SEARCHES,
+    FakeFhir,
+    Res,
+    medication,
+    order,
+    outcome,
+    patient,
+    wbc,
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +95,7 @@ def test_existing_alerts_come_in_the_same_batch_and_other_patients_alerts_are_dr
     fake = serve(FakeFhir([*record(), issue("d-p2", "p2"), flag("f-p2", "p2")]))
     fake.ignore_patient_for |= {"DetectedIssue", "Flag"}  # a server without these search parameters
     got = gather(client, "p1", mappings, NOW)
-    assert fake.log == ["POST batch(10)"] and got.requests == 1
+    assert fake.log == [BATCH] and got.requests == 1
     assert [r["id"] for r in got.alert_issues or []] == ["d1", "d-other"]
     assert [r["id"] for r in got.alert_flags or []] == ["f1"]
     assert got.alerts_problem is None
@@ -96,7 +109,7 @@ def test_without_alerts_the_batch_holds_only_the_record(
 ) -> None:
     fake = serve(FakeFhir(record()))
     got = gather(client, "p1", mappings, NOW, alerts=False)
-    assert fake.log == ["POST batch(8)"]
+    assert fake.log == [RECORD_BATCH]
     assert got.alert_issues is None and got.alerts_problem is None
 
 
@@ -158,7 +171,7 @@ def test_fallback_sends_its_searches_at_once(httpx_mock: HTTPXMock, client: Fhir
     httpx_mock.add_callback(handler, is_reusable=True)
     got = gather(client, "p1", mappings, NOW)
     assert got.method == "concurrent"
-    assert peak == 10  # the Patient read, 7 record searches and 2 alert searches, all in flight together
+    assert peak == 1 + RECORD_SEARCHES + 2  # the Patient read, the record and alert searches, all in flight
 
 
 def test_a_busy_server_is_not_taken_for_one_without_batch(
@@ -188,7 +201,7 @@ def test_refusal_is_kept_on_disk_for_the_next_process_and_expires(
     fake.batch = True  # the server gained batch; once the entry expires it is tried again
     later = ServerMemory(path, ttl=60, clock=lambda: clock[0] + 61)
     got = gather(client, "p1", mappings, NOW, memory=later)
-    assert got.method == "batch" and fake.log == ["POST batch(10)"]
+    assert got.method == "batch" and fake.log == [BATCH]
 
 
 def test_an_unreadable_cache_file_only_costs_a_try(tmp_path: Path) -> None:
@@ -205,7 +218,7 @@ def test_check_on_server_reads_record_and_existing_alerts_in_one_request(
 ) -> None:
     fake = serve(FakeFhir(record()))
     result = check_on_server(client, "p1", mappings=mappings, now=NOW)
-    assert fake.log == ["POST batch(10)"]
+    assert fake.log == [BATCH]
     assert result.requests == 1
     # azaguard's own alerts only (d-other has another system's identifier).
     assert sorted(a.reference for a in result.existing_alerts) == ["DetectedIssue/d1", "Flag/f1"]
@@ -225,7 +238,7 @@ def test_a_whole_batch_refused_for_the_alerts_is_sent_again_without_them(
 
     httpx_mock.add_callback(handler, is_reusable=True)
     got = gather(client, "p1", mappings, NOW)
-    assert fake.log == ["POST refused", "POST batch(8)"]
+    assert fake.log == ["POST refused", RECORD_BATCH]
     assert got.method == "batch" and got.requests == 2
     assert got.alerts_problem is not None and got.alert_issues is None
     assert "Observation/o1" in {f"{r['resourceType']}/{r['id']}" for r in got.resources.resources}

@@ -21,6 +21,10 @@ from azaguard.record import build_record
 
 BASE = "http://127.0.0.1:8999/fhir"
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+# The batch: the Patient read, the record's searches and the two alert searches.
+RECORD_SEARCHES = len(plan_searches("p1", load_mappings(), NOW))
+BATCH = f"POST batch({1 + RECORD_SEARCHES + 2})"
+RECORD_BATCH = f"POST batch({1 + RECORD_SEARCHES})"
 Res = dict[str, Any]
 
 
@@ -107,7 +111,7 @@ class FakeFhir:
         self.include = True
         self.ignore_patient_for: set[str] = set()
         self.entry_override: dict[str, tuple[int, Res | None]] = {}  # resource type -> (status, outcome)
-        self.log: list[str] = []  # "GET Observation", "POST batch(10)"
+        self.log: list[str] = []  # "GET Observation", BATCH
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/fhir").lstrip("/")
@@ -251,7 +255,7 @@ def test_small_record_comes_in_exactly_one_batch_request(
     got = gather(client, "p1", mappings, NOW)
     assert got.method == "batch"
     assert got.requests == 1
-    assert fake.log == ["POST batch(10)"]
+    assert fake.log == [BATCH]
     assert ids(got.resources) == {
         "Patient/p1",
         "Medication/aza",
@@ -267,7 +271,7 @@ def test_first_gather_on_a_new_client_sends_no_metadata_request(
 ) -> None:
     fake = serve(FakeFhir(small_record()))
     got = gather(client, "p1", mappings, NOW)
-    assert fake.log == ["POST batch(10)"]
+    assert fake.log == [BATCH]
     assert got.requests == 1
 
 
@@ -287,7 +291,7 @@ def test_medication_not_included_is_fetched_by_one_follow_up_batch(
     fake.include = False
     fake.log.clear()
     got = gather(client, "p1", mappings, NOW)
-    assert fake.log == ["POST batch(10)", "POST batch(2)"]
+    assert fake.log == [BATCH, "POST batch(2)"]
     assert got.requests == 2
     assert {"Medication/aza", "Medication/pred"} <= ids(got.resources)
 
@@ -309,7 +313,7 @@ def test_search_with_more_pages_follows_next_links(
     fake.log.clear()
     got = gather(client, "p1", mappings, NOW)
     assert ids(got.resources) >= {f"Observation/o{i}" for i in range(5)}
-    assert fake.log == ["POST batch(10)", "GET Observation", "GET Observation"]
+    assert fake.log == [BATCH, "GET Observation", "GET Observation"]
     assert got.requests == 3
 
 
@@ -331,7 +335,7 @@ def test_busy_search_entry_is_run_again_on_its_own(
     fake.entry_override["Observation"] = (503, None)
     fake.log.clear()
     got = gather(client, "p1", mappings, NOW)
-    assert fake.log == ["POST batch(10)", "GET Observation", "GET Observation"]  # both Observation searches
+    assert fake.log == [BATCH, "GET Observation", "GET Observation"]  # both Observation searches
     assert {"Observation/o1", "Observation/o2"} <= ids(got.resources)
 
 
@@ -365,7 +369,7 @@ def test_batch_response_with_a_non_bundle_search_is_a_protocol_error(
     httpx_mock: HTTPXMock, client: FhirClient, mappings: Mappings
 ) -> None:
     entries = [{"resource": patient(), "response": {"status": "200 OK"}}] + [
-        {"resource": patient(), "response": {"status": "200 OK"}} for _ in range(9)
+        {"resource": patient(), "response": {"status": "200 OK"}} for _ in range(RECORD_SEARCHES + 2)
     ]
     httpx_mock.add_response(
         method="POST", url=BASE, json={"resourceType": "Bundle", "type": "batch-response", "entry": entries}
@@ -378,9 +382,11 @@ def test_batch_response_with_a_non_bundle_search_is_a_protocol_error(
 
 
 FALLBACK_GETS = [
-    "GET Patient/p1", "GET MedicationRequest", "GET Observation", "GET Observation", "GET Condition",
-    "GET Immunization", "GET ImmunizationRecommendation", "GET ServiceRequest", "GET DetectedIssue", "GET Flag",
-]  # fmt: skip
+    "GET Patient/p1",
+    *(f"GET {s.resource_type}" for s in plan_searches("p1", load_mappings(), NOW)),
+    "GET DetectedIssue",
+    "GET Flag",
+]
 
 
 def test_refused_batch_falls_back_to_the_same_searches_and_is_remembered(
@@ -389,15 +395,15 @@ def test_refused_batch_falls_back_to_the_same_searches_and_is_remembered(
     fake = serve(FakeFhir(small_record(), batch=False))
     got = gather(client, "p1", mappings, NOW)
     assert got.method == "concurrent"
-    assert fake.log[0] == "POST batch(10)"  # tried, refused (405); no metadata asked first
+    assert fake.log[0] == BATCH  # tried, refused (405); no metadata asked first
     assert sorted(fake.log[1:]) == sorted(FALLBACK_GETS)
-    assert got.requests == 11
+    assert got.requests == 1 + 1 + RECORD_SEARCHES + 2
     assert got.alert_issues == [] and got.alert_flags == []
     fake.log.clear()
     again = gather(client, "p1", mappings, NOW)  # the process remembers: straight to the fallback
     assert again.method == "concurrent"
     assert sorted(fake.log) == sorted(FALLBACK_GETS)
-    assert again.requests == 10
+    assert again.requests == 1 + RECORD_SEARCHES + 2
     assert ids(got.resources) == {
         "Patient/p1",
         "Medication/aza",

@@ -47,7 +47,7 @@ from azaguard.resources import ResourceSet
 PAGE_SIZE = 200
 OBSERVATION_PAGE_SIZE = 1000
 # Threads for the no-batch path: one per search (all at once), bounded so a scan cannot flood the server.
-MAX_THREADS = 10
+MAX_THREADS = 16
 # Statuses with which a server says "I do not do batch" (rather than "your batch is wrong").
 _NO_BATCH_STATUSES = frozenset({400, 404, 405, 501})
 
