@@ -70,10 +70,11 @@ def check_on_server(
     write: bool = False,
     dry_run: bool = False,
     memory: ServerMemory | None = None,
+    read_alerts: bool = True,
 ) -> CheckResult:
     """Gather one patient from the server, evaluate, and (optionally) write the alerts back.
 
-    Reading takes one request (the record and the alerts already in the chart in one batch).
+    Reading takes one request (the record and, with `read_alerts`, the alerts already in the chart).
     Raises FhirError when the record cannot be gathered (never evaluates a partial record).
     Write failures do not raise: they are in `result.writes` with outcome "failed".
     """
@@ -82,13 +83,15 @@ def check_on_server(
     from azaguard.fhir.gather import gather
 
     before = client.request_count
-    gathered = gather(client, patient_id, mappings, now, memory=memory)
+    gathered = gather(client, patient_id, mappings, now, memory=memory, alerts=read_alerts)
     record = build_record(gathered.resources, mappings)
     if record.patient is None:
         raise InputError(f"Patient/{patient_id} was not returned by the server")
     findings = evaluate(record, mappings, now)
     issues, flags = own_alerts(gathered.alert_issues or [], gathered.alert_flags or [])
     alerts_problem = gathered.alerts_problem
+    if not read_alerts:
+        alerts_problem = "the granted access does not include reading the alerts already in the chart"
     result = CheckResult(
         patient_ref=record.patient.ref,
         patient=record.patient,

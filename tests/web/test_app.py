@@ -56,6 +56,7 @@ class Harness:
         now: datetime,
         write: bool = False,
         dry_run: bool = False,
+        read_alerts: bool = True,
     ) -> CheckResult:
         self.checks.append((patient_id, write))
         patient = client.read("Patient", patient_id)  # through the real FhirClient: 401 → AuthExpired
