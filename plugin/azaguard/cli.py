@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,9 +24,11 @@ from azaguard.resources import InputError
 
 if TYPE_CHECKING:
     from azaguard.service import CheckResult
+    from azaguard.terminology.server import TerminologyServer
 
 EXIT_OK, EXIT_INPUT, EXIT_SERVER, EXIT_WRITE_FAILED = 0, 2, 3, 4
 TOKEN_ENV = "AZAGUARD_FHIR_TOKEN"  # noqa: S105 - the variable's name, not a secret
+TERMINOLOGY_ENV = "AZAGUARD_TERMINOLOGY_SERVER"  # the site's FHIR terminology server, if any
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.add_argument("--write", action="store_true", help="write alerts (DetectedIssue, Flag) back to the server")
     check.add_argument("--dry-run", action="store_true", help="show the alerts that --write would write")
+    check.add_argument(
+        "--terminology-server",
+        default=os.environ.get(TERMINOLOGY_ENV) or None,
+        help="a FHIR terminology server for codes the local value sets do not know "
+        f"(default: ${TERMINOLOGY_ENV}; none: local value sets only)",
+    )
     _common(check)
 
     demo = sub.add_parser(
@@ -115,7 +124,8 @@ def _check(args: argparse.Namespace) -> int:
             raise InputError("--write/--dry-run need --fhir-url (a Bundle file has no chart to write to)")
         from azaguard.resources import load_json_file
 
-        result = check_resources(load_json_file(args.bundle), mappings=mappings, now=now)
+        with _terminology(args, mappings) as terminology:
+            result = check_resources(load_json_file(args.bundle), mappings=mappings, now=now, terminology=terminology)
         _print(result, args.format, writes=False)
         return EXIT_OK
     if not args.patient:
@@ -133,7 +143,7 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
     # A process per patient: what was learnt about the server (batch refused) is kept on disk a while.
     memory = ServerMemory(cache_dir() / CACHE_FILE)
     try:
-        with FhirClient(args.fhir_url, token=token) as client:
+        with FhirClient(args.fhir_url, token=token) as client, _terminology(args, mappings) as terminology:
             result = check_on_server(
                 client,
                 args.patient,
@@ -141,6 +151,7 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
                 now=now,
                 write=args.write,
                 dry_run=args.dry_run,
+                terminology=terminology,
                 memory=memory,
             )
     except FhirError as exc:
@@ -151,6 +162,23 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
         print(f"azaguard: {len(result.failed_writes)} alert write(s) failed; re-run to complete them", file=sys.stderr)
         return EXIT_WRITE_FAILED
     return EXIT_OK
+
+
+@contextmanager
+def _terminology(args: argparse.Namespace, mappings: Mappings) -> Iterator[TerminologyServer | None]:
+    """The site's terminology server client (closed afterwards), or None for local value sets only."""
+    if not args.terminology_server:
+        yield None
+        return
+    from azaguard.fhir.client import FhirClient
+    from azaguard.terminology.server import TerminologyServer
+
+    try:
+        client = FhirClient(args.terminology_server, strict_search=False)
+    except ValueError as exc:
+        raise InputError(f"--terminology-server: {exc}") from exc
+    with client:
+        yield TerminologyServer(client, mappings)
 
 
 def _print(result: CheckResult, fmt: str, *, writes: bool) -> None:

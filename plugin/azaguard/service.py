@@ -5,6 +5,7 @@ The CLI, the SMART web app, the demo and (later) the population scan all go thro
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from azaguard.alerts import ExistingAlert, WriteOutcome
     from azaguard.fhir.client import FhirClient
     from azaguard.fhir.memory import ServerMemory
+    from azaguard.terminology.server import TerminologyServer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,6 +39,8 @@ class CheckResult:
     existing_alerts: list[ExistingAlert] = field(default_factory=list)
     # Why the alerts already in the chart could not be read (e.g. no read scope for them), if so.
     existing_alerts_problem: str | None = None
+    # What went wrong on the way that did not stop the check (e.g. the terminology server failed).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failed_writes(self) -> list[WriteOutcome]:
@@ -42,13 +48,19 @@ class CheckResult:
 
 
 def check_resources(
-    resources: ResourceSet, *, mappings: Mappings, now: datetime, ordering_context: bool = False
+    resources: ResourceSet,
+    *,
+    mappings: Mappings,
+    now: datetime,
+    ordering_context: bool = False,
+    terminology: TerminologyServer | None = None,
 ) -> CheckResult:
     """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
     patients = resources.patients()
     if len(patients) > 1:
         ids = ", ".join(str(p.get("id")) for p in patients)
         raise InputError(f"the record holds {len(patients)} patients ({ids}); azaguard checks one patient at a time")
+    warnings = _enrich(resources, terminology)
     record = build_record(resources, mappings, ordering_context=ordering_context)
     findings = evaluate(record, mappings, now)
     return CheckResult(
@@ -58,7 +70,20 @@ def check_resources(
         findings=findings,
         evaluated_at=now,
         mappings_version=mappings.version,
+        warnings=warnings,
     )
+
+
+def _enrich(resources: ResourceSet, terminology: TerminologyServer | None) -> list[str]:
+    """Codes the local value sets do not know, asked of the site's terminology server (if configured)."""
+    if terminology is None:
+        return []
+    from azaguard.terminology.server import enrich
+
+    warnings = enrich(resources, terminology)
+    for w in warnings:
+        log.warning("%s", w)
+    return warnings
 
 
 def check_on_server(
@@ -69,6 +94,7 @@ def check_on_server(
     now: datetime,
     write: bool = False,
     dry_run: bool = False,
+    terminology: TerminologyServer | None = None,
     memory: ServerMemory | None = None,
     read_alerts: bool = True,
 ) -> CheckResult:
@@ -84,6 +110,7 @@ def check_on_server(
 
     before = client.request_count
     gathered = gather(client, patient_id, mappings, now, memory=memory, alerts=read_alerts)
+    warnings = _enrich(gathered.resources, terminology)
     record = build_record(gathered.resources, mappings)
     if record.patient is None:
         raise InputError(f"Patient/{patient_id} was not returned by the server")
@@ -101,6 +128,7 @@ def check_on_server(
         mappings_version=mappings.version,
         requests=client.request_count - before,
         existing_alerts_problem=alerts_problem,
+        warnings=warnings,
     )
     if write or dry_run:
         device = device_resource(mappings.version)

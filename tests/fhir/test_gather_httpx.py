@@ -463,7 +463,8 @@ def test_batch_entries_are_gets_of_the_patient_and_relative_searches(
     assert requests[0]["url"] == "Patient/p1"
     assert [r["url"].split("?")[0] for r in requests[1:]] == [
         "MedicationRequest", "Observation", "Observation", "Condition", "Immunization",
-        "ImmunizationRecommendation", "ServiceRequest", "DetectedIssue", "Flag",
+        "ImmunizationRecommendation", "MedicationStatement", "MedicationDispense", "MedicationAdministration",
+        "ServiceRequest", "DetectedIssue", "Flag",
     ]  # fmt: skip
     assert all("Patient/p1" in r["url"] for r in requests[1:])
 

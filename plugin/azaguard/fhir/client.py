@@ -201,6 +201,16 @@ class FhirClient:
         response = self._send("GET", self._url(path), retry=True)
         return self._resource(response, "GET", path, expected_type=resource_type)
 
+    def operation(self, resource_type: str, name: str, params: Params) -> Resource:
+        """A read-only type-level operation by GET ([base]/[type]/$[name]?params), e.g. CodeSystem/$lookup;
+        answers the Parameters resource."""
+        if not name.isidentifier():
+            raise ValueError(f"not an operation name: {name!r}")
+        query = search_url(resource_type, params).partition("?")[2]
+        path = f"{check_type(resource_type)}/${name}" + (f"?{query}" if query else "")
+        response = self._send("GET", self._url(path), retry=True)
+        return self._resource(response, "GET", f"{resource_type}/${name}", expected_type="Parameters")
+
     def search(self, resource_type: str, params: Params) -> list[Resource]:
         """Every matched and included resource, over all pages (OperationOutcome entries left out)."""
         return [r for page in self.search_pages(resource_type, params) for r in searchset_resources(page)]

@@ -20,6 +20,7 @@ RESOURCE_TYPES: frozenset[str] = frozenset(
         "MedicationRequest",
         "Medication",
         "MedicationStatement",
+        "MedicationDispense",
         "MedicationAdministration",
         "Observation",
         "Condition",
