@@ -37,6 +37,7 @@ from peers import Azaguard, AzaguardBefore, Fhirclient, Fhirpy
 from proxy import LatencyProxy
 
 from azaguard.fhir.client import FhirClient
+from azaguard.fhir.gather import plan_alert_searches, plan_searches
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.record import build_record
 from azaguard.resources import ResourceSet, parse_json, resource_set_from_json
@@ -66,13 +67,14 @@ def spread(values: list[float]) -> str:
 
 # --- 1. reading one patient -----------------------------------------------------------------------
 
+_GETS = 1 + len(plan_searches("p", load_mappings(), datetime.now(UTC))) + len(plan_alert_searches("p"))
 CLIENTS: list[tuple[str, str, type[Any], bool]] = [
     # label, how it sends, class, batch refused by the server
     ("azaguard before this branch", "metadata, batch, DetectedIssue, Flag: sequential", AzaguardBefore, False),
-    ("azaguard (this branch)", "1 batch: record + existing alerts", Azaguard, False),
-    ("azaguard, server refuses batch", "10 GETs at once (+1 refused POST when cold)", Azaguard, True),
-    ("fhirpy 2.3 AsyncFHIRClient + asyncio.gather", "10 GETs at once", Fhirpy, False),
-    ("fhirclient 4.4, one search after another", "10 GETs, sequential", Fhirclient, False),
+    ("azaguard (this branch)", f"1 batch of {_GETS} GETs: record + existing alerts", Azaguard, False),
+    ("azaguard, server refuses batch", f"{_GETS} GETs at once (+1 refused POST when cold)", Azaguard, True),
+    ("fhirpy 2.3 AsyncFHIRClient + asyncio.gather", f"{_GETS} GETs at once", Fhirpy, False),
+    ("fhirclient 4.4, one search after another", f"{_GETS} GETs, sequential", Fhirclient, False),
 ]
 
 

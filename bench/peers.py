@@ -1,4 +1,4 @@
-"""How other FHIR clients read the same patient: the same 10 GETs, each client in its usual style.
+"""How other FHIR clients read the same patient: the same GETs, each client in its usual style.
 
 Every reader returns the set of "Type/id" it received (matches and includes, OperationOutcomes left
 out), so the benchmark can check that every client read the same resources.
@@ -69,7 +69,7 @@ class AzaguardBefore(Azaguard):
 
 
 class Fhirpy:
-    """fhirpy's AsyncFHIRClient, the 10 GETs at once with asyncio.gather, pages followed."""
+    """fhirpy's AsyncFHIRClient, every GET at once with asyncio.gather, pages followed."""
 
     def __init__(self, base_url: str, m: Mappings, now: datetime) -> None:
         from fhirpy import AsyncFHIRClient

@@ -272,17 +272,28 @@ class Element:
         return f"{type(self).__name__}({self.__dict__!r})"
 
 
-# type -> element -> (is a list, primitive check or None, the type)
+# Per type, precomputed once: its choice groups, required elements, element plan and class.
+# The plan: element -> (is a list, primitive check or None, the element's type).
 _Plan = dict[str, tuple[bool, Callable[[object], object] | None, str]]
-_PLANS: dict[str, _Plan] = {
-    type_name: {
-        name: (spec.endswith("*"), PRIMITIVES.get(spec.rstrip("*")), spec.rstrip("*")) for name, spec in fields.items()
-    }
+_Spec = tuple[tuple[tuple[str, ...], ...], tuple[str, ...], _Plan, type[Element]]
+_SPECS: dict[str, _Spec] = {
+    type_name: (
+        _CHOICES.get(type_name, ()),
+        REQUIRED.get(type_name, ()),
+        {n: (spec.endswith("*"), PRIMITIVES.get(spec.rstrip("*")), spec.rstrip("*")) for n, spec in fields.items()},
+        type(type_name, (Element,), dict.fromkeys(fields)),
+    )
     for type_name, fields in SCHEMA.items()
 }
-_CLASSES: dict[str, type[Element]] = {
-    type_name: type(type_name, (Element,), dict.fromkeys(fields)) for type_name, fields in SCHEMA.items()
-}
+
+
+class _Invalid(Exception):
+    """An invalid element deep down; its path is assembled on the way up (never on the happy path)."""
+
+    def __init__(self, path: list[str], message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
 
 
 def read(raw: dict[str, Any], resource_type: str | None = None) -> Any:
@@ -292,41 +303,52 @@ def read(raw: dict[str, Any], resource_type: str | None = None) -> Any:
         raise SchemaError(f"no schema for {rtype!r}")
     if raw.get("resourceType") != rtype:
         raise FhirDataError(f"expected a {rtype}, got {raw.get('resourceType')!r}")
-    return _element(raw, rtype, "")
+    try:
+        return _element(raw, rtype)
+    except _Invalid as exc:
+        where = ".".join(reversed(exc.path)) or rtype
+        raise FhirDataError(f"invalid {where}: {exc.message}") from None
 
 
-def _element(raw: object, type_name: str, path: str) -> Element:
-    if not isinstance(raw, dict):
-        raise FhirDataError(f"invalid {path.rstrip('.') or type_name}: expected an object")
-    for group in _CHOICES.get(type_name, ()):
+def _element(raw: object, type_name: str) -> Element:
+    if type(raw) is not dict:
+        raise _Invalid([], "expected an object")
+    choices, required, plan, cls = _SPECS[type_name]
+    for group in choices:
         present = [n for n in group if raw.get(n) is not None]
         if len(present) > 1:
-            raise FhirDataError(f"invalid {path}{present[0]}: only one of {', '.join(present)} may be given")
-    for name in REQUIRED.get(type_name, ()):
+            raise _Invalid([present[0]], f"only one of {', '.join(present)} may be given")
+    for name in required:
         if raw.get(name) is None:
-            raise FhirDataError(f"invalid {path}{name}: required")
-    plan = _PLANS[type_name]
+            raise _Invalid([name], "required")
     values: dict[str, Any] = {}
     for name, value in raw.items():
         entry = plan.get(name)
         if entry is None or value is None:
             continue  # not read by the rules: not checked
         is_list, check, item_type = entry
-        if is_list:
-            if not isinstance(value, list):
-                raise FhirDataError(f"invalid {path}{name}: expected a list")
-            values[name] = [_value(v, check, item_type, f"{path}{name}.{i}") for i, v in enumerate(value)]
-        else:
-            values[name] = _value(value, check, item_type, f"{path}{name}")
-    element = _CLASSES[type_name].__new__(_CLASSES[type_name])
+        try:
+            if not is_list:
+                values[name] = _element(value, item_type) if check is None else check(value)
+                continue
+            if type(value) is not list:
+                raise _Invalid([], "expected a list")
+            items = []
+            for i, item in enumerate(value):
+                try:
+                    items.append(_element(item, item_type) if check is None else check(item))
+                except (_Invalid, FhirDataError) as exc:
+                    raise _path(exc, str(i)) from None
+            values[name] = items
+        except (_Invalid, FhirDataError) as exc:
+            raise _path(exc, name) from None
+    element = cls.__new__(cls)
     element.__dict__ = values
     return element
 
 
-def _value(value: object, check: Callable[[object], object] | None, type_name: str, path: str) -> Any:
-    if check is None:
-        return _element(value, type_name, path + ".")
-    try:
-        return check(value)
-    except FhirDataError as exc:
-        raise FhirDataError(f"invalid {path}: {exc}") from None
+def _path(exc: _Invalid | FhirDataError, step: str) -> _Invalid:
+    if isinstance(exc, _Invalid):
+        exc.path.append(step)
+        return exc
+    return _Invalid([step], str(exc))
