@@ -10,8 +10,8 @@ the rules that would have read it answer cannot-evaluate.
 The result answers attribute access like a fhir.resources model (`obs.valueQuantity.value`), so the
 record builder reads both alike (record.py can still validate fully, for the comparison test).
 Reading an element that SCHEMA does not list is a programming error (SchemaError), never "absent".
-Primitive values stay as JSON gave them (str, int, float, bool): dates as strings, which
-record.py's date helpers read.
+Primitive values stay as JSON gave them (str, int, float, bool), except dates, which come back as
+fhir.resources gives them (date, aware datetime, or the string of a partial date).
 """
 
 from __future__ import annotations
@@ -83,48 +83,45 @@ def _decimal(v: object) -> object:
     raise FhirDataError("expected a number")
 
 
-def _calendar(v: str) -> None:
-    """The date part must exist (2026-02-30 does not)."""
-    if len(v) >= 10:
-        try:
-            date.fromisoformat(v[:10])
-        except ValueError as exc:
-            raise FhirDataError(f"{v[:10]} is not a calendar date") from exc
+def _calendar_date(v: str) -> date:
+    try:
+        return date.fromisoformat(v)
+    except ValueError as exc:  # 2026-02-30
+        raise FhirDataError(f"{v} is not a calendar date") from exc
 
 
+def _moment(v: str) -> datetime:
+    """A date, time and zone as an aware datetime (at most 6 fractional digits kept, as fhir.resources does)."""
+    head, dot, frac = v.partition(".")
+    if dot:
+        digits = len(frac) - len(frac.lstrip("0123456789"))
+        v = head + "." + frac[: min(digits, 6)] + frac[digits:]
+    try:
+        return datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError as exc:  # 2026-02-30T..., a leap second
+        raise FhirDataError(f"{v} is not a valid date and time") from exc
+
+
+# Dates come back as fhir.resources gives them: a full date as a date, a date and time as an aware
+# datetime, a partial date (2026, 2026-06) as the string: parsed once, here.
 def _date(v: object) -> object:
     if isinstance(v, str) and _DATE_RE.fullmatch(v):
-        _calendar(v)
-        return v
+        return _calendar_date(v) if len(v) == 10 else v
     raise FhirDataError("expected a date (YYYY, YYYY-MM or YYYY-MM-DD)")
 
 
 def _datetime(v: object) -> object:
     if isinstance(v, str) and _DATETIME_RE.fullmatch(v):
-        _calendar(v)
-        if "T" in v:
-            _clock(v)
-        return v
+        if len(v) > 10:
+            return _moment(v)
+        return _calendar_date(v) if len(v) == 10 else v
     raise FhirDataError("expected a dateTime (a date, or a date and time with its zone)")
 
 
 def _instant(v: object) -> object:
     if isinstance(v, str) and _INSTANT_RE.fullmatch(v):
-        _calendar(v)
-        _clock(v)
-        return v
+        return _moment(v)
     raise FhirDataError("expected an instant (date, time and zone)")
-
-
-def _clock(v: str) -> None:
-    head, _, frac = v.partition(".")
-    if frac:  # Python reads at most 6 fractional digits; the value is kept as written
-        digits = len(frac) - len(frac.lstrip("0123456789"))
-        v = head + "." + frac[: min(digits, 6)] + frac[digits:]
-    try:
-        datetime.fromisoformat(v.replace("Z", "+00:00").replace(":60", ":59"))
-    except ValueError as exc:
-        raise FhirDataError(f"{v} is not a valid time") from exc
 
 
 PRIMITIVES: dict[str, Callable[[object], object]] = {
