@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
@@ -340,8 +340,10 @@ class _Builder:
         return "never" if status in classes.never else "uncertain"
 
     def _add_medication(self, order: MedicationOrder) -> None:
-        drugs = drug_ingredients(order.medication, self.m)
-        self.orders.append(replace(order, drugs=drugs))
+        # Set on the order just built, not yet shared (replace() would build it a second time: a Synthea
+        # record has hundreds of orders).
+        object.__setattr__(order, "drugs", drug_ingredients(order.medication, self.m))
+        self.orders.append(order)
 
     # -- MedicationStatement: the patient takes (took, will take) it --
     def _medication_statement(self, raw: Resource) -> None:
