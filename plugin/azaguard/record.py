@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from azaguard import fhirview
 from azaguard.mappings import Mappings
-from azaguard.resources import Resource, ResourceSet
+from azaguard.resources import Resource, ResourceSet, gc_paused
 from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
 from azaguard.units import UnitError, normalise
 
@@ -236,6 +236,13 @@ def build_record(
 
     Each resource is checked on the elements the rules read (fhirview); `full_validation` validates
     every element with fhir.resources instead (slower; the comparison tests use it)."""
+    with gc_paused():
+        return _build(resources, mappings, ordering_context=ordering_context, full_validation=full_validation)
+
+
+def _build(
+    resources: ResourceSet, mappings: Mappings, *, ordering_context: bool, full_validation: bool
+) -> PatientRecord:
     builder = _Builder(resources, mappings, full_validation=full_validation)
     for raw in resources.resources:
         builder.add(raw)
