@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--write", action="store_true", help="write alerts (DetectedIssue, Flag) back to the server")
     check.add_argument("--dry-run", action="store_true", help="show the alerts that --write would write")
     check.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="send the bearer token over plain http to a host that is not 127.0.0.1/localhost",
+    )
+    check.add_argument(
         "--terminology-server",
         default=os.environ.get(TERMINOLOGY_ENV) or None,
         help="a FHIR terminology server for codes the local value sets do not know "
@@ -66,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-serve", action="store_true", help="evaluate and write the alerts, then stop")
     demo.add_argument("--now", help="evaluate as of this ISO-8601 time (default: the current time)")
     _common(demo)
+
+    maps = sub.add_parser("mappings", help="about the mappings: --report prints per value set its codes and source")
+    maps.add_argument("--report", action="store_true", required=True, help="the coverage report")
+    maps.add_argument("--format", choices=("text", "markdown"), default="text")
+    maps.add_argument("--mappings", type=Path, help="a mappings folder (default: the bundled one)")
 
     serve = sub.add_parser("serve", help="run the SMART app for a real EHR")
     serve.add_argument("--host", default="127.0.0.1")
@@ -84,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args)
+        if args.command == "mappings":
+            return _mappings_report(args)
         if args.command == "demo":
             from azaguard.sandbox.demo import run_demo
 
@@ -93,8 +105,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_app(args.config, args.host, args.port)
         return EXIT_OK
     except (InputError, MappingsError) as exc:
-        print(f"azaguard: {exc}", file=sys.stderr)
+        print(f"azaguard: {_clean(exc)}", file=sys.stderr)
         return EXIT_INPUT
+
+
+def _clean(text: object) -> str:
+    from azaguard.report import clean
+
+    return clean(text)
+
+
+def _mappings_report(args: argparse.Namespace) -> int:
+    from azaguard import coverage
+    from azaguard.mappings import default_mappings_dir
+
+    version, sets = coverage.coverage(args.mappings or default_mappings_dir())
+    print(coverage.to_markdown(version, sets) if args.format == "markdown" else coverage.to_text(version, sets), end="")
+    return EXIT_OK
 
 
 def _mappings(args: argparse.Namespace) -> Mappings:
@@ -104,14 +131,25 @@ def _mappings(args: argparse.Namespace) -> Mappings:
     return m
 
 
+# The rules look years back and days ahead of `now`: far from today's calendar that arithmetic
+# leaves the datetime range (OverflowError), and no real evaluation happens there anyway.
+NOW_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC))
+
+
 def _now(text: str | None) -> datetime:
     if not text:
         return datetime.now(UTC)
+    if len(text) > 64:
+        raise InputError("--now is not an ISO-8601 date-time (too long)")
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InputError(f"--now {text!r} is not an ISO-8601 date-time") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        in_range = NOW_RANGE[0] <= parsed <= NOW_RANGE[1]
+    except (ValueError, OverflowError) as exc:
+        raise InputError(f"--now {_clean(text)!r} is not an ISO-8601 date-time") from exc
+    if not in_range:
+        raise InputError(f"--now {_clean(text)!r} is outside the supported range (years 1900 to 2999)")
+    return parsed.astimezone(UTC)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -125,7 +163,15 @@ def _check(args: argparse.Namespace) -> int:
         from azaguard.resources import load_json_file
 
         with _terminology(args, mappings) as terminology:
-            result = check_resources(load_json_file(args.bundle), mappings=mappings, now=now, terminology=terminology)
+            resources = load_json_file(args.bundle)
+            try:
+                result = check_resources(resources, mappings=mappings, now=now, terminology=terminology)
+            except InputError:
+                raise
+            except Exception as exc:  # last resort: never a traceback for a clinician; the tests forbid reaching it
+                print(f"azaguard: internal error while checking {args.bundle}: {type(exc).__name__}: {exc}",
+                      file=sys.stderr)
+                return EXIT_INPUT
         _print(result, args.format, writes=False)
         return EXIT_OK
     if not args.patient:
@@ -134,12 +180,20 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -> int:
+    from azaguard.config import is_loopback
     from azaguard.fhir.client import FhirClient
     from azaguard.fhir.errors import FhirError
     from azaguard.fhir.memory import CACHE_FILE, ServerMemory, cache_dir
     from azaguard.service import check_on_server
 
     token = os.environ.get(TOKEN_ENV) or None
+    if token and args.fhir_url.lower().startswith("http:") and not is_loopback(args.fhir_url):
+        if not args.allow_insecure_http:
+            raise InputError(
+                f"refusing to send the bearer token from ${TOKEN_ENV} over plain http to {args.fhir_url}: "
+                "use https (or --allow-insecure-http if this network is trusted)"
+            )
+        print("azaguard: warning: sending the bearer token over plain http", file=sys.stderr)
     # A process per patient: what was learnt about the server (batch refused) is kept on disk a while.
     memory = ServerMemory(cache_dir() / CACHE_FILE)
     try:
@@ -155,11 +209,19 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
                 memory=memory,
             )
     except FhirError as exc:
-        print(f"azaguard: FHIR server error: {exc}", file=sys.stderr)
+        print(f"azaguard: FHIR server error: {_clean(exc)}", file=sys.stderr)
         return EXIT_SERVER
     _print(result, args.format, writes=args.write or args.dry_run)
-    if result.failed_writes:
-        print(f"azaguard: {len(result.failed_writes)} alert write(s) failed; re-run to complete them", file=sys.stderr)
+    failed = result.failed_writes
+    if failed:
+        temporary = [w for w in failed if w.retryable]
+        refused = [w for w in failed if not w.retryable]
+        if temporary:
+            print(f"azaguard: {len(temporary)} alert write(s) failed for a temporary reason; "
+                  "re-run to complete them", file=sys.stderr)
+        if refused:
+            print(f"azaguard: {len(refused)} alert write(s) were refused by the server; re-running will not "
+                  f"help until that is fixed: {_clean(refused[0].error)}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     return EXIT_OK
 

@@ -8,9 +8,11 @@ searchset Bundles) or a plain JSON array of resources.
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,125 @@ Resource = dict[str, Any]
 
 class InputError(ValueError):
     """The input is not a usable FHIR record (malformed JSON, wrong resourceType, ...)."""
+
+
+# Limits on input JSON: far beyond any real patient record, well before memory, recursion or
+# arithmetic give out (a 3.9 MB Synthea record nests 12 deep; FHIR decimals carry <= 18 digits).
+MAX_INPUT_BYTES = 256 << 20
+MAX_DEPTH = 100
+MAX_STRING_CHARS = 8 << 20
+MAX_NUMBER_CHARS = 40
+MAX_ENTRIES = 200_000
+
+
+def _number(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        if len(text) > MAX_NUMBER_CHARS:
+            raise InputError(f"a number has {len(text)} digits (limit {MAX_NUMBER_CHARS}): {text[:20]}...")
+        value = kind(text)
+        if value in (float("inf"), float("-inf")):
+            raise InputError(f"the number {text} is out of range")
+        return value
+
+    return parse
+
+
+def _constant(name: str) -> float:
+    raise InputError(f"{name} is not a JSON number (FHIR has no NaN or Infinity)")
+
+
+def loads_limited(data: str | bytes, what: str) -> object:
+    """JSON within the limits above; InputError (never RecursionError/ValueError/OverflowError) otherwise.
+
+    orjson decodes (about twice the stdlib's speed on a Synthea file): it refuses NaN, Infinity and
+    numbers past a double, reads an integer past 64 bits as a float (no digit-by-digit big integers)
+    and stops at 1,024 levels, without recursing in Python. What it refuses is decoded again by the
+    stdlib with the hooks below, for the precise message. The shape limits are then checked without
+    walking a normal record (see _check_decoded)."""
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(f"{what} is {len(data)} bytes; the limit is {MAX_INPUT_BYTES}")
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        with gc_paused():
+            value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _loads_careful(raw, what)
+    _check_decoded(value, raw, what)
+    return value
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while a record is decoded or built: a Synthea file makes
+    hundreds of thousands of containers, none of them in a cycle, and every collection pass would
+    walk them all for nothing (~15% of the time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# Bracket nesting read from the bytes in C: [ and { count +1, ] and } count -1, all else dropped.
+_NESTING = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[{]}")
+
+
+def _check_decoded(value: object, raw: bytes, what: str) -> None:
+    """The shape limits, without a walk over every value of a normal record (~10 ms for 4 MB).
+
+    A string longer than MAX_STRING_CHARS needs a larger input: below that size only nesting is
+    read, from the bytes (brackets inside strings can only make that reading too deep, and then the
+    exact walk decides); list lengths are checked where lists are read (Bundle.entry). Larger inputs
+    get the exact walk."""
+    if len(raw) > MAX_STRING_CHARS:
+        _check_shape(value, what)
+        return
+    marks = raw.translate(_NESTING, _NOT_BRACKETS)
+    if marks and max(accumulate(memoryview(marks).cast("b"))) > MAX_DEPTH:
+        _check_shape(value, what)
+
+
+def _loads_careful(raw: bytes, what: str) -> object:
+    """The stdlib decoder with the limits' hooks: slower, and says exactly what is wrong."""
+    try:
+        data = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} is not UTF-8 text") from exc
+    try:
+        value = json.loads(data, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant)
+    except InputError:
+        raise
+    except RecursionError as exc:
+        raise InputError(f"{what} is nested deeper than {MAX_DEPTH} levels") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what} is not valid JSON ({exc})") from exc
+    _check_shape(value, what)
+    return value
+
+
+def _check_shape(root: object, what: str) -> None:
+    """Depth, string length and array length, iteratively (no recursion to exhaust)."""
+    stack: list[tuple[object, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        items = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if items is None:
+            continue
+        if depth > MAX_DEPTH:
+            raise InputError(f"{what} is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, list) and len(node) > MAX_ENTRIES:
+            raise InputError(f"{what} has a list of {len(node)} items (limit {MAX_ENTRIES})")
+        for v in items:
+            if type(v) is str:
+                if len(v) > MAX_STRING_CHARS:
+                    raise InputError(f"{what} has a string of {len(v)} characters (limit {MAX_STRING_CHARS})")
+            elif isinstance(v, dict | list):
+                stack.append((v, depth + 1))
 
 
 @dataclass
@@ -70,38 +191,12 @@ class ResourceSet:
 def load_json_file(path: Path) -> ResourceSet:
     """Read a Bundle or JSON array from a file; raises InputError with a clear message."""
     try:
+        if path.stat().st_size > MAX_INPUT_BYTES:
+            raise InputError(f"{path} is {path.stat().st_size} bytes; the limit is {MAX_INPUT_BYTES}")
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return resource_set_from_json(parse_json(raw, str(path)))
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused while a record is decoded or built: a Synthea file makes
-    hundreds of thousands of containers, none of them in a cycle, and every collection pass would
-    walk them all for nothing (~15% of the time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def parse_json(raw: bytes, what: str) -> Any:
-    """Decode JSON bytes (orjson: faster than the stdlib on multi-MB records);
-    raises InputError naming `what`, where and why."""
-    try:
-        with gc_paused():
-            return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError(f"{what} is not UTF-8 text") from exc
-        raise InputError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+    return resource_set_from_json(loads_limited(raw, str(path)))
 
 
 def resource_set_from_json(data: object) -> ResourceSet:
@@ -129,6 +224,8 @@ def _add_bundle(out: ResourceSet, bundle: Mapping[str, Any]) -> None:
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise InputError("Bundle.entry is not a list")
+    if len(entries) > MAX_ENTRIES:
+        raise InputError(f"the record has a list of {len(entries)} items in Bundle.entry (limit {MAX_ENTRIES})")
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise InputError(f"Bundle.entry[{i}] is not an object")

@@ -39,7 +39,10 @@ class CheckResult:
     existing_alerts: list[ExistingAlert] = field(default_factory=list)
     # Why the alerts already in the chart could not be read (e.g. no read scope for them), if so.
     existing_alerts_problem: str | None = None
-    # What went wrong on the way that did not stop the check (e.g. the terminology server failed).
+    device: WriteOutcome | None = None  # what happened to the author Device when writing
+    notes: list[str] = field(default_factory=list)  # e.g. foreign resources carrying azaguard's identifiers
+    # Caveats shown with the findings: resources left out (another patient's), no Patient resource, and
+    # what went wrong on the way that did not stop the check (e.g. the terminology server failed).
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -57,10 +60,29 @@ def check_resources(
 ) -> CheckResult:
     """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
     patients = resources.patients()
+    if len({str(p.get("id")) for p in patients}) == 1:
+        patients = patients[:1]  # the same Patient twice (a search plus an _include) is one patient
     if len(patients) > 1:
         ids = ", ".join(str(p.get("id")) for p in patients)
         raise InputError(f"the record holds {len(patients)} patients ({ids}); azaguard checks one patient at a time")
-    warnings = _enrich(resources, terminology)
+    if not resources.resources:
+        # Nothing at all is not "not on azathioprine": it is no record.
+        raise InputError("the record is empty (no Patient and no other resources): there is nothing to check")
+    warnings: list[str] = []
+    if not patients:
+        subjects = _subjects(resources)
+        if len(subjects) > 1:
+            raise InputError(
+                f"the record has no Patient resource and its resources name {len(subjects)} different subjects "
+                f"({', '.join(sorted(subjects))}): azaguard cannot tell whose record it is"
+            )
+        warnings.append(
+            "The record has no Patient resource: it is evaluated as one patient's record"
+            + (f" ({next(iter(subjects))})" if subjects else "")
+            + ", but whose it is cannot be confirmed, and checks that need age or sex (eGFR from creatinine) "
+            "cannot be evaluated."
+        )
+    warnings += _enrich(resources, terminology)
     record = build_record(resources, mappings, ordering_context=ordering_context)
     findings = evaluate(record, mappings, now)
     return CheckResult(
@@ -70,8 +92,25 @@ def check_resources(
         findings=findings,
         evaluated_at=now,
         mappings_version=mappings.version,
-        warnings=warnings,
+        warnings=warnings + dropped_warnings(record),
     )
+
+
+def dropped_warnings(record: PatientRecord) -> list[str]:
+    """One line per resource left out of the record (never silently)."""
+    return [f"{d.ref} was not used: {d.reason}." for d in record.dropped]
+
+
+def _subjects(resources: ResourceSet) -> set[str]:
+    """The distinct subject/patient references of a record without a Patient resource."""
+    out: set[str] = set()
+    for r in resources.resources:
+        for key in ("subject", "patient"):
+            holder = r.get(key)
+            ref = holder.get("reference") if isinstance(holder, dict) else None
+            if isinstance(ref, str) and ref:
+                out.add(ref.split("/_history/")[0])
+    return out
 
 
 def _enrich(resources: ResourceSet, terminology: TerminologyServer | None) -> list[str]:
@@ -104,8 +143,17 @@ def check_on_server(
     Raises FhirError when the record cannot be gathered (never evaluates a partial record).
     Write failures do not raise: they are in `result.writes` with outcome "failed".
     """
-    from azaguard.alerts import device_resource, own_alerts, plan_alerts, summarise_existing
+    from azaguard.alerts import (
+        device_resource,
+        ensure_device,
+        logical_author,
+        own_alerts,
+        plan_alerts,
+        summarise_existing,
+        write_alerts,
+    )
     from azaguard.alerts import dry_run as alerts_dry_run
+    from azaguard.fhir.errors import FhirError
     from azaguard.fhir.gather import gather
 
     before = client.request_count
@@ -128,19 +176,45 @@ def check_on_server(
         mappings_version=mappings.version,
         requests=client.request_count - before,
         existing_alerts_problem=alerts_problem,
-        warnings=warnings,
+        warnings=warnings + dropped_warnings(record),
     )
+    issues, flags, result.notes = _own(issues, flags)
     if write or dry_run:
         device = device_resource(mappings.version)
         if dry_run:
-            author = {"identifier": device["identifier"][0], "display": "azaguard"}
-            result.writes = alerts_dry_run(plan_alerts(result.patient_ref, findings, flags, now, author))
+            plan = plan_alerts(result.patient_ref, findings, flags, now, logical_author(device), issues)
+            result.writes = alerts_dry_run(plan)
         else:
-            result.writes = _write(client, result.patient_ref, findings, flags, now, device)
-        if not dry_run:
-            issues, flags, result.existing_alerts_problem = _existing(client, patient_id)
+            author, result.device = ensure_device(client, device)
+            plan = plan_alerts(result.patient_ref, findings, flags, now, author, issues)
+            result.writes = write_alerts(client, plan, device)
+            try:  # show the chart as it now is; the writes are reported whatever this read does
+                issues, flags, result.existing_alerts_problem = _existing(client, patient_id)
+                issues, flags, _ = _own(issues, flags)
+            except FhirError as exc:
+                result.existing_alerts_problem = (
+                    f"the alerts were written as listed, but reading the chart back failed: {exc}"
+                )
     result.existing_alerts = summarise_existing(issues, flags)
     return result
+
+
+def _own(
+    issues: list[dict[str, Any]], flags: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """azaguard's own alerts; others carrying its identifier systems are named, never adopted."""
+    from azaguard.alerts import is_own
+
+    foreign = [f"{r.get('resourceType')}/{r.get('id')}" for r in (*issues, *flags) if not is_own(r)]
+    notes = (
+        [
+            f"{len(foreign)} resource(s) carry azaguard's identifiers but were not written by azaguard "
+            f"(ignored; azaguard writes its own alerts beside them): {', '.join(foreign[:10])}"
+        ]
+        if foreign
+        else []
+    )
+    return [r for r in issues if is_own(r)], [r for r in flags if is_own(r)], notes
 
 
 def _existing(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
@@ -153,27 +227,3 @@ def _existing(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]]
     except AuthDenied as exc:
         return [], [], f"the alerts already in the chart cannot be read with the granted access ({exc.status})"
     return issues, flags, None
-
-
-def _write(
-    client: FhirClient,
-    patient_ref: str,
-    findings: list[Finding],
-    flags: list[dict[str, Any]],
-    now: datetime,
-    device: dict[str, Any],
-) -> list[WriteOutcome]:
-    from azaguard.alerts import WriteOutcome, ensure_device, plan_alerts, write_alerts
-    from azaguard.fhir.errors import FhirError
-
-    try:
-        device_ref = ensure_device(client, device)
-    except FhirError as exc:
-        # Without the author Device nothing can be written: report every planned write as failed.
-        author = {"identifier": device["identifier"][0]}
-        plan = plan_alerts(patient_ref, findings, flags, now, author)
-        return [
-            WriteOutcome(p.resource_type, p.identifier, p.rule, "failed", error=f"author Device: {exc}") for p in plan
-        ]
-    plan = plan_alerts(patient_ref, findings, flags, now, {"reference": device_ref, "display": "azaguard"})
-    return write_alerts(client, plan, device)

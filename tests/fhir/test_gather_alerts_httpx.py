@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from azaguard.alerts import ALERT_ID_SYSTEM, FLAG_ID_SYSTEM
+from azaguard.alerts import ALERT_ID_SYSTEM, DEVICE_ID_SYSTEM, FLAG_ID_SYSTEM, SOURCE_TAG
 from azaguard.fhir import AuthDenied, FhirClient, FhirUnavailable, gather
 from azaguard.fhir import memory as memory_module
 from azaguard.fhir.memory import ServerMemory
@@ -62,9 +62,13 @@ def serve(httpx_mock: HTTPXMock) -> Callable[[FakeFhir], FakeFhir]:
     return install
 
 
+OURS: Res = {"meta": {"tag": [SOURCE_TAG]}, "author": {"identifier": {"system": DEVICE_ID_SYSTEM, "value": "x"}}}
+
+
 def issue(iid: str, pid: str = "p1", *, ours: bool = True) -> Res:
     system = ALERT_ID_SYSTEM if ours else "urn:other:system"
     return {
+        **OURS,
         "resourceType": "DetectedIssue",
         "id": iid,
         "status": "final",
@@ -76,6 +80,7 @@ def issue(iid: str, pid: str = "p1", *, ours: bool = True) -> Res:
 
 def flag(fid: str, pid: str = "p1") -> Res:
     return {
+        **OURS,
         "resourceType": "Flag",
         "id": fid,
         "status": "active",

@@ -35,6 +35,7 @@ from azaguard.fhir.errors import (
     error_for_status,
     outcome_text,
 )
+from azaguard.httpbound import ResponseTooLarge, fetch
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,8 @@ class FhirClient:
         backoff: float = 0.5,
         max_backoff: float = 10.0,
         max_pages: int = 100,
+        max_response_bytes: int = 256 << 20,
+        response_deadline: float = 120.0,
         strict_search: bool = True,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -165,6 +168,10 @@ class FhirClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_pages = max_pages
+        # A total time and size for each response, beyond the per-read timeout: a server dripping
+        # bytes or sending an endless body must not hold or exhaust the app.
+        self.max_response_bytes = max_response_bytes
+        self.response_deadline = response_deadline
         self.strict_search = strict_search
         self._sleep = sleep
         self._clock = clock
@@ -334,7 +341,15 @@ class FhirClient:
             failure: FhirUnavailable | None = None
             response: httpx.Response | None = None
             try:
-                response = self._http.request(method, url, content=content, headers=request_headers)
+                response = fetch(
+                    self._http, method, url, content=content, headers=request_headers,
+                    max_bytes=self.max_response_bytes, deadline=self.response_deadline, timeout=self.timeout,
+                )
+            except ResponseTooLarge as exc:
+                raise FhirProtocolError(
+                    f"the FHIR server's answer to {action} is larger than {self.max_response_bytes} bytes; "
+                    "not read", url=url,
+                ) from exc
             except httpx.TimeoutException:
                 failure = FhirUnavailable(
                     f"the FHIR server did not answer {action} within {self.timeout:g} s", url=url
@@ -367,7 +382,7 @@ class FhirClient:
     def _error(self, response: httpx.Response, action: str, url: str) -> FhirError:
         try:
             outcome = outcome_text(orjson.loads(response.content))
-        except ValueError:
+        except ValueError:  # orjson stops at 1,024 levels with a ValueError, never a RecursionError
             outcome = None  # an error page in HTML: the status alone has to do
         return error_for_status(response.status_code, action, outcome=outcome, url=url)
 
@@ -399,8 +414,8 @@ class FhirClient:
 
     def _json(self, response: httpx.Response, action: str) -> object:
         try:
-            return orjson.loads(response.content)  # several times faster than json on big searchsets
-        except ValueError as exc:
+            return orjson.loads(response.content)  # about twice the stdlib's speed on big searchsets
+        except ValueError as exc:  # orjson stops at 1,024 levels with a ValueError, never a RecursionError
             raise FhirProtocolError(
                 f"the FHIR server answered {action} with a body that is not valid JSON",
                 status=response.status_code,
