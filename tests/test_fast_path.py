@@ -156,3 +156,31 @@ def test_reading_an_element_outside_the_schema_is_a_programming_error() -> None:
     assert view.valueString is None  # in the schema, absent
     with pytest.raises(fhirview.SchemaError):
         _ = view.performer
+
+
+# --- decoding within limits, fast ------------------------------------------------------------------
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    from azaguard.resources import loads_limited
+
+    text = '{"resourceType": "Bundle", "id": "' + "[" * 500 + '", "entry": []}'
+    assert loads_limited(text.encode(), "x") == {"resourceType": "Bundle", "id": "[" * 500, "entry": []}
+
+
+def test_nesting_past_the_limit_that_orjson_accepts_is_refused() -> None:
+    from azaguard.resources import MAX_DEPTH, InputError, loads_limited
+
+    deep = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)
+    with pytest.raises(InputError, match="nested deeper"):
+        loads_limited(deep.encode(), "x")
+    ok = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    assert loads_limited(ok.encode(), "x") is not None
+
+
+def test_what_orjson_refuses_gets_the_precise_message() -> None:
+    from azaguard.resources import InputError, loads_limited
+
+    for text, words in [(b'{"a": NaN}', "NaN"), (b'{"a": 1e999}', "out of range"), (b"\xff{}", "UTF-8")]:
+        with pytest.raises(InputError, match=words):
+            loads_limited(text, "x")
