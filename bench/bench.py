@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -221,12 +222,15 @@ def bench_process(records: list[tuple[str, bytes, datetime]], repeat: int) -> No
             "python: pass (empty interpreter)": [sys.executable, "-c", "pass"],
         }  # fmt: skip
         times: dict[str, list[float]] = {k: [] for k in cases}
-        for cmd in cases.values():  # once untimed: bytecode cached, as after an install
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        # As on a user's machine: bytecode cached (pip compiles it at install; an editable install writes
+        # it on the first run), whatever this shell says.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        for cmd in cases.values():  # once untimed, to write it
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
         for _ in range(repeat):  # interleaved, so machine noise falls on every case alike
             for name, cmd in cases.items():
                 t = time.perf_counter()
-                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
                 times[name].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n3. Whole process (median of {repeat} runs; large = {records[0][0]}, "
