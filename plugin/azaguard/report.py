@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azaguard.findings import Finding, Status
-from azaguard.service import CheckResult
-from azaguard.verdict import Action, Verdict
+
+if TYPE_CHECKING:
+    from azaguard.service import CheckResult
+    from azaguard.verdict import Action, Verdict
 
 _MARK = {
     Status.HOLD: "HOLD",

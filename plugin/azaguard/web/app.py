@@ -45,6 +45,7 @@ from azaguard.smart.launch import (
     Identity,
     TokenError,
     authorize_url,
+    can_read_alerts,
     can_write_alerts,
     exchange_code,
     new_state,
@@ -419,7 +420,15 @@ class _Web:
             return self.with_token(
                 ctx,
                 lambda client: service.check_on_server(
-                    client, ctx.patient_id, mappings=self.mappings, now=now, write=write, dry_run=not write, tz=tz
+                    client,
+                    ctx.patient_id,
+                    mappings=self.mappings,
+                    now=now,
+                    write=write,
+                    dry_run=not write,
+                    tz=tz,
+                    # Not granted: not asked for (a server may refuse the whole batch for them).
+                    read_alerts=can_read_alerts(ctx.tokens.scope),
                 ),
             )
         except SessionExpired:
