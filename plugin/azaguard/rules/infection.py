@@ -33,8 +33,7 @@ from azaguard.rules.common import (
     split_future,
     uncertain_reason,
 )
-from azaguard.terminology import drug_ingredients, may_be_prophylaxis
-from azaguard.terminology.conditions import InfectionMatch, infection_class
+from azaguard.terminology import InfectionMatch, drug_ingredients, infection_class, may_be_prophylaxis
 
 RULE: RuleId = "infection-hold"
 _TEMPERATURE = "temperature"  # analyte key in mappings.analytes

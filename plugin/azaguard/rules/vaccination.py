@@ -25,15 +25,11 @@ from azaguard.rules.common import (
     rule,
     short_date,
 )
+from azaguard.rules.dosing import daily_dose
 from azaguard.terminology import VaccineKind, is_vaccine_concept, vaccine_class
-from azaguard.units import UnitError, normalise
 
 RULE: RuleId = "vaccination-hold"
 Kind = Literal["live", "not_live", "ambiguous"]
-
-# Keys into mappings (not clinical values): the weight analyte and the mass dimension of a dose.
-_WEIGHT_ANALYTE = "weight"
-_DOSE_DIMENSION = "drug-mass"
 
 
 @dataclass(frozen=True)
@@ -352,46 +348,18 @@ def _ok(t: Therapy, record: PatientRecord, m: Mappings) -> Finding:
 
 
 def _tier_text(t: Therapy, record: PatientRecord, m: Mappings, now: datetime) -> str:
-    """' Dose 2.0 mg/kg/day: low-level ...' when dose and a recent weight allow it, else ''.
+    """' Dose 2.0 mg/kg/day: low-level ...' when the dose rule can compute the dose per kg, else ''.
 
-    Context only: the tier never lifts a hold (CDC calls azathioprine severely immunocompromising).
+    The same dose and weight reading as the dose rule (a future-dated, implausible, stale or unreadable
+    weight gives no tier). Context only: the tier never lifts a hold (CDC calls azathioprine severely
+    immunocompromising).
     """
-    mg_per_day = _mg_per_day(t.current, m)
-    kg = _weight_kg(record, m, now)
-    if mg_per_day is None or kg is None or kg <= 0:
+    dose = daily_dose(record, m, now, t).mg_per_kg_day
+    if dose is None:
         return ""
-    dose = mg_per_day / kg
     limit = m.policy.vaccination.low_level_max_mg_per_kg_day.value
     tier = "low-level" if dose <= limit else "high-level"
     return (
         f" Dose about {dose:.1f} mg/kg/day: {tier} immunosuppression (low-level is ≤ {limit:g} mg/kg/day); "
         "this does not change the advice on live vaccines."
     )
-
-
-def _mg_per_day(current: tuple[MedicationOrder, ...], m: Mappings) -> float | None:
-    if len(current) != 1:  # several active orders may be renewals of one another: do not add them up
-        return None
-    total = 0.0
-    for d in current[0].doses:
-        q = d.quantity
-        if d.as_needed or q is None or q.value is None or q.comparator or d.per_day is None:
-            return None
-        try:
-            mg = normalise(
-                q.value, code=q.code, system=q.system, text=q.unit, dimension=_DOSE_DIMENSION, mappings=m
-            )
-        except UnitError:
-            return None
-        total += mg.value * d.per_day
-    return total or None
-
-
-def _weight_kg(record: PatientRecord, m: Mappings, now: datetime) -> float | None:
-    max_age = timedelta(days=m.policy.dose.weight_max_age_days.value)
-    for w in record.measurements_of(_WEIGHT_ANALYTE):
-        if w.effective is None or now - w.effective > max_age:
-            continue
-        if w.value is not None and not (w.quantity and w.quantity.comparator):
-            return w.value
-    return None

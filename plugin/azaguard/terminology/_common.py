@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import TYPE_CHECKING, TypeVar
 
 from azaguard.mappings import Mappings
@@ -34,6 +35,22 @@ def name_alternation(names: Iterable[str]) -> re.Pattern[str] | None:
     if not parts:
         return None
     return re.compile(_EDGE_BEFORE + "(?:" + "|".join(parts) + ")" + _EDGE_AFTER, re.IGNORECASE)
+
+
+def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
+    """The first word (case-insensitive, whole word) found in any name: short word lists such as lab
+    answers and condition words (drug and vaccine names use the compiled alternations above)."""
+    for word in words:
+        pattern = _word_pattern(word)
+        if any(pattern.search(n) for n in names):
+            return word
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _word_pattern(word: str) -> re.Pattern[str]:
+    # Compiled once per word: name matching runs for every resource under several rules.
+    return re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE)
 
 
 def system_names(m: Mappings) -> dict[str, str]:

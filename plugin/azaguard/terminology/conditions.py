@@ -11,12 +11,13 @@ itself ("hay fever", "familial Mediterranean fever").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from azaguard.mappings import InfectionKind, Mappings
-from azaguard.record import Concept
-from azaguard.rules.common import names_match
-from azaguard.terminology._common import PerMappings
+from azaguard.terminology._common import PerMappings, names_match
+
+if TYPE_CHECKING:
+    from azaguard.record import Concept
 
 # Order of strength when one concept carries codes of several classes: any acute code holds (fail safe).
 _STRENGTH: tuple[InfectionKind, ...] = ("acute", "fever", "neutropenia", "context", "not_infection")
