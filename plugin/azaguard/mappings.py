@@ -86,6 +86,7 @@ class AzathioprineSet(ValueSetInfo):
     names: tuple[str, ...]  # INN/BAN/USAN and European spellings
     brands: tuple[str, ...]
     strength_mg_by_rxnorm: dict[str, float]
+    ndc_note: str = ""  # how the NDC codes are keyed and how sure they are
 
 
 class AntiInfectiveIngredient(_Model):
@@ -320,6 +321,9 @@ class Analyte(_Model):
     rule: RuleId
     threshold: Threshold | None = None
     plausible: Plausible | None = None
+    # An Observation of this category whose value is in this analyte's dimension counts as this analyte even
+    # under a code we do not list (a site's own or a newer LOINC code for a body temperature).
+    by_unit_in_category: str | None = None
 
 
 class CodedAnalyte(_Model):

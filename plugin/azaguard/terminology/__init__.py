@@ -5,7 +5,7 @@ the value sets in `mappings/` (and optionally a FHIR terminology server). Rules 
 compare codes or names themselves. Recognition is memoised per concept, so asking again is cheap.
 """
 
-from azaguard.terminology._common import names_match
+from azaguard.terminology._common import names_match, ndc_product
 from azaguard.terminology.conditions import InfectionMatch, infection_class
 from azaguard.terminology.drugs import (
     AZATHIOPRINE,
@@ -22,7 +22,6 @@ from azaguard.terminology.vaccines import (
     VaccineKind,
     cvx_key,
     is_vaccine_concept,
-    ndc_product,
     vaccine_class,
 )
 

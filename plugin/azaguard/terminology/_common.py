@@ -53,6 +53,19 @@ def _word_pattern(word: str) -> re.Pattern[str]:
     return re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE)
 
 
+def ndc_product(code: str) -> str | None:
+    """Labeler-product (5-4 digits, no hyphen) of an NDC in 5-4-2 / 4-4-2 / 5-3-2 / 5-4-1 or 11-digit form."""
+    code = code.strip()
+    if "-" in code:
+        parts = code.split("-")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            return None
+        return parts[0].zfill(5) + parts[1].zfill(4)
+    if code.isdigit() and len(code) == 11:
+        return code[:9]
+    return None  # 10 digits without hyphens cannot be placed unambiguously
+
+
 def system_names(m: Mappings) -> dict[str, str]:
     """System URI -> short system name; dm+d and SNOMED share one namespace ('sct'): dm+d IDs are SNOMED IDs."""
     out: dict[str, str] = {}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from azaguard.mappings import DrugCodes, Mappings
-from azaguard.terminology._common import PerMappings, coded, name_alternation, name_key, system_names
+from azaguard.terminology._common import PerMappings, coded, name_alternation, name_key, ndc_product, system_names
 
 if TYPE_CHECKING:
     from azaguard.record import Concept
@@ -129,7 +129,8 @@ def _norm_code(system: str, code: str) -> str:
     if system == "atc":
         return code.upper().replace(" ", "")
     if system == "ndc":
-        return code.replace("-", "")
+        # Labeler-product: the package digits do not change the drug, and 4-4-2 / 5-3-2 / 11-digit forms agree.
+        return ndc_product(code) or code.replace("-", "")
     return code
 
 
