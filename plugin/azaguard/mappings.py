@@ -117,6 +117,10 @@ class AntiInfectives(ValueSetInfo):
     prophylaxis_false_positive_note: str
     # A product named with one of these (cream, eye drops, ...) is not systemic: not an infection hold.
     non_systemic_form_words: tuple[str, ...]
+    # European spellings of INN endings (French -ine, Spanish/Italian -ina, German -ol ...): each ingredient
+    # name and synonym also answers to these variants. Pairs of (English ending, variant ending).
+    spelling_variants: tuple[tuple[str, str], ...] = ()
+    spelling_variants_source: str = ""
     ingredients: tuple[AntiInfectiveIngredient, ...]
 
     @model_validator(mode="after")

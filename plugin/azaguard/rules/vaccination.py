@@ -92,6 +92,9 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     problems = _vaccine_problems(record, m)
     if problems:
         out.append(_unreadable(problems, t, m))
+    unidentified = _unidentified_orders(record, t, m)
+    if unidentified:
+        out.append(_unidentified(unidentified, t, m))
     if not out:
         out.append(_ok(t, record, m))
     return out
@@ -310,6 +313,29 @@ def _vaccine_problems(record: PatientRecord, m: Mappings) -> list[ParseProblem]:
         if vaccine_type or maybe_order or (p.resource_type == "MedicationRequest" and is_vaccine):
             out.append(p)
     return out
+
+
+def _unidentified_orders(record: PatientRecord, t: Therapy, m: Mappings) -> list[MedicationOrder]:
+    """Open orders whose product cannot be identified (no name, no code we know): each may be a live vaccine."""
+    own = {o.ref for o in t.orders}
+    inactive = m.policy.vaccination.order_inactive_statuses
+    return [o for o in record.medication_orders
+            if o.source == "MedicationRequest" and o.medication_problem and o.ref not in own
+            and o.status not in inactive]
+
+
+def _unidentified(orders: list[MedicationOrder], t: Therapy, m: Mappings) -> Finding:
+    return make_finding(
+        m, RULE, "order-unidentified", Status.CANNOT_EVALUATE, Severity.MODERATE,
+        f"Cannot check vaccines: {len(orders)} open order(s) could not be identified and may be a vaccine",
+        "These open orders name no product azaguard can identify, so a live vaccine among them cannot be "
+        "ruled out: " + "; ".join(f"{o.ref}: {o.medication_problem}" for o in orders)
+        + ". Check the product before any vaccination.",
+        evidence=[Evidence(reference=o.ref, description=f"unidentified {o.kind}, status {o.status}")
+                  for o in orders],
+        missing=[f"the product of {o.ref}" for o in orders],
+        implicated=[o.ref for o in t.orders] + [o.ref for o in orders],
+    )
 
 
 def _unreadable(problems: list[ParseProblem], t: Therapy, m: Mappings) -> Finding:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, TypeVar
@@ -40,11 +41,17 @@ def name_alternation(names: Iterable[str]) -> re.Pattern[str] | None:
 def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
     """The first word (case-insensitive, whole word) found in any name: short word lists such as lab
     answers and condition words (drug and vaccine names use the compiled alternations above)."""
+    folded = [fold(n) for n in names]
     for word in words:
-        pattern = _word_pattern(word)
-        if any(pattern.search(n) for n in names):
+        pattern = _word_pattern(fold(word))
+        if any(pattern.search(n) for n in folded):
             return word
     return None
+
+
+def fold(text: str) -> str:
+    """Without diacritics ('Neumonía' -> 'Neumonia', 'céfazoline' -> 'cefazoline'): accents never decide a match."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
 
 
 @lru_cache(maxsize=1024)
