@@ -479,6 +479,8 @@ class _Builder:
             return None
         categories = raw.get("category")
         codes = {c.code for cat in (categories if isinstance(categories, list) else []) for c in _codes_of(cat)}
+        if not any(cat in codes for cat, _ in self.by_unit):
+            return None  # most Observations: decided without resolving the unit
         unit = tuple(x if isinstance(x, str) else None for x in (q.get("code"), q.get("system"), q.get("unit")))
         dimension = unit_dimension(unit[0], unit[1], unit[2], self.m)
         return next((a for (cat, dim), a in self.by_unit.items() if dim == dimension and cat in codes), None)
