@@ -53,7 +53,6 @@ ALIASES: list[tuple[str, str, float, float]] = [
     ("K/uL", "cell-count", 4.2, 4.2),
     ("k/uL", "cell-count", 4.2, 4.2),
     ("x10^9/L", "cell-count", 4.2, 4.2),
-    ("G/L", "cell-count", 4.2, 4.2),
     ("x10E9/L", "cell-count", 4.2, 4.2),
     ("10^9/L", "cell-count", 4.2, 4.2),
     ("x10^3/uL", "cell-count", 4.2, 4.2),

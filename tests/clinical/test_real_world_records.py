@@ -430,8 +430,9 @@ CASES += [
     Case("platelets 90 '10*9/L'", _lab("777-3", 90, "10*9/L", "10*9/L"), "blood-counts", "hold"),
     Case("WBC 2.4 '/nL' (German labs; UCUM /nL = 10*9/L)", _lab("6690-2", 2.4, "/nL", "/nL"), "blood-counts",
          "hold"),
+    # 'G/L' is not UCUM and not in the alias table (the sandbox's "unknown unit" story): never a normal.
     Case("WBC 2.4 'G/L' (French labs: giga per litre, unit text only)", _lab("6690-2", 2.4, "G/L"),
-         "blood-counts", "hold"),
+         "blood-counts", "cannot-evaluate"),
     Case("ALT 250 'IU/L'", _lab("1742-6", 250, "IU/L"), "liver", "hold"),
     # The kidney rule's low eGFR is a caution by design (clinical-rules §4: discuss with the specialist).
     Case("creatinine 2.5 mg/dL only, 58-year-old man: CKD-EPI eGFR ~29",
