@@ -6,6 +6,7 @@ import random
 import re
 
 from azaguard.mappings import load_mappings
+from azaguard.rules.common import names_match
 from azaguard.terminology import _common, drugs
 
 
@@ -43,3 +44,14 @@ def test_only_the_names_a_text_may_hold_are_compiled() -> None:
     assert lazy.search("paracetamol 500 MG") is None
     # One pattern per set of candidate names; a text holding none compiles nothing.
     assert len(lazy._compiled) == 3
+
+
+def test_names_match_skips_only_words_that_cannot_be_there() -> None:
+    sets = load_mappings().infections.value_sets
+    words = [*sets["not_infection"].name_words, *sets["acute"].names, "pneumonia", "İ", "ſepsis"]
+    rng = random.Random(11)
+    pieces = [*words, "acute", "of", "x", "(", ")", "-", "SEPSIS", "Pneumonıa", "ſinusitis", "K"]
+    for _ in range(500):
+        names = [" ".join(rng.choice(pieces) for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(1, 3))]
+        expected = next((w for w in words if any(re.search(rf"\b{re.escape(w)}\b", n, re.I) for n in names)), None)
+        assert names_match(names, words) == expected, names

@@ -49,7 +49,13 @@ def ago(dt: datetime | None, now: datetime) -> str:
 def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
     """The first word (case-insensitive, whole word) found in any name (lab answers; drugs and vaccines
     are recognised by azaguard.terminology)."""
+    names = list(names)
+    # Lower-cased ASCII text can hold an ASCII word case-insensitively only as a substring: the other
+    # words' patterns (one compile each, ~90 in a process) are never needed.
+    folded = "\n".join(names).lower() if all(n.isascii() for n in names) else None
     for word in words:
+        if folded is not None and word.isascii() and word.lower() not in folded:
+            continue
         pattern = _word_pattern(word)
         if any(pattern.search(n) for n in names):
             return word
