@@ -25,7 +25,9 @@ class MappingsError(Exception):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a model's validator is built on first use; only Manifest and Mappings are validated
+    # directly (each with its nested models inside), so ~50 nested validators are never built per process.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Sourced(_Model):
