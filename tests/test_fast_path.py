@@ -101,6 +101,9 @@ INVALID = {
     "two values": ("valueString", "5.1"),
     "unit is a number": ("valueQuantity.unit", 5),
     "issued without time": ("issued", "2026-11-10"),
+    "status is a list": ("status", ["final"]),  # (valid codes are remembered: a list is never looked up)
+    "system is an object": ("code.coding.0.system", {"uri": "http://loinc.org"}),
+    "status seen valid, then with a space": ("status", "final "),
 }
 
 
