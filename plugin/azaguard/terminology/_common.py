@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import re
 import string
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 from typing import TYPE_CHECKING, TypeVar
 
 from azaguard.mappings import Mappings
@@ -88,6 +90,47 @@ def _ascii_fold(c: str) -> str:
     """The ASCII letter a non-ASCII character equals in a case-insensitive pattern (the long s is s,
     the Kelvin sign k, dotted capital I is i), or the character itself."""
     return next((a for a in string.ascii_lowercase if re.fullmatch(a, c, re.IGNORECASE)), c)
+
+
+def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
+    """The first word (case-insensitive, whole word) found in any name: short word lists such as lab
+    answers and condition words (drug and vaccine names use the compiled alternations above)."""
+    folded = [fold(n) for n in names]
+    # Lower-cased ASCII text can hold an ASCII word case-insensitively only as a substring: the other
+    # words' patterns (one compile each, ~90 in a process) are never needed.
+    joined = "\n".join(folded).lower() if all(n.isascii() for n in folded) else None
+    for word in words:
+        key = fold(word)
+        if joined is not None and key.isascii() and key.lower() not in joined:
+            continue
+        pattern = _word_pattern(key)
+        if any(pattern.search(n) for n in folded):
+            return word
+    return None
+
+
+def fold(text: str) -> str:
+    """Without diacritics ('Neumonía' -> 'Neumonia', 'céfazoline' -> 'cefazoline'): accents never decide a match."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
+@lru_cache(maxsize=1024)
+def _word_pattern(word: str) -> re.Pattern[str]:
+    # Compiled once per word: name matching runs for every resource under several rules.
+    return re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE)
+
+
+def ndc_product(code: str) -> str | None:
+    """Labeler-product (5-4 digits, no hyphen) of an NDC in 5-4-2 / 4-4-2 / 5-3-2 / 5-4-1 or 11-digit form."""
+    code = code.strip()
+    if "-" in code:
+        parts = code.split("-")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            return None
+        return parts[0].zfill(5) + parts[1].zfill(4)
+    if code.isdigit() and len(code) == 11:
+        return code[:9]
+    return None  # 10 digits without hyphens cannot be placed unambiguously
 
 
 def system_names(m: Mappings) -> dict[str, str]:
