@@ -109,6 +109,7 @@ def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=8192)  # the same words and names are folded under several rules
 def fold(text: str) -> str:
     """Without diacritics ('Neumonía' -> 'Neumonia', 'céfazoline' -> 'cefazoline'): accents never decide a match."""
     return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
