@@ -303,6 +303,7 @@ class _Builder:
         self.conditions: list[ConditionEntry] = []
         self.problems: list[ParseProblem] = []
         self.dropped: list[Dropped] = []
+        self.unit_dimensions: dict[tuple[str | None, ...], str | None] = {}
 
     def handler_for(self, raw: Resource) -> Callable[[_Builder, Resource], None] | None:
         """How a resource is read, or None when no rule reads it (its type, or an Observation's codes)."""
@@ -500,11 +501,15 @@ class _Builder:
         if not isinstance(q, dict):
             return None
         categories = raw.get("category")
-        codes = {c.code for cat in (categories if isinstance(categories, list) else []) for c in _codes_of(cat)}
+        codes = {c for cat in (categories if isinstance(categories, list) else []) for c in _raw_code_values(cat)}
         if not any(cat in codes for cat, _ in self.by_unit):
             return None  # most Observations: decided without resolving the unit
         unit = tuple(x if isinstance(x, str) else None for x in (q.get("code"), q.get("system"), q.get("unit")))
-        dimension = unit_dimension(unit[0], unit[1], unit[2], self.m)
+        # A record repeats a few units hundreds of times (a Synthea file's vital signs): resolved once each.
+        if unit in self.unit_dimensions:
+            dimension = self.unit_dimensions[unit]
+        else:
+            dimension = self.unit_dimensions[unit] = unit_dimension(unit[0], unit[1], unit[2], self.m)
         return next((a for (cat, dim), a in self.by_unit.items() if dim == dimension and cat in codes), None)
 
     def _observation(self, raw: Resource) -> None:
