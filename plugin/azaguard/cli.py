@@ -1,4 +1,4 @@
-"""The command line: `azaguard check`, `azaguard demo`, `azaguard serve`.
+"""The command line: `azaguard check`, `azaguard demo`, `azaguard serve`, `azaguard scan`.
 
 Exit codes: 0 evaluated (whatever was found), 2 unusable input or usage,
 3 the FHIR server failed or refused, 4 evaluated but some alert writes failed.
@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--now", help="evaluate as of this ISO-8601 time (default: the current time)")
     _common(demo)
 
+    scan = sub.add_parser("scan", help="every patient on azathioprine: evaluate, report, optionally write alerts")
+    from azaguard.scan.options import add_arguments as scan_arguments
+
+    scan_arguments(scan)
+    _common(scan)
+
     serve = sub.add_parser("serve", help="run the SMART app for a real EHR")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8400)
@@ -71,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args)
+        if args.command == "scan":
+            from azaguard.scan.command import run as run_scan
+
+            return run_scan(args, _mappings(args))
         if args.command == "demo":
             from azaguard.sandbox.demo import run_demo
 

@@ -1,0 +1,98 @@
+"""Each patient through the same gathering, rules and alert writes as `azaguard check`, a few at a time.
+
+Bounded concurrency over one pooled FhirClient (threads share its connection pool), the shared
+back-off in front of every request, and a line in results.ndjson per patient whatever happens:
+a patient whose record cannot be gathered or read is recorded with the error and the scan goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from azaguard.fhir.client import FhirClient
+from azaguard.fhir.errors import AuthExpired, FhirError
+from azaguard.mappings import Mappings
+from azaguard.resources import InputError
+from azaguard.scan.backoff import SharedBackoff
+from azaguard.scan.options import DEFAULT_CONCURRENCY
+from azaguard.scan.progress import ScanProgress
+from azaguard.scan.results import Line, ResultsWriter, check_line, failed_line
+from azaguard.service import check_on_server
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    now: datetime
+    write: bool = False
+    dry_run: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+
+
+def scan_patients(
+    client: FhirClient,
+    patient_ids: Iterable[str],
+    *,
+    mappings: Mappings,
+    settings: ScanSettings,
+    writer: ResultsWriter,
+    progress: ScanProgress,
+    backoff: SharedBackoff,
+    renew_token: Callable[[], None] | None = None,
+) -> Counter[str]:
+    """Evaluate every patient; returns the count of lines written by outcome."""
+    writing = settings.write or settings.dry_run
+
+    def one(patient_id: str) -> str:
+        line = _evaluate(client, patient_id, mappings, settings, backoff, renew_token, writing)
+        writer.write(line)
+        progress.advance(line["outcome"])
+        return str(line["outcome"])
+
+    with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="azaguard-scan") as pool:
+        return Counter(pool.map(one, patient_ids))
+
+
+def _evaluate(
+    client: FhirClient,
+    patient_id: str,
+    mappings: Mappings,
+    settings: ScanSettings,
+    backoff: SharedBackoff,
+    renew_token: Callable[[], None] | None,
+    writing: bool,
+) -> Line:
+    backoff.acquire()
+    started = time.monotonic()
+    ok = False
+    try:
+        for attempt in (1, 2):
+            try:
+                result = check_on_server(
+                    client, patient_id, mappings=mappings, now=settings.now, write=settings.write,
+                    dry_run=settings.dry_run,
+                )  # fmt: skip
+            except AuthExpired as exc:
+                # A token can be revoked or expire early: renew once, then count the patient as failed.
+                if attempt == 1 and renew_token is not None:
+                    renew_token()
+                    continue
+                return failed_line(patient_id, exc, seconds=time.monotonic() - started)
+            except (FhirError, InputError) as exc:
+                return failed_line(patient_id, exc, seconds=time.monotonic() - started)
+            except Exception as exc:  # one patient's unexpected failure must not stop the scan
+                log.exception("azaguard scan: Patient/%s failed unexpectedly", patient_id)
+                return failed_line(patient_id, exc, seconds=time.monotonic() - started)
+            ok = True
+            return check_line(patient_id, result, seconds=time.monotonic() - started, writing=writing)
+        raise AssertionError("unreachable")  # pragma: no cover
+    finally:
+        backoff.release(ok=ok)
