@@ -1,0 +1,291 @@
+"""Evaluate a Bulk Data export (NDJSON files) in two passes, memory bounded by the patients on azathioprine.
+
+Pass 1 reads only the medication files: Medications coded as azathioprine, then the orders and
+statements that name it (by code or name) or reference such a Medication -> the patients to evaluate.
+Pass 2 streams every other file and keeps only those patients' resources (plus the Medications
+their orders reference); each patient's resources then go through the same record builder and
+rules as `check` (service.check_resources). A line is parsed only when a cheap text test says it
+may concern a kept patient: most of an export is never parsed.
+
+The functions here are pure and picklable, so the Dask engine maps the very same ones.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from azaguard.mappings import Mappings
+from azaguard.resources import InputError, ResourceSet
+from azaguard.scan.discovery import patient_id_of
+from azaguard.scan.results import Line, evaluated_line
+from azaguard.service import check_resources
+
+# The element that ties each resource type the rules read to its patient.
+PATIENT_ELEMENT: dict[str, str] = {
+    "MedicationRequest": "subject",
+    "MedicationStatement": "subject",
+    "Observation": "subject",
+    "Condition": "subject",
+    "ServiceRequest": "subject",
+    "Immunization": "patient",
+    "ImmunizationRecommendation": "patient",
+}
+ORDER_TYPES = ("MedicationRequest", "MedicationStatement")
+EXPORT_TYPES = ("Patient", "Medication", *PATIENT_ELEMENT)
+_PATIENT_REF = re.compile(r'Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^"]*)?"')
+_ID = re.compile(r'"id"\s*:\s*"([A-Za-z0-9\-.]{1,64})"')
+_MEDICATION_REF = re.compile(r'Medication/([A-Za-z0-9\-.]{1,64})"')
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    path: Path
+    resource_type: str
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """Is this concept azathioprine? Codes from mappings under every system URI, and names (whole words)."""
+
+    codes: frozenset[tuple[str, str]]
+    names: re.Pattern[str]
+    prefilter: re.Pattern[str]  # a line that does not match cannot mention azathioprine
+
+    @classmethod
+    def of(cls, mappings: Mappings) -> Matcher:
+        aza = mappings.medications.azathioprine
+        codes = frozenset(
+            (uri, code)
+            for system, values in aza.codes.items()
+            for uri in getattr(mappings.systems, system)
+            for code in values
+        )
+        names = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in aza.names) + r")\b", re.IGNORECASE)
+        words = sorted({c for _, c in codes} | set(aza.names), key=len, reverse=True)
+        prefilter = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+        return cls(codes, names, prefilter)
+
+    def concept(self, cc: object) -> bool:
+        if not isinstance(cc, Mapping):
+            return False
+        texts = [cc.get("text")]
+        for coding in cc.get("coding") or []:
+            if isinstance(coding, Mapping):
+                if (coding.get("system"), coding.get("code")) in self.codes:
+                    return True
+                texts.append(coding.get("display"))
+        return any(isinstance(t, str) and self.names.search(t) for t in texts)
+
+    def medication(self, resource: Mapping[str, Any]) -> bool:
+        if self.concept(resource.get("code")):
+            return True
+        return any(
+            isinstance(i, Mapping) and self.concept(i.get("itemCodeableConcept"))
+            for i in resource.get("ingredient") or []
+        )
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def export_files(directory: Path) -> list[ExportFile]:
+    """The NDJSON files of an export folder (`Type.ndjson`, `Type.2.ndjson`, `Type-x.ndjson[.gz]`)."""
+    if not directory.is_dir():
+        raise InputError(f"--ndjson {directory}: not a folder")
+    found: list[ExportFile] = []
+    for path in sorted(directory.iterdir()):
+        if not path.name.endswith((".ndjson", ".ndjson.gz")):
+            continue
+        rtype = re.split(r"[.\-_]", path.name, maxsplit=1)[0]
+        if rtype not in EXPORT_TYPES:
+            rtype = _first_type(path) or ""
+        if rtype in EXPORT_TYPES:
+            found.append(ExportFile(path, rtype))
+    if not found:
+        types = ", ".join(EXPORT_TYPES)
+        raise InputError(f"--ndjson {directory}: no NDJSON files of the types the rules read ({types})")
+    return found
+
+
+def _open(path: Path) -> IO[str]:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
+def _first_type(path: Path) -> str | None:
+    with _open(path) as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    value = json.loads(line).get("resourceType")
+                except (ValueError, AttributeError):
+                    return None
+                return value if isinstance(value, str) else None
+    return None
+
+
+def read_lines(paths: Iterable[Path]) -> Iterator[str]:
+    for path in paths:
+        with _open(path) as fh:
+            yield from fh
+
+
+def of_type(files: Sequence[ExportFile], *types: str) -> list[Path]:
+    return [f.path for f in files if f.resource_type in types]
+
+
+# --- pass 1: who is on azathioprine (pure, line by line) ------------------------------------------
+
+
+def aza_medication_id(line: str, matcher: Matcher) -> str | None:
+    if not matcher.prefilter.search(line):
+        return None
+    resource = _parse(line)
+    if resource is None or resource.get("resourceType") != "Medication" or not matcher.medication(resource):
+        return None
+    rid = resource.get("id")
+    return rid if isinstance(rid, str) else None
+
+
+def aza_patient(line: str, matcher: Matcher, aza_medications: frozenset[str]) -> str | None:
+    """The patient of an azathioprine order or statement on this line, else None."""
+    refs = {m for m in _MEDICATION_REF.findall(line)} & aza_medications if aza_medications else set()
+    if not refs and not matcher.prefilter.search(line):
+        return None
+    resource = _parse(line)
+    if resource is None or resource.get("resourceType") not in ORDER_TYPES:
+        return None
+    ref = (resource.get("medicationReference") or {}).get("reference")
+    by_reference = isinstance(ref, str) and ref.split("/_history/")[0].rsplit("/", 1)[-1] in aza_medications
+    if by_reference or matcher.concept(resource.get("medicationCodeableConcept")):
+        return patient_id_of(resource.get("subject"))
+    return None
+
+
+# --- pass 2: keep the kept patients' resources (pure, line by line) -------------------------------
+
+
+def owned(line: str, kept: frozenset[str]) -> tuple[str, dict[str, Any]] | None:
+    """(patient id, resource) when the line is a resource of a kept patient, else None."""
+    # Every resource of a kept patient names it as `Patient/<id>"` (a Patient resource as `"id":"<id>"`).
+    ids = _PATIENT_REF.findall(line)
+    if '"Patient"' in line:
+        ids += _ID.findall(line)
+    if not ids or kept.isdisjoint(ids):
+        return None
+    resource = _parse(line)
+    if resource is None:
+        return None
+    rtype = resource.get("resourceType")
+    if rtype == "Patient":
+        pid = resource.get("id")
+        return (pid, resource) if isinstance(pid, str) and pid in kept else None
+    element = PATIENT_ELEMENT.get(str(rtype))
+    pid = patient_id_of(resource.get(element)) if element else None
+    return (pid, resource) if pid is not None and pid in kept else None
+
+
+def medication_refs(resources: Iterable[Mapping[str, Any]]) -> set[str]:
+    out: set[str] = set()
+    for r in resources:
+        ref = (r.get("medicationReference") or {}).get("reference") if r.get("resourceType") in ORDER_TYPES else None
+        if isinstance(ref, str) and "Medication/" in ref:
+            out.add(ref.split("/_history/")[0].rsplit("/", 1)[-1])
+    return out
+
+
+def wanted_medication(line: str, wanted: frozenset[str]) -> dict[str, Any] | None:
+    ids = _ID.findall(line)
+    if not ids or wanted.isdisjoint(ids):
+        return None
+    resource = _parse(line)
+    if resource is None or resource.get("resourceType") != "Medication" or resource.get("id") not in wanted:
+        return None
+    return resource
+
+
+# --- the evaluation (pure) -------------------------------------------------------------------------
+
+
+def evaluate_patient(
+    patient_id: str,
+    resources: Sequence[dict[str, Any]],
+    medications: Mapping[str, dict[str, Any]],
+    mappings: Mappings,
+    now: datetime,
+) -> Line:
+    """The same record builder and rules as `check`, over one patient's exported resources."""
+    wanted = medication_refs(resources)
+    everything = [*resources, *(medications[m] for m in sorted(wanted) if m in medications)]
+    if not any(r.get("resourceType") == "Patient" for r in resources):
+        return {"patient": patient_id, "outcome": "failed", "error_kind": "InputError",
+                "error": f"the export has orders for Patient/{patient_id} but not the Patient resource"}  # fmt: skip
+    result = check_resources(ResourceSet.from_resources(everything), mappings=mappings, now=now)
+    return evaluated_line(
+        patient_id, result.findings, name=result.patient.name if result.patient else None,
+        mappings_version=result.mappings_version, evaluated_at=now.isoformat(),
+    )  # fmt: skip
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+# --- the in-process engine ------------------------------------------------------------------------
+
+
+@dataclass
+class Pass1:
+    medications: frozenset[str]
+    patients: list[str]  # sorted
+
+
+def find_patients(files: Sequence[ExportFile], matcher: Matcher) -> Pass1:
+    meds = frozenset(
+        m for m in (aza_medication_id(line, matcher) for line in read_lines(of_type(files, "Medication"))) if m
+    )
+    lines = read_lines(of_type(files, *ORDER_TYPES))
+    patients = {p for p in (aza_patient(line, matcher, meds) for line in lines) if p}
+    return Pass1(meds, sorted(patients))
+
+
+def evaluate_files(
+    files: Sequence[ExportFile],
+    mappings: Mappings,
+    now: datetime,
+    *,
+    skip: frozenset[str] = frozenset(),
+    on_found: Callable[[Pass1], None] | None = None,
+) -> Iterator[Line]:
+    """The in-process engine: a line per patient on azathioprine (sorted by id), minus `skip`."""
+    first = find_patients(files, Matcher.of(mappings))
+    if on_found is not None:
+        on_found(first)
+    kept = frozenset(first.patients) - skip
+    groups: dict[str, list[dict[str, Any]]] = {pid: [] for pid in sorted(kept)}
+    types = [t for t in EXPORT_TYPES if t != "Medication"]
+    for line in read_lines(of_type(files, *types)):
+        hit = owned(line, kept)
+        if hit is not None:
+            groups[hit[0]].append(hit[1])
+    wanted = frozenset(m for resources in groups.values() for m in medication_refs(resources))
+    medications = {}
+    if wanted:
+        for line in read_lines(of_type(files, "Medication")):
+            found = wanted_medication(line, wanted)
+            if found is not None:
+                medications[found["id"]] = found
+    for pid in sorted(groups):
+        yield evaluate_patient(pid, groups.pop(pid), medications, mappings, now)
