@@ -96,17 +96,19 @@ def _compute(
 ) -> Iterator[Line]:
     matcher = Matcher.of(mappings)
     med_paths = _paths(files, "Medication")
-    meds: frozenset[str] = frozenset()
+    aza: frozenset[str] = frozenset()
+    known: frozenset[str] = frozenset()
     if med_paths:
-        ids = _bag(med_paths).map(ndjson.aza_medication_id, matcher).filter(_not_none).distinct().compute()
-        meds = frozenset(ids)
+        entries = _bag(med_paths).map(ndjson.medication_entry, matcher).filter(_not_none).compute()
+        aza = frozenset(mid for mid, is_aza in entries if is_aza)
+        known = frozenset(mid for mid, _ in entries)
     order_paths = _paths(files, *ndjson.ORDER_TYPES)
     patients: list[str] = []
     if order_paths:
-        found = _bag(order_paths).map(ndjson.aza_patient, matcher, meds).filter(_not_none).distinct().compute()
-        patients = sorted(found)
+        bag = _bag(order_paths).map(ndjson.aza_patient, matcher, aza, known)
+        patients = sorted(bag.filter(_not_none).distinct().compute())
     if on_found is not None:
-        on_found(Pass1(meds, patients))
+        on_found(Pass1(aza, patients, len(known)))
     kept = frozenset(patients) - skip
     if not kept:
         return

@@ -64,8 +64,9 @@ def scan_files(args: argparse.Namespace, mappings: Mappings, now: datetime, prog
     })  # fmt: skip
     if args.resume:
         parameters["resumed"] = f"yes: {len(done)} patients kept from an earlier run"
-    steps = [f"{len(first.medications)} Medications coded as azathioprine",
-             f"{len(first.patients)} patients with an azathioprine order or statement (by code, name or Medication)"]
+    steps = [f"{first.known_medications} Medications in the export, {len(first.medications)} coded as azathioprine",
+             f"{len(first.patients)} patients with an order or statement that is (by code, name or Medication) "
+             "or may be (its Medication is not in the export) azathioprine"]
     run_info = {
         "source": source,
         "parameters": parameters,

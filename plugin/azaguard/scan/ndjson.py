@@ -145,27 +145,37 @@ def of_type(files: Sequence[ExportFile], *types: str) -> list[Path]:
 # --- pass 1: who is on azathioprine (pure, line by line) ------------------------------------------
 
 
-def aza_medication_id(line: str, matcher: Matcher) -> str | None:
+def medication_entry(line: str, matcher: Matcher) -> tuple[str, bool] | None:
+    """(Medication id, is it azathioprine) for a Medication line; only ids are kept from pass 1."""
+    ids = _ID.findall(line)
+    if not ids:
+        return None
     if not matcher.prefilter.search(line):
-        return None
+        return ids[0], False  # cannot be azathioprine; the first "id" is the resource's own in FHIR JSON
     resource = _parse(line)
-    if resource is None or resource.get("resourceType") != "Medication" or not matcher.medication(resource):
+    if resource is None or resource.get("resourceType") != "Medication" or not isinstance(resource.get("id"), str):
         return None
-    rid = resource.get("id")
-    return rid if isinstance(rid, str) else None
+    return resource["id"], matcher.medication(resource)
 
 
-def aza_patient(line: str, matcher: Matcher, aza_medications: frozenset[str]) -> str | None:
-    """The patient of an azathioprine order or statement on this line, else None."""
-    refs = {m for m in _MEDICATION_REF.findall(line)} & aza_medications if aza_medications else set()
-    if not refs and not matcher.prefilter.search(line):
+def aza_patient(line: str, matcher: Matcher, aza: frozenset[str], known: frozenset[str]) -> str | None:
+    """The patient of an order or statement on this line that is, or may be, azathioprine; else None.
+
+    "May be": it references a Medication that is not in the export (a Group export may leave them
+    out); the rules then answer cannot-evaluate for that patient rather than the scan missing them.
+    """
+    refs = set(_MEDICATION_REF.findall(line))
+    if not (refs & aza or refs - known) and not matcher.prefilter.search(line):
         return None
     resource = _parse(line)
     if resource is None or resource.get("resourceType") not in ORDER_TYPES:
         return None
     ref = (resource.get("medicationReference") or {}).get("reference")
-    by_reference = isinstance(ref, str) and ref.split("/_history/")[0].rsplit("/", 1)[-1] in aza_medications
-    if by_reference or matcher.concept(resource.get("medicationCodeableConcept")):
+    if isinstance(ref, str):
+        rid = ref.split("/_history/")[0].rsplit("/", 1)[-1]
+        if rid in aza or rid not in known:
+            return patient_id_of(resource.get("subject"))
+    if matcher.concept(resource.get("medicationCodeableConcept")):
         return patient_id_of(resource.get("subject"))
     return None
 
@@ -248,17 +258,18 @@ def _parse(line: str) -> dict[str, Any] | None:
 
 @dataclass
 class Pass1:
-    medications: frozenset[str]
+    medications: frozenset[str]  # Medications coded as azathioprine
     patients: list[str]  # sorted
+    known_medications: int = 0
 
 
 def find_patients(files: Sequence[ExportFile], matcher: Matcher) -> Pass1:
-    meds = frozenset(
-        m for m in (aza_medication_id(line, matcher) for line in read_lines(of_type(files, "Medication"))) if m
-    )
+    entries = [e for e in (medication_entry(line, matcher) for line in read_lines(of_type(files, "Medication"))) if e]
+    aza = frozenset(mid for mid, is_aza in entries if is_aza)
+    known = frozenset(mid for mid, _ in entries)
     lines = read_lines(of_type(files, *ORDER_TYPES))
-    patients = {p for p in (aza_patient(line, matcher, meds) for line in lines) if p}
-    return Pass1(meds, sorted(patients))
+    patients = {p for p in (aza_patient(line, matcher, aza, known) for line in lines) if p}
+    return Pass1(aza, sorted(patients), len(known))
 
 
 def evaluate_files(
