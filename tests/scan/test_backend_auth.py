@@ -159,3 +159,10 @@ def test_group_export_through_the_sandbox_needs_and_sends_the_token(
     assert set(result.by_patient["aza-medication-reference"]["statuses"].values()) == {"ok"}
     # Without a token the proxy refuses the kick-off.
     assert httpx.get(f"{sandbox.fhir}/$export", headers={"Prefer": "respond-async"}).status_code == 401
+
+
+def test_report_link_target_launches_the_app_for_the_patient(sandbox: Sandbox) -> None:
+    ehr = sandbox.fhir.removesuffix("/fhir")
+    response = httpx.get(f"{ehr}/launch/aza-febrile-c")
+    assert response.status_code == 302 and "launch=" in response.headers["location"]
+    assert httpx.get(f"{ehr}/launch/bad%20id").status_code == 400

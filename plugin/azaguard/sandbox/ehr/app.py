@@ -28,7 +28,7 @@ from azaguard.sandbox.ehr.authroutes import (
 from azaguard.sandbox.ehr.authserver import Clock, RegisteredClient, SandboxAuthServer
 from azaguard.sandbox.ehr.backend import BackendClient, BackendServices
 from azaguard.sandbox.ehr.context import EhrContext, LaunchStore, Upstream
-from azaguard.sandbox.ehr.launcher import launcher_page
+from azaguard.sandbox.ehr.launcher import launch_patient, launcher_page
 from azaguard.sandbox.ehr.proxy import fhir_proxy, metadata_endpoint
 
 _METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
@@ -85,6 +85,7 @@ def create_ehr_app(
         context.backend.register(backend_client)
     routes = [
         Route("/", launcher_page, methods=["GET"]),
+        Route("/launch/{patient_id}", launch_patient, methods=["GET"]),
         Route("/fhir/.well-known/smart-configuration", smart_configuration_endpoint, methods=["GET"]),
         Route("/fhir/metadata", metadata_endpoint, methods=["GET"]),
         Route("/fhir", fhir_proxy, methods=_METHODS),
