@@ -61,3 +61,14 @@ def test_resume_keeps_evaluated_patients_once_and_drops_a_torn_line(tmp_path: Pa
     kept = list(read_lines(path))
     assert [x["patient"] for x in kept] == ["a", "b"] and kept[1]["n"] == 2
     assert prepare(tmp_path, resume=False) == set() and path.read_text() == ""
+
+
+def test_demo_backend_client_key_is_made_once_and_private(tmp_path: Path) -> None:
+    from azaguard.sandbox.ehr.backend import demo_client
+    from azaguard.smart.backend import load_private_key
+
+    client, path = demo_client(tmp_path)
+    again, _ = demo_client(tmp_path)
+    assert client == again and oct(path.stat().st_mode & 0o777) == "0o600"
+    assert all("d" not in k for k in client.jwks["keys"])
+    assert load_private_key(path).alg == "ES384"

@@ -11,15 +11,17 @@ The token it gets has no patient: the FHIR proxy lets it through by its `system/
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -239,3 +241,22 @@ async def system_proxy(request: Request, token: IssuedToken) -> Response:
     out_headers.pop("content-type", None)
     return Response(json.dumps(data), status_code=upstream.status_code, headers=out_headers,
                     media_type="application/fhir+json")  # fmt: skip
+
+
+DEMO_CLIENT_ID = "azaguard-scan"
+
+
+def demo_client(folder: Path) -> tuple[BackendClient, Path]:
+    """The demo's backend client: an ES384 key kept in `folder` (created once, owner-only), registered by its
+    public half, so `azaguard scan` can run against the sandbox with real authorization."""
+    path = folder / "scan-client.jwks.json"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        key = ECKey.generate_key("P-384", parameters={"kid": "azaguard-scan-1", "alg": "ES384"})
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"keys": [key.as_dict(private=True)]}, fh)
+    private = json.loads(path.read_text(encoding="utf-8"))
+    public = {"keys": [{k: v for k, v in jwk.items() if k != "d"} for jwk in private["keys"]]}
+    return BackendClient(DEMO_CLIENT_ID, public, allowed_scope="system/*.rs system/DetectedIssue.cruds "
+                         "system/Flag.cruds system/Device.cruds"), path
