@@ -166,3 +166,29 @@ def test_report_link_target_launches_the_app_for_the_patient(sandbox: Sandbox) -
     response = httpx.get(f"{ehr}/launch/aza-febrile-c")
     assert response.status_code == 302 and "launch=" in response.headers["location"]
     assert httpx.get(f"{ehr}/launch/bad%20id").status_code == 400
+
+
+def test_write_through_the_sandbox_is_idempotent_and_tokens_are_renewed(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("aza-febrile-c\naza-stable\n")
+    argv = ["--fhir-url", sandbox.fhir, "--client-id", CLIENT, "--private-key", str(sandbox.rsa_pem),
+            "--kid", "rsa-1", "--patients", str(ids), "--write"]
+    first = scan(argv, tmp_path / "one")
+    assert first.code == 0, first.stderr
+    assert first.by_patient["aza-febrile-c"]["writes"].get("created", 0) >= 1
+    again = scan(argv, tmp_path / "two")
+    assert again.code == 0, again.stderr
+    assert "created" not in again.by_patient["aza-febrile-c"]["writes"]  # nothing written twice
+    assert again.by_patient["aza-febrile-c"]["writes"].get("exists", 0) >= 1
+
+
+def test_token_is_renewed_before_it_expires(sandbox: Sandbox) -> None:
+    auth = BackendServicesAuth(sandbox.fhir, CLIENT, load_private_key(sandbox.rsa_pem, "rsa-1"))
+    first = auth.token()
+    assert auth.token() == first and auth.tokens_issued == 1  # cached
+    auth._expires_at = time.time() + 30
+    second = auth.token()
+    assert second != first and auth.tokens_issued == 2
+    assert httpx.get(f"{sandbox.fhir}/Patient/aza-stable", headers={"Authorization": f"Bearer {second}"}).is_success

@@ -72,3 +72,23 @@ def test_demo_backend_client_key_is_made_once_and_private(tmp_path: Path) -> Non
     assert client == again and oct(path.stat().st_mode & 0o777) == "0o600"
     assert all("d" not in k for k in client.jwks["keys"])
     assert load_private_key(path).alg == "ES384"
+
+
+def test_rich_progress_draws_counts_and_plain_lines_when_not_a_terminal() -> None:
+    import io
+
+    from azaguard.scan.progress import PlainProgress, RichProgress, make_progress
+
+    out = io.StringIO()
+    assert isinstance(make_progress(out), PlainProgress)  # not a TTY: plain lines
+    rich = RichProgress(out)
+    rich.start("scan", 3)
+    for outcome in ("evaluated", "failed", "evaluated"):
+        rich.advance(outcome)
+    rich.close()
+    assert "evaluated 2" in out.getvalue() and "failed 1" in out.getvalue()
+    plain = PlainProgress(out, interval=0)
+    plain.start("scan", 2)
+    plain.advance("evaluated")
+    plain.note("export: writing 1")
+    assert "scan 1/2 (evaluated 1)" in out.getvalue() and "export: writing 1" in out.getvalue()

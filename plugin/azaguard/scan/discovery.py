@@ -107,7 +107,13 @@ def by_medication_codes(client: FhirClient, mappings: Mappings) -> Discovery:
     found = Discovery("medication-codes")
     tokens = code_tokens(mappings)
     for rtype in ORDER_TYPES:
-        direct = [pid for value in chunks(tokens) for pid in _subjects(_search(client, rtype, [("code", value)]))]
+        try:
+            direct = [pid for v in chunks(tokens) for pid in _subjects(_search(client, rtype, [("code", v)]))]
+        except FhirRejected as exc:
+            if rtype == "MedicationRequest":
+                raise  # the main source: without it the scan would silently find nobody
+            found.warnings.append(f"{rtype} cannot be searched by code on this server ({exc.status}); skipped")
+            continue
         new = found.add(direct)
         found.steps.append(f"{rtype}?code=(azathioprine codes): {len(set(direct))} patients, {new} new")
         found.add(_by_medication_resource(client, rtype, tokens, found))
