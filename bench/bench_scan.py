@@ -46,6 +46,21 @@ def _rss_mb() -> float:
 # --- 1. server scan ------------------------------------------------------------------------------
 
 
+LATENCY = 0.040
+
+
+class Delayed(httpx.HTTPTransport):
+    """Loopback plus a fixed delay per request: what a server across a network adds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        time.sleep(self.delay)
+        return super().handle_request(request)
+
+
 def replicate_sandbox(copies: int) -> list[Resource]:
     """The sandbox patients `copies` times, ids prefixed so each copy is a new set of patients."""
     text = json.dumps([r for p in build_patients(NOW) for r in p.resources])
@@ -69,19 +84,22 @@ def bench_server(copies: int) -> None:
             response.raise_for_status()
         patients = sum(1 for r in resources if r["resourceType"] == "Patient")
         print(f"\n1. server scan: {patients} patients loaded into sekmet-fhir ({copies} copies of the sandbox)")
-        rates: dict[int, float] = {}
-        for concurrency in (1, 4, 8):
-            out = Path(tmp) / f"scan-{concurrency}"
-            args = build_parser().parse_args(["scan", "--fhir-url", server.base_url, "--concurrency",
-                                              str(concurrency), "--out", str(out), "--now", NOW_TEXT])
-            started = time.perf_counter()
-            code = run_scan(args, load_mappings(), stderr=io.StringIO())
-            seconds = time.perf_counter() - started
-            lines = (out / "results.ndjson").read_text().splitlines()
-            rates[concurrency] = len(lines) / seconds
-            print(f"   concurrency {concurrency}: {len(lines)} patients in {seconds:.1f} s = "
-                  f"{rates[concurrency]:.1f} patients/s (x{rates[concurrency] / rates[1]:.2f} of concurrency 1),"
-                  f" exit {code}")
+        for latency in (0.0, LATENCY):
+            where = "loopback" if not latency else f"+{latency * 1000:.0f} ms per request (simulated WAN)"
+            rates: dict[int, float] = {}
+            for concurrency in (1, 4, 8):
+                out = Path(tmp) / f"scan-{latency}-{concurrency}"
+                args = build_parser().parse_args(["scan", "--fhir-url", server.base_url, "--concurrency",
+                                                  str(concurrency), "--out", str(out), "--now", NOW_TEXT])
+                transport = Delayed(latency) if latency else None
+                started = time.perf_counter()
+                code = run_scan(args, load_mappings(), stderr=io.StringIO(), transport=transport)
+                seconds = time.perf_counter() - started
+                lines = (out / "results.ndjson").read_text().splitlines()
+                rates[concurrency] = len(lines) / seconds
+                print(f"   {where}, concurrency {concurrency}: {len(lines)} patients in {seconds:.1f} s = "
+                      f"{rates[concurrency]:.1f} patients/s (x{rates[concurrency] / rates[1]:.2f} of concurrency 1),"
+                      f" exit {code}")
 
 
 # --- 2. generated export ---------------------------------------------------------------------------
@@ -220,14 +238,16 @@ def bench_ndjson(patients: int, synthea: Path | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patients", type=int, default=10_000, help="patients in the generated export")
-    parser.add_argument("--copies", type=int, default=5, help="copies of the sandbox for the server scan")
+    parser.add_argument("--copies", type=int, default=2, help="copies of the sandbox for the server scan")
     default_synthea = Path("/work/shared/synthea-r4")
     parser.add_argument("--synthea", type=Path, default=default_synthea if default_synthea.is_dir() else None)
     parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument("--skip-ndjson", action="store_true")
     args = parser.parse_args()
     if not args.skip_server:
         bench_server(args.copies)
-    bench_ndjson(args.patients, args.synthea)
+    if not args.skip_ndjson:
+        bench_ndjson(args.patients, args.synthea)
 
 
 if __name__ == "__main__":

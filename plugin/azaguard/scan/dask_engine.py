@@ -38,6 +38,10 @@ def _evaluate_group(
     return ndjson.evaluate_patient(item[0], item[1], medications, mappings, now)
 
 
+def _refs(item: tuple[str, list[dict[str, Any]]]) -> list[str]:
+    return sorted(ndjson.medication_refs(item[1]))
+
+
 def _not_none(value: object) -> bool:
     return value is not None
 
@@ -115,11 +119,11 @@ def _compute(
     other = _paths(files, *(t for t in ndjson.EXPORT_TYPES if t != "Medication"))
     owned = _bag(other).map(ndjson.owned, kept).filter(_not_none)
     # `list` (a callable) gives each patient a fresh accumulator: a shared [] would mix the patients.
-    groups = owned.foldby(_key, _append, list, _concat, list)
+    # Persisted on the workers (bounded by the patients kept), so the files are read once, not twice.
+    groups = owned.foldby(_key, _append, list, _concat, list).persist()
     wanted: frozenset[str] = frozenset()
     if med_paths:
-        refs = owned.map(lambda pair: sorted(ndjson.medication_refs([pair[1]]))).flatten().distinct().compute()
-        wanted = frozenset(refs)
+        wanted = frozenset(groups.map(_refs).flatten().distinct().compute())
     medications: dict[str, dict[str, Any]] = {}
     if wanted:
         found_meds = _bag(med_paths).map(ndjson.wanted_medication, wanted).filter(_not_none).compute()
