@@ -92,3 +92,12 @@ def test_rich_progress_draws_counts_and_plain_lines_when_not_a_terminal() -> Non
     plain.advance("evaluated")
     plain.note("export: writing 1")
     assert "scan 1/2 (evaluated 1)" in out.getvalue() and "export: writing 1" in out.getvalue()
+
+
+def test_scopes_v2_and_v1() -> None:
+    from azaguard.smart.backend import requested_scopes
+
+    v2 = requested_scopes(True, write=True).split()
+    assert "system/Observation.rs" in v2 and "system/DetectedIssue.crus" in v2
+    v1 = requested_scopes(False, write=False).split()
+    assert "system/Observation.read" in v1 and not any(s.endswith(".write") for s in v1)

@@ -129,6 +129,8 @@ def test_group_and_all_patients(loaded: Loaded, tmp_path: Path) -> None:
 def test_bad_options_are_refused(tmp_path: Path, loaded: Loaded) -> None:
     assert scan(["--fhir-url", loaded.base_url, "--concurrency", "0"], tmp_path).code == 2
     assert scan(["--fhir-url", loaded.base_url, "--client-id", "x"], tmp_path).code == 2
+    assert scan(["--fhir-url", loaded.base_url, "--group", "../Patient"], tmp_path).code == 2
+    assert scan(["--fhir-url", loaded.base_url, "--bulk", "--write"], tmp_path).code == 2
     bad = tmp_path / "ids.txt"
     bad.write_text("ok-id\nnot an id!\n")
     result = scan(["--fhir-url", loaded.base_url, "--patients", str(bad)], tmp_path)

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from azaguard.fhir.client import FhirClient
+from azaguard.fhir.client import FhirClient, check_id
 from azaguard.fhir.errors import FhirError
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError
@@ -112,6 +112,11 @@ def _check_options(args: argparse.Namespace) -> None:
         raise InputError("--engine dask works on files: use it with --bulk or --ndjson")
     if args.scheduler and args.engine != "dask":
         raise InputError("--scheduler needs --engine dask")
+    if args.group is not None:
+        try:
+            check_id(args.group)
+        except ValueError as exc:
+            raise InputError(f"--group {args.group[:70]!r} is not a FHIR id") from exc
 
 
 def token_source(args: argparse.Namespace) -> tuple[str | Callable[[], str] | None, Callable[[], None] | None, str]:

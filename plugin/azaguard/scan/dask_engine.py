@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from azaguard.mappings import Mappings
+from azaguard.resources import InputError
 from azaguard.scan import ndjson
 from azaguard.scan.ndjson import ExportFile, Matcher, Pass1
 from azaguard.scan.results import Line
@@ -79,7 +80,10 @@ def evaluate_files_dask(
 
     cluster = None
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__})") from exc
     else:
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)

@@ -66,8 +66,13 @@ def scan_patients(
         progress.advance(line["outcome"])
         return str(line["outcome"])
 
-    with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="azaguard-scan") as pool:
+    pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="azaguard-scan")
+    try:
         return Counter(pool.map(one, patient_ids))
+    finally:
+        # On Ctrl-C or an error, patients not started are dropped (`--resume` does them); those in
+        # flight finish and are recorded.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _evaluate(

@@ -157,7 +157,8 @@ class BackendServicesAuth:
         found = config.get("capabilities")
         capabilities: list[Any] = found if isinstance(found, list) else []
         self.token_endpoint = endpoint
-        self.v2 = "permission-v2" in capabilities or "permission-v1" not in capabilities
+        # v2 only when advertised: a server that names neither predates SMART 2 and reads v1 scopes.
+        self.v2 = "permission-v2" in capabilities
 
     # -- tokens ------------------------------------------------------------------------------
 
