@@ -194,6 +194,7 @@ def _scan_server(args: argparse.Namespace, mappings: Mappings, now: datetime, pr
         "timings": {
             "discovery": f"{t1 - t0:.2f} s", "evaluation": f"{t2 - t1:.2f} s",
             "rate": f"{len(todo) / max(t2 - t1, 1e-6):.1f} patients/s", "HTTP requests": requests,
+            "requests per patient": f"{requests / max(len(todo), 1):.1f} (discovery included)",
             "server busy (429/503) answers": backoff.congestions,
             "scan-wide pauses": f"{backoff.paused_seconds:.1f} s", "lowest concurrency": backoff.lowest_limit,
         },
