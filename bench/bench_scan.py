@@ -229,7 +229,7 @@ def bench_ndjson(patients: int, synthea: Path | None) -> None:
         s2, c2, rss2 = measure(_in_process, small)
         print(f"   in-process, 1/4 the export : {s2:6.1f} s  {small_size / 1e6 / s2:7.1f} MB/s  peak {rss2:6.0f} MB"
               f"  ({c2} patients; peak memory x{rss / rss2:.2f} for x{size / small_size:.1f} the export)")
-        d_s, d_count, driver_rss, worker_rss = measure(_dask, big)
+        d_s, d_count, worker_rss, driver_rss = measure(_dask, big)
         print(f"   Dask local cluster (2 proc): {d_s:6.1f} s  {size / 1e6 / d_s:7.1f} MB/s  peak {driver_rss:6.0f} MB"
               f" driver, {worker_rss:.0f} MB per worker  ({d_count} patients; x{parse_s / d_s:.2f} the speed of "
               "parsing, cluster start excluded)")

@@ -54,12 +54,13 @@ def _paths(files: Sequence[ExportFile], *types: str) -> list[str]:
 def _bag(paths: list[str]) -> Any:
     import dask.bag as db
 
-    # One partition per ~64 MB block of a plain file; a gzip file cannot be split: one partition each.
+    # One partition per 16 MiB block of a plain file (a worker's peak memory is about ten blocks);
+    # a gzip file cannot be split: one partition each.
     plain = [p for p in paths if not p.endswith(".gz")]
     packed = [p for p in paths if p.endswith(".gz")]
     bags = []
     if plain:
-        bags.append(db.read_text(plain, blocksize="64MiB", linedelimiter="\n"))
+        bags.append(db.read_text(plain, blocksize="16MiB", linedelimiter="\n"))
     if packed:
         bags.append(db.read_text(packed, blocksize=None, compression="gzip", linedelimiter="\n"))
     return bags[0] if len(bags) == 1 else db.concat(bags)
