@@ -56,7 +56,7 @@ class Faults(httpx.BaseTransport):
         if request.method == "POST" and f"Patient/{self.broken}\"" in body and '"type":"batch"' in body:
             return httpx.Response(500, json={"resourceType": "OperationOutcome", "issue": [
                 {"severity": "error", "code": "exception", "diagnostics": "injected failure"}]}, request=request)
-        if (self.fail_writes_for and request.url.path.endswith("/DetectedIssue") and request.method == "POST"
+        if (self.fail_writes_for and "/DetectedIssue" in request.url.path and request.method in ("POST", "PUT")
                 and f"Patient/{self.fail_writes_for}\"" in body):
             return httpx.Response(500, request=request)
         return self.inner.handle_request(request)
@@ -89,12 +89,12 @@ def test_faults_lose_nothing_and_duplicate_nothing_then_resume_completes(loaded:
 
 def test_failed_writes_give_exit_code_4(loaded: Loaded, tmp_path: Path) -> None:
     ids = tmp_path / "ids.txt"
-    ids.write_text("aza-febrile-c\n# a comment\naza-stable\n\n")
-    faults = Faults(busy="none", broken="none", fail_writes_for="aza-febrile-c")
+    ids.write_text("aza-pneumonia\n# a comment\naza-stable\n\n")
+    faults = Faults(busy="none", broken="none", fail_writes_for="aza-pneumonia")
     result = scan(["--fhir-url", loaded.base_url, "--patients", str(ids), "--write"], tmp_path / "out",
                   transport=faults)
     assert result.code == 4, result.stderr
-    assert result.by_patient["aza-febrile-c"]["outcome"] == "write-failed"
+    assert result.by_patient["aza-pneumonia"]["outcome"] == "write-failed"
     assert result.by_patient["aza-stable"]["outcome"] == "evaluated"
     run_info = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run_info["discovery"]["method"] == "patients-file"

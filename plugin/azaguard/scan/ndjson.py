@@ -22,22 +22,27 @@ from pathlib import Path
 from typing import IO, Any
 
 from azaguard.mappings import Mappings
+from azaguard.record import Code, Concept
 from azaguard.resources import InputError, ResourceSet
 from azaguard.scan.discovery import patient_id_of
 from azaguard.scan.results import Line, evaluated_line
 from azaguard.service import check_resources
+from azaguard.terminology import drug_ingredients
 
 # The element that ties each resource type the rules read to its patient.
 PATIENT_ELEMENT: dict[str, str] = {
     "MedicationRequest": "subject",
     "MedicationStatement": "subject",
+    "MedicationDispense": "subject",
+    "MedicationAdministration": "subject",
     "Observation": "subject",
     "Condition": "subject",
     "ServiceRequest": "subject",
     "Immunization": "patient",
     "ImmunizationRecommendation": "patient",
 }
-ORDER_TYPES = ("MedicationRequest", "MedicationStatement")
+# Every resource that can show therapy: pass 1 reads them all (cheap), as the rules do.
+ORDER_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration")
 EXPORT_TYPES = ("Patient", "Medication", *PATIENT_ELEMENT)
 _PATIENT_REF = re.compile(r'Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^"]*)?"')
 _ID = re.compile(r'"id"\s*:\s*"([A-Za-z0-9\-.]{1,64})"')
@@ -53,45 +58,33 @@ class ExportFile:
 
 @dataclass(frozen=True)
 class Matcher:
-    """Is this concept azathioprine? Codes from mappings under every system URI, and names (whole words)."""
+    """Is this concept azathioprine? The terminology package decides; a cheap text test comes first."""
 
-    codes: frozenset[tuple[str, str]]
-    names: re.Pattern[str]
-    code_values: frozenset[str]
-    lower_names: tuple[str, ...]
+    mappings: Mappings
+    code_values: frozenset[str]  # every azathioprine code, as written and normalised
+    name_words: tuple[str, ...]  # lower-case first word of every name and brand
 
     @classmethod
     def of(cls, mappings: Mappings) -> Matcher:
         aza = mappings.medications.azathioprine
-        codes = frozenset(
-            (uri, code)
-            for system, values in aza.codes.items()
-            for uri in getattr(mappings.systems, system)
-            for code in values
-        )
-        names = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in aza.names) + r")\b", re.IGNORECASE)
-        return cls(codes, names, frozenset(c for _, c in codes), tuple(n.lower() for n in aza.names))
+        codes = {c.strip() for values in aza.codes.values() for c in values}
+        codes |= {c.replace("-", "") for c in codes} | {c.upper() for c in codes}
+        words = {re.split(r"[\s\-/]+", n.strip().lower())[0] for n in (*aza.names, *aza.brands) if n.strip()}
+        return cls(mappings, frozenset(codes), tuple(sorted(words)))
 
     def may_mention(self, line: str) -> bool:
         """False when the line cannot mention azathioprine: none of its codes is ours, no name in it.
 
-        A cheap test before parsing (substring and one simple regex; a big case-insensitive
-        alternation was 10x slower)."""
-        if not self.code_values.isdisjoint(_CODE.findall(line)):
-            return True
+        Substring tests and one simple regex (a big case-insensitive alternation was 10x slower)."""
+        for code in _CODE.findall(line):
+            code = code.strip()
+            if code in self.code_values or code.replace("-", "") in self.code_values:
+                return True
         low = line.lower()
-        return any(name in low for name in self.lower_names)
+        return any(word in low for word in self.name_words)
 
     def concept(self, cc: object) -> bool:
-        if not isinstance(cc, Mapping):
-            return False
-        texts = [cc.get("text")]
-        for coding in cc.get("coding") or []:
-            if isinstance(coding, Mapping):
-                if (coding.get("system"), coding.get("code")) in self.codes:
-                    return True
-                texts.append(coding.get("display"))
-        return any(isinstance(t, str) and self.names.search(t) for t in texts)
+        return drug_ingredients(raw_concept(cc), self.mappings).azathioprine is not None
 
     def medication(self, resource: Mapping[str, Any]) -> bool:
         if self.concept(resource.get("code")):
@@ -100,6 +93,19 @@ class Matcher:
             isinstance(i, Mapping) and self.concept(i.get("itemCodeableConcept"))
             for i in resource.get("ingredient") or []
         )
+
+
+def raw_concept(cc: object) -> Concept | None:
+    """A raw CodeableConcept as the terminology package reads it."""
+    if not isinstance(cc, Mapping):
+        return None
+    codings = tuple(
+        Code(system=c.get("system"), code=c["code"], display=c.get("display"))
+        for c in cc.get("coding") or []
+        if isinstance(c, Mapping) and isinstance(c.get("code"), str)
+    )
+    text = cc.get("text")
+    return Concept(codings=codings, text=text if isinstance(text, str) else None)
 
 
 # --- files --------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from azaguard.alerts import device_resource, ensure_device
 from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import AuthExpired, FhirError
 from azaguard.mappings import Mappings
@@ -51,14 +50,6 @@ def scan_patients(
 ) -> Counter[str]:
     """Evaluate every patient; returns the count of lines written by outcome."""
     writing = settings.write or settings.dry_run
-    if settings.write:
-        # The author Device once, before the threads: concurrent conditional creates of the same
-        # Device can both create it on a server without atomic If-None-Exist, and every later
-        # write would then fail with 412 (two matches).
-        try:
-            ensure_device(client, device_resource(mappings.version))
-        except FhirError as exc:
-            log.warning("azaguard scan: the author Device could not be written (%s); each patient will say so", exc)
 
     def one(patient_id: str) -> str:
         line = _evaluate(client, patient_id, mappings, settings, backoff, renew_token, writing)

@@ -30,8 +30,9 @@ RENEW_MARGIN = 60  # renew this long before the token expires (a scan must not s
 TIMEOUT = 15.0
 # What the scan reads, and what it writes with --write (its alerts and their author Device).
 READ_TYPES = (
-    "Patient", "MedicationRequest", "MedicationStatement", "Medication", "Observation", "Condition",
-    "Immunization", "ImmunizationRecommendation", "ServiceRequest", "Group", "DetectedIssue", "Flag", "Device",
+    "Patient", "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration",
+    "Medication", "Observation", "Condition", "Immunization", "ImmunizationRecommendation", "ServiceRequest",
+    "Group", "DetectedIssue", "Flag", "Device",
 )  # fmt: skip
 WRITE_TYPES = ("DetectedIssue", "Flag", "Device")
 

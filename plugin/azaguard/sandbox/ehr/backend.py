@@ -201,22 +201,28 @@ def system_problem(method: str, path: str, params: Sequence[tuple[str, str]], bo
 async def system_proxy(request: Request, token: IssuedToken) -> Response:
     """The FHIR proxy for a system token: scopes checked, no patient compartment; bulk files relayed."""
     from azaguard.sandbox.ehr.context import ehr
-    from azaguard.sandbox.ehr.proxy import FORWARD_REQUEST_HEADERS, FORWARD_RESPONSE_HEADERS, outcome, rewrite_urls
+    from azaguard.sandbox.ehr.proxy import (
+        FORWARD_REQUEST_HEADERS,
+        FORWARD_RESPONSE_HEADERS,
+        _json_body,
+        outcome,
+        rewrite_urls,
+    )
 
     context = ehr(request)
     scopes = parse_scopes(token.scope)
     path = request.path_params.get("path", "")
-    raw = await request.body()
-    try:
-        body = json.loads(raw) if raw and "json" in request.headers.get("content-type", "") else None
-    except ValueError:
-        return outcome(400, "invalid", "the request body is not valid JSON")
+    body, raw, body_problem = await _json_body(request)  # the same size and depth limits as patient tokens
+    if body_problem:
+        return outcome(400, "invalid", body_problem)
     params = params_of(request.url.query)
     problem = system_problem(request.method, path, params, body, scopes)
     if problem:
         return outcome(403, "forbidden", problem)
     base, public = context.upstream.base, context.fhir_base
-    headers = {k: v for k, v in request.headers.items() if k.lower() in (*FORWARD_REQUEST_HEADERS, "accept-encoding")}
+    # Prefer too: Bulk Data needs `respond-async` (a system token has no compartment to protect).
+    forwarded = (*FORWARD_REQUEST_HEADERS, "accept-encoding", "prefer")
+    headers = {k: v for k, v in request.headers.items() if k.lower() in forwarded}
     query = request.url.query
     content = json.dumps(rewrite_urls(body, (public,), base)).encode() if body is not None else raw or None
     try:
