@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from azaguard.config import is_loopback
 from azaguard.fhir.client import FhirClient, check_id
 from azaguard.fhir.errors import FhirError
 from azaguard.mappings import Mappings
@@ -112,6 +113,11 @@ def _check_options(args: argparse.Namespace) -> None:
         raise InputError("--engine dask works on files: use it with --bulk or --ndjson")
     if args.scheduler and args.engine != "dask":
         raise InputError("--scheduler needs --engine dask")
+    with_token = bool(args.client_id or os.environ.get(TOKEN_ENV))
+    url = args.fhir_url or ""
+    if with_token and url.lower().startswith("http:") and not is_loopback(url) and not args.allow_insecure_http:
+        raise InputError(f"refusing to send an access token over plain http to {url}: use https "
+                         "(or --allow-insecure-http if this network is trusted)")  # fmt: skip
     if args.group is not None:
         try:
             check_id(args.group)

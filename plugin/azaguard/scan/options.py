@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("azaguard-scan"), help="results folder (default ./azaguard-scan)")
     p.add_argument("--resume", action="store_true", help="skip the patients already evaluated in --out")
     p.add_argument("--patient-link", metavar="TEMPLATE", help="link to a patient in the app; {id} is the patient id")
+    p.add_argument("--allow-insecure-http", action="store_true",
+                   help="send the access token over plain http to a host that is not 127.0.0.1/localhost")
     auth = p.add_argument_group("SMART Backend Services")
     auth.add_argument("--client-id", help="the backend client's id at the authorization server")
     auth.add_argument("--private-key", type=Path, metavar="FILE", help="its private key: PEM or JWK set")
