@@ -137,3 +137,14 @@ def test_bad_options_are_refused(tmp_path: Path, loaded: Loaded) -> None:
     bad.write_text("ok-id\nnot an id!\n")
     result = scan(["--fhir-url", loaded.base_url, "--patients", str(bad)], tmp_path)
     assert result.code == 2 and "line 2" in result.stderr
+
+
+def test_terminology_server_option_is_passed_through(loaded: Loaded, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("aza-stable\naza-medication-reference\n")
+    result = scan(["--fhir-url", loaded.base_url, "--patients", str(ids), "--terminology-server", loaded.base_url],
+                  tmp_path / "out")
+    assert result.code == 0, result.stderr
+    assert set(result.by_patient["aza-stable"]["statuses"].values()) == {"ok"}
+    run_info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run_info["parameters"]["terminology server"] == loaded.base_url

@@ -167,10 +167,13 @@ def find_patients(args: argparse.Namespace, client: FhirClient, mappings: Mappin
 
 def _scan_server(args: argparse.Namespace, mappings: Mappings, now: datetime, progress: ScanProgress,
                  transport: httpx.BaseTransport | None) -> tuple[dict[str, int], dict[str, Any]]:  # fmt: skip
+    from azaguard.cli import _terminology  # the same site terminology server client as `check`
+
     token, renew, auth_text = token_source(args)
     backoff = SharedBackoff(args.concurrency)
-    settings = ScanSettings(now=now, write=args.write, dry_run=args.dry_run, concurrency=args.concurrency)
-    with open_client(args.fhir_url, token, backoff, transport) as client:
+    with open_client(args.fhir_url, token, backoff, transport) as client, _terminology(args, mappings) as terminology:
+        settings = ScanSettings(now=now, write=args.write, dry_run=args.dry_run, concurrency=args.concurrency,
+                                terminology=terminology)  # fmt: skip
         t0 = time.monotonic()
         found = find_patients(args, client, mappings)
         t1 = time.monotonic()
@@ -193,6 +196,7 @@ def _scan_server(args: argparse.Namespace, mappings: Mappings, now: datetime, pr
         "parameters": {
             "FHIR server": args.fhir_url, "evaluated as of": now.isoformat(), "alerts": mode,
             "concurrency": args.concurrency, "authorization": auth_text,
+            "terminology server": args.terminology_server or "none (local value sets)",
             "resumed": f"yes: {len(done)} patients kept from an earlier run" if args.resume else "no",
         },
         "discovery": {"description": found.description, "method": found.method, "steps": found.steps,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 TOKEN_ENV = "AZAGUARD_FHIR_TOKEN"  # noqa: S105 - the variable's name, not a secret
+TERMINOLOGY_ENV = "AZAGUARD_TERMINOLOGY_SERVER"  # as for `check`
 DEFAULT_CONCURRENCY = 4
 
 
@@ -25,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("azaguard-scan"), help="results folder (default ./azaguard-scan)")
     p.add_argument("--resume", action="store_true", help="skip the patients already evaluated in --out")
     p.add_argument("--patient-link", metavar="TEMPLATE", help="link to a patient in the app; {id} is the patient id")
+    p.add_argument("--terminology-server", default=os.environ.get(TERMINOLOGY_ENV) or None, metavar="URL",
+                   help=f"a FHIR terminology server for codes the local value sets do not know (default: "
+                   f"${TERMINOLOGY_ENV}; server scan only)")
     p.add_argument("--allow-insecure-http", action="store_true",
                    help="send the access token over plain http to a host that is not 127.0.0.1/localhost")
     auth = p.add_argument_group("SMART Backend Services")

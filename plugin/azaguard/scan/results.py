@@ -59,6 +59,8 @@ def check_line(patient_id: str, result: CheckResult, *, seconds: float, writing:
         for w in result.writes:
             counts[w.outcome] = counts.get(w.outcome, 0) + 1
         line["writes"] = counts
+    if result.warnings:
+        line["warnings"] = [w[:300] for w in result.warnings[:20]]
     if failed:
         line["error"] = "; ".join(f"{w.resource_type} {w.rule or ''}: {w.error}" for w in failed)[:2000]
     return line

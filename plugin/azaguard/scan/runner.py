@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import AuthExpired, FhirError
@@ -25,6 +26,9 @@ from azaguard.scan.progress import ScanProgress
 from azaguard.scan.results import Line, ResultsWriter, check_line, failed_line
 from azaguard.service import check_on_server
 
+if TYPE_CHECKING:
+    from azaguard.terminology.server import TerminologyServer
+
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +39,7 @@ class ScanSettings:
     write: bool = False
     dry_run: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
+    terminology: TerminologyServer | None = None  # the site's terminology server, if any
 
 
 def scan_patients(
@@ -83,7 +88,7 @@ def _evaluate(
             try:
                 result = check_on_server(
                     client, patient_id, mappings=mappings, now=settings.now, write=settings.write,
-                    dry_run=settings.dry_run,
+                    dry_run=settings.dry_run, terminology=settings.terminology,
                 )  # fmt: skip
             except AuthExpired as exc:
                 # A token can be revoked or expire early: renew once, then count the patient as failed.
