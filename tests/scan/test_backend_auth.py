@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from joserfc.jwk import ECKey, RSAKey
+from joserfc import jwt
+from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from azaguard.config import load_app_config
 from azaguard.mappings import load_mappings
@@ -119,6 +120,9 @@ def _token_request(auth: BackendServicesAuth, assertion: str) -> httpx.Response:
     ("too-long", "five minutes"),
     ("wrong-audience", "aud"),
     ("replayed", "already used"),
+    ("not-a-jwt", "not a JWT"),
+    ("hmac", "RS384 or ES384"),
+    ("wrong-sub", "sub"),
 ])
 def test_bad_assertions_are_refused(sandbox: Sandbox, case: str, reason: str) -> None:
     auth = BackendServicesAuth(sandbox.fhir, CLIENT, load_private_key(sandbox.rsa_pem, "rsa-1"))
@@ -129,6 +133,17 @@ def test_bad_assertions_are_refused(sandbox: Sandbox, case: str, reason: str) ->
         assertion = auth.assertion(lifetime=3600)
     elif case == "wrong-audience":
         assertion = auth.assertion(audience=sandbox.fhir)  # the FHIR base, not the token endpoint
+    elif case == "not-a-jwt":
+        assertion = "not.a.jwt"
+    elif case == "hmac":  # a shared-secret signature must never pass for a key-based client
+        assertion = jwt.encode({"alg": "HS256", "kid": "rsa-1"}, {"iss": CLIENT, "sub": CLIENT},
+                               OctKey.import_key("x" * 32), algorithms=["HS256"])
+    elif case == "wrong-sub":
+        key = auth.client_key
+        now = int(time.time())
+        assertion = jwt.encode({"alg": key.alg, "kid": key.kid}, {"iss": CLIENT, "sub": "someone-else",
+                               "aud": auth.token_endpoint, "exp": now + 60, "jti": f"j{now}"}, key.key,
+                               algorithms=[key.alg])
     else:
         assertion = auth.assertion()
         assert _token_request(auth, assertion).status_code == 200
