@@ -38,6 +38,8 @@ def test_finds_exactly_the_patients_on_azathioprine_and_evaluates_them_like_chec
     assert {r["patient_id"] for r in rows} == needing
     assert rows[0]["most_urgent"] == "hold"
     assert "aza-stable" not in needing and "aza-febrile-c" in needing
+    for name in ("results.ndjson", "report.html", "actions.csv", "run.json"):  # patient data: owner only
+        assert (tmp_path / name).stat().st_mode & 0o077 == 0, name
 
 
 class Faults(httpx.BaseTransport):

@@ -51,7 +51,15 @@ def now_of(text: str | None) -> datetime:
 def run(args: argparse.Namespace, mappings: Mappings, *, stderr: TextIO | None = None,
         transport: httpx.BaseTransport | None = None) -> int:  # fmt: skip
     """The whole scan; `transport` lets tests put faults between the scan and the real server."""
-    err = stderr or sys.stderr
+    # Results, report, CSV and export files hold patient data: owner-only, whatever the site's umask.
+    previous = os.umask(0o077)
+    try:
+        return _run(args, mappings, stderr or sys.stderr, transport)
+    finally:
+        os.umask(previous)
+
+
+def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: httpx.BaseTransport | None) -> int:
     try:
         _check_options(args)
         now = now_of(args.now)
