@@ -133,6 +133,7 @@ def test_bad_options_are_refused(tmp_path: Path, loaded: Loaded) -> None:
     assert scan(["--fhir-url", loaded.base_url, "--client-id", "x"], tmp_path).code == 2
     assert scan(["--fhir-url", loaded.base_url, "--group", "../Patient"], tmp_path).code == 2
     assert scan(["--fhir-url", loaded.base_url, "--bulk", "--write"], tmp_path).code == 2
+    assert scan(["--fhir-url", "ftp://fhir.example.org"], tmp_path).code == 2
     plain = scan(["--fhir-url", "http://fhir.example.org/r4", "--client-id", "x", "--private-key", "k"], tmp_path)
     assert plain.code == 2 and "plain http" in plain.stderr
     bad = tmp_path / "ids.txt"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -121,8 +122,10 @@ def _check_options(args: argparse.Namespace) -> None:
         raise InputError("--engine dask works on files: use it with --bulk or --ndjson")
     if args.scheduler and args.engine != "dask":
         raise InputError("--scheduler needs --engine dask")
-    with_token = bool(args.client_id or os.environ.get(TOKEN_ENV))
     url = args.fhir_url or ""
+    if args.fhir_url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
+        raise InputError(f"--fhir-url must be an http(s) URL, got {url[:100]!r}")
+    with_token = bool(args.client_id or os.environ.get(TOKEN_ENV))
     if with_token and url.lower().startswith("http:") and not is_loopback(url) and not args.allow_insecure_http:
         raise InputError(f"refusing to send an access token over plain http to {url}: use https "
                          "(or --allow-insecure-http if this network is trusted)")  # fmt: skip
