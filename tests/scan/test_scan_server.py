@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -49,11 +50,15 @@ class Faults(httpx.BaseTransport):
         self.inner = httpx.HTTPTransport()
         self.busy, self.broken, self.fail_writes_for = busy, broken, fail_writes_for
         self.sent_busy = 0
+        self.busy_at: float | None = None
+        self.arrivals: list[float] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.arrivals.append(time.monotonic())
         body = request.content.decode("utf-8", "replace") if request.method in ("POST", "PUT") else ""
         if request.method == "POST" and f"Patient/{self.busy}\"" in body and self.sent_busy == 0:
             self.sent_busy += 1
+            self.busy_at = time.monotonic()
             return httpx.Response(429, headers={"Retry-After": "1"}, request=request)
         if request.method == "POST" and f"Patient/{self.broken}\"" in body and '"type":"batch"' in body:
             return httpx.Response(500, json={"resourceType": "OperationOutcome", "issue": [
@@ -71,7 +76,11 @@ def test_faults_lose_nothing_and_duplicate_nothing_then_resume_completes(loaded:
     faults = Faults(busy="aza-febrile-c", broken="aza-leukopenic")
     first = scan(["--fhir-url", loaded.base_url], tmp_path, transport=faults)
     assert first.code == 5, first.stderr  # some patients could not be evaluated
-    assert faults.sent_busy == 1
+    assert faults.sent_busy == 1 and faults.busy_at is not None
+    # Retry-After held for the whole scan: no worker sent anything while the pause lasted (requests already
+    # on their way when the 429 came back may still arrive in the first moments).
+    during = [t for t in faults.arrivals if faults.busy_at + 0.15 < t < faults.busy_at + 0.95]
+    assert during == []
     counts = Counter(line["patient"] for line in first.lines)
     assert set(counts) == loaded.on_azathioprine and max(counts.values()) == 1
     assert first.by_patient["aza-febrile-c"]["outcome"] == "evaluated"  # retried after the 429
