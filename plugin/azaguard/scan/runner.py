@@ -8,10 +8,11 @@ a patient whose record cannot be gathered or read is recorded with the error and
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from azaguard.terminology.server import TerminologyServer
 
 log = logging.getLogger(__name__)
+QUEUE_PER_WORKER = 4
+COLLECT_EVERY = 256
 
 
 
@@ -62,13 +65,36 @@ def scan_patients(
         progress.advance(line["outcome"])
         return str(line["outcome"])
 
+    counts: Counter[str] = Counter()
+    # A few patients queued per worker, not the whole population: memory stays flat for 10^6 patients.
+    queued = threading.BoundedSemaphore(settings.concurrency * QUEUE_PER_WORKER)
+    futures: list[Future[str]] = []
     pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="azaguard-scan")
     try:
-        return Counter(pool.map(one, patient_ids))
+        for patient_id in patient_ids:
+            queued.acquire()
+            future = pool.submit(one, patient_id)
+            future.add_done_callback(lambda _: queued.release())
+            futures.append(future)
+            if len(futures) >= COLLECT_EVERY:
+                futures = _collect(futures, counts)
+        _collect(futures, counts, wait=True)
     finally:
         # On Ctrl-C or an error, patients not started are dropped (`--resume` does them); those in
         # flight finish and are recorded.
         pool.shutdown(wait=True, cancel_futures=True)
+    return counts
+
+
+def _collect(futures: list[Future[str]], counts: Counter[str], *, wait: bool = False) -> list[Future[str]]:
+    """Count the finished futures (re-raising a writer failure); the unfinished ones are kept."""
+    pending = []
+    for future in futures:
+        if wait or future.done():
+            counts[future.result()] += 1
+        else:
+            pending.append(future)
+    return pending
 
 
 def _evaluate(
