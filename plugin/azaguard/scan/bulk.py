@@ -76,7 +76,8 @@ class BulkExport:
                 raise FhirProtocolError("the export manifest has an output without type or url")
             path = out_dir / f"{check_id(rtype)}.{index:03d}.ndjson"
             total += self.download(url, path, needs_token)
-            files.append(ExportFile(path, rtype))
+            gz = path.with_name(path.name + ".gz")
+            files.append(ExportFile(gz if gz.exists() else path, rtype))
         errors = [f"{e.get('type')}: {e.get('url')}" for e in manifest.get("error") or [] if isinstance(e, dict)]
         self._delete(status_url)
         when = manifest.get("transactionTime")
@@ -132,7 +133,9 @@ class BulkExport:
                 for chunk in response.iter_bytes(1 << 16):
                     fh.write(chunk)
                     size += len(chunk)
-        tmp.replace(path)
+        with tmp.open("rb") as fh:
+            packed = fh.read(2) == b"\x1f\x8b"  # served gzipped as a file, not as a content-encoding
+        tmp.replace(path.with_name(path.name + ".gz") if packed else path)
         return size
 
     # -- helpers -------------------------------------------------------------------------------

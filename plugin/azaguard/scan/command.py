@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
     (out / "run.json").write_text(json.dumps(run_info, indent=2, default=str), encoding="utf-8")
     summary = write_report(out, run_info, args.patient_link)
     print(_summary_line(summary, counts, out), file=err)
-    if summary.outcomes.get("failed"):
+    if summary.outcomes.get("failed") or run_info.get("incomplete"):
         return EXIT_NOT_EVALUATED
     if summary.outcomes.get("write-failed"):
         return EXIT_WRITE_FAILED

@@ -43,6 +43,18 @@ def _refs(item: tuple[str, list[dict[str, Any]]]) -> list[str]:
     return sorted(ndjson.medication_refs(item[1]))
 
 
+def _is_unreadable(item: tuple[str, list[dict[str, Any]]]) -> bool:
+    return item[0] == ndjson.UNREADABLE
+
+
+def _is_readable(item: tuple[str, list[dict[str, Any]]]) -> bool:
+    return item[0] != ndjson.UNREADABLE
+
+
+def _size(item: tuple[str, list[dict[str, Any]]]) -> int:
+    return len(item[1])
+
+
 def _not_none(value: object) -> bool:
     return value is not None
 
@@ -112,20 +124,25 @@ def _compute(
         aza = frozenset(mid for mid, is_aza in entries if is_aza)
         known = frozenset(mid for mid, _ in entries)
     order_paths = _paths(files, *ndjson.ORDER_TYPES)
-    patients: list[str] = []
+    found: list[str] = []
     if order_paths:
         bag = _bag(order_paths).map(ndjson.aza_patient, matcher, aza, known)
-        patients = sorted(bag.filter(_not_none).distinct().compute())
-    if on_found is not None:
-        on_found(Pass1(aza, patients, len(known)))
-    kept = frozenset(patients) - skip
+        found = bag.filter(_not_none).distinct().compute()
+    first = Pass1.of(aza, found, len(known))
+    kept = frozenset(first.patients) - skip
     if not kept:
+        if on_found is not None:
+            on_found(first)
         return
     other = _paths(files, *(t for t in ndjson.EXPORT_TYPES if t != "Medication"))
     owned = _bag(other).map(ndjson.owned, kept).filter(_not_none)
     # `list` (a callable) gives each patient a fresh accumulator: a shared [] would mix the patients.
     # Persisted on the workers (bounded by the patients kept), so the files are read once, not twice.
-    groups = owned.foldby(_key, _append, list, _concat, list).persist()
+    folded = owned.foldby(_key, _append, list, _concat, list).persist()
+    first.unreadable_lines = sum(folded.filter(_is_unreadable).map(_size).compute())
+    groups = folded.filter(_is_readable)
+    if on_found is not None:
+        on_found(first)
     wanted: frozenset[str] = frozenset()
     if med_paths:
         wanted = frozenset(groups.map(_refs).flatten().distinct().compute())

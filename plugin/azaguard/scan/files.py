@@ -67,11 +67,13 @@ def scan_files(args: argparse.Namespace, mappings: Mappings, now: datetime, prog
     steps = [f"{first.known_medications} Medications in the export, {len(first.medications)} coded as azathioprine",
              f"{len(first.patients)} patients with an order or statement that is (by code, name or Medication) "
              "or may be (its Medication is not in the export) azathioprine"]
-    run_info = {
+    run_info: dict[str, Any] = {
+        "incomplete": first.unreadable or bool(first.unreadable_lines),  # the exit code must say so
         "source": source,
         "parameters": parameters,
         "discovery": {"description": "found in the export's medication orders and statements (pass 1)",
-                      "method": "export", "steps": steps, "warnings": [], "patients": len(first.patients)},
+                      "method": "export", "steps": steps, "patients": len(first.patients),
+                      "warnings": _warnings(first)},
         "timings": timings,
     }  # fmt: skip
     return dict(counts), run_info
@@ -98,3 +100,14 @@ def _export(args: argparse.Namespace, progress: ScanProgress, transport: httpx.B
     if result.errors:
         parameters["export errors"] = "; ".join(result.errors)
     return result.files, f"{args.fhir_url} (Bulk Data export)"
+
+
+def _warnings(first: Pass1) -> list[str]:
+    out = []
+    if first.unreadable:
+        out.append("some medication lines that may name azathioprine are not valid JSON: their patients cannot be "
+                   "found")
+    if first.unreadable_lines:
+        out.append(f"{first.unreadable_lines} line(s) of the export are cut short or garbled and name no patient "
+                   "found: data of those patients may be missing")
+    return out

@@ -46,6 +46,7 @@ ORDER_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationDispense",
 EXPORT_TYPES = ("Patient", "Medication", *PATIENT_ELEMENT)
 _PATIENT_REF = re.compile(r'Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^"]*)?"')
 _ID = re.compile(r'"id"\s*:\s*"([A-Za-z0-9\-.]{1,64})"')
+UNREADABLE = "(unreadable line)"  # marks a line of a kept patient that is not valid JSON
 _CODE = re.compile(r'"code"\s*:\s*"([^"]{1,64})"')
 _MEDICATION_REF = re.compile(r'Medication/([A-Za-z0-9\-.]{1,64})"')
 
@@ -184,7 +185,9 @@ def aza_patient(line: str, matcher: Matcher, aza: frozenset[str], known: frozens
     if not (refs & aza or refs - known) and not matcher.may_mention(line):
         return None
     resource = _parse(line)
-    if resource is None or resource.get("resourceType") not in ORDER_TYPES:
+    if resource is None:
+        return UNREADABLE if line.strip() else None  # may be azathioprine: counted, reported
+    if resource.get("resourceType") not in ORDER_TYPES:
         return None
     ref = (resource.get("medicationReference") or {}).get("reference")
     if isinstance(ref, str):
@@ -206,10 +209,15 @@ def owned(line: str, kept: frozenset[str]) -> tuple[str, dict[str, Any]] | None:
     if '"Patient"' in line:
         ids += _ID.findall(line)
     if not ids or kept.isdisjoint(ids):
+        text = line.strip()
+        if text and not (text[0] == "{" and text[-1] == "}"):
+            return UNREADABLE, {"resourceType": UNREADABLE}  # cut short or garbled: whose, nobody can say
         return None
     resource = _parse(line)
     if resource is None:
-        return None
+        # A line that names a kept patient but cannot be read: that patient must not be evaluated as if
+        # the data were not there.
+        return sorted(kept.intersection(ids))[0], {"resourceType": UNREADABLE}
     rtype = resource.get("resourceType")
     if rtype == "Patient":
         pid = resource.get("id")
@@ -249,6 +257,10 @@ def evaluate_patient(
     now: datetime,
 ) -> Line:
     """The same record builder and rules as `check`, over one patient's exported resources."""
+    unreadable = sum(1 for r in resources if r.get("resourceType") == UNREADABLE)
+    if unreadable:
+        return {"patient": patient_id, "outcome": "failed", "error_kind": "InputError",
+                "error": f"{unreadable} line(s) of the export that name Patient/{patient_id} are not valid JSON"}
     wanted = medication_refs(resources)
     everything = [*resources, *(medications[m] for m in sorted(wanted) if m in medications)]
     if not any(r.get("resourceType") == "Patient" for r in resources):
@@ -277,6 +289,13 @@ class Pass1:
     medications: frozenset[str]  # Medications coded as azathioprine
     patients: list[str]  # sorted
     known_medications: int = 0
+    unreadable: bool = False  # some medication line that may be azathioprine is not valid JSON
+    unreadable_lines: int = 0  # pass 2: lines cut short or garbled that name no kept patient
+
+    @classmethod
+    def of(cls, aza: frozenset[str], found: Iterable[str], known: int) -> Pass1:
+        found = set(found)
+        return cls(aza, sorted(found - {UNREADABLE}), known, UNREADABLE in found)
 
 
 def find_patients(files: Sequence[ExportFile], matcher: Matcher) -> Pass1:
@@ -284,8 +303,8 @@ def find_patients(files: Sequence[ExportFile], matcher: Matcher) -> Pass1:
     aza = frozenset(mid for mid, is_aza in entries if is_aza)
     known = frozenset(mid for mid, _ in entries)
     lines = read_lines(of_type(files, *ORDER_TYPES))
-    patients = {p for p in (aza_patient(line, matcher, aza, known) for line in lines) if p}
-    return Pass1(aza, sorted(patients), len(known))
+    found = {p for p in (aza_patient(line, matcher, aza, known) for line in lines) if p}
+    return Pass1.of(aza, found, len(known))
 
 
 def evaluate_files(
@@ -298,14 +317,16 @@ def evaluate_files(
 ) -> Iterator[Line]:
     """The in-process engine: a line per patient on azathioprine (sorted by id), minus `skip`."""
     first = find_patients(files, Matcher.of(mappings))
-    if on_found is not None:
-        on_found(first)
     kept = frozenset(first.patients) - skip
     groups: dict[str, list[dict[str, Any]]] = {pid: [] for pid in sorted(kept)}
     types = [t for t in EXPORT_TYPES if t != "Medication"]
     for line in read_lines(of_type(files, *types)):
         hit = owned(line, kept)
-        if hit is not None:
+        if hit is None:
+            continue
+        if hit[0] == UNREADABLE:
+            first.unreadable_lines += 1
+        else:
             groups[hit[0]].append(hit[1])
     wanted = frozenset(m for resources in groups.values() for m in medication_refs(resources))
     medications = {}
@@ -314,5 +335,7 @@ def evaluate_files(
             found = wanted_medication(line, wanted)
             if found is not None:
                 medications[found["id"]] = found
+    if on_found is not None:
+        on_found(first)  # after pass 2: the unreadable lines are counted
     for pid in sorted(groups):
         yield evaluate_patient(pid, groups.pop(pid), medications, mappings, now)
