@@ -209,6 +209,8 @@ def owned(line: str, kept: frozenset[str]) -> tuple[str, dict[str, Any]] | None:
     if '"Patient"' in line:
         ids += _ID.findall(line)
     if not ids or kept.isdisjoint(ids):
+        if line.startswith("{") and line.endswith(("}\n", "}")):
+            return None  # the usual case, without copying the line
         text = line.strip()
         if text and not (text[0] == "{" and text[-1] == "}"):
             return UNREADABLE, {"resourceType": UNREADABLE}  # cut short or garbled: whose, nobody can say
