@@ -38,6 +38,7 @@ def scan_files(args: argparse.Namespace, mappings: Mappings, now: datetime, prog
         progress.start("evaluate", len(set(first.patients) - done))
 
     t1 = time.monotonic()
+    progress.note(f"reading {len(files)} files, {size / 1e6:.0f} MB: medication files, then the rest ({args.engine})")
     lines: Iterator[Line]
     if args.engine == "dask":
         from azaguard.scan.dask_engine import evaluate_files_dask
