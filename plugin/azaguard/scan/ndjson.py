@@ -13,7 +13,6 @@ The functions here are pure and picklable, so the Dask engine maps the very same
 from __future__ import annotations
 
 import gzip
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,9 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from azaguard.mappings import Mappings
 from azaguard.record import Code, Concept
-from azaguard.resources import InputError, ResourceSet
+from azaguard.resources import InputError, ResourceSet, loads_limited
 from azaguard.scan.discovery import patient_id_of
 from azaguard.scan.results import Line, evaluated_line
 from azaguard.service import check_resources
@@ -142,7 +143,7 @@ def _first_type(path: Path) -> str | None:
         for line in fh:
             if line.strip():
                 try:
-                    value = json.loads(line).get("resourceType")
+                    value = orjson.loads(line).get("resourceType")
                 except (ValueError, AttributeError):
                     return None
                 return value if isinstance(value, str) else None
@@ -276,9 +277,12 @@ def evaluate_patient(
 
 
 def _parse(line: str) -> dict[str, Any] | None:
+    """One line, with the project's JSON decoder and its limits (orjson; no NaN, bounded nesting)."""
+    if not line.strip():
+        return None
     try:
-        value = json.loads(line)
-    except ValueError:
+        value = loads_limited(line, "a line of the export")
+    except InputError:
         return None
     return value if isinstance(value, dict) else None
 
