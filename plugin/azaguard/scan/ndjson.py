@@ -270,10 +270,7 @@ def evaluate_patient(
         return {"patient": patient_id, "outcome": "failed", "error_kind": "InputError",
                 "error": f"the export has orders for Patient/{patient_id} but not the Patient resource"}  # fmt: skip
     result = check_resources(ResourceSet.from_resources(everything), mappings=mappings, now=now)
-    return evaluated_line(
-        patient_id, result.findings, name=result.patient.name if result.patient else None,
-        mappings_version=result.mappings_version, evaluated_at=now.isoformat(),
-    )  # fmt: skip
+    return evaluated_line(patient_id, result, mappings)
 
 
 def _parse(line: str) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from azaguard.findings import Finding
+from azaguard.mappings import Mappings
 from azaguard.scan import wording
 from azaguard.service import CheckResult
 
@@ -25,31 +25,24 @@ RESULTS_FILE = "results.ndjson"
 Line = dict[str, Any]
 
 
-def evaluated_line(
-    patient_id: str, findings: list[Finding], *, name: str | None, mappings_version: str, evaluated_at: str
-) -> Line:
-    """A patient's line from findings alone (the NDJSON engines; no server, no writes)."""
+def evaluated_line(patient_id: str, result: CheckResult, mappings: Mappings) -> Line:
+    """A patient's line from the check's result (also the NDJSON engines': no server, no writes)."""
+    actions, text = wording.verdict(result, mappings)
     return {
         "patient": patient_id,
         "outcome": "evaluated",
-        "name": name,
-        "statuses": wording.headlines(findings),
-        "urgency": wording.urgency(findings),
-        "actions": wording.actions(findings),
-        "verdict": wording.verdict_text(findings),
-        "mappings_version": mappings_version,
-        "evaluated_at": evaluated_at,
+        "name": result.patient.name if result.patient else None,
+        "statuses": wording.headlines(result.findings),
+        "urgency": wording.urgency(result.findings),
+        "actions": actions,
+        "verdict": text,
+        "mappings_version": result.mappings_version,
+        "evaluated_at": result.evaluated_at.isoformat(),
     }
 
 
-def check_line(patient_id: str, result: CheckResult, *, seconds: float, writing: bool) -> Line:
-    line = evaluated_line(
-        patient_id,
-        result.findings,
-        name=result.patient.name if result.patient else None,
-        mappings_version=result.mappings_version,
-        evaluated_at=result.evaluated_at.isoformat(),
-    )
+def check_line(patient_id: str, result: CheckResult, mappings: Mappings, *, seconds: float, writing: bool) -> Line:
+    line = evaluated_line(patient_id, result, mappings)
     failed = result.failed_writes
     line["outcome"] = "write-failed" if failed else "evaluated"
     # No per-patient request count: the pooled client's counter is shared by the threads (run.json has the total).

@@ -128,7 +128,7 @@ def _evaluate(
                 log.exception("azaguard scan: Patient/%s failed unexpectedly", patient_id)
                 return failed_line(patient_id, exc, seconds=time.monotonic() - started)
             ok = True
-            return check_line(patient_id, result, seconds=time.monotonic() - started, writing=writing)
+            return check_line(patient_id, result, mappings, seconds=time.monotonic() - started, writing=writing)
         raise AssertionError("unreachable")  # pragma: no cover
     finally:
         backoff.release(ok=ok)

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from azaguard.findings import RULE_IDS, SEVERITY_RANK, STATUS_RANK, Finding, Status
+from azaguard.mappings import Mappings
+from azaguard.service import CheckResult
 
 NO_ACTION_RANK = 99
 
@@ -36,6 +38,11 @@ def urgency(findings: Sequence[Finding]) -> int:
     """Smaller is more urgent: status rank × 10 + severity rank; NO_ACTION_RANK when nothing to do."""
     ranks = [STATUS_RANK[f.status] * 10 + SEVERITY_RANK[f.severity] for f in findings if f.actionable]
     return min(ranks, default=NO_ACTION_RANK)
+
+
+def verdict(result: CheckResult, mappings: Mappings) -> tuple[list[dict[str, Any]], str]:
+    """The actions (most urgent first) and the verdict in words, for one checked patient."""
+    return actions(result.findings), verdict_text(result.findings)
 
 
 def verdict_text(findings: Sequence[Finding]) -> str:
