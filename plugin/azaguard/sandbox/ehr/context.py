@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from azaguard.sandbox.ehr.authserver import Clock, RegisteredClient, SandboxAuthServer
+from azaguard.sandbox.ehr.backend import BackendServices
 
 TEMPLATES = Path(__file__).parent / "templates"
 HTML_HEADERS = {
@@ -118,6 +119,7 @@ class EhrContext:
     client: RegisteredClient  # the app the launcher page launches
     # Standalone launches waiting for the clinician to pick a patient: id -> (authorize params, expiry).
     pending: dict[str, tuple[list[tuple[str, str]], float]] = field(default_factory=dict)
+    backend: BackendServices | None = None  # SMART Backend Services clients (client_credentials grant)
     templates: jinja2.Environment = field(
         default_factory=lambda: jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
