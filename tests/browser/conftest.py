@@ -36,7 +36,7 @@ def sandbox_patients() -> list[SyntheticPatient]:
     return build_patients(datetime.now(UTC))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def site_url(fhir_server: Any, sandbox_patients: list[SyntheticPatient]) -> Iterator[str]:
     with FhirClient(fhir_server.base_url) as client:
         client.transaction(transaction_bundle(sandbox_patients))
@@ -62,7 +62,7 @@ def site_url(fhir_server: Any, sandbox_patients: list[SyntheticPatient]) -> Iter
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     playwright_api = pytest.importorskip("playwright.sync_api")
     with playwright_api.sync_playwright() as p:

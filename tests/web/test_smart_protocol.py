@@ -172,6 +172,12 @@ def patients(fhir_server: Any) -> list[Any]:
         timeout=120,
     )
     assert response.status_code == 200, response.text[:500]
+    # Alerts other modules wrote on the shared server (a scan, the browser test) would leave nothing to write.
+    for rtype in ("DetectedIssue", "Flag"):
+        found = httpx.get(f"{fhir_server.base_url}/{rtype}", params={"_count": "500"},
+                          headers={"Accept": "application/fhir+json"}, timeout=60).json()
+        for entry in found.get("entry") or []:
+            httpx.delete(f"{fhir_server.base_url}/{rtype}/{entry['resource']['id']}", timeout=60)
     return built
 
 
