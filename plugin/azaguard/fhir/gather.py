@@ -13,7 +13,7 @@ for another patient (a patient filter it ignored) are dropped with a warning.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -140,12 +140,18 @@ def gather(
     *,
     page_size: int = PAGE_SIZE,
     observation_page_size: int = OBSERVATION_PAGE_SIZE,
+    only: Collection[str] | None = None,
 ) -> Gathered:
-    """Fetch one patient's record; raises FhirError (naming what failed) rather than return a partial one."""
+    """Fetch one patient's record; raises FhirError (naming what failed) rather than return a partial one.
+
+    `only`: the labels of the searches to run (the Patient is always read), e.g. what a CDS Hooks
+    prefetch left out."""
     start = client.request_count
     searches = plan_searches(
         patient_id, mappings, now, page_size=page_size, observation_page_size=observation_page_size
     )
+    if only is not None:
+        searches = [s for s in searches if s.label in only]
     warnings: list[str] = []
     patient: Resource
     pages: list[list[Resource]]
