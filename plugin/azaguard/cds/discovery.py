@@ -14,7 +14,7 @@ from azaguard.fhir.gather import Search, plan_searches
 from azaguard.mappings import Mappings
 
 PATIENT_KEY = "patient"
-_PATIENT_TOKEN = "{{context.patientId}}"
+_CONTEXT_PATIENT = "{{context.patientId}}"
 _PLACEHOLDER = "azaguard-patient-id"
 # Prefetch keys for the gatherer's searches (by label); a search added later gets a key from its label.
 _KEYS = {
@@ -75,13 +75,13 @@ def search_key(search: Search) -> str:
 def _template(search: Search) -> str:
     params = tuple((k, v) for k, v in search.params if k != "date")
     template = Search(search.label, search.resource_type, params, search.patient_element).url
-    return template.replace(_PLACEHOLDER, _PATIENT_TOKEN)
+    return template.replace(_PLACEHOLDER, _CONTEXT_PATIENT)
 
 
 def prefetch_templates(mappings: Mappings) -> dict[str, str]:
     """Prefetch key -> template; the clock only bounds the dates, which templates leave out."""
     searches = plan_searches(_PLACEHOLDER, mappings, datetime(2000, 1, 1, tzinfo=UTC))
-    out = {PATIENT_KEY: f"Patient/{_PATIENT_TOKEN}"}
+    out = {PATIENT_KEY: f"Patient/{_CONTEXT_PATIENT}"}
     out.update({search_key(s): _template(s) for s in searches})
     return out
 
