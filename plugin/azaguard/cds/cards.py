@@ -41,7 +41,7 @@ RULE_LABELS = {
     "tpmt": "TPMT",
     "interactions": "Interactions",
 }
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
 
 
 @dataclass(frozen=True)

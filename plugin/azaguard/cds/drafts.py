@@ -99,6 +99,14 @@ def _resources(value: object, notes: list[str]) -> list[Resource]:
     return out
 
 
+def listify(resource: Resource) -> Resource:
+    """Repeating top-level elements sent as a single object, made lists (in place)."""
+    for name in _LISTS:
+        if isinstance(resource.get(name), dict):
+            resource[name] = [resource[name]]
+    return resource
+
+
 def _read(
     raw: Resource, index: int, patient_id: str, m: Mappings, now: datetime, meds: dict[str, Resource]
 ) -> Draft | None:
@@ -108,9 +116,7 @@ def _read(
     if not has_id:
         r["id"] = f"draft-{index + 1}"
     ref = f"{rtype}/{r['id']}"
-    for name in _LISTS:
-        if isinstance(r.get(name), dict):
-            r[name] = [r[name]]
+    listify(r)
     subject_key = "patient" if rtype == "Immunization" else "subject"
     subject = r.get(subject_key)
     target = subject.get("reference") if isinstance(subject, dict) else None

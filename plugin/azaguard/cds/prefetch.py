@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import httpx
 
 from azaguard.cds.discovery import PATIENT_KEY, key_labels, prefetch_templates
+from azaguard.cds.drafts import listify
 from azaguard.cds.request import BadRequest, CdsRequest
 from azaguard.fhir.client import FhirClient, Resource
 from azaguard.fhir.errors import FhirError
@@ -122,7 +123,7 @@ def _add(out: Assembled, key: str, value: object, patient_id: str) -> bool:
         if _other_patient(resource, patient_id):
             foreign += 1
         elif resource.get("resourceType") != "Patient":
-            out.resources.add(resource)
+            out.resources.add(listify(resource))
     if foreign:
         out.notes.append(f"prefetch {key!r} held {foreign} resource(s) of another patient; they were left out")
     return True
