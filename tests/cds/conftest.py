@@ -71,9 +71,10 @@ def store(tmp_path: Path) -> Iterator[CdsStore]:
 @pytest.fixture
 def make_service(config: AppConfig, store: CdsStore) -> Callable[..., CdsService]:
     def make(**kw: Any) -> CdsService:
+        chosen = kw.pop("config", config)
         options: dict[str, Any] = {"mappings": load_mappings(), "store": store, "now": lambda: NOW}
         options.update(kw)
-        return CdsService(kw.pop("config", config), **options)
+        return CdsService(chosen, **options)
 
     return make
 

@@ -12,7 +12,6 @@ Resource = dict[str, Any]
 _KEY_TYPES = {
     "medicationOrders": ("MedicationRequest", "Medication"),
     "observations": ("Observation",),
-    "pharmacogenomics": (),
     "conditions": ("Condition",),
     "immunizations": ("Immunization",),
     "immunizationRecommendations": ("ImmunizationRecommendation",),
@@ -34,12 +33,20 @@ def full_prefetch(resources: list[Resource], *, leave_out: tuple[str, ...] = ())
     for key in keys:
         if key == "patient":
             continue
-        types = _KEY_TYPES.get(key, ())
-        found = [r for r in resources if r["resourceType"] in types]
+        types = _KEY_TYPES.get(key, ("Observation",))
+        found = [r for r in resources if r["resourceType"] in types and _fits(r, keys[key])]
         out[key] = searchset(found) if found else None
     for key in leave_out:
         out.pop(key, None)
     return out
+
+
+def _fits(resource: Resource, template: str) -> bool:
+    """An Observation goes to the key whose template names its LOINC code."""
+    if resource["resourceType"] != "Observation":
+        return True
+    codes = [c.get("code") for c in resource.get("code", {}).get("coding", [])]
+    return any(f"|{c}," in template + "," or f"|{c}&" in template for c in codes)
 
 
 def body(hook: str, resources: list[Resource], *, drafts: list[Resource] | None = None,

@@ -513,15 +513,20 @@ def mount_path(config: AppConfig) -> str:
     return urlsplit(config.launch_uri).path.rsplit("/", 1)[0]
 
 
-def serve(config_path: Path | None, host: str, port: int) -> None:
-    """Run the app alone (for a real EHR) with uvicorn."""
+def serve(config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False) -> None:
+    """Run the app (for a real EHR) with uvicorn, the CDS Hooks service beside it at /cds-services."""
     import uvicorn
+
+    from azaguard.cds.app import cds_routes, create_cds_service
 
     config = load_app_config(config_path)
     prefix = mount_path(config)
     app: ASGIApp = create_app(config)
-    if prefix:
-        home = prefix + "/"
-        app = Starlette(routes=[Mount(prefix, app=app), Route("/", lambda r: RedirectResponse(home))])
+    cds = cds_routes(create_cds_service(config, insecure=insecure_cds))
+    home = prefix + "/" if prefix else None
+    routes = [*cds, Mount(prefix, app=app)] if prefix else [*cds, Mount("/", app=app)]
+    if home:
+        routes.append(Route("/", lambda r: RedirectResponse(home)))
+    app = Starlette(routes=routes)
     # No access log: the callback's query string carries the authorization code.
     uvicorn.run(app, host=host, port=port, access_log=False)
