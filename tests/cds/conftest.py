@@ -19,7 +19,6 @@ from azaguard.cds.app import CdsService, cds_routes
 from azaguard.cds.store import CdsStore
 from azaguard.config import AppConfig, CdsClient, load_app_config
 from azaguard.mappings import load_mappings
-
 from tests.clinical.builders import NOW
 
 EHR_ISS = "https://ehr.example.org"

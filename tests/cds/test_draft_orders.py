@@ -17,8 +17,8 @@ def _draft(resource: dict[str, Any], pid: str) -> dict[str, Any]:
     return retarget(resource, pid)
 
 
-def _cards(call: Caller, service: str, pid: str, drafts: list[dict[str, Any]], *, chart: list[dict[str, Any]] | None = None,
-           selections: list[str] | None = None) -> list[dict[str, Any]]:
+def _cards(call: Caller, service: str, pid: str, drafts: list[dict[str, Any]], *,
+           chart: list[dict[str, Any]] | None = None, selections: list[str] | None = None) -> list[dict[str, Any]]:
     hook = "order-select" if service == SELECT else "order-sign"
     r = call(service, body(hook, chart if chart is not None else sandbox_chart(pid), patient_id=pid,
                            drafts=[_draft(d, pid) for d in drafts], selections=selections))
