@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8400, help="port of the sandbox EHR and app (default 8400)")
     demo.add_argument("--no-serve", action="store_true", help="evaluate and write the alerts, then stop")
     demo.add_argument("--now", help="evaluate as of this ISO-8601 time (default: the current time)")
+    demo.add_argument(
+        "--insecure-cds-sandbox", action="store_true",
+        help="also accept unsigned CDS Hooks calls (e.g. from an external CDS Hooks sandbox); demo only",
+    )
     _common(demo)
 
     serve = sub.add_parser("serve", help="run the SMART app for a real EHR")
@@ -84,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from azaguard.sandbox.demo import run_demo
 
-            return run_demo(port=args.port, serve=not args.no_serve, now=_now(args.now), mappings=_mappings(args))
+            return run_demo(port=args.port, serve=not args.no_serve, now=_now(args.now), mappings=_mappings(args),
+                            insecure_cds=args.insecure_cds_sandbox)
         if args.command == "feedback":
             return _feedback(args)
         from azaguard.web.app import serve as serve_app

@@ -36,7 +36,10 @@ _COLUMNS = {
 }
 
 
-def run_demo(*, port: int, serve: bool, now: datetime, mappings: Mappings, out: TextIO = sys.stdout) -> int:
+def run_demo(
+    *, port: int, serve: bool, now: datetime, mappings: Mappings, out: TextIO = sys.stdout,
+    insecure_cds: bool = False,
+) -> int:
     from azaguard.fhir.client import FhirClient
     from azaguard.sandbox.patients import build_patients, transaction_bundle
     from azaguard.sandbox.server import SandboxServer
@@ -62,7 +65,7 @@ def run_demo(*, port: int, serve: bool, now: datetime, mappings: Mappings, out: 
         print(f"Look at them in the server's console: {server.console_url}", file=out)
         print(f"or query it: {server.base_url}/DetectedIssue?patient=Patient/{patients[0].id}", file=out)
         if serve:
-            _serve(server.base_url, port, mappings, out)
+            _serve(server.base_url, port, mappings, out, insecure_cds)
         return 4 if failed else 0
     finally:
         server.stop()
@@ -82,7 +85,7 @@ def summary_table(stories: list[tuple[str, str]], results: list[CheckResult]) ->
     return "\n".join(lines)
 
 
-def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO) -> None:
+def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO, insecure_cds: bool) -> None:
     import uvicorn
 
     from azaguard.config import load_app_config
@@ -94,8 +97,11 @@ def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO) -> None:
         public_base=public_base,
         app_config=load_app_config(public_base=public_base),
         mappings=mappings,
+        insecure_cds=insecure_cds,
     )
-    print(f"\nThe sandbox EHR is running: open {public_base}/ and launch a patient (Ctrl-C to stop).", file=out,
-          flush=True)
+    print(f"\nThe sandbox EHR is running: open {public_base}/ and launch a patient, or open a chart to see the "
+          "CDS Hooks alerts and order a vaccine (Ctrl-C to stop).", file=out, flush=True)
+    print(f"CDS Hooks discovery: {public_base}/cds-services (calls must carry a JWT signed by a registered client)"
+          + ("; INSECURE: unsigned calls accepted" if insecure_cds else ""), file=out, flush=True)
     # No access log: the callback URL carries the authorization code.
     uvicorn.run(site, host="127.0.0.1", port=port, log_level="warning", access_log=False)
