@@ -192,5 +192,8 @@ class CdsStore:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer (several workers)
+    # WAL + NORMAL: no fsync per commit (a crash keeps the file consistent and may forget the last
+    # commits); a hook call must not wait on the disk for its replay-cache entry.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
