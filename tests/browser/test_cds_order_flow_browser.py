@@ -1,6 +1,7 @@
 """The sandbox EHR as a CDS Hooks client, in headless Chromium: open the chart of a patient on
-azathioprine (patient-view), select MMR (order-select, signed JWT) → a critical card → accept its
-suggestion → the draft is gone and the feedback is stored."""
+azathioprine with MMR due (patient-view card above the launch button), select MMR (order-select,
+signed JWT) → a critical card → accept its suggestion → the draft is gone; select LAIV → override
+with a reason → Sign (order-sign) → signed; both feedbacks are stored."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,7 +38,7 @@ def _free_port() -> int:
 def site(fhir_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     now = datetime.now(UTC)
     with FhirClient(fhir_server.base_url) as client:
-        client.transaction(transaction_bundle([p for p in build_patients(now) if p.id == "aza-stable"]))
+        client.transaction(transaction_bundle([p for p in build_patients(now) if p.id == "aza-mmr-due"]))
     port = _free_port()
     public_base = f"http://127.0.0.1:{port}"
     database = f"sqlite:///{tmp_path_factory.mktemp('cds') / 'cds.sqlite'}"
@@ -68,9 +68,9 @@ def test_select_mmr_for_a_patient_on_azathioprine_then_accept_the_suggestion(sit
         page = browser.new_page()
         try:
             page.goto(f"{base}/ehr/")
-            page.click('a.chart[data-chart="aza-stable"]')
-            page.wait_for_selector("#view-cards")
-            assert page.is_visible('a.launch[data-patient="aza-stable"]')
+            page.click('a.chart[data-chart="aza-mmr-due"]')
+            page.wait_for_selector('#view-cards article[data-indicator="critical"]')
+            assert page.is_visible('a.launch[data-patient="aza-mmr-due"]')
             page.select_option("#product", "mmr")
             page.click("#select-order")
             page.wait_for_selector('#order-cards article[data-indicator="critical"]')
@@ -80,6 +80,17 @@ def test_select_mmr_for_a_patient_on_azathioprine_then_accept_the_suggestion(sit
             page.wait_for_selector("#message")
             assert page.locator("li.draft").count() == 0
             assert page.locator('#order-cards article[data-indicator="critical"]').count() == 0
+            page.select_option("#product", "laiv")
+            page.click("#select-order")
+            card = "#order-cards article[data-indicator='critical']"
+            page.wait_for_selector(card)
+            page.select_option(f"{card} select[name=reason]", "prescriber-approved")
+            page.fill(f"{card} input[name=comment]", "discussed with rheumatology")
+            page.click(f"{card} button.override-button")
+            page.wait_for_selector("text=Overridden:")
+            page.click("#sign")
+            page.wait_for_selector("text=order(s) signed")
+            assert page.locator("li.draft").count() == 0
             page.screenshot(path="/tmp/azaguard-cds-order.png", full_page=True)
         finally:
             browser.close()
@@ -88,4 +99,6 @@ def test_select_mmr_for_a_patient_on_azathioprine_then_accept_the_suggestion(sit
         rows = store.feedback_since(datetime(2000, 1, 1, tzinfo=UTC))
     finally:
         store.close()
-    assert [(r.outcome, r.rule) for r in rows] == [("accepted", "vaccination-hold")]
+    assert [(r.outcome, r.rule, r.reason_code) for r in rows] == [
+        ("accepted", "vaccination-hold", None), ("overridden", "vaccination-hold", "prescriber-approved")]
+    assert rows[1].user_comment == "discussed with rheumatology"

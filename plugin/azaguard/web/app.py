@@ -513,20 +513,23 @@ def mount_path(config: AppConfig) -> str:
     return urlsplit(config.launch_uri).path.rsplit("/", 1)[0]
 
 
-def serve(config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False) -> None:
-    """Run the app (for a real EHR) with uvicorn, the CDS Hooks service beside it at /cds-services."""
-    import uvicorn
-
+def serving_app(config: AppConfig, *, insecure_cds: bool = False, **cds_options: Any) -> Starlette:
+    """The SMART app at its mount path and the CDS Hooks service beside it at /cds-services."""
     from azaguard.cds.app import cds_routes, create_cds_service
 
-    config = load_app_config(config_path)
     prefix = mount_path(config)
-    app: ASGIApp = create_app(config)
-    cds = cds_routes(create_cds_service(config, insecure=insecure_cds))
-    home = prefix + "/" if prefix else None
-    routes = [*cds, Mount(prefix, app=app)] if prefix else [*cds, Mount("/", app=app)]
-    if home:
+    cds = cds_routes(create_cds_service(config, insecure=insecure_cds, **cds_options))
+    routes = [*cds, Mount(prefix or "/", app=create_app(config))]
+    if prefix:
+        home = prefix + "/"
         routes.append(Route("/", lambda r: RedirectResponse(home)))
-    app = Starlette(routes=routes)
+    return Starlette(routes=routes)
+
+
+def serve(config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False) -> None:
+    """Run the app (for a real EHR) with uvicorn."""
+    import uvicorn
+
+    app = serving_app(load_app_config(config_path), insecure_cds=insecure_cds)
     # No access log: the callback's query string carries the authorization code.
     uvicorn.run(app, host=host, port=port, access_log=False)

@@ -1,0 +1,19 @@
+"""`azaguard serve` serves the CDS Hooks service beside the SMART app."""
+
+from __future__ import annotations
+
+from starlette.testclient import TestClient
+
+from azaguard.cds.store import CdsStore
+from azaguard.config import AppConfig
+from azaguard.web.app import serving_app
+from tests.cds.conftest import Ehr
+
+
+def test_serve_mounts_the_cds_service_beside_the_app(config: AppConfig, ehr: Ehr, store: CdsStore) -> None:
+    with TestClient(serving_app(config, store=store), follow_redirects=False) as client:
+        r = client.get("/cds-services", headers=ehr.headers("/cds-services"))
+        assert r.status_code == 200 and len(r.json()["services"]) == 3
+        assert client.get("/cds-services").status_code == 401
+        assert client.get("/").headers["location"] == "/app/"
+        assert client.get("/app/launch").status_code in (400, 200)  # the SMART app answers (no iss: refused)
