@@ -107,6 +107,12 @@ def test_insecure_sandbox_mode_accepts_unsigned_calls_and_says_so(make_service: 
         r = _post(c, None)
     assert r.status_code == 200 and r.json()["cards"]
     assert "sandbox" in r.headers["X-Azaguard-Insecure"]
+    # ... but an unauthenticated call cannot make it fetch from another host.
+    b = body("patient-view", sandbox_chart("aza-mmr-due"), patient_id="aza-mmr-due", prefetch={},
+             fhirServer="https://internal.example/fhir",
+             fhirAuthorization={"access_token": "x", "token_type": "Bearer"})
+    with TestClient(Starlette(routes=cds_routes(make_service(insecure=True)))) as c:
+        assert c.post(PATH, content=json.dumps(b)).status_code == 412
 
 
 def test_config_requires_one_key_source() -> None:

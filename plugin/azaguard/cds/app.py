@@ -8,6 +8,7 @@ in the log and in a response header.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, 
 from azaguard.cds.request import BadRequest, parse_request
 from azaguard.cds.store import CdsStore, FeedbackEntry
 from azaguard.cds.trust import JwksCache, Untrusted, Verifier
-from azaguard.config import AppConfig, origin_of
+from azaguard.config import AppConfig, is_loopback, origin_of
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.resources import InputError
 
@@ -116,6 +117,10 @@ class CdsService:
 
     def _evaluate(self, service: Service, body: bytes) -> dict[str, Any]:
         request = parse_request(body, service)
+        if self.insecure and request.fhir_server and not is_loopback(request.fhir_server):
+            # Unauthenticated callers must not make the service fetch from arbitrary hosts.
+            request = dataclasses.replace(request, fhir_server=None, access_token=None,
+                                          notes=[*request.notes, "fhirServer ignored (insecure sandbox mode)"])
         now = self.now()
         result = run_hook(
             service, request, templates=self.templates, mappings=self.mappings, now=now,
