@@ -6,6 +6,7 @@ One clinician, in memory: each open chart keeps its draft orders and the cards o
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class Chart:
     overridden_drafts: set[str] = field(default_factory=set)
     message: str | None = None
     problem: str | None = None
+    opened: bool = False
 
     def card(self, card_uuid: str) -> tuple[dict[str, Any], str] | None:
         """The card on screen with this uuid, and the hook it came from."""
@@ -99,15 +101,15 @@ class SandboxCdsClient:
 
     async def _prefetch(self, chart: Chart, templates: dict[str, str]) -> dict[str, Any]:
         if chart.prefetch is None:
+            keys = list(templates)
+            queries = [templates[k].replace("{{context.patientId}}", chart.patient_id) for k in keys]
+            found = await asyncio.gather(*(self.upstream.get_json(q) for q in queries), return_exceptions=True)
             out: dict[str, Any] = {}
-            for key, template in templates.items():
-                query = template.replace("{{context.patientId}}", chart.patient_id)
-                try:
-                    found = await self.upstream.get_json(query)
-                except (httpx.HTTPError, ValueError):
+            for key, value in zip(keys, found, strict=True):
+                if isinstance(value, BaseException):
                     continue  # not fetched: the key is left out, as the spec says
-                empty = isinstance(found, dict) and found.get("resourceType") == "Bundle" and not found.get("entry")
-                out[key] = None if empty else found
+                empty = isinstance(value, dict) and value.get("resourceType") == "Bundle" and not value.get("entry")
+                out[key] = None if empty else value
             chart.prefetch = out
         return chart.prefetch
 

@@ -66,18 +66,23 @@ async def chart_page(request: Request) -> Response:
     except (httpx.HTTPError, ValueError):
         return context.page("error.html", status_code=404, error="Unknown patient",
                             description=f"Patient/{pid} could not be read from the FHIR server")
-    chart.prefetch = None  # opening the chart reads the record afresh
-    try:
-        chart.view_cards = await cds.call("patient-view", chart)
-        chart.problem = None
-    except CdsError as exc:
-        chart.view_cards, chart.problem = [], str(exc)
-    return _render(context, chart, patient)
+    if request.query_params.get("open") or not chart.opened:
+        # Opening the chart reads the record afresh and fires patient-view; after an order action
+        # (POST, then redirect here) the chart is shown as it is.
+        chart.prefetch, chart.opened, chart.drafts, chart.order_cards = None, True, [], []
+        try:
+            chart.view_cards = await cds.call("patient-view", chart)
+            chart.problem = None
+        except CdsError as exc:
+            chart.view_cards, chart.problem = [], str(exc)
+    response = _render(context, chart, patient)
+    chart.message = None  # shown once
+    return response
 
 
 async def _reload(context: EhrContext, chart: Chart) -> Response:
-    patient = await context.upstream.get_json(f"Patient/{chart.patient_id}")
-    return _render(context, chart, patient)
+    """Post/redirect/get: back to the chart, so a reload never repeats an order action."""
+    return RedirectResponse(f"{context.ehr_base}/patient/{chart.patient_id}#orders", status_code=303)
 
 
 def _render(context: EhrContext, chart: Chart, patient: dict[str, Any]) -> Response:
