@@ -109,3 +109,23 @@ def _no_empty(value: Any) -> None:
     elif isinstance(value, list):
         for v in value:
             _no_empty(v)
+
+
+def test_the_observation_date_bound_the_template_cannot_carry_is_applied_on_arrival() -> None:
+    from azaguard.cds.discovery import SERVICES
+    from azaguard.cds.prefetch import Templates, assemble, default_client_factory
+    from azaguard.cds.request import parse_request
+    from azaguard.mappings import load_mappings
+    from tests.clinical import builders as b
+
+    m = load_mappings()
+    old = b.observation("6690-2", 2.0, "10*3/uL", days_ago=900, rid="old-wbc")
+    recent = b.observation("6690-2", 6.0, "10*3/uL", days_ago=3, rid="recent-wbc")
+    undated = {k: v for k, v in b.observation("6690-2", 6.0, "10*3/uL", rid="undated-wbc").items()
+               if k != "effectiveDateTime"}
+    chart = [b.patient(), b.azathioprine(), old, recent, undated]
+    request = parse_request(json.dumps(body("patient-view", chart)).encode(), SERVICES[PV])
+    got = assemble(request, Templates(m), m, b.NOW, default_client_factory())
+    refs = {f"{r['resourceType']}/{r['id']}" for r in got.resources.resources}
+    assert {"Observation/recent-wbc", "Observation/undated-wbc"} <= refs
+    assert "Observation/old-wbc" not in refs

@@ -92,6 +92,12 @@ def key_labels(mappings: Mappings) -> dict[str, str]:
     return {search_key(s): s.label for s in searches}
 
 
+def date_bounded_keys(mappings: Mappings) -> set[str]:
+    """Keys whose gatherer search has a date bound the template could not carry (applied on arrival)."""
+    searches = plan_searches(_PLACEHOLDER, mappings, datetime(2000, 1, 1, tzinfo=UTC))
+    return {search_key(s) for s in searches if any(k == "date" for k, _ in s.params)}
+
+
 def discovery_document(mappings: Mappings) -> dict[str, Any]:
     prefetch = prefetch_templates(mappings)
     return {

@@ -10,17 +10,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
 
-from azaguard.cds.discovery import PATIENT_KEY, key_labels, prefetch_templates
+from azaguard.cds.discovery import PATIENT_KEY, date_bounded_keys, key_labels, prefetch_templates
 from azaguard.cds.drafts import listify
 from azaguard.cds.request import BadRequest, CdsRequest
 from azaguard.fhir.client import FhirClient, Resource
 from azaguard.fhir.errors import FhirError
-from azaguard.fhir.gather import gather
+from azaguard.fhir.gather import gather, observation_lookback_days
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError, ResourceSet, resource_set_from_json
 
@@ -71,6 +71,8 @@ class Templates:
     def __init__(self, mappings: Mappings) -> None:
         self.templates = prefetch_templates(mappings)
         self.labels = key_labels(mappings)
+        self.date_bounded = date_bounded_keys(mappings)
+        self.lookback = timedelta(days=observation_lookback_days(mappings))
 
 
 def assemble(
@@ -85,7 +87,8 @@ def assemble(
         value = request.prefetch[key]
         if value is None:
             continue  # the client has no data for this template
-        if not _add(out, key, value, request.patient_id):
+        since = now - templates.lookback if key in templates.date_bounded else None
+        if not _add(out, key, value, request.patient_id, since):
             missing.append(key)
     unknown = sorted(set(request.prefetch) - set(templates.templates))
     if unknown:
@@ -95,7 +98,7 @@ def assemble(
     return out
 
 
-def _add(out: Assembled, key: str, value: object, patient_id: str) -> bool:
+def _add(out: Assembled, key: str, value: object, patient_id: str, since: datetime | None) -> bool:
     """Add one prefetch value; False when it does not count as fetched."""
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         out.notes.append(f"prefetch {key!r} is not a FHIR resource; fetched instead")
@@ -122,6 +125,8 @@ def _add(out: Assembled, key: str, value: object, patient_id: str) -> bool:
     for resource in found.resources:
         if _other_patient(resource, patient_id):
             foreign += 1
+        elif since is not None and _before(resource, since):
+            continue  # what the gatherer's date bound would not have fetched
         elif resource.get("resourceType") != "Patient":
             out.resources.add(listify(resource))
     if foreign:
@@ -161,6 +166,23 @@ def _fetch(
     out.fetched = missing
     out.requests = gathered.requests
     out.notes.extend(gathered.warnings)
+
+
+def _before(resource: Mapping[str, Any], since: datetime) -> bool:
+    """Recorded as effective before `since` (an undated or unreadable date is kept)."""
+    period = resource.get("effectivePeriod")
+    value = (resource.get("effectiveDateTime") or resource.get("effectiveInstant")
+             or (period.get("end") or period.get("start") if isinstance(period, dict) else None)
+             or resource.get("issued"))
+    if not isinstance(value, str) or len(value) < 10:
+        return False
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when < since
 
 
 def _has_next(bundle: Mapping[str, Any]) -> bool:
