@@ -34,6 +34,14 @@ from azaguard.resources import InputError
 
 log = logging.getLogger("azaguard.cds")
 INSECURE_HEADER = "X-Azaguard-Insecure"
+# Browser-based CDS clients (the CDS Hooks sandbox) need CORS. Trust rests on the signed JWT in the
+# Authorization header, never on cookies, so any origin may call.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Max-Age": "600",
+}
 _OUTCOMES = frozenset({"accepted", "overridden"})
 
 
@@ -86,13 +94,13 @@ class CdsService:
             log.info("CDS call refused: %s", exc)
             return JSONResponse(
                 {"error": "unauthorized", "message": str(exc)}, status_code=401,
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"', **CORS_HEADERS},
             )
         return None
 
     def respond(self, body: dict[str, Any], status: int = 200) -> JSONResponse:
         headers = {INSECURE_HEADER: "unsigned CDS calls accepted (sandbox only)"} if self.insecure else {}
-        return JSONResponse(body, status_code=status, headers={**headers, "Cache-Control": "no-store"})
+        return JSONResponse(body, status_code=status, headers={**headers, **CORS_HEADERS, "Cache-Control": "no-store"})
 
     # -- endpoints -----------------------------------------------------------------------------------
 
@@ -201,10 +209,16 @@ def cds_routes(service: CdsService) -> list[Route]:
         body = await request.body()
         return await run_in_threadpool(service.feedback, request, body)
 
+    async def preflight(request: Request) -> Response:
+        return Response(status_code=204, headers=CORS_HEADERS)
+
     return [
         Route("/cds-services", discover, methods=["GET"]),
         Route("/cds-services/{service_id}", hook, methods=["POST"]),
         Route("/cds-services/{service_id}/feedback", feedback, methods=["POST"]),
+        Route("/cds-services", preflight, methods=["OPTIONS"]),
+        Route("/cds-services/{service_id}", preflight, methods=["OPTIONS"]),
+        Route("/cds-services/{service_id}/feedback", preflight, methods=["OPTIONS"]),
     ]
 
 
