@@ -45,6 +45,8 @@ _TYPES = {
     "medicationOrders": ("MedicationRequest", "Medication"), "observations": ("Observation",),
     "conditions": ("Condition",), "immunizations": ("Immunization",),
     "immunizationRecommendations": ("ImmunizationRecommendation",), "serviceRequests": ("ServiceRequest",),
+    "medicationStatements": ("MedicationStatement",), "medicationDispenses": ("MedicationDispense",),
+    "medicationAdministrations": ("MedicationAdministration",),
 }
 AZATHIOPRINE = {
     "resourceType": "MedicationRequest", "id": "bench-aza", "status": "active", "intent": "order",

@@ -78,7 +78,7 @@ def test_cannot_evaluate_is_a_low_severity_issue_saying_what_is_missing() -> Non
 def test_an_active_flag_for_a_continuing_hold_is_kept() -> None:
     hold = _finding(Status.HOLD)
     plan = plan_alerts(PATIENT, [hold], [_flag(hold)], NOW, AUTHOR)
-    assert [p.resource_type for p in plan] == ["DetectedIssue"]
+    assert [(p.action, p.resource_type) for p in plan] == [("create", "DetectedIssue"), ("exists", "Flag")]
 
 
 def test_a_cleared_hold_closes_its_flag_with_a_period_end() -> None:

@@ -2,15 +2,23 @@
 
 Planning is pure (`plan_alerts`); writing (`write_alerts`) is the only I/O.
 Idempotency: every alert carries a deterministic identifier derived from
-(patient, rule, finding code, evidence set) and is written with conditional
-create, so a retry, a re-run or a concurrent run finds it instead of adding a
-copy. Lifecycle: an active hold keeps one active Flag per (rule, finding code);
-when the hold clears the Flag is set inactive with a period end, never deleted.
+(patient, rule, finding code, evidence set) and a deterministic resource id
+derived from it, and is written with PUT (update-as-create): a retry, a re-run
+or any number of concurrent runs converge on that one resource. Conditional
+create is not atomic on every server, so it is only the fallback for servers
+that refuse client-assigned ids; there, and for copies left by older versions,
+duplicates are tolerated: the oldest is adopted, later copies are marked
+entered-in-error, and the run says so. Only azaguard's own alerts count
+(`is_own`): a resource carrying azaguard's identifier system but not written by
+azaguard is reported, never adopted. Lifecycle: an active hold keeps one active
+Flag per (rule, finding code); when the hold clears the Flag is set inactive
+with a period end, never deleted; a later episode gets a new Flag id.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +30,15 @@ from fhir.resources.R4B.flag import Flag
 
 from azaguard import __version__
 from azaguard.fhir.client import FhirClient
-from azaguard.fhir.errors import FhirConflict, FhirError
+from azaguard.fhir.errors import (
+    AuthDenied,
+    AuthExpired,
+    FhirConflict,
+    FhirError,
+    FhirNotFound,
+    FhirProtocolError,
+    FhirRejected,
+)
 from azaguard.findings import Finding, Severity, Status
 
 ALERT_ID_SYSTEM = "urn:azaguard:alert-id"
@@ -31,6 +47,10 @@ DEVICE_ID_SYSTEM = "urn:azaguard:device"
 RULE_SYSTEM = "urn:azaguard:rule"
 FINDING_SYSTEM = "urn:azaguard:finding"
 MAPPINGS_TAG_SYSTEM = "urn:azaguard:mappings-version"
+# Marks a resource as written by azaguard (with the author Device): what `is_own` looks for.
+SOURCE_TAG = {"system": "urn:azaguard:source", "code": "azaguard"}
+META_SOURCE = "urn:azaguard"
+ID_PREFIX = "azg-"  # deterministic resource ids: azg-<identifier>[-<episode>], azg-device-<hash>
 FLAG_CATEGORY = {
     "system": "http://terminology.hl7.org/CodeSystem/flag-category",
     "code": "drug",
@@ -48,12 +68,19 @@ _DI_SEVERITY = {
 _ALERTED = (Status.HOLD, Status.CAUTION, Status.CANNOT_EVALUATE)
 
 
-WriteOutcomeKind = Literal["created", "exists", "updated", "closed", "failed", "would-write"]
+WriteOutcomeKind = Literal[
+    "created", "exists", "updated", "closed", "retired", "skipped", "failed", "would-write"
+]
 
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """What happened to one alert resource azaguard wanted in the chart."""
+    """What happened to one alert resource azaguard wanted in the chart.
+
+    `retired`: a duplicate copy marked entered-in-error. `skipped`: not written, on purpose
+    (e.g. the author Device when the token may not write it; the alerts then name azaguard's
+    Device by identifier). `retryable` (for `failed`): whether running again can complete it.
+    """
 
     resource_type: Literal["DetectedIssue", "Flag", "Device"]
     identifier: str  # the deterministic identifier value (idempotency key)
@@ -61,6 +88,8 @@ class WriteOutcome:
     outcome: WriteOutcomeKind
     reference: str | None = None  # "DetectedIssue/123" once on the server
     error: str | None = None
+    retryable: bool = True
+    note: str | None = None  # e.g. "adopted the oldest of 2 copies"
 
 
 @dataclass(frozen=True)
@@ -77,12 +106,16 @@ class ExistingAlert:
 
 @dataclass(frozen=True)
 class PlannedWrite:
-    action: Literal["create", "close"]
+    """create: PUT the new resource; close: set a Flag inactive; exists: already there (no request);
+    retire: mark a duplicate copy entered-in-error."""
+
+    action: Literal["create", "close", "exists", "retire"]
     resource_type: Literal["DetectedIssue", "Flag"]
     identifier: str
     rule: str
     resource: dict[str, Any]
-    version: str | None = None  # for close: the Flag version to update (If-Match)
+    version: str | None = None  # for close/retire: the version to update (If-Match)
+    note: str | None = None
 
 
 def alert_identifier(patient_ref: str, finding: Finding) -> str:
@@ -92,10 +125,21 @@ def alert_identifier(patient_ref: str, finding: Finding) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
+def resource_id(identifier: str, episode: int = 0) -> str:
+    """The deterministic resource id of an alert (a Flag's later episodes get -1, -2, ...)."""
+    return f"{ID_PREFIX}{identifier}" + (f"-{episode}" if episode else "")
+
+
+def device_id(device: dict[str, Any]) -> str:
+    value = str(device["identifier"][0]["value"])
+    return f"{ID_PREFIX}device-" + hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
 def device_resource(mappings_version: str) -> dict[str, Any]:
     """The Device that authors azaguard's alerts: names the software and mappings versions."""
-    resource = {
+    resource: dict[str, Any] = {
         "resourceType": "Device",
+        "meta": {"source": META_SOURCE, "tag": [dict(SOURCE_TAG)]},
         "identifier": [{"system": DEVICE_ID_SYSTEM, "value": f"azaguard-{__version__}-mappings-{mappings_version}"}],
         "status": "active",
         "manufacturer": "azaguard",
@@ -105,8 +149,33 @@ def device_resource(mappings_version: str) -> dict[str, Any]:
             {"type": {"text": "mappings"}, "value": mappings_version},
         ],
     }
+    resource["id"] = device_id(resource)
     Device.model_validate(resource)
     return resource
+
+
+def logical_author(device: dict[str, Any]) -> dict[str, Any]:
+    """azaguard's Device named by identifier (when it is not, or cannot be, on the server)."""
+    return {"identifier": dict(device["identifier"][0]), "display": "azaguard"}
+
+
+def is_own(resource: dict[str, Any]) -> bool:
+    """Written by azaguard: marked as ours (tag or meta.source) and authored by azaguard's Device.
+
+    A resource carrying azaguard's identifier system without both is someone else's: it is
+    reported, never adopted, closed or retired.
+    """
+    meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+    tags = [t for t in (meta or {}).get("tag") or [] if isinstance(t, dict)]
+    marked = any(t.get("system") == SOURCE_TAG["system"] and t.get("code") == SOURCE_TAG["code"] for t in tags)
+    marked = marked or str((meta or {}).get("source") or "").startswith(META_SOURCE)
+    author = resource.get("author")
+    if not marked or not isinstance(author, dict):
+        return False
+    ident = author.get("identifier")
+    by_identifier = isinstance(ident, dict) and ident.get("system") == DEVICE_ID_SYSTEM
+    by_reference = str(author.get("reference") or "").startswith(f"Device/{ID_PREFIX}device-")
+    return by_identifier or by_reference
 
 
 def plan_alerts(
@@ -115,25 +184,43 @@ def plan_alerts(
     existing_flags: Iterable[dict[str, Any]],
     now: datetime,
     author: dict[str, Any],
+    existing_issues: Iterable[dict[str, Any]] = (),
 ) -> list[PlannedWrite]:
-    """What to write for these findings, given azaguard's Flags already in the chart. Pure."""
+    """What to write for these findings, given azaguard's own alerts already in the chart. Pure.
+
+    `existing_*` must be azaguard's own (see `is_own`). Duplicates among them (left by a server
+    whose conditional create is not atomic, or by older versions) are resolved here: the oldest
+    copy is kept, later copies are retired (entered-in-error).
+    """
     plan: list[PlannedWrite] = []
+    issues_by_id = _group(existing_issues, ALERT_ID_SYSTEM)
     for f in findings:
-        if f.status in _ALERTED:
+        if f.status not in _ALERTED:
+            continue
+        ident = alert_identifier(patient_ref, f)
+        copies = [r for r in issues_by_id.get(ident, []) if r.get("status") != "entered-in-error"]
+        if copies:
+            plan += _keep_oldest("DetectedIssue", ident, f.rule, copies, now)
+        else:
             plan.append(_detected_issue(patient_ref, f, now, author))
     holds = {(f.rule, f.code): f for f in findings if f.status is Status.HOLD}
-    active_flags: dict[tuple[str, str], dict[str, Any]] = {}
-    for flag in existing_flags:
+    flags = list(existing_flags)
+    flags_by_id = _group(flags, FLAG_ID_SYSTEM)
+    active: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for flag in flags:
         key = _flag_key(flag)
         if key is None or flag.get("status") != "active":
             continue
-        if key in holds and key not in active_flags:
-            active_flags[key] = flag
-        elif key not in holds:
+        if key in holds:
+            active[key].append(flag)
+        else:
             plan.append(_close_flag(flag, now))
     for key, f in holds.items():
-        if key not in active_flags:
-            plan.append(_flag(patient_ref, f, now, author))
+        if active.get(key):
+            plan += _keep_oldest("Flag", alert_identifier(patient_ref, f), f.rule, active[key], now)
+        else:
+            ident = alert_identifier(patient_ref, f)
+            plan.append(_flag(patient_ref, f, now, author, episode=len(flags_by_id.get(ident, []))))
     return plan
 
 
@@ -143,40 +230,62 @@ def write_alerts(client: FhirClient, plan: Sequence[PlannedWrite], device: dict[
     for item in plan:
         try:
             if item.action == "create":
-                result = client.create(item.resource, if_none_exist=_identifier_query(item))
-                outcome: Literal["created", "exists", "closed"] = "created" if result.created else "exists"
-                outcomes.append(
-                    WriteOutcome(
-                        item.resource_type,
-                        item.identifier,
-                        item.rule,
-                        outcome,
-                        reference=_reference(item.resource_type, result.location, result.resource),
-                    )
-                )
-            else:
+                outcomes.append(_create(client, item))
+            elif item.action == "close":
                 outcomes.append(_close(client, item))
+            elif item.action == "retire":
+                outcomes.append(_retire(client, item))
+            else:
+                ref = f"{item.resource_type}/{item.resource.get('id')}"
+                kind: WriteOutcomeKind = "exists"
+                outcomes.append(WriteOutcome(item.resource_type, item.identifier, item.rule, kind, ref, note=item.note))
         except FhirError as exc:
-            outcomes.append(WriteOutcome(item.resource_type, item.identifier, item.rule, "failed", error=str(exc)))
+            outcomes.append(_failed(item.resource_type, item.identifier, item.rule, exc))
     return outcomes
 
 
-def ensure_device(client: FhirClient, device: dict[str, Any]) -> str:
-    """Conditional create of the author Device; returns its reference."""
-    ident = device["identifier"][0]
-    result = client.create(device, if_none_exist=f"identifier={ident['system']}|{ident['value']}")
-    ref = _reference("Device", result.location, result.resource)
-    if ref is None:
-        raise FhirError("the server did not say where the azaguard Device is")
-    return ref
+def ensure_device(client: FhirClient, device: dict[str, Any]) -> tuple[dict[str, Any], WriteOutcome]:
+    """The author reference for azaguard's alerts, and what happened to the Device.
+
+    The Device has a deterministic id: read it, else PUT it (concurrent runs converge on one
+    Device). When the server will not have it (a patient token may not write shared resources,
+    or the server is unavailable), the alerts name the Device by identifier instead, so they are
+    still written and still recognisably azaguard's.
+    """
+    ident = str(device["identifier"][0]["value"])
+    rid = str(device["id"])
+    reference = {"reference": f"Device/{rid}", "identifier": dict(device["identifier"][0]), "display": "azaguard"}
+    try:
+        try:
+            client.read("Device", rid)
+            return reference, WriteOutcome("Device", ident, None, "exists", reference=f"Device/{rid}")
+        except FhirNotFound:
+            pass
+        result = client.update(device)
+        kind: WriteOutcomeKind = "created" if result.created else "exists"
+        return reference, WriteOutcome("Device", ident, None, kind, reference=f"Device/{rid}")
+    except FhirError as exc:
+        why = f"the author Device is not on the server ({exc}); the alerts name it by identifier"
+        return logical_author(device), WriteOutcome("Device", ident, None, "skipped", error=why, retryable=False)
 
 
 def dry_run(plan: Sequence[PlannedWrite]) -> list[WriteOutcome]:
-    return [WriteOutcome(p.resource_type, p.identifier, p.rule, "would-write") for p in plan]
+    return [
+        WriteOutcome(
+            p.resource_type,
+            p.identifier,
+            p.rule,
+            "exists" if p.action == "exists" else "would-write",
+            reference=f"{p.resource_type}/{p.resource.get('id')}" if p.action != "create" else None,
+            note=p.note,
+        )
+        for p in plan
+    ]
 
 
 def fetch_alert_resources(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """azaguard's DetectedIssues and Flags for this patient (filtered on our identifier systems)."""
+    """DetectedIssues and Flags for this patient carrying azaguard's identifier systems (own or not:
+    split them with `is_own`)."""
     issues = client.search("DetectedIssue", {"patient": f"Patient/{patient_id}", "_count": "200"})
     flags = client.search("Flag", {"patient": f"Patient/{patient_id}", "_count": "200"})
     return (
@@ -223,7 +332,8 @@ def _detected_issue(patient_ref: str, f: Finding, now: datetime, author: dict[st
     detail += f" (azaguard rule {f.rule}, mappings {f.mappings_version})"
     resource: dict[str, Any] = {
         "resourceType": "DetectedIssue",
-        "meta": {"tag": [{"system": MAPPINGS_TAG_SYSTEM, "code": f.mappings_version}]},
+        "id": resource_id(identifier),
+        "meta": _meta(f),
         "identifier": [{"system": ALERT_ID_SYSTEM, "value": identifier}],
         "status": "final",
         "code": {
@@ -250,11 +360,16 @@ def _detected_issue(patient_ref: str, f: Finding, now: datetime, author: dict[st
     return PlannedWrite("create", "DetectedIssue", identifier, f.rule, resource)
 
 
-def _flag(patient_ref: str, f: Finding, now: datetime, author: dict[str, Any]) -> PlannedWrite:
+def _meta(f: Finding) -> dict[str, Any]:
+    return {"source": META_SOURCE, "tag": [{"system": MAPPINGS_TAG_SYSTEM, "code": f.mappings_version}, SOURCE_TAG]}
+
+
+def _flag(patient_ref: str, f: Finding, now: datetime, author: dict[str, Any], *, episode: int = 0) -> PlannedWrite:
     identifier = alert_identifier(patient_ref, f)
     resource: dict[str, Any] = {
         "resourceType": "Flag",
-        "meta": {"tag": [{"system": MAPPINGS_TAG_SYSTEM, "code": f.mappings_version}]},
+        "id": resource_id(identifier, episode),
+        "meta": _meta(f),
         "identifier": [{"system": FLAG_ID_SYSTEM, "value": identifier}],
         "status": "active",
         "category": [{"coding": [FLAG_CATEGORY]}],
@@ -305,9 +420,128 @@ def _close(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
     )
 
 
-def _identifier_query(item: PlannedWrite) -> str:
+# PUT of a new id refused this way: the server does not accept client-assigned ids.
+_NO_CLIENT_IDS = frozenset({400, 405, 422, 501})
+
+
+def _create(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
+    """PUT with the deterministic id (race-free); conditional create where client ids are refused."""
+    ref = f"{item.resource_type}/{item.resource['id']}"
+    try:
+        result = client.update(item.resource)
+    except FhirRejected as exc:
+        if exc.status not in _NO_CLIENT_IDS or isinstance(exc, FhirConflict | FhirNotFound):
+            raise
+        return _conditional_create(client, item)
+    # 200: a concurrent run (or a retried request) created it first; still exactly one.
+    kind: WriteOutcomeKind = "created" if result.created else "exists"
+    return WriteOutcome(item.resource_type, item.identifier, item.rule, kind, reference=ref)
+
+
+def _conditional_create(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
+    """POST If-None-Exist (not atomic everywhere): several matches are resolved, never a jam."""
+    resource = {k: v for k, v in item.resource.items() if k != "id"}
+    try:
+        result = client.create(resource, if_none_exist=_identifier_query(item))
+    except FhirConflict:
+        return _resolve_matches(client, item)
+    kind: WriteOutcomeKind = "created" if result.created else "exists"
+    reference = _reference(item.resource_type, result.location, result.resource)
+    if kind == "exists" and result.resource is not None and not is_own(result.resource):
+        raise FhirRejected(
+            f"{reference} carries azaguard's identifier but was not written by azaguard; the server "
+            "will not create azaguard's own alert beside it (remove or correct that resource)",
+            status=412,
+        )
+    return WriteOutcome(item.resource_type, item.identifier, item.rule, kind, reference=reference)
+
+
+def _resolve_matches(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
+    """The conditional create matched several resources: adopt azaguard's oldest copy, retire the rest."""
     system = ALERT_ID_SYSTEM if item.resource_type == "DetectedIssue" else FLAG_ID_SYSTEM
-    return f"identifier={system}|{item.identifier}"
+    found = client.search(item.resource_type, {"identifier": f"{system}|{item.identifier}"})
+    mine = [r for r in found if is_own(r) and r.get("status") != "entered-in-error"]
+    if not mine:
+        raise FhirRejected(
+            f"{len(found)} resources not written by azaguard carry its identifier for this alert, so the "
+            "server refuses to create it; re-running will not help (remove or correct them)",
+            status=412,
+        )
+    keep, *extra = _oldest_first(mine)
+    retired = 0
+    for copy in extra:
+        _retire(client, _retire_item(item.resource_type, item.identifier, item.rule, copy))
+        retired += 1
+    note = f"adopted the oldest of {len(mine)} copies; {retired} later cop(y/ies) marked entered-in-error"
+    return WriteOutcome(
+        item.resource_type, item.identifier, item.rule, "exists", reference=f"{item.resource_type}/{keep.get('id')}",
+        note=note,
+    )
+
+
+def _retire(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
+    """Mark a duplicate copy entered-in-error (If-Match: only the version that was judged a copy)."""
+    client.update(item.resource, if_match=f'W/"{item.version}"' if item.version else None)
+    return WriteOutcome(
+        item.resource_type, item.identifier, item.rule, "retired",
+        reference=f"{item.resource_type}/{item.resource['id']}", note=item.note,
+    )
+
+
+def _retire_item(
+    rtype: Literal["DetectedIssue", "Flag"], identifier: str, rule: str, copy: dict[str, Any]
+) -> PlannedWrite:
+    retired = {**copy, "status": "entered-in-error"}
+    version = (copy.get("meta") or {}).get("versionId")
+    return PlannedWrite("retire", rtype, identifier, rule, retired, version=version, note="duplicate copy")
+
+
+def _group(resources: Iterable[dict[str, Any]], system: str) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in resources:
+        for i in r.get("identifier") or []:
+            if isinstance(i, dict) and i.get("system") == system and isinstance(i.get("value"), str):
+                groups[i["value"]].append(r)
+                break
+    return groups
+
+
+def _oldest_first(copies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The copy to keep first: the deterministic id if present, else the earliest written."""
+
+    def key(r: dict[str, Any]) -> tuple[bool, str, str]:
+        rid = str(r.get("id") or "")
+        written = str((r.get("meta") or {}).get("lastUpdated") or r.get("identifiedDateTime") or "")
+        return (not rid.startswith(ID_PREFIX), written, rid)
+
+    return sorted(copies, key=key)
+
+
+def _keep_oldest(
+    rtype: Literal["DetectedIssue", "Flag"], identifier: str, rule: str, copies: Sequence[dict[str, Any]],
+    now: datetime,
+) -> list[PlannedWrite]:
+    keep, *extra = _oldest_first(copies)
+    note = f"adopted the oldest of {len(copies)} copies" if extra else None
+    plan = [PlannedWrite("exists", rtype, identifier, rule, keep, note=note)]
+    return plan + [_retire_item(rtype, identifier, rule, c) for c in extra]
+
+
+def _failed(rtype: Literal["DetectedIssue", "Flag", "Device"], identifier: str, rule: str | None,
+            exc: FhirError) -> WriteOutcome:
+    # Refusals (4xx other than 401/429) come back the same on every run; say so.
+    retryable = isinstance(exc, AuthExpired | FhirProtocolError) or not isinstance(exc, FhirRejected | AuthDenied)
+    return WriteOutcome(rtype, identifier, rule, "failed", error=str(exc), retryable=retryable)
+
+
+def _identifier_query(item: PlannedWrite) -> str:
+    """The conditional-create criteria: the identifier, within the patient (a compartment-checking
+    EHR refuses criteria that could match another patient's resources)."""
+    if item.resource_type == "DetectedIssue":
+        system, patient = ALERT_ID_SYSTEM, f"patient={(item.resource.get('patient') or {}).get('reference')}"
+    else:
+        system, patient = FLAG_ID_SYSTEM, f"subject={(item.resource.get('subject') or {}).get('reference')}"
+    return f"identifier={system}|{item.identifier}&{patient}"
 
 
 def _reference(rtype: str, location: str | None, resource: dict[str, Any] | None) -> str | None:

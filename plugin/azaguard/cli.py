@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,9 +20,11 @@ from azaguard.resources import InputError
 
 if TYPE_CHECKING:
     from azaguard.service import CheckResult
+    from azaguard.terminology.server import TerminologyServer
 
 EXIT_OK, EXIT_INPUT, EXIT_SERVER, EXIT_WRITE_FAILED = 0, 2, 3, 4
 TOKEN_ENV = "AZAGUARD_FHIR_TOKEN"  # noqa: S105 - the variable's name, not a secret
+TERMINOLOGY_ENV = "AZAGUARD_TERMINOLOGY_SERVER"  # the site's FHIR terminology server, if any
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,6 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.add_argument("--write", action="store_true", help="write alerts (DetectedIssue, Flag) back to the server")
     check.add_argument("--dry-run", action="store_true", help="show the alerts that --write would write")
+    check.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="send the bearer token over plain http to a host that is not 127.0.0.1/localhost",
+    )
+    check.add_argument(
+        "--terminology-server",
+        default=os.environ.get(TERMINOLOGY_ENV) or None,
+        help="a FHIR terminology server for codes the local value sets do not know "
+        f"(default: ${TERMINOLOGY_ENV}; none: local value sets only)",
+    )
     _common(check)
 
     demo = sub.add_parser(
@@ -97,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox)
         return EXIT_OK
     except (InputError, MappingsError) as exc:
-        print(f"azaguard: {exc}", file=sys.stderr)
+        print(f"azaguard: {_clean(exc)}", file=sys.stderr)
         return EXIT_INPUT
 
 
@@ -121,6 +135,12 @@ def _feedback(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _clean(text: object) -> str:
+    from azaguard.report import clean
+
+    return clean(text)
+
+
 def _mappings(args: argparse.Namespace) -> Mappings:
     m = load_mappings_from(args.mappings) if args.mappings else load_mappings()
     if args.monitoring_schedule:
@@ -128,14 +148,25 @@ def _mappings(args: argparse.Namespace) -> Mappings:
     return m
 
 
+# The rules look years back and days ahead of `now`: far from today's calendar that arithmetic
+# leaves the datetime range (OverflowError), and no real evaluation happens there anyway.
+NOW_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC))
+
+
 def _now(text: str | None) -> datetime:
     if not text:
         return datetime.now(UTC)
+    if len(text) > 64:
+        raise InputError("--now is not an ISO-8601 date-time (too long)")
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InputError(f"--now {text!r} is not an ISO-8601 date-time") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        in_range = NOW_RANGE[0] <= parsed <= NOW_RANGE[1]
+    except (ValueError, OverflowError) as exc:
+        raise InputError(f"--now {_clean(text)!r} is not an ISO-8601 date-time") from exc
+    if not in_range:
+        raise InputError(f"--now {_clean(text)!r} is outside the supported range (years 1900 to 2999)")
+    return parsed.astimezone(UTC)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -148,7 +179,8 @@ def _check(args: argparse.Namespace) -> int:
             raise InputError("--write/--dry-run need --fhir-url (a Bundle file has no chart to write to)")
         from azaguard.resources import load_json_file
 
-        result = check_resources(load_json_file(args.bundle), mappings=mappings, now=now)
+        with _terminology(args, mappings) as terminology:
+            result = check_resources(load_json_file(args.bundle), mappings=mappings, now=now, terminology=terminology)
         _print(result, args.format, writes=False)
         return EXIT_OK
     if not args.patient:
@@ -157,24 +189,58 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -> int:
+    from azaguard.config import is_loopback
     from azaguard.fhir.client import FhirClient
     from azaguard.fhir.errors import FhirError
     from azaguard.service import check_on_server
 
     token = os.environ.get(TOKEN_ENV) or None
+    if token and args.fhir_url.lower().startswith("http:") and not is_loopback(args.fhir_url):
+        if not args.allow_insecure_http:
+            raise InputError(
+                f"refusing to send the bearer token from ${TOKEN_ENV} over plain http to {args.fhir_url}: "
+                "use https (or --allow-insecure-http if this network is trusted)"
+            )
+        print("azaguard: warning: sending the bearer token over plain http", file=sys.stderr)
     try:
-        with FhirClient(args.fhir_url, token=token) as client:
+        with FhirClient(args.fhir_url, token=token) as client, _terminology(args, mappings) as terminology:
             result = check_on_server(
-                client, args.patient, mappings=mappings, now=now, write=args.write, dry_run=args.dry_run
+                client, args.patient, mappings=mappings, now=now, write=args.write, dry_run=args.dry_run,
+                terminology=terminology,
             )
     except FhirError as exc:
-        print(f"azaguard: FHIR server error: {exc}", file=sys.stderr)
+        print(f"azaguard: FHIR server error: {_clean(exc)}", file=sys.stderr)
         return EXIT_SERVER
     _print(result, args.format, writes=args.write or args.dry_run)
-    if result.failed_writes:
-        print(f"azaguard: {len(result.failed_writes)} alert write(s) failed; re-run to complete them", file=sys.stderr)
+    failed = result.failed_writes
+    if failed:
+        temporary = [w for w in failed if w.retryable]
+        refused = [w for w in failed if not w.retryable]
+        if temporary:
+            print(f"azaguard: {len(temporary)} alert write(s) failed for a temporary reason; "
+                  "re-run to complete them", file=sys.stderr)
+        if refused:
+            print(f"azaguard: {len(refused)} alert write(s) were refused by the server; re-running will not "
+                  f"help until that is fixed: {_clean(refused[0].error)}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     return EXIT_OK
+
+
+@contextmanager
+def _terminology(args: argparse.Namespace, mappings: Mappings) -> Iterator[TerminologyServer | None]:
+    """The site's terminology server client (closed afterwards), or None for local value sets only."""
+    if not args.terminology_server:
+        yield None
+        return
+    from azaguard.fhir.client import FhirClient
+    from azaguard.terminology.server import TerminologyServer
+
+    try:
+        client = FhirClient(args.terminology_server, strict_search=False)
+    except ValueError as exc:
+        raise InputError(f"--terminology-server: {exc}") from exc
+    with client:
+        yield TerminologyServer(client, mappings)
 
 
 def _print(result: CheckResult, fmt: str, *, writes: bool) -> None:

@@ -138,6 +138,11 @@ class AppConfig(BaseModel):
         return self.redirect_uris[0]
 
     @property
+    def public_base(self) -> str:
+        """The app's own public origin (that of launch_uri): every absolute URL it builds starts here."""
+        return origin_of(self.launch_uri)
+
+    @property
     def secure_cookies(self) -> bool:
         """Secure cookies unless the app itself runs on loopback (plain-http demo)."""
         return not is_loopback(self.redirect_uri)

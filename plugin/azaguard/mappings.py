@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -47,6 +48,8 @@ class Systems(_Model):
     atc: tuple[str, ...]
     icd10cm: tuple[str, ...]
     dmd: tuple[str, ...]
+    ndc: tuple[str, ...] = ()
+    cpt: tuple[str, ...] = ()
     condition_clinical: tuple[str, ...] = Field(alias="condition-clinical")
     condition_ver_status: tuple[str, ...] = Field(alias="condition-ver-status")
 
@@ -54,7 +57,7 @@ class Systems(_Model):
         """Short name ('rxnorm', 'loinc', ...) for a system URI, or None if unknown."""
         if uri is None:
             return None
-        for name in ("rxnorm", "loinc", "ucum", "snomed", "cvx", "atc", "icd10cm", "dmd"):
+        for name in ("rxnorm", "loinc", "ucum", "snomed", "cvx", "atc", "icd10cm", "dmd", "ndc", "cpt"):
             if uri in getattr(self, name):
                 return name
         return None
@@ -62,21 +65,48 @@ class Systems(_Model):
 
 # --- medications -------------------------------------------------------------
 
+# Codes of a value set keyed by the system names of systems.json (the coverage report reads this shape).
+DrugSystem = Literal["rxnorm", "atc", "snomed", "dmd", "ndc"]
+DrugCodes = dict[DrugSystem, frozenset[str]]
 
-class AzathioprineSet(_Model):
-    codes: dict[Literal["rxnorm", "atc", "snomed", "dmd"], frozenset[str]]
-    names: tuple[str, ...]
+
+class ValueSetInfo(_Model):
+    """Where a value set comes from and when it was last checked against it."""
+
+    source: str
+    as_of: date
+
+
+class AzathioprineSet(ValueSetInfo):
+    codes: DrugCodes
+    names: tuple[str, ...]  # INN/BAN/USAN and European spellings
+    brands: tuple[str, ...]
     strength_mg_by_rxnorm: dict[str, float]
 
 
 class AntiInfectiveIngredient(_Model):
     name: str
-    rxnorm: str
     atc_class: Literal["J01", "J02", "J04", "J05"]
+    codes: DrugCodes
+    synonyms: tuple[str, ...] = ()
+    brands: tuple[str, ...] = ()
     prophylaxis_possible: bool = False
 
+    @property
+    def rxnorm(self) -> str | None:
+        """The first RxNorm ingredient code (None until one is recorded)."""
+        codes = sorted(self.codes.get("rxnorm", frozenset()))
+        return codes[0] if codes else None
 
-class AntiInfectives(_Model):
+    @model_validator(mode="after")
+    def _atc_in_its_class(self) -> AntiInfectiveIngredient:
+        # Metronidazole also carries P01AB01; the other codes must sit in the ingredient's class.
+        if not any(code.startswith(self.atc_class) for code in self.codes.get("atc", ())):
+            raise ValueError(f"anti-infective {self.name!r} has no ATC code in {self.atc_class}")
+        return self
+
+
+class AntiInfectives(ValueSetInfo):
     note: str
     atc_prefixes: tuple[str, ...]
     prophylaxis_false_positive_note: str
@@ -84,21 +114,30 @@ class AntiInfectives(_Model):
     non_systemic_form_words: tuple[str, ...]
     ingredients: tuple[AntiInfectiveIngredient, ...]
 
+    @model_validator(mode="after")
+    def _names_unique(self) -> AntiInfectives:
+        seen = [i.name for i in self.ingredients]
+        dupes = {n for n in seen if seen.count(n) > 1}
+        if dupes:
+            raise ValueError(f"anti-infective ingredients listed twice: {sorted(dupes)}")
+        return self
+
 
 class Interaction(_Model):
     id: str
     names: tuple[str, ...]
-    rxnorm: frozenset[str]
-    atc: tuple[str, ...]
+    brands: tuple[str, ...] = ()
+    codes: DrugCodes
+    atc_prefixes: tuple[str, ...] = ()
     status: Literal["hold", "caution"]
     severity: Severity
     message: str
     source: str
+    as_of: date
     dose_reduction_fraction_max: float | None = None
 
 
-class Medications(_Model):
-    source: str
+class Medications(ValueSetInfo):
     azathioprine: AzathioprineSet
     anti_infectives: AntiInfectives
     interactions: tuple[Interaction, ...]
@@ -107,14 +146,45 @@ class Medications(_Model):
 # --- vaccines ----------------------------------------------------------------
 
 
-class Vaccines(_Model):
-    source: str
+class VaccineBrands(ValueSetInfo):
+    cvx_by_brand: dict[str, str]
+
+
+class VaccineNamePatterns(_Model):
+    live: tuple[str, ...]
+    not_live_overrides: tuple[str, ...]
+    not_live: tuple[str, ...]
+    vaccine_words: tuple[str, ...]
+    # Laboratory tests and immune globulins named like a vaccine ("measles IgG"): not a vaccine order.
+    not_vaccine: tuple[str, ...]
+
+
+class VaccineCrosswalks(ValueSetInfo):
+    """Other systems' codes to CVX: NDC (labeler-product, 5-4 digits), CPT, SNOMED, RxNorm."""
+
+    ndc: dict[str, str]
+    cpt: dict[str, str]
+    snomed: dict[str, str]
+    rxnorm: dict[str, str]
+
+    @field_validator("ndc")
+    @classmethod
+    def _ndc_product_codes(cls, ndc: dict[str, str]) -> dict[str, str]:
+        for code in ndc:
+            if not re.fullmatch(r"\d{5}-\d{4}", code):
+                raise ValueError(f"NDC {code!r} must be labeler-product in 5-4 digits")
+        return ndc
+
+
+class Vaccines(ValueSetInfo):
     live: dict[str, str]
     not_live: dict[str, str]
     ambiguous: dict[str, str]
     unknown_code_policy: Literal["ambiguous"]
-    name_patterns: dict[Literal["live"], tuple[str, ...]]
+    brands: VaccineBrands
+    name_patterns: VaccineNamePatterns
     name_policy: str
+    crosswalks: VaccineCrosswalks
 
     @model_validator(mode="after")
     def _lists_are_disjoint(self) -> Vaccines:
@@ -122,8 +192,21 @@ class Vaccines(_Model):
             both = set(getattr(self, a)) & set(getattr(self, b))
             if both:
                 raise ValueError(f"CVX codes in both {a} and {b}: {sorted(both)}")
-        for pattern in self.name_patterns["live"]:
+        patterns = self.name_patterns
+        all_patterns = (*patterns.live, *patterns.not_live_overrides, *patterns.not_live, *patterns.vaccine_words,
+                        *patterns.not_vaccine)
+        for pattern in all_patterns:
             re.compile(pattern)
+        known = set(self.live) | set(self.not_live) | set(self.ambiguous)
+        pointed = {
+            *self.brands.cvx_by_brand.values(),
+            *self.crosswalks.ndc.values(),
+            *self.crosswalks.cpt.values(),
+            *self.crosswalks.snomed.values(),
+            *self.crosswalks.rxnorm.values(),
+        }
+        if pointed - known:
+            raise ValueError(f"brands/crosswalks point at CVX codes in no list: {sorted(pointed - known)}")
         return self
 
 
@@ -239,12 +322,26 @@ class Analytes(_Model):
 # --- policy ------------------------------------------------------------------
 
 
+class StatusClasses(_Model):
+    current: frozenset[str]
+    recent: frozenset[str]
+    never: frozenset[str]
+
+
 class TherapyPolicy(_Model):
+    # MedicationRequest statuses (clinical-rules.md section 1).
     current_statuses: frozenset[str]
     recent_statuses: frozenset[str]
     never_statuses: frozenset[str]
     draft_counts_only_in_ordering_context: bool
     recent_window_days: Sourced
+    # MedicationStatement / MedicationDispense / MedicationAdministration (section 8); any status in
+    # none of the lists makes therapy uncertain.
+    other_resources: dict[
+        Literal["MedicationStatement", "MedicationDispense", "MedicationAdministration"], StatusClasses
+    ]
+    dispense_assumed_supply_days: Sourced
+    administration_current_days: Sourced
 
 
 class VaccinationPolicy(_Model):
@@ -254,6 +351,10 @@ class VaccinationPolicy(_Model):
     inactivated_before_start_days: Sourced
     planned_forecast_statuses: frozenset[str]
     order_active_statuses: frozenset[str]
+    # Vaccine orders in these statuses are not planned; any other status (unknown, misspelt) counts as planned.
+    order_inactive_statuses: frozenset[str]
+    # Forecasts that say "no dose needed"; any other forecast (no code, text only) counts as planned.
+    settled_forecast_statuses: frozenset[str]
     low_level_max_mg_per_kg_day: Sourced
 
 

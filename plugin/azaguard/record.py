@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
@@ -21,7 +21,10 @@ from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.immunization import Immunization
 from fhir.resources.R4B.immunizationrecommendation import ImmunizationRecommendation
 from fhir.resources.R4B.medication import Medication
+from fhir.resources.R4B.medicationadministration import MedicationAdministration
+from fhir.resources.R4B.medicationdispense import MedicationDispense
 from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.medicationstatement import MedicationStatement
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.servicerequest import ServiceRequest
@@ -29,6 +32,7 @@ from pydantic import ValidationError
 
 from azaguard.mappings import Mappings
 from azaguard.resources import Resource, ResourceSet
+from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
 from azaguard.units import UnitError, normalise
 
 # --- value types ---------------------------------------------------------------
@@ -102,10 +106,21 @@ class DoseInstruction:
     text: str | None
 
 
+MedicationSource = Literal[
+    "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration"
+]
+# How a medication resource's status reads for therapy: current, recent (stopped/completed: see `end`),
+# never (entered-in-error, cancelled, not-taken ...), draft (an order being written), or uncertain (a
+# status the rules do not expect: `unknown`, `Active`, anything unlisted).
+StatusClass = Literal["current", "recent", "never", "draft", "uncertain"]
+
+
 @dataclass(frozen=True)
 class MedicationOrder:
+    """Evidence of a drug: an order, a statement, a dispense or an administration."""
+
     ref: str
-    status: str
+    status: str  # as recorded (read from the raw JSON)
     intent: str | None
     medication: Concept | None  # None when the referenced Medication could not be found
     medication_ref: str | None
@@ -114,6 +129,22 @@ class MedicationOrder:
     start: datetime | None  # dosage bounds or validity start, else authoredOn
     end: datetime | None  # dosage bounds or validity end, if recorded
     doses: tuple[DoseInstruction, ...]
+    source: MedicationSource = "MedicationRequest"
+    status_class: StatusClass = "current"
+    # A dispense's supply or a recent administration: the therapy is current until then.
+    current_until: datetime | None = None
+    # Which of our ingredients the medication is (recognised once, here).
+    drugs: DrugMatch = NO_DRUG
+
+    @property
+    def kind(self) -> str:
+        """'order', 'statement', 'dispense', 'administration': for messages."""
+        return {
+            "MedicationRequest": "order",
+            "MedicationStatement": "statement",
+            "MedicationDispense": "dispense",
+            "MedicationAdministration": "administration",
+        }[self.source]
 
 
 @dataclass(frozen=True)
@@ -138,7 +169,9 @@ class Measurement:
         return self.status == "preliminary"
 
 
-VaccineSource = Literal["Immunization", "ImmunizationRecommendation", "MedicationRequest", "ServiceRequest"]
+VaccineSource = Literal[
+    "Immunization", "ImmunizationRecommendation", "MedicationRequest", "ServiceRequest", "MedicationAdministration"
+]
 
 
 @dataclass(frozen=True)
@@ -263,33 +296,104 @@ class _Builder:
         if self.patient is None:
             self.patient = info
 
-    # -- MedicationRequest: a drug order, or a vaccine order when coded with CVX --
+    # -- MedicationRequest: a drug order, or a vaccine order (however the vaccine is coded) --
     def _medication_request(self, raw: Resource) -> None:
         mr = MedicationRequest.model_validate(raw)
         ref = _ref_of(raw)
+        status = _raw_status(raw)
         concept, med_ref, problem = self._medication_of(mr, raw)
-        if concept is not None and concept.codes_in(self.m.systems.cvx):
-            self.vaccines.append(
-                VaccineEvent(ref, "MedicationRequest", concept, str(mr.status), _as_datetime(mr.authoredOn))
-            )
+        if concept is not None and is_vaccine_concept(concept, self.m):
+            self.vaccines.append(VaccineEvent(ref, "MedicationRequest", concept, status, _as_datetime(mr.authoredOn)))
             return
         doses = tuple(_dose(d) for d in (mr.dosageInstruction or []))
         start, end = _order_period(mr)
         authored = _as_datetime(mr.authoredOn)
-        self.orders.append(
-            MedicationOrder(
-                ref=ref,
-                status=str(mr.status),
-                intent=mr.intent,
-                medication=concept,
-                medication_ref=med_ref,
-                medication_problem=problem,
-                authored_on=authored,
-                start=start or authored,
-                end=end,
-                doses=doses,
-            )
+        self._add_medication(MedicationOrder(
+            ref=ref, status=status, intent=mr.intent, medication=concept, medication_ref=med_ref,
+            medication_problem=problem, authored_on=authored, start=start or authored, end=end, doses=doses,
+            status_class=self._request_status_class(status),
+        ))
+
+    def _request_status_class(self, status: str) -> StatusClass:
+        policy = self.m.policy.therapy
+        if status in policy.current_statuses:
+            return "current"
+        if status in policy.recent_statuses:
+            return "recent"
+        if status in policy.never_statuses:
+            return "never"
+        return "draft" if status == "draft" else "uncertain"
+
+    def _other_status_class(self, source: MedicationSource, status: str) -> StatusClass:
+        classes = next((c for s, c in self.m.policy.therapy.other_resources.items() if s == source), None)
+        if classes is None:
+            return "uncertain"
+        if status in classes.current:
+            return "current"
+        if status in classes.recent:
+            return "recent"
+        return "never" if status in classes.never else "uncertain"
+
+    def _add_medication(self, order: MedicationOrder) -> None:
+        drugs = drug_ingredients(order.medication, self.m)
+        self.orders.append(replace(order, drugs=drugs))
+
+    # -- MedicationStatement: the patient takes (took, will take) it --
+    def _medication_statement(self, raw: Resource) -> None:
+        ms = MedicationStatement.model_validate(raw)
+        status = _raw_status(raw)
+        concept, med_ref, problem = self._medication_of(ms, raw)
+        period = ms.effectivePeriod
+        start = _as_datetime(ms.effectiveDateTime) or (_as_datetime(period.start) if period else None)
+        end = _as_datetime(ms.effectivePeriod.end) if ms.effectivePeriod else None
+        if end is None and status in ("completed", "stopped"):
+            end = _as_datetime(ms.effectiveDateTime)  # a single date on a finished statement: its last known use
+        asserted = _as_datetime(ms.dateAsserted)
+        self._add_medication(MedicationOrder(
+            ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
+            medication_problem=problem, authored_on=asserted, start=start or asserted, end=end,
+            doses=tuple(_dose(d) for d in (ms.dosage or [])), source="MedicationStatement",
+            status_class=self._other_status_class("MedicationStatement", status),
+        ))
+
+    # -- MedicationDispense: handed over; current while its supply lasts --
+    def _medication_dispense(self, raw: Resource) -> None:
+        md = MedicationDispense.model_validate(raw)
+        status = _raw_status(raw)
+        concept, med_ref, problem = self._medication_of(md, raw)
+        handed = _as_datetime(md.whenHandedOver) or _as_datetime(md.whenPrepared)
+        days = _days_supply(md.daysSupply)
+        if days is None:
+            days = self.m.policy.therapy.dispense_assumed_supply_days.value
+        end = handed + timedelta(days=days) if handed is not None else None
+        self._add_medication(MedicationOrder(
+            ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
+            medication_problem=problem, authored_on=handed, start=handed, end=end,
+            doses=tuple(_dose(d) for d in (md.dosageInstruction or [])), source="MedicationDispense",
+            status_class=self._other_status_class("MedicationDispense", status), current_until=end,
+        ))
+
+    # -- MedicationAdministration: given; a recent administration is current therapy --
+    def _medication_administration(self, raw: Resource) -> None:
+        ma = MedicationAdministration.model_validate(raw)
+        status = _raw_status(raw)
+        ref = _ref_of(raw)
+        concept, med_ref, problem = self._medication_of(ma, raw)
+        start = _as_datetime(ma.effectiveDateTime) or (
+            _as_datetime(ma.effectivePeriod.start) if ma.effectivePeriod else None
         )
+        end = (_as_datetime(ma.effectivePeriod.end) if ma.effectivePeriod else None) or start
+        if concept is not None and is_vaccine_concept(concept, self.m):
+            self.vaccines.append(VaccineEvent(ref, "MedicationAdministration", concept, status, end))
+            return
+        window = timedelta(days=self.m.policy.therapy.administration_current_days.value)
+        self._add_medication(MedicationOrder(
+            ref=ref, status=status, intent=None, medication=concept, medication_ref=med_ref,
+            medication_problem=problem, authored_on=start, start=start, end=end, doses=(),
+            source="MedicationAdministration",
+            status_class=self._other_status_class("MedicationAdministration", status),
+            current_until=end + window if end is not None else None,
+        ))
 
     def _medication_of(self, mr: Any, raw: Resource) -> tuple[Concept | None, str | None, str | None]:
         if mr.medicationCodeableConcept is not None:
@@ -433,7 +537,7 @@ class _Builder:
                 codings=tuple(c for k in codes for c in k.codings),
                 text=next((k.text for k in codes if k.text), None),
             )
-            status = _concept(item.forecastStatus).codings[0].code if item.forecastStatus.coding else "unknown"
+            status = _forecast_status(item.forecastStatus)
             when = next((_as_datetime(d.value) for d in (item.dateCriterion or [])), None) or _as_datetime(rec.date)
             self.vaccines.append(VaccineEvent(ref, "ImmunizationRecommendation", vaccine, status, when))
 
@@ -442,10 +546,10 @@ class _Builder:
         if sr.code is None:
             return
         concept = _concept(sr.code)
-        if not concept.codes_in(self.m.systems.cvx):
-            return
+        if not is_vaccine_concept(concept, self.m):
+            return  # a lab test, imaging, referral ...: not ours
         when = _as_datetime(sr.occurrenceDateTime) or _as_datetime(sr.authoredOn)
-        self.vaccines.append(VaccineEvent(_ref_of(raw), "ServiceRequest", concept, str(sr.status), when))
+        self.vaccines.append(VaccineEvent(_ref_of(raw), "ServiceRequest", concept, _raw_status(raw), when))
 
     # -- Condition --
     def _condition(self, raw: Resource) -> None:
@@ -464,6 +568,9 @@ class _Builder:
     _handlers: ClassVar[dict[str, Callable[[_Builder, Resource], None]]] = {
         "Patient": _patient,
         "MedicationRequest": _medication_request,
+        "MedicationStatement": _medication_statement,
+        "MedicationDispense": _medication_dispense,
+        "MedicationAdministration": _medication_administration,
         "Observation": _observation,
         "Immunization": _immunization,
         "ImmunizationRecommendation": _recommendation,
@@ -592,3 +699,35 @@ def _dose(d: Any) -> DoseInstruction:
             per_day = repeat.frequency * factor / float(repeat.period)
     as_needed = bool(d.asNeededBoolean) or d.asNeededCodeableConcept is not None
     return DoseInstruction(quantity=quantity, per_day=per_day, as_needed=as_needed, text=d.text)
+
+
+def _raw_status(raw: Mapping[str, Any]) -> str:
+    """The status exactly as recorded (a wrong-case 'Active' stays 'Active': it is not a status we expect)."""
+    status = raw.get("status")
+    return status if isinstance(status, str) else "(no status)"
+
+
+def _forecast_status(cc: Any) -> str:
+    """A forecast status code; from the text when no coding has a code; 'unknown' when neither says."""
+    if cc is None:
+        return "unknown"
+    for coding in cc.coding or []:
+        if coding.code:
+            return str(coding.code)
+    if cc.text and cc.text.strip():
+        return str(cc.text).strip().lower()
+    return "unknown"
+
+
+_DAY_UNITS = {"d": 1.0, "day": 1.0, "days": 1.0, "wk": 7.0, "week": 7.0, "weeks": 7.0, "mo": 30.4375}
+
+
+def _days_supply(q: Any) -> float | None:
+    """daysSupply in days (UCUM d/wk/mo or the same words); None when absent or unreadable."""
+    if q is None or q.value is None:
+        return None
+    unit = (q.code or q.unit or "d").strip().lower()
+    factor = _DAY_UNITS.get(unit)
+    if factor is None or float(q.value) < 0:
+        return None
+    return float(q.value) * factor

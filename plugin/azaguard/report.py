@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from typing import Any
 
@@ -16,6 +17,15 @@ _MARK = {
     Status.OK: "ok",
     Status.NOT_APPLICABLE: "n/a",
 }
+
+
+# C0/C1 controls (ESC starts terminal escapes), DEL, and bidi overrides that reorder what is shown.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: object) -> str:
+    """Text from a record or a server made safe for a terminal: control characters become spaces."""
+    return _CONTROL.sub(" ", str(text))
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
@@ -41,14 +51,23 @@ def to_json(result: CheckResult, *, include_writes: bool = False) -> dict[str, A
         "findings": [finding_json(f) for f in result.findings],
     }
     if include_writes:
-        out["written"] = [
-            {k: v for k, v in {
-                "resource_type": w.resource_type, "identifier": w.identifier, "rule": w.rule,
-                "outcome": w.outcome, "reference": w.reference, "error": w.error,
-            }.items() if v is not None}
-            for w in result.writes
-        ]
+        out["written"] = [_write_json(w) for w in result.writes]
+        if result.device is not None:
+            out["author_device"] = _write_json(result.device)
+    if result.existing_alerts_problem:
+        out["existing_alerts_problem"] = result.existing_alerts_problem
+    if result.notes:
+        out["notes"] = list(result.notes)
     return out
+
+
+def _write_json(w: Any) -> dict[str, Any]:
+    fields = {
+        "resource_type": w.resource_type, "identifier": w.identifier, "rule": w.rule, "outcome": w.outcome,
+        "reference": w.reference, "error": w.error, "note": w.note,
+        "retryable": w.retryable if w.outcome == "failed" else None,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def to_json_text(result: CheckResult, *, include_writes: bool = False) -> str:
@@ -89,6 +108,13 @@ def to_text(result: CheckResult, *, include_writes: bool = False, width: int = 1
         for w in result.writes:
             target = w.reference or w.identifier[:12]
             err = f" — {w.error}" if w.error else ""
-            lines.append(f"  {w.outcome:<11} {w.resource_type:<13} {w.rule or '':<20} {target}{err}")
+            note = f" ({w.note})" if w.note else ""
+            lines.append(f"  {w.outcome:<11} {w.resource_type:<13} {w.rule or '':<20} {target}{note}{err}")
+        if result.device is not None and result.device.outcome != "exists":
+            d = result.device
+            lines.append(f"  {d.outcome:<11} {'Device':<13} {'(author)':<20} {d.reference or ''}"
+                         + (f" — {d.error}" if d.error else ""))
         lines.append("")
-    return "\n".join(lines)
+    for note in [*result.notes, *([result.existing_alerts_problem] if result.existing_alerts_problem else [])]:
+        lines += textwrap.wrap("note: " + note, width, subsequent_indent="      ")
+    return "\n".join(clean(line) for line in lines)

@@ -20,6 +20,69 @@ class InputError(ValueError):
     """The input is not a usable FHIR record (malformed JSON, wrong resourceType, ...)."""
 
 
+# Limits on input JSON: far beyond any real patient record, well before memory, recursion or
+# arithmetic give out (a 3.9 MB Synthea record nests 12 deep; FHIR decimals carry <= 18 digits).
+MAX_INPUT_BYTES = 256 << 20
+MAX_DEPTH = 100
+MAX_STRING_CHARS = 8 << 20
+MAX_NUMBER_CHARS = 40
+MAX_ENTRIES = 200_000
+
+
+def _number(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        if len(text) > MAX_NUMBER_CHARS:
+            raise InputError(f"a number has {len(text)} digits (limit {MAX_NUMBER_CHARS}): {text[:20]}...")
+        value = kind(text)
+        if value in (float("inf"), float("-inf")):
+            raise InputError(f"the number {text} is out of range")
+        return value
+
+    return parse
+
+
+def _constant(name: str) -> float:
+    raise InputError(f"{name} is not a JSON number (FHIR has no NaN or Infinity)")
+
+
+def loads_limited(data: str | bytes, what: str) -> object:
+    """JSON within the limits above; InputError (never RecursionError/ValueError/OverflowError) otherwise."""
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(f"{what} is {len(data)} bytes; the limit is {MAX_INPUT_BYTES}")
+    try:
+        value = json.loads(data, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant)
+    except InputError:
+        raise
+    except RecursionError as exc:
+        raise InputError(f"{what} is nested deeper than {MAX_DEPTH} levels") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what} is not valid JSON ({exc})") from exc
+    _check_shape(value, what)
+    return value
+
+
+def _check_shape(root: object, what: str) -> None:
+    """Depth, string length and array length, iteratively (no recursion to exhaust)."""
+    stack: list[tuple[object, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        items = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if items is None:
+            continue
+        if depth > MAX_DEPTH:
+            raise InputError(f"{what} is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, list) and len(node) > MAX_ENTRIES:
+            raise InputError(f"{what} has a list of {len(node)} items (limit {MAX_ENTRIES})")
+        for v in items:
+            if type(v) is str:
+                if len(v) > MAX_STRING_CHARS:
+                    raise InputError(f"{what} has a string of {len(v)} characters (limit {MAX_STRING_CHARS})")
+            elif isinstance(v, dict | list):
+                stack.append((v, depth + 1))
+
+
 @dataclass
 class ResourceSet:
     """Resources plus an index from every name they go by (Type/id, fullUrl, absolute URL)."""
@@ -66,16 +129,14 @@ class ResourceSet:
 def load_json_file(path: Path) -> ResourceSet:
     """Read a Bundle or JSON array from a file; raises InputError with a clear message."""
     try:
+        if path.stat().st_size > MAX_INPUT_BYTES:
+            raise InputError(f"{path} is {path.stat().st_size} bytes; the limit is {MAX_INPUT_BYTES}")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise InputError(f"{path} is not UTF-8 text") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
-    return resource_set_from_json(data)
+    return resource_set_from_json(loads_limited(text, str(path)))
 
 
 def resource_set_from_json(data: object) -> ResourceSet:

@@ -5,9 +5,10 @@ The CLI, the SMART web app, the demo and (later) the population scan all go thro
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azaguard.alerts import (
     ExistingAlert,
@@ -15,6 +16,8 @@ from azaguard.alerts import (
     device_resource,
     ensure_device,
     fetch_alert_resources,
+    is_own,
+    logical_author,
     plan_alerts,
     summarise_existing,
     write_alerts,
@@ -28,6 +31,11 @@ from azaguard.mappings import Mappings
 from azaguard.record import PatientInfo, PatientRecord, build_record
 from azaguard.resources import InputError, ResourceSet
 from azaguard.rules import evaluate
+
+if TYPE_CHECKING:
+    from azaguard.terminology.server import TerminologyServer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,6 +51,10 @@ class CheckResult:
     existing_alerts: list[ExistingAlert] = field(default_factory=list)
     # Why the alerts already in the chart could not be read (e.g. no read scope for them), if so.
     existing_alerts_problem: str | None = None
+    device: WriteOutcome | None = None  # what happened to the author Device when writing
+    notes: list[str] = field(default_factory=list)  # e.g. foreign resources carrying azaguard's identifiers
+    # What went wrong on the way that did not stop the check (e.g. the terminology server failed).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failed_writes(self) -> list[WriteOutcome]:
@@ -50,13 +62,19 @@ class CheckResult:
 
 
 def check_resources(
-    resources: ResourceSet, *, mappings: Mappings, now: datetime, ordering_context: bool = False
+    resources: ResourceSet,
+    *,
+    mappings: Mappings,
+    now: datetime,
+    ordering_context: bool = False,
+    terminology: TerminologyServer | None = None,
 ) -> CheckResult:
     """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
     patients = resources.patients()
     if len(patients) > 1:
         ids = ", ".join(str(p.get("id")) for p in patients)
         raise InputError(f"the record holds {len(patients)} patients ({ids}); azaguard checks one patient at a time")
+    warnings = _enrich(resources, terminology)
     record = build_record(resources, mappings, ordering_context=ordering_context)
     findings = evaluate(record, mappings, now)
     return CheckResult(
@@ -66,7 +84,20 @@ def check_resources(
         findings=findings,
         evaluated_at=now,
         mappings_version=mappings.version,
+        warnings=warnings,
     )
+
+
+def _enrich(resources: ResourceSet, terminology: TerminologyServer | None) -> list[str]:
+    """Codes the local value sets do not know, asked of the site's terminology server (if configured)."""
+    if terminology is None:
+        return []
+    from azaguard.terminology.server import enrich
+
+    warnings = enrich(resources, terminology)
+    for w in warnings:
+        log.warning("%s", w)
+    return warnings
 
 
 def check_on_server(
@@ -77,6 +108,7 @@ def check_on_server(
     now: datetime,
     write: bool = False,
     dry_run: bool = False,
+    terminology: TerminologyServer | None = None,
 ) -> CheckResult:
     """Gather one patient from the server, evaluate, and (optionally) write the alerts back.
 
@@ -85,6 +117,7 @@ def check_on_server(
     """
     before = client.request_count
     gathered = gather(client, patient_id, mappings, now)
+    warnings = _enrich(gathered.resources, terminology)
     record = build_record(gathered.resources, mappings)
     if record.patient is None:
         raise InputError(f"Patient/{patient_id} was not returned by the server")
@@ -99,18 +132,43 @@ def check_on_server(
         mappings_version=mappings.version,
         requests=client.request_count - before,
         existing_alerts_problem=alerts_problem,
+        warnings=warnings,
     )
+    issues, flags, result.notes = _own(issues, flags)
     if write or dry_run:
         device = device_resource(mappings.version)
         if dry_run:
-            author = {"identifier": device["identifier"][0], "display": "azaguard"}
-            result.writes = alerts_dry_run(plan_alerts(result.patient_ref, findings, flags, now, author))
+            plan = plan_alerts(result.patient_ref, findings, flags, now, logical_author(device), issues)
+            result.writes = alerts_dry_run(plan)
         else:
-            result.writes = _write(client, result.patient_ref, findings, flags, now, device)
-        if not dry_run:
-            issues, flags, result.existing_alerts_problem = _existing(client, patient_id)
+            author, result.device = ensure_device(client, device)
+            plan = plan_alerts(result.patient_ref, findings, flags, now, author, issues)
+            result.writes = write_alerts(client, plan, device)
+            try:  # show the chart as it now is; the writes are reported whatever this read does
+                issues, flags, result.existing_alerts_problem = _existing(client, patient_id)
+                issues, flags, _ = _own(issues, flags)
+            except FhirError as exc:
+                result.existing_alerts_problem = (
+                    f"the alerts were written as listed, but reading the chart back failed: {exc}"
+                )
     result.existing_alerts = summarise_existing(issues, flags)
     return result
+
+
+def _own(
+    issues: list[dict[str, Any]], flags: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """azaguard's own alerts; others carrying its identifier systems are named, never adopted."""
+    foreign = [f"{r.get('resourceType')}/{r.get('id')}" for r in (*issues, *flags) if not is_own(r)]
+    notes = (
+        [
+            f"{len(foreign)} resource(s) carry azaguard's identifiers but were not written by azaguard "
+            f"(ignored; azaguard writes its own alerts beside them): {', '.join(foreign[:10])}"
+        ]
+        if foreign
+        else []
+    )
+    return [r for r in issues if is_own(r)], [r for r in flags if is_own(r)], notes
 
 
 def _existing(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
@@ -120,24 +178,3 @@ def _existing(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]]
     except AuthDenied as exc:
         return [], [], f"the alerts already in the chart cannot be read with the granted access ({exc.status})"
     return issues, flags, None
-
-
-def _write(
-    client: FhirClient,
-    patient_ref: str,
-    findings: list[Finding],
-    flags: list[dict[str, Any]],
-    now: datetime,
-    device: dict[str, Any],
-) -> list[WriteOutcome]:
-    try:
-        device_ref = ensure_device(client, device)
-    except FhirError as exc:
-        # Without the author Device nothing can be written: report every planned write as failed.
-        author = {"identifier": device["identifier"][0]}
-        plan = plan_alerts(patient_ref, findings, flags, now, author)
-        return [
-            WriteOutcome(p.resource_type, p.identifier, p.rule, "failed", error=f"author Device: {exc}") for p in plan
-        ]
-    plan = plan_alerts(patient_ref, findings, flags, now, {"reference": device_ref, "display": "azaguard"})
-    return write_alerts(client, plan, device)

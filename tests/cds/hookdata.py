@@ -16,6 +16,9 @@ _KEY_TYPES = {
     "immunizations": ("Immunization",),
     "immunizationRecommendations": ("ImmunizationRecommendation",),
     "serviceRequests": ("ServiceRequest",),
+    "medicationStatements": ("MedicationStatement",),
+    "medicationDispenses": ("MedicationDispense",),
+    "medicationAdministrations": ("MedicationAdministration",),
 }
 
 

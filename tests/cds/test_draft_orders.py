@@ -33,11 +33,14 @@ def _cards(call: Caller, service: str, pid: str, drafts: list[dict[str, Any]], *
     (("37", "yellow fever"), "Immunization"),
     ((None, "Varivax varicella vaccine live"), "MedicationRequest"),  # named, not coded
     (("111", "influenza, live, intranasal"), "MedicationRequest"),
+    (("90716", "varicella virus vaccine, live", "http://www.ama-assn.org/go/cpt"), "ServiceRequest"),  # CPT
 ])
 def test_live_vaccine_draft_on_azathioprine_is_critical_with_a_delete_suggestion(
-    call: Caller, vaccine: tuple[str | None, str], resource: str
+    call: Caller, vaccine: tuple[str | None, ...], resource: str
 ) -> None:
-    draft = draft_vaccine(vaccine[0], vaccine[1], resource=resource)
+    code, name = vaccine[0], str(vaccine[1])
+    draft = (draft_vaccine(code, name, resource=resource, system=str(vaccine[2])) if len(vaccine) > 2
+             else draft_vaccine(code, name, resource=resource))
     ref = f"{resource}/draft-vax"
     cards = _cards(call, SELECT, "aza-stable", [draft], selections=[ref])
     critical = [c for c in cards if c["indicator"] == "critical"]

@@ -6,12 +6,12 @@ from starlette.testclient import TestClient
 
 from azaguard.cds.store import CdsStore
 from azaguard.config import AppConfig
-from azaguard.web.app import serving_app
+from azaguard.web.app import served_app
 from tests.cds.conftest import Ehr
 
 
 def test_serve_mounts_the_cds_service_beside_the_app(config: AppConfig, ehr: Ehr, store: CdsStore) -> None:
-    with TestClient(serving_app(config, store=store), follow_redirects=False) as client:
+    with TestClient(served_app(config, store=store), follow_redirects=False) as client:
         r = client.get("/cds-services", headers=ehr.headers("/cds-services"))
         assert r.status_code == 200 and len(r.json()["services"]) == 3
         assert client.get("/cds-services").status_code == 401

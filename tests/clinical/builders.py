@@ -276,3 +276,121 @@ def for_rule(rule_id: str, *resources: Resource, now: datetime = NOW) -> list[Fi
 def status_of(rule_id: str, *resources: Resource, now: datetime = NOW) -> str:
     """The rule's headline status: its most urgent finding (findings are sorted)."""
     return str(for_rule(rule_id, *resources, now=now)[0].status)
+
+
+# --- issue 7: other medication resources, vaccines however coded ---------------------------
+
+ATC = "http://www.whocc.no/atc"
+NDC = "http://hl7.org/fhir/sid/ndc"
+CPT = "http://www.ama-assn.org/go/cpt"
+DMD = "https://dmd.nhs.uk"
+CVX_OID = "urn:oid:2.16.840.1.113883.12.292"
+
+
+def _med_cc(code: str | None, system: str, display: str | None, text: str | None) -> Resource:
+    cc: Resource = {}
+    if code:
+        coding: Resource = {"system": system, "code": code}
+        if display:
+            coding["display"] = display
+        cc["coding"] = [coding]
+    if text:
+        cc["text"] = text
+    return cc
+
+
+def medication_statement(
+    code: str | None = "197388",
+    *,
+    system: str = RXNORM,
+    display: str | None = "azathioprine 50 MG Oral Tablet",
+    text: str | None = None,
+    status: str = "active",
+    started_days_ago: float | None = 200,
+    ended_days_ago: float | None = None,
+) -> Resource:
+    """A MedicationStatement (the patient says / the chart records that they take it)."""
+    r: Resource = {
+        "resourceType": "MedicationStatement",
+        "id": _id("ms"),
+        "status": status,
+        "medicationCodeableConcept": _med_cc(code, system, display, text),
+        "subject": {"reference": PATIENT_REF},
+    }
+    if started_days_ago is not None:
+        period: Resource = {"start": when(started_days_ago)}
+        if ended_days_ago is not None:
+            period["end"] = when(ended_days_ago)
+        r["effectivePeriod"] = period
+    return r
+
+
+def medication_dispense(
+    code: str | None = "197388",
+    *,
+    system: str = RXNORM,
+    display: str | None = "azathioprine 50 MG Oral Tablet",
+    text: str | None = None,
+    status: str = "completed",
+    handed_over_days_ago: float = 10,
+    days_supply: float | None = 30,
+) -> Resource:
+    """A MedicationDispense (the pharmacy handed it over)."""
+    r: Resource = {
+        "resourceType": "MedicationDispense",
+        "id": _id("md"),
+        "status": status,
+        "medicationCodeableConcept": _med_cc(code, system, display, text),
+        "subject": {"reference": PATIENT_REF},
+        "whenHandedOver": when(handed_over_days_ago),
+    }
+    if days_supply is not None:
+        r["daysSupply"] = {"value": days_supply, "unit": "day", "system": UCUM, "code": "d"}
+    return r
+
+
+def medication_administration(
+    code: str | None = "197388",
+    *,
+    system: str = RXNORM,
+    display: str | None = "azathioprine 50 MG Oral Tablet",
+    text: str | None = None,
+    status: str = "completed",
+    days_ago: float = 0.5,
+) -> Resource:
+    """A MedicationAdministration (a nurse gave it, e.g. on the ward)."""
+    return {
+        "resourceType": "MedicationAdministration",
+        "id": _id("ma"),
+        "status": status,
+        "medicationCodeableConcept": _med_cc(code, system, display, text),
+        "subject": {"reference": PATIENT_REF},
+        "effectiveDateTime": when(days_ago),
+    }
+
+
+def coded_vaccine_order(
+    code: str | None,
+    *,
+    system: str = CVX,
+    display: str | None = None,
+    text: str | None = None,
+    resource: str = "MedicationRequest",
+    status: str = "active",
+) -> Resource:
+    """A vaccine order coded in any system (or text only)."""
+    r = vaccine_order("00", resource=resource, status=status)
+    cc = _med_cc(code, system, display, text)
+    if resource == "ServiceRequest":
+        r["code"] = cc
+    else:
+        r["medicationCodeableConcept"] = cc
+    return r
+
+
+def coded_immunization(
+    code: str | None, *, system: str = CVX, text: str | None = None, days_ago: float = 10, status: str = "completed"
+) -> Resource:
+    r = immunization("00", days_ago=days_ago, status=status)
+    r["vaccineCode"] = _med_cc(code, system, None, text)
+    return r

@@ -300,8 +300,9 @@ def test_co_trimoxazole_carries_the_prophylaxis_note() -> None:
 def test_anti_infective_evidence_says_how_it_was_matched() -> None:
     (by_code,) = run(azathioprine(), normal_temp(), drug("723", "Amoxil", rid="abx-code"))
     (by_name,) = run(azathioprine(), normal_temp(), amoxicillin(rid="abx-name"))
-    assert "RxNorm ingredient 723 amoxicillin" in by_code.evidence[0].description
-    assert "ingredient name 'amoxicillin'" in by_name.evidence[0].description
+    # Wording changed with the terminology seam (issue 7): "<ingredient> by <code or name>".
+    assert "amoxicillin by RxNorm 723" in by_code.evidence[0].description
+    assert "amoxicillin by name 'amoxicillin'" in by_name.evidence[0].description.lower()
 
 
 def test_real_antibiotic_has_no_prophylaxis_note() -> None:

@@ -105,7 +105,7 @@ class FakeFhir:
         self.include = True
         self.ignore_patient_for: set[str] = set()
         self.entry_override: dict[str, tuple[int, Res | None]] = {}  # resource type -> (status, outcome)
-        self.log: list[str] = []  # "GET Observation", "POST batch(8)"
+        self.log: list[str] = []  # "GET Observation", "POST batch(11)"
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/fhir").lstrip("/")
@@ -242,7 +242,7 @@ def test_small_record_comes_in_exactly_one_batch_request(
     got = gather(client, "p1", mappings, NOW)
     assert got.method == "batch"
     assert got.requests == 1
-    assert fake.log == ["POST batch(8)"]
+    assert fake.log == ["POST batch(11)"]
     assert ids(got.resources) == {
         "Patient/p1",
         "Medication/aza",
@@ -258,7 +258,7 @@ def test_first_gather_on_a_new_client_also_counts_the_metadata_request(
 ) -> None:
     fake = serve(FakeFhir(small_record()))
     got = gather(client, "p1", mappings, NOW)
-    assert fake.log == ["GET metadata", "POST batch(8)"]
+    assert fake.log == ["GET metadata", "POST batch(11)"]
     assert got.requests == 2
 
 
@@ -279,7 +279,7 @@ def test_medication_not_included_is_fetched_by_one_follow_up_batch(
     client.capabilities()
     fake.log.clear()
     got = gather(client, "p1", mappings, NOW)
-    assert fake.log == ["POST batch(8)", "POST batch(2)"]
+    assert fake.log == ["POST batch(11)", "POST batch(2)"]
     assert got.requests == 2
     assert {"Medication/aza", "Medication/pred"} <= ids(got.resources)
 
@@ -302,7 +302,7 @@ def test_search_with_more_pages_follows_next_links(
     fake.log.clear()
     got = gather(client, "p1", mappings, NOW)
     assert ids(got.resources) >= {f"Observation/o{i}" for i in range(5)}
-    assert fake.log == ["POST batch(8)", "GET Observation", "GET Observation"]
+    assert fake.log == ["POST batch(11)", "GET Observation", "GET Observation"]
     assert got.requests == 3
 
 
@@ -325,7 +325,7 @@ def test_busy_search_entry_is_run_again_on_its_own(
     client.capabilities()
     fake.log.clear()
     got = gather(client, "p1", mappings, NOW)
-    assert fake.log == ["POST batch(8)", "GET Observation", "GET Observation"]  # both Observation searches
+    assert fake.log == ["POST batch(11)", "GET Observation", "GET Observation"]  # both Observation searches
     assert {"Observation/o1", "Observation/o2"} <= ids(got.resources)
 
 
@@ -361,7 +361,7 @@ def test_batch_response_with_a_non_bundle_search_is_a_protocol_error(
 ) -> None:
     httpx_mock.add_response(url=f"{BASE}/metadata", json=capability("batch"))
     entries = [{"resource": patient(), "response": {"status": "200 OK"}}] + [
-        {"resource": patient(), "response": {"status": "200 OK"}} for _ in range(7)
+        {"resource": patient(), "response": {"status": "200 OK"}} for _ in range(10)
     ]
     httpx_mock.add_response(
         method="POST", url=BASE, json={"resourceType": "Bundle", "type": "batch-response", "entry": entries}
@@ -382,9 +382,10 @@ def test_without_batch_in_metadata_the_searches_run_concurrently(
     assert not any(line.startswith("POST") for line in fake.log)
     assert sorted(fake.log) == sorted(
         ["GET metadata", "GET Patient/p1", "GET MedicationRequest", "GET Observation", "GET Observation",
-         "GET Condition", "GET Immunization", "GET ImmunizationRecommendation", "GET ServiceRequest"]
+         "GET Condition", "GET Immunization", "GET ImmunizationRecommendation", "GET ServiceRequest",
+         "GET MedicationStatement", "GET MedicationDispense", "GET MedicationAdministration"]
     )  # fmt: skip
-    assert got.requests == 9
+    assert got.requests == 12  # Patient + 11 searches (3 medication-resource searches added in issue 7)
     assert ids(got.resources) == {
         "Patient/p1",
         "Medication/aza",
@@ -445,7 +446,8 @@ def test_batch_entries_are_gets_of_the_patient_and_relative_searches(
     assert requests[0]["url"] == "Patient/p1"
     assert [r["url"].split("?")[0] for r in requests[1:]] == [
         "MedicationRequest", "Observation", "Observation", "Condition", "Immunization",
-        "ImmunizationRecommendation", "ServiceRequest",
+        "ImmunizationRecommendation", "MedicationStatement", "MedicationDispense", "MedicationAdministration",
+        "ServiceRequest",
     ]  # fmt: skip
     assert all("Patient/p1" in r["url"] for r in requests[1:])
 

@@ -244,3 +244,49 @@ def test_invalid_resource_is_rejected_with_the_servers_reason(client: FhirClient
         client.create({"resourceType": "Patient", "birthDate": "not a date"})
     assert info.value.status == 400
     assert info.value.outcome
+
+
+# --- issue 7: therapy from statements, dispenses and administrations ---------------------------------
+
+MEDS_PID = "i7-meds-1"
+
+
+def _meds_record() -> list[Res]:
+    subject = {"reference": f"Patient/{MEDS_PID}"}
+    return [
+        {"resourceType": "Patient", "id": MEDS_PID, "birthDate": "1975-01-01", "gender": "male"},
+        {"resourceType": "Medication", "id": "i7-imurek",
+         "code": {"text": "Imurek 50 mg Filmtabletten"}},
+        {"resourceType": "MedicationStatement", "id": "i7-ms", "status": "active", "subject": subject,
+         "medicationReference": {"reference": "Medication/i7-imurek"},
+         "effectivePeriod": {"start": "2025-01-01"}},
+        {"resourceType": "MedicationDispense", "id": "i7-md", "status": "completed", "subject": subject,
+         "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "197320",
+                                                   "display": "allopurinol 300 MG Oral Tablet"}]},
+         "whenHandedOver": "2026-11-15T10:00:00Z", "daysSupply": {"value": 30, "system": UCUM, "code": "d"}},
+        {"resourceType": "MedicationDispense", "id": "i7-md-old", "status": "completed", "subject": subject,
+         "medicationCodeableConcept": {"text": "amoxicillin 500 mg"}, "whenHandedOver": "2023-01-01T10:00:00Z"},
+        {"resourceType": "MedicationAdministration", "id": "i7-ma", "status": "completed", "subject": subject,
+         "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "29561", "display": "meropenem"}]},
+         "effectiveDateTime": "2026-11-20T06:00:00Z"},
+    ]  # fmt: skip
+
+
+def test_statements_dispenses_and_administrations_come_in_the_same_batch(
+    client: FhirClient, mappings: Mappings
+) -> None:
+    client.batch([{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                  for r in _meds_record()])  # fmt: skip
+    client.capabilities()
+    before = client.request_count
+    got = gather(client, MEDS_PID, mappings, NOW)
+    assert client.request_count - before == 1  # the statement's Medication came by _include
+    found = set(refs(got))
+    assert {"MedicationStatement/i7-ms", "Medication/i7-imurek", "MedicationDispense/i7-md",
+            "MedicationAdministration/i7-ma"} <= found  # fmt: skip
+    assert "MedicationDispense/i7-md-old" not in found  # older than any dispense that can still matter
+    record = build_record(got.resources, mappings)
+    by_ref = {o.ref: o for o in record.medication_orders}
+    assert by_ref["MedicationStatement/i7-ms"].drugs.azathioprine == "name"
+    assert by_ref["MedicationDispense/i7-md"].drugs.interaction("allopurinol") is not None
+    assert [h.key for h in by_ref["MedicationAdministration/i7-ma"].drugs.anti_infectives] == ["meropenem"]

@@ -25,7 +25,8 @@ UNREACHABLE = "http://127.0.0.1:9/fhir"  # for tests that never touch the upstre
 V2 = (
     "launch openid fhirUser patient/Patient.rs patient/MedicationRequest.rs patient/Medication.rs "
     "patient/Observation.rs patient/Condition.rs patient/Immunization.rs patient/ImmunizationRecommendation.rs "
-    "patient/ServiceRequest.rs patient/DetectedIssue.cruds patient/Flag.cruds patient/Device.cruds"
+    "patient/ServiceRequest.rs patient/MedicationStatement.rs patient/MedicationDispense.rs "
+    "patient/MedicationAdministration.rs patient/DetectedIssue.cruds patient/Flag.cruds patient/Device.cruds"
 )
 
 

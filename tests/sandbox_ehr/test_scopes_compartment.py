@@ -145,7 +145,7 @@ def _issue(patient: str) -> dict[str, object]:
         ("POST", "DetectedIssue", {"resourceType": "DetectedIssue", "status": "final"}, False),
         ("POST", "DetectedIssue", {"resourceType": "Flag", "subject": {"reference": "Patient/p1"}}, False),
         ("POST", "Flag", {"resourceType": "Flag", "subject": {"reference": "Patient/p1"}}, True),
-        ("POST", "Device", {"resourceType": "Device"}, True),
+        ("POST", "Device", {"resourceType": "Device"}, False),  # a patient token never writes shared types
         ("POST", "Observation", {"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}, False),
         ("PUT", "DetectedIssue/d1", {**_issue("p1"), "id": "d1"}, True),
         ("PUT", "DetectedIssue/d1", {**_issue("p1"), "id": "d2"}, False),

@@ -352,7 +352,7 @@ def test_narrower_scope_page_says_alerts_cannot_be_written(harness: Harness, ehr
     assert csrf is None  # no form at all
     # Even a hand-made POST does not write.
     ctx = parse_qs(urlsplit(harness.complete(harness.launch())).query)["ctx"][0]
-    session = next(iter(harness.app.state.web.sessions._sessions.values()))
+    session = harness.app.state.web.sessions.all()[0]
     response = harness.browser.post("/app/alerts", data={"csrf_token": session.csrf_token, "ctx": ctx})
     assert response.status_code == 403
     assert all(not write for _, write in harness.checks)

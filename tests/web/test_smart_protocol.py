@@ -58,6 +58,7 @@ class LiveSite:
         self.sock.bind(("127.0.0.1", 0))
         self.base = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.sim_clock = SimClock()
+        self.sim_clock.now = now.timestamp()  # both clocks start together, however long ago NOW was taken
         self.app_clock = AppClock(now)
         self.site = create_site(
             fhir_upstream=upstream,
@@ -344,9 +345,9 @@ def test_write_alerts_to_the_chart(site: LiveSite, patients: list[Any]) -> None:
 
 
 def _session(site: LiveSite) -> Any:
-    sessions = site.web.sessions._sessions
+    sessions = site.web.sessions.all()
     assert len(sessions) == 1
-    return next(iter(sessions.values()))
+    return sessions[0]
 
 
 def _pending_verifier(site: LiveSite, state: str) -> str:

@@ -6,8 +6,9 @@ prefetch template (CDS Hooks 2.0 has no relative-date tokens, so the date bound 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from azaguard.fhir.gather import Search, plan_searches
@@ -72,30 +73,58 @@ def search_key(search: Search) -> str:
     return _KEYS.get(search.label) or "".join(w.capitalize() if i else w for i, w in enumerate(search.label.split()))
 
 
-def _template(search: Search) -> str:
-    params = tuple((k, v) for k, v in search.params if k != "date")
+_REF_DAY = datetime(2000, 1, 1, tzinfo=UTC)
+_OTHER_DAY = datetime(2003, 1, 1, tzinfo=UTC)
+_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+
+def _plans(mappings: Mappings) -> list[tuple[Search, Search]]:
+    """Each search planned at two different times: the parameters that differ depend on `now`."""
+    a = plan_searches(_PLACEHOLDER, mappings, _REF_DAY)
+    b = plan_searches(_PLACEHOLDER, mappings, _OTHER_DAY)
+    return list(zip(a, b, strict=True))
+
+
+def _time_bound(a: Search, b: Search) -> tuple[set[str], int | None]:
+    """The names of the parameters bounded by `now`, and how many days back the bound reaches."""
+    names = {k for (k, va), (_, vb) in zip(a.params, b.params, strict=True) if va != vb}
+    days = None
+    for k, v in a.params:
+        found = _DATE.search(v) if k in names else None
+        if found:
+            days = (_REF_DAY.date() - date.fromisoformat(found.group(1))).days
+    return names, days
+
+
+def _template(search: Search, dynamic: set[str]) -> str:
+    # Prefetch tokens cannot say "today minus N days": a time bound is left out of the template and
+    # applied when the data arrives (prefetch.py).
+    params = tuple((k, v) for k, v in search.params if k not in dynamic)
     template = Search(search.label, search.resource_type, params, search.patient_element).url
     return template.replace(_PLACEHOLDER, _CONTEXT_PATIENT)
 
 
 def prefetch_templates(mappings: Mappings) -> dict[str, str]:
-    """Prefetch key -> template; the clock only bounds the dates, which templates leave out."""
-    searches = plan_searches(_PLACEHOLDER, mappings, datetime(2000, 1, 1, tzinfo=UTC))
+    """Prefetch key -> template."""
     out = {PATIENT_KEY: f"Patient/{_CONTEXT_PATIENT}"}
-    out.update({search_key(s): _template(s) for s in searches})
+    for a, b in _plans(mappings):
+        out[search_key(a)] = _template(a, _time_bound(a, b)[0])
     return out
 
 
 def key_labels(mappings: Mappings) -> dict[str, str]:
     """Prefetch key -> the gatherer's search label (to fetch what a prefetch left out)."""
-    searches = plan_searches(_PLACEHOLDER, mappings, datetime(2000, 1, 1, tzinfo=UTC))
-    return {search_key(s): s.label for s in searches}
+    return {search_key(a): a.label for a, _ in _plans(mappings)}
 
 
-def date_bounded_keys(mappings: Mappings) -> set[str]:
-    """Keys whose gatherer search has a date bound the template could not carry (applied on arrival)."""
-    searches = plan_searches(_PLACEHOLDER, mappings, datetime(2000, 1, 1, tzinfo=UTC))
-    return {search_key(s) for s in searches if any(k == "date" for k, _ in s.params)}
+def date_bounded_keys(mappings: Mappings) -> dict[str, int]:
+    """Keys whose gatherer search is bounded in time, with the bound in days (applied on arrival)."""
+    out = {}
+    for a, b in _plans(mappings):
+        _, days = _time_bound(a, b)
+        if days is not None:
+            out[search_key(a)] = days
+    return out
 
 
 def discovery_document(mappings: Mappings) -> dict[str, Any]:

@@ -5,15 +5,15 @@ elements sent as an object, a draft without status, intent or authoredOn (filled
 now), a draft without an id (given one, but it cannot be deleted by a suggestion). A draft that
 cannot be read (a MedicationRequest with no medication chosen yet) is not evaluated and is said.
 
-Each readable draft is classified: a vaccine (Immunization; CVX; a vaccine name), azathioprine, or
-other. Vaccines that the record builder does not see as planned orders (an Immunization in draft, a
-vaccine named without a CVX code) are handed to the rules as planned vaccine events.
+Each readable draft is classified by the terminology: a vaccine (an Immunization; any order whose
+product the terminology calls a vaccine), azathioprine, or other. Orders go through the record builder
+(with ordering_context); an Immunization in draft, which the builder would read as a dose given, is
+handed to the rules as a planned vaccine order.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +22,7 @@ from typing import Any, Literal
 from azaguard.mappings import Mappings
 from azaguard.record import Code, Concept, VaccineEvent
 from azaguard.rules.common import azathioprine_match
+from azaguard.terminology import is_vaccine_concept
 
 Resource = dict[str, Any]
 Kind = Literal["vaccine", "azathioprine", "other"]
@@ -29,9 +30,6 @@ ORDER_TYPES = frozenset({"MedicationRequest", "ServiceRequest", "Immunization"})
 # Repeating elements some clients send as a single object.
 _LISTS = ("category", "dosageInstruction", "note", "reasonCode", "identifier", "basedOn", "performer",
           "orderDetail", "bodySite", "instantiatesCanonical", "insurance", "supportingInfo")
-# Words that make an uncoded order a vaccine (not a clinical code set: the product is then classified
-# by the vaccination rule's own live patterns, or called ambiguous).
-_VACCINE_WORDS = re.compile(r"\b(vaccin\w*|immuni[sz]ation)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -177,13 +175,11 @@ def _concept(cc: object) -> Concept | None:
 
 
 def _kind(concept: Concept, m: Mappings) -> Kind:
-    if concept.codes_in(m.systems.cvx):
+    # The terminology decides, as it does for the record builder (CVX, NDC, CPT, SNOMED, RxNorm, names).
+    if is_vaccine_concept(concept, m):
         return "vaccine"
     if azathioprine_match(concept, m) is not None:
         return "azathioprine"
-    live = [re.compile(p, re.IGNORECASE) for p in m.vaccines.name_patterns["live"]]
-    if any(_VACCINE_WORDS.search(n) or any(p.search(n) for p in live) for n in concept.names):
-        return "vaccine"
     return "other"
 
 
@@ -204,32 +200,21 @@ def _relative(ref: str) -> str:
     return "/".join(parts[-2:])
 
 
-def record_resources(drafts: Drafts, m: Mappings) -> list[Resource]:
-    """The drafts the record builder reads itself: azathioprine and other drug orders, CVX-coded vaccine orders."""
+def record_resources(drafts: Drafts) -> list[Resource]:
+    """The drafts the record builder reads itself: every readable MedicationRequest / ServiceRequest."""
     out = list(drafts.extra)
-    for d in drafts.drafts:
-        if d.resource is None or d.resource_type == "Immunization":
-            continue
-        if d.kind == "vaccine" and not (d.concept and d.concept.codes_in(m.systems.cvx)):
-            continue  # named only: handed over as a vaccine event
-        out.append(d.resource)
+    out += [d.resource for d in drafts.drafts if d.resource is not None and d.resource_type != "Immunization"]
     return out
 
 
-def vaccine_events(drafts: Drafts, m: Mappings, now: datetime) -> list[VaccineEvent]:
-    """Draft vaccines the record builder would not read as planned orders, as planned (draft) events."""
-    out = []
-    for d in drafts.drafts:
-        if d.kind != "vaccine" or d.concept is None:
-            continue
-        if d.resource_type != "Immunization" and d.concept.codes_in(m.systems.cvx):
-            continue
-        # The rules read planned vaccines from orders; an Immunization in draft is one.
-        source: Literal["MedicationRequest", "ServiceRequest"] = (
-            "MedicationRequest" if d.resource_type == "MedicationRequest" else "ServiceRequest"
-        )
-        out.append(VaccineEvent(d.ref, source, d.concept, "draft", now))
-    return out
+def vaccine_events(drafts: Drafts, now: datetime) -> list[VaccineEvent]:
+    """Immunizations sent as drafts: the record builder reads an Immunization as a dose given, so they are
+    handed to the rules as what they are here, a vaccine about to be ordered (a planned order event)."""
+    return [
+        VaccineEvent(d.ref, "ServiceRequest", d.concept, "draft", now)
+        for d in drafts.drafts
+        if d.resource_type == "Immunization" and d.kind == "vaccine" and d.concept is not None
+    ]
 
 
 def refs_of(drafts: Iterable[Draft]) -> set[str]:

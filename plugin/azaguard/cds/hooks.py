@@ -58,13 +58,13 @@ def run_hook(
     resources = assembled.resources
     if drafts is not None:
         notes += drafts.notes
-        resources = _with_drafts(resources, drafts, mappings)
+        resources = _with_drafts(resources, drafts)
     patients = resources.patients()
     if len(patients) > 1:
         raise BadRequest(f"the data holds {len(patients)} patients; a hook call is about one")
     record = build_record(resources, mappings, ordering_context=service.ordering)
     if drafts is not None:
-        extra = tuple(vaccine_events(drafts, mappings, now))
+        extra = tuple(vaccine_events(drafts, now))
         if extra:
             record = dataclasses.replace(record, vaccines=record.vaccines + extra)
     findings = [f for f in evaluate(record, mappings, now) if f.actionable]
@@ -93,14 +93,14 @@ def run_hook(
     return result
 
 
-def _with_drafts(resources: ResourceSet, drafts: Drafts, mappings: Mappings) -> ResourceSet:
+def _with_drafts(resources: ResourceSet, drafts: Drafts) -> ResourceSet:
     """The chart's resources with the drafts in place of any stored copy of them."""
     replaced = {d.ref for d in drafts.drafts}
     out = ResourceSet()
     for r in resources.resources:
         if f"{r.get('resourceType')}/{r.get('id')}" not in replaced:
             out.add(r)
-    for r in record_resources(drafts, mappings):
+    for r in record_resources(drafts):
         out.add(r)
     return out
 

@@ -20,7 +20,7 @@ from azaguard.cds.drafts import listify
 from azaguard.cds.request import BadRequest, CdsRequest
 from azaguard.fhir.client import FhirClient, Resource
 from azaguard.fhir.errors import FhirError
-from azaguard.fhir.gather import gather, observation_lookback_days
+from azaguard.fhir.gather import gather
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError, ResourceSet, resource_set_from_json
 
@@ -71,8 +71,7 @@ class Templates:
     def __init__(self, mappings: Mappings) -> None:
         self.templates = prefetch_templates(mappings)
         self.labels = key_labels(mappings)
-        self.date_bounded = date_bounded_keys(mappings)
-        self.lookback = timedelta(days=observation_lookback_days(mappings))
+        self.lookback = {k: timedelta(days=d) for k, d in date_bounded_keys(mappings).items()}
 
 
 def assemble(
@@ -87,7 +86,9 @@ def assemble(
         value = request.prefetch[key]
         if value is None:
             continue  # the client has no data for this template
-        since = now - templates.lookback if key in templates.date_bounded else None
+        # As the gatherer's `ge<date>`: from the start of that day.
+        bound = now - templates.lookback[key] if key in templates.lookback else None
+        since = bound.replace(hour=0, minute=0, second=0, microsecond=0) if bound is not None else None
         if not _add(out, key, value, request.patient_id, since):
             missing.append(key)
     unknown = sorted(set(request.prefetch) - set(templates.templates))
@@ -173,7 +174,7 @@ def _before(resource: Mapping[str, Any], since: datetime) -> bool:
     period = resource.get("effectivePeriod")
     value = (resource.get("effectiveDateTime") or resource.get("effectiveInstant")
              or (period.get("end") or period.get("start") if isinstance(period, dict) else None)
-             or resource.get("issued"))
+             or resource.get("whenHandedOver") or resource.get("issued"))
     if not isinstance(value, str) or len(value) < 10:
         return False
     try:

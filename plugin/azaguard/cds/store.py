@@ -107,17 +107,29 @@ def _utc(dt: datetime) -> datetime:
 
 
 class CdsStore:
+    """Opened on first use: building an app that could serve CDS Hooks touches no database."""
+
     def __init__(self, url: str | None = None) -> None:
-        self.url = url or default_database_url()
-        self.engine: Engine = create_engine(self.url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        self._url = url
+        self._engine: Engine | None = None
+        self._open_lock = threading.Lock()
         self._purge_lock = threading.Lock()
         self._last_purge = datetime.min.replace(tzinfo=UTC)
 
+    @property
+    def engine(self) -> Engine:
+        with self._open_lock:
+            if self._engine is None:
+                engine = create_engine(self._url or default_database_url())
+                if engine.dialect.name == "sqlite":
+                    event.listen(engine, "connect", _sqlite_pragmas)
+                metadata.create_all(engine)
+                self._engine = engine
+            return self._engine
+
     def close(self) -> None:
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
 
     # -- JWT replay cache ------------------------------------------------------------------------------
 

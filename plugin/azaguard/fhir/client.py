@@ -32,6 +32,7 @@ from azaguard.fhir.errors import (
     error_for_status,
     outcome_text,
 )
+from azaguard.httpbound import ResponseTooLarge, fetch
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,8 @@ class FhirClient:
         backoff: float = 0.5,
         max_backoff: float = 10.0,
         max_pages: int = 100,
+        max_response_bytes: int = 256 << 20,
+        response_deadline: float = 120.0,
         strict_search: bool = True,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -162,6 +165,10 @@ class FhirClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_pages = max_pages
+        # A total time and size for each response, beyond the per-read timeout: a server dripping
+        # bytes or sending an endless body must not hold or exhaust the app.
+        self.max_response_bytes = max_response_bytes
+        self.response_deadline = response_deadline
         self.strict_search = strict_search
         self._sleep = sleep
         self._clock = clock
@@ -196,6 +203,16 @@ class FhirClient:
         path = f"{check_type(resource_type)}/{check_id(resource_id)}"
         response = self._send("GET", self._url(path), retry=True)
         return self._resource(response, "GET", path, expected_type=resource_type)
+
+    def operation(self, resource_type: str, name: str, params: Params) -> Resource:
+        """A read-only type-level operation by GET ([base]/[type]/$[name]?params), e.g. CodeSystem/$lookup;
+        answers the Parameters resource."""
+        if not name.isidentifier():
+            raise ValueError(f"not an operation name: {name!r}")
+        query = search_url(resource_type, params).partition("?")[2]
+        path = f"{check_type(resource_type)}/${name}" + (f"?{query}" if query else "")
+        response = self._send("GET", self._url(path), retry=True)
+        return self._resource(response, "GET", f"{resource_type}/${name}", expected_type="Parameters")
 
     def search(self, resource_type: str, params: Params) -> list[Resource]:
         """Every matched and included resource, over all pages (OperationOutcome entries left out)."""
@@ -320,7 +337,15 @@ class FhirClient:
             failure: FhirUnavailable | None = None
             response: httpx.Response | None = None
             try:
-                response = self._http.request(method, url, content=content, headers=request_headers)
+                response = fetch(
+                    self._http, method, url, content=content, headers=request_headers,
+                    max_bytes=self.max_response_bytes, deadline=self.response_deadline, timeout=self.timeout,
+                )
+            except ResponseTooLarge as exc:
+                raise FhirProtocolError(
+                    f"the FHIR server's answer to {action} is larger than {self.max_response_bytes} bytes; "
+                    "not read", url=url,
+                ) from exc
             except httpx.TimeoutException:
                 failure = FhirUnavailable(
                     f"the FHIR server did not answer {action} within {self.timeout:g} s", url=url
@@ -353,7 +378,7 @@ class FhirClient:
     def _error(self, response: httpx.Response, action: str, url: str) -> FhirError:
         try:
             outcome = outcome_text(json.loads(response.content))
-        except ValueError:
+        except (ValueError, RecursionError):
             outcome = None  # an error page in HTML: the status alone has to do
         return error_for_status(response.status_code, action, outcome=outcome, url=url)
 
@@ -386,7 +411,7 @@ class FhirClient:
     def _json(self, response: httpx.Response, action: str) -> object:
         try:
             return json.loads(response.content)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than Python parses
             raise FhirProtocolError(
                 f"the FHIR server answered {action} with a body that is not valid JSON",
                 status=response.status_code,

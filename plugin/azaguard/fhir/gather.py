@@ -87,6 +87,16 @@ def observation_lookback_days(mappings: Mappings) -> int:
     return math.ceil(max(windows) + interval)
 
 
+# The longest supply one dispense is taken to cover (a 90-day fill, renewed up to a year's supply).
+MAX_DISPENSE_SUPPLY_DAYS = 365
+
+
+def therapy_lookback_days(mappings: Mappings) -> int:
+    """How far back dispenses and administrations are fetched: the recent-therapy window plus the longest
+    supply a single dispense may cover."""
+    return math.ceil(mappings.policy.therapy.recent_window_days.value + MAX_DISPENSE_SUPPLY_DAYS)
+
+
 def plan_searches(
     patient_id: str,
     mappings: Mappings,
@@ -106,6 +116,7 @@ def plan_searches(
     coded = [c for a in mappings.analytes.coded_analytes.values() for c in a.loinc]
     since = (now - timedelta(days=observation_lookback_days(mappings))).date().isoformat()
     count, obs_count = str(page_size), str(observation_page_size)
+    since_therapy = (now - timedelta(days=therapy_lookback_days(mappings))).date().isoformat()
     return [
         # Every status: a stopped order still counts within the recent-therapy window.
         Search("medication orders", "MedicationRequest", (
@@ -126,6 +137,21 @@ def plan_searches(
         Search("immunization recommendations", "ImmunizationRecommendation", (
             ("patient", patient), ("_count", count),
         ), "patient"),
+        # Therapy also shows in statements, dispenses and administrations (clinical-rules.md section 8).
+        # Statements: every status, no date bound (a long-running "active" statement has an old date).
+        Search("medication statements", "MedicationStatement", (
+            ("subject", patient), ("_include", "MedicationStatement:medication"), ("_count", count),
+        ), "subject"),
+        # Dispenses and administrations pile up over years: those that can still show current or recent
+        # therapy (the recent window plus the longest supply a dispense may cover).
+        Search("medication dispenses", "MedicationDispense", (
+            ("subject", patient), ("_include", "MedicationDispense:medication"),
+            ("whenhandedover", f"ge{since_therapy}"), ("_count", count),
+        ), "subject"),
+        Search("medication administrations", "MedicationAdministration", (
+            ("subject", patient), ("_include", "MedicationAdministration:medication"),
+            ("effective-time", f"ge{since_therapy}"), ("_count", count),
+        ), "subject"),
         Search("open service requests", "ServiceRequest", (
             ("subject", patient), ("status", "active,on-hold,draft"), ("_count", count),
         ), "subject"),
@@ -304,7 +330,8 @@ def _add_missing_medications(
 ) -> None:
     """Read the Medications that orders reference but the server did not _include."""
     missing: list[str] = []
-    for order in resources.of_type("MedicationRequest"):
+    medication_types = ("MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration")
+    for order in (r for rtype in medication_types for r in resources.of_type(rtype)):
         ref = _medication_reference(order)
         if ref is None or ref.startswith("#") or resources.resolve(ref) is not None:
             continue

@@ -10,14 +10,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Literal
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Mappings, Threshold
 from azaguard.record import Concept, Measurement, MedicationOrder, ParseProblem, PatientRecord
-
-MatchKind = Literal["code", "name"]
-
+from azaguard.terminology import MatchKind, drug_ingredients
 
 RuleFn = Callable[[PatientRecord, Mappings, datetime], list[Finding]]
 
@@ -41,7 +38,8 @@ def short_date(dt: datetime | None) -> str:
 
 
 def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
-    """The first word (case-insensitive, whole word) found in any name."""
+    """The first word (case-insensitive, whole word) found in any name (lab answers; drugs and vaccines
+    are recognised by azaguard.terminology)."""
     for word in words:
         pattern = _word_pattern(word)
         if any(pattern.search(n) for n in names):
@@ -57,15 +55,22 @@ def _word_pattern(word: str) -> re.Pattern[str]:
 
 def azathioprine_match(concept: Concept | None, m: Mappings) -> MatchKind | None:
     """'code' when a known azathioprine code is present, 'name' on a name-only match, else None."""
-    if concept is None:
-        return None
-    aza = m.medications.azathioprine
-    for system_name, codes in aza.codes.items():
-        if concept.codes_in(getattr(m.systems, system_name)) & codes:
-            return "code"
-    if names_match(concept.names, aza.names):
-        return "name"
-    return None
+    return drug_ingredients(concept, m).azathioprine
+
+
+def is_current(order: MedicationOrder, record: PatientRecord, now: datetime) -> bool:
+    """Current therapy: a current status, a draft inside an ordering workflow, or a dispense/administration
+    whose supply or effect reaches `now`."""
+    if order.status_class == "current":
+        return True
+    if order.status_class == "draft":
+        return record.ordering_context
+    return order.status_class == "recent" and order.current_until is not None and now <= order.current_until
+
+
+def uncertain_reason(order: MedicationOrder) -> str:
+    return (f"{order.ref}: {order.kind} status {order.status!r} is not one the rules expect, so whether "
+            "it is current cannot be told")
 
 
 @dataclass(frozen=True)
@@ -117,29 +122,31 @@ def therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
     unknown: list[str] = []
     reasons: list[str] = []
     for order in record.medication_orders:
-        if order.status in policy.never_statuses:
+        if order.status_class == "never":
             continue
-        match = azathioprine_match(order.medication, m)
+        match = order.drugs.azathioprine
         if match is None:
-            if order.medication_problem and order.status in policy.current_statuses:
+            if order.medication_problem and order.status_class in ("current", "uncertain"):
                 unknown.append(order.ref)
                 reasons.append(f"{order.ref}: {order.medication_problem}")
             continue
         if match == "name":
             by_name.append(order.ref)
-        if order.status in policy.current_statuses or (order.status == "draft" and record.ordering_context):
-            if order.end is not None and order.end < now and order.status == "active":
-                # An active order whose period has ended is still listed as current: the
-                # record says active, and the fail-safe reading is that the drug is taken.
-                pass
+        if order.status_class == "uncertain":
+            # Azathioprine, but whether it is taken cannot be told: never "not on azathioprine".
+            unknown.append(order.ref)
+            reasons.append(uncertain_reason(order))
+        elif is_current(order, record, now):
+            # An active order whose period has ended is still listed as current: the record says
+            # active, and the fail-safe reading is that the drug is taken.
             current.append(order)
-        elif order.status in policy.recent_statuses:
+        elif order.status_class == "recent":
             if order.end is None:
                 unknown_stop.append(order)
             elif now - order.end <= window:
                 recent.append(order)
     for problem in record.problems:
-        if problem.resource_type == "MedicationRequest":
+        if problem.resource_type in MEDICATION_TYPES:
             concept = Concept(codings=problem.codes)
             if azathioprine_match(concept, m) or not problem.codes:
                 unknown.append(problem.ref)
@@ -152,6 +159,11 @@ def therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
         unknown=tuple(unknown),
         unknown_reasons=tuple(reasons),
     )
+
+
+MEDICATION_TYPES = frozenset(
+    {"MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration"}
+)
 
 
 def make_finding(
@@ -188,7 +200,7 @@ def order_evidence(order: MedicationOrder, therapy_: Therapy | None = None) -> E
     how = " (matched by name only)" if therapy_ and order.ref in therapy_.matched_by_name else ""
     return Evidence(
         reference=order.ref,
-        description=f"azathioprine order, status {order.status}{how}: {label}",
+        description=f"azathioprine {order.kind}, status {order.status}{how}: {label}",
         date=iso(order.start or order.authored_on),
     )
 
@@ -243,11 +255,13 @@ def applicability(
     if t.unknown:
         return t, make_finding(
             m, rule, "medication-unknown", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            "Cannot tell whether the patient is on azathioprine: a medication order could not be read",
-            "At least one active medication order could not be identified, so azathioprine therapy "
-            "can be neither confirmed nor excluded. " + "; ".join(t.unknown_reasons),
-            evidence=[Evidence(reference=r, description="unidentified medication order") for r in t.unknown],
-            missing=[f"medication of {r}" for r in t.unknown],
+            "Cannot tell whether the patient is on azathioprine: a medication record could not be read",
+            "At least one medication record could not be identified or has a status the rules do not "
+            "expect, so azathioprine therapy can be neither confirmed nor excluded. "
+            + "; ".join(t.unknown_reasons),
+            evidence=[Evidence(reference=r, description="unidentified or uncertain medication record")
+                      for r in t.unknown],
+            missing=[f"medication or status of {r}" for r in t.unknown],
         )
     if t.recent or t.stop_date_unknown:
         refs = [o.ref for o in t.recent + t.stop_date_unknown]

@@ -9,9 +9,10 @@ from azaguard.findings import Evidence, Finding, Severity, Status
 from azaguard.mappings import Interaction, Mappings
 from azaguard.record import Concept, DoseInstruction, Measurement, MedicationOrder, PatientRecord, Quantity
 from azaguard.rules.common import (
+    MEDICATION_TYPES,
     Therapy,
     applicability,
-    azathioprine_match,
+    is_current,
     iso,
     make_finding,
     measurement_evidence,
@@ -21,7 +22,9 @@ from azaguard.rules.common import (
     problem_evidence,
     rule,
     short_date,
+    uncertain_reason,
 )
+from azaguard.terminology import azathioprine_strength_mg
 from azaguard.units import UnitError, normalise
 
 _WEIGHT = "weight"  # analyte key for body weight
@@ -48,7 +51,7 @@ def daily_dose(record: PatientRecord, m: Mappings, now: datetime, t: Therapy) ->
     dose_missing: list[str] = []
     evidence: list[Evidence] = [order_evidence(o, t) for o in t.current]
     total = 0.0
-    for order in t.current:
+    for order in dose_sources(t):
         mg, note, lacks = _order_mg_per_day(order, m)
         dose_missing += lacks
         if mg is not None:
@@ -63,6 +66,16 @@ def daily_dose(record: PatientRecord, m: Mappings, now: datetime, t: Therapy) ->
         mg_per_kg = mg_per_day / weight.value
         how.append(f"weight {weight.value:.4g} kg ({short_date(weight.effective)})")
     return DailyDose(mg_per_day, mg_per_kg, tuple(how), tuple(dict.fromkeys(missing)), tuple(evidence))
+
+
+def dose_sources(t: Therapy) -> tuple[MedicationOrder, ...]:
+    """The current records that state the dose: the orders when there are any, else the statements, else
+    the dispenses. A statement or dispense of the same drug as an order would count the dose twice."""
+    for source in ("MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration"):
+        found = tuple(o for o in t.current if o.source == source)
+        if found:
+            return found
+    return ()
 
 
 def _order_mg_per_day(order: MedicationOrder, m: Mappings) -> tuple[float | None, str, list[str]]:
@@ -114,11 +127,7 @@ def _is_tablets(q: Quantity, m: Mappings) -> bool:
 
 
 def _strength_mg(concept: Concept | None, m: Mappings) -> float | None:
-    if concept is None:
-        return None
-    strengths = m.medications.azathioprine.strength_mg_by_rxnorm
-    found = {strengths[c] for c in concept.codes_in(m.systems.rxnorm) if c in strengths}
-    return found.pop() if len(found) == 1 else None  # none, or conflicting strengths: unknown
+    return azathioprine_strength_mg(concept, m)
 
 
 def _weight(
@@ -272,37 +281,51 @@ def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> li
     t, stop = applicability(record, mappings, now, "interactions", include_recent=False)
     if stop is not None:
         return [stop]
-    policy = mappings.policy.therapy
     aza_refs = [o.ref for o in t.current]
     aza_evidence = [order_evidence(o, t) for o in t.current]
     out: list[Finding] = []
     checked: list[str] = []
+    aza = {o.ref for o in t.orders}
     for order in record.medication_orders:
-        draft = order.status == "draft" and record.ordering_context
-        live = order.status in policy.current_statuses or draft
-        if not live or azathioprine_match(order.medication, mappings) is not None:
+        uncertain = order.status_class == "uncertain"
+        if order.ref in aza or order.drugs.azathioprine is not None:
+            continue
+        if not (is_current(order, record, now) or uncertain):
             continue
         if order.medication is None or (order.medication_problem and not order.medication.names):
             out.append(make_finding(
                 mappings, "interactions", "medication-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-                f"A medication order cannot be identified ({order.ref}): interactions not excluded",
+                f"A medication {order.kind} cannot be identified ({order.ref}): interactions not excluded",
                 f"{order.ref} ({order.status}): {order.medication_problem or 'no medication'}.",
-                evidence=[Evidence(reference=order.ref, description="unidentified medication order")],
+                evidence=[Evidence(reference=order.ref, description=f"unidentified medication {order.kind}")],
                 missing=[f"medication of {order.ref}"], implicated=[*aza_refs, order.ref],
             ))
             continue
         checked.append(order.medication.label)
         for entry in mappings.medications.interactions:
-            how = _interaction_match(order.medication, entry, mappings)
-            if how is None:
+            hit = order.drugs.interaction(entry.id)
+            if hit is None:
+                continue
+            how = f"{'code' if hit.kind == 'code' else 'name'} ({hit.basis})"
+            if uncertain:
+                out.append(make_finding(
+                    mappings, "interactions", "interaction-status-uncertain", Status.CANNOT_EVALUATE,
+                    Severity.MODERATE,
+                    f"{order.medication.label} ({entry.id}) has an unexpected status {order.status!r}: "
+                    "check whether it is taken",
+                    f"{uncertain_reason(order)}. If it is taken: {entry.message} Source: {entry.source}.",
+                    evidence=[Evidence(reference=order.ref, description=f"interacting {order.kind} "
+                                       f"({entry.id}, matched by {how}), status {order.status}"), *aza_evidence],
+                    missing=[f"the status of {order.ref}"], implicated=[*aza_refs, order.ref],
+                ))
                 continue
             out.append(_interaction_finding(record, mappings, now, t, order, entry, how, aza_evidence))
     for problem in record.problems:
-        if problem.resource_type != "MedicationRequest" or problem.ref in t.unknown:
+        if problem.resource_type not in MEDICATION_TYPES or problem.ref in t.unknown:
             continue
         out.append(make_finding(
             mappings, "interactions", "medication-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"A medication order could not be read ({problem.ref}): interactions not excluded",
+            f"A medication record could not be read ({problem.ref}): interactions not excluded",
             f"{problem.ref} failed validation: {problem.error}.",
             evidence=[problem_evidence(problem)], missing=[f"a readable {problem.ref}"],
             implicated=[*aza_refs, problem.ref],
@@ -312,20 +335,11 @@ def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> li
         others = "; ".join(checked) if checked else "none"
         out.append(make_finding(
             mappings, "interactions", "no-interaction", Status.OK, Severity.INFO,
-            f"No interacting drug among {len(checked)} other active order(s)",
-            f"Checked the other active/on-hold orders ({others}) against: {names}.",
+            f"No interacting drug among {len(checked)} other active medication record(s)",
+            f"Checked the other current medication records ({others}) against: {names}.",
             evidence=aza_evidence, implicated=aza_refs,
         ))
     return out
-
-
-def _interaction_match(concept: Concept, entry: Interaction, m: Mappings) -> str | None:
-    if concept.codes_in(m.systems.rxnorm) & entry.rxnorm:
-        return "RxNorm code"
-    if any(code.startswith(prefix) for code in concept.codes_in(m.systems.atc) for prefix in entry.atc):
-        return "ATC code"
-    word = names_match(concept.names, entry.names)
-    return f"name {word!r}" if word else None
 
 
 def _interaction_finding(
@@ -340,7 +354,7 @@ def _interaction_finding(
 ) -> Finding:
     label = order.medication.label if order.medication else order.ref
     evidence = [
-        Evidence(reference=order.ref, description=f"interacting order ({entry.id}, matched by {how}), "
+        Evidence(reference=order.ref, description=f"interacting {order.kind} ({entry.id}, matched by {how}), "
                  f"status {order.status}: {label}", date=iso(order.start or order.authored_on)),
         *aza_evidence,
     ]

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
-from azaguard.mappings import AntiInfectiveIngredient, Mappings
+from azaguard.mappings import Mappings
 from azaguard.record import Concept, ConditionEntry, Measurement, MedicationOrder, PatientRecord
 from azaguard.rules.common import (
+    MEDICATION_TYPES,
     Therapy,
     applicability,
     crosses,
+    is_current,
     iso,
     make_finding,
     measurement_evidence,
@@ -27,7 +29,9 @@ from azaguard.rules.common import (
     problem_evidence,
     rule,
     short_date,
+    uncertain_reason,
 )
+from azaguard.terminology import drug_ingredients, may_be_prophylaxis
 
 RULE: RuleId = "infection-hold"
 _TEMPERATURE = "temperature"  # analyte key in mappings.analytes
@@ -103,9 +107,9 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     if temps.fevers:
         out.append(_fever(temps, record, m, now, aza_refs, aza_evidence))
     out += _conditions(record, m, aza_refs, aza_evidence)
-    out += _anti_infectives(record, m, t, aza_refs, aza_evidence)
+    out += _anti_infectives(record, m, t, now, aza_refs, aza_evidence)
     out += _temperature_gaps(temps, record, m, aza_refs)
-    out += _unreadable_records(record, m, t, aza_refs)
+    out += _unreadable_records(record, m, t, now, aza_refs)
     if not out:
         out.append(_ok(temps, record, m, aza_refs, aza_evidence))
     return out
@@ -269,51 +273,39 @@ def _conditions(
 # --- anti-infectives ------------------------------------------------------------------------
 
 
-def anti_infective_match(
-    concept: Concept | None, m: Mappings
-) -> tuple[AntiInfectiveIngredient | None, str] | None:
-    """(ingredient if known, how it matched) for a systemic anti-infective, or None."""
-    if concept is None:
+def anti_infective_match(order: MedicationOrder, m: Mappings) -> tuple[bool, str] | None:
+    """(prophylaxis possible, how it matched) for a systemic anti-infective, or None (terminology decides)."""
+    hits = order.drugs.anti_infectives
+    if not hits:
         return None
-    ai = m.medications.anti_infectives
-    if names_match(concept.names, ai.non_systemic_form_words):
-        return None
-    rx = concept.codes_in(m.systems.rxnorm)
-    for ing in ai.ingredients:
-        if ing.rxnorm in rx:
-            return ing, f"RxNorm ingredient {ing.rxnorm} {ing.name}"
-    for code in sorted(concept.codes_in(m.systems.atc)):
-        if any(code.upper().startswith(p) for p in ai.atc_prefixes):
-            return None, f"ATC {code}"
-    # Longest names first so "penicillin v" wins over "penicillin".
-    for ing in sorted(ai.ingredients, key=lambda i: -len(i.name)):
-        if names_match(concept.names, [ing.name]):
-            return ing, f"ingredient name '{ing.name}' in '{concept.label}'"
-    return None
+    how = "; ".join(dict.fromkeys(
+        f"{h.key} by {h.basis}" if not h.key.startswith("ATC ") else f"{h.basis} (systemic anti-infective class)"
+        for h in hits
+    ))
+    return may_be_prophylaxis(hits, m), how
 
 
-def _counts(order: MedicationOrder, record: PatientRecord, m: Mappings) -> bool:
-    """Active/on-hold orders count; a draft only inside an ordering workflow (as for azathioprine)."""
-    if order.status in m.policy.therapy.current_statuses:
-        return True
-    return order.status == "draft" and record.ordering_context
+def _counts(order: MedicationOrder, record: PatientRecord, now: datetime) -> bool:
+    """Current evidence of the drug: current status, a draft in an ordering workflow, a dispense or
+    administration reaching now (as for azathioprine)."""
+    return is_current(order, record, now)
 
 
 def _anti_infectives(
-    record: PatientRecord, m: Mappings, t: Therapy, aza_refs: list[str], aza_evidence: list[Evidence]
+    record: PatientRecord, m: Mappings, t: Therapy, now: datetime, aza_refs: list[str], aza_evidence: list[Evidence]
 ) -> list[Finding]:
     aza = {o.ref for o in t.orders}
-    hits: list[tuple[MedicationOrder, AntiInfectiveIngredient | None, str]] = []
+    hits: list[tuple[MedicationOrder, bool, str]] = []
     for order in record.medication_orders:
-        if order.ref in aza or not _counts(order, record, m):
+        if order.ref in aza or not _counts(order, record, now):
             continue
-        match = anti_infective_match(order.medication, m)
+        match = anti_infective_match(order, m)
         if match:
             hits.append((order, *match))
     if not hits:
         return []
     ai = m.medications.anti_infectives
-    prophylaxis = [o.ref for o, ing, _ in hits if ing is not None and ing.prophylaxis_possible]
+    prophylaxis = [o.ref for o, proph, _ in hits if proph]
     # Prophylaxis is only a question when nothing else on the list treats an infection.
     all_prophylaxis = len({o.ref for o, _, _ in hits} - set(prophylaxis)) == 0
     note = f" {ai.prophylaxis_false_positive_note}" if prophylaxis else ""
@@ -327,7 +319,7 @@ def _anti_infectives(
         f"on azathioprine: {ACTION}.{note}",
         evidence=[
             Evidence(reference=o.ref,
-                     description=f"anti-infective order, status {o.status}: "
+                     description=f"anti-infective {o.kind}, status {o.status}: "
                      f"{o.medication.label if o.medication else '?'} ({how})",
                      date=iso(o.start or o.authored_on))
             for o, _, how in hits
@@ -339,35 +331,48 @@ def _anti_infectives(
 # --- unreadable records, ok ---------------------------------------------------------------------
 
 
-def _unreadable_records(record: PatientRecord, m: Mappings, t: Therapy, aza_refs: list[str]) -> list[Finding]:
-    """Conditions or orders that might show an infection but could not be read or identified."""
+def _unreadable_records(
+    record: PatientRecord, m: Mappings, t: Therapy, now: datetime, aza_refs: list[str]
+) -> list[Finding]:
+    """Conditions or medication records that might show an infection but could not be read, identified,
+    or placed in time (a status the rules do not expect)."""
     lines: list[str] = []
     refs: list[str] = []
     evidence: list[Evidence] = []
     aza = {o.ref for o in t.orders}
     for p in record.problems:
         concept = Concept(codings=p.codes)
-        maybe_drug = not p.codes or anti_infective_match(concept, m) is not None
-        relevant = p.resource_type == "Condition" or (p.resource_type == "MedicationRequest" and maybe_drug)
+        maybe_drug = not p.codes or bool(drug_ingredients(concept, m).anti_infectives)
+        relevant = p.resource_type == "Condition" or (p.resource_type in MEDICATION_TYPES and maybe_drug)
         if relevant:
             refs.append(p.ref)
             lines.append(f"{p.ref}: {p.error.rstrip('.')}")
             evidence.append(problem_evidence(p))
     for order in record.medication_orders:
-        if order.ref in aza or not order.medication_problem or not _counts(order, record, m):
+        if order.ref in aza:
             continue
-        if anti_infective_match(order.medication, m) is None:
+        anti = anti_infective_match(order, m)
+        if order.status_class == "uncertain" and anti is not None:
+            refs.append(order.ref)
+            lines.append(uncertain_reason(order))
+            evidence.append(Evidence(reference=order.ref, description=f"anti-infective {order.kind} with "
+                                     f"uncertain status {order.status!r}: {anti[1]}"))
+            continue
+        current_or_uncertain = _counts(order, record, now) or order.status_class == "uncertain"
+        if not order.medication_problem or not current_or_uncertain:
+            continue
+        if anti is None:
             refs.append(order.ref)
             lines.append(f"{order.ref}: {order.medication_problem}")
-            evidence.append(Evidence(reference=order.ref, description=f"unidentified medication order, "
+            evidence.append(Evidence(reference=order.ref, description=f"unidentified medication {order.kind}, "
                                      f"status {order.status}: {order.medication_problem}"))
     if not refs:
         return []
     return [make_finding(
         m, RULE, "record-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
         f"Cannot rule out infection: {len(refs)} condition/medication record(s) could not be read",
-        "These records might show an infection or an anti-infective treatment but could not be read or "
-        "identified: " + "; ".join(lines) + ".",
+        "These records might show an infection or an anti-infective treatment but could not be read, "
+        "identified or placed in time: " + "; ".join(lines) + ".",
         evidence=evidence, missing=[f"a readable {r}" for r in refs], implicated=aza_refs,
     )]
 

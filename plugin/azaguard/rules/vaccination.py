@@ -7,18 +7,16 @@ given during therapy, or just before it started, is flagged for the prescriber.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Mappings
-from azaguard.record import MedicationOrder, ParseProblem, PatientRecord, VaccineEvent
+from azaguard.record import Concept, MedicationOrder, ParseProblem, PatientRecord, VaccineEvent
 from azaguard.rules.common import (
     Therapy,
     applicability,
-    azathioprine_match,
     iso,
     make_finding,
     order_evidence,
@@ -26,6 +24,7 @@ from azaguard.rules.common import (
     rule,
     short_date,
 )
+from azaguard.terminology import VaccineKind, is_vaccine_concept, vaccine_class
 from azaguard.units import UnitError, normalise
 
 RULE: RuleId = "vaccination-hold"
@@ -53,46 +52,31 @@ class Classified:
         )
 
 
+_KINDS: dict[VaccineKind, Kind] = {
+    "live": "live", "not-live": "not_live", "ambiguous": "ambiguous", "not-a-vaccine": "ambiguous",
+}
+
+
 def classify(event: VaccineEvent, m: Mappings) -> Classified:
-    """Live / not live / ambiguous, from CVX codes first, else from the name (live patterns only)."""
-    v = m.vaccines
-    cvx = sorted(event.vaccine.codes_in(m.systems.cvx))
-    if cvx:
-        kinds: list[tuple[Kind, str, str]] = []
-        for code in cvx:
-            if code in v.live:
-                kinds.append(("live", v.live[code], f"CVX {code}, live list"))
-            elif code in v.not_live:
-                kinds.append(("not_live", v.not_live[code], f"CVX {code}, not live"))
-            elif code in v.ambiguous:
-                kinds.append(("ambiguous", v.ambiguous[code], f"CVX {code}, unspecified product"))
-            else:
-                kinds.append(("ambiguous", event.vaccine.label, f"CVX {code} is in no vaccine list"))
-        # Two codes on one product disagreeing: the most restrictive reading wins.
-        for wanted in ("live", "ambiguous", "not_live"):
-            for kind, name, basis in kinds:
-                if kind == wanted:
-                    return Classified(event, kind, name, basis)
-    for pattern in v.name_patterns["live"]:
-        regex = re.compile(pattern, re.IGNORECASE)
-        if any(regex.search(n) for n in event.vaccine.names):
-            basis = f"no CVX code; matched by name only ({pattern!r})"
-            return Classified(event, "live", event.vaccine.label, basis)
-    return Classified(event, "ambiguous", event.vaccine.label, "no CVX code; product unidentifiable by name")
+    """Live / not live / ambiguous, as the terminology reads the product (every event here is a vaccine)."""
+    c = vaccine_class(event.vaccine, m, is_vaccine=True)
+    return Classified(event, _KINDS[c.kind], c.name, c.basis)
 
 
 def is_planned(event: VaccineEvent, m: Mappings) -> bool:
+    """Planned: a due/overdue forecast, or an open order. A forecast or order status we cannot read counts
+    as planned (never taken as "not due"); only known finished/not-needed statuses clear it."""
     policy = m.policy.vaccination
     if event.source == "ImmunizationRecommendation":
-        return event.status in policy.planned_forecast_statuses
+        return event.status not in policy.settled_forecast_statuses
     if event.source in ("MedicationRequest", "ServiceRequest"):
-        return event.status in policy.order_active_statuses
+        return event.status in policy.order_active_statuses or event.status not in policy.order_inactive_statuses
     return False
 
 
 def is_given(event: VaccineEvent) -> bool:
     # not-done is not a dose; entered-in-error is not a record.
-    return event.source == "Immunization" and event.status == "completed"
+    return event.source in ("Immunization", "MedicationAdministration") and event.status == "completed"
 
 
 @rule("vaccination-hold")
@@ -105,7 +89,9 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     planned = [c for c in vaccines if is_planned(c.event, m)]
     out: list[Finding] = []
     out += _planned_findings(planned, t, record, m, now)
-    out += _given_findings([c for c in vaccines if is_given(c.event) and c.kind == "live"], t, record, m)
+    out += _given_findings(
+        [c for c in vaccines if is_given(c.event) and c.kind in ("live", "ambiguous")], t, record, m
+    )
     problems = _vaccine_problems(record, m)
     if problems:
         out.append(_unreadable(problems, t, m))
@@ -230,20 +216,22 @@ Period = tuple[MedicationOrder, datetime | None, datetime | None]
 
 def _periods(record: PatientRecord, m: Mappings) -> list[Period]:
     """Every azathioprine order on the record with its (start, end); None = unknown / ongoing."""
-    policy = m.policy.therapy
     return [
         # An active order past its recorded end is still taken (the record says active).
-        (o, o.start, None if o.status in policy.current_statuses else o.end)
+        (o, o.start, None if o.status_class in ("current", "uncertain") else o.end)
         for o in record.medication_orders
-        if o.status not in policy.never_statuses and azathioprine_match(o.medication, m) is not None
+        if o.status_class != "never" and o.drugs.azathioprine is not None
+        and (o.status_class != "draft" or record.ordering_context)
     ]
 
 
 def _given_findings(
-    live_given: list[Classified], t: Therapy, record: PatientRecord, m: Mappings
+    given: list[Classified], t: Therapy, record: PatientRecord, m: Mappings
 ) -> list[Finding]:
-    if not live_given:
+    if not given:
         return []
+    live_given = [c for c in given if c.kind == "live"]
+    unknown_given = [c for c in given if c.kind == "ambiguous"]
     policy = m.policy.vaccination
     periods = _periods(record, m)
     aza_refs = [o.ref for o, _, _ in periods]
@@ -261,7 +249,21 @@ def _given_findings(
             later = [s for s in starts if s > d]
             if later and (min(later) - d).days < policy.live_before_start_days.value:
                 before.append((c, (min(later) - d).days))
+    unknown_during = [c for c in unknown_given if _overlaps(c, periods)]
     out: list[Finding] = []
+    if unknown_during:
+        out.append(make_finding(
+            m, RULE, "unidentified-vaccine-given", Status.CAUTION, Severity.MODERATE,
+            f"A vaccine given during azathioprine therapy cannot be identified ({_names(unknown_during)}): "
+            "review it",
+            "A vaccine dose was recorded while the patient was on azathioprine, but the product could not be "
+            f"classified as live or not live ({'; '.join(c.basis for c in unknown_during)}). If it was a live "
+            "vaccine, notify the prescriber and watch for infection by the vaccine strain. This alert is never "
+            "cleared automatically.",
+            evidence=[c.evidence("vaccine given, product unidentified") for c in unknown_during] + aza_evidence,
+            missing=[f"the exact product of {c.event.ref}" for c in unknown_during],
+            implicated=aza_refs + [c.event.ref for c in unknown_during],
+        ))
     if during:
         undated = [c.event.ref for c in during if c.event.date is None]
         note = f" No date is recorded for {', '.join(undated)}." if undated else ""
@@ -292,18 +294,24 @@ def _given_findings(
     return out
 
 
+def _overlaps(c: Classified, periods: list[Period]) -> bool:
+    """A dose undated, or dated inside an azathioprine period."""
+    d = c.event.date
+    return d is None or any((s is None or s <= d) and (e is None or d <= e) for _, s, e in periods)
+
+
 # --- unreadable records, ok ------------------------------------------------------------
 
 
 def _vaccine_problems(record: PatientRecord, m: Mappings) -> list[ParseProblem]:
     """Resources that failed to parse and may have been a vaccine plan, order or dose."""
     out = []
-    cvx = set(m.systems.cvx)
     for p in record.problems:
-        has_cvx = any(c.system in cvx for c in p.codes)
+        # The terminology decides whether the codes we could read are a vaccine (CVX, NDC, CPT, names ...).
+        is_vaccine = bool(p.codes) and is_vaccine_concept(Concept(codings=p.codes), m)
         vaccine_type = p.resource_type in ("Immunization", "ImmunizationRecommendation")
-        maybe_order = p.resource_type == "ServiceRequest" and (has_cvx or not p.codes)
-        if vaccine_type or maybe_order or (p.resource_type == "MedicationRequest" and has_cvx):
+        maybe_order = p.resource_type == "ServiceRequest" and (is_vaccine or not p.codes)
+        if vaccine_type or maybe_order or (p.resource_type == "MedicationRequest" and is_vaccine):
             out.append(p)
     return out
 
@@ -331,8 +339,8 @@ def _ok(t: Therapy, record: PatientRecord, m: Mappings) -> Finding:
     return make_finding(
         m, RULE, "no-vaccine-planned", Status.OK, Severity.INFO,
         "No vaccine planned or ordered in the record",
-        "No due/overdue immunization recommendation and no active vaccine order (MedicationRequest or "
-        "ServiceRequest coded with CVX) is on the record. Only recorded plans were checked: a vaccine "
+        "No due/overdue immunization recommendation and no open vaccine order (MedicationRequest or "
+        "ServiceRequest, however coded) is on the record. Only recorded plans were checked: a vaccine "
         "planned elsewhere (pharmacy, travel clinic) is not visible here, so the patient must still ask "
         "the prescriber before any vaccination.",
         evidence=[order_evidence(o, t) for o in t.orders] + seen,

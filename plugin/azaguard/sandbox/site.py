@@ -136,4 +136,8 @@ def create_site(
         lifespan=lifespan,
     )
     site.state.ehr = context
+    # Redirects the routers build (e.g. /app → /app/) come from the public base, never the Host header.
+    from azaguard.web.security import PinnedOrigin
+
+    site.add_middleware(PinnedOrigin, public_base=public_base)
     return site

@@ -8,6 +8,9 @@ app redirects the user's browser to the authorization endpoint.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -15,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from azaguard.config import is_loopback
+from azaguard.httpbound import SMALL_BYTES, fetch
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 CAPABILITIES_EXT = "http://fhir-registry.smarthealthit.org/StructureDefinition/capabilities"
@@ -58,16 +62,48 @@ def discover(iss: str, http: httpx.Client) -> SmartConfiguration:
     raise DiscoveryError(f"no SMART configuration at {base} ({'; '.join(problems)})")
 
 
+class DiscoveryCache:
+    """Discovery results per iss, so a flood of launches does not become a flood of requests to the
+    EHR: answers are kept `ttl` seconds, failures `negative_ttl` seconds. The iss are allow-listed,
+    so the cache is as small as the allow-list."""
+
+    def __init__(
+        self, *, ttl: float = 300.0, negative_ttl: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl, self.negative_ttl, self._clock = ttl, negative_ttl, clock
+        self._entries: dict[str, tuple[float, SmartConfiguration | DiscoveryError]] = {}
+        self._lock = threading.Lock()
+        self.requests = 0  # discoveries actually sent
+
+    def discover(self, iss: str, http: httpx.Client) -> SmartConfiguration:
+        key = iss.rstrip("/")
+        with self._lock:  # one discovery per iss at a time: concurrent launches wait for it
+            found = self._entries.get(key)
+            if found is not None and self._clock() < found[0]:
+                if isinstance(found[1], DiscoveryError):
+                    raise found[1]
+                return found[1]
+            self.requests += 1
+            try:
+                smart = discover(key, http)
+            except DiscoveryError as exc:
+                self._entries[key] = (self._clock() + self.negative_ttl, exc)
+                raise
+            self._entries[key] = (self._clock() + self.ttl, smart)
+            return smart
+
+
 def _get_json(http: httpx.Client, url: str, accept: str) -> dict[str, Any]:
     try:
-        response = http.get(url, headers={"Accept": accept}, timeout=DISCOVERY_TIMEOUT)
+        response = fetch(http, "GET", url, headers={"Accept": accept}, max_bytes=SMALL_BYTES,
+                         deadline=DISCOVERY_TIMEOUT)
     except httpx.HTTPError as exc:
         raise DiscoveryError(f"unreachable ({type(exc).__name__})") from exc
     if response.status_code != 200:
         raise DiscoveryError(f"HTTP {response.status_code}")
     try:
         doc = response.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise DiscoveryError("not JSON") from exc
     if not isinstance(doc, dict):
         raise DiscoveryError("not a JSON object")

@@ -21,6 +21,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from azaguard.config import AppConfig
+from azaguard.httpbound import fetch
 from azaguard.smart.discovery import SmartConfiguration
 
 TOKEN_TIMEOUT = 15.0
@@ -179,12 +180,12 @@ def _token_request(
         pair = f"{quote(config.client_id, safe='')}:{quote(secret, safe='')}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
     try:
-        response = http.post(endpoint, data=form, headers=headers, timeout=TOKEN_TIMEOUT)
+        response = fetch(http, "POST", endpoint, data=form, headers=headers, deadline=TOKEN_TIMEOUT)
     except httpx.HTTPError as exc:
         raise TokenError("unreachable", f"token endpoint unreachable ({type(exc).__name__})") from exc
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if response.status_code != 200:
         if isinstance(body, dict) and isinstance(body.get("error"), str):
@@ -265,7 +266,7 @@ def read_identity(
             return Identity(None, None, verified=False, problem=f"unreadable id_token ({exc})")
         return Identity(_opt_str(claims.get("fhirUser")), _opt_str(claims.get("sub")), verified=False)
     try:
-        response = http.get(smart.jwks_uri, headers={"Accept": "application/json"}, timeout=TOKEN_TIMEOUT)
+        response = fetch(http, "GET", smart.jwks_uri, headers={"Accept": "application/json"}, deadline=TOKEN_TIMEOUT)
         response.raise_for_status()
         keys = KeySet.import_key_set(response.json())
         token = jwt.decode(id_token, keys, algorithms=_ID_TOKEN_ALGS)
@@ -277,7 +278,7 @@ def read_identity(
             exp={"essential": True},
         ).validate(token.claims)
         claims = token.claims
-    except (httpx.HTTPError, ValueError, JoseError) as exc:
+    except (httpx.HTTPError, ValueError, RecursionError, JoseError) as exc:
         return Identity(
             None, None, verified=False, problem=f"id_token not verified ({type(exc).__name__}: {exc})"
         )

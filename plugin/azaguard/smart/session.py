@@ -23,7 +23,11 @@ IDLE_TIMEOUT = timedelta(hours=8)
 PENDING_TTL = timedelta(minutes=10)
 MAX_PENDING = 5
 MAX_LAUNCHES = 10
-MAX_SESSIONS = 10_000
+MAX_SESSIONS = 10_000  # sessions holding a completed launch
+# Sessions with no completed launch yet (anyone can make one by opening /launch): kept apart and
+# bounded per client address and in all, so a flood of launches never evicts a clinician's session.
+MAX_ANONYMOUS = 2_000
+MAX_ANONYMOUS_PER_ADDRESS = 20
 
 
 @dataclass
@@ -63,44 +67,101 @@ class Session:
     last_seen: datetime
     pending: OrderedDict[str, PendingAuthorization] = field(default_factory=OrderedDict)
     launches: OrderedDict[str, LaunchContext] = field(default_factory=OrderedDict)
+    address: str = ""  # the client address that created it (for the per-address bound)
 
 
 class SessionStore:
-    """Thread-safe in-memory store (Starlette runs the sync handlers in a thread pool)."""
+    """Thread-safe in-memory store (Starlette runs the sync handlers in a thread pool).
+
+    Two pools, both expiring when idle for `idle_timeout`: anonymous sessions (authorizations in
+    flight only) are bounded per address and in all; sessions with a completed launch are bounded
+    separately, so the first pool's churn never reaches them.
+    """
 
     def __init__(
         self, *, idle_timeout: timedelta = IDLE_TIMEOUT, pending_ttl: timedelta = PENDING_TTL
     ) -> None:
         self.idle_timeout = idle_timeout
         self.pending_ttl = pending_ttl
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._sessions: OrderedDict[str, Session] = OrderedDict()  # with launches, least recently seen first
+        self._anonymous: OrderedDict[str, Session] = OrderedDict()  # oldest first
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions) + len(self._anonymous)
+
+    def all(self) -> list[Session]:
+        """Every session held (for tests and diagnostics)."""
+        with self._lock:
+            return [*self._sessions.values(), *self._anonymous.values()]
 
     def get(self, session_id: str | None, now: datetime) -> Session | None:
         if not session_id:
             return None
         with self._lock:
             session = self._sessions.get(session_id)
+            if session is not None:
+                if now - session.last_seen > self.idle_timeout:
+                    del self._sessions[session_id]
+                    return None
+                session.last_seen = now
+                self._sessions.move_to_end(session_id)
+                return session
+            session = self._anonymous.get(session_id)
             if session is None:
                 return None
             if now - session.last_seen > self.idle_timeout:
-                del self._sessions[session_id]
+                del self._anonymous[session_id]
                 return None
             session.last_seen = now
-            self._sessions.move_to_end(session_id)
             return session
 
-    def get_or_create(self, session_id: str | None, now: datetime) -> Session:
-        return self.get(session_id, now) or self.create(now)
+    def get_or_create(self, session_id: str | None, now: datetime, address: str = "") -> Session:
+        return self.get(session_id, now) or self.create(now, address)
 
-    def create(self, now: datetime) -> Session:
+    def create(self, now: datetime, address: str = "") -> Session:
         session = Session(
-            id=secrets.token_urlsafe(32), csrf_token=secrets.token_urlsafe(32), created=now, last_seen=now
+            id=secrets.token_urlsafe(32), csrf_token=secrets.token_urlsafe(32), created=now, last_seen=now,
+            address=address,
         )
         with self._lock:
-            self._sessions[session.id] = session
-            while len(self._sessions) > MAX_SESSIONS:
-                self._sessions.popitem(last=False)  # least recently seen
+            self._sweep(now)
+            same = [k for k, s in self._anonymous.items() if s.address == address]
+            for key in same[: max(0, len(same) - MAX_ANONYMOUS_PER_ADDRESS + 1)]:
+                del self._anonymous[key]  # this address's oldest launches in flight
+            self._anonymous[session.id] = session
+            while len(self._anonymous) > MAX_ANONYMOUS:
+                self._anonymous.popitem(last=False)
+        return session
+
+    def _sweep(self, now: datetime) -> None:
+        while self._anonymous:
+            oldest = next(iter(self._anonymous.values()))
+            if now - oldest.last_seen <= self.idle_timeout:
+                break
+            self._anonymous.popitem(last=False)
+        while self._sessions:
+            oldest = next(iter(self._sessions.values()))
+            if now - oldest.last_seen <= self.idle_timeout:
+                break
+            self._sessions.popitem(last=False)
+
+    def rotate(self, session: Session, now: datetime) -> Session:
+        """A new session id (and CSRF token) for the same session, the old id forgotten: done when a
+        launch completes, so an id planted in the browser before login is worth nothing after it."""
+        with self._lock:
+            self._anonymous.pop(session.id, None)
+            self._sessions.pop(session.id, None)
+            session.id = secrets.token_urlsafe(32)
+            session.csrf_token = secrets.token_urlsafe(32)
+            session.last_seen = now
+            if session.launches:
+                self._sessions[session.id] = session
+                while len(self._sessions) > MAX_SESSIONS:
+                    self._sessions.popitem(last=False)
+            else:
+                self._anonymous[session.id] = session
         return session
 
     def add_pending(self, session: Session, pending: PendingAuthorization) -> None:

@@ -2,5 +2,41 @@
 
 Drugs to ingredients, vaccines to live / not live / ambiguous, conditions to infection classes, backed by
 the value sets in `mappings/` (and optionally a FHIR terminology server). Rules ask this package; they never
-compare codes or names themselves.
+compare codes or names themselves. Recognition is memoised per concept, so asking again is cheap.
 """
+
+from azaguard.terminology.drugs import (
+    AZATHIOPRINE,
+    NO_DRUG,
+    DrugHit,
+    DrugMatch,
+    MatchKind,
+    azathioprine_strength_mg,
+    drug_ingredients,
+    may_be_prophylaxis,
+)
+from azaguard.terminology.vaccines import (
+    VaccineClass,
+    VaccineKind,
+    cvx_key,
+    is_vaccine_concept,
+    ndc_product,
+    vaccine_class,
+)
+
+__all__ = [
+    "AZATHIOPRINE",
+    "NO_DRUG",
+    "DrugHit",
+    "DrugMatch",
+    "MatchKind",
+    "VaccineClass",
+    "VaccineKind",
+    "azathioprine_strength_mg",
+    "cvx_key",
+    "drug_ingredients",
+    "is_vaccine_concept",
+    "may_be_prophylaxis",
+    "ndc_product",
+    "vaccine_class",
+]

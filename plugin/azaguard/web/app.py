@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from azaguard import service
 from azaguard.config import AppConfig, load_app_config
@@ -37,7 +37,7 @@ from azaguard.fhir.errors import AuthDenied, AuthExpired, FhirError
 from azaguard.findings import RULE_IDS, Finding, Status, sort_findings
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.resources import InputError
-from azaguard.smart.discovery import DiscoveryError, discover
+from azaguard.smart.discovery import DiscoveryCache, DiscoveryError
 from azaguard.smart.launch import (
     Identity,
     TokenError,
@@ -52,6 +52,7 @@ from azaguard.smart.launch import (
 from azaguard.smart.pkce import new_pkce
 from azaguard.smart.session import LaunchContext, PendingAuthorization, Session, SessionStore
 from azaguard.web.charts import trend_charts
+from azaguard.web.security import PinnedOrigin, RateLimiter, SecurityHeaders
 
 log = logging.getLogger("azaguard.web")
 
@@ -111,39 +112,6 @@ def rule_rows(findings: list[Finding]) -> list[RuleRow]:
     return rows
 
 
-# --- security headers ------------------------------------------------------------------------
-
-
-class SecurityHeaders:
-    """CSP without any script, framing only by the configured ancestors, no referrer, no caching of PHI."""
-
-    def __init__(self, app: ASGIApp, frame_ancestors: tuple[str, ...]) -> None:
-        self.app = app
-        self.csp = (
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-            f"base-uri 'none'; frame-ancestors {' '.join(frame_ancestors)}"
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def add_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [
-                    (b"content-security-policy", self.csp.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
-                    (b"cache-control", b"no-store"),
-                ]
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, add_headers)
-
-
 # --- the app ------------------------------------------------------------------------------------
 
 
@@ -161,6 +129,8 @@ class _Web:
         self.transport = transport
         self.http = httpx.Client(transport=transport, follow_redirects=False)
         self.sessions = SessionStore()
+        self.discovery = DiscoveryCache()  # a flood of launches sends one discovery per iss and TTL
+        self.launch_limit = RateLimiter()  # /launch and /start, per client address
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -221,7 +191,21 @@ class _Web:
         )
 
     # -- launch --
+    def rate_limited(self, request: Request) -> Response | None:
+        wait = self.launch_limit.allow(request.client.host if request.client else "")
+        if not wait:
+            return None
+        response = self.message(
+            request, 429, "Too many launches", "This address has started too many launches in a short time.",
+            advice="Wait a minute, then open azaguard again from the EHR.",
+        )
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+
     def launch(self, request: Request) -> Response:
+        limited = self.rate_limited(request)
+        if limited is not None:
+            return limited
         iss = request.query_params.get("iss", "")
         refused = self.refuse_iss(request, iss)
         if refused is not None:
@@ -238,6 +222,9 @@ class _Web:
         return self.begin(request, iss, launch)
 
     def start(self, request: Request) -> Response:
+        limited = self.rate_limited(request)
+        if limited is not None:
+            return limited
         iss = request.query_params.get("iss") or self.config.allowed_iss[0]
         refused = self.refuse_iss(request, iss)
         return refused if refused is not None else self.begin(request, iss, None)
@@ -262,13 +249,14 @@ class _Web:
     def begin(self, request: Request, iss: str, launch: str | None) -> Response:
         iss = iss.rstrip("/")
         try:
-            smart = discover(iss, self.http)
+            smart = self.discovery.discover(iss, self.http)
         except DiscoveryError as exc:
             return self.message(request, 502, "Cannot reach the EHR's authorization server", str(exc))
         scope = select_scope(self.config, smart.capabilities, standalone=launch is None)
         pkce = new_pkce()  # S256 always, advertised or not
         state = new_state()
-        session = self.sessions.get_or_create(request.cookies.get(COOKIE), self.now())
+        address = request.client.host if request.client else ""
+        session = self.sessions.get_or_create(request.cookies.get(COOKIE), self.now(), address)
         pending = PendingAuthorization(
             state=state,
             iss=iss,
@@ -357,7 +345,10 @@ class _Web:
             created=self.now(),
         )
         self.sessions.add_launch(session, ctx)
-        return RedirectResponse(f"{self.root(request)}/?{urlencode({'ctx': ctx.id})}", status_code=303)
+        self.sessions.rotate(session, self.now())  # no fixation: the pre-login id is now worthless
+        response = RedirectResponse(f"{self.root(request)}/?{urlencode({'ctx': ctx.id})}", status_code=303)
+        self.set_cookie(request, response, session)
+        return response
 
     # -- the page --
     def page(self, request: Request) -> Response:
@@ -437,6 +428,8 @@ class _Web:
             existing_alerts=result.existing_alerts,
             writes=result.writes if write else None,
             failed_writes=result.failed_writes if write else [],
+            retry_helps=any(w.retryable for w in result.failed_writes),
+            notes=[*result.notes, *([result.existing_alerts_problem] if result.existing_alerts_problem else [])],
             charts=trend_charts(result.record, self.mappings),
             can_write=can_write_alerts(ctx.tokens.scope),
             granted_scope=ctx.tokens.scope,
@@ -503,7 +496,7 @@ def create_app(
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)
-    app.add_middleware(SecurityHeaders, frame_ancestors=config.frame_ancestor_sources())
+    app.add_middleware(SecurityHeaders, config=config)
     app.state.web = web  # tests reach the session store through app.state.web.sessions
     return app
 
@@ -513,8 +506,9 @@ def mount_path(config: AppConfig) -> str:
     return urlsplit(config.launch_uri).path.rsplit("/", 1)[0]
 
 
-def serving_app(config: AppConfig, *, insecure_cds: bool = False, **cds_options: Any) -> Starlette:
-    """The SMART app at its mount path and the CDS Hooks service beside it at /cds-services."""
+def served_app(config: AppConfig, *, insecure_cds: bool = False, **cds_options: Any) -> ASGIApp:
+    """The app as `serve` runs it: mounted at its path, `/` redirecting there, pinned to the public origin,
+    with the CDS Hooks service beside it at /cds-services."""
     from azaguard.cds.app import cds_routes, create_cds_service
 
     prefix = mount_path(config)
@@ -523,13 +517,14 @@ def serving_app(config: AppConfig, *, insecure_cds: bool = False, **cds_options:
     if prefix:
         home = prefix + "/"
         routes.append(Route("/", lambda r: RedirectResponse(home)))
-    return Starlette(routes=routes)
+    # The router's own redirects (/app → /app/) are built from the request: pin it to the public origin.
+    return PinnedOrigin(Starlette(routes=routes), config.public_base)
 
 
 def serve(config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False) -> None:
     """Run the app (for a real EHR) with uvicorn."""
     import uvicorn
 
-    app = serving_app(load_app_config(config_path), insecure_cds=insecure_cds)
+    app = served_app(load_app_config(config_path), insecure_cds=insecure_cds)
     # No access log: the callback's query string carries the authorization code.
     uvicorn.run(app, host=host, port=port, access_log=False)

@@ -12,6 +12,7 @@ Everything lives in memory: the sandbox forgets its tokens when it stops.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import time
 from collections import defaultdict
@@ -45,6 +46,31 @@ SANDBOX_PRACTITIONER = "sandbox-clinician"
 Clock = Callable[[], float]
 
 
+class _NoTokens(logging.Filter):
+    """Authlib logs each issued token at DEBUG ("Issue token {...}"): such records never leave."""
+
+    _WORDS = ("access_token", "refresh_token", "id_token", "client_secret", "code_verifier")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):
+            text = f"{record.msg} {record.args!r}"
+        return not any(word in text for word in self._WORDS)
+
+
+def _silence_authlib_secrets() -> None:
+    # Filters act on the logger a record is created on: put one on every Authlib logger there is.
+    names = [n for n in logging.root.manager.loggerDict if n == "authlib" or n.startswith("authlib.")]
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoTokens) for f in logger.filters):
+            logger.addFilter(_NoTokens())
+
+
+_silence_authlib_secrets()
+
+
 @dataclass(frozen=True)
 class RegisteredClient:
     """A SMART app registered with the sandbox (public when it has no secret)."""
@@ -53,10 +79,18 @@ class RegisteredClient:
     redirect_uris: tuple[str, ...]
     launch_uri: str
     client_secret: str | None = None
+    # The scopes the client registered: nothing beyond them is ever granted (None: no bound).
+    scopes: tuple[str, ...] | None = None
 
     @classmethod
     def from_app_config(cls, config: AppConfig) -> RegisteredClient:
-        return cls(config.client_id, tuple(config.redirect_uris), config.launch_uri, config.client_secret())
+        registered = tuple(dict.fromkeys([*config.scopes.v2.split(), *config.scopes.v1.split()]))
+        # A standalone launch asks launch/patient where the EHR launch asks launch.
+        if "launch" in registered:
+            registered += ("launch/patient",)
+        return cls(
+            config.client_id, tuple(config.redirect_uris), config.launch_uri, config.client_secret(), registered
+        )
 
 
 @dataclass(frozen=True)
@@ -84,7 +118,7 @@ class _Client(ClientMixin):
         return None  # SMART apps must send redirect_uri; no implicit default
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        return smart_scopes.grant(scope, self._narrow)
+        return smart_scopes.grant(scope, self._narrow, self.registered.scopes)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.registered.redirect_uris  # exact string match, no prefix rules

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 # Outside any patient's compartment: readable by id or search (a `patient` they carry must still match).
 SHARED_TYPES: frozenset[str] = frozenset({"Medication", "Practitioner", "Device", "Organization", "Location"})
-# What the app may write back to the chart.
-WRITABLE_TYPES: frozenset[str] = frozenset({"DetectedIssue", "Flag", "Device"})
+# What the app may write back to the chart. Shared types (the author Device) are not writable with a
+# patient token: they are outside every patient's compartment, so one patient's launch must not change them.
+WRITABLE_TYPES: frozenset[str] = frozenset({"DetectedIssue", "Flag"})
 _PATIENT_PARAMS = ("patient", "subject", "patient:Patient", "subject:Patient")
 _PATIENT_FIELDS = ("patient", "subject")
 
@@ -60,17 +61,51 @@ def is_patient_ref(value: str, patient_id: str, bases: Sequence[str] = (), *, ba
     return any(value == f"{b.rstrip('/')}/Patient/{patient_id}" for b in bases)
 
 
+def _reaching_params(resource_type: str, params: Sequence[tuple[str, str]]) -> str | None:
+    """Parameters whose matching happens in resources the response never shows (so the compartment
+    check of the response cannot see them): `_has` (reverse chains), chained names (`a.b`), and on
+    shared types `_revinclude`. Refused: each would be an oracle on other patients' records."""
+    for key, _ in params:
+        name = key.split(":", 1)[0]
+        if key.startswith("_has") or name == "_has":
+            return "reverse-chained searches (_has) are not allowed by the sandbox EHR"
+        if "." in name or ("." in key and not key.startswith(("_include", "_revinclude"))):
+            return f"chained search parameters ({key}) are not allowed by the sandbox EHR"
+        if resource_type in SHARED_TYPES and name == "_revinclude":
+            return f"_revinclude on {resource_type} (a shared type) would reach into other patients' records"
+    return None
+
+
+def _named_patients(params: Sequence[tuple[str, str]]) -> list[str]:
+    """Every patient a search names, by a patient/subject parameter or a Patient reference value."""
+    named = [item for k, v in params if k in _PATIENT_PARAMS for item in v.split(",")]
+    named += [
+        item for k, v in params if k not in _PATIENT_PARAMS and not k.startswith("_")
+        for item in v.split(",") if "Patient/" in item
+    ]
+    return named
+
+
 def check_search(
     resource_type: str, params: Sequence[tuple[str, str]], patient_id: str, bases: Sequence[str] = ()
 ) -> str | None:
-    """A search stays in the compartment: `Patient?_id={id}`, or `patient=`/`subject=` naming the patient."""
+    """A search stays in the compartment: `Patient?_id={id}`, or `patient=`/`subject=` naming the patient;
+    never through parameters matched in resources the response does not show."""
+    reaching = _reaching_params(resource_type, params)
+    if reaching:
+        return reaching
     if resource_type == "Patient":
         ids = [v for k, v in params if k == "_id"]
         if ids and all(item == patient_id for v in ids for item in v.split(",")):
             return None
         return f"a Patient search must be Patient?_id={patient_id}"
     if resource_type in SHARED_TYPES:
-        return None  # no patient data in these; the response check still applies
+        # No patient data in these, but a search naming another patient (Device?patient=X) would
+        # tell, by what it finds, what that patient has.
+        for item in _named_patients(params):
+            if not is_patient_ref(item, patient_id, bases, bare_id=True):
+                return f"{resource_type} search names a patient other than the launch patient"
+        return None  # the response check still applies
     values = [v for k, v in params if k in _PATIENT_PARAMS]
     if not values:
         return f"a {resource_type} search must carry patient= or subject= for the launch patient"
@@ -134,6 +169,8 @@ def returned_resources(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def check_write(method: str, path: FhirPath, body: object, patient_id: str, bases: Sequence[str] = ()) -> str | None:
     """POST Type / PUT Type/id of DetectedIssue, Flag or Device, for the launch patient."""
     rtype = path.resource_type
+    if rtype in SHARED_TYPES:
+        return f"a patient's token cannot write {rtype}, a resource shared by every patient"
     if rtype not in WRITABLE_TYPES:
         return f"the sandbox accepts writes of {', '.join(sorted(WRITABLE_TYPES))} only"
     if path.other or path.version or path.search_post:
@@ -146,11 +183,27 @@ def check_write(method: str, path: FhirPath, body: object, patient_id: str, base
         return f"the body must be a {rtype}"
     if method == "PUT" and body.get("id") not in (None, path.resource_id):
         return "the body's id differs from the URL's"
-    if rtype == "Device":
-        return None if not _references(body, "patient") else check_resource(body, patient_id, bases)
     if not any(_references(body, f) for f in _PATIENT_FIELDS):
         return f"a {rtype} must name the launch patient"
     return check_resource(body, patient_id, bases)
+
+
+def conditional_criteria(
+    resource_type: str, criteria: str, patient_id: str, bases: Sequence[str] = ()
+) -> tuple[str | None, str]:
+    """If-None-Exist criteria checked as a search, and confined to the launch patient's compartment
+    (the patient parameter is added when absent), so a conditional create can never tell whether
+    another patient's resource matches. Returns (problem, criteria to forward)."""
+    params = params_of(criteria)
+    reaching = _reaching_params(resource_type, params)
+    if reaching:
+        return reaching, criteria
+    named = [item for k, v in params if k in _PATIENT_PARAMS for item in v.split(",")]
+    if any(not is_patient_ref(item, patient_id, bases, bare_id=True) for item in named):
+        return "the If-None-Exist criteria name a patient other than the launch patient", criteria
+    if not named:
+        params.append(("patient", f"Patient/{patient_id}"))
+    return None, urlencode(params, safe=",|/:")
 
 
 def params_of(query: str) -> list[tuple[str, str]]:

@@ -19,12 +19,14 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from azaguard.resources import InputError, loads_limited
 from azaguard.sandbox.ehr.compartment import (
     FhirPath,
     check_read,
     check_resource,
     check_search,
     check_write,
+    conditional_criteria,
     params_of,
     parse_path,
     returned_resources,
@@ -32,7 +34,11 @@ from azaguard.sandbox.ehr.compartment import (
 from azaguard.sandbox.ehr.context import EhrContext, ehr
 from azaguard.sandbox.ehr.scopes import Permission, ResourceScope, allows, parse_scopes
 
-FORWARD_REQUEST_HEADERS = ("accept", "content-type", "if-none-exist", "if-match", "if-none-match", "prefer")
+# Forwarded as sent. If-None-Exist is forwarded after its criteria are checked and confined to the
+# compartment; If-None-Match / If-Modified-Since / Prefer are answered by the proxy itself, after the
+# compartment check of the full answer, so a bodiless 304/HEAD/return=minimal is never an oracle.
+FORWARD_REQUEST_HEADERS = ("accept", "content-type", "if-match")
+MAX_REQUEST_BYTES = 16 << 20
 FORWARD_RESPONSE_HEADERS = ("location", "content-location", "etag", "last-modified")
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 _REALM = 'Bearer realm="azaguard-sandbox-ehr"'
@@ -70,6 +76,7 @@ class Verdict:
     problem: str | None = None
     written_types: set[str] = field(default_factory=set)
     existing: list[FhirPath] = field(default_factory=list)  # PUT targets whose current owner must be checked
+    if_none_exist: str | None = None  # the checked, compartment-confined criteria to forward
 
 
 def _scope_problem(
@@ -139,6 +146,15 @@ def check_request(
                 verdict.problem = f"entry {index} has no request.url"
                 return verdict
             entry_path, entry_query = _split_url(request["url"], bases)
+            for conditional in ("ifNoneMatch", "ifModifiedSince"):
+                request.pop(conditional, None)  # answered in full: the response check sees every body
+            if isinstance(request.get("ifNoneExist"), str):
+                rtype = parse_path(entry_path).resource_type or ""
+                problem, confined = conditional_criteria(rtype, request["ifNoneExist"], patient, bases)
+                if problem:
+                    verdict.problem = f"entry {index}: {problem}"
+                    return verdict
+                request["ifNoneExist"] = confined
             problem = check_interaction(
                 str(request.get("method", "")).upper(),
                 parse_path(entry_path),
@@ -233,16 +249,23 @@ def _bearer(request: Request) -> str | None:
 
 
 async def _json_body(request: Request) -> tuple[object, bytes, str | None]:
-    raw = await request.body()
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        return None, b"", f"the request body is larger than {MAX_REQUEST_BYTES} bytes"
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_REQUEST_BYTES:
+            return None, b"", f"the request body is larger than {MAX_REQUEST_BYTES} bytes"
     if not raw:
         return None, raw, None
     content_type = request.headers.get("content-type", "")
     if "json" not in content_type:
         return None, raw, None
     try:
-        return json.loads(raw), raw, None
-    except ValueError:
-        return None, raw, "the request body is not valid JSON"
+        return loads_limited(raw, "the request body"), raw, None
+    except InputError as exc:
+        return None, raw, str(exc)
 
 
 async def fhir_proxy(request: Request) -> Response:
@@ -268,6 +291,11 @@ async def fhir_proxy(request: Request) -> Response:
         params += params_of(raw.decode("utf-8", "replace"))
     scopes = parse_scopes(token.scope)
     verdict = check_request(request.method, path, params, body, token.patient, scopes, known_bases)
+    if verdict.problem is None and request.headers.get("if-none-exist") is not None:
+        rtype = parse_path(path).resource_type or ""
+        verdict.problem, verdict.if_none_exist = conditional_criteria(
+            rtype, request.headers["if-none-exist"], token.patient, known_bases
+        )
     if verdict.problem:
         return outcome(403, "forbidden", verdict.problem)
 
@@ -284,10 +312,14 @@ async def fhir_proxy(request: Request) -> Response:
                 if problem:
                     return outcome(403, "forbidden", f"cannot update: {problem}")
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARD_REQUEST_HEADERS}
+        if verdict.if_none_exist is not None:
+            headers["If-None-Exist"] = verdict.if_none_exist
+        # The whole resource comes back whatever the client prefers: it is what the check needs.
+        headers["Prefer"] = "return=representation"
         query = urlencode(rewrite_urls(params, public_bases, base)) if params else ""
         content = json.dumps(rewrite_urls(body, public_bases, base)).encode() if body is not None else raw or None
         upstream = await client.request(
-            request.method,
+            "GET" if request.method == "HEAD" else request.method,  # HEAD: checked like the GET it stands for
             f"{base}/{path}" + (f"?{query}" if query else ""),
             headers=headers,
             content=content,
@@ -296,7 +328,25 @@ async def fhir_proxy(request: Request) -> Response:
         return outcome(502, "transient", f"the upstream FHIR server did not answer ({type(exc).__name__})")
     except ValueError:
         return outcome(502, "exception", "the upstream FHIR server answered with invalid JSON")
-    return _relay(upstream, context, token.patient, scopes, known_bases, verdict)
+    response = _relay(upstream, context, token.patient, scopes, known_bases, verdict, request.method)
+    return _as_requested(request, response)
+
+
+def _as_requested(request: Request, response: Response) -> Response:
+    """The checked answer shaped as the client asked: 304 for a matching If-None-Match, no body for
+    HEAD or `Prefer: return=minimal`. Only ever after the full answer passed the compartment check."""
+    if not 200 <= response.status_code < 300:
+        return response
+    etag = response.headers.get("etag")
+    minimal = "return=minimal" in request.headers.get("prefer", "")
+    wanted = request.headers.get("if-none-match")
+    headers = {k: v for k, v in response.headers.items() if k.lower() in (*FORWARD_RESPONSE_HEADERS, "content-type")}
+    if request.method == "GET" and wanted and etag and etag in [t.strip() for t in wanted.split(",")]:
+        headers.pop("content-type", None)
+        return Response(status_code=304, headers=headers)
+    if request.method == "HEAD" or (minimal and request.method in ("POST", "PUT")):
+        return Response(status_code=response.status_code, headers=headers)
+    return response
 
 
 def _relay(
@@ -306,6 +356,7 @@ def _relay(
     scopes: Sequence[ResourceScope],
     bases: Sequence[str],
     verdict: Verdict,
+    method: str = "GET",
 ) -> Response:
     headers = {
         k: rewrite_urls(v, context.upstream.aliases, context.fhir_base)
@@ -314,10 +365,13 @@ def _relay(
     }
     media_type = upstream.headers.get("content-type", "application/fhir+json")
     if not upstream.content:
+        if upstream.is_success and method in ("GET", "HEAD", "POST", "PUT") and upstream.status_code != 204:
+            # Nothing to check: whose resource it was cannot be told, so nothing is told.
+            return outcome(502, "exception", "the upstream answered without a body; the sandbox EHR cannot check it")
         return Response(status_code=upstream.status_code, headers=headers, media_type=media_type)
     try:
         data = upstream.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         if upstream.is_success:  # cannot check what it cannot read: refuse rather than leak
             return outcome(406, "not-supported", "the sandbox EHR proxy serves JSON only")
         return Response(upstream.content, status_code=upstream.status_code, headers=headers, media_type=media_type)

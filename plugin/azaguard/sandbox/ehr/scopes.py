@@ -20,6 +20,7 @@ RESOURCE_TYPES: frozenset[str] = frozenset(
         "MedicationRequest",
         "Medication",
         "MedicationStatement",
+        "MedicationDispense",
         "MedicationAdministration",
         "Observation",
         "Condition",
@@ -100,15 +101,45 @@ def is_grantable(scope: str) -> bool:
     return parsed.resource_type == "*" or parsed.resource_type in RESOURCE_TYPES
 
 
-def grant(requested: str | None, narrow: Callable[[str], str] | None = None) -> str:
-    """Granted scope = requested ∩ supported (order kept, duplicates dropped), optionally narrowed further.
+def covered_by(scope: str, registered: Iterable[str]) -> bool:
+    """Is `scope` within what a client registered? Context scopes by name; a resource scope when a
+    registered one has the same context, the type or `*`, every permission letter, and no query
+    restriction that `scope` lacks (v1 and v2 spellings compare by their letters)."""
+    if scope in CONTEXT_SCOPES:
+        return scope in registered
+    wanted = parse_scope(scope)
+    if wanted is None:
+        return False
+    for r in registered:
+        have = parse_scope(r)
+        if (
+            have is not None
+            and have.context == wanted.context
+            and have.resource_type in (wanted.resource_type, "*")
+            and wanted.permissions <= have.permissions
+            and set(have.query) <= set(wanted.query)
+        ):
+            return True
+    return False
+
+
+def grant(
+    requested: str | None,
+    narrow: Callable[[str], str] | None = None,
+    registered: Sequence[str] | None = None,
+) -> str:
+    """Granted scope = requested ∩ supported ∩ the client's registration (order kept, duplicates
+    dropped), optionally narrowed further. `registered` None: no registration bound (tests only).
 
     `narrow` can only take scopes away: anything it adds that was not granted is ignored.
     """
     granted: list[str] = []
     for scope in (requested or "").split():
-        if scope not in granted and is_grantable(scope):
-            granted.append(scope)
+        if scope in granted or not is_grantable(scope):
+            continue
+        if registered is not None and not covered_by(scope, registered):
+            continue
+        granted.append(scope)
     if narrow is not None:
         narrowed = set(narrow(" ".join(granted)).split())
         granted = [s for s in granted if s in narrowed]

@@ -1,0 +1,195 @@
+"""Drugs: which of our ingredients (azathioprine, an interacting drug, a systemic anti-infective) a
+medication concept is, from RxNorm (every level), ATC, SNOMED/dm+d, NDC codes or its names.
+
+Codes first; names (INN/BAN/USAN spellings, European spellings, brands) only as a fallback, whole-word.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from azaguard.mappings import DrugCodes, Mappings
+from azaguard.terminology._common import PerMappings, coded, name_alternation, name_key, system_names
+
+if TYPE_CHECKING:
+    from azaguard.record import Concept
+
+Group = Literal["azathioprine", "interaction", "anti-infective"]
+MatchKind = Literal["code", "name"]
+AZATHIOPRINE = "azathioprine"
+
+
+@dataclass(frozen=True)
+class DrugHit:
+    """One of our ingredients found in a concept, and how."""
+
+    group: Group
+    key: str  # "azathioprine", the interaction id, or the anti-infective ingredient name
+    kind: MatchKind
+    basis: str  # "RxNorm 197388", "ATC J01CA04", "name 'Imuran'"
+
+
+@dataclass(frozen=True)
+class DrugMatch:
+    hits: frozenset[DrugHit] = frozenset()
+    # Named with a topical/eye/ear form word: not systemic, so never an anti-infective.
+    non_systemic: bool = False
+
+    def of(self, group: Group) -> list[DrugHit]:
+        """Hits of one group, code matches first, then by key."""
+        return sorted((h for h in self.hits if h.group == group), key=lambda h: (h.kind != "code", h.key, h.basis))
+
+    @property
+    def azathioprine(self) -> MatchKind | None:
+        kinds = {h.kind for h in self.hits if h.group == "azathioprine"}
+        return "code" if "code" in kinds else ("name" if kinds else None)
+
+    @property
+    def anti_infectives(self) -> list[DrugHit]:
+        return [] if self.non_systemic else self.of("anti-infective")
+
+    def interaction(self, interaction_id: str) -> DrugHit | None:
+        hits = [h for h in self.of("interaction") if h.key == interaction_id]
+        return hits[0] if hits else None
+
+
+NO_DRUG = DrugMatch()
+Target = tuple[Group, str]
+
+
+@dataclass
+class _DrugIndex:
+    systems: dict[str, str]
+    codes: dict[tuple[str, str], set[Target]]  # (system name, code) -> targets
+    atc_prefixes: list[tuple[str, Target]]
+    names: re.Pattern[str] | None
+    by_name: dict[str, set[Target]]
+    non_systemic: re.Pattern[str] | None
+    cache: dict[Concept, DrugMatch] = field(default_factory=dict)
+
+
+def _build(m: Mappings) -> _DrugIndex:
+    meds = m.medications
+    codes: dict[tuple[str, str], set[Target]] = {}
+    by_name: dict[str, set[Target]] = {}
+
+    def add_codes(target: Target, value_set: DrugCodes) -> None:
+        for system, values in value_set.items():
+            ns = "sct" if system in ("snomed", "dmd") else system
+            for code in values:
+                codes.setdefault((ns, _norm_code(ns, code)), set()).add(target)
+
+    def add_names(target: Target, names: tuple[str, ...]) -> None:
+        for n in names:
+            by_name.setdefault(name_key(n), set()).add(target)
+
+    aza: Target = ("azathioprine", AZATHIOPRINE)
+    add_codes(aza, meds.azathioprine.codes)
+    add_names(aza, meds.azathioprine.names + meds.azathioprine.brands)
+    prefixes: list[tuple[str, Target]] = []
+    for entry in meds.interactions:
+        target: Target = ("interaction", entry.id)
+        add_codes(target, entry.codes)
+        add_names(target, entry.names + entry.brands)
+        prefixes += [(p.upper(), target) for p in entry.atc_prefixes]
+    for ing in meds.anti_infectives.ingredients:
+        target = ("anti-infective", ing.name)
+        add_codes(target, ing.codes)
+        add_names(target, (ing.name, *ing.synonyms, *ing.brands))
+    for p in meds.anti_infectives.atc_prefixes:
+        prefixes.append((p.upper(), ("anti-infective", f"ATC {p}")))
+    return _DrugIndex(
+        systems=system_names(m),
+        codes=codes,
+        atc_prefixes=prefixes,
+        names=name_alternation(by_name_source(m)),
+        by_name=by_name,
+        non_systemic=name_alternation(meds.anti_infectives.non_systemic_form_words),
+    )
+
+
+def by_name_source(m: Mappings) -> list[str]:
+    """Every name and brand the drug value sets hold (for the one name pattern)."""
+    meds = m.medications
+    out = [*meds.azathioprine.names, *meds.azathioprine.brands]
+    for e in meds.interactions:
+        out += [*e.names, *e.brands]
+    for i in meds.anti_infectives.ingredients:
+        out += [i.name, *i.synonyms, *i.brands]
+    return out
+
+
+_LABELS = {"rxnorm": "RxNorm", "sct": "SNOMED/dm+d", "atc": "ATC", "ndc": "NDC"}
+
+
+def _norm_code(system: str, code: str) -> str:
+    code = code.strip()
+    if system == "atc":
+        return code.upper().replace(" ", "")
+    if system == "ndc":
+        return code.replace("-", "")
+    return code
+
+
+_INDEXES: PerMappings[_DrugIndex] = PerMappings()
+
+
+def drug_ingredients(concept: Concept | None, m: Mappings) -> DrugMatch:
+    """Which of our ingredients this medication concept holds, by code and (fallback) by name. Memoised."""
+    if concept is None:
+        return NO_DRUG
+    index = _INDEXES.get_or_build(m, _build)
+    found = index.cache.get(concept)
+    if found is None:
+        found = _match(concept, index)
+        if len(index.cache) > 50_000:
+            index.cache.clear()
+        index.cache[concept] = found
+    return found
+
+
+def _match(concept: Concept, index: _DrugIndex) -> DrugMatch:
+    hits: set[DrugHit] = set()
+    code_targets: set[Target] = set()
+    for system, raw in coded(concept, index.systems):
+        code = _norm_code(system, raw)
+        label = f"{_LABELS.get(system, system)} {raw}"
+        exact = index.codes.get((system, code), set())
+        for group, key in exact:
+            hits.add(DrugHit(group, key, "code", label))
+            code_targets.add((group, key))
+        if system != "atc":
+            continue
+        exact_groups = {g for g, _ in exact}
+        for prefix, (group, key) in index.atc_prefixes:
+            if code.startswith(prefix) and group not in exact_groups:
+                # An ATC code in a class we watch but not in our ingredient list: the class decides.
+                hits.add(DrugHit(group, f"ATC {code}" if key.startswith("ATC ") else key, "code", label))
+                code_targets.add((group, key))
+    if index.names is not None:
+        for text in concept.names:
+            for match in index.names.finditer(text):
+                for group, key in index.by_name.get(name_key(match.group(0)), ()):
+                    if (group, key) not in code_targets:
+                        hits.add(DrugHit(group, key, "name", f"name {match.group(0)!r}"))
+    non_systemic = index.non_systemic is not None and any(index.non_systemic.search(t) for t in concept.names)
+    return DrugMatch(frozenset(hits), non_systemic)
+
+
+def azathioprine_strength_mg(concept: Concept | None, m: Mappings) -> float | None:
+    """Tablet strength in mg from an RxNorm product code; None when absent or conflicting."""
+    if concept is None:
+        return None
+    strengths = m.medications.azathioprine.strength_mg_by_rxnorm
+    rx = set(m.systems.rxnorm)
+    found = {strengths[c.code.strip()] for c in concept.codings if c.system in rx and c.code.strip() in strengths}
+    return found.pop() if len(found) == 1 else None
+
+
+def may_be_prophylaxis(hits: list[DrugHit], m: Mappings) -> bool:
+    """Whether every anti-infective ingredient found is one often given as prophylaxis (co-trimoxazole ...)."""
+    prophylactic = {i.name for i in m.medications.anti_infectives.ingredients if i.prophylaxis_possible}
+    keys = {h.key for h in hits if h.group == "anti-infective"}
+    return bool(keys) and keys <= prophylactic
