@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from azaguard.cli import EXIT_INPUT, EXIT_OK, main
 from azaguard.findings import RULE_IDS, Finding, Status
 from azaguard.mappings import load_mappings
 from azaguard.record import build_record
@@ -147,3 +152,95 @@ def test_removing_an_observation_never_turns_a_finding_into_ok(
     for rule in RULE_IDS:
         if after[rule] is Status.OK:
             assert before[rule] is Status.OK, f"{rule}: {before[rule]} became ok after dropping {drop}"
+
+
+# --- never crash: check --bundle, in process, over every resource type the rules read ------------------
+
+TEMPLATES: dict[str, dict[str, Any]] = {
+    "Patient": b.person(),
+    "MedicationRequest": {
+        **b.azathioprine(),
+        "authoredOn": b.when(30),
+        "dosageInstruction": [{
+            "text": "50 mg twice daily",
+            "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d",
+                                  "boundsPeriod": {"start": b.when(30)}}},
+            "doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg", "code": "mg",
+                                              "system": "http://unitsofmeasure.org"}}],
+        }],
+        "dispenseRequest": {"validityPeriod": {"start": b.when(30), "end": b.when(-30)}},
+    },
+    "Medication": {**b.medication(), "ingredient": [{"itemCodeableConcept": {"text": "azathioprine"}}]},
+    "Observation": {
+        **b.observation("8310-5", 38.2, "Cel", days_ago=0),
+        "issued": b.when(0),
+        "component": [{"code": {"coding": [{"system": b.LOINC, "code": "48018-6"}]},
+                       "valueCodeableConcept": {"text": "NUDT15"}}],
+    },
+    "PgxObservation": b.pgx_result("53040-2", gene="NUDT15", answer=("LA9657-3", "Poor metabolizer")),
+    "Immunization": {**b.immunization("03"), "recorded": b.when(5)},
+    "ImmunizationRecommendation": b.recommendation("21"),
+    "ServiceRequest": b.vaccine_order("03", resource="ServiceRequest"),
+    "Condition": {
+        **b.diagnosis("A41.9", "Sepsis", system=b.WHO_ICD10, clinical=None),
+        "verificationStatus": {"coding": [{"code": "confirmed"}]},
+        "onsetPeriod": {"start": b.when(3)},
+        "abatementString": "resolving",
+    },
+    "MedicationStatement": {"resourceType": "MedicationStatement", "id": "ms1", "status": "active",
+                            "medicationCodeableConcept": {"text": "Imuran 50 mg"},
+                            "subject": {"reference": b.PATIENT_REF}, "effectiveDateTime": b.when(10)},
+    "MedicationDispense": {"resourceType": "MedicationDispense", "id": "md1", "status": "completed",
+                           "medicationCodeableConcept": {"text": "azathioprine"},
+                           "subject": {"reference": b.PATIENT_REF}, "whenHandedOver": b.when(5),
+                           "daysSupply": {"value": 30}},
+    "MedicationAdministration": {"resourceType": "MedicationAdministration", "id": "ma1", "status": "completed",
+                                 "medicationCodeableConcept": {"text": "azathioprine"},
+                                 "subject": {"reference": b.PATIENT_REF}, "effectiveDateTime": b.when(1)},
+}
+EMPTY = st.sampled_from([None, {}, [], "", [{}], {"coding": []}, {"coding": [{}]}])
+
+
+@st.composite
+def varied(draw: st.DrawFn, template: dict[str, Any]) -> dict[str, Any]:
+    """Each optional element present, absent, empty or malformed (resourceType kept so it is read)."""
+    out: dict[str, Any] = {"resourceType": template["resourceType"]}
+    for key, value in template.items():
+        if key == "resourceType":
+            continue
+        choice = draw(st.sampled_from(["present", "present", "absent", "empty", "malformed"]))
+        if choice == "present":
+            out[key] = value
+        elif choice == "empty":
+            out[key] = draw(EMPTY)
+        elif choice == "malformed":
+            out[key] = draw(json_values)
+    return out
+
+
+@st.composite
+def record_file(draw: st.DrawFn) -> Any:
+    kinds = draw(st.lists(st.sampled_from(sorted(TEMPLATES)), max_size=8))
+    resources = [draw(varied(TEMPLATES[k])) for k in kinds]
+    shape = draw(st.sampled_from(["array", "collection", "transaction"]))
+    if shape == "array":
+        return resources
+    entries = [{"fullUrl": f"urn:uuid:{i}", "resource": r} for i, r in enumerate(resources)]
+    return {"resourceType": "Bundle", "type": shape, "entry": entries}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=record_file(), fmt=st.sampled_from(["json", "text"]))
+def test_check_bundle_never_crashes(
+    tmp_path_factory: pytest.TempPathFactory, data: Any, fmt: str
+) -> None:
+    path = tmp_path_factory.mktemp("prop") / "record.json"
+    path.write_text(json.dumps(data, allow_nan=True), encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["check", "--bundle", str(path), "--format", fmt, "--now", b.NOW.isoformat()])
+    assert code in (EXIT_OK, EXIT_INPUT), err.getvalue()
+    assert "internal error" not in err.getvalue(), err.getvalue()
+    if code == EXIT_OK and fmt == "json":
+        findings = json.loads(out.getvalue())["findings"]
+        assert not [f for f in findings if f["code"] == "internal-error"], findings

@@ -63,8 +63,8 @@ ALIASES: list[tuple[str, str, float, float]] = [
     ("µmol/L", "creatinine", 88.4, 88.4),
     ("°C", "temperature", 38.5, 38.5),
     ("degC", "temperature", 38.5, 38.5),
-    ("°F", "temperature", 212, 100),
-    ("degF", "temperature", 32, 0),
+    ("°F", "temperature", 104, 40),  # plausible body temperatures (the record rejects 100 °C)
+    ("degF", "temperature", 98.6, 37),
     ("lb", "body-mass", 200, 90.718474),
     ("lbs", "body-mass", 200, 90.718474),
     ("mL/min/1.73 m2", "egfr", 59, 59),

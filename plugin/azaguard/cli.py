@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(demo)
 
+    maps = sub.add_parser("mappings", help="about the mappings: --report prints per value set its codes and source")
+    maps.add_argument("--report", action="store_true", required=True, help="the coverage report")
+    maps.add_argument("--format", choices=("text", "markdown"), default="text")
+    maps.add_argument("--mappings", type=Path, help="a mappings folder (default: the bundled one)")
+
     serve = sub.add_parser("serve", help="run the SMART app for a real EHR")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8400)
@@ -99,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args)
+        if args.command == "mappings":
+            return _mappings_report(args)
         if args.command == "demo":
             from azaguard.sandbox.demo import run_demo
 
@@ -141,6 +148,15 @@ def _clean(text: object) -> str:
     return clean(text)
 
 
+def _mappings_report(args: argparse.Namespace) -> int:
+    from azaguard import coverage
+    from azaguard.mappings import default_mappings_dir
+
+    version, sets = coverage.coverage(args.mappings or default_mappings_dir())
+    print(coverage.to_markdown(version, sets) if args.format == "markdown" else coverage.to_text(version, sets), end="")
+    return EXIT_OK
+
+
 def _mappings(args: argparse.Namespace) -> Mappings:
     m = load_mappings_from(args.mappings) if args.mappings else load_mappings()
     if args.monitoring_schedule:
@@ -180,7 +196,15 @@ def _check(args: argparse.Namespace) -> int:
         from azaguard.resources import load_json_file
 
         with _terminology(args, mappings) as terminology:
-            result = check_resources(load_json_file(args.bundle), mappings=mappings, now=now, terminology=terminology)
+            resources = load_json_file(args.bundle)
+            try:
+                result = check_resources(resources, mappings=mappings, now=now, terminology=terminology)
+            except InputError:
+                raise
+            except Exception as exc:  # last resort: never a traceback for a clinician; the tests forbid reaching it
+                print(f"azaguard: internal error while checking {args.bundle}: {type(exc).__name__}: {exc}",
+                      file=sys.stderr)
+                return EXIT_INPUT
         _print(result, args.format, writes=False)
         return EXIT_OK
     if not args.patient:

@@ -47,6 +47,7 @@ class Systems(_Model):
     cvx: tuple[str, ...]
     atc: tuple[str, ...]
     icd10cm: tuple[str, ...]
+    icd10: tuple[str, ...]  # WHO ICD-10
     dmd: tuple[str, ...]
     ndc: tuple[str, ...] = ()
     cpt: tuple[str, ...] = ()
@@ -57,10 +58,13 @@ class Systems(_Model):
         """Short name ('rxnorm', 'loinc', ...) for a system URI, or None if unknown."""
         if uri is None:
             return None
-        for name in ("rxnorm", "loinc", "ucum", "snomed", "cvx", "atc", "icd10cm", "dmd", "ndc", "cpt"):
-            if uri in getattr(self, name):
-                return name
+        for name, uris in self:
+            if name not in _STATUS_SYSTEMS and uri in uris:
+                return str(name)
         return None
+
+
+_STATUS_SYSTEMS = frozenset({"condition_clinical", "condition_ver_status"})
 
 
 # --- medications -------------------------------------------------------------
@@ -213,22 +217,45 @@ class Vaccines(ValueSetInfo):
 # --- conditions --------------------------------------------------------------
 
 
-class InfectionSet(_Model):
-    snomed: dict[str, str]
-    icd10cm_ranges: tuple[tuple[str, str], ...]
-    icd10cm_prefixes: tuple[str, ...]
-    names: tuple[str, ...]
-    # Coded conditions that are not acute infections although their names say "sinusitis" etc.
-    excluded_snomed: dict[str, str]
-    # A name-only match is dropped when the name also carries one of these words ("chronic sinusitis").
-    name_only_exclusion_words: tuple[str, ...]
-
-
 class Conditions(_Model):
     source: str
     active_clinical_statuses: frozenset[str]
+    # Statuses that say the condition is over; any other (or none) is judged by the condition's date.
+    ended_clinical_statuses: frozenset[str]
     excluded_verification_statuses: frozenset[str]
-    infection: InfectionSet
+
+
+InfectionKind = Literal["acute", "fever", "neutropenia", "context", "not_infection"]
+
+
+class InfectionValueSet(_Model):
+    """One infection class: the reviewed recipe (roots, names) and the expanded codes per system name."""
+
+    label: str
+    source: str
+    as_of: str
+    roots: dict[str, tuple[str, ...]] = {}
+    root_notes: dict[str, str] = {}
+    names: tuple[str, ...] = ()  # words that recognise the class in a name (acute)
+    exact_names: tuple[str, ...] = ()  # whole names only (fever: "fever" alone, never "hay fever")
+    name_words: tuple[str, ...] = ()  # words that put a name in this class before any acute word
+    codes: dict[str, dict[str, str]]
+
+
+class Infections(_Model):
+    source: str
+    as_of: str
+    generated_by: str
+    precedence_note: str
+    encounter_diagnosis_window_days: Sourced
+    value_sets: dict[InfectionKind, InfectionValueSet]
+
+    @model_validator(mode="after")
+    def _every_class(self) -> Infections:
+        missing = {"acute", "fever", "neutropenia", "context", "not_infection"} - set(self.value_sets)
+        if missing:
+            raise ValueError(f"infection value sets missing: {sorted(missing)}")
+        return self
 
 
 # --- units -------------------------------------------------------------------
@@ -278,12 +305,21 @@ class Threshold(_Model):
     alternatives: dict[str, str] = {}
 
 
+class Plausible(_Model):
+    """The physiological range (canonical unit) outside which a value cannot be believed."""
+
+    low: float
+    high: float
+    source: str
+
+
 class Analyte(_Model):
     label: str
     loinc: tuple[str, ...]
     dimension: str
     rule: RuleId
     threshold: Threshold | None = None
+    plausible: Plausible | None = None
 
 
 class CodedAnalyte(_Model):
@@ -292,6 +328,21 @@ class CodedAnalyte(_Model):
     rule: RuleId
     answers: dict[str, str] = {}
     answer_names: dict[str, str] = {}
+    gene: str | None = None  # the gene the code itself names (TPMT phenotype); else read from the result
+
+
+class PgxGene(_Model):
+    hgnc: str
+    names: tuple[str, ...]
+    normal_function_alleles: frozenset[str]
+    no_function_alleles: frozenset[str]
+
+
+class Pharmacogenomics(_Model):
+    source: str
+    allele_note: str
+    gene_studied_loinc: tuple[str, ...]
+    genes: dict[str, PgxGene]
 
 
 class MonitoringGroup(_Model):
@@ -317,6 +368,7 @@ class Analytes(_Model):
     coded_analytes: dict[str, CodedAnalyte]
     monitoring_groups: dict[str, MonitoringGroup]
     required_analytes: RequiredAnalytes
+    pharmacogenomics: Pharmacogenomics
 
 
 # --- policy ------------------------------------------------------------------
@@ -358,11 +410,23 @@ class VaccinationPolicy(_Model):
     low_level_max_mg_per_kg_day: Sourced
 
 
+class FebrileNeutropenia(_Model):
+    """Which neutrophil count and temperature make fever 'neutropenic' (a documented choice)."""
+
+    choice: Literal["bsr-alarm", "idsa"]
+    note: str
+    anc_below: dict[Literal["bsr-alarm", "idsa"], Sourced]
+    temperature_cel: dict[Literal["bsr-alarm", "idsa"], Sourced]
+    sustained_temperature_cel: Sourced
+    sustained_minutes: Sourced
+
+
 class InfectionPolicy(_Model):
     fever_threshold_cel: Sourced
     fever_window_hours: Sourced
     neutropenia_analyte: str
     neutropenia_window_days: Sourced
+    febrile_neutropenia: FebrileNeutropenia
 
 
 class TrendPolicy(_Model):
@@ -376,8 +440,24 @@ class CreatininePolicy(_Model):
     months_window_days: int
 
 
+class CkdEpi(_Model):
+    """CKD-EPI 2021 (race-free) creatinine equation coefficients, by sex."""
+
+    source: str
+    multiplier: float
+    kappa_mg_dl: dict[Literal["female", "male"], float]
+    alpha: dict[Literal["female", "male"], float]
+    exponent_above_kappa: float
+    age_base: float
+    female_factor: float
+    min_age_years: int
+    umol_per_mg_dl: float
+
+
 class LabsPolicy(_Model):
     result_max_age_days: Sourced
+    future_skew_minutes: Sourced
+    egfr_from_creatinine: CkdEpi
     trend: TrendPolicy
     creatinine_rise: CreatininePolicy
 
@@ -426,6 +506,9 @@ class Recommendation(_Model):
 class TpmtPolicy(_Model):
     source: str
     recommendations: dict[Literal["normal", "intermediate", "poor"], Recommendation]
+    nudt15: dict[Literal["normal", "intermediate", "poor"], Recommendation]
+    both_intermediate: Recommendation
+    genotype_unread: Recommendation
     no_result: Recommendation
 
 
@@ -455,6 +538,7 @@ class Mappings(_Model):
     medications: Medications
     vaccines: Vaccines
     conditions: Conditions
+    infections: Infections
     units: Units
     analytes: Analytes
     policy: Policy
@@ -479,6 +563,9 @@ class Mappings(_Model):
         if self.policy.vaccination.post_stop_live_wait_days.value > self.policy.therapy.recent_window_days.value:
             # Stopped orders older than the recent window are not seen by the rules at all.
             raise ValueError("post_stop_live_wait_days must not exceed therapy.recent_window_days")
+        for name in (n for vs in self.infections.value_sets.values() for n in vs.codes):
+            if name not in type(self.systems).model_fields:
+                raise ValueError(f"infection value set keyed by unknown system name {name!r}")
         if self.policy.infection.neutropenia_analyte not in known:
             raise ValueError("neutropenia_analyte is not an analyte")
         for alias, target in self.units.aliases.items():
@@ -503,6 +590,7 @@ _FILE_FIELDS = {
     "medications.json": "medications",
     "vaccines.json": "vaccines",
     "conditions.json": "conditions",
+    "infections.json": "infections",
     "units.json": "units",
     "analytes.json": "analytes",
     "policy.json": "policy",

@@ -163,6 +163,7 @@ class Measurement:
     unit_from_text: bool
     coded_value: Concept | None
     text_value: str | None
+    gene: str | None = None  # pharmacogenomic results: the gene studied (mappings pharmacogenomics key)
 
     @property
     def preliminary(self) -> bool:
@@ -191,6 +192,7 @@ class ConditionEntry:
     verification_status: str | None
     onset: datetime | None
     recorded: datetime | None
+    abated: bool = False  # an abatement is recorded (the condition has ended)
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,14 @@ class ParseProblem:
 
 
 @dataclass(frozen=True)
+class Dropped:
+    """A resource left out of the record on purpose (e.g. another patient's), shown as a warning."""
+
+    ref: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class PatientRecord:
     patient: PatientInfo | None
     medication_orders: tuple[MedicationOrder, ...] = ()
@@ -209,6 +219,7 @@ class PatientRecord:
     vaccines: tuple[VaccineEvent, ...] = ()
     conditions: tuple[ConditionEntry, ...] = ()
     problems: tuple[ParseProblem, ...] = ()
+    dropped: tuple[Dropped, ...] = ()
     # Inside an ordering workflow (CDS Hooks order-select/order-sign) draft orders count.
     ordering_context: bool = False
     _by_analyte: dict[str, tuple[Measurement, ...]] = field(default_factory=dict, compare=False, repr=False)
@@ -240,7 +251,12 @@ _IGNORED_OBSERVATION_STATUSES = frozenset({"entered-in-error", "cancelled"})
 def build_record(resources: ResourceSet, mappings: Mappings, *, ordering_context: bool = False) -> PatientRecord:
     """Reduce a patient's raw resources to the snapshot the rules read."""
     builder = _Builder(resources, mappings)
+    owner = _Owner.of(resources)
     for raw in resources.resources:
+        reason = owner.foreign(raw)
+        if reason is not None:
+            builder.dropped.append(Dropped(_ref_of(raw), reason))
+            continue
         builder.add(raw)
     return PatientRecord(
         patient=builder.patient,
@@ -249,6 +265,7 @@ def build_record(resources: ResourceSet, mappings: Mappings, *, ordering_context
         vaccines=tuple(builder.vaccines),
         conditions=tuple(builder.conditions),
         problems=tuple(builder.problems),
+        dropped=tuple(builder.dropped),
         ordering_context=ordering_context,
     )
 
@@ -270,6 +287,7 @@ class _Builder:
         self.vaccines: list[VaccineEvent] = []
         self.conditions: list[ConditionEntry] = []
         self.problems: list[ParseProblem] = []
+        self.dropped: list[Dropped] = []
 
     def add(self, raw: Resource) -> None:
         rtype = raw["resourceType"]
@@ -460,11 +478,42 @@ class _Builder:
             if loinc is None:
                 continue
             found = True
-            self.measurements.append(self._measurement(ref, loinc, status, effective, holder))
+            self.measurements.append(
+                self._measurement(ref, loinc, status, effective, holder, self._gene(obs, concept))
+            )
         if not found:
             raise ValueError("Observation has no readable LOINC code")
 
-    def _measurement(self, ref: str, loinc: str, status: str, effective: datetime | None, holder: Any) -> Measurement:
+    def _gene(self, obs: Any, code: Concept) -> str | None:
+        """The gene a pharmacogenomic result is about: fixed by its code, a gene-studied component, or text."""
+        analyte = self.loinc_to_analyte.get(next(iter(code.codes_in(self.m.systems.loinc)), ""), "")
+        coded = self.m.analytes.coded_analytes.get(analyte)
+        if coded is None:
+            return None
+        if coded.gene:
+            return coded.gene
+        pgx = self.m.analytes.pharmacogenomics
+        names: list[str] = []
+        for comp in obs.component or []:
+            comp_code = _concept(comp.code)
+            if comp_code.codes_in(self.m.systems.loinc) & set(pgx.gene_studied_loinc) and comp.valueCodeableConcept:
+                value = _concept(comp.valueCodeableConcept)
+                for gene, spec in pgx.genes.items():
+                    if {c.code for c in value.codings} & {spec.hgnc}:
+                        return gene
+                names += value.names
+        names += code.names
+        if obs.valueString:
+            names.append(obs.valueString)
+        if obs.valueCodeableConcept is not None:
+            names += _concept(obs.valueCodeableConcept).names
+        found = {gene for gene, spec in pgx.genes.items() if any(
+            re.search(rf"\b{re.escape(n)}\b", text, re.IGNORECASE) for n in spec.names for text in names)}
+        return found.pop() if len(found) == 1 else None
+
+    def _measurement(
+        self, ref: str, loinc: str, status: str, effective: datetime | None, holder: Any, gene: str | None = None
+    ) -> Measurement:
         analyte = self.loinc_to_analyte[loinc]
         q = holder.valueQuantity
         quantity = None
@@ -496,6 +545,15 @@ class _Builder:
                     value, unit, from_text = n.value, n.unit, n.unit_source != "code"
                 except UnitError as exc:
                     problem = str(exc)
+                if value is not None and spec.plausible is not None and not (
+                    spec.plausible.low <= value <= spec.plausible.high
+                ):
+                    # A Celsius value sent as [degF], a count per uL labelled 10*3/uL: not believable.
+                    problem = (
+                        f"{quantity.as_recorded()} = {value:.4g} {unit} is outside the plausible range "
+                        f"{spec.plausible.low:g}-{spec.plausible.high:g} {unit} (wrong unit or value?)"
+                    )
+                    value = None
         elif holder.valueCodeableConcept is None and holder.valueString is None:
             problem = "no value" + (
                 f" (dataAbsentReason: {_concept(holder.dataAbsentReason).label})"
@@ -515,6 +573,7 @@ class _Builder:
             unit_from_text=from_text,
             coded_value=_concept(holder.valueCodeableConcept) if holder.valueCodeableConcept else None,
             text_value=holder.valueString,
+            gene=gene,
         )
 
     # -- vaccines --
@@ -562,6 +621,11 @@ class _Builder:
                 verification_status=_first_code(c.verificationStatus),
                 onset=_as_datetime(c.onsetDateTime) or (_as_datetime(c.onsetPeriod.start) if c.onsetPeriod else None),
                 recorded=_as_datetime(c.recordedDate),
+                abated=any(
+                    getattr(c, f) is not None
+                    for f in ("abatementDateTime", "abatementPeriod", "abatementAge", "abatementRange",
+                              "abatementString")
+                ),
             )
         )
 
@@ -577,6 +641,55 @@ class _Builder:
         "ServiceRequest": _service_request,
         "Condition": _condition,
     }
+
+
+# --- whose data -----------------------------------------------------------------------
+
+_SUBJECT_KEYS = ("subject", "patient")
+
+
+@dataclass(frozen=True)
+class _Owner:
+    """The record's Patient and the names it goes by, to tell another patient's resources apart."""
+
+    patient: Resource | None
+    names: frozenset[str]
+    resources: ResourceSet
+
+    @classmethod
+    def of(cls, resources: ResourceSet) -> _Owner:
+        patients = resources.patients()
+        if not patients:
+            return cls(None, frozenset(), resources)
+        p = patients[0]
+        names = {name for name, r in resources.index.items() if r is p}
+        if isinstance(p.get("id"), str):
+            names.add(f"Patient/{p['id']}")
+        return cls(p, frozenset(names), resources)
+
+    def foreign(self, raw: Resource) -> str | None:
+        """Why this resource is not the record's patient's, or None when it is (or cannot be told apart)."""
+        if self.patient is None or raw.get("resourceType") == "Patient":
+            return None
+        for key in _SUBJECT_KEYS:
+            holder = raw.get(key)
+            ref = holder.get("reference") if isinstance(holder, dict) else None
+            if not isinstance(ref, str) or not ref or ref.startswith("#"):
+                continue
+            if ref in self.names:
+                return None
+            target = self.resources.resolve(ref)
+            if target is self.patient:
+                return None
+            if target is not None:
+                return f"its {key} {ref} is another {target.get('resourceType')}, not this record's patient"
+            tail = ref.split("/_history/")[0].rstrip("/").split("/")
+            if len(tail) >= 2 and tail[-2] == "Patient":
+                if f"Patient/{tail[-1]}" in self.names:
+                    return None
+                return f"its {key} {ref} is another patient"
+            return f"its {key} {ref} cannot be resolved to this record's patient"
+        return None
 
 
 # --- helpers ----------------------------------------------------------------------

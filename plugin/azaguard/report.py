@@ -50,6 +50,8 @@ def to_json(result: CheckResult, *, include_writes: bool = False) -> dict[str, A
         "evaluated_at": result.evaluated_at.isoformat(),
         "findings": [finding_json(f) for f in result.findings],
     }
+    if result.warnings:
+        out["warnings"] = list(result.warnings)
     if include_writes:
         out["written"] = [_write_json(w) for w in result.writes]
         if result.device is not None:
@@ -86,6 +88,10 @@ def to_text(result: CheckResult, *, include_writes: bool = False, width: int = 1
         f"evaluated at {result.evaluated_at.isoformat()} · mappings {result.mappings_version}",
         "",
     ]
+    for warning in result.warnings:
+        lines += textwrap.wrap(warning, width - 2, initial_indent="! ", subsequent_indent="  ")
+    if result.warnings:
+        lines.append("")
     for rule in RULE_IDS:
         findings = [f for f in result.findings if f.rule == rule]
         lines.append(f"== {rule} " + "=" * max(0, width - len(rule) - 4))

@@ -53,7 +53,8 @@ class CheckResult:
     existing_alerts_problem: str | None = None
     device: WriteOutcome | None = None  # what happened to the author Device when writing
     notes: list[str] = field(default_factory=list)  # e.g. foreign resources carrying azaguard's identifiers
-    # What went wrong on the way that did not stop the check (e.g. the terminology server failed).
+    # Caveats shown with the findings: resources left out (another patient's), no Patient resource, and
+    # what went wrong on the way that did not stop the check (e.g. the terminology server failed).
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -71,10 +72,29 @@ def check_resources(
 ) -> CheckResult:
     """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
     patients = resources.patients()
+    if len({str(p.get("id")) for p in patients}) == 1:
+        patients = patients[:1]  # the same Patient twice (a search plus an _include) is one patient
     if len(patients) > 1:
         ids = ", ".join(str(p.get("id")) for p in patients)
         raise InputError(f"the record holds {len(patients)} patients ({ids}); azaguard checks one patient at a time")
-    warnings = _enrich(resources, terminology)
+    if not resources.resources:
+        # Nothing at all is not "not on azathioprine": it is no record.
+        raise InputError("the record is empty (no Patient and no other resources): there is nothing to check")
+    warnings: list[str] = []
+    if not patients:
+        subjects = _subjects(resources)
+        if len(subjects) > 1:
+            raise InputError(
+                f"the record has no Patient resource and its resources name {len(subjects)} different subjects "
+                f"({', '.join(sorted(subjects))}): azaguard cannot tell whose record it is"
+            )
+        warnings.append(
+            "The record has no Patient resource: it is evaluated as one patient's record"
+            + (f" ({next(iter(subjects))})" if subjects else "")
+            + ", but whose it is cannot be confirmed, and checks that need age or sex (eGFR from creatinine) "
+            "cannot be evaluated."
+        )
+    warnings += _enrich(resources, terminology)
     record = build_record(resources, mappings, ordering_context=ordering_context)
     findings = evaluate(record, mappings, now)
     return CheckResult(
@@ -84,8 +104,25 @@ def check_resources(
         findings=findings,
         evaluated_at=now,
         mappings_version=mappings.version,
-        warnings=warnings,
+        warnings=warnings + dropped_warnings(record),
     )
+
+
+def dropped_warnings(record: PatientRecord) -> list[str]:
+    """One line per resource left out of the record (never silently)."""
+    return [f"{d.ref} was not used: {d.reason}." for d in record.dropped]
+
+
+def _subjects(resources: ResourceSet) -> set[str]:
+    """The distinct subject/patient references of a record without a Patient resource."""
+    out: set[str] = set()
+    for r in resources.resources:
+        for key in ("subject", "patient"):
+            holder = r.get(key)
+            ref = holder.get("reference") if isinstance(holder, dict) else None
+            if isinstance(ref, str) and ref:
+                out.add(ref.split("/_history/")[0])
+    return out
 
 
 def _enrich(resources: ResourceSet, terminology: TerminologyServer | None) -> list[str]:
@@ -132,7 +169,7 @@ def check_on_server(
         mappings_version=mappings.version,
         requests=client.request_count - before,
         existing_alerts_problem=alerts_problem,
-        warnings=warnings,
+        warnings=warnings + dropped_warnings(record),
     )
     issues, flags, result.notes = _own(issues, flags)
     if write or dry_run:

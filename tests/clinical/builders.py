@@ -278,6 +278,94 @@ def status_of(rule_id: str, *resources: Resource, now: datetime = NOW) -> str:
     return str(for_rule(rule_id, *resources, now=now)[0].status)
 
 
+# --- added for issue 7 (trust, infections as coded, pharmacogenomics) -------------------------------
+
+WHO_ICD10 = "http://hl7.org/fhir/sid/icd-10"
+ICD10CM_OID = "urn:oid:2.16.840.1.113883.6.90"
+
+
+def diagnosis(
+    code: str,
+    display: str = "",
+    *,
+    system: str = ICD10,
+    clinical: str | None = "active",
+    recorded_days_ago: float | None = 2,
+    onset_days_ago: float | None = None,
+    text: str | None = None,
+    subject: str = PATIENT_REF,
+) -> Resource:
+    """A Condition as EHRs send it: ICD coded, with or without clinicalStatus (an encounter diagnosis)."""
+    cc: Resource = {"coding": [{"system": system, "code": code, **({"display": display} if display else {})}]}
+    if text:
+        cc["text"] = text
+    r: Resource = {"resourceType": "Condition", "id": _id("dx"), "code": cc, "subject": {"reference": subject}}
+    if clinical is not None:
+        r["clinicalStatus"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": clinical}]
+        }
+    if recorded_days_ago is not None:
+        r["recordedDate"] = when(recorded_days_ago)
+    if onset_days_ago is not None:
+        r["onsetDateTime"] = when(onset_days_ago)
+    return r
+
+
+def named_condition(text: str, *, clinical: str = "active") -> Resource:
+    """A Condition known only by its text (no code)."""
+    r = diagnosis("x", clinical=clinical)
+    r["code"] = {"text": text}
+    return r
+
+
+def person(pid: str = "p1", *, gender: str | None = "female", birth_date: str | None = "1980-05-01") -> Resource:
+    r: Resource = {"resourceType": "Patient", "id": pid}
+    if gender:
+        r["gender"] = gender
+    if birth_date:
+        r["birthDate"] = birth_date
+    return r
+
+
+def findings_for(patient_resource: Resource | None, *resources: Resource, now: datetime = NOW) -> list[Finding]:
+    """Every rule's findings for a record with this Patient (or none)."""
+    head = [patient_resource] if patient_resource else []
+    m = load_mappings()
+    return evaluate(build_record(ResourceSet.from_resources([*head, *resources]), m), m, now)
+
+
+def pgx_result(
+    loinc: str,
+    *,
+    gene: str | None = None,
+    answer: tuple[str, str] | None = None,
+    text: str | None = None,
+    code_text: str | None = None,
+    days_ago: float = 30,
+) -> Resource:
+    """A pharmacogenomic Observation: the gene in a gene-studied component (48018-6, HGNC), answer or text."""
+    hgnc = {"TPMT": "HGNC:12014", "NUDT15": "HGNC:23063"}
+    r: Resource = {
+        "resourceType": "Observation",
+        "id": _id("pgx"),
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": loinc}], **({"text": code_text} if code_text else {})},
+        "subject": {"reference": PATIENT_REF},
+        "effectiveDateTime": when(days_ago),
+    }
+    if answer:
+        r["valueCodeableConcept"] = {"coding": [{"system": LOINC, "code": answer[0], "display": answer[1]}]}
+    if text:
+        r["valueString"] = text
+    if gene:
+        r["component"] = [{
+            "code": {"coding": [{"system": LOINC, "code": "48018-6", "display": "Gene studied [ID]"}]},
+            "valueCodeableConcept": {"coding": [{"system": "http://www.genenames.org/geneId", "code": hgnc[gene],
+                                                 "display": gene}]},
+        }]
+    return r
+
+
 # --- issue 7: other medication resources, vaccines however coded ---------------------------
 
 ATC = "http://www.whocc.no/atc"

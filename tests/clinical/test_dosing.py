@@ -292,10 +292,13 @@ def test_no_tpmt_result_on_file() -> None:
     assert "NUDT15" in found[0].summary
 
 
-def test_genotype_without_phenotype_is_pointed_out() -> None:
+def test_genotype_is_read_as_cpic_says() -> None:
+    # TPMT *1/*3A: one no-function allele -> intermediate metaboliser (CPIC), not a note under "no result".
     found = run(dosing.tpmt, aza(), coded_observation(PGX, "x", "TPMT *1/*3A"))
-    assert by_code(found) == {"tpmt-no-result": Status.CANNOT_EVALUATE}
-    assert "genotype result is on file" in found[0].detail
+    assert by_code(found) == {"tpmt-intermediate": Status.CAUTION}
+    # A genotype naming no gene cannot be read: it is pointed out, never ignored.
+    found = run(dosing.tpmt, aza(), coded_observation(PGX, "x", "*1/*3A"))
+    assert by_code(found)["pgx-gene-unknown"] == Status.CANNOT_EVALUATE
 
 
 def test_newest_tpmt_result_decides() -> None:

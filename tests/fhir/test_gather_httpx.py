@@ -214,7 +214,7 @@ def test_plan_asks_for_every_analyte_code_and_bounds_only_dated_results(mappings
     assert (NOW - since).days == observation_lookback_days(mappings)
     tpmt = dict(searches["TPMT and pharmacogenomic results"].params)
     assert "date" not in tpmt
-    assert {c.split("|")[1] for c in tpmt["code"].split(",")} == {"79713-4", "84413-4"}
+    assert {c.split("|")[1] for c in tpmt["code"].split(",")} == {"79713-4", "84413-4", "53040-2"}
     orders = dict(searches["medication orders"].params)
     assert orders["_include"] == "MedicationRequest:medication"
     assert "status" not in orders  # stopped orders matter for the recent-therapy window

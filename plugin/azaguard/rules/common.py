@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Literal
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Mappings, Threshold
@@ -35,6 +36,14 @@ def iso(dt: datetime | None) -> str | None:
 
 def short_date(dt: datetime | None) -> str:
     return dt.date().isoformat() if dt else "undated"
+
+
+def ago(dt: datetime | None, now: datetime) -> str:
+    """'12 days ago'; never a negative count ('a date in the future')."""
+    if dt is None:
+        return "date unknown"
+    days = (now - dt).days
+    return f"{days} days ago" if days >= 0 else "a date in the future"
 
 
 def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
@@ -300,3 +309,50 @@ def crosses(value: float, comparator: str | None, th: Threshold) -> bool | None:
             "<=": False if value <= t else None,
         }
     return decide.get(comparator)  # "ad" (sufficient to achieve) and anything else: undecidable
+
+
+# --- trust: time and conflicts ------------------------------------------------------------------
+
+
+def is_future(dt: datetime | None, m: Mappings, now: datetime) -> bool:
+    """Dated after now (beyond the configured clock skew): not current evidence."""
+    return dt is not None and dt > now + timedelta(minutes=m.policy.labs.future_skew_minutes.value)
+
+
+def split_future(
+    results: Iterable[Measurement], m: Mappings, now: datetime
+) -> tuple[tuple[Measurement, ...], tuple[Measurement, ...]]:
+    """(usable, future-dated): a result dated after now never clears or decides a rule."""
+    usable: list[Measurement] = []
+    future: list[Measurement] = []
+    for r in results:
+        (future if is_future(r.effective, m, now) else usable).append(r)
+    return tuple(usable), tuple(future)
+
+
+def future_note(future: Iterable[Measurement]) -> str:
+    items = [f"{r.ref} dated {short_date(r.effective)}" for r in future]
+    return "; ".join(items)
+
+
+def decisive(dated: list[Measurement], direction: Literal["below", "above"] | None) -> tuple[Measurement, str]:
+    """The result that decides: the newest; among results at that same time, an unreadable one first
+    (it cannot be ruled out), else the worse value for the threshold's direction. Never input order.
+    Returns (result, a note on the conflict or '')."""
+    newest = max(r.effective for r in dated if r.effective is not None)
+    tied = [r for r in dated if r.effective == newest]
+    if len(tied) == 1:
+        return tied[0], ""
+    unreadable = [r for r in tied if r.value is None and r.coded_value is None and r.text_value is None]
+    values = {r.value for r in tied}
+    if unreadable:
+        chosen = unreadable[0]
+    elif direction is not None and None not in values:
+        pick = min if direction == "below" else max
+        chosen = pick(tied, key=lambda r: r.value if r.value is not None else 0.0)
+    else:
+        chosen = tied[0]
+    if len(values) == 1 and not unreadable:
+        return chosen, ""
+    others = ", ".join(r.ref for r in tied if r is not chosen)
+    return chosen, f" Conflicting results at the same time ({others}); the worse one ({chosen.ref}) decides."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,6 +13,7 @@ from azaguard.rules.common import (
     MEDICATION_TYPES,
     Therapy,
     applicability,
+    decisive,
     is_current,
     iso,
     make_finding,
@@ -22,6 +24,7 @@ from azaguard.rules.common import (
     problem_evidence,
     rule,
     short_date,
+    split_future,
     uncertain_reason,
 )
 from azaguard.terminology import azathioprine_strength_mg
@@ -29,7 +32,6 @@ from azaguard.units import UnitError, normalise
 
 _WEIGHT = "weight"  # analyte key for body weight
 _DRUG_MASS = "drug-mass"  # units dimension of a dose in mg
-_TPMT = "tpmt"  # coded analyte key for the TPMT phenotype
 # Dose units that mean "tablets" (UCUM annotation {tbl} and what EHRs write instead); lower-case.
 
 
@@ -138,10 +140,14 @@ def _weight(
     problems = observation_problems(record, m.analytes.analytes[_WEIGHT].loinc, m)
     evidence = [problem_evidence(p) for p in problems]
     missing = [f"a readable weight ({p.ref} failed to parse)" for p in problems]
-    dated = [r for r in record.measurements_of(_WEIGHT) if r.effective is not None]
+    usable, future = split_future(record.measurements_of(_WEIGHT), m, now)
+    missing += [f"a correctly dated body weight ({r.ref} is dated in the future, {short_date(r.effective)})"
+                for r in future]
+    dated = [r for r in usable if r.effective is not None]
     if not dated:
         return None, [*missing, "a recent body weight (none on file)"], evidence
-    latest = dated[0]
+    # Same-time weights that disagree: the lower decides (the higher mg/kg/day, the safer reading).
+    latest, _conflict = decisive(dated, "below")
     evidence.append(measurement_evidence(latest, label))
     if latest.value is None or (latest.quantity is not None and latest.quantity.comparator):
         why = latest.unit_problem or "not an exact quantity"
@@ -200,67 +206,114 @@ def dose(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
 
 @rule("tpmt")
 def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
+    """TPMT and NUDT15 metaboliser status (phenotype or genotype) as CPIC says (clinical-rules.md section 6)."""
     t, stop = applicability(record, mappings, now, "tpmt", include_recent=False)
     if stop is not None:
         return [stop]
-    policy = mappings.policy.tpmt
+    m = mappings
+    policy = m.policy.tpmt
     implicated = [o.ref for o in t.current]
-    spec = mappings.analytes.coded_analytes[_TPMT]
     out: list[Finding] = []
-    coded = mappings.analytes.coded_analytes
+    coded = m.analytes.coded_analytes
     tpmt_loincs = [c for ca in coded.values() if ca.rule == "tpmt" for c in ca.loinc]
-    for problem in observation_problems(record, tpmt_loincs, mappings):
+    for problem in observation_problems(record, tpmt_loincs, m):
         out.append(make_finding(
-            mappings, "tpmt", "observation-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"A possible TPMT result could not be read ({problem.ref})",
+            m, "tpmt", "observation-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"A possible TPMT/NUDT15 result could not be read ({problem.ref})",
             f"{problem.ref} failed validation: {problem.error}. "
-            "Review it in the chart before relying on TPMT status.",
+            "Review it in the chart before relying on TPMT/NUDT15 status.",
             evidence=[problem_evidence(problem)], missing=[f"a readable {problem.ref}"],
             implicated=implicated,
         ))
-    results = record.measurements_of(_TPMT)
-    others = [
-        r for key, ca in mappings.analytes.coded_analytes.items()
-        if ca.rule == "tpmt" and key != _TPMT for r in record.measurements_of(key)
-    ]
-    other_note = (
-        f" A pharmacogenomic genotype result is on file ({', '.join(r.ref for r in others)}) but is not "
-        "interpreted here: review it." if others else ""
-    )
-    if not results:
+    by_gene: dict[str, list[Measurement]] = {}
+    unassigned: list[Measurement] = []
+    for key, ca in coded.items():
+        if ca.rule != "tpmt":
+            continue
+        usable, _future = split_future(record.measurements_of(key), m, now)
+        for r in usable:
+            (by_gene.setdefault(r.gene, []) if r.gene else unassigned).append(r)
+    status: dict[str, str | None] = {}  # gene -> normal/intermediate/poor, None when unreadable
+    evidence: list[Evidence] = []
+    for gene, results in by_gene.items():
+        phen, deciding = _gene_status(results, m)
+        status[gene] = phen
+        evidence += [measurement_evidence(r, f"{gene} result") for r in deciding]
+        if phen is None:
+            out.append(make_finding(
+                m, "tpmt", f"{gene.lower()}-unrecognised", Status.CANNOT_EVALUATE, Severity.MODERATE,
+                f"{gene} result not recognised ({', '.join(r.ref for r in deciding)}): check it manually",
+                f"The latest {gene} result(s) ({'; '.join(_shown(r) for r in deciding)}, "
+                f"{short_date(deciding[0].effective)}) carry no recognised metaboliser status or known diplotype. "
+                f"{policy.genotype_unread.text} ({policy.source}).",
+                evidence=[measurement_evidence(r, f"{gene} result") for r in deciding],
+                missing=[f"an interpretable {gene} metaboliser status"], implicated=implicated,
+            ))
+    if unassigned:
+        out.append(make_finding(
+            m, "tpmt", "pgx-gene-unknown", policy.genotype_unread.status, policy.genotype_unread.severity,
+            f"A pharmacogenomic result names no gene azaguard can read ({', '.join(r.ref for r in unassigned)})",
+            f"{policy.genotype_unread.text} The gene studied (TPMT or NUDT15) is not named in a gene-studied "
+            f"component or the text: {'; '.join(_shown(r) for r in unassigned)}.",
+            evidence=[measurement_evidence(r, "pharmacogenomic result") for r in unassigned],
+            missing=["the gene and metaboliser status of " + ", ".join(r.ref for r in unassigned)],
+            implicated=implicated,
+        ))
+    tp, nu = status.get("TPMT"), status.get("NUDT15")
+    summary_of = f"TPMT {tp or ('unreadable' if 'TPMT' in status else 'not on file')}, " \
+                 f"NUDT15 {nu or ('unreadable' if 'NUDT15' in status else 'not on file')}"
+    detail_tail = f" ({summary_of}; {policy.source})."
+    if tp == "poor" or nu == "poor":
+        gene = "TPMT" if tp == "poor" else "NUDT15"
+        rec = policy.recommendations["poor"] if gene == "TPMT" else policy.nudt15["poor"]
+        out.append(make_finding(m, "tpmt", f"{gene.lower()}-poor", rec.status, rec.severity, rec.text,
+                                rec.text + detail_tail, evidence=evidence, implicated=implicated))
+    elif tp == "intermediate" and nu == "intermediate":
+        rec = policy.both_intermediate
+        out.append(make_finding(m, "tpmt", "tpmt-nudt15-intermediate", rec.status, rec.severity, rec.text,
+                                rec.text + detail_tail, evidence=evidence, implicated=implicated))
+    elif tp == "intermediate" or nu == "intermediate":
+        gene = "TPMT" if tp == "intermediate" else "NUDT15"
+        rec = policy.recommendations["intermediate"] if gene == "TPMT" else policy.nudt15["intermediate"]
+        out.append(make_finding(m, "tpmt", f"{gene.lower()}-intermediate", rec.status, rec.severity, rec.text,
+                                rec.text + detail_tail, evidence=evidence, implicated=implicated))
+    elif tp == "normal":
+        rec = policy.recommendations["normal"]
+        nudt = "" if nu == "normal" else " NUDT15 status is not on file: CPIC advises checking it too."
+        out.append(make_finding(m, "tpmt", "tpmt-normal", rec.status, rec.severity, rec.text,
+                                rec.text + nudt + detail_tail, evidence=evidence, implicated=implicated))
+    if "TPMT" not in status and not any(f.status == Status.HOLD for f in out):
         rec = policy.no_result
         out.append(make_finding(
-            mappings, "tpmt", "tpmt-no-result", rec.status, rec.severity, rec.text,
-            f"{rec.text} ({policy.source}).{other_note}",
-            evidence=[measurement_evidence(r, coded[r.analyte].label) for r in others],
-            missing=[f"{spec.label} result"], implicated=implicated,
+            m, "tpmt", "tpmt-no-result", rec.status, rec.severity, rec.text, rec.text + detail_tail,
+            evidence=evidence, missing=["TPMT result"], implicated=implicated,
         ))
-        return out
-    latest = results[0]  # newest first; an undated result sorts last
-    ev = measurement_evidence(latest, spec.label)
-    phenotype = _phenotype(latest, mappings)
-    if phenotype is None:
-        out.append(make_finding(
-            mappings, "tpmt", "tpmt-unrecognised", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"TPMT result not recognised ({latest.ref}): check it manually",
-            f"The latest {spec.label} ({ev.value or 'no value'}, {short_date(latest.effective)}) "
-            f"({', '.join(spec.answers)}) nor a recognised phenotype name.{other_note}",
-            evidence=[ev], missing=[f"an interpretable {spec.label}"], implicated=implicated,
-        ))
-        return out
-    rec = policy.recommendations[phenotype]  # type: ignore[index]
-    out.append(make_finding(
-        mappings, "tpmt", f"tpmt-{phenotype}", rec.status, rec.severity, rec.text,
-        f"{spec.label} {ev.value} ({short_date(latest.effective)}, {latest.ref}): {phenotype}. {rec.text} "
-        f"({policy.source}).{other_note}",
-        evidence=[ev], implicated=implicated,
-    ))
     return out
 
 
+def _shown(r: Measurement) -> str:
+    return r.text_value or (r.coded_value.label if r.coded_value else "no value")
+
+
+def _gene_status(results: list[Measurement], m: Mappings) -> tuple[str | None, list[Measurement]]:
+    """The gene's metaboliser status from its newest results (same-time results: the worse decides;
+    any unreadable one among them makes it unreadable), and those deciding results."""
+    dated = [r for r in results if r.effective is not None] or results
+    newest = max((r.effective for r in dated if r.effective is not None), default=None)
+    deciding = [r for r in dated if r.effective == newest]
+    phens = [_phenotype(r, m) for r in deciding]
+    if any(p is None for p in phens):
+        return None, deciding
+    return max(phens, key=lambda p: _RANK[p or "normal"]), deciding
+
+
+_RANK = {"normal": 0, "intermediate": 1, "poor": 2}
+_ALLELE = re.compile(r"(\*\d+[A-Z]?)\s*/\s*(\*\d+[A-Z]?)")
+
+
 def _phenotype(meas: Measurement, m: Mappings) -> str | None:
-    """normal / intermediate / poor from the answer code, else from an unambiguous name."""
-    spec = m.analytes.coded_analytes[_TPMT]
+    """normal / intermediate / poor from the answer code, an unambiguous name, or a known diplotype."""
+    spec = m.analytes.coded_analytes[meas.analyte]
     concept = meas.coded_value
     if concept is not None:
         coded = {spec.answers[c.code] for c in concept.codings if c.code in spec.answers}
@@ -270,7 +323,18 @@ def _phenotype(meas: Measurement, m: Mappings) -> str | None:
             return None
     names = list(concept.names if concept else ()) + ([meas.text_value] if meas.text_value else [])
     found = {phen for word, phen in spec.answer_names.items() if names_match(names, [word])}
-    return found.pop() if len(found) == 1 else None
+    if len(found) == 1:
+        return found.pop()
+    if found or meas.gene is None:
+        return None
+    gene = m.analytes.pharmacogenomics.genes[meas.gene]
+    diplotypes = {d.groups() for n in names for d in _ALLELE.finditer(n)}
+    if len(diplotypes) != 1:
+        return None
+    alleles = diplotypes.pop()
+    if any(a not in gene.normal_function_alleles | gene.no_function_alleles for a in alleles):
+        return None
+    return ("normal", "intermediate", "poor")[sum(a in gene.no_function_alleles for a in alleles)]
 
 
 # --- interactions ----------------------------------------------------------------------------

@@ -12,26 +12,29 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
-from azaguard.mappings import Mappings
+from azaguard.mappings import Mappings, Threshold
 from azaguard.record import Concept, ConditionEntry, Measurement, MedicationOrder, PatientRecord
 from azaguard.rules.common import (
     MEDICATION_TYPES,
     Therapy,
     applicability,
     crosses,
+    decisive,
     is_current,
+    is_future,
     iso,
     make_finding,
     measurement_evidence,
-    names_match,
     observation_problems,
     order_evidence,
     problem_evidence,
     rule,
     short_date,
+    split_future,
     uncertain_reason,
 )
 from azaguard.terminology import drug_ingredients, may_be_prophylaxis
+from azaguard.terminology.conditions import InfectionMatch, infection_class
 
 RULE: RuleId = "infection-hold"
 _TEMPERATURE = "temperature"  # analyte key in mappings.analytes
@@ -76,6 +79,10 @@ def temperatures(record: PatientRecord, m: Mappings, now: datetime) -> Temperatu
     undecidable: list[tuple[Measurement, str]] = []
     outside: list[Measurement] = []
     for t in record.measurements_of(_TEMPERATURE):
+        if is_future(t.effective, m, now):
+            # Might be a real fever with a wrong date; never a reassuring reading.
+            undecidable.append((t, f"dated in the future ({short_date(t.effective)}): not current evidence"))
+            continue
         if t.effective is None or now - t.effective > window:
             outside.append(t)
             continue
@@ -106,12 +113,13 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     out: list[Finding] = []
     if temps.fevers:
         out.append(_fever(temps, record, m, now, aza_refs, aza_evidence))
-    out += _conditions(record, m, aza_refs, aza_evidence)
+    conds = current_conditions(record, m, now)
+    out += _conditions(conds, m, aza_refs, aza_evidence, measured_fever=bool(temps.fevers))
     out += _anti_infectives(record, m, t, now, aza_refs, aza_evidence)
     out += _temperature_gaps(temps, record, m, aza_refs)
     out += _unreadable_records(record, m, t, now, aza_refs)
     if not out:
-        out.append(_ok(temps, record, m, aza_refs, aza_evidence))
+        out.append(_ok(temps, record, m, aza_refs, aza_evidence, conds))
     return out
 
 
@@ -130,7 +138,7 @@ def _fever(
     prelim = " The reading is preliminary." if all(x.preliminary for x in temps.fevers) else ""
     base = (f"Temperature {_fmt_cel(peak)} on {short_date(peak.effective)} (fever threshold "
             f"{policy.fever_threshold_cel.value:g} °C, last {hours} h).{prelim}")
-    if neutro:
+    if neutro and _febrile_enough(temps, m):
         return make_finding(
             m, RULE, "neutropenic-fever", Status.HOLD, Severity.CRITICAL,
             f"Neutropenic fever: {_fmt_cel(peak)} with low neutrophils: {ACTION} now",
@@ -148,33 +156,46 @@ def _fever(
     )
 
 
+def _febrile_enough(temps: Temperatures, m: Mappings) -> bool:
+    """Fever high enough for the configured febrile-neutropenia definition: one reading at the single-reading
+    threshold, or readings at the sustained threshold spanning the sustained time (IDSA)."""
+    fn = m.policy.infection.febrile_neutropenia
+    values = [(x.value, x.effective) for x in temps.fevers if x.value is not None and x.effective is not None]
+    if any(round(v, 6) >= fn.temperature_cel[fn.choice].value for v, _ in values):
+        return True
+    sustained = [when for v, when in values if round(v, 6) >= fn.sustained_temperature_cel.value]
+    span = max(sustained) - min(sustained) if len(sustained) > 1 else timedelta(0)
+    return len(sustained) > 1 and span >= timedelta(minutes=fn.sustained_minutes.value)
+
+
 def _neutropenia(
     record: PatientRecord, m: Mappings, now: datetime
 ) -> tuple[bool | None, str, list[Evidence]]:
-    """(neutropenic?, a sentence saying so, evidence) from the latest count in the window."""
+    """(neutropenic?, a sentence saying so, evidence) from the deciding count in the window.
+
+    'Neutropenic' uses the configured febrile-neutropenia choice (default: the BSR hold threshold,
+    erring towards alarm; IDSA: ANC < 0.5), clinical-rules.md section 8."""
     policy = m.policy.infection
+    fn = policy.febrile_neutropenia
     analyte = m.analytes.analytes[policy.neutropenia_analyte]
     days = int(policy.neutropenia_window_days.value)
-    if analyte.threshold is None:
-        return None, f"No {analyte.label} threshold is configured, so neutropenia could not be assessed.", []
-    recent = [
-        x for x in record.measurements_of(policy.neutropenia_analyte)
-        if x.effective is not None and now - x.effective <= timedelta(days=days)
-    ]
+    current, _ = split_future(record.measurements_of(policy.neutropenia_analyte), m, now)
+    recent = [x for x in current if x.effective is not None and now - x.effective <= timedelta(days=days)]
     if not recent:
         return None, f"No result for {analyte.label} in the last {days} days: check a CBC urgently.", []
-    latest = recent[0]
+    latest, conflict = decisive(recent, "below")
     ev = [measurement_evidence(latest, f"latest {analyte.label} count")]
-    limit = analyte.threshold.value
+    limit = fn.anc_below[fn.choice]
     if latest.value is None:
-        return None, f"The latest {analyte.label} count cannot be read ({latest.unit_problem}).", ev
+        return None, f"The latest {analyte.label} count cannot be read ({latest.unit_problem}).{conflict}", ev
     comparator = latest.quantity.comparator if latest.quantity else None
-    # The same threshold decision (and direction) as the blood-counts rule.
-    low = crosses(latest.value, comparator, analyte.threshold)
+    threshold = Threshold(direction="below", value=limit.value, source=limit.source)
+    low = crosses(latest.value, comparator, threshold)
     if low is None:
-        return None, f"The latest {analyte.label} count cannot be compared with {limit:g} {latest.unit}.", ev
+        return None, f"The latest {analyte.label} count cannot be compared with {limit.value:g} {latest.unit}.", ev
     state = "below" if low else "not below"
-    return low, f"{analyte.label} {latest.value:.3g} {latest.unit} ({state} {limit:g}).", ev
+    return low, (f"{analyte.label} {latest.value:.3g} {latest.unit} ({state} {limit.value:g}, "
+                 f"febrile-neutropenia definition '{fn.choice}': {limit.source}).{conflict}"), ev
 
 
 def _temperature_gaps(
@@ -217,57 +238,113 @@ def _temperature_gaps(
 
 
 def infection_match(concept: Concept, m: Mappings) -> str | None:
-    """How a condition is recognised as an infection ('SNOMED 68566005 ...'), or None."""
-    inf = m.conditions.infection
-    snomed = concept.codes_in(m.systems.snomed)
-    if snomed & set(inf.excluded_snomed):
-        return None
-    for code in sorted(snomed):
-        if code in inf.snomed:
-            return f"SNOMED {code} {inf.snomed[code]}"
-    for code in sorted(concept.codes_in(m.systems.icd10cm)):
-        plain = code.replace(".", "").upper()
-        if any(lo <= plain[:3] <= hi for lo, hi in inf.icd10cm_ranges):
-            return f"ICD-10-CM {code}"
-        if any(plain.startswith(p.replace(".", "").upper()) for p in inf.icd10cm_prefixes):
-            return f"ICD-10-CM {code}"
-    word = names_match(concept.names, inf.names)
-    if word and not names_match(concept.names, inf.name_only_exclusion_words):
-        return f"matched by name only ('{word}')"
-    return None
+    """How a condition is recognised as an infection that holds ('ICD-10-CM R65.21 ...'), or None."""
+    match = infection_class(concept, m)
+    return match.how if match is not None and match.holds else None
+
+
+@dataclass(frozen=True)
+class CurrentConditions:
+    """Conditions that bear on the infection hold now, by class."""
+
+    holds: tuple[tuple[ConditionEntry, InfectionMatch, str], ...]  # (condition, class, why current)
+    neutropenia: tuple[tuple[ConditionEntry, InfectionMatch, str], ...]
+    context: tuple[tuple[ConditionEntry, InfectionMatch, str], ...]
+    undecidable: tuple[tuple[ConditionEntry, InfectionMatch, str], ...]  # might be current: cannot tell
+
+
+def current_conditions(record: PatientRecord, m: Mappings, now: datetime) -> CurrentConditions:
+    """Infection-class conditions that are current: an active status, or (an encounter diagnosis
+    without clinicalStatus) recorded within the window. Undated or future-dated ones cannot be judged."""
+    c = m.conditions
+    window = timedelta(days=m.infections.encounter_diagnosis_window_days.value)
+    skew = timedelta(minutes=m.policy.labs.future_skew_minutes.value)
+    out: dict[str, list[tuple[ConditionEntry, InfectionMatch, str]]] = {
+        "holds": [], "neutropenia": [], "context": [], "undecidable": [],
+    }
+    for cond in record.conditions:
+        verification = (cond.verification_status or "").strip().lower()
+        if verification in c.excluded_verification_statuses:
+            continue
+        match = infection_class(cond.concept, m)
+        if match is None or match.kind == "not_infection":
+            continue
+        # Statuses compare as codes ("Active" is active); one outside the value set is judged like none.
+        status = (cond.clinical_status or "").strip().lower()
+        if status in c.active_clinical_statuses:
+            why = f"status {cond.clinical_status}"
+        elif status in c.ended_clinical_statuses or cond.abated:
+            continue
+        else:
+            when = cond.recorded or cond.onset
+            if when is None or when > now + skew:
+                if match.holds:
+                    problem = "undated" if when is None else f"dated in the future ({short_date(when)})"
+                    what = f"status {cond.clinical_status!r} not recognised" if cond.clinical_status else "no status"
+                    out["undecidable"].append((cond, match, f"{what}, {problem}"))
+                continue
+            if now - when > window:
+                continue
+            what = f"status {cond.clinical_status!r} not recognised" if cond.clinical_status else "without status"
+            why = f"encounter diagnosis {what}, recorded {short_date(when)} (within {window.days} days)"
+        group = "holds" if match.holds else ("neutropenia" if match.kind == "neutropenia" else "context")
+        out[group].append((cond, match, why))
+    return CurrentConditions(**{k: tuple(v) for k, v in out.items()})
+
+
+def _condition_evidence(cond: ConditionEntry, match: InfectionMatch, why: str, label: str) -> Evidence:
+    ver = f"/{cond.verification_status}" if cond.verification_status else ""
+    return Evidence(reference=cond.ref, description=f"{label}, {why}{ver}: {cond.concept.label} ({match.how})",
+                    date=iso(cond.onset or cond.recorded))
 
 
 def _conditions(
-    record: PatientRecord, m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence]
+    cc: CurrentConditions, m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence], measured_fever: bool
 ) -> list[Finding]:
-    c = m.conditions
-    active: list[tuple[ConditionEntry, str]] = []
-    for cond in record.conditions:
-        if cond.verification_status in c.excluded_verification_statuses:
-            continue
-        if cond.clinical_status not in c.active_clinical_statuses:
-            continue
-        how = infection_match(cond.concept, m)
-        if how:
-            active.append((cond, how))
-    if not active:
-        return []
-    names = ", ".join(dict.fromkeys(cond.concept.label for cond, _ in active))
-    return [make_finding(
+    out: list[Finding] = []
+    if cc.undecidable:
+        out.append(make_finding(
+            m, RULE, "condition-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"Cannot tell if an infection diagnosis is current ({len(cc.undecidable)} without status or date)",
+            "These infection diagnoses have no clinical status and no usable date, so whether the infection is "
+            "current cannot be told: " + "; ".join(f"{c.ref}: {c.concept.label} ({w})" for c, _, w in cc.undecidable)
+            + ". Confirm with the clinician.",
+            evidence=[_condition_evidence(c, x, w, "infection diagnosis") for c, x, w in cc.undecidable],
+            missing=[f"the clinical status or date of {c.ref}" for c, _, _ in cc.undecidable],
+            implicated=aza_refs,
+        ))
+    if not cc.holds and not (cc.neutropenia and measured_fever):
+        return out
+    names = ", ".join(dict.fromkeys(cond.concept.label for cond, _, _ in cc.holds + cc.neutropenia))
+    evidence = [_condition_evidence(c, x, w, "current infection") for c, x, w in cc.holds]
+    evidence += [_condition_evidence(c, x, w, "neutropenia") for c, x, w in cc.neutropenia]
+    fever_coded = any(x.kind == "fever" for _, x, _ in cc.holds)
+    if cc.neutropenia and (fever_coded or measured_fever):
+        out.append(make_finding(
+            m, RULE, "febrile-neutropenia-coded", Status.HOLD, Severity.CRITICAL,
+            f"Febrile neutropenia on record ({names}): {ACTION} now",
+            "Neutropenia and fever are both current on the record: fever with neutropenia is a medical "
+            f"emergency on azathioprine: {ACTION} immediately and arrange urgent assessment.",
+            evidence=evidence + aza_evidence, implicated=aza_refs,
+        ))
+        return out
+    out.append(make_finding(
         m, RULE, "active-infection", Status.HOLD, Severity.HIGH,
         f"Active infection ({names}): {ACTION}",
-        f"An active infection is on the problem list while the patient is on azathioprine: {ACTION}. "
+        f"A current infection is on the record while the patient is on azathioprine: {ACTION}. "
         "Stop during severe infection (IV therapy or hospital admission) until recovery (BSR 2025).",
-        evidence=[
-            Evidence(reference=cond.ref,
-                     description=f"active infection, status {cond.clinical_status}"
-                     f"{'/' + cond.verification_status if cond.verification_status else ''}: "
-                     f"{cond.concept.label} ({how})",
-                     date=iso(cond.onset or cond.recorded))
-            for cond, how in active
-        ] + aza_evidence,
+        evidence=evidence + aza_evidence,
         implicated=aza_refs,
-    )]
+    ))
+    return out
+
+
+def _context_note(conds: CurrentConditions) -> str:
+    if not (conds.context or conds.neutropenia):
+        return ""
+    names = ", ".join(dict.fromkeys(c.concept.label for c, _, _ in conds.context + conds.neutropenia))
+    return (f" On record as context, not a hold by itself: {names} (chronic, latent, sequela, carrier or "
+            "neutropenia without fever): keep in mind when judging new symptoms.")
 
 
 # --- anti-infectives ------------------------------------------------------------------------
@@ -378,7 +455,8 @@ def _unreadable_records(
 
 
 def _ok(
-    temps: Temperatures, record: PatientRecord, m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence]
+    temps: Temperatures, record: PatientRecord, m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence],
+    conds: CurrentConditions,
 ) -> Finding:
     policy = m.policy.infection
     latest = temps.normal[0]
@@ -389,8 +467,10 @@ def _ok(
         f"{policy.fever_threshold_cel.value:g} °C; no active infection is on the problem list and no "
         f"systemic anti-infective is ordered ({len(record.conditions)} condition(s), "
         f"{len(record.medication_orders)} medication order(s) checked). Symptoms reported outside the "
-        "record (sweats, chills, sore throat) still need the prescriber.",
+        "record (sweats, chills, sore throat) still need the prescriber."
+        + _context_note(conds),
         evidence=[measurement_evidence(x, "temperature below fever threshold") for x in temps.normal]
+        + [_condition_evidence(c, x, w, "context (not a hold by itself)") for c, x, w in conds.context]
         + aza_evidence,
         implicated=aza_refs,
     )

@@ -8,7 +8,7 @@ when they can, and "ok" needs positive evidence for every core analyte.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Analyte, Mappings, Threshold
@@ -16,12 +16,15 @@ from azaguard.record import Measurement, PatientRecord
 from azaguard.rules.common import (
     applicability,
     crosses,
+    decisive,
+    future_note,
     make_finding,
     measurement_evidence,
     observation_problems,
     problem_evidence,
     rule,
     short_date,
+    split_future,
 )
 
 _TITLE: dict[RuleId, str] = {
@@ -59,6 +62,7 @@ class _Report:
     checked: list[str] = field(default_factory=list)  # "WBC 5.2 10*9/L (2026-10-30)"
     evidence: list[Evidence] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)  # optional analytes not on file
+    latest: dict[str, Measurement] = field(default_factory=dict)  # the deciding, readable, dated result
 
     def add(
         self,
@@ -97,7 +101,16 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
 
     core = {k for group in m.analytes.required_analytes.for_rule(family) for k in group}
     for key, analyte in analytes.items():
-        results = record.measurements_of(key)
+        results, future = split_future(record.measurements_of(key), m, now)
+        if future:
+            report.add(
+                f"{key}-future", Status.CANNOT_EVALUATE, Severity.MODERATE,
+                f"{analyte.label} result dated in the future ({short_date(future[0].effective)}): not evidence",
+                f"{future_note(future)}: dated after now ({now.date().isoformat()}), so it is not current evidence "
+                "and cannot clear the threshold; it may be the newest result with a wrong date. Check its date.",
+                [measurement_evidence(r, f"{analyte.label} (future-dated)") for r in future],
+                [f"a correctly dated {analyte.label} result"],
+            )
         if not results:
             # A core analyte with a present alternative (eGFR when creatinine is on file) is just listed.
             group = next((g for g in m.analytes.required_analytes.for_rule(family) if key in g), ())
@@ -109,6 +122,9 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
             _assess_trend(report, key, analyte, results)
         if key == _CREATININE:
             _assess_creatinine_rise(report, analyte, results)
+
+    if family == "kidney":
+        _egfr_from_creatinine(report, record, now)
 
     for group in m.analytes.required_analytes.for_rule(family):
         if not any(record.measurements_of(k) for k in group):
@@ -145,10 +161,21 @@ def _assess_latest(
             [measurement_evidence(r, analyte.label) for r in results], [f"dated {analyte.label} result"],
         )
         return
-    latest = dated[0]
+    latest, conflict = decisive(dated, analyte.threshold.direction if analyte.threshold else None)
+    if conflict and analyte.threshold is None:
+        values = ", ".join(f"{r.ref}: {measurement_evidence(r, '').value}" for r in dated
+                           if r.effective == latest.effective)
+        report.add(
+            f"{key}-conflict", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"Conflicting {analyte.label} results at the same time: cannot tell which is right",
+            f"{analyte.label} results at {short_date(latest.effective)} disagree ({values}).",
+            [measurement_evidence(r, analyte.label) for r in dated if r.effective == latest.effective],
+            [f"one confirmed {analyte.label} result"],
+        )
+        return
     ev = measurement_evidence(latest, analyte.label)
     when = short_date(latest.effective)
-    prelim = " (preliminary result)" if latest.preliminary else ""
+    prelim = (" (preliminary result)" if latest.preliminary else "") + conflict
     if latest.value is None:
         why = latest.unit_problem or "value is not a quantity"
         report.add(
@@ -161,6 +188,7 @@ def _assess_latest(
         return
     max_age = m.policy.labs.result_max_age_days
     assert latest.effective is not None  # noqa: S101 - filtered above; narrows the type
+    report.latest[key] = latest
     if now - latest.effective > timedelta(days=max_age.value):
         report.add(
             f"{key}-stale", Status.CANNOT_EVALUATE,
@@ -279,3 +307,64 @@ def _assess_creatinine_rise(report: _Report, analyte: Analyte, results: tuple[Me
 
 def _is_core(family: RuleId, key: str, m: Mappings) -> bool:
     return any(key in group for group in m.analytes.required_analytes.for_rule(family))
+
+
+def _egfr_from_creatinine(report: _Report, record: PatientRecord, now: datetime) -> None:
+    """No current eGFR: estimate it from the deciding creatinine by CKD-EPI 2021 (race-free), or say why not.
+
+    Creatinine has no threshold of its own, so without this a kidney check could look 'within limits'
+    on creatinine alone."""
+    m = report.m
+    egfr_key = "egfr"
+    if egfr_key in report.latest or _CREATININE not in report.latest:
+        return
+    egfr = m.analytes.analytes[egfr_key]
+    creat = report.latest[_CREATININE]
+    ckd = m.policy.labs.egfr_from_creatinine
+    ev = measurement_evidence(creat, "creatinine used for the eGFR estimate")
+    assert creat.effective is not None and creat.value is not None  # noqa: S101 - report.latest holds readable ones
+    if now - creat.effective > timedelta(days=m.policy.labs.result_max_age_days.value):
+        return  # the stale creatinine is already reported
+    patient = record.patient
+    sex = patient.gender if patient and patient.gender in ("female", "male") else None
+    age = _age_years(patient.birth_date, creat.effective.date()) if patient and patient.birth_date else None
+    why = None
+    if sex is None:
+        why = "the patient's sex (male/female) is not on record"
+    elif age is None:
+        why = "the patient's birth date is not on record"
+    elif age < ckd.min_age_years:
+        why = f"CKD-EPI applies to adults only (age {age} at the result)"
+    if why is not None or sex is None or age is None:
+        report.checked = [c for c in report.checked if not c.startswith(m.analytes.analytes[_CREATININE].label)]
+        report.add(
+            "egfr-not-computable", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"No eGFR on file and it cannot be estimated from creatinine: {why}",
+            f"Kidney function needs an eGFR; none is reported and CKD-EPI 2021 cannot be applied because {why} "
+            f"({ckd.source}). Ask the lab for an eGFR.",
+            [ev], ["an eGFR result (or the patient's age and sex)"],
+        )
+        return
+    scr = creat.value / ckd.umol_per_mg_dl
+    kappa, alpha = ckd.kappa_mg_dl[sex], ckd.alpha[sex]  # type: ignore[index]
+    value = (ckd.multiplier * min(scr / kappa, 1) ** alpha * max(scr / kappa, 1) ** ckd.exponent_above_kappa
+             * ckd.age_base ** age * (ckd.female_factor if sex == "female" else 1.0))
+    unit = m.units.dimensions[egfr.dimension].canonical
+    shown = (f"eGFR {value:.0f} {unit} estimated by CKD-EPI 2021 from creatinine {creat.value:.4g} {creat.unit} "
+             f"({short_date(creat.effective)}; {sex}, age {age})")
+    th = egfr.threshold
+    crossed = crosses(value, None, th) if th is not None else False
+    if crossed and th is not None:
+        report.add(
+            "egfr-low", Status(th.status), th.severity,
+            f"eGFR low: {value:.0f} {unit} (CKD-EPI 2021 from creatinine, {short_date(creat.effective)})",
+            f"{shown} is below {th.value:g} {unit}. {ckd.source}. " + _threshold_note(th),
+            [ev],
+        )
+    else:
+        report.checked.append(shown)
+        report.evidence.append(ev)
+
+
+def _age_years(birth: date, on: date) -> int:
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))

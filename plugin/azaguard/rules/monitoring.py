@@ -13,7 +13,15 @@ from datetime import datetime, timedelta
 from azaguard.findings import Finding, Severity, Status
 from azaguard.mappings import Mappings, MonitoringGroup, Schedule, SchedulePhase
 from azaguard.record import Measurement, PatientRecord
-from azaguard.rules.common import applicability, make_finding, measurement_evidence, rule, short_date
+from azaguard.rules.common import (
+    ago,
+    applicability,
+    is_future,
+    make_finding,
+    measurement_evidence,
+    rule,
+    short_date,
+)
 
 
 @rule("monitoring-schedule")
@@ -40,20 +48,20 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     for key, group in mappings.analytes.monitoring_groups.items():
         if group.rule != "monitoring-schedule":
             continue
-        latest = _latest(record, group)
+        latest = _latest(record, group, mappings, now)
         if latest is None or latest.effective is None:
             out.append(make_finding(
                 mappings, "monitoring-schedule", f"{key}-no-result",
                 Status.CANNOT_EVALUATE, Severity.MODERATE,
                 f"No dated {group.label} result on file: monitoring cannot be checked",
-                f"None of {', '.join(group.analytes)} has a dated result. {where}",
+                f"None of {', '.join(group.analytes)} has a dated result (future-dated ones are not evidence). "
+                f"{where}",
                 missing=[f"{group.label} result"], implicated=implicated,
             ))
             continue
         label = mappings.analytes.analytes[latest.analyte].label
         ev = measurement_evidence(latest, label)
-        age = (now - latest.effective).days
-        last = f"last {group.label} {short_date(latest.effective)} ({age} days ago)"
+        last = f"last {group.label} {short_date(latest.effective)} ({ago(latest.effective, now)})"
         if phase is None:
             strictest = min(p.interval_days for p in schedule.phases)
             if now - latest.effective <= timedelta(days=strictest):
@@ -117,6 +125,10 @@ def _describe_phase(schedule: Schedule, phase: SchedulePhase, day: int) -> str:
     )
 
 
-def _latest(record: PatientRecord, group: MonitoringGroup) -> Measurement | None:
-    dated = [m for key in group.analytes for m in record.measurements_of(key) if m.effective is not None]
-    return max(dated, key=lambda m: m.effective or datetime.min) if dated else None
+def _latest(record: PatientRecord, group: MonitoringGroup, m: Mappings, now: datetime) -> Measurement | None:
+    # A future-dated result is not evidence that the test was done (and would read "-351 days ago").
+    dated = [
+        x for key in group.analytes for x in record.measurements_of(key)
+        if x.effective is not None and not is_future(x.effective, m, now)
+    ]
+    return max(dated, key=lambda x: x.effective or datetime.min) if dated else None

@@ -16,6 +16,7 @@ from azaguard.mappings import Mappings
 from azaguard.record import Concept, MedicationOrder, ParseProblem, PatientRecord, VaccineEvent
 from azaguard.rules.common import (
     Therapy,
+    ago,
     applicability,
     iso,
     make_finding,
@@ -193,9 +194,8 @@ def _exposure(t: Therapy, m: Mappings, now: datetime) -> tuple[str, list[Evidenc
         return "The patient is on azathioprine.", [order_evidence(o, t) for o in t.current]
     if t.recent:
         stop = t.last_stop
-        days = (now - stop).days if stop else None
         return (
-            f"Azathioprine was stopped on {short_date(stop)} ({days} days ago).",
+            f"Azathioprine was stopped on {short_date(stop)} ({ago(stop, now)}).",
             [order_evidence(o, t) for o in t.recent],
         )
     return (

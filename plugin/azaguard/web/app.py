@@ -437,6 +437,7 @@ class _Web:
             ctx=ctx.id,
             evaluated_at=result.evaluated_at.isoformat(timespec="minutes"),
             mappings_version=result.mappings_version,
+            record_warnings=result.warnings,
         )
 
     # -- tokens --
