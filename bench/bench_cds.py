@@ -178,11 +178,11 @@ def bench_large(bench: Bench, m: Mappings, path: Path | None, repeat: int) -> No
         report(f"{hook}, body {len(body) / 1e6:.1f} MB", samples, timed_loads(body, repeat), bench.cpu)
 
 
-def bench_fetching(bench: Bench, now: datetime, repeat: int) -> None:
+def bench_fetching(bench: Bench, now: datetime, repeat: int, data_dir: Path) -> None:
     from azaguard.fhir.client import FhirClient
     from azaguard.sandbox.server import SandboxServer
 
-    server = SandboxServer()
+    server = SandboxServer(data_dir=data_dir)  # its own data: never resets a sandbox someone else is using
     server.ensure_installed()
     server.start()
     try:
@@ -223,7 +223,7 @@ def main() -> None:
             lambda: bench_large(bench, m, largest_synthea(args.synthea), max(5, args.repeat // 3)),
         ]
         if not args.skip_server:
-            run.append(lambda: bench_fetching(bench, now, args.repeat))
+            run.append(lambda: bench_fetching(bench, now, args.repeat, Path(tmp) / "fhir-data"))
         for step in run:
             step()
         bench.service.store.close()
