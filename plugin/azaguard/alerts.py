@@ -288,6 +288,14 @@ def fetch_alert_resources(client: FhirClient, patient_id: str) -> tuple[list[dic
     split them with `is_own`)."""
     issues = client.search("DetectedIssue", {"patient": f"Patient/{patient_id}", "_count": "200"})
     flags = client.search("Flag", {"patient": f"Patient/{patient_id}", "_count": "200"})
+    return own_alerts(issues, flags)
+
+
+def own_alerts(
+    issues: Iterable[dict[str, Any]], flags: Iterable[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The DetectedIssues and Flags carrying azaguard's identifier systems among a patient's (e.g. those
+    gather() pre-fetched); own or not: split them with `is_own`."""
     return (
         [r for r in issues if _has_identifier(r, ALERT_ID_SYSTEM)],
         [r for r in flags if _has_identifier(r, FLAG_ID_SYSTEM)],

@@ -200,7 +200,8 @@ class Vaccines(ValueSetInfo):
         all_patterns = (*patterns.live, *patterns.not_live_overrides, *patterns.not_live, *patterns.vaccine_words,
                         *patterns.not_vaccine)
         for pattern in all_patterns:
-            re.compile(pattern)
+            # With the flags terminology/vaccines.py uses: the re module's cache then serves its compile.
+            re.compile(pattern, re.IGNORECASE)
         known = set(self.live) | set(self.not_live) | set(self.ambiguous)
         pointed = {
             *self.brands.cvx_by_brand.values(),

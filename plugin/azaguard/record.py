@@ -1,7 +1,8 @@
 """PatientRecord: the normalised snapshot of one patient that the rules read.
 
-Built from raw FHIR R4 resources: each resource the rules need is validated
-with fhir.resources.R4B, then reduced to small frozen dataclasses with
+Built from raw FHIR R4 resources: each resource the rules need is checked on
+the elements the rules read (fhirview.py; `full_validation` uses fhir.resources.R4B
+on every element instead), then reduced to small frozen dataclasses with
 quantities normalised to canonical UCUM units. Only Observations whose LOINC
 code the mappings know are parsed (a Synthea record holds hundreds that no
 rule reads). A resource that fails validation is kept as a ParseProblem so
@@ -10,28 +11,19 @@ the rules that would have read it say "cannot evaluate".
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
-from fhir.resources.R4B.condition import Condition
-from fhir.resources.R4B.immunization import Immunization
-from fhir.resources.R4B.immunizationrecommendation import ImmunizationRecommendation
-from fhir.resources.R4B.medication import Medication
-from fhir.resources.R4B.medicationadministration import MedicationAdministration
-from fhir.resources.R4B.medicationdispense import MedicationDispense
-from fhir.resources.R4B.medicationrequest import MedicationRequest
-from fhir.resources.R4B.medicationstatement import MedicationStatement
-from fhir.resources.R4B.observation import Observation
-from fhir.resources.R4B.patient import Patient
-from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
+from azaguard import fhirview
 from azaguard.mappings import Mappings
-from azaguard.resources import Resource, ResourceSet
+from azaguard.resources import Resource, ResourceSet, gc_paused
 from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
 from azaguard.units import UnitError, normalise
 
@@ -248,9 +240,21 @@ _IGNORED_OBSERVATION_STATUSES = frozenset({"entered-in-error", "cancelled"})
 # --- building -------------------------------------------------------------------
 
 
-def build_record(resources: ResourceSet, mappings: Mappings, *, ordering_context: bool = False) -> PatientRecord:
-    """Reduce a patient's raw resources to the snapshot the rules read."""
-    builder = _Builder(resources, mappings)
+def build_record(
+    resources: ResourceSet, mappings: Mappings, *, ordering_context: bool = False, full_validation: bool = False
+) -> PatientRecord:
+    """Reduce a patient's raw resources to the snapshot the rules read.
+
+    Each resource is checked on the elements the rules read (fhirview); `full_validation` validates
+    every element with fhir.resources instead (slower; the comparison tests use it)."""
+    with gc_paused():
+        return _build(resources, mappings, ordering_context=ordering_context, full_validation=full_validation)
+
+
+def _build(
+    resources: ResourceSet, mappings: Mappings, *, ordering_context: bool, full_validation: bool
+) -> PatientRecord:
+    builder = _Builder(resources, mappings, full_validation=full_validation)
     owner = _Owner.of(resources)
     for raw in resources.resources:
         reason = owner.foreign(raw)
@@ -271,8 +275,9 @@ def build_record(resources: ResourceSet, mappings: Mappings, *, ordering_context
 
 
 class _Builder:
-    def __init__(self, resources: ResourceSet, mappings: Mappings) -> None:
+    def __init__(self, resources: ResourceSet, mappings: Mappings, *, full_validation: bool = False) -> None:
         self.resources = resources
+        self.full_validation = full_validation
         self.m = mappings
         self.loinc_to_analyte: dict[str, str] = {}
         for key, a in mappings.analytes.analytes.items():
@@ -303,9 +308,16 @@ class _Builder:
                 ParseProblem(ref=_ref_of(raw), resource_type=rtype, error=_short_error(exc), codes=_raw_codes(raw))
             )
 
+    def _parse(self, raw: Resource, resource_type: str) -> Any:
+        """The resource as typed objects: checked on what the rules read, or fully by fhir.resources."""
+        if self.full_validation:
+            module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")
+            return getattr(module, resource_type).model_validate(raw)
+        return fhirview.read(raw, resource_type)
+
     # -- Patient --
     def _patient(self, raw: Resource) -> None:
-        p = Patient.model_validate(raw)
+        p = self._parse(raw, "Patient")
         name = None
         if p.name:
             n = p.name[0]
@@ -316,7 +328,7 @@ class _Builder:
 
     # -- MedicationRequest: a drug order, or a vaccine order (however the vaccine is coded) --
     def _medication_request(self, raw: Resource) -> None:
-        mr = MedicationRequest.model_validate(raw)
+        mr = self._parse(raw, "MedicationRequest")
         ref = _ref_of(raw)
         status = _raw_status(raw)
         concept, med_ref, problem = self._medication_of(mr, raw)
@@ -353,12 +365,14 @@ class _Builder:
         return "never" if status in classes.never else "uncertain"
 
     def _add_medication(self, order: MedicationOrder) -> None:
-        drugs = drug_ingredients(order.medication, self.m)
-        self.orders.append(replace(order, drugs=drugs))
+        # Set on the order just built, not yet shared (replace() would build it a second time: a Synthea
+        # record has hundreds of orders).
+        object.__setattr__(order, "drugs", drug_ingredients(order.medication, self.m))
+        self.orders.append(order)
 
     # -- MedicationStatement: the patient takes (took, will take) it --
     def _medication_statement(self, raw: Resource) -> None:
-        ms = MedicationStatement.model_validate(raw)
+        ms = self._parse(raw, "MedicationStatement")
         status = _raw_status(raw)
         concept, med_ref, problem = self._medication_of(ms, raw)
         period = ms.effectivePeriod
@@ -376,7 +390,7 @@ class _Builder:
 
     # -- MedicationDispense: handed over; current while its supply lasts --
     def _medication_dispense(self, raw: Resource) -> None:
-        md = MedicationDispense.model_validate(raw)
+        md = self._parse(raw, "MedicationDispense")
         status = _raw_status(raw)
         concept, med_ref, problem = self._medication_of(md, raw)
         handed = _as_datetime(md.whenHandedOver) or _as_datetime(md.whenPrepared)
@@ -393,7 +407,7 @@ class _Builder:
 
     # -- MedicationAdministration: given; a recent administration is current therapy --
     def _medication_administration(self, raw: Resource) -> None:
-        ma = MedicationAdministration.model_validate(raw)
+        ma = self._parse(raw, "MedicationAdministration")
         status = _raw_status(raw)
         ref = _ref_of(raw)
         concept, med_ref, problem = self._medication_of(ma, raw)
@@ -431,7 +445,7 @@ class _Builder:
         if target is None or target.get("resourceType") != "Medication":
             fallback = Concept(text=display) if display else None
             return fallback, reference, f"Medication {reference} not found in the record"
-        med = Medication.model_validate(target)
+        med = self._parse(target, "Medication")
         concept = _concept(med.code) if med.code else Concept()
         # Ingredients make a Medication without its own code recognisable.
         extra = [_concept(i.itemCodeableConcept) for i in (med.ingredient or []) if i.itemCodeableConcept is not None]
@@ -443,23 +457,23 @@ class _Builder:
 
     # -- Observation --
     def _observation_wanted(self, raw: Resource) -> bool:
-        codes = _raw_codes(raw)
+        """Whether an Observation may be one the rules read (a mapped code, or codes that cannot be read).
+        Runs on every Observation of the record (hundreds in a Synthea file): plain dict reads only."""
+        codes = _raw_code_values(raw.get("code"))
         if not codes:
             return True  # unreadable code: parse it so a failure is recorded, not skipped
-        if any(c.code in self.loinc_to_analyte for c in codes):
+        wanted = self.loinc_to_analyte
+        if any(c in wanted for c in codes):
             return True
         components = raw.get("component")
         if isinstance(components, list):
             for comp in components:
-                if any(
-                    c.code in self.loinc_to_analyte
-                    for c in _codes_of(comp.get("code") if isinstance(comp, dict) else None)
-                ):
+                if isinstance(comp, dict) and any(c in wanted for c in _raw_code_values(comp.get("code"))):
                     return True
         return False
 
     def _observation(self, raw: Resource) -> None:
-        obs = Observation.model_validate(raw)
+        obs = self._parse(raw, "Observation")
         status = str(obs.status)
         if status in _IGNORED_OBSERVATION_STATUSES:
             return
@@ -578,14 +592,14 @@ class _Builder:
 
     # -- vaccines --
     def _immunization(self, raw: Resource) -> None:
-        imm = Immunization.model_validate(raw)
+        imm = self._parse(raw, "Immunization")
         when = _as_datetime(imm.occurrenceDateTime) or _as_datetime(imm.recorded)
         self.vaccines.append(
             VaccineEvent(_ref_of(raw), "Immunization", _concept(imm.vaccineCode), str(imm.status), when)
         )
 
     def _recommendation(self, raw: Resource) -> None:
-        rec = ImmunizationRecommendation.model_validate(raw)
+        rec = self._parse(raw, "ImmunizationRecommendation")
         ref = _ref_of(raw)
         for item in rec.recommendation or []:
             codes = [_concept(c) for c in (item.vaccineCode or [])]
@@ -601,7 +615,7 @@ class _Builder:
             self.vaccines.append(VaccineEvent(ref, "ImmunizationRecommendation", vaccine, status, when))
 
     def _service_request(self, raw: Resource) -> None:
-        sr = ServiceRequest.model_validate(raw)
+        sr = self._parse(raw, "ServiceRequest")
         if sr.code is None:
             return
         concept = _concept(sr.code)
@@ -612,7 +626,7 @@ class _Builder:
 
     # -- Condition --
     def _condition(self, raw: Resource) -> None:
-        c = Condition.model_validate(raw)
+        c = self._parse(raw, "Condition")
         self.conditions.append(
             ConditionEntry(
                 ref=_ref_of(raw),
@@ -725,6 +739,14 @@ def _codes_of(cc: object) -> tuple[Code, ...]:
         for c in codings
         if isinstance(c, dict) and isinstance(c.get("code"), str)
     )
+
+
+def _raw_code_values(cc: object) -> list[str]:
+    """The code strings of a raw CodeableConcept (what _codes_of reads, without building Codes)."""
+    codings = cc.get("coding") if isinstance(cc, dict) else None
+    if not isinstance(codings, list):
+        return []
+    return [c["code"] for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)]
 
 
 def _raw_codes(raw: Mapping[str, Any]) -> tuple[Code, ...]:

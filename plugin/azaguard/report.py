@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azaguard.findings import RULE_IDS, Finding, Status
-from azaguard.service import CheckResult
+
+if TYPE_CHECKING:
+    from azaguard.service import CheckResult
 
 _MARK = {
     Status.HOLD: "HOLD",

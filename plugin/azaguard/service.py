@@ -10,29 +10,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from azaguard.alerts import (
-    ExistingAlert,
-    WriteOutcome,
-    device_resource,
-    ensure_device,
-    fetch_alert_resources,
-    is_own,
-    logical_author,
-    plan_alerts,
-    summarise_existing,
-    write_alerts,
-)
-from azaguard.alerts import dry_run as alerts_dry_run
-from azaguard.fhir.client import FhirClient
-from azaguard.fhir.errors import AuthDenied, FhirError
-from azaguard.fhir.gather import gather
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings
 from azaguard.record import PatientInfo, PatientRecord, build_record
 from azaguard.resources import InputError, ResourceSet
 from azaguard.rules import evaluate
 
+# The server path (httpx, the write models) is imported when used: a Bundle check never loads it.
 if TYPE_CHECKING:
+    from azaguard.alerts import ExistingAlert, WriteOutcome
+    from azaguard.fhir.client import FhirClient
+    from azaguard.fhir.memory import ServerMemory
     from azaguard.terminology.server import TerminologyServer
 
 log = logging.getLogger(__name__)
@@ -146,20 +134,39 @@ def check_on_server(
     write: bool = False,
     dry_run: bool = False,
     terminology: TerminologyServer | None = None,
+    memory: ServerMemory | None = None,
+    read_alerts: bool = True,
 ) -> CheckResult:
     """Gather one patient from the server, evaluate, and (optionally) write the alerts back.
 
+    Reading takes one request (the record and, with `read_alerts`, the alerts already in the chart).
     Raises FhirError when the record cannot be gathered (never evaluates a partial record).
     Write failures do not raise: they are in `result.writes` with outcome "failed".
     """
+    from azaguard.alerts import (
+        device_resource,
+        ensure_device,
+        logical_author,
+        own_alerts,
+        plan_alerts,
+        summarise_existing,
+        write_alerts,
+    )
+    from azaguard.alerts import dry_run as alerts_dry_run
+    from azaguard.fhir.errors import FhirError
+    from azaguard.fhir.gather import gather
+
     before = client.request_count
-    gathered = gather(client, patient_id, mappings, now)
+    gathered = gather(client, patient_id, mappings, now, memory=memory, alerts=read_alerts)
     warnings = _enrich(gathered.resources, terminology)
     record = build_record(gathered.resources, mappings)
     if record.patient is None:
         raise InputError(f"Patient/{patient_id} was not returned by the server")
     findings = evaluate(record, mappings, now)
-    issues, flags, alerts_problem = _existing(client, patient_id)
+    issues, flags = own_alerts(gathered.alert_issues or [], gathered.alert_flags or [])
+    alerts_problem = gathered.alerts_problem
+    if not read_alerts:
+        alerts_problem = "the granted access does not include reading the alerts already in the chart"
     result = CheckResult(
         patient_ref=record.patient.ref,
         patient=record.patient,
@@ -196,6 +203,8 @@ def _own(
     issues: list[dict[str, Any]], flags: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """azaguard's own alerts; others carrying its identifier systems are named, never adopted."""
+    from azaguard.alerts import is_own
+
     foreign = [f"{r.get('resourceType')}/{r.get('id')}" for r in (*issues, *flags) if not is_own(r)]
     notes = (
         [
@@ -209,7 +218,10 @@ def _own(
 
 
 def _existing(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
-    """azaguard's alerts already in the chart; a refusal to show them does not hide the findings."""
+    """azaguard's alerts in the chart after a write; a refusal to show them does not hide the findings."""
+    from azaguard.alerts import fetch_alert_resources
+    from azaguard.fhir.errors import AuthDenied
+
     try:
         issues, flags = fetch_alert_resources(client, patient_id)
     except AuthDenied as exc:

@@ -13,12 +13,18 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from azaguard.fhir import FhirClient, FhirNotFound, FhirProtocolError, FhirRejected, FhirUnavailable, gather
+from azaguard.fhir import memory as memory_module
 from azaguard.fhir.gather import observation_lookback_days, plan_searches
+from azaguard.fhir.memory import ServerMemory
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.record import build_record
 
 BASE = "http://127.0.0.1:8999/fhir"
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+# The batch: the Patient read, the record's searches and the two alert searches.
+RECORD_SEARCHES = len(plan_searches("p1", load_mappings(), NOW))
+BATCH = f"POST batch({1 + RECORD_SEARCHES + 2})"
+RECORD_BATCH = f"POST batch({1 + RECORD_SEARCHES})"
 Res = dict[str, Any]
 
 
@@ -105,7 +111,7 @@ class FakeFhir:
         self.include = True
         self.ignore_patient_for: set[str] = set()
         self.entry_override: dict[str, tuple[int, Res | None]] = {}  # resource type -> (status, outcome)
-        self.log: list[str] = []  # "GET Observation", "POST batch(11)"
+        self.log: list[str] = []  # "GET Observation", BATCH
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/fhir").lstrip("/")
@@ -188,6 +194,14 @@ def serve(httpx_mock: HTTPXMock) -> Callable[[FakeFhir], FakeFhir]:
     return install
 
 
+@pytest.fixture(autouse=True)
+def fresh_memory(monkeypatch: pytest.MonkeyPatch) -> ServerMemory:
+    """Every test starts in a process that has learnt nothing about the server yet."""
+    memory = ServerMemory()
+    monkeypatch.setattr(memory_module, "PROCESS_MEMORY", memory)
+    return memory
+
+
 @pytest.fixture
 def client() -> Iterator[FhirClient]:
     with FhirClient(BASE, sleep=lambda s: None) as c:
@@ -237,12 +251,11 @@ def test_small_record_comes_in_exactly_one_batch_request(
     serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
 ) -> None:
     fake = serve(FakeFhir(small_record()))
-    client.capabilities()  # once per client (the app fetches it at launch)
     fake.log.clear()
     got = gather(client, "p1", mappings, NOW)
     assert got.method == "batch"
     assert got.requests == 1
-    assert fake.log == ["POST batch(11)"]
+    assert fake.log == [BATCH]
     assert ids(got.resources) == {
         "Patient/p1",
         "Medication/aza",
@@ -253,13 +266,13 @@ def test_small_record_comes_in_exactly_one_batch_request(
     assert got.warnings == []
 
 
-def test_first_gather_on_a_new_client_also_counts_the_metadata_request(
+def test_first_gather_on_a_new_client_sends_no_metadata_request(
     serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
 ) -> None:
     fake = serve(FakeFhir(small_record()))
     got = gather(client, "p1", mappings, NOW)
-    assert fake.log == ["GET metadata", "POST batch(11)"]
-    assert got.requests == 2
+    assert fake.log == [BATCH]
+    assert got.requests == 1
 
 
 def test_gathered_record_builds_with_medication_resolved(
@@ -276,10 +289,9 @@ def test_medication_not_included_is_fetched_by_one_follow_up_batch(
 ) -> None:
     fake = serve(FakeFhir([*small_record(), medication("pred"), order("mr2", "pred")]))
     fake.include = False
-    client.capabilities()
     fake.log.clear()
     got = gather(client, "p1", mappings, NOW)
-    assert fake.log == ["POST batch(11)", "POST batch(2)"]
+    assert fake.log == [BATCH, "POST batch(2)"]
     assert got.requests == 2
     assert {"Medication/aza", "Medication/pred"} <= ids(got.resources)
 
@@ -298,11 +310,10 @@ def test_search_with_more_pages_follows_next_links(
     serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
 ) -> None:
     fake = serve(FakeFhir([patient(), *(wbc(f"o{i}") for i in range(5))], page_size=2))
-    client.capabilities()
     fake.log.clear()
     got = gather(client, "p1", mappings, NOW)
     assert ids(got.resources) >= {f"Observation/o{i}" for i in range(5)}
-    assert fake.log == ["POST batch(11)", "GET Observation", "GET Observation"]
+    assert fake.log == [BATCH, "GET Observation", "GET Observation"]
     assert got.requests == 3
 
 
@@ -322,10 +333,9 @@ def test_busy_search_entry_is_run_again_on_its_own(
 ) -> None:
     fake = serve(FakeFhir(small_record()))
     fake.entry_override["Observation"] = (503, None)
-    client.capabilities()
     fake.log.clear()
     got = gather(client, "p1", mappings, NOW)
-    assert fake.log == ["POST batch(11)", "GET Observation", "GET Observation"]  # both Observation searches
+    assert fake.log == [BATCH, "GET Observation", "GET Observation"]  # both Observation searches
     assert {"Observation/o1", "Observation/o2"} <= ids(got.resources)
 
 
@@ -350,7 +360,6 @@ def test_resources_of_other_patients_are_dropped_when_the_server_ignores_the_fil
 
 
 def test_server_that_is_down_is_unavailable_not_empty(httpx_mock: HTTPXMock, mappings: Mappings) -> None:
-    httpx_mock.add_response(url=f"{BASE}/metadata", json=capability("batch"))
     httpx_mock.add_response(method="POST", url=BASE, status_code=503, is_reusable=True)
     with FhirClient(BASE, sleep=lambda s: None, max_retries=1) as c, pytest.raises(FhirUnavailable):
         gather(c, "p1", mappings, NOW)
@@ -359,9 +368,8 @@ def test_server_that_is_down_is_unavailable_not_empty(httpx_mock: HTTPXMock, map
 def test_batch_response_with_a_non_bundle_search_is_a_protocol_error(
     httpx_mock: HTTPXMock, client: FhirClient, mappings: Mappings
 ) -> None:
-    httpx_mock.add_response(url=f"{BASE}/metadata", json=capability("batch"))
     entries = [{"resource": patient(), "response": {"status": "200 OK"}}] + [
-        {"resource": patient(), "response": {"status": "200 OK"}} for _ in range(10)
+        {"resource": patient(), "response": {"status": "200 OK"}} for _ in range(RECORD_SEARCHES + 2)
     ]
     httpx_mock.add_response(
         method="POST", url=BASE, json={"resourceType": "Bundle", "type": "batch-response", "entry": entries}
@@ -373,19 +381,29 @@ def test_batch_response_with_a_non_bundle_search_is_a_protocol_error(
 # --- without batch -----------------------------------------------------------------------------
 
 
-def test_without_batch_in_metadata_the_searches_run_concurrently(
+FALLBACK_GETS = [
+    "GET Patient/p1",
+    *(f"GET {s.resource_type}" for s in plan_searches("p1", load_mappings(), NOW)),
+    "GET DetectedIssue",
+    "GET Flag",
+]
+
+
+def test_refused_batch_falls_back_to_the_same_searches_and_is_remembered(
     serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
 ) -> None:
     fake = serve(FakeFhir(small_record(), batch=False))
     got = gather(client, "p1", mappings, NOW)
     assert got.method == "concurrent"
-    assert not any(line.startswith("POST") for line in fake.log)
-    assert sorted(fake.log) == sorted(
-        ["GET metadata", "GET Patient/p1", "GET MedicationRequest", "GET Observation", "GET Observation",
-         "GET Condition", "GET Immunization", "GET ImmunizationRecommendation", "GET ServiceRequest",
-         "GET MedicationStatement", "GET MedicationDispense", "GET MedicationAdministration"]
-    )  # fmt: skip
-    assert got.requests == 12  # Patient + 11 searches (3 medication-resource searches added in issue 7)
+    assert fake.log[0] == BATCH  # tried, refused (405); no metadata asked first
+    assert sorted(fake.log[1:]) == sorted(FALLBACK_GETS)
+    assert got.requests == 1 + 1 + RECORD_SEARCHES + 2
+    assert got.alert_issues == [] and got.alert_flags == []
+    fake.log.clear()
+    again = gather(client, "p1", mappings, NOW)  # the process remembers: straight to the fallback
+    assert again.method == "concurrent"
+    assert sorted(fake.log) == sorted(FALLBACK_GETS)
+    assert again.requests == 1 + RECORD_SEARCHES + 2
     assert ids(got.resources) == {
         "Patient/p1",
         "Medication/aza",
@@ -399,7 +417,6 @@ def test_rejected_batch_falls_back_to_concurrent_searches(
     serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
 ) -> None:
     fake = serve(FakeFhir(small_record()))
-    client.capabilities()
     fake.batch = False  # advertised, but refused
     got = gather(client, "p1", mappings, NOW)
     assert got.method == "concurrent"
@@ -447,7 +464,7 @@ def test_batch_entries_are_gets_of_the_patient_and_relative_searches(
     assert [r["url"].split("?")[0] for r in requests[1:]] == [
         "MedicationRequest", "Observation", "Observation", "Condition", "Immunization",
         "ImmunizationRecommendation", "MedicationStatement", "MedicationDispense", "MedicationAdministration",
-        "ServiceRequest",
+        "ServiceRequest", "DetectedIssue", "Flag",
     ]  # fmt: skip
     assert all("Patient/p1" in r["url"] for r in requests[1:])
 

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from azaguard.fhir import FhirClient, FhirConflict, FhirNotFound, FhirRejected, gather
+from azaguard.fhir.memory import ServerMemory
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.record import build_record
+from azaguard.service import check_on_server
 
 pytestmark = pytest.mark.integration
 
@@ -171,7 +173,6 @@ def test_server_advertises_batch(client: FhirClient) -> None:
 
 
 def test_record_comes_in_one_batch_request_with_medication_included(client: FhirClient, mappings: Mappings) -> None:
-    client.capabilities()  # fetched once per client, like at launch
     before = client.request_count
     got = gather(client, PID, mappings, NOW)
     assert got.method == "batch"
@@ -182,13 +183,36 @@ def test_record_comes_in_one_batch_request_with_medication_included(client: Fhir
     assert len(found) == len(set(found))
 
 
+def test_a_fresh_client_reads_record_and_alerts_in_one_request_without_metadata(
+    fhir_server: Any, client: FhirClient, mappings: Mappings
+) -> None:
+    with FhirClient(fhir_server.base_url) as fresh:
+        got = gather(fresh, PID, mappings, NOW, memory=ServerMemory())
+        assert fresh.request_count == 1
+    assert got.method == "batch" and got.requests == 1
+    assert got.alert_issues is not None and got.alert_flags is not None
+    assert got.alerts_problem is None
+
+
+def test_check_on_server_finds_its_written_alerts_in_the_one_read(
+    fhir_server: Any, client: FhirClient, mappings: Mappings
+) -> None:
+    written = check_on_server(client, PID, mappings=mappings, now=NOW, write=True)
+    assert written.writes and not written.failed_writes
+    with FhirClient(fhir_server.base_url) as fresh:
+        result = check_on_server(fresh, PID, mappings=mappings, now=NOW, memory=ServerMemory())
+        assert fresh.request_count == 1
+    assert result.requests == 1
+    wanted = {w.reference for w in written.writes if w.reference}
+    assert wanted <= {a.reference for a in result.existing_alerts}
+
+
 def test_other_patients_data_never_enters_the_record(client: FhirClient, mappings: Mappings) -> None:
     found = set(refs(gather(client, PID, mappings, NOW)))
     assert not any(OTHER in r or r == "Observation/h3-other-wbc" for r in found)
 
 
 def test_small_page_size_pages_through_every_search(client: FhirClient, mappings: Mappings) -> None:
-    client.capabilities()
     got = gather(client, PID, mappings, NOW, page_size=2, observation_page_size=2)
     assert got.method == "batch"
     # 5 WBC results in pages of 2: the batch carries page 1, two more GETs fetch pages 2 and 3.

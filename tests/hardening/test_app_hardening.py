@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
+from azaguard.alerts import WriteOutcome
 from azaguard.config import AppConfig, Scopes, load_app_config
 from azaguard.sandbox.site import create_site
 from azaguard.smart.session import MAX_ANONYMOUS, SessionStore
@@ -131,7 +132,7 @@ def test_the_page_says_what_was_written_when_the_read_back_failed(
 
     def written_then_unreadable(*args: object, **kwargs: object) -> service.CheckResult:
         result = harness.fake_check(*args, **kwargs)  # type: ignore[arg-type]
-        result.writes = [service.WriteOutcome("DetectedIssue", "di-1", "blood-counts", "created", "DetectedIssue/9")]
+        result.writes = [WriteOutcome("DetectedIssue", "di-1", "blood-counts", "created", "DetectedIssue/9")]
         result.existing_alerts = []
         result.existing_alerts_problem = "the alerts were written as listed, but reading the chart back failed: 503"
         result.notes = ["1 resource(s) carry azaguard's identifiers but were not written by azaguard: Flag/x"]

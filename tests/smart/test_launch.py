@@ -18,6 +18,7 @@ from azaguard.smart.launch import (
     TokenError,
     TokenSet,
     authorize_url,
+    can_read_alerts,
     can_write_alerts,
     exchange_code,
     permissions,
@@ -107,6 +108,21 @@ def test_authorize_url_carries_every_required_parameter(config: AppConfig) -> No
 )
 def test_granted_scope_decides_whether_alerts_can_be_written(granted: str, writable: bool) -> None:
     assert can_write_alerts(granted) is writable
+
+
+@pytest.mark.parametrize(
+    ("granted", "readable"),
+    [
+        ("patient/DetectedIssue.rs patient/Flag.rs", True),
+        ("patient/DetectedIssue.read patient/Flag.read", True),
+        ("patient/*.read", True),
+        ("patient/DetectedIssue.rs", False),  # no Flag
+        ("patient/DetectedIssue.r patient/Flag.r", False),  # read by id, not search
+        ("patient/Observation.rs", False),
+    ],
+)
+def test_granted_scope_decides_whether_existing_alerts_are_asked_for(granted: str, readable: bool) -> None:
+    assert can_read_alerts(granted) is readable
 
 
 def test_permissions_read_v1_and_v2() -> None:

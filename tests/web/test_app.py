@@ -16,11 +16,12 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from azaguard import service
+from azaguard.alerts import ExistingAlert, WriteOutcome
 from azaguard.config import AppConfig, load_app_config
 from azaguard.findings import RULE_IDS, Finding, Severity, Status
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.resources import ResourceSet
-from azaguard.service import CheckResult, ExistingAlert, WriteOutcome
+from azaguard.service import CheckResult
 from azaguard.web.app import create_app, rule_rows
 from tests.clinical.builders import NOW, azathioprine, observation
 from tests.web.fake_ehr import ISS, ORIGIN, FakeEhr
@@ -55,6 +56,7 @@ class Harness:
         now: datetime,
         write: bool = False,
         dry_run: bool = False,
+        read_alerts: bool = True,
     ) -> CheckResult:
         self.checks.append((patient_id, write))
         patient = client.read("Patient", patient_id)  # through the real FhirClient: 401 → AuthExpired

@@ -7,18 +7,17 @@ Resources of another patient are left out and said.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
 from azaguard.cds.discovery import PATIENT_KEY, date_bounded_keys, key_labels, prefetch_templates
 from azaguard.cds.drafts import listify
 from azaguard.cds.request import BadRequest, CdsRequest
-from azaguard.fhir.client import FhirClient, Resource
+from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import FhirError
 from azaguard.fhir.gather import gather
 from azaguard.mappings import Mappings
@@ -37,30 +36,13 @@ class Assembled:
     notes: list[str] = field(default_factory=list)
 
 
-class CdsFhirClient(FhirClient):
-    """The FHIR client for fhirAuthorization calls; a server's CapabilityStatement is read once per
-    process, not once per hook call (a call is then one round trip)."""
-
-    _capabilities_by_base: ClassVar[dict[str, Resource]] = {}
-    _lock_by_base: ClassVar[threading.Lock] = threading.Lock()
-
-    def capabilities(self) -> Resource:
-        with self._lock_by_base:
-            cached = self._capabilities_by_base.get(self.base_url)
-        if cached is None:
-            cached = super().capabilities()
-            with self._lock_by_base:
-                self._capabilities_by_base[self.base_url] = cached
-        return cached
-
-
 ClientFactory = Callable[[str, str], FhirClient]
 
 
 def default_client_factory(transport: httpx.BaseTransport | None = None) -> ClientFactory:
     def make(base_url: str, token: str) -> FhirClient:
         # A hook call has ~500 ms in all: short timeout, one retry.
-        return CdsFhirClient(base_url, token=token, timeout=5.0, max_retries=1, transport=transport)
+        return FhirClient(base_url, token=token, timeout=5.0, max_retries=1, transport=transport)
 
     return make
 
@@ -152,7 +134,7 @@ def _fetch(
     only = {templates.labels[k] for k in missing if k in templates.labels}
     client = clients(request.fhir_server, request.access_token)
     try:
-        gathered = gather(client, request.patient_id, mappings, now, only=only)
+        gathered = gather(client, request.patient_id, mappings, now, only=only, alerts=False)
     except (FhirError, InputError, ValueError) as exc:
         raise PreconditionFailed(f"fetching {', '.join(missing)} from fhirServer failed: {exc}") from exc
     finally:

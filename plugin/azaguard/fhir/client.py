@@ -9,10 +9,12 @@ sharing this one client (and its connection pool).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +25,7 @@ from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
+import orjson
 
 from azaguard.fhir.errors import (
     RETRYABLE_STATUSES,
@@ -182,6 +185,7 @@ class FhirClient:
             transport=transport,
             headers={"Accept": FHIR_JSON},
             follow_redirects=False,
+            verify=_tls_context(parts.scheme),
         )
 
     # -- lifecycle --------------------------------------------------------------
@@ -377,8 +381,8 @@ class FhirClient:
 
     def _error(self, response: httpx.Response, action: str, url: str) -> FhirError:
         try:
-            outcome = outcome_text(json.loads(response.content))
-        except (ValueError, RecursionError):
+            outcome = outcome_text(orjson.loads(response.content))
+        except ValueError:  # orjson stops at 1,024 levels with a ValueError, never a RecursionError
             outcome = None  # an error page in HTML: the status alone has to do
         return error_for_status(response.status_code, action, outcome=outcome, url=url)
 
@@ -410,8 +414,8 @@ class FhirClient:
 
     def _json(self, response: httpx.Response, action: str) -> object:
         try:
-            return json.loads(response.content)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than Python parses
+            return orjson.loads(response.content)  # about twice the stdlib's speed on big searchsets
+        except ValueError as exc:  # orjson stops at 1,024 levels with a ValueError, never a RecursionError
             raise FhirProtocolError(
                 f"the FHIR server answered {action} with a body that is not valid JSON",
                 status=response.status_code,
@@ -454,6 +458,18 @@ class FhirClient:
         if path.startswith(self.base_url):
             path = path[len(self.base_url) :].lstrip("/")
         return path or "(base)"
+
+
+def _tls_context(scheme: str) -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle costs ~40 ms, which a new
+    client per request (the app, a CLI run) would otherwise pay every time. An http:// server
+    never uses TLS (paging links may not leave its origin): it gets a context that trusts nothing."""
+    return _https_context() if scheme == "https" else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+@functools.cache
+def _https_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
 
 
 def _entries(entries: list[Resource] | Mapping[str, Any]) -> list[Resource]:

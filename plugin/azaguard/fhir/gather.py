@@ -1,9 +1,11 @@
 """Everything the rules need about one patient, in as few round trips as the server allows.
 
-Where the server supports batch: ONE batch Bundle of GETs (the Patient and one
-search per kind of data, Medications pulled in with _include); extra requests
-only for further pages or a Medication the server did not include. Otherwise the
-same searches run concurrently over the same client.
+ONE batch Bundle of GETs: the Patient, one search per kind of data (Medications
+pulled in with _include) and the alerts azaguard already wrote (DetectedIssue,
+Flag); extra requests only for further pages or a Medication the server did not
+include. No CapabilityStatement first: the batch is simply tried, and a server
+that refuses it gets the same searches concurrently (and is remembered, see
+memory.py, so the next patient goes straight there).
 
 Safety: a search that fails is an error naming it, never an empty result (the
 rules would read "no data" and could answer ok); resources the server returns
@@ -13,7 +15,7 @@ for another patient (a patient filter it ignored) are dropped with a warning.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +23,7 @@ from functools import partial
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from azaguard.fhir import memory as _memory
 from azaguard.fhir.client import (
     FhirClient,
     Resource,
@@ -31,19 +34,20 @@ from azaguard.fhir.client import (
 )
 from azaguard.fhir.errors import (
     RETRYABLE_STATUSES,
+    AuthDenied,
     FhirError,
     FhirProtocolError,
-    FhirRejected,
     error_for_status,
 )
+from azaguard.fhir.memory import ServerMemory
 from azaguard.mappings import Mappings
 from azaguard.resources import ResourceSet
 
 # Page sizes: big enough that a typical record is one page per search, small enough for servers' caps.
 PAGE_SIZE = 200
 OBSERVATION_PAGE_SIZE = 1000
-# Threads for the no-batch path: one per search, bounded so a scan cannot flood the server.
-MAX_THREADS = 8
+# Threads for the no-batch path: one per search (all at once), bounded so a scan cannot flood the server.
+MAX_THREADS = 16
 # Statuses with which a server says "I do not do batch" (rather than "your batch is wrong").
 _NO_BATCH_STATUSES = frozenset({400, 404, 405, 501})
 
@@ -58,6 +62,9 @@ class Search:
     resource_type: str
     params: tuple[tuple[str, str], ...]
     patient_element: str  # the reference that must point at the patient ("subject" or "patient")
+    # The existing alerts: a token not allowed to read them (403) leaves them out with a problem
+    # named, rather than hiding the findings.
+    optional: bool = False
 
     @property
     def url(self) -> str:
@@ -67,9 +74,14 @@ class Search:
 @dataclass
 class Gathered:
     resources: ResourceSet
-    requests: int  # HTTP requests this gather sent (the client's counter; includes a first GET metadata)
+    requests: int  # HTTP requests this gather sent (the client's counter: pages, retries, follow-ups)
     method: Literal["batch", "concurrent"]
     warnings: list[str] = field(default_factory=list)
+    # The patient's DetectedIssues and Flags (every author; alerts.own_alerts picks azaguard's),
+    # None when not asked for or not readable (then alerts_problem says why).
+    alert_issues: list[Resource] | None = None
+    alert_flags: list[Resource] | None = None
+    alerts_problem: str | None = None
 
 
 def observation_lookback_days(mappings: Mappings) -> int:
@@ -158,6 +170,16 @@ def plan_searches(
     ]  # fmt: skip
 
 
+def plan_alert_searches(patient_id: str, *, page_size: int = PAGE_SIZE) -> list[Search]:
+    """The searches for the alerts already in the chart (azaguard's are picked out by identifier later)."""
+    patient = f"Patient/{check_id(patient_id)}"
+    count = str(page_size)
+    return [
+        Search("existing alerts", "DetectedIssue", (("patient", patient), ("_count", count)), "patient", True),
+        Search("existing alert flags", "Flag", (("patient", patient), ("_count", count)), "subject", True),
+    ]
+
+
 def gather(
     client: FhirClient,
     patient_id: str,
@@ -166,63 +188,85 @@ def gather(
     *,
     page_size: int = PAGE_SIZE,
     observation_page_size: int = OBSERVATION_PAGE_SIZE,
+    alerts: bool = True,
+    memory: ServerMemory | None = None,
     only: Collection[str] | None = None,
 ) -> Gathered:
-    """Fetch one patient's record; raises FhirError (naming what failed) rather than return a partial one.
+    """Fetch one patient's record (and, with `alerts`, the alerts already in the chart) in one batch;
+    raises FhirError (naming what failed) rather than return a partial record.
 
-    `only`: the labels of the searches to run (the Patient is always read), e.g. what a CDS Hooks
+    `only`: the labels of the record searches to run (the Patient is always read), e.g. what a CDS Hooks
     prefetch left out."""
     start = client.request_count
-    searches = plan_searches(
+    memory = memory if memory is not None else _memory.PROCESS_MEMORY
+    record_searches = plan_searches(
         patient_id, mappings, now, page_size=page_size, observation_page_size=observation_page_size
     )
     if only is not None:
-        searches = [s for s in searches if s.label in only]
+        record_searches = [s for s in record_searches if s.label in only]
+    alert_searches = plan_alert_searches(patient_id, page_size=page_size) if alerts else []
+    searches = record_searches + alert_searches
     warnings: list[str] = []
     patient: Resource
-    pages: list[list[Resource]]
-    results = _try_batch(client, patient_id, searches, warnings) if _batch_supported(client) else None
+    pages: list[list[Resource] | None]
+    results = None
+    if not memory.batch_refused(client.base_url):
+        results = _try_batch(client, patient_id, searches, warnings)
+        if results is None:
+            memory.remember_batch_refused(client.base_url)
     if results is not None:
         method: Literal["batch", "concurrent"] = "batch"
         patient, pages = results
     else:
         method = "concurrent"
         patient, pages = _concurrently(client, patient_id, searches)
-    resources = _collect(patient, patient_id, searches, pages, warnings)
+    n = len(record_searches)
+    resources = _collect(patient, patient_id, record_searches, _required(pages[:n]), warnings)
+    gathered = Gathered(resources, 0, method, warnings)
+    if alerts:
+        _collect_alerts(gathered, patient_id, alert_searches, pages[n:])
     _add_missing_medications(client, resources, method, warnings)
-    return Gathered(resources, client.request_count - start, method, warnings)
+    gathered.requests = client.request_count - start
+    return gathered
 
 
 # --- fetching ---------------------------------------------------------------------------
 
 
-def _batch_supported(client: FhirClient) -> bool:
-    try:
-        return client.supports_batch()
-    except (FhirRejected, FhirProtocolError):
-        return True  # no usable CapabilityStatement: try the batch; a refusal falls back
-
-
 def _try_batch(
     client: FhirClient, patient_id: str, searches: list[Search], warnings: list[str]
-) -> tuple[Resource, list[list[Resource]]] | None:
+) -> tuple[Resource, list[list[Resource] | None]] | None:
     entries = [_get(f"Patient/{patient_id}")] + [_get(s.url) for s in searches]
     try:
         results = client.batch(entries)
+    except AuthDenied:
+        optional = [s for s in searches if s.optional]
+        if not optional:
+            raise
+        # Some servers refuse the whole batch for one entry the token may not read (the alerts):
+        # the record alone, once more; the alerts are then reported as unreadable.
+        got = _try_batch(client, patient_id, [s for s in searches if not s.optional], warnings)
+        if got is None:
+            return None
+        by_search = iter(got[1])
+        return got[0], [None if s.optional else next(by_search) for s in searches]
     except FhirError as exc:
         if exc.status not in _NO_BATCH_STATUSES:
             raise  # busy, down, auth: the searches would fare no better
-        warnings.append(f"the server refused the batch ({exc}); the searches were sent one by one")
+        warnings.append(f"the server refused the batch ({exc}); the searches were sent concurrently")
         return None
     head, rest = results[0], results[1:]
     if not head.ok:
         raise error_for_status(head.status, f"reading Patient/{patient_id}", outcome=head.outcome)
     patient = _expect(head.resource, "Patient", f"reading Patient/{patient_id}")
-    pages: list[list[Resource]] = []
+    pages: list[list[Resource] | None] = []
     for search, result in zip(searches, rest, strict=True):
         if result.status in RETRYABLE_STATUSES:
             # The server was busy for this entry only: this one search again, with retries.
             pages.append(_search_all(client, search))
+            continue
+        if result.status == 403 and search.optional:
+            pages.append(None)
             continue
         if not result.ok:
             raise error_for_status(result.status, _action(search), outcome=result.outcome)
@@ -233,7 +277,8 @@ def _try_batch(
 
 def _concurrently(
     client: FhirClient, patient_id: str, searches: list[Search]
-) -> tuple[Resource, list[list[Resource]]]:
+) -> tuple[Resource, list[list[Resource] | None]]:
+    """The Patient read and every search at once over the client's pool (no batch)."""
     with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(searches) + 1)) as pool:
         patient_future = pool.submit(client.read, "Patient", patient_id)
         futures = [pool.submit(_search_all, client, s) for s in searches]
@@ -241,8 +286,18 @@ def _concurrently(
         return patient, [f.result() for f in futures]
 
 
-def _search_all(client: FhirClient, search: Search) -> list[Resource]:
-    return _named(search, lambda: client.search_pages(search.resource_type, search.params))
+def _search_all(client: FhirClient, search: Search) -> list[Resource] | None:
+    try:
+        return _named(search, lambda: client.search_pages(search.resource_type, search.params))
+    except AuthDenied:
+        if search.optional:
+            return None
+        raise
+
+
+def _required(pages: list[list[Resource] | None]) -> list[list[Resource]]:
+    """Pages of the record's searches: never None (only optional searches may come back empty-handed)."""
+    return [p if p is not None else [] for p in pages]
 
 
 def _named(search: Search, fetch: Callable[[], T]) -> T:
@@ -273,6 +328,17 @@ def _expect(resource: Resource | None, resource_type: str, action: str) -> Resou
 # --- assembling ---------------------------------------------------------------------------
 
 
+def _collect_alerts(
+    gathered: Gathered, patient_id: str, searches: list[Search], pages: list[list[Resource] | None]
+) -> None:
+    if any(p is None for p in pages):
+        gathered.alerts_problem = "the alerts already in the chart cannot be read with the granted access (403)"
+        return
+    found = _collect_matches(patient_id, searches, _required(pages), gathered.warnings)
+    gathered.alert_issues = [r for r in found if r.get("resourceType") == "DetectedIssue"]
+    gathered.alert_flags = [r for r in found if r.get("resourceType") == "Flag"]
+
+
 def _collect(
     patient: Resource,
     patient_id: str,
@@ -293,6 +359,28 @@ def _collect(
         out.add(resource, full_url or None)
 
     add(patient, None)
+    for resource, full_url in _entries_of_patient(patient_id, searches, pages, warnings):
+        add(resource, full_url)
+    return out
+
+
+def _collect_matches(
+    patient_id: str, searches: list[Search], pages: list[list[Resource]], warnings: list[str]
+) -> list[Resource]:
+    out: list[Resource] = []
+    seen: set[str] = set()
+    for resource, _ in _entries_of_patient(patient_id, searches, pages, warnings):
+        key = f"{resource.get('resourceType')}/{resource.get('id')}"
+        if key not in seen:
+            seen.add(key)
+            out.append(resource)
+    return out
+
+
+def _entries_of_patient(
+    patient_id: str, searches: list[Search], pages: list[list[Resource]], warnings: list[str]
+) -> Iterator[tuple[Resource, str | None]]:
+    """(resource, fullUrl) of every page; another patient's matches are dropped with a warning."""
     for search, search_pages in zip(searches, pages, strict=True):
         foreign = 0
         for page in search_pages:
@@ -308,13 +396,12 @@ def _collect(
                     foreign += 1
                     continue
                 full_url = entry.get("fullUrl")
-                add(resource, full_url if isinstance(full_url, str) else None)
+                yield resource, full_url if isinstance(full_url, str) else None
         if foreign:
             warnings.append(
                 f"{search.label}: the server returned {foreign} {search.resource_type} resource(s) of other "
                 "patients (it ignored the patient filter); they were left out"
             )
-    return out
 
 
 def _refers_to(reference: object, patient_id: str) -> bool:

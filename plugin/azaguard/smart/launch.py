@@ -112,6 +112,11 @@ def can_write_alerts(granted: str) -> bool:
     return all({"c", "u"} <= permissions(granted, t) for t in ("DetectedIssue", "Flag"))
 
 
+def can_read_alerts(granted: str) -> bool:
+    """Showing the alerts already in the chart needs search on both DetectedIssue and Flag."""
+    return all("s" in permissions(granted, t) for t in ("DetectedIssue", "Flag"))
+
+
 # --- tokens ----------------------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from azaguard.mappings import Mappings
@@ -25,15 +25,60 @@ def name_key(text: str) -> str:
     return _SEPARATORS.sub("", text).lower()
 
 
-def name_alternation(names: Iterable[str]) -> re.Pattern[str] | None:
+def name_alternation(names: Iterable[str]) -> NamePattern | None:
     """One case-insensitive, whole-word pattern for many names (longest first, so 'penicillin v' wins)."""
-    parts = []
+    pieces_of = {}
     for name in sorted({n.strip() for n in names if n.strip()}, key=lambda n: (-len(n), n)):
-        pieces = [re.escape(p) for p in _SEPARATORS.split(name) if p]
-        parts.append(r"[\s\-/]*".join(pieces))
-    if not parts:
-        return None
-    return re.compile(_EDGE_BEFORE + "(?:" + "|".join(parts) + ")" + _EDGE_AFTER, re.IGNORECASE)
+        pieces = [p for p in _SEPARATORS.split(name) if p]
+        if pieces:
+            pieces_of[name] = pieces
+    return NamePattern(pieces_of) if pieces_of else None
+
+
+def _ascii_alnum(c: str) -> bool:
+    return c.isascii() and c.isalnum()
+
+
+class NamePattern:
+    """name_alternation's pattern, compiled by first letter and only when a text has a word starting so.
+
+    Compiling one alternation of hundreds of names costs ~10 ms, paid by every CLI process; a record
+    needs a few letters. Matching is the single pattern's: leftmost match first, at one position the
+    longest name (only names starting with that position's letter can match there), no overlaps.
+    """
+
+    def __init__(self, pieces_of: dict[str, list[str]]) -> None:
+        sources: dict[str, list[str]] = {}
+        for pieces in pieces_of.values():  # longest first, kept within each letter
+            sources.setdefault(pieces[0][0].lower(), []).append(r"[\s\-/]*".join(re.escape(p) for p in pieces))
+        self._sources = sources
+        self._compiled: dict[str, re.Pattern[str]] = {}
+
+    def _pattern(self, letter: str) -> re.Pattern[str]:
+        found = self._compiled.get(letter)
+        if found is None:
+            body = "|".join(self._sources[letter])
+            found = re.compile(_EDGE_BEFORE + "(?:" + body + ")" + _EDGE_AFTER, re.IGNORECASE)
+            self._compiled[letter] = found
+        return found
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        letters = {c.lower() for i, c in enumerate(text) if i == 0 or not _ascii_alnum(text[i - 1])}
+        patterns = [self._pattern(k) for k in sorted(letters & self._sources.keys())]
+        pos = 0
+        while patterns:
+            best: re.Match[str] | None = None
+            for pattern in patterns:
+                m = pattern.search(text, pos)
+                if m is not None and (best is None or m.start() < best.start()):
+                    best = m
+            if best is None:
+                return
+            yield best
+            pos = max(best.end(), best.start() + 1)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return next(self.finditer(text), None)
 
 
 def system_names(m: Mappings) -> dict[str, str]:

@@ -6,12 +6,18 @@ Codes first; names (INN/BAN/USAN spellings, European spellings, brands) only as 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from azaguard.mappings import DrugCodes, Mappings
-from azaguard.terminology._common import PerMappings, coded, name_alternation, name_key, system_names
+from azaguard.terminology._common import (
+    NamePattern,
+    PerMappings,
+    coded,
+    name_alternation,
+    name_key,
+    system_names,
+)
 
 if TYPE_CHECKING:
     from azaguard.record import Concept
@@ -64,9 +70,9 @@ class _DrugIndex:
     systems: dict[str, str]
     codes: dict[tuple[str, str], set[Target]]  # (system name, code) -> targets
     atc_prefixes: list[tuple[str, Target]]
-    names: re.Pattern[str] | None
+    names: NamePattern | None
     by_name: dict[str, set[Target]]
-    non_systemic: re.Pattern[str] | None
+    non_systemic: NamePattern | None
     cache: dict[Concept, DrugMatch] = field(default_factory=dict)
 
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from azaguard.mappings import Mappings
-from azaguard.terminology._common import PerMappings, coded, name_alternation, name_key, system_names
+from azaguard.terminology._common import (
+    NamePattern,
+    PerMappings,
+    coded,
+    name_alternation,
+    name_key,
+    system_names,
+)
 from azaguard.terminology.drugs import drug_ingredients
 
 if TYPE_CHECKING:
@@ -56,7 +63,7 @@ class _VaccineIndex:
     systems: dict[str, str]
     by_cvx: dict[str, tuple[VaccineKind, str, str]]  # key -> (kind, name, CVX as listed)
     crosswalk: dict[tuple[str, str], str]  # (system name, code) -> CVX
-    brands: re.Pattern[str] | None
+    brands: NamePattern | None
     cvx_by_brand: dict[str, str]
     overrides: list[re.Pattern[str]]
     live: list[re.Pattern[str]]

@@ -42,6 +42,7 @@ from azaguard.smart.launch import (
     Identity,
     TokenError,
     authorize_url,
+    can_read_alerts,
     can_write_alerts,
     exchange_code,
     new_state,
@@ -402,7 +403,13 @@ class _Web:
             result = self.with_token(
                 ctx,
                 lambda client: service.check_on_server(
-                    client, ctx.patient_id, mappings=self.mappings, now=now, write=write
+                    client,
+                    ctx.patient_id,
+                    mappings=self.mappings,
+                    now=now,
+                    write=write,
+                    # Not granted: not asked for (a server may refuse the whole batch for them).
+                    read_alerts=can_read_alerts(ctx.tokens.scope),
                 ),
             )
         except SessionExpired:

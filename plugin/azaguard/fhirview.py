@@ -1,0 +1,351 @@
+"""Raw FHIR R4 JSON, read as typed objects: only the elements the rules read, each checked.
+
+fhir.resources validates every element of every resource (a Synthea record: hundreds of validation
+hooks per resource, most on elements no rule reads) and costs ~150 ms to import. Here a resource is
+reduced to the elements listed in SCHEMA, and each of those is checked as FHIR R4 JSON requires
+(types, formats, calendar dates, one choice of [x]); the rest is not looked at. A value that fails
+raises FhirDataError (a ValueError naming the element), which record.py turns into a ParseProblem:
+the rules that would have read it answer cannot-evaluate.
+
+The result answers attribute access like a fhir.resources model (`obs.valueQuantity.value`), so the
+record builder reads both alike (record.py can still validate fully, for the comparison test).
+Reading an element that SCHEMA does not list is a programming error (SchemaError), never "absent".
+Primitive values stay as JSON gave them (str, int, float, bool), except dates, which come back as
+fhir.resources gives them (date, aware datetime, or the string of a partial date).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+
+class FhirDataError(ValueError):
+    """An element the rules read is not valid FHIR R4 JSON."""
+
+
+class SchemaError(Exception):
+    """Code read an element that SCHEMA does not list (add it there, with its type)."""
+
+
+# --- primitives ------------------------------------------------------------------------------------
+
+_YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
+_DATE_RE = re.compile(rf"{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?")
+_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
+_ZONE = r"(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+# A time needs its zone (as fhir.resources also requires).
+_DATETIME_RE = re.compile(rf"{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T{_TIME}{_ZONE})?)?)?")
+_INSTANT_RE = re.compile(rf"{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T{_TIME}{_ZONE}")
+_CODE_RE = re.compile(r"[^\s]+( [^\s]+)*")
+_URI_RE = re.compile(r"\S+")
+_INT32 = 2**31
+
+
+def _string(v: object) -> object:
+    if isinstance(v, str) and v:
+        return v
+    raise FhirDataError("expected a non-empty string")
+
+
+def _code(v: object) -> object:
+    if isinstance(v, str) and _CODE_RE.fullmatch(v):
+        return v
+    raise FhirDataError("expected a code (no leading, trailing or double spaces)")
+
+
+def _uri(v: object) -> object:
+    if isinstance(v, str) and _URI_RE.fullmatch(v):
+        return v
+    raise FhirDataError("expected a URI")
+
+
+def _boolean(v: object) -> object:
+    if isinstance(v, bool):
+        return v
+    raise FhirDataError("expected true or false")
+
+
+def _integer(low: int) -> Callable[[object], object]:
+    def check(v: object) -> object:
+        if isinstance(v, int) and not isinstance(v, bool) and low <= v < _INT32:
+            return v
+        raise FhirDataError(f"expected an integer ≥ {low}" if low > -_INT32 else "expected an integer")
+
+    return check
+
+
+def _decimal(v: object) -> object:
+    if isinstance(v, int | float) and not isinstance(v, bool) and v == v and abs(v) != float("inf"):
+        return v
+    raise FhirDataError("expected a number")
+
+
+def _calendar_date(v: str) -> date:
+    try:
+        return date.fromisoformat(v)
+    except ValueError as exc:  # 2026-02-30
+        raise FhirDataError(f"{v} is not a calendar date") from exc
+
+
+def _moment(v: str) -> datetime:
+    """A date, time and zone as an aware datetime (at most 6 fractional digits kept, as fhir.resources does)."""
+    head, dot, frac = v.partition(".")
+    if dot:
+        digits = len(frac) - len(frac.lstrip("0123456789"))
+        v = head + "." + frac[: min(digits, 6)] + frac[digits:]
+    try:
+        return datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError as exc:  # 2026-02-30T..., a leap second
+        raise FhirDataError(f"{v} is not a valid date and time") from exc
+
+
+# Dates come back as fhir.resources gives them: a full date as a date, a date and time as an aware
+# datetime, a partial date (2026, 2026-06) as the string: parsed once, here.
+def _date(v: object) -> object:
+    if isinstance(v, str) and _DATE_RE.fullmatch(v):
+        return _calendar_date(v) if len(v) == 10 else v
+    raise FhirDataError("expected a date (YYYY, YYYY-MM or YYYY-MM-DD)")
+
+
+def _datetime(v: object) -> object:
+    if isinstance(v, str) and _DATETIME_RE.fullmatch(v):
+        if len(v) > 10:
+            return _moment(v)
+        return _calendar_date(v) if len(v) == 10 else v
+    raise FhirDataError("expected a dateTime (a date, or a date and time with its zone)")
+
+
+def _instant(v: object) -> object:
+    if isinstance(v, str) and _INSTANT_RE.fullmatch(v):
+        return _moment(v)
+    raise FhirDataError("expected an instant (date, time and zone)")
+
+
+PRIMITIVES: dict[str, Callable[[object], object]] = {
+    "string": _string,
+    "markdown": _string,
+    "code": _code,
+    "uri": _uri,
+    "boolean": _boolean,
+    "integer": _integer(-_INT32),
+    "positiveInt": _integer(1),
+    "unsignedInt": _integer(0),
+    "decimal": _decimal,
+    "date": _date,
+    "dateTime": _datetime,
+    "instant": _instant,
+}
+
+# --- what the rules read ------------------------------------------------------------------------------
+# type -> element -> type ("*" after it: a list). Complex types and resources alike.
+
+_MEDICATION = {"medicationCodeableConcept": "CodeableConcept", "medicationReference": "Reference"}
+
+SCHEMA: dict[str, dict[str, str]] = {
+    # data types
+    "Coding": {"system": "uri", "code": "code", "display": "string"},
+    "CodeableConcept": {"coding": "Coding*", "text": "string"},
+    "Quantity": {"value": "decimal", "comparator": "code", "unit": "string", "system": "uri", "code": "code"},
+    "Range": {"low": "Quantity", "high": "Quantity"},
+    "Period": {"start": "dateTime", "end": "dateTime"},
+    "Reference": {"reference": "string", "display": "string"},
+    "HumanName": {"text": "string", "family": "string", "given": "string*"},
+    "Timing": {"repeat": "TimingRepeat", "code": "CodeableConcept"},
+    "TimingRepeat": {
+        "frequency": "positiveInt", "period": "decimal", "periodUnit": "code", "boundsPeriod": "Period",
+    },
+    "Dosage": {
+        "text": "string", "timing": "Timing", "asNeededBoolean": "boolean",
+        "asNeededCodeableConcept": "CodeableConcept", "doseAndRate": "DoseAndRate*",
+    },
+    "DoseAndRate": {"doseQuantity": "Quantity", "doseRange": "Range"},
+    # resources
+    "Patient": {"name": "HumanName*", "birthDate": "date", "gender": "code"},
+    "Medication": {"code": "CodeableConcept", "ingredient": "MedicationIngredient*"},
+    "MedicationIngredient": {"itemCodeableConcept": "CodeableConcept", "itemReference": "Reference"},
+    "MedicationRequest": {
+        "status": "code", "intent": "code", **_MEDICATION, "authoredOn": "dateTime",
+        "dosageInstruction": "Dosage*", "dispenseRequest": "MedicationRequestDispense",
+    },
+    "MedicationRequestDispense": {"validityPeriod": "Period"},
+    "MedicationStatement": {
+        "status": "code", **_MEDICATION, "effectiveDateTime": "dateTime", "effectivePeriod": "Period",
+        "dateAsserted": "dateTime", "dosage": "Dosage*",
+    },
+    "MedicationDispense": {
+        "status": "code", **_MEDICATION, "whenHandedOver": "dateTime", "whenPrepared": "dateTime",
+        "daysSupply": "Quantity", "dosageInstruction": "Dosage*",
+    },
+    "MedicationAdministration": {
+        "status": "code", **_MEDICATION, "effectiveDateTime": "dateTime", "effectivePeriod": "Period",
+    },
+    "Observation": {
+        "status": "code", "code": "CodeableConcept", "component": "ObservationComponent*",
+        "effectiveDateTime": "dateTime", "effectivePeriod": "Period", "effectiveInstant": "instant",
+        "issued": "instant", "valueQuantity": "Quantity", "valueCodeableConcept": "CodeableConcept",
+        "valueString": "string", "dataAbsentReason": "CodeableConcept",
+    },
+    "ObservationComponent": {
+        "code": "CodeableConcept", "valueQuantity": "Quantity", "valueCodeableConcept": "CodeableConcept",
+        "valueString": "string", "dataAbsentReason": "CodeableConcept",
+    },
+    "Immunization": {
+        "status": "code", "vaccineCode": "CodeableConcept", "occurrenceDateTime": "dateTime",
+        "recorded": "dateTime",
+    },
+    "ImmunizationRecommendation": {"date": "dateTime", "recommendation": "ImmunizationRecommendationItem*"},
+    "ImmunizationRecommendationItem": {
+        "vaccineCode": "CodeableConcept*", "targetDisease": "CodeableConcept", "forecastStatus": "CodeableConcept",
+        "dateCriterion": "ImmunizationRecommendationDateCriterion*",
+    },
+    "ImmunizationRecommendationDateCriterion": {"code": "CodeableConcept", "value": "dateTime"},
+    "ServiceRequest": {
+        "status": "code", "code": "CodeableConcept", "occurrenceDateTime": "dateTime", "authoredOn": "dateTime",
+    },
+    "Condition": {
+        "code": "CodeableConcept", "clinicalStatus": "CodeableConcept", "verificationStatus": "CodeableConcept",
+        "onsetDateTime": "dateTime", "onsetPeriod": "Period", "recordedDate": "dateTime",
+        "abatementDateTime": "dateTime", "abatementPeriod": "Period", "abatementAge": "Quantity",
+        "abatementRange": "Range", "abatementString": "string",
+    },
+}  # fmt: skip
+
+# Elements FHIR requires (1..1) of what the rules read: missing, the resource is not usable, as
+# fhir.resources would also say. Checked for presence (the subject/patient reference too, without
+# which whose data it is cannot be told).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "MedicationRequest": ("status", "intent", "subject"),
+    "MedicationStatement": ("status", "subject"),
+    "MedicationDispense": ("status",),
+    "MedicationAdministration": ("status", "subject"),
+    "Observation": ("status", "code"),
+    "ObservationComponent": ("code",),
+    "Immunization": ("status", "vaccineCode", "patient"),
+    "ImmunizationRecommendation": ("patient", "recommendation"),
+    "ImmunizationRecommendationItem": ("forecastStatus",),
+    "ImmunizationRecommendationDateCriterion": ("code", "value"),
+    "ServiceRequest": ("status", "intent", "subject"),
+    "Condition": ("subject",),
+}
+# Choice elements ([x]): at most one of each group may be present (of those listed in the FHIR spec).
+_CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "MedicationRequest": (("medicationCodeableConcept", "medicationReference"),),
+    "MedicationStatement": (("medicationCodeableConcept", "medicationReference"),
+                            ("effectiveDateTime", "effectivePeriod")),
+    "MedicationDispense": (("medicationCodeableConcept", "medicationReference"),),
+    "MedicationAdministration": (("medicationCodeableConcept", "medicationReference"),
+                                 ("effectiveDateTime", "effectivePeriod")),
+    "Observation": (("effectiveDateTime", "effectivePeriod", "effectiveTiming", "effectiveInstant"),
+                    ("valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger",
+                     "valueRange", "valueRatio", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod")),
+    "ObservationComponent": (("valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean",
+                              "valueInteger", "valueRange", "valueRatio", "valueSampledData", "valueTime",
+                              "valueDateTime", "valuePeriod"),),
+    "Immunization": (("occurrenceDateTime", "occurrenceString"),),
+    "ServiceRequest": (("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming"),),
+    "Condition": (("onsetDateTime", "onsetAge", "onsetPeriod", "onsetRange", "onsetString"),
+                  ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString")),
+    "Dosage": (("asNeededBoolean", "asNeededCodeableConcept"),),
+    "DoseAndRate": (("doseRange", "doseQuantity"),),
+    "MedicationIngredient": (("itemCodeableConcept", "itemReference"),),
+    "TimingRepeat": (("boundsDuration", "boundsRange", "boundsPeriod"),),
+}  # fmt: skip
+
+
+class Element:
+    """One resource or data type, reduced to the SCHEMA elements that are present.
+
+    Each SCHEMA type is a subclass whose class attributes are its elements, all None: a present
+    element is found in the instance's __dict__, an absent one reads None, and a name that is not
+    an element falls through to __getattr__ (a SchemaError)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise SchemaError(f"{type(self).__name__}.{name} is not in fhirview.SCHEMA")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.__dict__!r})"
+
+
+# Per type, precomputed once: its choice groups, required elements, element plan and class.
+# The plan: element -> (is a list, primitive check or None, the element's type).
+_Plan = dict[str, tuple[bool, Callable[[object], object] | None, str]]
+_Spec = tuple[tuple[tuple[str, ...], ...], tuple[str, ...], _Plan, type[Element]]
+_SPECS: dict[str, _Spec] = {
+    type_name: (
+        _CHOICES.get(type_name, ()),
+        REQUIRED.get(type_name, ()),
+        {n: (spec.endswith("*"), PRIMITIVES.get(spec.rstrip("*")), spec.rstrip("*")) for n, spec in fields.items()},
+        type(type_name, (Element,), dict.fromkeys(fields)),
+    )
+    for type_name, fields in SCHEMA.items()
+}
+
+
+class _Invalid(Exception):
+    """An invalid element deep down; its path is assembled on the way up (never on the happy path)."""
+
+    def __init__(self, path: list[str], message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+def read(raw: dict[str, Any], resource_type: str | None = None) -> Any:
+    """`raw` (a resource's JSON object) reduced and checked; raises FhirDataError naming the element."""
+    rtype = resource_type or raw.get("resourceType")
+    if not isinstance(rtype, str) or rtype not in SCHEMA:
+        raise SchemaError(f"no schema for {rtype!r}")
+    if raw.get("resourceType") != rtype:
+        raise FhirDataError(f"expected a {rtype}, got {raw.get('resourceType')!r}")
+    try:
+        return _element(raw, rtype)
+    except _Invalid as exc:
+        where = ".".join(reversed(exc.path)) or rtype
+        raise FhirDataError(f"invalid {where}: {exc.message}") from None
+
+
+def _element(raw: object, type_name: str) -> Element:
+    if type(raw) is not dict:
+        raise _Invalid([], "expected an object")
+    choices, required, plan, cls = _SPECS[type_name]
+    for group in choices:
+        present = [n for n in group if raw.get(n) is not None]
+        if len(present) > 1:
+            raise _Invalid([present[0]], f"only one of {', '.join(present)} may be given")
+    for name in required:
+        if raw.get(name) is None:
+            raise _Invalid([name], "required")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        entry = plan.get(name)
+        if entry is None or value is None:
+            continue  # not read by the rules: not checked
+        is_list, check, item_type = entry
+        try:
+            if not is_list:
+                values[name] = _element(value, item_type) if check is None else check(value)
+                continue
+            if type(value) is not list:
+                raise _Invalid([], "expected a list")
+            items = []
+            for i, item in enumerate(value):
+                try:
+                    items.append(_element(item, item_type) if check is None else check(item))
+                except (_Invalid, FhirDataError) as exc:
+                    raise _path(exc, str(i)) from None
+            values[name] = items
+        except (_Invalid, FhirDataError) as exc:
+            raise _path(exc, name) from None
+    element = cls.__new__(cls)
+    element.__dict__ = values
+    return element
+
+
+def _path(exc: _Invalid | FhirDataError, step: str) -> _Invalid:
+    if isinstance(exc, _Invalid):
+        exc.path.append(step)
+        return exc
+    return _Invalid([step], str(exc))

@@ -1,0 +1,186 @@
+"""The fast path (fhirview: only what the rules read, checked) against full fhir.resources validation.
+
+Same findings on every shipped example, every sandbox patient and a generated Synthea-style record;
+and what the rules read is refused by both when it is not valid FHIR."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fhir.resources.R4B.observation import Observation
+from pydantic import ValidationError
+
+from azaguard import fhirview
+from azaguard.mappings import Mappings, load_mappings
+from azaguard.record import build_record
+from azaguard.resources import ResourceSet, load_json_file, resource_set_from_json
+from azaguard.rules import evaluate
+from azaguard.sandbox.large_record import synthea_like_record
+from azaguard.sandbox.patients import build_patients
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.json"))
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def mappings() -> Mappings:
+    return load_mappings()
+
+
+def both(resources: ResourceSet, m: Mappings, now: datetime) -> tuple[Any, Any]:
+    fast = build_record(resources, m)
+    full = build_record(resources, m, full_validation=True)
+    return (fast, evaluate(fast, m, now)), (full, evaluate(full, m, now))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_examples_give_the_same_record_and_findings(path: Path, mappings: Mappings) -> None:
+    (fast, fast_findings), (full, full_findings) = both(load_json_file(path), mappings, NOW)
+    assert fast == full
+    assert fast_findings == full_findings
+
+
+def test_sandbox_patients_give_the_same_findings(mappings: Mappings) -> None:
+    for p in build_patients(NOW):
+        (fast, fast_findings), (full, full_findings) = both(ResourceSet.from_resources(p.resources), mappings, NOW)
+        assert fast == full, p.id
+        assert fast_findings == full_findings, p.id
+
+
+def test_large_synthea_style_record_gives_the_same_findings(mappings: Mappings) -> None:
+    raw = orjson.dumps(synthea_like_record(NOW))
+    (fast, fast_findings), (full, full_findings) = both(resource_set_from_json(orjson.loads(raw)), mappings, NOW)
+    assert len(fast.measurements) > 100 and fast.medication_orders  # every rule has data to read
+    assert fast == full
+    assert fast_findings == full_findings
+
+
+# --- invalid data: refused by both paths ------------------------------------------------------------
+
+WBC: dict[str, Any] = {
+    "resourceType": "Observation",
+    "id": "o1",
+    "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "6690-2"}]},
+    "subject": {"reference": "Patient/p1"},
+    "effectiveDateTime": "2026-11-10T08:00:00Z",
+    "valueQuantity": {"value": 5.1, "unit": "10*9/L", "system": "http://unitsofmeasure.org", "code": "10*9/L"},
+}
+
+
+def changed(path: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(WBC)
+    *parents, last = path.split(".")
+    holder: Any = out
+    for key in parents:
+        holder = holder[int(key)] if key.isdigit() else holder[key]
+    if value is _DELETE:
+        del holder[last]
+    else:
+        holder[last] = value
+    return out
+
+
+_DELETE = object()
+INVALID = {
+    "impossible date": ("effectiveDateTime", "2026-02-30"),
+    "time without zone": ("effectiveDateTime", "2026-11-10T08:00:00"),
+    "hour 25": ("effectiveDateTime", "2026-11-10T25:00:00Z"),
+    "compact date": ("effectiveDateTime", "20261110"),
+    "value is a boolean": ("valueQuantity.value", True),
+    "code with spaces around": ("status", " final"),
+    "empty status": ("status", ""),
+    "no status": ("status", _DELETE),
+    "no code": ("code", _DELETE),
+    "coding is not a list": ("code.coding", {"system": "http://loinc.org", "code": "6690-2"}),
+    "two values": ("valueString", "5.1"),
+    "unit is a number": ("valueQuantity.unit", 5),
+    "issued without time": ("issued", "2026-11-10"),
+}
+
+
+@pytest.mark.parametrize("case", INVALID, ids=list(INVALID))
+def test_invalid_values_the_rules_read_are_refused_by_both(case: str, mappings: Mappings) -> None:
+    resource = changed(*INVALID[case])
+    with pytest.raises(ValidationError):
+        Observation.model_validate(resource)
+    with pytest.raises(fhirview.FhirDataError):
+        fhirview.read(resource)
+    records = [
+        build_record(ResourceSet.from_resources([resource]), mappings, full_validation=full) for full in (False, True)
+    ]
+    for record in records:
+        assert [p.ref for p in record.problems] == ["Observation/o1"]
+        assert record.measurements == ()
+
+
+VALID = {
+    "partial dates": ("effectiveDateTime", "2026-11"),
+    "year only": ("effectiveDateTime", "2026"),
+    "nanoseconds": ("effectiveDateTime", "2026-11-10T08:00:00.123456789+02:00"),
+    "leap day": ("effectiveDateTime", "2024-02-29"),
+    "integer value": ("valueQuantity.value", 5),
+    "inner space in a code": ("valueQuantity.code", "10*9/L x"),
+}
+
+
+@pytest.mark.parametrize("case", VALID, ids=list(VALID))
+def test_valid_values_are_accepted_by_both(case: str, mappings: Mappings) -> None:
+    resource = changed(*VALID[case])
+    Observation.model_validate(resource)
+    fhirview.read(resource)
+
+
+def test_the_fast_path_is_stricter_where_fhir_resources_is_lenient() -> None:
+    # fhir.resources reads a number as a Unix time and a string as a decimal; FHIR JSON allows neither.
+    for path, value in [("effectiveDateTime", 1762761600), ("valueQuantity.value", "5.1")]:
+        Observation.model_validate(changed(path, value))
+        with pytest.raises(fhirview.FhirDataError):
+            fhirview.read(changed(path, value))
+
+
+def test_elements_the_rules_do_not_read_are_not_checked() -> None:
+    resource = {**WBC, "note": "not a list of Annotations", "performer": 7}
+    with pytest.raises(ValidationError):
+        Observation.model_validate(resource)
+    assert fhirview.read(resource).valueQuantity.value == 5.1
+
+
+def test_reading_an_element_outside_the_schema_is_a_programming_error() -> None:
+    view = fhirview.read(WBC)
+    assert view.valueString is None  # in the schema, absent
+    with pytest.raises(fhirview.SchemaError):
+        _ = view.performer
+
+
+# --- decoding within limits, fast ------------------------------------------------------------------
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    from azaguard.resources import loads_limited
+
+    text = '{"resourceType": "Bundle", "id": "' + "[" * 500 + '", "entry": []}'
+    assert loads_limited(text.encode(), "x") == {"resourceType": "Bundle", "id": "[" * 500, "entry": []}
+
+
+def test_nesting_past_the_limit_that_orjson_accepts_is_refused() -> None:
+    from azaguard.resources import MAX_DEPTH, InputError, loads_limited
+
+    deep = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)
+    with pytest.raises(InputError, match="nested deeper"):
+        loads_limited(deep.encode(), "x")
+    ok = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    assert loads_limited(ok.encode(), "x") is not None
+
+
+def test_what_orjson_refuses_gets_the_precise_message() -> None:
+    from azaguard.resources import InputError, loads_limited
+
+    for text, words in [(b'{"a": NaN}', "NaN"), (b'{"a": 1e999}', "out of range"), (b"\xff{}", "UTF-8")]:
+        with pytest.raises(InputError, match=words):
+            loads_limited(text, "x")
