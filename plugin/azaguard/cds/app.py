@@ -9,7 +9,6 @@ in the log and in a response header.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from azaguard.cds.store import CdsStore, FeedbackEntry
 from azaguard.cds.trust import JwksCache, Untrusted, Verifier
 from azaguard.config import AppConfig, is_loopback, origin_of
 from azaguard.mappings import Mappings, load_mappings
-from azaguard.resources import InputError
+from azaguard.resources import InputError, loads_limited
 
 log = logging.getLogger("azaguard.cds")
 INSECURE_HEADER = "X-Azaguard-Insecure"
@@ -155,9 +154,9 @@ class CdsService:
 
 def parse_feedback(body: bytes, now: datetime) -> list[FeedbackEntry]:
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the feedback is not JSON ({exc})") from exc
+        data = loads_limited(body, "the feedback")
+    except InputError as exc:
+        raise BadRequest(str(exc)) from exc
     items = data.get("feedback") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise BadRequest("the feedback must be an object with a non-empty 'feedback' array")

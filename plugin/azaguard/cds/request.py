@@ -6,12 +6,12 @@ BadRequest (400). Real clients' shapes are accepted: e.g. fhirAuthorization with
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from azaguard.cds.discovery import Service
+from azaguard.resources import InputError, loads_limited
 
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
@@ -34,9 +34,9 @@ class CdsRequest:
 
 def parse_request(body: bytes, service: Service) -> CdsRequest:
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the request body is not JSON ({exc})") from exc
+        data = loads_limited(body, "the request body")
+    except InputError as exc:
+        raise BadRequest(str(exc)) from exc
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
     hook = data.get("hook")
