@@ -28,6 +28,7 @@ UNITS: list[tuple[str, str, float, float]] = [
     ("/mm3", "cell-count", 4200, 4.2),
     ("{cells}/uL", "cell-count", 4200, 4.2),
     ("10*6/L", "cell-count", 4200, 4.2),
+    ("/nL", "cell-count", 4.2, 4.2),
     ("fL", "volume-fl", 92, 92),
     ("um3", "volume-fl", 92, 92),
     ("U/L", "enzyme", 45, 45),

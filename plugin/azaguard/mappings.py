@@ -86,6 +86,7 @@ class AzathioprineSet(ValueSetInfo):
     names: tuple[str, ...]  # INN/BAN/USAN and European spellings
     brands: tuple[str, ...]
     strength_mg_by_rxnorm: dict[str, float]
+    ndc_note: str = ""  # how the NDC codes are keyed and how sure they are
 
 
 class AntiInfectiveIngredient(_Model):
@@ -116,6 +117,10 @@ class AntiInfectives(ValueSetInfo):
     prophylaxis_false_positive_note: str
     # A product named with one of these (cream, eye drops, ...) is not systemic: not an infection hold.
     non_systemic_form_words: tuple[str, ...]
+    # European spellings of INN endings (French -ine, Spanish/Italian -ina, German -ol ...): each ingredient
+    # name and synonym also answers to these variants. Pairs of (English ending, variant ending).
+    spelling_variants: tuple[tuple[str, str], ...] = ()
+    spelling_variants_source: str = ""
     ingredients: tuple[AntiInfectiveIngredient, ...]
 
     @model_validator(mode="after")
@@ -321,6 +326,9 @@ class Analyte(_Model):
     rule: RuleId
     threshold: Threshold | None = None
     plausible: Plausible | None = None
+    # An Observation of this category whose value is in this analyte's dimension counts as this analyte even
+    # under a code we do not list (a site's own or a newer LOINC code for a body temperature).
+    by_unit_in_category: str | None = None
 
 
 class CodedAnalyte(_Model):

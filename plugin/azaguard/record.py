@@ -25,7 +25,7 @@ from azaguard import fhirview
 from azaguard.mappings import Mappings
 from azaguard.resources import Resource, ResourceSet, gc_paused
 from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
-from azaguard.units import UnitError, normalise
+from azaguard.units import UnitError, normalise, unit_dimension
 
 # --- value types ---------------------------------------------------------------
 
@@ -286,6 +286,11 @@ class _Builder:
         for key, ca in mappings.analytes.coded_analytes.items():
             for code in ca.loinc:
                 self.loinc_to_analyte[code] = key
+        # (category, dimension) -> analyte: recognised by its unit when its code is not one we list.
+        self.by_unit: dict[tuple[str, str], str] = {
+            (a.by_unit_in_category, a.dimension): key
+            for key, a in mappings.analytes.analytes.items() if a.by_unit_in_category
+        }
         self.patient: PatientInfo | None = None
         self.orders: list[MedicationOrder] = []
         self.measurements: list[Measurement] = []
@@ -365,9 +370,17 @@ class _Builder:
         return "never" if status in classes.never else "uncertain"
 
     def _add_medication(self, order: MedicationOrder) -> None:
+        drugs = drug_ingredients(order.medication, self.m)
+        concept = order.medication
+        if order.medication_problem is None and concept is not None and not drugs.hits and not concept.names:
+            # Only codes we do not know (an unlisted NDC, a local code) and no name: it might be azathioprine,
+            # an anti-infective or an interacting drug, so it is unidentified, never "none of ours".
+            codes = ", ".join(f"{c.system or '(no system)'}|{c.code}" for c in concept.codings) or "no code"
+            object.__setattr__(order, "medication_problem",
+                               f"medication has no name and no code azaguard knows ({codes}): it cannot be identified")
         # Set on the order just built, not yet shared (replace() would build it a second time: a Synthea
         # record has hundreds of orders).
-        object.__setattr__(order, "drugs", drug_ingredients(order.medication, self.m))
+        object.__setattr__(order, "drugs", drugs)
         self.orders.append(order)
 
     # -- MedicationStatement: the patient takes (took, will take) it --
@@ -470,7 +483,22 @@ class _Builder:
             for comp in components:
                 if isinstance(comp, dict) and any(c in wanted for c in _raw_code_values(comp.get("code"))):
                     return True
-        return False
+        return any(self._by_unit(raw, part) for part in [raw, *(components if isinstance(components, list) else [])])
+
+    def _by_unit(self, raw: Resource, holder: object) -> str | None:
+        """The analyte an Observation (or component) is by its category and its value's unit, if any."""
+        if not self.by_unit or not isinstance(holder, dict):
+            return None
+        q = holder.get("valueQuantity")
+        if not isinstance(q, dict):
+            return None
+        categories = raw.get("category")
+        codes = {c.code for cat in (categories if isinstance(categories, list) else []) for c in _codes_of(cat)}
+        if not any(cat in codes for cat, _ in self.by_unit):
+            return None  # most Observations: decided without resolving the unit
+        unit = tuple(x if isinstance(x, str) else None for x in (q.get("code"), q.get("system"), q.get("unit")))
+        dimension = unit_dimension(unit[0], unit[1], unit[2], self.m)
+        return next((a for (cat, dim), a in self.by_unit.items() if dim == dimension and cat in codes), None)
 
     def _observation(self, raw: Resource) -> None:
         obs = self._parse(raw, "Observation")
@@ -484,16 +512,19 @@ class _Builder:
             or _as_datetime(obs.effectiveInstant)
             or _as_datetime(obs.issued)
         )
+        raw_parts = [raw] + [c for c in raw.get("component", []) if isinstance(c, dict)]
         parts = [(obs.code, obs)] + [(c.code, c) for c in (obs.component or [])]
         found = False
-        for code_concept, holder in parts:
+        for (code_concept, holder), raw_part in zip(parts, raw_parts, strict=False):
             concept = _concept(code_concept)
             loinc = next((c for c in concept.codes_in(self.m.systems.loinc) if c in self.loinc_to_analyte), None)
-            if loinc is None:
+            analyte = self.loinc_to_analyte.get(loinc or "") or self._by_unit(raw, raw_part)
+            if analyte is None:
                 continue
             found = True
+            code = loinc or next((c.code for c in concept.codings), "(no code)")
             self.measurements.append(
-                self._measurement(ref, loinc, status, effective, holder, self._gene(obs, concept))
+                self._measurement(ref, code, status, effective, holder, self._gene(obs, concept), analyte=analyte)
             )
         if not found:
             raise ValueError("Observation has no readable LOINC code")
@@ -526,9 +557,9 @@ class _Builder:
         return found.pop() if len(found) == 1 else None
 
     def _measurement(
-        self, ref: str, loinc: str, status: str, effective: datetime | None, holder: Any, gene: str | None = None
+        self, ref: str, loinc: str, status: str, effective: datetime | None, holder: Any, gene: str | None = None,
+        *, analyte: str,
     ) -> Measurement:
-        analyte = self.loinc_to_analyte[loinc]
         q = holder.valueQuantity
         quantity = None
         value = unit = problem = None

@@ -47,6 +47,13 @@ def normalise(
     return Normalised((value + conversion.offset) * conversion.factor, dim.canonical, source)
 
 
+def unit_dimension(code: str | None, system: str | None, text: str | None, mappings: Mappings) -> str | None:
+    """The one dimension a unit belongs to (e.g. 'temperature' for [degF] or '°F'), None when unknown or shared."""
+    unit, _ = _resolve_unit(code, system, text, mappings)
+    found = [name for name, d in mappings.units.dimensions.items() if unit is not None and unit in d.units]
+    return found[0] if len(found) == 1 else None
+
+
 def _resolve_unit(
     code: str | None, system: str | None, text: str | None, mappings: Mappings
 ) -> tuple[str | None, Literal["code", "alias", "text"]]:

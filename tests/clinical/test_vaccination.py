@@ -235,6 +235,21 @@ def test_no_tier_without_a_recent_weight() -> None:
     assert "mg/kg/day" not in f.detail
 
 
+def test_future_dated_weight_gives_no_tier() -> None:
+    # A weight dated next month (a typo in the year, a wrong clock) is not this patient's weight today.
+    future = observation("29463-7", 70, "kg", days_ago=-30)
+    (f,) = run(azathioprine(dose_mg=150, per_day=2), future, recommendation("03"))
+    assert (f.status, f.severity) == ("hold", "critical")
+    assert "mg/kg/day" not in f.detail
+
+
+def test_implausible_weight_gives_no_tier() -> None:
+    # 70 000 "kg" (grams sent as kg) would make 300 mg/day look like a tiny dose.
+    (f,) = run(azathioprine(dose_mg=150, per_day=2), observation("29463-7", 70000, "kg", days_ago=5),
+               recommendation("03"))
+    assert "mg/kg/day" not in f.detail
+
+
 def test_ok_says_only_recorded_plans_were_checked() -> None:
     aza = azathioprine(rid="aza-ok")
     (f,) = run(aza)

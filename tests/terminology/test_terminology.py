@@ -101,3 +101,13 @@ def test_a_value_set_without_a_date_is_refused(tmp_path: Path) -> None:
     (folder / "medications.json").write_text(json.dumps(data))
     with pytest.raises(MappingsError, match="as_of"):
         load_mappings_from(folder)
+
+
+def test_terminology_never_imports_the_rules() -> None:
+    # The rules ask the terminology; the terminology must not depend on them (no cycle, one direction).
+    from pathlib import Path
+
+    import azaguard.terminology as terminology
+
+    for path in Path(terminology.__file__).parent.glob("*.py"):
+        assert "azaguard.rules" not in path.read_text(encoding="utf-8"), path.name

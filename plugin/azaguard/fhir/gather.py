@@ -119,7 +119,8 @@ def plan_searches(
 ) -> list[Search]:
     """The searches that fetch everything the rules read for this patient."""
     patient = f"Patient/{check_id(patient_id)}"
-    systems = mappings.systems.loinc
+    # The canonical LOINC URI only: the OID (accepted in records handed over) would double a long query.
+    systems = mappings.systems.loinc[:1]
 
     def loinc(codes: Sequence[str]) -> str:
         return ",".join(f"{system}|{code}" for code in codes for system in systems)

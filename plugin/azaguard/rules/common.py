@@ -5,11 +5,9 @@ Pure functions over PatientRecord + Mappings + now; no I/O, no clock.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Literal
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
@@ -44,22 +42,6 @@ def ago(dt: datetime | None, now: datetime) -> str:
         return "date unknown"
     days = (now - dt).days
     return f"{days} days ago" if days >= 0 else "a date in the future"
-
-
-def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
-    """The first word (case-insensitive, whole word) found in any name (lab answers; drugs and vaccines
-    are recognised by azaguard.terminology)."""
-    for word in words:
-        pattern = _word_pattern(word)
-        if any(pattern.search(n) for n in names):
-            return word
-    return None
-
-
-@lru_cache(maxsize=1024)
-def _word_pattern(word: str) -> re.Pattern[str]:
-    # Compiled once per word: name matching runs for every order under several rules.
-    return re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE)
 
 
 def azathioprine_match(concept: Concept | None, m: Mappings) -> MatchKind | None:

@@ -18,7 +18,6 @@ from azaguard.rules.common import (
     iso,
     make_finding,
     measurement_evidence,
-    names_match,
     observation_problems,
     order_evidence,
     problem_evidence,
@@ -27,7 +26,7 @@ from azaguard.rules.common import (
     split_future,
     uncertain_reason,
 )
-from azaguard.terminology import azathioprine_strength_mg
+from azaguard.terminology import azathioprine_strength_mg, names_match
 from azaguard.units import UnitError, normalise
 
 _WEIGHT = "weight"  # analyte key for body weight

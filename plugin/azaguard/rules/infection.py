@@ -33,8 +33,7 @@ from azaguard.rules.common import (
     split_future,
     uncertain_reason,
 )
-from azaguard.terminology import drug_ingredients, may_be_prophylaxis
-from azaguard.terminology.conditions import InfectionMatch, infection_class
+from azaguard.terminology import InfectionMatch, drug_ingredients, infection_class, may_be_prophylaxis
 
 RULE: RuleId = "infection-hold"
 _TEMPERATURE = "temperature"  # analyte key in mappings.analytes
@@ -287,6 +286,8 @@ def current_conditions(record: PatientRecord, m: Mappings, now: datetime) -> Cur
                 continue
             what = f"status {cond.clinical_status!r} not recognised" if cond.clinical_status else "without status"
             why = f"encounter diagnosis {what}, recorded {short_date(when)} (within {window.days} days)"
+        if match.febrile:  # febrile neutropenia in one condition: both parts of the emergency
+            out["neutropenia"].append((cond, match, why))
         group = "holds" if match.holds else ("neutropenia" if match.kind == "neutropenia" else "context")
         out[group].append((cond, match, why))
     return CurrentConditions(**{k: tuple(v) for k, v in out.items()})
@@ -318,7 +319,7 @@ def _conditions(
     names = ", ".join(dict.fromkeys(cond.concept.label for cond, _, _ in cc.holds + cc.neutropenia))
     evidence = [_condition_evidence(c, x, w, "current infection") for c, x, w in cc.holds]
     evidence += [_condition_evidence(c, x, w, "neutropenia") for c, x, w in cc.neutropenia]
-    fever_coded = any(x.kind == "fever" for _, x, _ in cc.holds)
+    fever_coded = any(x.kind == "fever" or x.febrile for _, x, _ in cc.holds)
     if cc.neutropenia and (fever_coded or measured_fever):
         out.append(make_finding(
             m, RULE, "febrile-neutropenia-coded", Status.HOLD, Severity.CRITICAL,

@@ -25,15 +25,11 @@ from azaguard.rules.common import (
     rule,
     short_date,
 )
+from azaguard.rules.dosing import daily_dose
 from azaguard.terminology import VaccineKind, is_vaccine_concept, vaccine_class
-from azaguard.units import UnitError, normalise
 
 RULE: RuleId = "vaccination-hold"
 Kind = Literal["live", "not_live", "ambiguous"]
-
-# Keys into mappings (not clinical values): the weight analyte and the mass dimension of a dose.
-_WEIGHT_ANALYTE = "weight"
-_DOSE_DIMENSION = "drug-mass"
 
 
 @dataclass(frozen=True)
@@ -96,6 +92,9 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     problems = _vaccine_problems(record, m)
     if problems:
         out.append(_unreadable(problems, t, m))
+    unidentified = _unidentified_orders(record, t, m)
+    if unidentified:
+        out.append(_unidentified(unidentified, t, m))
     if not out:
         out.append(_ok(t, record, m))
     return out
@@ -316,6 +315,29 @@ def _vaccine_problems(record: PatientRecord, m: Mappings) -> list[ParseProblem]:
     return out
 
 
+def _unidentified_orders(record: PatientRecord, t: Therapy, m: Mappings) -> list[MedicationOrder]:
+    """Open orders whose product cannot be identified (no name, no code we know): each may be a live vaccine."""
+    own = {o.ref for o in t.orders}
+    inactive = m.policy.vaccination.order_inactive_statuses
+    return [o for o in record.medication_orders
+            if o.source == "MedicationRequest" and o.medication_problem and o.ref not in own
+            and o.status not in inactive]
+
+
+def _unidentified(orders: list[MedicationOrder], t: Therapy, m: Mappings) -> Finding:
+    return make_finding(
+        m, RULE, "order-unidentified", Status.CANNOT_EVALUATE, Severity.MODERATE,
+        f"Cannot check vaccines: {len(orders)} open order(s) could not be identified and may be a vaccine",
+        "These open orders name no product azaguard can identify, so a live vaccine among them cannot be "
+        "ruled out: " + "; ".join(f"{o.ref}: {o.medication_problem}" for o in orders)
+        + ". Check the product before any vaccination.",
+        evidence=[Evidence(reference=o.ref, description=f"unidentified {o.kind}, status {o.status}")
+                  for o in orders],
+        missing=[f"the product of {o.ref}" for o in orders],
+        implicated=[o.ref for o in t.orders] + [o.ref for o in orders],
+    )
+
+
 def _unreadable(problems: list[ParseProblem], t: Therapy, m: Mappings) -> Finding:
     refs = [p.ref for p in problems]
     return make_finding(
@@ -352,46 +374,18 @@ def _ok(t: Therapy, record: PatientRecord, m: Mappings) -> Finding:
 
 
 def _tier_text(t: Therapy, record: PatientRecord, m: Mappings, now: datetime) -> str:
-    """' Dose 2.0 mg/kg/day: low-level ...' when dose and a recent weight allow it, else ''.
+    """' Dose 2.0 mg/kg/day: low-level ...' when the dose rule can compute the dose per kg, else ''.
 
-    Context only: the tier never lifts a hold (CDC calls azathioprine severely immunocompromising).
+    The same dose and weight reading as the dose rule (a future-dated, implausible, stale or unreadable
+    weight gives no tier). Context only: the tier never lifts a hold (CDC calls azathioprine severely
+    immunocompromising).
     """
-    mg_per_day = _mg_per_day(t.current, m)
-    kg = _weight_kg(record, m, now)
-    if mg_per_day is None or kg is None or kg <= 0:
+    dose = daily_dose(record, m, now, t).mg_per_kg_day
+    if dose is None:
         return ""
-    dose = mg_per_day / kg
     limit = m.policy.vaccination.low_level_max_mg_per_kg_day.value
     tier = "low-level" if dose <= limit else "high-level"
     return (
         f" Dose about {dose:.1f} mg/kg/day: {tier} immunosuppression (low-level is ≤ {limit:g} mg/kg/day); "
         "this does not change the advice on live vaccines."
     )
-
-
-def _mg_per_day(current: tuple[MedicationOrder, ...], m: Mappings) -> float | None:
-    if len(current) != 1:  # several active orders may be renewals of one another: do not add them up
-        return None
-    total = 0.0
-    for d in current[0].doses:
-        q = d.quantity
-        if d.as_needed or q is None or q.value is None or q.comparator or d.per_day is None:
-            return None
-        try:
-            mg = normalise(
-                q.value, code=q.code, system=q.system, text=q.unit, dimension=_DOSE_DIMENSION, mappings=m
-            )
-        except UnitError:
-            return None
-        total += mg.value * d.per_day
-    return total or None
-
-
-def _weight_kg(record: PatientRecord, m: Mappings, now: datetime) -> float | None:
-    max_age = timedelta(days=m.policy.dose.weight_max_age_days.value)
-    for w in record.measurements_of(_WEIGHT_ANALYTE):
-        if w.effective is None or now - w.effective > max_age:
-            continue
-        if w.value is not None and not (w.quantity and w.quantity.comparator):
-            return w.value
-    return None

@@ -5,6 +5,8 @@ the value sets in `mappings/` (and optionally a FHIR terminology server). Rules 
 compare codes or names themselves. Recognition is memoised per concept, so asking again is cheap.
 """
 
+from azaguard.terminology._common import names_match, ndc_product
+from azaguard.terminology.conditions import InfectionMatch, infection_class
 from azaguard.terminology.drugs import (
     AZATHIOPRINE,
     NO_DRUG,
@@ -20,7 +22,6 @@ from azaguard.terminology.vaccines import (
     VaccineKind,
     cvx_key,
     is_vaccine_concept,
-    ndc_product,
     vaccine_class,
 )
 
@@ -29,14 +30,17 @@ __all__ = [
     "NO_DRUG",
     "DrugHit",
     "DrugMatch",
+    "InfectionMatch",
     "MatchKind",
     "VaccineClass",
     "VaccineKind",
     "azathioprine_strength_mg",
     "cvx_key",
     "drug_ingredients",
+    "infection_class",
     "is_vaccine_concept",
     "may_be_prophylaxis",
+    "names_match",
     "ndc_product",
     "vaccine_class",
 ]

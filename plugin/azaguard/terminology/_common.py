@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 from typing import TYPE_CHECKING, TypeVar
 
 from azaguard.mappings import Mappings
@@ -79,6 +81,41 @@ class NamePattern:
 
     def search(self, text: str) -> re.Match[str] | None:
         return next(self.finditer(text), None)
+
+
+def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
+    """The first word (case-insensitive, whole word) found in any name: short word lists such as lab
+    answers and condition words (drug and vaccine names use the compiled alternations above)."""
+    folded = [fold(n) for n in names]
+    for word in words:
+        pattern = _word_pattern(fold(word))
+        if any(pattern.search(n) for n in folded):
+            return word
+    return None
+
+
+def fold(text: str) -> str:
+    """Without diacritics ('Neumonía' -> 'Neumonia', 'céfazoline' -> 'cefazoline'): accents never decide a match."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
+@lru_cache(maxsize=1024)
+def _word_pattern(word: str) -> re.Pattern[str]:
+    # Compiled once per word: name matching runs for every resource under several rules.
+    return re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE)
+
+
+def ndc_product(code: str) -> str | None:
+    """Labeler-product (5-4 digits, no hyphen) of an NDC in 5-4-2 / 4-4-2 / 5-3-2 / 5-4-1 or 11-digit form."""
+    code = code.strip()
+    if "-" in code:
+        parts = code.split("-")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            return None
+        return parts[0].zfill(5) + parts[1].zfill(4)
+    if code.isdigit() and len(code) == 11:
+        return code[:9]
+    return None  # 10 digits without hyphens cannot be placed unambiguously
 
 
 def system_names(m: Mappings) -> dict[str, str]:

@@ -10,13 +10,14 @@ itself ("hay fever", "familial Mediterranean fever").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import get_args
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, get_args
 
 from azaguard.mappings import InfectionKind, Mappings
-from azaguard.record import Concept
-from azaguard.rules.common import names_match
-from azaguard.terminology._common import PerMappings
+from azaguard.terminology._common import PerMappings, names_match
+
+if TYPE_CHECKING:
+    from azaguard.record import Concept
 
 # Order of strength when one concept carries codes of several classes: any acute code holds (fail safe).
 _STRENGTH: tuple[InfectionKind, ...] = ("acute", "fever", "neutropenia", "context", "not_infection")
@@ -31,11 +32,14 @@ class InfectionMatch:
     system: str | None  # system name ('icd10cm', 'icd10', 'snomed'); None for a name-only match
     code: str | None  # the code as recorded
     display: str  # the value set's display for the code, or the matched word
+    # Neutropenia whose own name says it is febrile (WHO ICD-10 has no febrile-neutropenia code: D70 plus the
+    # text "Febrile neutropenia" is how it is recorded): neutropenia and fever in one condition.
+    febrile: bool = False
 
     @property
     def holds(self) -> bool:
         """Is this by itself a reason for the infection hold? (neutropenia only together with fever)"""
-        return self.kind in ("acute", "fever")
+        return self.kind in ("acute", "fever") or self.febrile
 
     @property
     def how(self) -> str:
@@ -116,5 +120,10 @@ def infection_class(concept: Concept, m: Mappings) -> InfectionMatch | None:
     """The infection class of a condition's code (the strongest of its codings), else of its name."""
     coded = _coded(concept, m)
     if coded:
-        return min(coded, key=lambda x: _STRENGTH.index(x.kind))
+        best = min(coded, key=lambda x: _STRENGTH.index(x.kind))
+        if best.kind == "neutropenia":
+            named = _by_name(concept, m)
+            if named is not None and named.holds:
+                return replace(best, febrile=True, display=f"{best.display}; named '{named.display}'")
+        return best
     return _by_name(concept, m)

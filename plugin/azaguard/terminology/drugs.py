@@ -14,8 +14,10 @@ from azaguard.terminology._common import (
     NamePattern,
     PerMappings,
     coded,
+    fold,
     name_alternation,
     name_key,
+    ndc_product,
     system_names,
 )
 
@@ -103,7 +105,8 @@ def _build(m: Mappings) -> _DrugIndex:
     for ing in meds.anti_infectives.ingredients:
         target = ("anti-infective", ing.name)
         add_codes(target, ing.codes)
-        add_names(target, (ing.name, *ing.synonyms, *ing.brands))
+        add_names(target, (*_spellings((ing.name, *ing.synonyms), meds.anti_infectives.spelling_variants),
+                           *ing.brands))
     for p in meds.anti_infectives.atc_prefixes:
         prefixes.append((p.upper(), ("anti-infective", f"ATC {p}")))
     return _DrugIndex(
@@ -123,8 +126,18 @@ def by_name_source(m: Mappings) -> list[str]:
     for e in meds.interactions:
         out += [*e.names, *e.brands]
     for i in meds.anti_infectives.ingredients:
-        out += [i.name, *i.synonyms, *i.brands]
+        out += [*_spellings((i.name, *i.synonyms), meds.anti_infectives.spelling_variants), *i.brands]
     return out
+
+
+def _spellings(names: tuple[str, ...], variants: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The names and their European spellings by ending ('amoxicillin' -> 'amoxicilline', 'amoxicilina')."""
+    out = list(names)
+    for n in names:
+        low = n.lower()
+        out += [low[: -len(end)] + variant for end, variant in variants
+                if low.endswith(end) and len(low) > len(end) + 3]
+    return tuple(dict.fromkeys(out))
 
 
 _LABELS = {"rxnorm": "RxNorm", "sct": "SNOMED/dm+d", "atc": "ATC", "ndc": "NDC"}
@@ -135,7 +148,8 @@ def _norm_code(system: str, code: str) -> str:
     if system == "atc":
         return code.upper().replace(" ", "")
     if system == "ndc":
-        return code.replace("-", "")
+        # Labeler-product: the package digits do not change the drug, and 4-4-2 / 5-3-2 / 11-digit forms agree.
+        return ndc_product(code) or code.replace("-", "")
     return code
 
 
@@ -176,7 +190,7 @@ def _match(concept: Concept, index: _DrugIndex) -> DrugMatch:
                 code_targets.add((group, key))
     if index.names is not None:
         for text in concept.names:
-            for match in index.names.finditer(text):
+            for match in index.names.finditer(fold(text)):
                 for group, key in index.by_name.get(name_key(match.group(0)), ()):
                     if (group, key) not in code_targets:
                         hits.add(DrugHit(group, key, "name", f"name {match.group(0)!r}"))

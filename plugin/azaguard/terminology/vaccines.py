@@ -19,6 +19,7 @@ from azaguard.terminology._common import (
     coded,
     name_alternation,
     name_key,
+    ndc_product,
     system_names,
 )
 from azaguard.terminology.drugs import drug_ingredients
@@ -43,19 +44,6 @@ def cvx_key(code: str) -> str:
     """CVX codes compare as codes: leading zeros and spaces do not count ('3' == '03')."""
     stripped = code.strip().lstrip("0")
     return stripped or "0"
-
-
-def ndc_product(code: str) -> str | None:
-    """Labeler-product (5-4 digits, no hyphen) of an NDC in 5-4-2 / 4-4-2 / 5-3-2 / 5-4-1 or 11-digit form."""
-    code = code.strip()
-    if "-" in code:
-        parts = code.split("-")
-        if len(parts) != 3 or not all(p.isdigit() for p in parts):
-            return None
-        return parts[0].zfill(5) + parts[1].zfill(4)
-    if code.isdigit() and len(code) == 11:
-        return code[:9]
-    return None  # 10 digits without hyphens cannot be placed unambiguously
 
 
 @dataclass
