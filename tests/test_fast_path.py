@@ -101,6 +101,9 @@ INVALID = {
     "two values": ("valueString", "5.1"),
     "unit is a number": ("valueQuantity.unit", 5),
     "issued without time": ("issued", "2026-11-10"),
+    "status is a list": ("status", ["final"]),  # (valid codes are remembered: a list is never looked up)
+    "system is an object": ("code.coding.0.system", {"uri": "http://loinc.org"}),
+    "status seen valid, then with a space": ("status", "final "),
 }
 
 
@@ -176,6 +179,21 @@ def test_nesting_past_the_limit_that_orjson_accepts_is_refused() -> None:
         loads_limited(deep.encode(), "x")
     ok = "[" * MAX_DEPTH + "]" * MAX_DEPTH
     assert loads_limited(ok.encode(), "x") is not None
+
+
+def test_the_nesting_bound_is_exact_when_balanced_and_never_below_otherwise() -> None:
+    import random
+    from itertools import accumulate
+
+    from azaguard.resources import _nesting_at_most
+
+    rng = random.Random(5)
+    for _ in range(2000):
+        marks = bytes(rng.choice(b"\x01\xff") for _ in range(rng.randint(0, 60)))
+        sums = [0, *accumulate(b - 256 if b > 127 else b for b in marks)]
+        exact, balanced = max(sums), sums[-1] == 0 and min(sums) >= 0
+        bound = _nesting_at_most(marks)
+        assert bound >= exact and (bound == exact or not balanced), marks
 
 
 def test_what_orjson_refuses_gets_the_precise_message() -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 # each CLI run); the CLI uses none. Set before anything imports pydantic; an explicit setting wins.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-from azaguard.mappings import Mappings, MappingsError, load_mappings, load_mappings_from
+from azaguard.mappings import Mappings, MappingsError, default_mappings_dir, load_mappings_from
 from azaguard.resources import InputError
 
 if TYPE_CHECKING:
@@ -162,7 +162,12 @@ def _mappings_report(args: argparse.Namespace) -> int:
 
 
 def _mappings(args: argparse.Namespace) -> Mappings:
-    m = load_mappings_from(args.mappings) if args.mappings else load_mappings()
+    if args.mappings:
+        m = load_mappings_from(args.mappings)
+    else:  # validated once per content, then read back (see load_mappings_from)
+        from azaguard.cachedir import cache_dir
+
+        m = load_mappings_from(default_mappings_dir(), cache_dir=cache_dir())
     if args.monitoring_schedule:
         m = m.with_monitoring_schedule(args.monitoring_schedule)
     return m
@@ -217,10 +222,11 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -> int:
+    from azaguard.cachedir import cache_dir
     from azaguard.config import is_loopback
     from azaguard.fhir.client import FhirClient
     from azaguard.fhir.errors import FhirError
-    from azaguard.fhir.memory import CACHE_FILE, ServerMemory, cache_dir
+    from azaguard.fhir.memory import CACHE_FILE, ServerMemory
     from azaguard.service import check_on_server
 
     token = os.environ.get(TOKEN_ENV) or None

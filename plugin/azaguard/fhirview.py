@@ -50,16 +50,33 @@ def _string(v: object) -> object:
     raise FhirDataError("expected a non-empty string")
 
 
+# Codes and URIs seen valid: a record repeats a few (statuses, systems, units) thousands of times.
+_VALID_CODES: set[str] = set()
+_VALID_URIS: set[str] = set()
+
+
 def _code(v: object) -> object:
+    if type(v) is str and v in _VALID_CODES:  # (a list or object is unhashable: never looked up)
+        return v
     if isinstance(v, str) and _CODE_RE.fullmatch(v):
+        _remember(_VALID_CODES, v)
         return v
     raise FhirDataError("expected a code (no leading, trailing or double spaces)")
 
 
 def _uri(v: object) -> object:
+    if type(v) is str and v in _VALID_URIS:
+        return v
     if isinstance(v, str) and _URI_RE.fullmatch(v):
+        _remember(_VALID_URIS, v)
         return v
     raise FhirDataError("expected a URI")
+
+
+def _remember(valid: set[str], v: str) -> None:
+    if len(valid) > 20_000:  # never grow without bound
+        valid.clear()
+    valid.add(v)
 
 
 def _boolean(v: object) -> object:
@@ -272,10 +289,10 @@ class Element:
 # Per type, precomputed once: its choice groups, required elements, element plan and class.
 # The plan: element -> (is a list, primitive check or None, the element's type).
 _Plan = dict[str, tuple[bool, Callable[[object], object] | None, str]]
-_Spec = tuple[tuple[tuple[str, ...], ...], tuple[str, ...], _Plan, type[Element]]
+_Spec = tuple[tuple[tuple[frozenset[str], tuple[str, ...]], ...], tuple[str, ...], _Plan, type[Element]]
 _SPECS: dict[str, _Spec] = {
     type_name: (
-        _CHOICES.get(type_name, ()),
+        tuple((frozenset(group), group) for group in _CHOICES.get(type_name, ())),
         REQUIRED.get(type_name, ()),
         {n: (spec.endswith("*"), PRIMITIVES.get(spec.rstrip("*")), spec.rstrip("*")) for n, spec in fields.items()},
         type(type_name, (Element,), dict.fromkeys(fields)),
@@ -311,10 +328,11 @@ def _element(raw: object, type_name: str) -> Element:
     if type(raw) is not dict:
         raise _Invalid([], "expected an object")
     choices, required, plan, cls = _SPECS[type_name]
-    for group in choices:
-        present = [n for n in group if raw.get(n) is not None]
-        if len(present) > 1:
-            raise _Invalid([present[0]], f"only one of {', '.join(present)} may be given")
+    for names, group in choices:
+        if len(names.intersection(raw)) > 1:  # in C; most elements give one value of a group, or none
+            present = [n for n in group if raw.get(n) is not None]
+            if len(present) > 1:
+                raise _Invalid([present[0]], f"only one of {', '.join(present)} may be given")
     for name in required:
         if raw.get(name) is None:
             raise _Invalid([name], "required")

@@ -257,11 +257,16 @@ def _build(
     builder = _Builder(resources, mappings, full_validation=full_validation)
     owner = _Owner.of(resources)
     for raw in resources.resources:
+        # Whose data is asked only of resources a rule reads: the rest (most of a Synthea file) are
+        # never used, so "was not used" would say nothing about them.
+        handler = builder.handler_for(raw)
+        if handler is None:
+            continue
         reason = owner.foreign(raw)
         if reason is not None:
             builder.dropped.append(Dropped(_ref_of(raw), reason))
             continue
-        builder.add(raw)
+        builder.run(handler, raw)
     return PatientRecord(
         patient=builder.patient,
         medication_orders=tuple(builder.orders),
@@ -298,20 +303,23 @@ class _Builder:
         self.conditions: list[ConditionEntry] = []
         self.problems: list[ParseProblem] = []
         self.dropped: list[Dropped] = []
+        self.unit_dimensions: dict[tuple[str | None, ...], str | None] = {}
 
-    def add(self, raw: Resource) -> None:
+    def handler_for(self, raw: Resource) -> Callable[[_Builder, Resource], None] | None:
+        """How a resource is read, or None when no rule reads it (its type, or an Observation's codes)."""
         rtype = raw["resourceType"]
         handler = self._handlers.get(rtype)
-        if handler is None:
-            return
-        if rtype == "Observation" and not self._observation_wanted(raw):
-            return
+        if handler is None or (rtype == "Observation" and not self._observation_wanted(raw)):
+            return None
+        return handler
+
+    def run(self, handler: Callable[[_Builder, Resource], None], raw: Resource) -> None:
         try:
             handler(self, raw)
         except (ValidationError, ValueError, TypeError, AttributeError, KeyError) as exc:
-            self.problems.append(
-                ParseProblem(ref=_ref_of(raw), resource_type=rtype, error=_short_error(exc), codes=_raw_codes(raw))
-            )
+            self.problems.append(ParseProblem(
+                ref=_ref_of(raw), resource_type=raw["resourceType"], error=_short_error(exc), codes=_raw_codes(raw)
+            ))
 
     def _parse(self, raw: Resource, resource_type: str) -> Any:
         """The resource as typed objects: checked on what the rules read, or fully by fhir.resources."""
@@ -493,11 +501,15 @@ class _Builder:
         if not isinstance(q, dict):
             return None
         categories = raw.get("category")
-        codes = {c.code for cat in (categories if isinstance(categories, list) else []) for c in _codes_of(cat)}
+        codes = {c for cat in (categories if isinstance(categories, list) else []) for c in _raw_code_values(cat)}
         if not any(cat in codes for cat, _ in self.by_unit):
             return None  # most Observations: decided without resolving the unit
         unit = tuple(x if isinstance(x, str) else None for x in (q.get("code"), q.get("system"), q.get("unit")))
-        dimension = unit_dimension(unit[0], unit[1], unit[2], self.m)
+        # A record repeats a few units hundreds of times (a Synthea file's vital signs): resolved once each.
+        if unit in self.unit_dimensions:
+            dimension = self.unit_dimensions[unit]
+        else:
+            dimension = self.unit_dimensions[unit] = unit_dimension(unit[0], unit[1], unit[2], self.m)
         return next((a for (cat, dim), a in self.by_unit.items() if dim == dimension and cat in codes), None)
 
     def _observation(self, raw: Resource) -> None:

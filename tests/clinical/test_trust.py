@@ -144,6 +144,19 @@ def test_dropped_resources_are_recorded_to_be_shown() -> None:
     assert "another patient" in dropped.reason
 
 
+def test_whose_data_is_asked_of_every_resource_a_rule_reads_and_only_those() -> None:
+    unmapped = other(observation("8302-2", 170.0, "cm"), "Patient/p2")  # body height: no rule reads it
+    encounter = {"resourceType": "Encounter", "id": "e2", "status": "finished", "subject": {"reference": "Patient/p2"}}
+    read = [other(r, "Patient/p2") for r in (azathioprine(), temp(39.5), *cbc(2.0))]
+    record = record_of(unmapped, encounter, *read)
+    assert {d.ref for d in record.dropped} == {_ref(r) for r in read}
+    assert all("another patient" in d.reason for d in record.dropped)
+
+
+def _ref(r: Resource) -> str:
+    return f"{r['resourceType']}/{r['id']}"
+
+
 def test_absolute_url_of_this_patient_counts() -> None:
     fever = other(temp(39.5), "http://ehr.example/fhir/Patient/p1")
     assert status_of("infection-hold", azathioprine(), fever) == "hold"

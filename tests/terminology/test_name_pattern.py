@@ -7,6 +7,7 @@ import re
 
 from azaguard.mappings import load_mappings
 from azaguard.terminology import _common, drugs
+from azaguard.terminology._common import fold, names_match
 
 
 def single_alternation(names: list[str]) -> re.Pattern[str]:
@@ -22,8 +23,9 @@ def test_same_matches_as_one_alternation_on_drug_names() -> None:
     whole = single_alternation(names)
     assert lazy is not None
     rng = random.Random(7)
-    words = [*names, "mg", "Tablet", "oral", "50", "x", "and", "(", ")", "IMURAN", "co trimoxazole"]
-    texts = ["azathioprine 50 MG Oral Tablet", "xImuran", "Septra DS (sulfamethoxazole/trimethoprim)"]
+    words = [*names, "mg", "Tablet", "oral", "50", "x", "and", "(", ")", "IMURAN", "co trimoxazole",
+             "AZATHIOPRİNE", "ſeptra", "Imuran®", "é", "KETOCONAZOLE"]  # non-ASCII: Kelvin sign, long s
+    texts = ["azathioprine 50 MG Oral Tablet", "xImuran", "Septra DS (sulfamethoxazole/trimethoprim)", "ſeptra"]
     texts += [
         "".join(rng.choice(words) + rng.choice([" ", "", "-", "/", ", "]) for _ in range(rng.randint(1, 6)))
         for _ in range(1500)
@@ -33,8 +35,25 @@ def test_same_matches_as_one_alternation_on_drug_names() -> None:
         assert (lazy.search(text) or re.match("", "")).span() == (whole.search(text) or re.match("", "")).span()
 
 
-def test_only_the_letters_a_text_needs_are_compiled() -> None:
-    lazy = _common.name_alternation(["azathioprine", "Imuran", "allopurinol", "febuxostat"])
+def test_only_the_names_a_text_may_hold_are_compiled() -> None:
+    lazy = _common.name_alternation(["azathioprine", "Imuran", "allopurinol", "febuxostat", "co-trimoxazole"])
     assert lazy is not None
     assert [m.group(0) for m in lazy.finditer("Azathioprine 50 MG (Imuran)")] == ["Azathioprine", "Imuran"]
-    assert sorted(lazy._compiled) == ["a", "i"]  # words start with a, 5, m, i; febuxostat (f) not compiled
+    assert [m.group(0) for m in lazy.finditer("Co Trimoxazole / xImuran")] == ["Co Trimoxazole"]
+    assert [m.group(0) for m in lazy.finditer("AZATHİOPRINE ®")] == ["AZATHİOPRINE"]  # dotted capital I
+    assert lazy.search("paracetamol 500 MG") is None
+    # One pattern per set of candidate names; a text holding none compiles nothing.
+    assert len(lazy._compiled) == 3
+
+
+def test_names_match_skips_only_words_that_cannot_be_there() -> None:
+    sets = load_mappings().infections.value_sets
+    words = [*sets["not_infection"].name_words, *sets["acute"].names, "pneumonia", "İ", "ſepsis"]
+    rng = random.Random(11)
+    pieces = [*words, "acute", "of", "x", "(", ")", "-", "SEPSIS", "Pneumonıa", "ſinusitis", "K"]
+    for _ in range(500):
+        names = [" ".join(rng.choice(pieces) for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(1, 3))]
+        expected = next(
+            (w for w in words if any(re.search(rf"\b{re.escape(fold(w))}\b", fold(n), re.I) for n in names)), None
+        )
+        assert names_match(names, words) == expected, names

@@ -23,12 +23,6 @@ DEFAULT_TTL_S = 15 * 60.0
 CACHE_FILE = "fhir-servers.json"
 
 
-def cache_dir() -> Path:
-    """~/.cache/azaguard (or $XDG_CACHE_HOME/azaguard)."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "azaguard"
-
-
 class ServerMemory:
     """Base URLs whose servers refused a batch, each with when that was learnt."""
 

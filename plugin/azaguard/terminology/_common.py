@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import string
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
@@ -37,63 +39,77 @@ def name_alternation(names: Iterable[str]) -> NamePattern | None:
     return NamePattern(pieces_of) if pieces_of else None
 
 
-def _ascii_alnum(c: str) -> bool:
-    return c.isascii() and c.isalnum()
-
-
 class NamePattern:
-    """name_alternation's pattern, compiled by first letter and only when a text has a word starting so.
+    """name_alternation's pattern, compiled only for the names a text may hold.
 
-    Compiling one alternation of hundreds of names costs ~10 ms, paid by every CLI process; a record
-    needs a few letters. Matching is the single pattern's: leftmost match first, at one position the
-    longest name (only names starting with that position's letter can match there), no overlaps.
+    Compiling one alternation of hundreds of names costs ~10 ms, paid by every CLI process; a text
+    holds a few names at most. A name can match only if its pieces, lower-cased and joined, occur in
+    the text with separators removed and each letter folded as the case-insensitive pattern compares
+    it: the names that do not are left out of the alternation. They could never match, so what
+    matches, and where, is the single pattern's (leftmost first, at one position the longest name).
     """
 
     def __init__(self, pieces_of: dict[str, list[str]]) -> None:
-        sources: dict[str, list[str]] = {}
-        for pieces in pieces_of.values():  # longest first, kept within each letter
-            sources.setdefault(pieces[0][0].lower(), []).append(r"[\s\-/]*".join(re.escape(p) for p in pieces))
-        self._sources = sources
-        self._compiled: dict[str, re.Pattern[str]] = {}
+        names: list[tuple[str | None, str]] = []
+        for pieces in pieces_of.values():  # longest first
+            joined = "".join(pieces)
+            source = r"[\s\-/]*".join(re.escape(p) for p in pieces)
+            # A name with non-ASCII letters: its folding is not worth modelling; always a candidate.
+            names.append((joined.lower() if joined.isascii() else None, source))
+        self._names = names
+        self._compiled: dict[tuple[int, ...], re.Pattern[str]] = {}
 
-    def _pattern(self, letter: str) -> re.Pattern[str]:
-        found = self._compiled.get(letter)
+    def _pattern(self, text: str) -> re.Pattern[str] | None:
+        key = _SEPARATORS.sub("", text)
+        if not key.isascii():
+            key = "".join(c if c.isascii() else _ascii_fold(c) for c in key)
+        key = key.lower()
+        wanted = tuple(i for i, (joined, _) in enumerate(self._names) if joined is None or joined in key)
+        if not wanted:
+            return None
+        found = self._compiled.get(wanted)
         if found is None:
-            body = "|".join(self._sources[letter])
+            if len(self._compiled) > 4096:  # texts are many, their candidate sets few; never grow without bound
+                self._compiled.clear()
+            body = "|".join(self._names[i][1] for i in wanted)
             found = re.compile(_EDGE_BEFORE + "(?:" + body + ")" + _EDGE_AFTER, re.IGNORECASE)
-            self._compiled[letter] = found
+            self._compiled[wanted] = found
         return found
 
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
-        letters = {c.lower() for i, c in enumerate(text) if i == 0 or not _ascii_alnum(text[i - 1])}
-        patterns = [self._pattern(k) for k in sorted(letters & self._sources.keys())]
-        pos = 0
-        while patterns:
-            best: re.Match[str] | None = None
-            for pattern in patterns:
-                m = pattern.search(text, pos)
-                if m is not None and (best is None or m.start() < best.start()):
-                    best = m
-            if best is None:
-                return
-            yield best
-            pos = max(best.end(), best.start() + 1)
+        pattern = self._pattern(text)
+        return pattern.finditer(text) if pattern is not None else iter(())
 
     def search(self, text: str) -> re.Match[str] | None:
-        return next(self.finditer(text), None)
+        pattern = self._pattern(text)
+        return pattern.search(text) if pattern is not None else None
+
+
+@functools.cache
+def _ascii_fold(c: str) -> str:
+    """The ASCII letter a non-ASCII character equals in a case-insensitive pattern (the long s is s,
+    the Kelvin sign k, dotted capital I is i), or the character itself."""
+    return next((a for a in string.ascii_lowercase if re.fullmatch(a, c, re.IGNORECASE)), c)
 
 
 def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
     """The first word (case-insensitive, whole word) found in any name: short word lists such as lab
     answers and condition words (drug and vaccine names use the compiled alternations above)."""
     folded = [fold(n) for n in names]
+    # Lower-cased ASCII text can hold an ASCII word case-insensitively only as a substring: the other
+    # words' patterns (one compile each, ~90 in a process) are never needed.
+    joined = "\n".join(folded).lower() if all(n.isascii() for n in folded) else None
     for word in words:
-        pattern = _word_pattern(fold(word))
+        key = fold(word)
+        if joined is not None and key.isascii() and key.lower() not in joined:
+            continue
+        pattern = _word_pattern(key)
         if any(pattern.search(n) for n in folded):
             return word
     return None
 
 
+@lru_cache(maxsize=8192)  # the same words and names are folded under several rules
 def fold(text: str) -> str:
     """Without diacritics ('Neumonía' -> 'Neumonia', 'céfazoline' -> 'cefazoline'): accents never decide a match."""
     return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))

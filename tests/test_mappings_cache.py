@@ -1,0 +1,59 @@
+"""The CLI's copy of validated mappings: read back only for the very content it was validated from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from azaguard.mappings import MappingsError, default_mappings_dir, load_mappings, load_mappings_from
+
+
+def _copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "mappings"
+    shutil.copytree(default_mappings_dir(), folder)
+    return folder
+
+
+def test_a_copy_is_kept_and_read_back_equal(tmp_path: Path) -> None:
+    folder, cache = _copy(tmp_path), tmp_path / "cache"
+    first = load_mappings_from(folder, cache_dir=cache)
+    (copy,) = cache.glob("mappings-*.pickle")
+    second = load_mappings_from(folder, cache_dir=cache)
+    assert first == second == load_mappings()
+    assert second is not first  # read back, not this process's object
+    assert list(cache.glob("mappings-*.pickle")) == [copy]
+
+
+def test_changed_content_is_validated_again(tmp_path: Path) -> None:
+    folder, cache = _copy(tmp_path), tmp_path / "cache"
+    load_mappings_from(folder, cache_dir=cache)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["version"] = "2099.1.1"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert load_mappings_from(folder, cache_dir=cache).version == "2099.1.1"
+    manifest["version"] = 7  # invalid: refused although a validated copy of other content exists
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(MappingsError):
+        load_mappings_from(folder, cache_dir=cache)
+
+
+def test_an_unreadable_copy_is_ignored_and_replaced(tmp_path: Path) -> None:
+    folder, cache = _copy(tmp_path), tmp_path / "cache"
+    load_mappings_from(folder, cache_dir=cache)
+    (copy,) = cache.glob("mappings-*.pickle")
+    copy.write_bytes(b"not a pickle")
+    assert load_mappings_from(folder, cache_dir=cache) == load_mappings()
+    assert copy.read_bytes() != b"not a pickle"
+
+
+def test_a_missing_file_gets_the_plain_message(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    (folder / "manifest.json").unlink()
+    with pytest.raises(MappingsError) as cached:
+        load_mappings_from(folder, cache_dir=tmp_path / "cache")
+    with pytest.raises(MappingsError) as plain:
+        load_mappings_from(folder)
+    assert str(cached.value) == str(plain.value)
