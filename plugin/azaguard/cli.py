@@ -1,4 +1,4 @@
-"""The command line: `azaguard check`, `azaguard demo`, `azaguard serve`, `azaguard feedback`.
+"""The command line: `azaguard check`, `azaguard demo`, `azaguard serve`, `azaguard scan`, `azaguard feedback`.
 
 Exit codes: 0 evaluated (whatever was found), 2 unusable input or usage,
 3 the FHIR server failed or refused, 4 evaluated but some alert writes failed.
@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(demo)
 
+    scan = sub.add_parser("scan", help="every patient on azathioprine: evaluate, report, optionally write alerts")
+    from azaguard.scan.options import add_arguments as scan_arguments
+
+    scan_arguments(scan)
+    _common(scan)
+
     maps = sub.add_parser("mappings", help="about the mappings: --report prints per value set its codes and source")
     maps.add_argument("--report", action="store_true", required=True, help="the coverage report")
     maps.add_argument("--format", choices=("text", "markdown"), default="text")
@@ -108,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args)
+        if args.command == "scan":
+            from azaguard.scan.command import run as run_scan
+
+            return run_scan(args, _mappings(args))
         if args.command == "mappings":
             return _mappings_report(args)
         if args.command == "demo":

@@ -35,7 +35,9 @@ def test_discovery_document() -> None:
     assert doc["jwks_uri"] == f"{PUBLIC}/ehr/auth/jwks"
     assert doc["response_types_supported"] == ["code"]
     assert doc["code_challenge_methods_supported"] == ["S256"]
-    assert set(doc["grant_types_supported"]) == {"authorization_code", "refresh_token"}
+    assert set(doc["grant_types_supported"]) == {"authorization_code", "refresh_token", "client_credentials"}
+    assert "private_key_jwt" in doc["token_endpoint_auth_methods_supported"]  # SMART Backend Services
+    assert set(doc["token_endpoint_auth_signing_alg_values_supported"]) == {"RS384", "ES384"}
     assert {"client_secret_basic", "none"} <= set(doc["token_endpoint_auth_methods_supported"])
     assert {
         "launch-ehr",

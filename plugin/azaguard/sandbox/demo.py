@@ -89,6 +89,8 @@ def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO, insecure_
     import uvicorn
 
     from azaguard.config import load_app_config
+    from azaguard.sandbox.ehr.backend import demo_client
+    from azaguard.sandbox.server import default_home
     from azaguard.sandbox.site import create_site
 
     public_base = f"http://127.0.0.1:{port}"
@@ -99,9 +101,14 @@ def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO, insecure_
         mappings=mappings,
         insecure_cds=insecure_cds,
     )
+    backend, key_path = demo_client(default_home())
+    site.state.ehr.backend.register(backend)
     print(f"\nThe sandbox EHR is running: open {public_base}/ and launch a patient, or open a chart to see the "
           "CDS Hooks alerts and order a vaccine (Ctrl-C to stop).", file=out, flush=True)
     print(f"CDS Hooks discovery: {public_base}/cds-services (calls must carry a JWT signed by a registered client)"
           + ("; INSECURE: unsigned calls accepted" if insecure_cds else ""), file=out, flush=True)
+    print(f"Population scan with SMART Backend Services, from another terminal:\n  azaguard scan --fhir-url "
+          f"{public_base}/ehr/fhir --client-id {backend.client_id} --private-key {key_path} --dry-run "
+          f"--patient-link '{public_base}/ehr/launch/{{id}}'", file=out, flush=True)
     # No access log: the callback URL carries the authorization code.
     uvicorn.run(site, host="127.0.0.1", port=port, log_level="warning", access_log=False)

@@ -28,10 +28,11 @@ from azaguard.sandbox.ehr.authroutes import (
     token_endpoint,
 )
 from azaguard.sandbox.ehr.authserver import Clock, RegisteredClient, SandboxAuthServer
+from azaguard.sandbox.ehr.backend import BackendClient, BackendServices
 from azaguard.sandbox.ehr.cdsclient import SandboxCdsClient
 from azaguard.sandbox.ehr.chart import accept, add_order, chart_page, override, sign
 from azaguard.sandbox.ehr.context import EhrContext, LaunchStore, Upstream, ehr
-from azaguard.sandbox.ehr.launcher import launcher_page
+from azaguard.sandbox.ehr.launcher import launch_patient, launcher_page
 from azaguard.sandbox.ehr.proxy import fhir_proxy, metadata_endpoint
 
 _METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
@@ -43,6 +44,7 @@ def create_ehr_app(
     public_base: str,
     app_config: AppConfig | None = None,
     clients: tuple[RegisteredClient, ...] = (),
+    backend_clients: tuple[BackendClient, ...] = (),
     token_lifetime: int = 3600,
     granted_scope_filter: Callable[[str], str] | None = None,
     rotate_refresh_tokens: bool = False,
@@ -55,7 +57,8 @@ def create_ehr_app(
     """The EHR simulator in front of `fhir_upstream` (e.g. the sekmet server's `.../fhir`).
 
     The app to launch is `app_config` (its client_id, redirect_uris, launch_uri; a confidential
-    client's secret comes from its environment variable) and/or `clients`. `clock` (seconds since
+    client's secret comes from its environment variable) and/or `clients`; `backend_clients` are
+    SMART Backend Services clients (client_credentials with a private_key_jwt, `system/` scopes). `clock` (seconds since
     the epoch) drives every expiry, so tests can move time instead of sleeping. The simulator's
     state is `app.state.ehr` (an EhrContext): tests may call `.launch_url(patient_id)` or
     `.auth.store.expire_token(token)`. With `cds_base` (where `/cds-services` is served) the EHR is
@@ -83,10 +86,14 @@ def create_ehr_app(
         launches=LaunchStore(clock, launch_lifetime),
         client=registered[0],
     )
+    context.backend = BackendServices(auth, context.token_url)
+    for backend_client in backend_clients:
+        context.backend.register(backend_client)
     if cds_base is not None:
         context.cds = SandboxCdsClient(iss=context.ehr_base, cds_base=cds_base, upstream=context.upstream)
     routes = [
         Route("/", launcher_page, methods=["GET"]),
+        Route("/launch/{patient_id}", launch_patient, methods=["GET"]),
         *(_chart_routes() if cds_base is not None else []),
         Route("/fhir/.well-known/smart-configuration", smart_configuration_endpoint, methods=["GET"]),
         Route("/fhir/metadata", metadata_endpoint, methods=["GET"]),

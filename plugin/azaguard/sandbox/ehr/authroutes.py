@@ -31,8 +31,10 @@ CAPABILITIES = [
     "permission-patient",
     "sso-openid-connect",
     "permission-offline",
+    "client-confidential-asymmetric",
 ]
 PENDING_LIFETIME = 600.0
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
 
 
 def smart_configuration(context: EhrContext) -> dict[str, Any]:
@@ -41,11 +43,12 @@ def smart_configuration(context: EhrContext) -> dict[str, Any]:
         "jwks_uri": context.jwks_url,
         "authorization_endpoint": context.authorize_url,
         "token_endpoint": context.token_url,
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "scopes_supported": smart_scopes.scopes_supported(),
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "capabilities": CAPABILITIES,
     }
@@ -146,6 +149,8 @@ async def select_patient_endpoint(request: Request) -> Response:
 async def token_endpoint(request: Request) -> Response:
     context = ehr(request)
     form = [(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)]
+    if dict(form).get("grant_type") == "client_credentials" and context.backend is not None:
+        return context.backend.token(dict(form))  # SMART Backend Services (private_key_jwt)
     # Parameters from the form only: codes, verifiers and secrets do not belong in URLs.
     oauth_request = context.auth.make_request("POST", context.token_url, request.headers, query=(), form=form)
     return context.auth.token_response(oauth_request)

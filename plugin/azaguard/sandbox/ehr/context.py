@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from azaguard.sandbox.ehr.authserver import Clock, RegisteredClient, SandboxAuthServer
+from azaguard.sandbox.ehr.backend import BackendServices
 
 if TYPE_CHECKING:
     from azaguard.sandbox.ehr.cdsclient import SandboxCdsClient
@@ -123,6 +124,7 @@ class EhrContext:
     pending: dict[str, tuple[list[tuple[str, str]], float]] = field(default_factory=dict)
     # The EHR as a CDS Hooks client (charts, order form), when a CDS service is configured.
     cds: SandboxCdsClient | None = None
+    backend: BackendServices | None = None  # SMART Backend Services clients (client_credentials grant)
     templates: jinja2.Environment = field(
         default_factory=lambda: jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined

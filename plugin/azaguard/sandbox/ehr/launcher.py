@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from azaguard.sandbox.ehr.context import EhrContext, ehr
+
+_PATIENT_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -73,3 +76,12 @@ async def launcher_page(request: Request) -> Response:
         app_name=context.client.client_id,
         charts=context.cds is not None,
     )
+
+
+async def launch_patient(request: Request) -> Response:
+    """GET /launch/{patient_id}: a fresh EHR launch of the app for this patient (the scan report links here)."""
+    context = ehr(request)
+    patient_id = str(request.path_params["patient_id"])
+    if not _PATIENT_ID.fullmatch(patient_id):
+        return context.page("error.html", status_code=400, error="invalid_request", description="not a patient id")
+    return RedirectResponse(context.launch_url(patient_id), status_code=302)

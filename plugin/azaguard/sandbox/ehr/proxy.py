@@ -278,6 +278,10 @@ async def fhir_proxy(request: Request) -> Response:
         challenge = f'{_REALM}, error="invalid_token", error_description="invalid or expired token"'
         return outcome(401, "login", "the access token is invalid or expired", {"WWW-Authenticate": challenge})
     if token.patient is None:
+        if any(scope.startswith("system/") for scope in token.scope.split()):
+            from azaguard.sandbox.ehr.backend import system_proxy
+
+            return await system_proxy(request, token)  # a backend service: scopes, no compartment
         return outcome(403, "forbidden", "the token has no patient in context")
 
     path = request.path_params.get("path", "")

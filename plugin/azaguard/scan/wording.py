@@ -1,0 +1,53 @@
+"""What a patient needs, in words, and how urgent it is: one place the scan asks.
+
+Until azaguard.verdict (the clinician's wording for every surface) is available, the actionable
+findings' own summaries are the wording; the urgency order is the findings' status and severity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from azaguard.findings import RULE_IDS, SEVERITY_RANK, STATUS_RANK, Finding, Status
+from azaguard.mappings import Mappings
+from azaguard.service import CheckResult
+
+NO_ACTION_RANK = 99
+
+
+def headlines(findings: Sequence[Finding]) -> dict[str, str]:
+    """Each rule's most urgent status (findings come sorted most urgent first within a rule)."""
+    out: dict[str, str] = {}
+    for f in sorted(findings, key=lambda f: (STATUS_RANK[f.status], SEVERITY_RANK[f.severity])):
+        out.setdefault(f.rule, f.status.value)
+    return {rule: out[rule] for rule in RULE_IDS if rule in out}
+
+
+def actions(findings: Sequence[Finding]) -> list[dict[str, Any]]:
+    """The findings that need someone to act (hold, cannot-evaluate, caution), most urgent first."""
+    wanted = [f for f in findings if f.actionable]
+    wanted.sort(key=lambda f: (STATUS_RANK[f.status], SEVERITY_RANK[f.severity], RULE_IDS.index(f.rule), f.code))
+    return [
+        {"rule": f.rule, "code": f.code, "status": f.status.value, "severity": f.severity.value, "text": f.summary}
+        for f in wanted
+    ]
+
+
+def urgency(findings: Sequence[Finding]) -> int:
+    """Smaller is more urgent: status rank × 10 + severity rank; NO_ACTION_RANK when nothing to do."""
+    ranks = [STATUS_RANK[f.status] * 10 + SEVERITY_RANK[f.severity] for f in findings if f.actionable]
+    return min(ranks, default=NO_ACTION_RANK)
+
+
+def verdict(result: CheckResult, mappings: Mappings) -> tuple[list[dict[str, Any]], str]:
+    """The actions (most urgent first) and the verdict in words, for one checked patient."""
+    return actions(result.findings), verdict_text(result.findings)
+
+
+def verdict_text(findings: Sequence[Finding]) -> str:
+    acts = actions(findings)
+    if not acts:
+        applicable = any(f.status != Status.NOT_APPLICABLE for f in findings)
+        return "No action needed" if applicable else "Not on azathioprine now: nothing applies"
+    return "; ".join(f"{a['text']}" for a in acts)

@@ -1,0 +1,228 @@
+"""SMART Backend Services: an access token for an unattended client (the nightly scan).
+
+client_credentials with a `private_key_jwt` client assertion (RS384 or ES384; iss = sub = the
+client id, aud = the token endpoint, exp ≤ 5 minutes, a fresh jti each time), `system/` scopes in
+v2 syntax (`.rs`) when the server's smart-configuration advertises permission-v2, else v1 (`.read`).
+The token is cached and renewed before it expires; `renew()` forces a new one (after a 401).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, RSAKey, import_key
+
+from azaguard.config import is_loopback
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_LIFETIME = 300  # seconds: the most the SMART specification allows
+RENEW_MARGIN = 60  # renew this long before the token expires (a scan must not send an expired one)
+TIMEOUT = 15.0
+# What the scan reads, and what it writes with --write (its alerts and their author Device).
+READ_TYPES = (
+    "Patient", "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration",
+    "Medication", "Observation", "Condition", "Immunization", "ImmunizationRecommendation", "ServiceRequest",
+    "Group", "DetectedIssue", "Flag", "Device",
+)  # fmt: skip
+WRITE_TYPES = ("DetectedIssue", "Flag", "Device")
+
+SigningKey = RSAKey | ECKey
+
+
+class BackendAuthError(Exception):
+    """No access token: the configuration is unusable or the authorization server refused."""
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    key: SigningKey
+    alg: str  # RS384 or ES384
+    kid: str
+
+
+def load_private_key(path: Path, kid: str | None = None) -> ClientKey:
+    """A private key from a PEM file or a JWK (set); the key with `kid` when a set holds several."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BackendAuthError(f"cannot read the private key {path}: {exc.strerror}") from exc
+    key: Any
+    try:
+        if text.lstrip().startswith("{"):
+            data = json.loads(text)
+            candidates = data.get("keys", [data]) if isinstance(data, dict) else []
+            chosen = [k for k in candidates if isinstance(k, dict) and (kid is None or k.get("kid") == kid)]
+            private = [k for k in chosen if "d" in k]
+            if not private:
+                which = f"with kid {kid!r} " if kid else ""
+                raise BackendAuthError(f"{path} holds no private key {which}(a JWK with 'd')")
+            key = import_key(private[0])
+            kid = kid or private[0].get("kid")
+        else:
+            key = _import_pem(text.encode())
+    except (ValueError, JoseError) as exc:
+        raise BackendAuthError(f"{path} is not a usable private key ({type(exc).__name__})") from exc
+    if not kid:
+        raise BackendAuthError("--kid is needed: the key has no 'kid' and the server finds keys by it")
+    if isinstance(key, RSAKey):
+        return ClientKey(key, "RS384", kid)
+    if isinstance(key, ECKey) and key.curve_name == "P-384":
+        return ClientKey(key, "ES384", kid)
+    raise BackendAuthError("SMART Backend Services needs an RSA key (RS384) or an EC P-384 key (ES384)")
+
+
+def _import_pem(data: bytes) -> SigningKey:
+    if b"PRIVATE KEY" not in data:
+        raise BackendAuthError("the PEM file holds no private key")
+    for cls in (RSAKey, ECKey):
+        try:
+            key: SigningKey = cls.import_key(data)
+        except (ValueError, JoseError, TypeError):
+            continue
+        return key
+    raise BackendAuthError("the PEM private key is neither RSA nor EC")
+
+
+def requested_scopes(v2: bool, *, write: bool, read_types: Sequence[str] = READ_TYPES) -> str:
+    scopes: list[str] = []
+    for rtype in read_types:
+        writes = write and rtype in WRITE_TYPES
+        if v2:
+            scopes.append(f"system/{rtype}.{'crus' if writes else 'rs'}")
+        else:
+            scopes.append(f"system/{rtype}.read")
+            if writes:
+                scopes.append(f"system/{rtype}.write")
+    return " ".join(scopes)
+
+
+class BackendServicesAuth:
+    """Access tokens for one client at one FHIR server; thread-safe; pass `.token` to FhirClient."""
+
+    def __init__(
+        self,
+        fhir_base: str,
+        client_id: str,
+        client_key: ClientKey,
+        *,
+        write: bool = False,
+        http: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.fhir_base = fhir_base.rstrip("/")
+        self.client_id = client_id
+        self.client_key = client_key
+        self.write = write
+        self._http = http or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self.token_endpoint: str | None = None
+        self.v2: bool | None = None
+        self.granted_scope = ""
+        self.tokens_issued = 0
+
+    # -- discovery -------------------------------------------------------------------------
+
+    def discover(self) -> None:
+        url = f"{self.fhir_base}/.well-known/smart-configuration"
+        try:
+            response = self._http.get(url, headers={"Accept": "application/json"})
+            config = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise BackendAuthError(f"cannot read {url} ({type(exc).__name__})") from exc
+        if not isinstance(config, dict):
+            raise BackendAuthError(f"{url} answered HTTP {response.status_code} without a SMART configuration")
+        endpoint = config.get("token_endpoint")
+        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+            raise BackendAuthError(f"{url} names no token_endpoint")
+        if endpoint.startswith("http://") and not is_loopback(endpoint):
+            raise BackendAuthError(f"the token endpoint {endpoint} must use https")
+        grants = config.get("grant_types_supported")
+        if isinstance(grants, list) and "client_credentials" not in grants:
+            raise BackendAuthError("the server does not offer the client_credentials grant (SMART Backend Services)")
+        algs = config.get("token_endpoint_auth_signing_alg_values_supported")
+        if isinstance(algs, list) and self.client_key.alg not in algs:
+            raise BackendAuthError(f"the server does not accept {self.client_key.alg} client assertions ({algs})")
+        found = config.get("capabilities")
+        capabilities: list[Any] = found if isinstance(found, list) else []
+        self.token_endpoint = endpoint
+        # v2 only when advertised: a server that names neither predates SMART 2 and reads v1 scopes.
+        self.v2 = "permission-v2" in capabilities
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token is None or self._clock() >= self._expires_at - RENEW_MARGIN:
+                self._fetch()
+            if self._token is None:  # pragma: no cover - _fetch sets it or raises
+                raise BackendAuthError("no access token")
+            return self._token
+
+    def renew(self) -> None:
+        with self._lock:
+            self._fetch()
+
+    def assertion(self, *, lifetime: int = ASSERTION_LIFETIME, audience: str | None = None) -> str:
+        """A signed client assertion (public for tests of the authorization server's checks)."""
+        if self.token_endpoint is None:
+            self.discover()
+        now = int(self._clock())
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": audience or self.token_endpoint,
+            "exp": now + lifetime,
+            "iat": now,
+            "jti": secrets.token_urlsafe(24),
+        }
+        header = {"alg": self.client_key.alg, "kid": self.client_key.kid, "typ": "JWT"}
+        return jwt.encode(header, claims, self.client_key.key, algorithms=[self.client_key.alg])
+
+    def _fetch(self) -> None:
+        if self.token_endpoint is None:
+            self.discover()
+        if self.token_endpoint is None or self.v2 is None:  # pragma: no cover - discover sets both or raises
+            raise BackendAuthError("no token endpoint")
+        form = {
+            "grant_type": "client_credentials",
+            "scope": requested_scopes(self.v2, write=self.write),
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": self.assertion(),
+        }
+        try:
+            response = self._http.post(self.token_endpoint, data=form, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            raise BackendAuthError(f"the token endpoint did not answer ({type(exc).__name__})") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
+            error = body.get("error") if isinstance(body, dict) else None
+            description = body.get("error_description") if isinstance(body, dict) else None
+            said = ": ".join(str(x) for x in (error, description) if x) or "no error given"
+            raise BackendAuthError(
+                f"the authorization server refused a token to client {self.client_id!r} "
+                f"(HTTP {response.status_code}): {said}"
+            )
+        lifetime = body.get("expires_in")
+        self._token = str(body["access_token"])
+        self._expires_at = self._clock() + (float(lifetime) if isinstance(lifetime, int | float) else 300.0)
+        self.granted_scope = str(body.get("scope") or form["scope"])
+        self.tokens_issued += 1
+
+    def close(self) -> None:
+        self._http.close()
