@@ -1,4 +1,4 @@
-"""The command line: `azaguard check`, `azaguard demo`, `azaguard serve`, `azaguard scan`.
+"""The command line: `azaguard check`, `azaguard demo`, `azaguard serve`, `azaguard scan`, `azaguard feedback`.
 
 Exit codes: 0 evaluated (whatever was found), 2 unusable input or usage,
 3 the FHIR server failed or refused, 4 evaluated but some alert writes failed.
@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-serve", action="store_true", help="evaluate and write the alerts, then stop")
     demo.add_argument("--now", help="evaluate as of this ISO-8601 time (default: the current time)")
+    demo.add_argument(
+        "--insecure-cds-sandbox", action="store_true",
+        help="also accept unsigned CDS Hooks calls (e.g. from an external CDS Hooks sandbox); demo only",
+    )
     _common(demo)
 
     scan = sub.add_parser("scan", help="every patient on azathioprine: evaluate, report, optionally write alerts")
@@ -90,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8400)
     serve.add_argument("--config", type=Path, default=None, help="the app registration (default: smart_launch.json)")
+    serve.add_argument(
+        "--insecure-cds-sandbox", action="store_true",
+        help="DEMO ONLY: accept CDS Hooks calls without a valid signed JWT (never with real patients)",
+    )
+
+    feedback = sub.add_parser("feedback", help="CDS Hooks feedback: which cards were overridden, why, how often")
+    feedback.add_argument("--since", required=True, help="from this ISO-8601 date or date-time")
+    feedback.add_argument("--format", choices=("table", "csv"), default="table")
+    feedback.add_argument("--database", help="SQLAlchemy URL of the CDS database (default: from the config)")
+    feedback.add_argument("--config", type=Path, default=None, help="the app registration (default: smart_launch.json)")
     return parser
 
 
@@ -120,17 +134,40 @@ def main(argv: Sequence[str] | None = None) -> int:
                     serve=not args.no_serve,
                     now=_now(args.now),
                     mappings=_mappings(args),
+                    insecure_cds=args.insecure_cds_sandbox,
                 )
             except SandboxError as exc:
                 print(f"azaguard demo: {exc} (choose other ports with --port and --fhir-port)", file=sys.stderr)
                 return EXIT_INPUT
+        if args.command == "feedback":
+            return _feedback(args)
         from azaguard.web.app import serve as serve_app
 
-        serve_app(args.config, args.host, args.port)
+        serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox)
         return EXIT_OK
     except (InputError, MappingsError) as exc:
         print(f"azaguard: {_clean(exc)}", file=sys.stderr)
         return EXIT_INPUT
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    from azaguard.cds.feedback_report import to_csv, to_table
+    from azaguard.cds.store import CdsStore
+    from azaguard.config import ConfigError, load_app_config
+
+    url = args.database
+    if url is None:
+        try:
+            url = load_app_config(args.config).cds_database_url
+        except ConfigError as exc:
+            raise InputError(str(exc)) from exc
+    store = CdsStore(url)
+    try:
+        rows = store.feedback_since(_now(args.since))
+    finally:
+        store.close()
+    print(to_csv(rows) if args.format == "csv" else to_table(rows), end="" if args.format == "csv" else "\n")
+    return EXIT_OK
 
 
 def _clean(text: object) -> str:

@@ -54,6 +54,29 @@ class Scopes(BaseModel):
     v1: str = Field(min_length=1)  # SMART 1 syntax (.read / .write)
 
 
+class CdsClient(BaseModel):
+    """A CDS Hooks client (an EHR) trusted to call the CDS service: its JWT issuer and its keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    iss: str = Field(min_length=1)
+    jwks: dict[str, object] | None = None  # an inline JWK Set {"keys": [...]}
+    jwks_url: str | None = None
+    # `jku` header values honoured for this issuer (jwks_url is always honoured).
+    jku: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> CdsClient:
+        if (self.jwks is None) == (self.jwks_url is None):
+            raise ValueError(f"CDS client {self.iss!r}: give exactly one of jwks or jwks_url")
+        if self.jwks is not None and not isinstance(self.jwks.get("keys"), list):
+            raise ValueError(f"CDS client {self.iss!r}: jwks must be a JWK Set ({{\"keys\": [...]}})")
+        for url in (self.jwks_url, *self.jku):
+            if url is not None:
+                _check_url(url)
+        return self
+
+
 class AppConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -66,6 +89,10 @@ class AppConfig(BaseModel):
     allowed_iss: tuple[str, ...] = Field(min_length=1)
     # Who may frame the page (CSP frame-ancestors); None: 'self' plus the allowed iss origins.
     frame_ancestors: tuple[str, ...] | None = None
+    # CDS Hooks: the EHRs allowed to call the service, and where feedback and seen JWT ids are kept
+    # (an SQLAlchemy URL; None: an SQLite file in the user's state directory).
+    cds_clients: tuple[CdsClient, ...] = ()
+    cds_database_url: str | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -15,7 +15,7 @@ for another patient (a patient filter it ignored) are dropped with a warning.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -191,14 +191,20 @@ def gather(
     observation_page_size: int = OBSERVATION_PAGE_SIZE,
     alerts: bool = True,
     memory: ServerMemory | None = None,
+    only: Collection[str] | None = None,
 ) -> Gathered:
     """Fetch one patient's record (and, with `alerts`, the alerts already in the chart) in one batch;
-    raises FhirError (naming what failed) rather than return a partial record."""
+    raises FhirError (naming what failed) rather than return a partial record.
+
+    `only`: the labels of the record searches to run (the Patient is always read), e.g. what a CDS Hooks
+    prefetch left out."""
     start = client.request_count
     memory = memory if memory is not None else _memory.PROCESS_MEMORY
     record_searches = plan_searches(
         patient_id, mappings, now, page_size=page_size, observation_page_size=observation_page_size
     )
+    if only is not None:
+        record_searches = [s for s in record_searches if s.label in only]
     alert_searches = plan_alert_searches(patient_id, page_size=page_size) if alerts else []
     searches = record_searches + alert_searches
     warnings: list[str] = []

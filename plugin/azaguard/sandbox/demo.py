@@ -47,6 +47,7 @@ def run_demo(
     mappings: Mappings,
     fhir_port: int = DEFAULT_FHIR_PORT,
     out: TextIO = sys.stdout,
+    insecure_cds: bool = False,
 ) -> int:
     from azaguard.fhir.client import FhirClient
     from azaguard.sandbox.patients import build_patients, transaction_bundle
@@ -74,7 +75,7 @@ def run_demo(
         print(f"or query it: {server.base_url}/DetectedIssue?patient=Patient/{patients[0].id}", file=out)
         if serve:
             print("\n" + try_it(server.base_url, results), file=out)
-            _serve(server.base_url, port, mappings, out)
+            _serve(server.base_url, port, mappings, out, insecure_cds)
         return 4 if failed else 0
     finally:
         server.stop()
@@ -111,7 +112,7 @@ def try_it(fhir_base: str, results: list[CheckResult]) -> str:
     )
 
 
-def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO) -> None:
+def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO, insecure_cds: bool) -> None:
     import uvicorn
 
     from azaguard.config import load_app_config
@@ -125,11 +126,14 @@ def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO) -> None:
         public_base=public_base,
         app_config=load_app_config(public_base=public_base),
         mappings=mappings,
+        insecure_cds=insecure_cds,
     )
     backend, key_path = demo_client(default_home())
     site.state.ehr.backend.register(backend)
-    print(f"\nThe sandbox EHR is running: open {public_base}/ and launch a patient (Ctrl-C to stop).", file=out,
-          flush=True)
+    print(f"\nThe sandbox EHR is running: open {public_base}/ and launch a patient, or open a chart to see the "
+          "CDS Hooks alerts and order a vaccine (Ctrl-C to stop).", file=out, flush=True)
+    print(f"CDS Hooks discovery: {public_base}/cds-services (calls must carry a JWT signed by a registered client)"
+          + ("; INSECURE: unsigned calls accepted" if insecure_cds else ""), file=out, flush=True)
     print(f"Population scan with SMART Backend Services, from another terminal:\n  azaguard scan --fhir-url "
           f"{public_base}/ehr/fhir --client-id {backend.client_id} --private-key {key_path} --dry-run "
           f"--patient-link '{public_base}/ehr/launch/{{id}}'", file=out, flush=True)

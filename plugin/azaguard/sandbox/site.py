@@ -59,6 +59,30 @@ def _web_app(
     return create_app(app_config, **options)
 
 
+def _cds_routes(
+    app_config: AppConfig,
+    context: EhrContext,
+    mappings: Mappings | None,
+    now: Callable[[], datetime] | None,
+    database_url: str | None,
+    insecure: bool,
+) -> list[Route]:
+    """The CDS service, trusting the simulator's key (the JWKS it also publishes at /ehr/cds/jwks)."""
+    from azaguard.cds.app import cds_routes, create_cds_service
+    from azaguard.config import CdsClient
+
+    assert context.cds is not None  # noqa: S101 - created with cds_base just above
+    trusted = CdsClient(iss=context.cds.iss, jwks=context.cds.jwks)
+    config = app_config.model_copy(update={
+        "cds_clients": (*app_config.cds_clients, trusted),
+        "cds_database_url": database_url or app_config.cds_database_url,
+    })
+    options: dict[str, Any] = {"mappings": mappings}
+    if now is not None:
+        options["now"] = now
+    return cds_routes(create_cds_service(config, insecure=insecure, **options))
+
+
 def create_site(
     *,
     fhir_upstream: str,
@@ -71,8 +95,11 @@ def create_site(
     clock: Clock = time.time,
     now: Callable[[], datetime] | None = None,
     app_transport: httpx.BaseTransport | None = None,
+    cds_database_url: str | None = None,
+    insecure_cds: bool = False,
 ) -> Starlette:
-    """One Starlette site: `/ehr` (simulator in front of `fhir_upstream`), `/app` (azaguard), `/` → `/ehr/`.
+    """One Starlette site: `/ehr` (simulator in front of `fhir_upstream`), `/app` (azaguard), `/cds-services`
+    (azaguard's CDS Hooks service, called by the simulator with its own signed JWTs), `/` → `/ehr/`.
 
     `clock` drives the simulator's expiries; `now` and `app_transport` are passed to the web app
     (its clock and its HTTP transport) when given. The simulator's state is `site.state.ehr`.
@@ -85,8 +112,10 @@ def create_site(
         granted_scope_filter=granted_scope_filter,
         rotate_refresh_tokens=rotate_refresh_tokens,
         clock=clock,
+        cds_base=public_base,
     )
     context: EhrContext = ehr_app.state.ehr
+    cds = _cds_routes(app_config, context, mappings, now, cds_database_url, insecure_cds)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/ehr/", status_code=302)
@@ -100,6 +129,7 @@ def create_site(
     site = Starlette(
         routes=[
             Route("/", home, methods=["GET"]),
+            *cds,
             Mount("/ehr", app=ehr_app),
             Mount("/app", app=_web_app(app_config, mappings, now, app_transport)),
         ],

@@ -629,22 +629,25 @@ def mount_path(config: AppConfig) -> str:
     return urlsplit(config.launch_uri).path.rsplit("/", 1)[0]
 
 
-def served_app(config: AppConfig) -> ASGIApp:
-    """The app as `serve` runs it: mounted at its path, `/` redirecting there, pinned to the public origin."""
+def served_app(config: AppConfig, *, insecure_cds: bool = False, **cds_options: Any) -> ASGIApp:
+    """The app as `serve` runs it: mounted at its path, `/` redirecting there, pinned to the public origin,
+    with the CDS Hooks service beside it at /cds-services."""
+    from azaguard.cds.app import cds_routes, create_cds_service
+
     prefix = mount_path(config)
-    app: ASGIApp = create_app(config)
+    cds = cds_routes(create_cds_service(config, insecure=insecure_cds, **cds_options))
+    routes = [*cds, Mount(prefix or "/", app=create_app(config))]
     if prefix:
         home = prefix + "/"
-        outer = Starlette(routes=[Mount(prefix, app=app), Route("/", lambda r: RedirectResponse(home))])
-        # The router's own redirects (/app → /app/) are built from the request: pin it to the public origin.
-        app = PinnedOrigin(outer, config.public_base)
-    return app
+        routes.append(Route("/", lambda r: RedirectResponse(home)))
+    # The router's own redirects (/app → /app/) are built from the request: pin it to the public origin.
+    return PinnedOrigin(Starlette(routes=routes), config.public_base)
 
 
-def serve(config_path: Path | None, host: str, port: int) -> None:
-    """Run the app alone (for a real EHR) with uvicorn."""
+def serve(config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False) -> None:
+    """Run the app (for a real EHR) with uvicorn."""
     import uvicorn
 
-    app = served_app(load_app_config(config_path))
+    app = served_app(load_app_config(config_path), insecure_cds=insecure_cds)
     # No access log: the callback's query string carries the authorization code.
     uvicorn.run(app, host=host, port=port, access_log=False)

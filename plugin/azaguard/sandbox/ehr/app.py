@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -27,7 +29,9 @@ from azaguard.sandbox.ehr.authroutes import (
 )
 from azaguard.sandbox.ehr.authserver import Clock, RegisteredClient, SandboxAuthServer
 from azaguard.sandbox.ehr.backend import BackendClient, BackendServices
-from azaguard.sandbox.ehr.context import EhrContext, LaunchStore, Upstream
+from azaguard.sandbox.ehr.cdsclient import SandboxCdsClient
+from azaguard.sandbox.ehr.chart import accept, add_order, chart_page, override, sign
+from azaguard.sandbox.ehr.context import EhrContext, LaunchStore, Upstream, ehr
 from azaguard.sandbox.ehr.launcher import launch_patient, launcher_page
 from azaguard.sandbox.ehr.proxy import fhir_proxy, metadata_endpoint
 
@@ -48,6 +52,7 @@ def create_ehr_app(
     launch_lifetime: int = 1800,
     clock: Clock = time.time,
     upstream_transport: httpx.AsyncBaseTransport | None = None,
+    cds_base: str | None = None,
 ) -> Starlette:
     """The EHR simulator in front of `fhir_upstream` (e.g. the sekmet server's `.../fhir`).
 
@@ -56,7 +61,8 @@ def create_ehr_app(
     SMART Backend Services clients (client_credentials with a private_key_jwt, `system/` scopes). `clock` (seconds since
     the epoch) drives every expiry, so tests can move time instead of sleeping. The simulator's
     state is `app.state.ehr` (an EhrContext): tests may call `.launch_url(patient_id)` or
-    `.auth.store.expire_token(token)`.
+    `.auth.store.expire_token(token)`. With `cds_base` (where `/cds-services` is served) the EHR is
+    also a CDS Hooks client: patient charts with alerts and an order form, calls signed with its key.
     """
     registered = list(clients)
     if app_config is not None:
@@ -83,9 +89,12 @@ def create_ehr_app(
     context.backend = BackendServices(auth, context.token_url)
     for backend_client in backend_clients:
         context.backend.register(backend_client)
+    if cds_base is not None:
+        context.cds = SandboxCdsClient(iss=context.ehr_base, cds_base=cds_base, upstream=context.upstream)
     routes = [
         Route("/", launcher_page, methods=["GET"]),
         Route("/launch/{patient_id}", launch_patient, methods=["GET"]),
+        *(_chart_routes() if cds_base is not None else []),
         Route("/fhir/.well-known/smart-configuration", smart_configuration_endpoint, methods=["GET"]),
         Route("/fhir/metadata", metadata_endpoint, methods=["GET"]),
         Route("/fhir", fhir_proxy, methods=_METHODS),
@@ -99,3 +108,20 @@ def create_ehr_app(
     app = Starlette(routes=routes)
     app.state.ehr = context
     return app
+
+
+def _chart_routes() -> list[Route]:
+    return [
+        Route("/patient/{patient_id}", chart_page, methods=["GET"]),
+        Route("/patient/{patient_id}/order", add_order, methods=["POST"]),
+        Route("/patient/{patient_id}/sign", sign, methods=["POST"]),
+        Route("/patient/{patient_id}/accept", accept, methods=["POST"]),
+        Route("/patient/{patient_id}/override", override, methods=["POST"]),
+        Route("/cds/jwks", cds_jwks, methods=["GET"]),
+    ]
+
+
+async def cds_jwks(request: Request) -> Response:
+    """The public key the EHR signs its CDS Hooks calls with."""
+    cds = ehr(request).cds
+    return JSONResponse(cds.jwks if cds is not None else {"keys": []})

@@ -6,7 +6,7 @@ import asyncio
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -16,6 +16,9 @@ from starlette.responses import HTMLResponse
 
 from azaguard.sandbox.ehr.authserver import Clock, RegisteredClient, SandboxAuthServer
 from azaguard.sandbox.ehr.backend import BackendServices
+
+if TYPE_CHECKING:
+    from azaguard.sandbox.ehr.cdsclient import SandboxCdsClient
 
 TEMPLATES = Path(__file__).parent / "templates"
 HTML_HEADERS = {
@@ -119,6 +122,8 @@ class EhrContext:
     client: RegisteredClient  # the app the launcher page launches
     # Standalone launches waiting for the clinician to pick a patient: id -> (authorize params, expiry).
     pending: dict[str, tuple[list[tuple[str, str]], float]] = field(default_factory=dict)
+    # The EHR as a CDS Hooks client (charts, order form), when a CDS service is configured.
+    cds: SandboxCdsClient | None = None
     backend: BackendServices | None = None  # SMART Backend Services clients (client_credentials grant)
     templates: jinja2.Environment = field(
         default_factory=lambda: jinja2.Environment(

@@ -99,6 +99,7 @@ async def launcher_page(request: Request) -> Response:
         problem=problem,
         fhir_base=context.fhir_base,
         app_name=context.client.client_id,
+        charts=context.cds is not None,
     )
 
 

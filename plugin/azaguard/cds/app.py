@@ -1,0 +1,231 @@
+"""The CDS Hooks endpoints: `GET /cds-services`, `POST /cds-services/{id}`, `POST /cds-services/{id}/feedback`.
+
+`cds_routes` gives Starlette routes with those full paths, to be included beside the SMART app
+(`azaguard serve`) or the sandbox site. Every call is authenticated (trust.py) before anything is read;
+`insecure=True` (the `--insecure-cds-sandbox` switch) accepts unsigned or unverifiable calls and says so
+in the log and in a response header.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from azaguard.cds.cards import Links
+from azaguard.cds.discovery import SERVICES, Service, discovery_document
+from azaguard.cds.hooks import run_hook
+from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, default_client_factory
+from azaguard.cds.request import BadRequest, parse_request
+from azaguard.cds.store import CdsStore, FeedbackEntry
+from azaguard.cds.trust import JwksCache, Untrusted, Verifier
+from azaguard.config import AppConfig, is_loopback, origin_of
+from azaguard.mappings import Mappings, load_mappings
+from azaguard.resources import InputError, loads_limited
+
+log = logging.getLogger("azaguard.cds")
+INSECURE_HEADER = "X-Azaguard-Insecure"
+# Browser-based CDS clients (the CDS Hooks sandbox) need CORS. Trust rests on the signed JWT in the
+# Authorization header, never on cookies, so any origin may call.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Max-Age": "600",
+}
+_OUTCOMES = frozenset({"accepted", "overridden"})
+
+
+class CdsService:
+    """The service's state: config, mappings, templates, store, verifier (one per process)."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        mappings: Mappings | None = None,
+        store: CdsStore | None = None,
+        now: Callable[[], datetime] | None = None,
+        clients: ClientFactory | None = None,
+        jwks: JwksCache | None = None,
+        insecure: bool = False,
+        jwt_clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.config = config
+        self.mappings = mappings or load_mappings()
+        self.templates = Templates(self.mappings)
+        self.store = store or CdsStore(config.cds_database_url)
+        self.now = now or (lambda: datetime.now(UTC))
+        self.clients = clients or default_client_factory()
+        self.insecure = insecure
+        options: dict[str, Any] = {"jwks": jwks}
+        if jwt_clock is not None:
+            options["clock"] = jwt_clock
+        self.verifier = Verifier(config.cds_clients, self.store, **options)
+        self.base = origin_of(config.launch_uri)
+        self.links = Links(smart_launch=config.launch_uri, home=self.base + "/")
+        if insecure:
+            log.warning(
+                "INSECURE CDS SANDBOX MODE: CDS Hooks calls are accepted WITHOUT a valid signed JWT. "
+                "Never use --insecure-cds-sandbox with real patients."
+            )
+        self.discovery = discovery_document(self.mappings)
+
+    # -- authentication ------------------------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> Response | None:
+        """None when the caller is trusted (or insecure mode lets it through), else the 401."""
+        audience = self.base + request.url.path
+        try:
+            self.verifier.verify(request.headers.get("authorization"), audience)
+        except Untrusted as exc:
+            if self.insecure:
+                log.warning("INSECURE CDS SANDBOX: accepting an unauthenticated call (%s)", exc)
+                return None
+            log.info("CDS call refused: %s", exc)
+            return JSONResponse(
+                {"error": "unauthorized", "message": str(exc)}, status_code=401,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"', **CORS_HEADERS},
+            )
+        return None
+
+    def respond(self, body: dict[str, Any], status: int = 200) -> JSONResponse:
+        headers = {INSECURE_HEADER: "unsigned CDS calls accepted (sandbox only)"} if self.insecure else {}
+        return JSONResponse(body, status_code=status, headers={**headers, **CORS_HEADERS, "Cache-Control": "no-store"})
+
+    # -- endpoints -----------------------------------------------------------------------------------
+
+    def discover(self, request: Request) -> Response:
+        return self.authenticate(request) or self.respond(self.discovery)
+
+    def hook(self, request: Request, body: bytes) -> Response:
+        refused = self.authenticate(request)
+        if refused is not None:
+            return refused
+        service = SERVICES.get(request.path_params["service_id"])
+        if service is None:
+            return self.respond({"error": "not-found", "message": "no such CDS service"}, 404)
+        try:
+            return self.respond(self._evaluate(service, body))
+        except BadRequest as exc:
+            return self.respond({"error": "bad-request", "message": str(exc)}, 400)
+        except InputError as exc:
+            return self.respond({"error": "bad-request", "message": str(exc)}, 400)
+        except PreconditionFailed as exc:
+            return self.respond({"error": "precondition-failed", "message": str(exc)}, 412)
+
+    def _evaluate(self, service: Service, body: bytes) -> dict[str, Any]:
+        request = parse_request(body, service)
+        if self.insecure and request.fhir_server and not is_loopback(request.fhir_server):
+            # Unauthenticated callers must not make the service fetch from arbitrary hosts.
+            request = dataclasses.replace(request, fhir_server=None, access_token=None,
+                                          notes=[*request.notes, "fhirServer ignored (insecure sandbox mode)"])
+        now = self.now()
+        result = run_hook(
+            service, request, templates=self.templates, mappings=self.mappings, now=now,
+            clients=self.clients, links=self.links,
+        )
+        self.store.record_cards(service.id, result.issued, now)
+        log.info("cds %s: %d card(s), fetched %s", service.id, len(result.cards), ",".join(result.fetched) or "-")
+        return result.response()
+
+    def feedback(self, request: Request, body: bytes) -> Response:
+        refused = self.authenticate(request)
+        if refused is not None:
+            return refused
+        service = SERVICES.get(request.path_params["service_id"])
+        if service is None:
+            return self.respond({"error": "not-found", "message": "no such CDS service"}, 404)
+        try:
+            entries = parse_feedback(body, self.now())
+        except BadRequest as exc:
+            return self.respond({"error": "bad-request", "message": str(exc)}, 400)
+        self.store.add_feedback(service.id, entries, self.now())
+        return self.respond({"stored": len(entries)})
+
+
+def parse_feedback(body: bytes, now: datetime) -> list[FeedbackEntry]:
+    try:
+        data = loads_limited(body, "the feedback")
+    except InputError as exc:
+        raise BadRequest(str(exc)) from exc
+    items = data.get("feedback") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        raise BadRequest("the feedback must be an object with a non-empty 'feedback' array")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadRequest(f"feedback[{i}] is not an object")
+        card, outcome = item.get("card"), item.get("outcome")
+        if not isinstance(card, str) or not card:
+            raise BadRequest(f"feedback[{i}] has no card uuid")
+        if outcome not in _OUTCOMES:
+            raise BadRequest(f"feedback[{i}].outcome must be accepted or overridden")
+        accepted = item.get("acceptedSuggestions") or []
+        if not isinstance(accepted, list):
+            raise BadRequest(f"feedback[{i}].acceptedSuggestions must be an array")
+        ids = tuple(str(a["id"]) for a in accepted if isinstance(a, dict) and a.get("id"))
+        override = item.get("overrideReason")
+        reason = override.get("reason") if isinstance(override, dict) else None
+        comment = override.get("userComment") if isinstance(override, dict) else None
+        out.append(FeedbackEntry(
+            card=card[:64], outcome=outcome, outcome_at=_timestamp(item.get("outcomeTimestamp"), now, i),
+            reason=reason if isinstance(reason, dict) else None,
+            user_comment=str(comment)[:2000] if comment else None, accepted_suggestions=ids,
+        ))  # fmt: skip
+    return out
+
+
+def _timestamp(value: object, now: datetime, i: int) -> datetime:
+    if value is None:
+        return now  # required by the spec, but a missing one is no reason to lose the feedback
+    if not isinstance(value, str):
+        raise BadRequest(f"feedback[{i}].outcomeTimestamp is not a string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(f"feedback[{i}].outcomeTimestamp is not an ISO timestamp") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def cds_routes(service: CdsService) -> list[Route]:
+    async def discover(request: Request) -> Response:
+        return await run_in_threadpool(service.discover, request)
+
+    async def hook(request: Request) -> Response:
+        body = await request.body()
+        return await run_in_threadpool(service.hook, request, body)
+
+    async def feedback(request: Request) -> Response:
+        body = await request.body()
+        return await run_in_threadpool(service.feedback, request, body)
+
+    async def preflight(request: Request) -> Response:
+        return Response(status_code=204, headers=CORS_HEADERS)
+
+    return [
+        Route("/cds-services", discover, methods=["GET"]),
+        Route("/cds-services/{service_id}", hook, methods=["POST"]),
+        Route("/cds-services/{service_id}/feedback", feedback, methods=["POST"]),
+        Route("/cds-services", preflight, methods=["OPTIONS"]),
+        Route("/cds-services/{service_id}", preflight, methods=["OPTIONS"]),
+        Route("/cds-services/{service_id}/feedback", preflight, methods=["OPTIONS"]),
+    ]
+
+
+def create_cds_service(
+    config: AppConfig, *, insecure: bool = False, transport: httpx.BaseTransport | None = None, **options: Any
+) -> CdsService:
+    """The service with HTTP clients on `transport` (tests), else the network."""
+    if transport is not None:
+        options.setdefault("clients", default_client_factory(transport))
+        options.setdefault("jwks", JwksCache(transport))
+    return CdsService(config, insecure=insecure, **options)

@@ -1,0 +1,118 @@
+"""One hook call: resources (prefetch, fetched), draft orders, the rules, the cards. No HTTP here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azaguard.cds.cards import Links, card_id, finding_card, unreadable_card
+from azaguard.cds.discovery import Service
+from azaguard.cds.drafts import Draft, Drafts, read_drafts, record_resources, vaccine_events
+from azaguard.cds.prefetch import ClientFactory, Templates, assemble
+from azaguard.cds.request import BadRequest, CdsRequest
+from azaguard.findings import Finding, Severity
+from azaguard.mappings import Mappings
+from azaguard.record import build_record
+from azaguard.resources import ResourceSet
+from azaguard.rules import evaluate
+
+# Cards this severe offer to remove the draft they are about.
+_SUGGEST = frozenset({Severity.CRITICAL, Severity.HIGH})
+
+
+@dataclass(frozen=True)
+class IssuedCard:
+    uuid: str
+    rule: str
+    code: str
+    indicator: str
+    summary: str
+
+
+@dataclass
+class HookResult:
+    cards: list[dict[str, Any]]
+    issued: list[IssuedCard] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)
+    requests: int = 0
+
+    def response(self) -> dict[str, Any]:
+        return {"cards": self.cards}
+
+
+def run_hook(
+    service: Service,
+    request: CdsRequest,
+    *,
+    templates: Templates,
+    mappings: Mappings,
+    now: datetime,
+    clients: ClientFactory,
+    links: Links,
+) -> HookResult:
+    assembled = assemble(request, templates, mappings, now, clients)
+    notes = request.notes + assembled.notes
+    drafts = read_drafts(request.context, request.hook, request.patient_id, mappings, now) if service.ordering else None
+    resources = assembled.resources
+    if drafts is not None:
+        notes += drafts.notes
+        resources = _with_drafts(resources, drafts)
+    patients = resources.patients()
+    if len(patients) > 1:
+        raise BadRequest(f"the data holds {len(patients)} patients; a hook call is about one")
+    record = build_record(resources, mappings, ordering_context=service.ordering)
+    if drafts is not None:
+        extra = tuple(vaccine_events(drafts, now))
+        if extra:
+            record = dataclasses.replace(record, vaccines=record.vaccines + extra)
+    findings = [f for f in evaluate(record, mappings, now) if f.actionable]
+    result = HookResult([], fetched=assembled.fetched, requests=assembled.requests)
+    prefix = (request.hook_instance, service.id)
+    if drafts is None:
+        for f in findings:
+            _issue(result, f, finding_card(f, card_uuid=card_id(*prefix, f.rule, f.code, request.patient_id),
+                                           links=links, notes=notes))
+        return result
+    scope = drafts.scope
+    for f in findings:
+        targets = [d for r in f.implicated if r in scope and (d := drafts.by_ref(r)) is not None]
+        if not targets:
+            continue
+        card = finding_card(
+            f, card_uuid=card_id(*prefix, f.rule, f.code, targets[0].ref), links=links,
+            drafts_to_delete=_to_delete(f, targets), notes=notes,
+        )
+        _issue(result, f, card)
+    unreadable = [d for d in drafts.in_scope() if d.kind is None]
+    if unreadable:
+        card = unreadable_card(unreadable, card_uuid=card_id(*prefix, "unreadable-drafts"), links=links)
+        result.cards.append(card)
+        result.issued.append(IssuedCard(card["uuid"], "draft-orders", "unreadable", "info", card["summary"]))
+    return result
+
+
+def _with_drafts(resources: ResourceSet, drafts: Drafts) -> ResourceSet:
+    """The chart's resources with the drafts in place of any stored copy of them."""
+    replaced = {d.ref for d in drafts.drafts}
+    out = ResourceSet()
+    for r in resources.resources:
+        if f"{r.get('resourceType')}/{r.get('id')}" not in replaced:
+            out.add(r)
+    for r in record_resources(drafts):
+        out.add(r)
+    return out
+
+
+def _to_delete(finding: Finding, targets: list[Draft]) -> list[Draft]:
+    if finding.severity not in _SUGGEST:
+        return []
+    if finding.rule == "vaccination-hold":
+        return [d for d in targets if d.kind == "vaccine"]
+    return [d for d in targets if d.kind != "vaccine"]
+
+
+def _issue(result: HookResult, finding: Finding, card: dict[str, Any]) -> None:
+    result.cards.append(card)
+    result.issued.append(IssuedCard(card["uuid"], finding.rule, finding.code, card["indicator"], card["summary"]))

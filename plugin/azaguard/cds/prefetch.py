@@ -1,0 +1,183 @@
+"""Prefetch → resources; what the prefetch left out is fetched with fhirAuthorization in one batch.
+
+A key sent as null means "no data"; a key left out (or answered with an OperationOutcome, or a
+Bundle with a next page) means "not fetched". Without a way to fetch it: PreconditionFailed (412).
+Resources of another patient are left out and said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from azaguard.cds.discovery import PATIENT_KEY, date_bounded_keys, key_labels, prefetch_templates
+from azaguard.cds.drafts import listify
+from azaguard.cds.request import BadRequest, CdsRequest
+from azaguard.fhir.client import FhirClient
+from azaguard.fhir.errors import FhirError
+from azaguard.fhir.gather import gather
+from azaguard.mappings import Mappings
+from azaguard.resources import InputError, ResourceSet, resource_set_from_json
+
+
+class PreconditionFailed(Exception):
+    """The data the rules need is neither in the prefetch nor fetchable: answered 412."""
+
+
+@dataclass
+class Assembled:
+    resources: ResourceSet
+    fetched: list[str] = field(default_factory=list)  # prefetch keys fetched from fhirServer
+    requests: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+ClientFactory = Callable[[str, str], FhirClient]
+
+
+def default_client_factory(transport: httpx.BaseTransport | None = None) -> ClientFactory:
+    def make(base_url: str, token: str) -> FhirClient:
+        # A hook call has ~500 ms in all: short timeout, one retry.
+        return FhirClient(base_url, token=token, timeout=5.0, max_retries=1, transport=transport)
+
+    return make
+
+
+class Templates:
+    """The prefetch templates and their gatherer labels, computed once per mappings."""
+
+    def __init__(self, mappings: Mappings) -> None:
+        self.templates = prefetch_templates(mappings)
+        self.labels = key_labels(mappings)
+        self.lookback = {k: timedelta(days=d) for k, d in date_bounded_keys(mappings).items()}
+
+
+def assemble(
+    request: CdsRequest, templates: Templates, mappings: Mappings, now: datetime, clients: ClientFactory
+) -> Assembled:
+    out = Assembled(ResourceSet())
+    missing: list[str] = []
+    for key in templates.templates:
+        if key not in request.prefetch:
+            missing.append(key)
+            continue
+        value = request.prefetch[key]
+        if value is None:
+            continue  # the client has no data for this template
+        # As the gatherer's `ge<date>`: from the start of that day.
+        bound = now - templates.lookback[key] if key in templates.lookback else None
+        since = bound.replace(hour=0, minute=0, second=0, microsecond=0) if bound is not None else None
+        if not _add(out, key, value, request.patient_id, since):
+            missing.append(key)
+    unknown = sorted(set(request.prefetch) - set(templates.templates))
+    if unknown:
+        out.notes.append(f"prefetch keys not requested by this service were ignored: {', '.join(unknown)}")
+    if missing:
+        _fetch(out, request, missing, templates, mappings, now, clients)
+    return out
+
+
+def _add(out: Assembled, key: str, value: object, patient_id: str, since: datetime | None) -> bool:
+    """Add one prefetch value; False when it does not count as fetched."""
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        out.notes.append(f"prefetch {key!r} is not a FHIR resource; fetched instead")
+        return False
+    if key == PATIENT_KEY:
+        if value["resourceType"] != "Patient" or value.get("id") != patient_id:
+            raise BadRequest(
+                f"prefetch 'patient' is {value['resourceType']}/{value.get('id')}, "
+                f"but context.patientId is {patient_id}"
+            )
+        out.resources.add(value)
+        return True
+    if value["resourceType"] == "Bundle" and _has_next(value):
+        out.notes.append(f"prefetch {key!r} has more pages (not allowed in a prefetch); fetched instead")
+        return False
+    try:
+        found = resource_set_from_json(value) if value["resourceType"] == "Bundle" else ResourceSet.from_resources(
+            [value]
+        )
+    except InputError as exc:
+        out.notes.append(f"prefetch {key!r} could not be read ({exc}); fetched instead")
+        return False
+    foreign = 0
+    for resource in found.resources:
+        if _other_patient(resource, patient_id):
+            foreign += 1
+        elif since is not None and _before(resource, since):
+            continue  # what the gatherer's date bound would not have fetched
+        elif resource.get("resourceType") != "Patient":
+            out.resources.add(listify(resource))
+    if foreign:
+        out.notes.append(f"prefetch {key!r} held {foreign} resource(s) of another patient; they were left out")
+    return True
+
+
+def _fetch(
+    out: Assembled,
+    request: CdsRequest,
+    missing: list[str],
+    templates: Templates,
+    mappings: Mappings,
+    now: datetime,
+    clients: ClientFactory,
+) -> None:
+    if not request.fhir_server or not request.access_token:
+        raise PreconditionFailed(
+            f"the prefetch lacks {', '.join(missing)} and the request has no fhirServer with fhirAuthorization "
+            "to fetch them"
+        )
+    only = {templates.labels[k] for k in missing if k in templates.labels}
+    client = clients(request.fhir_server, request.access_token)
+    try:
+        gathered = gather(client, request.patient_id, mappings, now, only=only, alerts=False)
+    except (FhirError, InputError, ValueError) as exc:
+        raise PreconditionFailed(f"fetching {', '.join(missing)} from fhirServer failed: {exc}") from exc
+    finally:
+        client.close()
+    have = set(out.resources.index)
+    patient_given = PATIENT_KEY not in missing
+    for resource in gathered.resources.resources:
+        key = f"{resource.get('resourceType')}/{resource.get('id')}"
+        if key in have or (patient_given and resource.get("resourceType") == "Patient"):
+            continue
+        out.resources.add(resource)
+    out.fetched = missing
+    out.requests = gathered.requests
+    out.notes.extend(gathered.warnings)
+
+
+def _before(resource: Mapping[str, Any], since: datetime) -> bool:
+    """Recorded as effective before `since` (an undated or unreadable date is kept)."""
+    period = resource.get("effectivePeriod")
+    value = (resource.get("effectiveDateTime") or resource.get("effectiveInstant")
+             or (period.get("end") or period.get("start") if isinstance(period, dict) else None)
+             or resource.get("whenHandedOver") or resource.get("issued"))
+    if not isinstance(value, str) or len(value) < 10:
+        return False
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when < since
+
+
+def _has_next(bundle: Mapping[str, Any]) -> bool:
+    links = bundle.get("link")
+    return isinstance(links, list) and any(isinstance(x, dict) and x.get("relation") == "next" for x in links)
+
+
+def _other_patient(resource: Mapping[str, Any], patient_id: str) -> bool:
+    for element in ("subject", "patient"):
+        ref = resource.get(element)
+        target = ref.get("reference") if isinstance(ref, dict) else None
+        if isinstance(target, str) and "Patient/" in target:
+            tail = target.split("/_history/")[0].rstrip("/").rsplit("/", 1)[-1]
+            return tail != patient_id
+    return False

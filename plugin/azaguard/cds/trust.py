@@ -1,0 +1,174 @@
+"""Trusting CDS Clients (CDS Hooks 2.0): every call carries a JWT signed by a registered client.
+
+Checked, in this order, before anything is evaluated: `alg` is RS384 or ES384 (never none, never a
+shared-secret HMAC); `iss` is a registered client; the key comes from that client's inline JWKS, its
+jwks_url, or a `jku` header that is on its allow-list; the signature; `aud` is this endpoint's URL;
+`exp` in the future and `iat` not in the future (small skew), lifetime bounded; `jti` never seen
+before (the replay cache lives in the shared database). Any failure: Untrusted (401).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from azaguard.cds.store import CdsStore
+from azaguard.config import CdsClient
+
+log = logging.getLogger("azaguard.cds.trust")
+
+ALGORITHMS = ("RS384", "ES384")
+SKEW_SECONDS = 60
+MAX_LIFETIME_SECONDS = 3600  # a client's JWT is for one call: refuse long-lived ones
+JWKS_TTL_SECONDS = 300
+
+
+class Untrusted(Exception):
+    """The caller could not be authenticated: 401, nothing evaluated."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    iss: str
+    jti: str
+    tenant: str | None
+
+
+class JwksCache:
+    """JWK Sets fetched from jwks_url / allow-listed jku, kept a few minutes (re-read on an unknown kid)."""
+
+    def __init__(self, transport: httpx.BaseTransport | None = None, clock: Callable[[], float] = time.monotonic):
+        self._transport = transport
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sets: dict[str, tuple[float, KeySet]] = {}
+
+    def get(self, url: str, kid: str | None) -> KeySet:
+        with self._lock:
+            hit = self._sets.get(url)
+        if hit is not None and self._clock() - hit[0] < JWKS_TTL_SECONDS and (kid is None or _has_kid(hit[1], kid)):
+            return hit[1]
+        keys = self._fetch(url)
+        with self._lock:
+            self._sets[url] = (self._clock(), keys)
+        return keys
+
+    def _fetch(self, url: str) -> KeySet:
+        try:
+            with httpx.Client(transport=self._transport, timeout=5.0, follow_redirects=False) as client:
+                response = client.get(url, headers={"Accept": "application/json"})
+            response.raise_for_status()
+            return KeySet.import_key_set(response.json())
+        except (httpx.HTTPError, ValueError, JoseError) as exc:
+            raise Untrusted(f"the client's JWK Set at {url} could not be read ({type(exc).__name__})") from exc
+
+
+def _has_kid(keys: KeySet, kid: str) -> bool:
+    return any(k.kid == kid for k in keys.keys)
+
+
+class Verifier:
+    def __init__(
+        self,
+        clients: tuple[CdsClient, ...],
+        store: CdsStore,
+        *,
+        jwks: JwksCache | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clients = {c.iss: c for c in clients}
+        self.store = store
+        self.jwks = jwks or JwksCache()
+        self.clock = clock
+        self._inline: dict[str, KeySet] = {}
+        for c in clients:
+            if c.jwks is not None:
+                try:
+                    self._inline[c.iss] = KeySet.import_key_set(c.jwks)  # type: ignore[arg-type]
+                except (JoseError, ValueError, TypeError) as exc:
+                    raise ValueError(f"CDS client {c.iss!r}: its jwks cannot be read ({exc})") from exc
+
+    def verify(self, authorization: str | None, audience: str) -> Caller:
+        token = _bearer(authorization)
+        header, claims = _unverified(token)
+        alg = header.get("alg")
+        if alg not in ALGORITHMS:
+            raise Untrusted(f"JWT alg {alg!r} is refused (RS384 or ES384 only)")
+        iss = claims.get("iss")
+        client = self.clients.get(iss) if isinstance(iss, str) else None
+        if client is None:
+            raise Untrusted("the JWT issuer is not a registered CDS client")
+        keys = self._keys(client, header)
+        try:
+            verified = jwt.decode(token, keys, algorithms=[str(alg)])
+        except JoseError as exc:
+            raise Untrusted(f"the JWT signature does not verify ({exc.error})") from exc
+        return self._check_claims(verified.claims, audience, client.iss)
+
+    def _keys(self, client: CdsClient, header: dict[str, Any]) -> KeySet:
+        kid = header.get("kid") if isinstance(header.get("kid"), str) else None
+        jku = header.get("jku")
+        if jku is not None:
+            allowed = {*client.jku, *([client.jwks_url] if client.jwks_url else [])}
+            if jku not in allowed:
+                raise Untrusted("the JWT's jku is not on the allow-list for its issuer")
+            return self.jwks.get(str(jku), kid)
+        if client.jwks_url:
+            return self.jwks.get(client.jwks_url, kid)
+        return self._inline[client.iss]
+
+    def _check_claims(self, claims: dict[str, Any], audience: str, iss: str) -> Caller:
+        now = self.clock()
+        aud = claims.get("aud")
+        auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if not any(isinstance(a, str) and a.rstrip("/") == audience.rstrip("/") for a in auds):
+            raise Untrusted("the JWT's aud is not this endpoint")
+        exp, iat, jti = claims.get("exp"), claims.get("iat"), claims.get("jti")
+        if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+            raise Untrusted("the JWT lacks exp or iat")
+        if exp < now - SKEW_SECONDS:
+            raise Untrusted("the JWT has expired")
+        if iat > now + SKEW_SECONDS:
+            raise Untrusted("the JWT is issued in the future")
+        if exp - iat > MAX_LIFETIME_SECONDS:
+            raise Untrusted("the JWT lives too long for a single call")
+        if not isinstance(jti, str) or not jti:
+            raise Untrusted("the JWT has no jti")
+        expires = datetime.fromtimestamp(exp + SKEW_SECONDS, UTC)
+        if not self.store.remember_jti(iss, jti, expires, datetime.fromtimestamp(now, UTC)):
+            raise Untrusted("the JWT was already used (replayed jti)")
+        tenant = claims.get("tenant")
+        return Caller(iss, jti, tenant if isinstance(tenant, str) else None)
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise Untrusted("no Authorization header (a CDS client signs every call with a JWT)")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Untrusted("the Authorization header is not 'Bearer <JWT>'")
+    return token.strip()
+
+
+def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims read before verification, only to choose the key (nothing else trusts them)."""
+    try:
+        compact = jws.extract_compact(token.encode("ascii"))
+        header = compact.headers()
+        claims = json.loads(compact.payload)
+    except (JoseError, ValueError, UnicodeError) as exc:
+        raise Untrusted("the bearer token is not a signed JWT") from exc
+    if not isinstance(claims, dict):
+        raise Untrusted("the JWT payload is not a JSON object")
+    return dict(header), claims

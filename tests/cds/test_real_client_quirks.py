@@ -1,0 +1,50 @@
+"""Recorded requests in the shapes the reference CDS Hooks sandbox sends: draftOrders Bundle without
+type, a first draft MedicationRequest without intent or medication, category as an object."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.cds.conftest import Caller
+
+RECORDED = Path(__file__).parent / "recorded"
+
+
+def _recorded(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((RECORDED / name).read_text())
+    return data
+
+
+def test_sandbox_order_select_is_evaluated_what_is_readable(call: Caller) -> None:
+    r = call("azaguard-order-select", _recorded("sandbox-order-select.json"))
+    assert r.status_code == 200, r.text
+    cards = r.json()["cards"]
+    critical = [c for c in cards if c["indicator"] == "critical"]
+    assert len(critical) == 1, cards  # the MMR vaccine, named and coded in RxNorm only
+    assert critical[0]["suggestions"][0]["actions"][0]["resourceId"] == "MedicationRequest/request-456"
+
+
+def test_the_empty_first_draft_is_said_when_it_is_in_scope(call: Caller) -> None:
+    body = _recorded("sandbox-order-select.json")
+    body["hook"] = "order-sign"
+    r = call("azaguard-order-sign", body)
+    assert r.status_code == 200, r.text
+    info = [c for c in r.json()["cards"] if c["indicator"] == "info"]
+    assert len(info) == 1 and "request-123" in info[0]["detail"] and "no medication" in info[0]["detail"]
+
+
+def test_a_bare_array_of_drafts_and_a_patient_id_as_reference_are_read(call: Caller) -> None:
+    body = _recorded("sandbox-order-select.json")
+    body["context"]["draftOrders"] = [e["resource"] for e in body["context"]["draftOrders"]["entry"]]
+    body["context"]["patientId"] = "Patient/smart-1288992"
+    r = call("azaguard-order-select", body)
+    assert r.status_code == 200 and any(c["indicator"] == "critical" for c in r.json()["cards"])
+
+
+def test_a_draft_for_another_patient_is_left_out(call: Caller) -> None:
+    body = _recorded("sandbox-order-select.json")
+    body["context"]["draftOrders"]["entry"][1]["resource"]["subject"] = {"reference": "Patient/other"}
+    r = call("azaguard-order-select", body)
+    assert r.status_code == 200 and r.json()["cards"] == []
