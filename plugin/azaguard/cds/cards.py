@@ -1,7 +1,7 @@
 """Findings → CDS Hooks cards (summary < 140, markdown detail with the evidence, stable uuid).
 
-`card_text` is the seam for the verdict layer (findings → the clinician's wording): today it reads
-the finding's own summary and detail.
+`card_text` renders the verdict layer's wording (`verdict.action_of`, absolute dates): one clinical
+message on every surface; without a clock it falls back to the finding's own text.
 """
 
 from __future__ import annotations
@@ -10,10 +10,13 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from typing import Any
 
 from azaguard.cds.drafts import Draft
 from azaguard.findings import Finding, Severity, Status
+from azaguard.mappings import Mappings
+from azaguard.verdict import action_of
 
 # Card ids are uuid5 in this namespace over (hook instance, service, rule, code, subject of the card):
 # the same call gives the same ids, so feedback and logs can be matched.
@@ -56,9 +59,14 @@ def indicator(finding: Finding) -> str:
     return "critical" if finding.status == Status.HOLD else "warning"
 
 
-def card_text(finding: Finding) -> tuple[str, str]:
-    """(summary, detail) in the clinician's words; the verdict layer plugs in here."""
-    return finding.summary, finding.detail
+def card_text(
+    finding: Finding, now: datetime | None = None, mappings: Mappings | None = None, tz: tzinfo | None = None
+) -> tuple[str, str]:
+    """(summary, detail) in the clinician's words: the verdict action's, dates absolute (cards are kept)."""
+    if now is None or mappings is None:
+        return finding.summary, finding.detail
+    action = action_of(finding, now, mappings, tz, relative_dates=False)
+    return action.summary, action.detail
 
 
 def card_id(*parts: str) -> str:
@@ -72,8 +80,11 @@ def finding_card(
     links: Links,
     drafts_to_delete: Iterable[Draft] = (),
     notes: Iterable[str] = (),
+    now: datetime | None = None,
+    mappings: Mappings | None = None,
+    tz: tzinfo | None = None,
 ) -> dict[str, Any]:
-    summary, detail = card_text(finding)
+    summary, detail = card_text(finding, now, mappings, tz)
     card: dict[str, Any] = {
         "uuid": card_uuid,
         "summary": _summary(summary),

@@ -73,7 +73,7 @@ def run_hook(
     if drafts is None:
         for f in findings:
             _issue(result, f, finding_card(f, card_uuid=card_id(*prefix, f.rule, f.code, request.patient_id),
-                                           links=links, notes=notes))
+                                           links=links, notes=notes, now=now, mappings=mappings))
         return result
     scope = drafts.scope
     for f in findings:
@@ -82,7 +82,7 @@ def run_hook(
             continue
         card = finding_card(
             f, card_uuid=card_id(*prefix, f.rule, f.code, targets[0].ref), links=links,
-            drafts_to_delete=_to_delete(f, targets), notes=notes,
+            drafts_to_delete=_to_delete(f, targets), notes=notes, now=now, mappings=mappings,
         )
         _issue(result, f, card)
     unreadable = [d for d in drafts.in_scope() if d.kind is None]
