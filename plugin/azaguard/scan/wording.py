@@ -1,7 +1,8 @@
 """What a patient needs, in words, and how urgent it is: one place the scan asks.
 
-Until azaguard.verdict (the clinician's wording for every surface) is available, the actionable
-findings' own summaries are the wording; the urgency order is the findings' status and severity.
+The "needs action" wording is azaguard.verdict's (one clinical message on every surface): each action's
+summary, most urgent first, dates absolute since reports are kept. Every engine goes through a CheckResult,
+and the verdict is rebuilt from its findings + record + evaluation time, so the engines' results match.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from azaguard.findings import RULE_IDS, SEVERITY_RANK, STATUS_RANK, Finding, Status
 from azaguard.mappings import Mappings
 from azaguard.service import CheckResult
+from azaguard.verdict import build_verdict
 
 NO_ACTION_RANK = 99
 
@@ -42,7 +44,13 @@ def urgency(findings: Sequence[Finding]) -> int:
 
 def verdict(result: CheckResult, mappings: Mappings) -> tuple[list[dict[str, Any]], str]:
     """The actions (most urgent first) and the verdict in words, for one checked patient."""
-    return actions(result.findings), verdict_text(result.findings)
+    acts = actions(result.findings)
+    if not acts:
+        return acts, verdict_text(result.findings)
+    v = build_verdict(result.findings, result.record, result.evaluated_at, mappings, relative_dates=False)
+    for a, va in zip(acts, v.actions, strict=True):
+        a["text"] = va.summary
+    return acts, "; ".join(a["text"] for a in acts)
 
 
 def verdict_text(findings: Sequence[Finding]) -> str:
