@@ -68,8 +68,9 @@ def test_schedule_phases(case: Case) -> None:
 def test_detail_names_the_schedule_and_phase() -> None:
     found = run(azathioprine(started_days_ago=60), *labs_done(19))
     cbc = next(f for f in found if f.code == "cbc-overdue")
-    assert "'us-label'" in cbc.detail
-    assert "phase 2 of 3" in cbc.detail and "day 60 of therapy" in cbc.detail
+    assert "Imuran US prescribing information" in cbc.detail  # the schedule cited by name, never its key
+    assert "'us-label'" not in cbc.detail
+    assert "day 60 of treatment (days 28 to 91)" in cbc.detail
     assert "every 15 days" in cbc.summary
 
 
@@ -136,7 +137,7 @@ def test_bsr_schedule_allows_three_monthly_tests_in_maintenance() -> None:
     bsr = load_mappings().with_monitoring_schedule("bsr-2017")
     found = run(azathioprine(started_days_ago=200), *labs_done(60), mappings=bsr)
     assert by_code(found) == {"cbc-up-to-date": Status.OK, "lft-up-to-date": Status.OK}
-    assert "'bsr-2017'" in found[0].detail
+    assert "BSR 2017 monitoring guideline" in found[0].detail
     # The same patient under the default (US label) schedule is overdue.
     assert by_code(run(azathioprine(started_days_ago=200), *labs_done(60)))["cbc-overdue"] == Status.CAUTION
 

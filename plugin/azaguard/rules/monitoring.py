@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from azaguard.display import cite
 from azaguard.findings import Finding, Severity, Status
 from azaguard.mappings import Mappings, MonitoringGroup, Schedule, SchedulePhase
 from azaguard.record import Measurement, PatientRecord
@@ -37,11 +38,13 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     start = t.start
     day = (now - start).days if start is not None else None
     phase = _phase(schedule, day) if day is not None else None
+    # Plain language for clinicians: the schedule cited as they cite it, the phase in days of treatment.
+    cited = cite(schedule.source, mappings) or schedule.source
     where = (
-        f"Schedule {name!r} ({schedule.source}); "
+        f"Monitoring schedule: {cited}; "
         + (_describe_phase(schedule, phase, day) if phase is not None and day is not None
-           else "therapy start date unknown")
-        + f"; grace {grace.value:g} days ({grace.source})."
+           else "the start date of treatment is unknown")
+        + f"; {grace.value:g} days' grace allowed."
     )
 
     out: list[Finding] = []
@@ -118,11 +121,8 @@ def _phase(schedule: Schedule, day: int) -> SchedulePhase:
 def _describe_phase(schedule: Schedule, phase: SchedulePhase, day: int) -> str:
     index = schedule.phases.index(phase)
     begin = schedule.phases[index - 1].until_day if index > 0 else 0
-    span = f"days {begin}-{phase.until_day}" if phase.until_day is not None else f"from day {begin}"
-    return (
-        f"day {day} of therapy, phase {index + 1} of {len(schedule.phases)} ({span}): "
-        f"every {phase.interval_days} days"
-    )
+    span = f"days {begin} to {phase.until_day}" if phase.until_day is not None else f"from day {begin} on"
+    return f"day {day} of treatment ({span}), tests due every {phase.interval_days} days"
 
 
 def _latest(record: PatientRecord, group: MonitoringGroup, m: Mappings, now: datetime) -> Measurement | None:
