@@ -106,13 +106,20 @@ class CdsService:
     def discover(self, request: Request) -> Response:
         return self.authenticate(request) or self.respond(self.discovery)
 
-    def hook(self, request: Request, body: bytes) -> Response:
+    def _service(self, request: Request) -> Service | Response:
+        """The addressed service for an authenticated caller, else the refusal (401) or 404 to send."""
         refused = self.authenticate(request)
         if refused is not None:
             return refused
         service = SERVICES.get(request.path_params["service_id"])
         if service is None:
             return self.respond({"error": "not-found", "message": "no such CDS service"}, 404)
+        return service
+
+    def hook(self, request: Request, body: bytes) -> Response:
+        service = self._service(request)
+        if isinstance(service, Response):
+            return service
         try:
             return self.respond(self._evaluate(service, body))
         except BadRequest as exc:
@@ -138,12 +145,9 @@ class CdsService:
         return result.response()
 
     def feedback(self, request: Request, body: bytes) -> Response:
-        refused = self.authenticate(request)
-        if refused is not None:
-            return refused
-        service = SERVICES.get(request.path_params["service_id"])
-        if service is None:
-            return self.respond({"error": "not-found", "message": "no such CDS service"}, 404)
+        service = self._service(request)
+        if isinstance(service, Response):
+            return service
         try:
             entries = parse_feedback(body, self.now())
         except BadRequest as exc:
