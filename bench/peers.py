@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -59,10 +60,21 @@ class AzaguardBefore(Azaguard):
             self.close()
             self.client, self.memory = FhirClient(self.base_url), ServerMemory()
         self.client.supports_batch()
-        got = gather(self.client, patient_id, self.m, self.now, alerts=False, memory=self.memory)
+        got = gather(self.client, patient_id, self.m, self.now, alerts=False, memory=self.memory,
+                     planned=before_searches(patient_id, self.m, self.now))
         issues = self.client.search("DetectedIssue", {"patient": f"Patient/{patient_id}", "_count": "200"})
         flags = self.client.search("Flag", {"patient": f"Patient/{patient_id}", "_count": "200"})
         return _ids(got.resources.resources) | _ids(issues) | _ids(flags)
+
+
+def before_searches(patient_id: str, m: Mappings, now: datetime) -> list[Search]:
+    """The record searches as azaguard sent them before issue 9: the lab search sorted newest first
+    (`_sort=-date`, since dropped: every page is read and the record orders results itself)."""
+    return [
+        replace(s, params=(*s.params[:-1], ("_sort", "-date"), s.params[-1]))
+        if s.label == "lab results and vital signs" and ("_sort", "-date") not in s.params else s
+        for s in plan_searches(patient_id, m, now)
+    ]
 
 
 # --- fhirpy ---------------------------------------------------------------------------------------
