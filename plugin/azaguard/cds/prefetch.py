@@ -17,7 +17,7 @@ import httpx
 from azaguard.cds.discovery import PATIENT_KEY, date_bounded_keys, key_labels, prefetch_templates
 from azaguard.cds.drafts import listify
 from azaguard.cds.request import BadRequest, CdsRequest
-from azaguard.fhir.client import FhirClient
+from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import FhirError
 from azaguard.fhir.gather import gather
 from azaguard.mappings import Mappings
@@ -41,8 +41,11 @@ ClientFactory = Callable[[str, str], FhirClient]
 
 def default_client_factory(transport: httpx.BaseTransport | None = None) -> ClientFactory:
     def make(base_url: str, token: str) -> FhirClient:
-        # A hook call has ~500 ms in all: short timeout, one retry.
-        return FhirClient(base_url, token=token, timeout=5.0, max_retries=1, transport=transport)
+        # A hook call has ~500 ms in all: short timeout, one retry; the process's kept-alive connections
+        # spare it the handshake with an EHR it has called before.
+        return FhirClient(
+            base_url, token=token, timeout=5.0, max_retries=1, transport=transport, pools=PROCESS_POOLS
+        )
 
     return make
 

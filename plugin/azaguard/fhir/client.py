@@ -10,6 +10,7 @@ sharing this one client (and its connection pool).
 from __future__ import annotations
 
 import functools
+import http.cookiejar
 import json
 import logging
 import random
@@ -154,9 +155,12 @@ class FhirClient:
         response_deadline: float = 120.0,
         strict_search: bool = True,
         transport: httpx.BaseTransport | None = None,
+        pools: ConnectionPools | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`pools`: keep-alive connections shared with the process's other clients (see ConnectionPools);
+        without it (or with a `transport`) the client has connections of its own, closed by close()."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"the FHIR base URL must be an http(s) URL, got {base_url!r}")
@@ -179,19 +183,17 @@ class FhirClient:
         self._lock = threading.Lock()
         self._capabilities: Resource | None = None
         self.request_count = 0  # HTTP requests sent, retries included
-        # No redirects: a 3xx must not carry the bearer token to another host.
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout),
-            transport=transport,
-            headers={"Accept": FHIR_JSON},
-            follow_redirects=False,
-            verify=_tls_context(parts.scheme),
-        )
+        self._owned = pools is None or transport is not None
+        if pools is None or transport is not None:
+            self._http = _http_client(parts.scheme, transport, timeout)
+        else:
+            self._http = pools.client(parts.scheme, parts.netloc)
 
     # -- lifecycle --------------------------------------------------------------
 
     def close(self) -> None:
-        self._http.close()
+        if self._owned:  # shared connections stay open for the process's next client
+            self._http.close()
 
     def __enter__(self) -> FhirClient:
         return self
@@ -460,16 +462,74 @@ class FhirClient:
         return path or "(base)"
 
 
+class ConnectionPools:
+    """Keep-alive connections to FHIR servers, shared by the FhirClients of one process that are given
+    this object: where a client is made per request (the app, CDS Hooks), the TCP (and TLS) handshake
+    is then paid once per server and process, not on every request. One httpx.Client per origin
+    (thread-safe). Nothing of one client's requests reaches another's: the Authorization header and
+    timeouts are set per request, redirects are never followed, and no cookie is ever kept (a shared
+    jar would carry one user's session cookie into another user's requests)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str], httpx.Client] = {}
+
+    def client(self, scheme: str, netloc: str) -> httpx.Client:
+        with self._lock:
+            found = self._clients.get((scheme, netloc))
+            if found is None:
+                found = self._clients[(scheme, netloc)] = _http_client(scheme, None, cookies=_no_cookies())
+            return found
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for c in clients:
+            c.close()
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+def _http_client(
+    scheme: str,
+    transport: httpx.BaseTransport | None,
+    timeout: float = 15.0,
+    cookies: http.cookiejar.CookieJar | None = None,
+) -> httpx.Client:
+    # No redirects: a 3xx must not carry the bearer token to another host. The timeout here is only a
+    # default: every request sets its own (httpbound.fetch).
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout),
+        transport=transport,
+        headers={"Accept": FHIR_JSON},
+        follow_redirects=False,
+        verify=_tls_context(scheme),
+        cookies=cookies,
+    )
+
+
+# The pools of this process: what the app and the CDS Hooks service pass to their per-request clients.
+PROCESS_POOLS = ConnectionPools()
+
+
 def _tls_context(scheme: str) -> ssl.SSLContext:
     """One verifying TLS context per process: loading the CA bundle costs ~40 ms, which a new
     client per request (the app, a CLI run) would otherwise pay every time. An http:// server
-    never uses TLS (paging links may not leave its origin): it gets a context that trusts nothing."""
-    return _https_context() if scheme == "https" else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    never uses TLS (paging links may not leave its origin): it gets a context that trusts nothing
+    (also one per process: even an empty context costs ~0.3 ms to make)."""
+    return _https_context() if scheme == "https" else _untrusting_context()
 
 
 @functools.cache
 def _https_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
+
+
+@functools.cache
+def _untrusting_context() -> ssl.SSLContext:
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _entries(entries: list[Resource] | Mapping[str, Any]) -> list[Resource]:
@@ -500,7 +560,9 @@ def _batch_result(index: int, entry: object) -> BatchResult:
 
 
 __all__ = [
+    "PROCESS_POOLS",
     "BatchResult",
+    "ConnectionPools",
     "FhirClient",
     "FhirError",
     "Params",

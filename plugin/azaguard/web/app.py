@@ -35,7 +35,7 @@ from azaguard import service
 from azaguard.alerts import ExistingAlert, WriteOutcome
 from azaguard.config import AppConfig, load_app_config
 from azaguard.display import format_date, format_day
-from azaguard.fhir.client import FhirClient
+from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import AuthDenied, AuthExpired, FhirError
 from azaguard.findings import STATUS_RANK, Severity, Status
 from azaguard.mappings import Mappings, load_mappings
@@ -502,15 +502,20 @@ class _Web:
         return name
 
     # -- tokens --
+    def _client(self, ctx: LaunchContext) -> FhirClient:
+        # A client per request over the process's kept-alive connections: a page pays the TCP/TLS
+        # handshake with the EHR once per process, not on every request.
+        return FhirClient(ctx.iss, token=lambda: ctx.tokens.access_token, transport=self.transport, pools=PROCESS_POOLS)
+
     def with_token(self, ctx: LaunchContext, call: Callable[[FhirClient], T]) -> T:
         """Run `call` with a fresh access token: refresh before expiry, and once more on a 401."""
         self.refresh(ctx, force=False)
-        with FhirClient(ctx.iss, token=lambda: ctx.tokens.access_token, transport=self.transport) as client:
+        with self._client(ctx) as client:
             try:
                 return call(client)
             except AuthExpired:
                 self.refresh(ctx, force=True)
-        with FhirClient(ctx.iss, token=lambda: ctx.tokens.access_token, transport=self.transport) as client:
+        with self._client(ctx) as client:
             try:
                 return call(client)
             except AuthExpired as exc:
