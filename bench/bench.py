@@ -4,8 +4,10 @@ baseline measured in the same run, so it can be compared across machines.
 1. Reading one patient (check_on_server's reads) from the real local FHIR server (sekmet) behind
    a latency proxy (0 and 40 ms round trip; the first request of a connection also pays the TCP
    handshake). The proxy counts every request the process sends, metadata included. Every client
-   sends the same searches and must receive the same resources. Cold: a new client per patient;
-   warm: one client, already connected. Ratios per patient against azaguard before this branch
+   sends the same searches and must receive the same resources. Cold: a new client per patient
+   (and a new connection, as a fresh CLI process has); warm: one client, already connected. The
+   "app" row makes a new client per read too, but over connections its process keeps (as the app
+   and the CDS Hooks service do). Ratios per patient against azaguard before this branch
    (metadata, batch, DetectedIssue, Flag), then their median and range over the sandbox patients.
 2. Bytes to findings on a ~3.9 MB Synthea record with an azathioprine course (the shared Synthea
    record when present, and the generated Synthea-style one), against stdlib json.loads of the bytes.
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from peers import Azaguard, AzaguardBefore, Fhirclient, Fhirpy
+from peers import Azaguard, AzaguardBefore, AzaguardPooled, Fhirclient, Fhirpy
 from proxy import LatencyProxy
 
 from azaguard.fhir.client import FhirClient
@@ -83,6 +85,8 @@ CLIENTS: list[tuple[str, str, type[Any], bool]] = [
     # label, how it sends, class, batch refused by the server
     ("azaguard before this branch", "metadata, batch, DetectedIssue, Flag: sequential", AzaguardBefore, False),
     ("azaguard (this branch)", f"1 batch of {_GETS} GETs: record + existing alerts", Azaguard, False),
+    ("azaguard, app: a client per read, shared keep-alive pool", "1 batch, connection kept by the process",
+     AzaguardPooled, False),
     ("azaguard, server refuses batch", f"{_GETS} GETs at once (+1 refused POST when cold)", Azaguard, True),
     ("fhirpy 2.3 AsyncFHIRClient + asyncio.gather", f"{_GETS} GETs at once", Fhirpy, False),
     ("fhirclient 4.4, one search after another", f"{_GETS} GETs, sequential", Fhirclient, False),

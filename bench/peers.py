@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from azaguard.fhir.client import FhirClient
+from azaguard.fhir.client import ConnectionPools, FhirClient
 from azaguard.fhir.gather import Search, gather, plan_alert_searches, plan_searches
 from azaguard.fhir.memory import ServerMemory
 from azaguard.mappings import Mappings
@@ -48,6 +48,28 @@ class Azaguard:
 
     def close(self) -> None:
         self.client.close()
+
+
+class AzaguardPooled(Azaguard):
+    """The app and the CDS Hooks service: a new FhirClient (and memory) per read, over keep-alive
+    connections the process shares (fhir.client.ConnectionPools; this peer's own, so no other row
+    warms it). Only the first read of the run pays a connection; "cold" here means a cold client."""
+
+    def __init__(self, base_url: str, m: Mappings, now: datetime) -> None:
+        self.pools = ConnectionPools()
+        super().__init__(base_url, m, now)
+        self.client.close()
+        self.client = FhirClient(base_url, pools=self.pools)
+
+    def read(self, patient_id: str, *, cold: bool) -> set[str]:
+        if cold:
+            self.client.close()  # leaves the shared connections open
+            self.client, self.memory = FhirClient(self.base_url, pools=self.pools), ServerMemory()
+        return super().read(patient_id, cold=False)
+
+    def close(self) -> None:
+        super().close()
+        self.pools.close()
 
 
 class AzaguardBefore(Azaguard):
