@@ -14,27 +14,46 @@ import pickle
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from functools import cache
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal
-
-import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from azaguard.findings import RuleId, Severity, Status
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 
 class MappingsError(Exception):
     """The mappings folder is missing or does not validate."""
 
 
-class _Model(BaseModel):
-    # defer_build: a model's validator is built on first use; only Manifest and Mappings are validated
-    # directly (each with its nested models inside), so ~50 nested validators are never built per process.
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+# The types are frozen stdlib dataclasses; pydantic validates the JSON into them (`_validated`) and is
+# imported only then. A check that reads the validated Mappings from the CLI's cache never imports
+# pydantic at all (~80 ms of a ~200 ms process). Checks pydantic cannot express as types are in each
+# class's __post_init__, which pydantic runs (a ValueError there is a validation error).
+_T = TypeVar("_T")
+_FORBID_EXTRA: dict[str, Any] = {"extra": "forbid"}
 
 
+class _Model:
+    __pydantic_config__ = _FORBID_EXTRA
+
+
+def _alias(**aliases: str) -> dict[str, Any]:
+    """Config for a class whose JSON spells some field names with hyphens."""
+    return {**_FORBID_EXTRA, "alias_generator": lambda name: aliases.get(name, name), "validate_by_name": True}
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Sourced(_Model):
     """A number with where it comes from (and whether that source was verified)."""
 
@@ -46,6 +65,7 @@ class Sourced(_Model):
 # --- systems -----------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
 class Systems(_Model):
     rxnorm: tuple[str, ...]
     loinc: tuple[str, ...]
@@ -58,20 +78,23 @@ class Systems(_Model):
     dmd: tuple[str, ...]
     ndc: tuple[str, ...] = ()
     cpt: tuple[str, ...] = ()
-    condition_clinical: tuple[str, ...] = Field(alias="condition-clinical")
-    condition_ver_status: tuple[str, ...] = Field(alias="condition-ver-status")
+    condition_clinical: tuple[str, ...]
+    condition_ver_status: tuple[str, ...]
+
+    __pydantic_config__ = _alias(condition_clinical="condition-clinical", condition_ver_status="condition-ver-status")
 
     def name_of(self, uri: str | None) -> str | None:
         """Short name ('rxnorm', 'loinc', ...) for a system URI, or None if unknown."""
         if uri is None:
             return None
-        for name, uris in self:
+        for name, uris in vars(self).items():
             if name not in _STATUS_SYSTEMS and uri in uris:
-                return str(name)
+                return name
         return None
 
 
 _STATUS_SYSTEMS = frozenset({"condition_clinical", "condition_ver_status"})
+_SYSTEM_NAMES = frozenset(f.name for f in fields(Systems))
 
 
 # --- medications -------------------------------------------------------------
@@ -81,6 +104,7 @@ DrugSystem = Literal["rxnorm", "atc", "snomed", "dmd", "ndc"]
 DrugCodes = dict[DrugSystem, frozenset[str]]
 
 
+@dataclass(frozen=True, kw_only=True)
 class ValueSetInfo(_Model):
     """Where a value set comes from and when it was last checked against it."""
 
@@ -88,6 +112,7 @@ class ValueSetInfo(_Model):
     as_of: date
 
 
+@dataclass(frozen=True, kw_only=True)
 class AzathioprineSet(ValueSetInfo):
     codes: DrugCodes
     names: tuple[str, ...]  # INN/BAN/USAN and European spellings
@@ -96,6 +121,7 @@ class AzathioprineSet(ValueSetInfo):
     ndc_note: str = ""  # how the NDC codes are keyed and how sure they are
 
 
+@dataclass(frozen=True, kw_only=True)
 class AntiInfectiveIngredient(_Model):
     name: str
     atc_class: Literal["J01", "J02", "J04", "J05"]
@@ -110,14 +136,13 @@ class AntiInfectiveIngredient(_Model):
         codes = sorted(self.codes.get("rxnorm", frozenset()))
         return codes[0] if codes else None
 
-    @model_validator(mode="after")
-    def _atc_in_its_class(self) -> AntiInfectiveIngredient:
+    def __post_init__(self) -> None:
         # Metronidazole also carries P01AB01; the other codes must sit in the ingredient's class.
         if not any(code.startswith(self.atc_class) for code in self.codes.get("atc", ())):
             raise ValueError(f"anti-infective {self.name!r} has no ATC code in {self.atc_class}")
-        return self
 
 
+@dataclass(frozen=True, kw_only=True)
 class AntiInfectives(ValueSetInfo):
     note: str
     atc_prefixes: tuple[str, ...]
@@ -130,15 +155,14 @@ class AntiInfectives(ValueSetInfo):
     spelling_variants_source: str = ""
     ingredients: tuple[AntiInfectiveIngredient, ...]
 
-    @model_validator(mode="after")
-    def _names_unique(self) -> AntiInfectives:
+    def __post_init__(self) -> None:
         seen = [i.name for i in self.ingredients]
         dupes = {n for n in seen if seen.count(n) > 1}
         if dupes:
             raise ValueError(f"anti-infective ingredients listed twice: {sorted(dupes)}")
-        return self
 
 
+@dataclass(frozen=True, kw_only=True)
 class Interaction(_Model):
     id: str
     names: tuple[str, ...]
@@ -153,6 +177,7 @@ class Interaction(_Model):
     dose_reduction_fraction_max: float | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
 class Medications(ValueSetInfo):
     azathioprine: AzathioprineSet
     anti_infectives: AntiInfectives
@@ -162,10 +187,12 @@ class Medications(ValueSetInfo):
 # --- vaccines ----------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
 class VaccineBrands(ValueSetInfo):
     cvx_by_brand: dict[str, str]
 
 
+@dataclass(frozen=True, kw_only=True)
 class VaccineNamePatterns(_Model):
     live: tuple[str, ...]
     not_live_overrides: tuple[str, ...]
@@ -175,6 +202,7 @@ class VaccineNamePatterns(_Model):
     not_vaccine: tuple[str, ...]
 
 
+@dataclass(frozen=True, kw_only=True)
 class VaccineCrosswalks(ValueSetInfo):
     """Other systems' codes to CVX: NDC (labeler-product, 5-4 digits), CPT, SNOMED, RxNorm."""
 
@@ -183,15 +211,13 @@ class VaccineCrosswalks(ValueSetInfo):
     snomed: dict[str, str]
     rxnorm: dict[str, str]
 
-    @field_validator("ndc")
-    @classmethod
-    def _ndc_product_codes(cls, ndc: dict[str, str]) -> dict[str, str]:
-        for code in ndc:
+    def __post_init__(self) -> None:
+        for code in self.ndc:
             if not re.fullmatch(r"\d{5}-\d{4}", code):
                 raise ValueError(f"NDC {code!r} must be labeler-product in 5-4 digits")
-        return ndc
 
 
+@dataclass(frozen=True, kw_only=True)
 class Vaccines(ValueSetInfo):
     live: dict[str, str]
     not_live: dict[str, str]
@@ -202,8 +228,7 @@ class Vaccines(ValueSetInfo):
     name_policy: str
     crosswalks: VaccineCrosswalks
 
-    @model_validator(mode="after")
-    def _lists_are_disjoint(self) -> Vaccines:
+    def __post_init__(self) -> None:
         for a, b in (("live", "not_live"), ("live", "ambiguous"), ("not_live", "ambiguous")):
             both = set(getattr(self, a)) & set(getattr(self, b))
             if both:
@@ -224,12 +249,12 @@ class Vaccines(ValueSetInfo):
         }
         if pointed - known:
             raise ValueError(f"brands/crosswalks point at CVX codes in no list: {sorted(pointed - known)}")
-        return self
 
 
 # --- conditions --------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
 class Conditions(_Model):
     source: str
     active_clinical_statuses: frozenset[str]
@@ -241,20 +266,22 @@ class Conditions(_Model):
 InfectionKind = Literal["acute", "fever", "neutropenia", "context", "not_infection"]
 
 
+@dataclass(frozen=True, kw_only=True)
 class InfectionValueSet(_Model):
     """One infection class: the reviewed recipe (roots, names) and the expanded codes per system name."""
 
     label: str
     source: str
     as_of: str
-    roots: dict[str, tuple[str, ...]] = {}
-    root_notes: dict[str, str] = {}
+    roots: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    root_notes: dict[str, str] = field(default_factory=dict)
     names: tuple[str, ...] = ()  # words that recognise the class in a name (acute)
     exact_names: tuple[str, ...] = ()  # whole names only (fever: "fever" alone, never "hay fever")
     name_words: tuple[str, ...] = ()  # words that put a name in this class before any acute word
     codes: dict[str, dict[str, str]]
 
 
+@dataclass(frozen=True, kw_only=True)
 class Infections(_Model):
     source: str
     as_of: str
@@ -263,39 +290,39 @@ class Infections(_Model):
     encounter_diagnosis_window_days: Sourced
     value_sets: dict[InfectionKind, InfectionValueSet]
 
-    @model_validator(mode="after")
-    def _every_class(self) -> Infections:
+    def __post_init__(self) -> None:
         missing = {"acute", "fever", "neutropenia", "context", "not_infection"} - set(self.value_sets)
         if missing:
             raise ValueError(f"infection value sets missing: {sorted(missing)}")
-        return self
 
 
 # --- units -------------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
 class UnitConversion(_Model):
     factor: float
     offset: float = 0.0
 
 
+@dataclass(frozen=True, kw_only=True)
 class Dimension(_Model):
     canonical: str
     units: dict[str, UnitConversion]
 
-    @model_validator(mode="after")
-    def _canonical_is_identity(self) -> Dimension:
+    def __post_init__(self) -> None:
         c = self.units.get(self.canonical)
         if c is None or c.factor != 1 or c.offset != 0:
             raise ValueError(f"canonical unit {self.canonical!r} must convert with factor 1, offset 0")
-        return self
 
 
+@dataclass(frozen=True, kw_only=True)
 class CountUnits(_Model):
     note: str
     units: frozenset[str]
 
 
+@dataclass(frozen=True, kw_only=True)
 class Units(_Model):
     source: str
     note: str
@@ -307,6 +334,7 @@ class Units(_Model):
 # --- analytes ----------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
 class Threshold(_Model):
     direction: Literal["below", "above"]
     value: float
@@ -315,9 +343,10 @@ class Threshold(_Model):
     severity: Severity = Severity.HIGH
     action: str | None = None
     unverified: bool = False
-    alternatives: dict[str, str] = {}
+    alternatives: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
 class Plausible(_Model):
     """The physiological range (canonical unit) outside which a value cannot be believed."""
 
@@ -326,6 +355,7 @@ class Plausible(_Model):
     source: str
 
 
+@dataclass(frozen=True, kw_only=True)
 class Analyte(_Model):
     label: str
     loinc: tuple[str, ...]
@@ -338,15 +368,17 @@ class Analyte(_Model):
     by_unit_in_category: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
 class CodedAnalyte(_Model):
     label: str
     loinc: tuple[str, ...]
     rule: RuleId
-    answers: dict[str, str] = {}
-    answer_names: dict[str, str] = {}
+    answers: dict[str, str] = field(default_factory=dict)
+    answer_names: dict[str, str] = field(default_factory=dict)
     gene: str | None = None  # the gene the code itself names (TPMT phenotype); else read from the result
 
 
+@dataclass(frozen=True, kw_only=True)
 class PgxGene(_Model):
     hgnc: str
     names: tuple[str, ...]
@@ -354,6 +386,7 @@ class PgxGene(_Model):
     no_function_alleles: frozenset[str]
 
 
+@dataclass(frozen=True, kw_only=True)
 class Pharmacogenomics(_Model):
     source: str
     allele_note: str
@@ -361,23 +394,28 @@ class Pharmacogenomics(_Model):
     genes: dict[str, PgxGene]
 
 
+@dataclass(frozen=True, kw_only=True)
 class MonitoringGroup(_Model):
     label: str
     analytes: tuple[str, ...]
     rule: RuleId
 
 
+@dataclass(frozen=True, kw_only=True)
 class RequiredAnalytes(_Model):
     note: str
-    blood_counts: tuple[tuple[str, ...], ...] = Field(alias="blood-counts")
+    blood_counts: tuple[tuple[str, ...], ...]
     liver: tuple[tuple[str, ...], ...]
     kidney: tuple[tuple[str, ...], ...]
+
+    __pydantic_config__ = _alias(blood_counts="blood-counts")
 
     def for_rule(self, rule_id: RuleId) -> tuple[tuple[str, ...], ...]:
         by_rule = {"blood-counts": self.blood_counts, "liver": self.liver, "kidney": self.kidney}
         return by_rule.get(rule_id, ())
 
 
+@dataclass(frozen=True, kw_only=True)
 class Analytes(_Model):
     source: str
     analytes: dict[str, Analyte]
@@ -390,12 +428,14 @@ class Analytes(_Model):
 # --- policy ------------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
 class StatusClasses(_Model):
     current: frozenset[str]
     recent: frozenset[str]
     never: frozenset[str]
 
 
+@dataclass(frozen=True, kw_only=True)
 class TherapyPolicy(_Model):
     # MedicationRequest statuses (clinical-rules.md section 1).
     current_statuses: frozenset[str]
@@ -412,6 +452,7 @@ class TherapyPolicy(_Model):
     administration_current_days: Sourced
 
 
+@dataclass(frozen=True, kw_only=True)
 class VaccinationPolicy(_Model):
     post_stop_live_wait_days: Sourced
     live_before_start_days: Sourced
@@ -426,6 +467,7 @@ class VaccinationPolicy(_Model):
     low_level_max_mg_per_kg_day: Sourced
 
 
+@dataclass(frozen=True, kw_only=True)
 class FebrileNeutropenia(_Model):
     """Which neutrophil count and temperature make fever 'neutropenic' (a documented choice)."""
 
@@ -437,6 +479,7 @@ class FebrileNeutropenia(_Model):
     sustained_minutes: Sourced
 
 
+@dataclass(frozen=True, kw_only=True)
 class InfectionPolicy(_Model):
     fever_threshold_cel: Sourced
     fever_window_hours: Sourced
@@ -445,17 +488,23 @@ class InfectionPolicy(_Model):
     febrile_neutropenia: FebrileNeutropenia
 
 
+@dataclass(frozen=True, kw_only=True)
 class TrendPolicy(_Model):
     analytes: tuple[str, ...]
-    results: int = Field(ge=2)
+    results: int
     fall_percent: Sourced
 
+    def __post_init__(self) -> None:
+        _check(self.results >= 2, "trend results must be at least 2")
 
+
+@dataclass(frozen=True, kw_only=True)
 class CreatininePolicy(_Model):
     percent: Sourced
     months_window_days: int
 
 
+@dataclass(frozen=True, kw_only=True)
 class CkdEpi(_Model):
     """CKD-EPI 2021 (race-free) creatinine equation coefficients, by sex."""
 
@@ -470,6 +519,7 @@ class CkdEpi(_Model):
     umol_per_mg_dl: float
 
 
+@dataclass(frozen=True, kw_only=True)
 class LabsPolicy(_Model):
     result_max_age_days: Sourced
     future_skew_minutes: Sourced
@@ -478,47 +528,51 @@ class LabsPolicy(_Model):
     creatinine_rise: CreatininePolicy
 
 
+@dataclass(frozen=True, kw_only=True)
 class SchedulePhase(_Model):
     until_day: int | None
-    interval_days: int = Field(gt=0)
+    interval_days: int
+
+    def __post_init__(self) -> None:
+        _check(self.interval_days > 0, "interval_days must be greater than 0")
 
 
+@dataclass(frozen=True, kw_only=True)
 class Schedule(_Model):
     source: str
     phases: tuple[SchedulePhase, ...]
 
-    @field_validator("phases")
-    @classmethod
-    def _last_phase_is_open(cls, phases: tuple[SchedulePhase, ...]) -> tuple[SchedulePhase, ...]:
-        if not phases or phases[-1].until_day is not None:
+    def __post_init__(self) -> None:
+        if not self.phases or self.phases[-1].until_day is not None:
             raise ValueError("the last phase of a schedule must have until_day null")
-        return phases
 
 
+@dataclass(frozen=True, kw_only=True)
 class MonitoringPolicy(_Model):
     default_schedule: str
     grace_days: Sourced
     schedules: dict[str, Schedule]
 
-    @model_validator(mode="after")
-    def _default_exists(self) -> MonitoringPolicy:
+    def __post_init__(self) -> None:
         if self.default_schedule not in self.schedules:
             raise ValueError(f"default_schedule {self.default_schedule!r} is not a schedule")
-        return self
 
 
+@dataclass(frozen=True, kw_only=True)
 class DosePolicy(_Model):
     max_mg_per_kg_day: Sourced
     label_ra_max_mg_per_kg_day: Sourced
     weight_max_age_days: Sourced
 
 
+@dataclass(frozen=True, kw_only=True)
 class Recommendation(_Model):
     status: Status
     severity: Severity
     text: str
 
 
+@dataclass(frozen=True, kw_only=True)
 class TpmtPolicy(_Model):
     source: str
     recommendations: dict[Literal["normal", "intermediate", "poor"], Recommendation]
@@ -528,6 +582,7 @@ class TpmtPolicy(_Model):
     no_result: Recommendation
 
 
+@dataclass(frozen=True, kw_only=True)
 class Policy(_Model):
     therapy: TherapyPolicy
     vaccination: VaccinationPolicy
@@ -541,21 +596,32 @@ class Policy(_Model):
 # --- display -------------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
 class DisplayUnit(_Model):
-    text: str = Field(min_length=1)  # what a clinician reads: "×10⁹/L", "°C"
-    decimals: int = Field(ge=0, le=3)  # the clinically meaningful digits
+    text: str  # what a clinician reads: "×10⁹/L", "°C"
+    decimals: int  # the clinically meaningful digits
+
+    def __post_init__(self) -> None:
+        _check(bool(self.text), "a display unit's text must not be empty")
+        _check(0 <= self.decimals <= 3, "decimals must be between 0 and 3")
 
 
+@dataclass(frozen=True, kw_only=True)
 class Citation(_Model):
-    contains: str = Field(min_length=1)  # a fragment of a mappings `source`
-    cite: str = Field(min_length=1)  # the source as a clinician cites it
+    contains: str  # a fragment of a mappings `source`
+    cite: str  # the source as a clinician cites it
+
+    def __post_init__(self) -> None:
+        _check(bool(self.contains) and bool(self.cite), "a citation needs both contains and cite")
 
 
+@dataclass(frozen=True, kw_only=True)
 class RuleDisplay(_Model):
     label: str
     checks: str  # object of "Cannot check …"
 
 
+@dataclass(frozen=True, kw_only=True)
 class Display(_Model):
     source: str
     note: str
@@ -563,18 +629,17 @@ class Display(_Model):
     citations: tuple[Citation, ...]
     rules: dict[RuleId, RuleDisplay]
 
-    @model_validator(mode="after")
-    def _every_rule(self) -> Display:
+    def __post_init__(self) -> None:
         from azaguard.findings import RULE_IDS
 
         if set(RULE_IDS) - set(self.rules):
             raise ValueError(f"display.json names no label for rule(s) {sorted(set(RULE_IDS) - set(self.rules))}")
-        return self
 
 
 # --- the whole -----------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
 class Manifest(_Model):
     version: str
     title: str
@@ -582,6 +647,7 @@ class Manifest(_Model):
     files: tuple[str, ...]
 
 
+@dataclass(frozen=True, kw_only=True)
 class Mappings(_Model):
     version: str
     systems: Systems
@@ -594,8 +660,7 @@ class Mappings(_Model):
     policy: Policy
     display: Display
 
-    @model_validator(mode="after")
-    def _cross_references(self) -> Mappings:
+    def __post_init__(self) -> None:
         for name, analyte in self.analytes.analytes.items():
             if analyte.dimension not in self.units.dimensions:
                 raise ValueError(f"analyte {name!r} names unknown dimension {analyte.dimension!r}")
@@ -615,7 +680,7 @@ class Mappings(_Model):
             # Stopped orders older than the recent window are not seen by the rules at all.
             raise ValueError("post_stop_live_wait_days must not exceed therapy.recent_window_days")
         for name in (n for vs in self.infections.value_sets.values() for n in vs.codes):
-            if name not in type(self.systems).model_fields:
+            if name not in _SYSTEM_NAMES:
                 raise ValueError(f"infection value set keyed by unknown system name {name!r}")
         if self.policy.infection.neutropenia_analyte not in known:
             raise ValueError("neutropenia_analyte is not an analyte")
@@ -626,7 +691,6 @@ class Mappings(_Model):
             shown = set(dimension.units) - set(self.display.units)
             if shown:
                 raise ValueError(f"display.json has no display for {name} unit(s) {sorted(shown)}")
-        return self
 
     def with_monitoring_schedule(self, name: str) -> Mappings:
         """A copy that uses another of the configured monitoring schedules."""
@@ -635,9 +699,8 @@ class Mappings(_Model):
                 f"unknown monitoring schedule {name!r}; "
                 f"choose one of {sorted(self.policy.monitoring.schedules)}"
             )
-        monitoring = self.policy.monitoring.model_copy(update={"default_schedule": name})
-        policy = self.policy.model_copy(update={"monitoring": monitoring})
-        return self.model_copy(update={"policy": policy})
+        monitoring = replace(self.policy.monitoring, default_schedule=name)
+        return replace(self, policy=replace(self.policy, monitoring=monitoring))
 
 
 _FILE_FIELDS = {
@@ -685,11 +748,11 @@ def load_mappings_from(directory: Path, *, cache_dir: Path | None = None) -> Map
 
 def _validated(directory: Path, read: Callable[[str], object]) -> Mappings:
     try:
-        manifest = Manifest.model_validate(read("manifest.json"))
+        manifest = _validate(Manifest, read("manifest.json"))
         if set(manifest.files) != set(_FILE_FIELDS):
             raise MappingsError(f"manifest lists {sorted(manifest.files)}, expected {sorted(_FILE_FIELDS)}")
         parts = {field: read(name) for name, field in _FILE_FIELDS.items()}
-        return Mappings.model_validate({"version": manifest.version, **parts})
+        return _validate(Mappings, {"version": manifest.version, **parts})
     except MappingsError:
         raise
     except (OSError, ValueError) as exc:  # pydantic.ValidationError is a ValueError
@@ -698,7 +761,7 @@ def _validated(directory: Path, read: Callable[[str], object]) -> Mappings:
 
 def _cached(directory: Path, contents: dict[str, bytes], cache_dir: Path) -> Mappings:
     digest = hashlib.sha256(Path(__file__).read_bytes())
-    digest.update(f"{pydantic.VERSION} {sys.version}".encode())
+    digest.update(_validator_version() + sys.version.encode())
     for name, data in contents.items():
         digest.update(f"\0{name}\0{len(data)}\0".encode() + data)
     path = cache_dir / f"mappings-{digest.hexdigest()}.pickle"
@@ -724,6 +787,31 @@ def _read_cached(path: Path) -> Mappings | None:
     except Exception:  # missing, truncated or from another version: validate again
         return None
     return found if isinstance(found, Mappings) else None
+
+
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
+def _validate(kind: type[_T], data: object) -> _T:
+    """`data` validated into `kind` by pydantic (imported here only: a cache hit never needs it)."""
+    from pydantic import TypeAdapter
+
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+    return cast(_T, adapter.validate_python(data))
+
+
+def _validator_version() -> bytes:
+    """pydantic's version file, read without importing pydantic (a cache hit never imports it)."""
+    spec = find_spec("pydantic")
+    locations = spec.submodule_search_locations if spec else None
+    if not locations:
+        return b"no pydantic"
+    try:
+        return (Path(next(iter(locations))) / "version.py").read_bytes()
+    except OSError:
+        return b"unreadable pydantic version"
 
 
 @cache

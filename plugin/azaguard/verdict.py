@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from azaguard.display import (
     cite,
     decimals_of,
@@ -100,10 +98,9 @@ class _Ctx:
         return clinician_text(value, self.now, self.m, self.tz)
 
 
-class EvidenceRow(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class EvidenceRow:
     """One line of an evidence table: what, the value as a clinician reads it, when, and where from."""
-
-    model_config = ConfigDict(frozen=True)
 
     what: str
     value: str
@@ -111,10 +108,9 @@ class EvidenceRow(BaseModel):
     reference: str  # "Observation/123": the page links it, never shows it as text
 
 
-class Action(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Action:
     """One thing the clinician should do (or cannot yet check)."""
-
-    model_config = ConfigDict(frozen=True)
 
     rule: RuleId
     code: str
@@ -130,10 +126,9 @@ class Action(BaseModel):
     implicated: tuple[str, ...] = ()
 
 
-class RuleLine(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class RuleLine:
     """A rule's headline, for the page's list of checks."""
-
-    model_config = ConfigDict(frozen=True)
 
     rule: RuleId
     label: str
@@ -143,10 +138,9 @@ class RuleLine(BaseModel):
     summary: str
 
 
-class Verdict(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
     """The clinical message of one check, computed once, rendered everywhere."""
-
-    model_config = ConfigDict(frozen=True)
 
     status: Status  # the most urgent status over all rules
     tone: Tone

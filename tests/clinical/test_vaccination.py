@@ -7,7 +7,7 @@ Everything is evaluated at NOW (2026-11-01 12:00 UTC).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import pytest
@@ -287,10 +287,9 @@ def test_rule_is_pure_same_input_same_output() -> None:
 def _with_post_stop_wait(days: float) -> Mappings:
     m = load_mappings()
     vacc = m.policy.vaccination
-    wait = vacc.post_stop_live_wait_days.model_copy(update={"value": days})
-    vacc = vacc.model_copy(update={"post_stop_live_wait_days": wait})
-    policy = m.policy.model_copy(update={"vaccination": vacc})
-    return m.model_copy(update={"policy": policy})
+    wait = replace(vacc.post_stop_live_wait_days, value=days)
+    vacc = replace(vacc, post_stop_live_wait_days=wait)
+    return replace(m, policy=replace(m.policy, vaccination=vacc))
 
 
 @pytest.mark.parametrize(("stopped_days_ago", "expected"), [
