@@ -14,47 +14,65 @@ import pickle
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+import msgspec
+from msgspec import Struct, field
+from msgspec.structs import replace
+
 from azaguard.findings import RuleId, Severity, Status
 
 if TYPE_CHECKING:
-    from pydantic import TypeAdapter
+    from pydantic import GetCoreSchemaHandler, TypeAdapter
+    from pydantic_core import CoreSchema
 
 
 class MappingsError(Exception):
     """The mappings folder is missing or does not validate."""
 
 
-# The types are frozen stdlib dataclasses; pydantic validates the JSON into them (`_validated`) and is
-# imported only then. A check that reads the validated Mappings from the CLI's cache never imports
-# pydantic at all (~80 ms of a ~200 ms process). Checks pydantic cannot express as types are in each
-# class's __post_init__, which pydantic runs (a ValueError there is a validation error).
+# The types are frozen msgspec Structs: defined in C (a stdlib dataclass costs ~0.5 ms to define, and there
+# are ~50), rebuilt from the CLI's cache without validating again. pydantic validates the JSON into them
+# (`_validated`, through `__get_pydantic_core_schema__` below) and is imported only then: a check that reads
+# the validated Mappings from the cache never imports pydantic. Checks that types cannot express are each
+# class's `_check`, run by that validation only (a ValueError there is a validation error).
 _T = TypeVar("_T")
-_FORBID_EXTRA: dict[str, Any] = {"extra": "forbid"}
 
 
-class _Model:
-    __pydantic_config__ = _FORBID_EXTRA
+class _Model(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    def _check(self) -> None:
+        """Cross-field checks, run when the JSON is validated."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        from pydantic_core import core_schema
+
+        specs = msgspec.structs.fields(cls)
+        by_json_name = {f.encode_name: f.name for f in specs}
+        schema = core_schema.typed_dict_schema(
+            {f.encode_name: core_schema.typed_dict_field(handler.generate_schema(f.type), required=f.required)
+             for f in specs},
+            extra_behavior="forbid",
+        )
+
+        def build(values: dict[str, Any]) -> _Model:
+            built = cls(**{by_json_name[k]: v for k, v in values.items()})
+            built._check()
+            return built
+
+        return core_schema.no_info_after_validator_function(build, schema)
 
 
-def _alias(**aliases: str) -> dict[str, Any]:
-    """Config for a class whose JSON spells some field names with hyphens."""
-    return {**_FORBID_EXTRA, "alias_generator": lambda name: aliases.get(name, name), "validate_by_name": True}
-
-
-def _check(ok: bool, message: str) -> None:
+def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Sourced(_Model):
+class Sourced(_Model, frozen=True, kw_only=True):
     """A number with where it comes from (and whether that source was verified)."""
 
     value: float
@@ -65,8 +83,7 @@ class Sourced(_Model):
 # --- systems -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class Systems(_Model):
+class Systems(_Model, frozen=True, kw_only=True):
     rxnorm: tuple[str, ...]
     loinc: tuple[str, ...]
     ucum: tuple[str, ...]
@@ -78,23 +95,21 @@ class Systems(_Model):
     dmd: tuple[str, ...]
     ndc: tuple[str, ...] = ()
     cpt: tuple[str, ...] = ()
-    condition_clinical: tuple[str, ...]
-    condition_ver_status: tuple[str, ...]
-
-    __pydantic_config__ = _alias(condition_clinical="condition-clinical", condition_ver_status="condition-ver-status")
+    condition_clinical: tuple[str, ...] = field(name="condition-clinical")
+    condition_ver_status: tuple[str, ...] = field(name="condition-ver-status")
 
     def name_of(self, uri: str | None) -> str | None:
         """Short name ('rxnorm', 'loinc', ...) for a system URI, or None if unknown."""
         if uri is None:
             return None
-        for name, uris in vars(self).items():
-            if name not in _STATUS_SYSTEMS and uri in uris:
+        for name in self.__struct_fields__:
+            if name not in _STATUS_SYSTEMS and uri in getattr(self, name):
                 return name
         return None
 
 
 _STATUS_SYSTEMS = frozenset({"condition_clinical", "condition_ver_status"})
-_SYSTEM_NAMES = frozenset(f.name for f in fields(Systems))
+_SYSTEM_NAMES = frozenset(Systems.__struct_fields__)
 
 
 # --- medications -------------------------------------------------------------
@@ -104,16 +119,14 @@ DrugSystem = Literal["rxnorm", "atc", "snomed", "dmd", "ndc"]
 DrugCodes = dict[DrugSystem, frozenset[str]]
 
 
-@dataclass(frozen=True, kw_only=True)
-class ValueSetInfo(_Model):
+class ValueSetInfo(_Model, frozen=True, kw_only=True):
     """Where a value set comes from and when it was last checked against it."""
 
     source: str
     as_of: date
 
 
-@dataclass(frozen=True, kw_only=True)
-class AzathioprineSet(ValueSetInfo):
+class AzathioprineSet(ValueSetInfo, frozen=True, kw_only=True):
     codes: DrugCodes
     names: tuple[str, ...]  # INN/BAN/USAN and European spellings
     brands: tuple[str, ...]
@@ -121,8 +134,7 @@ class AzathioprineSet(ValueSetInfo):
     ndc_note: str = ""  # how the NDC codes are keyed and how sure they are
 
 
-@dataclass(frozen=True, kw_only=True)
-class AntiInfectiveIngredient(_Model):
+class AntiInfectiveIngredient(_Model, frozen=True, kw_only=True):
     name: str
     atc_class: Literal["J01", "J02", "J04", "J05"]
     codes: DrugCodes
@@ -136,14 +148,13 @@ class AntiInfectiveIngredient(_Model):
         codes = sorted(self.codes.get("rxnorm", frozenset()))
         return codes[0] if codes else None
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         # Metronidazole also carries P01AB01; the other codes must sit in the ingredient's class.
         if not any(code.startswith(self.atc_class) for code in self.codes.get("atc", ())):
             raise ValueError(f"anti-infective {self.name!r} has no ATC code in {self.atc_class}")
 
 
-@dataclass(frozen=True, kw_only=True)
-class AntiInfectives(ValueSetInfo):
+class AntiInfectives(ValueSetInfo, frozen=True, kw_only=True):
     note: str
     atc_prefixes: tuple[str, ...]
     prophylaxis_false_positive_note: str
@@ -155,15 +166,14 @@ class AntiInfectives(ValueSetInfo):
     spelling_variants_source: str = ""
     ingredients: tuple[AntiInfectiveIngredient, ...]
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         seen = [i.name for i in self.ingredients]
         dupes = {n for n in seen if seen.count(n) > 1}
         if dupes:
             raise ValueError(f"anti-infective ingredients listed twice: {sorted(dupes)}")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Interaction(_Model):
+class Interaction(_Model, frozen=True, kw_only=True):
     id: str
     names: tuple[str, ...]
     brands: tuple[str, ...] = ()
@@ -177,8 +187,7 @@ class Interaction(_Model):
     dose_reduction_fraction_max: float | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class Medications(ValueSetInfo):
+class Medications(ValueSetInfo, frozen=True, kw_only=True):
     azathioprine: AzathioprineSet
     anti_infectives: AntiInfectives
     interactions: tuple[Interaction, ...]
@@ -187,13 +196,11 @@ class Medications(ValueSetInfo):
 # --- vaccines ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class VaccineBrands(ValueSetInfo):
+class VaccineBrands(ValueSetInfo, frozen=True, kw_only=True):
     cvx_by_brand: dict[str, str]
 
 
-@dataclass(frozen=True, kw_only=True)
-class VaccineNamePatterns(_Model):
+class VaccineNamePatterns(_Model, frozen=True, kw_only=True):
     live: tuple[str, ...]
     not_live_overrides: tuple[str, ...]
     not_live: tuple[str, ...]
@@ -202,8 +209,7 @@ class VaccineNamePatterns(_Model):
     not_vaccine: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
-class VaccineCrosswalks(ValueSetInfo):
+class VaccineCrosswalks(ValueSetInfo, frozen=True, kw_only=True):
     """Other systems' codes to CVX: NDC (labeler-product, 5-4 digits), CPT, SNOMED, RxNorm."""
 
     ndc: dict[str, str]
@@ -211,14 +217,13 @@ class VaccineCrosswalks(ValueSetInfo):
     snomed: dict[str, str]
     rxnorm: dict[str, str]
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         for code in self.ndc:
             if not re.fullmatch(r"\d{5}-\d{4}", code):
                 raise ValueError(f"NDC {code!r} must be labeler-product in 5-4 digits")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Vaccines(ValueSetInfo):
+class Vaccines(ValueSetInfo, frozen=True, kw_only=True):
     live: dict[str, str]
     not_live: dict[str, str]
     ambiguous: dict[str, str]
@@ -228,7 +233,7 @@ class Vaccines(ValueSetInfo):
     name_policy: str
     crosswalks: VaccineCrosswalks
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         for a, b in (("live", "not_live"), ("live", "ambiguous"), ("not_live", "ambiguous")):
             both = set(getattr(self, a)) & set(getattr(self, b))
             if both:
@@ -254,8 +259,7 @@ class Vaccines(ValueSetInfo):
 # --- conditions --------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class Conditions(_Model):
+class Conditions(_Model, frozen=True, kw_only=True):
     source: str
     active_clinical_statuses: frozenset[str]
     # Statuses that say the condition is over; any other (or none) is judged by the condition's date.
@@ -266,8 +270,7 @@ class Conditions(_Model):
 InfectionKind = Literal["acute", "fever", "neutropenia", "context", "not_infection"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class InfectionValueSet(_Model):
+class InfectionValueSet(_Model, frozen=True, kw_only=True):
     """One infection class: the reviewed recipe (roots, names) and the expanded codes per system name."""
 
     label: str
@@ -281,8 +284,7 @@ class InfectionValueSet(_Model):
     codes: dict[str, dict[str, str]]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Infections(_Model):
+class Infections(_Model, frozen=True, kw_only=True):
     source: str
     as_of: str
     generated_by: str
@@ -290,7 +292,7 @@ class Infections(_Model):
     encounter_diagnosis_window_days: Sourced
     value_sets: dict[InfectionKind, InfectionValueSet]
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         missing = {"acute", "fever", "neutropenia", "context", "not_infection"} - set(self.value_sets)
         if missing:
             raise ValueError(f"infection value sets missing: {sorted(missing)}")
@@ -299,31 +301,27 @@ class Infections(_Model):
 # --- units -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class UnitConversion(_Model):
+class UnitConversion(_Model, frozen=True, kw_only=True):
     factor: float
     offset: float = 0.0
 
 
-@dataclass(frozen=True, kw_only=True)
-class Dimension(_Model):
+class Dimension(_Model, frozen=True, kw_only=True):
     canonical: str
     units: dict[str, UnitConversion]
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         c = self.units.get(self.canonical)
         if c is None or c.factor != 1 or c.offset != 0:
             raise ValueError(f"canonical unit {self.canonical!r} must convert with factor 1, offset 0")
 
 
-@dataclass(frozen=True, kw_only=True)
-class CountUnits(_Model):
+class CountUnits(_Model, frozen=True, kw_only=True):
     note: str
     units: frozenset[str]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Units(_Model):
+class Units(_Model, frozen=True, kw_only=True):
     source: str
     note: str
     dimensions: dict[str, Dimension]
@@ -334,8 +332,7 @@ class Units(_Model):
 # --- analytes ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class Threshold(_Model):
+class Threshold(_Model, frozen=True, kw_only=True):
     direction: Literal["below", "above"]
     value: float
     source: str
@@ -346,8 +343,7 @@ class Threshold(_Model):
     alternatives: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Plausible(_Model):
+class Plausible(_Model, frozen=True, kw_only=True):
     """The physiological range (canonical unit) outside which a value cannot be believed."""
 
     low: float
@@ -355,8 +351,7 @@ class Plausible(_Model):
     source: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class Analyte(_Model):
+class Analyte(_Model, frozen=True, kw_only=True):
     label: str
     loinc: tuple[str, ...]
     dimension: str
@@ -368,8 +363,7 @@ class Analyte(_Model):
     by_unit_in_category: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class CodedAnalyte(_Model):
+class CodedAnalyte(_Model, frozen=True, kw_only=True):
     label: str
     loinc: tuple[str, ...]
     rule: RuleId
@@ -378,45 +372,38 @@ class CodedAnalyte(_Model):
     gene: str | None = None  # the gene the code itself names (TPMT phenotype); else read from the result
 
 
-@dataclass(frozen=True, kw_only=True)
-class PgxGene(_Model):
+class PgxGene(_Model, frozen=True, kw_only=True):
     hgnc: str
     names: tuple[str, ...]
     normal_function_alleles: frozenset[str]
     no_function_alleles: frozenset[str]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Pharmacogenomics(_Model):
+class Pharmacogenomics(_Model, frozen=True, kw_only=True):
     source: str
     allele_note: str
     gene_studied_loinc: tuple[str, ...]
     genes: dict[str, PgxGene]
 
 
-@dataclass(frozen=True, kw_only=True)
-class MonitoringGroup(_Model):
+class MonitoringGroup(_Model, frozen=True, kw_only=True):
     label: str
     analytes: tuple[str, ...]
     rule: RuleId
 
 
-@dataclass(frozen=True, kw_only=True)
-class RequiredAnalytes(_Model):
+class RequiredAnalytes(_Model, frozen=True, kw_only=True):
     note: str
-    blood_counts: tuple[tuple[str, ...], ...]
+    blood_counts: tuple[tuple[str, ...], ...] = field(name="blood-counts")
     liver: tuple[tuple[str, ...], ...]
     kidney: tuple[tuple[str, ...], ...]
-
-    __pydantic_config__ = _alias(blood_counts="blood-counts")
 
     def for_rule(self, rule_id: RuleId) -> tuple[tuple[str, ...], ...]:
         by_rule = {"blood-counts": self.blood_counts, "liver": self.liver, "kidney": self.kidney}
         return by_rule.get(rule_id, ())
 
 
-@dataclass(frozen=True, kw_only=True)
-class Analytes(_Model):
+class Analytes(_Model, frozen=True, kw_only=True):
     source: str
     analytes: dict[str, Analyte]
     coded_analytes: dict[str, CodedAnalyte]
@@ -428,15 +415,13 @@ class Analytes(_Model):
 # --- policy ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class StatusClasses(_Model):
+class StatusClasses(_Model, frozen=True, kw_only=True):
     current: frozenset[str]
     recent: frozenset[str]
     never: frozenset[str]
 
 
-@dataclass(frozen=True, kw_only=True)
-class TherapyPolicy(_Model):
+class TherapyPolicy(_Model, frozen=True, kw_only=True):
     # MedicationRequest statuses (clinical-rules.md section 1).
     current_statuses: frozenset[str]
     recent_statuses: frozenset[str]
@@ -452,8 +437,7 @@ class TherapyPolicy(_Model):
     administration_current_days: Sourced
 
 
-@dataclass(frozen=True, kw_only=True)
-class VaccinationPolicy(_Model):
+class VaccinationPolicy(_Model, frozen=True, kw_only=True):
     post_stop_live_wait_days: Sourced
     live_before_start_days: Sourced
     live_avoid_within_start_days: Sourced
@@ -467,8 +451,7 @@ class VaccinationPolicy(_Model):
     low_level_max_mg_per_kg_day: Sourced
 
 
-@dataclass(frozen=True, kw_only=True)
-class FebrileNeutropenia(_Model):
+class FebrileNeutropenia(_Model, frozen=True, kw_only=True):
     """Which neutrophil count and temperature make fever 'neutropenic' (a documented choice)."""
 
     choice: Literal["bsr-alarm", "idsa"]
@@ -479,8 +462,7 @@ class FebrileNeutropenia(_Model):
     sustained_minutes: Sourced
 
 
-@dataclass(frozen=True, kw_only=True)
-class InfectionPolicy(_Model):
+class InfectionPolicy(_Model, frozen=True, kw_only=True):
     fever_threshold_cel: Sourced
     fever_window_hours: Sourced
     neutropenia_analyte: str
@@ -488,24 +470,21 @@ class InfectionPolicy(_Model):
     febrile_neutropenia: FebrileNeutropenia
 
 
-@dataclass(frozen=True, kw_only=True)
-class TrendPolicy(_Model):
+class TrendPolicy(_Model, frozen=True, kw_only=True):
     analytes: tuple[str, ...]
     results: int
     fall_percent: Sourced
 
-    def __post_init__(self) -> None:
-        _check(self.results >= 2, "trend results must be at least 2")
+    def _check(self) -> None:
+        _require(self.results >= 2, "trend results must be at least 2")
 
 
-@dataclass(frozen=True, kw_only=True)
-class CreatininePolicy(_Model):
+class CreatininePolicy(_Model, frozen=True, kw_only=True):
     percent: Sourced
     months_window_days: int
 
 
-@dataclass(frozen=True, kw_only=True)
-class CkdEpi(_Model):
+class CkdEpi(_Model, frozen=True, kw_only=True):
     """CKD-EPI 2021 (race-free) creatinine equation coefficients, by sex."""
 
     source: str
@@ -519,8 +498,7 @@ class CkdEpi(_Model):
     umol_per_mg_dl: float
 
 
-@dataclass(frozen=True, kw_only=True)
-class LabsPolicy(_Model):
+class LabsPolicy(_Model, frozen=True, kw_only=True):
     result_max_age_days: Sourced
     future_skew_minutes: Sourced
     egfr_from_creatinine: CkdEpi
@@ -528,52 +506,46 @@ class LabsPolicy(_Model):
     creatinine_rise: CreatininePolicy
 
 
-@dataclass(frozen=True, kw_only=True)
-class SchedulePhase(_Model):
+class SchedulePhase(_Model, frozen=True, kw_only=True):
     until_day: int | None
     interval_days: int
 
-    def __post_init__(self) -> None:
-        _check(self.interval_days > 0, "interval_days must be greater than 0")
+    def _check(self) -> None:
+        _require(self.interval_days > 0, "interval_days must be greater than 0")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Schedule(_Model):
+class Schedule(_Model, frozen=True, kw_only=True):
     source: str
     phases: tuple[SchedulePhase, ...]
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         if not self.phases or self.phases[-1].until_day is not None:
             raise ValueError("the last phase of a schedule must have until_day null")
 
 
-@dataclass(frozen=True, kw_only=True)
-class MonitoringPolicy(_Model):
+class MonitoringPolicy(_Model, frozen=True, kw_only=True):
     default_schedule: str
     grace_days: Sourced
     schedules: dict[str, Schedule]
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         if self.default_schedule not in self.schedules:
             raise ValueError(f"default_schedule {self.default_schedule!r} is not a schedule")
 
 
-@dataclass(frozen=True, kw_only=True)
-class DosePolicy(_Model):
+class DosePolicy(_Model, frozen=True, kw_only=True):
     max_mg_per_kg_day: Sourced
     label_ra_max_mg_per_kg_day: Sourced
     weight_max_age_days: Sourced
 
 
-@dataclass(frozen=True, kw_only=True)
-class Recommendation(_Model):
+class Recommendation(_Model, frozen=True, kw_only=True):
     status: Status
     severity: Severity
     text: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class TpmtPolicy(_Model):
+class TpmtPolicy(_Model, frozen=True, kw_only=True):
     source: str
     recommendations: dict[Literal["normal", "intermediate", "poor"], Recommendation]
     nudt15: dict[Literal["normal", "intermediate", "poor"], Recommendation]
@@ -582,8 +554,7 @@ class TpmtPolicy(_Model):
     no_result: Recommendation
 
 
-@dataclass(frozen=True, kw_only=True)
-class Policy(_Model):
+class Policy(_Model, frozen=True, kw_only=True):
     therapy: TherapyPolicy
     vaccination: VaccinationPolicy
     infection: InfectionPolicy
@@ -596,40 +567,36 @@ class Policy(_Model):
 # --- display -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class DisplayUnit(_Model):
+class DisplayUnit(_Model, frozen=True, kw_only=True):
     text: str  # what a clinician reads: "×10⁹/L", "°C"
     decimals: int  # the clinically meaningful digits
 
-    def __post_init__(self) -> None:
-        _check(bool(self.text), "a display unit's text must not be empty")
-        _check(0 <= self.decimals <= 3, "decimals must be between 0 and 3")
+    def _check(self) -> None:
+        _require(bool(self.text), "a display unit's text must not be empty")
+        _require(0 <= self.decimals <= 3, "decimals must be between 0 and 3")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Citation(_Model):
+class Citation(_Model, frozen=True, kw_only=True):
     contains: str  # a fragment of a mappings `source`
     cite: str  # the source as a clinician cites it
 
-    def __post_init__(self) -> None:
-        _check(bool(self.contains) and bool(self.cite), "a citation needs both contains and cite")
+    def _check(self) -> None:
+        _require(bool(self.contains) and bool(self.cite), "a citation needs both contains and cite")
 
 
-@dataclass(frozen=True, kw_only=True)
-class RuleDisplay(_Model):
+class RuleDisplay(_Model, frozen=True, kw_only=True):
     label: str
     checks: str  # object of "Cannot check …"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Display(_Model):
+class Display(_Model, frozen=True, kw_only=True):
     source: str
     note: str
     units: dict[str, DisplayUnit]
     citations: tuple[Citation, ...]
     rules: dict[RuleId, RuleDisplay]
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         from azaguard.findings import RULE_IDS
 
         if set(RULE_IDS) - set(self.rules):
@@ -639,16 +606,14 @@ class Display(_Model):
 # --- the whole -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class Manifest(_Model):
+class Manifest(_Model, frozen=True, kw_only=True):
     version: str
     title: str
     review_status: str
     files: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Mappings(_Model):
+class Mappings(_Model, frozen=True, kw_only=True):
     version: str
     systems: Systems
     medications: Medications
@@ -660,7 +625,7 @@ class Mappings(_Model):
     policy: Policy
     display: Display
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         for name, analyte in self.analytes.analytes.items():
             if analyte.dimension not in self.units.dimensions:
                 raise ValueError(f"analyte {name!r} names unknown dimension {analyte.dimension!r}")

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Literal
 
+from msgspec import Struct
+
 from azaguard.display import (
     cite,
     decimals_of,
@@ -98,8 +100,7 @@ class _Ctx:
         return clinician_text(value, self.now, self.m, self.tz)
 
 
-@dataclass(frozen=True, kw_only=True)
-class EvidenceRow:
+class EvidenceRow(Struct, frozen=True, kw_only=True):
     """One line of an evidence table: what, the value as a clinician reads it, when, and where from."""
 
     what: str
@@ -108,8 +109,7 @@ class EvidenceRow:
     reference: str  # "Observation/123": the page links it, never shows it as text
 
 
-@dataclass(frozen=True, kw_only=True)
-class Action:
+class Action(Struct, frozen=True, kw_only=True):
     """One thing the clinician should do (or cannot yet check)."""
 
     rule: RuleId
@@ -126,8 +126,7 @@ class Action:
     implicated: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
-class RuleLine:
+class RuleLine(Struct, frozen=True, kw_only=True):
     """A rule's headline, for the page's list of checks."""
 
     rule: RuleId
@@ -138,8 +137,7 @@ class RuleLine:
     summary: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class Verdict:
+class Verdict(Struct, frozen=True, kw_only=True):
     """The clinical message of one check, computed once, rendered everywhere."""
 
     status: Status  # the most urgent status over all rules

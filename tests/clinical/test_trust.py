@@ -8,10 +8,10 @@ the patient takes azathioprine 50 mg twice daily.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from azaguard.findings import Finding
 from azaguard.mappings import load_mappings

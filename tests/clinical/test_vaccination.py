@@ -7,10 +7,11 @@ Everything is evaluated at NOW (2026-11-01 12:00 UTC).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
+from msgspec.structs import replace
 
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings, load_mappings
