@@ -14,7 +14,6 @@ rule that changes its own text keeps a clinician-readable verdict.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Literal
 
@@ -86,8 +85,7 @@ _SPACE_BEFORE = re.compile(r"\s+([.,;:)])")
 _SEVERITY_WORDS = re.compile(r"\s*\((?:critical|high|moderate|low|info)\)", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class _Ctx:
+class _Ctx(Struct, frozen=True):
     now: datetime
     m: Mappings
     tz: tzinfo | None
