@@ -202,3 +202,58 @@ def test_what_orjson_refuses_gets_the_precise_message() -> None:
     for text, words in [(b'{"a": NaN}', "NaN"), (b'{"a": 1e999}', "out of range"), (b"\xff{}", "UTF-8")]:
         with pytest.raises(InputError, match=words):
             loads_limited(text, "x")
+
+
+# --- repeated values checked once (fhirview._MEMO) ---------------------------------------------------
+
+ORDER: dict[str, Any] = {
+    "resourceType": "MedicationRequest",
+    "id": "m1",
+    "status": "active",
+    "intent": "order",
+    "subject": {"reference": "Patient/p1"},
+    "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                              "code": "197388"}], "text": "azathioprine 50 MG"},
+    "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                           "doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg"}}]}],
+}
+
+
+def _order(**changes: Any) -> dict[str, Any]:
+    out = copy.deepcopy(ORDER)
+    dose = out["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+    dose.update(changes)
+    return out
+
+
+def test_a_remembered_value_answers_only_for_the_very_same_json() -> None:
+    # null is read (absent), NaN is refused; orjson writes both as null, so the text alone would confuse them.
+    assert fhirview.read(_order(value=None)).dosageInstruction[0].doseAndRate[0].doseQuantity.value is None
+    with pytest.raises(fhirview.FhirDataError, match="dosageInstruction"):
+        fhirview.read(_order(value=float("nan")))
+    # 50 and 50.0 are one value: both read, each as given.
+    assert fhirview.read(_order(value=50)).dosageInstruction[0].doseAndRate[0].doseQuantity.value == 50
+    assert fhirview.read(_order(value=50.0)).dosageInstruction[0].doseAndRate[0].doseQuantity.value == 50.0
+    # An invalid value is never remembered: refused each time, and a valid one after it still reads.
+    for _ in range(2):
+        with pytest.raises(fhirview.FhirDataError, match="expected a number"):
+            fhirview.read(_order(value="50"))
+    # Built in Python, not JSON (orjson cannot write it): checked without remembering, as before.
+    from decimal import Decimal
+
+    with pytest.raises(fhirview.FhirDataError, match="expected a number"):
+        fhirview.read(_order(value=Decimal(50)))
+    odd = _order()
+    odd["medicationCodeableConcept"]["extension"] = [{"valueDecimal": Decimal("0.5")}]  # not read
+    assert fhirview.read(odd).medicationCodeableConcept.text == "azathioprine 50 MG"
+
+
+def test_a_remembered_dict_changed_afterwards_is_not_taken_for_its_old_value() -> None:
+    order = _order()
+    first = fhirview.read(order).medicationCodeableConcept
+    assert first.text == "azathioprine 50 MG"
+    concept = order["medicationCodeableConcept"]
+    concept["text"] = "   "  # still valid JSON; the remembered dict is this same object, now changed
+    again = fhirview.read(copy.deepcopy(ORDER)).medicationCodeableConcept
+    assert again.text == "azathioprine 50 MG"
+    assert fhirview.read(order).medicationCodeableConcept.text == "   "

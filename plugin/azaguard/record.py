@@ -303,6 +303,7 @@ class _Builder:
         self.conditions: list[ConditionEntry] = []
         self.problems: list[ParseProblem] = []
         self.dropped: list[Dropped] = []
+        self.by_unit_categories = frozenset(cat for cat, _ in self.by_unit)
         self.unit_dimensions: dict[tuple[str | None, ...], str | None] = {}
 
     def handler_for(self, raw: Resource) -> Callable[[_Builder, Resource], None] | None:
@@ -484,27 +485,41 @@ class _Builder:
         if not codes:
             return True  # unreadable code: parse it so a failure is recorded, not skipped
         wanted = self.loinc_to_analyte
-        if any(c in wanted for c in codes):
-            return True
+        for c in codes:
+            if c in wanted:
+                return True
         components = raw.get("component")
+        parts: list[Any] = [raw]
         if isinstance(components, list):
             for comp in components:
-                if isinstance(comp, dict) and any(c in wanted for c in _raw_code_values(comp.get("code"))):
-                    return True
-        return any(self._by_unit(raw, part) for part in [raw, *(components if isinstance(components, list) else [])])
+                if isinstance(comp, dict):
+                    for c in _raw_code_values(comp.get("code")):
+                        if c in wanted:
+                            return True
+            parts += components
+        if not self.by_unit:
+            return False
+        categories = _raw_category_codes(raw)
+        if categories.isdisjoint(self.by_unit_categories):
+            return False  # most Observations: decided without resolving a unit
+        return any(self._by_unit(raw, part, categories) for part in parts)
 
-    def _by_unit(self, raw: Resource, holder: object) -> str | None:
+    def _by_unit(self, raw: Resource, holder: object, categories: set[str] | None = None) -> str | None:
         """The analyte an Observation (or component) is by its category and its value's unit, if any."""
         if not self.by_unit or not isinstance(holder, dict):
             return None
         q = holder.get("valueQuantity")
         if not isinstance(q, dict):
             return None
-        categories = raw.get("category")
-        codes = {c for cat in (categories if isinstance(categories, list) else []) for c in _raw_code_values(cat)}
-        if not any(cat in codes for cat, _ in self.by_unit):
-            return None  # most Observations: decided without resolving the unit
-        unit = tuple(x if isinstance(x, str) else None for x in (q.get("code"), q.get("system"), q.get("unit")))
+        codes = _raw_category_codes(raw) if categories is None else categories
+        if codes.isdisjoint(self.by_unit_categories):
+            return None
+        code, system, text = q.get("code"), q.get("system"), q.get("unit")
+        unit = (
+            code if isinstance(code, str) else None,
+            system if isinstance(system, str) else None,
+            text if isinstance(text, str) else None,
+        )
         # A record repeats a few units hundreds of times (a Synthea file's vital signs): resolved once each.
         if unit in self.unit_dimensions:
             dimension = self.unit_dimensions[unit]
@@ -790,6 +805,11 @@ def _raw_code_values(cc: object) -> list[str]:
     if not isinstance(codings, list):
         return []
     return [c["code"] for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)]
+
+
+def _raw_category_codes(raw: Mapping[str, Any]) -> set[str]:
+    categories = raw.get("category")
+    return {c for cat in (categories if isinstance(categories, list) else []) for c in _raw_code_values(cat)}
 
 
 def _raw_codes(raw: Mapping[str, Any]) -> tuple[Code, ...]:
