@@ -46,7 +46,7 @@ class Concept:
 
     def codes_in(self, systems: Iterable[str]) -> set[str]:
         """Codes whose system is one of the given URIs."""
-        uris = set(systems)
+        uris = systems if isinstance(systems, frozenset | set) else set(systems)
         return {c.code for c in self.codings if c.system in uris}
 
     @property
@@ -304,6 +304,11 @@ class _Builder:
         self.problems: list[ParseProblem] = []
         self.dropped: list[Dropped] = []
         self.by_unit_categories = frozenset(cat for cat, _ in self.by_unit)
+        self.loinc_systems = frozenset(mappings.systems.loinc)
+        # fhirview hands out one Element per distinct code or dosage (its memo): each is reduced once per
+        # record. Keyed by identity, the Element kept alongside (its id stays its own while we hold it).
+        self._concepts: dict[int, tuple[Any, Concept]] = {}
+        self._doses: dict[int, tuple[Any, DoseInstruction]] = {}
         self.unit_dimensions: dict[tuple[str | None, ...], str | None] = {}
 
     def handler_for(self, raw: Resource) -> Callable[[_Builder, Resource], None] | None:
@@ -321,6 +326,22 @@ class _Builder:
             self.problems.append(ParseProblem(
                 ref=_ref_of(raw), resource_type=raw["resourceType"], error=_short_error(exc), codes=_raw_codes(raw)
             ))
+
+    def concept(self, cc: Any) -> Concept:
+        hit = self._concepts.get(id(cc))
+        if hit is not None and hit[0] is cc:
+            return hit[1]
+        found = _concept(cc)
+        self._concepts[id(cc)] = (cc, found)
+        return found
+
+    def dose(self, d: Any) -> DoseInstruction:
+        hit = self._doses.get(id(d))
+        if hit is not None and hit[0] is d:
+            return hit[1]
+        found = _dose(d)
+        self._doses[id(d)] = (d, found)
+        return found
 
     def _parse(self, raw: Resource, resource_type: str) -> Any:
         """The resource as typed objects: checked on what the rules read, or fully by fhir.resources."""
@@ -349,7 +370,7 @@ class _Builder:
         if concept is not None and is_vaccine_concept(concept, self.m):
             self.vaccines.append(VaccineEvent(ref, "MedicationRequest", concept, status, _as_datetime(mr.authoredOn)))
             return
-        doses = tuple(_dose(d) for d in (mr.dosageInstruction or []))
+        doses = tuple(self.dose(d) for d in (mr.dosageInstruction or []))
         start, end = _order_period(mr)
         authored = _as_datetime(mr.authoredOn)
         self._add_medication(MedicationOrder(
@@ -451,7 +472,7 @@ class _Builder:
 
     def _medication_of(self, mr: Any, raw: Resource) -> tuple[Concept | None, str | None, str | None]:
         if mr.medicationCodeableConcept is not None:
-            return _concept(mr.medicationCodeableConcept), None, None
+            return self.concept(mr.medicationCodeableConcept), None, None
         reference = mr.medicationReference.reference if mr.medicationReference else None
         display = mr.medicationReference.display if mr.medicationReference else None
         if not reference:
@@ -543,8 +564,8 @@ class _Builder:
         parts = [(obs.code, obs)] + [(c.code, c) for c in (obs.component or [])]
         found = False
         for (code_concept, holder), raw_part in zip(parts, raw_parts, strict=False):
-            concept = _concept(code_concept)
-            loinc = next((c for c in concept.codes_in(self.m.systems.loinc) if c in self.loinc_to_analyte), None)
+            concept = self.concept(code_concept)
+            loinc = next((c for c in concept.codes_in(self.loinc_systems) if c in self.loinc_to_analyte), None)
             analyte = self.loinc_to_analyte.get(loinc or "") or self._by_unit(raw, raw_part)
             if analyte is None:
                 continue
@@ -558,7 +579,7 @@ class _Builder:
 
     def _gene(self, obs: Any, code: Concept) -> str | None:
         """The gene a pharmacogenomic result is about: fixed by its code, a gene-studied component, or text."""
-        analyte = self.loinc_to_analyte.get(next(iter(code.codes_in(self.m.systems.loinc)), ""), "")
+        analyte = self.loinc_to_analyte.get(next(iter(code.codes_in(self.loinc_systems)), ""), "")
         coded = self.m.analytes.coded_analytes.get(analyte)
         if coded is None:
             return None
