@@ -116,8 +116,22 @@ def _by_name(concept: Concept, m: Mappings) -> InfectionMatch | None:
     return None
 
 
+_CLASSES: PerMappings[dict[Concept, InfectionMatch | None]] = PerMappings()
+
+
 def infection_class(concept: Concept, m: Mappings) -> InfectionMatch | None:
-    """The infection class of a condition's code (the strongest of its codings), else of its name."""
+    """The infection class of a condition's code (the strongest of its codings), else of its name.
+    Memoised (the rules ask it of every condition, under several rules)."""
+    cache = _CLASSES.get_or_build(m, lambda _: {})
+    if concept in cache:
+        return cache[concept]
+    if len(cache) > 50_000:
+        cache.clear()
+    found = cache[concept] = _infection_class(concept, m)
+    return found
+
+
+def _infection_class(concept: Concept, m: Mappings) -> InfectionMatch | None:
     coded = _coded(concept, m)
     if coded:
         best = min(coded, key=lambda x: _STRENGTH.index(x.kind))
