@@ -309,7 +309,11 @@ class _Builder:
         # record. Keyed by identity, the Element kept alongside (its id stays its own while we hold it).
         self._concepts: dict[int, tuple[Any, Concept]] = {}
         self._doses: dict[int, tuple[Any, DoseInstruction]] = {}
-        self.unit_dimensions: dict[tuple[str | None, ...], str | None] = {}
+        # ... and so is each Concept made from one: asked once per record which drug or vaccine it is.
+        self._vaccine: dict[int, tuple[Concept, bool]] = {}
+        self._drugs: dict[int, tuple[Concept | None, DrugMatch]] = {}
+        self.by_unit_dimensions = frozenset(dim for _, dim in self.by_unit)
+        self.unit_dimensions: dict[tuple[object, ...], str | None] = {}
 
     def handler_for(self, raw: Resource) -> Callable[[_Builder, Resource], None] | None:
         """How a resource is read, or None when no rule reads it (its type, or an Observation's codes)."""
@@ -333,6 +337,22 @@ class _Builder:
             return hit[1]
         found = _concept(cc)
         self._concepts[id(cc)] = (cc, found)
+        return found
+
+    def is_vaccine(self, concept: Concept) -> bool:
+        hit = self._vaccine.get(id(concept))
+        if hit is not None and hit[0] is concept:
+            return hit[1]
+        found = is_vaccine_concept(concept, self.m)
+        self._vaccine[id(concept)] = (concept, found)
+        return found
+
+    def drugs(self, concept: Concept | None) -> DrugMatch:
+        hit = self._drugs.get(id(concept))
+        if hit is not None and hit[0] is concept:
+            return hit[1]
+        found = drug_ingredients(concept, self.m)
+        self._drugs[id(concept)] = (concept, found)
         return found
 
     def dose(self, d: Any) -> DoseInstruction:
@@ -367,7 +387,7 @@ class _Builder:
         ref = _ref_of(raw)
         status = _raw_status(raw)
         concept, med_ref, problem = self._medication_of(mr, raw)
-        if concept is not None and is_vaccine_concept(concept, self.m):
+        if concept is not None and self.is_vaccine(concept):
             self.vaccines.append(VaccineEvent(ref, "MedicationRequest", concept, status, _as_datetime(mr.authoredOn)))
             return
         doses = tuple(self.dose(d) for d in (mr.dosageInstruction or []))
@@ -400,7 +420,7 @@ class _Builder:
         return "never" if status in classes.never else "uncertain"
 
     def _add_medication(self, order: MedicationOrder) -> None:
-        drugs = drug_ingredients(order.medication, self.m)
+        drugs = self.drugs(order.medication)
         concept = order.medication
         if order.medication_problem is None and concept is not None and not drugs.hits and not concept.names:
             # Only codes we do not know (an unlisted NDC, a local code) and no name: it might be azathioprine,
@@ -458,7 +478,7 @@ class _Builder:
             _as_datetime(ma.effectivePeriod.start) if ma.effectivePeriod else None
         )
         end = (_as_datetime(ma.effectivePeriod.end) if ma.effectivePeriod else None) or start
-        if concept is not None and is_vaccine_concept(concept, self.m):
+        if concept is not None and self.is_vaccine(concept):
             self.vaccines.append(VaccineEvent(ref, "MedicationAdministration", concept, status, end))
             return
         window = timedelta(days=self.m.policy.therapy.administration_current_days.value)
@@ -535,18 +555,31 @@ class _Builder:
         codes = _raw_category_codes(raw) if categories is None else categories
         if codes.isdisjoint(self.by_unit_categories):
             return None
-        code, system, text = q.get("code"), q.get("system"), q.get("unit")
-        unit = (
+        dimension = self._dimension_of(q)
+        if dimension not in self.by_unit_dimensions:
+            return None  # most vital signs: a unit no analyte is recognised by
+        return next((a for (cat, dim), a in self.by_unit.items() if dim == dimension and cat in codes), None)
+
+    def _dimension_of(self, q: dict[str, Any]) -> str | None:
+        """The dimension of a raw Quantity's unit. A record repeats a few units hundreds of times (a
+        Synthea file's vital signs): each resolved once, remembered under the values as recorded (a
+        value that is not a string counts as absent; a list or object is never remembered)."""
+        code, system, text = key = (q.get("code"), q.get("system"), q.get("unit"))
+        try:
+            return self.unit_dimensions[key]
+        except KeyError:
+            remember = True
+        except TypeError:  # unhashable: resolved without remembering
+            remember = False
+        found = unit_dimension(
             code if isinstance(code, str) else None,
             system if isinstance(system, str) else None,
             text if isinstance(text, str) else None,
+            self.m,
         )
-        # A record repeats a few units hundreds of times (a Synthea file's vital signs): resolved once each.
-        if unit in self.unit_dimensions:
-            dimension = self.unit_dimensions[unit]
-        else:
-            dimension = self.unit_dimensions[unit] = unit_dimension(unit[0], unit[1], unit[2], self.m)
-        return next((a for (cat, dim), a in self.by_unit.items() if dim == dimension and cat in codes), None)
+        if remember:
+            self.unit_dimensions[key] = found
+        return found
 
     def _observation(self, raw: Resource) -> None:
         obs = self._parse(raw, "Observation")
