@@ -104,6 +104,8 @@ INVALID = {
     "status is a list": ("status", ["final"]),  # (valid codes are remembered: a list is never looked up)
     "system is an object": ("code.coding.0.system", {"uri": "http://loinc.org"}),
     "status seen valid, then with a space": ("status", "final "),
+    "time seen valid, then an impossible day": ("effectiveDateTime", "2026-11-31T08:00:00Z"),
+    "instant seen valid, then without a zone": ("issued", "2026-11-10T08:00:00"),
 }
 
 
@@ -246,6 +248,17 @@ def test_a_remembered_value_answers_only_for_the_very_same_json() -> None:
     odd = _order()
     odd["medicationCodeableConcept"]["extension"] = [{"valueDecimal": Decimal("0.5")}]  # not read
     assert fhirview.read(odd).medicationCodeableConcept.text == "azathioprine 50 MG"
+
+
+def test_remembered_times_are_the_times_read() -> None:
+    from datetime import date as date_
+
+    for _ in range(2):  # the second read answers from memory
+        assert fhirview.read(changed("effectiveDateTime", "2026-11-10T08:00:00.1234567+02:00")).effectiveDateTime == \
+            datetime.fromisoformat("2026-11-10T08:00:00.123456+02:00")
+        assert fhirview.read(changed("effectiveDateTime", "2026-11-10")).effectiveDateTime == date_(2026, 11, 10)
+        assert fhirview.read(changed("effectiveDateTime", "2026-11")).effectiveDateTime == "2026-11"
+        assert fhirview.read({**WBC, "issued": "2026-11-10T08:00:00Z"}).issued == datetime(2026, 11, 10, 8, tzinfo=UTC)
 
 
 def test_a_remembered_dict_changed_afterwards_is_not_taken_for_its_old_value() -> None:

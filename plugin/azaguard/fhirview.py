@@ -129,18 +129,42 @@ def _date(v: object) -> object:
     raise FhirDataError("expected a date (YYYY, YYYY-MM or YYYY-MM-DD)")
 
 
+# Valid dateTimes and instants as parsed (immutable values): the Observations of one encounter share
+# their times. Exact `str` keys only; bounded like the code sets above.
+_DATETIMES: dict[str, object] = {}
+_INSTANTS: dict[str, object] = {}
+
+
 def _datetime(v: object) -> object:
+    if type(v) is str:
+        found = _DATETIMES.get(v)
+        if found is not None:
+            return found
     if isinstance(v, str) and _DATETIME_RE.fullmatch(v):
-        if len(v) > 10:
-            return _moment(v)
-        return _calendar_date(v) if len(v) == 10 else v
+        found = _moment(v) if len(v) > 10 else _calendar_date(v) if len(v) == 10 else v
+        _remember_value(_DATETIMES, v, found)
+        return found
     raise FhirDataError("expected a dateTime (a date, or a date and time with its zone)")
 
 
 def _instant(v: object) -> object:
+    if type(v) is str:
+        found = _INSTANTS.get(v)
+        if found is not None:
+            return found
     if isinstance(v, str) and _INSTANT_RE.fullmatch(v):
-        return _moment(v)
+        found = _moment(v)
+        _remember_value(_INSTANTS, v, found)
+        return found
     raise FhirDataError("expected an instant (date, time and zone)")
+
+
+def _remember_value(valid: dict[str, object], v: str, parsed: object) -> None:
+    if type(v) is not str:  # a str subclass is checked every time
+        return
+    if len(valid) > 20_000:  # never grow without bound
+        valid.clear()
+    valid[v] = parsed
 
 
 PRIMITIVES: dict[str, Callable[[object], object]] = {
