@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from azaguard.cli import EXIT_INPUT, EXIT_OK, main
+from azaguard.cli import COMMANDS, EXIT_INPUT, EXIT_OK, build_parser, main
 from azaguard.findings import RULE_IDS
 from azaguard.sandbox.patients import EXAMPLES_NOW, build_patients
 from tests.clinical import builders as b
@@ -140,3 +141,25 @@ def test_the_monitoring_schedule_can_be_chosen(capsys: pytest.CaptureFixture[str
     assert code == EXIT_OK
     detail = next(f["detail"] for f in json.loads(out)["findings"] if f["rule"] == "monitoring-schedule")
     assert "bsr-2017" in detail or "BSR" in detail
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["check", "--bundle", "x.json", "--format", "json", "--now", "2026-11-20T09:00:00Z"],
+        ["check", "--fhir-url", "http://127.0.0.1:1/fhir", "--patient", "p", "--write",
+         "--monitoring-schedule", "eu-smpc"],
+        ["demo", "--no-serve", "--fhir-port", "0"],
+        ["scan", "--fhir-url", "http://127.0.0.1:1/fhir"],
+        ["mappings", "--report", "--format", "markdown"],
+        ["serve", "--port", "8500"],
+        ["feedback", "--since", "2026-11-01"],
+    ],
+)
+def test_a_command_parsed_alone_reads_as_with_the_whole_parser(words: list[str]) -> None:
+    assert vars(build_parser(words[0]).parse_args(words)) == vars(build_parser().parse_args(words))
+
+
+def test_every_command_of_the_whole_parser_can_be_built_alone() -> None:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert tuple(sub.choices) == COMMANDS

@@ -1,10 +1,12 @@
-"""The Bundle path loads only what it runs: no HTTP client, no web stack, no write models.
+"""The Bundle path loads only what it runs: no HTTP client, no web stack, no write models, and no
+pydantic once the validated mappings are in the CLI's cache.
 
 Checked in a fresh interpreter (this one has imported everything already)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +27,9 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 
-def loaded_after(*argv: str) -> tuple[int, set[str]]:
+def loaded_after(*argv: str, env: dict[str, str] | None = None) -> tuple[int, set[str]]:
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, check=True, timeout=60, env=env
     ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     return result["code"], set(result["modules"])
@@ -38,6 +40,19 @@ def test_check_bundle_never_imports_the_server_web_or_write_stack() -> None:
     assert code == 0
     assert "azaguard.rules" in modules  # it did evaluate
     assert sorted(m for m in NEVER_ON_THE_BUNDLE_PATH if m in modules) == []
+
+
+def test_check_bundle_with_cached_mappings_never_imports_pydantic(tmp_path: Path) -> None:
+    # pydantic validates the mappings (a cache miss); the check itself runs on stdlib dataclasses.
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    argv = ("check", "--bundle", str(EXAMPLE), "--now", "2026-11-20T09:00:00Z")
+    first_code, first = loaded_after(*argv, env=env)
+    code, modules = loaded_after(*argv, env=env)
+    assert (first_code, code) == (0, 0)
+    assert "pydantic" in first  # validated, then kept
+    assert list(tmp_path.glob("azaguard/mappings-*.pickle"))
+    assert "azaguard.rules" in modules
+    assert sorted(m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core")) == []
 
 
 def test_report_does_not_pull_in_the_service() -> None:

@@ -38,10 +38,37 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
+COMMANDS = ("check", "demo", "scan", "mappings", "serve", "feedback")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; with `only`, just that command's (a one-shot `check` need not build the other five,
+    ~5 ms of its run). Anything else (no command, `--help`, a misspelt command) gets the whole parser."""
     parser = _Parser(prog="azaguard", description="Safety checks for patients on azathioprine, over FHIR R4.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    if only in (None, "check"):
+        _check_arguments(sub)
+    if only in (None, "demo"):
+        _demo_arguments(sub)
+    if only in (None, "scan"):
+        scan = sub.add_parser("scan", help="every patient on azathioprine: evaluate, report, optionally write alerts")
+        from azaguard.scan.options import add_arguments as scan_arguments
 
+        scan_arguments(scan)
+        _common(scan)
+    if only in (None, "mappings"):
+        maps = sub.add_parser("mappings", help="about the mappings: --report prints per value set its codes and source")
+        maps.add_argument("--report", action="store_true", required=True, help="the coverage report")
+        maps.add_argument("--format", choices=("text", "markdown"), default="text")
+        maps.add_argument("--mappings", type=Path, help="a mappings folder (default: the bundled one)")
+    if only in (None, "serve"):
+        _serve_arguments(sub)
+    if only in (None, "feedback"):
+        _feedback_arguments(sub)
+    return parser
+
+
+def _check_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     check = sub.add_parser("check", help="evaluate one patient from a Bundle file or a FHIR server")
     source = check.add_mutually_exclusive_group(required=True)
     source.add_argument("--bundle", type=Path, help="a FHIR Bundle (any type) or JSON array of one patient's resources")
@@ -64,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(check)
 
+
+def _demo_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     demo = sub.add_parser(
         "demo", help="the embedded sandbox: local FHIR server, synthetic patients, EHR simulator, app"
     )
@@ -79,17 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(demo)
 
-    scan = sub.add_parser("scan", help="every patient on azathioprine: evaluate, report, optionally write alerts")
-    from azaguard.scan.options import add_arguments as scan_arguments
 
-    scan_arguments(scan)
-    _common(scan)
-
-    maps = sub.add_parser("mappings", help="about the mappings: --report prints per value set its codes and source")
-    maps.add_argument("--report", action="store_true", required=True, help="the coverage report")
-    maps.add_argument("--format", choices=("text", "markdown"), default="text")
-    maps.add_argument("--mappings", type=Path, help="a mappings folder (default: the bundled one)")
-
+def _serve_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     serve = sub.add_parser("serve", help="run the SMART app for a real EHR")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8400)
@@ -99,12 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="DEMO ONLY: accept CDS Hooks calls without a valid signed JWT (never with real patients)",
     )
 
+
+def _feedback_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     feedback = sub.add_parser("feedback", help="CDS Hooks feedback: which cards were overridden, why, how often")
     feedback.add_argument("--since", required=True, help="from this ISO-8601 date or date-time")
     feedback.add_argument("--format", choices=("table", "csv"), default="table")
     feedback.add_argument("--database", help="SQLAlchemy URL of the CDS database (default: from the config)")
     feedback.add_argument("--config", type=Path, default=None, help="the app registration (default: smart_launch.json)")
-    return parser
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -113,7 +134,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(words)
     try:
         if args.command == "check":
             return _check(args)

@@ -16,26 +16,63 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from functools import cache
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import msgspec
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from azaguard.findings import RuleId, Severity, Status
+
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler, TypeAdapter
+    from pydantic_core import CoreSchema
 
 
 class MappingsError(Exception):
     """The mappings folder is missing or does not validate."""
 
 
-class _Model(BaseModel):
-    # defer_build: a model's validator is built on first use; only Manifest and Mappings are validated
-    # directly (each with its nested models inside), so ~50 nested validators are never built per process.
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+# The types are frozen msgspec Structs: defined in C (a stdlib dataclass costs ~0.5 ms to define, and there
+# are ~50), rebuilt from the CLI's cache without validating again. pydantic validates the JSON into them
+# (`_validated`, through `__get_pydantic_core_schema__` below) and is imported only then: a check that reads
+# the validated Mappings from the cache never imports pydantic. Checks that types cannot express are each
+# class's `_check`, run by that validation only (a ValueError there is a validation error).
+_T = TypeVar("_T")
 
 
-class Sourced(_Model):
+class _Model(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    def _check(self) -> None:
+        """Cross-field checks, run when the JSON is validated."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        from pydantic_core import core_schema
+
+        specs = msgspec.structs.fields(cls)
+        by_json_name = {f.encode_name: f.name for f in specs}
+        schema = core_schema.typed_dict_schema(
+            {f.encode_name: core_schema.typed_dict_field(handler.generate_schema(f.type), required=f.required)
+             for f in specs},
+            extra_behavior="forbid",
+        )
+
+        def build(values: dict[str, Any]) -> _Model:
+            built = cls(**{by_json_name[k]: v for k, v in values.items()})
+            built._check()
+            return built
+
+        return core_schema.no_info_after_validator_function(build, schema)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+class Sourced(_Model, frozen=True, kw_only=True):
     """A number with where it comes from (and whether that source was verified)."""
 
     value: float
@@ -46,7 +83,7 @@ class Sourced(_Model):
 # --- systems -----------------------------------------------------------------
 
 
-class Systems(_Model):
+class Systems(_Model, frozen=True, kw_only=True):
     rxnorm: tuple[str, ...]
     loinc: tuple[str, ...]
     ucum: tuple[str, ...]
@@ -58,20 +95,21 @@ class Systems(_Model):
     dmd: tuple[str, ...]
     ndc: tuple[str, ...] = ()
     cpt: tuple[str, ...] = ()
-    condition_clinical: tuple[str, ...] = Field(alias="condition-clinical")
-    condition_ver_status: tuple[str, ...] = Field(alias="condition-ver-status")
+    condition_clinical: tuple[str, ...] = field(name="condition-clinical")
+    condition_ver_status: tuple[str, ...] = field(name="condition-ver-status")
 
     def name_of(self, uri: str | None) -> str | None:
         """Short name ('rxnorm', 'loinc', ...) for a system URI, or None if unknown."""
         if uri is None:
             return None
-        for name, uris in self:
-            if name not in _STATUS_SYSTEMS and uri in uris:
-                return str(name)
+        for name in self.__struct_fields__:
+            if name not in _STATUS_SYSTEMS and uri in getattr(self, name):
+                return name
         return None
 
 
 _STATUS_SYSTEMS = frozenset({"condition_clinical", "condition_ver_status"})
+_SYSTEM_NAMES = frozenset(Systems.__struct_fields__)
 
 
 # --- medications -------------------------------------------------------------
@@ -81,14 +119,14 @@ DrugSystem = Literal["rxnorm", "atc", "snomed", "dmd", "ndc"]
 DrugCodes = dict[DrugSystem, frozenset[str]]
 
 
-class ValueSetInfo(_Model):
+class ValueSetInfo(_Model, frozen=True, kw_only=True):
     """Where a value set comes from and when it was last checked against it."""
 
     source: str
     as_of: date
 
 
-class AzathioprineSet(ValueSetInfo):
+class AzathioprineSet(ValueSetInfo, frozen=True, kw_only=True):
     codes: DrugCodes
     names: tuple[str, ...]  # INN/BAN/USAN and European spellings
     brands: tuple[str, ...]
@@ -96,7 +134,7 @@ class AzathioprineSet(ValueSetInfo):
     ndc_note: str = ""  # how the NDC codes are keyed and how sure they are
 
 
-class AntiInfectiveIngredient(_Model):
+class AntiInfectiveIngredient(_Model, frozen=True, kw_only=True):
     name: str
     atc_class: Literal["J01", "J02", "J04", "J05"]
     codes: DrugCodes
@@ -110,15 +148,13 @@ class AntiInfectiveIngredient(_Model):
         codes = sorted(self.codes.get("rxnorm", frozenset()))
         return codes[0] if codes else None
 
-    @model_validator(mode="after")
-    def _atc_in_its_class(self) -> AntiInfectiveIngredient:
+    def _check(self) -> None:
         # Metronidazole also carries P01AB01; the other codes must sit in the ingredient's class.
         if not any(code.startswith(self.atc_class) for code in self.codes.get("atc", ())):
             raise ValueError(f"anti-infective {self.name!r} has no ATC code in {self.atc_class}")
-        return self
 
 
-class AntiInfectives(ValueSetInfo):
+class AntiInfectives(ValueSetInfo, frozen=True, kw_only=True):
     note: str
     atc_prefixes: tuple[str, ...]
     prophylaxis_false_positive_note: str
@@ -130,16 +166,14 @@ class AntiInfectives(ValueSetInfo):
     spelling_variants_source: str = ""
     ingredients: tuple[AntiInfectiveIngredient, ...]
 
-    @model_validator(mode="after")
-    def _names_unique(self) -> AntiInfectives:
+    def _check(self) -> None:
         seen = [i.name for i in self.ingredients]
         dupes = {n for n in seen if seen.count(n) > 1}
         if dupes:
             raise ValueError(f"anti-infective ingredients listed twice: {sorted(dupes)}")
-        return self
 
 
-class Interaction(_Model):
+class Interaction(_Model, frozen=True, kw_only=True):
     id: str
     names: tuple[str, ...]
     brands: tuple[str, ...] = ()
@@ -153,7 +187,7 @@ class Interaction(_Model):
     dose_reduction_fraction_max: float | None = None
 
 
-class Medications(ValueSetInfo):
+class Medications(ValueSetInfo, frozen=True, kw_only=True):
     azathioprine: AzathioprineSet
     anti_infectives: AntiInfectives
     interactions: tuple[Interaction, ...]
@@ -162,11 +196,11 @@ class Medications(ValueSetInfo):
 # --- vaccines ----------------------------------------------------------------
 
 
-class VaccineBrands(ValueSetInfo):
+class VaccineBrands(ValueSetInfo, frozen=True, kw_only=True):
     cvx_by_brand: dict[str, str]
 
 
-class VaccineNamePatterns(_Model):
+class VaccineNamePatterns(_Model, frozen=True, kw_only=True):
     live: tuple[str, ...]
     not_live_overrides: tuple[str, ...]
     not_live: tuple[str, ...]
@@ -175,7 +209,7 @@ class VaccineNamePatterns(_Model):
     not_vaccine: tuple[str, ...]
 
 
-class VaccineCrosswalks(ValueSetInfo):
+class VaccineCrosswalks(ValueSetInfo, frozen=True, kw_only=True):
     """Other systems' codes to CVX: NDC (labeler-product, 5-4 digits), CPT, SNOMED, RxNorm."""
 
     ndc: dict[str, str]
@@ -183,16 +217,13 @@ class VaccineCrosswalks(ValueSetInfo):
     snomed: dict[str, str]
     rxnorm: dict[str, str]
 
-    @field_validator("ndc")
-    @classmethod
-    def _ndc_product_codes(cls, ndc: dict[str, str]) -> dict[str, str]:
-        for code in ndc:
+    def _check(self) -> None:
+        for code in self.ndc:
             if not re.fullmatch(r"\d{5}-\d{4}", code):
                 raise ValueError(f"NDC {code!r} must be labeler-product in 5-4 digits")
-        return ndc
 
 
-class Vaccines(ValueSetInfo):
+class Vaccines(ValueSetInfo, frozen=True, kw_only=True):
     live: dict[str, str]
     not_live: dict[str, str]
     ambiguous: dict[str, str]
@@ -202,8 +233,7 @@ class Vaccines(ValueSetInfo):
     name_policy: str
     crosswalks: VaccineCrosswalks
 
-    @model_validator(mode="after")
-    def _lists_are_disjoint(self) -> Vaccines:
+    def _check(self) -> None:
         for a, b in (("live", "not_live"), ("live", "ambiguous"), ("not_live", "ambiguous")):
             both = set(getattr(self, a)) & set(getattr(self, b))
             if both:
@@ -224,13 +254,12 @@ class Vaccines(ValueSetInfo):
         }
         if pointed - known:
             raise ValueError(f"brands/crosswalks point at CVX codes in no list: {sorted(pointed - known)}")
-        return self
 
 
 # --- conditions --------------------------------------------------------------
 
 
-class Conditions(_Model):
+class Conditions(_Model, frozen=True, kw_only=True):
     source: str
     active_clinical_statuses: frozenset[str]
     # Statuses that say the condition is over; any other (or none) is judged by the condition's date.
@@ -241,21 +270,21 @@ class Conditions(_Model):
 InfectionKind = Literal["acute", "fever", "neutropenia", "context", "not_infection"]
 
 
-class InfectionValueSet(_Model):
+class InfectionValueSet(_Model, frozen=True, kw_only=True):
     """One infection class: the reviewed recipe (roots, names) and the expanded codes per system name."""
 
     label: str
     source: str
     as_of: str
-    roots: dict[str, tuple[str, ...]] = {}
-    root_notes: dict[str, str] = {}
+    roots: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    root_notes: dict[str, str] = field(default_factory=dict)
     names: tuple[str, ...] = ()  # words that recognise the class in a name (acute)
     exact_names: tuple[str, ...] = ()  # whole names only (fever: "fever" alone, never "hay fever")
     name_words: tuple[str, ...] = ()  # words that put a name in this class before any acute word
     codes: dict[str, dict[str, str]]
 
 
-class Infections(_Model):
+class Infections(_Model, frozen=True, kw_only=True):
     source: str
     as_of: str
     generated_by: str
@@ -263,40 +292,36 @@ class Infections(_Model):
     encounter_diagnosis_window_days: Sourced
     value_sets: dict[InfectionKind, InfectionValueSet]
 
-    @model_validator(mode="after")
-    def _every_class(self) -> Infections:
+    def _check(self) -> None:
         missing = {"acute", "fever", "neutropenia", "context", "not_infection"} - set(self.value_sets)
         if missing:
             raise ValueError(f"infection value sets missing: {sorted(missing)}")
-        return self
 
 
 # --- units -------------------------------------------------------------------
 
 
-class UnitConversion(_Model):
+class UnitConversion(_Model, frozen=True, kw_only=True):
     factor: float
     offset: float = 0.0
 
 
-class Dimension(_Model):
+class Dimension(_Model, frozen=True, kw_only=True):
     canonical: str
     units: dict[str, UnitConversion]
 
-    @model_validator(mode="after")
-    def _canonical_is_identity(self) -> Dimension:
+    def _check(self) -> None:
         c = self.units.get(self.canonical)
         if c is None or c.factor != 1 or c.offset != 0:
             raise ValueError(f"canonical unit {self.canonical!r} must convert with factor 1, offset 0")
-        return self
 
 
-class CountUnits(_Model):
+class CountUnits(_Model, frozen=True, kw_only=True):
     note: str
     units: frozenset[str]
 
 
-class Units(_Model):
+class Units(_Model, frozen=True, kw_only=True):
     source: str
     note: str
     dimensions: dict[str, Dimension]
@@ -307,7 +332,7 @@ class Units(_Model):
 # --- analytes ----------------------------------------------------------------
 
 
-class Threshold(_Model):
+class Threshold(_Model, frozen=True, kw_only=True):
     direction: Literal["below", "above"]
     value: float
     source: str
@@ -315,10 +340,10 @@ class Threshold(_Model):
     severity: Severity = Severity.HIGH
     action: str | None = None
     unverified: bool = False
-    alternatives: dict[str, str] = {}
+    alternatives: dict[str, str] = field(default_factory=dict)
 
 
-class Plausible(_Model):
+class Plausible(_Model, frozen=True, kw_only=True):
     """The physiological range (canonical unit) outside which a value cannot be believed."""
 
     low: float
@@ -326,7 +351,7 @@ class Plausible(_Model):
     source: str
 
 
-class Analyte(_Model):
+class Analyte(_Model, frozen=True, kw_only=True):
     label: str
     loinc: tuple[str, ...]
     dimension: str
@@ -338,38 +363,38 @@ class Analyte(_Model):
     by_unit_in_category: str | None = None
 
 
-class CodedAnalyte(_Model):
+class CodedAnalyte(_Model, frozen=True, kw_only=True):
     label: str
     loinc: tuple[str, ...]
     rule: RuleId
-    answers: dict[str, str] = {}
-    answer_names: dict[str, str] = {}
+    answers: dict[str, str] = field(default_factory=dict)
+    answer_names: dict[str, str] = field(default_factory=dict)
     gene: str | None = None  # the gene the code itself names (TPMT phenotype); else read from the result
 
 
-class PgxGene(_Model):
+class PgxGene(_Model, frozen=True, kw_only=True):
     hgnc: str
     names: tuple[str, ...]
     normal_function_alleles: frozenset[str]
     no_function_alleles: frozenset[str]
 
 
-class Pharmacogenomics(_Model):
+class Pharmacogenomics(_Model, frozen=True, kw_only=True):
     source: str
     allele_note: str
     gene_studied_loinc: tuple[str, ...]
     genes: dict[str, PgxGene]
 
 
-class MonitoringGroup(_Model):
+class MonitoringGroup(_Model, frozen=True, kw_only=True):
     label: str
     analytes: tuple[str, ...]
     rule: RuleId
 
 
-class RequiredAnalytes(_Model):
+class RequiredAnalytes(_Model, frozen=True, kw_only=True):
     note: str
-    blood_counts: tuple[tuple[str, ...], ...] = Field(alias="blood-counts")
+    blood_counts: tuple[tuple[str, ...], ...] = field(name="blood-counts")
     liver: tuple[tuple[str, ...], ...]
     kidney: tuple[tuple[str, ...], ...]
 
@@ -378,7 +403,7 @@ class RequiredAnalytes(_Model):
         return by_rule.get(rule_id, ())
 
 
-class Analytes(_Model):
+class Analytes(_Model, frozen=True, kw_only=True):
     source: str
     analytes: dict[str, Analyte]
     coded_analytes: dict[str, CodedAnalyte]
@@ -390,13 +415,13 @@ class Analytes(_Model):
 # --- policy ------------------------------------------------------------------
 
 
-class StatusClasses(_Model):
+class StatusClasses(_Model, frozen=True, kw_only=True):
     current: frozenset[str]
     recent: frozenset[str]
     never: frozenset[str]
 
 
-class TherapyPolicy(_Model):
+class TherapyPolicy(_Model, frozen=True, kw_only=True):
     # MedicationRequest statuses (clinical-rules.md section 1).
     current_statuses: frozenset[str]
     recent_statuses: frozenset[str]
@@ -412,7 +437,7 @@ class TherapyPolicy(_Model):
     administration_current_days: Sourced
 
 
-class VaccinationPolicy(_Model):
+class VaccinationPolicy(_Model, frozen=True, kw_only=True):
     post_stop_live_wait_days: Sourced
     live_before_start_days: Sourced
     live_avoid_within_start_days: Sourced
@@ -426,7 +451,7 @@ class VaccinationPolicy(_Model):
     low_level_max_mg_per_kg_day: Sourced
 
 
-class FebrileNeutropenia(_Model):
+class FebrileNeutropenia(_Model, frozen=True, kw_only=True):
     """Which neutrophil count and temperature make fever 'neutropenic' (a documented choice)."""
 
     choice: Literal["bsr-alarm", "idsa"]
@@ -437,7 +462,7 @@ class FebrileNeutropenia(_Model):
     sustained_minutes: Sourced
 
 
-class InfectionPolicy(_Model):
+class InfectionPolicy(_Model, frozen=True, kw_only=True):
     fever_threshold_cel: Sourced
     fever_window_hours: Sourced
     neutropenia_analyte: str
@@ -445,18 +470,21 @@ class InfectionPolicy(_Model):
     febrile_neutropenia: FebrileNeutropenia
 
 
-class TrendPolicy(_Model):
+class TrendPolicy(_Model, frozen=True, kw_only=True):
     analytes: tuple[str, ...]
-    results: int = Field(ge=2)
+    results: int
     fall_percent: Sourced
 
+    def _check(self) -> None:
+        _require(self.results >= 2, "trend results must be at least 2")
 
-class CreatininePolicy(_Model):
+
+class CreatininePolicy(_Model, frozen=True, kw_only=True):
     percent: Sourced
     months_window_days: int
 
 
-class CkdEpi(_Model):
+class CkdEpi(_Model, frozen=True, kw_only=True):
     """CKD-EPI 2021 (race-free) creatinine equation coefficients, by sex."""
 
     source: str
@@ -470,7 +498,7 @@ class CkdEpi(_Model):
     umol_per_mg_dl: float
 
 
-class LabsPolicy(_Model):
+class LabsPolicy(_Model, frozen=True, kw_only=True):
     result_max_age_days: Sourced
     future_skew_minutes: Sourced
     egfr_from_creatinine: CkdEpi
@@ -478,48 +506,46 @@ class LabsPolicy(_Model):
     creatinine_rise: CreatininePolicy
 
 
-class SchedulePhase(_Model):
+class SchedulePhase(_Model, frozen=True, kw_only=True):
     until_day: int | None
-    interval_days: int = Field(gt=0)
+    interval_days: int
+
+    def _check(self) -> None:
+        _require(self.interval_days > 0, "interval_days must be greater than 0")
 
 
-class Schedule(_Model):
+class Schedule(_Model, frozen=True, kw_only=True):
     source: str
     phases: tuple[SchedulePhase, ...]
 
-    @field_validator("phases")
-    @classmethod
-    def _last_phase_is_open(cls, phases: tuple[SchedulePhase, ...]) -> tuple[SchedulePhase, ...]:
-        if not phases or phases[-1].until_day is not None:
+    def _check(self) -> None:
+        if not self.phases or self.phases[-1].until_day is not None:
             raise ValueError("the last phase of a schedule must have until_day null")
-        return phases
 
 
-class MonitoringPolicy(_Model):
+class MonitoringPolicy(_Model, frozen=True, kw_only=True):
     default_schedule: str
     grace_days: Sourced
     schedules: dict[str, Schedule]
 
-    @model_validator(mode="after")
-    def _default_exists(self) -> MonitoringPolicy:
+    def _check(self) -> None:
         if self.default_schedule not in self.schedules:
             raise ValueError(f"default_schedule {self.default_schedule!r} is not a schedule")
-        return self
 
 
-class DosePolicy(_Model):
+class DosePolicy(_Model, frozen=True, kw_only=True):
     max_mg_per_kg_day: Sourced
     label_ra_max_mg_per_kg_day: Sourced
     weight_max_age_days: Sourced
 
 
-class Recommendation(_Model):
+class Recommendation(_Model, frozen=True, kw_only=True):
     status: Status
     severity: Severity
     text: str
 
 
-class TpmtPolicy(_Model):
+class TpmtPolicy(_Model, frozen=True, kw_only=True):
     source: str
     recommendations: dict[Literal["normal", "intermediate", "poor"], Recommendation]
     nudt15: dict[Literal["normal", "intermediate", "poor"], Recommendation]
@@ -528,7 +554,7 @@ class TpmtPolicy(_Model):
     no_result: Recommendation
 
 
-class Policy(_Model):
+class Policy(_Model, frozen=True, kw_only=True):
     therapy: TherapyPolicy
     vaccination: VaccinationPolicy
     infection: InfectionPolicy
@@ -541,48 +567,53 @@ class Policy(_Model):
 # --- display -------------------------------------------------------------------
 
 
-class DisplayUnit(_Model):
-    text: str = Field(min_length=1)  # what a clinician reads: "×10⁹/L", "°C"
-    decimals: int = Field(ge=0, le=3)  # the clinically meaningful digits
+class DisplayUnit(_Model, frozen=True, kw_only=True):
+    text: str  # what a clinician reads: "×10⁹/L", "°C"
+    decimals: int  # the clinically meaningful digits
+
+    def _check(self) -> None:
+        _require(bool(self.text), "a display unit's text must not be empty")
+        _require(0 <= self.decimals <= 3, "decimals must be between 0 and 3")
 
 
-class Citation(_Model):
-    contains: str = Field(min_length=1)  # a fragment of a mappings `source`
-    cite: str = Field(min_length=1)  # the source as a clinician cites it
+class Citation(_Model, frozen=True, kw_only=True):
+    contains: str  # a fragment of a mappings `source`
+    cite: str  # the source as a clinician cites it
+
+    def _check(self) -> None:
+        _require(bool(self.contains) and bool(self.cite), "a citation needs both contains and cite")
 
 
-class RuleDisplay(_Model):
+class RuleDisplay(_Model, frozen=True, kw_only=True):
     label: str
     checks: str  # object of "Cannot check …"
 
 
-class Display(_Model):
+class Display(_Model, frozen=True, kw_only=True):
     source: str
     note: str
     units: dict[str, DisplayUnit]
     citations: tuple[Citation, ...]
     rules: dict[RuleId, RuleDisplay]
 
-    @model_validator(mode="after")
-    def _every_rule(self) -> Display:
+    def _check(self) -> None:
         from azaguard.findings import RULE_IDS
 
         if set(RULE_IDS) - set(self.rules):
             raise ValueError(f"display.json names no label for rule(s) {sorted(set(RULE_IDS) - set(self.rules))}")
-        return self
 
 
 # --- the whole -----------------------------------------------------------------
 
 
-class Manifest(_Model):
+class Manifest(_Model, frozen=True, kw_only=True):
     version: str
     title: str
     review_status: str
     files: tuple[str, ...]
 
 
-class Mappings(_Model):
+class Mappings(_Model, frozen=True, kw_only=True):
     version: str
     systems: Systems
     medications: Medications
@@ -594,8 +625,7 @@ class Mappings(_Model):
     policy: Policy
     display: Display
 
-    @model_validator(mode="after")
-    def _cross_references(self) -> Mappings:
+    def _check(self) -> None:
         for name, analyte in self.analytes.analytes.items():
             if analyte.dimension not in self.units.dimensions:
                 raise ValueError(f"analyte {name!r} names unknown dimension {analyte.dimension!r}")
@@ -615,7 +645,7 @@ class Mappings(_Model):
             # Stopped orders older than the recent window are not seen by the rules at all.
             raise ValueError("post_stop_live_wait_days must not exceed therapy.recent_window_days")
         for name in (n for vs in self.infections.value_sets.values() for n in vs.codes):
-            if name not in type(self.systems).model_fields:
+            if name not in _SYSTEM_NAMES:
                 raise ValueError(f"infection value set keyed by unknown system name {name!r}")
         if self.policy.infection.neutropenia_analyte not in known:
             raise ValueError("neutropenia_analyte is not an analyte")
@@ -626,7 +656,6 @@ class Mappings(_Model):
             shown = set(dimension.units) - set(self.display.units)
             if shown:
                 raise ValueError(f"display.json has no display for {name} unit(s) {sorted(shown)}")
-        return self
 
     def with_monitoring_schedule(self, name: str) -> Mappings:
         """A copy that uses another of the configured monitoring schedules."""
@@ -635,9 +664,8 @@ class Mappings(_Model):
                 f"unknown monitoring schedule {name!r}; "
                 f"choose one of {sorted(self.policy.monitoring.schedules)}"
             )
-        monitoring = self.policy.monitoring.model_copy(update={"default_schedule": name})
-        policy = self.policy.model_copy(update={"monitoring": monitoring})
-        return self.model_copy(update={"policy": policy})
+        monitoring = replace(self.policy.monitoring, default_schedule=name)
+        return replace(self, policy=replace(self.policy, monitoring=monitoring))
 
 
 _FILE_FIELDS = {
@@ -685,11 +713,11 @@ def load_mappings_from(directory: Path, *, cache_dir: Path | None = None) -> Map
 
 def _validated(directory: Path, read: Callable[[str], object]) -> Mappings:
     try:
-        manifest = Manifest.model_validate(read("manifest.json"))
+        manifest = _validate(Manifest, read("manifest.json"))
         if set(manifest.files) != set(_FILE_FIELDS):
             raise MappingsError(f"manifest lists {sorted(manifest.files)}, expected {sorted(_FILE_FIELDS)}")
         parts = {field: read(name) for name, field in _FILE_FIELDS.items()}
-        return Mappings.model_validate({"version": manifest.version, **parts})
+        return _validate(Mappings, {"version": manifest.version, **parts})
     except MappingsError:
         raise
     except (OSError, ValueError) as exc:  # pydantic.ValidationError is a ValueError
@@ -698,7 +726,7 @@ def _validated(directory: Path, read: Callable[[str], object]) -> Mappings:
 
 def _cached(directory: Path, contents: dict[str, bytes], cache_dir: Path) -> Mappings:
     digest = hashlib.sha256(Path(__file__).read_bytes())
-    digest.update(f"{pydantic.VERSION} {sys.version}".encode())
+    digest.update(_validator_version() + sys.version.encode())
     for name, data in contents.items():
         digest.update(f"\0{name}\0{len(data)}\0".encode() + data)
     path = cache_dir / f"mappings-{digest.hexdigest()}.pickle"
@@ -724,6 +752,31 @@ def _read_cached(path: Path) -> Mappings | None:
     except Exception:  # missing, truncated or from another version: validate again
         return None
     return found if isinstance(found, Mappings) else None
+
+
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
+def _validate(kind: type[_T], data: object) -> _T:
+    """`data` validated into `kind` by pydantic (imported here only: a cache hit never needs it)."""
+    from pydantic import TypeAdapter
+
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+    return cast(_T, adapter.validate_python(data))
+
+
+def _validator_version() -> bytes:
+    """pydantic's version file, read without importing pydantic (a cache hit never imports it)."""
+    spec = find_spec("pydantic")
+    locations = spec.submodule_search_locations if spec else None
+    if not locations:
+        return b"no pydantic"
+    try:
+        return (Path(next(iter(locations))) / "version.py").read_bytes()
+    except OSError:
+        return b"unreadable pydantic version"
 
 
 @cache

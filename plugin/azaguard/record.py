@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
-
-from pydantic import ValidationError
 
 from azaguard import fhirview
 from azaguard.mappings import Mappings
@@ -326,7 +325,7 @@ class _Builder:
     def run(self, handler: Callable[[_Builder, Resource], None], raw: Resource) -> None:
         try:
             handler(self, raw)
-        except (ValidationError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
             self.problems.append(ParseProblem(
                 ref=_ref_of(raw), resource_type=raw["resourceType"], error=_short_error(exc), codes=_raw_codes(raw)
             ))
@@ -876,7 +875,9 @@ def _raw_codes(raw: Mapping[str, Any]) -> tuple[Code, ...]:
 
 
 def _short_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
+    # pydantic is loaded only by full validation (the fast path never imports it); its errors are summarised.
+    core = sys.modules.get("pydantic_core")
+    if core is not None and isinstance(exc, core.ValidationError):
         errs = exc.errors()
         first = errs[0]
         where = ".".join(str(p) for p in first.get("loc", ()))

@@ -51,7 +51,7 @@ def finding_json(f: Finding) -> dict[str, Any]:
         "severity": f.severity.value,
         "summary": f.summary,
         "detail": f.detail,
-        "evidence": [e.model_dump(exclude_none=True) for e in f.evidence],
+        "evidence": [e.as_json() for e in f.evidence],
         "missing": list(f.missing),
         "implicated": list(f.implicated),
         "mappings_version": f.mappings_version,

@@ -6,9 +6,10 @@ The CLI, the SMART web app, the demo and (later) the population scan all go thro
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings
@@ -27,8 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class CheckResult:
+class CheckResult(Struct, kw_only=True):
     patient_ref: str
     patient: PatientInfo | None
     record: PatientRecord

@@ -7,8 +7,9 @@ unknown unit must stop the rule (cannot-evaluate) rather than be guessed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from msgspec import Struct
 
 from azaguard.display import unit_text
 from azaguard.mappings import Mappings
@@ -18,8 +19,7 @@ class UnitError(ValueError):
     """The unit is missing, unknown, or belongs to another dimension."""
 
 
-@dataclass(frozen=True)
-class Normalised:
+class Normalised(Struct, frozen=True):
     value: float
     unit: str  # the dimension's canonical UCUM unit
     # Where the unit came from: the UCUM code, an explicit alias, or the free-text unit.

@@ -14,11 +14,10 @@ rule that changes its own text keeps a clinician-readable verdict.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from msgspec import Struct
 
 from azaguard.display import (
     cite,
@@ -86,8 +85,7 @@ _SPACE_BEFORE = re.compile(r"\s+([.,;:)])")
 _SEVERITY_WORDS = re.compile(r"\s*\((?:critical|high|moderate|low|info)\)", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class _Ctx:
+class _Ctx(Struct, frozen=True):
     now: datetime
     m: Mappings
     tz: tzinfo | None
@@ -100,10 +98,8 @@ class _Ctx:
         return clinician_text(value, self.now, self.m, self.tz)
 
 
-class EvidenceRow(BaseModel):
+class EvidenceRow(Struct, frozen=True, kw_only=True):
     """One line of an evidence table: what, the value as a clinician reads it, when, and where from."""
-
-    model_config = ConfigDict(frozen=True)
 
     what: str
     value: str
@@ -111,10 +107,8 @@ class EvidenceRow(BaseModel):
     reference: str  # "Observation/123": the page links it, never shows it as text
 
 
-class Action(BaseModel):
+class Action(Struct, frozen=True, kw_only=True):
     """One thing the clinician should do (or cannot yet check)."""
-
-    model_config = ConfigDict(frozen=True)
 
     rule: RuleId
     code: str
@@ -130,10 +124,8 @@ class Action(BaseModel):
     implicated: tuple[str, ...] = ()
 
 
-class RuleLine(BaseModel):
+class RuleLine(Struct, frozen=True, kw_only=True):
     """A rule's headline, for the page's list of checks."""
-
-    model_config = ConfigDict(frozen=True)
 
     rule: RuleId
     label: str
@@ -143,10 +135,8 @@ class RuleLine(BaseModel):
     summary: str
 
 
-class Verdict(BaseModel):
+class Verdict(Struct, frozen=True, kw_only=True):
     """The clinical message of one check, computed once, rendered everywhere."""
-
-    model_config = ConfigDict(frozen=True)
 
     status: Status  # the most urgent status over all rules
     tone: Tone

@@ -256,7 +256,7 @@ def test_crosses_truth_table(
     direction: str, value: float, comparator: str | None, expected: bool | None
 ) -> None:
     limit = 3.5 if direction == "below" else 100
-    threshold = Threshold.model_validate({"direction": direction, "value": limit, "source": "test"})
+    threshold = Threshold(direction=direction, value=limit, source="test")  # type: ignore[arg-type]
     assert crosses(value, comparator, threshold) is expected
 
 

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from azaguard.findings import Finding
 from azaguard.mappings import load_mappings
@@ -214,9 +215,9 @@ def test_same_time_readable_and_unreadable_result_cannot_clear() -> None:
 def test_idsa_febrile_neutropenia_choice_is_configurable() -> None:
     m = load_mappings()
     fn = m.policy.infection.febrile_neutropenia
-    idsa = fn.model_copy(update={"choice": "idsa"})
-    infection = m.policy.infection.model_copy(update={"febrile_neutropenia": idsa})
-    strict = m.model_copy(update={"policy": m.policy.model_copy(update={"infection": infection})})
+    idsa = replace(fn, choice="idsa")
+    infection = replace(m.policy.infection, febrile_neutropenia=idsa)
+    strict = replace(m, policy=replace(m.policy, infection=infection))
     resources = [azathioprine(), temp(38.1), observation("751-8", 1.2, "10*9/L", days_ago=1)]
     record = record_of(*resources)
 

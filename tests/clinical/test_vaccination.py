@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
+from msgspec.structs import replace
 
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings, load_mappings
@@ -287,10 +288,9 @@ def test_rule_is_pure_same_input_same_output() -> None:
 def _with_post_stop_wait(days: float) -> Mappings:
     m = load_mappings()
     vacc = m.policy.vaccination
-    wait = vacc.post_stop_live_wait_days.model_copy(update={"value": days})
-    vacc = vacc.model_copy(update={"post_stop_live_wait_days": wait})
-    policy = m.policy.model_copy(update={"vaccination": vacc})
-    return m.model_copy(update={"policy": policy})
+    wait = replace(vacc.post_stop_live_wait_days, value=days)
+    vacc = replace(vacc, post_stop_live_wait_days=wait)
+    return replace(m, policy=replace(m.policy, vaccination=vacc))
 
 
 @pytest.mark.parametrize(("stopped_days_ago", "expected"), [
