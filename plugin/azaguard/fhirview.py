@@ -372,7 +372,7 @@ def _element(raw: object, type_name: str) -> Element:
     if found is not None and found[0] == raw:
         return found[1]
     element = _checked(raw, type_name)
-    if len(_MEMO) > 20_000:  # never grow without bound
+    if len(_MEMO) > 4096:  # never grow without bound (each entry holds a small input dict)
         _MEMO.clear()
     _MEMO[key] = (raw, element)
     return element
