@@ -20,6 +20,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
+from msgspec import Struct
+from msgspec.structs import replace as struct_replace
+
 from azaguard import fhirview
 from azaguard.mappings import Mappings
 from azaguard.resources import Resource, ResourceSet, gc_paused
@@ -29,15 +32,13 @@ from azaguard.units import UnitError, normalise, unit_dimension
 # --- value types ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Code:
+class Code(Struct, frozen=True):
     system: str | None  # the URI as recorded
     code: str
     display: str | None = None
 
 
-@dataclass(frozen=True)
-class Concept:
+class Concept(Struct, frozen=True):
     """A CodeableConcept reduced to what matching needs."""
 
     codings: tuple[Code, ...] = ()
@@ -65,8 +66,7 @@ class Concept:
         return self.codings[0].code if self.codings else "(no name)"
 
 
-@dataclass(frozen=True)
-class Quantity:
+class Quantity(Struct, frozen=True):
     value: float | None
     comparator: str | None
     code: str | None
@@ -81,16 +81,14 @@ class Quantity:
 # --- record parts --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PatientInfo:
+class PatientInfo(Struct, frozen=True):
     ref: str
     name: str | None
     birth_date: date | None
     gender: str | None
 
 
-@dataclass(frozen=True)
-class DoseInstruction:
+class DoseInstruction(Struct, frozen=True):
     quantity: Quantity | None  # per administration
     per_day: float | None  # administrations per day, from timing.repeat
     as_needed: bool
@@ -106,8 +104,7 @@ MedicationSource = Literal[
 StatusClass = Literal["current", "recent", "never", "draft", "uncertain"]
 
 
-@dataclass(frozen=True)
-class MedicationOrder:
+class MedicationOrder(Struct, frozen=True):
     """Evidence of a drug: an order, a statement, a dispense or an administration."""
 
     ref: str
@@ -138,8 +135,7 @@ class MedicationOrder:
         }[self.source]
 
 
-@dataclass(frozen=True)
-class Measurement:
+class Measurement(Struct, frozen=True):
     """One Observation value for a mapped analyte (one per component for panels)."""
 
     ref: str
@@ -166,8 +162,7 @@ VaccineSource = Literal[
 ]
 
 
-@dataclass(frozen=True)
-class VaccineEvent:
+class VaccineEvent(Struct, frozen=True):
     ref: str
     source: VaccineSource
     vaccine: Concept
@@ -175,8 +170,7 @@ class VaccineEvent:
     date: datetime | None  # occurrence, authoredOn, or the recommendation's date criterion
 
 
-@dataclass(frozen=True)
-class ConditionEntry:
+class ConditionEntry(Struct, frozen=True):
     ref: str
     concept: Concept
     clinical_status: str | None
@@ -186,16 +180,14 @@ class ConditionEntry:
     abated: bool = False  # an abatement is recorded (the condition has ended)
 
 
-@dataclass(frozen=True)
-class ParseProblem:
+class ParseProblem(Struct, frozen=True):
     ref: str
     resource_type: str
     error: str
     codes: tuple[Code, ...]  # what could be read of its codes, to tell which rules it concerns
 
 
-@dataclass(frozen=True)
-class Dropped:
+class Dropped(Struct, frozen=True):
     """A resource left out of the record on purpose (e.g. another patient's), shown as a warning."""
 
     ref: str
@@ -421,16 +413,13 @@ class _Builder:
     def _add_medication(self, order: MedicationOrder) -> None:
         drugs = self.drugs(order.medication)
         concept = order.medication
-        if order.medication_problem is None and concept is not None and not drugs.hits and not concept.names:
+        problem = order.medication_problem
+        if problem is None and concept is not None and not drugs.hits and not concept.names:
             # Only codes we do not know (an unlisted NDC, a local code) and no name: it might be azathioprine,
             # an anti-infective or an interacting drug, so it is unidentified, never "none of ours".
             codes = ", ".join(f"{c.system or '(no system)'}|{c.code}" for c in concept.codings) or "no code"
-            object.__setattr__(order, "medication_problem",
-                               f"medication has no name and no code azaguard knows ({codes}): it cannot be identified")
-        # Set on the order just built, not yet shared (replace() would build it a second time: a Synthea
-        # record has hundreds of orders).
-        object.__setattr__(order, "drugs", drugs)
-        self.orders.append(order)
+            problem = f"medication has no name and no code azaguard knows ({codes}): it cannot be identified"
+        self.orders.append(struct_replace(order, drugs=drugs, medication_problem=problem))
 
     # -- MedicationStatement: the patient takes (took, will take) it --
     def _medication_statement(self, raw: Resource) -> None:

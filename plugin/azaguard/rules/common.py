@@ -6,9 +6,10 @@ Pure functions over PatientRecord + Mappings + now; no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+
+from msgspec import Struct
 
 from azaguard.display import cite, decimals_of, format_day, format_quantity, humanise_text, sentence
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
@@ -92,8 +93,7 @@ def uncertain_reason(order: MedicationOrder) -> str:
             "it is current cannot be told")
 
 
-@dataclass(frozen=True)
-class Therapy:
+class Therapy(Struct, frozen=True):
     """The patient's azathioprine exposure at `now`."""
 
     current: tuple[MedicationOrder, ...]  # active / on-hold (+ draft in an ordering workflow)

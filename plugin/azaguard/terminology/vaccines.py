@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from msgspec import Struct
+
 from azaguard.mappings import Mappings
 from azaguard.terminology._common import (
     NamePattern,
@@ -31,8 +33,7 @@ VaccineKind = Literal["live", "not-live", "ambiguous", "not-a-vaccine"]
 _RESTRICTIVENESS: dict[VaccineKind, int] = {"live": 0, "ambiguous": 1, "not-live": 2, "not-a-vaccine": 3}
 
 
-@dataclass(frozen=True)
-class VaccineClass:
+class VaccineClass(Struct, frozen=True):
     kind: VaccineKind
     name: str  # the product as we name it ("MMR", or the record's own label)
     basis: str  # "CVX 03, live list", "NDC 00006-4681-00 -> CVX 03", "brand 'Shingrix' -> CVX 187", ...
