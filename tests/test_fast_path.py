@@ -104,6 +104,8 @@ INVALID = {
     "status is a list": ("status", ["final"]),  # (valid codes are remembered: a list is never looked up)
     "system is an object": ("code.coding.0.system", {"uri": "http://loinc.org"}),
     "status seen valid, then with a space": ("status", "final "),
+    "time seen valid, then an impossible day": ("effectiveDateTime", "2026-11-31T08:00:00Z"),
+    "instant seen valid, then without a zone": ("issued", "2026-11-10T08:00:00"),
 }
 
 
@@ -202,3 +204,94 @@ def test_what_orjson_refuses_gets_the_precise_message() -> None:
     for text, words in [(b'{"a": NaN}', "NaN"), (b'{"a": 1e999}', "out of range"), (b"\xff{}", "UTF-8")]:
         with pytest.raises(InputError, match=words):
             loads_limited(text, "x")
+
+
+# --- repeated values checked once (fhirview._MEMO) ---------------------------------------------------
+
+ORDER: dict[str, Any] = {
+    "resourceType": "MedicationRequest",
+    "id": "m1",
+    "status": "active",
+    "intent": "order",
+    "subject": {"reference": "Patient/p1"},
+    "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                              "code": "197388"}], "text": "azathioprine 50 MG"},
+    "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                           "doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg"}}]}],
+}
+
+
+def _order(**changes: Any) -> dict[str, Any]:
+    out = copy.deepcopy(ORDER)
+    dose = out["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+    dose.update(changes)
+    return out
+
+
+def test_a_remembered_value_answers_only_for_the_very_same_json() -> None:
+    # null is read (absent), NaN is refused; orjson writes both as null, so the text alone would confuse them.
+    assert fhirview.read(_order(value=None)).dosageInstruction[0].doseAndRate[0].doseQuantity.value is None
+    with pytest.raises(fhirview.FhirDataError, match="dosageInstruction"):
+        fhirview.read(_order(value=float("nan")))
+    # 50 and 50.0 are one value: both read, each as given.
+    assert fhirview.read(_order(value=50)).dosageInstruction[0].doseAndRate[0].doseQuantity.value == 50
+    assert fhirview.read(_order(value=50.0)).dosageInstruction[0].doseAndRate[0].doseQuantity.value == 50.0
+    # An invalid value is never remembered: refused each time, and a valid one after it still reads.
+    for _ in range(2):
+        with pytest.raises(fhirview.FhirDataError, match="expected a number"):
+            fhirview.read(_order(value="50"))
+    # Built in Python, not JSON (orjson cannot write it): checked without remembering, as before.
+    from decimal import Decimal
+
+    with pytest.raises(fhirview.FhirDataError, match="expected a number"):
+        fhirview.read(_order(value=Decimal(50)))
+    odd = _order()
+    odd["medicationCodeableConcept"]["extension"] = [{"valueDecimal": Decimal("0.5")}]  # not read
+    assert fhirview.read(odd).medicationCodeableConcept.text == "azathioprine 50 MG"
+
+
+def test_remembered_times_are_the_times_read() -> None:
+    from datetime import date as date_
+
+    for _ in range(2):  # the second read answers from memory
+        assert fhirview.read(changed("effectiveDateTime", "2026-11-10T08:00:00.1234567+02:00")).effectiveDateTime == \
+            datetime.fromisoformat("2026-11-10T08:00:00.123456+02:00")
+        assert fhirview.read(changed("effectiveDateTime", "2026-11-10")).effectiveDateTime == date_(2026, 11, 10)
+        assert fhirview.read(changed("effectiveDateTime", "2026-11")).effectiveDateTime == "2026-11"
+        assert fhirview.read({**WBC, "issued": "2026-11-10T08:00:00Z"}).issued == datetime(2026, 11, 10, 8, tzinfo=UTC)
+
+
+def test_a_remembered_dict_changed_afterwards_is_not_taken_for_its_old_value() -> None:
+    order = _order()
+    first = fhirview.read(order).medicationCodeableConcept
+    assert first.text == "azathioprine 50 MG"
+    concept = order["medicationCodeableConcept"]
+    concept["text"] = "   "  # still valid JSON; the remembered dict is this same object, now changed
+    again = fhirview.read(copy.deepcopy(ORDER)).medicationCodeableConcept
+    assert again.text == "azathioprine 50 MG"
+    assert fhirview.read(order).medicationCodeableConcept.text == "   "
+
+
+def test_what_paused_work_allocated_is_promoted_unwalked_and_a_deliberate_freeze_is_kept() -> None:
+    import gc
+
+    from azaguard.resources import gc_paused
+
+    assert gc.isenabled()
+    frozen_before = gc.get_freeze_count()
+    with gc_paused():
+        assert not gc.isenabled()
+        kept = [{"n": [i]} for i in range(50_000)]
+    assert gc.isenabled()
+    if frozen_before == 0:
+        # Moved to the oldest generation: the young one is not left to walk all 100,000 containers.
+        assert gc.get_count()[0] < 1_000 and gc.get_freeze_count() == 0
+    gc.freeze()  # a process that froze on purpose (`azaguard serve`) keeps its frozen objects frozen
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            kept += [{"n": [i]} for i in range(10)]
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    assert len(kept) == 50_010

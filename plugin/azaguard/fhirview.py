@@ -21,6 +21,8 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
+import orjson
+
 
 class FhirDataError(ValueError):
     """An element the rules read is not valid FHIR R4 JSON."""
@@ -127,18 +129,42 @@ def _date(v: object) -> object:
     raise FhirDataError("expected a date (YYYY, YYYY-MM or YYYY-MM-DD)")
 
 
+# Valid dateTimes and instants as parsed (immutable values): the Observations of one encounter share
+# their times. Exact `str` keys only; bounded like the code sets above.
+_DATETIMES: dict[str, object] = {}
+_INSTANTS: dict[str, object] = {}
+
+
 def _datetime(v: object) -> object:
+    if type(v) is str:
+        found = _DATETIMES.get(v)
+        if found is not None:
+            return found
     if isinstance(v, str) and _DATETIME_RE.fullmatch(v):
-        if len(v) > 10:
-            return _moment(v)
-        return _calendar_date(v) if len(v) == 10 else v
+        found = _moment(v) if len(v) > 10 else _calendar_date(v) if len(v) == 10 else v
+        _remember_value(_DATETIMES, v, found)
+        return found
     raise FhirDataError("expected a dateTime (a date, or a date and time with its zone)")
 
 
 def _instant(v: object) -> object:
+    if type(v) is str:
+        found = _INSTANTS.get(v)
+        if found is not None:
+            return found
     if isinstance(v, str) and _INSTANT_RE.fullmatch(v):
-        return _moment(v)
+        found = _moment(v)
+        _remember_value(_INSTANTS, v, found)
+        return found
     raise FhirDataError("expected an instant (date, time and zone)")
+
+
+def _remember_value(valid: dict[str, object], v: str, parsed: object) -> None:
+    if type(v) is not str:  # a str subclass is checked every time
+        return
+    if len(valid) > 20_000:  # never grow without bound
+        valid.clear()
+    valid[v] = parsed
 
 
 PRIMITIVES: dict[str, Callable[[object], object]] = {
@@ -324,9 +350,35 @@ def read(raw: dict[str, Any], resource_type: str | None = None) -> Any:
         raise FhirDataError(f"invalid {where}: {exc.message}") from None
 
 
+# Data types a record repeats verbatim (a Synthea file: 370 codes of 59 kinds, 166 dosages of 2): each
+# distinct value is checked once. Found by its JSON text (1 and 1.0, true and 1 differ there), then
+# compared with the value remembered (orjson writes NaN as null: equality tells them apart, and a
+# remembered dict changed since never matches). Only valid values are remembered; the Elements are
+# shared, and nothing writes to one after it is made.
+_MEMOISED = frozenset({"CodeableConcept", "Dosage"})
+_MEMO: dict[tuple[str, bytes], tuple[dict[str, Any], Element]] = {}
+
+
 def _element(raw: object, type_name: str) -> Element:
     if type(raw) is not dict:
         raise _Invalid([], "expected an object")
+    if type_name not in _MEMOISED:
+        return _checked(raw, type_name)
+    try:
+        key = (type_name, orjson.dumps(raw))
+    except orjson.JSONEncodeError:  # not plain JSON (e.g. built in Python with a Decimal)
+        return _checked(raw, type_name)
+    found = _MEMO.get(key)
+    if found is not None and found[0] == raw:
+        return found[1]
+    element = _checked(raw, type_name)
+    if len(_MEMO) > 4096:  # never grow without bound (each entry holds a small input dict)
+        _MEMO.clear()
+    _MEMO[key] = (raw, element)
+    return element
+
+
+def _checked(raw: dict[str, Any], type_name: str) -> Element:
     choices, required, plan, cls = _SPECS[type_name]
     for names, group in choices:
         if len(names.intersection(raw)) > 1:  # in C; most elements give one value of a group, or none

@@ -20,6 +20,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
+from msgspec import Struct
+from msgspec.structs import replace as struct_replace
+
 from azaguard import fhirview
 from azaguard.mappings import Mappings
 from azaguard.resources import Resource, ResourceSet, gc_paused
@@ -29,15 +32,13 @@ from azaguard.units import UnitError, normalise, unit_dimension
 # --- value types ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Code:
+class Code(Struct, frozen=True):
     system: str | None  # the URI as recorded
     code: str
     display: str | None = None
 
 
-@dataclass(frozen=True)
-class Concept:
+class Concept(Struct, frozen=True):
     """A CodeableConcept reduced to what matching needs."""
 
     codings: tuple[Code, ...] = ()
@@ -45,7 +46,7 @@ class Concept:
 
     def codes_in(self, systems: Iterable[str]) -> set[str]:
         """Codes whose system is one of the given URIs."""
-        uris = set(systems)
+        uris = systems if isinstance(systems, frozenset | set) else set(systems)
         return {c.code for c in self.codings if c.system in uris}
 
     @property
@@ -65,8 +66,7 @@ class Concept:
         return self.codings[0].code if self.codings else "(no name)"
 
 
-@dataclass(frozen=True)
-class Quantity:
+class Quantity(Struct, frozen=True):
     value: float | None
     comparator: str | None
     code: str | None
@@ -81,16 +81,14 @@ class Quantity:
 # --- record parts --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PatientInfo:
+class PatientInfo(Struct, frozen=True):
     ref: str
     name: str | None
     birth_date: date | None
     gender: str | None
 
 
-@dataclass(frozen=True)
-class DoseInstruction:
+class DoseInstruction(Struct, frozen=True):
     quantity: Quantity | None  # per administration
     per_day: float | None  # administrations per day, from timing.repeat
     as_needed: bool
@@ -106,8 +104,7 @@ MedicationSource = Literal[
 StatusClass = Literal["current", "recent", "never", "draft", "uncertain"]
 
 
-@dataclass(frozen=True)
-class MedicationOrder:
+class MedicationOrder(Struct, frozen=True):
     """Evidence of a drug: an order, a statement, a dispense or an administration."""
 
     ref: str
@@ -138,8 +135,7 @@ class MedicationOrder:
         }[self.source]
 
 
-@dataclass(frozen=True)
-class Measurement:
+class Measurement(Struct, frozen=True):
     """One Observation value for a mapped analyte (one per component for panels)."""
 
     ref: str
@@ -166,8 +162,7 @@ VaccineSource = Literal[
 ]
 
 
-@dataclass(frozen=True)
-class VaccineEvent:
+class VaccineEvent(Struct, frozen=True):
     ref: str
     source: VaccineSource
     vaccine: Concept
@@ -175,8 +170,7 @@ class VaccineEvent:
     date: datetime | None  # occurrence, authoredOn, or the recommendation's date criterion
 
 
-@dataclass(frozen=True)
-class ConditionEntry:
+class ConditionEntry(Struct, frozen=True):
     ref: str
     concept: Concept
     clinical_status: str | None
@@ -186,16 +180,14 @@ class ConditionEntry:
     abated: bool = False  # an abatement is recorded (the condition has ended)
 
 
-@dataclass(frozen=True)
-class ParseProblem:
+class ParseProblem(Struct, frozen=True):
     ref: str
     resource_type: str
     error: str
     codes: tuple[Code, ...]  # what could be read of its codes, to tell which rules it concerns
 
 
-@dataclass(frozen=True)
-class Dropped:
+class Dropped(Struct, frozen=True):
     """A resource left out of the record on purpose (e.g. another patient's), shown as a warning."""
 
     ref: str
@@ -302,7 +294,17 @@ class _Builder:
         self.conditions: list[ConditionEntry] = []
         self.problems: list[ParseProblem] = []
         self.dropped: list[Dropped] = []
-        self.unit_dimensions: dict[tuple[str | None, ...], str | None] = {}
+        self.by_unit_categories = frozenset(cat for cat, _ in self.by_unit)
+        self.loinc_systems = frozenset(mappings.systems.loinc)
+        # fhirview hands out one Element per distinct code or dosage (its memo): each is reduced once per
+        # record. Keyed by identity, the Element kept alongside (its id stays its own while we hold it).
+        self._concepts: dict[int, tuple[Any, Concept]] = {}
+        self._doses: dict[int, tuple[Any, DoseInstruction]] = {}
+        # ... and so is each Concept made from one: asked once per record which drug or vaccine it is.
+        self._vaccine: dict[int, tuple[Concept, bool]] = {}
+        self._drugs: dict[int, tuple[Concept | None, DrugMatch]] = {}
+        self.by_unit_dimensions = frozenset(dim for _, dim in self.by_unit)
+        self.unit_dimensions: dict[tuple[object, ...], str | None] = {}
 
     def handler_for(self, raw: Resource) -> Callable[[_Builder, Resource], None] | None:
         """How a resource is read, or None when no rule reads it (its type, or an Observation's codes)."""
@@ -319,6 +321,38 @@ class _Builder:
             self.problems.append(ParseProblem(
                 ref=_ref_of(raw), resource_type=raw["resourceType"], error=_short_error(exc), codes=_raw_codes(raw)
             ))
+
+    def concept(self, cc: Any) -> Concept:
+        hit = self._concepts.get(id(cc))
+        if hit is not None and hit[0] is cc:
+            return hit[1]
+        found = _concept(cc)
+        self._concepts[id(cc)] = (cc, found)
+        return found
+
+    def is_vaccine(self, concept: Concept) -> bool:
+        hit = self._vaccine.get(id(concept))
+        if hit is not None and hit[0] is concept:
+            return hit[1]
+        found = is_vaccine_concept(concept, self.m)
+        self._vaccine[id(concept)] = (concept, found)
+        return found
+
+    def drugs(self, concept: Concept | None) -> DrugMatch:
+        hit = self._drugs.get(id(concept))
+        if hit is not None and hit[0] is concept:
+            return hit[1]
+        found = drug_ingredients(concept, self.m)
+        self._drugs[id(concept)] = (concept, found)
+        return found
+
+    def dose(self, d: Any) -> DoseInstruction:
+        hit = self._doses.get(id(d))
+        if hit is not None and hit[0] is d:
+            return hit[1]
+        found = _dose(d)
+        self._doses[id(d)] = (d, found)
+        return found
 
     def _parse(self, raw: Resource, resource_type: str) -> Any:
         """The resource as typed objects: checked on what the rules read, or fully by fhir.resources."""
@@ -344,10 +378,10 @@ class _Builder:
         ref = _ref_of(raw)
         status = _raw_status(raw)
         concept, med_ref, problem = self._medication_of(mr, raw)
-        if concept is not None and is_vaccine_concept(concept, self.m):
+        if concept is not None and self.is_vaccine(concept):
             self.vaccines.append(VaccineEvent(ref, "MedicationRequest", concept, status, _as_datetime(mr.authoredOn)))
             return
-        doses = tuple(_dose(d) for d in (mr.dosageInstruction or []))
+        doses = tuple(self.dose(d) for d in (mr.dosageInstruction or []))
         start, end = _order_period(mr)
         authored = _as_datetime(mr.authoredOn)
         self._add_medication(MedicationOrder(
@@ -377,18 +411,15 @@ class _Builder:
         return "never" if status in classes.never else "uncertain"
 
     def _add_medication(self, order: MedicationOrder) -> None:
-        drugs = drug_ingredients(order.medication, self.m)
+        drugs = self.drugs(order.medication)
         concept = order.medication
-        if order.medication_problem is None and concept is not None and not drugs.hits and not concept.names:
+        problem = order.medication_problem
+        if problem is None and concept is not None and not drugs.hits and not concept.names:
             # Only codes we do not know (an unlisted NDC, a local code) and no name: it might be azathioprine,
             # an anti-infective or an interacting drug, so it is unidentified, never "none of ours".
             codes = ", ".join(f"{c.system or '(no system)'}|{c.code}" for c in concept.codings) or "no code"
-            object.__setattr__(order, "medication_problem",
-                               f"medication has no name and no code azaguard knows ({codes}): it cannot be identified")
-        # Set on the order just built, not yet shared (replace() would build it a second time: a Synthea
-        # record has hundreds of orders).
-        object.__setattr__(order, "drugs", drugs)
-        self.orders.append(order)
+            problem = f"medication has no name and no code azaguard knows ({codes}): it cannot be identified"
+        self.orders.append(struct_replace(order, drugs=drugs, medication_problem=problem))
 
     # -- MedicationStatement: the patient takes (took, will take) it --
     def _medication_statement(self, raw: Resource) -> None:
@@ -435,7 +466,7 @@ class _Builder:
             _as_datetime(ma.effectivePeriod.start) if ma.effectivePeriod else None
         )
         end = (_as_datetime(ma.effectivePeriod.end) if ma.effectivePeriod else None) or start
-        if concept is not None and is_vaccine_concept(concept, self.m):
+        if concept is not None and self.is_vaccine(concept):
             self.vaccines.append(VaccineEvent(ref, "MedicationAdministration", concept, status, end))
             return
         window = timedelta(days=self.m.policy.therapy.administration_current_days.value)
@@ -449,7 +480,7 @@ class _Builder:
 
     def _medication_of(self, mr: Any, raw: Resource) -> tuple[Concept | None, str | None, str | None]:
         if mr.medicationCodeableConcept is not None:
-            return _concept(mr.medicationCodeableConcept), None, None
+            return self.concept(mr.medicationCodeableConcept), None, None
         reference = mr.medicationReference.reference if mr.medicationReference else None
         display = mr.medicationReference.display if mr.medicationReference else None
         if not reference:
@@ -483,33 +514,60 @@ class _Builder:
         if not codes:
             return True  # unreadable code: parse it so a failure is recorded, not skipped
         wanted = self.loinc_to_analyte
-        if any(c in wanted for c in codes):
-            return True
+        for c in codes:
+            if c in wanted:
+                return True
         components = raw.get("component")
+        parts: list[Any] = [raw]
         if isinstance(components, list):
             for comp in components:
-                if isinstance(comp, dict) and any(c in wanted for c in _raw_code_values(comp.get("code"))):
-                    return True
-        return any(self._by_unit(raw, part) for part in [raw, *(components if isinstance(components, list) else [])])
+                if isinstance(comp, dict):
+                    for c in _raw_code_values(comp.get("code")):
+                        if c in wanted:
+                            return True
+            parts += components
+        if not self.by_unit:
+            return False
+        categories = _raw_category_codes(raw)
+        if categories.isdisjoint(self.by_unit_categories):
+            return False  # most Observations: decided without resolving a unit
+        return any(self._by_unit(raw, part, categories) for part in parts)
 
-    def _by_unit(self, raw: Resource, holder: object) -> str | None:
+    def _by_unit(self, raw: Resource, holder: object, categories: set[str] | None = None) -> str | None:
         """The analyte an Observation (or component) is by its category and its value's unit, if any."""
         if not self.by_unit or not isinstance(holder, dict):
             return None
         q = holder.get("valueQuantity")
         if not isinstance(q, dict):
             return None
-        categories = raw.get("category")
-        codes = {c for cat in (categories if isinstance(categories, list) else []) for c in _raw_code_values(cat)}
-        if not any(cat in codes for cat, _ in self.by_unit):
-            return None  # most Observations: decided without resolving the unit
-        unit = tuple(x if isinstance(x, str) else None for x in (q.get("code"), q.get("system"), q.get("unit")))
-        # A record repeats a few units hundreds of times (a Synthea file's vital signs): resolved once each.
-        if unit in self.unit_dimensions:
-            dimension = self.unit_dimensions[unit]
-        else:
-            dimension = self.unit_dimensions[unit] = unit_dimension(unit[0], unit[1], unit[2], self.m)
+        codes = _raw_category_codes(raw) if categories is None else categories
+        if codes.isdisjoint(self.by_unit_categories):
+            return None
+        dimension = self._dimension_of(q)
+        if dimension not in self.by_unit_dimensions:
+            return None  # most vital signs: a unit no analyte is recognised by
         return next((a for (cat, dim), a in self.by_unit.items() if dim == dimension and cat in codes), None)
+
+    def _dimension_of(self, q: dict[str, Any]) -> str | None:
+        """The dimension of a raw Quantity's unit. A record repeats a few units hundreds of times (a
+        Synthea file's vital signs): each resolved once, remembered under the values as recorded (a
+        value that is not a string counts as absent; a list or object is never remembered)."""
+        code, system, text = key = (q.get("code"), q.get("system"), q.get("unit"))
+        try:
+            return self.unit_dimensions[key]
+        except KeyError:
+            remember = True
+        except TypeError:  # unhashable: resolved without remembering
+            remember = False
+        found = unit_dimension(
+            code if isinstance(code, str) else None,
+            system if isinstance(system, str) else None,
+            text if isinstance(text, str) else None,
+            self.m,
+        )
+        if remember:
+            self.unit_dimensions[key] = found
+        return found
 
     def _observation(self, raw: Resource) -> None:
         obs = self._parse(raw, "Observation")
@@ -527,8 +585,8 @@ class _Builder:
         parts = [(obs.code, obs)] + [(c.code, c) for c in (obs.component or [])]
         found = False
         for (code_concept, holder), raw_part in zip(parts, raw_parts, strict=False):
-            concept = _concept(code_concept)
-            loinc = next((c for c in concept.codes_in(self.m.systems.loinc) if c in self.loinc_to_analyte), None)
+            concept = self.concept(code_concept)
+            loinc = next((c for c in concept.codes_in(self.loinc_systems) if c in self.loinc_to_analyte), None)
             analyte = self.loinc_to_analyte.get(loinc or "") or self._by_unit(raw, raw_part)
             if analyte is None:
                 continue
@@ -542,7 +600,7 @@ class _Builder:
 
     def _gene(self, obs: Any, code: Concept) -> str | None:
         """The gene a pharmacogenomic result is about: fixed by its code, a gene-studied component, or text."""
-        analyte = self.loinc_to_analyte.get(next(iter(code.codes_in(self.m.systems.loinc)), ""), "")
+        analyte = self.loinc_to_analyte.get(next(iter(code.codes_in(self.loinc_systems)), ""), "")
         coded = self.m.analytes.coded_analytes.get(analyte)
         if coded is None:
             return None
@@ -789,6 +847,11 @@ def _raw_code_values(cc: object) -> list[str]:
     if not isinstance(codings, list):
         return []
     return [c["code"] for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)]
+
+
+def _raw_category_codes(raw: Mapping[str, Any]) -> set[str]:
+    categories = raw.get("category")
+    return {c for cat in (categories if isinstance(categories, list) else []) for c in _raw_code_values(cat)}
 
 
 def _raw_codes(raw: Mapping[str, Any]) -> tuple[Code, ...]:

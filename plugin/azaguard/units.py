@@ -59,7 +59,7 @@ def unit_dimension(code: str | None, system: str | None, text: str | None, mappi
 def _resolve_unit(
     code: str | None, system: str | None, text: str | None, mappings: Mappings
 ) -> tuple[str | None, Literal["code", "alias", "text"]]:
-    known = {u for d in mappings.units.dimensions.values() for u in d.units}
+    known = _known_units(mappings)
     aliases = mappings.units.aliases
     ucum_system = system is None or system in mappings.systems.ucum
     if code:
@@ -84,3 +84,19 @@ def _describe(code: str | None, text: str | None) -> str:
     if text:
         return f"{text!r} (text only)"
     return "(none)"
+
+
+_KNOWN: dict[int, tuple[object, frozenset[str]]] = {}
+
+
+def _known_units(mappings: Mappings) -> frozenset[str]:
+    """Every unit of every dimension, collected once per mappings (a record resolves hundreds of units)."""
+    units = mappings.units
+    hit = _KNOWN.get(id(units))
+    if hit is not None and hit[0] is units:
+        return hit[1]
+    if len(_KNOWN) > 8:  # tests load a few variants; never grow without bound
+        _KNOWN.clear()
+    known = frozenset(u for d in units.dimensions.values() for u in d.units)
+    _KNOWN[id(units)] = (units, known)
+    return known

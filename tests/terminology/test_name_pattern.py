@@ -57,3 +57,31 @@ def test_names_match_skips_only_words_that_cannot_be_there() -> None:
             (w for w in words if any(re.search(rf"\b{re.escape(fold(w))}\b", fold(n), re.I) for n in names)), None
         )
         assert names_match(names, words) == expected, names
+
+
+def test_mapping_patterns_tried_only_where_they_may_match_give_the_same_first_match() -> None:
+    from azaguard.terminology._common import Patterns, required_letters
+
+    sets = load_mappings().vaccines.name_patterns
+    groups = [sets.not_live_overrides, sets.live, sets.not_live, sets.vaccine_words, sets.not_vaccine]
+    tricky = ["\\bMMRV?\\b", "ab|cd", "x+y", "a{0,2}bc", "(?x) a b", "\\u00e9t", "[]a]bc", "zoster (live)",
+              "non-?replicating", "s[^;]*ks", "\\btit(?:er|re)s?\\b"]
+    assert required_letters("recombinant[^;]*zoster") == ("recombinant", "zoster")
+    assert required_letters("\\bMMRV?\\b") == ("mmr",) and required_letters("ab|cd") == ()
+    words = [w for g in groups for p in g for w in re.findall(r"[A-Za-z]{3,}", p)]
+    words += ["MMR", "mmrv", "Zoster", "ZOSTER", "ſhingles", "LIVE", "KS", "tıter", "İnactivated", "vaccine",
+              "é", "ét", "abc", "xy", "a b", ";", "-", "(", ")", "cd", "bc", "non replicating", "IgG", "x"]
+    rng = random.Random(13)
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 5))) for _ in range(1500)]
+    for sources in [*groups, tricky]:
+        lazy = Patterns(sources)
+        plain = [re.compile(s, re.IGNORECASE) for s in sources]
+        for i in range(0, len(texts), 2):
+            names = texts[i : i + 2]
+            first = next((p.pattern for p in plain if any(p.search(n) for n in names)), None)
+            lazy_first = next((p.pattern for p in lazy.candidates(names) if any(p.search(n) for n in names)), None)
+            assert lazy_first == first, names
+            assert lazy.any_in(names) == (first is not None)
+    # A text holding none of the words compiles nothing.
+    untouched = Patterns(sets.live)
+    assert not untouched.any_in(["azathioprine 50 MG Oral Tablet"]) and not untouched._compiled

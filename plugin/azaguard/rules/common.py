@@ -6,9 +6,10 @@ Pure functions over PatientRecord + Mappings + now; no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+
+from msgspec import Struct
 
 from azaguard.display import cite, decimals_of, format_day, format_quantity, humanise_text, sentence
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
@@ -92,8 +93,7 @@ def uncertain_reason(order: MedicationOrder) -> str:
             "it is current cannot be told")
 
 
-@dataclass(frozen=True)
-class Therapy:
+class Therapy(Struct, frozen=True):
     """The patient's azathioprine exposure at `now`."""
 
     current: tuple[MedicationOrder, ...]  # active / on-hold (+ draft in an ordering workflow)
@@ -131,7 +131,22 @@ class Therapy:
         return tuple(o.ref for o in self.current + self.recent)
 
 
+# The last answer: every rule asks it of the same record, mappings and moment in one evaluation. All
+# three compared by identity (a record is frozen; an equal instant in another zone is worked out again).
+_LAST_THERAPY: tuple[PatientRecord, Mappings, datetime, Therapy] | None = None
+
+
 def therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
+    global _LAST_THERAPY
+    last = _LAST_THERAPY
+    if last is not None and last[0] is record and last[1] is m and last[2] is now:
+        return last[3]
+    found = _therapy(record, m, now)
+    _LAST_THERAPY = (record, m, now, found)
+    return found
+
+
+def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
     policy = m.policy.therapy
     window = timedelta(days=policy.recent_window_days.value)
     current: list[MedicationOrder] = []

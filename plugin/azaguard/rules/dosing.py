@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from msgspec import Struct
 
 from azaguard.findings import Evidence, Finding, Severity, Status
 from azaguard.mappings import Interaction, Mappings
@@ -37,8 +38,7 @@ _DRUG_MASS = "drug-mass"  # units dimension of a dose in mg
 # --- daily dose, shared by the dose rule and the allopurinol interaction ----------------
 
 
-@dataclass(frozen=True)
-class DailyDose:
+class DailyDose(Struct, frozen=True):
     mg_per_day: float | None
     mg_per_kg_day: float | None
     how: tuple[str, ...]  # "azathioprine order MedicationRequest/1: 2 x 50 mg = 100 mg/day"

@@ -8,8 +8,9 @@ rule never answers ok.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from msgspec import Struct
 
 from azaguard.display import humanise_quantity
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
@@ -65,8 +66,7 @@ def _fmt_cel(meas: Measurement) -> str:
     return f"{comp}{meas.value:.1f} °C" if meas.value is not None else "?"
 
 
-@dataclass(frozen=True)
-class Temperatures:
+class Temperatures(Struct, frozen=True):
     fevers: tuple[Measurement, ...]  # decidedly at or above the threshold, in the window
     normal: tuple[Measurement, ...]  # decidedly below it, in the window
     undecidable: tuple[tuple[Measurement, str], ...]  # in the window, with why it cannot be read
@@ -247,8 +247,7 @@ def infection_match(concept: Concept, m: Mappings) -> str | None:
     return match.how if match is not None and match.holds else None
 
 
-@dataclass(frozen=True)
-class CurrentConditions:
+class CurrentConditions(Struct, frozen=True):
     """Conditions that bear on the infection hold now, by class."""
 
     holds: tuple[tuple[ConditionEntry, InfectionMatch, str], ...]  # (condition, class, why current)

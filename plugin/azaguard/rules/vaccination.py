@@ -7,9 +7,10 @@ given during therapy, or just before it started, is flagged for the prescriber.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+
+from msgspec import Struct
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Mappings
@@ -32,8 +33,7 @@ RULE: RuleId = "vaccination-hold"
 Kind = Literal["live", "not_live", "ambiguous"]
 
 
-@dataclass(frozen=True)
-class Classified:
+class Classified(Struct, frozen=True):
     """A vaccine event with what kind of product it is and why we think so."""
 
     event: VaccineEvent

@@ -10,8 +10,10 @@ itself ("hay fever", "familial Mediterranean fever").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, get_args
+
+from msgspec import Struct
+from msgspec.structs import replace as struct_replace
 
 from azaguard.mappings import InfectionKind, Mappings
 from azaguard.terminology._common import PerMappings, names_match
@@ -25,8 +27,7 @@ _ICD_SYSTEMS = ("icd10cm", "icd10")
 _LABELS = {"icd10cm": "ICD-10-CM", "icd10": "WHO ICD-10", "snomed": "SNOMED CT"}
 
 
-@dataclass(frozen=True)
-class InfectionMatch:
+class InfectionMatch(Struct, frozen=True):
     kind: InfectionKind
     value_set: str  # the value set's label in mappings
     system: str | None  # system name ('icd10cm', 'icd10', 'snomed'); None for a name-only match
@@ -116,14 +117,28 @@ def _by_name(concept: Concept, m: Mappings) -> InfectionMatch | None:
     return None
 
 
+_CLASSES: PerMappings[dict[Concept, InfectionMatch | None]] = PerMappings()
+
+
 def infection_class(concept: Concept, m: Mappings) -> InfectionMatch | None:
-    """The infection class of a condition's code (the strongest of its codings), else of its name."""
+    """The infection class of a condition's code (the strongest of its codings), else of its name.
+    Memoised (the rules ask it of every condition, under several rules)."""
+    cache = _CLASSES.get_or_build(m, lambda _: {})
+    if concept in cache:
+        return cache[concept]
+    if len(cache) > 50_000:
+        cache.clear()
+    found = cache[concept] = _infection_class(concept, m)
+    return found
+
+
+def _infection_class(concept: Concept, m: Mappings) -> InfectionMatch | None:
     coded = _coded(concept, m)
     if coded:
         best = min(coded, key=lambda x: _STRENGTH.index(x.kind))
         if best.kind == "neutropenia":
             named = _by_name(concept, m)
             if named is not None and named.holds:
-                return replace(best, febrile=True, display=f"{best.display}; named '{named.display}'")
+                return struct_replace(best, febrile=True, display=f"{best.display}; named '{named.display}'")
         return best
     return _by_name(concept, m)

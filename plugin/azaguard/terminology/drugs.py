@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from msgspec import Struct
+
 from azaguard.mappings import DrugCodes, Mappings
 from azaguard.terminology._common import (
     NamePattern,
@@ -29,8 +31,7 @@ MatchKind = Literal["code", "name"]
 AZATHIOPRINE = "azathioprine"
 
 
-@dataclass(frozen=True)
-class DrugHit:
+class DrugHit(Struct, frozen=True):
     """One of our ingredients found in a concept, and how."""
 
     group: Group
@@ -39,8 +40,7 @@ class DrugHit:
     basis: str  # "RxNorm 197388", "ATC J01CA04", "name 'Imuran'"
 
 
-@dataclass(frozen=True)
-class DrugMatch:
+class DrugMatch(Struct, frozen=True):
     hits: frozenset[DrugHit] = frozenset()
     # Named with a topical/eye/ear form word: not systemic, so never an anti-infective.
     non_systemic: bool = False

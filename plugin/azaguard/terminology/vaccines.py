@@ -8,13 +8,15 @@ restrictive wins (live, then ambiguous, then not live). A vaccine nothing classi
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
+
+from msgspec import Struct
 
 from azaguard.mappings import Mappings
 from azaguard.terminology._common import (
     NamePattern,
+    Patterns,
     PerMappings,
     coded,
     name_alternation,
@@ -31,8 +33,7 @@ VaccineKind = Literal["live", "not-live", "ambiguous", "not-a-vaccine"]
 _RESTRICTIVENESS: dict[VaccineKind, int] = {"live": 0, "ambiguous": 1, "not-live": 2, "not-a-vaccine": 3}
 
 
-@dataclass(frozen=True)
-class VaccineClass:
+class VaccineClass(Struct, frozen=True):
     kind: VaccineKind
     name: str  # the product as we name it ("MMR", or the record's own label)
     basis: str  # "CVX 03, live list", "NDC 00006-4681-00 -> CVX 03", "brand 'Shingrix' -> CVX 187", ...
@@ -53,11 +54,11 @@ class _VaccineIndex:
     crosswalk: dict[tuple[str, str], str]  # (system name, code) -> CVX
     brands: NamePattern | None
     cvx_by_brand: dict[str, str]
-    overrides: list[re.Pattern[str]]
-    live: list[re.Pattern[str]]
-    not_live: list[re.Pattern[str]]
-    vaccine_words: list[re.Pattern[str]]
-    not_vaccine: list[re.Pattern[str]]
+    overrides: Patterns
+    live: Patterns
+    not_live: Patterns
+    vaccine_words: Patterns
+    not_vaccine: Patterns
     cache: dict[tuple[Concept, bool], VaccineClass] = field(default_factory=dict)
 
 
@@ -75,9 +76,6 @@ def _build(m: Mappings) -> _VaccineIndex:
         for code, cvx in table.items():
             crosswalk[(system, code)] = cvx
 
-    def compile_all(patterns: tuple[str, ...]) -> list[re.Pattern[str]]:
-        return [re.compile(p, re.IGNORECASE) for p in patterns]
-
     names = v.name_patterns
     return _VaccineIndex(
         systems=system_names(m),
@@ -85,11 +83,11 @@ def _build(m: Mappings) -> _VaccineIndex:
         crosswalk=crosswalk,
         brands=name_alternation(v.brands.cvx_by_brand),
         cvx_by_brand={name_key(b): c for b, c in v.brands.cvx_by_brand.items()},
-        overrides=compile_all(names.not_live_overrides),
-        live=compile_all(names.live),
-        not_live=compile_all(names.not_live),
-        vaccine_words=compile_all(names.vaccine_words),
-        not_vaccine=compile_all(names.not_vaccine),
+        overrides=Patterns(names.not_live_overrides),
+        live=Patterns(names.live),
+        not_live=Patterns(names.not_live),
+        vaccine_words=Patterns(names.vaccine_words),
+        not_vaccine=Patterns(names.not_vaccine),
     )
 
 
@@ -158,15 +156,15 @@ def _classify(concept: Concept, index: _VaccineIndex, is_vaccine: bool) -> Vacci
             ]
             best = _most_restrictive(found)
             return VaccineClass(best.kind, label, best.basis, by_name=True, cvx=best.cvx)
-    vaccine_word = any(p.search(n) for p in index.vaccine_words for n in names)
-    if not vaccine_word and any(p.search(n) for p in index.not_vaccine for n in names):
+    vaccine_word = index.vaccine_words.any_in(names)
+    if not vaccine_word and index.not_vaccine.any_in(names):
         # "Measles IgG antibody", "VariZIG": a test or an immune globulin, not a vaccine product.
         if is_vaccine:
             return VaccineClass("ambiguous", label, "recorded as a vaccine but named like a test or an immune "
                                 "globulin", by_name=True)
         return VaccineClass("not-a-vaccine", label, "a laboratory test or immune globulin, not a vaccine")
     for kind, patterns in (("not-live", index.overrides), ("live", index.live), ("not-live", index.not_live)):
-        for pattern in patterns:
+        for pattern in patterns.candidates(names):
             hit = next((match for n in names if (match := pattern.search(n))), None)
             if hit is not None:
                 basis = f"no vaccine code; matched by name only ({hit.group(0)!r})"
