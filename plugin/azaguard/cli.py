@@ -248,10 +248,11 @@ def _check(args: argparse.Namespace) -> int:
     if args.bundle is not None:
         if args.write or args.dry_run:
             raise InputError("--write/--dry-run need --fhir-url (a Bundle file has no chart to write to)")
+        from azaguard.record import RECORD_TYPES
         from azaguard.resources import load_json_file
 
         with _terminology(args, mappings) as terminology:
-            resources = load_json_file(args.bundle)
+            resources = load_json_file(args.bundle, RECORD_TYPES)
             try:
                 result = check_resources(resources, mappings=mappings, now=now, terminology=terminology)
             except InputError:

@@ -757,6 +757,11 @@ class _Builder:
     }
 
 
+
+# The resource types a record is built from (what record_from_bytes decodes): those with a handler, and
+# the Medications their orders point at.
+RECORD_TYPES: frozenset[str] = frozenset(_Builder._handlers) | {"Medication"}
+
 # --- whose data -----------------------------------------------------------------------
 
 _SUBJECT_KEYS = ("subject", "patient")

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 Resource = dict[str, Any]
@@ -180,9 +182,15 @@ class ResourceSet:
 
     resources: list[Resource] = field(default_factory=list)
     index: dict[str, Resource] = field(default_factory=dict)
+    # Entries of types the record never reads, left undecoded (record_from_bytes): decoded and indexed
+    # only if a reference is not found among the others (a subject naming another resource).
+    unread: list[tuple[object, msgspec.Raw]] = field(default_factory=list)
 
     def add(self, resource: Resource, full_url: str | None = None) -> None:
         self.resources.append(resource)
+        self._name(resource, full_url)
+
+    def _name(self, resource: Resource, full_url: str | None) -> None:
         rtype, rid = resource.get("resourceType"), resource.get("id")
         index = self.index
         if isinstance(rtype, str) and isinstance(rid, str):
@@ -197,6 +205,13 @@ class ResourceSet:
 
     def resolve(self, reference: str) -> Resource | None:
         """The resource a reference points at, if it is in this set."""
+        found = self._lookup(reference)
+        if found is None and self.unread:
+            self._index_unread()
+            found = self._lookup(reference)
+        return found
+
+    def _lookup(self, reference: str) -> Resource | None:
         found = self.index.get(reference)
         if found is None and "/_history/" in reference:
             found = self.index.get(reference.split("/_history/")[0])
@@ -204,6 +219,19 @@ class ResourceSet:
             parts = reference.rstrip("/").split("/")
             found = self.index.get(f"{parts[-2]}/{parts[-1]}")
         return found
+
+    def _index_unread(self) -> None:
+        """Names of the undecoded entries, so a reference to one resolves as it did when every entry was
+        decoded (only its type and names are read; one that does not decode stays unnamed)."""
+        unread, self.unread = self.unread, []
+        with gc_paused():
+            for full_url, raw in unread:
+                try:
+                    resource = orjson.loads(memoryview(raw))
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(resource, dict):
+                    self._name(resource, full_url if isinstance(full_url, str) else None)
 
     def of_type(self, resource_type: str) -> Iterator[Resource]:
         return (r for r in self.resources if r.get("resourceType") == resource_type)
@@ -219,15 +247,112 @@ class ResourceSet:
         return out
 
 
-def load_json_file(path: Path) -> ResourceSet:
-    """Read a Bundle or JSON array from a file; raises InputError with a clear message."""
+def load_json_file(path: Path, read_types: Collection[str] | None = None) -> ResourceSet:
+    """Read a Bundle or JSON array from a file; raises InputError with a clear message.
+
+    `read_types`: the resource types the caller reads (record.RECORD_TYPES); entries of other types in
+    a Bundle are then checked as JSON but not decoded (see record_from_bytes)."""
     try:
         if path.stat().st_size > MAX_INPUT_BYTES:
             raise InputError(f"{path} is {path.stat().st_size} bytes; the limit is {MAX_INPUT_BYTES}")
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if read_types is not None:
+        return record_from_bytes(raw, str(path), read_types)
     return resource_set_from_json(loads_limited(raw, str(path)))
+
+
+class _Entry(msgspec.Struct):
+    fullUrl: str | None = None  # anything else: the full path (which ignores it)
+    resource: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Bundle(msgspec.Struct):
+    resourceType: object = None
+    entry: list[_Entry] = []
+
+
+_BUNDLE_SKELETON = msgspec.json.Decoder(_Bundle)
+# How FHIR JSON (and every server we know) opens a resource; any other opening is decoded in full.
+_RESOURCE_TYPE_FIRST = re.compile(rb'\{\s*"resourceType"\s*:\s*"([A-Za-z]{1,64})"')
+_NULL = b"null"
+
+
+def record_from_bytes(raw: bytes, what: str, read_types: Collection[str]) -> ResourceSet:
+    """The resources of a record's Bundle, decoding only entries of `read_types` (and Bundles, and any
+    entry whose type cannot be read from its opening).
+
+    A Synthea file is mostly claims, encounters and reports that no rule reads: they are checked as JSON
+    (syntax and UTF-8; nesting up to Python's recursion limit) but not decoded, which halves the
+    decoding. So the limits on values (a number past a double, nesting past MAX_DEPTH) hold for the
+    entries that are read, as before, and no longer refuse a whole record for a claim no rule reads.
+    Anything unusual takes the full path, whose errors are exact: input that is not a Bundle, malformed
+    JSON, nesting past the limit, an entry that does not decode, a record without a Patient among what
+    was read (whose record it is is then told from every entry)."""
+    if len(raw) > MAX_INPUT_BYTES or len(raw) > MAX_STRING_CHARS or not _utf8(raw):
+        return resource_set_from_json(loads_limited(raw, what))
+    wanted = frozenset(t.encode() for t in read_types) | {b"Bundle"}
+    out = ResourceSet()
+    try:
+        with gc_paused():
+            bundle = _BUNDLE_SKELETON.decode(raw)
+            if bundle.resourceType != "Bundle" or len(bundle.entry) > MAX_ENTRIES:
+                raise _FullPath
+            read: list[tuple[int, memoryview, str | None]] = []
+            for i, entry in enumerate(bundle.entry):
+                resource_raw = entry.resource
+                opening = _RESOURCE_TYPE_FIRST.match(resource_raw)  # Raw is a buffer: no copy
+                if opening is not None and opening[1] not in wanted:
+                    if opening[1] != b"OperationOutcome":
+                        out.unread.append((entry.fullUrl, resource_raw))
+                    continue
+                resource_bytes = memoryview(resource_raw)
+                if resource_bytes != _NULL:
+                    read.append((i, resource_bytes, entry.fullUrl))
+            # Each resource sits 3 levels down (Bundle, entry list, entry) and closes what it opens, so
+            # the nesting of them all, end to end, is the deepest of them.
+            marks = b"".join(r for _, r, _ in read).translate(_NESTING, _NOT_BRACKETS)
+            if _nesting_at_most(marks) > MAX_DEPTH - 3:
+                raise _FullPath
+            for i, resource_bytes, full_url in read:
+                resource = orjson.loads(resource_bytes)
+                rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+                if not isinstance(rtype, str):
+                    raise InputError(f"Bundle.entry[{i}].resource is not a FHIR resource")
+                _add_resource(out, resource, full_url)
+    except (_FullPath, msgspec.MsgspecError, orjson.JSONDecodeError, RecursionError):
+        return resource_set_from_json(loads_limited(raw, what))
+    if not out.patients():
+        return resource_set_from_json(loads_limited(raw, what))
+    return out
+
+
+class _FullPath(Exception):
+    """The input needs the full decode (its errors are exact)."""
+
+
+_UTF8_CHUNK = 1 << 16
+
+
+def _utf8(raw: bytes) -> bool:
+    """Whether `raw` is UTF-8, decoding only the stretches that are not ASCII (a record's non-ASCII
+    letters sit in a few names and addresses; decoding all 4 MB builds a 4-16 MB string)."""
+    if raw.isascii():
+        return True
+    start, size = 0, len(raw)
+    while start < size:
+        end = min(start + _UTF8_CHUNK, size)
+        while end < size and raw[end] >= 0x80:  # end on an ASCII byte: never inside a character
+            end += 1
+        chunk = raw[start:end]
+        if not chunk.isascii():
+            try:
+                chunk.decode("utf-8")
+            except UnicodeDecodeError:
+                return False
+        start = end
+    return True
 
 
 def resource_set_from_json(data: object) -> ResourceSet:
