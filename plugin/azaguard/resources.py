@@ -289,7 +289,9 @@ def record_from_bytes(raw: bytes, what: str, read_types: Collection[str]) -> Res
     entries that are read, as before, and no longer refuse a whole record for a claim no rule reads.
     Anything unusual takes the full path, whose errors are exact: input that is not a Bundle, malformed
     JSON, nesting past the limit, an entry that does not decode, a record without a Patient among what
-    was read (whose record it is is then told from every entry)."""
+    was read (whose record it is is then told from every entry). An entry is classed by the first
+    resourceType of its opening: one that names a second type later (hostile input; a decoder keeps the
+    last) is classed by the first."""
     if len(raw) > MAX_INPUT_BYTES or len(raw) > MAX_STRING_CHARS or not _utf8(raw):
         return resource_set_from_json(loads_limited(raw, what))
     wanted = frozenset(t.encode() for t in read_types) | {b"Bundle"}
