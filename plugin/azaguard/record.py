@@ -25,6 +25,7 @@ from msgspec.structs import replace as struct_replace
 
 from azaguard import fhirview
 from azaguard.mappings import Mappings
+from azaguard.memo import ByIdentity
 from azaguard.resources import Resource, ResourceSet, gc_paused
 from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
 from azaguard.units import UnitError, normalise, unit_dimension
@@ -298,11 +299,13 @@ class _Builder:
         self.loinc_systems = frozenset(mappings.systems.loinc)
         # fhirview hands out one Element per distinct code or dosage (its memo): each is reduced once per
         # record. Keyed by identity, the Element kept alongside (its id stays its own while we hold it).
-        self._concepts: dict[int, tuple[Any, Concept]] = {}
-        self._doses: dict[int, tuple[Any, DoseInstruction]] = {}
+        self._concepts: ByIdentity[Any, Concept] = ByIdentity()
+        self._doses: ByIdentity[Any, DoseInstruction] = ByIdentity()
         # ... and so is each Concept made from one: asked once per record which drug or vaccine it is.
-        self._vaccine: dict[int, tuple[Concept, bool]] = {}
-        self._drugs: dict[int, tuple[Concept | None, DrugMatch]] = {}
+        self._vaccine: ByIdentity[Concept, bool] = ByIdentity()
+        self._drugs: ByIdentity[Concept | None, DrugMatch] = ByIdentity()
+        self._vaccine_of: Callable[[Concept], bool] = lambda c: is_vaccine_concept(c, mappings)
+        self._drugs_of: Callable[[Concept | None], DrugMatch] = lambda c: drug_ingredients(c, mappings)
         self.by_unit_dimensions = frozenset(dim for _, dim in self.by_unit)
         self.unit_dimensions: dict[tuple[object, ...], str | None] = {}
 
@@ -323,36 +326,16 @@ class _Builder:
             ))
 
     def concept(self, cc: Any) -> Concept:
-        hit = self._concepts.get(id(cc))
-        if hit is not None and hit[0] is cc:
-            return hit[1]
-        found = _concept(cc)
-        self._concepts[id(cc)] = (cc, found)
-        return found
-
-    def is_vaccine(self, concept: Concept) -> bool:
-        hit = self._vaccine.get(id(concept))
-        if hit is not None and hit[0] is concept:
-            return hit[1]
-        found = is_vaccine_concept(concept, self.m)
-        self._vaccine[id(concept)] = (concept, found)
-        return found
-
-    def drugs(self, concept: Concept | None) -> DrugMatch:
-        hit = self._drugs.get(id(concept))
-        if hit is not None and hit[0] is concept:
-            return hit[1]
-        found = drug_ingredients(concept, self.m)
-        self._drugs[id(concept)] = (concept, found)
-        return found
+        return self._concepts.get_or_build(cc, _concept)
 
     def dose(self, d: Any) -> DoseInstruction:
-        hit = self._doses.get(id(d))
-        if hit is not None and hit[0] is d:
-            return hit[1]
-        found = _dose(d)
-        self._doses[id(d)] = (d, found)
-        return found
+        return self._doses.get_or_build(d, _dose)
+
+    def is_vaccine(self, concept: Concept) -> bool:
+        return self._vaccine.get_or_build(concept, self._vaccine_of)
+
+    def drugs(self, concept: Concept | None) -> DrugMatch:
+        return self._drugs.get_or_build(concept, self._drugs_of)
 
     def _parse(self, raw: Resource, resource_type: str) -> Any:
         """The resource as typed objects: checked on what the rules read, or fully by fhir.resources."""
@@ -755,7 +738,6 @@ class _Builder:
         "ServiceRequest": _service_request,
         "Condition": _condition,
     }
-
 
 
 # The resource types a record is built from (what record_from_bytes decodes): those with a handler, and

@@ -184,7 +184,7 @@ class ResourceSet:
     index: dict[str, Resource] = field(default_factory=dict)
     # Entries of types the record never reads, left undecoded (record_from_bytes): decoded and indexed
     # only if a reference is not found among the others (a subject naming another resource).
-    unread: list[tuple[object, msgspec.Raw]] = field(default_factory=list)
+    unread: list[tuple[str | None, msgspec.Raw]] = field(default_factory=list)
 
     def add(self, resource: Resource, full_url: str | None = None) -> None:
         self.resources.append(resource)
@@ -231,7 +231,7 @@ class ResourceSet:
                 except orjson.JSONDecodeError:
                     continue
                 if isinstance(resource, dict):
-                    self._name(resource, full_url if isinstance(full_url, str) else None)
+                    self._name(resource, full_url)
 
     def of_type(self, resource_type: str) -> Iterator[Resource]:
         return (r for r in self.resources if r.get("resourceType") == resource_type)

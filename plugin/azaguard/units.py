@@ -13,6 +13,7 @@ from msgspec import Struct
 
 from azaguard.display import unit_text
 from azaguard.mappings import Mappings
+from azaguard.memo import PerMappings
 
 
 class UnitError(ValueError):
@@ -86,17 +87,13 @@ def _describe(code: str | None, text: str | None) -> str:
     return "(none)"
 
 
-_KNOWN: dict[int, tuple[object, frozenset[str]]] = {}
+_KNOWN_UNITS: PerMappings[frozenset[str]] = PerMappings()
 
 
 def _known_units(mappings: Mappings) -> frozenset[str]:
     """Every unit of every dimension, collected once per mappings (a record resolves hundreds of units)."""
-    units = mappings.units
-    hit = _KNOWN.get(id(units))
-    if hit is not None and hit[0] is units:
-        return hit[1]
-    if len(_KNOWN) > 8:  # tests load a few variants; never grow without bound
-        _KNOWN.clear()
-    known = frozenset(u for d in units.dimensions.values() for u in d.units)
-    _KNOWN[id(units)] = (units, known)
-    return known
+    return _KNOWN_UNITS.get_or_build(mappings, _all_units)
+
+
+def _all_units(m: Mappings) -> frozenset[str]:
+    return frozenset(u for d in m.units.dimensions.values() for u in d.units)

@@ -183,11 +183,10 @@ class FhirClient:
         self._lock = threading.Lock()
         self._capabilities: Resource | None = None
         self.request_count = 0  # HTTP requests sent, retries included
-        self._owned = pools is None or transport is not None
-        if pools is None or transport is not None:
-            self._http = _http_client(parts.scheme, transport, timeout)
-        else:
-            self._http = pools.client(parts.scheme, parts.netloc)
+        if pools is not None and transport is None:
+            self._http, self._owned = pools.client(parts.scheme, parts.netloc), False
+        else:  # connections of its own, closed by close()
+            self._http, self._owned = _http_client(parts.scheme, transport, timeout), True
 
     # -- lifecycle --------------------------------------------------------------
 

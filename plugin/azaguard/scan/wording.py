@@ -1,19 +1,19 @@
 """What a patient needs, in words, and how urgent it is: one place the scan asks.
 
 The "needs action" wording is azaguard.verdict's (one clinical message on every surface): each action's
-summary, most urgent first, dates absolute since reports are kept. Every engine goes through a CheckResult,
-and the verdict is rebuilt from its findings + record + evaluation time, so the engines' results match.
+summary (`verdict.action_of`), most urgent first, dates absolute since reports are kept. Every engine goes
+through a CheckResult, and the wording is made from its findings and evaluation time, so the engines match.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from azaguard.findings import RULE_IDS, SEVERITY_RANK, STATUS_RANK, Finding, Status
 from azaguard.mappings import Mappings
 from azaguard.service import CheckResult
-from azaguard.verdict import build_verdict
+from azaguard.verdict import action_of
 
 NO_ACTION_RANK = 99
 
@@ -26,12 +26,15 @@ def headlines(findings: Sequence[Finding]) -> dict[str, str]:
     return {rule: out[rule] for rule in RULE_IDS if rule in out}
 
 
-def actions(findings: Sequence[Finding]) -> list[dict[str, Any]]:
-    """The findings that need someone to act (hold, cannot-evaluate, caution), most urgent first."""
+def actions(
+    findings: Sequence[Finding], text: Callable[[Finding], str] = lambda f: f.summary
+) -> list[dict[str, Any]]:
+    """The findings that need someone to act (hold, cannot-evaluate, caution), most urgent first, each
+    in `text`'s words."""
     wanted = [f for f in findings if f.actionable]
     wanted.sort(key=lambda f: (STATUS_RANK[f.status], SEVERITY_RANK[f.severity], RULE_IDS.index(f.rule), f.code))
     return [
-        {"rule": f.rule, "code": f.code, "status": f.status.value, "severity": f.severity.value, "text": f.summary}
+        {"rule": f.rule, "code": f.code, "status": f.status.value, "severity": f.severity.value, "text": text(f)}
         for f in wanted
     ]
 
@@ -44,12 +47,11 @@ def urgency(findings: Sequence[Finding]) -> int:
 
 def verdict(result: CheckResult, mappings: Mappings) -> tuple[list[dict[str, Any]], str]:
     """The actions (most urgent first) and the verdict in words, for one checked patient."""
-    acts = actions(result.findings)
+    acts = actions(
+        result.findings, lambda f: action_of(f, result.evaluated_at, mappings, relative_dates=False).summary
+    )
     if not acts:
         return acts, verdict_text(result.findings)
-    v = build_verdict(result.findings, result.record, result.evaluated_at, mappings, relative_dates=False)
-    for a, va in zip(acts, v.actions, strict=True):
-        a["text"] = va.summary
     return acts, "; ".join(a["text"] for a in acts)
 
 

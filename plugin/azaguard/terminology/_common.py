@@ -6,7 +6,7 @@ import functools
 import re
 import string
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING, TypeVar
 
@@ -242,17 +242,3 @@ def coded(concept: Concept, systems: dict[str, str]) -> list[tuple[str, str]]:
         if name is not None and c.code.strip():
             out.append((name, c.code.strip()))
     return out
-
-
-class PerMappings(dict[int, tuple[Mappings, T]]):
-    """A small cache of something built once per Mappings object (kept alive by the cache itself)."""
-
-    def get_or_build(self, m: Mappings, build: Callable[[Mappings], T]) -> T:
-        hit = self.get(id(m))
-        if hit is not None and hit[0] is m:
-            return hit[1]
-        if len(self) > 8:  # tests build a few variants; never grow without bound
-            self.clear()
-        value = build(m)
-        self[id(m)] = (m, value)
-        return value

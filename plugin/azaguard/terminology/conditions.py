@@ -16,7 +16,8 @@ from msgspec import Struct
 from msgspec.structs import replace as struct_replace
 
 from azaguard.mappings import InfectionKind, Mappings
-from azaguard.terminology._common import PerMappings, names_match
+from azaguard.memo import PerMappings
+from azaguard.terminology._common import names_match
 
 if TYPE_CHECKING:
     from azaguard.record import Concept

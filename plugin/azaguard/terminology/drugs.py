@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Literal
 from msgspec import Struct
 
 from azaguard.mappings import DrugCodes, Mappings
+from azaguard.memo import PerMappings
 from azaguard.terminology._common import (
     NamePattern,
-    PerMappings,
     coded,
     fold,
     name_alternation,

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Literal
 from msgspec import Struct
 
 from azaguard.mappings import Mappings
+from azaguard.memo import PerMappings
 from azaguard.terminology._common import (
     NamePattern,
     Patterns,
-    PerMappings,
     coded,
     name_alternation,
     name_key,
