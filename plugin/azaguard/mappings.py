@@ -43,7 +43,7 @@ class MappingsError(Exception):
 _T = TypeVar("_T")
 
 
-class _Model(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class _Model(Struct, frozen=True, kw_only=True):  # unknown keys: refused by the schema below
     def _check(self) -> None:
         """Cross-field checks, run when the JSON is validated."""
 
