@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from azaguard.cliargs import parse_datetime
 from azaguard.config import is_loopback
 from azaguard.fhir.client import FhirClient, check_id
 from azaguard.fhir.errors import FhirError
@@ -43,10 +44,9 @@ def now_of(text: str | None) -> datetime:
     if not text:
         return datetime.now(UTC)
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_datetime(text)
     except ValueError as exc:
-        raise InputError(f"--now {text!r} is not an ISO-8601 date-time") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        raise InputError(f"--now {text[:64]!r} is {exc}") from exc
 
 
 def run(args: argparse.Namespace, mappings: Mappings, *, stderr: TextIO | None = None,
