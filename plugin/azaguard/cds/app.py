@@ -30,6 +30,7 @@ from azaguard.cds.trust import JwksCache, Untrusted, Verifier
 from azaguard.config import AppConfig, is_loopback, origin_of
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.resources import InputError, loads_limited
+from azaguard.web.security import MAX_BODY_BYTES
 
 log = logging.getLogger("azaguard.cds")
 INSECURE_HEADER = "X-Azaguard-Insecure"
@@ -106,9 +107,9 @@ class CdsService:
     def discover(self, request: Request) -> Response:
         return self.authenticate(request) or self.respond(self.discovery)
 
-    def _service(self, request: Request) -> Service | Response:
+    def _service(self, request: Request, *, authenticated: bool) -> Service | Response:
         """The addressed service for an authenticated caller, else the refusal (401) or 404 to send."""
-        refused = self.authenticate(request)
+        refused = None if authenticated else self.authenticate(request)
         if refused is not None:
             return refused
         service = SERVICES.get(request.path_params["service_id"])
@@ -116,8 +117,8 @@ class CdsService:
             return self.respond({"error": "not-found", "message": "no such CDS service"}, 404)
         return service
 
-    def hook(self, request: Request, body: bytes) -> Response:
-        service = self._service(request)
+    def hook(self, request: Request, body: bytes, *, authenticated: bool = False) -> Response:
+        service = self._service(request, authenticated=authenticated)
         if isinstance(service, Response):
             return service
         try:
@@ -144,8 +145,8 @@ class CdsService:
         log.info("cds %s: %d card(s), fetched %s", service.id, len(result.cards), ",".join(result.fetched) or "-")
         return result.response()
 
-    def feedback(self, request: Request, body: bytes) -> Response:
-        service = self._service(request)
+    def feedback(self, request: Request, body: bytes, *, authenticated: bool = False) -> Response:
+        service = self._service(request, authenticated=authenticated)
         if isinstance(service, Response):
             return service
         try:
@@ -204,13 +205,41 @@ def cds_routes(service: CdsService) -> list[Route]:
     async def discover(request: Request) -> Response:
         return await run_in_threadpool(service.discover, request)
 
+    # Authenticated first, then the body read (bounded: web.security.BodyLimit wraps every app that
+    # serves these routes, and read_body holds the same cap): an unauthenticated caller never makes the
+    # service read or hold its body.
     async def hook(request: Request) -> Response:
-        body = await request.body()
-        return await run_in_threadpool(service.hook, request, body)
+        refused = await run_in_threadpool(service.authenticate, request)
+        if refused is not None:
+            return refused
+        body = await read_body(request)
+        if isinstance(body, Response):
+            return body
+        return await run_in_threadpool(service.hook, request, body, authenticated=True)
 
     async def feedback(request: Request) -> Response:
-        body = await request.body()
-        return await run_in_threadpool(service.feedback, request, body)
+        refused = await run_in_threadpool(service.authenticate, request)
+        if refused is not None:
+            return refused
+        body = await read_body(request)
+        if isinstance(body, Response):
+            return body
+        return await run_in_threadpool(service.feedback, request, body, authenticated=True)
+
+    async def read_body(request: Request) -> bytes | Response:
+        too_large = service.respond({"error": "too-large", "message": f"the request body is larger than "
+                                     f"{MAX_BODY_BYTES} bytes"}, 413)  # fmt: skip
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            return too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def preflight(request: Request) -> Response:
         return Response(status_code=204, headers=CORS_HEADERS)

@@ -57,7 +57,7 @@ from azaguard.smart.pkce import new_pkce
 from azaguard.smart.session import LaunchContext, PendingAuthorization, Session, SessionStore
 from azaguard.verdict import ACTION_STATUSES, Action, RuleLine, Verdict, clinician_text
 from azaguard.web.charts import trend_charts
-from azaguard.web.security import PinnedOrigin, RateLimiter, SecurityHeaders
+from azaguard.web.security import BodyLimit, PinnedOrigin, RateLimiter, SecurityHeaders
 
 log = logging.getLogger("azaguard.web")
 
@@ -646,7 +646,7 @@ def served_app(config: AppConfig, *, insecure_cds: bool = False, **cds_options: 
         home = prefix + "/"
         routes.append(Route("/", lambda r: RedirectResponse(home)))
     # The router's own redirects (/app → /app/) are built from the request: pin it to the public origin.
-    return PinnedOrigin(Starlette(routes=routes), config.public_base)
+    return BodyLimit(PinnedOrigin(Starlette(routes=routes), config.public_base))
 
 
 def serve(config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False) -> None:
