@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet
 
+from azaguard.cds.jwks import JwksCache as JwksCache  # fetching and caching key sets (re-exported)
+from azaguard.cds.jwks import Untrusted as Untrusted
 from azaguard.cds.store import CdsStore
 from azaguard.config import CdsClient
 
@@ -38,11 +38,6 @@ log = logging.getLogger("azaguard.cds.trust")
 ALGORITHMS = ("RS384", "ES384")
 SKEW_SECONDS = 60
 MAX_LIFETIME_SECONDS = 3600  # a client's JWT is for one call: refuse long-lived ones
-JWKS_TTL_SECONDS = 300
-
-
-class Untrusted(Exception):
-    """The caller could not be authenticated: 401, nothing evaluated."""
 
 
 @dataclass(frozen=True)
@@ -50,39 +45,6 @@ class Caller:
     iss: str
     jti: str
     tenant: str | None
-
-
-class JwksCache:
-    """JWK Sets fetched from jwks_url / allow-listed jku, kept a few minutes (re-read on an unknown kid)."""
-
-    def __init__(self, transport: httpx.BaseTransport | None = None, clock: Callable[[], float] = time.monotonic):
-        self._transport = transport
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._sets: dict[str, tuple[float, KeySet]] = {}
-
-    def get(self, url: str, kid: str | None) -> KeySet:
-        with self._lock:
-            hit = self._sets.get(url)
-        if hit is not None and self._clock() - hit[0] < JWKS_TTL_SECONDS and (kid is None or _has_kid(hit[1], kid)):
-            return hit[1]
-        keys = self._fetch(url)
-        with self._lock:
-            self._sets[url] = (self._clock(), keys)
-        return keys
-
-    def _fetch(self, url: str) -> KeySet:
-        try:
-            with httpx.Client(transport=self._transport, timeout=5.0, follow_redirects=False) as client:
-                response = client.get(url, headers={"Accept": "application/json"})
-            response.raise_for_status()
-            return KeySet.import_key_set(response.json())
-        except (httpx.HTTPError, ValueError, JoseError) as exc:
-            raise Untrusted(f"the client's JWK Set at {url} could not be read ({type(exc).__name__})") from exc
-
-
-def _has_kid(keys: KeySet, kid: str) -> bool:
-    return any(k.kid == kid for k in keys.keys)
 
 
 class Verifier:
