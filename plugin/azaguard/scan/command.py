@@ -136,17 +136,25 @@ def _check_options(args: argparse.Namespace) -> None:
             raise InputError(f"--group {args.group[:70]!r} is not a FHIR id") from exc
 
 
-def token_source(args: argparse.Namespace) -> tuple[str | Callable[[], str] | None, Callable[[], None] | None, str]:
-    """The bearer token (a callable that renews, for backend services), a renew hook, and how it was got."""
+def token_source(
+    args: argparse.Namespace, warn: Callable[[str], None] = lambda _: None
+) -> tuple[str | Callable[[], str] | None, Callable[[], None] | None, str]:
+    """The bearer token (a callable that renews, for backend services), a renew hook, and how it was got;
+    `warn` hears what is usable but wrong (a key file others can read, a scope broader or narrower than asked)."""
     if args.client_id:
-        from azaguard.smart.backend import BackendAuthError, BackendServicesAuth, load_private_key
+        from azaguard.smart.backend import BackendAuthError, BackendServicesAuth, key_file_warning, load_private_key
 
+        exposed = key_file_warning(args.private_key)
+        if exposed:
+            warn(f"warning: {exposed}")
         try:
             key = load_private_key(args.private_key, args.kid)
             auth = BackendServicesAuth(args.fhir_url, args.client_id, key, write=bool(args.write))
             auth.token()  # fail before any patient: a refused client is a configuration problem
         except BackendAuthError as exc:
             raise _AuthFailed(str(exc)) from exc
+        for warning in auth.warnings:
+            warn(f"warning: {warning}")
 
         def renew() -> None:
             # If renewal fails, the next request fails with 401 and the patient is recorded as failed.
@@ -180,7 +188,7 @@ def _scan_server(args: argparse.Namespace, mappings: Mappings, now: datetime, pr
                  transport: httpx.BaseTransport | None) -> tuple[dict[str, int], dict[str, Any]]:  # fmt: skip
     from azaguard.cli import _terminology  # the same site terminology server client as `check`
 
-    token, renew, auth_text = token_source(args)
+    token, renew, auth_text = token_source(args, progress.note)
     backoff = SharedBackoff(args.concurrency)
     with open_client(args.fhir_url, token, backoff, transport) as client, _terminology(args, mappings) as terminology:
         settings = ScanSettings(now=now, write=args.write, dry_run=args.dry_run, concurrency=args.concurrency,

@@ -85,7 +85,7 @@ def _export(args: argparse.Namespace, progress: ScanProgress, transport: httpx.B
     from azaguard.scan.bulk import BulkExport
     from azaguard.scan.command import token_source
 
-    token, _, auth_text = token_source(args)
+    token, _, auth_text = token_source(args, progress.note)
     token_fn = token if callable(token) else (lambda: token)
     exporter = BulkExport(args.fhir_url, token=token_fn, transport=transport)
     progress.note("Bulk Data export: kick-off")
