@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from azaguard.privatefiles import private_dir
+
 DB_ENV = "AZAGUARD_CDS_DATABASE_URL"
 
 metadata = MetaData()
@@ -98,8 +100,21 @@ def default_database_url() -> str:
     if url:
         return url
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "azaguard"
-    base.mkdir(parents=True, exist_ok=True)
+    private_dir(base)
+    base.chmod(0o700)  # azaguard's own folder: feedback names clinicians' decisions
     return f"sqlite:///{base / 'cds.sqlite'}"
+
+
+def _private_sqlite(database: str | None) -> None:
+    """The SQLite file made (or set) 0600 before SQLite opens it, never through a link; its journal
+    files take the same mode from it."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    fd = os.open(database, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _utc(dt: datetime) -> datetime:
@@ -122,6 +137,7 @@ class CdsStore:
             if self._engine is None:
                 engine = create_engine(self._url or default_database_url())
                 if engine.dialect.name == "sqlite":
+                    _private_sqlite(engine.url.database)
                     event.listen(engine, "connect", _sqlite_pragmas)
                 metadata.create_all(engine)
                 self._engine = engine

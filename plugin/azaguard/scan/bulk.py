@@ -15,6 +15,7 @@ not a resource type is refused. Every failure is a FhirError with one sentence (
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import zlib
@@ -29,6 +30,7 @@ import httpx
 from azaguard.fhir.client import check_id, parse_retry_after
 from azaguard.fhir.errors import FhirError, FhirProtocolError, FhirUnavailable, error_for_status, outcome_text
 from azaguard.httpbound import ResponseTooLarge, ResponseTooSlow, fetch
+from azaguard.privatefiles import private_dir
 from azaguard.report import clean
 from azaguard.scan.ndjson import EXPORT_TYPES, ExportFile
 from azaguard.scan.progress import ScanProgress
@@ -86,7 +88,7 @@ class BulkExport:
         started = time.monotonic()
         status_url = self.kick_off(group, types)
         manifest, polls = self.poll(status_url, progress, started)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(out_dir)
         files: list[ExportFile] = []
         total = 0
         outputs = manifest.get("output") or []
@@ -160,13 +162,14 @@ class BulkExport:
         start = time.monotonic()
         size = 0
         tmp = path.with_suffix(".part")
+        tmp.unlink(missing_ok=True)  # a leftover of an earlier run, or a planted link: removed, not followed
         try:
             with self._http.stream("GET", url, headers=headers,
                                    timeout=httpx.Timeout(min(60.0, self.download_deadline))) as response:  # fmt: skip
                 if response.status_code != 200:
                     response.read()
                     raise self._error(response, f"downloading {path.name}")
-                with tmp.open("wb") as fh:
+                with os.fdopen(os.open(tmp, _NEW_FILE, 0o600), "wb") as fh:
                     unpack: _Gunzip | None = None
                     for chunk in response.iter_bytes():  # as it arrives: a drip meets the deadline
                         if size == 0 and unpack is None and chunk[:2] == b"\x1f\x8b":
@@ -230,6 +233,8 @@ class BulkExport:
 
 
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
+# A download's temporary file: made new (a leftover .part is removed first), never through a link, 0600.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def poll_delay(retry_after: float | None, polls: int) -> float:

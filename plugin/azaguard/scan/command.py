@@ -26,6 +26,7 @@ from azaguard.config import is_loopback
 from azaguard.fhir.client import FhirClient, check_id
 from azaguard.fhir.errors import FhirError
 from azaguard.mappings import Mappings
+from azaguard.privatefiles import exposure_warning, write_private
 from azaguard.resources import InputError
 from azaguard.scan import discovery
 from azaguard.scan.backoff import BackoffTransport, SharedBackoff
@@ -70,6 +71,9 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
     out: Path = args.out
     started = time.time()
     progress = make_progress(err)
+    exposed = exposure_warning(out, "the results folder")
+    if exposed:
+        progress.note(f"warning: {exposed}")
     try:
         if args.ndjson is not None or args.bulk:
             from azaguard.scan.files import scan_files
@@ -89,11 +93,15 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
         progress.close()
         print(f"azaguard scan: authorization failed: {exc}", file=err)
         return EXIT_SERVER
+    except OSError as exc:  # the results folder: not writable, a link where a file should be, disk full
+        progress.close()
+        print(f"azaguard scan: cannot write in {out}: {exc.strerror or exc}", file=err)
+        return EXIT_INPUT
     progress.close()
     run_info["started_at"] = datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
     run_info["mappings_version"] = mappings.version
     run_info["timings"] = {"total": f"{time.time() - started:.1f} s", **run_info.get("timings", {})}
-    (out / "run.json").write_text(json.dumps(run_info, indent=2, default=str), encoding="utf-8")
+    write_private(out / "run.json", json.dumps(run_info, indent=2, default=str))
     summary = write_report(out, run_info, args.patient_link)
     print(_summary_line(summary, counts, out), file=err)
     if summary.outcomes.get("failed") or run_info.get("incomplete"):
@@ -196,7 +204,10 @@ def _scan_server(args: argparse.Namespace, mappings: Mappings, now: datetime, pr
         t0 = time.monotonic()
         found = find_patients(args, client, mappings)
         t1 = time.monotonic()
-        done = prepare(args.out, resume=args.resume)
+        skipped: list[str] = []
+        done = prepare(args.out, resume=args.resume, skipped=skipped)
+        for problem in skipped:
+            progress.note(f"warning: {problem}")
         todo = [pid for pid in found.patient_ids if pid not in done]
         writer = ResultsWriter(args.out / RESULTS_FILE)
         progress.start("scan", len(todo))

@@ -30,7 +30,10 @@ def scan_files(args: argparse.Namespace, mappings: Mappings, now: datetime, prog
     if args.engine == "dask":
         parameters["Dask scheduler"] = args.scheduler or "local cluster"
     size = sum(f.path.stat().st_size for f in files)
-    done = prepare(args.out, resume=args.resume)
+    skipped: list[str] = []
+    done = prepare(args.out, resume=args.resume, skipped=skipped)
+    for problem in skipped:
+        progress.note(f"warning: {problem}")
     found: list[Pass1] = []
 
     def on_found(first: Pass1) -> None:
