@@ -13,6 +13,7 @@ from msgspec import Struct, field
 
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings
+from azaguard.ops.events import ALERT_WRITE, emit
 from azaguard.record import PatientInfo, PatientRecord, build_record
 from azaguard.resources import InputError, ResourceSet
 from azaguard.rules import evaluate
@@ -198,6 +199,8 @@ def check_on_server(
             author, result.device = ensure_device(client, device)
             plan = plan_alerts(result.patient_ref, findings, flags, now, author, issues, verdict=chart_text)
             result.writes = write_alerts(client, plan, device)
+            for w in result.writes:  # the audit trail and the metrics listen (ops.events)
+                emit(ALERT_WRITE, patient=patient_id, resource_type=w.resource_type, rule=w.rule, outcome=w.outcome)
             try:  # show the chart as it now is; the writes are reported whatever this read does
                 issues, flags, result.existing_alerts_problem = _existing(client, patient_id)
                 issues, flags, _ = _own(issues, flags)
