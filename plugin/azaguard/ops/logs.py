@@ -67,15 +67,19 @@ def fields_of(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class _Context(logging.Filter):
-    """Adds the request id; replaces the values of fields named like secrets."""
+    """Adds the request id; replaces the values of fields named like secrets; scrubs the message and the
+    string fields (before any formatter serialises them)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         rid = request_id.get()
         if rid is not None:
             record.request_id = rid
-        for key in list(fields_of(record)):
+        record.msg, record.args = scrub(record.getMessage()), None
+        for key, value in fields_of(record).items():
             if key.lower() in SECRET_FIELDS:
                 setattr(record, key, REDACTED)
+            elif isinstance(value, str):
+                setattr(record, key, scrub(value))
         return True
 
 
@@ -110,8 +114,11 @@ def _json_formatter() -> logging.Formatter:
             log_record["time"] = _utc(record.created)
             log_record.pop("color_message", None)  # uvicorn's duplicate of the message
 
-        def format(self, record: logging.LogRecord) -> str:
-            return scrub(super().format(record))
+        def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+            return scrub(super().formatException(ei))
+
+        def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
+            return scrub(super().formatStack(stack_info))
 
     return Json(
         "%(levelname)s %(name)s %(message)s",
