@@ -151,6 +151,17 @@ def configure(
     return handler
 
 
+def exit_0_on_sigterm() -> None:
+    """uvicorn drains the requests in flight on SIGTERM, then raises the signal again for whatever handler
+    was there before it: make that handler a clean exit (0), as process managers expect after a drain."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def uvicorn_options() -> dict[str, Any]:
     """uvicorn.run options that leave logging to configure() (uvicorn's loggers propagate to the root)
     and its own access log off (ops.http writes one line per request, without the query string)."""

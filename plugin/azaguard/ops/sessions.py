@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import threading
+import typing
 from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,11 +54,19 @@ def _plain(ctx: LaunchContext) -> dict[str, Any]:
 def decode(payload: bytes) -> Session:
     data = msgspec.json.decode(payload)
     pending = [msgspec.convert(p, type=PendingAuthorization) for p in data.pop("pending", [])]
-    launches = [msgspec.convert(c, type=LaunchContext) for c in data.pop("launches", [])]
+    launches = [_launch(c) for c in data.pop("launches", [])]
     session = msgspec.convert(data, type=Session)
     session.pending = OrderedDict((p.state, p) for p in pending)
     session.launches = OrderedDict((c.id, c) for c in launches)
     return session
+
+
+def _launch(data: dict[str, Any]) -> LaunchContext:
+    # msgspec cannot convert to LaunchContext itself (its lock field's type): field by field instead.
+    hints = typing.get_type_hints(LaunchContext)
+    values = {f.name: msgspec.convert(data[f.name], type=hints[f.name])
+              for f in dataclasses.fields(LaunchContext) if f.name in data}
+    return LaunchContext(**values)
 
 
 class SharedSessionStore(SessionStore):

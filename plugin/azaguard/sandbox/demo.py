@@ -157,4 +157,5 @@ def _serve(
                      metrics_token=config.metrics_token())
     # uvicorn's access log is off (its line has the query string with the authorization code): ops.http
     # logs each request with its route template instead.
+    logs.exit_0_on_sigterm()
     uvicorn.run(app, host="127.0.0.1", port=port, proxy_headers=False, **logs.uvicorn_options())

@@ -700,5 +700,6 @@ def serve(
                                "metrics": f"http://{host}:{port}/metrics"})
     # uvicorn's own access log is off (its line has the query string, which carries the authorization
     # code): ops.http writes one line per request with the route template instead.
+    logs.exit_0_on_sigterm()
     uvicorn.run(app, host=host, port=port, proxy_headers=False, timeout_graceful_shutdown=30,
                 **logs.uvicorn_options())
