@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import os
 import signal
 import subprocess
@@ -125,7 +126,7 @@ def cluster(fhir_server: SandboxServer, redis_url: str, tmp_path_factory: pytest
     with ThreadServer(Starlette(routes=[Mount("/ehr", app=ehr_app)]), ehr_port):
         replicas = [start_replica(config_path, port, work / f"replica-{i}.log") for i, port in enumerate(ports)]
         try:
-            yield Cluster(replicas, ehr_app.state.ehr, key, redis_url, public, patients[0].id)
+            yield Cluster(replicas, ehr_app.state.ehr, key, redis_url, public, "aza-febrile-c")
         finally:
             for r in replicas:
                 if r.proc.poll() is None:
@@ -173,6 +174,11 @@ def test_launch_across_replicas_page_from_either_and_replay_refused(cluster: Clu
         response = browser.get(on(replica, cluster.public + page))
         assert response.status_code == 200, response.text[:500]
         assert 'data-rule="blood-counts"' in response.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', response.text)
+    ctx = re.search(r'name="ctx" value="([^"]+)"', response.text)
+    assert csrf and ctx
+    written = browser.post(f"{second.base}/app/alerts", data={"csrf_token": csrf.group(1), "ctx": ctx.group(1)})
+    assert written.status_code == 303, written.text[:300]
     token = cds_jwt(cluster)
     headers = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{first.base}/cds-services", headers=headers).status_code == 200
@@ -251,3 +257,25 @@ def test_sigterm_drains_the_request_in_flight_and_exits_0(cluster: Cluster) -> N
     assert any(line["event"] == "FHIR server error" and line["status"] == 500 and line["level"] == "WARNING"
                for line in lines)
     assert any(line.get("action") is None for line in lines)  # (the audit trail is in the database, not the log)
+
+
+def test_audit_trail_of_the_run(cluster: Cluster, tmp_path: Path) -> None:
+    """Who looked at which patient, from both replicas, read back with `azaguard audit`."""
+    database = f"sqlite:///{cluster.replicas[0].log.parent / 'azaguard.sqlite'}"
+    run = subprocess.run([sys.executable, "-m", "azaguard.cli", "audit", "--since", NOW.date().isoformat(),
+                          "--database", database, "--patient", cluster.patient_id, "--format", "json"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    records = json.loads(run.stdout)
+    views = [r for r in records if r["action"] == "app.view"]
+    assert len(views) == 3 and {r["outcome"] for r in views} == {"evaluated"}
+    assert all(r["who"].endswith("Practitioner/" + r["who"].rsplit("/", 1)[-1]) for r in views)
+    assert views[0]["source"] == "127.0.0.1" and views[0]["patient"] == cluster.patient_id
+    assert any(r["action"] == "app.write-alerts" and r["outcome"] == "evaluated" for r in records)
+    writes = [r for r in records if r["action"] == "alert.write"]
+    assert writes and all(r["who"] == views[0]["who"] for r in writes)
+    hooks = [r for r in records if r["action"] == "cds.azaguard-patient-view"]
+    assert hooks and hooks[0]["who"] == CDS_ISS and hooks[0]["user"] == "Practitioner/dr-1"
+    table = subprocess.run([sys.executable, "-m", "azaguard.cli", "audit", "--since", NOW.date().isoformat(),
+                            "--database", database, "--format", "csv"], capture_output=True, text=True, timeout=60)
+    assert table.stdout.startswith("at,who,user,patient,action,outcome,source,detail,request_id\n")
