@@ -38,7 +38,7 @@ def test_json_lines_have_time_level_event_and_fields_and_never_a_secret(captured
     log.warning("launch refused", extra={"reason": "iss-not-allowed", "access_token": "tok-123", "iss": "x"})
     log.info(f"sent Authorization: Bearer {JWT} to /token?code=abc123&state=st456&x=1 with {PEM}")
     log.info('body {"access_token": "tok-xyz", "refresh_token": "r-1"}')
-    first, second, third = lines(captured)
+    first, second, _ = lines(captured)
     assert first["level"] == "WARNING" and first["event"] == "launch refused" and first["reason"] == "iss-not-allowed"
     assert first["access_token"] == "[redacted]" and str(first["time"]).endswith("Z")
     text = captured.getvalue()
@@ -141,3 +141,18 @@ def test_readiness_names_the_failing_check(tmp_path: Path) -> None:
     body = ready.json()
     assert body["status"] == "not ready" and body["checks"]["database"].startswith("the database does not answer")
     assert body["checks"]["mappings"] == "ok"
+
+
+def test_every_cds_refusal_has_a_reason_label() -> None:
+    import re as _re
+
+    from azaguard.cds.app import refusal_reason
+
+    source = (Path(__file__).resolve().parents[2] / "plugin/azaguard/cds/trust.py").read_text()
+    messages = _re.findall(r'raise Untrusted\(f?"([^"]+)"', source)
+    assert len(messages) >= 12
+    labels = {m: refusal_reason(m) for m in messages}
+    assert "other" not in labels.values(), labels
+    assert labels["the JWT was already used (replayed jti)"] == "replay"
+    assert labels["the JWT's aud is not this endpoint"] == "aud"
+    assert labels["the JWT issuer is not a registered CDS client"] == "iss"

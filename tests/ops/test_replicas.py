@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import http.server
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,9 +27,9 @@ import pytest
 import redis
 import uvicorn
 from joserfc import jwt
+from joserfc.jwk import ECKey
 from starlette.applications import Starlette
 from starlette.routing import Mount
-from joserfc.jwk import ECKey
 
 from azaguard.config import AppConfig
 from azaguard.ops.sessions import decode
@@ -207,7 +207,7 @@ def test_launch_across_replicas_page_from_either_and_replay_refused(cluster: Clu
 class SlowFhir(http.server.BaseHTTPRequestHandler):
     """A FHIR server that answers after a while (with an error): a CDS call is in flight meanwhile."""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         time.sleep(1.5)
         body = b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception"}]}'

@@ -182,11 +182,11 @@ class CdsService:
         return self.respond({"stored": len(entries)})
 
 
-_REASONS = (  # (words in Untrusted's message, reason label): a bounded label set for the metrics
+_REASONS = (  # (words in Untrusted's message, reason label), first match wins: a bounded label set
     ("authorization header", "no-token"), ("not a signed jwt", "malformed"), ("payload", "malformed"),
-    ("alg", "alg"), ("issuer", "iss"), ("jku", "jku"), ("jwk set", "jwks-unreachable"), ("key", "key"),
-    ("signature", "signature"), ("aud", "aud"), ("expired", "exp"), ("future", "iat"), ("too long", "lifetime"),
-    ("replayed", "replay"), ("jti", "jti"), ("exp or iat", "exp"),
+    ("alg", "alg"), ("jwk set", "jwks-unreachable"), ("jku", "jku"), ("key", "key"), ("issuer", "iss"),
+    ("signature", "signature"), ("aud", "aud"), ("exp or iat", "exp"), ("expired", "exp"), ("future", "iat"),
+    ("too long", "lifetime"), ("replayed", "replay"), ("jti", "jti"),
 )
 
 

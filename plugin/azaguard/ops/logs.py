@@ -103,6 +103,10 @@ class TextFormatter(logging.Formatter):
         return scrub(line)
 
 
+def _scrub_any(text: str | list[str]) -> str | list[str]:
+    return scrub(text) if isinstance(text, str) else [scrub(t) for t in text]
+
+
 def _json_formatter() -> logging.Formatter:
     from pythonjsonlogger.json import JsonFormatter
 
@@ -114,11 +118,11 @@ def _json_formatter() -> logging.Formatter:
             log_record["time"] = _utc(record.created)
             log_record.pop("color_message", None)  # uvicorn's duplicate of the message
 
-        def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
-            return scrub(super().formatException(ei))
+        def formatException(self, ei: Any) -> Any:
+            return _scrub_any(super().formatException(ei))
 
-        def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
-            return scrub(super().formatStack(stack_info))
+        def formatStack(self, stack_info: str) -> Any:
+            return _scrub_any(super().formatStack(stack_info))
 
     return Json(
         "%(levelname)s %(name)s %(message)s",
