@@ -121,7 +121,9 @@ class AppConfig(BaseModel):
         "itself)."), json_schema_extra={"example": "AZAGUARD_METRICS_TOKEN"})
     audit_fhir: bool = Field(False, description=(
         "Also write each audit record to the EHR as a FHIR AuditEvent (IHE Basic Audit Log Patterns), "
-        "batched, in the background; never delays or fails the clinical answer."),
+        "batched, in the background; never delays or fails the clinical answer. The token in use (the launch's, "
+        "the hook's fhirAuthorization, the scan's) must be allowed to create AuditEvent (add "
+        "patient/AuditEvent.c to the scopes)."),
         json_schema_extra={"example": True})
 
     @field_validator("session_store")

@@ -150,8 +150,9 @@ class CdsService:
         acting = audit.actor.get()
         user = request.context.get("userId")
         if acting is not None:
+            access = request.access_token
             audit.actor.set(dataclasses.replace(acting, user=user if isinstance(user, str) else None,
-                                                fhir_base=request.fhir_server))
+                                                fhir_base=request.fhir_server, token=lambda: access))
         started = time.perf_counter()
         try:
             result = run_hook(

@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +56,8 @@ class Actor:
     source: str | None = None
     user: str | None = None
     fhir_base: str | None = None
+    # The bearer token for AuditEvents sent to fhir_base (audit_fhir), read when sent; never stored.
+    token: Callable[[], str | None] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,10 @@ def audit_trail(config: AppConfig) -> AuditTrail:
         if trail is None:
             trail = _trails[config.cds_database_url] = AuditTrail(config.cds_database_url)
             trail.listen_for_alert_writes()
+            if config.audit_fhir:
+                from azaguard.ops.auditevent import AuditEventWriter
+
+                trail.sinks.append(AuditEventWriter.for_process().submit)
         return trail
 
 

@@ -428,7 +428,7 @@ class _Web:
         identity = ctx.identity
         who = (identity.fhir_user or identity.subject) if identity else None
         audit.actor.set(audit.Actor(who=who or f"launch of {ctx.iss}", source=request.client.host if request.client
-                                    else None, fhir_base=ctx.iss))
+                                    else None, fhir_base=ctx.iss, token=lambda: ctx.tokens.access_token))
         action = "app.write-alerts" if write else "app.view"
         try:
             result = self._check(request, session, ctx, write=write)
