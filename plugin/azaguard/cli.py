@@ -170,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "log_format", None) and args.command in ("check", "scan"):
             from azaguard.ops import logs
 
-            logs.configure(args.log_format, level="WARNING" if args.command == "check" else "INFO")
+            logs.configure(args.log_format,
+                           level=os.environ.get(logs.LEVEL_ENV) or ("WARNING" if args.command == "check" else "INFO"),
+                           patient_ids=os.environ.get(logs.PATIENT_IDS_ENV) or "hashed")  # type: ignore[arg-type]
         if args.command == "check":
             return _check(args)
         if args.command == "scan":

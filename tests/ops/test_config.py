@@ -100,3 +100,16 @@ def test_reachable_services_pass(tmp_path: Path, redis_url: str) -> None:
     config = AppConfig.model_validate(data)
     problems = reachability_problems(config)
     assert len(problems) == 1 and problems[0].startswith("allowed_iss http://127.0.0.1:9/fhir")
+
+
+def test_demo_takes_a_config_and_a_log_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import azaguard.sandbox.demo as demo
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(demo, "run_demo", lambda **kwargs: seen.update(kwargs) or 0)
+    path = write(tmp_path, GOOD)
+    assert main(["demo", "--config", str(path), "--no-serve", "--log-format", "json"]) == 0
+    assert seen["config_path"] == path and seen["log_format"] == "json"
+    monkeypatch.delenv("AZAGUARD_LOG_FORMAT", raising=False)
+    assert main(["demo", "--no-serve"]) == 0
+    assert seen["config_path"] is None and seen["log_format"] is None  # the config's log_format: text

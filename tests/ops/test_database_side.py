@@ -66,3 +66,38 @@ def test_shared_store_in_the_database(database_url: str) -> None:
     assert store.add_once("state:s1", 60) is False
     assert [store.count("rate:k", 60) for _ in range(3)] == [1, 2, 3]
     assert store.count("rate:other", 60) == 1
+
+
+def test_sessions_in_the_database_are_shared_between_replicas(database_url: str) -> None:
+    """Two processes' session stores over one database: a launch begun on one is completed on the other,
+    its state is single-use across both, and the launch is then visible to both."""
+    from azaguard.ops.sessions import SharedSessionStore
+    from azaguard.smart.discovery import SmartConfiguration
+    from azaguard.smart.launch import TokenSet
+    from azaguard.smart.session import LaunchContext, PendingAuthorization
+
+    one, two = SharedSessionStore(DatabaseStore(database_url)), SharedSessionStore(DatabaseStore(database_url))
+    smart = SmartConfiguration(iss="https://ehr/fhir", authorization_endpoint="https://ehr/auth",
+                               token_endpoint="https://ehr/token", capabilities=frozenset({"launch-ehr"}),
+                               code_challenge_methods=("S256",), jwks_uri=None, issuer=None, source="well-known")
+    now = datetime.now(UTC)
+    session = one.create(now, "10.0.0.1")
+    one.add_pending(session, PendingAuthorization(state="st-1", iss=smart.iss, smart=smart, code_verifier="v" * 43,
+                                                  redirect_uri="https://app/cb", scope="launch", launch="L",
+                                                  created=now))
+    seen = two.get(session.id, now)
+    assert seen is not None and list(seen.pending) == ["st-1"]
+    stale_copy = one.get(session.id, now)
+    pending = two.take_pending(seen, "st-1", now)
+    assert pending is not None and pending.code_verifier == "v" * 43
+    assert stale_copy is not None and one.take_pending(stale_copy, "st-1", now) is None  # claimed once
+    tokens = TokenSet(access_token="at", scope="launch patient/*.rs", patient="p1", need_patient_banner=False,
+                      expires_at=now + timedelta(hours=1), refresh_token="rt")
+    two.add_launch(seen, LaunchContext(id="ctx-1", iss=smart.iss, smart=smart, tokens=tokens,
+                                       requested_scope="launch", identity=None, created=now))
+    two.rotate(seen, now)
+    assert one.get(session.id, now) is None  # the pre-login id is worthless on every replica
+    again = one.get(seen.id, now)
+    assert again is not None and one.launch(again, "ctx-1") is not None
+    assert one.launch(again, "ctx-1").tokens == tokens  # type: ignore[union-attr]
+    assert len(one) == len(two) == 1
