@@ -43,7 +43,8 @@ _SCRUB = [
                 r"\\?\"[^\"\\]*\\?\""), r'\1"[redacted]"'),
 ]  # fmt: skip
 # LogRecord's own attributes: anything else on a record is a field someone passed in `extra`.
-_STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "request_id"}
+# (uvicorn adds `color_message`, its message with terminal colours: never a field.)
+_STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "request_id", "color_message"}
 
 
 def scrub(text: str) -> str:
@@ -116,7 +117,7 @@ def _json_formatter() -> logging.Formatter:
         ) -> None:
             super().add_fields(log_record, record, message_dict)
             log_record["time"] = _utc(record.created)
-            log_record.pop("color_message", None)  # uvicorn's duplicate of the message
+            log_record.pop("color_message", None)
 
         def formatException(self, ei: Any) -> Any:
             return _scrub_any(super().formatException(ei))
