@@ -59,6 +59,7 @@ class _Blocked:
     """A FHIR client that waits until released: the EHR is slow or gone."""
 
     release = threading.Event()
+    entered = threading.Event()
     sent: list[list[dict[str, Any]]] = []  # noqa: RUF012 - shared on purpose
 
     def __init__(self, base: str, **_: Any) -> None:
@@ -71,6 +72,7 @@ class _Blocked:
         pass
 
     def batch(self, entries: list[dict[str, Any]]) -> list[Any]:
+        self.entered.set()
         self.release.wait(30)
         self.sent.append(entries)
         return []
@@ -79,9 +81,11 @@ class _Blocked:
 def test_submit_never_waits_and_a_full_queue_drops() -> None:
     writer = AuditEventWriter(max_queue=2, client_factory=_Blocked)
     actor = Actor(who="x", fhir_base="https://ehr.example.org/fhir")
-    for _ in range(6):  # the server does not answer: every submit still returns at once
+    writer.submit(record("app.view", "evaluated"), actor)
+    assert _Blocked.entered.wait(30)  # the worker is stuck sending it
+    for _ in range(5):  # the server does not answer: every submit still returns at once
         writer.submit(record("app.view", "evaluated"), actor)
-    assert writer.dropped >= 1  # the queue holds 2, the worker one batch in hand
+    assert writer.dropped == 3  # the queue holds 2
     writer.submit(record("app.view", "evaluated"), Actor(who="x"))  # no EHR: nothing to send
     _Blocked.release.set()
     assert writer.flush(30)

@@ -33,7 +33,7 @@ from starlette.types import ASGIApp
 
 from azaguard import service
 from azaguard.alerts import ExistingAlert, WriteOutcome
-from azaguard.config import AppConfig, load_app_config
+from azaguard.config import AppConfig, Scopes, load_app_config
 from azaguard.display import format_date, format_day
 from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import AuthDenied, AuthExpired, FhirError
@@ -49,6 +49,7 @@ from azaguard.smart.launch import (
     can_read_alerts,
     can_write_alerts,
     exchange_code,
+    is_patient_user,
     new_state,
     read_identity,
     refresh,
@@ -141,6 +142,8 @@ class _Web:
         # Write outcomes waiting for their redirect's GET, by (session id, launch id).
         self.written: dict[tuple[str, str], list[WriteOutcome]] = {}
         self.user_names: dict[str, str | None] = {}
+        self.mappings_dir: Path | None = None  # where the patient's words are (None: the default mappings/)
+        self.patient_view: Any = None  # web/patient.py's PatientView, once its routes are added
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -260,14 +263,14 @@ class _Web:
             )
         return None
 
-    def begin(self, request: Request, iss: str, launch: str | None) -> Response:
+    def begin(self, request: Request, iss: str, launch: str | None, *, scopes: Scopes | None = None) -> Response:
         iss = iss.rstrip("/")
         try:
             smart = self.discovery.discover(iss, self.http)
         except DiscoveryError as exc:
             metrics.refused(log, "launch failed", "discovery-failed", iss=iss, detail=str(exc)[:300])
             return self.message(request, 502, "Cannot reach the EHR's authorization server", str(exc))
-        scope = select_scope(self.config, smart.capabilities, standalone=launch is None)
+        scope = select_scope(self.config, smart.capabilities, standalone=launch is None, scopes=scopes)
         pkce = new_pkce()  # S256 always, advertised or not
         state = new_state()
         address = request.client.host if request.client else ""
@@ -366,14 +369,21 @@ class _Web:
         metrics.LAUNCHES.labels("completed").inc()
         log.info("launch completed", extra={"iss": ctx.iss, "patient": logs.patient(ctx.patient_id),
                                             "user": identity.fhir_user if identity else None})
-        response = RedirectResponse(f"{self.root(request)}/?{urlencode({'ctx': ctx.id})}", status_code=303)
+        response = RedirectResponse(self.home_of(request, ctx), status_code=303)
         self.set_cookie(request, response, session)
         return response
+
+    def home_of(self, request: Request, ctx: LaunchContext) -> str:
+        """The clinician's page, or the patient view when the signed-in user is a patient."""
+        where = "/patient/" if is_patient_user(ctx.identity) else "/"
+        return f"{self.root(request)}{where}?{urlencode({'ctx': ctx.id})}"
 
     # -- the page --
     def page(self, request: Request) -> Response:
         session = self.session(request)
         ctx = self.sessions.launch(session, request.query_params.get("ctx")) if session else None
+        if ctx is not None and is_patient_user(ctx.identity):
+            return RedirectResponse(self.home_of(request, ctx), status_code=303)  # never the clinician's page
         if session is None or ctx is None:
             return self.message(
                 request,
@@ -425,17 +435,28 @@ class _Web:
     ) -> service.CheckResult | Response:
         """Gather, evaluate and (on write) write; an error page when the record cannot be read.
         Audited either way: who (fhirUser), which patient, view or write, outcome, from where."""
+        return self.audited(request, ctx, "app.write-alerts" if write else "app.view",
+                            lambda: self._check(request, session, ctx, write=write))
+
+    def audited(
+        self, request: Request, ctx: LaunchContext, action: str, access: Callable[[], T],
+        outcome_of: Callable[[T], str] | None = None,
+    ) -> T:
+        """`access` to the patient's data, recorded in the audit trail with its outcome (an error page: its
+        status; an exception: error); the alerts it writes are attributed to the same user."""
         identity = ctx.identity
         who = (identity.fhir_user or identity.subject) if identity else None
         audit.actor.set(audit.Actor(who=who or f"launch of {ctx.iss}", source=request.client.host if request.client
                                     else None, fhir_base=ctx.iss, token=lambda: ctx.tokens.access_token))
-        action = "app.write-alerts" if write else "app.view"
         try:
-            result = self._check(request, session, ctx, write=write)
+            result = access()
         except Exception:
             self.audit.record(action, patient=ctx.patient_id, outcome="error")
             raise
-        outcome = f"refused {result.status_code}" if isinstance(result, Response) else "evaluated"
+        if outcome_of is not None:
+            outcome = outcome_of(result)
+        else:
+            outcome = f"refused {result.status_code}" if isinstance(result, Response) else "evaluated"
         self.audit.record(action, patient=ctx.patient_id, outcome=outcome)
         return result
 
@@ -643,6 +664,8 @@ def create_app(
     transport: httpx.BaseTransport | None = None,
 ) -> Starlette:
     """The SMART app as an ASGI app, to be mounted at the path of its launch_uri (e.g. /app)."""
+    from azaguard.web.patient import patient_routes
+
     web = _Web(config, mappings or load_mappings(), now or (lambda: datetime.now(UTC)), transport)
     routes = [
         Route("/", web.page, name="page"),
@@ -650,6 +673,7 @@ def create_app(
         Route("/start", web.start, name="start"),
         Route("/callback", web.callback, name="callback"),
         Route("/alerts", web.alerts, methods=["POST"], name="alerts"),
+        *patient_routes(web),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)
