@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from azaguard.findings import Evidence, Finding, Severity, Status
+from azaguard.findings import RULE_IDS, Evidence, Finding, Severity, Status
 from azaguard.mappings import Mappings
 from azaguard.patient.content import PatientContent
 from azaguard.patient.messages import patient_messages
@@ -139,3 +139,15 @@ def test_an_overdue_test_is_not_also_given_a_due_date(
     messages = patient_messages(result.findings, result.record, now, mappings, content, LONDON, due=due)
     assert [m.code for m in messages] == ["cbc-overdue"]
     assert next_due(checked["aza-stopped"].record, mappings, now) == {}  # not on therapy: no schedule
+
+
+@pytest.mark.parametrize("status", [Status.HOLD, Status.CAUTION, Status.CANNOT_EVALUATE])
+@pytest.mark.parametrize("rule", RULE_IDS)
+def test_a_finding_code_added_later_still_reaches_the_patient(
+    rule: str, status: Status, mappings: Mappings, content: PatientContent, now: datetime
+) -> None:
+    finding = Finding(rule=rule, code="a-code-added-later", status=status,  # type: ignore[arg-type]
+                      severity=Severity.MODERATE, summary="x", detail="x", mappings_version="x")
+    messages = patient_messages([finding], PatientRecord(patient=None), now, mappings, content, LONDON)
+    assert [m.rule for m in messages] == [rule]
+    assert messages[0].urgency == {"hold": "today", "caution": "next-visit", "cannot-evaluate": "next-visit"}[status]

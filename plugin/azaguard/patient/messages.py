@@ -124,7 +124,11 @@ def _facts(
     f: Finding, record: PatientRecord, now: datetime, m: Mappings, content: PatientContent, tz: tzinfo | None
 ) -> dict[str, str]:
     refs = [e.reference for e in f.evidence]
-    facts: dict[str, str] = {"contact": content.contact, "check": content.checks.get(f.rule, "")}
+    # A rule without patient words for what it checks (a rule added since) is named as clinicians name it.
+    check = content.checks.get(f.rule) or (m.display.rules[f.rule].checks if f.rule in m.display.rules else "")
+    threshold = m.policy.infection.fever_threshold_cel.value
+    facts: dict[str, str] = {"contact": content.contact, "check": check,
+                             "threshold": format_quantity(threshold, "Cel", m)}
     measured = [x for x in record.measurements if x.ref in refs]
     temps = [x for x in measured if x.analyte == "temperature" and x.value is not None and x.effective]
     if temps:
