@@ -166,6 +166,18 @@ def test_unknown_or_missing_iss_is_refused_before_any_request(
     assert "location" not in response.headers
 
 
+def test_the_refusal_page_never_lists_the_allowed_servers(ehr: FakeEhr, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone can ask /launch with any iss; the allowed list is configuration (a launcher URL may hold a secret)."""
+    secret = "http://127.0.0.1:8400/v/r4/sim/eyJzZWNyZXQiOiJzM2NyM3QifQ/fhir"
+    config = load_app_config(REPO_CONFIG)
+    config = config.model_copy(update={"allowed_iss": (*config.allowed_iss, secret)})
+    with Harness(ehr, config, monkeypatch).browser as browser:
+        for path in ("/app/launch", "/app/start"):
+            response = browser.get(path, params={"iss": "https://evil.example.org/fhir", "launch": "L1"})
+            assert response.status_code == 400 and "is not on this app" in response.text
+            assert secret not in response.text and ISS not in response.text and "Allowed" not in response.text
+
+
 def test_start_refuses_unknown_iss_before_any_request(harness: Harness, ehr: FakeEhr) -> None:
     response = harness.browser.get("/app/start", params={"iss": "https://evil.example.org/fhir"})
     assert response.status_code == 400 and ehr.requests == []
@@ -324,7 +336,37 @@ def test_failed_refresh_says_the_session_expired(harness: Harness, ehr: FakeEhr)
     page = harness.browser.get(url)
     assert page.status_code == 401
     assert "Session expired" in page.text and "chart in the EHR" in page.text
-    assert harness.browser.get(url).status_code == 401  # the dead launch is gone
+    again = harness.browser.get(url)  # a reload says the same, never "No patient open"
+    assert again.status_code == 401 and "Session expired" in again.text and "No patient open" not in again.text
+
+
+def test_without_a_refresh_token_the_page_says_how_long_is_left_and_how_to_relaunch(
+    harness: Harness, ehr: FakeEhr
+) -> None:
+    ehr.offers_refresh = False
+    url = harness.complete(harness.launch())
+    page = harness.browser.get(url)
+    assert page.status_code == 200
+    assert "session-note" in page.text and "(in 60 minutes)" in page.text and "today 13:00" in page.text
+    assert "open azaguard again from the patient" in page.text
+    # Inside the refresh margin the token is still used (nothing to refresh with), and the note counts down.
+    harness.clock.now = NOW + timedelta(minutes=59, seconds=30)
+    page = harness.browser.get(url)
+    assert page.status_code == 200 and "(in less than a minute)" in page.text
+    assert ehr.grants == ["authorization_code"]
+    # Past expiry: the session expired, when, and how to relaunch; a reload says the same.
+    harness.clock.now = NOW + timedelta(minutes=61)
+    ehr.expire_all_access_tokens()
+    for _ in range(2):
+        page = harness.browser.get(url)
+        assert page.status_code == 401 and "Session expired" in page.text, page.text
+        assert "ended today 13:00" in page.text and "no way to renew it" in page.text
+        assert "chart in the EHR" in page.text and "No patient open" not in page.text
+
+
+def test_a_session_that_renews_itself_shows_no_countdown(harness: Harness) -> None:
+    page = harness.open_page()
+    assert page.status_code == 200 and "session-note" not in page.text
 
 
 # --- writing alerts ------------------------------------------------------------------------------------
