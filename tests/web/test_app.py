@@ -215,9 +215,12 @@ def test_callback_from_another_browser_is_refused(harness: Harness, ehr: FakeEhr
     location = harness.launch().headers["location"]
     code = ehr.authorize(location)
     state = parse_qs(urlsplit(location).query)["state"][0]
-    harness.browser.cookies.clear()  # the attacker's browser has no session bound to that state
-    response = harness.browser.get("/app/callback", params={"code": code, "state": state})
-    assert response.status_code == 400
+    # The attacker's browser, elsewhere, has no session bound to that state: the state alone is not enough.
+    with TestClient(harness.browser.app, base_url=ORIGIN, follow_redirects=False, client=("192.0.2.9", 5000)) as other:
+        response = other.get("/app/callback", params={"code": code, "state": state})
+    assert response.status_code == 400 and "state mismatch" in response.text
+    # ... and the launch is still there for the browser that started it.
+    assert harness.browser.get("/app/callback", params={"code": code, "state": state}).status_code == 303
 
 
 def test_state_is_single_use(harness: Harness, ehr: FakeEhr) -> None:
@@ -456,3 +459,23 @@ def test_over_https_the_cookie_works_inside_an_ehr_iframe() -> None:
     web.set_cookie(Request({"type": "http", "root_path": "/app", "headers": []}), response, session)
     cookie = response.headers["set-cookie"]
     assert "SameSite=none" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+    assert "Partitioned" in cookie  # CHIPS: kept by browsers that block third-party cookies, in the EHR's jar
+
+
+def test_the_callback_finds_its_launch_by_the_state_when_the_cookie_is_withheld(harness: Harness) -> None:
+    """A third-party frame under a cookie policy, or launch and callback in different cookie partitions: the
+    browser comes back without the session cookie. The state, bound server-side, still completes the launch
+    (once), and the page works with the cookie the callback sets."""
+    authorize = harness.launch()
+    location = authorize.headers["location"]
+    code = harness.ehr.authorize(location)
+    state = parse_qs(urlsplit(location).query)["state"][0]
+    harness.browser.cookies.clear()
+    callback = harness.browser.get("/app/callback", params={"code": code, "state": state})
+    assert callback.status_code == 303, callback.text
+    assert harness.browser.get(callback.headers["location"]).status_code == 200
+    harness.browser.cookies.clear()
+    replay = harness.browser.get("/app/callback", params={"code": code, "state": state})
+    assert replay.status_code == 400 and "state mismatch" in replay.text
+    unknown = harness.browser.get("/app/callback", params={"code": code, "state": "x" * 43})
+    assert unknown.status_code == 400

@@ -194,7 +194,9 @@ class _Web:
 
     def set_cookie(self, request: Request, response: Response, session: Session) -> None:
         # Inside an EHR iframe the app is a third party: the browser sends the cookie only when it is
-        # SameSite=None, which browsers accept only with Secure (https). Plain-http loopback: Lax.
+        # SameSite=None, which browsers accept only with Secure (https). Browsers that block third-party
+        # cookies (Chromium's default in new profiles) still keep a Partitioned one (CHIPS), in a jar of
+        # its own for the EHR's site: the framed app keeps its session there. Plain-http loopback: Lax.
         secure = self.config.secure_cookies or request.url.scheme == "https"
         response.set_cookie(
             COOKIE,
@@ -204,6 +206,9 @@ class _Web:
             secure=secure,
             path=self.root(request) or "/",
         )
+        if secure:  # the stdlib cookie writer knows the Partitioned attribute only from Python 3.14
+            name, value = response.raw_headers[-1]
+            response.raw_headers[-1] = (name, value + b"; Partitioned")
 
     # -- launch --
     def rate_limited(self, request: Request) -> Response | None:
@@ -304,6 +309,17 @@ class _Web:
         pending = (
             self.sessions.take_pending(session, state, self.now()) if session is not None and state else None
         )
+        if pending is None and state:
+            # The launch is bound to its state server-side: a callback whose cookie the browser withheld (a
+            # third-party frame, or the launch and the callback in different cookie partitions) still finds it,
+            # from the client address that started it (a callback link sent to someone else's browser does
+            # not). The state is 256 random bits, single use, 10 minutes; our PKCE verifier never leaves.
+            owner = self.sessions.pending_owner(state, self.now())
+            address = request.client.host if request.client else ""
+            if owner is not None and owner.address == address:
+                pending = self.sessions.take_pending(owner, state, self.now())
+                if pending is not None:
+                    session = session or owner
         if session is None or pending is None:
             return self.message(
                 request,
