@@ -42,7 +42,7 @@ from azaguard.sandbox.patients import build_patients, transaction_bundle
 from azaguard.sandbox.site import create_site
 from azaguard.web.app import create_app
 from azaguard.web.security import PinnedOrigin
-from tests.browser.conftest import CHROMIUM
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -184,18 +184,14 @@ def sites(fhir_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def chromium(sites: tuple[str, str, Certificate]) -> Iterator[Any]:
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    cert = sites[2]
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  f"--ignore-certificate-errors-spki-list={cert.spki_hash}",
-                  "--test-third-party-cookie-phaseout"],  # third-party cookies blocked, whatever the default
-        )
-        yield browser
-        browser.close()
+def chromium(playwright: Any, sites: tuple[str, str, Certificate]) -> Iterator[Any]:
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={sites[2].spki_hash}",
+              "--test-third-party-cookie-phaseout"],  # third-party cookies blocked, whatever the default
+    )
+    yield browser
+    browser.close()
 
 
 def test_third_party_cookies_are_blocked_in_this_browser(chromium: Any, sites: tuple[str, str, Certificate]) -> None:
