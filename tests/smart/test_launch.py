@@ -53,9 +53,27 @@ def config() -> AppConfig:
 
 
 def test_scope_v2_when_permission_v2_is_advertised(config: AppConfig) -> None:
-    assert select_scope(config, frozenset({"permission-v2", "permission-v1"})) == config.scopes.v2
-    assert select_scope(config, frozenset({"permission-v1"})) == config.scopes.v1
-    assert select_scope(config, frozenset()) == config.scopes.v1
+    assert select_scope(config, frozenset({"permission-v2", "permission-v1"})) == config.scopes.v2 + " online_access"
+    assert select_scope(config, frozenset({"permission-v1"})) == config.scopes.v1 + " online_access"
+    assert select_scope(config, frozenset()) == config.scopes.v1 + " online_access"
+
+
+def test_a_refresh_token_is_asked_for_online_by_default_offline_where_configured(config: AppConfig) -> None:
+    """SMART 2: without online_access or offline_access a server gives no refresh token (smart-launcher-v2 does
+    not), and the session dies with the first access token."""
+    assert config.refresh_scope == "online_access"
+    for capabilities in (frozenset({"permission-v2"}), frozenset()):
+        words = select_scope(config, capabilities).split()
+        assert words.count("online_access") == 1 and "offline_access" not in words
+        assert "online_access" in select_scope(config, capabilities, standalone=True).split()
+    offline = config.model_copy(update={"refresh_scope": "offline_access"})
+    words = select_scope(offline, frozenset({"permission-v2"})).split()
+    assert "offline_access" in words and "online_access" not in words
+    none = config.model_copy(update={"refresh_scope": "none"})
+    assert select_scope(none, frozenset({"permission-v2"})) == config.scopes.v2
+    # Scopes that already ask for one are sent as written.
+    asked = config.model_copy(update={"scopes": config.scopes.model_copy(update={"v2": "launch offline_access"})})
+    assert select_scope(asked, frozenset({"permission-v2"})) == "launch offline_access"
 
 
 def test_standalone_asks_for_launch_patient(config: AppConfig) -> None:
