@@ -34,6 +34,8 @@ DESCRIPTIONS = {
     "cds_database_url": "The service's database (SQLAlchemy URL): CDS feedback, JWT replay cache, audit trail, "
                         "sessions with session_store 'database'. Default: $AZAGUARD_CDS_DATABASE_URL, else an "
                         "SQLite file in ~/.local/state/azaguard/.",
+    "refresh_scope": "The refresh token the app asks for (SMART 2): online_access (usable while the user is "
+                     "online), offline_access (beyond; only where the EHR and policy allow it), or none.",
     "v2": "SMART 2 scopes (.rs / .cruds).",
     "v1": "SMART 1 scopes (.read / .write).",
     "iss": "The CDS client's JWT issuer.",
