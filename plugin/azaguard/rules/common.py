@@ -283,6 +283,17 @@ def applicability(
     `cannot-evaluate` when an unreadable order might be azathioprine.
     """
     t = therapy(record, m, now)
+    patient = record.patient
+    if patient is not None and patient.deceased:
+        # No monitoring, dose, lab or vaccine alert for a patient who has died (clinical-rules.md section 9).
+        on = f" on {short_date(patient.deceased_on)}" if patient.deceased_on else ""
+        return t, make_finding(
+            m, rule, "patient-deceased", Status.NOT_APPLICABLE, Severity.INFO,
+            f"The patient is deceased{on}: no checks apply",
+            f"The record says the patient died{on} (Patient.deceased), so azathioprine safety checks do not apply.",
+            evidence=[Evidence(reference=patient.ref, description=f"patient deceased{on}",
+                               date=iso(patient.deceased_on))],
+        )
     applies = t.on_current or (include_recent and (t.recent or t.stop_date_unknown))
     if applies:
         return t, None

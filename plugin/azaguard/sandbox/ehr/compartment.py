@@ -13,7 +13,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 # Outside any patient's compartment: readable by id or search (a `patient` they carry must still match).
-SHARED_TYPES: frozenset[str] = frozenset({"Medication", "Practitioner", "Device", "Organization", "Location"})
+SHARED_TYPES: frozenset[str] = frozenset(
+    {"Medication", "Practitioner", "Device", "Organization", "Location", "Questionnaire"}
+)
 # What the app may write back to the chart. Shared types (the author Device) are not writable with a
 # patient token: they are outside every patient's compartment, so one patient's launch must not change them.
 WRITABLE_TYPES: frozenset[str] = frozenset({"DetectedIssue", "Flag"})

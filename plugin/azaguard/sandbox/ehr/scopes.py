@@ -34,6 +34,8 @@ RESOURCE_TYPES: frozenset[str] = frozenset(
         "Encounter",
         "Procedure",
         "DiagnosticReport",
+        "QuestionnaireResponse",
+        "Questionnaire",
         "Practitioner",
     }
 )
