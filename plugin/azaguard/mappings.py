@@ -403,6 +403,38 @@ class LabInfections(_Model, frozen=True, kw_only=True):
     interpretation: ResultFlags
 
 
+# --- pancreatitis (pancreatitis.json) ---------------------------------------------
+
+
+class NamedAnalyte(_Model, frozen=True, kw_only=True):
+    """A lab analyte read as the lab sent it (its own range decides), by LOINC code or by name."""
+
+    label: str
+    loinc: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    exclude_names: tuple[str, ...] = ()
+
+
+class DiagnosisSet(_Model, frozen=True, kw_only=True):
+    label: str
+    source: str
+    as_of: str
+    roots: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    names: tuple[str, ...] = ()
+    exclude_names: tuple[str, ...] = ()
+    codes: dict[str, dict[str, str]]
+
+
+class Pancreatitis(_Model, frozen=True, kw_only=True):
+    source: str
+    as_of: str
+    generated_by: str
+    lipase_uln_multiple: Sourced
+    window_days: Sourced
+    lipase: NamedAnalyte
+    diagnoses: DiagnosisSet
+
+
 # --- units -------------------------------------------------------------------
 
 
@@ -765,6 +797,7 @@ class Mappings(_Model, frozen=True, kw_only=True):
     display: Display
     signs: Signs
     lab_infections: LabInfections
+    pancreatitis: Pancreatitis
 
     def _check(self) -> None:
         for name, analyte in self.analytes.analytes.items():
@@ -825,6 +858,7 @@ _FILE_FIELDS = {
     "display.json": "display",
     "signs.json": "signs",
     "lab_infections.json": "lab_infections",
+    "pancreatitis.json": "pancreatitis",
 }
 
 

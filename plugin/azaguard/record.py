@@ -30,7 +30,14 @@ from azaguard.memo import ByIdentity
 from azaguard.resources import Resource, ResourceSet, gc_paused
 from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
 from azaguard.terminology._common import fold
-from azaguard.terminology.labtests import activity_of, analyte_by_name, named_anything, pathogen_of
+from azaguard.terminology.labtests import (
+    LIPASE,
+    activity_of,
+    analyte_by_name,
+    is_lipase,
+    named_anything,
+    pathogen_of,
+)
 from azaguard.terminology.signs import answer_presence, sign_by_name, sign_of
 from azaguard.units import UnitError, normalise, unit_dimension
 
@@ -344,6 +351,7 @@ class _Builder:
             | {c for sign in signs.signs.values() for c in sign.codes.get("snomed", {})}
             | {c for p in mappings.lab_infections.pathogens.values() for c in p.loinc}
             | {c for a in mappings.analytes.activity_analytes.by_key.values() for c in a.loinc}
+            | set(mappings.pancreatitis.lipase.loinc)
         )
         self.named = named_anything(mappings)
         self.snomed_systems = frozenset(mappings.systems.snomed)
@@ -701,6 +709,11 @@ class _Builder:
             else:  # a phenotype in words ("TPMT activity: deficient"): read as the phenotype result it is
                 meas = self._measurement(ref, code, status, effective, obs, spec.gene, analyte="pgx-phenotype")
             self.measurements.append(lab.onto(struct_replace(meas, gene=spec.gene), f"by name ({concept.label})"))
+            return True
+        if is_lipase(concept, self.m):  # read against the lab's own upper limit, in its own unit
+            code = next(iter(loincs), next((c.code for c in concept.codings), "(no code)"))
+            meas = self._raw_measurement(ref, code, status, effective, obs, LIPASE)
+            self.measurements.append(lab.onto(meas, None if loincs else f"by name ({concept.label})"))
             return True
         named = analyte_by_name(concept, self.m)
         if named is not None:

@@ -63,6 +63,16 @@ def activity_of(concept: Concept, m: Mappings) -> str | None:
     return None
 
 
+LIPASE = "lipase"  # the record's analyte key for a lipase result (read as the lab sent it)
+
+
+def is_lipase(concept: Concept, m: Mappings) -> bool:
+    spec = m.pancreatitis.lipase
+    if concept.codes_in(m.systems.loinc).intersection(spec.loinc):
+        return True
+    return bool(names_match(concept.names, spec.names)) and not names_match(concept.names, spec.exclude_names)
+
+
 def analyte_by_name(concept: Concept, m: Mappings) -> str | None:
     """A measured analyte known only by name (6-TGN, 6-MMP under a lab-local code)."""
     for key, a in m.analytes.analytes.items():
@@ -88,6 +98,7 @@ def named_anything(m: Mappings) -> re.Pattern[str]:
             words.update(a.names)
         for spec in mm.analytes.activity_analytes.by_key.values():
             words.update(spec.names)
+        words.update(mm.pancreatitis.lipase.names)
         alternation = "|".join(re.escape(fold(w)) for w in sorted(words, key=len, reverse=True))
         return re.compile(rf"\b(?:{alternation})\b", re.IGNORECASE)
 

@@ -109,3 +109,30 @@ def answer_presence(codes: list[tuple[str | None, str]], words: list[str], m: Ma
     if any(w in answers.present_words for w in folded):
         return True
     return None
+
+
+_PANCREATITIS: PerMappings[dict[str, dict[str, str]]] = PerMappings()
+
+
+def pancreatitis_match(concept: Concept, m: Mappings) -> str | None:
+    """How a diagnosis is recognised as acute pancreatitis ('ICD-10-CM K85.90 ...'), or None."""
+    ds = m.pancreatitis.diagnoses
+
+    def build(mm: Mappings) -> dict[str, dict[str, str]]:
+        sets = mm.pancreatitis.diagnoses.codes
+        return {s: {normalise_icd(c): d for c, d in sets.get(s, {}).items()} for s in _ICD_SYSTEMS}
+
+    index = _PANCREATITIS.get_or_build(m, build)
+    for coding in concept.codings:
+        system = m.systems.name_of(coding.system)
+        if system in _ICD_SYSTEMS:
+            plain = normalise_icd(coding.code)
+            for end in range(len(plain), 2, -1):
+                if plain[:end] in index[system]:
+                    return f"{_LABELS[system]} {coding.code} {index[system][plain[:end]]}"
+        elif system == "snomed" and coding.code.strip() in ds.codes.get("snomed", {}):
+            return f"SNOMED CT {coding.code} {ds.codes['snomed'][coding.code.strip()]}"
+    word = names_match(concept.names, ds.names)
+    if word and not names_match(concept.names, ds.exclude_names):
+        return f"by name '{word}'"
+    return None
