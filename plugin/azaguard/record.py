@@ -679,7 +679,9 @@ class _Builder:
             meas = self._measurement(ref, code, status, effective, holder, self._gene(obs, concept), analyte=analyte)
             self.measurements.append(lab.onto(meas, how))
         if not found and not self._other_reading(raw, obs, ref, status, effective, lab):
-            raise ValueError("Observation has no readable LOINC code")
+            if not self.concept(obs.code).codings:
+                raise ValueError("Observation has no readable LOINC code")
+            # Read for a name it carries ("Whooping cough vaccination"), and none of ours after all.
 
     def _other_reading(
         self, raw: Resource, obs: Any, ref: str, status: str, effective: datetime | None, lab: _LabContext

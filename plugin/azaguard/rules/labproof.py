@@ -123,7 +123,8 @@ def infection_findings(
         names = "; ".join(h.phrase() for h in react)
         out.append(make_finding(
             m, "infection-hold", "hbv-reactivation", Status.HOLD, Severity.HIGH,
-            f"Hepatitis B reactivation ({names}): {action}; refer to hepatology",
+            f"Hepatitis B reactivation (HBV DNA {short_date(react[0].result.effective)}): refer to hepatology; "
+            f"{action}",
             f"HBV DNA has risen on azathioprine: {names}. A rise of at least "
             f"{m.lab_infections.hbv_reactivation_rise_log10.value:g} log10, or detection after undetectable, is "
             f"reactivation ({m.lab_infections.hbv_reactivation_rise_log10.source}): {action}, refer to "

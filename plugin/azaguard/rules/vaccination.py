@@ -79,10 +79,18 @@ def is_given(event: VaccineEvent) -> bool:
 @rule("vaccination-hold")
 def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
     t, early = applicability(record, mappings, now, RULE, include_recent=True)
-    if early is not None:
-        return [early]
     m = mappings
     vaccines = [classify(e, m) for e in record.vaccines]
+    if early is not None:
+        if early.status is Status.NOT_APPLICABLE and early.code != "patient-deceased":
+            # A stop older than the recent window can still have a live vaccine inside its wait, given lately.
+            window = timedelta(days=m.policy.therapy.recent_window_days.value)
+            lately = [c for c in vaccines if is_given(c.event) and c.kind == "live" and c.event.date is not None
+                      and now - c.event.date <= window]
+            after = [f for f in _given_findings(lately, t, record, m) if f.code == "live-vaccine-given-after-stop"]
+            if after:
+                return after
+        return [early]
     planned = [c for c in vaccines if is_planned(c.event, m)]
     out: list[Finding] = []
     out += _planned_findings(planned, t, record, m, now)
