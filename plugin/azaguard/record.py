@@ -678,10 +678,11 @@ class _Builder:
             code = loinc or next((c.code for c in concept.codings), "(no code)")
             meas = self._measurement(ref, code, status, effective, holder, self._gene(obs, concept), analyte=analyte)
             self.measurements.append(lab.onto(meas, how))
-        if not found and not self._other_reading(raw, obs, ref, status, effective, lab):
-            if not self.concept(obs.code).codings:
-                raise ValueError("Observation has no readable LOINC code")
-            # Read for a name it carries ("Whooping cough vaccination"), and none of ours after all.
+        # One read for a name its local code carries ("Whooping cough vaccination") may be none of ours after all;
+        # one without any code cannot be told apart.
+        no_code = not self.concept(obs.code).codings
+        if not found and not self._other_reading(raw, obs, ref, status, effective, lab) and no_code:
+            raise ValueError("Observation has no readable LOINC code")
 
     def _other_reading(
         self, raw: Resource, obs: Any, ref: str, status: str, effective: datetime | None, lab: _LabContext

@@ -88,7 +88,8 @@ def test_a_hay_fever_sneeze_and_a_headache_are_not_signs() -> None:
 
 
 def test_excluded_names_are_not_the_sign() -> None:
-    assert headline(symptom_observation(cc("http://example.org/local", "W1", "Whooping cough vaccination discussed")))[0] == "ok"
+    local = cc("http://example.org/local", "W1", "Whooping cough vaccination discussed")
+    assert headline(symptom_observation(local))[0] == "ok"
 
 
 # --- where the sign is recorded -------------------------------------------------------------------------------
@@ -188,3 +189,32 @@ def test_black_stools_are_a_warning_sign_and_point_at_the_blood_count() -> None:
     melaena = encounter_diagnosis(ICD10CM, "K92.1", "Melena")
     assert [f.code for f in for_rule("blood-counts", *_counts(), melaena)] == ["side-effect-reported"]
     assert headline(melaena)[0] == "caution"
+
+
+# --- the patient check-in (issue 21's Questionnaire: one "signs" item answered with SNOMED codes) ----------------
+
+CHECKIN = "https://azaguard.example/fhir/Questionnaire/azaguard-warning-signs|2026.12.1"
+
+
+def _checkin(*codes: tuple[str, str]) -> Resource:
+    answers = [{"valueCoding": {"system": SNOMED, "code": code, "display": display}} for code, display in codes]
+    return questionnaire_response([{"linkId": "signs", "text": "Do you have any of these?", "answer": answers}],
+                                  questionnaire=CHECKIN)
+
+
+@pytest.mark.parametrize(("code", "display", "rule_id", "expected"), [
+    ("386661006", "Fever", "infection-hold", "warning-signs"),  # feverish, not measured: a sign, not the hold
+    ("79740000", "Candidiasis of mouth", "infection-hold", "warning-signs"),
+    ("46742003", "Skin ulcer", "infection-hold", "warning-signs"),
+    ("125667009", "Contusion", "blood-counts", "side-effect-reported"),
+    ("131148009", "Bleeding", "blood-counts", "side-effect-reported"),
+    ("26284000", "Ulcer of mouth", "blood-counts", "side-effect-reported"),
+])
+def test_checkin_answers(code: str, display: str, rule_id: str, expected: str) -> None:
+    found = for_rule(rule_id, *_counts(), observation("8310-5", 36.8, "Cel", days_ago=0, hours_ago=6),
+                     _checkin((code, display)))
+    assert found[0].code == expected
+
+
+def test_checkin_none_of_these_is_no_sign() -> None:
+    assert headline(_checkin(("260413007", "None")))[0] == "ok"
