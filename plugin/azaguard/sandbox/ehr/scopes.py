@@ -34,9 +34,9 @@ RESOURCE_TYPES: frozenset[str] = frozenset(
         "Encounter",
         "Procedure",
         "DiagnosticReport",
-        "QuestionnaireResponse",
-        "Questionnaire",
         "Practitioner",
+        "Questionnaire",
+        "QuestionnaireResponse",
     }
 )
 # Scopes that are not about resources; all of them can be granted by the sandbox.
