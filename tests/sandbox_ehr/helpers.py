@@ -27,7 +27,8 @@ V2 = (
     "patient/Observation.rs patient/Condition.rs patient/Immunization.rs patient/ImmunizationRecommendation.rs "
     "patient/ServiceRequest.rs patient/MedicationStatement.rs patient/MedicationDispense.rs "
     "patient/MedicationAdministration.rs patient/DiagnosticReport.rs patient/QuestionnaireResponse.rs "
-    "patient/Questionnaire.rs patient/DetectedIssue.cruds patient/Flag.cruds patient/Device.cruds"
+    "patient/Questionnaire.rs patient/DetectedIssue.cruds patient/Flag.cruds patient/Device.cruds "
+    "online_access"
 )
 
 
