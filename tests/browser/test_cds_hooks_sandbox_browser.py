@@ -154,6 +154,8 @@ def test_the_official_sandbox_gets_signed_cards_for_patient_view_and_a_live_typh
     assert "typhoid" in card["summary"].lower() and "live" in card["summary"].lower(), card["summary"]
     assert "by name only" not in card["detail"]  # recognised by its RxNorm code
     assert card["suggestions"][0]["actions"][0]["type"] == "delete"
+    assert card["suggestions"][0]["label"] == (  # as a clinician writes it, not the raw RxNorm display
+        "Remove the draft order: typhoid vaccine live Ty21a 6800000000 units delayed-release capsules")
     # The suggestion taken, the sandbox sends the draft again without its medication: nothing to say.
     after = [c for c in selects if c is not ordered[-1] and selects.index(c) > selects.index(ordered[-1])]
     assert after and after[-1]["body"]["cards"] == [], [c["sent"]["context"]["draftOrders"] for c in after]
