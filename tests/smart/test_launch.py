@@ -327,3 +327,31 @@ def test_id_token_is_read_unverified_without_jwks(config: AppConfig) -> None:
         identity = read_identity(http, config, _smart(jwks=None), _signed_id_token(key), NOW)
     assert identity.fhir_user == f"{ISS}/Practitioner/sandbox-clinician"
     assert not identity.verified
+
+
+def test_a_patient_launch_asks_the_patient_scopes_in_the_servers_syntax() -> None:
+    from azaguard.config import load_app_config
+    from azaguard.smart.launch import select_scope
+
+    config = load_app_config()
+    assert config.patient_scopes is not None
+    v2 = select_scope(config, frozenset({"permission-v2"}), standalone=True, scopes=config.patient_scopes)
+    v1 = select_scope(config, frozenset(), standalone=True, scopes=config.patient_scopes)
+    assert {"launch/patient", "openid", "fhirUser", "patient/*.rs"} <= set(v2.split())
+    assert {"launch/patient", "openid", "fhirUser", "patient/*.read"} <= set(v1.split())
+
+
+@pytest.mark.parametrize(
+    ("fhir_user", "patient"),
+    [
+        ("https://ehr.example.org/fhir/Patient/123", True),
+        ("Patient/123", True),  # relative fhirUser
+        ("https://ehr.example.org/fhir/RelatedPerson/9", True),
+        ("https://ehr.example.org/fhir/Practitioner/7", False),
+        (None, False),
+    ],
+)
+def test_a_patient_user_is_told_by_fhir_user(fhir_user: str | None, patient: bool) -> None:
+    from azaguard.smart.launch import Identity, is_patient_user
+
+    assert is_patient_user(Identity(fhir_user, "sub", verified=True)) is patient
