@@ -19,7 +19,6 @@ from azaguard.fhir.client import FhirClient
 from azaguard.mappings import load_mappings
 from azaguard.sandbox.patients import SyntheticPatient, build_patients, transaction_bundle
 from azaguard.sandbox.site import create_site
-from azaguard.web import app as web_app
 from azaguard.web.security import RateLimiter
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -45,7 +44,7 @@ def site_url(fhir_server: Any, sandbox_patients: list[SyntheticPatient]) -> Iter
     # One clinician opening every sandbox patient in a minute is more launches than the per-address
     # limit allows (a flood guard); the browser tests' site gets a limiter sized for them.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(web_app, "RateLimiter", lambda: RateLimiter(rate=600, burst=200))
+        patch.setattr("azaguard.web.security.RateLimiter", lambda: RateLimiter(rate=600, burst=200))
         site = create_site(fhir_upstream=fhir_server.base_url, public_base=public_base,
                            app_config=load_app_config(public_base=public_base), mappings=load_mappings())
     server = uvicorn.Server(uvicorn.Config(site, host="127.0.0.1", port=port, log_level="warning", access_log=False))
@@ -62,14 +61,20 @@ def site_url(fhir_server: Any, sandbox_patients: list[SyntheticPatient]) -> Iter
     thread.join(timeout=10)
 
 
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+
 @pytest.fixture(scope="package")
-def browser() -> Iterator[Any]:
+def playwright() -> Iterator[Any]:
+    """One Playwright driver for the package (the sync API cannot run two at once)."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Any) -> Iterator[Any]:
+    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS))
+    yield b
+    b.close()

@@ -53,6 +53,8 @@ BASE: dict[str, list[str]] = {
     "demo": ["--no-serve", "--port", "9", "--fhir-port", "9"],
     "serve": ["--port", "9"],
     "feedback": ["--since", "2026-11-01"],
+    "audit": ["--since", "2026-11-01"],
+    "config": ["check", "--config", "/dev/null", "--offline"],
     "check-bundle": [],
 }
 # Options that need a partner option to be read at all.

@@ -33,21 +33,24 @@ from starlette.types import ASGIApp
 
 from azaguard import service
 from azaguard.alerts import ExistingAlert, WriteOutcome
-from azaguard.config import AppConfig, load_app_config
+from azaguard.config import AppConfig, Scopes, load_app_config
 from azaguard.display import format_date, format_day
 from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import AuthDenied, AuthExpired, FhirError
 from azaguard.findings import STATUS_RANK, Severity, Status
 from azaguard.mappings import Mappings, load_mappings
+from azaguard.ops import audit, logs, metrics, runtime
 from azaguard.resources import InputError
 from azaguard.smart.discovery import DiscoveryCache, DiscoveryError
 from azaguard.smart.launch import (
     Identity,
     TokenError,
+    TokenSet,
     authorize_url,
     can_read_alerts,
     can_write_alerts,
     exchange_code,
+    is_patient_user,
     new_state,
     read_identity,
     refresh,
@@ -57,7 +60,7 @@ from azaguard.smart.pkce import new_pkce
 from azaguard.smart.session import LaunchContext, PendingAuthorization, Session, SessionStore
 from azaguard.verdict import ACTION_STATUSES, Action, RuleLine, Verdict, clinician_text
 from azaguard.web.charts import trend_charts
-from azaguard.web.security import BodyLimit, PinnedOrigin, RateLimiter, SecurityHeaders
+from azaguard.web.security import BodyLimit, PinnedOrigin, SecurityHeaders
 
 log = logging.getLogger("azaguard.web")
 
@@ -132,12 +135,16 @@ class _Web:
         self.now = now
         self.transport = transport
         self.http = httpx.Client(transport=transport, follow_redirects=False)
-        self.sessions = SessionStore()
+        # In this process, or shared by every replica (session_store: redis:// or database).
+        self.sessions: SessionStore = runtime.session_store(config)
+        self.audit = runtime.audit_trail(config)
         self.discovery = DiscoveryCache()  # a flood of launches sends one discovery per iss and TTL
-        self.launch_limit = RateLimiter()  # /launch and /start, per client address
+        self.launch_limit = runtime.rate_limiter(config)  # /launch and /start, per client address
         # Write outcomes waiting for their redirect's GET, by (session id, launch id).
         self.written: dict[tuple[str, str], list[WriteOutcome]] = {}
         self.user_names: dict[str, str | None] = {}
+        self.mappings_dir: Path | None = None  # where the patient's words are (None: the default mappings/)
+        self.patient_view: Any = None  # web/patient.py's PatientView, once its routes are added
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -174,12 +181,16 @@ class _Web:
             advice=advice,
         )
 
-    def expired(self, request: Request) -> HTMLResponse:
+    def expired(self, request: Request, ctx: LaunchContext | None = None) -> HTMLResponse:
+        ended = ""
+        if ctx is not None and ctx.tokens.expires_at is not None:
+            ended = f" {format_date(ctx.tokens.expires_at, self.now(), zone_of(ctx.identity))}"
+        renew = "" if ctx is None or ctx.tokens.refresh_token else " The EHR gave azaguard no way to renew it."
         return self.message(
             request,
             401,
             "Session expired",
-            "Your session with the EHR has expired.",
+            f"Your session with the EHR ended{ended}.{renew}",
             kind="expired",
             advice=RELAUNCH,
         )
@@ -189,7 +200,9 @@ class _Web:
 
     def set_cookie(self, request: Request, response: Response, session: Session) -> None:
         # Inside an EHR iframe the app is a third party: the browser sends the cookie only when it is
-        # SameSite=None, which browsers accept only with Secure (https). Plain-http loopback: Lax.
+        # SameSite=None, which browsers accept only with Secure (https). Browsers that block third-party
+        # cookies (Chromium's default in new profiles) still keep a Partitioned one (CHIPS), in a jar of
+        # its own for the EHR's site: the framed app keeps its session there. Plain-http loopback: Lax.
         secure = self.config.secure_cookies or request.url.scheme == "https"
         response.set_cookie(
             COOKIE,
@@ -199,12 +212,16 @@ class _Web:
             secure=secure,
             path=self.root(request) or "/",
         )
+        if secure:  # the stdlib cookie writer knows the Partitioned attribute only from Python 3.14
+            name, value = response.raw_headers[-1]
+            response.raw_headers[-1] = (name, value + b"; Partitioned")
 
     # -- launch --
     def rate_limited(self, request: Request) -> Response | None:
         wait = self.launch_limit.allow(request.client.host if request.client else "")
         if not wait:
             return None
+        metrics.refused(log, "launch refused", "rate-limited", retry_after=int(wait) + 1)
         response = self.message(
             request, 429, "Too many launches", "This address has started too many launches in a short time.",
             advice="Wait a minute, then open azaguard again from the EHR.",
@@ -244,25 +261,27 @@ class _Web:
         if not iss:
             return self.message(request, 400, "Launch refused", "The launch carried no 'iss' (FHIR server).")
         if not self.config.iss_allowed(iss):
-            log.warning("launch refused: iss not allowed")
+            metrics.refused(log, "launch refused", "iss-not-allowed", iss=iss[:200])
             return self.message(
                 request,
                 400,
                 "Launch refused",
                 f"The FHIR server {iss} is not on this app's list of allowed servers, "
                 "so azaguard did not contact it.",
-                detail="Allowed: " + ", ".join(self.config.allowed_iss),
+                # The allowed servers are not listed: that list is configuration (some launcher URLs
+                # embed a client secret), and whoever asks is not necessarily hospital IT.
                 advice="Hospital IT: to trust this server, add it to allowed_iss in smart_launch.json.",
             )
         return None
 
-    def begin(self, request: Request, iss: str, launch: str | None) -> Response:
+    def begin(self, request: Request, iss: str, launch: str | None, *, scopes: Scopes | None = None) -> Response:
         iss = iss.rstrip("/")
         try:
             smart = self.discovery.discover(iss, self.http)
         except DiscoveryError as exc:
+            metrics.refused(log, "launch failed", "discovery-failed", iss=iss, detail=str(exc)[:300])
             return self.message(request, 502, "Cannot reach the EHR's authorization server", str(exc))
-        scope = select_scope(self.config, smart.capabilities, standalone=launch is None)
+        scope = select_scope(self.config, smart.capabilities, standalone=launch is None, scopes=scopes)
         pkce = new_pkce()  # S256 always, advertised or not
         state = new_state()
         address = request.client.host if request.client else ""
@@ -298,7 +317,19 @@ class _Web:
         pending = (
             self.sessions.take_pending(session, state, self.now()) if session is not None and state else None
         )
+        if pending is None and state:
+            # The launch is bound to its state server-side: a callback whose cookie the browser withheld (a
+            # third-party frame, or the launch and the callback in different cookie partitions) still finds it,
+            # from the client address that started it (a callback link sent to someone else's browser does
+            # not). The state is 256 random bits, single use, 10 minutes; our PKCE verifier never leaves.
+            owner = self.sessions.pending_owner(state, self.now())
+            address = request.client.host if request.client else ""
+            if owner is not None and owner.address == address:
+                pending = self.sessions.take_pending(owner, state, self.now())
+                if pending is not None:
+                    session = session or owner
         if session is None or pending is None:
+            metrics.refused(log, "launch refused", "state-unknown" if session is not None else "no-session")
             return self.message(
                 request,
                 400,
@@ -308,6 +339,7 @@ class _Web:
                 advice=RELAUNCH,
             )
         if q.get("error"):
+            metrics.refused(log, "launch refused", "authorization-denied", error=q.get("error", "")[:100])
             return self.message(
                 request,
                 400,
@@ -331,7 +363,7 @@ class _Web:
                 now=self.now(),
             )
         except TokenError as exc:
-            log.info("token exchange refused: %s", exc.error)
+            metrics.refused(log, "launch refused", "token-refused", error=exc.error[:100], status=exc.status)
             status = 400 if exc.status is not None and 400 <= exc.status < 500 else 502
             return self.message(
                 request,
@@ -356,14 +388,24 @@ class _Web:
         )
         self.sessions.add_launch(session, ctx)
         self.sessions.rotate(session, self.now())  # no fixation: the pre-login id is now worthless
-        response = RedirectResponse(f"{self.root(request)}/?{urlencode({'ctx': ctx.id})}", status_code=303)
+        metrics.LAUNCHES.labels("completed").inc()
+        log.info("launch completed", extra={"iss": ctx.iss, "patient": logs.patient(ctx.patient_id),
+                                            "user": identity.fhir_user if identity else None})
+        response = RedirectResponse(self.home_of(request, ctx), status_code=303)
         self.set_cookie(request, response, session)
         return response
+
+    def home_of(self, request: Request, ctx: LaunchContext) -> str:
+        """The clinician's page, or the patient view when the signed-in user is a patient."""
+        where = "/patient/" if is_patient_user(ctx.identity) else "/"
+        return f"{self.root(request)}{where}?{urlencode({'ctx': ctx.id})}"
 
     # -- the page --
     def page(self, request: Request) -> Response:
         session = self.session(request)
         ctx = self.sessions.launch(session, request.query_params.get("ctx")) if session else None
+        if ctx is not None and is_patient_user(ctx.identity):
+            return RedirectResponse(self.home_of(request, ctx), status_code=303)  # never the clinician's page
         if session is None or ctx is None:
             return self.message(
                 request,
@@ -413,7 +455,36 @@ class _Web:
     def check(
         self, request: Request, session: Session, ctx: LaunchContext, *, write: bool
     ) -> service.CheckResult | Response:
-        """Gather, evaluate and (on write) write; an error page when the record cannot be read."""
+        """Gather, evaluate and (on write) write; an error page when the record cannot be read.
+        Audited either way: who (fhirUser), which patient, view or write, outcome, from where."""
+        return self.audited(request, ctx, "app.write-alerts" if write else "app.view",
+                            lambda: self._check(request, session, ctx, write=write))
+
+    def audited(
+        self, request: Request, ctx: LaunchContext, action: str, access: Callable[[], T],
+        outcome_of: Callable[[T], str] | None = None,
+    ) -> T:
+        """`access` to the patient's data, recorded in the audit trail with its outcome (an error page: its
+        status; an exception: error); the alerts it writes are attributed to the same user."""
+        identity = ctx.identity
+        who = (identity.fhir_user or identity.subject) if identity else None
+        audit.actor.set(audit.Actor(who=who or f"launch of {ctx.iss}", source=request.client.host if request.client
+                                    else None, fhir_base=ctx.iss, token=lambda: ctx.tokens.access_token))
+        try:
+            result = access()
+        except Exception:
+            self.audit.record(action, patient=ctx.patient_id, outcome="error")
+            raise
+        if outcome_of is not None:
+            outcome = outcome_of(result)
+        else:
+            outcome = f"refused {result.status_code}" if isinstance(result, Response) else "evaluated"
+        self.audit.record(action, patient=ctx.patient_id, outcome=outcome)
+        return result
+
+    def _check(
+        self, request: Request, session: Session, ctx: LaunchContext, *, write: bool
+    ) -> service.CheckResult | Response:
         now = self.now()
         tz = zone_of(ctx.identity)
         try:
@@ -432,8 +503,8 @@ class _Web:
                 ),
             )
         except SessionExpired:
-            self.sessions.drop_launch(session, ctx.id)
-            return self.expired(request)
+            # The launch is kept: a reload says the same (when and how to relaunch), never "No patient open".
+            return self.expired(request, ctx)
         except AuthDenied as exc:
             return self.message(request, 403, "The EHR refused access", f"The FHIR server refused: {exc}")
         except (FhirError, InputError) as exc:
@@ -475,6 +546,7 @@ class _Web:
             retry_helps=any(w.retryable for w in failed),
             charts=trend_charts(result.record, self.mappings, tz),
             can_write=can_write_alerts(ctx.tokens.scope),
+            session_note=_session_note(ctx.tokens, self.now(), tz),
             csrf_token=session.csrf_token,
             ctx=ctx.id,
             fhir_base=ctx.iss,
@@ -491,10 +563,10 @@ class _Web:
         if ctx.id in self.user_names:
             return self.user_names[ctx.id]
         name = None
-        if identity.fhir_user and identity.fhir_user.startswith(ctx.iss + "/"):
-            rtype, _, rid = identity.fhir_user[len(ctx.iss) + 1:].partition("/")
+        target = _user_resource(identity.fhir_user, ctx.iss)
+        if target is not None:
             try:
-                resource = self.with_token(ctx, lambda client: client.read(rtype, rid))
+                resource = self.with_token(ctx, lambda client: client.read(*target))
                 name = _human_name(resource)
             except (FhirError, SessionExpired):
                 name = None  # not allowed to read it: the page says "signed in" without a name
@@ -522,17 +594,35 @@ class _Web:
                 raise SessionExpired from exc
 
     def refresh(self, ctx: LaunchContext, *, force: bool) -> None:
+        """A new access token before this one expires (or, forced, after the EHR refused it). Without a refresh
+        token, or when an early refresh fails, the current token serves until it actually expires."""
         seen = ctx.tokens
         with ctx.lock:
             if ctx.tokens is not seen:
                 return  # another request refreshed meanwhile
-            if not force and not ctx.tokens.needs_refresh(self.now()):
+            now = self.now()
+            if not force and not ctx.tokens.needs_refresh(now):
                 return
             try:
-                ctx.tokens = refresh(self.http, self.config, ctx.smart, ctx.tokens, self.now())
+                ctx.tokens = refresh(self.http, self.config, ctx.smart, ctx.tokens, now)
             except TokenError as exc:
-                log.info("token refresh failed: %s", exc.error)
-                raise SessionExpired from exc
+                metrics.refused(log, "token refresh refused", "refresh-refused", error=exc.error[:100])
+                if force or ctx.tokens.expired(now):
+                    raise SessionExpired from exc
+                return
+            self.sessions.update_launch(ctx)  # a shared store: every replica sees the new tokens
+
+
+def _session_note(tokens: TokenSet, now: datetime, tz: tzinfo | None) -> str | None:
+    """When the session cannot renew itself: when it ends and what to do then (None: it renews itself)."""
+    if tokens.refresh_token or tokens.expires_at is None:
+        return None
+    minutes = max(0, int((tokens.expires_at - now).total_seconds() // 60))
+    left = "less than a minute" if minutes < 1 else f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return (
+        f"The EHR did not allow this session to be renewed: it ends {format_date(tokens.expires_at, now, tz)} "
+        f"(in {left}). To keep working after that, open azaguard again from the patient's chart in the EHR."
+    )
 
 
 def _banner(result: service.CheckResult) -> dict[str, str]:
@@ -593,6 +683,26 @@ def _written_rows(writes: list[WriteOutcome]) -> list[dict[str, str]]:
     ]
 
 
+_USER_TYPES = frozenset({"Practitioner", "Patient", "RelatedPerson", "Person"})  # PractitionerRole has no name
+
+
+def _user_resource(fhir_user: str | None, iss: str) -> tuple[str, str] | None:
+    """(type, id) of the fhirUser resource on this launch's FHIR server, or None (another server: the token
+    never leaves for it). SMART 2: the claim may be absolute or relative to the FHIR base the app asked for."""
+    if not fhir_user:
+        return None
+    if fhir_user.startswith(iss + "/"):
+        relative = fhir_user[len(iss) + 1 :]
+    elif "://" in fhir_user or fhir_user.startswith("/"):
+        return None
+    else:
+        relative = fhir_user
+    rtype, _, rid = relative.split("/_history/")[0].partition("/")
+    if rtype not in _USER_TYPES or not rid or "/" in rid:
+        return None
+    return rtype, rid
+
+
 def _human_name(resource: dict[str, Any]) -> str | None:
     for name in resource.get("name") or []:
         if not isinstance(name, dict):
@@ -614,6 +724,8 @@ def create_app(
     transport: httpx.BaseTransport | None = None,
 ) -> Starlette:
     """The SMART app as an ASGI app, to be mounted at the path of its launch_uri (e.g. /app)."""
+    from azaguard.web.patient import patient_routes
+
     web = _Web(config, mappings or load_mappings(), now or (lambda: datetime.now(UTC)), transport)
     routes = [
         Route("/", web.page, name="page"),
@@ -621,6 +733,7 @@ def create_app(
         Route("/start", web.start, name="start"),
         Route("/callback", web.callback, name="callback"),
         Route("/alerts", web.alerts, methods=["POST"], name="alerts"),
+        *patient_routes(web),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)
@@ -646,13 +759,32 @@ def served_app(config: AppConfig, *, insecure_cds: bool = False, **cds_options: 
         home = prefix + "/"
         routes.append(Route("/", lambda r: RedirectResponse(home)))
     # The router's own redirects (/app → /app/) are built from the request: pin it to the public origin.
-    return BodyLimit(PinnedOrigin(Starlette(routes=routes), config.public_base))
+    from azaguard.ops.http import Operations
+
+    # Bodies bounded outermost (web.security.BodyLimit), before anything reads them.
+    return BodyLimit(Operations(
+        PinnedOrigin(Starlette(routes=routes), config.public_base), routes=routes,
+        checks=runtime.readiness_checks(config, load_mappings()), trusted_proxies=config.trusted_proxies,
+        metrics_networks=config.metrics_networks, metrics_token=config.metrics_token(),
+    ))
 
 
-def serve(config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False) -> None:
-    """Run the app (for a real EHR) with uvicorn."""
+def serve(
+    config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False, log_format: str | None = None
+) -> None:
+    """Run the app (for a real EHR) with uvicorn. SIGTERM: stop accepting, finish the requests in flight
+    (up to 30 s), exit 0."""
     import uvicorn
 
-    app = served_app(load_app_config(config_path), insecure_cds=insecure_cds)
-    # No access log: the callback's query string carries the authorization code.
-    uvicorn.run(app, host=host, port=port, access_log=False)
+    config = load_app_config(config_path)
+    runtime.start(config, log_format=log_format)
+    app = served_app(config, insecure_cds=insecure_cds)
+    store = runtime.shared_store(config)
+    log.info("serving", extra={"url": f"http://{host}:{port}", "public_base": config.public_base,
+                               "session_store": store.kind if store is not None else "memory",
+                               "metrics": f"http://{host}:{port}/metrics"})
+    # uvicorn's own access log is off (its line has the query string, which carries the authorization
+    # code): ops.http writes one line per request with the route template instead.
+    logs.exit_0_on_sigterm()
+    uvicorn.run(app, host=host, port=port, proxy_headers=False, timeout_graceful_shutdown=30,
+                **logs.uvicorn_options())

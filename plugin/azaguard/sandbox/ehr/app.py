@@ -1,6 +1,7 @@
 """`create_ehr_app`: the sandbox EHR launch simulator as one Starlette app, to be mounted at `/ehr`.
 
-Routes (relative to the mount): `/` launcher page, `/fhir/...` token-checking FHIR proxy,
+Routes (relative to the mount): `/` launcher page, `/portal/` patient portal (sign in as a patient),
+`/fhir/...` token-checking FHIR proxy,
 `/fhir/.well-known/smart-configuration`, `/fhir/metadata`, `/auth/authorize` (+ `/auth/authorize/select`
 for the standalone patient picker), `/auth/token`, `/auth/jwks`, `/static/...`.
 All public URLs (iss, endpoints, links) are built from `public_base` + `/ehr`.
@@ -27,12 +28,13 @@ from azaguard.sandbox.ehr.authroutes import (
     smart_configuration_endpoint,
     token_endpoint,
 )
-from azaguard.sandbox.ehr.authserver import Clock, RegisteredClient, SandboxAuthServer
+from azaguard.sandbox.ehr.authserver import Clock, RegisteredClient, SandboxAuthServer, UserClaims
 from azaguard.sandbox.ehr.backend import BackendClient, BackendServices
 from azaguard.sandbox.ehr.cdsclient import SandboxCdsClient
 from azaguard.sandbox.ehr.chart import accept, add_order, chart_page, override, sign
 from azaguard.sandbox.ehr.context import EhrContext, LaunchStore, Upstream, ehr
 from azaguard.sandbox.ehr.launcher import launch_patient, launcher_page
+from azaguard.sandbox.ehr.portal import portal_login, portal_logout, portal_page
 from azaguard.sandbox.ehr.proxy import fhir_proxy, metadata_endpoint
 
 _METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
@@ -48,6 +50,7 @@ def create_ehr_app(
     token_lifetime: int = 3600,
     granted_scope_filter: Callable[[str], str] | None = None,
     rotate_refresh_tokens: bool = False,
+    user_claims: UserClaims = "sandbox",
     code_lifetime: int = 600,
     launch_lifetime: int = 1800,
     clock: Clock = time.time,
@@ -61,7 +64,8 @@ def create_ehr_app(
     SMART Backend Services clients (client_credentials with a private_key_jwt, `system/` scopes). `clock` (seconds since
     the epoch) drives every expiry, so tests can move time instead of sleeping. The simulator's
     state is `app.state.ehr` (an EhrContext): tests may call `.launch_url(patient_id)` or
-    `.auth.store.expire_token(token)`. With `cds_base` (where `/cds-services` is served) the EHR is
+    `.auth.store.expire_token(token)`. `user_claims` "smart-launcher" signs id_tokens as smart-launcher-v2
+    does (a relative fhirUser, no name). With `cds_base` (where `/cds-services` is served) the EHR is
     also a CDS Hooks client: patient charts with alerts and an order form, calls signed with its key.
     """
     registered = list(clients)
@@ -77,6 +81,7 @@ def create_ehr_app(
         code_lifetime=code_lifetime,
         granted_scope_filter=granted_scope_filter,
         rotate_refresh_tokens=rotate_refresh_tokens,
+        user_claims=user_claims,
         clock=clock,
     )
     context = EhrContext(
@@ -94,6 +99,9 @@ def create_ehr_app(
     routes = [
         Route("/", launcher_page, methods=["GET"]),
         Route("/launch/{patient_id}", launch_patient, methods=["GET"]),
+        Route("/portal/", portal_page, methods=["GET"]),
+        Route("/portal/login", portal_login, methods=["POST"]),
+        Route("/portal/logout", portal_logout, methods=["POST"]),
         *(_chart_routes() if cds_base is not None else []),
         Route("/fhir/.well-known/smart-configuration", smart_configuration_endpoint, methods=["GET"]),
         Route("/fhir/metadata", metadata_endpoint, methods=["GET"]),

@@ -5,7 +5,8 @@ Authlib ships Flask and Django glue only; this module supplies the Starlette sid
 (`create_oauth2_request`, `handle_response`, `send_signal`, `query_client`, `save_token`) and the
 SMART specifics: exact redirect_uri, S256 PKCE required, `aud` must be the FHIR base, single-use
 10-minute codes, the launch patient bound to the code, granted scope = requested ∩ supported,
-`patient`/`need_patient_banner`/`id_token` in the token response, refresh with optional rotation.
+`patient`/`need_patient_banner`/`id_token` in the token response, a refresh token only for online_access or
+offline_access (as real servers do), refresh with optional rotation.
 Everything lives in memory: the sandbox forgets its tokens when it stops.
 """
 
@@ -18,7 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped, unused-ignore]
     AuthorizationCodeMixin,
@@ -45,7 +46,10 @@ from azaguard.sandbox.ehr import scopes as smart_scopes
 SANDBOX_PRACTITIONER = "sandbox-clinician"
 SANDBOX_PRACTITIONER_NAME = "Dr Alex Morgan"
 SANDBOX_ZONEINFO = "Europe/London"
+REFRESH_SCOPES = frozenset({"online_access", "offline_access"})
 Clock = Callable[[], float]
+# "sandbox": fhirUser absolute, with the user's name and zone; "smart-launcher": as smart-launcher-v2 signs it.
+UserClaims = Literal["sandbox", "smart-launcher"]
 
 
 class _NoTokens(logging.Filter):
@@ -86,10 +90,13 @@ class RegisteredClient:
 
     @classmethod
     def from_app_config(cls, config: AppConfig) -> RegisteredClient:
-        registered = tuple(dict.fromkeys([*config.scopes.v2.split(), *config.scopes.v1.split()]))
+        sets = [config.scopes, *([config.patient_scopes] if config.patient_scopes else [])]
+        registered = tuple(dict.fromkeys(s for scopes in sets for s in (*scopes.v2.split(), *scopes.v1.split())))
         # A standalone launch asks launch/patient where the EHR launch asks launch.
         if "launch" in registered:
             registered += ("launch/patient",)
+        if config.refresh_scope != "none":
+            registered += (config.refresh_scope,)
         return cls(
             config.client_id, tuple(config.redirect_uris), config.launch_uri, config.client_secret(), registered
         )
@@ -97,14 +104,24 @@ class RegisteredClient:
 
 @dataclass(frozen=True)
 class SandboxUser:
-    """The clinician 'logged in' to the sandbox EHR, and the patient in context (if any)."""
+    """Who is 'logged in' to the sandbox EHR, and the patient in context (if any).
+
+    The clinician by default; a patient signed in at the patient portal is `Patient/{id}` (`user`),
+    named `name`: the id_token's fhirUser says which, so the app can tell a patient from a clinician.
+    """
 
     patient: str | None
     practitioner: str = SANDBOX_PRACTITIONER
     nonce: str | None = None  # OpenID Connect nonce from the authorization request, echoed in the id_token
+    user: str | None = None  # "Patient/{id}" for a portal patient; None: the sandbox clinician
+    name: str | None = None  # the portal patient's name
 
     def get_user_id(self) -> str:
-        return self.practitioner
+        return self.user or self.practitioner
+
+    @property
+    def fhir_user(self) -> str:
+        return self.user or f"Practitioner/{self.practitioner}"
 
 
 class _Client(ClientMixin):
@@ -152,6 +169,8 @@ class AuthCode(AuthorizationCodeMixin):
     code_challenge_method: str
     expires_at: float
     nonce: str | None = None
+    user: str | None = None  # a portal patient's "Patient/{id}" (SandboxUser.user)
+    user_name: str | None = None
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -180,6 +199,8 @@ class RefreshGrant(TokenMixin):
     patient: str | None
     expires_at: float
     revoked: bool = False
+    user: str | None = None  # as SandboxUser.user: a refreshed id_token names the same user
+    user_name: str | None = None
 
     def check_client(self, client: _Client) -> bool:
         return bool(client.client_id == self.client_id)
@@ -311,6 +332,8 @@ class _CodeGrant(AuthorizationCodeGrant):
             code_challenge_method=data["code_challenge_method"],
             expires_at=self.server.clock() + self.server.code_lifetime,
             nonce=data.get("nonce"),
+            user=request.user.user,
+            user_name=request.user.name,
         )
 
     def query_authorization_code(self, code: str, client: _Client) -> AuthCode | None:
@@ -329,7 +352,10 @@ class _CodeGrant(AuthorizationCodeGrant):
         store.used_codes.setdefault(authorization_code.code, [])
 
     def authenticate_user(self, authorization_code: AuthCode) -> SandboxUser:
-        return SandboxUser(patient=authorization_code.patient, nonce=authorization_code.nonce)
+        return SandboxUser(
+            patient=authorization_code.patient, nonce=authorization_code.nonce,
+            user=authorization_code.user, name=authorization_code.user_name,
+        )
 
 
 class _RefreshGrant(RefreshTokenGrant):
@@ -343,7 +369,7 @@ class _RefreshGrant(RefreshTokenGrant):
         return found
 
     def authenticate_user(self, refresh_token: RefreshGrant) -> SandboxUser:
-        return SandboxUser(patient=refresh_token.patient)
+        return SandboxUser(patient=refresh_token.patient, user=refresh_token.user, name=refresh_token.user_name)
 
     def issue_token(self, user: SandboxUser, refresh_token: RefreshGrant) -> dict[str, Any]:
         scope = self.request.payload.scope or refresh_token.get_scope()
@@ -370,9 +396,11 @@ class SandboxAuthServer(AuthorizationServer):
         refresh_lifetime: int = 86400,
         granted_scope_filter: Callable[[str], str] | None = None,
         rotate_refresh_tokens: bool = False,
+        user_claims: UserClaims = "sandbox",
         clock: Clock = time.time,
     ) -> None:
         super().__init__(scopes_supported=smart_scopes.scopes_supported())
+        self.user_claims = user_claims
         self.fhir_base = fhir_base.rstrip("/")
         self.clients = {c.client_id: _Client(c, granted_scope_filter) for c in clients}
         self.token_lifetime = token_lifetime
@@ -400,7 +428,8 @@ class SandboxAuthServer(AuthorizationServer):
         issued = [token["access_token"]]
         if "refresh_token" in token:
             self.store.refresh_tokens[token["refresh_token"]] = RefreshGrant(
-                token["refresh_token"], client_id, token["scope"], patient, now + self.refresh_lifetime
+                token["refresh_token"], client_id, token["scope"], patient, now + self.refresh_lifetime,
+                user=request.user.user, user_name=request.user.name,
             )
             issued.append(token["refresh_token"])
         if request.authorization_code is not None:
@@ -443,9 +472,10 @@ class SandboxAuthServer(AuthorizationServer):
         }
         if user is not None and user.patient:
             token["patient"] = user.patient
-        if include_refresh_token:  # the sandbox grants offline/online access whether asked or not
-            token["refresh_token"] = secrets.token_urlsafe(32)
         words = granted.split()
+        # As real servers (and smart-launcher-v2) do: a refresh token only for online_access/offline_access.
+        if include_refresh_token and REFRESH_SCOPES & set(words):
+            token["refresh_token"] = secrets.token_urlsafe(32)
         if user is not None and "openid" in words and "fhirUser" in words:
             token["id_token"] = self.id_token(client.client_id, user)
         return token
@@ -454,15 +484,18 @@ class SandboxAuthServer(AuthorizationServer):
         now = int(self.clock())
         claims: dict[str, Any] = {
             "iss": self.fhir_base,
-            "sub": user.practitioner,
+            "sub": user.get_user_id(),
             "aud": client_id,
             "iat": now,
             "exp": now + self.token_lifetime,
-            "fhirUser": f"{self.fhir_base}/Practitioner/{user.practitioner}",
-            # OpenID Connect standard claims: the app shows who is signed in, and dates in their zone.
-            "name": SANDBOX_PRACTITIONER_NAME,
-            "zoneinfo": SANDBOX_ZONEINFO,
         }
+        if self.user_claims == "smart-launcher":
+            # smart-launcher-v2's: fhirUser (and profile) relative to the FHIR base, no name claims.
+            claims["fhirUser"] = claims["profile"] = user.fhir_user
+        else:
+            claims["fhirUser"] = f"{self.fhir_base}/{user.fhir_user}"
+            # OpenID Connect standard claims: the app shows who is signed in, and dates in their zone.
+            claims.update(name=user.name if user.user else SANDBOX_PRACTITIONER_NAME, zoneinfo=SANDBOX_ZONEINFO)
         if user.nonce:
             claims["nonce"] = user.nonce
         return jwt.encode({"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}, claims, self.key)
