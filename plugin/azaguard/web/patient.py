@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from azaguard import service
 from azaguard.display import format_day
+from azaguard.fhir.client import BatchResult
 from azaguard.fhir.errors import AuthDenied, FhirError
 from azaguard.patient.checkin import TEMPERATURE_UNITS, Answers, CheckinError, advice, read_answers, transaction
 from azaguard.patient.content import (
@@ -161,7 +162,7 @@ class PatientView:
         except FhirError as exc:
             log.info("check-in not saved: %s", type(exc).__name__)
             return False, "We could not save your answers to your record. Please call your care team."
-        if not all(r.ok for r in results):
+        if not stored_as_sent(entries, results):
             return False, "We could not save your answers to your record. Please call your care team."
         return True, None
 
@@ -187,6 +188,21 @@ class PatientView:
             return self.web.message(request, 502, "We cannot open your record",
                                     "Your record could not be read just now, so we checked nothing.",
                                     advice="Try again later. If you feel unwell, call your care team.")
+
+
+def stored_as_sent(entries: list[dict[str, Any]], results: list[BatchResult]) -> bool:
+    """Each entry succeeded, and what came back (when the server returns it) is the resource sent, under its id:
+    a 2xx naming another resource is not a saved check-in."""
+    if len(results) != len(entries):
+        return False
+    for entry, result in zip(entries, results, strict=True):
+        sent = entry["resource"]
+        back = result.resource
+        if not result.ok:
+            return False
+        if back is not None and (back.get("resourceType"), back.get("id")) != (sent["resourceType"], sent["id"]):
+            return False
+    return True
 
 
 def can_write_checkin(granted: str) -> bool:
