@@ -113,7 +113,7 @@ class PatientView:
         self, request: Request, session: Session, ctx: LaunchContext, outcome: CheckinOutcome | None,
         status: int = 200,
     ) -> Response:
-        result = self.check(request, ctx)
+        result = self.web.audited(request, ctx, "patient.view", lambda: self.check(request, ctx))
         if isinstance(result, Response):
             return result
         from azaguard.web.app import zone_of
@@ -159,7 +159,8 @@ class PatientView:
             answers = read_answers(fields, self.questionnaire, self.web.mappings)
         except CheckinError as exc:  # nothing written: the page again, saying what to change
             return self.render_view(request, session, ctx, CheckinOutcome([], saved=False, problem=str(exc)), 400)
-        saved, problem = self.write(ctx, answers)
+        saved, problem = self.web.audited(request, ctx, "patient.checkin", lambda: self.write(ctx, answers),
+                                          lambda done: "written" if done[0] else "not written")
         messages = advice(answers, self.content, self.web.mappings)
         if not saved:  # the advice still stands, with why the answers are not in the record
             return self.render_view(request, session, ctx, CheckinOutcome(messages, saved=False, problem=problem))
