@@ -30,7 +30,7 @@ from azaguard.rules.dosing import daily_dose
 from azaguard.terminology import VaccineKind, is_vaccine_concept, vaccine_class
 
 RULE: RuleId = "vaccination-hold"
-Kind = Literal["live", "not_live", "ambiguous"]
+Kind = Literal["live", "not_live", "ambiguous", "not_vaccine"]
 
 
 class Classified(Struct, frozen=True):
@@ -50,7 +50,9 @@ class Classified(Struct, frozen=True):
 
 
 _KINDS: dict[VaccineKind, Kind] = {
-    "live": "live", "not-live": "not_live", "ambiguous": "ambiguous", "not-a-vaccine": "ambiguous",
+    "live": "live", "not-live": "not_live", "ambiguous": "ambiguous",
+    # An immune globulin or monoclonal antibody recorded among vaccines (VariZIG, nirsevimab): never "may be live".
+    "not-a-vaccine": "not_vaccine",
 }
 
 
@@ -354,9 +356,10 @@ def _unreadable(problems: list[ParseProblem], t: Therapy, m: Mappings) -> Findin
 
 def _ok(t: Therapy, record: PatientRecord, m: Mappings) -> Finding:
     seen = [
-        Evidence(reference=e.ref, description=f"{e.source} {e.status}: {e.vaccine.label} (not planned)",
-                 date=iso(e.date))
+        Evidence(reference=e.ref, description=f"{e.source} {e.status}: {e.vaccine.label} ({why})", date=iso(e.date))
         for e in record.vaccines
+        for why in ["not a vaccine: an immune globulin or monoclonal antibody"
+                    if classify(e, m).kind == "not_vaccine" else "not planned"]
     ]
     return make_finding(
         m, RULE, "no-vaccine-planned", Status.OK, Severity.INFO,
