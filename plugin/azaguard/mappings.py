@@ -665,6 +665,7 @@ class ContextSets(ValueSetInfo, frozen=True, kw_only=True):
     dialysis: CodedContext
     skin_disease_reasons: CodedContext
     unreliable_weight: UnreliableWeight
+    tpmt_family_history: CodedContext
     transfusion: TransfusionContext
 
 

@@ -26,7 +26,7 @@ from msgspec.structs import replace as struct_replace
 from azaguard import fhirview
 from azaguard.mappings import Mappings
 from azaguard.memo import ByIdentity
-from azaguard.record_meaning import Related, read_meaning
+from azaguard.record_meaning import MEANING_TYPES, Event, Related, read_meaning
 from azaguard.resources import Resource, ResourceSet, gc_paused
 from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
 from azaguard.terminology.scripts import unreadable
@@ -210,6 +210,8 @@ class PatientRecord:
     ordering_context: bool = False
     # Recorded about someone else (a relative's history, a donor's result): context at most, never the patient's.
     related: tuple[Related, ...] = ()
+    # Done to the patient and changing how a result reads (a red-cell transfusion before a TPMT phenotype).
+    events: tuple[Event, ...] = ()
     _by_analyte: dict[str, tuple[Measurement, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -266,6 +268,7 @@ def _build(
         dropped=tuple(Dropped(ref, why) for ref, why in reading.dropped) + tuple(builder.dropped),
         ordering_context=ordering_context,
         related=tuple(reading.related),
+        events=tuple(reading.events),
     )
 
 
@@ -742,7 +745,7 @@ class _Builder:
 
 # The resource types a record is built from (what record_from_bytes decodes): those with a handler, and
 # the Medications their orders point at.
-RECORD_TYPES: frozenset[str] = frozenset(_Builder._handlers) | {"Medication"}
+RECORD_TYPES: frozenset[str] = frozenset(_Builder._handlers) | {"Medication"} | MEANING_TYPES
 
 # --- helpers ----------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from msgspec import Struct
@@ -71,6 +71,15 @@ class Related(Struct, frozen=True):
     date: str | None = None
 
 
+class Event(Struct, frozen=True):
+    """Something done to the patient that changes how a result reads (a red-cell transfusion)."""
+
+    ref: str
+    kind: str  # "transfusion"
+    label: str
+    date: datetime | None
+
+
 @dataclass
 class Reading(Generic[H]):
     """The resources the builder reads (with their handler), what was left out and why, the relatives' context."""
@@ -79,6 +88,11 @@ class Reading(Generic[H]):
     read: list[tuple[Resource, H]] = field(default_factory=list)
     dropped: list[tuple[str, str]] = field(default_factory=list)
     related: list[Related] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+# Types the pass reads itself (beside the builder's): the record must decode them (record.RECORD_TYPES).
+MEANING_TYPES = frozenset({"FamilyMemberHistory", "Procedure", "Specimen"})
 
 
 def read_meaning(
@@ -102,10 +116,15 @@ def read_meaning(
                 if owner.foreign(item) is None:
                     out.related.append(_family_history(item))
                 continue
+            if rtype == "Procedure" and owner.foreign(item) is None:
+                event = _transfusion(item, m)
+                if event is not None:
+                    out.events.append(event)
             handler = handler_for(item)
             if handler is None:
                 continue
-            why = owner.foreign(item) or _not_evidence(item, owner, resources, negation, mapped)
+            why = (owner.foreign(item) or _not_evidence(item, owner, resources, negation, mapped)
+                   or _unreliable_weight(item, m))
             if why is not None:
                 out.dropped.append((_ref_of(item), why))
                 related = _about_someone_else(item, owner, resources)
@@ -393,6 +412,56 @@ def _not_evidence(raw: Resource, owner: Owner, resources: ResourceSet, negation:
         if absent is not None:
             return f"it records the finding as absent (value {absent}): evidence of absence, never the finding"
     return None
+
+
+def _unreliable_weight(raw: Resource, m: Mappings) -> str | None:
+    """Why a body weight is not one to dose by: the record marks it estimated, stated or unreliable (method, note
+    or interpretation; mappings meaning.context.unreliable_weight)."""
+    weight = m.analytes.analytes.get("weight")
+    if raw.get("resourceType") != "Observation" or weight is None:
+        return None
+    if not set(_raw_code_values(raw.get("code"))) & set(weight.loinc):
+        return None
+    spec = m.meaning.context.unreliable_weight
+    codes = frozenset(c for cs in spec.method_codes.values() for c in cs)
+    words = [fold(w) for w in spec.words]
+    method = raw.get("method")
+    if any(code in codes for _, code in _codes(method)):
+        return f"the weight is marked {_label(method) or 'estimated'} (method): not used for mg/kg"
+    texts = [_label(method), _label(raw.get("interpretation"))]
+    notes = raw.get("note")
+    texts += [n.get("text") for n in notes if isinstance(n, dict)] if isinstance(notes, list) else []
+    for text in texts:
+        if isinstance(text, str) and any(w in fold(text) for w in words):
+            return f"the weight is marked unreliable ({text!r}): not used for mg/kg"
+    return None
+
+
+def _transfusion(raw: Resource, m: Mappings) -> Event | None:
+    """A completed red-cell transfusion (mappings meaning.context.transfusion), by code or name."""
+    if raw.get("status") not in ("completed", "in-progress"):
+        return None
+    spec = m.meaning.context.transfusion
+    listed = frozenset(c for cs in spec.codes.values() for c in cs)
+    concept = raw.get("code")
+    label = _label(concept) or "transfusion"
+    if not any(code in listed for _, code in _codes(concept)) and not any(
+            fold(n) in fold(label) for n in spec.names):
+        return None
+    period = raw.get("performedPeriod")
+    when = raw.get("performedDateTime") or (period.get("end") or period.get("start")
+                                             if isinstance(period, dict) else None)
+    return Event(_ref_of(raw), "transfusion", label, _parse_time(when))
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if "T" in value else value + "T00:00:00+00:00")
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --- which version ---------------------------------------------------------------------------------------------
