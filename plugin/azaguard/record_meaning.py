@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+import orjson
 from msgspec import Struct
 
 from azaguard.mappings import Mappings
+from azaguard.memo import PerMappings
 from azaguard.resources import Resource, ResourceSet
 from azaguard.terminology.scripts import SCRIPT_SYSTEM, fold, foreign_letters, read_terms
 
@@ -56,8 +58,7 @@ _VALUE_KEYS = ("valueQuantity", "valueCodeableConcept", "valueString", "valueBoo
 # Concepts named in other scripts matter where a recogniser reads names (not Observations: LOINC-coded).
 _SCRIPT_TYPES = frozenset({
     "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration", "Medication",
-    "Immunization", "ImmunizationRecommendation", "ServiceRequest", "Condition", "Procedure", "FamilyMemberHistory",
-    "Substance",
+    "Immunization", "ImmunizationRecommendation", "ServiceRequest", "Condition", "FamilyMemberHistory", "Substance",
 })
 
 
@@ -106,25 +107,25 @@ def read_meaning(
         resources = _with_copies(resources, scripted)
         current = [scripted.get(id(r), r) for r in current]
     out: Reading[H] = Reading(resources, dropped=dropped)
-    mapped = _mapped_codes(m)
-    negation = _Negation(m)
+    tables = _TABLES.get_or_build(m, _Tables)
+    negation, mapped = tables.negation, tables.mapped
     results: list[Resource] = []
     for raw in owner.in_reading_order(current):
-        for item in [raw, *_members(raw)]:
+        for item in [raw, *_members(raw)] if "hasMember" in raw else (raw,):
             rtype = item.get("resourceType")
             if rtype == "FamilyMemberHistory":
                 if owner.foreign(item) is None:
                     out.related.append(_family_history(item))
                 continue
             if rtype == "Procedure" and owner.foreign(item) is None:
-                event = _transfusion(item, m)
+                event = _transfusion(item, tables)
                 if event is not None:
                     out.events.append(event)
             handler = handler_for(item)
             if handler is None:
                 continue
             why = (owner.foreign(item) or _not_evidence(item, owner, resources, negation, mapped)
-                   or _unreliable_weight(item, m))
+                   or (_unreliable_weight(item, tables) if rtype == "Observation" else None))
             if why is not None:
                 out.dropped.append((_ref_of(item), why))
                 related = _about_someone_else(item, owner, resources)
@@ -414,19 +415,14 @@ def _not_evidence(raw: Resource, owner: Owner, resources: ResourceSet, negation:
     return None
 
 
-def _unreliable_weight(raw: Resource, m: Mappings) -> str | None:
+def _unreliable_weight(raw: Resource, tables: _Tables) -> str | None:
     """Why a body weight is not one to dose by: the record marks it estimated, stated or unreliable (method, note
     or interpretation; mappings meaning.context.unreliable_weight)."""
-    weight = m.analytes.analytes.get("weight")
-    if raw.get("resourceType") != "Observation" or weight is None:
+    if tables.weight.isdisjoint(_raw_code_values(raw.get("code"))):
         return None
-    if not set(_raw_code_values(raw.get("code"))) & set(weight.loinc):
-        return None
-    spec = m.meaning.context.unreliable_weight
-    codes = frozenset(c for cs in spec.method_codes.values() for c in cs)
-    words = [fold(w) for w in spec.words]
+    words = tables.unreliable_words
     method = raw.get("method")
-    if any(code in codes for _, code in _codes(method)):
+    if any(code in tables.unreliable_methods for _, code in _codes(method)):
         return f"the weight is marked {_label(method) or 'estimated'} (method): not used for mg/kg"
     texts = [_label(method), _label(raw.get("interpretation"))]
     notes = raw.get("note")
@@ -437,16 +433,14 @@ def _unreliable_weight(raw: Resource, m: Mappings) -> str | None:
     return None
 
 
-def _transfusion(raw: Resource, m: Mappings) -> Event | None:
+def _transfusion(raw: Resource, tables: _Tables) -> Event | None:
     """A completed red-cell transfusion (mappings meaning.context.transfusion), by code or name."""
     if raw.get("status") not in ("completed", "in-progress"):
         return None
-    spec = m.meaning.context.transfusion
-    listed = frozenset(c for cs in spec.codes.values() for c in cs)
     concept = raw.get("code")
     label = _label(concept) or "transfusion"
-    if not any(code in listed for _, code in _codes(concept)) and not any(
-            fold(n) in fold(label) for n in spec.names):
+    if not any(code in tables.transfusion_codes for _, code in _codes(concept)) and not any(
+            n in fold(label) for n in tables.transfusion_names):
         return None
     period = raw.get("performedPeriod")
     when = raw.get("performedDateTime") or (period.get("end") or period.get("start")
@@ -485,10 +479,19 @@ def _version_key(raw: Resource) -> tuple[str, object] | None:
 
 def _latest_versions(resources: list[Resource]) -> tuple[list[Resource], list[tuple[str, str]]]:
     """Only the latest of several versions of one resource (same type and id) counts."""
-    groups: dict[str, list[Resource]] = {}
+    seen: set[tuple[object, str]] = set()
+    repeated: set[tuple[object, str]] = set()
     for r in resources:
         rid = r.get("id")
         if isinstance(rid, str):
+            key = (r.get("resourceType"), rid)
+            (repeated if key in seen else seen).add(key)
+    if not repeated:
+        return resources, []
+    groups: dict[str, list[Resource]] = {}
+    for r in resources:
+        rid = r.get("id")
+        if isinstance(rid, str) and (r.get("resourceType"), rid) in repeated:
             groups.setdefault(f"{r.get('resourceType')}/{rid}", []).append(r)
     older: set[int] = set()
     dropped: list[tuple[str, str]] = []
@@ -579,7 +582,8 @@ def _read_scripts(resources: list[Resource], m: Mappings) -> dict[int, Resource]
     English term it names (so the recognisers read it); keyed by the original's id()."""
     out: dict[int, Resource] = {}
     for r in resources:
-        if r.get("resourceType") not in _SCRIPT_TYPES or not _any_foreign(r):
+        # orjson writes UTF-8 as is: an ASCII dump (nearly every resource) has no other script, decided in C.
+        if r.get("resourceType") not in _SCRIPT_TYPES or orjson.dumps(r).isascii() or not _any_foreign(r):
             continue
         changed = copy.deepcopy(r)
         if _annotate(changed, m):
@@ -642,11 +646,26 @@ def _with_copies(resources: ResourceSet, copies: dict[int, Resource]) -> Resourc
 # --- helpers ---------------------------------------------------------------------------------------------------
 
 
-def _mapped_codes(m: Mappings) -> frozenset[str]:
-    """The LOINC codes of analytes the rules read: their own reading decides what their values mean."""
-    a = m.analytes
-    return frozenset([*(c for x in a.analytes.values() for c in x.loinc),
-                      *(c for x in a.coded_analytes.values() for c in x.loinc)])
+class _Tables:
+    """What the pass compares against, built once per Mappings."""
+
+    def __init__(self, m: Mappings) -> None:
+        a = m.analytes
+        # The LOINC codes of analytes the rules read: their own reading decides what their values mean.
+        self.mapped = frozenset([*(c for x in a.analytes.values() for c in x.loinc),
+                                 *(c for x in a.coded_analytes.values() for c in x.loinc)])
+        weight = a.analytes.get("weight")
+        self.weight = frozenset(weight.loinc if weight is not None else ())
+        spec = m.meaning.context.unreliable_weight
+        self.unreliable_methods = frozenset(c for cs in spec.method_codes.values() for c in cs)
+        self.unreliable_words = tuple(fold(w) for w in spec.words)
+        self.negation = _Negation(m)
+        transfusion = m.meaning.context.transfusion
+        self.transfusion_codes = frozenset(c for cs in transfusion.codes.values() for c in cs)
+        self.transfusion_names = tuple(fold(n) for n in transfusion.names)
+
+
+_TABLES: PerMappings[_Tables] = PerMappings()
 
 
 def _contained(raw: Resource, cid: str) -> Resource | None:
