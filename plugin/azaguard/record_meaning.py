@@ -342,6 +342,7 @@ class _Negation:
         neg = m.meaning.negation
         self.codes = frozenset(c for codes in neg.codes.values() for c in codes)
         self.words = frozenset(fold(w) for w in neg.words)
+        self.snomed_systems = frozenset(m.systems.snomed)
 
     def says_absent(self, holder: Mapping[str, Any]) -> str | None:
         """The absence a value (or an answer) records, as shown; None when it records no absence."""
@@ -408,11 +409,22 @@ def _not_evidence(raw: Resource, owner: Owner, resources: ResourceSet, negation:
             return why
     if rtype in _RESULT_TYPES and raw.get("status") == "registered" and not _has_value(raw) and not raw.get("result"):
         return "it is registered without a value (status registered): no result yet"
-    if rtype == "Observation" and not set(_raw_code_values(raw.get("code"))) & mapped:
+    if rtype == "Observation" and _is_finding(raw, negation, mapped):
         absent = negation.says_absent(raw)
         if absent is not None:
             return f"it records the finding as absent (value {absent}): evidence of absence, never the finding"
     return None
+
+
+def _is_finding(raw: Resource, negation: _Negation, mapped: frozenset[str]) -> bool:
+    """A clinical finding (coded in SNOMED CT, not a laboratory result, no analyte the rules read): 'absent' then
+    means the finding is absent. A measurement's 'absent' is a result in itself (a TPMT activity 'Absent' is a
+    deficiency), so it is left to that analyte's reading."""
+    codes = _codes(raw.get("code"))
+    if not any(system in negation.snomed_systems for system, _ in codes) or any(c in mapped for _, c in codes):
+        return False
+    categories = raw.get("category")
+    return not any("laboratory" in _raw_code_values(c) for c in (categories if isinstance(categories, list) else []))
 
 
 def _unreliable_weight(raw: Resource, tables: _Tables) -> str | None:

@@ -12,6 +12,7 @@ import pytest
 
 from azaguard.mappings import load_mappings
 from azaguard.record import build_record
+from azaguard.record_meaning import read_meaning
 from azaguard.resources import ResourceSet
 from azaguard.terminology.scripts import fold, foreign_letters, read_terms, unreadable
 from tests.clinical.builders import azathioprine, observation, patient
@@ -145,3 +146,18 @@ def test_unreadable_only_when_no_name_can_be_read() -> None:
     assert unreadable(("Azatioprină",), m) is None  # Romanian diacritics are Latin letters
     assert not foreign_letters("Azathioprine é ł ß 50 mg") and foreign_letters("50 мг")
     assert fold("Ё") == fold("е")
+
+
+def test_absent_finding_is_dropped_but_an_absent_measurement_is_a_result() -> None:
+    absent = {"coding": [{"system": "http://snomed.info/sct", "code": "2667000", "display": "Absent"}]}
+    fever = {"resourceType": "Observation", "id": "fever", "status": "final", "subject": {"reference": "Patient/p1"},
+             "code": {"coding": [{"system": "http://snomed.info/sct", "code": "386661006", "display": "Fever"}]},
+             "valueCodeableConcept": absent}
+    activity = {"resourceType": "Observation", "id": "tpmt", "status": "final", "subject": {"reference": "Patient/p1"},
+                "code": {"coding": [{"system": "urn:lab:local", "code": "TPMTA"}], "text": "TPMT activity"},
+                "category": [{"coding": [{"code": "laboratory"}]}], "valueCodeableConcept": absent}
+    # Every resource offered to a reader that reads them all (as i17's sign and activity readers do).
+    reading = read_meaning(ResourceSet.from_resources([patient(), fever, activity]), load_mappings(), lambda r: True)
+    why = dict(reading.dropped)
+    assert "finding as absent (value Absent)" in why["Observation/fever"]
+    assert "Observation/tpmt" not in why
