@@ -709,8 +709,10 @@ def _label(cc: object) -> str | None:
 
 def _codes(cc: object) -> list[tuple[str | None, str]]:
     codings = cc.get("coding") if isinstance(cc, dict) else None
-    return [(c.get("system"), c["code"]) for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)] \
-        if isinstance(codings, list) else []
+    if not isinstance(codings, list):
+        return []
+    return [(c["system"] if isinstance(c.get("system"), str) else None, c["code"])
+            for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)]
 
 
 def _raw_code_values(cc: object) -> list[str]:
