@@ -13,7 +13,9 @@ from msgspec import Struct, field
 
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings
+from azaguard.ops.events import ALERT_WRITE, emit
 from azaguard.record import PatientInfo, PatientRecord, build_record
+from azaguard.record_meaning import same_person
 from azaguard.resources import InputError, ResourceSet
 from azaguard.rules import evaluate
 from azaguard.verdict import Verdict, build_verdict
@@ -63,9 +65,10 @@ def check_resources(
     terminology: TerminologyServer | None = None,
 ) -> CheckResult:
     """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
-    patients = resources.patients()
+    # The same Patient twice (a search plus an _include), or merged records joined by Patient.link, is one patient.
+    patients = same_person(resources)
     if len({str(p.get("id")) for p in patients}) == 1:
-        patients = patients[:1]  # the same Patient twice (a search plus an _include) is one patient
+        patients = patients[:1]
     if len(patients) > 1:
         ids = ", ".join(str(p.get("id")) for p in patients)
         raise InputError(f"the record holds {len(patients)} patients ({ids}); azaguard checks one patient at a time")
@@ -209,6 +212,8 @@ def check_on_server(
                 result.existing_alerts_problem = (
                     f"the alerts were written as listed, but reading the chart back failed: {exc}"
                 )
+            for w in result.writes:  # the audit trail and the metrics listen (ops.events)
+                emit(ALERT_WRITE, patient=patient_id, resource_type=w.resource_type, rule=w.rule, outcome=w.outcome)
     result.existing_alerts = summarise_existing(issues, flags)
     return result
 
