@@ -8,7 +8,9 @@ in the log and in a response header.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -250,22 +252,23 @@ def cds_routes(service: CdsService) -> list[Route]:
     # serves these routes, and read_body holds the same cap): an unauthenticated caller never makes the
     # service read or hold its body.
     async def hook(request: Request) -> Response:
-        refused = await run_in_threadpool(service.authenticate, request)
-        if refused is not None:
-            return refused
-        body = await read_body(request)
-        if isinstance(body, Response):
-            return body
-        return await run_in_threadpool(service.hook, request, body, authenticated=True)
+        return await authenticated(request, service.hook)
 
     async def feedback(request: Request) -> Response:
-        refused = await run_in_threadpool(service.authenticate, request)
+        return await authenticated(request, service.feedback)
+
+    async def authenticated(request: Request, handler: Callable[..., Response]) -> Response:
+        refused, context = await run_in_threadpool(authenticate, request)
         if refused is not None:
             return refused
         body = await read_body(request)
         if isinstance(body, Response):
             return body
-        return await run_in_threadpool(service.feedback, request, body, authenticated=True)
+        # In the context the authentication left (who is calling, for the audit trail).
+        return await run_in_threadpool(context.run, functools.partial(handler, request, body, authenticated=True))
+
+    def authenticate(request: Request) -> tuple[Response | None, contextvars.Context]:
+        return service.authenticate(request), contextvars.copy_context()
 
     async def read_body(request: Request) -> bytes | Response:
         too_large = service.respond({"error": "too-large", "message": f"the request body is larger than "
