@@ -1,32 +1,26 @@
-"""The rules engine: pure functions (PatientRecord, Mappings, now) -> list[Finding]."""
+"""The rules engine: pure functions (PatientRecord, Mappings, now) -> list[Finding], one per registry entry."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 
-from azaguard.findings import RULE_IDS, Finding, Severity, Status, sort_findings
+from msgspec.structs import replace
+
+from azaguard.findings import RULE_IDS, Finding, RuleId, Severity, Status, sort_findings
 from azaguard.mappings import Mappings
 from azaguard.record import PatientRecord
+from azaguard.registry import RULES
+from azaguard.rules.common import therapy, therapy_fact
 
 Rule = Callable[[PatientRecord, Mappings, datetime], list[Finding]]
 
 
-def _rules() -> list[Rule]:
-    # Imported here so each family stays an independent module.
-    from azaguard.rules import dosing, infection, labs, monitoring, vaccination
-
-    return [
-        vaccination.evaluate,
-        infection.evaluate,
-        labs.blood_counts,
-        labs.liver,
-        labs.kidney,
-        monitoring.evaluate,
-        dosing.dose,
-        dosing.tpmt,
-        dosing.interactions,
-    ]
+@cache
+def _rules() -> tuple[tuple[RuleId, Rule], ...]:
+    # Imported on first use so each family stays an independent module.
+    return tuple((spec.id, spec.load()) for spec in RULES)
 
 
 def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
@@ -38,11 +32,15 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     findings: list[Finding] = []
-    for rule in _rules():
+    for rule_id, rule in _rules():
         try:
             findings.extend(rule(record, mappings, now))
         except Exception as exc:  # fail safe: reported as cannot-evaluate below
-            findings.append(_crashed(rule, exc, mappings))
+            findings.append(_crashed(rule_id, exc, mappings))
+    # Every finding carries the therapy state it was judged on (the wording says "stopped", "starting" …).
+    fact = therapy_fact(therapy(record, mappings, now))
+    if fact is not None:
+        findings = [f if f.therapy is not None else replace(f, therapy=fact) for f in findings]
     present = {f.rule for f in findings}
     for rule_id in RULE_IDS:
         if rule_id not in present:
@@ -50,19 +48,17 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
                 Finding(
                     rule=rule_id, code="no-result", status=Status.CANNOT_EVALUATE, severity=Severity.MODERATE,
                     summary="Rule produced no result", detail="Internal: the rule returned nothing.",
-                    mappings_version=mappings.version,
+                    reason="the check returned no result", mappings_version=mappings.version,
                 )
             )
     return sort_findings(findings)
 
 
-def _crashed(rule: Rule, exc: Exception, mappings: Mappings) -> Finding:
-    rule_id = rule.rule_id  # type: ignore[attr-defined]
+def _crashed(rule_id: RuleId, exc: Exception, mappings: Mappings) -> Finding:
     return Finding(
         rule=rule_id, code="internal-error", status=Status.CANNOT_EVALUATE, severity=Severity.HIGH,
         summary="Rule failed on this record; evaluate manually",
-        detail=f"The rule raised {type(exc).__name__}: {exc}",
-        missing=("a record this rule can read",),
+        detail=f"The rule failed on this record ({type(exc).__name__}); evaluate it by hand.",
+        reason="the check failed on this record", missing=("a record this rule can read",),
         mappings_version=mappings.version,
     )
-
