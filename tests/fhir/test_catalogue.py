@@ -63,4 +63,4 @@ def test_a_bulk_export_asks_for_the_catalogue_and_finds_the_patient_where_the_ga
 
     assert set(EXPORT_TYPES) == set(record_reads(M))
     plan = {s.resource_type: s.patient_element for s in plan_searches("p1", M, datetime(2026, 11, 20, tzinfo=UTC))}
-    assert PATIENT_ELEMENT == plan
+    assert plan == PATIENT_ELEMENT

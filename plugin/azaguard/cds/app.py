@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +30,9 @@ from azaguard.cds.trust import JwksCache, Untrusted, Verifier
 from azaguard.config import AppConfig, is_loopback, origin_of
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.resources import InputError, loads_limited
+
+if TYPE_CHECKING:
+    from azaguard.terminology.server import TerminologyServer
 
 log = logging.getLogger("azaguard.cds")
 INSECURE_HEADER = "X-Azaguard-Insecure"
@@ -58,8 +61,10 @@ class CdsService:
         jwks: JwksCache | None = None,
         insecure: bool = False,
         jwt_clock: Callable[[], float] | None = None,
+        terminology: TerminologyServer | None = None,
     ) -> None:
         self.config = config
+        self.terminology = terminology  # the site's terminology server, as `check --terminology-server`
         self.mappings = mappings or load_mappings()
         self.templates = Templates(self.mappings)
         self.store = store or CdsStore(config.cds_database_url)
@@ -138,7 +143,7 @@ class CdsService:
         now = self.now()
         result = run_hook(
             service, request, templates=self.templates, mappings=self.mappings, now=now,
-            clients=self.clients, links=self.links,
+            clients=self.clients, links=self.links, terminology=self.terminology,
         )
         self.store.record_cards(service.id, result.issued, now)
         log.info("cds %s: %d card(s), fetched %s", service.id, len(result.cards), ",".join(result.fetched) or "-")
