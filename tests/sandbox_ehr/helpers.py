@@ -23,7 +23,8 @@ PUBLIC = "http://127.0.0.1:8477"
 FHIR = f"{PUBLIC}/ehr/fhir"
 REDIRECT = f"{PUBLIC}/app/callback"
 UNREACHABLE = "http://127.0.0.1:9/fhir"  # for tests that never touch the upstream
-V2 = launch_scopes("v2")  # what azaguard asks for (fhir/catalogue.py)
+# What azaguard asks for (fhir/catalogue.py), and a refresh token (online_access) as the app may add.
+V2 = launch_scopes("v2") + " online_access"
 
 
 class FakeClock:
