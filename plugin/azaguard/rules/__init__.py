@@ -37,6 +37,8 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
             findings.extend(rule(record, mappings, now))
         except Exception as exc:  # fail safe: reported as cannot-evaluate below
             findings.append(_crashed(rule_id, exc, mappings))
+    if record.unread:
+        findings = _unread(findings, record, mappings)
     # Every finding carries the therapy state it was judged on (the wording says "stopped", "starting" …).
     fact = therapy_fact(therapy(record, mappings, now))
     if fact is not None:
@@ -52,6 +54,39 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
                 )
             )
     return sort_findings(findings)
+
+
+_THERAPY_TYPES = frozenset({
+    "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration", "Medication",
+    "Patient",
+})
+# What each rule reads besides the therapy (every rule reads that; registry RuleSpec.reads): a failed read of one
+# of these types, or of an unknown type, leaves the rule unable to say ok.
+RULE_READS: dict[str, frozenset[str]] = {spec.id: frozenset(spec.reads) for spec in RULES}  # the registry's
+
+
+def _unread(findings: list[Finding], record: PatientRecord, mappings: Mappings) -> list[Finding]:
+    """Rules that needed data a batch entry failed to give: their ok is withdrawn (and their not-applicable, when
+    the therapy itself may be in the missing data) and a cannot-evaluate names what could not be read."""
+    out = list(findings)
+    for rule_id in RULE_IDS:
+        reads = RULE_READS.get(rule_id, frozenset()) | _THERAPY_TYPES
+        failed = [u for u in record.unread if u.resource_type is None or u.resource_type in reads]
+        if not failed:
+            continue
+        therapy_unknown = any(u.resource_type is None or u.resource_type in _THERAPY_TYPES for u in failed)
+        withdrawn = {Status.OK} | ({Status.NOT_APPLICABLE} if therapy_unknown else set())
+        out = [f for f in out if f.rule != rule_id or f.status not in withdrawn]
+        what = "; ".join(f"{u.what}: {u.error}" for u in failed)
+        out.append(Finding(
+            rule=rule_id, code="data-unread", status=Status.CANNOT_EVALUATE, severity=Severity.MODERATE,
+            summary="Part of the record could not be read from the server: this check cannot be cleared",
+            detail=f"The server could not answer part of the request ({what}); what it would have returned "
+                   "may change this check. Fetch the record again.",
+            missing=tuple(f"the data of {u.what}" for u in failed), reason="part of the record could not be read",
+            mappings_version=mappings.version,
+        ))
+    return out
 
 
 def _crashed(rule_id: RuleId, exc: Exception, mappings: Mappings) -> Finding:
