@@ -98,6 +98,13 @@ CLINICIAN: dict[str, Template] = {
     "vaccination-hold/unidentified-vaccine-given": _T(
         verb="Identify", object="the vaccine given {when}",
         reason="it was given during azathioprine therapy and may have been live"),
+    "vaccination-hold/live-vaccine-before-planned-start": _T(
+        verb="Give", object="the {subject} vaccine (live) before azathioprine starts", reason="{reason}"),
+    "vaccination-hold/live-vaccine-close-to-planned-start": _T(
+        verb="Review the timing of", object="the {subject} vaccine (live)", reason="{reason}",
+        advice="delay the start or discuss with the prescriber"),
+    "vaccination-hold/live-vaccine-after-planned-stop": _T(
+        verb="Confirm azathioprine has stopped before", object="the {subject} vaccine (live)", reason="{reason}"),
     "vaccination-hold/started-soon-after-live-vaccine": _T(
         verb="Watch", object="for vaccine-strain infection", reason="{reason}"),
     # --- infection-hold

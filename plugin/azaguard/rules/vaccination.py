@@ -35,7 +35,7 @@ from azaguard.rules.dosing import daily_dose
 from azaguard.terminology import VaccineKind, is_vaccine_concept, vaccine_class
 
 RULE: RuleId = "vaccination-hold"
-Kind = Literal["live", "not_live", "ambiguous"]
+Kind = Literal["live", "not_live", "ambiguous", "not_vaccine"]
 
 
 class Classified(Struct, frozen=True):
@@ -59,7 +59,9 @@ class Classified(Struct, frozen=True):
 
 
 _KINDS: dict[VaccineKind, Kind] = {
-    "live": "live", "not-live": "not_live", "ambiguous": "ambiguous", "not-a-vaccine": "ambiguous",
+    "live": "live", "not-live": "not_live", "ambiguous": "ambiguous",
+    # An immune globulin or monoclonal antibody recorded among vaccines (VariZIG, nirsevimab): never "may be live".
+    "not-a-vaccine": "not_vaccine",
 }
 
 
@@ -177,6 +179,9 @@ def _live_planned(
     by_name = [c.name for c in live if c.by_name]
     name_note = f" Recognised as live by name only: {', '.join(by_name)}." if by_name else ""
     facts = {"therapy": t, "trigger": live[0].trigger(), "subject": names}
+    in_time = _in_time(live, t, evidence, implicated, name_note + tier, m, now)
+    if in_time is not None:
+        return in_time
     last_stop = t.last_stop
     within_wait = bool(t.current) or (last_stop is not None and now - last_stop <= timedelta(days=wait))
     if within_wait:
@@ -205,6 +210,69 @@ def _live_planned(
         missing=[f"the stop date of {order_name(o)}" for o in t.stop_date_unknown],
         implicated=implicated, **facts,  # type: ignore[arg-type]
     )
+
+
+def _in_time(
+    live: list[Classified], t: Therapy, evidence: list[Evidence], implicated: list[str], notes: str, m: Mappings,
+    now: datetime,
+) -> Finding | None:
+    """Vaccines in time (clinical-rules §9): a live vaccine planned before a planned start (every current order
+    starts later) follows the pre-start rule; one planned at least the post-stop wait after a planned stop (every
+    current order ends later) is a caution to confirm the stop. Anything else: None (the hold decides)."""
+    policy = m.policy.vaccination
+    names = _names(live)
+    when = max(max(c.event.date or now, now) for c in live)  # the latest planned date; undated or overdue: now
+    soonest = min(max(c.event.date or now, now) for c in live)
+    starts = [o.start for o in t.current]
+    wait = timedelta(days=policy.post_stop_live_wait_days.value)
+    stopped_lately = t.last_stop is not None and soonest - t.last_stop < wait  # an earlier course's wait still runs
+    if t.current and all(s is not None and s > now for s in starts) and not stopped_lately:
+        start = min(s for s in starts if s is not None)
+        gap = start - when
+        before, avoid = policy.live_before_start_days.value, policy.live_avoid_within_start_days.value
+        if gap >= timedelta(days=before):
+            return make_finding(
+                m, RULE, "live-vaccine-before-planned-start", Status.CAUTION, Severity.LOW,
+                f"Live vaccine ({names}) planned {gap.days} days before azathioprine starts "
+                f"({short_date(start)}): advised timing",
+                f"Azathioprine is planned to start on {short_date(start)}; the live vaccine is planned "
+                f"{gap.days} days before, within the advice to give live vaccines at least {before:g} days before "
+                f"starting ({source_name(policy.live_before_start_days.source, m)}). Do not delay the vaccine past "
+                f"{short_date(start - timedelta(days=before))}, or delay the start.{notes}",
+                evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
+                reason=f"planned {gap.days} days before azathioprine starts ({short_date(start)}); give it by "
+                       f"{short_date(start - timedelta(days=before))}",
+            )
+        if gap >= timedelta(days=avoid):
+            return make_finding(
+                m, RULE, "live-vaccine-close-to-planned-start", Status.CAUTION, Severity.HIGH,
+                f"Live vaccine ({names}) only {gap.days} days before azathioprine starts: advised gap ≥ {before:g} "
+                "days",
+                f"Azathioprine is planned to start on {short_date(start)}, {gap.days} days after the planned live "
+                f"vaccine. Live vaccines should be given at least {before:g} days before starting "
+                f"({source_name(policy.live_before_start_days.source, m)}) and avoided within {avoid:g} days of "
+                f"starting: delay the start, or discuss the timing with the prescriber.{notes}",
+                evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
+                reason=f"only {gap.days} days before azathioprine starts ({short_date(start)}); advised gap at least "
+                       f"{before:g} days",
+            )
+        return None
+    ends = [o.end for o in t.current]
+    if t.current and all(e is not None and e > now for e in ends):
+        stop = max(e for e in ends if e is not None)
+        if soonest - stop >= wait:
+            return make_finding(
+                m, RULE, "live-vaccine-after-planned-stop", Status.CAUTION, Severity.MODERATE,
+                f"Live vaccine ({names}) planned after azathioprine's planned stop ({short_date(stop)}): "
+                "confirm the stop first",
+                f"Azathioprine is planned to stop on {short_date(stop)}; the live vaccine is planned "
+                f"{(soonest - stop).days} days later, after the {wait.days}-day wait "
+                f"({source_name(policy.post_stop_live_wait_days.source, m)}). Give it only if azathioprine has "
+                f"really stopped by then and was not restarted.{notes}",
+                evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
+                reason=f"planned {(soonest - stop).days} days after azathioprine's planned stop ({short_date(stop)})",
+            )
+    return None
 
 
 def _exposure(t: Therapy, m: Mappings, now: datetime) -> tuple[str, list[Evidence]]:
@@ -310,13 +378,14 @@ def _given_findings(
         ))
     if after_stop:
         closest = min(g for _, g in after_stop)
-        notes = "".join(f" {o.ref}: {o.date_note}." for o, _, _ in periods if o.date_note)
+        notes = "".join(f" {order_name(o)}: {o.date_note}." for o, _, _ in periods if o.date_note)
         out.append(make_finding(
             m, RULE, "live-vaccine-given-after-stop", Status.CAUTION, Severity.HIGH,
             f"Live vaccine given {closest} days after azathioprine stopped ({_names([c for c, _ in after_stop])}): "
             "notify the prescriber",
             f"A live vaccine was recorded as given {closest} days after azathioprine was stopped, inside the "
-            f"{int(wait)}-day wait after stopping ({policy.post_stop_live_wait_days.source}). Notify the "
+            f"{int(wait)}-day wait after stopping ({source_name(policy.post_stop_live_wait_days.source, m)}). "
+            "Notify the "
             f"prescriber and watch for infection by the vaccine strain.{notes}",
             evidence=[c.evidence(f"live vaccine given {g} days after stopping") for c, g in after_stop]
             + aza_evidence,
@@ -407,9 +476,11 @@ def _unreadable(problems: list[ParseProblem], t: Therapy, m: Mappings) -> Findin
 
 def _ok(t: Therapy, record: PatientRecord, m: Mappings) -> Finding:
     seen = [
-        Evidence(reference=e.ref, description=f"{noun(e.source)} {e.status}: {e.vaccine.label} (not planned)",
+        Evidence(reference=e.ref, description=f"{noun(e.source)} {e.status}: {e.vaccine.label} ({why})",
                  date=iso(e.date))
         for e in record.vaccines
+        for why in ["not a vaccine: an immune globulin or monoclonal antibody"
+                    if classify(e, m).kind == "not_vaccine" else "not planned"]
     ]
     return make_finding(
         m, RULE, "no-vaccine-planned", Status.OK, Severity.INFO,
