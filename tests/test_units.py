@@ -46,6 +46,7 @@ UNITS: list[tuple[str, str, float, float]] = [
     ("[lb_av]", "body-mass", 100, 45.359237),
     ("mg", "drug-mass", 50, 50),
     ("g", "drug-mass", 0.05, 50),
+    ("pmol/{8x10^8_RBC}", "thiopurine-metabolite", 450, 450),
 ]
 
 # (alias as written by labs/EHRs, dimension, value, expected canonical value)
@@ -69,6 +70,11 @@ ALIASES: list[tuple[str, str, float, float]] = [
     ("lb", "body-mass", 200, 90.718474),
     ("lbs", "body-mass", 200, 90.718474),
     ("mL/min/1.73 m2", "egfr", 59, 59),
+    ("pmol/8x10^8 RBC", "thiopurine-metabolite", 450, 450),
+    ("pmol/8x10E8 RBC", "thiopurine-metabolite", 450, 450),
+    ("pmol/8 x 10^8 RBC", "thiopurine-metabolite", 450, 450),
+    ("pmol/8x10*8 RBC", "thiopurine-metabolite", 450, 450),
+    ("pmol/8x10^8 RBCs", "thiopurine-metabolite", 5700, 5700),
 ]
 
 # One LOINC code per analyte dimension, to go through build_record.
@@ -81,6 +87,7 @@ LOINC_BY_DIMENSION = {
     "egfr": "33914-3",
     "temperature": "8310-5",
     "body-mass": "29463-7",
+    "thiopurine-metabolite": "6-TGN",  # no LOINC code listed: a lab-local code, recognised by its name
 }
 
 
@@ -175,7 +182,8 @@ def _observation(loinc: str, value: float, *, code: str | None, text: str | None
         "resourceType": "Observation",
         "id": "o1",
         "status": "final",
-        "code": {"coding": [{"system": LOINC, "code": loinc}]},
+        "code": {"coding": [{"system": LOINC, "code": loinc}]} if loinc.replace("-", "").isdigit() else {
+            "coding": [{"system": "http://lab.example.org", "code": "L1", "display": loinc}]},
         "effectiveDateTime": "2026-10-30T08:00:00+00:00",
         "valueQuantity": quantity,
     }
