@@ -122,19 +122,3 @@ def test_new_azathioprine_order_is_checked_as_therapy_starting_now(
         assert actions[0]["resourceId"] == "MedicationRequest/draft-aza"
         assert {r["code"] for r in mine[0]["overrideReasons"]} >= {"prescriber-approved", "other"}
 
-
-@pytest.mark.parametrize("unit", ["{pill}", "{tbl}"])
-def test_a_draft_dosed_in_tablets_is_worked_out_from_the_product_strength(call: Caller, unit: str) -> None:
-    """The sandbox doses its orders as "Number" x {pill}: the dose is that many 50 mg tablets, not an unknown
-    unit. Two a day is within the maximum (no card); eight a day (400 mg) is over it, and the card says so."""
-    def tablets(n: int) -> dict[str, Any]:
-        draft = draft_azathioprine()
-        draft["dosageInstruction"][0]["doseAndRate"] = [
-            {"doseQuantity": {"value": n, "system": "http://unitsofmeasure.org", "code": unit}}]
-        return draft
-
-    assert _cards(call, SIGN, FRESH, [tablets(2)], chart=_fresh()) == []
-    cards = _cards(call, SIGN, FRESH, [tablets(8)], chart=_fresh())
-    dose = [c for c in cards if c["source"]["topic"]["code"] == "dose"]
-    assert len(dose) == 1 and "mg/kg/day" in dose[0]["summary"], cards
-    assert "unit" not in dose[0]["summary"].lower()
