@@ -147,7 +147,7 @@ def _facts(
     if vaccines:
         v = vaccines[0]
         facts["vaccine"] = words.vaccine_name(v.vaccine.label)
-        facts["date"] = _vaccine_when(v, now, tz)
+        facts["planned"] = _vaccine_when(v, now, tz)
     return facts
 
 
