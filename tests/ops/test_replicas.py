@@ -254,6 +254,22 @@ class SlowFhir(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def test_a_callback_without_the_cookie_finds_its_launch_on_the_other_replica(cluster: Cluster) -> None:
+    """A framed launch whose callback arrives at the top level brings no cookie: the state, bound in the shared
+    store, still completes it on whichever replica receives it."""
+    first, second = cluster.replicas
+    browser = httpx.Client(follow_redirects=False, timeout=60)
+    started = browser.get(on(first, cluster.ehr.launch_url(cluster.patient_id)))
+    assert started.status_code == 302, started.text
+    authorized = browser.get(started.headers["location"])
+    assert authorized.status_code == 302, authorized.text
+    browser.cookies.clear()
+    done = browser.get(on(second, authorized.headers["location"]))
+    assert done.status_code == 303 and "ctx=" in done.headers["location"], done.text
+    assert "azaguard_session" in browser.cookies  # the session it completed into (the page is not viewed here:
+    # the audit test counts page views)
+
+
 def test_sigterm_drains_the_request_in_flight_and_exits_0(cluster: Cluster) -> None:
     replica = cluster.replicas[1]
     slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowFhir)
