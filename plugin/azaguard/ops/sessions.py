@@ -153,6 +153,12 @@ class SharedSessionStore(SessionStore):
         while len(session.pending) > MAX_PENDING:
             session.pending.popitem(last=False)
         self._save(session)
+        # The state names its session in the store too: a callback without the cookie finds it on any replica.
+        self.store.put("pending:" + pending.state, session.id.encode(), self.pending_ttl.total_seconds())
+
+    def pending_owner(self, state: str, now: datetime) -> Session | None:
+        owner = self.store.get("pending:" + state) if state and len(state) <= 100 else None
+        return self.get(owner.decode(), now) if owner else None
 
     def take_pending(self, session: Session, state: str, now: datetime) -> PendingAuthorization | None:
         pending = session.pending.pop(state, None)

@@ -14,7 +14,7 @@ import secrets
 import stat
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,13 +35,6 @@ RENEW_MARGIN = 60  # renew this long before the token expires (a scan must not s
 MIN_TOKEN_SECONDS = 30.0
 DEFAULT_TOKEN_SECONDS = 300.0  # when expires_in is absent or not a number
 TIMEOUT = 15.0
-# What the scan reads, and what it writes with --write (its alerts and their author Device).
-READ_TYPES = (
-    "Patient", "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration",
-    "Medication", "Observation", "Condition", "Immunization", "ImmunizationRecommendation", "ServiceRequest",
-    "DiagnosticReport", "QuestionnaireResponse", "Questionnaire", "Group", "DetectedIssue", "Flag", "Device",
-)  # fmt: skip
-WRITE_TYPES = ("DetectedIssue", "Flag", "Device")
 
 SigningKey = RSAKey | ECKey
 
@@ -77,7 +70,9 @@ def scope_warnings(requested: str, granted: str, *, write: bool) -> list[str]:
     if extra:
         out.append(f"the authorization server granted more than was asked: {' '.join(extra)[:300]}")
     if write:
-        missing = [t for t in WRITE_TYPES if not any(_allows_write(s, t) for s in got)]
+        from azaguard.fhir.catalogue import WRITES
+
+        missing = [t for t in WRITES if not any(_allows_write(s, t) for s in got)]
         if missing:
             out.append(f"the granted scope does not allow writing {', '.join(missing)}: --write will fail "
                        f"(granted: {granted[:300]})")  # fmt: skip
@@ -147,17 +142,11 @@ def _import_pem(data: bytes) -> SigningKey:
     raise BackendAuthError("the PEM private key is neither RSA nor EC")
 
 
-def requested_scopes(v2: bool, *, write: bool, read_types: Sequence[str] = READ_TYPES) -> str:
-    scopes: list[str] = []
-    for rtype in read_types:
-        writes = write and rtype in WRITE_TYPES
-        if v2:
-            scopes.append(f"system/{rtype}.{'crus' if writes else 'rs'}")
-        else:
-            scopes.append(f"system/{rtype}.read")
-            if writes:
-                scopes.append(f"system/{rtype}.write")
-    return " ".join(scopes)
+def requested_scopes(v2: bool, *, write: bool) -> str:
+    """What the scan reads, and what it writes with --write (fhir/catalogue.py: the gatherer's searches)."""
+    from azaguard.fhir.catalogue import scopes
+
+    return " ".join(scopes("v2" if v2 else "v1", context="system", write=write))
 
 
 class BackendServicesAuth:
