@@ -168,6 +168,7 @@ def _serve_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     serve.add_argument(
         "--terminology-server",
+        type=cliargs.http_url,
         default=os.environ.get(TERMINOLOGY_ENV) or None,
         help="a FHIR terminology server the CDS hooks ask, as check does, for codes the local value sets do not "
         f"know (default: ${TERMINOLOGY_ENV}; none: local value sets only)",
@@ -446,7 +447,9 @@ def _terminology(args: argparse.Namespace, mappings: Mappings) -> Iterator[Termi
     from azaguard.terminology.server import TerminologyServer
 
     try:
-        client = FhirClient(args.terminology_server, strict_search=False)
+        # Bounded as every outbound fetch: $translate/$lookup answers are small and must not hold a check.
+        client = FhirClient(args.terminology_server, strict_search=False, timeout=10.0, max_retries=1,
+                            max_response_bytes=4 << 20, response_deadline=15.0)
     except ValueError as exc:
         raise InputError(f"--terminology-server: {exc}") from exc
     with client:

@@ -30,6 +30,7 @@ from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, 
 from azaguard.cds.request import BadRequest, parse_request
 from azaguard.cds.store import CdsStore, FeedbackEntry
 from azaguard.cds.trust import JwksCache, Untrusted, Verifier
+from azaguard.cliargs import parse_datetime
 from azaguard.config import AppConfig, is_loopback, origin_of
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.ops import audit, logs, metrics, runtime
@@ -227,14 +228,23 @@ def parse_feedback(body: bytes, now: datetime) -> list[FeedbackEntry]:
             raise BadRequest(f"feedback[{i}].acceptedSuggestions must be an array")
         ids = tuple(str(a["id"]) for a in accepted if isinstance(a, dict) and a.get("id"))
         override = item.get("overrideReason")
-        reason = override.get("reason") if isinstance(override, dict) else None
+        reason = _coding(override.get("reason")) if isinstance(override, dict) else None
         comment = override.get("userComment") if isinstance(override, dict) else None
+        comment = comment if isinstance(comment, str) else None  # an object or list is no comment
         out.append(FeedbackEntry(
             card=card[:64], outcome=outcome, outcome_at=_timestamp(item.get("outcomeTimestamp"), now, i),
-            reason=reason if isinstance(reason, dict) else None,
+            reason=reason,
             user_comment=str(comment)[:2000] if comment else None, accepted_suggestions=ids,
         ))  # fmt: skip
     return out
+
+
+def _coding(reason: object) -> dict[str, str] | None:
+    """The override reason's Coding, its string fields only (bounded); anything else is no reason."""
+    if not isinstance(reason, dict):
+        return None
+    kept = {k: reason[k][:200] for k in ("system", "code", "display") if isinstance(reason.get(k), str)}
+    return kept or None
 
 
 def _timestamp(value: object, now: datetime, i: int) -> datetime:
@@ -243,10 +253,9 @@ def _timestamp(value: object, now: datetime, i: int) -> datetime:
     if not isinstance(value, str):
         raise BadRequest(f"feedback[{i}].outcomeTimestamp is not a string")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_datetime(value)  # years 1900-2999: the edges of the calendar overflow in arithmetic
     except ValueError as exc:
-        raise BadRequest(f"feedback[{i}].outcomeTimestamp is not an ISO timestamp") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        raise BadRequest(f"feedback[{i}].outcomeTimestamp is {exc}") from exc
 
 
 def cds_routes(service: CdsService) -> list[Route]:

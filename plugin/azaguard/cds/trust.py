@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,6 +116,8 @@ class Verifier:
         exp, iat, jti = claims.get("exp"), claims.get("iat"), claims.get("jti")
         if not isinstance(exp, int | float) or not isinstance(iat, int | float):
             raise Untrusted("the JWT lacks exp or iat")
+        if not (math.isfinite(exp) and math.isfinite(iat) and abs(exp) < 1e11 and abs(iat) < 1e11):
+            raise Untrusted("the JWT's exp or iat is not a time (NaN, infinite or far outside the calendar)")
         if exp < now - SKEW_SECONDS:
             raise Untrusted("the JWT has expired")
         if iat > now + SKEW_SECONDS:
