@@ -321,12 +321,31 @@ class CountUnits(_Model, frozen=True, kw_only=True):
     units: frozenset[str]
 
 
+class DosageTables(_Model, frozen=True, kw_only=True):
+    """How a FHIR Timing reads as administrations per day (the dosage module)."""
+
+    source: str
+    note: str
+    period_days: dict[str, float]  # UnitsOfTime code -> days
+    timing_code_systems: tuple[str, ...]  # where Timing.code's GTSAbbreviation codes come from
+    timing_codes_per_day: dict[str, float]
+    event_timing_note: str
+    event_timing_per_day: dict[str, float]  # EventTiming (repeat.when) -> administrations a day
+    days_of_week: tuple[str, ...]
+
+    def _check(self) -> None:
+        for table in (self.period_days, self.timing_codes_per_day, self.event_timing_per_day):
+            _require(all(v > 0 for v in table.values()), "dosage tables hold positive numbers only")
+        _require(len(self.days_of_week) == 7, "days_of_week lists the seven DaysOfWeek codes")
+
+
 class Units(_Model, frozen=True, kw_only=True):
     source: str
     note: str
     dimensions: dict[str, Dimension]
     aliases: dict[str, str]
     dose_count_units: CountUnits
+    dosage: DosageTables
 
 
 # --- analytes ----------------------------------------------------------------

@@ -9,7 +9,8 @@ from msgspec import Struct
 
 from azaguard.findings import Evidence, Finding, Severity, Status
 from azaguard.mappings import Interaction, Mappings
-from azaguard.record import Concept, DoseInstruction, Measurement, MedicationOrder, PatientRecord, Quantity
+from azaguard.record import Measurement, MedicationOrder, PatientRecord
+from azaguard.rules.amounts import order_daily_mg
 from azaguard.rules.common import (
     MEDICATION_TYPES,
     Therapy,
@@ -27,12 +28,9 @@ from azaguard.rules.common import (
     split_future,
     uncertain_reason,
 )
-from azaguard.terminology import azathioprine_strength_mg, names_match
-from azaguard.units import UnitError, normalise
+from azaguard.terminology import AZATHIOPRINE, names_match
 
 _WEIGHT = "weight"  # analyte key for body weight
-_DRUG_MASS = "drug-mass"  # units dimension of a dose in mg
-# Dose units that mean "tablets" (UCUM annotation {tbl} and what EHRs write instead); lower-case.
 
 
 # --- daily dose, shared by the dose rule and the allopurinol interaction ----------------
@@ -47,20 +45,22 @@ class DailyDose(Struct, frozen=True):
 
 
 def daily_dose(record: PatientRecord, m: Mappings, now: datetime, t: Therapy) -> DailyDose:
-    """Total azathioprine mg/day over the current orders and, with a recent weight, mg/kg/day."""
+    """Total azathioprine mg/day over the current orders (dosage module) and, with a recent weight, mg/kg/day."""
     how: list[str] = []
     dose_missing: list[str] = []
     evidence: list[Evidence] = [order_evidence(o, t) for o in t.current]
+    weight, weight_missing, weight_evidence = _weight(record, m, now)
+    weight_kg = weight.value if weight is not None and not weight_missing else None
     total = 0.0
     for order in dose_sources(t):
-        mg, note, lacks = _order_mg_per_day(order, m)
-        dose_missing += lacks
-        if mg is not None:
-            total += mg
-            how.append(f"{order.ref}: {note}")
-    weight, weight_missing, weight_evidence = _weight(record, m, now)
+        reading = order_daily_mg(order, AZATHIOPRINE, now, weight_kg, m)
+        dose_missing += reading.missing
+        if reading.mg_per_day is not None:
+            total += reading.mg_per_day
+            how.append(f"{order.ref}: {reading.how}")
     evidence += weight_evidence
-    missing = dose_missing + weight_missing
+    # A weight-based dose already names the weight it lacks; the weight's own reason is said once.
+    missing = [x for x in dose_missing if "body weight" not in x or not weight_missing] + weight_missing
     mg_per_day = total if not dose_missing else None
     mg_per_kg = None
     if mg_per_day is not None and weight is not None and weight.value is not None and not missing:
@@ -77,58 +77,6 @@ def dose_sources(t: Therapy) -> tuple[MedicationOrder, ...]:
         if found:
             return found
     return ()
-
-
-def _order_mg_per_day(order: MedicationOrder, m: Mappings) -> tuple[float | None, str, list[str]]:
-    if not order.doses:
-        return None, "", [f"dosage instructions on {order.ref}"]
-    total = 0.0
-    notes: list[str] = []
-    missing: list[str] = []
-    for d in order.doses:
-        if d.as_needed:
-            missing.append(f"a regular schedule on {order.ref} (ordered as needed)")
-            continue
-        per_admin, note, lacks = _mg_per_administration(d, order, m)
-        missing += lacks
-        if d.per_day is None:
-            text = f" (text: {d.text!r})" if d.text else ""
-            missing.append(f"administrations per day on {order.ref}{text}")
-        if per_admin is not None and d.per_day is not None:
-            total += per_admin * d.per_day
-            notes.append(f"{note} x {d.per_day:g}/day")
-    if missing:
-        return None, "", missing
-    return total, " + ".join(notes) + f" = {total:g} mg/day", []
-
-
-def _mg_per_administration(
-    d: DoseInstruction, order: MedicationOrder, m: Mappings
-) -> tuple[float | None, str, list[str]]:
-    q = d.quantity
-    if q is None or q.value is None:
-        return None, "", [f"dose quantity on {order.ref}"]
-    if q.comparator:
-        return None, "", [f"an exact dose on {order.ref} (recorded {q.as_recorded()})"]
-    if _is_tablets(q, m):
-        strength = _strength_mg(order.medication, m)
-        if strength is None:
-            return None, "", [f"tablet strength of {order.ref} (RxNorm product code with a known strength)"]
-        return q.value * strength, f"{q.value:g} tablet(s) x {strength:g} mg", []
-    try:
-        n = normalise(q.value, code=q.code, system=q.system, text=q.unit, dimension=_DRUG_MASS, mappings=m)
-    except UnitError as exc:
-        return None, "", [f"a known dose unit on {order.ref} ({exc})"]
-    return n.value, f"{n.value:g} mg", []
-
-
-def _is_tablets(q: Quantity, m: Mappings) -> bool:
-    count_units = {u.lower() for u in m.units.dose_count_units.units}
-    return any(u is not None and u.strip().lower() in count_units for u in (q.code, q.unit))
-
-
-def _strength_mg(concept: Concept | None, m: Mappings) -> float | None:
-    return azathioprine_strength_mg(concept, m)
 
 
 def _weight(
