@@ -173,24 +173,51 @@ class AntiInfectives(ValueSetInfo, frozen=True, kw_only=True):
             raise ValueError(f"anti-infective ingredients listed twice: {sorted(dupes)}")
 
 
-class Interaction(_Model, frozen=True, kw_only=True):
-    id: str
-    names: tuple[str, ...]
+class InteractionMember(_Model, frozen=True, kw_only=True):
+    """One drug of an interacting class, as records name it."""
+
+    name: str  # the ingredient (INN), as findings name it
+    codes: DrugCodes  # RxNorm ingredient and common products, ATC, SNOMED, dm+d, NDC
+    names: tuple[str, ...] = ()  # INN/BAN/USAN and other languages' spellings
     brands: tuple[str, ...] = ()
-    codes: DrugCodes
-    atc_prefixes: tuple[str, ...] = ()
-    status: Literal["hold", "caution"]
+
+
+class Interaction(_Model, frozen=True, kw_only=True):
+    """A class of drugs that interact with azathioprine alike: one severity, one action, one source."""
+
+    id: str
+    label: str
+    status: Literal["hold", "caution", "ok"]  # ok: a standard combination, said as information
     severity: Severity
     message: str
     source: str
     as_of: date
+    atc_prefixes: tuple[str, ...] = ()  # class membership by ATC group (L04AF: every JAK inhibitor)
+    systemic_only: bool = False  # eye/ear drops and creams of a member are not this interaction
+    members: tuple[InteractionMember, ...]
+    # Allopurinol: an azathioprine dose already at most this fraction of the usual dose was reduced on
+    # purpose (low-dose allopurinol co-therapy): then the dose_reduced_* answer instead of the class's.
     dose_reduction_fraction_max: float | None = None
+    dose_reduced_status: Literal["caution"] | None = None
+    dose_reduced_severity: Severity | None = None
+    dose_reduced_message: str | None = None
+    dose_reduced_source: str | None = None
+
+    def _check(self) -> None:
+        _require(bool(self.members), f"interaction class {self.id!r} has no members")
+        reduced = (self.dose_reduced_status, self.dose_reduced_severity, self.dose_reduced_message)
+        _require((self.dose_reduction_fraction_max is None) == all(x is None for x in reduced),
+                 f"interaction class {self.id!r}: dose_reduction_fraction_max and dose_reduced_* go together")
 
 
 class Medications(ValueSetInfo, frozen=True, kw_only=True):
     azathioprine: AzathioprineSet
     anti_infectives: AntiInfectives
-    interactions: tuple[Interaction, ...]
+    interactions: tuple[Interaction, ...]  # classes, each with its members
+
+    def _check(self) -> None:
+        ids = [c.id for c in self.interactions]
+        _require(len(ids) == len(set(ids)), "interaction class ids must be unique")
 
 
 # --- vaccines ----------------------------------------------------------------

@@ -315,9 +315,10 @@ def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> li
         checked.append(order.medication.label)
         for entry in mappings.medications.interactions:
             hit = order.drugs.interaction(entry.id)
-            if hit is None:
-                continue
-            how = f"{'code' if hit.kind == 'code' else 'name'} ({hit.basis})"
+            if hit is None or (entry.systemic_only and order.drugs.non_systemic):
+                continue  # eye drops of chloramphenicol are not its marrow toxicity
+            member = f"{hit.member}, " if hit.member and not hit.member.startswith("ATC ") else ""
+            how = f"{'code' if hit.kind == 'code' else 'name'} ({member}{hit.basis})"
             if uncertain:
                 out.append(make_finding(
                     mappings, "interactions", "interaction-status-uncertain", Status.CANNOT_EVALUATE,
@@ -380,10 +381,12 @@ def _interaction_finding(
         dd = daily_dose(record, m, now, t)
         evidence += [e for e in dd.evidence if e not in evidence]
         if dd.mg_per_kg_day is not None and dd.mg_per_kg_day <= limit:
-            status, severity, code = Status.CAUTION, Severity.MODERATE, f"{entry.id}-dose-reduced"
+            status = Status(entry.dose_reduced_status or "caution")
+            severity, code = entry.dose_reduced_severity or Severity.MODERATE, f"{entry.id}-dose-reduced"
             extra = (f" The azathioprine dose ({dd.mg_per_kg_day:.2f} mg/kg/day) is already at or below "
                      f"{limit:.2f} mg/kg/day ({entry.dose_reduction_fraction_max:g} x the label's usual "
-                     f"{usual:g}): confirm it was reduced for the {entry.id} and watch the blood count.")
+                     f"{usual:g}): confirm it was reduced for the {entry.id} and watch the blood count. "
+                     f"{entry.dose_reduced_message or ''} Source: {entry.dose_reduced_source or entry.source}.")
         elif dd.mg_per_kg_day is not None:
             extra = (f" The azathioprine dose is {dd.mg_per_kg_day:.2f} mg/kg/day, above {limit:.2f} "
                      "mg/kg/day "
