@@ -132,6 +132,10 @@ class AzathioprineSet(ValueSetInfo, frozen=True, kw_only=True):
     brands: tuple[str, ...]
     strength_mg_by_rxnorm: dict[str, float]
     ndc_note: str = ""  # how the NDC codes are keyed and how sure they are
+    names_note: str = ""  # where the spellings and brands come from
+    # (minimum name length, edits allowed): a word that close to a name or brand is "may be azathioprine".
+    near_miss_edits: tuple[tuple[int, int], ...] = ()
+    near_miss_note: str = ""
 
 
 class AntiInfectiveIngredient(_Model, frozen=True, kw_only=True):

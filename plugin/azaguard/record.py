@@ -411,6 +411,11 @@ class _Builder:
         drugs = self.drugs(order.medication)
         concept = order.medication
         problem = order.medication_problem
+        if problem is None and drugs.near_miss is not None:
+            near = drugs.near_miss
+            label = concept.label if concept is not None else order.ref
+            problem = (f"{label!r} may be azathioprine: {near.word!r} is close to {near.target!r} but matches no "
+                       "azathioprine name exactly")
         if problem is None and concept is not None and not drugs.hits and not concept.names:
             # Only codes we do not know (an unlisted NDC, a local code) and no name: it might be azathioprine,
             # an anti-infective or an interacting drug, so it is unidentified, never "none of ours".

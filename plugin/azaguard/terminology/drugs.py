@@ -22,6 +22,7 @@ from azaguard.terminology._common import (
     ndc_product,
     system_names,
 )
+from azaguard.terminology.nearmiss import NearMiss, NearMissIndex
 
 if TYPE_CHECKING:
     from azaguard.record import Concept
@@ -45,6 +46,8 @@ class DrugMatch(Struct, frozen=True):
     hits: frozenset[DrugHit] = frozenset()
     # Named with a topical/eye/ear form word: not systemic, so never an anti-infective.
     non_systemic: bool = False
+    # No azathioprine name matched, but a word is close to one ("azathiorpine", "Imuren"): it may be.
+    near_miss: NearMiss | None = None
 
     def of(self, group: Group) -> list[DrugHit]:
         """Hits of one group, code matches first, then by key."""
@@ -83,6 +86,7 @@ class _DrugIndex:
     names: NamePattern | None
     by_name: dict[str, set[Target]]
     non_systemic: NamePattern | None
+    near_miss: NearMissIndex
     cache: dict[Concept, DrugMatch] = field(default_factory=dict)
 
 
@@ -125,6 +129,8 @@ def _build(m: Mappings) -> _DrugIndex:
         names=name_alternation(fold(n) for n in by_name_source(m)),
         by_name=by_name,
         non_systemic=name_alternation(meds.anti_infectives.non_systemic_form_words),
+        near_miss=NearMissIndex((*meds.azathioprine.names, *meds.azathioprine.brands),
+                                meds.azathioprine.near_miss_edits),
     )
 
 
@@ -205,7 +211,10 @@ def _match(concept: Concept, index: _DrugIndex) -> DrugMatch:
                     if (group, key) not in code_targets:
                         hits.add(DrugHit(group, key, "name", f"name {match.group(0)!r}", member))
     non_systemic = index.non_systemic is not None and any(index.non_systemic.search(t) for t in concept.names)
-    return DrugMatch(frozenset(hits), non_systemic)
+    near = None
+    if not any(h.group == "azathioprine" for h in hits):
+        near = index.near_miss.find(concept.names)
+    return DrugMatch(frozenset(hits), non_systemic, near)
 
 
 def azathioprine_strength_mg(concept: Concept | None, m: Mappings) -> float | None:
