@@ -271,6 +271,9 @@ SCHEMA: dict[str, dict[str, str]] = {
     "ServiceRequest": {
         "status": "code", "code": "CodeableConcept", "occurrenceDateTime": "dateTime", "authoredOn": "dateTime",
     },
+    "Procedure": {
+        "status": "code", "code": "CodeableConcept", "performedDateTime": "dateTime", "performedPeriod": "Period",
+    },
     "Condition": {
         "code": "CodeableConcept", "clinicalStatus": "CodeableConcept", "verificationStatus": "CodeableConcept",
         "onsetDateTime": "dateTime", "onsetPeriod": "Period", "recordedDate": "dateTime",
@@ -294,6 +297,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "ImmunizationRecommendationItem": ("forecastStatus",),
     "ImmunizationRecommendationDateCriterion": ("code", "value"),
     "ServiceRequest": ("status", "intent", "subject"),
+    "Procedure": ("status", "subject"),
     "Condition": ("subject",),
 }
 # Choice elements ([x]): at most one of each group may be present (of those listed in the FHIR spec).
@@ -312,6 +316,7 @@ _CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
                               "valueDateTime", "valuePeriod"),),
     "Immunization": (("occurrenceDateTime", "occurrenceString"),),
     "ServiceRequest": (("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming"),),
+    "Procedure": (("performedDateTime", "performedPeriod", "performedString", "performedAge", "performedRange"),),
     "Condition": (("onsetDateTime", "onsetAge", "onsetPeriod", "onsetRange", "onsetString"),
                   ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString")),
     "Dosage": (("asNeededBoolean", "asNeededCodeableConcept"),),

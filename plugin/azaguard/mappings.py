@@ -164,6 +164,7 @@ class AntiInfectives(ValueSetInfo, frozen=True, kw_only=True):
     prophylaxis_false_positive_note: str
     # A product named with one of these (cream, eye drops, ...) is not systemic: not an infection hold.
     non_systemic_form_words: tuple[str, ...]
+    non_systemic_note: str = ""
     # European spellings of INN endings (French -ine, Spanish/Italian -ina, German -ol ...): each ingredient
     # name and synonym also answers to these variants. Pairs of (English ending, variant ending).
     spelling_variants: tuple[tuple[str, str], ...] = ()
@@ -241,12 +242,17 @@ class VaccineNamePatterns(_Model, frozen=True, kw_only=True):
 
 
 class VaccineCrosswalks(ValueSetInfo, frozen=True, kw_only=True):
-    """Other systems' codes to CVX: NDC (labeler-product, 5-4 digits), CPT, SNOMED, RxNorm."""
+    """Other systems' codes to CVX: NDC (labeler-product, 5-4 digits), CPT, SNOMED, RxNorm, ATC."""
 
     ndc: dict[str, str]
     cpt: dict[str, str]
     snomed: dict[str, str]
     rxnorm: dict[str, str]
+    atc: dict[str, str] = field(default_factory=dict)
+    # An unlisted ATC code under these is a vaccine of unknown product (ambiguous); under the others, not one.
+    atc_vaccine_prefixes: tuple[str, ...] = ()
+    atc_not_vaccine_prefixes: tuple[str, ...] = ()
+    atc_note: str = ""
 
     def _check(self) -> None:
         for code in self.ndc:
@@ -262,6 +268,7 @@ class Vaccines(ValueSetInfo, frozen=True, kw_only=True):
     brands: VaccineBrands
     name_patterns: VaccineNamePatterns
     name_policy: str
+    name_patterns_note: str = ""
     crosswalks: VaccineCrosswalks
 
     def _check(self) -> None:
@@ -282,6 +289,7 @@ class Vaccines(ValueSetInfo, frozen=True, kw_only=True):
             *self.crosswalks.cpt.values(),
             *self.crosswalks.snomed.values(),
             *self.crosswalks.rxnorm.values(),
+            *self.crosswalks.atc.values(),
         }
         if pointed - known:
             raise ValueError(f"brands/crosswalks point at CVX codes in no list: {sorted(pointed - known)}")

@@ -154,7 +154,8 @@ class Measurement(Struct, frozen=True):
 
 
 VaccineSource = Literal[
-    "Immunization", "ImmunizationRecommendation", "MedicationRequest", "ServiceRequest", "MedicationAdministration"
+    "Immunization", "ImmunizationRecommendation", "MedicationRequest", "ServiceRequest", "MedicationAdministration",
+    "Procedure",
 ]
 
 
@@ -779,6 +780,20 @@ class _Builder:
         when = _as_datetime(sr.occurrenceDateTime) or _as_datetime(sr.authoredOn)
         self.vaccines.append(VaccineEvent(_ref_of(raw), "ServiceRequest", concept, _raw_status(raw), when))
 
+    # -- Procedure: claims and some EHRs record a vaccination as a procedure (CPT 90707, a SNOMED procedure) --
+    def _procedure(self, raw: Resource) -> None:
+        if not _raw_code_values(raw.get("code")) and not isinstance((raw.get("code") or {}).get("text"), str):
+            return  # no code to tell a vaccination by: not ours (most procedures of a record)
+        proc = self._parse(raw, "Procedure")
+        if proc.code is None:
+            return
+        concept = self.concept(proc.code)
+        if not self.is_vaccine(concept):
+            return
+        period = proc.performedPeriod
+        when = _as_datetime(proc.performedDateTime) or (_as_datetime(period.end or period.start) if period else None)
+        self.vaccines.append(VaccineEvent(_ref_of(raw), "Procedure", concept, _raw_status(raw), when))
+
     # -- Condition --
     def _condition(self, raw: Resource) -> None:
         c = self._parse(raw, "Condition")
@@ -808,6 +823,7 @@ class _Builder:
         "Immunization": _immunization,
         "ImmunizationRecommendation": _recommendation,
         "ServiceRequest": _service_request,
+        "Procedure": _procedure,
         "Condition": _condition,
     }
 

@@ -715,13 +715,7 @@ PENDING: frozenset[str] = frozenset({
     "hsv_suppression",
     "uti_prophylaxis_nightly",
     "single_dose_before_dental_procedure",
-    "eye_drops_in_other_language",
-    "augentropfen",
     "unidentified_medication_listed",
-    "yellow_fever_atc_only",
-    "italian_live_words",
-    "french_live_words",
-    "mmr_given_as_procedure",
     "renewal_is_not_a_new_start",
     "renewal_without_link",
 })

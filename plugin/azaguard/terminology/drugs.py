@@ -128,7 +128,7 @@ def _build(m: Mappings) -> _DrugIndex:
         atc_prefixes=prefixes,
         names=name_alternation(fold(n) for n in by_name_source(m)),
         by_name=by_name,
-        non_systemic=name_alternation(meds.anti_infectives.non_systemic_form_words),
+        non_systemic=name_alternation(fold(w) for w in meds.anti_infectives.non_systemic_form_words),
         near_miss=NearMissIndex((*meds.azathioprine.names, *meds.azathioprine.brands),
                                 meds.azathioprine.near_miss_edits),
     )
@@ -210,7 +210,7 @@ def _match(concept: Concept, index: _DrugIndex) -> DrugMatch:
                 for group, key, member in index.by_name.get(name_key(match.group(0)), ()):
                     if (group, key) not in code_targets:
                         hits.add(DrugHit(group, key, "name", f"name {match.group(0)!r}", member))
-    non_systemic = index.non_systemic is not None and any(index.non_systemic.search(t) for t in concept.names)
+    non_systemic = index.non_systemic is not None and any(index.non_systemic.search(fold(t)) for t in concept.names)
     near = None
     if not any(h.group == "azathioprine" for h in hits):
         near = index.near_miss.find(concept.names)
