@@ -493,6 +493,7 @@ class TherapyPolicy(_Model, frozen=True, kw_only=True):
     ]
     dispense_assumed_supply_days: Sourced
     administration_current_days: Sourced
+    renewal_max_gap_days: Sourced  # an order starting this soon after another ended renews it
 
 
 class VaccinationPolicy(_Model, frozen=True, kw_only=True):

@@ -368,8 +368,16 @@ class _Builder:
             ref=ref, status=status, intent=mr.intent, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=authored, start=start or authored, end=end, doses=doses,
             status_class=self._request_status_class(status), ingredients=ingredients, reasons=self._reasons(mr, raw),
-            prior=mr.priorPrescription.reference if mr.priorPrescription is not None else None,
+            prior=self._prior(mr, raw),
         ))
+
+    def _prior(self, mr: Any, raw: Resource) -> str | None:
+        """The order this one renews (priorPrescription), as the record names it (a urn:uuid resolved)."""
+        reference = mr.priorPrescription.reference if mr.priorPrescription is not None else None
+        if not reference:
+            return None
+        target = self._target(reference, raw)
+        return _ref_of(target) if target is not None else reference
 
     def _reasons(self, mr: Any, raw: Resource) -> tuple[Concept, ...]:
         """Why the drug is given: reasonCode, and the code (or display) of each Condition reasonReference names."""

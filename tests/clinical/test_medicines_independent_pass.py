@@ -716,8 +716,6 @@ PENDING: frozenset[str] = frozenset({
     "uti_prophylaxis_nightly",
     "single_dose_before_dental_procedure",
     "unidentified_medication_listed",
-    "renewal_is_not_a_new_start",
-    "renewal_without_link",
 })
 
 

@@ -104,6 +104,8 @@ class Therapy(Struct, frozen=True):
     # they might be azathioprine, so "not on azathioprine" cannot be concluded.
     unknown: tuple[str, ...]
     unknown_reasons: tuple[str, ...]
+    # A current order that renews earlier ones: its ref and when the therapy it continues began.
+    continued_from: tuple[tuple[str, datetime], ...] = ()
 
     @property
     def on_current(self) -> bool:
@@ -111,8 +113,10 @@ class Therapy(Struct, frozen=True):
 
     @property
     def start(self) -> datetime | None:
-        """Earliest recorded start among current orders (None when any is undated)."""
-        starts = [o.start for o in self.current]
+        """Earliest start of the current therapy (a renewal counts from the order it renews; None when any
+        current order is undated)."""
+        began = dict(self.continued_from)
+        starts = [began.get(o.ref, o.start) for o in self.current]
         if not starts or any(s is None for s in starts):
             return None
         return min(s for s in starts if s is not None)
@@ -192,7 +196,36 @@ def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
         matched_by_name=tuple(by_name),
         unknown=tuple(unknown),
         unknown_reasons=tuple(reasons),
+        continued_from=_renewals(record, current, m),
     )
+
+
+def _renewals(
+    record: PatientRecord, current: list[MedicationOrder], m: Mappings
+) -> tuple[tuple[str, datetime], ...]:
+    """For each current order that renews earlier azathioprine orders (priorPrescription, or begun within
+    the renewal gap of one's end), when the therapy began: a renewal is not a new start."""
+    gap = timedelta(days=m.policy.therapy.renewal_max_gap_days.value)
+    earlier = [o for o in record.medication_orders
+               if o.drugs.azathioprine is not None and o.status_class in ("current", "recent") and o.start]
+    out: list[tuple[str, datetime]] = []
+    for order in current:
+        at, link, seen = order.start, order, {order.ref}
+        while at is not None:
+            before = next((p for p in earlier if p.ref not in seen and p.start is not None and p.start < at
+                           and (p.ref == link.prior or _ends_near(p, at, gap))), None)
+            if before is None or before.start is None:
+                break
+            at, link = before.start, before
+            seen.add(before.ref)
+        if at is not None and at != order.start:
+            out.append((order.ref, at))
+    return tuple(out)
+
+
+def _ends_near(order: MedicationOrder, start: datetime, gap: timedelta) -> bool:
+    end = order.end or order.current_until
+    return end is not None and start - gap <= end <= start + gap
 
 
 MEDICATION_TYPES = frozenset(
