@@ -93,6 +93,8 @@ class WriteOutcome:
     error: str | None = None
     retryable: bool = True
     note: str | None = None  # e.g. "adopted the oldest of 2 copies"
+    # False: the server's answer did not show the resource written (no body): only the read-back can confirm it.
+    confirmed: bool = True
 
 
 @dataclass(frozen=True)
@@ -163,15 +165,17 @@ def logical_author(device: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_own(resource: dict[str, Any]) -> bool:
-    """Written by azaguard: marked as ours (tag or meta.source) and authored by azaguard's Device.
+    """Written by azaguard: authored by azaguard's Device, and marked as ours (tag or meta.source) or
+    carrying azaguard's alert identifier (a server may drop `meta` on write: the body survives).
 
-    A resource carrying azaguard's identifier system without both is someone else's: it is
-    reported, never adopted, closed or retired.
+    A resource carrying azaguard's identifier system without azaguard's author is someone else's:
+    it is reported, never adopted, closed or retired.
     """
     meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
     tags = [t for t in (meta or {}).get("tag") or [] if isinstance(t, dict)]
     marked = any(t.get("system") == SOURCE_TAG["system"] and t.get("code") == SOURCE_TAG["code"] for t in tags)
     marked = marked or str((meta or {}).get("source") or "").startswith(META_SOURCE)
+    marked = marked or _has_identifier(resource, ALERT_ID_SYSTEM) or _has_identifier(resource, FLAG_ID_SYSTEM)
     author = resource.get("author")
     if not marked or not isinstance(author, dict):
         return False
@@ -272,10 +276,57 @@ def ensure_device(client: FhirClient, device: dict[str, Any]) -> tuple[dict[str,
             pass
         result = client.update(device)
         kind: WriteOutcomeKind = "created" if result.created else "exists"
-        return reference, WriteOutcome("Device", ident, None, kind, reference=f"Device/{rid}")
+        written = _reference("Device", result.location, result.resource) or f"Device/{rid}"
+        if written != f"Device/{rid}":  # the server ignored the id: the alerts name the Device it stored
+            reference = {**reference, "reference": written}
+        return reference, WriteOutcome("Device", ident, None, kind, reference=written)
     except FhirError as exc:
         why = f"the author Device is not on the server ({exc}); the alerts name it by identifier"
         return logical_author(device), WriteOutcome("Device", ident, None, "skipped", error=why, retryable=False)
+
+
+_EXPECTED = {"created": "live", "exists": "live", "closed": "inactive", "retired": "entered-in-error"}
+
+
+def confirm_writes(
+    outcomes: Sequence[WriteOutcome], chart: Iterable[dict[str, Any]] | None, why_unread: str | None = None
+) -> list[WriteOutcome]:
+    """The outcomes held against the chart as read back after writing (`chart`: every DetectedIssue and
+    Flag of the patient; None when it could not be read, `why_unread` says why). A write the chart does
+    not show as reported failed, whatever the server answered; without a read-back, a write whose answer
+    did not show the resource is unconfirmed, hence failed. Pure."""
+    by_ref = {f"{r.get('resourceType')}/{r.get('id')}": r for r in chart or ()}
+    out: list[WriteOutcome] = []
+    for w in outcomes:
+        want = _EXPECTED.get(w.outcome)
+        if w.resource_type == "Device" or want is None or w.reference is None:
+            out.append(w)
+            continue
+        if chart is None:
+            if w.confirmed:
+                out.append(w)
+            else:
+                out.append(_unconfirmed(w, f"the server's answer did not show {w.reference} and the chart could "
+                                           f"not be read back to confirm it ({why_unread})"))
+            continue
+        found = by_ref.get(w.reference)
+        status = found.get("status") if found is not None else None
+        if want == "live":
+            ok = found is not None and _live(w.resource_type, found)
+        else:
+            ok = status == want or (want == "entered-in-error" and found is None)
+        if not ok:
+            seen = "does not hold it" if found is None else f"shows it {status}"
+            out.append(_unconfirmed(w, f"the server answered the write of {w.reference} as done ({w.outcome}), "
+                                       f"but the chart read back {seen}: the write did not happen"))
+        else:
+            out.append(w)
+    return out
+
+
+def _unconfirmed(w: WriteOutcome, why: str) -> WriteOutcome:
+    return WriteOutcome(w.resource_type, w.identifier, w.rule, "failed", w.reference, error=why, retryable=True,
+                        note=w.note, confirmed=False)
 
 
 def dry_run(plan: Sequence[PlannedWrite]) -> list[WriteOutcome]:
@@ -426,23 +477,34 @@ def _close_flag(flag: dict[str, Any], now: datetime) -> PlannedWrite:
     return PlannedWrite("close", "Flag", ident, key[0] if key else "", closed, version=version)
 
 
+# A 409/412 (someone else wrote the resource in between) is tried again this many times in all.
+CONFLICT_ATTEMPTS = 4
+
+
 def _close(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
-    try:
-        result = client.update(item.resource, if_match=f'W/"{item.version}"' if item.version else None)
-    except FhirConflict:
-        # Someone changed the Flag since we read it: re-read, and close it only if still active.
-        current = client.read("Flag", str(item.resource["id"]))
-        if current.get("status") != "active":
-            return WriteOutcome("Flag", item.identifier, item.rule, "exists", reference=f"Flag/{current.get('id')}")
-        retry = {**current, "status": "inactive", "period": item.resource["period"]}
-        version = (current.get("meta") or {}).get("versionId")
-        result = client.update(retry, if_match=f'W/"{version}"' if version else None)
+    resource, version = item.resource, item.version
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            result = client.update(resource, if_match=f'W/"{version}"' if version else None)
+            break
+        except FhirConflict:
+            if attempt + 1 == CONFLICT_ATTEMPTS:
+                raise
+            # Someone changed the Flag since we read it: re-read, and close it only if still active.
+            client.pause(attempt)
+            current = client.read("Flag", str(item.resource["id"]))
+            if current.get("status") != "active":
+                ref = f"Flag/{current.get('id')}"
+                return WriteOutcome("Flag", item.identifier, item.rule, "exists", reference=ref)
+            resource = {**current, "status": "inactive", "period": item.resource["period"]}
+            version = (current.get("meta") or {}).get("versionId")
     return WriteOutcome(
         "Flag",
         item.identifier,
         item.rule,
         "closed",
         reference=_reference("Flag", result.location, result.resource) or f"Flag/{item.resource['id']}",
+        confirmed=result.resource is not None,
     )
 
 
@@ -453,15 +515,48 @@ _NO_CLIENT_IDS = frozenset({400, 405, 422, 501})
 def _create(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
     """PUT with the deterministic id (race-free); conditional create where client ids are refused."""
     ref = f"{item.resource_type}/{item.resource['id']}"
-    try:
-        result = client.update(item.resource)
-    except FhirRejected as exc:
-        if exc.status not in _NO_CLIENT_IDS or isinstance(exc, FhirConflict | FhirNotFound):
-            raise
-        return _conditional_create(client, item)
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            result = client.update(item.resource)
+            break
+        except FhirConflict:  # a concurrent writer of the same id: try again (bounded)
+            if attempt + 1 == CONFLICT_ATTEMPTS:
+                raise
+            client.pause(attempt)
+        except FhirRejected as exc:
+            if exc.status not in _NO_CLIENT_IDS or isinstance(exc, FhirNotFound):
+                raise
+            return _conditional_create(client, item)
+    written = _reference(item.resource_type, result.location, result.resource)
+    if written is not None and written != ref:
+        # The server stored it under an id of its own (client ids ignored on PUT): find every copy.
+        return _adopt_copies(client, item, f"the server ignored the id {item.resource['id']} and stored {written}")
     # 200: a concurrent run (or a retried request) created it first; still exactly one.
     kind: WriteOutcomeKind = "created" if result.created else "exists"
-    return WriteOutcome(item.resource_type, item.identifier, item.rule, kind, reference=ref)
+    return WriteOutcome(item.resource_type, item.identifier, item.rule, kind, reference=ref,
+                        confirmed=result.resource is not None)
+
+
+def _adopt_copies(client: FhirClient, item: PlannedWrite, why: str) -> WriteOutcome:
+    """After a write that landed under another id: azaguard's copies of this alert, the oldest kept and
+    the rest retired (concurrent runs all converge on the same one); none → the conditional create."""
+    system = ALERT_ID_SYSTEM if item.resource_type == "DetectedIssue" else FLAG_ID_SYSTEM
+    found = client.search(item.resource_type, {"identifier": f"{system}|{item.identifier}"})
+    mine = [r for r in found if is_own(r) and _live(item.resource_type, r)]
+    if not mine:
+        return _conditional_create(client, item)
+    keep, *extra = _oldest_first(mine)
+    for copy in extra:
+        _retire(client, _retire_item(item.resource_type, item.identifier, item.rule, copy))
+    note = why + (f"; {len(extra)} concurrent cop(y/ies) marked entered-in-error" if extra else "")
+    return WriteOutcome(item.resource_type, item.identifier, item.rule, "created",
+                        reference=f"{item.resource_type}/{keep.get('id')}", note=note)
+
+
+def _live(rtype: str, resource: dict[str, Any]) -> bool:
+    """A copy that still alerts: a DetectedIssue not entered-in-error, an active Flag."""
+    status = resource.get("status")
+    return status == "active" if rtype == "Flag" else status != "entered-in-error"
 
 
 def _conditional_create(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
@@ -475,11 +570,12 @@ def _conditional_create(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
     reference = _reference(item.resource_type, result.location, result.resource)
     if kind == "exists" and result.resource is not None and not is_own(result.resource):
         raise FhirRejected(
-            f"{reference} carries azaguard's identifier but was not written by azaguard; the server "
+            f"{reference} carries azaguard's identifier but its author is not azaguard's Device; the server "
             "will not create azaguard's own alert beside it (remove or correct that resource)",
             status=412,
         )
-    return WriteOutcome(item.resource_type, item.identifier, item.rule, kind, reference=reference)
+    return WriteOutcome(item.resource_type, item.identifier, item.rule, kind, reference=reference,
+                        confirmed=result.resource is not None)
 
 
 def _resolve_matches(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
@@ -507,11 +603,22 @@ def _resolve_matches(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
 
 def _retire(client: FhirClient, item: PlannedWrite) -> WriteOutcome:
     """Mark a duplicate copy entered-in-error (If-Match: only the version that was judged a copy)."""
-    client.update(item.resource, if_match=f'W/"{item.version}"' if item.version else None)
-    return WriteOutcome(
-        item.resource_type, item.identifier, item.rule, "retired",
-        reference=f"{item.resource_type}/{item.resource['id']}", note=item.note,
-    )
+    resource, version = item.resource, item.version
+    ref = f"{item.resource_type}/{item.resource['id']}"
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            client.update(resource, if_match=f'W/"{version}"' if version else None)
+            break
+        except FhirConflict:  # changed since: a concurrent run may have retired it already
+            if attempt + 1 == CONFLICT_ATTEMPTS:
+                raise
+            client.pause(attempt)
+            current = client.read(item.resource_type, str(item.resource["id"]))
+            if current.get("status") == "entered-in-error":
+                break
+            resource = {**current, "status": "entered-in-error"}
+            version = (current.get("meta") or {}).get("versionId")
+    return WriteOutcome(item.resource_type, item.identifier, item.rule, "retired", reference=ref, note=item.note)
 
 
 def _retire_item(
@@ -555,8 +662,11 @@ def _keep_oldest(
 
 def _failed(rtype: Literal["DetectedIssue", "Flag", "Device"], identifier: str, rule: str | None,
             exc: FhirError) -> WriteOutcome:
-    # Refusals (4xx other than 401/429) come back the same on every run; say so.
-    retryable = isinstance(exc, AuthExpired | FhirProtocolError) or not isinstance(exc, FhirRejected | AuthDenied)
+    # Refusals (4xx other than 401/429 and the 409/412 of a concurrent writer) come back the same on
+    # every run; say so.
+    retryable = isinstance(exc, AuthExpired | FhirProtocolError | FhirConflict) or not isinstance(
+        exc, FhirRejected | AuthDenied
+    )
     return WriteOutcome(rtype, identifier, rule, "failed", error=str(exc), retryable=retryable)
 
 

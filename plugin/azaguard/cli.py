@@ -307,8 +307,8 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
         temporary = [w for w in failed if w.retryable]
         refused = [w for w in failed if not w.retryable]
         if temporary:
-            print(f"azaguard: {len(temporary)} alert write(s) failed for a temporary reason; "
-                  "re-run to complete them", file=sys.stderr)
+            print(f"azaguard: {len(temporary)} alert write(s) failed; re-run to complete them: "
+                  f"{_clean(temporary[0].error)}", file=sys.stderr)
         if refused:
             print(f"azaguard: {len(refused)} alert write(s) were refused by the server; re-running will not "
                   f"help until that is fixed: {_clean(refused[0].error)}", file=sys.stderr)

@@ -86,6 +86,9 @@ class AppConfig(BaseModel):
     redirect_uris: tuple[str, ...] = Field(min_length=1)
     launch_uri: str
     scopes: Scopes
+    # A patient's own standalone launch (the patient view): launch/patient, patient/*.rs and the check-in's
+    # creates. None: the app offers no patient launch.
+    patient_scopes: Scopes | None = None
     allowed_iss: tuple[str, ...] = Field(min_length=1)
     # Who may frame the page (CSP frame-ancestors); None: 'self' plus the allowed iss origins.
     frame_ancestors: tuple[str, ...] | None = None

@@ -150,6 +150,7 @@ def check_on_server(
     Write failures do not raise: they are in `result.writes` with outcome "failed".
     """
     from azaguard.alerts import (
+        confirm_writes,
         device_resource,
         ensure_device,
         logical_author,
@@ -197,11 +198,14 @@ def check_on_server(
         else:
             author, result.device = ensure_device(client, device)
             plan = plan_alerts(result.patient_ref, findings, flags, now, author, issues, verdict=chart_text)
-            result.writes = write_alerts(client, plan, device)
-            try:  # show the chart as it now is; the writes are reported whatever this read does
+            written = write_alerts(client, plan, device)
+            try:  # the chart as it now is: each write is held against it, and it is what is shown
                 issues, flags, result.existing_alerts_problem = _existing(client, patient_id)
+                unread = result.existing_alerts_problem
+                result.writes = confirm_writes(written, None if unread else [*issues, *flags], unread)
                 issues, flags, _ = _own(issues, flags)
             except FhirError as exc:
+                result.writes = confirm_writes(written, None, str(exc))
                 result.existing_alerts_problem = (
                     f"the alerts were written as listed, but reading the chart back failed: {exc}"
                 )

@@ -146,7 +146,12 @@ def _issue(patient: str) -> dict[str, object]:
         ("POST", "DetectedIssue", {"resourceType": "Flag", "subject": {"reference": "Patient/p1"}}, False),
         ("POST", "Flag", {"resourceType": "Flag", "subject": {"reference": "Patient/p1"}}, True),
         ("POST", "Device", {"resourceType": "Device"}, False),  # a patient token never writes shared types
-        ("POST", "Observation", {"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}, False),
+        # The patient's check-in: their answers and the temperature they measured (scopes decide who may).
+        ("POST", "Observation", {"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}, True),
+        ("POST", "Observation", {"resourceType": "Observation", "subject": {"reference": "Patient/p2"}}, False),
+        ("PUT", "QuestionnaireResponse/q1",
+         {"resourceType": "QuestionnaireResponse", "id": "q1", "subject": {"reference": "Patient/p1"}}, True),
+        ("POST", "Condition", {"resourceType": "Condition", "subject": {"reference": "Patient/p1"}}, False),
         ("PUT", "DetectedIssue/d1", {**_issue("p1"), "id": "d1"}, True),
         ("PUT", "DetectedIssue/d1", {**_issue("p1"), "id": "d2"}, False),
         ("PUT", "DetectedIssue", _issue("p1"), False),

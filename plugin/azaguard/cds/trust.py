@@ -1,10 +1,17 @@
 """Trusting CDS Clients (CDS Hooks 2.0): every call carries a JWT signed by a registered client.
 
 Checked, in this order, before anything is evaluated: `alg` is RS384 or ES384 (never none, never a
-shared-secret HMAC); `iss` is a registered client; the key comes from that client's inline JWKS, its
-jwks_url, or a `jku` header that is on its allow-list; the signature; `aud` is this endpoint's URL;
+shared-secret HMAC); `iss` is a registered client; the signature; `aud` is this endpoint's URL;
 `exp` in the future and `iat` not in the future (small skew), lifetime bounded; `jti` never seen
 before (the replay cache lives in the shared database). Any failure: Untrusted (401).
+
+Which key: the keys registered for the issuer (its inline `jwks`, or the set at its `jwks_url`) come
+first. A token one of them verifies is trusted whatever its `jku` header names: the header is a hint
+for finding a key (RFC 7515 §4.1.2), and the registration is what the service trusts (CDS Hooks 2.0:
+the JWK Set may be conveyed out of band). Only when no registered key matches the token's `kid` (or,
+without a kid, its algorithm) is the `jku` fetched, and only when it is on the issuer's allow-list.
+So a client that names an unreachable `jku` (the CDS Hooks sandbox names its public site) works
+offline once its key is registered, and a token cannot bring its own key by naming a URL.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 import httpx
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import Key, KeySet
 
 from azaguard.cds.store import CdsStore
 from azaguard.config import CdsClient
@@ -109,24 +116,33 @@ class Verifier:
         client = self.clients.get(iss) if isinstance(iss, str) else None
         if client is None:
             raise Untrusted("the JWT issuer is not a registered CDS client")
-        keys = self._keys(client, header)
-        try:
-            verified = jwt.decode(token, keys, algorithms=[str(alg)])
-        except JoseError as exc:
-            raise Untrusted(f"the JWT signature does not verify ({exc.error})") from exc
-        return self._check_claims(verified.claims, audience, client.iss)
+        verified = self._verified(token, client, header, str(alg))
+        return self._check_claims(verified, audience, client.iss)
 
-    def _keys(self, client: CdsClient, header: dict[str, Any]) -> KeySet:
+    def _verified(self, token: str, client: CdsClient, header: dict[str, Any], alg: str) -> dict[str, Any]:
+        """The claims, once a key this issuer is trusted with verifies the signature (see the module doc)."""
         kid = header.get("kid") if isinstance(header.get("kid"), str) else None
+        registered, problem = self._registered(client, kid, alg)
+        if registered:
+            return _decode(token, registered, alg)  # its jku is never fetched: the registered key decides
         jku = header.get("jku")
-        if jku is not None:
-            allowed = {*client.jku, *([client.jwks_url] if client.jwks_url else [])}
-            if jku not in allowed:
-                raise Untrusted("the JWT's jku is not on the allow-list for its issuer")
-            return self.jwks.get(str(jku), kid)
-        if client.jwks_url:
-            return self.jwks.get(client.jwks_url, kid)
-        return self._inline[client.iss]
+        if not isinstance(jku, str) or jku == client.jwks_url:
+            raise Untrusted(problem or _no_key(kid, "registered for its issuer"))
+        if jku not in client.jku:
+            raise Untrusted(f"{_no_key(kid, 'registered for its issuer')}, and its jku is not on its allow-list")
+        fetched = _matching(self.jwks.get(jku, kid), kid, alg)
+        if not fetched:
+            raise Untrusted(_no_key(kid, "in the JWK Set at its jku"))
+        return _decode(token, fetched, alg)
+
+    def _registered(self, client: CdsClient, kid: str | None, alg: str) -> tuple[list[Key], str | None]:
+        """The issuer's registered keys that fit this token, and why there are none when it cannot be read."""
+        if client.jwks_url is None:
+            return _matching(self._inline[client.iss], kid, alg), None
+        try:
+            return _matching(self.jwks.get(client.jwks_url, kid), kid, alg), None
+        except Untrusted as exc:
+            return [], str(exc)
 
     def _check_claims(self, claims: dict[str, Any], audience: str, iss: str) -> Caller:
         now = self.clock()
@@ -150,6 +166,33 @@ class Verifier:
             raise Untrusted("the JWT was already used (replayed jti)")
         tenant = claims.get("tenant")
         return Caller(iss, jti, tenant if isinstance(tenant, str) else None)
+
+
+_KEY_TYPES = {"RS384": ("RSA", None), "ES384": ("EC", "P-384")}
+
+
+def _matching(keys: KeySet, kid: str | None, alg: str) -> list[Key]:
+    """Keys of the set that could have signed this token: its kid (when it names one), a key type and curve
+    for its alg, and no `use`/`alg` saying otherwise."""
+    kty, crv = _KEY_TYPES[alg]
+    return [
+        k for k in keys.keys
+        if (kid is None or k.kid == kid) and k.key_type == kty and (crv is None or k.get("crv") == crv)
+        and k.get("use") in (None, "sig") and k.get("alg") in (None, alg)
+    ]
+
+
+def _no_key(kid: str | None, where: str) -> str:
+    return f"no key {where} matches the JWT's kid {kid!r}" if kid else f"no key {where} fits the JWT"
+
+
+def _decode(token: str, keys: list[Key], alg: str) -> dict[str, Any]:
+    for key in keys:
+        try:
+            return dict(jwt.decode(token, key, algorithms=[alg]).claims)
+        except JoseError:
+            continue
+    raise Untrusted("the JWT signature does not verify")
 
 
 def _bearer(authorization: str | None) -> str:

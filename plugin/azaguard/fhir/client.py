@@ -297,6 +297,10 @@ class FhirClient:
         response = self._send("PUT", self._url(path), body=resource, headers=headers, retry=True)
         return self._write_result(response, "PUT", path)
 
+    def pause(self, attempt: int) -> None:
+        """Wait before retrying a write that met a conflict (full jitter, as for temporary failures)."""
+        self._sleep(self._delay(attempt, None))
+
     def capabilities(self) -> Resource:
         """The server's CapabilityStatement (GET metadata), fetched once per client."""
         with self._lock:
@@ -427,6 +431,13 @@ class FhirClient:
         resource: Resource | None = None
         if response.content.strip():
             body = self._json(response, f"{method} {what}")
+            if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome" and _is_error(body):
+                # 2xx with an error outcome: some servers report a refused write this way.
+                raise FhirProtocolError(
+                    f"the FHIR server answered {method} {what} with HTTP {response.status_code} but an "
+                    "OperationOutcome of severity error: the write did not happen",
+                    status=response.status_code, outcome=outcome_text(body), url=str(response.request.url),
+                )
             if isinstance(body, dict) and body.get("resourceType") not in (None, "OperationOutcome"):
                 resource = body
         return WriteResult(
@@ -572,3 +583,10 @@ __all__ = [
     "searchset_resources",
     "searchset_warnings",
 ]
+
+
+def _is_error(outcome: Mapping[str, Any]) -> bool:
+    issues = outcome.get("issue")
+    return isinstance(issues, list) and any(
+        isinstance(i, Mapping) and i.get("severity") in ("error", "fatal") for i in issues
+    )

@@ -50,6 +50,7 @@ def run_demo(
     insecure_cds: bool = False,
 ) -> int:
     from azaguard.fhir.client import FhirClient
+    from azaguard.patient.content import load_questionnaire
     from azaguard.sandbox.patients import build_patients, transaction_bundle
     from azaguard.sandbox.server import SandboxServer
     from azaguard.service import check_on_server
@@ -63,6 +64,7 @@ def run_demo(
         patients = build_patients(now)
         with FhirClient(server.base_url) as client:
             client.transaction(transaction_bundle(patients))
+            client.update(load_questionnaire())  # the patient check-in's Questionnaire, by its canonical id
             results = [
                 check_on_server(client, p.id, mappings=mappings, now=now, write=True) for p in patients
             ]
@@ -132,6 +134,8 @@ def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO, insecure_
     site.state.ehr.backend.register(backend)
     print(f"\nThe sandbox EHR is running: open {public_base}/ and launch a patient, or open a chart to see the "
           "CDS Hooks alerts and order a vaccine (Ctrl-C to stop).", file=out, flush=True)
+    print(f"Patients: the patient portal {public_base}/ehr/portal/ signs you in as a synthetic patient and opens "
+          "azaguard's patient view (what to do, the leaflet's advice, a symptom check-in).", file=out, flush=True)
     print(f"CDS Hooks discovery: {public_base}/cds-services (calls must carry a JWT signed by a registered client)"
           + ("; INSECURE: unsigned calls accepted" if insecure_cds else ""), file=out, flush=True)
     print(f"Population scan with SMART Backend Services, from another terminal:\n  azaguard scan --fhir-url "

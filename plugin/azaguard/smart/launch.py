@@ -20,7 +20,7 @@ from joserfc import jwt  # Authlib's JOSE implementation (authlib.jose is deprec
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from azaguard.config import AppConfig
+from azaguard.config import AppConfig, Scopes
 from azaguard.httpbound import fetch
 from azaguard.smart.discovery import SmartConfiguration
 
@@ -80,13 +80,17 @@ _SCOPE = re.compile(r"^(patient|user|system)/([A-Za-z]+|\*)\.(read|write|\*|c?r?
 _V1_LETTERS = {"read": "rs", "write": "cud", "*": "cruds"}
 
 
-def select_scope(config: AppConfig, capabilities: frozenset[str], *, standalone: bool = False) -> str:
+def select_scope(
+    config: AppConfig, capabilities: frozenset[str], *, standalone: bool = False, scopes: Scopes | None = None
+) -> str:
     """v2 scopes when the server advertises permission-v2, v1 otherwise.
 
     A standalone launch has no EHR `launch` parameter: it asks for `launch/patient`
-    so the authorization server lets the user pick the patient.
+    so the authorization server lets the user pick the patient. `scopes`: another set than the
+    clinician's (the patient launch's `patient_scopes`).
     """
-    scope = config.scopes.v2 if "permission-v2" in capabilities else config.scopes.v1
+    chosen = scopes or config.scopes
+    scope = chosen.v2 if "permission-v2" in capabilities else chosen.v1
     if standalone:
         scope = " ".join("launch/patient" if s == "launch" else s for s in scope.split())
     return scope
@@ -292,6 +296,20 @@ def read_identity(
             None, None, verified=False, problem=f"id_token not verified ({type(exc).__name__}: {exc})"
         )
     return Identity(_opt_str(claims.get("fhirUser")), _opt_str(claims.get("sub")), verified=True, **_person(claims))
+
+
+def user_type(identity: Identity | None) -> str | None:
+    """The FHIR resource type of the signed-in user from fhirUser (absolute or relative): "Patient",
+    "Practitioner", "RelatedPerson"…; None when the launch carried no identity."""
+    if identity is None or not identity.fhir_user:
+        return None
+    parts = [p for p in identity.fhir_user.split("?", 1)[0].split("/") if p]
+    return parts[-2] if len(parts) >= 2 and parts[-2][:1].isupper() else None
+
+
+def is_patient_user(identity: Identity | None) -> bool:
+    """A patient (or someone acting for one: RelatedPerson) is signed in: the patient view, never the clinician's."""
+    return user_type(identity) in ("Patient", "RelatedPerson")
 
 
 def _person(claims: dict[str, Any]) -> dict[str, str | None]:

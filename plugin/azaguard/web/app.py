@@ -33,7 +33,7 @@ from starlette.types import ASGIApp
 
 from azaguard import service
 from azaguard.alerts import ExistingAlert, WriteOutcome
-from azaguard.config import AppConfig, load_app_config
+from azaguard.config import AppConfig, Scopes, load_app_config
 from azaguard.display import format_date, format_day
 from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import AuthDenied, AuthExpired, FhirError
@@ -48,6 +48,7 @@ from azaguard.smart.launch import (
     can_read_alerts,
     can_write_alerts,
     exchange_code,
+    is_patient_user,
     new_state,
     read_identity,
     refresh,
@@ -138,6 +139,8 @@ class _Web:
         # Write outcomes waiting for their redirect's GET, by (session id, launch id).
         self.written: dict[tuple[str, str], list[WriteOutcome]] = {}
         self.user_names: dict[str, str | None] = {}
+        self.mappings_dir: Path | None = None  # where the patient's words are (None: the default mappings/)
+        self.patient_view: Any = None  # web/patient.py's PatientView, once its routes are added
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -256,13 +259,13 @@ class _Web:
             )
         return None
 
-    def begin(self, request: Request, iss: str, launch: str | None) -> Response:
+    def begin(self, request: Request, iss: str, launch: str | None, *, scopes: Scopes | None = None) -> Response:
         iss = iss.rstrip("/")
         try:
             smart = self.discovery.discover(iss, self.http)
         except DiscoveryError as exc:
             return self.message(request, 502, "Cannot reach the EHR's authorization server", str(exc))
-        scope = select_scope(self.config, smart.capabilities, standalone=launch is None)
+        scope = select_scope(self.config, smart.capabilities, standalone=launch is None, scopes=scopes)
         pkce = new_pkce()  # S256 always, advertised or not
         state = new_state()
         address = request.client.host if request.client else ""
@@ -356,14 +359,21 @@ class _Web:
         )
         self.sessions.add_launch(session, ctx)
         self.sessions.rotate(session, self.now())  # no fixation: the pre-login id is now worthless
-        response = RedirectResponse(f"{self.root(request)}/?{urlencode({'ctx': ctx.id})}", status_code=303)
+        response = RedirectResponse(self.home_of(request, ctx), status_code=303)
         self.set_cookie(request, response, session)
         return response
+
+    def home_of(self, request: Request, ctx: LaunchContext) -> str:
+        """The clinician's page, or the patient view when the signed-in user is a patient."""
+        where = "/patient/" if is_patient_user(ctx.identity) else "/"
+        return f"{self.root(request)}{where}?{urlencode({'ctx': ctx.id})}"
 
     # -- the page --
     def page(self, request: Request) -> Response:
         session = self.session(request)
         ctx = self.sessions.launch(session, request.query_params.get("ctx")) if session else None
+        if ctx is not None and is_patient_user(ctx.identity):
+            return RedirectResponse(self.home_of(request, ctx), status_code=303)  # never the clinician's page
         if session is None or ctx is None:
             return self.message(
                 request,
@@ -614,6 +624,8 @@ def create_app(
     transport: httpx.BaseTransport | None = None,
 ) -> Starlette:
     """The SMART app as an ASGI app, to be mounted at the path of its launch_uri (e.g. /app)."""
+    from azaguard.web.patient import patient_routes
+
     web = _Web(config, mappings or load_mappings(), now or (lambda: datetime.now(UTC)), transport)
     routes = [
         Route("/", web.page, name="page"),
@@ -621,6 +633,7 @@ def create_app(
         Route("/start", web.start, name="start"),
         Route("/callback", web.callback, name="callback"),
         Route("/alerts", web.alerts, methods=["POST"], name="alerts"),
+        *patient_routes(web),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)

@@ -1,6 +1,7 @@
 """`create_ehr_app`: the sandbox EHR launch simulator as one Starlette app, to be mounted at `/ehr`.
 
-Routes (relative to the mount): `/` launcher page, `/fhir/...` token-checking FHIR proxy,
+Routes (relative to the mount): `/` launcher page, `/portal/` patient portal (sign in as a patient),
+`/fhir/...` token-checking FHIR proxy,
 `/fhir/.well-known/smart-configuration`, `/fhir/metadata`, `/auth/authorize` (+ `/auth/authorize/select`
 for the standalone patient picker), `/auth/token`, `/auth/jwks`, `/static/...`.
 All public URLs (iss, endpoints, links) are built from `public_base` + `/ehr`.
@@ -33,6 +34,7 @@ from azaguard.sandbox.ehr.cdsclient import SandboxCdsClient
 from azaguard.sandbox.ehr.chart import accept, add_order, chart_page, override, sign
 from azaguard.sandbox.ehr.context import EhrContext, LaunchStore, Upstream, ehr
 from azaguard.sandbox.ehr.launcher import launch_patient, launcher_page
+from azaguard.sandbox.ehr.portal import portal_login, portal_logout, portal_page
 from azaguard.sandbox.ehr.proxy import fhir_proxy, metadata_endpoint
 
 _METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
@@ -94,6 +96,9 @@ def create_ehr_app(
     routes = [
         Route("/", launcher_page, methods=["GET"]),
         Route("/launch/{patient_id}", launch_patient, methods=["GET"]),
+        Route("/portal/", portal_page, methods=["GET"]),
+        Route("/portal/login", portal_login, methods=["POST"]),
+        Route("/portal/logout", portal_logout, methods=["POST"]),
         *(_chart_routes() if cds_base is not None else []),
         Route("/fhir/.well-known/smart-configuration", smart_configuration_endpoint, methods=["GET"]),
         Route("/fhir/metadata", metadata_endpoint, methods=["GET"]),

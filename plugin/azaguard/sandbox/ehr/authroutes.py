@@ -17,6 +17,7 @@ from azaguard.sandbox.ehr import scopes as smart_scopes
 from azaguard.sandbox.ehr.authserver import SandboxUser
 from azaguard.sandbox.ehr.context import EhrContext, ehr
 from azaguard.sandbox.ehr.launcher import list_patients
+from azaguard.sandbox.ehr.portal import portal_user
 
 CAPABILITIES = [
     "launch-ehr",
@@ -95,6 +96,8 @@ async def authorize_endpoint(request: Request) -> Response:
                     state=params.get("state"),
                 )
             user = SandboxUser(patient=launch.patient_id)
+        elif (patient_user := portal_user(context, request)) is not None:
+            user = patient_user  # a patient signed in at the portal: their own record, no picker
         elif "launch/patient" in oauth_request.scope.split():
             return await _picker(context, items)
         else:

@@ -86,7 +86,8 @@ class RegisteredClient:
 
     @classmethod
     def from_app_config(cls, config: AppConfig) -> RegisteredClient:
-        registered = tuple(dict.fromkeys([*config.scopes.v2.split(), *config.scopes.v1.split()]))
+        sets = [config.scopes, *([config.patient_scopes] if config.patient_scopes else [])]
+        registered = tuple(dict.fromkeys(s for scopes in sets for s in (*scopes.v2.split(), *scopes.v1.split())))
         # A standalone launch asks launch/patient where the EHR launch asks launch.
         if "launch" in registered:
             registered += ("launch/patient",)
@@ -97,14 +98,24 @@ class RegisteredClient:
 
 @dataclass(frozen=True)
 class SandboxUser:
-    """The clinician 'logged in' to the sandbox EHR, and the patient in context (if any)."""
+    """Who is 'logged in' to the sandbox EHR, and the patient in context (if any).
+
+    The clinician by default; a patient signed in at the patient portal is `Patient/{id}` (`user`),
+    named `name`: the id_token's fhirUser says which, so the app can tell a patient from a clinician.
+    """
 
     patient: str | None
     practitioner: str = SANDBOX_PRACTITIONER
     nonce: str | None = None  # OpenID Connect nonce from the authorization request, echoed in the id_token
+    user: str | None = None  # "Patient/{id}" for a portal patient; None: the sandbox clinician
+    name: str | None = None  # the portal patient's name
 
     def get_user_id(self) -> str:
-        return self.practitioner
+        return self.user or self.practitioner
+
+    @property
+    def fhir_user(self) -> str:
+        return self.user or f"Practitioner/{self.practitioner}"
 
 
 class _Client(ClientMixin):
@@ -152,6 +163,8 @@ class AuthCode(AuthorizationCodeMixin):
     code_challenge_method: str
     expires_at: float
     nonce: str | None = None
+    user: str | None = None  # a portal patient's "Patient/{id}" (SandboxUser.user)
+    user_name: str | None = None
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -180,6 +193,8 @@ class RefreshGrant(TokenMixin):
     patient: str | None
     expires_at: float
     revoked: bool = False
+    user: str | None = None  # as SandboxUser.user: a refreshed id_token names the same user
+    user_name: str | None = None
 
     def check_client(self, client: _Client) -> bool:
         return bool(client.client_id == self.client_id)
@@ -311,6 +326,8 @@ class _CodeGrant(AuthorizationCodeGrant):
             code_challenge_method=data["code_challenge_method"],
             expires_at=self.server.clock() + self.server.code_lifetime,
             nonce=data.get("nonce"),
+            user=request.user.user,
+            user_name=request.user.name,
         )
 
     def query_authorization_code(self, code: str, client: _Client) -> AuthCode | None:
@@ -329,7 +346,10 @@ class _CodeGrant(AuthorizationCodeGrant):
         store.used_codes.setdefault(authorization_code.code, [])
 
     def authenticate_user(self, authorization_code: AuthCode) -> SandboxUser:
-        return SandboxUser(patient=authorization_code.patient, nonce=authorization_code.nonce)
+        return SandboxUser(
+            patient=authorization_code.patient, nonce=authorization_code.nonce,
+            user=authorization_code.user, name=authorization_code.user_name,
+        )
 
 
 class _RefreshGrant(RefreshTokenGrant):
@@ -343,7 +363,7 @@ class _RefreshGrant(RefreshTokenGrant):
         return found
 
     def authenticate_user(self, refresh_token: RefreshGrant) -> SandboxUser:
-        return SandboxUser(patient=refresh_token.patient)
+        return SandboxUser(patient=refresh_token.patient, user=refresh_token.user, name=refresh_token.user_name)
 
     def issue_token(self, user: SandboxUser, refresh_token: RefreshGrant) -> dict[str, Any]:
         scope = self.request.payload.scope or refresh_token.get_scope()
@@ -400,7 +420,8 @@ class SandboxAuthServer(AuthorizationServer):
         issued = [token["access_token"]]
         if "refresh_token" in token:
             self.store.refresh_tokens[token["refresh_token"]] = RefreshGrant(
-                token["refresh_token"], client_id, token["scope"], patient, now + self.refresh_lifetime
+                token["refresh_token"], client_id, token["scope"], patient, now + self.refresh_lifetime,
+                user=request.user.user, user_name=request.user.name,
             )
             issued.append(token["refresh_token"])
         if request.authorization_code is not None:
@@ -454,13 +475,13 @@ class SandboxAuthServer(AuthorizationServer):
         now = int(self.clock())
         claims: dict[str, Any] = {
             "iss": self.fhir_base,
-            "sub": user.practitioner,
+            "sub": user.get_user_id(),
             "aud": client_id,
             "iat": now,
             "exp": now + self.token_lifetime,
-            "fhirUser": f"{self.fhir_base}/Practitioner/{user.practitioner}",
+            "fhirUser": f"{self.fhir_base}/{user.fhir_user}",
             # OpenID Connect standard claims: the app shows who is signed in, and dates in their zone.
-            "name": SANDBOX_PRACTITIONER_NAME,
+            "name": user.name if user.user else SANDBOX_PRACTITIONER_NAME,
             "zoneinfo": SANDBOX_ZONEINFO,
         }
         if user.nonce:

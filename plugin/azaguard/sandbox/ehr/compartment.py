@@ -13,10 +13,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 # Outside any patient's compartment: readable by id or search (a `patient` they carry must still match).
-SHARED_TYPES: frozenset[str] = frozenset({"Medication", "Practitioner", "Device", "Organization", "Location"})
-# What the app may write back to the chart. Shared types (the author Device) are not writable with a
-# patient token: they are outside every patient's compartment, so one patient's launch must not change them.
-WRITABLE_TYPES: frozenset[str] = frozenset({"DetectedIssue", "Flag"})
+SHARED_TYPES: frozenset[str] = frozenset(
+    {"Medication", "Practitioner", "Device", "Organization", "Location", "Questionnaire"}
+)
+# What the app may write to the chart: alerts, and the patient's check-in (the answers and the temperature
+# they measured). Shared types (the author Device) are not writable with a patient token: they are outside
+# every patient's compartment, so one patient's launch must not change them.
+WRITABLE_TYPES: frozenset[str] = frozenset({"DetectedIssue", "Flag", "QuestionnaireResponse", "Observation"})
 _PATIENT_PARAMS = ("patient", "subject", "patient:Patient", "subject:Patient")
 _PATIENT_FIELDS = ("patient", "subject")
 

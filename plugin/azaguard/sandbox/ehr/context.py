@@ -125,6 +125,8 @@ class EhrContext:
     # The EHR as a CDS Hooks client (charts, order form), when a CDS service is configured.
     cds: SandboxCdsClient | None = None
     backend: BackendServices | None = None  # SMART Backend Services clients (client_credentials grant)
+    # Patient portal sign-ins: cookie value -> (patient id, name, expiry). See portal.py.
+    portal: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     templates: jinja2.Environment = field(
         default_factory=lambda: jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
@@ -156,6 +158,12 @@ class EhrContext:
         launch = self.launches.create(patient_id, self.client.client_id)
         sep = "&" if "?" in self.client.launch_uri else "?"
         return f"{self.client.launch_uri}{sep}{urlencode({'iss': self.fhir_base, 'launch': launch})}"
+
+    @property
+    def patient_start_url(self) -> str:
+        """The app's standalone launch for patients (beside its launch_uri), with this EHR as iss."""
+        start = self.client.launch_uri.rsplit("/", 1)[0] + "/patient/start"
+        return f"{start}?{urlencode({'iss': self.fhir_base})}"
 
     def page(self, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         html = self.templates.get_template(template).render(ehr_base=self.ehr_base, **values)

@@ -35,6 +35,8 @@ RESOURCE_TYPES: frozenset[str] = frozenset(
         "Procedure",
         "DiagnosticReport",
         "Practitioner",
+        "Questionnaire",
+        "QuestionnaireResponse",
     }
 )
 # Scopes that are not about resources; all of them can be granted by the sandbox.

@@ -1,0 +1,105 @@
+"""The patient's wording table over the sandbox patients' findings (a clinician can read the table below)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import pytest
+
+from azaguard.findings import Evidence, Finding, Severity, Status
+from azaguard.mappings import Mappings
+from azaguard.patient.content import PatientContent
+from azaguard.patient.messages import patient_messages
+from azaguard.record import PatientRecord
+from azaguard.service import CheckResult
+from azaguard.verdict import ACTION_STATUSES
+from tests.patient.conftest import LONDON
+
+# patient → (first message's urgency, words it must hold). The examples' now is 1 Nov 2026 12:00 UTC.
+FIRST = {
+    "aza-stable": ("info", "We found nothing in your record that you need to act on today."),
+    "aza-febrile-c": ("today", "Your temperature was 38.6 °C this morning. Call your care team today."),
+    "aza-febrile-f": ("today", "Your temperature was 38.8 °C this morning."),
+    "aza-pneumonia": ("today", "Your record shows an infection: Pneumonia."),
+    "aza-antibiotic": ("today", "You have a new medicine for an infection: amoxicillin."),
+    "aza-mmr-due": ("before", "measles, mumps and rubella vaccine due on 8 Nov. It is a live vaccine."),
+    "aza-yellow-fever-order": ("before", "yellow fever vaccine ordered this morning. It is a live vaccine. "
+                               "Talk to your doctor before you have it."),
+    "aza-shingrix": ("before", "It is not a live vaccine. Ask your doctor if it is OK before you have it."),
+    "aza-leukopenic": ("today", "Your last blood count needs a look from your care team."),
+    "aza-alt-raised": ("today", "Your last liver test needs a look from your care team."),
+    "aza-cbc-overdue": ("week", "Your blood count is overdue. Your last one was on 12 Sep. Book a blood test"),
+    "aza-no-weight": ("next-visit", "We could not check your dose from your record."),
+    "aza-stopped": ("before", "It is a live vaccine."),
+    "aza-not-on": ("next-visit", "Your record does not show that you take azathioprine now."),
+    "aza-allopurinol": ("today", "allopurinol, can change how azathioprine works. Call your care team today."),
+    "aza-tpmt-intermediate": ("next-visit", "Ask about your dose at your next visit."),
+}
+# Never an instruction about the medicine itself: whom to contact and how soon, only.
+MEDICINE_ORDERS = re.compile(r"\b(?:stop|stopping|pause|skip|halve|reduce|change your dose|hold)\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("patient_id", sorted(FIRST))
+def test_the_first_message_says_what_to_do_and_how_soon(
+    patient_id: str, checked: dict[str, CheckResult], mappings: Mappings, content: PatientContent, now: datetime
+) -> None:
+    result = checked[patient_id]
+    messages = patient_messages(result.findings, result.record, now, mappings, content, LONDON)
+    urgency, words = FIRST[patient_id]
+    assert messages[0].urgency == urgency, messages
+    assert words in messages[0].sentence
+
+
+def test_messages_are_most_urgent_first_and_never_order_a_medicine_change(
+    checked: dict[str, CheckResult], mappings: Mappings, content: PatientContent, now: datetime
+) -> None:
+    for patient_id, result in checked.items():
+        messages = patient_messages(result.findings, result.record, now, mappings, content, LONDON)
+        ranks = [content.urgency_rank(m.urgency) for m in messages]
+        assert ranks == sorted(ranks), patient_id
+        for m in messages:
+            assert not MEDICINE_ORDERS.search(m.sentence), (patient_id, m.sentence)
+
+
+def test_every_actionable_finding_of_the_sandbox_patients_has_a_row(
+    checked: dict[str, CheckResult], content: PatientContent
+) -> None:
+    unworded = [
+        (f.rule, f.code) for result in checked.values() for f in result.findings
+        if f.status in ACTION_STATUSES and not any(r.matches(f.rule, f.code, f.status) for r in content.messages)
+    ]
+    assert not unworded
+
+
+def _fever(reference: str) -> Finding:
+    return Finding(rule="infection-hold", code="fever", status=Status.HOLD, severity=Severity.HIGH,
+                   summary="Fever", detail="Fever", mappings_version="x",
+                   evidence=(Evidence(reference=reference, description="temperature", value="38.4 Cel"),))
+
+
+def test_a_fact_the_record_does_not_hold_is_never_guessed(
+    checked: dict[str, CheckResult], mappings: Mappings, content: PatientContent, now: datetime
+) -> None:
+    record = PatientRecord(patient=None)  # the evidence's reference finds nothing in this record
+    message = patient_messages([_fever("Observation/gone")], record, now, mappings, content, LONDON)[0]
+    assert message.text == "Your temperature was high in the last few days."
+
+
+def test_the_fever_is_dated_as_a_patient_says_it(
+    checked: dict[str, CheckResult], mappings: Mappings, content: PatientContent, now: datetime
+) -> None:
+    result = checked["aza-febrile-c"]
+    later = now + timedelta(hours=14)  # 06:00 seen from 02:00 the next day
+    message = patient_messages(result.findings, result.record, later, mappings, content, LONDON)[0]
+    assert message.text == "Your temperature was 38.6 °C yesterday morning."
+
+
+def test_nothing_to_do_needs_a_passed_check(mappings: Mappings, content: PatientContent, now: datetime) -> None:
+    cannot = Finding(rule="dose", code="dose-cannot-evaluate", status=Status.CANNOT_EVALUATE,
+                     severity=Severity.MODERATE, summary="x", detail="x", mappings_version="x")
+    messages = patient_messages([cannot], PatientRecord(patient=None), now, mappings, content, LONDON)
+    assert [m.text for m in messages] == ["We could not check your dose from your record."]
+    assert patient_messages([], PatientRecord(patient=None), now, mappings, content, LONDON)[0].text == (
+        "Your record does not show that you take azathioprine now."
+    )

@@ -1,0 +1,70 @@
+"""Every message a patient can be shown reads at grade 8 or below (Flesch-Kincaid, textstat)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from azaguard.mappings import Mappings
+from azaguard.patient.checkin import advice, read_answers
+from azaguard.patient.content import PatientContent, sign_options
+from azaguard.patient.leaflet import guidance
+from azaguard.patient.messages import patient_messages
+from azaguard.service import CheckResult
+from tests.patient.conftest import LONDON
+
+textstat = pytest.importorskip("textstat")
+GRADE = 8.0
+
+
+def grade(text: str) -> float:
+    return float(textstat.flesch_kincaid_grade(text))
+
+
+def test_the_grade_measure_can_fail() -> None:
+    hard = ("Azathioprine-associated myelosuppression necessitates comprehensive haematological surveillance "
+            "notwithstanding apparently satisfactory clinical circumstances.")
+    assert grade(hard) > GRADE
+
+
+def test_every_message_for_the_sandbox_patients(
+    checked: dict[str, CheckResult], mappings: Mappings, content: PatientContent, now: datetime
+) -> None:
+    too_hard = []
+    for patient_id, result in checked.items():
+        for m in patient_messages(result.findings, result.record, now, mappings, content, LONDON):
+            if grade(m.sentence) > GRADE:
+                too_hard.append(f"{patient_id}: {grade(m.sentence):.1f} {m.sentence}")
+    assert not too_hard, "\n".join(too_hard)
+
+
+def test_the_guidance_and_its_test_dates(
+    checked: dict[str, CheckResult], content: PatientContent, now: datetime
+) -> None:
+    sections = guidance(checked["aza-stable"].record, now, content, LONDON)
+    texts = [" ".join((f"{s.heading}.", *s.paragraphs, *s.tests)) for s in sections]  # each section as read
+    too_hard = [f"{grade(t):.1f} {t}" for t in texts if grade(t) > GRADE]
+    assert not too_hard, "\n".join(too_hard)
+
+
+def test_every_check_in_advice_and_sign(
+    questionnaire: dict[str, Any], mappings: Mappings, content: PatientContent
+) -> None:
+    forms = [
+        {"temperature": ["38.6"], "sign": ["43724002", "162397003"]},
+        {"temperature": ["37.9"], "sign": ["49727002"]},
+        {"sign": ["131148009"]},
+        {"sign": ["260413007"]},
+    ]
+    form_text = " ".join(
+        [str(i["text"]) for i in questionnaire["item"]]
+        + [f"{content.signs[o['code']].label}." for o in sign_options(questionnaire)]
+    )  # the form as read: its questions, then each sign as a line
+    texts = [content.checkin_advice.saved, form_text]
+    for form in forms:
+        answers = read_answers({"checkin": ["0" * 32], **form}, questionnaire, mappings)
+        texts += [m.sentence for m in advice(answers, content, mappings)]
+    too_hard = [f"{grade(t):.1f} {t}" for t in texts if grade(t) > GRADE]
+    assert not too_hard, "\n".join(too_hard)
