@@ -46,6 +46,21 @@ UNITS: list[tuple[str, str, float, float]] = [
     ("[lb_av]", "body-mass", 100, 45.359237),
     ("mg", "drug-mass", 50, 50),
     ("g", "drug-mass", 0.05, 50),
+    ("ug", "drug-mass", 500, 0.5),
+    ("mg/kg", "drug-mass-per-body-mass", 2, 2),
+    ("g/kg", "drug-mass-per-body-mass", 0.002, 2),
+    ("ug/kg", "drug-mass-per-body-mass", 2000, 2),
+    ("mL", "drug-volume", 2.5, 2.5),
+    ("L", "drug-volume", 0.0025, 2.5),
+    ("cL", "drug-volume", 0.25, 2.5),
+    ("dL", "drug-volume", 0.025, 2.5),
+    ("mg/d", "drug-rate", 150, 150),
+    ("mg/(24.h)", "drug-rate", 150, 150),
+    ("g/d", "drug-rate", 0.15, 150),
+    ("mg/h", "drug-rate", 2, 48),
+    ("mg/min", "drug-rate", 0.5, 720),
+    ("ug/min", "drug-rate", 500, 720),
+    ("ug/h", "drug-rate", 1000, 24),
 ]
 
 # (alias as written by labs/EHRs, dimension, value, expected canonical value)
@@ -69,6 +84,15 @@ ALIASES: list[tuple[str, str, float, float]] = [
     ("lb", "body-mass", 200, 90.718474),
     ("lbs", "body-mass", 200, 90.718474),
     ("mL/min/1.73 m2", "egfr", 59, 59),
+    ("mcg", "drug-mass", 500, 0.5),
+    ("µg", "drug-mass", 500, 0.5),
+    ("ml", "drug-volume", 5, 5),
+    ("ML", "drug-volume", 5, 5),
+    ("MG", "drug-mass", 50, 50),
+    ("mg/kg/dose", "drug-mass-per-body-mass", 2, 2),
+    ("mg/kg/{dose}", "drug-mass-per-body-mass", 2, 2),
+    ("mg/day", "drug-rate", 150, 150),
+    ("mg/hr", "drug-rate", 2, 48),
 ]
 
 # One LOINC code per analyte dimension, to go through build_record.
