@@ -96,6 +96,9 @@ class AppConfig(BaseModel):
     # (an SQLAlchemy URL; None: an SQLite file in the user's state directory).
     cds_clients: tuple[CdsClient, ...] = ()
     cds_database_url: str | None = None
+    # The refresh token the app asks for (SMART 2): online_access (usable while the user is online, the
+    # default), offline_access (beyond; only where the EHR and policy allow it), or none.
+    refresh_scope: Literal["online_access", "offline_access", "none"] = "online_access"
 
     @model_validator(mode="before")
     @classmethod

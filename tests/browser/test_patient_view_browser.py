@@ -98,6 +98,23 @@ def test_a_patient_sees_what_to_do_first(
     page.screenshot(path=str(ARTEFACTS / f"patient-{patient_id}-360.png"), full_page=True)
 
 
+def test_a_patient_never_reaches_the_clinicians_page(signed_in: Any) -> None:
+    page = signed_in("aza-febrile-c")
+    ctx = page.url.split("ctx=", 1)[1].split("#")[0]
+    page.goto(page.url.split("/app/", 1)[0] + f"/app/?ctx={ctx}")
+    page.wait_for_selector('[data-testid="messages"]')
+    assert page.url.split("?")[0].endswith("/app/patient/")
+    assert page.query_selector("section.verdict") is None
+
+
+def test_the_printout_keeps_the_advice_and_leaves_out_the_form(signed_in: Any) -> None:
+    page = signed_in("aza-yellow-fever-order")
+    page.emulate_media(media="print")
+    assert page.is_visible('[data-testid="messages"]') and page.is_visible("#guide-vaccines")
+    assert not page.is_visible("#checkin")
+    page.pdf(path=str(ARTEFACTS / "patient-aza-yellow-fever-order.pdf"))
+
+
 def test_the_guidance_says_when_each_test_was_last_done(signed_in: Any) -> None:
     page = signed_in("aza-stable")
     tests = page.inner_text('[data-testid="last-tests"]')

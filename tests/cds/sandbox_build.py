@@ -39,6 +39,11 @@ def sandbox_private_key() -> str:
     return found.group(0).replace("\\n", "\n")
 
 
+def sandbox_medications() -> dict[str, str]:
+    """The sandbox's medication list, RxNorm code -> name, as its order screens offer it (from the bundle)."""
+    return dict(re.findall(r'(\d{3,8}):"([^"]{3,200})"', _bundle()))
+
+
 def unpack_build(target: Path) -> Path:
     """A servable copy of the build under `target` (the scripts decompressed and checked)."""
     source = SANDBOX_DATA / "build"

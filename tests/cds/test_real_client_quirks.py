@@ -26,13 +26,34 @@ def test_sandbox_order_select_is_evaluated_what_is_readable(call: Caller) -> Non
     assert critical[0]["suggestions"][0]["actions"][0]["resourceId"] == "MedicationRequest/request-456"
 
 
-def test_the_empty_first_draft_is_said_when_it_is_in_scope(call: Caller) -> None:
+def test_an_empty_draft_gets_no_card(call: Caller) -> None:
+    """The sandbox sends a draft with no medication whenever its order screen opens, and again after a remove
+    suggestion was taken: nothing is ordered, so there is nothing to say."""
     body = _recorded("sandbox-order-select.json")
     body["hook"] = "order-sign"
     r = call("azaguard-order-sign", body)
     assert r.status_code == 200, r.text
+    assert [c for c in r.json()["cards"] if c["indicator"] == "info"] == []
+    only_empty = _recorded("sandbox-order-select.json")
+    only_empty["context"]["draftOrders"]["entry"] = only_empty["context"]["draftOrders"]["entry"][:1]
+    only_empty["context"]["selections"] = ["MedicationRequest/request-123"]
+    for service in ("azaguard-order-select", "azaguard-order-sign"):
+        r = call(service, {**only_empty, "hook": service.removeprefix("azaguard-")})
+        assert r.status_code == 200 and r.json()["cards"] == [], r.text
+    # An empty medication element is as empty as an absent one.
+    blank = _recorded("sandbox-order-select.json")
+    blank["context"]["draftOrders"]["entry"][0]["resource"]["medicationCodeableConcept"] = {"coding": []}
+    assert [c for c in call("azaguard-order-sign", {**blank, "hook": "order-sign"}).json()["cards"]
+            if c["indicator"] == "info"] == []
+
+
+def test_a_draft_whose_medication_cannot_be_read_is_still_said(call: Caller) -> None:
+    body = _recorded("sandbox-order-select.json")
+    body["hook"] = "order-sign"
+    body["context"]["draftOrders"]["entry"][0]["resource"]["medicationReference"] = {"reference": "Medication/gone"}
+    r = call("azaguard-order-sign", body)
     info = [c for c in r.json()["cards"] if c["indicator"] == "info"]
-    assert len(info) == 1 and "request-123" in info[0]["detail"] and "no medication" in info[0]["detail"]
+    assert len(info) == 1 and "request-123" in info[0]["detail"] and "cannot be read" in info[0]["detail"]
 
 
 def test_a_bare_array_of_drafts_and_a_patient_id_as_reference_are_read(call: Caller) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from azaguard.findings import Evidence, Finding, Severity, Status
+from azaguard.findings import RULE_IDS, Evidence, Finding, Severity, Status
 from azaguard.mappings import Mappings
 from azaguard.patient.content import PatientContent
 from azaguard.patient.messages import patient_messages
@@ -103,3 +103,51 @@ def test_nothing_to_do_needs_a_passed_check(mappings: Mappings, content: Patient
     assert patient_messages([], PatientRecord(patient=None), now, mappings, content, LONDON)[0].text == (
         "Your record does not show that you take azathioprine now."
     )
+
+
+@pytest.mark.parametrize(
+    ("before_due", "urgency", "text"),
+    [
+        (timedelta(days=20), "info", "Your next blood test is due by 22 Nov."),
+        (timedelta(days=7, minutes=1), "info", "Your next blood test is due by 22 Nov."),
+        (timedelta(days=7), "week", "Your next blood test is due by 22 Nov."),  # soon_days: this week
+        (timedelta(0), "week", "Your next blood test is due now."),
+    ],
+)
+def test_the_next_blood_test_date(
+    before_due: timedelta, urgency: str, text: str, checked: dict[str, CheckResult], mappings: Mappings,
+    content: PatientContent, now: datetime,
+) -> None:
+    from azaguard.rules.monitoring import next_due
+
+    record = checked["aza-stable"].record
+    due = next_due(record, mappings, now)
+    assert set(due) == {"cbc", "lft"}
+    at = min(due.values()) - before_due
+    messages = patient_messages(checked["aza-stable"].findings, record, at, mappings, content, LONDON, due=due)
+    nxt = next(m for m in messages if m.code == "next-due")
+    assert (nxt.urgency, nxt.text) == (urgency, text)
+
+
+def test_an_overdue_test_is_not_also_given_a_due_date(
+    checked: dict[str, CheckResult], mappings: Mappings, content: PatientContent, now: datetime
+) -> None:
+    from azaguard.rules.monitoring import next_due
+
+    result = checked["aza-cbc-overdue"]
+    due = next_due(result.record, mappings, now)
+    messages = patient_messages(result.findings, result.record, now, mappings, content, LONDON, due=due)
+    assert [m.code for m in messages] == ["cbc-overdue"]
+    assert next_due(checked["aza-stopped"].record, mappings, now) == {}  # not on therapy: no schedule
+
+
+@pytest.mark.parametrize("status", [Status.HOLD, Status.CAUTION, Status.CANNOT_EVALUATE])
+@pytest.mark.parametrize("rule", RULE_IDS)
+def test_a_finding_code_added_later_still_reaches_the_patient(
+    rule: str, status: Status, mappings: Mappings, content: PatientContent, now: datetime
+) -> None:
+    finding = Finding(rule=rule, code="a-code-added-later", status=status,  # type: ignore[arg-type]
+                      severity=Severity.MODERATE, summary="x", detail="x", mappings_version="x")
+    messages = patient_messages([finding], PatientRecord(patient=None), now, mappings, content, LONDON)
+    assert [m.rule for m in messages] == [rule]
+    assert messages[0].urgency == {"hold": "today", "caution": "next-visit", "cannot-evaluate": "next-visit"}[status]

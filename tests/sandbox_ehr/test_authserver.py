@@ -84,6 +84,30 @@ def test_ehr_launch_code_flow_with_pkce() -> None:
     assert claims["exp"] > claims["iat"]
 
 
+def test_a_refresh_token_only_for_online_or_offline_access() -> None:
+    """As smart-launcher-v2 and real servers: no online_access/offline_access asked, no refresh token."""
+    without = " ".join(s for s in V2.split() if s != "online_access")
+    with ehr_client() as client:
+        assert "refresh_token" not in launch_token(client, "p1", scope=without)
+        assert launch_token(client, "p1", scope=without + " online_access")["refresh_token"]
+    plain = app_config()
+    offline = plain.model_copy(update={"refresh_scope": "offline_access",
+                                       "scopes": plain.scopes.model_copy(update={"v2": without})})
+    with ehr_client(config=offline) as client:
+        token = launch_token(client, "p1", scope=without + " offline_access")
+        assert token["refresh_token"] and "offline_access" in token["scope"].split()
+        assert "refresh_token" not in launch_token(client, "p1", scope=without + " online_access")  # not registered
+
+
+def test_smart_launcher_style_id_token_has_a_relative_fhir_user_and_no_name() -> None:
+    with ehr_client(user_claims="smart-launcher") as client:
+        token = launch_token(client, "p1")
+        keys = KeySet.import_key_set(client.get("/ehr/auth/jwks").json())
+    claims = jwt.decode(token["id_token"], keys, algorithms=["RS256"]).claims
+    assert claims["fhirUser"] == claims["profile"] == "Practitioner/sandbox-clinician"
+    assert "name" not in claims and "zoneinfo" not in claims
+
+
 def test_no_id_token_without_openid_fhiruser() -> None:
     with ehr_client() as client:
         token = launch_token(client, "p1", scope="launch patient/Patient.rs")

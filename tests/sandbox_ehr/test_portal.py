@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.sandbox_ehr.helpers import FakeClock, authorize, ctx, ehr_client, exchange, pkce, redirect_params
 
-PATIENT_SCOPE = "launch/patient openid fhirUser patient/*.rs"
+PATIENT_SCOPE = "launch/patient openid fhirUser patient/*.rs online_access"  # online_access: a refresh token
 
 
 def _claims(id_token: str) -> dict[str, Any]:

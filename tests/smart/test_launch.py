@@ -53,9 +53,27 @@ def config() -> AppConfig:
 
 
 def test_scope_v2_when_permission_v2_is_advertised(config: AppConfig) -> None:
-    assert select_scope(config, frozenset({"permission-v2", "permission-v1"})) == config.scopes.v2
-    assert select_scope(config, frozenset({"permission-v1"})) == config.scopes.v1
-    assert select_scope(config, frozenset()) == config.scopes.v1
+    assert select_scope(config, frozenset({"permission-v2", "permission-v1"})) == config.scopes.v2 + " online_access"
+    assert select_scope(config, frozenset({"permission-v1"})) == config.scopes.v1 + " online_access"
+    assert select_scope(config, frozenset()) == config.scopes.v1 + " online_access"
+
+
+def test_a_refresh_token_is_asked_for_online_by_default_offline_where_configured(config: AppConfig) -> None:
+    """SMART 2: without online_access or offline_access a server gives no refresh token (smart-launcher-v2 does
+    not), and the session dies with the first access token."""
+    assert config.refresh_scope == "online_access"
+    for capabilities in (frozenset({"permission-v2"}), frozenset()):
+        words = select_scope(config, capabilities).split()
+        assert words.count("online_access") == 1 and "offline_access" not in words
+        assert "online_access" in select_scope(config, capabilities, standalone=True).split()
+    offline = config.model_copy(update={"refresh_scope": "offline_access"})
+    words = select_scope(offline, frozenset({"permission-v2"})).split()
+    assert "offline_access" in words and "online_access" not in words
+    none = config.model_copy(update={"refresh_scope": "none"})
+    assert select_scope(none, frozenset({"permission-v2"})) == config.scopes.v2
+    # Scopes that already ask for one are sent as written.
+    asked = config.model_copy(update={"scopes": config.scopes.model_copy(update={"v2": "launch offline_access"})})
+    assert select_scope(asked, frozenset({"permission-v2"})) == "launch offline_access"
 
 
 def test_standalone_asks_for_launch_patient(config: AppConfig) -> None:
@@ -309,3 +327,31 @@ def test_id_token_is_read_unverified_without_jwks(config: AppConfig) -> None:
         identity = read_identity(http, config, _smart(jwks=None), _signed_id_token(key), NOW)
     assert identity.fhir_user == f"{ISS}/Practitioner/sandbox-clinician"
     assert not identity.verified
+
+
+def test_a_patient_launch_asks_the_patient_scopes_in_the_servers_syntax() -> None:
+    from azaguard.config import load_app_config
+    from azaguard.smart.launch import select_scope
+
+    config = load_app_config()
+    assert config.patient_scopes is not None
+    v2 = select_scope(config, frozenset({"permission-v2"}), standalone=True, scopes=config.patient_scopes)
+    v1 = select_scope(config, frozenset(), standalone=True, scopes=config.patient_scopes)
+    assert {"launch/patient", "openid", "fhirUser", "patient/*.rs"} <= set(v2.split())
+    assert {"launch/patient", "openid", "fhirUser", "patient/*.read"} <= set(v1.split())
+
+
+@pytest.mark.parametrize(
+    ("fhir_user", "patient"),
+    [
+        ("https://ehr.example.org/fhir/Patient/123", True),
+        ("Patient/123", True),  # relative fhirUser
+        ("https://ehr.example.org/fhir/RelatedPerson/9", True),
+        ("https://ehr.example.org/fhir/Practitioner/7", False),
+        (None, False),
+    ],
+)
+def test_a_patient_user_is_told_by_fhir_user(fhir_user: str | None, patient: bool) -> None:
+    from azaguard.smart.launch import Identity, is_patient_user
+
+    assert is_patient_user(Identity(fhir_user, "sub", verified=True)) is patient

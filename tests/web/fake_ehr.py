@@ -31,6 +31,7 @@ class FakeEhr:
     need_patient_banner: bool = True
     grant: str | None = None  # granted scope; None = as requested
     refresh_fails: bool = False
+    offers_refresh: bool = True  # False: no refresh token at all (online_access not granted)
     requests: list[httpx.Request] = field(default_factory=list)
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     live_tokens: set[str] = field(default_factory=set)
@@ -91,7 +92,8 @@ class FakeEhr:
             return httpx.Response(400, json={"error": "invalid_grant", "error_description": "PKCE verification failed"})
         if f.get("redirect_uri") != request["redirect_uri"] or f.get("client_id") != request["client_id"]:
             return httpx.Response(400, json={"error": "invalid_grant", "error_description": "client mismatch"})
-        return httpx.Response(200, json=self._issue(scope=self.grant or request["scope"], with_refresh=True))
+        issued = self._issue(scope=self.grant or request["scope"], with_refresh=self.offers_refresh)
+        return httpx.Response(200, json=issued)
 
     def _issue(self, *, scope: str | None, with_refresh: bool) -> dict[str, Any]:
         token = secrets.token_urlsafe(16)

@@ -166,6 +166,18 @@ def test_unknown_or_missing_iss_is_refused_before_any_request(
     assert "location" not in response.headers
 
 
+def test_the_refusal_page_never_lists_the_allowed_servers(ehr: FakeEhr, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone can ask /launch with any iss; the allowed list is configuration (a launcher URL may hold a secret)."""
+    secret = "http://127.0.0.1:8400/v/r4/sim/eyJzZWNyZXQiOiJzM2NyM3QifQ/fhir"
+    config = load_app_config(REPO_CONFIG)
+    config = config.model_copy(update={"allowed_iss": (*config.allowed_iss, secret)})
+    with Harness(ehr, config, monkeypatch).browser as browser:
+        for path in ("/app/launch", "/app/start"):
+            response = browser.get(path, params={"iss": "https://evil.example.org/fhir", "launch": "L1"})
+            assert response.status_code == 400 and "is not on this app" in response.text
+            assert secret not in response.text and ISS not in response.text and "Allowed" not in response.text
+
+
 def test_start_refuses_unknown_iss_before_any_request(harness: Harness, ehr: FakeEhr) -> None:
     response = harness.browser.get("/app/start", params={"iss": "https://evil.example.org/fhir"})
     assert response.status_code == 400 and ehr.requests == []
@@ -203,9 +215,12 @@ def test_callback_from_another_browser_is_refused(harness: Harness, ehr: FakeEhr
     location = harness.launch().headers["location"]
     code = ehr.authorize(location)
     state = parse_qs(urlsplit(location).query)["state"][0]
-    harness.browser.cookies.clear()  # the attacker's browser has no session bound to that state
-    response = harness.browser.get("/app/callback", params={"code": code, "state": state})
-    assert response.status_code == 400
+    # The attacker's browser, elsewhere, has no session bound to that state: the state alone is not enough.
+    with TestClient(harness.browser.app, base_url=ORIGIN, follow_redirects=False, client=("192.0.2.9", 5000)) as other:
+        response = other.get("/app/callback", params={"code": code, "state": state})
+    assert response.status_code == 400 and "state mismatch" in response.text
+    # ... and the launch is still there for the browser that started it.
+    assert harness.browser.get("/app/callback", params={"code": code, "state": state}).status_code == 303
 
 
 def test_state_is_single_use(harness: Harness, ehr: FakeEhr) -> None:
@@ -324,7 +339,37 @@ def test_failed_refresh_says_the_session_expired(harness: Harness, ehr: FakeEhr)
     page = harness.browser.get(url)
     assert page.status_code == 401
     assert "Session expired" in page.text and "chart in the EHR" in page.text
-    assert harness.browser.get(url).status_code == 401  # the dead launch is gone
+    again = harness.browser.get(url)  # a reload says the same, never "No patient open"
+    assert again.status_code == 401 and "Session expired" in again.text and "No patient open" not in again.text
+
+
+def test_without_a_refresh_token_the_page_says_how_long_is_left_and_how_to_relaunch(
+    harness: Harness, ehr: FakeEhr
+) -> None:
+    ehr.offers_refresh = False
+    url = harness.complete(harness.launch())
+    page = harness.browser.get(url)
+    assert page.status_code == 200
+    assert "session-note" in page.text and "(in 60 minutes)" in page.text and "today 13:00" in page.text
+    assert "open azaguard again from the patient" in page.text
+    # Inside the refresh margin the token is still used (nothing to refresh with), and the note counts down.
+    harness.clock.now = NOW + timedelta(minutes=59, seconds=30)
+    page = harness.browser.get(url)
+    assert page.status_code == 200 and "(in less than a minute)" in page.text
+    assert ehr.grants == ["authorization_code"]
+    # Past expiry: the session expired, when, and how to relaunch; a reload says the same.
+    harness.clock.now = NOW + timedelta(minutes=61)
+    ehr.expire_all_access_tokens()
+    for _ in range(2):
+        page = harness.browser.get(url)
+        assert page.status_code == 401 and "Session expired" in page.text, page.text
+        assert "ended today 13:00" in page.text and "no way to renew it" in page.text
+        assert "chart in the EHR" in page.text and "No patient open" not in page.text
+
+
+def test_a_session_that_renews_itself_shows_no_countdown(harness: Harness) -> None:
+    page = harness.open_page()
+    assert page.status_code == 200 and "session-note" not in page.text
 
 
 # --- writing alerts ------------------------------------------------------------------------------------
@@ -414,3 +459,23 @@ def test_over_https_the_cookie_works_inside_an_ehr_iframe() -> None:
     web.set_cookie(Request({"type": "http", "root_path": "/app", "headers": []}), response, session)
     cookie = response.headers["set-cookie"]
     assert "SameSite=none" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+    assert "Partitioned" in cookie  # CHIPS: kept by browsers that block third-party cookies, in the EHR's jar
+
+
+def test_the_callback_finds_its_launch_by_the_state_when_the_cookie_is_withheld(harness: Harness) -> None:
+    """A third-party frame under a cookie policy, or launch and callback in different cookie partitions: the
+    browser comes back without the session cookie. The state, bound server-side, still completes the launch
+    (once), and the page works with the cookie the callback sets."""
+    authorize = harness.launch()
+    location = authorize.headers["location"]
+    code = harness.ehr.authorize(location)
+    state = parse_qs(urlsplit(location).query)["state"][0]
+    harness.browser.cookies.clear()
+    callback = harness.browser.get("/app/callback", params={"code": code, "state": state})
+    assert callback.status_code == 303, callback.text
+    assert harness.browser.get(callback.headers["location"]).status_code == 200
+    harness.browser.cookies.clear()
+    replay = harness.browser.get("/app/callback", params={"code": code, "state": state})
+    assert replay.status_code == 400 and "state mismatch" in replay.text
+    unknown = harness.browser.get("/app/callback", params={"code": code, "state": "x" * 43})
+    assert unknown.status_code == 400

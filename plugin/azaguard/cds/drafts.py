@@ -3,7 +3,9 @@
 Tolerated: a Bundle without `type` (or a bare array / resource), `category` and other repeating
 elements sent as an object, a draft without status, intent or authoredOn (filled: draft, order,
 now), a draft without an id (given one, but it cannot be deleted by a suggestion). A draft that
-cannot be read (a MedicationRequest with no medication chosen yet) is not evaluated and is said.
+cannot be read (a medication reference that resolves to nothing) is not evaluated and is said; one with nothing
+chosen yet (the sandbox sends such a draft whenever its order screen opens, and again after a suggestion removed
+the medication) is empty: nothing to check, nothing to say.
 
 Each readable draft is classified by the terminology: a vaccine (an Immunization; any order whose
 product the terminology calls a vaccine), azathioprine, or other. Orders go through the record builder
@@ -42,6 +44,7 @@ class Draft:
     problem: str | None = None
     has_id: bool = True
     concept: Concept | None = None
+    empty: bool = False  # nothing chosen yet: not an order to check, and no card says so
 
 
 @dataclass
@@ -125,7 +128,8 @@ def _read(
     if rtype == "Immunization":
         concept = _concept(r.get("vaccineCode"))
         if concept is None:
-            return Draft(ref, rtype, "vaccine (unnamed)", None, None, "the draft names no vaccine", has_id)
+            return Draft(ref, rtype, "vaccine (unnamed)", None, None, "the draft names no vaccine", has_id,
+                         empty=_unset(r.get("vaccineCode")))
         return Draft(ref, rtype, concept.label, "vaccine", r, None, has_id, concept)
     r.setdefault("status", "draft")
     r.setdefault("intent", "order")
@@ -133,12 +137,25 @@ def _read(
     if rtype == "MedicationRequest":
         concept = _medication(r, meds)
         if concept is None:
-            return Draft(ref, rtype, "medication not chosen", None, None, "no medication chosen yet", has_id)
+            chosen = r.get("medicationCodeableConcept") or r.get("medicationReference")
+            return Draft(ref, rtype, "medication not chosen", None, None,
+                         "no medication chosen yet" if _unset(chosen) else "its medication cannot be read",
+                         has_id, empty=_unset(chosen))
     else:
         concept = _concept(r.get("code"))
         if concept is None:
-            return Draft(ref, rtype, "service not chosen", None, None, "no service chosen yet", has_id)
+            return Draft(ref, rtype, "service not chosen", None, None, "no service chosen yet", has_id,
+                         empty=_unset(r.get("code")))
     return Draft(ref, rtype, concept.label, _kind(concept, m), r, None, has_id, concept)
+
+
+def _unset(value: object) -> bool:
+    """Nothing chosen: the element absent, or empty (no coding with a code, no text)."""
+    if isinstance(value, dict):
+        codings = value.get("coding")
+        coded = isinstance(codings, list) and any(isinstance(c, dict) and c.get("code") for c in codings)
+        return not coded and not value.get("text") and not value.get("reference") and not value.get("display")
+    return value is None or value == "" or value == []
 
 
 def _medication(r: Resource, meds: dict[str, Resource]) -> Concept | None:

@@ -85,7 +85,7 @@ def run_hook(
             drafts_to_delete=_to_delete(f, targets), notes=notes, now=now, mappings=mappings,
         )
         _issue(result, f, card)
-    unreadable = [d for d in drafts.in_scope() if d.kind is None]
+    unreadable = [d for d in drafts.in_scope() if d.kind is None and not d.empty]  # an empty draft: no noise
     if unreadable:
         card = unreadable_card(unreadable, card_uuid=card_id(*prefix, "unreadable-drafts"), links=links)
         result.cards.append(card)

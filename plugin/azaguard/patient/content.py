@@ -87,6 +87,12 @@ class MessageRow(Wording):
         return self.status is status
 
 
+class NextTest(_Strict):
+    soon_days: int = Field(ge=0)  # due within this many days: "this week", else "good to know"
+    due: Wording
+    due_now: Wording
+
+
 class Advice(Wording):
     urgency: Urgency
 
@@ -119,6 +125,7 @@ class PatientContent(_Strict):
     messages: tuple[MessageRow, ...]
     fallbacks: dict[str, str]  # words for a fact the record does not hold ("a new medicine"), never a guess
     not_on_medicine: Wording
+    next_test: NextTest
     nothing_to_do: Wording
     checks: dict[str, str]
     checkin_advice: CheckinAdvice
@@ -126,7 +133,9 @@ class PatientContent(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> PatientContent:
-        for row in (*self.messages, self.nothing_to_do, self.not_on_medicine, *_advices(self.checkin_advice)):
+        rows = (*self.messages, self.nothing_to_do, self.not_on_medicine, self.next_test.due, self.next_test.due_now,
+                *_advices(self.checkin_advice))
+        for row in rows:
             for text in (row.text, row.todo):
                 unknown = _fields(text) - PLACEHOLDERS
                 if unknown:
@@ -136,9 +145,6 @@ class PatientContent(_Strict):
                 raise ValueError(f"wording row for unknown rule {row.rule!r}")
             if sum(bool(x) for x in (row.codes, row.code_suffix, row.status)) != 1:
                 raise ValueError(f"wording row for {row.rule}: give exactly one of codes, code_suffix or status")
-        missing = set(RULE_IDS) - set(self.checks)
-        if missing:
-            raise ValueError(f"checks names no patient words for rule(s) {sorted(missing)}")
         return self
 
     def urgency_rank(self, urgency: Urgency) -> int:

@@ -10,7 +10,7 @@ never told to stop or change the medicine: the rows tell whom to contact and how
 from __future__ import annotations
 
 import string
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from msgspec import Struct
@@ -52,9 +52,13 @@ def patient_messages(
     mappings: Mappings,
     content: PatientContent,
     tz: tzinfo | None = None,
+    due: dict[str, datetime] | None = None,
 ) -> list[PatientMessage]:
     """The patient's messages over one check's findings; "nothing to act on" only with positive evidence
-    (some check passed and none needs action), else "not on azathioprine" when nothing applies."""
+    (some check passed and none needs action), else "not on azathioprine" when nothing applies.
+
+    `due`: when each monitoring group's next test falls due (rules.monitoring.next_due): the earliest gives
+    "your next blood test is due by …" unless a message already speaks of the tests."""
     ordered = sorted(
         (f for f in findings if f.status in ACTION_STATUSES),
         key=lambda f: (STATUS_RANK[f.status], RULE_IDS.index(f.rule), f.code),
@@ -69,16 +73,30 @@ def patient_messages(
         if message.sentence not in seen:  # two findings may tell the patient the same thing
             seen.add(message.sentence)
             out.append(message)
-    if out:
-        return sorted(out, key=lambda m: content.urgency_rank(m.urgency))
-    if any(f.status is Status.OK for f in findings):
-        return [_plain(content.nothing_to_do, "info", content)]
-    return [_plain(content.not_on_medicine, "next-visit", content)]
+    if not out:
+        if any(f.status is Status.OK for f in findings):
+            out.append(_plain(content.nothing_to_do, "info", content))
+        else:
+            return [_plain(content.not_on_medicine, "next-visit", content)]
+    if due and not any(m.rule == "monitoring-schedule" for m in out):
+        out.append(_next_test(min(due.values()), now, content, tz))
+    return sorted(out, key=lambda m: content.urgency_rank(m.urgency))
 
 
-def _plain(wording: Wording, urgency: Urgency, content: PatientContent) -> PatientMessage:
+def _next_test(when: datetime, now: datetime, content: PatientContent, tz: tzinfo | None) -> PatientMessage:
+    n = content.next_test
+    soon = when - now <= timedelta(days=n.soon_days)
+    message = _plain(n.due_now if when <= now else n.due, "week" if soon else "info", content,
+                     {"date": words.day(when, now, tz)})
+    return PatientMessage(urgency=message.urgency, label=message.label, tone=message.tone, text=message.text,
+                          todo=message.todo, rule="monitoring-schedule", code="next-due")
+
+
+def _plain(
+    wording: Wording, urgency: Urgency, content: PatientContent, more: dict[str, str] | None = None
+) -> PatientMessage:
     level = content.urgencies[urgency]
-    facts = {"contact": content.contact}
+    facts = {"contact": content.contact, **(more or {})}
     return PatientMessage(urgency=urgency, label=level.label, tone=level.tone,
                           text=fill(wording.text, facts, content), todo=fill(wording.todo, facts, content))
 
@@ -106,7 +124,11 @@ def _facts(
     f: Finding, record: PatientRecord, now: datetime, m: Mappings, content: PatientContent, tz: tzinfo | None
 ) -> dict[str, str]:
     refs = [e.reference for e in f.evidence]
-    facts: dict[str, str] = {"contact": content.contact, "check": content.checks.get(f.rule, "")}
+    # A rule without patient words for what it checks (a rule added since) is named as clinicians name it.
+    check = content.checks.get(f.rule) or (m.display.rules[f.rule].checks if f.rule in m.display.rules else "")
+    threshold = m.policy.infection.fever_threshold_cel.value
+    facts: dict[str, str] = {"contact": content.contact, "check": check,
+                             "threshold": format_quantity(threshold, "Cel", m)}
     measured = [x for x in record.measurements if x.ref in refs]
     temps = [x for x in measured if x.analyte == "temperature" and x.value is not None and x.effective]
     if temps:

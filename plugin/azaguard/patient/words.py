@@ -30,7 +30,12 @@ def when(moment: datetime, now: datetime, tz: tzinfo | None = None) -> str:
     if days == 0:
         if moment > now:
             return "today"
-        return "last night" if part == "night" and local.hour < 5 else f"this {part}" if part != "night" else "tonight"
+        if now - moment < timedelta(hours=1):
+            return "in the last hour"
+        if part != "night":
+            return f"this {part}"
+        # Before 05:00 it was last night for someone who has slept since, still tonight for who has not.
+        return "last night" if local.hour < 5 and today.hour >= 5 else "tonight"
     if days == -1:
         return "last night" if part == "night" else f"yesterday {part}"
     if days == 1:

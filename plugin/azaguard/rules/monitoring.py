@@ -132,3 +132,20 @@ def _latest(record: PatientRecord, group: MonitoringGroup, m: Mappings, now: dat
         if x.effective is not None and not is_future(x.effective, m, now)
     ]
     return max(dated, key=lambda x: x.effective or datetime.min) if dated else None
+
+
+def next_due(record: PatientRecord, mappings: Mappings, now: datetime) -> dict[str, datetime]:
+    """When each monitoring group's next test falls due: its latest dated result plus the current phase's
+    interval (the grace days are the clinician's margin, not the patient's date). A group without a dated
+    result, or therapy without a start date, has no due date (absent, never guessed)."""
+    t, stop = applicability(record, mappings, now, "monitoring-schedule", include_recent=False)
+    if stop is not None or t.start is None:
+        return {}
+    schedule = mappings.policy.monitoring.schedules[mappings.policy.monitoring.default_schedule]
+    phase = _phase(schedule, (now - t.start).days)
+    due = {}
+    for key, group in mappings.analytes.monitoring_groups.items():
+        latest = _latest(record, group, mappings, now) if group.rule == "monitoring-schedule" else None
+        if latest is not None and latest.effective is not None:
+            due[key] = latest.effective + timedelta(days=phase.interval_days)
+    return due

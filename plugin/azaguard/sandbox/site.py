@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 from azaguard.config import AppConfig
 from azaguard.mappings import Mappings
 from azaguard.sandbox.ehr.app import create_ehr_app
-from azaguard.sandbox.ehr.authserver import Clock
+from azaguard.sandbox.ehr.authserver import Clock, UserClaims
 from azaguard.sandbox.ehr.context import EhrContext
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ def create_site(
     token_lifetime: int = 3600,
     granted_scope_filter: Callable[[str], str] | None = None,
     rotate_refresh_tokens: bool = False,
+    user_claims: UserClaims = "sandbox",
     clock: Clock = time.time,
     now: Callable[[], datetime] | None = None,
     app_transport: httpx.BaseTransport | None = None,
@@ -111,6 +112,7 @@ def create_site(
         token_lifetime=token_lifetime,
         granted_scope_filter=granted_scope_filter,
         rotate_refresh_tokens=rotate_refresh_tokens,
+        user_claims=user_claims,
         clock=clock,
         cds_base=public_base,
     )

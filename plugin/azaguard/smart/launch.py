@@ -27,6 +27,7 @@ from azaguard.smart.discovery import SmartConfiguration
 TOKEN_TIMEOUT = 15.0
 REFRESH_MARGIN = timedelta(seconds=60)  # refresh this long before expiry: a request in flight must not expire
 _ID_TOKEN_ALGS = ["RS256", "RS384", "ES256", "ES384"]  # asymmetric only: never 'none' or HMAC
+REFRESH_SCOPES = frozenset({"online_access", "offline_access"})
 
 
 class TokenError(Exception):
@@ -87,12 +88,16 @@ def select_scope(
 
     A standalone launch has no EHR `launch` parameter: it asks for `launch/patient`
     so the authorization server lets the user pick the patient. `scopes`: another set than the
-    clinician's (the patient launch's `patient_scopes`).
+    clinician's (the patient launch's `patient_scopes`). A refresh token is asked for as configured
+    (`refresh_scope`: online_access by default, SMART 2), unless the scopes already ask.
     """
     chosen = scopes or config.scopes
     scope = chosen.v2 if "permission-v2" in capabilities else chosen.v1
     if standalone:
         scope = " ".join("launch/patient" if s == "launch" else s for s in scope.split())
+    words = scope.split()
+    if config.refresh_scope != "none" and not REFRESH_SCOPES & set(words):
+        scope = " ".join([*words, config.refresh_scope])
     return scope
 
 
@@ -139,6 +144,9 @@ class TokenSet:
 
     def needs_refresh(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at - REFRESH_MARGIN
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 def exchange_code(

@@ -85,6 +85,9 @@ class SessionStore:
         self.pending_ttl = pending_ttl
         self._sessions: OrderedDict[str, Session] = OrderedDict()  # with launches, least recently seen first
         self._anonymous: OrderedDict[str, Session] = OrderedDict()  # oldest first
+        # state -> id of the session that started that authorization: the callback finds its launch by the
+        # state alone when the browser does not send the cookie (a third-party frame under a cookie policy).
+        self._owners: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -169,11 +172,22 @@ class SessionStore:
             session.pending[pending.state] = pending
             while len(session.pending) > MAX_PENDING:
                 session.pending.popitem(last=False)
+            self._owners[pending.state] = session.id
+            while len(self._owners) > MAX_ANONYMOUS * MAX_PENDING:
+                self._owners.popitem(last=False)
+
+    def pending_owner(self, state: str, now: datetime) -> Session | None:
+        """The session holding the authorization in flight with this state (found by the state alone)."""
+        with self._lock:
+            owner = self._owners.get(state)
+        return self.get(owner, now) if owner else None
 
     def take_pending(self, session: Session, state: str, now: datetime) -> PendingAuthorization | None:
         """The authorization awaiting this state, removed (single use); None if unknown or stale."""
         with self._lock:
             pending = session.pending.pop(state, None)
+            if pending is not None:
+                self._owners.pop(state, None)
         if pending is None or now - pending.created > self.pending_ttl:
             return None
         return pending

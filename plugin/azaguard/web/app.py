@@ -44,6 +44,7 @@ from azaguard.smart.discovery import DiscoveryCache, DiscoveryError
 from azaguard.smart.launch import (
     Identity,
     TokenError,
+    TokenSet,
     authorize_url,
     can_read_alerts,
     can_write_alerts,
@@ -177,12 +178,16 @@ class _Web:
             advice=advice,
         )
 
-    def expired(self, request: Request) -> HTMLResponse:
+    def expired(self, request: Request, ctx: LaunchContext | None = None) -> HTMLResponse:
+        ended = ""
+        if ctx is not None and ctx.tokens.expires_at is not None:
+            ended = f" {format_date(ctx.tokens.expires_at, self.now(), zone_of(ctx.identity))}"
+        renew = "" if ctx is None or ctx.tokens.refresh_token else " The EHR gave azaguard no way to renew it."
         return self.message(
             request,
             401,
             "Session expired",
-            "Your session with the EHR has expired.",
+            f"Your session with the EHR ended{ended}.{renew}",
             kind="expired",
             advice=RELAUNCH,
         )
@@ -192,7 +197,9 @@ class _Web:
 
     def set_cookie(self, request: Request, response: Response, session: Session) -> None:
         # Inside an EHR iframe the app is a third party: the browser sends the cookie only when it is
-        # SameSite=None, which browsers accept only with Secure (https). Plain-http loopback: Lax.
+        # SameSite=None, which browsers accept only with Secure (https). Browsers that block third-party
+        # cookies (Chromium's default in new profiles) still keep a Partitioned one (CHIPS), in a jar of
+        # its own for the EHR's site: the framed app keeps its session there. Plain-http loopback: Lax.
         secure = self.config.secure_cookies or request.url.scheme == "https"
         response.set_cookie(
             COOKIE,
@@ -202,6 +209,9 @@ class _Web:
             secure=secure,
             path=self.root(request) or "/",
         )
+        if secure:  # the stdlib cookie writer knows the Partitioned attribute only from Python 3.14
+            name, value = response.raw_headers[-1]
+            response.raw_headers[-1] = (name, value + b"; Partitioned")
 
     # -- launch --
     def rate_limited(self, request: Request) -> Response | None:
@@ -254,7 +264,8 @@ class _Web:
                 "Launch refused",
                 f"The FHIR server {iss} is not on this app's list of allowed servers, "
                 "so azaguard did not contact it.",
-                detail="Allowed: " + ", ".join(self.config.allowed_iss),
+                # The allowed servers are not listed: that list is configuration (some launcher URLs
+                # embed a client secret), and whoever asks is not necessarily hospital IT.
                 advice="Hospital IT: to trust this server, add it to allowed_iss in smart_launch.json.",
             )
         return None
@@ -301,6 +312,17 @@ class _Web:
         pending = (
             self.sessions.take_pending(session, state, self.now()) if session is not None and state else None
         )
+        if pending is None and state:
+            # The launch is bound to its state server-side: a callback whose cookie the browser withheld (a
+            # third-party frame, or the launch and the callback in different cookie partitions) still finds it,
+            # from the client address that started it (a callback link sent to someone else's browser does
+            # not). The state is 256 random bits, single use, 10 minutes; our PKCE verifier never leaves.
+            owner = self.sessions.pending_owner(state, self.now())
+            address = request.client.host if request.client else ""
+            if owner is not None and owner.address == address:
+                pending = self.sessions.take_pending(owner, state, self.now())
+                if pending is not None:
+                    session = session or owner
         if session is None or pending is None:
             return self.message(
                 request,
@@ -442,8 +464,8 @@ class _Web:
                 ),
             )
         except SessionExpired:
-            self.sessions.drop_launch(session, ctx.id)
-            return self.expired(request)
+            # The launch is kept: a reload says the same (when and how to relaunch), never "No patient open".
+            return self.expired(request, ctx)
         except AuthDenied as exc:
             return self.message(request, 403, "The EHR refused access", f"The FHIR server refused: {exc}")
         except (FhirError, InputError) as exc:
@@ -485,6 +507,7 @@ class _Web:
             retry_helps=any(w.retryable for w in failed),
             charts=trend_charts(result.record, self.mappings, tz),
             can_write=can_write_alerts(ctx.tokens.scope),
+            session_note=_session_note(ctx.tokens, self.now(), tz),
             csrf_token=session.csrf_token,
             ctx=ctx.id,
             fhir_base=ctx.iss,
@@ -501,10 +524,10 @@ class _Web:
         if ctx.id in self.user_names:
             return self.user_names[ctx.id]
         name = None
-        if identity.fhir_user and identity.fhir_user.startswith(ctx.iss + "/"):
-            rtype, _, rid = identity.fhir_user[len(ctx.iss) + 1:].partition("/")
+        target = _user_resource(identity.fhir_user, ctx.iss)
+        if target is not None:
             try:
-                resource = self.with_token(ctx, lambda client: client.read(rtype, rid))
+                resource = self.with_token(ctx, lambda client: client.read(*target))
                 name = _human_name(resource)
             except (FhirError, SessionExpired):
                 name = None  # not allowed to read it: the page says "signed in" without a name
@@ -532,17 +555,33 @@ class _Web:
                 raise SessionExpired from exc
 
     def refresh(self, ctx: LaunchContext, *, force: bool) -> None:
+        """A new access token before this one expires (or, forced, after the EHR refused it). Without a refresh
+        token, or when an early refresh fails, the current token serves until it actually expires."""
         seen = ctx.tokens
         with ctx.lock:
             if ctx.tokens is not seen:
                 return  # another request refreshed meanwhile
-            if not force and not ctx.tokens.needs_refresh(self.now()):
+            now = self.now()
+            if not force and not ctx.tokens.needs_refresh(now):
                 return
             try:
-                ctx.tokens = refresh(self.http, self.config, ctx.smart, ctx.tokens, self.now())
+                ctx.tokens = refresh(self.http, self.config, ctx.smart, ctx.tokens, now)
             except TokenError as exc:
                 log.info("token refresh failed: %s", exc.error)
-                raise SessionExpired from exc
+                if force or ctx.tokens.expired(now):
+                    raise SessionExpired from exc
+
+
+def _session_note(tokens: TokenSet, now: datetime, tz: tzinfo | None) -> str | None:
+    """When the session cannot renew itself: when it ends and what to do then (None: it renews itself)."""
+    if tokens.refresh_token or tokens.expires_at is None:
+        return None
+    minutes = max(0, int((tokens.expires_at - now).total_seconds() // 60))
+    left = "less than a minute" if minutes < 1 else f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return (
+        f"The EHR did not allow this session to be renewed: it ends {format_date(tokens.expires_at, now, tz)} "
+        f"(in {left}). To keep working after that, open azaguard again from the patient's chart in the EHR."
+    )
 
 
 def _banner(result: service.CheckResult) -> dict[str, str]:
@@ -601,6 +640,26 @@ def _written_rows(writes: list[WriteOutcome]) -> list[dict[str, str]]:
         }
         for w in writes
     ]
+
+
+_USER_TYPES = frozenset({"Practitioner", "Patient", "RelatedPerson", "Person"})  # PractitionerRole has no name
+
+
+def _user_resource(fhir_user: str | None, iss: str) -> tuple[str, str] | None:
+    """(type, id) of the fhirUser resource on this launch's FHIR server, or None (another server: the token
+    never leaves for it). SMART 2: the claim may be absolute or relative to the FHIR base the app asked for."""
+    if not fhir_user:
+        return None
+    if fhir_user.startswith(iss + "/"):
+        relative = fhir_user[len(iss) + 1 :]
+    elif "://" in fhir_user or fhir_user.startswith("/"):
+        return None
+    else:
+        relative = fhir_user
+    rtype, _, rid = relative.split("/_history/")[0].partition("/")
+    if rtype not in _USER_TYPES or not rid or "/" in rid:
+        return None
+    return rtype, rid
 
 
 def _human_name(resource: dict[str, Any]) -> str | None:

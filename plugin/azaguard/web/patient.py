@@ -35,6 +35,7 @@ from azaguard.patient.content import (
 from azaguard.patient.leaflet import guidance
 from azaguard.patient.messages import PatientMessage, patient_messages
 from azaguard.resources import InputError
+from azaguard.rules.monitoring import next_due
 from azaguard.smart.launch import is_patient_user, permissions
 from azaguard.smart.session import LaunchContext, Session
 
@@ -104,7 +105,8 @@ class PatientView:
             request, "patient.html",
             name=result.patient.name if result.patient and result.patient.name else None,
             checked=format_day(now, tz),
-            messages=patient_messages(result.findings, result.record, now, self.web.mappings, self.content, tz),
+            messages=patient_messages(result.findings, result.record, now, self.web.mappings, self.content, tz,
+                                      due=next_due(result.record, self.web.mappings, now)),
             sections=guidance(result.record, now, self.content, tz),
             signs=[(o["code"], self.content.signs[o["code"]].label) for o in sign_options(self.questionnaire)],
             units=[(u, "°C" if u == "Cel" else "°F") for u in TEMPERATURE_UNITS],

@@ -28,7 +28,7 @@ from azaguard.sandbox.ehr.authroutes import (
     smart_configuration_endpoint,
     token_endpoint,
 )
-from azaguard.sandbox.ehr.authserver import Clock, RegisteredClient, SandboxAuthServer
+from azaguard.sandbox.ehr.authserver import Clock, RegisteredClient, SandboxAuthServer, UserClaims
 from azaguard.sandbox.ehr.backend import BackendClient, BackendServices
 from azaguard.sandbox.ehr.cdsclient import SandboxCdsClient
 from azaguard.sandbox.ehr.chart import accept, add_order, chart_page, override, sign
@@ -50,6 +50,7 @@ def create_ehr_app(
     token_lifetime: int = 3600,
     granted_scope_filter: Callable[[str], str] | None = None,
     rotate_refresh_tokens: bool = False,
+    user_claims: UserClaims = "sandbox",
     code_lifetime: int = 600,
     launch_lifetime: int = 1800,
     clock: Clock = time.time,
@@ -63,7 +64,8 @@ def create_ehr_app(
     SMART Backend Services clients (client_credentials with a private_key_jwt, `system/` scopes). `clock` (seconds since
     the epoch) drives every expiry, so tests can move time instead of sleeping. The simulator's
     state is `app.state.ehr` (an EhrContext): tests may call `.launch_url(patient_id)` or
-    `.auth.store.expire_token(token)`. With `cds_base` (where `/cds-services` is served) the EHR is
+    `.auth.store.expire_token(token)`. `user_claims` "smart-launcher" signs id_tokens as smart-launcher-v2
+    does (a relative fhirUser, no name). With `cds_base` (where `/cds-services` is served) the EHR is
     also a CDS Hooks client: patient charts with alerts and an order form, calls signed with its key.
     """
     registered = list(clients)
@@ -79,6 +81,7 @@ def create_ehr_app(
         code_lifetime=code_lifetime,
         granted_scope_filter=granted_scope_filter,
         rotate_refresh_tokens=rotate_refresh_tokens,
+        user_claims=user_claims,
         clock=clock,
     )
     context = EhrContext(

@@ -5,7 +5,8 @@ Authlib ships Flask and Django glue only; this module supplies the Starlette sid
 (`create_oauth2_request`, `handle_response`, `send_signal`, `query_client`, `save_token`) and the
 SMART specifics: exact redirect_uri, S256 PKCE required, `aud` must be the FHIR base, single-use
 10-minute codes, the launch patient bound to the code, granted scope = requested ∩ supported,
-`patient`/`need_patient_banner`/`id_token` in the token response, refresh with optional rotation.
+`patient`/`need_patient_banner`/`id_token` in the token response, a refresh token only for online_access or
+offline_access (as real servers do), refresh with optional rotation.
 Everything lives in memory: the sandbox forgets its tokens when it stops.
 """
 
@@ -18,7 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped, unused-ignore]
     AuthorizationCodeMixin,
@@ -45,7 +46,10 @@ from azaguard.sandbox.ehr import scopes as smart_scopes
 SANDBOX_PRACTITIONER = "sandbox-clinician"
 SANDBOX_PRACTITIONER_NAME = "Dr Alex Morgan"
 SANDBOX_ZONEINFO = "Europe/London"
+REFRESH_SCOPES = frozenset({"online_access", "offline_access"})
 Clock = Callable[[], float]
+# "sandbox": fhirUser absolute, with the user's name and zone; "smart-launcher": as smart-launcher-v2 signs it.
+UserClaims = Literal["sandbox", "smart-launcher"]
 
 
 class _NoTokens(logging.Filter):
@@ -91,6 +95,8 @@ class RegisteredClient:
         # A standalone launch asks launch/patient where the EHR launch asks launch.
         if "launch" in registered:
             registered += ("launch/patient",)
+        if config.refresh_scope != "none":
+            registered += (config.refresh_scope,)
         return cls(
             config.client_id, tuple(config.redirect_uris), config.launch_uri, config.client_secret(), registered
         )
@@ -390,9 +396,11 @@ class SandboxAuthServer(AuthorizationServer):
         refresh_lifetime: int = 86400,
         granted_scope_filter: Callable[[str], str] | None = None,
         rotate_refresh_tokens: bool = False,
+        user_claims: UserClaims = "sandbox",
         clock: Clock = time.time,
     ) -> None:
         super().__init__(scopes_supported=smart_scopes.scopes_supported())
+        self.user_claims = user_claims
         self.fhir_base = fhir_base.rstrip("/")
         self.clients = {c.client_id: _Client(c, granted_scope_filter) for c in clients}
         self.token_lifetime = token_lifetime
@@ -464,9 +472,10 @@ class SandboxAuthServer(AuthorizationServer):
         }
         if user is not None and user.patient:
             token["patient"] = user.patient
-        if include_refresh_token:  # the sandbox grants offline/online access whether asked or not
-            token["refresh_token"] = secrets.token_urlsafe(32)
         words = granted.split()
+        # As real servers (and smart-launcher-v2) do: a refresh token only for online_access/offline_access.
+        if include_refresh_token and REFRESH_SCOPES & set(words):
+            token["refresh_token"] = secrets.token_urlsafe(32)
         if user is not None and "openid" in words and "fhirUser" in words:
             token["id_token"] = self.id_token(client.client_id, user)
         return token
@@ -479,11 +488,14 @@ class SandboxAuthServer(AuthorizationServer):
             "aud": client_id,
             "iat": now,
             "exp": now + self.token_lifetime,
-            "fhirUser": f"{self.fhir_base}/{user.fhir_user}",
-            # OpenID Connect standard claims: the app shows who is signed in, and dates in their zone.
-            "name": user.name if user.user else SANDBOX_PRACTITIONER_NAME,
-            "zoneinfo": SANDBOX_ZONEINFO,
         }
+        if self.user_claims == "smart-launcher":
+            # smart-launcher-v2's: fhirUser (and profile) relative to the FHIR base, no name claims.
+            claims["fhirUser"] = claims["profile"] = user.fhir_user
+        else:
+            claims["fhirUser"] = f"{self.fhir_base}/{user.fhir_user}"
+            # OpenID Connect standard claims: the app shows who is signed in, and dates in their zone.
+            claims.update(name=user.name if user.user else SANDBOX_PRACTITIONER_NAME, zoneinfo=SANDBOX_ZONEINFO)
         if user.nonce:
             claims["nonce"] = user.nonce
         return jwt.encode({"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}, claims, self.key)

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from azaguard.resources import InputError, loads_limited
+from azaguard.sandbox.ehr.authserver import SANDBOX_PRACTITIONER
 from azaguard.sandbox.ehr.compartment import (
     FhirPath,
     check_read,
@@ -294,6 +295,9 @@ async def fhir_proxy(request: Request) -> Response:
     if path.endswith("/_search") and request.method == "POST" and raw and body is None:
         params += params_of(raw.decode("utf-8", "replace"))
     scopes = parse_scopes(token.scope)
+    if _reads_own_user(request.method, path, token.scope):
+        # SMART: "openid fhirUser" is permission to retrieve the signed-in user: this one read, nothing more.
+        scopes = [*scopes, ResourceScope("user", "Practitioner", frozenset("r"))]
     verdict = check_request(request.method, path, params, body, token.patient, scopes, known_bases)
     if verdict.problem is None and request.headers.get("if-none-exist") is not None:
         rtype = parse_path(path).resource_type or ""
@@ -334,6 +338,12 @@ async def fhir_proxy(request: Request) -> Response:
         return outcome(502, "exception", "the upstream FHIR server answered with invalid JSON")
     response = _relay(upstream, context, token.patient, scopes, known_bases, verdict, request.method)
     return _as_requested(request, response)
+
+
+def _reads_own_user(method: str, path: str, granted: str) -> bool:
+    """A read of the sandbox user's own resource (its fhirUser) by a token granted openid and fhirUser."""
+    own = f"Practitioner/{SANDBOX_PRACTITIONER}"
+    return method in ("GET", "HEAD") and path.strip("/") == own and {"openid", "fhirUser"} <= set(granted.split())
 
 
 def _as_requested(request: Request, response: Response) -> Response:
