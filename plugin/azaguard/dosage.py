@@ -132,6 +132,39 @@ def daily_mg(
     return DoseReading(total, per_day_total, single, how)
 
 
+class Schedule(Struct, frozen=True):
+    """How often the instructions that apply today are given, whatever the amount (prophylaxis regimens)."""
+
+    administrations_per_day: float | None
+    single_dose: bool
+    how: str
+    missing: tuple[str, ...] = ()
+
+
+def schedule(dosages: Sequence[Dosage], *, ref: str, now: datetime, start: datetime | None, m: Mappings) -> Schedule:
+    """Administrations a day of the instructions that apply at `now` (summed), or what is missing."""
+    if not dosages:
+        return Schedule(None, False, "", (f"dosage instructions on {ref}",))
+    current, _, missing = _current(dosages, ref=ref, now=now, start=start)
+    total = 0.0
+    single = True
+    notes: list[str] = []
+    for i, d in current:
+        where = f"{ref} dosage {i + 1}" if len(dosages) > 1 else ref
+        if d.as_needed or d.rate is not None or d.rate_ratio is not None:
+            missing.append(f"a regular schedule on {where} ({'as needed' if d.as_needed else 'a continuous rate'})")
+            continue
+        per_day, one_off, how, lacks = _per_day(d, where, m)
+        missing += lacks
+        if per_day is not None:
+            total += per_day
+            single = single and one_off
+            notes.append(how)
+    if missing:
+        return Schedule(None, False, "", tuple(dict.fromkeys(missing)))
+    return Schedule(total, single, " + ".join(notes))
+
+
 def _current(
     dosages: Sequence[Dosage], *, ref: str, now: datetime, start: datetime | None
 ) -> tuple[list[tuple[int, Dosage]], str, list[str]]:
@@ -453,9 +486,29 @@ _PER_UNIT = re.compile(rf"(?<![\d.,/]){_NUMBER}\s*{_MASS}(?![a-z/])", re.IGNOREC
 _MG = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "µg": 0.001, "ug": 0.001}
 
 
-def strength_in_names(names: Iterable[str]) -> Strength | None:
+def strength_in_names(names: Iterable[str], ingredient: Sequence[str] = ()) -> Strength | None:
     """A strength written in the product name: '50 mg/mL oral suspension' (per mL), 'Imuran 50 mg' (per
-    unit). Several different strengths in the names (a combination product) give None."""
+    unit). Several different strengths in the names (a combination product) give None, unless one follows
+    a name of `ingredient` (see strength_after_name)."""
+    names = list(names)
+    found = _strengths(names)
+    return found if found is not None or not ingredient else strength_after_name(names, ingredient)
+
+
+def strength_after_name(names: Iterable[str], ingredient: Sequence[str]) -> Strength | None:
+    """The strength written right after one of the ingredient's names: 'sulfamethoxazole 800 MG /
+    trimethoprim 160 MG' gives trimethoprim 160 mg per unit."""
+    found = {
+        round(_num(hit.group(1)) * _mg_factor(hit.group(2)), 6)
+        for name in names for word in ingredient
+        for hit in re.finditer(rf"{re.escape(word)}\W{{0,3}}{_NUMBER}\s*{_MASS}(?![a-z/])", name, re.IGNORECASE)
+    }
+    if len(found) == 1 and ingredient:
+        return Strength(found.pop(), "unit", f"product name (the {ingredient[0]} strength)")
+    return None
+
+
+def _strengths(names: list[str]) -> Strength | None:
     per_ml: set[float] = set()
     per_unit: set[float] = set()
     shown = ""

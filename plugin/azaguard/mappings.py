@@ -138,6 +138,15 @@ class AzathioprineSet(ValueSetInfo, frozen=True, kw_only=True):
     near_miss_note: str = ""
 
 
+class ProphylaxisRegimen(_Model, frozen=True, kw_only=True):
+    """How the ingredient is given as prophylaxis (read through the dosage module), as against treatment."""
+
+    max_administrations_per_day: float | None = None
+    max_mg_per_day: float | None = None
+    single_dose: bool = False  # a single pre-procedure dose (count 1)
+    note: str
+
+
 class AntiInfectiveIngredient(_Model, frozen=True, kw_only=True):
     name: str
     atc_class: Literal["J01", "J02", "J04", "J05"]
@@ -145,6 +154,7 @@ class AntiInfectiveIngredient(_Model, frozen=True, kw_only=True):
     synonyms: tuple[str, ...] = ()
     brands: tuple[str, ...] = ()
     prophylaxis_possible: bool = False
+    prophylaxis_regimen: ProphylaxisRegimen | None = None
 
     @property
     def rxnorm(self) -> str | None:
@@ -156,6 +166,20 @@ class AntiInfectiveIngredient(_Model, frozen=True, kw_only=True):
         # Metronidazole also carries P01AB01; the other codes must sit in the ingredient's class.
         if not any(code.startswith(self.atc_class) for code in self.codes.get("atc", ())):
             raise ValueError(f"anti-infective {self.name!r} has no ATC code in {self.atc_class}")
+
+
+class Prophylaxis(ValueSetInfo, frozen=True, kw_only=True):
+    """Reasons that make an anti-infective prophylaxis (codes, code prefixes, words) and what to say."""
+
+    codes: dict[str, frozenset[str]]  # by system name (systems.json): snomed, icd10cm, icd10
+    code_prefixes: dict[str, tuple[str, ...]]  # ICD-10 families (Z22: carrier states)
+    words: tuple[str, ...]
+    caution: str
+    decision: str
+
+    def _check(self) -> None:
+        for pattern in self.words:
+            re.compile(pattern, re.IGNORECASE)
 
 
 class AntiInfectives(ValueSetInfo, frozen=True, kw_only=True):
@@ -170,6 +194,7 @@ class AntiInfectives(ValueSetInfo, frozen=True, kw_only=True):
     spelling_variants: tuple[tuple[str, str], ...] = ()
     spelling_variants_source: str = ""
     ingredients: tuple[AntiInfectiveIngredient, ...]
+    prophylaxis: Prophylaxis | None = None
 
     def _check(self) -> None:
         seen = [i.name for i in self.ingredients]

@@ -708,13 +708,6 @@ def judge(c: Case, result: CheckResult) -> tuple[bool, bool, str]:
 
 # Records the code does not yet answer right (issue 16 in progress): each must fail until fixed (strict).
 PENDING: frozenset[str] = frozenset({
-    "cmv_prophylaxis_valganciclovir",
-    "pjp_prophylaxis_three_times_weekly",
-    "latent_tb_isoniazid",
-    "hbv_prophylaxis_entecavir",
-    "hsv_suppression",
-    "uti_prophylaxis_nightly",
-    "single_dose_before_dental_procedure",
     "unidentified_medication_listed",
 })
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from azaguard.dosage import DoseReading, Strength, daily_mg, strength_in_names
+from azaguard.dosage import DoseReading, Strength, daily_mg, strength_after_name, strength_in_names
 from azaguard.mappings import Mappings
 from azaguard.record import MedicationOrder
 from azaguard.terminology import AZATHIOPRINE, azathioprine_strength_mg, drug_ingredients
@@ -30,9 +30,25 @@ def strength_of(order: MedicationOrder, key: str, m: Mappings) -> Strength | Non
         table = m.medications.azathioprine.strength_mg_by_rxnorm
         if any(c.code.strip() in table for c in order.medication.codings):
             return None  # product codes of different strengths: which one was given cannot be told
-    if order.medication is None or len(order.ingredients) > 1:
-        return None  # a combination product's name holds several strengths: never guessed from it
-    return strength_in_names(order.medication.names)
+    if order.medication is None:
+        return None
+    # A combination product's name holds several strengths: only the one written after the ingredient's name.
+    words = _names_of(key, m)
+    if len(order.ingredients) > 1:
+        return strength_after_name(order.medication.names, words)
+    return strength_in_names(order.medication.names, words)
+
+
+def _names_of(key: str, m: Mappings) -> tuple[str, ...]:
+    """The names an ingredient goes by in a product name (an anti-infective's, or an interacting member's)."""
+    for ing in m.medications.anti_infectives.ingredients:
+        if ing.name == key:
+            return (ing.name, *ing.synonyms)
+    for cls in m.medications.interactions:
+        for member in cls.members:
+            if member.name == key:
+                return (member.name, *member.names)
+    return (key,) if key == AZATHIOPRINE else ()
 
 
 def order_daily_mg(

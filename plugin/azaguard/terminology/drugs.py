@@ -6,6 +6,7 @@ Codes first; names (INN/BAN/USAN spellings, European spellings, brands) only as 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -15,6 +16,7 @@ from azaguard.mappings import DrugCodes, Mappings
 from azaguard.memo import PerMappings
 from azaguard.terminology._common import (
     NamePattern,
+    Patterns,
     coded,
     fold,
     name_alternation,
@@ -232,3 +234,36 @@ def may_be_prophylaxis(hits: list[DrugHit], m: Mappings) -> bool:
     prophylactic = {i.name for i in m.medications.anti_infectives.ingredients if i.prophylaxis_possible}
     keys = {h.key for h in hits if h.group == "anti-infective"}
     return bool(keys) and keys <= prophylactic
+
+
+_REASON_WORDS: PerMappings[Patterns] = PerMappings()
+
+
+def prophylaxis_reason(reasons: Sequence[Concept], m: Mappings) -> str | None:
+    """How an order's reasons say prophylaxis, a latent or a carrier state ("reason ICD-10-CM Z22.7", "reason
+    'CMV prophylaxis'"), or None. Codes and code prefixes from mappings (anti_infectives.prophylaxis),
+    then the words clinicians write."""
+    spec = m.medications.anti_infectives.prophylaxis
+    if spec is None or not reasons:
+        return None
+    codes = {system: {c.upper() for c in values} for system, values in spec.codes.items()}
+    for reason in reasons:
+        for c in reason.codings:
+            system = m.systems.name_of(c.system)
+            code = c.code.strip().upper()
+            prefixes = spec.code_prefixes.get(system or "", ())
+            if code in codes.get(system or "", set()) or any(code.startswith(p.upper()) for p in prefixes):
+                return f"reason {c.display or c.code} ({system} {c.code})"
+    words = _REASON_WORDS.get_or_build(m, lambda mm: Patterns(spec.words))
+    for reason in reasons:
+        names = [fold(n) for n in reason.names]
+        for pattern in words.candidates(names):
+            if any(pattern.search(n) for n in names):
+                return f"reason {reason.label!r}"
+    return None
+
+
+def non_systemic_names(names: Sequence[str], m: Mappings) -> bool:
+    """Whether any of the names (a Dosage.route, a dose form) says the drug is not systemic (eye drops ...)."""
+    index = _INDEXES.get_or_build(m, _build)
+    return index.non_systemic is not None and any(index.non_systemic.search(fold(n)) for n in names)
