@@ -28,7 +28,7 @@ PRECEDENCE = ("not_infection", "context", "neutropenia", "fever", "acute")
 HIERARCHIES: dict[str, ModuleType] = {"icd10cm": cm, "icd10": who}
 
 
-def _expand(lib: ModuleType, root: str) -> dict[str, str]:
+def expand(lib: ModuleType, root: str) -> dict[str, str]:
     if not lib.is_valid_item(root):
         raise SystemExit(f"{lib.__name__}: root {root!r} is not a code, block or chapter")
     out: dict[str, str] = {}
@@ -46,7 +46,7 @@ def generate(data: dict[str, Any]) -> dict[str, Any]:
         for name in PRECEDENCE:
             expanded: dict[str, str] = {}
             for root in sets[name]["roots"].get(system, []):
-                expanded.update(_expand(lib, root))
+                expanded.update(expand(lib, root))
             codes = {c: d for c, d in sorted(expanded.items()) if c not in taken}
             if name == "acute":
                 # A 7th-character "sequela" extension (T81.40XS) is a late effect: context, not acute.

@@ -4,6 +4,8 @@ own venv (about 30 s); set AZAGUARD_SANDBOX_HOME to choose where."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -11,6 +13,21 @@ import pytest
 
 if TYPE_CHECKING:
     from azaguard.sandbox.server import SandboxServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_state_dir() -> Iterator[None]:
+    """The default database (CDS store, audit trail) in a temporary state directory, never the user's."""
+    with tempfile.TemporaryDirectory(prefix="azaguard-state-") as state:
+        previous = os.environ.get("XDG_STATE_HOME")
+        os.environ["XDG_STATE_HOME"] = state
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("XDG_STATE_HOME", None)
+            else:
+                os.environ["XDG_STATE_HOME"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -61,6 +61,7 @@ UNITS: list[tuple[str, str, float, float]] = [
     ("mg/min", "drug-rate", 0.5, 720),
     ("ug/min", "drug-rate", 500, 720),
     ("ug/h", "drug-rate", 1000, 24),
+    ("pmol/{8x10^8_RBC}", "thiopurine-metabolite", 450, 450),
 ]
 
 # (alias as written by labs/EHRs, dimension, value, expected canonical value)
@@ -93,6 +94,11 @@ ALIASES: list[tuple[str, str, float, float]] = [
     ("mg/kg/{dose}", "drug-mass-per-body-mass", 2, 2),
     ("mg/day", "drug-rate", 150, 150),
     ("mg/hr", "drug-rate", 2, 48),
+    ("pmol/8x10^8 RBC", "thiopurine-metabolite", 450, 450),
+    ("pmol/8x10E8 RBC", "thiopurine-metabolite", 450, 450),
+    ("pmol/8 x 10^8 RBC", "thiopurine-metabolite", 450, 450),
+    ("pmol/8x10*8 RBC", "thiopurine-metabolite", 450, 450),
+    ("pmol/8x10^8 RBCs", "thiopurine-metabolite", 5700, 5700),
 ]
 
 # One LOINC code per analyte dimension, to go through build_record.
@@ -105,6 +111,7 @@ LOINC_BY_DIMENSION = {
     "egfr": "33914-3",
     "temperature": "8310-5",
     "body-mass": "29463-7",
+    "thiopurine-metabolite": "6-TGN",  # no LOINC code listed: a lab-local code, recognised by its name
 }
 
 
@@ -199,7 +206,8 @@ def _observation(loinc: str, value: float, *, code: str | None, text: str | None
         "resourceType": "Observation",
         "id": "o1",
         "status": "final",
-        "code": {"coding": [{"system": LOINC, "code": loinc}]},
+        "code": {"coding": [{"system": LOINC, "code": loinc}]} if loinc.replace("-", "").isdigit() else {
+            "coding": [{"system": "http://lab.example.org", "code": "L1", "display": loinc}]},
         "effectiveDateTime": "2026-10-30T08:00:00+00:00",
         "valueQuantity": quantity,
     }

@@ -1,4 +1,4 @@
-"""The command line: `azaguard check`, `azaguard demo`, `azaguard serve`, `azaguard scan`, `azaguard feedback`.
+"""The command line: `azaguard check`, `demo`, `serve`, `scan`, `feedback`, `audit`, `config check`.
 
 Exit codes: 0 evaluated (whatever was found), 2 unusable input or usage,
 3 the FHIR server failed or refused, 4 evaluated but some alert writes failed.
@@ -38,7 +38,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_INPUT)
 
 
-COMMANDS = ("check", "demo", "scan", "mappings", "serve", "feedback")
+COMMANDS = ("check", "demo", "scan", "mappings", "serve", "feedback", "audit", "config")
+LOG_FORMAT_ENV = "AZAGUARD_LOG_FORMAT"
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -55,6 +56,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         from azaguard.scan.options import add_arguments as scan_arguments
 
         scan_arguments(scan)
+        _log_format(scan, os.environ.get(LOG_FORMAT_ENV) or "text")
         _common(scan)
     if only in (None, "mappings"):
         maps = sub.add_parser("mappings", help="about the mappings: --report prints per value set its codes and source")
@@ -65,7 +67,29 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         _serve_arguments(sub)
     if only in (None, "feedback"):
         _feedback_arguments(sub)
+    if only in (None, "audit"):
+        _audit_arguments(sub)
+    if only in (None, "config"):
+        config = sub.add_parser("config", help="about the configuration: `config check --config FILE`")
+        config.add_argument("action", choices=("check",), help="check: validate, then try to reach what it names")
+        config.add_argument("--config", type=Path, required=True, help="the configuration file to check")
+        config.add_argument("--offline", action="store_true", help="validate only; reach nothing")
     return parser
+
+
+def _audit_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
+    audit = sub.add_parser("audit", help="the audit trail: who accessed which patient's data, when, from where")
+    audit.add_argument("--since", required=True, help="from this ISO-8601 date or date-time")
+    audit.add_argument("--patient", help="only this patient id")
+    audit.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    audit.add_argument("--database", help="SQLAlchemy URL of the service's database (default: from the config)")
+    audit.add_argument("--config", type=Path, default=None, help="the app configuration (default: smart_launch.json)")
+
+
+def _log_format(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--log-format", choices=("text", "json"), default=default,
+                   help=f"log lines on stderr as text or JSON (default: ${LOG_FORMAT_ENV}, else "
+                   + ("the config's log_format)" if default is None else f"{default})"))
 
 
 def _check_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -73,6 +97,7 @@ def _check_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     source = check.add_mutually_exclusive_group(required=True)
     source.add_argument("--bundle", type=Path, help="a FHIR Bundle (any type) or JSON array of one patient's resources")
     source.add_argument("--fhir-url", help="FHIR R4 base URL (bearer token, if any, from $" + TOKEN_ENV + ")")
+    _log_format(check, os.environ.get(LOG_FORMAT_ENV) or None)
     check.add_argument("--patient", help="patient id on the server (with --fhir-url)")
     check.add_argument("--now", help="evaluate as of this ISO-8601 time (default: the current time)")
     check.add_argument("--format", choices=("text", "json"), default="text")
@@ -106,6 +131,10 @@ def _demo_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--insecure-cds-sandbox", action="store_true",
         help="also accept unsigned CDS Hooks calls (e.g. from an external CDS Hooks sandbox); demo only",
     )
+    demo.add_argument("--config", type=Path, default=None,
+                      help="an app configuration (e.g. to register an external EHR or CDS client); its URLs on "
+                      "the app's own origin are moved to the demo's port (default: smart_launch.json)")
+    _log_format(demo, None)
     _common(demo)
 
 
@@ -118,6 +147,7 @@ def _serve_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--insecure-cds-sandbox", action="store_true",
         help="DEMO ONLY: accept CDS Hooks calls without a valid signed JWT (never with real patients)",
     )
+    _log_format(serve, None)
 
 
 def _feedback_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -137,12 +167,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(words)
     try:
+        if getattr(args, "log_format", None) and args.command in ("check", "scan"):
+            from azaguard.ops import logs
+
+            logs.configure(args.log_format,
+                           level=os.environ.get(logs.LEVEL_ENV) or ("WARNING" if args.command == "check" else "INFO"),
+                           patient_ids=os.environ.get(logs.PATIENT_IDS_ENV) or "hashed")  # type: ignore[arg-type]
         if args.command == "check":
             return _check(args)
         if args.command == "scan":
             from azaguard.scan.command import run as run_scan
 
+            _audit_scan(args)
             return run_scan(args, _mappings(args))
+        if args.command == "audit":
+            return _audit(args)
+        if args.command == "config":
+            from azaguard.ops.configcheck import run_check
+
+            code: int = run_check(args.config, offline=args.offline)
+            return code
         if args.command == "mappings":
             return _mappings_report(args)
         if args.command == "demo":
@@ -157,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     now=_now(args.now),
                     mappings=_mappings(args),
                     insecure_cds=args.insecure_cds_sandbox,
+                    config_path=args.config,
+                    log_format=args.log_format or os.environ.get(LOG_FORMAT_ENV) or None,
                 )
             except SandboxError as exc:
                 print(f"azaguard demo: {exc} (choose other ports with --port and --fhir-port)", file=sys.stderr)
@@ -165,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _feedback(args)
         from azaguard.web.app import serve as serve_app
 
-        serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox)
+        serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox,
+                  log_format=args.log_format)
         return EXIT_OK
     except (InputError, MappingsError) as exc:
         print(f"azaguard: {_clean(exc)}", file=sys.stderr)
@@ -190,6 +237,35 @@ def _feedback(args: argparse.Namespace) -> int:
         store.close()
     print(to_csv(rows) if args.format == "csv" else to_table(rows), end="" if args.format == "csv" else "\n")
     return EXIT_OK
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from azaguard.config import ConfigError, load_app_config
+    from azaguard.ops import audit
+
+    url = args.database
+    if url is None:
+        try:
+            url = load_app_config(args.config).cds_database_url
+        except ConfigError as exc:
+            raise InputError(str(exc)) from exc
+    records = audit.AuditTrail(url).since(_now(args.since), args.patient)
+    render = {"csv": audit.to_csv, "json": audit.to_json}.get(args.format, audit.to_table)
+    print(render(records), end="" if args.format == "csv" else "\n")
+    return EXIT_OK
+
+
+def _audit_scan(args: argparse.Namespace) -> None:
+    """A scan against a server records each patient it reads (and each alert it writes) in the audit trail."""
+    if getattr(args, "ndjson", None) is not None or not getattr(args, "fhir_url", None):
+        return
+    import socket
+
+    from azaguard.ops import audit
+
+    who = args.client_id or ("bearer token from $" + TOKEN_ENV if os.environ.get(TOKEN_ENV) else "anonymous")
+    audit.audit_scan(audit.AuditTrail(None), audit.Actor(who=f"scan: {who}", source=socket.gethostname(),
+                                                          fhir_base=args.fhir_url))
 
 
 def _clean(text: object) -> str:

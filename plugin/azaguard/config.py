@@ -100,6 +100,60 @@ class AppConfig(BaseModel):
     # default), offline_access (beyond; only where the EHR and policy allow it), or none.
     refresh_scope: Literal["online_access", "offline_access", "none"] = "online_access"
 
+    # -- operations (docs/operations.md); `env` names the variable that overrides the file --
+    log_format: Literal["text", "json"] = Field("text", description=(
+        "Log lines on stderr: readable text, or one JSON object per line (time, level, event, request_id, "
+        "fields)."), json_schema_extra={"env": "AZAGUARD_LOG_FORMAT", "example": "json"})
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description=(
+        "The lowest level logged. INFO has one access line per request; refusals are WARNING."),
+        json_schema_extra={"env": "AZAGUARD_LOG_LEVEL", "example": "INFO"})
+    log_patient_ids: Literal["plain", "hashed", "none"] = Field("hashed", description=(
+        "How patient identifiers appear in log lines: as they are, as sha256:<16 hex>, or not at all. "
+        "The audit trail always keeps them plain."), json_schema_extra={"env": "AZAGUARD_LOG_PATIENT_IDS",
+                                                                         "example": "none"})
+    session_store: str = Field("memory", description=(
+        "Where sessions, launches in flight, the CDS JWT replay cache and rate-limit counters live: "
+        "'memory' (this process: one replica only), a redis:// or rediss:// URL, or 'database' "
+        "(cds_database_url). Any number of replicas may share Redis or the database."),
+        json_schema_extra={"env": "AZAGUARD_SESSION_STORE", "example": "redis://redis:6379/0"})
+    trusted_proxies: tuple[str, ...] = Field((), description=(
+        "CIDRs of reverse proxies whose X-Forwarded-For is believed (the client address for rate limits "
+        "and the audit trail). Empty: the peer's address is the client's."),
+        json_schema_extra={"example": ["10.0.0.0/8"]})
+    metrics_networks: tuple[str, ...] = Field((), description=(
+        "CIDRs allowed to read GET /metrics besides loopback."), json_schema_extra={"example": ["10.1.2.0/24"]})
+    metrics_token_env: str | None = Field(None, description=(
+        "The environment variable holding a bearer token that also opens GET /metrics (never the token "
+        "itself)."), json_schema_extra={"example": "AZAGUARD_METRICS_TOKEN"})
+    audit_fhir: bool = Field(False, description=(
+        "Also write each audit record to the EHR as a FHIR AuditEvent (IHE Basic Audit Log Patterns), "
+        "batched, in the background; never delays or fails the clinical answer. The token in use (the launch's, "
+        "the hook's fhirAuthorization, the scan's) must be allowed to create AuditEvent (add "
+        "patient/AuditEvent.c to the scopes)."),
+        json_schema_extra={"example": True})
+
+    @field_validator("session_store")
+    @classmethod
+    def _store_url(cls, url: str) -> str:
+        from azaguard.ops.store import valid_store_url
+
+        return valid_store_url(url)
+
+    @field_validator("trusted_proxies", "metrics_networks")
+    @classmethod
+    def _cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for cidr in cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not an IP network (CIDR)") from exc
+        return cidrs
+
+    def metrics_token(self) -> str | None:
+        return os.environ.get(self.metrics_token_env) or None if self.metrics_token_env else None
+
     @model_validator(mode="before")
     @classmethod
     def _no_secret_in_file(cls, data: object) -> object:
@@ -198,12 +252,33 @@ def load_app_config(path: Path | None = None, *, public_base: str | None = None)
         raise ConfigError(f"{path} must hold a JSON object")
     if public_base is not None:
         data = _rebase(data, public_base)
+    data = with_environment(data)
     try:
         config = AppConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"invalid SMART app configuration {path}:\n{_readable(exc)}") from exc
     config.client_secret()  # fail at start, not at the first launch
     return config
+
+
+def environment_overrides() -> dict[str, str]:
+    """Config key -> the environment variable that overrides it (AppConfig's `env` extras)."""
+    out = {}
+    for name, info in AppConfig.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and isinstance(extra.get("env"), str):
+            out[name] = str(extra["env"])
+    return out
+
+
+def with_environment(data: dict[str, object]) -> dict[str, object]:
+    """The file's settings with those set in the environment replaced (a container sets them there)."""
+    out = dict(data)
+    for key, variable in environment_overrides().items():
+        value = os.environ.get(variable)
+        if value:
+            out[key] = value
+    return out
 
 
 def _rebase(data: dict[str, object], public_base: str) -> dict[str, object]:

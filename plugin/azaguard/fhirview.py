@@ -224,7 +224,10 @@ SCHEMA: dict[str, dict[str, str]] = {
         "rateRange": "Range", "rateRatio": "Ratio",
     },
     # resources
-    "Patient": {"name": "HumanName*", "birthDate": "date", "gender": "code"},
+    "Patient": {
+        "name": "HumanName*", "birthDate": "date", "gender": "code", "deceasedBoolean": "boolean",
+        "deceasedDateTime": "dateTime",
+    },
     "Medication": {"code": "CodeableConcept", "form": "CodeableConcept", "ingredient": "MedicationIngredient*"},
     "MedicationIngredient": {
         "itemCodeableConcept": "CodeableConcept", "itemReference": "Reference", "strength": "Ratio",
@@ -252,8 +255,10 @@ SCHEMA: dict[str, dict[str, str]] = {
         "status": "code", "code": "CodeableConcept", "component": "ObservationComponent*",
         "effectiveDateTime": "dateTime", "effectivePeriod": "Period", "effectiveInstant": "instant",
         "issued": "instant", "valueQuantity": "Quantity", "valueCodeableConcept": "CodeableConcept",
-        "valueString": "string", "dataAbsentReason": "CodeableConcept",
+        "valueString": "string", "valueBoolean": "boolean", "dataAbsentReason": "CodeableConcept",
+        "interpretation": "CodeableConcept*", "referenceRange": "ObservationReferenceRange*", "specimen": "Reference",
     },
+    "ObservationReferenceRange": {"low": "Quantity", "high": "Quantity", "text": "string"},
     "ObservationComponent": {
         "code": "CodeableConcept", "valueQuantity": "Quantity", "valueCodeableConcept": "CodeableConcept",
         "valueString": "string", "dataAbsentReason": "CodeableConcept",
@@ -280,6 +285,23 @@ SCHEMA: dict[str, dict[str, str]] = {
         "abatementDateTime": "dateTime", "abatementPeriod": "Period", "abatementAge": "Quantity",
         "abatementRange": "Range", "abatementString": "string",
     },
+    "DiagnosticReport": {
+        "status": "code", "code": "CodeableConcept", "effectiveDateTime": "dateTime", "effectivePeriod": "Period",
+        "issued": "instant", "result": "Reference*", "conclusionCode": "CodeableConcept*",
+    },
+    "Questionnaire": {"url": "uri", "item": "QuestionnaireItem*"},
+    "QuestionnaireItem": {"linkId": "string", "text": "string", "code": "Coding*", "item": "QuestionnaireItem*"},
+    "QuestionnaireResponse": {
+        "status": "code", "questionnaire": "string", "authored": "dateTime", "item": "QuestionnaireResponseItem*",
+    },
+    "QuestionnaireResponseItem": {
+        "linkId": "string", "text": "string", "answer": "QuestionnaireResponseAnswer*",
+        "item": "QuestionnaireResponseItem*",
+    },
+    "QuestionnaireResponseAnswer": {
+        "valueBoolean": "boolean", "valueCoding": "Coding", "valueString": "string", "valueInteger": "integer",
+        "item": "QuestionnaireResponseItem*",
+    },
 }  # fmt: skip
 
 # Elements FHIR requires (1..1) of what the rules read: missing, the resource is not usable, as
@@ -299,6 +321,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "ServiceRequest": ("status", "intent", "subject"),
     "Procedure": ("status", "subject"),
     "Condition": ("subject",),
+    "DiagnosticReport": ("status", "code"),
+    "QuestionnaireItem": ("linkId",),
+    "QuestionnaireResponse": ("status",),
+    "QuestionnaireResponseItem": ("linkId",),
 }
 # Choice elements ([x]): at most one of each group may be present (of those listed in the FHIR spec).
 _CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -317,6 +343,11 @@ _CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
     "Immunization": (("occurrenceDateTime", "occurrenceString"),),
     "ServiceRequest": (("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming"),),
     "Procedure": (("performedDateTime", "performedPeriod", "performedString", "performedAge", "performedRange"),),
+    "Patient": (("deceasedBoolean", "deceasedDateTime"),),
+    "DiagnosticReport": (("effectiveDateTime", "effectivePeriod"),),
+    "QuestionnaireResponseAnswer": (("valueBoolean", "valueDecimal", "valueInteger", "valueDate", "valueDateTime",
+                                     "valueTime", "valueString", "valueUri", "valueAttachment", "valueCoding",
+                                     "valueQuantity", "valueReference"),),
     "Condition": (("onsetDateTime", "onsetAge", "onsetPeriod", "onsetRange", "onsetString"),
                   ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString")),
     "Dosage": (("asNeededBoolean", "asNeededCodeableConcept"),),

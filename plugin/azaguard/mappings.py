@@ -362,6 +362,143 @@ class Infections(_Model, frozen=True, kw_only=True):
             raise ValueError(f"infection value sets missing: {sorted(missing)}")
 
 
+# --- warning signs and side effects (signs.json) ----------------------------------
+
+
+class SignCheck(_Model, frozen=True, kw_only=True):
+    """The check a side effect calls for, and the rule that says it."""
+
+    rule: RuleId
+    text: str
+
+
+class Sign(_Model, frozen=True, kw_only=True):
+    label: str
+    kind: Literal["warning", "side_effect"]
+    source: str
+    as_of: str
+    roots: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    names: tuple[str, ...] = ()
+    exclude_names: tuple[str, ...] = ()  # a name holding one of these is not this sign ("anorexia nervosa")
+    check: SignCheck | None = None
+    codes: dict[str, dict[str, str]]
+
+
+class CodeLists(_Model, frozen=True, kw_only=True):
+    source: str
+    loinc: frozenset[str] = frozenset()
+    snomed: frozenset[str] = frozenset()
+
+
+class SignAnswers(_Model, frozen=True, kw_only=True):
+    """Answers that say a symptom is present or absent (coded per system name, or as words)."""
+
+    source: str
+    present: dict[str, frozenset[str]]
+    absent: dict[str, frozenset[str]]
+    present_words: tuple[str, ...]
+    absent_words: tuple[str, ...]
+
+
+class Signs(_Model, frozen=True, kw_only=True):
+    source: str
+    as_of: str
+    generated_by: str
+    precedence_note: str
+    window_days: Sourced
+    leaflet_fever_cel: Sourced
+    hold_with_neutrophils_below: Sourced
+    observation_codes: CodeLists
+    answers: SignAnswers
+    signs: dict[str, Sign]
+
+
+# --- infection shown by the laboratory (lab_infections.json) -------------------------
+
+
+class Pathogen(_Model, frozen=True, kw_only=True):
+    label: str
+    kind: Literal["acute", "reactivation", "chronic"]
+    source: str
+    as_of: str
+    loinc: tuple[str, ...]
+    names: tuple[str, ...]
+    culture: bool = False
+
+
+class ResultCodes(_Model, frozen=True, kw_only=True):
+    """Coded result values by class, per system name (SNOMED Detected, LOINC answer Not detected ...)."""
+
+    source: str
+    positive: dict[str, frozenset[str]]
+    negative: dict[str, frozenset[str]]
+    equivocal: dict[str, frozenset[str]]
+
+
+class ResultWords(_Model, frozen=True, kw_only=True):
+    """Result words by class; negative words are tried first ("not detected" holds "detected")."""
+
+    positive: tuple[str, ...]
+    negative: tuple[str, ...]
+    equivocal: tuple[str, ...]
+
+
+class ResultFlags(_Model, frozen=True, kw_only=True):
+    """Observation.interpretation codes by class (HL7 v3 ObservationInterpretation)."""
+
+    source: str
+    positive: frozenset[str]
+    negative: frozenset[str]
+    equivocal: frozenset[str]
+
+
+class LabInfections(_Model, frozen=True, kw_only=True):
+    source: str
+    as_of: str
+    window_days: Sourced
+    hbv_reactivation_rise_log10: Sourced
+    history_days: Sourced
+    method_words: tuple[str, ...]
+    not_proof_words: tuple[str, ...]
+    pathogens: dict[str, Pathogen]
+    kinds: dict[str, str]
+    result_values: ResultCodes
+    result_words: ResultWords
+    interpretation: ResultFlags
+
+
+# --- pancreatitis (pancreatitis.json) ---------------------------------------------
+
+
+class NamedAnalyte(_Model, frozen=True, kw_only=True):
+    """A lab analyte read as the lab sent it (its own range decides), by LOINC code or by name."""
+
+    label: str
+    loinc: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    exclude_names: tuple[str, ...] = ()
+
+
+class DiagnosisSet(_Model, frozen=True, kw_only=True):
+    label: str
+    source: str
+    as_of: str
+    roots: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    names: tuple[str, ...] = ()
+    exclude_names: tuple[str, ...] = ()
+    codes: dict[str, dict[str, str]]
+
+
+class Pancreatitis(_Model, frozen=True, kw_only=True):
+    source: str
+    as_of: str
+    generated_by: str
+    lipase_uln_multiple: Sourced
+    window_days: Sourced
+    lipase: NamedAnalyte
+    diagnoses: DiagnosisSet
+
+
 # --- units -------------------------------------------------------------------
 
 
@@ -444,6 +581,14 @@ class Analyte(_Model, frozen=True, kw_only=True):
     # An Observation of this category whose value is in this analyte's dimension counts as this analyte even
     # under a code we do not list (a site's own or a newer LOINC code for a body temperature).
     by_unit_in_category: str | None = None
+    snomed: tuple[str, ...] = ()  # SNOMED CT lab codes (primary-care systems code labs this way)
+    # LOINC codes of this count as a percentage of the WBC (a differential): made absolute with the WBC of the
+    # same specimen and time.
+    percent_loinc: tuple[str, ...] = ()
+    # Names that recognise the analyte in a code's display or text (a lab-local code; no LOINC code listed).
+    names: tuple[str, ...] = ()
+    # Measured now and then (metabolites): a result older than the result age limit is listed, not chased.
+    only_when_current: bool = False
 
 
 class CodedAnalyte(_Model, frozen=True, kw_only=True):
@@ -453,6 +598,31 @@ class CodedAnalyte(_Model, frozen=True, kw_only=True):
     answers: dict[str, str] = field(default_factory=dict)
     answer_names: dict[str, str] = field(default_factory=dict)
     gene: str | None = None  # the gene the code itself names (TPMT phenotype); else read from the result
+
+
+class ActivityAnalyte(_Model, frozen=True, kw_only=True):
+    """An enzyme activity reported as a number (TPMT, NUDT15): read against the lab's own range and flags."""
+
+    label: str
+    gene: str
+    loinc: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+
+
+class ActivityAnalytes(_Model, frozen=True, kw_only=True):
+    source: str
+    tpmt_activity: ActivityAnalyte = field(name="tpmt-activity")
+    nudt15_activity: ActivityAnalyte = field(name="nudt15-activity")
+    poor_interpretations: frozenset[str]
+    low_interpretations: frozenset[str]
+    normal_interpretations: frozenset[str]
+    poor_words: tuple[str, ...]
+    low_words: tuple[str, ...]
+    normal_words: tuple[str, ...]
+
+    @property
+    def by_key(self) -> dict[str, ActivityAnalyte]:
+        return {"tpmt-activity": self.tpmt_activity, "nudt15-activity": self.nudt15_activity}
 
 
 class PgxGene(_Model, frozen=True, kw_only=True):
@@ -493,6 +663,7 @@ class Analytes(_Model, frozen=True, kw_only=True):
     monitoring_groups: dict[str, MonitoringGroup]
     required_analytes: RequiredAnalytes
     pharmacogenomics: Pharmacogenomics
+    activity_analytes: ActivityAnalytes
 
 
 # --- policy ------------------------------------------------------------------
@@ -708,6 +879,9 @@ class Mappings(_Model, frozen=True, kw_only=True):
     analytes: Analytes
     policy: Policy
     display: Display
+    signs: Signs
+    lab_infections: LabInfections
+    pancreatitis: Pancreatitis
 
     def _check(self) -> None:
         for name, analyte in self.analytes.analytes.items():
@@ -731,6 +905,10 @@ class Mappings(_Model, frozen=True, kw_only=True):
         for name in (n for vs in self.infections.value_sets.values() for n in vs.codes):
             if name not in _SYSTEM_NAMES:
                 raise ValueError(f"infection value set keyed by unknown system name {name!r}")
+        for sign in self.signs.signs.values():
+            unknown = set(sign.codes) - _SYSTEM_NAMES
+            if unknown:
+                raise ValueError(f"sign {sign.label!r} keyed by unknown system name(s) {sorted(unknown)}")
         if self.policy.infection.neutropenia_analyte not in known:
             raise ValueError("neutropenia_analyte is not an analyte")
         for alias, target in self.units.aliases.items():
@@ -762,6 +940,9 @@ _FILE_FIELDS = {
     "analytes.json": "analytes",
     "policy.json": "policy",
     "display.json": "display",
+    "signs.json": "signs",
+    "lab_infections.json": "lab_infections",
+    "pancreatitis.json": "pancreatitis",
 }
 
 

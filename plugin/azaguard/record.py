@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 from msgspec import Struct
@@ -29,6 +30,16 @@ from azaguard.mappings import Mappings
 from azaguard.memo import ByIdentity
 from azaguard.resources import Resource, ResourceSet, gc_paused
 from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
+from azaguard.terminology._common import fold
+from azaguard.terminology.labtests import (
+    LIPASE,
+    activity_of,
+    analyte_by_name,
+    is_lipase,
+    named_anything,
+    pathogen_of,
+)
+from azaguard.terminology.signs import answer_presence, sign_by_name, sign_of
 from azaguard.units import Quantity as Quantity  # re-exported: the record's value type
 from azaguard.units import UnitError, normalise, unit_dimension
 
@@ -79,6 +90,8 @@ class PatientInfo(Struct, frozen=True):
     name: str | None
     birth_date: date | None
     gender: str | None
+    deceased: bool = False  # deceasedBoolean true or a deceasedDateTime
+    deceased_on: datetime | None = None
 
 
 class Ingredient(Struct, frozen=True):
@@ -114,6 +127,7 @@ class MedicationOrder(Struct, frozen=True):
     status_class: StatusClass = "current"
     # A dispense's supply or a recent administration: the therapy is current until then.
     current_until: datetime | None = None
+    date_note: str | None = None  # a partial stop date and how it was read (as late as it can be)
     # Which of our ingredients the medication is (recognised once, here).
     drugs: DrugMatch = NO_DRUG
     ingredients: tuple[Ingredient, ...] = ()  # a referenced Medication's ingredients (strengths)
@@ -147,6 +161,18 @@ class Measurement(Struct, frozen=True):
     coded_value: Concept | None
     text_value: str | None
     gene: str | None = None  # pharmacogenomic results: the gene studied (mappings pharmacogenomics key)
+    # What the lab said beside the value: interpretation codes (H, L, POS, ...) and their text, and the
+    # reference range (numbers as recorded, in the range's own unit).
+    interpretation: tuple[str, ...] = ()
+    interpretation_text: tuple[str, ...] = ()
+    range_low: float | None = None
+    range_high: float | None = None
+    range_unit: str | None = None
+    range_text: str | None = None
+    # How the analyte was recognised when not by a listed LOINC code ("by name '6-TGN'", "SNOMED CT 30630007",
+    # "neutrophils 22 % of WBC 5.0 (Observation/a, Observation/b)"), and what a partial date was read as.
+    how: str | None = None
+    date_note: str | None = None
 
     @property
     def preliminary(self) -> bool:
@@ -175,6 +201,32 @@ class ConditionEntry(Struct, frozen=True):
     onset: datetime | None
     recorded: datetime | None
     abated: bool = False  # an abatement is recorded (the condition has ended)
+    date_note: str | None = None  # a partial date and how it was read
+    source: str = "Condition"  # or "DiagnosticReport" (its conclusionCode)
+
+
+SignSource = Literal["Observation", "QuestionnaireResponse"]
+
+
+class SignEntry(Struct, frozen=True):
+    """A symptom recorded outside the problem list: a symptom/nursing Observation or a questionnaire answer."""
+
+    ref: str
+    source: SignSource
+    concept: Concept  # what was recorded: the symptom's code, or the question's codes and text
+    present: bool  # False: recorded as absent ("No", valueBoolean false, SNOMED Absent)
+    when: datetime | None
+    status: str
+    detail: str  # "answer 'Yes' to 'Sore throat?'" / "value Present"
+    date_note: str | None = None
+
+
+class UnreadEntry(Struct, frozen=True):
+    """A batch-response entry that failed: data the server could not give, never 'no data'."""
+
+    what: str  # "entry 3 (Condition?subject=...)"
+    resource_type: str | None  # the type it would have returned, when it can be told
+    error: str
 
 
 class ParseProblem(Struct, frozen=True):
@@ -200,6 +252,8 @@ class PatientRecord:
     conditions: tuple[ConditionEntry, ...] = ()
     problems: tuple[ParseProblem, ...] = ()
     dropped: tuple[Dropped, ...] = ()
+    signs: tuple[SignEntry, ...] = ()
+    unread: tuple[UnreadEntry, ...] = ()
     # Inside an ordering workflow (CDS Hooks order-select/order-sign) draft orders count.
     ordering_context: bool = False
     _by_analyte: dict[str, tuple[Measurement, ...]] = field(default_factory=dict, compare=False, repr=False)
@@ -255,6 +309,7 @@ def _build(
             builder.dropped.append(Dropped(_ref_of(raw), reason))
             continue
         builder.run(handler, raw)
+    builder.add_differentials()
     return PatientRecord(
         patient=builder.patient,
         medication_orders=tuple(builder.orders),
@@ -264,6 +319,8 @@ def _build(
         problems=tuple(builder.problems),
         dropped=tuple(builder.dropped),
         ordering_context=ordering_context,
+        signs=tuple(builder.signs),
+        unread=tuple(UnreadEntry(what, rtype, error) for what, rtype, error in resources.failures),
     )
 
 
@@ -279,6 +336,25 @@ class _Builder:
         for key, ca in mappings.analytes.coded_analytes.items():
             for code in ca.loinc:
                 self.loinc_to_analyte[code] = key
+        # Codes read beyond the listed LOINC codes: SNOMED-coded labs, differentials (% of the WBC), symptom
+        # and sign codes, pathogens, enzyme activities. Anything else is read only if a name says so.
+        self.snomed_to_analyte = {c: k for k, a in mappings.analytes.analytes.items() for c in a.snomed}
+        self.percent_to_analyte = {c: k for k, a in mappings.analytes.analytes.items() for c in a.percent_loinc}
+        signs = mappings.signs
+        self.other_codes = frozenset(
+            set(self.snomed_to_analyte) | set(self.percent_to_analyte) | signs.observation_codes.loinc
+            | signs.observation_codes.snomed
+            | {c for sign in signs.signs.values() for c in sign.codes.get("snomed", {})}
+            | {c for p in mappings.lab_infections.pathogens.values() for c in p.loinc}
+            | {c for a in mappings.analytes.activity_analytes.by_key.values() for c in a.loinc}
+            | set(mappings.pancreatitis.lipase.loinc)
+        )
+        self.named = named_anything(mappings)
+        self.snomed_systems = frozenset(mappings.systems.snomed)
+        self.signs: list[SignEntry] = []
+        # Differential percentages, made absolute with the WBC of the same time once every result is read.
+        self.percents: list[tuple[Measurement, str | None]] = []
+        self._specimen: dict[str, str] = {}  # measurement ref -> its specimen reference
         # (category, dimension) -> analyte: recognised by its unit when its code is not one we list.
         self.by_unit: dict[tuple[str, str], str] = {
             (a.by_unit_in_category, a.dimension): key
@@ -348,7 +424,11 @@ class _Builder:
         if p.name:
             n = p.name[0]
             name = n.text or " ".join(part for part in [*(n.given or []), n.family] if part) or None
-        info = PatientInfo(ref=_ref_of(raw), name=name, birth_date=_as_date(p.birthDate), gender=p.gender)
+        info = PatientInfo(
+            ref=_ref_of(raw), name=name, birth_date=_as_date(p.birthDate), gender=p.gender,
+            deceased=bool(p.deceasedBoolean) or p.deceasedDateTime is not None,
+            deceased_on=_as_datetime(p.deceasedDateTime),
+        )
         if self.patient is None:
             self.patient = info
 
@@ -369,7 +449,7 @@ class _Builder:
             medication_problem=problem, authored_on=authored, start=start or authored, end=end, doses=doses,
             status_class=self._request_status_class(status), ingredients=ingredients, reasons=self._reasons(mr, raw),
             prior=self._prior(mr, raw),
-        ))
+        ), raw)
 
     def _prior(self, mr: Any, raw: Resource) -> str | None:
         """The order this one renews (priorPrescription), as the record names it (a urn:uuid resolved)."""
@@ -412,7 +492,7 @@ class _Builder:
             return "recent"
         return "never" if status in classes.never else "uncertain"
 
-    def _add_medication(self, order: MedicationOrder) -> None:
+    def _add_medication(self, order: MedicationOrder, raw: Resource | None = None) -> None:
         if not order.ref.endswith("/(no id)") and order.ref in self._medication_refs:
             # The same resource twice (paging overlap, a search and an _include): one order, not two doses.
             return
@@ -430,7 +510,8 @@ class _Builder:
             # an anti-infective or an interacting drug, so it is unidentified, never "none of ours".
             codes = ", ".join(f"{c.system or '(no system)'}|{c.code}" for c in concept.codings) or "no code"
             problem = f"medication has no name and no code azaguard knows ({codes}): it cannot be identified"
-        self.orders.append(struct_replace(order, drugs=drugs, medication_problem=problem))
+        note = _end_note(raw) if raw is not None else None
+        self.orders.append(struct_replace(order, drugs=drugs, medication_problem=problem, date_note=note))
 
     # -- MedicationStatement: the patient takes (took, will take) it --
     def _medication_statement(self, raw: Resource) -> None:
@@ -439,7 +520,7 @@ class _Builder:
         concept, med_ref, problem, ingredients = self._medication_with_ingredients(ms, raw)
         period = ms.effectivePeriod
         start = _as_datetime(ms.effectiveDateTime) or (_as_datetime(period.start) if period else None)
-        end = _as_datetime(ms.effectivePeriod.end) if ms.effectivePeriod else None
+        end = _as_latest(ms.effectivePeriod.end) if ms.effectivePeriod else None
         if end is None and status in ("completed", "stopped"):
             end = _as_datetime(ms.effectiveDateTime)  # a single date on a finished statement: its last known use
         asserted = _as_datetime(ms.dateAsserted)
@@ -449,7 +530,7 @@ class _Builder:
             doses=tuple(self.dose(d) for d in (ms.dosage or [])), source="MedicationStatement",
             status_class=self._other_status_class("MedicationStatement", status), ingredients=ingredients,
             reasons=self._reasons(ms, raw),
-        ))
+        ), raw)
 
     # -- MedicationDispense: handed over; current while its supply lasts --
     def _medication_dispense(self, raw: Resource) -> None:
@@ -579,8 +660,10 @@ class _Builder:
             return True  # unreadable code: parse it so a failure is recorded, not skipped
         wanted = self.loinc_to_analyte
         for c in codes:
-            if c in wanted:
+            if c in wanted or c in self.other_codes:
                 return True
+        if self._named(raw.get("code")):
+            return True  # a lab-local or text-only code naming a sign, pathogen or analyte
         components = raw.get("component")
         parts: list[Any] = [raw]
         if isinstance(components, list):
@@ -596,6 +679,13 @@ class _Builder:
         if categories.isdisjoint(self.by_unit_categories):
             return False  # most Observations: decided without resolving a unit
         return any(self._by_unit(raw, part, categories) for part in parts)
+
+    def _named(self, cc: object) -> bool:
+        """Whether a raw CodeableConcept's text or displays name something the rules read (one regex)."""
+        if not isinstance(cc, dict):
+            return False
+        names = [cc.get("text")] + [c.get("display") for c in cc.get("coding") or [] if isinstance(c, dict)]
+        return any(isinstance(n, str) and self.named.search(fold(n)) for n in names)
 
     def _by_unit(self, raw: Resource, holder: object, categories: set[str] | None = None) -> str | None:
         """The analyte an Observation (or component) is by its category and its value's unit, if any."""
@@ -633,34 +723,166 @@ class _Builder:
             self.unit_dimensions[key] = found
         return found
 
-    def _observation(self, raw: Resource) -> None:
+    def _observation(self, raw: Resource, ref: str | None = None) -> None:
         obs = self._parse(raw, "Observation")
         status = str(obs.status)
         if status in _IGNORED_OBSERVATION_STATUSES:
             return
-        ref = _ref_of(raw)
+        ref = ref or _ref_of(raw)
+        when_raw = obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None)
         effective = (
             _as_datetime(obs.effectiveDateTime)
             or (_as_datetime(obs.effectivePeriod.start) if obs.effectivePeriod else None)
             or _as_datetime(obs.effectiveInstant)
             or _as_datetime(obs.issued)
         )
+        lab = _LabContext.of(obs, _date_note(when_raw, "earliest"))
+        if obs.specimen is not None and obs.specimen.reference:
+            self._specimen[ref] = obs.specimen.reference
         raw_parts = [raw] + [c for c in raw.get("component", []) if isinstance(c, dict)]
         parts = [(obs.code, obs)] + [(c.code, c) for c in (obs.component or [])]
         found = False
         for (code_concept, holder), raw_part in zip(parts, raw_parts, strict=False):
             concept = self.concept(code_concept)
             loinc = next((c for c in concept.codes_in(self.loinc_systems) if c in self.loinc_to_analyte), None)
-            analyte = self.loinc_to_analyte.get(loinc or "") or self._by_unit(raw, raw_part)
+            analyte = self.loinc_to_analyte.get(loinc or "")
+            how = None
+            if analyte is None:
+                snomed = next((c for c in concept.codes_in(self.snomed_systems) if c in self.snomed_to_analyte), None)
+                analyte = self.snomed_to_analyte.get(snomed or "")
+                how = f"SNOMED CT {snomed}" if snomed else None
+            if analyte is None:
+                analyte = self._by_unit(raw, raw_part)
             if analyte is None:
                 continue
             found = True
             code = loinc or next((c.code for c in concept.codings), "(no code)")
-            self.measurements.append(
-                self._measurement(ref, code, status, effective, holder, self._gene(obs, concept), analyte=analyte)
-            )
-        if not found:
+            meas = self._measurement(ref, code, status, effective, holder, self._gene(obs, concept), analyte=analyte)
+            self.measurements.append(lab.onto(meas, how))
+        # One read for a name its local code carries ("Whooping cough vaccination") may be none of ours after all;
+        # one without any code cannot be told apart.
+        no_code = not self.concept(obs.code).codings
+        if not found and not self._other_reading(raw, obs, ref, status, effective, lab) and no_code:
             raise ValueError("Observation has no readable LOINC code")
+
+    def _other_reading(
+        self, raw: Resource, obs: Any, ref: str, status: str, effective: datetime | None, lab: _LabContext
+    ) -> bool:
+        """An Observation beyond the listed analyte codes: a differential percentage, a pathogen test, an
+        enzyme activity, an analyte known by name, or a symptom. False when it is none of them."""
+        concept = self.concept(obs.code)
+        loincs = concept.codes_in(self.loinc_systems)
+        percent = next((c for c in loincs if c in self.percent_to_analyte), None)
+        if percent is not None:
+            meas = self._raw_measurement(ref, percent, status, effective, obs, self.percent_to_analyte[percent])
+            specimen = obs.specimen.reference if obs.specimen else None
+            self.percents.append((lab.onto(meas, None), specimen))
+            return True
+        pathogen = pathogen_of(concept, self.m)
+        if pathogen is not None:
+            code = next(iter(loincs), next((c.code for c in concept.codings), "(no code)"))
+            meas = self._raw_measurement(ref, code, status, effective, obs, f"pathogen:{pathogen.key}")
+            self.measurements.append(lab.onto(meas, pathogen.how))
+            return True
+        activity = activity_of(concept, self.m)
+        if activity is not None:
+            spec = self.m.analytes.activity_analytes.by_key[activity]
+            code = next(iter(loincs), next((c.code for c in concept.codings), "(no code)"))
+            if obs.valueQuantity is not None:
+                meas = self._raw_measurement(ref, code, status, effective, obs, activity)
+            else:  # a phenotype in words ("TPMT activity: deficient"): read as the phenotype result it is
+                meas = self._measurement(ref, code, status, effective, obs, spec.gene, analyte="pgx-phenotype")
+            self.measurements.append(lab.onto(struct_replace(meas, gene=spec.gene), f"by name ({concept.label})"))
+            return True
+        if is_lipase(concept, self.m):  # read against the lab's own upper limit, in its own unit
+            code = next(iter(loincs), next((c.code for c in concept.codings), "(no code)"))
+            meas = self._raw_measurement(ref, code, status, effective, obs, LIPASE)
+            self.measurements.append(lab.onto(meas, None if loincs else f"by name ({concept.label})"))
+            return True
+        named = analyte_by_name(concept, self.m)
+        if named is not None:
+            code = next(iter(loincs), next((c.code for c in concept.codings), "(no code)"))
+            meas = self._measurement(ref, code, status, effective, obs, None, analyte=named)
+            self.measurements.append(lab.onto(meas, f"by name ({concept.label})"))
+            return True
+        return self._symptom(raw, obs, concept, ref, status)
+
+    def _symptom(self, raw: Resource, obs: Any, concept: Concept, ref: str, status: str) -> bool:
+        """A symptom or nursing assessment: the code names the symptom (its value says present or absent),
+        or a 'symptom' code's value names it."""
+        when_raw = obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None)
+        when = _as_latest(when_raw) or _as_datetime(obs.effectiveInstant) or _as_datetime(obs.issued)
+        note = _date_note(when_raw, "latest")
+        value = self.concept(obs.valueCodeableConcept) if obs.valueCodeableConcept is not None else None
+        generic = self.m.signs.observation_codes
+        generic_code = concept.codes_in(self.loinc_systems) & generic.loinc or concept.codes_in(
+            self.snomed_systems) & generic.snomed
+        if generic_code:
+            if value is not None and sign_of(value, self.m) is not None:
+                self.signs.append(SignEntry(ref, "Observation", value, True, when, status, f"value {value.label}",
+                                            note))
+            return True  # a symptom that is not one of the leaflets' signs: read, and nothing to say
+        if sign_of(concept, self.m) is None:
+            return False
+        present: bool | None = True  # a finding recorded without a value is recorded as present
+        detail = "recorded"
+        if obs.valueBoolean is not None:
+            present, detail = bool(obs.valueBoolean), f"value {str(obs.valueBoolean).lower()}"
+        elif value is not None:
+            present = answer_presence([(c.system, c.code) for c in value.codings], list(value.names), self.m)
+            detail = f"value {value.label}"
+        elif obs.valueString is not None:
+            present = answer_presence([], [obs.valueString], self.m)
+            detail = f"value '{obs.valueString}'"
+        if present is None:
+            present, detail = True, f"{detail} (read as present: not a yes/no answer)"
+        self.signs.append(SignEntry(ref, "Observation", concept, present, when, status, detail, note))
+        return True
+
+    def _raw_measurement(
+        self, ref: str, code: str, status: str, effective: datetime | None, holder: Any, analyte: str
+    ) -> Measurement:
+        """A result read as the lab sent it (no unit conversion): a pathogen test, an enzyme activity, a
+        percentage; its value is compared only with the lab's own range and flags, or made absolute later."""
+        q = holder.valueQuantity
+        quantity = None
+        if q is not None:
+            quantity = Quantity(value=float(q.value) if q.value is not None else None, comparator=q.comparator,
+                                code=q.code, system=q.system, unit=q.unit)
+        return Measurement(
+            ref=ref, analyte=analyte, loinc=code, status=status, effective=effective, quantity=quantity,
+            value=quantity.value if quantity else None, unit=(q.code or q.unit) if q is not None else None,
+            unit_problem=None if quantity and quantity.value is not None else (
+                None if holder.valueCodeableConcept is not None or holder.valueString is not None else "no value"),
+            unit_from_text=False,
+            coded_value=_concept(holder.valueCodeableConcept) if holder.valueCodeableConcept else None,
+            text_value=holder.valueString,
+        )
+
+    def add_differentials(self) -> None:
+        """Each differential percentage with a WBC of the same time (and specimen, when both name one) becomes an
+        absolute count, unless the lab reported that count at that time itself."""
+        if not self.percents:
+            return
+        wbc_key = "wbc"
+        wbcs = [m for m in self.measurements if m.analyte == wbc_key and m.value is not None]
+        for pct, specimen in self.percents:
+            if pct.value is None or pct.effective is None or (pct.unit not in ("%", None)):
+                continue
+            if any(m.analyte == pct.analyte and m.effective == pct.effective for m in self.measurements):
+                continue  # the lab's own absolute count decides
+            wbc = next((w for w in wbcs if w.effective == pct.effective and (
+                specimen is None or self._specimen.get(w.ref) in (None, specimen))), None)
+            if wbc is None or wbc.value is None:
+                continue
+            absolute = round(pct.value / 100 * wbc.value, 3)
+            unit = self.m.units.dimensions[self.m.analytes.analytes[pct.analyte].dimension].canonical
+            how = (f"{pct.value:g} % of WBC {wbc.value:g} {wbc.unit} ({wbc.ref}): {absolute:g} {unit}, "
+                   "computed from the differential")
+            self.measurements.append(struct_replace(
+                pct, value=absolute, unit=unit, how=how,
+                quantity=Quantity(value=absolute, comparator=None, code=unit, system=None, unit=unit),
+            ))
 
     def _gene(self, obs: Any, code: Concept) -> str | None:
         """The gene a pharmacogenomic result is about: fixed by its code, a gene-studied component, or text."""
@@ -805,14 +1027,17 @@ class _Builder:
     # -- Condition --
     def _condition(self, raw: Resource) -> None:
         c = self._parse(raw, "Condition")
+        onset_raw = c.onsetDateTime or (c.onsetPeriod.start if c.onsetPeriod else None)
+        # A month-only date is read as late as it can be: a symptom or infection "in October" may be recent.
         self.conditions.append(
             ConditionEntry(
                 ref=_ref_of(raw),
                 concept=_concept(c.code) if c.code else Concept(),
                 clinical_status=_first_code(c.clinicalStatus),
                 verification_status=_first_code(c.verificationStatus),
-                onset=_as_datetime(c.onsetDateTime) or (_as_datetime(c.onsetPeriod.start) if c.onsetPeriod else None),
-                recorded=_as_datetime(c.recordedDate),
+                onset=_as_latest(onset_raw),
+                recorded=_as_latest(c.recordedDate),
+                date_note=_date_note(c.recordedDate, "latest") or _date_note(onset_raw, "latest"),
                 abated=any(
                     getattr(c, f) is not None
                     for f in ("abatementDateTime", "abatementPeriod", "abatementAge", "abatementRange",
@@ -820,6 +1045,102 @@ class _Builder:
                 ),
             )
         )
+
+    # -- DiagnosticReport: results contained in the report, and its coded conclusion --
+    def _diagnostic_report(self, raw: Resource) -> None:
+        dr = self._parse(raw, "DiagnosticReport")
+        if _raw_status(raw) in _IGNORED_OBSERVATION_STATUSES:
+            return
+        ref = _ref_of(raw)
+        when_raw = dr.effectiveDateTime or (dr.effectivePeriod.start if dr.effectivePeriod else None)
+        contained = {c.get("id"): c for c in raw.get("contained") or [] if isinstance(c, dict)}
+        for result in dr.result or []:
+            target = result.reference or ""
+            inner = contained.get(target[1:]) if target.startswith("#") else None
+            if inner is None or inner.get("resourceType") != "Observation":
+                continue  # a result on the server is read as the Observation it is
+            if "effectiveDateTime" not in inner and "effectivePeriod" not in inner and when_raw is not None:
+                inner = {**inner, "effectiveDateTime": raw.get("effectiveDateTime") or raw["effectivePeriod"]["start"]}
+            if self.handler_for(inner) is not None:
+                self.run(partial(_Builder._observation, ref=f"{ref}{target}"), inner)
+        for conclusion in dr.conclusionCode or []:
+            # A coded conclusion is a diagnosis the lab made (influenza A, COVID-19): judged by its date.
+            self.conditions.append(ConditionEntry(
+                ref=ref, concept=_concept(conclusion), clinical_status=None, verification_status=None, onset=None,
+                recorded=_as_latest(when_raw) or _as_datetime(dr.issued), date_note=_date_note(when_raw, "latest"),
+                source="DiagnosticReport",
+            ))
+
+    # -- QuestionnaireResponse: a symptom check-in --
+    def _questionnaire_response(self, raw: Resource) -> None:
+        qr = self._parse(raw, "QuestionnaireResponse")
+        status = _raw_status(raw)
+        if status == "entered-in-error":
+            return
+        ref = _ref_of(raw)
+        when, note = _as_latest(qr.authored), _date_note(qr.authored, "latest")
+        questions = self._questions(qr.questionnaire, raw)
+        for item in _walk_items(qr.item or []):
+            question_codes, question_text = questions.get(item.linkId, ((), None))
+            text = item.text or question_text
+            question = Concept(codings=question_codes, text=text or item.linkId)
+            for answer in item.answer or []:
+                self._answer(ref, status, when, note, item.linkId, question, answer)
+
+    def _answer(
+        self, ref: str, status: str, when: datetime | None, note: str | None, link_id: str, question: Concept,
+        answer: Any,
+    ) -> None:
+        shown = f"'{question.text}'" if question.text else f"item {link_id}"
+        if answer.valueCoding is not None and answer.valueCoding.code is not None:
+            coding = answer.valueCoding
+            coded = Concept(codings=(Code(coding.system, coding.code, coding.display),))
+            if sign_of(coded, self.m) is not None:  # the answer is the symptom ("Which symptoms?": Cough)
+                self.signs.append(SignEntry(ref, "QuestionnaireResponse", coded, True, when, status,
+                                            f"answer {coded.label} to {shown}", note))
+                return
+            present = answer_presence([(coding.system, coding.code)], [coding.display or coding.code], self.m)
+            said = coding.display or coding.code
+        elif answer.valueBoolean is not None:
+            present, said = bool(answer.valueBoolean), "Yes" if answer.valueBoolean else "No"
+        elif answer.valueString is not None:
+            present, said = answer_presence([], [answer.valueString], self.m), answer.valueString
+            if present is None and sign_by_name([answer.valueString], self.m) is not None:
+                self.signs.append(SignEntry(ref, "QuestionnaireResponse", Concept(text=answer.valueString), True,
+                                            when, status, f"answer '{answer.valueString}' to {shown}", note))
+                return
+        elif answer.valueInteger is not None:  # a severity score: 0 is none
+            present, said = answer.valueInteger > 0, str(answer.valueInteger)
+        else:
+            return
+        if present is None:
+            return
+        if sign_of(question, self.m) is None and sign_by_name([link_id], self.m) is None:
+            return
+        self.signs.append(SignEntry(ref, "QuestionnaireResponse", question, present, when, status,
+                                    f"answer '{said}' to {shown}", note))
+
+    def _questions(self, canonical: str | None, raw: Resource) -> dict[str, tuple[tuple[Code, ...], str | None]]:
+        """linkId -> (the Questionnaire item's codes, its text), from the Questionnaire the answers follow:
+        contained ('#id'), or in the record by canonical URL (a '|version' ignored) or Questionnaire/id."""
+        if not canonical:
+            return {}
+        target: Resource | None = None
+        if canonical.startswith("#"):
+            target = next((c for c in raw.get("contained") or []
+                           if isinstance(c, dict) and c.get("id") == canonical[1:]), None)
+        else:
+            url = canonical.split("|")[0]
+            target = next((q for q in self.resources.of_type("Questionnaire") if q.get("url") == url), None)
+            target = target or self.resources.resolve(url)
+        if target is None or target.get("resourceType") != "Questionnaire":
+            return {}
+        questionnaire = self._parse(target, "Questionnaire")
+        out: dict[str, tuple[tuple[Code, ...], str | None]] = {}
+        for item in _walk_items(questionnaire.item or [], answers=False):
+            codes = tuple(Code(c.system, c.code, c.display) for c in item.code or [] if c.code is not None)
+            out[item.linkId] = (codes, item.text)
+        return out
 
     _handlers: ClassVar[dict[str, Callable[[_Builder, Resource], None]]] = {
         "Patient": _patient,
@@ -833,12 +1154,14 @@ class _Builder:
         "ServiceRequest": _service_request,
         "Procedure": _procedure,
         "Condition": _condition,
+        "DiagnosticReport": _diagnostic_report,
+        "QuestionnaireResponse": _questionnaire_response,
     }
 
 
 # The resource types a record is built from (what record_from_bytes decodes): those with a handler, and
 # the Medications their orders point at (and the Substances those name as ingredients).
-RECORD_TYPES: frozenset[str] = frozenset(_Builder._handlers) | {"Medication", "Substance"}
+RECORD_TYPES: frozenset[str] = frozenset(_Builder._handlers) | {"Medication", "Substance", "Questionnaire"}
 
 # --- whose data -----------------------------------------------------------------------
 
@@ -981,6 +1304,80 @@ def _as_datetime(value: object) -> datetime | None:
     return None
 
 
+def _as_latest(value: object) -> datetime | None:
+    """As _as_datetime, but a partial date ('2026', '2026-08') is read as the last moment it can mean."""
+    if isinstance(value, str):
+        m = _PARTIAL.match(value)
+        if m and not m.group(3):
+            year, month = int(m.group(1)), int(m.group(2) or 12)
+            first_of_next = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+            return first_of_next - timedelta(seconds=1)
+    return _as_datetime(value)
+
+
+def _date_note(value: object, reading: Literal["earliest", "latest"]) -> str | None:
+    """What a partial date was read as, for the finding: None for a full date."""
+    if not isinstance(value, str):
+        return None
+    m = _PARTIAL.match(value)
+    if not m or m.group(3):
+        return None
+    when = _as_datetime(value) if reading == "earliest" else _as_latest(value)
+    precision = "year only" if not m.group(2) else "month only"
+    why = ("the oldest it can be, so it is never taken as more recent than it is" if reading == "earliest"
+           else "the latest it can be, the cautious reading")
+    return f"date recorded as {value} ({precision}): read as {when:%d %b %Y} ({why})" if when else None
+
+
+def _walk_items(items: Iterable[Any], *, answers: bool = True) -> Iterable[Any]:
+    """QuestionnaireResponse items (or, answers=False, Questionnaire items) depth first, with the items nested
+    under items and (responses) under answers."""
+    for item in items:
+        yield item
+        yield from _walk_items(item.item or [], answers=answers)
+        if answers:
+            for answer in item.answer or []:
+                yield from _walk_items(answer.item or [])
+
+
+class _LabContext(Struct, frozen=True):
+    """What an Observation says beside its value: interpretation, reference range, a partial date's reading."""
+
+    interpretation: tuple[str, ...]
+    interpretation_text: tuple[str, ...]
+    low: float | None
+    high: float | None
+    unit: str | None
+    text: str | None
+    date_note: str | None
+
+    @classmethod
+    def of(cls, obs: Any, date_note: str | None) -> _LabContext:
+        codes: list[str] = []
+        texts: list[str] = []
+        for cc in obs.interpretation or []:
+            concept = _concept(cc)
+            codes += [c.code for c in concept.codings]
+            texts += list(concept.names)
+        rr = (obs.referenceRange or [None])[0]
+        low = rr.low if rr is not None else None
+        high = rr.high if rr is not None else None
+        unit = next((q.code or q.unit for q in (low, high) if q is not None and (q.code or q.unit)), None)
+        return cls(
+            tuple(codes), tuple(texts),
+            float(low.value) if low is not None and low.value is not None else None,
+            float(high.value) if high is not None and high.value is not None else None,
+            unit, rr.text if rr is not None else None, date_note,
+        )
+
+    def onto(self, meas: Measurement, how: str | None) -> Measurement:
+        return struct_replace(
+            meas, interpretation=self.interpretation, interpretation_text=self.interpretation_text,
+            range_low=self.low, range_high=self.high, range_unit=self.unit, range_text=self.text,
+            how=how or meas.how, date_note=self.date_note,
+        )
+
+
 def _as_date(value: object) -> date | None:
     dt = _as_datetime(value)
     return dt.date() if dt else None
@@ -992,11 +1389,11 @@ def _order_period(mr: Any) -> tuple[datetime | None, datetime | None]:
         bounds = d.timing.repeat.boundsPeriod if d.timing and d.timing.repeat else None
         if bounds is not None:
             start = start or _as_datetime(bounds.start)
-            end = end or _as_datetime(bounds.end)
+            end = end or _as_latest(bounds.end)
     validity = mr.dispenseRequest.validityPeriod if mr.dispenseRequest else None
     if validity is not None:
         start = start or _as_datetime(validity.start)
-        end = end or _as_datetime(validity.end)
+        end = end or _as_latest(validity.end)
     return start, end
 
 
@@ -1011,6 +1408,26 @@ def _quantity(q: Any) -> Quantity | None:
         system=q.system,
         unit=q.unit,
     )
+
+
+def _end_note(raw: Mapping[str, Any]) -> str | None:
+    """How a partial stop date of a medication resource was read (the latest it can mean: the drug's effect
+    is taken to last as long as the record allows)."""
+    ends: list[object] = []
+    period = raw.get("effectivePeriod")
+    if isinstance(period, dict):
+        ends.append(period.get("end"))
+    validity = (raw.get("dispenseRequest") or {}).get("validityPeriod") if isinstance(
+        raw.get("dispenseRequest"), dict) else None
+    if isinstance(validity, dict):
+        ends.append(validity.get("end"))
+    for d in raw.get("dosageInstruction") or []:
+        bounds = ((d.get("timing") or {}).get("repeat") or {}).get("boundsPeriod") if isinstance(d, dict) else None
+        if isinstance(bounds, dict):
+            ends.append(bounds.get("end"))
+    return next((n for n in (_date_note(e, "latest") for e in ends) if n), None)
+
+
 
 
 def _ratio(r: Any) -> Ratio | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import msgspec
 import orjson
@@ -185,6 +186,9 @@ class ResourceSet:
     # Entries of types the record never reads, left undecoded (record_from_bytes): decoded and indexed
     # only if a reference is not found among the others (a subject naming another resource).
     unread: list[tuple[str | None, msgspec.Raw]] = field(default_factory=list)
+    # Entries of a batch-response that failed (what, the resource type it was for if known, the error):
+    # data the server could not give, which the rules must never read as "none".
+    failures: list[tuple[str, str | None, str]] = field(default_factory=list)
 
     def add(self, resource: Resource, full_url: str | None = None) -> None:
         self.resources.append(resource)
@@ -212,6 +216,8 @@ class ResourceSet:
         return found
 
     def _lookup(self, reference: str) -> Resource | None:
+        if "?" in reference:
+            return self._conditional(reference)
         found = self.index.get(reference)
         if found is None and "/_history/" in reference:
             found = self.index.get(reference.split("/_history/")[0])
@@ -219,6 +225,17 @@ class ResourceSet:
             parts = reference.rstrip("/").split("/")
             found = self.index.get(f"{parts[-2]}/{parts[-1]}")
         return found
+
+    def _conditional(self, reference: str) -> Resource | None:
+        """A conditional reference (transaction Bundles: 'Patient?identifier=system|value'): the one resource of
+        that type whose identifier matches; None when none or several do, or the search is not by identifier."""
+        rtype, _, query = reference.partition("?")
+        params = [p.partition("=") for p in query.split("&") if p]
+        if rtype.count("/") or not params or any(k != "identifier" for k, _, _ in params):
+            return None
+        wanted = [unquote(v) for _, _, v in params]
+        found = [r for r in self.of_type(rtype) if all(_has_identifier(r, w) for w in wanted)]
+        return found[0] if len(found) == 1 else None
 
     def _index_unread(self) -> None:
         """Names of the undecoded entries, so a reference to one resolves as it did when every entry was
@@ -247,6 +264,17 @@ class ResourceSet:
         return out
 
 
+def _has_identifier(resource: Resource, token: str) -> bool:
+    """Whether a resource carries an identifier matching a FHIR token ('system|value', '|value', 'value')."""
+    system, bar, value = token.rpartition("|") if "|" in token else ("", "", token)
+    for ident in resource.get("identifier") or []:
+        if not isinstance(ident, dict) or ident.get("value") != value:
+            continue
+        if not bar or ident.get("system") == (system or None):
+            return True
+    return False
+
+
 def load_json_file(path: Path, read_types: Collection[str] | None = None) -> ResourceSet:
     """Read a Bundle or JSON array from a file; raises InputError with a clear message.
 
@@ -270,6 +298,7 @@ class _Entry(msgspec.Struct):
 
 class _Bundle(msgspec.Struct):
     resourceType: object = None
+    type: object = None
     entry: list[_Entry] = []
 
 
@@ -277,6 +306,7 @@ _BUNDLE_SKELETON = msgspec.json.Decoder(_Bundle)
 # How FHIR JSON (and every server we know) opens a resource; any other opening is decoded in full.
 _RESOURCE_TYPE_FIRST = re.compile(rb'\{\s*"resourceType"\s*:\s*"([A-Za-z]{1,64})"')
 _NULL = b"null"
+_RESPONSES = frozenset({"batch-response", "transaction-response"})
 
 
 def record_from_bytes(raw: bytes, what: str, read_types: Collection[str]) -> ResourceSet:
@@ -299,8 +329,8 @@ def record_from_bytes(raw: bytes, what: str, read_types: Collection[str]) -> Res
     try:
         with gc_paused():
             bundle = _BUNDLE_SKELETON.decode(raw)
-            if bundle.resourceType != "Bundle" or len(bundle.entry) > MAX_ENTRIES:
-                raise _FullPath
+            if bundle.resourceType != "Bundle" or len(bundle.entry) > MAX_ENTRIES or bundle.type in _RESPONSES:
+                raise _FullPath  # (a batch's entries carry a status each: read by the full path)
             read: list[tuple[int, memoryview, str | None]] = []
             for i, entry in enumerate(bundle.entry):
                 resource_raw = entry.resource
@@ -384,10 +414,13 @@ def _add_bundle(out: ResourceSet, bundle: Mapping[str, Any]) -> None:
         raise InputError("Bundle.entry is not a list")
     if len(entries) > MAX_ENTRIES:
         raise InputError(f"the record has a list of {len(entries)} items in Bundle.entry (limit {MAX_ENTRIES})")
+    responses = bundle.get("type") in _RESPONSES
     # (Runs for every entry of a record: a Synthea file has ~1,500; one function call per entry.)
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise InputError(f"Bundle.entry[{i}] is not an object")
+        if responses and _failed(out, i, entry):
+            continue
         resource = entry.get("resource")
         if resource is None:
             continue  # e.g. a DELETE in a transaction, or a batch-response entry with only a status
@@ -399,6 +432,34 @@ def _add_bundle(out: ResourceSet, bundle: Mapping[str, Any]) -> None:
         elif rtype != "OperationOutcome":  # search warnings; errors are handled by the FHIR client
             full_url = entry.get("fullUrl")
             out.add(resource, full_url if isinstance(full_url, str) else None)
+
+
+_STATUS = re.compile(r"^\s*(\d{3})")
+_TYPE_IN_URL = re.compile(r"(?:^|/)([A-Z][A-Za-z]{1,63})(?:[/?]|$)")
+
+
+def _failed(out: ResourceSet, i: int, entry: Mapping[str, Any]) -> bool:
+    """A batch-response entry whose status is not 2xx: kept as a failure (with the type it was for, when the
+    request URL or location tells it), never as an empty result."""
+    response = entry.get("response")
+    status = response.get("status") if isinstance(response, dict) else None
+    code = _STATUS.match(status) if isinstance(status, str) else None
+    if code is not None and code.group(1).startswith("2"):
+        return False
+    if code is None and entry.get("resource") is not None:
+        return False  # no status: read as it stands
+    request = entry.get("request")
+    url = request.get("url") if isinstance(request, dict) else None
+    if not isinstance(url, str):
+        url = response.get("location") if isinstance(response, dict) else None
+    typed = _TYPE_IN_URL.search(url) if isinstance(url, str) else None
+    resource = entry.get("resource")
+    outcome = _outcome_text(resource) if isinstance(resource, dict) and resource.get(
+        "resourceType") == "OperationOutcome" else ""
+    what = f"batch entry {i}" + (f" ({url})" if isinstance(url, str) else "")
+    error = " ".join(x for x in (str(status) if status else "no status", outcome) if x)
+    out.failures.append((what, typed.group(1) if typed else None, error))
+    return True
 
 
 def _add_resource(out: ResourceSet, resource: Resource, full_url: str | None) -> None:

@@ -13,6 +13,7 @@ from msgspec import Struct, field
 
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings
+from azaguard.ops.events import ALERT_WRITE, emit
 from azaguard.record import PatientInfo, PatientRecord, build_record
 from azaguard.resources import InputError, ResourceSet
 from azaguard.rules import evaluate
@@ -209,6 +210,8 @@ def check_on_server(
                 result.existing_alerts_problem = (
                     f"the alerts were written as listed, but reading the chart back failed: {exc}"
                 )
+            for w in result.writes:  # the audit trail and the metrics listen (ops.events)
+                emit(ALERT_WRITE, patient=patient_id, resource_type=w.resource_type, rule=w.rule, outcome=w.outcome)
     result.existing_alerts = summarise_existing(issues, flags)
     return result
 

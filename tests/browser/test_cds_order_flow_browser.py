@@ -5,7 +5,6 @@ with a reason → Sign (order-sign) → signed; both feedbacks are stored."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -25,7 +24,6 @@ from azaguard.sandbox.patients import build_patients, transaction_bundle
 from azaguard.sandbox.site import create_site
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def _free_port() -> int:
@@ -59,41 +57,40 @@ def site(fhir_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     thread.join(timeout=10)
 
 
-def test_select_mmr_for_a_patient_on_azathioprine_then_accept_the_suggestion(site: tuple[str, str]) -> None:
-    playwright_api = pytest.importorskip("playwright.sync_api")
+def test_select_mmr_for_a_patient_on_azathioprine_then_accept_the_suggestion(
+    site: tuple[str, str], browser: Any
+) -> None:
     base, database = site
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        page = browser.new_page()
-        try:
-            page.goto(f"{base}/ehr/")
-            page.click('a.chart[data-chart="aza-mmr-due"]')
-            page.wait_for_selector('#view-cards article[data-indicator="critical"]')
-            assert page.is_visible('a.launch[data-patient="aza-mmr-due"]')
-            page.select_option("#product", "mmr")
-            page.click("#select-order")
-            page.wait_for_selector('#order-cards article[data-indicator="critical"]')
-            assert page.locator("li.draft").count() == 1
-            page.screenshot(path="/tmp/azaguard-cds-card.png", full_page=True)
-            page.click("#order-cards article[data-indicator='critical'] button.accept")
-            page.wait_for_selector("#message")
-            assert page.locator("li.draft").count() == 0
-            assert page.locator('#order-cards article[data-indicator="critical"]').count() == 0
-            page.select_option("#product", "laiv")
-            page.click("#select-order")
-            card = "#order-cards article[data-indicator='critical']"
-            page.wait_for_selector(card)
-            page.select_option(f"{card} select[name=reason]", "prescriber-approved")
-            page.fill(f"{card} input[name=comment]", "discussed with rheumatology")
-            page.click(f"{card} button.override-button")
-            page.wait_for_selector("text=Overridden:")
-            page.click("#sign")
-            page.wait_for_selector("text=order(s) signed")
-            assert page.locator("li.draft").count() == 0
-            page.screenshot(path="/tmp/azaguard-cds-order.png", full_page=True)
-        finally:
-            browser.close()
+    context = browser.new_context()  # the package's browser (one Playwright driver), a fresh context
+    page = context.new_page()
+    try:
+        page.goto(f"{base}/ehr/")
+        page.click('a.chart[data-chart="aza-mmr-due"]')
+        page.wait_for_selector('#view-cards article[data-indicator="critical"]')
+        assert page.is_visible('a.launch[data-patient="aza-mmr-due"]')
+        page.select_option("#product", "mmr")
+        page.click("#select-order")
+        page.wait_for_selector('#order-cards article[data-indicator="critical"]')
+        assert page.locator("li.draft").count() == 1
+        page.screenshot(path="/tmp/azaguard-cds-card.png", full_page=True)
+        page.click("#order-cards article[data-indicator='critical'] button.accept")
+        page.wait_for_selector("#message")
+        assert page.locator("li.draft").count() == 0
+        assert page.locator('#order-cards article[data-indicator="critical"]').count() == 0
+        page.select_option("#product", "laiv")
+        page.click("#select-order")
+        card = "#order-cards article[data-indicator='critical']"
+        page.wait_for_selector(card)
+        page.select_option(f"{card} select[name=reason]", "prescriber-approved")
+        page.fill(f"{card} input[name=comment]", "discussed with rheumatology")
+        page.click(f"{card} button.override-button")
+        page.wait_for_selector("text=Overridden:")
+        page.click("#sign")
+        page.wait_for_selector("text=order(s) signed")
+        assert page.locator("li.draft").count() == 0
+        page.screenshot(path="/tmp/azaguard-cds-order.png", full_page=True)
+    finally:
+        context.close()
     store = CdsStore(database)
     try:
         rows = store.feedback_since(datetime(2000, 1, 1, tzinfo=UTC))

@@ -7,13 +7,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from azaguard.cds.discovery import prefetch_templates
+from azaguard.mappings import load_mappings
 from tests.cds.conftest import Caller
 
 RECORDED = Path(__file__).parent / "recorded"
 
 
 def _recorded(name: str) -> dict[str, Any]:
+    """A recorded request; prefetch keys the service advertised after it was recorded are sent as null ("no
+    data"), as an EHR that knows them but holds nothing would."""
     data: dict[str, Any] = json.loads((RECORDED / name).read_text())
+    for key in prefetch_templates(load_mappings()):
+        data.setdefault("prefetch", {}).setdefault(key, None)
     return data
 
 

@@ -102,10 +102,14 @@ RECORD_UNREADABLE = "record-unreadable = cannot-evaluate/moderate"
 
 SCENARIOS = [
     # --- fever threshold, both sides, both units ---
-    S("Temperature 37.9 °C this morning: no fever", [azathioprine(), temp(37.9)], OK),
+    S("Temperature 37.9 °C this morning: no fever, but above the leaflet's 100 °F (§9: caution)",
+      [azathioprine(), temp(37.9)], "leaflet-fever = caution/moderate"),
+    S("Temperature 37.7 °C this morning: no fever, under the leaflet's line", [azathioprine(), temp(37.7)], OK),
     S("Temperature 38.0 °C this morning: fever (threshold is inclusive)",
       [azathioprine(), temp(38.0)], FEVER),
-    S("Temperature 100.3 °F: just under 38.0 °C", [azathioprine(), temp(100.3, "[degF]")], OK),
+    S("Temperature 100.3 °F: just under 38.0 °C (above the leaflet's 100 °F: caution)",
+      [azathioprine(), temp(100.3, "[degF]")], "leaflet-fever = caution/moderate"),
+    S("Temperature 99.9 °F (37.7 °C): under the leaflet's line", [azathioprine(), temp(99.9, "[degF]")], OK),
     S("Temperature 100.4 °F: exactly 38.0 °C, fever", [azathioprine(), temp(100.4, "[degF]")], FEVER),
     S("A fever yesterday and a normal reading this morning: still a fever in the last 72 h",
       [azathioprine(), temp(38.6, hours_ago=30), temp(36.9, hours_ago=2)], FEVER),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -156,27 +155,31 @@ def test_fallback_alert_search_refused_is_a_problem_too(
 
 def test_fallback_sends_its_searches_at_once(httpx_mock: HTTPXMock, client: FhirClient, mappings: Mappings) -> None:
     fake = FakeFhir(record(), batch=False)
-    lock = threading.Lock()
+    expected = 1 + RECORD_SEARCHES + 2  # the Patient read, the record and alert searches, all in flight
+    all_in = threading.Condition()
     in_flight = peak = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
         nonlocal in_flight, peak
         if request.method == "POST":
             return fake(request)
-        with lock:
+        with all_in:
             in_flight += 1
             peak = max(peak, in_flight)
-        time.sleep(0.05)  # a server that takes a while: sequential requests would never overlap
+            all_in.notify_all()
+            # A server that answers only once every request has arrived (or after 5 s): sequential requests
+            # would never overlap, however busy the machine.
+            all_in.wait_for(lambda: peak >= expected, timeout=5)
         try:
             return fake(request)
         finally:
-            with lock:
+            with all_in:
                 in_flight -= 1
 
     httpx_mock.add_callback(handler, is_reusable=True)
     got = gather(client, "p1", mappings, NOW)
     assert got.method == "concurrent"
-    assert peak == 1 + RECORD_SEARCHES + 2  # the Patient read, the record and alert searches, all in flight
+    assert peak == expected
 
 
 def test_a_busy_server_is_not_taken_for_one_without_batch(

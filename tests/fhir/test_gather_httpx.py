@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,6 +23,7 @@ BASE = "http://127.0.0.1:8999/fhir"
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 # The batch: the Patient read, the record's searches and the two alert searches.
 RECORD_SEARCHES = len(plan_searches("p1", load_mappings(), NOW))
+OBSERVATION_SEARCHES = sum(s.resource_type == "Observation" for s in plan_searches("p1", load_mappings(), NOW))
 BATCH = f"POST batch({1 + RECORD_SEARCHES + 2})"
 RECORD_BATCH = f"POST batch({1 + RECORD_SEARCHES})"
 Res = dict[str, Any]
@@ -218,9 +219,12 @@ def ids(gathered_resources: Any) -> set[str]:
 def test_plan_asks_for_every_analyte_code_and_bounds_only_dated_results(mappings: Mappings) -> None:
     searches = {s.label: s for s in plan_searches("p1", mappings, NOW)}
     labs = dict(searches["lab results and vital signs"].params)
-    all_codes = {c for a in mappings.analytes.analytes.values() for c in a.loinc}
-    assert {c.split("|")[1] for c in labs["code"].split(",")} == all_codes
-    assert all(c.split("|")[0] == "http://loinc.org" for c in labs["code"].split(","))
+    loinc = {c for a in mappings.analytes.analytes.values() for c in (*a.loinc, *a.percent_loinc)}
+    snomed = {c for a in mappings.analytes.analytes.values() for c in a.snomed}
+    asked = [tuple(c.split("|")) for c in labs["code"].split(",")]
+    assert {c for s, c in asked if s == "http://loinc.org"} == loinc
+    assert {c for s, c in asked if s == "http://snomed.info/sct"} == snomed
+    assert len(asked) == len(loinc) + len(snomed)
     assert labs["date"].startswith("ge")
     since = datetime.fromisoformat(labs["date"][2:]).replace(tzinfo=UTC)
     # At least the creatinine-rise window (12 months) back, so its baseline is fetched.
@@ -233,6 +237,17 @@ def test_plan_asks_for_every_analyte_code_and_bounds_only_dated_results(mappings
     assert orders["_include"] == "MedicationRequest:medication"
     assert "status" not in orders  # stopped orders matter for the recent-therapy window
     assert dict(searches["active conditions"].params)["clinical-status"] == "active,recurrence,relapse"
+    # Issue 17: encounter diagnoses without a status, symptom check-ins, lab reports and tests under lab-local
+    # codes (recent, by date), and a year of infection tests (the baseline of a rising viral load).
+    recent = (NOW - timedelta(days=14)).date().isoformat()
+    assert dict(searches["recent diagnoses"].params)["recorded-date"] == f"ge{recent}"
+    assert dict(searches["symptom check-ins"].params)["authored"] == f"ge{recent}"
+    assert dict(searches["recent lab reports"].params)["date"] == f"ge{recent}"
+    tests = dict(searches["recent symptoms and lab tests"].params)
+    assert tests["category"] == "laboratory,exam,survey" and tests["date"] == f"ge{recent}" and "code" not in tests
+    infection = dict(searches["infection tests"].params)
+    assert "http://loinc.org|94500-6" in infection["code"].split(",")
+    assert infection["date"] == f"ge{(NOW - timedelta(days=365)).date().isoformat()}"
 
 
 def test_plan_refuses_an_id_that_would_change_the_query(mappings: Mappings) -> None:
@@ -313,8 +328,10 @@ def test_search_with_more_pages_follows_next_links(
     fake.log.clear()
     got = gather(client, "p1", mappings, NOW)
     assert ids(got.resources) >= {f"Observation/o{i}" for i in range(5)}
-    assert fake.log == [BATCH, "GET Observation", "GET Observation"]
-    assert got.requests == 3
+    # The two searches the WBCs match (lab results by code, recent tests by category and date: the fake filters
+    # by code only) each follow their two next links.
+    assert fake.log == [BATCH] + ["GET Observation"] * 4
+    assert got.requests == 5
 
 
 def test_failed_search_entry_raises_naming_the_search(
@@ -335,7 +352,7 @@ def test_busy_search_entry_is_run_again_on_its_own(
     fake.entry_override["Observation"] = (503, None)
     fake.log.clear()
     got = gather(client, "p1", mappings, NOW)
-    assert fake.log == [BATCH, "GET Observation", "GET Observation"]  # both Observation searches
+    assert fake.log == [BATCH] + ["GET Observation"] * OBSERVATION_SEARCHES  # each Observation search
     assert {"Observation/o1", "Observation/o2"} <= ids(got.resources)
 
 
@@ -462,7 +479,8 @@ def test_batch_entries_are_gets_of_the_patient_and_relative_searches(
     assert {r["method"] for r in requests} == {"GET"}
     assert requests[0]["url"] == "Patient/p1"
     assert [r["url"].split("?")[0] for r in requests[1:]] == [
-        "MedicationRequest", "Observation", "Observation", "Condition", "Immunization",
+        "MedicationRequest", "Observation", "Observation", "Observation", "DiagnosticReport",
+        "QuestionnaireResponse", "Observation", "Condition", "Condition", "Immunization",
         "ImmunizationRecommendation", "MedicationStatement", "MedicationDispense", "MedicationAdministration",
         "ServiceRequest", "DetectedIssue", "Flag",
     ]  # fmt: skip

@@ -26,7 +26,8 @@ V2 = (
     "launch openid fhirUser patient/Patient.rs patient/MedicationRequest.rs patient/Medication.rs "
     "patient/Observation.rs patient/Condition.rs patient/Immunization.rs patient/ImmunizationRecommendation.rs "
     "patient/ServiceRequest.rs patient/MedicationStatement.rs patient/MedicationDispense.rs "
-    "patient/MedicationAdministration.rs patient/DetectedIssue.cruds patient/Flag.cruds patient/Device.cruds "
+    "patient/MedicationAdministration.rs patient/DiagnosticReport.rs patient/QuestionnaireResponse.rs "
+    "patient/Questionnaire.rs patient/DetectedIssue.cruds patient/Flag.cruds patient/Device.cruds "
     "online_access"
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ from azaguard.cds.store import CdsStore, FeedbackEntry
 from azaguard.cds.trust import JwksCache, Untrusted, Verifier
 from azaguard.config import AppConfig, is_loopback, origin_of
 from azaguard.mappings import Mappings, load_mappings
+from azaguard.ops import audit, logs, metrics, runtime
 from azaguard.resources import InputError, loads_limited
 
 log = logging.getLogger("azaguard.cds")
@@ -62,7 +64,11 @@ class CdsService:
         self.config = config
         self.mappings = mappings or load_mappings()
         self.templates = Templates(self.mappings)
-        self.store = store or CdsStore(config.cds_database_url)
+        # The replay cache is in the shared store when that is Redis, else in this database.
+        shared = runtime.shared_store(config)
+        self.store = store or CdsStore(config.cds_database_url,
+                                       replay=shared if shared is not None and shared.kind == "redis" else None)
+        self.audit = runtime.audit_trail(config)
         self.now = now or (lambda: datetime.now(UTC))
         self.clients = clients or default_client_factory()
         self.insecure = insecure
@@ -84,13 +90,18 @@ class CdsService:
     def authenticate(self, request: Request) -> Response | None:
         """None when the caller is trusted (or insecure mode lets it through), else the 401."""
         audience = self.base + request.url.path
+        source = request.client.host if request.client else None
         try:
-            self.verifier.verify(request.headers.get("authorization"), audience)
+            caller = self.verifier.verify(request.headers.get("authorization"), audience)
+            audit.actor.set(audit.Actor(who=caller.iss, source=source))
         except Untrusted as exc:
+            audit.actor.set(audit.Actor(who="unauthenticated CDS client", source=source))
             if self.insecure:
                 log.warning("INSECURE CDS SANDBOX: accepting an unauthenticated call (%s)", exc)
                 return None
-            log.info("CDS call refused: %s", exc)
+            metrics.CDS_REFUSALS.labels(refusal_reason(str(exc))).inc()
+            metrics.refused(log, "CDS call refused", refusal_reason(str(exc)), detail=str(exc),
+                            route=request.url.path)
             return JSONResponse(
                 {"error": "unauthorized", "message": str(exc)}, status_code=401,
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"', **CORS_HEADERS},
@@ -136,12 +147,28 @@ class CdsService:
             request = dataclasses.replace(request, fhir_server=None, access_token=None,
                                           notes=[*request.notes, "fhirServer ignored (insecure sandbox mode)"])
         now = self.now()
-        result = run_hook(
-            service, request, templates=self.templates, mappings=self.mappings, now=now,
-            clients=self.clients, links=self.links,
-        )
+        acting = audit.actor.get()
+        user = request.context.get("userId")
+        if acting is not None:
+            access = request.access_token
+            audit.actor.set(dataclasses.replace(acting, user=user if isinstance(user, str) else None,
+                                                fhir_base=request.fhir_server, token=lambda: access))
+        started = time.perf_counter()
+        try:
+            result = run_hook(
+                service, request, templates=self.templates, mappings=self.mappings, now=now,
+                clients=self.clients, links=self.links,
+            )
+        except Exception as exc:
+            self.audit.record("cds." + service.id, patient=request.patient_id, outcome=type(exc).__name__)
+            raise
+        metrics.HOOK_SECONDS.labels(service.id).observe(time.perf_counter() - started)
+        self.audit.record("cds." + service.id, patient=request.patient_id, outcome="evaluated",
+                          detail=f"{len(result.cards)} card(s)")
         self.store.record_cards(service.id, result.issued, now)
-        log.info("cds %s: %d card(s), fetched %s", service.id, len(result.cards), ",".join(result.fetched) or "-")
+        log.info("hook evaluated", extra={"service": service.id, "cards": len(result.cards),
+                                          "fetched": ",".join(result.fetched) or "-",
+                                          "patient": logs.patient(request.patient_id)})
         return result.response()
 
     def feedback(self, request: Request, body: bytes) -> Response:
@@ -154,6 +181,20 @@ class CdsService:
             return self.respond({"error": "bad-request", "message": str(exc)}, 400)
         self.store.add_feedback(service.id, entries, self.now())
         return self.respond({"stored": len(entries)})
+
+
+_REASONS = (  # (words in Untrusted's message, reason label), first match wins: a bounded label set
+    ("authorization header", "no-token"), ("not a signed jwt", "malformed"), ("payload", "malformed"),
+    ("alg", "alg"), ("jwk set", "jwks-unreachable"), ("jku", "jku"), ("key", "key"), ("issuer", "iss"),
+    ("signature", "signature"), ("aud", "aud"), ("exp or iat", "exp"), ("expired", "exp"), ("future", "iat"),
+    ("too long", "lifetime"), ("replayed", "replay"), ("jti", "jti"),
+)
+
+
+def refusal_reason(message: str) -> str:
+    """Which check refused a CDS call, as a metrics label."""
+    text = message.lower()
+    return next((label for words, label in _REASONS if words in text), "other")
 
 
 def parse_feedback(body: bytes, now: datetime) -> list[FeedbackEntry]:

@@ -14,6 +14,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from azaguard.cds.drafts import Draft
+from azaguard.drugnames import clinical_name
 from azaguard.findings import Finding, Severity, Status
 from azaguard.mappings import Mappings
 from azaguard.verdict import action_of
@@ -96,11 +97,12 @@ def finding_card(
     if deletable:
         card["suggestions"] = [
             {
-                "label": f"Remove the draft order: {d.label}"[:120],
+                "label": f"Remove the draft order: {clinical_name(d.label)}"[:120],
                 "uuid": card_id(card_uuid, "delete", d.ref),
                 "isRecommended": True,
                 "actions": [
-                    {"type": "delete", "description": f"Remove the draft {d.label} order", "resourceId": d.ref}
+                    {"type": "delete", "description": f"Remove the draft {clinical_name(d.label)} order",
+                     "resourceId": d.ref}
                 ],
             }
             for d in deletable

@@ -7,13 +7,11 @@ No patient data is stored: a card is its uuid, rule, code, indicator and summary
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Column,
@@ -24,15 +22,18 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     delete,
-    event,
     insert,
     select,
 )
 from sqlalchemy.exc import IntegrityError
 
-DB_ENV = "AZAGUARD_CDS_DATABASE_URL"
+from azaguard.ops.database import DB_ENV, default_database_url, engine_for
+
+if TYPE_CHECKING:
+    from azaguard.ops.store import SharedStore
+
+__all__ = ["DB_ENV", "CdsStore", "FeedbackEntry", "FeedbackRow", "default_database_url"]
 
 metadata = MetaData()
 cards = Table(
@@ -92,16 +93,6 @@ class FeedbackEntry:
     accepted_suggestions: tuple[str, ...] = ()
 
 
-def default_database_url() -> str:
-    """$AZAGUARD_CDS_DATABASE_URL, else an SQLite file in the user's state directory."""
-    url = os.environ.get(DB_ENV)
-    if url:
-        return url
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "azaguard"
-    base.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{base / 'cds.sqlite'}"
-
-
 def _utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
@@ -109,8 +100,9 @@ def _utc(dt: datetime) -> datetime:
 class CdsStore:
     """Opened on first use: building an app that could serve CDS Hooks touches no database."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, replay: SharedStore | None = None) -> None:
         self._url = url
+        self._replay = replay  # JWT ids in the shared store (Redis) instead of the database, when given
         self._engine: Engine | None = None
         self._open_lock = threading.Lock()
         self._purge_lock = threading.Lock()
@@ -120,11 +112,7 @@ class CdsStore:
     def engine(self) -> Engine:
         with self._open_lock:
             if self._engine is None:
-                engine = create_engine(self._url or default_database_url())
-                if engine.dialect.name == "sqlite":
-                    event.listen(engine, "connect", _sqlite_pragmas)
-                metadata.create_all(engine)
-                self._engine = engine
+                self._engine = engine_for(self._url, metadata)
             return self._engine
 
     def close(self) -> None:
@@ -135,6 +123,9 @@ class CdsStore:
 
     def remember_jti(self, iss: str, jti: str, expires_at: datetime, now: datetime) -> bool:
         """Record a JWT id; False if it was already seen (a replay). Shared by every replica of the DB."""
+        if self._replay is not None:
+            ttl = max(1.0, (_utc(expires_at) - _utc(now)).total_seconds())
+            return self._replay.add_once(f"jti:{iss}:{jti}", ttl)
         self._purge(now)
         try:
             with self.engine.begin() as conn:
@@ -199,13 +190,3 @@ class CdsStore:
                 )
                 for r in conn.execute(query)
             ]
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer (several workers)
-    # WAL + NORMAL: no fsync per commit (a crash keeps the file consistent and may forget the last
-    # commits); a hook call must not wait on the disk for its replay-cache entry.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()

@@ -37,6 +37,7 @@ from azaguard.fhir.errors import (
     outcome_text,
 )
 from azaguard.httpbound import ResponseTooLarge, fetch
+from azaguard.ops.events import FHIR_RESPONSE, emit
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ class FhirClient:
             raise ValueError(f"the FHIR base URL must be an http(s) URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._origin = (parts.scheme, parts.netloc)
+        self._host = parts.netloc  # for logs and metrics: never the path (ids) or query
         self._token = token
         self.timeout = timeout
         self.max_retries = max_retries
@@ -345,6 +347,7 @@ class FhirClient:
                 self.request_count += 1
             failure: FhirUnavailable | None = None
             response: httpx.Response | None = None
+            started = time.perf_counter()
             try:
                 response = fetch(
                     self._http, method, url, content=content, headers=request_headers,
@@ -363,13 +366,20 @@ class FhirClient:
                 failure = FhirUnavailable(
                     f"could not reach the FHIR server for {action} ({type(exc).__name__})", url=url
                 )
+            status = response.status_code if response is not None else None
+            emit(FHIR_RESPONSE, method=method, host=self._host, status=status, seconds=time.perf_counter() - started)
             if response is not None:
                 log.debug("%s -> %d (attempt %d)", action, response.status_code, attempt + 1)
                 if response.is_success:
                     return response
                 if response.status_code not in RETRYABLE_STATUSES or not retry or attempt >= self.max_retries:
-                    raise self._error(response, action, url)
+                    error = self._error(response, action, url)
+                    log.warning("FHIR server error", extra={"method": method, "host": self._host, "status": status,
+                                                            "error_class": type(error).__name__})
+                    raise error
             elif failure is not None and (not retry or attempt >= self.max_retries):
+                log.warning("FHIR server unreachable", extra={"method": method, "host": self._host,
+                                                              "error_class": type(failure).__name__})
                 raise failure
             delay = self._delay(attempt, response)
             log.info("retrying %s in %.2f s (attempt %d)", action, delay, attempt + 2)

@@ -47,7 +47,7 @@ from azaguard.resources import ResourceSet
 PAGE_SIZE = 200
 OBSERVATION_PAGE_SIZE = 1000
 # Threads for the no-batch path: one per search (all at once), bounded so a scan cannot flood the server.
-MAX_THREADS = 16
+MAX_THREADS = 20
 # Statuses with which a server says "I do not do batch" (rather than "your batch is wrong").
 _NO_BATCH_STATUSES = frozenset({400, 404, 405, 501})
 
@@ -125,8 +125,16 @@ def plan_searches(
     def loinc(codes: Sequence[str]) -> str:
         return ",".join(f"{system}|{code}" for code in codes for system in systems)
 
-    measured = [c for a in mappings.analytes.analytes.values() for c in a.loinc]
+    measured = [c for a in mappings.analytes.analytes.values() for c in (*a.loinc, *a.percent_loinc)]
+    snomed = mappings.systems.snomed[0]
+    measured_codes = loinc(measured) + "".join(
+        f",{snomed}|{c}" for a in mappings.analytes.analytes.values() for c in a.snomed)
     coded = [c for a in mappings.analytes.coded_analytes.values() for c in a.loinc]
+    pathogens = [c for p in mappings.lab_infections.pathogens.values() for c in p.loinc]
+    recent_days = max(mappings.signs.window_days.value, mappings.lab_infections.window_days.value,
+                      mappings.infections.encounter_diagnosis_window_days.value)
+    since_recent = (now - timedelta(days=math.ceil(recent_days))).date().isoformat()
+    since_history = (now - timedelta(days=math.ceil(mappings.lab_infections.history_days.value))).date().isoformat()
     since = (now - timedelta(days=observation_lookback_days(mappings))).date().isoformat()
     count, obs_count = str(page_size), str(observation_page_size)
     since_therapy = (now - timedelta(days=therapy_lookback_days(mappings))).date().isoformat()
@@ -138,7 +146,23 @@ def plan_searches(
         # No _sort: every page is read and the record orders results itself; a sort only costs the
         # server (on sekmet about a third of the whole batch's time).
         Search("lab results and vital signs", "Observation", (
-            ("subject", patient), ("code", loinc(measured)), ("date", f"ge{since}"), ("_count", obs_count),
+            ("subject", patient), ("code", measured_codes), ("date", f"ge{since}"), ("_count", obs_count),
+        ), "subject"),
+        # Symptoms, nursing assessments and lab tests under codes no list can hold (a lab's own codes): the
+        # recent ones of these categories, whatever their code; the record reads those it recognises.
+        Search("recent symptoms and lab tests", "Observation", (
+            ("subject", patient), ("category", "laboratory,exam,survey"), ("date", f"ge{since_recent}"),
+            ("_count", obs_count),
+        ), "subject"),
+        # Infection tests over a year: an earlier viral load is the baseline a rise is measured from.
+        Search("infection tests", "Observation", (
+            ("subject", patient), ("code", loinc(pathogens)), ("date", f"ge{since_history}"), ("_count", count),
+        ), "subject"),
+        Search("recent lab reports", "DiagnosticReport", (
+            ("subject", patient), ("date", f"ge{since_recent}"), ("_count", count),
+        ), "subject"),
+        Search("symptom check-ins", "QuestionnaireResponse", (
+            ("subject", patient), ("authored", f"ge{since_recent}"), ("_count", count),
         ), "subject"),
         # Genotype/phenotype results stay valid for life: no date bound.
         Search("TPMT and pharmacogenomic results", "Observation", (
@@ -146,6 +170,10 @@ def plan_searches(
         ), "subject"),
         Search("active conditions", "Condition", (
             ("subject", patient), ("clinical-status", "active,recurrence,relapse"), ("_count", count),
+        ), "subject"),
+        # Encounter diagnoses often carry no clinical status: judged by their date (signs, infections).
+        Search("recent diagnoses", "Condition", (
+            ("subject", patient), ("recorded-date", f"ge{since_recent}"), ("_count", count),
         ), "subject"),
         Search("immunizations", "Immunization", (("patient", patient), ("_count", count)), "patient"),
         Search("immunization recommendations", "ImmunizationRecommendation", (

@@ -43,6 +43,8 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
             findings.extend(rule(record, mappings, now))
         except Exception as exc:  # fail safe: reported as cannot-evaluate below
             findings.append(_crashed(rule, exc, mappings))
+    if record.unread:
+        findings = _unread(findings, record, mappings)
     present = {f.rule for f in findings}
     for rule_id in RULE_IDS:
         if rule_id not in present:
@@ -54,6 +56,49 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
                 )
             )
     return sort_findings(findings)
+
+
+_THERAPY_TYPES = frozenset({
+    "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration", "Medication",
+    "Patient",
+})
+_RESULTS = frozenset({"Observation", "DiagnosticReport"})
+# What each rule reads besides the therapy (every rule reads that): a failed read of one of these types, or of
+# an unknown type, leaves the rule unable to say ok.
+RULE_READS: dict[str, frozenset[str]] = {
+    "vaccination-hold": frozenset({"Immunization", "ImmunizationRecommendation", "ServiceRequest"}),
+    "infection-hold": _RESULTS | {"Condition", "QuestionnaireResponse"},
+    "blood-counts": _RESULTS | {"Condition", "QuestionnaireResponse"},
+    "liver": _RESULTS | {"Condition", "QuestionnaireResponse"},
+    "kidney": _RESULTS,
+    "monitoring-schedule": _RESULTS,
+    "dose": _RESULTS,
+    "tpmt": _RESULTS,
+    "interactions": frozenset(),
+}
+
+
+def _unread(findings: list[Finding], record: PatientRecord, mappings: Mappings) -> list[Finding]:
+    """Rules that needed data a batch entry failed to give: their ok is withdrawn (and their not-applicable, when
+    the therapy itself may be in the missing data) and a cannot-evaluate names what could not be read."""
+    out = list(findings)
+    for rule_id in RULE_IDS:
+        reads = RULE_READS.get(rule_id, frozenset()) | _THERAPY_TYPES
+        failed = [u for u in record.unread if u.resource_type is None or u.resource_type in reads]
+        if not failed:
+            continue
+        therapy_unknown = any(u.resource_type is None or u.resource_type in _THERAPY_TYPES for u in failed)
+        withdrawn = {Status.OK} | ({Status.NOT_APPLICABLE} if therapy_unknown else set())
+        out = [f for f in out if f.rule != rule_id or f.status not in withdrawn]
+        what = "; ".join(f"{u.what}: {u.error}" for u in failed)
+        out.append(Finding(
+            rule=rule_id, code="data-unread", status=Status.CANNOT_EVALUATE, severity=Severity.MODERATE,
+            summary="Part of the record could not be read from the server: this check cannot be cleared",
+            detail=f"The server could not answer part of the request ({what}); what it would have returned "
+                   "may change this check. Fetch the record again.",
+            missing=tuple(f"the data of {u.what}" for u in failed), mappings_version=mappings.version,
+        ))
+    return out
 
 
 def _crashed(rule: Rule, exc: Exception, mappings: Mappings) -> Finding:

@@ -265,6 +265,8 @@ def make_finding(
 def order_evidence(order: MedicationOrder, therapy_: Therapy | None = None) -> Evidence:
     label = order.medication.label if order.medication else "(medication not found)"
     how = " (matched by name only)" if therapy_ and order.ref in therapy_.matched_by_name else ""
+    if order.date_note:
+        how += f" ({order.date_note})"
     return Evidence(
         reference=order.ref,
         description=f"azathioprine {order.kind}, status {order.status}{how}: {label}",
@@ -279,6 +281,10 @@ def measurement_evidence(meas: Measurement, label: str) -> Evidence:
         notes.append("preliminary")
     if meas.unit_from_text:
         notes.append("unit read from text/alias")
+    if meas.how:
+        notes.append(meas.how)
+    if meas.date_note:
+        notes.append(meas.date_note)
     suffix = f" ({', '.join(notes)})" if notes else ""
     value = meas.quantity.as_recorded() if meas.quantity else (
         meas.coded_value.label if meas.coded_value else meas.text_value
@@ -316,6 +322,17 @@ def applicability(
     `cannot-evaluate` when an unreadable order might be azathioprine.
     """
     t = therapy(record, m, now)
+    patient = record.patient
+    if patient is not None and patient.deceased:
+        # No monitoring, dose, lab or vaccine alert for a patient who has died (clinical-rules.md section 9).
+        on = f" on {short_date(patient.deceased_on)}" if patient.deceased_on else ""
+        return t, make_finding(
+            m, rule, "patient-deceased", Status.NOT_APPLICABLE, Severity.INFO,
+            f"The patient is deceased{on}: no checks apply",
+            f"The record says the patient died{on} (Patient.deceased), so azathioprine safety checks do not apply.",
+            evidence=[Evidence(reference=patient.ref, description=f"patient deceased{on}",
+                               date=iso(patient.deceased_on))],
+        )
     applies = t.on_current or (include_recent and (t.recent or t.stop_date_unknown))
     if applies:
         return t, None

@@ -29,6 +29,7 @@ from azaguard.rules.common import (
     uncertain_reason,
 )
 from azaguard.terminology import AZATHIOPRINE, names_match
+from azaguard.terminology.labtests import activity_class
 
 _WEIGHT = "weight"  # analyte key for body weight
 
@@ -174,9 +175,9 @@ def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
         ))
     by_gene: dict[str, list[Measurement]] = {}
     unassigned: list[Measurement] = []
-    for key, ca in coded.items():
-        if ca.rule != "tpmt":
-            continue
+    # Enzyme activity as a number (TPMT, NUDT15) is read beside the phenotypes and genotypes.
+    keys = [k for k, ca in coded.items() if ca.rule == "tpmt"] + list(m.analytes.activity_analytes.by_key)
+    for key in keys:
         usable, _future = split_future(record.measurements_of(key), m, now)
         for r in usable:
             (by_gene.setdefault(r.gene, []) if r.gene else unassigned).append(r)
@@ -185,12 +186,14 @@ def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
     for gene, results in by_gene.items():
         phen, deciding = _gene_status(results, m)
         status[gene] = phen
-        evidence += [measurement_evidence(r, f"{gene} result") for r in deciding]
+        evidence += [measurement_evidence(r, f"{gene} result" + (
+            f" (activity: {activity_class(r, m)[1]})" if r.analyte in m.analytes.activity_analytes.by_key else ""))
+            for r in deciding]
         if phen is None:
             out.append(make_finding(
                 m, "tpmt", f"{gene.lower()}-unrecognised", Status.CANNOT_EVALUATE, Severity.MODERATE,
                 f"{gene} result not recognised ({', '.join(r.ref for r in deciding)}): check it manually",
-                f"The latest {gene} result(s) ({'; '.join(_shown(r) for r in deciding)}, "
+                f"The latest {gene} result(s) ({'; '.join(_shown(r, m) for r in deciding)}, "
                 f"{short_date(deciding[0].effective)}) carry no recognised metaboliser status or known diplotype. "
                 f"{policy.genotype_unread.text} ({policy.source}).",
                 evidence=[measurement_evidence(r, f"{gene} result") for r in deciding],
@@ -201,7 +204,7 @@ def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
             m, "tpmt", "pgx-gene-unknown", policy.genotype_unread.status, policy.genotype_unread.severity,
             f"A pharmacogenomic result names no gene azaguard can read ({', '.join(r.ref for r in unassigned)})",
             f"{policy.genotype_unread.text} The gene studied (TPMT or NUDT15) is not named in a gene-studied "
-            f"component or the text: {'; '.join(_shown(r) for r in unassigned)}.",
+            f"component or the text: {'; '.join(_shown(r, m) for r in unassigned)}.",
             evidence=[measurement_evidence(r, "pharmacogenomic result") for r in unassigned],
             missing=["the gene and metaboliser status of " + ", ".join(r.ref for r in unassigned)],
             implicated=implicated,
@@ -238,7 +241,10 @@ def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
     return out
 
 
-def _shown(r: Measurement) -> str:
+def _shown(r: Measurement, m: Mappings) -> str:
+    if r.analyte in m.analytes.activity_analytes.by_key:  # an activity: the number and what the lab said of it
+        value = r.quantity.as_recorded() if r.quantity else "no value"
+        return f"{r.ref} activity {value}: {activity_class(r, m)[1]}"
     return r.text_value or (r.coded_value.label if r.coded_value else "no value")
 
 
@@ -259,7 +265,10 @@ _ALLELE = re.compile(r"(\*\d+[A-Z]?)\s*/\s*(\*\d+[A-Z]?)")
 
 
 def _phenotype(meas: Measurement, m: Mappings) -> str | None:
-    """normal / intermediate / poor from the answer code, an unambiguous name, or a known diplotype."""
+    """normal / intermediate / poor from the answer code, an unambiguous name, or a known diplotype; an enzyme
+    activity by the lab's own range and flags (never a cut-off of azaguard's)."""
+    if meas.analyte in m.analytes.activity_analytes.by_key:
+        return activity_class(meas, m)[0]
     spec = m.analytes.coded_analytes[meas.analyte]
     concept = meas.coded_value
     if concept is not None:

@@ -18,6 +18,7 @@ from azaguard.dosage import schedule
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Mappings, Threshold
 from azaguard.record import Concept, ConditionEntry, Measurement, MedicationOrder, PatientRecord
+from azaguard.rules import labproof, signs
 from azaguard.rules.amounts import order_daily_mg
 from azaguard.rules.common import (
     MEDICATION_TYPES,
@@ -129,6 +130,10 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     conds = current_conditions(record, m, now)
     out += _conditions(conds, m, aza_refs, aza_evidence, measured_fever=bool(temps.fevers))
     out += _anti_infectives(record, m, t, now, aza_refs, aza_evidence)
+    # What the lab already knows, and what the leaflets tell patients to report (clinical-rules.md section 9).
+    out += labproof.infection_findings(labproof.lab_infections(record, m, now), m, aza_refs, aza_evidence, ACTION)
+    out += signs.infection_findings(signs.current_signs(record, m, now), signs.near_fever(temps.normal, m), record,
+                                    m, now, aza_refs, aza_evidence, ACTION)
     out += _temperature_gaps(temps, record, m, aza_refs)
     out += _unreadable_records(record, m, t, now, aza_refs)
     if not out:
@@ -309,7 +314,8 @@ def current_conditions(record: PatientRecord, m: Mappings, now: datetime) -> Cur
 
 def _condition_evidence(cond: ConditionEntry, match: InfectionMatch, why: str, label: str) -> Evidence:
     ver = f"/{cond.verification_status}" if cond.verification_status else ""
-    return Evidence(reference=cond.ref, description=f"{label}, {why}{ver}: {cond.concept.label} ({match.how})",
+    note = f"; {cond.date_note}" if cond.date_note else ""
+    return Evidence(reference=cond.ref, description=f"{label}, {why}{ver}: {cond.concept.label} ({match.how}){note}",
                     date=iso(cond.onset or cond.recorded))
 
 

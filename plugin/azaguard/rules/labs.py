@@ -14,6 +14,7 @@ from azaguard.display import humanise_quantity, humanise_text
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Analyte, Mappings, Threshold
 from azaguard.record import Measurement, PatientRecord
+from azaguard.rules import signs
 from azaguard.rules.common import (
     amount,
     applicability,
@@ -130,6 +131,9 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
 
     if family == "kidney":
         _egfr_from_creatinine(report, record, now)
+    # Side effects the leaflets tell patients to report, whose check is this family's (bruising: platelets).
+    report.findings += signs.side_effect_findings(
+        signs.current_signs(record, m, now), family, m, now, list(report.implicated))
 
     for group in m.analytes.required_analytes.for_rule(family):
         if not any(record.measurements_of(k) for k in group):
@@ -194,6 +198,10 @@ def _assess_latest(
     max_age = m.policy.labs.result_max_age_days
     assert latest.effective is not None  # noqa: S101 - filtered above; narrows the type
     report.latest[key] = latest
+    if now - latest.effective > timedelta(days=max_age.value) and analyte.only_when_current:
+        # Measured now and then (a metabolite level): an old one is history, not a test to chase.
+        report.absent.append(f"{analyte.label} (latest {when}, older than {max_age.value:g} days)")
+        return
     if now - latest.effective > timedelta(days=max_age.value):
         report.add(
             f"{key}-stale", Status.CANNOT_EVALUATE,

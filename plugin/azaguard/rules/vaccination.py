@@ -80,10 +80,18 @@ def is_given(event: VaccineEvent) -> bool:
 @rule("vaccination-hold")
 def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
     t, early = applicability(record, mappings, now, RULE, include_recent=True)
-    if early is not None:
-        return [early]
     m = mappings
     vaccines = [classify(e, m) for e in record.vaccines]
+    if early is not None:
+        if early.status is Status.NOT_APPLICABLE and early.code != "patient-deceased":
+            # A stop older than the recent window can still have a live vaccine inside its wait, given lately.
+            window = timedelta(days=m.policy.therapy.recent_window_days.value)
+            lately = [c for c in vaccines if is_given(c.event) and c.kind == "live" and c.event.date is not None
+                      and now - c.event.date <= window]
+            after = [f for f in _given_findings(lately, t, record, m) if f.code == "live-vaccine-given-after-stop"]
+            if after:
+                return after
+        return [early]
     planned = [c for c in vaccines if is_planned(c.event, m)]
     out: list[Finding] = []
     out += _planned_findings(planned, t, record, m, now)
@@ -238,6 +246,8 @@ def _given_findings(
     aza_evidence = [order_evidence(o, t) for o, _, _ in periods]
     during: list[Classified] = []
     before: list[tuple[Classified, int]] = []
+    after_stop: list[tuple[Classified, int]] = []
+    wait = policy.post_stop_live_wait_days.value
     starts = [s for _, s, _ in periods if s is not None]
     for c in live_given:
         d = c.event.date
@@ -245,6 +255,11 @@ def _given_findings(
             # An undated dose cannot be placed outside therapy, so it is treated as during it.
             during.append(c)
         else:
+            # Within the wait after a course ended (the drug's effect outlasts it): reported too.
+            gaps = [(d - e).days for _, _, e in periods if e is not None and e < d and (d - e).days < wait]
+            if gaps:
+                after_stop.append((c, min(gaps)))
+                continue
             # The course that began next after the dose (an earlier course may have ended before it).
             later = [s for s in starts if s > d]
             if later and (min(later) - d).days < policy.live_before_start_days.value:
@@ -274,6 +289,20 @@ def _given_findings(
             f"prescriber and watch for infection by the vaccine strain.{note}",
             evidence=[c.evidence("live vaccine given") for c in during] + aza_evidence,
             implicated=aza_refs + [c.event.ref for c in during],
+        ))
+    if after_stop:
+        closest = min(g for _, g in after_stop)
+        notes = "".join(f" {o.ref}: {o.date_note}." for o, _, _ in periods if o.date_note)
+        out.append(make_finding(
+            m, RULE, "live-vaccine-given-after-stop", Status.CAUTION, Severity.HIGH,
+            f"Live vaccine given {closest} days after azathioprine stopped ({_names([c for c, _ in after_stop])}): "
+            "notify the prescriber",
+            f"A live vaccine was recorded as given {closest} days after azathioprine was stopped, inside the "
+            f"{int(wait)}-day wait after stopping ({policy.post_stop_live_wait_days.source}). Notify the "
+            f"prescriber and watch for infection by the vaccine strain.{notes}",
+            evidence=[c.evidence(f"live vaccine given {g} days after stopping") for c, g in after_stop]
+            + aza_evidence,
+            implicated=aza_refs + [c.event.ref for c, _ in after_stop],
         ))
     if before:
         weeks_rule = int(policy.live_before_start_days.value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 from azaguard.findings import RULE_IDS, Status
@@ -48,6 +49,8 @@ def run_demo(
     fhir_port: int = DEFAULT_FHIR_PORT,
     out: TextIO = sys.stdout,
     insecure_cds: bool = False,
+    config_path: Path | None = None,
+    log_format: str | None = None,
 ) -> int:
     from azaguard.fhir.client import FhirClient
     from azaguard.patient.content import load_questionnaire
@@ -77,7 +80,7 @@ def run_demo(
         print(f"or query it: {server.base_url}/DetectedIssue?patient=Patient/{patients[0].id}", file=out)
         if serve:
             print("\n" + try_it(server.base_url, results), file=out)
-            _serve(server.base_url, port, mappings, out, insecure_cds)
+            _serve(server.base_url, port, mappings, out, insecure_cds, config_path, log_format)
         return 4 if failed else 0
     finally:
         server.stop()
@@ -114,19 +117,26 @@ def try_it(fhir_base: str, results: list[CheckResult]) -> str:
     )
 
 
-def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO, insecure_cds: bool) -> None:
+def _serve(
+    fhir_base: str, port: int, mappings: Mappings, out: TextIO, insecure_cds: bool, config_path: Path | None,
+    log_format: str | None,
+) -> None:
     import uvicorn
 
     from azaguard.config import load_app_config
+    from azaguard.ops import logs, runtime
+    from azaguard.ops.http import Operations
     from azaguard.sandbox.ehr.backend import demo_client
     from azaguard.sandbox.server import default_home
     from azaguard.sandbox.site import create_site
 
     public_base = f"http://127.0.0.1:{port}"
+    config = load_app_config(config_path, public_base=public_base)
+    runtime.start(config, log_format=log_format)  # text by default: one line per request on stderr
     site = create_site(
         fhir_upstream=fhir_base,
         public_base=public_base,
-        app_config=load_app_config(public_base=public_base),
+        app_config=config,
         mappings=mappings,
         insecure_cds=insecure_cds,
     )
@@ -141,5 +151,15 @@ def _serve(fhir_base: str, port: int, mappings: Mappings, out: TextIO, insecure_
     print(f"Population scan with SMART Backend Services, from another terminal:\n  azaguard scan --fhir-url "
           f"{public_base}/ehr/fhir --client-id {backend.client_id} --private-key {key_path} --dry-run "
           f"--patient-link '{public_base}/ehr/launch/{{id}}'", file=out, flush=True)
-    # No access log: the callback URL carries the authorization code.
-    uvicorn.run(site, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    database = config.cds_database_url or "the default SQLite file (~/.local/state/azaguard/cds.sqlite)"
+    print(f"Operations: metrics at {public_base}/metrics, health at {public_base}/healthz and /readyz; "
+          f"who opened which patient: .venv/bin/azaguard audit --since {datetime.now().date()} "
+          f"(database: {database}).",
+          file=out, flush=True)
+    app = Operations(site, routes=site.routes, checks=runtime.readiness_checks(config, mappings),
+                     trusted_proxies=config.trusted_proxies, metrics_networks=config.metrics_networks,
+                     metrics_token=config.metrics_token())
+    # uvicorn's access log is off (its line has the query string with the authorization code): ops.http
+    # logs each request with its route template instead.
+    logs.exit_0_on_sigterm()
+    uvicorn.run(app, host="127.0.0.1", port=port, proxy_headers=False, **logs.uvicorn_options())

@@ -41,6 +41,8 @@ PATIENT_ELEMENT: dict[str, str] = {
     "ServiceRequest": "subject",
     "Immunization": "patient",
     "ImmunizationRecommendation": "patient",
+    "DiagnosticReport": "subject",
+    "QuestionnaireResponse": "subject",
 }
 # Every resource that can show therapy: pass 1 reads them all (cheap), as the rules do.
 ORDER_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration")

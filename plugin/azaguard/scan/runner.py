@@ -30,6 +30,8 @@ from azaguard.service import check_on_server
 if TYPE_CHECKING:
     from azaguard.terminology.server import TerminologyServer
 
+from azaguard.ops.events import CHECKED, emit
+
 log = logging.getLogger(__name__)
 QUEUE_PER_WORKER = 4
 COLLECT_EVERY = 256
@@ -132,3 +134,4 @@ def _evaluate(
         raise AssertionError("unreachable")  # pragma: no cover
     finally:
         backoff.release(ok=ok)
+        emit(CHECKED, patient=patient_id, write=writing, outcome="evaluated" if ok else "failed")

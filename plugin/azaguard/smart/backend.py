@@ -32,7 +32,7 @@ TIMEOUT = 15.0
 READ_TYPES = (
     "Patient", "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration",
     "Medication", "Observation", "Condition", "Immunization", "ImmunizationRecommendation", "ServiceRequest",
-    "Group", "DetectedIssue", "Flag", "Device",
+    "DiagnosticReport", "QuestionnaireResponse", "Questionnaire", "Group", "DetectedIssue", "Flag", "Device",
 )  # fmt: skip
 WRITE_TYPES = ("DetectedIssue", "Flag", "Device")
 

@@ -207,3 +207,6 @@ class SessionStore:
     def drop_launch(self, session: Session, launch_id: str) -> None:
         with self._lock:
             session.launches.pop(launch_id, None)
+
+    def update_launch(self, ctx: LaunchContext) -> None:
+        """A launch changed in place (refreshed tokens): here it already is; a shared store writes it back."""

@@ -39,6 +39,7 @@ from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import AuthDenied, AuthExpired, FhirError
 from azaguard.findings import STATUS_RANK, Severity, Status
 from azaguard.mappings import Mappings, load_mappings
+from azaguard.ops import audit, logs, metrics, runtime
 from azaguard.resources import InputError
 from azaguard.smart.discovery import DiscoveryCache, DiscoveryError
 from azaguard.smart.launch import (
@@ -59,7 +60,7 @@ from azaguard.smart.pkce import new_pkce
 from azaguard.smart.session import LaunchContext, PendingAuthorization, Session, SessionStore
 from azaguard.verdict import ACTION_STATUSES, Action, RuleLine, Verdict, clinician_text
 from azaguard.web.charts import trend_charts
-from azaguard.web.security import PinnedOrigin, RateLimiter, SecurityHeaders
+from azaguard.web.security import PinnedOrigin, SecurityHeaders
 
 log = logging.getLogger("azaguard.web")
 
@@ -134,9 +135,11 @@ class _Web:
         self.now = now
         self.transport = transport
         self.http = httpx.Client(transport=transport, follow_redirects=False)
-        self.sessions = SessionStore()
+        # In this process, or shared by every replica (session_store: redis:// or database).
+        self.sessions: SessionStore = runtime.session_store(config)
+        self.audit = runtime.audit_trail(config)
         self.discovery = DiscoveryCache()  # a flood of launches sends one discovery per iss and TTL
-        self.launch_limit = RateLimiter()  # /launch and /start, per client address
+        self.launch_limit = runtime.rate_limiter(config)  # /launch and /start, per client address
         # Write outcomes waiting for their redirect's GET, by (session id, launch id).
         self.written: dict[tuple[str, str], list[WriteOutcome]] = {}
         self.user_names: dict[str, str | None] = {}
@@ -218,6 +221,7 @@ class _Web:
         wait = self.launch_limit.allow(request.client.host if request.client else "")
         if not wait:
             return None
+        metrics.refused(log, "launch refused", "rate-limited", retry_after=int(wait) + 1)
         response = self.message(
             request, 429, "Too many launches", "This address has started too many launches in a short time.",
             advice="Wait a minute, then open azaguard again from the EHR.",
@@ -257,7 +261,7 @@ class _Web:
         if not iss:
             return self.message(request, 400, "Launch refused", "The launch carried no 'iss' (FHIR server).")
         if not self.config.iss_allowed(iss):
-            log.warning("launch refused: iss not allowed")
+            metrics.refused(log, "launch refused", "iss-not-allowed", iss=iss[:200])
             return self.message(
                 request,
                 400,
@@ -275,6 +279,7 @@ class _Web:
         try:
             smart = self.discovery.discover(iss, self.http)
         except DiscoveryError as exc:
+            metrics.refused(log, "launch failed", "discovery-failed", iss=iss, detail=str(exc)[:300])
             return self.message(request, 502, "Cannot reach the EHR's authorization server", str(exc))
         scope = select_scope(self.config, smart.capabilities, standalone=launch is None, scopes=scopes)
         pkce = new_pkce()  # S256 always, advertised or not
@@ -324,6 +329,7 @@ class _Web:
                 if pending is not None:
                     session = session or owner
         if session is None or pending is None:
+            metrics.refused(log, "launch refused", "state-unknown" if session is not None else "no-session")
             return self.message(
                 request,
                 400,
@@ -333,6 +339,7 @@ class _Web:
                 advice=RELAUNCH,
             )
         if q.get("error"):
+            metrics.refused(log, "launch refused", "authorization-denied", error=q.get("error", "")[:100])
             return self.message(
                 request,
                 400,
@@ -356,7 +363,7 @@ class _Web:
                 now=self.now(),
             )
         except TokenError as exc:
-            log.info("token exchange refused: %s", exc.error)
+            metrics.refused(log, "launch refused", "token-refused", error=exc.error[:100], status=exc.status)
             status = 400 if exc.status is not None and 400 <= exc.status < 500 else 502
             return self.message(
                 request,
@@ -381,6 +388,9 @@ class _Web:
         )
         self.sessions.add_launch(session, ctx)
         self.sessions.rotate(session, self.now())  # no fixation: the pre-login id is now worthless
+        metrics.LAUNCHES.labels("completed").inc()
+        log.info("launch completed", extra={"iss": ctx.iss, "patient": logs.patient(ctx.patient_id),
+                                            "user": identity.fhir_user if identity else None})
         response = RedirectResponse(self.home_of(request, ctx), status_code=303)
         self.set_cookie(request, response, session)
         return response
@@ -445,7 +455,36 @@ class _Web:
     def check(
         self, request: Request, session: Session, ctx: LaunchContext, *, write: bool
     ) -> service.CheckResult | Response:
-        """Gather, evaluate and (on write) write; an error page when the record cannot be read."""
+        """Gather, evaluate and (on write) write; an error page when the record cannot be read.
+        Audited either way: who (fhirUser), which patient, view or write, outcome, from where."""
+        return self.audited(request, ctx, "app.write-alerts" if write else "app.view",
+                            lambda: self._check(request, session, ctx, write=write))
+
+    def audited(
+        self, request: Request, ctx: LaunchContext, action: str, access: Callable[[], T],
+        outcome_of: Callable[[T], str] | None = None,
+    ) -> T:
+        """`access` to the patient's data, recorded in the audit trail with its outcome (an error page: its
+        status; an exception: error); the alerts it writes are attributed to the same user."""
+        identity = ctx.identity
+        who = (identity.fhir_user or identity.subject) if identity else None
+        audit.actor.set(audit.Actor(who=who or f"launch of {ctx.iss}", source=request.client.host if request.client
+                                    else None, fhir_base=ctx.iss, token=lambda: ctx.tokens.access_token))
+        try:
+            result = access()
+        except Exception:
+            self.audit.record(action, patient=ctx.patient_id, outcome="error")
+            raise
+        if outcome_of is not None:
+            outcome = outcome_of(result)
+        else:
+            outcome = f"refused {result.status_code}" if isinstance(result, Response) else "evaluated"
+        self.audit.record(action, patient=ctx.patient_id, outcome=outcome)
+        return result
+
+    def _check(
+        self, request: Request, session: Session, ctx: LaunchContext, *, write: bool
+    ) -> service.CheckResult | Response:
         now = self.now()
         tz = zone_of(ctx.identity)
         try:
@@ -567,9 +606,11 @@ class _Web:
             try:
                 ctx.tokens = refresh(self.http, self.config, ctx.smart, ctx.tokens, now)
             except TokenError as exc:
-                log.info("token refresh failed: %s", exc.error)
+                metrics.refused(log, "token refresh refused", "refresh-refused", error=exc.error[:100])
                 if force or ctx.tokens.expired(now):
                     raise SessionExpired from exc
+                return
+            self.sessions.update_launch(ctx)  # a shared store: every replica sees the new tokens
 
 
 def _session_note(tokens: TokenSet, now: datetime, tz: tzinfo | None) -> str | None:
@@ -718,13 +759,31 @@ def served_app(config: AppConfig, *, insecure_cds: bool = False, **cds_options: 
         home = prefix + "/"
         routes.append(Route("/", lambda r: RedirectResponse(home)))
     # The router's own redirects (/app → /app/) are built from the request: pin it to the public origin.
-    return PinnedOrigin(Starlette(routes=routes), config.public_base)
+    from azaguard.ops.http import Operations
+
+    return Operations(
+        PinnedOrigin(Starlette(routes=routes), config.public_base), routes=routes,
+        checks=runtime.readiness_checks(config, load_mappings()), trusted_proxies=config.trusted_proxies,
+        metrics_networks=config.metrics_networks, metrics_token=config.metrics_token(),
+    )
 
 
-def serve(config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False) -> None:
-    """Run the app (for a real EHR) with uvicorn."""
+def serve(
+    config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False, log_format: str | None = None
+) -> None:
+    """Run the app (for a real EHR) with uvicorn. SIGTERM: stop accepting, finish the requests in flight
+    (up to 30 s), exit 0."""
     import uvicorn
 
-    app = served_app(load_app_config(config_path), insecure_cds=insecure_cds)
-    # No access log: the callback's query string carries the authorization code.
-    uvicorn.run(app, host=host, port=port, access_log=False)
+    config = load_app_config(config_path)
+    runtime.start(config, log_format=log_format)
+    app = served_app(config, insecure_cds=insecure_cds)
+    store = runtime.shared_store(config)
+    log.info("serving", extra={"url": f"http://{host}:{port}", "public_base": config.public_base,
+                               "session_store": store.kind if store is not None else "memory",
+                               "metrics": f"http://{host}:{port}/metrics"})
+    # uvicorn's own access log is off (its line has the query string, which carries the authorization
+    # code): ops.http writes one line per request with the route template instead.
+    logs.exit_0_on_sigterm()
+    uvicorn.run(app, host=host, port=port, proxy_headers=False, timeout_graceful_shutdown=30,
+                **logs.uvicorn_options())

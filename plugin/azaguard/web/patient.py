@@ -93,7 +93,7 @@ class PatientView:
         if isinstance(found, Response):
             return found
         session, ctx = found
-        result = self.check(request, ctx)
+        result = self.web.audited(request, ctx, "patient.view", lambda: self.check(request, ctx))
         if isinstance(result, Response):
             return result
         from azaguard.web.app import zone_of
@@ -141,7 +141,8 @@ class PatientView:
         except CheckinError as exc:
             self.outcomes[(session.id, ctx.id)] = CheckinOutcome([], saved=False, problem=str(exc))
             return RedirectResponse(self.url(request, ctx, "#checkin"), status_code=303)
-        saved, problem = self.write(ctx, answers)
+        saved, problem = self.web.audited(request, ctx, "patient.checkin", lambda: self.write(ctx, answers),
+                                          lambda done: "written" if done[0] else "not written")
         messages = advice(answers, self.content, self.web.mappings)
         self.outcomes[(session.id, ctx.id)] = CheckinOutcome(messages, saved=saved, problem=problem)
         return RedirectResponse(self.url(request, ctx, "#checkin-result"), status_code=303)

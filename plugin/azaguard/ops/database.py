@@ -1,0 +1,61 @@
+"""The service's SQL database (SQLAlchemy): one engine per URL per process, shared by the CDS store,
+the audit trail and the database-backed shared store. SQLite (a file, the default) or any URL, e.g.
+PostgreSQL shared by several replicas (`postgresql+psycopg://…`, the `postgres` extra)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, create_engine, event, text
+
+DB_ENV = "AZAGUARD_CDS_DATABASE_URL"
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def default_database_url() -> str:
+    """$AZAGUARD_CDS_DATABASE_URL, else an SQLite file in the user's state directory."""
+    url = os.environ.get(DB_ENV)
+    if url:
+        return url
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "azaguard"
+    base.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{base / 'cds.sqlite'}"
+
+
+def engine_for(url: str | None, *tables: MetaData) -> Engine:
+    """The process's engine for `url` (default_database_url when None), with `tables` created."""
+    url = url or default_database_url()
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = create_engine(url, pool_pre_ping=True)
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", sqlite_pragmas)
+            _engines[url] = engine
+    for meta in tables:
+        meta.create_all(engine)
+    return engine
+
+
+def reachable(url: str | None) -> str | None:
+    """None when the database answers, else why not (one sentence, no credentials)."""
+    try:
+        with engine_for(url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return f"the database does not answer ({type(exc).__name__})"
+    return None
+
+
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer (several workers)
+    # WAL + NORMAL: no fsync per commit (a crash keeps the file consistent and may forget the last
+    # commits); a hook call must not wait on the disk for its replay-cache entry.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,166 @@
+"""Infection shown by the laboratory, not a diagnosis (clinical-rules.md section 9): facts for infection-hold.
+
+A test of a listed pathogen (recognised by analyte: lab_infections.json) collected within the window counts
+by its newest result: positive (a Detected/Positive value, a POS/DET/A/H flag, a number above the lab's limit,
+an organism grown) holds for an acute pathogen; HBV DNA detected is a caution unless it rose (the configured
+log10 over an earlier result within the history, or detected after undetectable): reactivation, hold and
+refer; HCV RNA (chronic viraemia) is a caution. Not detected, negative, no growth, "<" the limit: no infection.
+A result that says neither (no value, no limit, "indeterminate") cannot clear the rule.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Literal
+
+from msgspec import Struct
+
+from azaguard.findings import Evidence, Finding, Severity, Status
+from azaguard.mappings import Mappings
+from azaguard.record import Measurement, PatientRecord
+from azaguard.rules.common import iso, make_finding, measurement_evidence, short_date, split_future
+from azaguard.terminology.labtests import result_class
+
+PATHOGEN_PREFIX = "pathogen:"  # the record's analyte key for a pathogen test ("pathogen:cmv")
+
+Verdict = Literal["hold", "reactivation", "caution", "undecided"]
+
+
+class LabHit(Struct, frozen=True):
+    """A pathogen test that bears on the infection hold now."""
+
+    result: Measurement
+    pathogen: str  # key in lab_infections.json
+    label: str  # "CMV"
+    verdict: Verdict
+    why: str  # "value Detected", "2400 [IU]/mL above the lab's limit 35", "rose 1600-fold since 2 Aug 2026"
+    baseline: Measurement | None = None
+
+    def evidence(self) -> list[Evidence]:
+        how = f" (recognised {self.result.how})" if self.result.how else ""
+        out = [measurement_evidence(self.result, f"{self.label} test: {self.why}{how}")]
+        if self.baseline is not None:
+            out.append(measurement_evidence(self.baseline, f"earlier {self.label} result (baseline)"))
+        return out
+
+    def phrase(self) -> str:
+        return f"{self.label} {self.why} ({short_date(self.result.effective)})"
+
+
+def lab_infections(record: PatientRecord, m: Mappings, now: datetime) -> list[LabHit]:
+    """The pathogen tests that show (or may show) an infection now; negatives and old results are left out."""
+    lab = m.lab_infections
+    window = timedelta(days=lab.window_days.value)
+    out: list[LabHit] = []
+    for key, pathogen in lab.pathogens.items():
+        results, _future = split_future(record.measurements_of(PATHOGEN_PREFIX + key), m, now)
+        undated = [r for r in results if r.effective is None]
+        recent = [r for r in results if r.effective is not None and now - r.effective <= window]
+        for r in undated:
+            cls, why = result_class(r, m, culture=pathogen.culture)
+            if cls != "negative":
+                out.append(LabHit(r, key, pathogen.label, "undecided", f"undated result ({why})"))
+        if not recent:
+            continue
+        newest = recent[0]  # newest first (the record orders them)
+        cls, why = result_class(newest, m, culture=pathogen.culture)
+        if cls == "negative":
+            continue
+        if cls in ("equivocal", "unknown"):
+            out.append(LabHit(newest, key, pathogen.label, "undecided", why))
+        elif pathogen.kind == "acute":
+            out.append(LabHit(newest, key, pathogen.label, "hold", why))
+        elif pathogen.kind == "chronic":
+            out.append(LabHit(newest, key, pathogen.label, "caution", why))
+        else:
+            out.append(_reactivation(newest, results, key, pathogen.label, why, m))
+    return out
+
+
+def _reactivation(
+    newest: Measurement, results: tuple[Measurement, ...], key: str, label: str, why: str, m: Mappings
+) -> LabHit:
+    """HBV DNA detected: a rise over an earlier result within the history is reactivation, else a caution."""
+    lab = m.lab_infections
+    assert newest.effective is not None  # noqa: S101 - only dated results reach here
+    since = newest.effective - timedelta(days=lab.history_days.value)
+    earlier = [r for r in results if r.effective is not None and since <= r.effective < newest.effective]
+    for before in earlier:
+        cls, _ = result_class(before, m)
+        if cls == "negative":
+            return LabHit(newest, key, label, "reactivation",
+                          f"{why}; undetectable on {short_date(before.effective)}", before)
+    numeric = [r for r in earlier if r.value is not None and r.value > 0 and not (
+        r.quantity is not None and r.quantity.comparator) and r.unit == newest.unit]
+    if newest.value is not None and numeric:
+        baseline = min(numeric, key=lambda r: r.value or 0.0)
+        assert baseline.value is not None  # noqa: S101 - filtered above
+        rise = math.log10(newest.value / baseline.value)
+        if rise >= lab.hbv_reactivation_rise_log10.value:
+            return LabHit(newest, key, label, "reactivation",
+                          f"{why}; up {rise:.1f} log10 from {baseline.value:g} on {short_date(baseline.effective)}",
+                          baseline)
+    return LabHit(newest, key, label, "caution", why)
+
+
+def when_of(hit: LabHit) -> str | None:
+    return iso(hit.result.effective)
+
+
+def infection_findings(
+    hits: list[LabHit], m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence], action: str
+) -> list[Finding]:
+    """infection-hold's word on the lab's proof: hold (acute pathogen), hold and refer (HBV reactivation),
+    caution (HBV DNA or HCV RNA detected without a rise), cannot-evaluate (a result that says neither)."""
+    out: list[Finding] = []
+    days = int(m.lab_infections.window_days.value)
+    by: dict[str, list[LabHit]] = {}
+    for h in hits:
+        by.setdefault(h.verdict, []).append(h)
+    if "reactivation" in by:
+        react = by["reactivation"]
+        names = "; ".join(h.phrase() for h in react)
+        out.append(make_finding(
+            m, "infection-hold", "hbv-reactivation", Status.HOLD, Severity.HIGH,
+            f"Hepatitis B reactivation (HBV DNA {short_date(react[0].result.effective)}): refer to hepatology; "
+            f"{action}",
+            f"HBV DNA has risen on azathioprine: {names}. A rise of at least "
+            f"{m.lab_infections.hbv_reactivation_rise_log10.value:g} log10, or detection after undetectable, is "
+            f"reactivation ({m.lab_infections.hbv_reactivation_rise_log10.source}): {action}, refer to "
+            "hepatology for antiviral treatment and check liver tests.",
+            evidence=[e for h in react for e in h.evidence()] + aza_evidence, implicated=aza_refs,
+        ))
+    if "hold" in by:
+        proven = by["hold"]
+        labels = ", ".join(dict.fromkeys(h.label for h in proven))
+        out.append(make_finding(
+            m, "infection-hold", "lab-proven-infection", Status.HOLD, Severity.HIGH,
+            f"Infection shown by the lab ({labels}): {action}",
+            "A laboratory result shows a current infection while the patient is on azathioprine: "
+            + "; ".join(h.phrase() for h in proven) + f" (collected in the last {days} days). {action[:1].upper()}"
+            f"{action[1:]}.",
+            evidence=[e for h in proven for e in h.evidence()] + aza_evidence, implicated=aza_refs,
+        ))
+    if "caution" in by:
+        chronic = by["caution"]
+        labels = ", ".join(dict.fromkeys(h.label for h in chronic))
+        out.append(make_finding(
+            m, "infection-hold", "viraemia", Status.CAUTION, Severity.MODERATE,
+            f"{labels} detected: compare with the earlier result and refer",
+            "Viral nucleic acid detected on azathioprine: " + "; ".join(h.phrase() for h in chronic) + ". With no "
+            "earlier result showing a rise this is not called reactivation: compare with the baseline, check liver "
+            "tests and refer to hepatology.",
+            evidence=[e for h in chronic for e in h.evidence()] + aza_evidence, implicated=aza_refs,
+        ))
+    if "undecided" in by:
+        open_ = by["undecided"]
+        out.append(make_finding(
+            m, "infection-hold", "lab-result-undecided", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"Cannot tell whether {len(open_)} infection test(s) show an infection: check with the lab",
+            "These results neither show nor exclude an infection: "
+            + "; ".join(f"{h.result.ref}: {h.label} ({h.why})" for h in open_) + ". Ask the lab or repeat the test.",
+            evidence=[e for h in open_ for e in h.evidence()],
+            missing=[f"a detected/not detected reading of {h.result.ref}" for h in open_], implicated=aza_refs,
+        ))
+    return out

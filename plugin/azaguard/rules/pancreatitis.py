@@ -1,0 +1,129 @@
+"""Pancreatitis on azathioprine (clinical-rules.md section 9; the label: stop azathioprine in pancreatitis).
+
+Hold for a current acute pancreatitis diagnosis (K85.x, active or, without a status, recorded within the window),
+or a lipase within the window above the configured multiple (3×) of the lab's own upper reference limit. The
+limit is the result's: a lipase without one cannot be judged (cannot-evaluate, naming it), never against a
+number of azaguard's own. Lipase is not a monitoring test: without a diagnosis or a recent lipase the check
+says so and passes on the record it read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.mappings import Mappings
+from azaguard.record import ConditionEntry, Measurement, PatientRecord
+from azaguard.rules.common import (
+    applicability,
+    decisive,
+    iso,
+    make_finding,
+    measurement_evidence,
+    order_evidence,
+    short_date,
+    split_future,
+)
+from azaguard.terminology.labtests import LIPASE
+from azaguard.terminology.signs import pancreatitis_match
+
+RULE: RuleId = "pancreatitis"  # type: ignore[assignment]  # registered with the rule registry (issue 22)
+ACTION = "stop azathioprine; contact the prescriber"
+
+
+def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
+    t, early = applicability(record, mappings, now, RULE, include_recent=False)
+    if early is not None:
+        return [early]
+    m = mappings
+    p = m.pancreatitis
+    window = timedelta(days=p.window_days.value)
+    aza_refs = [o.ref for o in t.current]
+    aza_evidence = [order_evidence(o, t) for o in t.current]
+    out: list[Finding] = []
+    diagnoses = [(c, how) for c in record.conditions if (how := _current(c, m, now, window)) is not None]
+    if diagnoses:
+        names = ", ".join(dict.fromkeys(c.concept.label for c, _ in diagnoses))
+        out.append(make_finding(
+            m, RULE, "pancreatitis-diagnosed", Status.HOLD, Severity.HIGH,
+            f"Acute pancreatitis on record ({names}): {ACTION}",
+            f"Acute pancreatitis is on the record while the patient is on azathioprine; azathioprine can cause "
+            f"it, and the label says to stop it: {ACTION}. Do not restart without specialist advice.",
+            evidence=[Evidence(reference=c.ref, description=f"acute pancreatitis: {c.concept.label} ({how})"
+                               + (f"; {c.date_note}" if c.date_note else ""), date=iso(c.recorded or c.onset))
+                      for c, how in diagnoses] + aza_evidence,
+            implicated=aza_refs,
+        ))
+    results, _ = split_future(record.measurements_of(LIPASE), m, now)
+    recent = [r for r in results if r.effective is not None and now - r.effective <= window]
+    lipase_seen = ""
+    if recent:
+        latest, _ = decisive(recent, "above")
+        finding, lipase_seen = _lipase(latest, m, aza_refs, aza_evidence)
+        if finding is not None:
+            out.append(finding)
+    if not out:
+        out.append(make_finding(
+            m, RULE, "no-pancreatitis", Status.OK, Severity.INFO,
+            "No acute pancreatitis on record" + (f"; {lipase_seen}" if lipase_seen else ""),
+            f"No acute pancreatitis diagnosis in the {len(record.conditions)} condition(s) read"
+            + (f", and {lipase_seen}" if lipase_seen else f"; no lipase in the last {window.days} days (not a "
+               "monitoring test: ask for one if there is abdominal pain)") + ".",
+            evidence=[measurement_evidence(r, "lipase") for r in recent[:1]] + aza_evidence,
+            implicated=aza_refs,
+        ))
+    return out
+
+
+def _current(c: ConditionEntry, m: Mappings, now: datetime, window: timedelta) -> str | None:
+    """How the condition is a current acute pancreatitis, or None."""
+    conds = m.conditions
+    if (c.verification_status or "").strip().lower() in conds.excluded_verification_statuses:
+        return None
+    status = (c.clinical_status or "").strip().lower()
+    if status in conds.ended_clinical_statuses or c.abated:
+        return None
+    how = pancreatitis_match(c.concept, m)
+    if how is None:
+        return None
+    if status in conds.active_clinical_statuses:
+        return how
+    when = c.recorded or c.onset
+    # Without a status: judged by its date; an undated one is taken as current (it cannot be ruled out).
+    if when is None or now - window <= when:
+        return how
+    return None
+
+
+def _lipase(
+    latest: Measurement, m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence]
+) -> tuple[Finding | None, str]:
+    p = m.pancreatitis
+    multiple = p.lipase_uln_multiple.value
+    ev = measurement_evidence(latest, "lipase")
+    shown = latest.quantity.as_recorded() if latest.quantity else "no value"
+    when = short_date(latest.effective)
+    uln, unit = latest.range_high, latest.range_unit
+    if latest.value is None or uln is None or (unit is not None and latest.quantity is not None
+                                               and unit not in (latest.quantity.code, latest.quantity.unit)):
+        why = ("no value" if latest.value is None else "no upper reference limit from the lab" if uln is None
+               else f"its reference range is in {unit}, not the value's unit")
+        return make_finding(
+            m, RULE, "lipase-unjudged", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"Lipase {shown} on {when} cannot be judged: {why}",
+            f"{latest.ref}: lipase {shown} on {when} cannot be compared with {multiple:g}× the lab's upper limit "
+            f"({why}). Check the result with the lab.",
+            evidence=[ev], missing=[f"the upper reference limit of {latest.ref}"], implicated=aza_refs,
+        ), ""
+    comparator = latest.quantity.comparator if latest.quantity else None
+    limit = multiple * uln
+    if latest.value > limit and comparator not in ("<", "<="):
+        return make_finding(
+            m, RULE, "lipase-high", Status.HOLD, Severity.HIGH,
+            f"Lipase {shown} on {when}: over {multiple:g}× the upper limit ({uln:g}) — {ACTION}",
+            f"Lipase {shown} on {when} is above {multiple:g}× the lab's upper reference limit ({uln:g}: limit "
+            f"{limit:g}), which suggests acute pancreatitis on azathioprine ({p.lipase_uln_multiple.source}): "
+            f"{ACTION} and assess for pancreatitis.",
+            evidence=[ev, *aza_evidence], implicated=aza_refs,
+        ), ""
+    return None, f"lipase {shown} on {when} is within {multiple:g}× the upper limit ({uln:g})"

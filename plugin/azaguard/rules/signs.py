@@ -1,0 +1,216 @@
+"""What the leaflets tell patients to report (clinical-rules.md section 9): warning signs and side effects.
+
+Pure facts over the record, for the rules that speak about them: infection-hold (warning signs of infection),
+and the rule each side effect's check belongs to (bruising or bleeding: blood-counts; loss of appetite: liver).
+A sign counts when it was recorded within the window (signs.json `window_days`) and is not over: a Condition
+resolved, inactive, abated, refuted or entered in error does not count; one without a status counts by its
+date (recorded, else onset; a month-only date read as late as it can be); an answer "no" is evidence of
+absence. A Condition that is itself an infection that holds (B37.0 oral candidiasis) stays with the infection
+findings and is not listed twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from msgspec import Struct
+
+from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.mappings import Mappings, Threshold
+from azaguard.record import ConditionEntry, Measurement, PatientRecord, SignEntry
+from azaguard.rules.common import (
+    amount,
+    crosses,
+    decisive,
+    iso,
+    limit_amount,
+    make_finding,
+    measurement_evidence,
+    short_date,
+    split_future,
+)
+from azaguard.terminology import infection_class
+from azaguard.terminology.signs import SignMatch, sign_of
+
+_IGNORED_STATUSES = frozenset({"entered-in-error", "cancelled"})
+
+
+class SignHit(Struct, frozen=True):
+    """One recorded sign, current: which sign, where and when it was recorded."""
+
+    ref: str
+    match: SignMatch
+    recorded_as: str  # the chart's words ("Pain in throat", "Sore throat?")
+    when: datetime
+    how: str  # "encounter diagnosis", "answer 'Yes' to 'Sore throat?'", "nursing observation: value Present"
+    date_note: str | None
+
+    def evidence(self) -> Evidence:
+        note = f"; {self.date_note}" if self.date_note else ""
+        kind = "side effect" if self.match.kind == "side_effect" else "warning sign"
+        return Evidence(reference=self.ref, description=f"{kind} ({self.match.label}): {self.recorded_as}, "
+                        f"{self.how} ({self.match.how}){note}", date=iso(self.when))
+
+    def phrase(self, now: datetime) -> str:
+        """'sore throat (Pain in throat) recorded 31 Oct 2026'."""
+        return f"{self.recorded_as} recorded {short_date(self.when)}"
+
+
+def current_signs(record: PatientRecord, m: Mappings, now: datetime) -> list[SignHit]:
+    """Every warning sign and side effect recorded within the window, newest first."""
+    window = timedelta(days=m.signs.window_days.value)
+    skew = timedelta(minutes=m.policy.labs.future_skew_minutes.value)
+    hits: list[SignHit] = []
+    for cond in record.conditions:
+        hit = _condition_sign(cond, m)
+        if hit is not None:
+            hits.append(hit)
+    for entry in record.signs:
+        hit = _entry_sign(entry, m)
+        if hit is not None:
+            hits.append(hit)
+    current = [h for h in hits if now - window <= h.when <= now + skew]
+    current.sort(key=lambda h: h.when, reverse=True)
+    return current
+
+
+def _condition_sign(cond: ConditionEntry, m: Mappings) -> SignHit | None:
+    c = m.conditions
+    if (cond.verification_status or "").strip().lower() in c.excluded_verification_statuses:
+        return None
+    status = (cond.clinical_status or "").strip().lower()
+    if status in c.ended_clinical_statuses or cond.abated:
+        return None
+    match = sign_of(cond.concept, m)
+    if match is None:
+        return None
+    infection = infection_class(cond.concept, m)
+    if infection is not None and infection.holds:
+        return None  # an infection that holds: the active-infection finding speaks for it
+    when = cond.recorded or cond.onset
+    if cond.onset is not None and cond.recorded is not None:
+        when = max(cond.onset, cond.recorded)
+    if when is None:
+        return None  # undated: cannot be placed in the window (an undated infection is reported elsewhere)
+    what = "lab report conclusion" if cond.source == "DiagnosticReport" else (
+        f"condition, status {cond.clinical_status}" if cond.clinical_status else "encounter diagnosis")
+    return SignHit(cond.ref, match, cond.concept.label, when, what, cond.date_note)
+
+
+def _entry_sign(entry: SignEntry, m: Mappings) -> SignHit | None:
+    if not entry.present or entry.when is None or entry.status in _IGNORED_STATUSES:
+        return None
+    match = sign_of(entry.concept, m)
+    if match is None:
+        return None
+    what = "symptom check-in" if entry.source == "QuestionnaireResponse" else "symptom observation"
+    return SignHit(entry.ref, match, entry.concept.label, entry.when, f"{what}: {entry.detail}", entry.date_note)
+
+
+def side_effects_for(hits: list[SignHit], rule_id: str, m: Mappings) -> list[SignHit]:
+    """The signs whose check belongs to this rule (bruising → blood-counts), warning signs included when they
+    name one (black stools, blood in the urine)."""
+    return [h for h in hits if (c := m.signs.signs[h.match.key].check) is not None and c.rule == rule_id]
+
+
+def warning_signs(hits: list[SignHit]) -> list[SignHit]:
+    return [h for h in hits if h.match.kind == "warning"]
+
+
+# --- findings ------------------------------------------------------------------------------------------
+
+
+def infection_findings(
+    hits: list[SignHit], near_fever: list[Measurement], record: PatientRecord, m: Mappings, now: datetime,
+    aza_refs: list[str], aza_evidence: list[Evidence], action: str,
+) -> list[Finding]:
+    """infection-hold's word on the leaflets' warning signs: a caution listing them (and a temperature from the
+    leaflet's 100 °F up to the fever threshold); a hold when a sign comes with a low neutrophil count."""
+    out: list[Finding] = []
+    warning = warning_signs(hits)
+    days = int(m.signs.window_days.value)
+    if warning:
+        names = "; ".join(dict.fromkeys(h.phrase(now) for h in warning))
+        low, note, neutro_ev = _low_neutrophils(record, m, now)
+        evidence = [h.evidence() for h in warning]
+        if low:
+            out.append(make_finding(
+                m, "infection-hold", "warning-sign-neutropenic", Status.HOLD, Severity.HIGH,
+                f"Warning sign of infection with low neutrophils ({names}): {action}",
+                f"Warning sign(s) of infection in the last {days} days: {names}. {note} A sign of infection in a "
+                f"patient with low neutrophils on azathioprine: {action}, and assess today "
+                f"({m.signs.hold_with_neutrophils_below.source}).",
+                evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
+            ))
+        else:
+            out.append(make_finding(
+                m, "infection-hold", "warning-signs", Status.CAUTION, Severity.MODERATE,
+                f"Warning sign of infection: {names} — assess before the next dose",
+                f"The leaflets tell patients on azathioprine to report these at once: {names} (last {days} days). "
+                "Assess for infection before the next dose; hold and contact the prescriber if infection is "
+                f"confirmed. {note}".strip(),
+                evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
+            ))
+    if near_fever:
+        line = m.signs.leaflet_fever_cel.value
+        peak = max(near_fever, key=lambda t: t.value or 0.0)
+        out.append(make_finding(
+            m, "infection-hold", "leaflet-fever", Status.CAUTION, Severity.MODERATE,
+            f"Temperature {peak.value:.1f} °C on {short_date(peak.effective)}: above the leaflet's 100 °F — "
+            "recheck the temperature",
+            f"{peak.value:.1f} °C is at or above the leaflet's 'fever over 100 °F' ({line:g} °C) but below the "
+            f"hold threshold ({m.policy.infection.fever_threshold_cel.value:g} °C). Recheck the temperature and "
+            f"ask about other signs of infection ({m.signs.leaflet_fever_cel.source}).",
+            evidence=[measurement_evidence(t, "temperature at or above the leaflet's 100 °F") for t in near_fever]
+            + aza_evidence, implicated=aza_refs,
+        ))
+    return out
+
+
+def side_effect_findings(
+    hits: list[SignHit], rule_id: RuleId, m: Mappings, now: datetime, implicated: list[str]
+) -> list[Finding]:
+    """A caution on the rule whose check a reported side effect calls for (bruising → platelets and a CBC)."""
+    mine = side_effects_for(hits, rule_id, m)
+    if not mine:
+        return []
+    checks = list(dict.fromkeys(c.text for h in mine if (c := m.signs.signs[h.match.key].check) is not None))
+    names = "; ".join(dict.fromkeys(h.phrase(now) for h in mine))
+    labels = ", ".join(dict.fromkeys(h.match.label for h in mine))
+    return [make_finding(
+        m, rule_id, "side-effect-reported", Status.CAUTION, Severity.MODERATE,
+        f"{labels[:1].upper()}{labels[1:]} reported ({names}): {checks[0]}",
+        f"The leaflets list {labels} as side effects to report: {names}. "
+        + " ".join(f"{c[:1].upper()}{c[1:]}." for c in checks),
+        evidence=[h.evidence() for h in mine], implicated=implicated,
+    )]
+
+
+def near_fever(temperatures: tuple[Measurement, ...], m: Mappings) -> list[Measurement]:
+    """Readings below the fever threshold yet at or above the leaflet's 100 °F (37.8 °C)."""
+    line = m.signs.leaflet_fever_cel.value
+    # Compared at the 0.1 °C the leaflet's line is given in: 100.0 °F (37.78 °C) is on it.
+    return [t for t in temperatures if t.value is not None and round(t.value, 1) >= line and not (
+        t.quantity is not None and t.quantity.comparator in ("<", "<="))]
+
+
+def _low_neutrophils(record: PatientRecord, m: Mappings, now: datetime) -> tuple[bool, str, list[Evidence]]:
+    """Whether the deciding neutrophil count in the neutropenia window is below the sign-hold threshold."""
+    key = m.policy.infection.neutropenia_analyte
+    analyte = m.analytes.analytes[key]
+    days = int(m.policy.infection.neutropenia_window_days.value)
+    current, _ = split_future(record.measurements_of(key), m, now)
+    recent = [x for x in current if x.effective is not None and now - x.effective <= timedelta(days=days)]
+    if not recent:
+        return False, f"No {analyte.label} count in the last {days} days: check a full blood count.", []
+    latest, _ = decisive(recent, "below")
+    ev = [measurement_evidence(latest, f"latest {analyte.label} count")]
+    if latest.value is None:
+        return False, f"The latest {analyte.label} count cannot be read: check a full blood count.", ev
+    limit = m.signs.hold_with_neutrophils_below
+    low = crosses(latest.value, latest.quantity.comparator if latest.quantity else None,
+                  Threshold(direction="below", value=limit.value, source=limit.source))
+    if low:
+        return True, (f"{analyte.label} {amount(latest, m)} on {short_date(latest.effective)} is below "
+                      f"{limit_amount(limit.value, latest.unit, m)}."), ev
+    return False, "", ev
