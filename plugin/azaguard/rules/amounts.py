@@ -11,6 +11,7 @@ from datetime import datetime
 from azaguard.dosage import DoseReading, Strength, daily_mg, strength_after_name, strength_in_names
 from azaguard.mappings import Mappings
 from azaguard.record import MedicationOrder
+from azaguard.rules.common import order_name
 from azaguard.terminology import AZATHIOPRINE, azathioprine_strength_mg, drug_ingredients
 
 
@@ -55,5 +56,5 @@ def order_daily_mg(
     order: MedicationOrder, key: str, now: datetime, weight_kg: float | None, m: Mappings
 ) -> DoseReading:
     """The average mg/day of ingredient `key` the order gives today (dosage.daily_mg)."""
-    return daily_mg(order.doses, ref=order.ref, now=now, start=order.start, strength=strength_of(order, key, m),
+    return daily_mg(order.doses, ref=order_name(order), now=now, start=order.start, strength=strength_of(order, key, m),
                     weight_kg=weight_kg, m=m)
