@@ -148,6 +148,15 @@ class ProphylaxisRegimen(_Model, frozen=True, kw_only=True):
     note: str
 
 
+class NonInfectiveUses(_Model, frozen=True, kw_only=True):
+    """Indications for which the drug is given that are not infections (dapsone for dermatitis herpetiformis):
+    an order whose reason is one of them is not treatment of an infection."""
+
+    icd10_prefixes: tuple[str, ...] = ()  # ICD-10 / ICD-10-CM code families
+    words: tuple[str, ...] = ()  # whole words in the reason's name
+    note: str
+
+
 class AntiInfectiveIngredient(_Model, frozen=True, kw_only=True):
     name: str
     atc_class: Literal["J01", "J02", "J04", "J05"]
@@ -156,6 +165,7 @@ class AntiInfectiveIngredient(_Model, frozen=True, kw_only=True):
     brands: tuple[str, ...] = ()
     prophylaxis_possible: bool = False
     prophylaxis_regimen: ProphylaxisRegimen | None = None
+    non_infective_uses: NonInfectiveUses | None = None
 
     @property
     def rxnorm(self) -> str | None:

@@ -684,9 +684,8 @@ def judge(c: Case, result: CheckResult) -> tuple[bool, bool, str]:
     if c.expect.startswith("verdict:"):
         want = c.expect.split(":", 1)[1].lower()
         v = result.verdict
-        text = " ".join([v.headline, *(a.summary + " " + a.detail for a in v.actions)]).lower() if v else ""
-        text += " ".join(getattr(v, "unidentified", ()) or ()).lower() if v else ""
-        return want in text, False, came
+        text = " ".join([v.headline, v.basis, *(a.summary + " " + a.detail for a in v.actions)]).lower() if v else ""
+        return want in text, False, came + (f" | verdict basis: {v.basis}" if v else "")
     if c.expect.startswith("info:"):
         word = c.expect.split(":", 1)[1].lower()
         named = any(word in (f.summary + f.detail).lower() for f in found)
@@ -707,9 +706,7 @@ def judge(c: Case, result: CheckResult) -> tuple[bool, bool, str]:
 
 
 # Records the code does not yet answer right (issue 16 in progress): each must fail until fixed (strict).
-PENDING: frozenset[str] = frozenset({
-    "unidentified_medication_listed",
-})
+PENDING: frozenset[str] = frozenset()
 
 
 @pytest.mark.parametrize("c", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="issue 16 pending"))

@@ -98,3 +98,13 @@ def test_a_prophylaxis_and_a_treatment_order_together_hold() -> None:
     found = infection_statuses(other(VALGAN, "275891", RX, dosage(900, per_day=1)),
                                other("ciprofloxacin 500 MG Oral Tablet", None, RX, dosage(500, per_day=2)))
     assert found == {"anti-infective": "hold", "anti-infective-prophylaxis": "caution"}
+
+
+def test_a_non_infective_use_of_the_drug_is_no_hold() -> None:
+    """Doxycycline 40 mg daily for rosacea (L71) is not an infection being treated; for cellulitis it is."""
+    rosacea = infection_statuses(other("doxycycline 40 MG", None, RX, dosage(40, per_day=1),
+                                       **reason("L71.9", ICD10CM, "Rosacea, unspecified")))
+    assert "hold" not in rosacea.values(), rosacea
+    cellulitis = infection_statuses(other("doxycycline 100 MG", None, RX, dosage(100, per_day=2),
+                                          **reason("L03.115", ICD10CM, "Cellulitis of right lower limb")))
+    assert cellulitis == {"anti-infective": "hold"}

@@ -52,6 +52,7 @@ from azaguard.terminology import (
     drug_ingredients,
     infection_class,
     may_be_prophylaxis,
+    names_match,
     non_systemic_names,
     prophylaxis_reason,
 )
@@ -416,6 +417,8 @@ def _anti_infectives(
         if match is None or any(non_systemic_names(d.route, m) for d in order.doses):
             continue  # not an anti-infective, or given by a route that is not systemic (eye, ear, skin)
         purpose, why = purpose_of(order, m, now)
+        if purpose == "not-infection":
+            continue  # dapsone for dermatitis herpetiformis: not an infection being treated
         if purpose == "prophylaxis":
             prophylaxis.append((order, match[1], why))
         else:
@@ -469,7 +472,7 @@ def _anti_infectives(
     return out
 
 
-Purpose = Literal["prophylaxis", "treatment", "doubt"]
+Purpose = Literal["prophylaxis", "treatment", "doubt", "not-infection"]
 
 
 def purpose_of(order: MedicationOrder, m: Mappings, now: datetime) -> tuple[Purpose, str]:
@@ -482,6 +485,9 @@ def purpose_of(order: MedicationOrder, m: Mappings, now: datetime) -> tuple[Purp
         # "Prophylaxis of recurrent UTI" names the infection it prevents: not one being treated.
         if found is not None and found.holds and prophylaxis_reason([reason], m) is None:
             return "treatment", f"its reason {reason.label!r} is an infection"
+    other_use = _non_infective_use(order, m)
+    if other_use is not None:
+        return "not-infection", other_use
     why = prophylaxis_reason(order.reasons, m)
     if why is None:
         latent = next((r for r in order.reasons if (x := infection_class(r, m)) is not None and x.kind == "context"),
@@ -495,6 +501,22 @@ def purpose_of(order: MedicationOrder, m: Mappings, now: datetime) -> tuple[Purp
     if fit == "fits":
         return "prophylaxis", f"no reason recorded; {regimen}"
     return "doubt", "no reason says prophylaxis" + (f" and {regimen}" if regimen else "")
+
+
+def _non_infective_use(order: MedicationOrder, m: Mappings) -> str | None:
+    """The reason, when it is one of the drug's non-infective uses (mappings: non_infective_uses)."""
+    keys = {h.key for h in order.drugs.anti_infectives}
+    for ing in m.medications.anti_infectives.ingredients:
+        uses = ing.non_infective_uses
+        if ing.name not in keys or uses is None:
+            continue
+        for reason in order.reasons:
+            codes = [c.code.strip().upper() for c in reason.codings
+                     if m.systems.name_of(c.system) in ("icd10cm", "icd10")]
+            if any(code.startswith(p.upper()) for code in codes for p in uses.icd10_prefixes) or names_match(
+                    reason.names, uses.words):
+                return f"its reason {reason.label!r}: {uses.note}"
+    return None
 
 
 def _regimen(order: MedicationOrder, m: Mappings, now: datetime) -> tuple[str, str]:

@@ -17,7 +17,7 @@ _DRUG_SYSTEMS = frozenset({"rxnorm", "atc", "sct", "ndc"})
 
 
 def unidentified(record: PatientRecord, m: Mappings) -> tuple[str, ...]:
-    """'label (ref)' of each medication or vaccine entry the terminology could not identify, in record order.
+    """The name of each medication or vaccine entry the terminology could not identify, in record order.
     A name close to azathioprine is not listed here: it is 'may be azathioprine' (the rules say so)."""
     systems = system_names(m)
     out: list[str] = []
@@ -28,9 +28,9 @@ def unidentified(record: PatientRecord, m: Mappings) -> tuple[str, ...]:
         if concept is not None and order.medication_problem is None and any(
                 system in _DRUG_SYSTEMS for system, _ in coded(concept, systems)):
             continue  # a standard drug code: identified, and none of ours
-        out.append(f"{concept.label if concept is not None else 'a medication'} ({order.ref})")
+        out.append(concept.label if concept is not None else f"a medication {order.kind} with no name")
     for event in record.vaccines:
         found = vaccine_class(event.vaccine, m, is_vaccine=True)
         if found.kind == "ambiguous" and found.cvx is None and found.by_name:
-            out.append(f"{event.vaccine.label} ({event.ref})")
+            out.append(event.vaccine.label)
     return tuple(dict.fromkeys(out))
