@@ -115,7 +115,7 @@ def test_single_dose() -> None:
 def test_no_timing_is_missing_never_a_guess() -> None:
     got = read(Dosage(dose=q(50), text="as directed"))
     assert got.mg_per_day is None
-    assert got.missing == ("administrations per day on MedicationRequest/x (no timing) (text: 'as directed')",)
+    assert got.missing == ("administrations per day on MedicationRequest/x (no timing)",)
 
 
 def test_unknown_period_unit() -> None:

@@ -262,8 +262,7 @@ def _one(d: Dosage, where: str, *, strength: Strength | None, weight_kg: float |
         if cap is not None:
             # The schedule or amount cannot be read, but the order caps the daily amount: at most that.
             return _One(cap, None, single, f"at most {cap_how} ({'; '.join(lacks)})", ())
-        text = f" (text: {d.text!r})" if d.text else ""
-        return _One(None, None, False, "", tuple(f"{x}{text}" for x in lacks))
+        return _One(None, None, False, "", tuple(lacks))
     if amount is None or per_day is None:  # never: every path without them named what is missing
         return _One(None, None, False, "", (f"a dose and schedule on {where}",))
     mg = amount * per_day

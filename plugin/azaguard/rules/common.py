@@ -180,6 +180,13 @@ def is_current(order: MedicationOrder, record: PatientRecord, now: datetime) -> 
     return order.status_class == "recent" and order.current_until is not None and now <= order.current_until
 
 
+def _unknown_reason(t: Therapy) -> str:
+    """Why therapy is unknown, naming a medication that may be azathioprine (a near miss) when there is one."""
+    if t.maybe_azathioprine:
+        return f"{t.maybe_azathioprine[0]} may be azathioprine (its name is close to it)"
+    return "a medication record could not be read"
+
+
 def uncertain_reason(order: MedicationOrder) -> str:
     return (f"{order_name(order)} has status '{order.status}', which the rules do not expect, so whether "
             "it is current cannot be told")
@@ -196,6 +203,8 @@ class Therapy(Struct, frozen=True):
     # they might be azathioprine, so "not on azathioprine" cannot be concluded.
     unknown: tuple[str, ...]
     unknown_reasons: tuple[str, ...]
+    # Medications whose name is close to azathioprine's but matches none exactly (terminology near miss).
+    maybe_azathioprine: tuple[str, ...] = ()
     # A current order that renews earlier ones: its ref and when the therapy it continues began.
     continued_from: tuple[tuple[str, datetime], ...] = ()
 
@@ -251,6 +260,7 @@ def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
     by_name: list[str] = []
     unknown: list[str] = []
     reasons: list[str] = []
+    maybe: list[str] = []
     for order in record.medication_orders:
         if order.status_class == "never":
             continue
@@ -258,7 +268,9 @@ def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
         if match is None:
             if order.medication_problem and order.status_class in ("current", "uncertain"):
                 unknown.append(order.ref)
-                reasons.append(f"{order.ref}: {order.medication_problem}")
+                reasons.append(f"{order_name(order)}: {order.medication_problem}")
+                if order.drugs.near_miss is not None and order.medication is not None:
+                    maybe.append(order.medication.label)
             continue
         if match == "name":
             by_name.append(order.ref)
@@ -280,7 +292,7 @@ def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
             concept = Concept(codings=problem.codes)
             if azathioprine_match(concept, m) or not problem.codes:
                 unknown.append(problem.ref)
-                reasons.append(f"{problem.ref} could not be read: {problem.error}")
+                reasons.append(f"{problem_name(problem)} could not be read: {problem.error}")
     return Therapy(
         current=tuple(current),
         recent=tuple(recent),
@@ -288,6 +300,7 @@ def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
         matched_by_name=tuple(by_name),
         unknown=tuple(unknown),
         unknown_reasons=tuple(reasons),
+        maybe_azathioprine=tuple(maybe),
         continued_from=_renewals(record, current, m),
     )
 
@@ -473,11 +486,14 @@ def applicability(
             m, rule, "medication-unknown", Status.CANNOT_EVALUATE, Severity.MODERATE,
             "Cannot tell whether the patient is on azathioprine: a medication record could not be read",
             "At least one medication record could not be identified or has a status the rules do not "
-            "expect, so azathioprine therapy can be neither confirmed nor excluded.",
+            "expect, so azathioprine therapy can be neither confirmed nor excluded: "
+            + "; ".join(t.unknown_reasons) + ".",
             evidence=[Evidence(reference=r, role="therapy", description="unidentified or uncertain medication record")
                       for r in t.unknown],
-            missing=["which medication each unreadable medication record is, and its status"],
-            reason="a medication record could not be read",
+            missing=[f"confirmation whether {name} is azathioprine (its name is close to it)"
+                     for name in t.maybe_azathioprine]
+            or ["which medication each unreadable medication record is, and its status"],
+            reason=_unknown_reason(t),
         )
     if t.recent or t.stop_date_unknown:
         refs = [o.ref for o in t.recent + t.stop_date_unknown]

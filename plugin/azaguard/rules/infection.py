@@ -467,7 +467,7 @@ def _anti_infectives(
                 for o, how, why in prophylaxis
             ] + aza_evidence,
             implicated=aza_refs, trigger=order_trigger(prophylaxis[0][0]), subject=labels,
-            reason="given as prophylaxis", advice=caution,
+            reason="given as prophylaxis", advice=caution.removeprefix("prophylaxis: "),
         ))
     return out
 
