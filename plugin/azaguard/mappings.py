@@ -8,6 +8,7 @@ never at the bedside.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import pickle
@@ -207,6 +208,8 @@ class VaccineNamePatterns(_Model, frozen=True, kw_only=True):
     vaccine_words: tuple[str, ...]
     # Laboratory tests and immune globulins named like a vaccine ("measles IgG"): not a vaccine order.
     not_vaccine: tuple[str, ...]
+    # Immune globulins, antitoxins, monoclonal antibodies: not vaccines even when recorded as an Immunization.
+    passive: tuple[str, ...] = ()
 
 
 class VaccineCrosswalks(ValueSetInfo, frozen=True, kw_only=True):
@@ -223,10 +226,19 @@ class VaccineCrosswalks(ValueSetInfo, frozen=True, kw_only=True):
                 raise ValueError(f"NDC {code!r} must be labeler-product in 5-4 digits")
 
 
+class NotVaccines(_Model, frozen=True, kw_only=True):
+    """CVX codes of immune globulins and monoclonal antibodies: listed beside vaccines, never vaccines."""
+
+    source: str
+    note: str
+    codes: dict[str, str]
+
+
 class Vaccines(ValueSetInfo, frozen=True, kw_only=True):
     live: dict[str, str]
     not_live: dict[str, str]
     ambiguous: dict[str, str]
+    not_vaccines: NotVaccines
     unknown_code_policy: Literal["ambiguous"]
     brands: VaccineBrands
     name_patterns: VaccineNamePatterns
@@ -234,17 +246,19 @@ class Vaccines(ValueSetInfo, frozen=True, kw_only=True):
     crosswalks: VaccineCrosswalks
 
     def _check(self) -> None:
-        for a, b in (("live", "not_live"), ("live", "ambiguous"), ("not_live", "ambiguous")):
-            both = set(getattr(self, a)) & set(getattr(self, b))
+        lists = {"live": self.live, "not_live": self.not_live, "ambiguous": self.ambiguous,
+                 "not_vaccines": self.not_vaccines.codes}
+        for a, b in itertools.combinations(lists, 2):
+            both = set(lists[a]) & set(lists[b])
             if both:
                 raise ValueError(f"CVX codes in both {a} and {b}: {sorted(both)}")
         patterns = self.name_patterns
         all_patterns = (*patterns.live, *patterns.not_live_overrides, *patterns.not_live, *patterns.vaccine_words,
-                        *patterns.not_vaccine)
+                        *patterns.not_vaccine, *patterns.passive)
         for pattern in all_patterns:
             # With the flags terminology/vaccines.py uses: the re module's cache then serves its compile.
             re.compile(pattern, re.IGNORECASE)
-        known = set(self.live) | set(self.not_live) | set(self.ambiguous)
+        known = set(self.live) | set(self.not_live) | set(self.ambiguous) | set(self.not_vaccines.codes)
         pointed = {
             *self.brands.cvx_by_brand.values(),
             *self.crosswalks.ndc.values(),
@@ -774,6 +788,64 @@ class Display(_Model, frozen=True, kw_only=True):
             raise ValueError(f"display.json names no label for rule(s) {sorted(set(RULE_IDS) - set(self.rules))}")
 
 
+# --- meaning: whose, whether, which script (issue 24) ------------------------------------
+
+
+class NegationSet(ValueSetInfo, frozen=True, kw_only=True):
+    """Values that say a finding is absent (codes by system name, plus answer words)."""
+
+    note: str
+    codes: dict[str, frozenset[str]]
+    words: frozenset[str]
+
+
+class ScriptNames(ValueSetInfo, frozen=True, kw_only=True):
+    """Names in non-Latin scripts, each read as the English term the recognisers already know."""
+
+    note: str
+    covered_scripts: tuple[str, ...]
+    terms: dict[str, tuple[str, ...]]
+
+    def _check(self) -> None:
+        for term, names in self.terms.items():
+            _require(bool(names), f"script term {term!r} lists no names")
+            _require(term.isascii(), f"script term {term!r} must be the English (ASCII) term")
+
+
+class CodedContext(_Model, frozen=True, kw_only=True):
+    """A clinical context recognised by code (per system name) or by name."""
+
+    note: str
+    codes: dict[str, frozenset[str]]
+    names: tuple[str, ...]
+    drugs: tuple[str, ...] = ()
+
+
+class UnreliableWeight(_Model, frozen=True, kw_only=True):
+    note: str
+    method_codes: dict[str, frozenset[str]]
+    words: tuple[str, ...]
+
+
+class TransfusionContext(CodedContext, frozen=True, kw_only=True):
+    window_days: Sourced
+
+
+class ContextSets(ValueSetInfo, frozen=True, kw_only=True):
+    autoimmune_hepatitis: CodedContext
+    dialysis: CodedContext
+    skin_disease_reasons: CodedContext
+    unreliable_weight: UnreliableWeight
+    tpmt_family_history: CodedContext
+    transfusion: TransfusionContext
+
+
+class Meaning(ValueSetInfo, frozen=True, kw_only=True):
+    negation: NegationSet
+    scripts: ScriptNames
+    context: ContextSets
+
+
 # --- the whole -----------------------------------------------------------------
 
 
@@ -798,6 +870,7 @@ class Mappings(_Model, frozen=True, kw_only=True):
     signs: Signs
     lab_infections: LabInfections
     pancreatitis: Pancreatitis
+    meaning: Meaning
 
     def _check(self) -> None:
         for name, analyte in self.analytes.analytes.items():
@@ -859,6 +932,7 @@ _FILE_FIELDS = {
     "signs.json": "signs",
     "lab_infections.json": "lab_infections",
     "pancreatitis.json": "pancreatitis",
+    "meaning.json": "meaning",
 }
 
 

@@ -27,6 +27,7 @@ from msgspec.structs import replace as struct_replace
 from azaguard import fhirview
 from azaguard.mappings import Mappings
 from azaguard.memo import ByIdentity
+from azaguard.record_meaning import MEANING_TYPES, Event, Related, read_meaning
 from azaguard.resources import Resource, ResourceSet, gc_paused
 from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
 from azaguard.terminology._common import fold
@@ -38,6 +39,7 @@ from azaguard.terminology.labtests import (
     named_anything,
     pathogen_of,
 )
+from azaguard.terminology.scripts import unreadable
 from azaguard.terminology.signs import answer_presence, sign_by_name, sign_of
 from azaguard.units import UnitError, normalise, unit_dimension
 
@@ -260,6 +262,10 @@ class PatientRecord:
     unread: tuple[UnreadEntry, ...] = ()
     # Inside an ordering workflow (CDS Hooks order-select/order-sign) draft orders count.
     ordering_context: bool = False
+    # Recorded about someone else (a relative's history, a donor's result): context at most, never the patient's.
+    related: tuple[Related, ...] = ()
+    # Done to the patient and changing how a result reads (a red-cell transfusion before a TPMT phenotype).
+    events: tuple[Event, ...] = ()
     _by_analyte: dict[str, tuple[Measurement, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -301,17 +307,10 @@ def _build(
     resources: ResourceSet, mappings: Mappings, *, ordering_context: bool, full_validation: bool
 ) -> PatientRecord:
     builder = _Builder(resources, mappings, full_validation=full_validation)
-    owner = _Owner.of(resources)
-    for raw in resources.resources:
-        # Whose data is asked only of resources a rule reads: the rest (most of a Synthea file) are
-        # never used, so "was not used" would say nothing about them.
-        handler = builder.handler_for(raw)
-        if handler is None:
-            continue
-        reason = owner.foreign(raw)
-        if reason is not None:
-            builder.dropped.append(Dropped(_ref_of(raw), reason))
-            continue
+    # Whose, whether, which version, which script: decided once, for every resource type (record_meaning).
+    reading = read_meaning(resources, mappings, builder.handler_for)
+    builder.resources = reading.resources
+    for raw, handler in reading.read:
         builder.run(handler, raw)
     builder.add_differentials()
     return PatientRecord(
@@ -321,8 +320,10 @@ def _build(
         vaccines=tuple(builder.vaccines),
         conditions=tuple(builder.conditions),
         problems=tuple(builder.problems),
-        dropped=tuple(builder.dropped),
+        dropped=tuple(Dropped(ref, why) for ref, why in reading.dropped) + tuple(builder.dropped),
         ordering_context=ordering_context,
+        related=tuple(reading.related),
+        events=tuple(reading.events),
         signs=tuple(builder.signs),
         unread=tuple(UnreadEntry(what, rtype, error) for what, rtype, error in resources.failures),
     )
@@ -482,6 +483,8 @@ class _Builder:
             # an anti-infective or an interacting drug, so it is unidentified, never "none of ours".
             codes = ", ".join(f"{c.system or '(no system)'}|{c.code}" for c in concept.codings) or "no code"
             problem = f"medication has no name and no code azaguard knows ({codes}): it cannot be identified"
+        if problem is None and concept is not None and not drugs.hits:
+            problem = unreadable(concept.names, self.m)  # a name in a script the tables cannot read: may be ours
         note = _end_note(raw) if raw is not None else None
         self.orders.append(struct_replace(order, drugs=drugs, medication_problem=problem, date_note=note))
 
@@ -1065,55 +1068,7 @@ class _Builder:
 
 # The resource types a record is built from (what record_from_bytes decodes): those with a handler, and
 # the Medications their orders point at.
-RECORD_TYPES: frozenset[str] = frozenset(_Builder._handlers) | {"Medication", "Questionnaire"}
-
-# --- whose data -----------------------------------------------------------------------
-
-_SUBJECT_KEYS = ("subject", "patient")
-
-
-@dataclass(frozen=True)
-class _Owner:
-    """The record's Patient and the names it goes by, to tell another patient's resources apart."""
-
-    patient: Resource | None
-    names: frozenset[str]
-    resources: ResourceSet
-
-    @classmethod
-    def of(cls, resources: ResourceSet) -> _Owner:
-        patients = resources.patients()
-        if not patients:
-            return cls(None, frozenset(), resources)
-        p = patients[0]
-        names = {name for name, r in resources.index.items() if r is p}
-        if isinstance(p.get("id"), str):
-            names.add(f"Patient/{p['id']}")
-        return cls(p, frozenset(names), resources)
-
-    def foreign(self, raw: Resource) -> str | None:
-        """Why this resource is not the record's patient's, or None when it is (or cannot be told apart)."""
-        if self.patient is None or raw.get("resourceType") == "Patient":
-            return None
-        for key in _SUBJECT_KEYS:
-            holder = raw.get(key)
-            ref = holder.get("reference") if isinstance(holder, dict) else None
-            if not isinstance(ref, str) or not ref or ref.startswith("#"):
-                continue
-            if ref in self.names:
-                return None
-            target = self.resources.resolve(ref)
-            if target is self.patient:
-                return None
-            if target is not None:
-                return f"its {key} {ref} is another {target.get('resourceType')}, not this record's patient"
-            tail = ref.split("/_history/")[0].rstrip("/").split("/")
-            if len(tail) >= 2 and tail[-2] == "Patient":
-                if f"Patient/{tail[-1]}" in self.names:
-                    return None
-                return f"its {key} {ref} is another patient"
-            return f"its {key} {ref} cannot be resolved to this record's patient"
-        return None
+RECORD_TYPES: frozenset[str] = frozenset(_Builder._handlers) | {"Medication", "Questionnaire"} | MEANING_TYPES
 
 
 # --- helpers ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from azaguard.findings import Finding
 from azaguard.mappings import Mappings
 from azaguard.ops.events import ALERT_WRITE, emit
 from azaguard.record import PatientInfo, PatientRecord, build_record
+from azaguard.record_meaning import same_person
 from azaguard.resources import InputError, ResourceSet
 from azaguard.rules import evaluate
 from azaguard.verdict import Verdict, build_verdict
@@ -64,9 +65,10 @@ def check_resources(
     terminology: TerminologyServer | None = None,
 ) -> CheckResult:
     """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
-    patients = resources.patients()
+    # The same Patient twice (a search plus an _include), or merged records joined by Patient.link, is one patient.
+    patients = same_person(resources)
     if len({str(p.get("id")) for p in patients}) == 1:
-        patients = patients[:1]  # the same Patient twice (a search plus an _include) is one patient
+        patients = patients[:1]
     if len(patients) > 1:
         ids = ", ".join(str(p.get("id")) for p in patients)
         raise InputError(f"the record holds {len(patients)} patients ({ids}); azaguard checks one patient at a time")

@@ -115,6 +115,13 @@ def test_the_printout_keeps_the_advice_and_leaves_out_the_form(signed_in: Any) -
     page.pdf(path=str(ARTEFACTS / "patient-aza-yellow-fever-order.pdf"))
 
 
+def test_a_check_in_with_nothing_ticked_says_what_to_change(signed_in: Any) -> None:
+    page = signed_in("aza-stable")
+    page.click("text=Send to my record")
+    page.wait_for_selector('[data-testid="checkin-problem"]')
+    assert page.inner_text('[data-testid="checkin-problem"]') == "Please tick at least one box, or 'None of these'."
+
+
 def test_the_guidance_says_when_each_test_was_last_done(signed_in: Any) -> None:
     page = signed_in("aza-stable")
     tests = page.inner_text('[data-testid="last-tests"]')
@@ -167,6 +174,8 @@ def test_the_check_in_reaches_the_record_the_clinician_and_a_cds_card(
         assert response is not None and response.request.method == "GET"
         first = _messages(page)[0]
         assert first["rule"] == "infection-hold" and "38.6 °C" in first["text"], first
+        # The advice is read back from the record (the redirect carries the check-in id, no server memory).
+        assert "38.6 °C and chills or shivering" in page.inner_text('[data-testid="checkin-advice"]')
     finally:
         context.close()
     with FhirClient(fhir_server.base_url) as client:

@@ -18,6 +18,7 @@ from azaguard.fhir.gather import observation_lookback_days, plan_searches
 from azaguard.fhir.memory import ServerMemory
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.record import build_record
+from azaguard.rules import evaluate
 
 BASE = "http://127.0.0.1:8999/fhir"
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -501,4 +502,31 @@ def test_a_different_patient_in_the_answer_is_refused(
 
     httpx_mock.add_callback(handler, is_reusable=True)
     with pytest.raises(FhirProtocolError, match="Patient/p2"):
+        gather(client, "p1", mappings, NOW)
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 501])
+def test_a_search_the_server_cannot_answer_is_unread_data_not_none(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings, status: int
+) -> None:
+    # QuestionnaireResponse searches are the ones servers most often lack (issue 17: a tolerant search).
+    fake = serve(FakeFhir(small_record()))
+    fake.entry_override["QuestionnaireResponse"] = (status, outcome("Unsupported search"))
+    got = gather(client, "p1", mappings, NOW)
+    assert got.resources.failures == [(
+        "the search for symptom check-ins (QuestionnaireResponse)", "QuestionnaireResponse",
+        f"HTTP {status}: Unsupported search",
+    )]
+    record = build_record(got.resources, mappings)
+    found = evaluate(record, mappings, NOW)
+    assert "data-unread" in {f.code for f in found if f.rule == "infection-hold"}
+    assert {str(f.status) for f in found if f.rule == "interactions"} == {"ok"}  # reads no check-ins
+
+
+def test_a_record_search_that_fails_still_fails_the_gather(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    fake = serve(FakeFhir(small_record()))
+    fake.entry_override["MedicationRequest"] = (400, outcome("Unsupported search"))
+    with pytest.raises(FhirRejected):
         gather(client, "p1", mappings, NOW)

@@ -112,3 +112,15 @@ def test_the_check_in_is_written_as_valid_fhir_with_coded_answers(
     assert observation["derivedFrom"] == [{"reference": f"QuestionnaireResponse/{qr_id}"}]
     without = read_answers(_form(signs=(COUGH,)), questionnaire, mappings)
     assert len(transaction(without, "p1", now, questionnaire, mappings)) == 1  # no temperature: no Observation
+
+
+def test_a_written_check_in_reads_back_as_the_same_answers(
+    questionnaire: dict[str, Any], mappings: Mappings, now: datetime
+) -> None:
+    from azaguard.patient.checkin import answers_from_response
+
+    answers = read_answers(_form("100.9", "[degF]", signs=(COUGH, CHILLS)), questionnaire, mappings)
+    written = transaction(answers, "p1", now, questionnaire, mappings)[0]["resource"]
+    assert answers_from_response(written, questionnaire, mappings) == answers
+    assert answers_from_response({**written, "id": "someone-else"}, questionnaire, mappings) is None
+    assert answers_from_response({"resourceType": "Observation", "id": written["id"]}, questionnaire, mappings) is None

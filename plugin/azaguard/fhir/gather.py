@@ -50,6 +50,8 @@ OBSERVATION_PAGE_SIZE = 1000
 MAX_THREADS = 20
 # Statuses with which a server says "I do not do batch" (rather than "your batch is wrong").
 _NO_BATCH_STATUSES = frozenset({400, 404, 405, 501})
+# Statuses with which a server says it cannot answer one search (not "busy", not "your token expired").
+_UNANSWERABLE = frozenset({400, 403, 404, 405, 422, 501})
 
 T = TypeVar("T")
 
@@ -65,6 +67,9 @@ class Search:
     # The existing alerts: a token not allowed to read them (403) leaves them out with a problem
     # named, rather than hiding the findings.
     optional: bool = False
+    # A search some servers cannot answer (a parameter or type they do not support: 400/403/404/405/422/501):
+    # its data is then unread, never "none" — the rules that read it say cannot-evaluate, the others go on.
+    tolerant: bool = False
 
     @property
     def url(self) -> str:
@@ -153,17 +158,17 @@ def plan_searches(
         Search("recent symptoms and lab tests", "Observation", (
             ("subject", patient), ("category", "laboratory,exam,survey"), ("date", f"ge{since_recent}"),
             ("_count", obs_count),
-        ), "subject"),
+        ), "subject", tolerant=True),
         # Infection tests over a year: an earlier viral load is the baseline a rise is measured from.
         Search("infection tests", "Observation", (
             ("subject", patient), ("code", loinc(pathogens)), ("date", f"ge{since_history}"), ("_count", count),
-        ), "subject"),
+        ), "subject", tolerant=True),
         Search("recent lab reports", "DiagnosticReport", (
             ("subject", patient), ("date", f"ge{since_recent}"), ("_count", count),
-        ), "subject"),
+        ), "subject", tolerant=True),
         Search("symptom check-ins", "QuestionnaireResponse", (
             ("subject", patient), ("authored", f"ge{since_recent}"), ("_count", count),
-        ), "subject"),
+        ), "subject", tolerant=True),
         # Genotype/phenotype results stay valid for life: no date bound.
         Search("TPMT and pharmacogenomic results", "Observation", (
             ("subject", patient), ("code", loinc(coded)), ("_count", count),
@@ -174,7 +179,7 @@ def plan_searches(
         # Encounter diagnoses often carry no clinical status: judged by their date (signs, infections).
         Search("recent diagnoses", "Condition", (
             ("subject", patient), ("recorded-date", f"ge{since_recent}"), ("_count", count),
-        ), "subject"),
+        ), "subject", tolerant=True),
         Search("immunizations", "Immunization", (("patient", patient), ("_count", count)), "patient"),
         Search("immunization recommendations", "ImmunizationRecommendation", (
             ("patient", patient), ("_count", count),
@@ -242,18 +247,22 @@ def gather(
     patient: Resource
     pages: list[list[Resource] | None]
     results = None
+    failures: list[tuple[Search, str]] = []  # tolerant searches the server could not answer
     if not memory.batch_refused(client.base_url):
-        results = _try_batch(client, patient_id, searches, warnings)
+        results = _try_batch(client, patient_id, searches, warnings, failures)
         if results is None:
             memory.remember_batch_refused(client.base_url)
+            failures.clear()
     if results is not None:
         method: Literal["batch", "concurrent"] = "batch"
         patient, pages = results
     else:
         method = "concurrent"
-        patient, pages = _concurrently(client, patient_id, searches)
+        patient, pages = _concurrently(client, patient_id, searches, failures)
     n = len(record_searches)
     resources = _collect(patient, patient_id, record_searches, _required(pages[:n]), warnings)
+    for search, error in failures:
+        resources.failures.append((_action(search), search.resource_type, error))
     gathered = Gathered(resources, 0, method, warnings)
     if alerts:
         _collect_alerts(gathered, patient_id, alert_searches, pages[n:])
@@ -266,22 +275,25 @@ def gather(
 
 
 def _try_batch(
-    client: FhirClient, patient_id: str, searches: list[Search], warnings: list[str]
+    client: FhirClient, patient_id: str, searches: list[Search], warnings: list[str],
+    failures: list[tuple[Search, str]],
 ) -> tuple[Resource, list[list[Resource] | None]] | None:
     entries = [_get(f"Patient/{patient_id}")] + [_get(s.url) for s in searches]
     try:
         results = client.batch(entries)
     except AuthDenied:
-        optional = [s for s in searches if s.optional]
-        if not optional:
+        # Some servers refuse the whole batch for one entry the token may not read: the alerts first, then the
+        # tolerant searches (a type the registration predates) are left out and the rest sent once more; the
+        # alerts are then reported as unreadable, a tolerant search's data as unread.
+        dropped = [s for s in searches if s.optional] or [s for s in searches if s.tolerant]
+        if not dropped:
             raise
-        # Some servers refuse the whole batch for one entry the token may not read (the alerts):
-        # the record alone, once more; the alerts are then reported as unreadable.
-        got = _try_batch(client, patient_id, [s for s in searches if not s.optional], warnings)
+        got = _try_batch(client, patient_id, [s for s in searches if s not in dropped], warnings, failures)
         if got is None:
             return None
+        failures += [(s, "HTTP 403: the whole batch was refused with it") for s in dropped if s.tolerant]
         by_search = iter(got[1])
-        return got[0], [None if s.optional else next(by_search) for s in searches]
+        return got[0], [None if s in dropped else next(by_search) for s in searches]
     except FhirError as exc:
         if exc.status not in _NO_BATCH_STATUSES:
             raise  # busy, down, auth: the searches would fare no better
@@ -295,9 +307,13 @@ def _try_batch(
     for search, result in zip(searches, rest, strict=True):
         if result.status in RETRYABLE_STATUSES:
             # The server was busy for this entry only: this one search again, with retries.
-            pages.append(_search_all(client, search))
+            pages.append(_search_all(client, search, failures))
             continue
         if result.status == 403 and search.optional:
+            pages.append(None)
+            continue
+        if search.tolerant and result.status in _UNANSWERABLE:
+            failures.append((search, f"HTTP {result.status}" + (f": {result.outcome}" if result.outcome else "")))
             pages.append(None)
             continue
         if not result.ok:
@@ -308,21 +324,31 @@ def _try_batch(
 
 
 def _concurrently(
-    client: FhirClient, patient_id: str, searches: list[Search]
+    client: FhirClient, patient_id: str, searches: list[Search], failures: list[tuple[Search, str]]
 ) -> tuple[Resource, list[list[Resource] | None]]:
     """The Patient read and every search at once over the client's pool (no batch)."""
     with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(searches) + 1)) as pool:
         patient_future = pool.submit(client.read, "Patient", patient_id)
-        futures = [pool.submit(_search_all, client, s) for s in searches]
+        futures = [pool.submit(_search_all, client, s, failures) for s in searches]
         patient = patient_future.result()
         return patient, [f.result() for f in futures]
 
 
-def _search_all(client: FhirClient, search: Search) -> list[Resource] | None:
+def _search_all(
+    client: FhirClient, search: Search, failures: list[tuple[Search, str]] | None = None
+) -> list[Resource] | None:
     try:
         return _named(search, lambda: client.search_pages(search.resource_type, search.params))
     except AuthDenied:
         if search.optional:
+            return None
+        if search.tolerant and failures is not None:
+            failures.append((search, "HTTP 403: not allowed"))
+            return None
+        raise
+    except FhirError as exc:
+        if search.tolerant and failures is not None and exc.status in _UNANSWERABLE:
+            failures.append((search, f"HTTP {exc.status}: {exc.message}"))
             return None
         raise
 

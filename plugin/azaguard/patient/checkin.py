@@ -90,6 +90,28 @@ def _celsius(value: float, unit: str, m: Mappings) -> float:
     return celsius
 
 
+def answers_from_response(
+    response: dict[str, Any], questionnaire: dict[str, Any], mappings: Mappings
+) -> Answers | None:
+    """The answers a check-in QuestionnaireResponse (as written by `transaction`) holds, read back from the
+    record; None when it is not one of ours or cannot be read as one."""
+    rid = str(response.get("id") or "")
+    checkin_id = rid.removeprefix("azg-checkin-")
+    if response.get("resourceType") != "QuestionnaireResponse" or not CHECKIN_ID.fullmatch(checkin_id):
+        return None
+    items = {i.get("linkId"): i.get("answer") or [] for i in response.get("item") or [] if isinstance(i, dict)}
+    form: dict[str, list[str]] = {"checkin": [checkin_id], "sign": []}
+    for answer in items.get("temperature", []):
+        quantity = answer.get("valueQuantity") or {}
+        if isinstance(quantity.get("value"), int | float):
+            form["temperature"], form["unit"] = [f"{quantity['value']:g}"], [str(quantity.get("code"))]
+    form["sign"] = [str((a.get("valueCoding") or {}).get("code")) for a in items.get("signs", [])]
+    try:
+        return read_answers(form, questionnaire, mappings)
+    except CheckinError:
+        return None
+
+
 # --- what is written ------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ from azaguard.rules.common import (
     split_future,
     uncertain_reason,
 )
+from azaguard.rules.context import family_tpmt, tpmt_after_transfusion
 from azaguard.terminology import azathioprine_strength_mg, names_match
 from azaguard.terminology.labtests import activity_class
 from azaguard.units import UnitError, normalise
@@ -290,7 +291,11 @@ def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
             m, "tpmt", "tpmt-no-result", rec.status, rec.severity, rec.text, rec.text + detail_tail,
             evidence=evidence, missing=["TPMT result"], implicated=implicated,
         ))
-    return out
+    # Context (rules/context.py): a relative's deficiency is a reason to test; a phenotype soon after a transfusion
+    # may be the donor's cells.
+    context = [family_tpmt(record, m, implicated) if "TPMT" not in status else None,
+               tpmt_after_transfusion(by_gene.get("TPMT", []), record, m, implicated)]
+    return out + [f for f in context if f is not None]
 
 
 def _shown(r: Measurement, m: Mappings) -> str:

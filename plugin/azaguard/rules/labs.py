@@ -32,6 +32,7 @@ from azaguard.rules.common import (
     source_name,
     split_future,
 )
+from azaguard.rules.context import alt_by_indication, dialysis
 
 _TITLE: dict[RuleId, str] = {
     "blood-counts": "Blood counts", "liver": "Liver tests", "kidney": "Kidney function",
@@ -47,14 +48,15 @@ def blood_counts(record: PatientRecord, mappings: Mappings, now: datetime) -> li
 
 @rule("liver")
 def liver(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
-    """ALT, AST, albumin."""
-    return _family(record, mappings, now, "liver")
+    """ALT, AST, albumin (in autoimmune hepatitis the ALT trend decides: rules/context.py)."""
+    return alt_by_indication(_family(record, mappings, now, "liver"), record, mappings, now)
 
 
 @rule("kidney")
 def kidney(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
-    """eGFR threshold and creatinine rise."""
-    return _family(record, mappings, now, "kidney")
+    """eGFR threshold and creatinine rise (not on dialysis: rules/context.py)."""
+    on_dialysis = dialysis(record, mappings, now)
+    return [on_dialysis] if on_dialysis is not None else _family(record, mappings, now, "kidney")
 
 
 @dataclass

@@ -30,7 +30,7 @@ from azaguard.rules.dosing import daily_dose
 from azaguard.terminology import VaccineKind, is_vaccine_concept, vaccine_class
 
 RULE: RuleId = "vaccination-hold"
-Kind = Literal["live", "not_live", "ambiguous"]
+Kind = Literal["live", "not_live", "ambiguous", "not_vaccine"]
 
 
 class Classified(Struct, frozen=True):
@@ -50,7 +50,9 @@ class Classified(Struct, frozen=True):
 
 
 _KINDS: dict[VaccineKind, Kind] = {
-    "live": "live", "not-live": "not_live", "ambiguous": "ambiguous", "not-a-vaccine": "ambiguous",
+    "live": "live", "not-live": "not_live", "ambiguous": "ambiguous",
+    # An immune globulin or monoclonal antibody recorded among vaccines (VariZIG, nirsevimab): never "may be live".
+    "not-a-vaccine": "not_vaccine",
 }
 
 
@@ -165,6 +167,9 @@ def _live_planned(
     implicated = aza_refs + [c.event.ref for c in live]
     by_name = [c.event.ref for c in live if "by name only" in c.basis]
     name_note = f" Recognised as live by name only: {', '.join(by_name)}." if by_name else ""
+    in_time = _in_time(live, t, evidence, implicated, name_note + tier, m, now)
+    if in_time is not None:
+        return in_time
     last_stop = t.last_stop
     within_wait = bool(t.current) or (last_stop is not None and now - last_stop <= timedelta(days=wait))
     if within_wait:
@@ -193,6 +198,64 @@ def _live_planned(
         missing=[f"stop date of {o.ref}" for o in t.stop_date_unknown],
         implicated=implicated,
     )
+
+
+def _in_time(
+    live: list[Classified], t: Therapy, evidence: list[Evidence], implicated: list[str], notes: str, m: Mappings,
+    now: datetime,
+) -> Finding | None:
+    """Vaccines in time (clinical-rules §9): a live vaccine planned before a planned start (every current order
+    starts later) follows the pre-start rule; one planned at least the post-stop wait after a planned stop (every
+    current order ends later) is a caution to confirm the stop. Anything else: None (the hold decides)."""
+    policy = m.policy.vaccination
+    names = _names(live)
+    when = max(max(c.event.date or now, now) for c in live)  # the latest planned date; undated or overdue: now
+    soonest = min(max(c.event.date or now, now) for c in live)
+    starts = [o.start for o in t.current]
+    wait = timedelta(days=policy.post_stop_live_wait_days.value)
+    stopped_lately = t.last_stop is not None and soonest - t.last_stop < wait  # an earlier course's wait still runs
+    if t.current and all(s is not None and s > now for s in starts) and not stopped_lately:
+        start = min(s for s in starts if s is not None)
+        gap = start - when
+        before, avoid = policy.live_before_start_days.value, policy.live_avoid_within_start_days.value
+        if gap >= timedelta(days=before):
+            return make_finding(
+                m, RULE, "live-vaccine-before-planned-start", Status.CAUTION, Severity.LOW,
+                f"Live vaccine ({names}) planned {gap.days} days before azathioprine starts "
+                f"({short_date(start)}): advised timing",
+                f"Azathioprine is planned to start on {short_date(start)}; the live vaccine is planned "
+                f"{gap.days} days before, within the advice to give live vaccines at least {before:g} days before "
+                f"starting ({policy.live_before_start_days.source}). Do not delay the vaccine past "
+                f"{short_date(start - timedelta(days=before))}, or delay the start.{notes}",
+                evidence=evidence, implicated=implicated,
+            )
+        if gap >= timedelta(days=avoid):
+            return make_finding(
+                m, RULE, "live-vaccine-close-to-planned-start", Status.CAUTION, Severity.HIGH,
+                f"Live vaccine ({names}) only {gap.days} days before azathioprine starts: advised gap ≥ {before:g} "
+                "days",
+                f"Azathioprine is planned to start on {short_date(start)}, {gap.days} days after the planned live "
+                f"vaccine. Live vaccines should be given at least {before:g} days before starting "
+                f"({policy.live_before_start_days.source}) and avoided within {avoid:g} days of starting: delay the "
+                f"start, or discuss the timing with the prescriber.{notes}",
+                evidence=evidence, implicated=implicated,
+            )
+        return None
+    ends = [o.end for o in t.current]
+    if t.current and all(e is not None and e > now for e in ends):
+        stop = max(e for e in ends if e is not None)
+        if soonest - stop >= wait:
+            return make_finding(
+                m, RULE, "live-vaccine-after-planned-stop", Status.CAUTION, Severity.MODERATE,
+                f"Live vaccine ({names}) planned after azathioprine's planned stop ({short_date(stop)}): "
+                "confirm the stop first",
+                f"Azathioprine is planned to stop on {short_date(stop)}; the live vaccine is planned "
+                f"{(soonest - stop).days} days later, after the {wait.days}-day wait "
+                f"({policy.post_stop_live_wait_days.source}). Give it only if azathioprine has really stopped by "
+                f"then and was not restarted.{notes}",
+                evidence=evidence, implicated=implicated,
+            )
+    return None
 
 
 def _exposure(t: Therapy, m: Mappings, now: datetime) -> tuple[str, list[Evidence]]:
@@ -383,9 +446,10 @@ def _unreadable(problems: list[ParseProblem], t: Therapy, m: Mappings) -> Findin
 
 def _ok(t: Therapy, record: PatientRecord, m: Mappings) -> Finding:
     seen = [
-        Evidence(reference=e.ref, description=f"{e.source} {e.status}: {e.vaccine.label} (not planned)",
-                 date=iso(e.date))
+        Evidence(reference=e.ref, description=f"{e.source} {e.status}: {e.vaccine.label} ({why})", date=iso(e.date))
         for e in record.vaccines
+        for why in ["not a vaccine: an immune globulin or monoclonal antibody"
+                    if classify(e, m).kind == "not_vaccine" else "not planned"]
     ]
     return make_finding(
         m, RULE, "no-vaccine-planned", Status.OK, Severity.INFO,

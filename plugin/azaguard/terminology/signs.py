@@ -74,9 +74,19 @@ def _coded(concept: Concept, m: Mappings) -> SignMatch | None:
     return None
 
 
+_SIGNS: PerMappings[dict[Concept, SignMatch | None]] = PerMappings()
+
+
 def sign_of(concept: Concept, m: Mappings) -> SignMatch | None:
-    """The sign a concept records: by code first, else by name."""
-    return _coded(concept, m) or sign_by_name(concept.names, m)
+    """The sign a concept records: by code first, else by name. Memoised per concept (the builder and three
+    rules ask it of the same conditions)."""
+    cache = _SIGNS.get_or_build(m, lambda _: {})
+    if concept in cache:
+        return cache[concept]
+    if len(cache) > 50_000:
+        cache.clear()
+    found = cache[concept] = _coded(concept, m) or sign_by_name(concept.names, m)
+    return found
 
 
 def sign_by_name(names: tuple[str, ...] | list[str], m: Mappings) -> SignMatch | None:

@@ -59,13 +59,15 @@ class _VaccineIndex:
     not_live: Patterns
     vaccine_words: Patterns
     not_vaccine: Patterns
+    passive: Patterns
     cache: dict[tuple[Concept, bool], VaccineClass] = field(default_factory=dict)
 
 
 def _build(m: Mappings) -> _VaccineIndex:
     v = m.vaccines
     by_cvx: dict[str, tuple[VaccineKind, str, str]] = {}
-    for kind, table in (("live", v.live), ("not-live", v.not_live), ("ambiguous", v.ambiguous)):
+    for kind, table in (("live", v.live), ("not-live", v.not_live), ("ambiguous", v.ambiguous),
+                        ("not-a-vaccine", v.not_vaccines.codes)):
         for code, name in table.items():
             by_cvx[cvx_key(code)] = (kind, name, code)  # type: ignore[assignment]
     cw = v.crosswalks
@@ -88,6 +90,7 @@ def _build(m: Mappings) -> _VaccineIndex:
         not_live=Patterns(names.not_live),
         vaccine_words=Patterns(names.vaccine_words),
         not_vaccine=Patterns(names.not_vaccine),
+        passive=Patterns(names.passive),
     )
 
 
@@ -127,7 +130,8 @@ def _from_cvx(code: str, index: _VaccineIndex, label: str, via: str = "") -> Vac
     if listed is None:
         return VaccineClass("ambiguous", label, f"{via}CVX {code} is in no vaccine list", cvx=code)
     kind, name, as_listed = listed
-    what = {"live": "live list", "not-live": "not live", "ambiguous": "unspecified product"}[kind]
+    what = {"live": "live list", "not-live": "not live", "ambiguous": "unspecified product",
+            "not-a-vaccine": "an immune globulin or monoclonal antibody, not a vaccine"}[kind]
     return VaccineClass(kind, name, f"{via}CVX {as_listed}, {what}", cvx=as_listed)
 
 
@@ -157,6 +161,10 @@ def _classify(concept: Concept, index: _VaccineIndex, is_vaccine: bool) -> Vacci
             best = _most_restrictive(found)
             return VaccineClass(best.kind, label, best.basis, by_name=True, cvx=best.cvx)
     vaccine_word = index.vaccine_words.any_in(names)
+    if not vaccine_word and index.passive.any_in(names):
+        # VariZIG, rabies immune globulin, nirsevimab: antibodies, never a live organism (even as an Immunization).
+        return VaccineClass("not-a-vaccine", label, "an immune globulin or monoclonal antibody, not a vaccine",
+                            by_name=True)
     if not vaccine_word and index.not_vaccine.any_in(names):
         # "Measles IgG antibody", "VariZIG": a test or an immune globulin, not a vaccine product.
         if is_vaccine:

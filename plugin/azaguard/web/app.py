@@ -306,6 +306,7 @@ class _Web:
             code_challenge=pkce.challenge,
             launch=launch,
         )
+        metrics.LAUNCHES.labels("started").inc()
         response = RedirectResponse(url, status_code=302)
         self.set_cookie(request, response, session)
         return response

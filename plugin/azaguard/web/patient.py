@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -23,8 +23,18 @@ from starlette.routing import Route
 
 from azaguard import service
 from azaguard.display import format_day
+from azaguard.fhir.client import BatchResult
 from azaguard.fhir.errors import AuthDenied, FhirError
-from azaguard.patient.checkin import TEMPERATURE_UNITS, Answers, CheckinError, advice, read_answers, transaction
+from azaguard.patient.checkin import (
+    CHECKIN_ID,
+    TEMPERATURE_UNITS,
+    Answers,
+    CheckinError,
+    advice,
+    answers_from_response,
+    read_answers,
+    transaction,
+)
 from azaguard.patient.content import (
     PatientContent,
     check_against,
@@ -44,10 +54,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("azaguard.web.patient")
 RELAUNCH = "Open azaguard again from your patient portal."
+NOT_FOUND = "We could not find your answers in your record. If you feel unwell, call your care team."
 
 
 class CheckinOutcome:
-    """What the last check-in did, shown once after its redirect."""
+    """What a check-in did: its advice, whether its answers are in the record, and why not."""
 
     def __init__(self, messages: list[PatientMessage], saved: bool, problem: str | None) -> None:
         self.messages = messages
@@ -62,10 +73,10 @@ class PatientView:
         self.content: PatientContent = load_patient_content(folder)
         self.questionnaire = load_questionnaire(folder)
         check_against(self.content, web.mappings)
-        self.outcomes: dict[tuple[str, str], CheckinOutcome] = {}
 
-    def url(self, request: Request, ctx: LaunchContext, anchor: str = "") -> str:
-        return f"{self.web.root(request)}/patient/?{urlencode({'ctx': ctx.id})}{anchor}"
+    def url(self, request: Request, ctx: LaunchContext, checkin_id: str) -> str:
+        query = urlencode({"ctx": ctx.id, "checkin": checkin_id})
+        return f"{self.web.root(request)}/patient/?{query}#checkin-result"
 
     # -- routes --
     def start(self, request: Request) -> Response:
@@ -93,6 +104,15 @@ class PatientView:
         if isinstance(found, Response):
             return found
         session, ctx = found
+        # After a check-in's redirect: its answers read back from the record (what is there, on any replica).
+        shown = request.query_params.get("checkin", "")
+        outcome = self.read_back(ctx, shown) if CHECKIN_ID.fullmatch(shown) else None
+        return self.render_view(request, session, ctx, outcome)
+
+    def render_view(
+        self, request: Request, session: Session, ctx: LaunchContext, outcome: CheckinOutcome | None,
+        status: int = 200,
+    ) -> Response:
         result = self.web.audited(request, ctx, "patient.view", lambda: self.check(request, ctx))
         if isinstance(result, Response):
             return result
@@ -100,9 +120,8 @@ class PatientView:
 
         tz = zone_of(ctx.identity)
         now = result.evaluated_at
-        outcome = self.outcomes.pop((session.id, ctx.id), None)
         return self.web.render(
-            request, "patient.html",
+            request, "patient.html", status,
             name=result.patient.name if result.patient and result.patient.name else None,
             checked=format_day(now, tz),
             messages=patient_messages(result.findings, result.record, now, self.web.mappings, self.content, tz,
@@ -138,14 +157,29 @@ class PatientView:
         fields = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form}
         try:
             answers = read_answers(fields, self.questionnaire, self.web.mappings)
-        except CheckinError as exc:
-            self.outcomes[(session.id, ctx.id)] = CheckinOutcome([], saved=False, problem=str(exc))
-            return RedirectResponse(self.url(request, ctx, "#checkin"), status_code=303)
+        except CheckinError as exc:  # nothing written: the page again, saying what to change
+            return self.render_view(request, session, ctx, CheckinOutcome([], saved=False, problem=str(exc)), 400)
         saved, problem = self.web.audited(request, ctx, "patient.checkin", lambda: self.write(ctx, answers),
                                           lambda done: "written" if done[0] else "not written")
         messages = advice(answers, self.content, self.web.mappings)
-        self.outcomes[(session.id, ctx.id)] = CheckinOutcome(messages, saved=saved, problem=problem)
-        return RedirectResponse(self.url(request, ctx, "#checkin-result"), status_code=303)
+        if not saved:  # the advice still stands, with why the answers are not in the record
+            return self.render_view(request, session, ctx, CheckinOutcome(messages, saved=False, problem=problem))
+        return RedirectResponse(self.url(request, ctx, answers.checkin_id), status_code=303)
+
+    def read_back(self, ctx: LaunchContext, checkin_id: str) -> CheckinOutcome:
+        """The check-in as the record holds it, with the advice for it."""
+        from azaguard.web.app import SessionExpired
+
+        qr_id = f"azg-checkin-{checkin_id}"
+        try:
+            stored = self.web.with_token(ctx, lambda client: client.read("QuestionnaireResponse", qr_id))
+        except (FhirError, SessionExpired):
+            stored = {}
+        answers = answers_from_response(stored, self.questionnaire, self.web.mappings)
+        subject = (stored.get("subject") or {}).get("reference")
+        if answers is None or subject != f"Patient/{ctx.patient_id}":
+            return CheckinOutcome([], saved=False, problem=NOT_FOUND)
+        return CheckinOutcome(advice(answers, self.content, self.web.mappings), saved=True, problem=None)
 
     # -- the EHR --
     def write(self, ctx: LaunchContext, answers: Answers) -> tuple[bool, str | None]:
@@ -162,7 +196,7 @@ class PatientView:
         except FhirError as exc:
             log.info("check-in not saved: %s", type(exc).__name__)
             return False, "We could not save your answers to your record. Please call your care team."
-        if not all(r.ok for r in results):
+        if not stored_as_sent(entries, results):
             return False, "We could not save your answers to your record. Please call your care team."
         return True, None
 
@@ -188,6 +222,21 @@ class PatientView:
             return self.web.message(request, 502, "We cannot open your record",
                                     "Your record could not be read just now, so we checked nothing.",
                                     advice="Try again later. If you feel unwell, call your care team.")
+
+
+def stored_as_sent(entries: list[dict[str, Any]], results: list[BatchResult]) -> bool:
+    """Each entry succeeded, and what came back (when the server returns it) is the resource sent, under its id:
+    a 2xx naming another resource is not a saved check-in."""
+    if len(results) != len(entries):
+        return False
+    for entry, result in zip(entries, results, strict=True):
+        sent = entry["resource"]
+        back = result.resource
+        if not result.ok:
+            return False
+        if back is not None and (back.get("resourceType"), back.get("id")) != (sent["resourceType"], sent["id"]):
+            return False
+    return True
 
 
 def can_write_checkin(granted: str) -> bool:

@@ -1,0 +1,737 @@
+"""What a resource means before any rule reads it: whose it is, whether it says something happened or must not,
+which version counts, and what a name in another script says (clinical-rules §9; issue 24).
+
+One pass over a record's raw resources, before the record builder's handlers, for every resource type:
+- **whose**: `subject`/`patient` against the record's Patient and every id `Patient.link` joins to it (a merged
+  record's ids are this patient's); an Observation whose `focus` is someone or something else (a fetus, a donor,
+  a relative), or whose specimen came from someone else, is not the patient's value; a FamilyMemberHistory is a
+  relative's, kept as context (`Related`), never the patient's value;
+- **whether**: `doNotPerform: true` is a prohibition, never a plan, an order or therapy; a finding whose value says
+  absent (valueBoolean false, an 'absent'/'negative'/'not detected' code) and a questionnaire's 'no' are evidence
+  of absence; a result `registered` without a value is not a result yet;
+- **which version**: several copies of one resource (type and id): the latest `meta.versionId` (else
+  `meta.lastUpdated`) counts; a preliminary result is superseded by the final (and a final by the amended or
+  corrected) result of the same test (code, time, specimen); contained panel members reached through `hasMember`
+  '#id' are results like any other;
+- **which script**: a name in another script gets the English term it names as an extra coding (as the terminology
+  server's codings are added), so the same recognisers decide.
+What is left out is returned with why and whose, and the record lists it (`PatientRecord.dropped`): the warnings
+and evidence say it whenever it is not the patient's.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import orjson
+from msgspec import Struct
+
+from azaguard.mappings import Mappings
+from azaguard.memo import PerMappings
+from azaguard.resources import Resource, ResourceSet
+from azaguard.terminology.scripts import SCRIPT_SYSTEM, fold, foreign_letters, read_terms
+
+H = TypeVar("H")
+
+_SUBJECT_KEYS = ("subject", "patient")
+# Focus types that describe something of the subject itself (FHIR: 'an existing condition, an intervention, the
+# subject's diet, another observation of the subject, or a body structure'); any other focus is someone or
+# something else. A resolvable one still has to name this patient as its own subject.
+_OWN_FOCUS_TYPES = frozenset({
+    "Condition", "Procedure", "BodyStructure", "Observation", "NutritionOrder", "MedicationStatement",
+    "MedicationRequest", "MedicationAdministration", "Immunization", "DiagnosticReport", "ServiceRequest",
+    "AllergyIntolerance", "CarePlan", "Goal", "Device", "DeviceUseStatement", "Encounter",
+})
+_FOCUS_EXTENSIONS = frozenset({
+    "http://hl7.org/fhir/StructureDefinition/observation-focusCode",
+    "http://hl7.org/fhir/StructureDefinition/observation-focal-subject",
+})
+_PROHIBITABLE = frozenset({"MedicationRequest", "ServiceRequest", "DeviceRequest", "NutritionOrder"})
+_RESULT_TYPES = frozenset({"Observation", "DiagnosticReport"})
+_SUPERSEDING = {"corrected": 2, "amended": 2, "final": 1, "preliminary": 0}
+_VALUE_KEYS = ("valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger", "valueRange",
+               "valueRatio", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod")
+# Concepts named in other scripts matter where a recogniser reads names (not Observations: LOINC-coded).
+_SCRIPT_TYPES = frozenset({
+    "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration", "Medication",
+    "Immunization", "ImmunizationRecommendation", "ServiceRequest", "Condition", "FamilyMemberHistory", "Substance",
+})
+
+
+class Related(Struct, frozen=True):
+    """Something recorded about another person (a relative's condition, a donor's result): context at most."""
+
+    ref: str
+    whose: str  # "father", "the fetus", "a relative" ...
+    names: tuple[str, ...]  # what was recorded (condition or result names, values)
+    codes: tuple[tuple[str | None, str], ...]
+    date: str | None = None
+
+
+class Event(Struct, frozen=True):
+    """Something done to the patient that changes how a result reads (a red-cell transfusion)."""
+
+    ref: str
+    kind: str  # "transfusion"
+    label: str
+    date: datetime | None
+
+
+@dataclass
+class Reading(Generic[H]):
+    """The resources the builder reads (with their handler), what was left out and why, the relatives' context."""
+
+    resources: ResourceSet
+    read: list[tuple[Resource, H]] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    related: list[Related] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+# Types the pass reads itself (beside the builder's): the record must decode them (record.RECORD_TYPES).
+MEANING_TYPES = frozenset({"FamilyMemberHistory", "Procedure", "Specimen"})
+
+
+def read_meaning(
+    resources: ResourceSet, m: Mappings, handler_for: Callable[[Resource], H | None]
+) -> Reading[H]:
+    """The record's resources as the rules must read them (see the module docstring)."""
+    owner = Owner.of(resources)
+    current, dropped = _latest_versions(resources.resources)
+    scripted = _read_scripts(current, m)
+    if scripted:
+        resources = _with_copies(resources, scripted)
+        current = [scripted.get(id(r), r) for r in current]
+    out: Reading[H] = Reading(resources, dropped=dropped)
+    tables = _TABLES.get_or_build(m, _Tables)
+    negation, mapped = tables.negation, tables.mapped
+    results: list[Resource] = []
+    for raw in owner.in_reading_order(current):
+        for item in [raw, *_members(raw)] if "hasMember" in raw else (raw,):
+            rtype = item.get("resourceType")
+            if rtype == "FamilyMemberHistory":
+                if owner.foreign(item) is None:
+                    out.related.append(_family_history(item))
+                continue
+            if rtype == "Procedure" and owner.foreign(item) is None:
+                event = _transfusion(item, tables)
+                if event is not None:
+                    out.events.append(event)
+            handler = handler_for(item)
+            if handler is None:
+                continue
+            why = (owner.foreign(item) or _not_evidence(item, owner, resources, negation, mapped)
+                   or (_unreliable_weight(item, tables) if rtype == "Observation" else None))
+            if why is not None:
+                out.dropped.append((_ref_of(item), why))
+                related = _about_someone_else(item, owner, resources)
+                if related is not None:
+                    out.related.append(related)
+                continue
+            if rtype == "QuestionnaireResponse":
+                item = negation.without_no_answers(item)
+            if rtype in _RESULT_TYPES:
+                results.append(item)
+            out.read.append((item, handler))
+    superseded = _superseded(results)
+    if superseded:
+        out.read = [(r, h) for r, h in out.read if id(r) not in superseded]
+        out.dropped += [(ref, why) for ref, why in superseded.values()]
+    return out
+
+
+def same_person(resources: ResourceSet) -> list[Resource]:
+    """One Patient per person: Patient resources that Patient.link joins count once (the current one)."""
+    seen: list[Resource] = []
+    for group in _people(resources.patients()):
+        seen.append(_primary(group))
+    return seen
+
+
+# --- whose --------------------------------------------------------------------------------------------------
+
+
+def _link_targets(patient: Resource) -> list[str]:
+    links = patient.get("link")
+    out = []
+    for link in links if isinstance(links, list) else []:
+        other = link.get("other") if isinstance(link, dict) else None
+        ref = other.get("reference") if isinstance(other, dict) else None
+        if isinstance(ref, str) and ref:
+            out.append(ref)
+    return out
+
+
+def _tail(ref: str) -> str:
+    """'Patient/123' from an absolute, relative or versioned reference."""
+    parts = ref.split("/_history/")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else ref
+
+
+def _people(patients: list[Resource]) -> list[list[Resource]]:
+    """Patients grouped by Patient.link (either direction), groups in order of their first Patient."""
+    groups: list[tuple[set[str], list[Resource]]] = []
+    for p in patients:
+        names = {f"Patient/{p.get('id')}"} | {_tail(r) for r in _link_targets(p)}
+        joined = [g for g in groups if g[0] & names]
+        groups = [g for g in groups if not any(g is j for j in joined)]
+        groups.append((names.union(*(g[0] for g in joined)), [x for g in joined for x in g[1]] + [p]))
+    position = {id(p): i for i, p in enumerate(patients)}
+    groups.sort(key=lambda g: min(position[id(p)] for p in g[1]))
+    return [g[1] for g in groups]
+
+
+def _primary(group: list[Resource]) -> Resource:
+    """The current record of a merged person: not 'replaced-by' another, else the first."""
+    for p in group:
+        links = p.get("link")
+        replaced = isinstance(links, list) and any(isinstance(lk, dict) and lk.get("type") == "replaced-by"
+                                                   for lk in links)
+        if not replaced and p.get("active") is not False:
+            return p
+    return group[0]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The record's patient and every name it goes by (its ids, fullUrls and the ids Patient.link joins)."""
+
+    patient: Resource | None
+    patients: tuple[Resource, ...]  # every Patient resource of this person in the record
+    names: frozenset[str]
+    resources: ResourceSet
+
+    @classmethod
+    def of(cls, resources: ResourceSet) -> Owner:
+        patients = resources.patients()
+        if not patients:
+            return cls(None, (), frozenset(), resources)
+        group = _people(patients)[0]  # the person of the record's first Patient
+        names: set[str] = set()
+        for p in group:
+            names |= {name for name, r in resources.index.items() if r is p}
+            if isinstance(p.get("id"), str):
+                names.add(f"Patient/{p['id']}")
+            for ref in _link_targets(p):
+                names |= {ref, _tail(ref)}
+        return cls(_primary(group), tuple(group), frozenset(names), resources)
+
+    def in_reading_order(self, current: list[Resource]) -> list[Resource]:
+        """The record's resources with this person's current Patient first (the one the record describes)."""
+        if self.patient is None or not current or current[0] is self.patient:
+            return current
+        return [self.patient, *(r for r in current if r is not self.patient)]
+
+    def is_patient(self, ref: str) -> bool | None:
+        """Whether a reference names this patient: True, False (someone else), None (cannot tell)."""
+        if ref in self.names or _tail(ref) in self.names:
+            return True
+        target = self.resources.resolve(ref)
+        if target is not None:
+            return any(target is p for p in self.patients)
+        return False if _tail(ref).split("/")[0] in ("Patient", "RelatedPerson", "Group", "Person") else None
+
+    def foreign(self, raw: Resource) -> str | None:
+        """Why this resource is not the record's patient's, or None when it is (or cannot be told apart)."""
+        if self.patient is None or raw.get("resourceType") == "Patient":
+            return None
+        for key in _SUBJECT_KEYS:
+            holder = raw.get(key)
+            ref = holder.get("reference") if isinstance(holder, dict) else None
+            if not isinstance(ref, str) or not ref or ref.startswith("#"):
+                continue
+            if ref in self.names:
+                return None
+            target = self.resources.resolve(ref)
+            if target is not None and any(target is p for p in self.patients):
+                return None
+            if target is not None:
+                return f"its {key} {ref} is another {target.get('resourceType')}, not this record's patient"
+            tail = _tail(ref)
+            if tail.startswith("Patient/"):
+                if tail in self.names:
+                    return None
+                return f"its {key} {ref} is another patient"
+            return f"its {key} {ref} cannot be resolved to this record's patient"
+        return None
+
+
+def _focus_reason(raw: Resource, owner: Owner, resources: ResourceSet) -> str | None:
+    """Why an Observation is about someone or something else (Observation.focus, a focal-subject extension, a
+    specimen taken from someone else), or None."""
+    extensions = raw.get("extension")
+    for ext in extensions if isinstance(extensions, list) else []:
+        if isinstance(ext, dict) and isinstance(ext.get("url"), str) and ext["url"] in _FOCUS_EXTENSIONS:
+            what = _label(ext.get("valueCodeableConcept")) or "someone else"
+            return f"it is about {what} (focus extension), not the patient"
+    focus = raw.get("focus")
+    for f in focus if isinstance(focus, list) else []:
+        if not isinstance(f, dict):
+            continue
+        who = f.get("display") if isinstance(f.get("display"), str) else None
+        ref = f.get("reference") if isinstance(f.get("reference"), str) else None
+        if ref and not ref.startswith("#"):
+            mine = owner.is_patient(ref)
+            if mine:
+                continue
+            kind = _tail(ref).split("/")[0]
+            if kind in _OWN_FOCUS_TYPES:
+                target = resources.resolve(ref)
+                subject = _subject_ref(target) if target is not None else None
+                if subject is None or owner.is_patient(subject) is not False:
+                    continue  # the patient's own condition, procedure, body structure ...
+            return f"it is about {who or _tail(ref)} (Observation.focus), not the patient"
+        if ref and ref.startswith("#"):
+            contained = _contained(raw, ref[1:])
+            ctype = contained.get("resourceType") if contained else None
+            if isinstance(ctype, str) and ctype in _OWN_FOCUS_TYPES:
+                continue
+            return f"it is about {who or ctype or 'someone else'} (Observation.focus), not the patient"
+        return f"it is about {who or 'someone or something else'} (Observation.focus), not the patient"
+    specimen = raw.get("specimen")
+    ref = specimen.get("reference") if isinstance(specimen, dict) else None
+    if isinstance(ref, str) and ref:
+        target = _contained(raw, ref[1:]) if ref.startswith("#") else resources.resolve(ref)
+        subject = _subject_ref(target) if target is not None else None
+        if subject is not None and owner.is_patient(subject) is False:
+            holder = target.get("subject") if target is not None else None
+            who = holder.get("display") if isinstance(holder, dict) else None
+            return f"its specimen {ref} came from {who or _tail(subject)}, not the patient"
+    return None
+
+
+def _about_someone_else(raw: Resource, owner: Owner, resources: ResourceSet) -> Related | None:
+    """An Observation about a relative or a donor, kept as their context (never the patient's value)."""
+    if raw.get("resourceType") != "Observation" or owner.foreign(raw) is not None:
+        return None
+    why = _focus_reason(raw, owner, resources)
+    if why is None:
+        return None
+    who = why.split("about ", 1)[-1].split(" (", 1)[0] if "about " in why else why.split("from ", 1)[-1]
+    names = [n for n in (_label(raw.get("code")), _label(raw.get("valueCodeableConcept")),
+                         raw.get("valueString")) if isinstance(n, str) and n]
+    codes = tuple(_codes(raw.get("code")) + _codes(raw.get("valueCodeableConcept")))
+    return Related(_ref_of(raw), who.split(",")[0], tuple(names), codes, _date_of(raw))
+
+
+def _family_history(raw: Resource) -> Related:
+    relation = _label(raw.get("relationship")) or (raw.get("name") if isinstance(raw.get("name"), str) else None)
+    names: list[str] = []
+    codes: list[tuple[str | None, str]] = []
+    conditions = raw.get("condition")
+    for c in conditions if isinstance(conditions, list) else []:
+        if isinstance(c, dict):
+            label = _label(c.get("code"))
+            if label:
+                names.append(label)
+            codes += _codes(c.get("code"))
+    return Related(_ref_of(raw), relation or "a relative", tuple(names), tuple(codes), _date_of(raw))
+
+
+# --- whether --------------------------------------------------------------------------------------------------
+
+
+class _Negation:
+    """Values that say 'absent' (mappings meaning.negation)."""
+
+    def __init__(self, m: Mappings) -> None:
+        neg = m.meaning.negation
+        self.codes = frozenset(c for codes in neg.codes.values() for c in codes)
+        self.words = frozenset(fold(w) for w in neg.words)
+        self.snomed_systems = frozenset(m.systems.snomed)
+
+    def says_absent(self, holder: Mapping[str, Any]) -> str | None:
+        """The absence a value (or an answer) records, as shown; None when it records no absence."""
+        if holder.get("valueBoolean") is False:
+            return "false"
+        for key in ("valueCodeableConcept", "valueCoding"):
+            v = holder.get(key)
+            codings = [v] if key == "valueCoding" else (v.get("coding") if isinstance(v, dict) else None)
+            for c in codings if isinstance(codings, list) else []:
+                if isinstance(c, dict) and isinstance(c.get("code"), str) and c["code"] in self.codes:
+                    return str(c.get("display") or c.get("code"))
+            text = v.get("text") if isinstance(v, dict) else None
+            if isinstance(text, str) and fold(text.strip()) in self.words:
+                return text
+        text = holder.get("valueString")
+        if isinstance(text, str) and fold(text.strip()) in self.words:
+            return text
+        return None
+
+    def without_no_answers(self, qr: Resource) -> Resource:
+        """A QuestionnaireResponse without the items answered 'no' (evidence of absence, never the finding)."""
+
+        def keep(items: object) -> tuple[list[Any], bool]:
+            if not isinstance(items, list):
+                return [], False
+            out, changed = [], False
+            for item in items:
+                if not isinstance(item, dict):
+                    out.append(item)
+                    continue
+                answers = item.get("answer")
+                if isinstance(answers, list) and answers and all(
+                        isinstance(a, dict) and self.says_absent(a) and not a.get("item") for a in answers):
+                    changed = True
+                    continue
+                children, inner = keep(item.get("item"))
+                if inner:
+                    item = {**item, "item": children}
+                    changed = True
+                out.append(item)
+            return out, changed
+
+        items, changed = keep(qr.get("item"))
+        return {**qr, "item": items} if changed else qr
+
+
+def _has_value(raw: Mapping[str, Any]) -> bool:
+    if any(raw.get(k) is not None for k in _VALUE_KEYS):
+        return True
+    components = raw.get("component")
+    return isinstance(components, list) and any(isinstance(c, dict) and _has_value(c) for c in components)
+
+
+def _not_evidence(raw: Resource, owner: Owner, resources: ResourceSet, negation: _Negation,
+                  mapped: frozenset[str]) -> str | None:
+    """Why a resource of the patient's is still not evidence of what it names, or None."""
+    rtype = raw.get("resourceType")
+    if rtype in _PROHIBITABLE and raw.get("doNotPerform") is True:
+        return (f"it is a do-not-perform {rtype} (doNotPerform: true): a prohibition, never a plan, "
+                "an order or therapy")
+    if rtype == "Observation":
+        why = _focus_reason(raw, owner, resources)
+        if why is not None:
+            return why
+    if rtype in _RESULT_TYPES and raw.get("status") == "registered" and not _has_value(raw) and not raw.get("result"):
+        return "it is registered without a value (status registered): no result yet"
+    if rtype == "Observation" and _is_finding(raw, negation, mapped):
+        absent = negation.says_absent(raw)
+        if absent is not None:
+            return f"it records the finding as absent (value {absent}): evidence of absence, never the finding"
+    return None
+
+
+def _is_finding(raw: Resource, negation: _Negation, mapped: frozenset[str]) -> bool:
+    """A clinical finding (coded in SNOMED CT, not a laboratory result, no analyte the rules read): 'absent' then
+    means the finding is absent. A measurement's 'absent' is a result in itself (a TPMT activity 'Absent' is a
+    deficiency), so it is left to that analyte's reading."""
+    codes = _codes(raw.get("code"))
+    if not any(system in negation.snomed_systems for system, _ in codes) or any(c in mapped for _, c in codes):
+        return False
+    categories = raw.get("category")
+    return not any("laboratory" in _raw_code_values(c) for c in (categories if isinstance(categories, list) else []))
+
+
+def _unreliable_weight(raw: Resource, tables: _Tables) -> str | None:
+    """Why a body weight is not one to dose by: the record marks it estimated, stated or unreliable (method, note
+    or interpretation; mappings meaning.context.unreliable_weight)."""
+    if tables.weight.isdisjoint(_raw_code_values(raw.get("code"))):
+        return None
+    words = tables.unreliable_words
+    method = raw.get("method")
+    if any(code in tables.unreliable_methods for _, code in _codes(method)):
+        return f"the weight is marked {_label(method) or 'estimated'} (method): not used for mg/kg"
+    texts = [_label(method), _label(raw.get("interpretation"))]
+    notes = raw.get("note")
+    texts += [n.get("text") for n in notes if isinstance(n, dict)] if isinstance(notes, list) else []
+    for text in texts:
+        if isinstance(text, str) and any(w in fold(text) for w in words):
+            return f"the weight is marked unreliable ({text!r}): not used for mg/kg"
+    return None
+
+
+def _transfusion(raw: Resource, tables: _Tables) -> Event | None:
+    """A completed red-cell transfusion (mappings meaning.context.transfusion), by code or name."""
+    if raw.get("status") not in ("completed", "in-progress"):
+        return None
+    concept = raw.get("code")
+    label = _label(concept) or "transfusion"
+    if not any(code in tables.transfusion_codes for _, code in _codes(concept)) and not any(
+            n in fold(label) for n in tables.transfusion_names):
+        return None
+    period = raw.get("performedPeriod")
+    when = raw.get("performedDateTime") or (period.get("end") or period.get("start")
+                                             if isinstance(period, dict) else None)
+    return Event(_ref_of(raw), "transfusion", label, _parse_time(when))
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if "T" in value else value + "T00:00:00+00:00")
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# --- which version ---------------------------------------------------------------------------------------------
+
+
+def _version_key(raw: Resource) -> tuple[str, object] | None:
+    meta = raw.get("meta")
+    if not isinstance(meta, dict):
+        return None
+    vid = meta.get("versionId")
+    if isinstance(vid, str) and vid:
+        return ("v", int(vid) if vid.isdigit() else vid)
+    updated = meta.get("lastUpdated")
+    if isinstance(updated, str):
+        try:
+            return ("t", datetime.fromisoformat(updated.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+def _latest_versions(resources: list[Resource]) -> tuple[list[Resource], list[tuple[str, str]]]:
+    """Only the latest of several versions of one resource (same type and id) counts."""
+    seen: set[tuple[object, str]] = set()
+    repeated: set[tuple[object, str]] = set()
+    for r in resources:
+        rid = r.get("id")
+        if isinstance(rid, str):
+            key = (r.get("resourceType"), rid)
+            (repeated if key in seen else seen).add(key)
+    if not repeated:
+        return resources, []
+    groups: dict[str, list[Resource]] = {}
+    for r in resources:
+        rid = r.get("id")
+        if isinstance(rid, str) and (r.get("resourceType"), rid) in repeated:
+            groups.setdefault(f"{r.get('resourceType')}/{rid}", []).append(r)
+    older: set[int] = set()
+    dropped: list[tuple[str, str]] = []
+    for name, copies in groups.items():
+        if len(copies) < 2:
+            continue
+        keys = [_version_key(c) for c in copies]
+        if any(k is None for k in keys) or len({k[0] for k in keys if k}) != 1:
+            continue  # versions cannot be told apart: every copy is read, as before
+        try:
+            latest = max(range(len(copies)), key=lambda i: keys[i][1])  # type: ignore[index,arg-type,return-value]
+        except TypeError:  # numeric and text versionIds mixed
+            continue
+        if all(keys[i] == keys[latest] for i in range(len(copies))):
+            continue  # the same version twice (a search match and an include): nothing is older
+        shown = _shown_version(keys[latest])
+        for i, c in enumerate(copies):
+            if keys[i] != keys[latest]:
+                older.add(id(c))
+                dropped.append((name, f"an older version ({_shown_version(keys[i])}) of a resource whose latest "
+                                      f"version ({shown}) is on the record: only the latest counts"))
+    return [r for r in resources if id(r) not in older], dropped
+
+
+def _shown_version(key: tuple[str, object] | None) -> str:
+    if key is None:
+        return "unversioned"
+    return f"versionId {key[1]}" if key[0] == "v" else f"lastUpdated {key[1]}"
+
+
+def _superseded(results: list[Resource]) -> dict[int, tuple[str, str]]:
+    """Results superseded by a later status of the same test (same code, time and specimen)."""
+    groups: dict[tuple[object, ...], list[Resource]] = {}
+    for r in results:
+        status = r.get("status")
+        if not isinstance(status, str):
+            continue
+        when = r.get("effectiveDateTime") or r.get("effectiveInstant") or (
+            (r.get("effectivePeriod") or {}).get("start") if isinstance(r.get("effectivePeriod"), dict) else None)
+        codes = tuple(sorted(_raw_code_values(r.get("code"))))
+        if status not in _SUPERSEDING or not codes or not isinstance(when, str):
+            continue
+        specimen = r.get("specimen")
+        spec = specimen.get("reference") if isinstance(specimen, dict) else None
+        spec = spec if isinstance(spec, str) else None
+        groups.setdefault((r.get("resourceType"), codes, when, spec), []).append(r)
+    out: dict[int, tuple[str, str]] = {}
+    for members in groups.values():
+        best = max(_SUPERSEDING[str(r.get("status"))] for r in members)
+        winner = next(r for r in members if _SUPERSEDING[str(r.get("status"))] == best)
+        for r in members:
+            if _SUPERSEDING[str(r.get("status"))] < best:
+                out[id(r)] = (_ref_of(r), f"its {r.get('status')} result is superseded by the {winner.get('status')} "
+                                          f"result {_ref_of(winner)} of the same test")
+    return out
+
+
+def _members(raw: Resource) -> list[Resource]:
+    """Contained panel members reached through hasMember '#id', read as results of the patient (their subject,
+    time and status taken from the panel when they leave them out). They answer to the panel's id: a contained
+    resource has no identity of its own."""
+    if raw.get("resourceType") != "Observation":
+        return []
+    members = raw.get("hasMember")
+    out = []
+    for ref in members if isinstance(members, list) else []:
+        target_ref = ref.get("reference") if isinstance(ref, dict) else None
+        if not isinstance(target_ref, str) or not target_ref.startswith("#"):
+            continue
+        member = _contained(raw, target_ref[1:])
+        if member is None or member.get("resourceType") != "Observation":
+            continue
+        lifted = {k: v for k, v in member.items() if k != "id"}
+        lifted["id"] = raw.get("id")
+        for key in ("subject", "status", "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued",
+                    "specimen", "focus"):
+            if key not in member and key in raw:
+                lifted[key] = raw[key]
+        out.append(lifted)
+    return out
+
+
+# --- which script -----------------------------------------------------------------------------------------------
+
+
+def _read_scripts(resources: list[Resource], m: Mappings) -> dict[int, Resource]:
+    """Copies of the resources naming something in another script, each such concept given a coding with the
+    English term it names (so the recognisers read it); keyed by the original's id()."""
+    out: dict[int, Resource] = {}
+    for r in resources:
+        # orjson writes UTF-8 as is: an ASCII dump (nearly every resource) has no other script, decided in C.
+        if r.get("resourceType") not in _SCRIPT_TYPES or orjson.dumps(r).isascii() or not _any_foreign(r):
+            continue
+        changed = copy.deepcopy(r)
+        if _annotate(changed, m):
+            out[id(r)] = changed
+    return out
+
+
+def _any_foreign(node: object) -> bool:
+    if isinstance(node, str):
+        return not node.isascii() and foreign_letters(node)
+    if isinstance(node, dict):
+        return any(_any_foreign(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_any_foreign(v) for v in node)
+    return False
+
+
+def _annotate(node: object, m: Mappings) -> bool:
+    """Add the read terms to every CodeableConcept (or Reference display) under `node`; True if any was added."""
+    changed = False
+    if isinstance(node, list):
+        for v in node:
+            changed = _annotate(v, m) or changed
+        return changed
+    if not isinstance(node, dict):
+        return False
+    for v in node.values():
+        changed = _annotate(v, m) or changed
+    codings = node.get("coding")
+    names = [node.get("text"), node.get("display") if "reference" in node else None]
+    if isinstance(codings, list):
+        names += [c.get("display") for c in codings if isinstance(c, dict)]
+    terms: list[str] = []
+    for name in names:
+        if isinstance(name, str):
+            terms += read_terms(name, m)
+    if not terms or (isinstance(codings, list) and any(
+            isinstance(c, dict) and c.get("system") == SCRIPT_SYSTEM for c in codings)):
+        return changed
+    term = " ".join(dict.fromkeys(terms))
+    if "reference" in node and "coding" not in node:
+        node["display"] = f"{node.get('display')} ({term})"
+        return True
+    if not isinstance(codings, list):
+        node["coding"] = codings = []
+    codings.append({"system": SCRIPT_SYSTEM, "code": term, "display": term})
+    return True
+
+
+def _with_copies(resources: ResourceSet, copies: dict[int, Resource]) -> ResourceSet:
+    """The same set with some resources replaced by their copies, references resolving to the copies."""
+    out = ResourceSet(
+        resources=[copies.get(id(r), r) for r in resources.resources],
+        index={name: copies.get(id(r), r) for name, r in resources.index.items()},
+        unread=list(resources.unread),
+    )
+    return out
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+class _Tables:
+    """What the pass compares against, built once per Mappings."""
+
+    def __init__(self, m: Mappings) -> None:
+        a = m.analytes
+        # The LOINC codes of analytes the rules read: their own reading decides what their values mean.
+        self.mapped = frozenset([*(c for x in a.analytes.values() for c in x.loinc),
+                                 *(c for x in a.coded_analytes.values() for c in x.loinc)])
+        weight = a.analytes.get("weight")
+        self.weight = frozenset(weight.loinc if weight is not None else ())
+        spec = m.meaning.context.unreliable_weight
+        self.unreliable_methods = frozenset(c for cs in spec.method_codes.values() for c in cs)
+        self.unreliable_words = tuple(fold(w) for w in spec.words)
+        self.negation = _Negation(m)
+        transfusion = m.meaning.context.transfusion
+        self.transfusion_codes = frozenset(c for cs in transfusion.codes.values() for c in cs)
+        self.transfusion_names = tuple(fold(n) for n in transfusion.names)
+
+
+_TABLES: PerMappings[_Tables] = PerMappings()
+
+
+def _contained(raw: Resource, cid: str) -> Resource | None:
+    contained = raw.get("contained")
+    return next((c for c in contained if isinstance(c, dict) and c.get("id") == cid), None) if isinstance(
+        contained, list) else None
+
+
+def _subject_ref(raw: Mapping[str, Any] | None) -> str | None:
+    for key in _SUBJECT_KEYS:
+        holder = raw.get(key) if raw is not None else None
+        ref = holder.get("reference") if isinstance(holder, dict) else None
+        if isinstance(ref, str) and ref:
+            return ref
+    return None
+
+
+def _label(cc: object) -> str | None:
+    if not isinstance(cc, dict):
+        return None
+    if isinstance(cc.get("text"), str) and cc["text"]:
+        return str(cc["text"])
+    codings = cc.get("coding")
+    for c in codings if isinstance(codings, list) else []:
+        if isinstance(c, dict) and isinstance(c.get("display"), str):
+            return str(c["display"])
+    return None
+
+
+def _codes(cc: object) -> list[tuple[str | None, str]]:
+    codings = cc.get("coding") if isinstance(cc, dict) else None
+    if not isinstance(codings, list):
+        return []
+    return [(c["system"] if isinstance(c.get("system"), str) else None, c["code"])
+            for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)]
+
+
+def _raw_code_values(cc: object) -> list[str]:
+    return [code for _, code in _codes(cc)]
+
+
+def _date_of(raw: Mapping[str, Any]) -> str | None:
+    for key in ("effectiveDateTime", "date", "recordedDate", "issued"):
+        v = raw.get(key)
+        if isinstance(v, str):
+            return v
+    return None
+
+
+def _ref_of(raw: Mapping[str, Any]) -> str:
+    rid = raw.get("id")
+    return f"{raw.get('resourceType')}/{rid}" if isinstance(rid, str) else f"{raw.get('resourceType')}/(no id)"
+
+
+def names_of(related: Iterable[Related]) -> list[str]:
+    """Every name recorded in these relatives' entries (for the rules' context matching)."""
+    return [n for r in related for n in r.names]

@@ -1,0 +1,85 @@
+"""Names in every script: a drug, vaccine or diagnosis written in Chinese, Japanese, Korean, Cyrillic, Greek,
+Arabic or Hebrew, read as the English term the recognisers already know (mappings/meaning.json `scripts`).
+
+Text is folded before it is compared (NFKC: half-width katakana and full-width letters become ordinary ones;
+case; combining marks: Greek accents, Arabic and Hebrew vowel points, Japanese voicing marks; Arabic and Persian
+letter variants), and a name is found anywhere in it: Chinese and Japanese put no spaces between words. A name
+with letters of no script these tables read is *unreadable*: never taken as "none of ours".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from azaguard.mappings import Mappings
+from azaguard.memo import PerMappings
+
+# The system of the codings added for a name read from another script (shown in evidence, never a code).
+SCRIPT_SYSTEM = "urn:azaguard:read-from-script"
+
+# One written letter, many code points: Arabic alef/yeh/kaf/heh forms and the Persian letters.
+_LETTER_VARIANTS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ی": "ي", "ک": "ك",
+                                  "ة": "ه", "ۀ": "ه", "ـ": None, "ё": "е"})
+
+
+def fold(text: str) -> str:
+    """Text as the tables compare it: NFKC, case-folded, without combining marks or letter variants."""
+    if text.isascii():
+        return text.casefold()
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFC", kept).translate(_LETTER_VARIANTS)
+
+
+def _is_latin_letter(ch: str) -> bool:
+    return ch.isascii() or unicodedata.name(ch, "").startswith("LATIN")
+
+
+def foreign_letters(text: str) -> bool:
+    """Whether the text holds letters of a script other than Latin (é, ł and ß are Latin)."""
+    return not text.isascii() and any(ch.isalpha() and not _is_latin_letter(ch) for ch in text)
+
+
+@dataclass(frozen=True)
+class _Reader:
+    pattern: re.Pattern[str] | None
+    term_of: dict[str, str]  # folded name -> English term
+
+
+def _build(m: Mappings) -> _Reader:
+    term_of: dict[str, str] = {}
+    for term, names in m.meaning.scripts.terms.items():
+        for name in names:
+            term_of[fold(name)] = term
+    if not term_of:
+        return _Reader(None, {})
+    # Longest first: "живая вакцина" before "вакцина".
+    alternation = "|".join(re.escape(n) for n in sorted(term_of, key=len, reverse=True))
+    return _Reader(re.compile(alternation), term_of)
+
+
+_READERS: PerMappings[_Reader] = PerMappings()
+
+
+def read_terms(text: str, m: Mappings) -> tuple[str, ...]:
+    """The English terms named in a text written in another script ('硫唑嘌呤片' -> ('azathioprine',))."""
+    if not foreign_letters(text):
+        return ()
+    reader = _READERS.get_or_build(m, _build)
+    if reader.pattern is None:
+        return ()
+    found = (reader.term_of[hit.group(0)] for hit in reader.pattern.finditer(fold(text)))
+    return tuple(dict.fromkeys(found))
+
+
+def unreadable(names: tuple[str, ...], m: Mappings) -> str | None:
+    """Why a medication's names cannot be read, or None: every name is in a script the tables do not read
+    (no Latin name, and nothing the script tables know). Such a name may be azathioprine."""
+    if not names or any(not foreign_letters(n) for n in names):
+        return None
+    if any(read_terms(n, m) for n in names):
+        return None
+    return (f"its name {names[0]!r} is not in Latin letters and names nothing azaguard's script tables know "
+            f"(they read {', '.join(m.meaning.scripts.covered_scripts)}), so it cannot be identified")
