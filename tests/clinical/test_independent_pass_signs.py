@@ -84,7 +84,9 @@ def outcome(row: Row) -> tuple[bool, str, str]:
     head = str(mine[0].status)
     if head not in row.expect:
         return False, head, f"headline {head}, expected {'/'.join(row.expect)}: {mine[0].summary}"
-    text = " ".join(f"{f.summary} {f.detail}" for f in mine if f.actionable).lower()
+    # A record is named by the evidence's reference (linked on every surface), never by its id in the text.
+    text = " ".join(f"{f.summary} {f.detail} {' '.join(e.reference for e in f.evidence)}"
+                    for f in mine if f.actionable).lower()
     missing = [w for w in row.words if w.lower() not in text]
     if missing:
         return False, head, f"does not say {missing}"

@@ -19,7 +19,15 @@ from msgspec import Struct
 from azaguard.findings import Evidence, Finding, Severity, Status
 from azaguard.mappings import Mappings
 from azaguard.record import Measurement, PatientRecord
-from azaguard.rules.common import iso, make_finding, measurement_evidence, short_date, split_future
+from azaguard.rules.common import (
+    iso,
+    make_finding,
+    measurement_evidence,
+    result_name,
+    short_date,
+    source_name,
+    split_future,
+)
 from azaguard.terminology.labtests import result_class
 
 PATHOGEN_PREFIX = "pathogen:"  # the record's analyte key for a pathogen test ("pathogen:cmv")
@@ -127,7 +135,7 @@ def infection_findings(
             f"{action}",
             f"HBV DNA has risen on azathioprine: {names}. A rise of at least "
             f"{m.lab_infections.hbv_reactivation_rise_log10.value:g} log10, or detection after undetectable, is "
-            f"reactivation ({m.lab_infections.hbv_reactivation_rise_log10.source}): {action}, refer to "
+            f"reactivation ({source_name(m.lab_infections.hbv_reactivation_rise_log10.source, m)}): {action}, refer to "
             "hepatology for antiviral treatment and check liver tests.",
             evidence=[e for h in react for e in h.evidence()] + aza_evidence, implicated=aza_refs,
         ))
@@ -159,8 +167,10 @@ def infection_findings(
             m, "infection-hold", "lab-result-undecided", Status.CANNOT_EVALUATE, Severity.MODERATE,
             f"Cannot tell whether {len(open_)} infection test(s) show an infection: check with the lab",
             "These results neither show nor exclude an infection: "
-            + "; ".join(f"{h.result.ref}: {h.label} ({h.why})" for h in open_) + ". Ask the lab or repeat the test.",
+            + "; ".join(f"{result_name(h.result, h.label)} ({h.why})" for h in open_)
+            + ". Ask the lab or repeat the test.",
             evidence=[e for h in open_ for e in h.evidence()],
-            missing=[f"a detected/not detected reading of {h.result.ref}" for h in open_], implicated=aza_refs,
+            missing=[f"a detected/not detected reading of {result_name(h.result, h.label)}" for h in open_],
+            implicated=aza_refs,
         ))
     return out

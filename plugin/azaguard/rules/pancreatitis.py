@@ -22,6 +22,7 @@ from azaguard.rules.common import (
     measurement_evidence,
     order_evidence,
     short_date,
+    source_name,
     split_future,
 )
 from azaguard.terminology.labtests import LIPASE
@@ -32,7 +33,7 @@ ACTION = "stop azathioprine; contact the prescriber"
 
 
 def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
-    t, early = applicability(record, mappings, now, RULE, include_recent=False)
+    t, early = applicability(record, mappings, now, RULE)
     if early is not None:
         return [early]
     m = mappings
@@ -111,9 +112,9 @@ def _lipase(
         return make_finding(
             m, RULE, "lipase-unjudged", Status.CANNOT_EVALUATE, Severity.MODERATE,
             f"Lipase {shown} on {when} cannot be judged: {why}",
-            f"{latest.ref}: lipase {shown} on {when} cannot be compared with {multiple:g}× the lab's upper limit "
+            f"Lipase {shown} on {when} cannot be compared with {multiple:g}× the lab's upper limit "
             f"({why}). Check the result with the lab.",
-            evidence=[ev], missing=[f"the upper reference limit of {latest.ref}"], implicated=aza_refs,
+            evidence=[ev], missing=[f"the upper reference limit of the lipase result of {when}"], implicated=aza_refs,
         ), ""
     comparator = latest.quantity.comparator if latest.quantity else None
     limit = multiple * uln
@@ -122,7 +123,8 @@ def _lipase(
             m, RULE, "lipase-high", Status.HOLD, Severity.HIGH,
             f"Lipase {shown} on {when}: over {multiple:g}× the upper limit ({uln:g}) — {ACTION}",
             f"Lipase {shown} on {when} is above {multiple:g}× the lab's upper reference limit ({uln:g}: limit "
-            f"{limit:g}), which suggests acute pancreatitis on azathioprine ({p.lipase_uln_multiple.source}): "
+            f"{limit:g}), which suggests acute pancreatitis on azathioprine "
+            f"({source_name(p.lipase_uln_multiple.source, m)}): "
             f"{ACTION} and assess for pancreatitis.",
             evidence=[ev, *aza_evidence], implicated=aza_refs,
         ), ""
