@@ -44,6 +44,8 @@ PATIENT_ELEMENT: dict[str, str] = {
     "ImmunizationRecommendation": "patient",
     "DiagnosticReport": "subject",
     "QuestionnaireResponse": "subject",
+    "FamilyMemberHistory": "patient",
+    "Procedure": "subject",
 }
 # Every resource that can show therapy: pass 1 reads them all (cheap), as the rules do.
 ORDER_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration")
