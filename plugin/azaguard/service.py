@@ -105,14 +105,22 @@ def check_resources(
         findings=findings,
         evaluated_at=now,
         mappings_version=mappings.version,
-        warnings=warnings + dropped_warnings(record),
+        warnings=warnings + dropped_warnings(record, resources),
         verdict=build_verdict(findings, record, now, mappings, tz),
     )
 
 
-def dropped_warnings(record: PatientRecord) -> list[str]:
-    """One line per resource left out of the record (never silently)."""
-    return [f"{d.ref} was not used: {d.reason}." for d in record.dropped]
+def dropped_warnings(record: PatientRecord, resources: ResourceSet) -> list[str]:
+    """One line per resource left out of the record (never silently), the resource named for people (what it
+    records and when): its id is in the record (`record.dropped`), not in text a clinician reads."""
+    from azaguard.rules.common import resource_name
+
+    lines = []
+    for d in record.dropped:
+        raw = resources.resolve(d.ref)
+        name = resource_name(raw) if raw is not None else "a resource"
+        lines.append(f"{name[0].upper()}{name[1:]} was not used: {d.reason}.")
+    return lines
 
 
 def _subjects(resources: ResourceSet) -> set[str]:
@@ -192,7 +200,7 @@ def check_on_server(
         mappings_version=mappings.version,
         requests=client.request_count - before,
         existing_alerts_problem=alerts_problem,
-        warnings=list(gathered.warnings) + warnings + dropped_warnings(record),
+        warnings=list(gathered.warnings) + warnings + dropped_warnings(record, gathered.resources),
         verdict=build_verdict(findings, record, now, mappings, tz),
     )
     issues, flags, result.notes = _own(issues, flags)
