@@ -68,6 +68,7 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
         "status": v.status.value,
         "headline": v.headline,
         "basis": v.basis,
+        "unidentified": list(v.unidentified),
         "actions": [
             {
                 "rule": a.rule,

@@ -130,6 +130,11 @@ CLINICIAN: dict[str, Template] = {
     "dose/*caution": _T(verb="Review", object="the azathioprine dose", reason="{reason}"),
     "tpmt/*hold": _T(verb="Hold", object="azathioprine", reason="{reason}", advice="{advice}"),
     "tpmt/*caution": _T(verb="Review", object="the azathioprine dose", reason="{reason}", advice="{advice}"),
+    "interactions/thiopurine-antimetabolite": _T(
+        verb="Hold", object="azathioprine", reason="{subject} is a second antimetabolite (duplicate therapy)",
+        advice="confirm the switch: only one should be taken"),
+    "infection-hold/anti-infective-prophylaxis": _T(
+        verb="Check", object="for infection", reason="{subject} is given as prophylaxis", advice="{advice}"),
     "interactions/*hold": _T(verb="Hold", object="azathioprine", reason="it interacts with {subject}",
                              advice="{advice}"),
     "interactions/*caution": _T(verb="Review", object="azathioprine", reason="it interacts with {subject}",
