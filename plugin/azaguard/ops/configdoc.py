@@ -25,7 +25,8 @@ DESCRIPTIONS = {
                   "segment) where the app is mounted.",
     "scopes": "The scopes asked for: `v2` (SMART 2 syntax, when the server advertises permission-v2) and `v1`.",
     "patient_scopes": "The scopes of a patient's own standalone launch (the patient view: launch/patient, "
-                      "patient/*.rs and the check-in's creates), `v2` and `v1`. null: no patient launch.",
+                      "a read of each type the rules read and the check-in's writes, from fhir/catalogue.py), "
+                      "`v2` and `v1`. null: no patient launch.",
     "allowed_iss": "The FHIR servers (iss) the app will talk to; any other launch is refused before a request "
                    "leaves.",
     "frame_ancestors": "Who may frame the page (CSP frame-ancestors). Default: 'self' and the allowed iss origins.",
