@@ -239,8 +239,11 @@ def test_launch_across_replicas_page_from_either_and_replay_refused(cluster: Clu
 class SlowFhir(http.server.BaseHTTPRequestHandler):
     """A FHIR server that answers after a while (with an error): a CDS call is in flight meanwhile."""
 
+    reached = threading.Event()  # set once azaguard's request is here: the hook is in flight
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        SlowFhir.reached.set()
         time.sleep(1.5)
         body = b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception"}]}'
         self.send_response(500)
@@ -273,6 +276,7 @@ def test_a_callback_without_the_cookie_finds_its_launch_on_the_other_replica(clu
 
 def test_sigterm_drains_the_request_in_flight_and_exits_0(cluster: Cluster) -> None:
     replica = cluster.replicas[1]
+    SlowFhir.reached.clear()
     slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowFhir)
     threading.Thread(target=slow.serve_forever, daemon=True).start()
     path = "/cds-services/azaguard-patient-view"
@@ -292,7 +296,8 @@ def test_sigterm_drains_the_request_in_flight_and_exits_0(cluster: Cluster) -> N
 
     caller = threading.Thread(target=call)
     caller.start()
-    time.sleep(0.7)  # the call is waiting on the slow FHIR server
+    # SIGTERM only once the call is waiting on the slow FHIR server (a fixed sleep raced a loaded machine).
+    assert SlowFhir.reached.wait(timeout=30), result.get("error")
     replica.proc.send_signal(signal.SIGTERM)
     caller.join(timeout=30)
     slow.shutdown()
