@@ -14,7 +14,7 @@ from msgspec import Struct
 from azaguard.display import cite, decimals_of, format_day, format_quantity, humanise_text, sentence
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
 from azaguard.mappings import Mappings, Threshold
-from azaguard.record import Concept, Measurement, MedicationOrder, ParseProblem, PatientRecord
+from azaguard.record import Concept, Measurement, MedicationOrder, ParseProblem, PatientRecord, Quantity
 from azaguard.terminology import MatchKind, drug_ingredients
 
 RuleFn = Callable[[PatientRecord, Mappings, datetime], list[Finding]]
@@ -53,6 +53,14 @@ def number(meas: Measurement, m: Mappings) -> str:
     """The value of `amount` without its unit (for "from 6.0 to 2.9 ×10⁹/L")."""
     shown = amount(meas, m)
     return shown.split(" ", 1)[0]
+
+
+def recorded_amount(q: Quantity | None, m: Mappings) -> str:
+    """A result as the lab sent it, for people ("2400 IU/mL", "<35 IU/mL"): its own unit in display form."""
+    if q is None or q.value is None:
+        return "no value"
+    return format_quantity(q.value, q.code or q.unit, m, recorded_decimals=decimals_of(f"{q.value:g}"),
+                           comparator=q.comparator or "")
 
 
 def limit_amount(value: float, unit: str | None, m: Mappings) -> str:

@@ -22,6 +22,7 @@ from azaguard.rules.common import (
     observation_problems,
     order_evidence,
     problem_evidence,
+    recorded_amount,
     rule,
     short_date,
     split_future,
@@ -300,8 +301,7 @@ def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
 
 def _shown(r: Measurement, m: Mappings) -> str:
     if r.analyte in m.analytes.activity_analytes.by_key:  # an activity: the number and what the lab said of it
-        value = r.quantity.as_recorded() if r.quantity else "no value"
-        return f"{r.ref} activity {value}: {activity_class(r, m)[1]}"
+        return f"activity {recorded_amount(r.quantity, m)}: {activity_class(r, m)[1]}"
     return r.text_value or (r.coded_value.label if r.coded_value else "no value")
 
 

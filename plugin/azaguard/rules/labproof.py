@@ -19,7 +19,7 @@ from msgspec import Struct
 from azaguard.findings import Evidence, Finding, Severity, Status
 from azaguard.mappings import Mappings
 from azaguard.record import Measurement, PatientRecord
-from azaguard.rules.common import iso, make_finding, measurement_evidence, short_date, split_future
+from azaguard.rules.common import iso, make_finding, measurement_evidence, recorded_amount, short_date, split_future
 from azaguard.terminology.labtests import result_class
 
 PATHOGEN_PREFIX = "pathogen:"  # the record's analyte key for a pathogen test ("pathogen:cmv")
@@ -44,8 +44,10 @@ class LabHit(Struct, frozen=True):
             out.append(measurement_evidence(self.baseline, f"earlier {self.label} result (baseline)"))
         return out
 
-    def phrase(self) -> str:
-        return f"{self.label} {self.why} ({short_date(self.result.effective)})"
+    def phrase(self, m: Mappings) -> str:
+        """'CMV 2400 IU/mL, interpretation H (31 Oct 2026)'."""
+        value = recorded_amount(self.result.quantity, m) if self.result.quantity else ""
+        return f"{self.label} {value}{', ' if value else ''}{self.why} ({short_date(self.result.effective)})"
 
 
 def lab_infections(record: PatientRecord, m: Mappings, now: datetime) -> list[LabHit]:
@@ -120,7 +122,7 @@ def infection_findings(
         by.setdefault(h.verdict, []).append(h)
     if "reactivation" in by:
         react = by["reactivation"]
-        names = "; ".join(h.phrase() for h in react)
+        names = "; ".join(h.phrase(m) for h in react)
         out.append(make_finding(
             m, "infection-hold", "hbv-reactivation", Status.HOLD, Severity.HIGH,
             f"Hepatitis B reactivation (HBV DNA {short_date(react[0].result.effective)}): refer to hepatology; "
@@ -138,7 +140,7 @@ def infection_findings(
             m, "infection-hold", "lab-proven-infection", Status.HOLD, Severity.HIGH,
             f"Infection shown by the lab ({labels}): {action}",
             "A laboratory result shows a current infection while the patient is on azathioprine: "
-            + "; ".join(h.phrase() for h in proven) + f" (collected in the last {days} days). {action[:1].upper()}"
+            + "; ".join(h.phrase(m) for h in proven) + f" (collected in the last {days} days). {action[:1].upper()}"
             f"{action[1:]}.",
             evidence=[e for h in proven for e in h.evidence()] + aza_evidence, implicated=aza_refs,
         ))
@@ -148,7 +150,7 @@ def infection_findings(
         out.append(make_finding(
             m, "infection-hold", "viraemia", Status.CAUTION, Severity.MODERATE,
             f"{labels} detected: compare with the earlier result and refer",
-            "Viral nucleic acid detected on azathioprine: " + "; ".join(h.phrase() for h in chronic) + ". With no "
+            "Viral nucleic acid detected on azathioprine: " + "; ".join(h.phrase(m) for h in chronic) + ". With no "
             "earlier result showing a rise this is not called reactivation: compare with the baseline, check liver "
             "tests and refer to hepatology.",
             evidence=[e for h in chronic for e in h.evidence()] + aza_evidence, implicated=aza_refs,
@@ -159,8 +161,9 @@ def infection_findings(
             m, "infection-hold", "lab-result-undecided", Status.CANNOT_EVALUATE, Severity.MODERATE,
             f"Cannot tell whether {len(open_)} infection test(s) show an infection: check with the lab",
             "These results neither show nor exclude an infection: "
-            + "; ".join(f"{h.result.ref}: {h.label} ({h.why})" for h in open_) + ". Ask the lab or repeat the test.",
+            + "; ".join(h.phrase(m) for h in open_) + ". Ask the lab or repeat the test.",
             evidence=[e for h in open_ for e in h.evidence()],
-            missing=[f"a detected/not detected reading of {h.result.ref}" for h in open_], implicated=aza_refs,
+            missing=[f"a detected/not detected reading of the {h.label} test of {short_date(h.result.effective)}"
+                     for h in open_], implicated=aza_refs,
         ))
     return out

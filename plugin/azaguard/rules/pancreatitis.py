@@ -21,6 +21,7 @@ from azaguard.rules.common import (
     make_finding,
     measurement_evidence,
     order_evidence,
+    recorded_amount,
     short_date,
     split_future,
 )
@@ -101,7 +102,7 @@ def _lipase(
     p = m.pancreatitis
     multiple = p.lipase_uln_multiple.value
     ev = measurement_evidence(latest, "lipase")
-    shown = latest.quantity.as_recorded() if latest.quantity else "no value"
+    shown = recorded_amount(latest.quantity, m)
     when = short_date(latest.effective)
     uln, unit = latest.range_high, latest.range_unit
     if latest.value is None or uln is None or (unit is not None and latest.quantity is not None
@@ -111,9 +112,10 @@ def _lipase(
         return make_finding(
             m, RULE, "lipase-unjudged", Status.CANNOT_EVALUATE, Severity.MODERATE,
             f"Lipase {shown} on {when} cannot be judged: {why}",
-            f"{latest.ref}: lipase {shown} on {when} cannot be compared with {multiple:g}× the lab's upper limit "
+            f"The lipase {shown} on {when} cannot be compared with {multiple:g}× the lab's upper limit "
             f"({why}). Check the result with the lab.",
-            evidence=[ev], missing=[f"the upper reference limit of {latest.ref}"], implicated=aza_refs,
+            evidence=[ev], missing=[f"the lab's upper reference limit for the lipase of {when}"],
+            implicated=aza_refs,
         ), ""
     comparator = latest.quantity.comparator if latest.quantity else None
     limit = multiple * uln
