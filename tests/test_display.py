@@ -14,12 +14,11 @@ from azaguard.display import (
     format_date,
     format_moment,
     format_quantity,
-    humanise_quantity,
-    humanise_text,
-    sentence,
     unit_text,
 )
+from azaguard.findings import Quantity
 from azaguard.mappings import MappingsError, load_mappings, load_mappings_from
+from azaguard.wording import Words, sentence
 
 M = load_mappings()
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -54,19 +53,12 @@ def test_values_are_rounded_to_the_source_or_the_meaningful_digit(
     assert format_quantity(value, unit, M, recorded_decimals=recorded) == shown
 
 
-def test_recorded_values_are_humanised_and_text_is_left_alone() -> None:
-    assert humanise_quantity("101.8 [degF]", M) == "101.8 °F"
-    assert humanise_quantity("<0.5 10*3/uL", M) == "<0.5 ×10³/µL"
-    assert humanise_quantity("5.9 G/L", M) == "5.9 G/L"
-    assert humanise_quantity("Intermediate metabolizer", M) == "Intermediate metabolizer"
-
-
-def test_rule_text_loses_raw_codes_echoes_and_iso_dates() -> None:
-    text = "WBC 2.9 10*3/uL (= 2.9 10*9/L) on 2026-10-22 is < 3.5 10*9/L; eGFR 88 mL/min/{1.73_m2}; 38.78 Cel"
-    out = humanise_text(text, M, NOW)
-    assert out == "WBC 2.9 ×10³/µL on 22 Oct 2026 is < 3.5 ×10⁹/L; eGFR 88 mL/min/1.73 m²; 38.8 °C"
-    assert humanise_text("3.45 mg/kg/day", M, NOW) == "3.45 mg/kg/day"  # 'mg' inside another unit: untouched
-    assert humanise_text("Some NHS protocols use 2.0 x10^9/L", M, NOW).endswith("2.0 ×10⁹/L")
+def test_recorded_quantities_are_shown_in_display_units() -> None:
+    words = Words(NOW, M)
+    assert words.quantity(Quantity(value=101.8, unit="[degF]", decimals=1)) == "101.8 °F"
+    assert words.quantity(Quantity(value=0.5, unit="10*3/uL", comparator="<", decimals=1)) == "<0.5 ×10³/µL"
+    assert words.quantity(Quantity(value=5.9, unit="G/L", decimals=1)) == "5.9 G/L"  # unknown: as recorded
+    assert words.quantity(Quantity(value=38.78, unit="Cel")) == "38.8 °C"
 
 
 def test_dates_read_as_a_clinician_says_them_in_the_users_zone() -> None:

@@ -42,6 +42,12 @@ def test_text_report_opens_with_the_verdict_and_words_write_outcomes() -> None:
     data = report.to_json(result, include_writes=True)
     assert data["verdict"]["actions"][0] == {
         "rule": "infection-hold", "code": "fever", "status": "hold", "verb": "Hold", "object": "azathioprine",
+        "reason": "fever 38.6 °C today 06:00", "advice": "contact the prescriber",
         "summary": "Hold azathioprine — fever 38.6 °C today 06:00; contact the prescriber.",
         "detail": data["verdict"]["actions"][0]["detail"], "todo": [],
+        "evidence": data["verdict"]["actions"][0]["evidence"],
+    }
+    assert data["verdict"]["actions"][0]["evidence"][0] == {
+        "what": "Temperature at or above fever threshold", "value": "38.6 °C", "date": "today 06:00",
+        "role": "trigger", "reference": "Observation/aza-febrile-c-temp",
     }

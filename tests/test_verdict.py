@@ -21,7 +21,8 @@ M = load_mappings()
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PATIENTS = {p.id: p for p in build_patients(EXAMPLES_NOW)}
 RAW_UCUM = re.compile(r"10\*\d|\bCel\b|\[degF\]|\[lb_av\]|\{1\.73_m2\}|\bumol/L|\b10\^\d|x10\^")
-FHIR_ID = re.compile(r"\b(?:Patient|Observation|MedicationRequest|Condition|ImmunizationRecommendation|"
+FHIR_ID = re.compile(r"\b(?:Patient|Observation|MedicationRequest|MedicationStatement|MedicationDispense|"
+                     r"MedicationAdministration|Condition|Immunization|ImmunizationRecommendation|DiagnosticReport|"
                      r"ServiceRequest|DetectedIssue|Flag|Medication)/[A-Za-z0-9\-.]+")
 ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 
@@ -131,14 +132,16 @@ def test_every_finding_the_rules_write_keeps_the_wording_rules(days_later: int) 
     for patient_id in PATIENTS:
         result = check_resources(load_json_file(EXAMPLES / f"{patient_id}.json"), mappings=M, now=now)
         for f in result.findings:
-            for field, text in (("summary", f.summary), ("detail", f.detail), *(("missing", x) for x in f.missing)):
+            texts = (("summary", f.summary), ("detail", f.detail), *(("missing", x) for x in f.missing),
+                     *(("evidence", e.description) for e in f.evidence))
+            for field, text in texts:
                 if RAW_UCUM.search(text):
                     problems.append(f"{patient_id} {f.rule}/{f.code} {field}: raw UCUM in {text!r}")
                 for word in ("clinical-rules", "(moderate)", "(high)", "(critical)", "(= ", "...", ".md"):
                     if word in text:
                         problems.append(f"{patient_id} {f.rule}/{f.code} {field}: {word!r} in {text!r}")
-                if field != "detail" and FHIR_ID.search(text):
-                    problems.append(f"{patient_id} {f.rule}/{f.code} {field}: FHIR id in {text!r}")
+                if FHIR_ID.search(text) or ISO_DATE.search(text):
+                    problems.append(f"{patient_id} {f.rule}/{f.code} {field}: FHIR id or ISO date in {text!r}")
             if len(f.summary) >= 140:
                 problems.append(f"{patient_id} {f.rule}/{f.code}: summary of {len(f.summary)} characters")
     assert not problems, "\n".join(problems)

@@ -39,7 +39,7 @@ from azaguard.fhir.errors import (
     FhirProtocolError,
     FhirRejected,
 )
-from azaguard.findings import Finding, Severity, Status
+from azaguard.findings import Evidence, Finding, Severity, Status
 
 if TYPE_CHECKING:
     from azaguard.verdict import Action, Verdict
@@ -728,12 +728,5 @@ def _row_display(row: Any) -> str:
     return ", ".join(p for p in (row.what, row.value, row.date) if p)
 
 
-def _evidence_display(e: Any) -> str:
-    parts = [e.description]
-    if e.value:
-        parts.append(e.value)
-    if e.normalised and e.normalised != e.value:
-        parts.append(f"= {e.normalised}")
-    if e.date:
-        parts.append(f"on {e.date[:10]}")
-    return " ".join(parts)
+def _evidence_display(e: Evidence) -> str:
+    return e.description + (f" on {e.date[:10]}" if e.date else "")

@@ -190,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "mappings":
             return _mappings_report(args)
         if args.command == "demo":
+            from azaguard.config import ConfigError
             from azaguard.sandbox.demo import run_demo
             from azaguard.sandbox.server import SandboxError
 
@@ -207,12 +208,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             except SandboxError as exc:
                 print(f"azaguard demo: {exc} (choose other ports with --port and --fhir-port)", file=sys.stderr)
                 return EXIT_INPUT
+            except ConfigError as exc:
+                print(f"azaguard demo: {_clean(exc)}", file=sys.stderr)
+                return EXIT_INPUT
         if args.command == "feedback":
             return _feedback(args)
+        from azaguard.config import ConfigError
         from azaguard.web.app import serve as serve_app
 
-        serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox,
-                  log_format=args.log_format)
+        try:
+            serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox,
+                      log_format=args.log_format)
+        except ConfigError as exc:
+            print(f"azaguard: {_clean(exc)}\n(azaguard config check --config FILE says every problem, one a line)",
+                  file=sys.stderr)
+            return EXIT_INPUT
         return EXIT_OK
     except (InputError, MappingsError) as exc:
         print(f"azaguard: {_clean(exc)}", file=sys.stderr)

@@ -116,6 +116,10 @@ class AppConfig(BaseModel):
         "'memory' (this process: one replica only), a redis:// or rediss:// URL, or 'database' "
         "(cds_database_url). Any number of replicas may share Redis or the database."),
         json_schema_extra={"env": "AZAGUARD_SESSION_STORE", "example": "redis://redis:6379/0"})
+    session_key_env: str | None = Field(None, description=(
+        "The environment variable holding the key(s) that encrypt sessions in a shared store (they carry the "
+        "EHR's tokens): Fernet keys, comma-separated, the first encrypts and every one decrypts (rotation). "
+        "Unset: stored in clear (a warning at start)."), json_schema_extra={"example": "AZAGUARD_SESSION_KEY"})
     trusted_proxies: tuple[str, ...] = Field((), description=(
         "CIDRs of reverse proxies whose X-Forwarded-For is believed (the client address for rate limits "
         "and the audit trail). Empty: the peer's address is the client's."),
@@ -150,6 +154,16 @@ class AppConfig(BaseModel):
             except ValueError as exc:
                 raise ValueError(f"{cidr!r} is not an IP network (CIDR)") from exc
         return cidrs
+
+    def session_keys(self) -> list[str]:
+        """The session encryption keys from session_key_env (none when it is not configured)."""
+        if not self.session_key_env:
+            return []
+        value = os.environ.get(self.session_key_env, "")
+        keys = [k.strip() for k in value.split(",") if k.strip()]
+        if not keys:
+            raise ConfigError(f"environment variable {self.session_key_env} (the session key) is not set")
+        return keys
 
     def metrics_token(self) -> str | None:
         return os.environ.get(self.metrics_token_env) or None if self.metrics_token_env else None
@@ -258,6 +272,7 @@ def load_app_config(path: Path | None = None, *, public_base: str | None = None)
     except ValidationError as exc:
         raise ConfigError(f"invalid SMART app configuration {path}:\n{_readable(exc)}") from exc
     config.client_secret()  # fail at start, not at the first launch
+    config.session_keys()
     return config
 
 

@@ -8,23 +8,12 @@ Dates: "20 Nov 2026, 9 days ago", in the EHR user's time zone when known (else U
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, tzinfo
-from functools import lru_cache
 
 from azaguard.mappings import Mappings
 
-# A number followed by a unit in text written by the rules: "3.1 10*9/L", "<0.5 10*3/uL", "38.78 Cel".
-_NUMBER = r"(?P<cmp>[<>]=?)?(?P<num>-?\d+(?:\.\d+)?)"
-_ISO_DATETIME = re.compile(
-    r"\b(\d{4}-\d{2}-\d{2})(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
-)
-_ECHO = re.compile(r"\s*\(=\s*[^()]*\)")  # "(= 146 U/L)": the same value again
-_POWER = re.compile(r"\bx ?10\^(\d+)/(L|uL)\b")  # "x10^9/L" written by hand in a source
-_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 # English month abbreviations, whatever the server's locale (strftime's %b follows it).
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_QUANTITY = re.compile(rf"^\s*{_NUMBER}\s*(?P<unit>\S.*?)?\s*$")
 
 
 def unit_text(code: str | None, m: Mappings) -> str:
@@ -56,19 +45,6 @@ def format_quantity(
     number = format_number(value, decimals)
     text = unit_text(unit, m)
     return f"{comparator}{number} {text}".strip() if text else f"{comparator}{number}"
-
-
-def humanise_quantity(text: str | None, m: Mappings) -> str:
-    """An evidence value as recorded ("101.8 [degF]", "3.1 10*3/uL") in display form; other text as is."""
-    if not text:
-        return ""
-    match = _QUANTITY.match(text)
-    if match is None or (match["unit"] and match["unit"] not in m.display.units):
-        return text
-    value = float(match["num"])
-    return format_quantity(
-        value, match["unit"], m, recorded_decimals=decimals_of(match["num"]), comparator=match["cmp"] or ""
-    )
 
 
 def format_date(when: datetime | date | str | None, now: datetime, tz: tzinfo | None = None) -> str:
@@ -137,51 +113,3 @@ def cite(source: str | None, m: Mappings) -> str | None:
         if citation.contains.lower() in source.lower():
             return citation.cite
     return None
-
-
-def humanise_text(text: str, m: Mappings, now: datetime | None = None, tz: tzinfo | None = None) -> str:
-    """Rule text for clinicians: display units, rounded numbers, readable dates, no value echoes.
-
-    A safety net over the rules' wording: it only rewrites what it recognises (a number followed by
-    a UCUM code from the display table, an ISO date) and leaves everything else as written.
-    """
-    out = _ECHO.sub("", text)
-    pattern = _quantity_pattern(tuple(m.display.units))
-
-    def quantity(match: re.Match[str]) -> str:
-        return format_quantity(
-            float(match["num"]), match["unit"], m,
-            recorded_decimals=decimals_of(match["num"]), comparator=match["cmp"] or "",
-        )
-
-    out = pattern.sub(quantity, out)
-    out = _POWER.sub(lambda mt: "×10" + mt[1].translate(_SUPERSCRIPT) + "/" + mt[2].replace("u", "µ"), out)
-    out = _ISO_DATETIME.sub(lambda mt: format_day(mt.group(0), tz), out)
-    return out
-
-
-@lru_cache(maxsize=8)
-def _quantity_pattern(codes: tuple[str, ...]) -> re.Pattern[str]:
-    """A number followed by one of the display table's UCUM codes (longest code first)."""
-    unit_alt = "|".join(re.escape(c) for c in sorted(codes, key=len, reverse=True))
-    return re.compile(rf"{_NUMBER}\s?(?P<unit>{unit_alt})(?![\w*\[{{/^])")
-
-
-def sentence(text: str, limit: int = 139) -> str:
-    """One whole sentence under `limit` characters: cut at a clause boundary, never mid-word."""
-    text = " ".join(text.split()).strip()
-    if not text:
-        return text
-    if len(text) > limit:
-        cut = text[: limit - 1]
-        for mark in (". ", "; ", " — ", ": ", ", "):
-            i = cut.rfind(mark)
-            if i > limit // 2:
-                cut = cut[:i]
-                break
-        else:
-            cut = cut.rsplit(" ", 1)[0]
-        text = cut.rstrip(" ,;:—-")
-    if text[-1] not in ".!?":
-        text += "."
-    return text[0].upper() + text[1:]

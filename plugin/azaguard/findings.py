@@ -18,18 +18,17 @@ RuleId = Literal[
     "dose",
     "tpmt",
     "interactions",
+    "pancreatitis",
 ]
-RULE_IDS: tuple[RuleId, ...] = (
-    "vaccination-hold",
-    "infection-hold",
-    "blood-counts",
-    "liver",
-    "kidney",
-    "monitoring-schedule",
-    "dose",
-    "tpmt",
-    "interactions",
-)
+
+
+def _rule_ids() -> tuple[RuleId, ...]:
+    from azaguard.registry import RULES  # the registry's order is the report order
+
+    return tuple(spec.id for spec in RULES)
+
+
+RULE_IDS: tuple[RuleId, ...] = _rule_ids()
 
 
 class Status(StrEnum):
@@ -67,21 +66,63 @@ SEVERITY_RANK: dict[Severity, int] = {
 
 # Findings are frozen msgspec Structs (defined and built in C): a check imports no validation library
 # (pydantic costs ~80 ms of a process); rules build them from typed values, which mypy checks.
-SUMMARY_MAX_CHARS = 139  # a summary fits a 140-character alert line
+SUMMARY_MAX_CHARS = 139  # the one limit: a summary fits a 140-character alert line (wording.sentence)
+
+
+# --- facts ----------------------------------------------------------------------------------
+# A rule states what it found as typed values; the wording layer (azaguard.wording) turns them into
+# words for an audience. Text a rule writes itself (summary, detail, missing, evidence description)
+# is for people: no FHIR id, no raw UCUM code, no project document name (tests/test_messages.py).
+
+Role = Literal["therapy", "trigger", "context"]
+TherapyState = Literal["current", "on-hold", "starting", "stopped", "completed", "stop-date-unknown"]
+TherapySource = Literal["request", "statement", "dispense", "administration"]
+
+
+class Quantity(Struct, frozen=True, kw_only=True):
+    """A value with its UCUM unit, as recorded or as normalised: the wording layer shows it in display units."""
+
+    value: float
+    unit: str | None = None  # UCUM code
+    comparator: str = ""  # "<", ">=", ...
+    decimals: int | None = None  # as recorded: never shown more precise than this
+
+
+class Trigger(Struct, frozen=True, kw_only=True):
+    """What set the finding off: a concept (named for people), its quantity, when, and where it is recorded."""
+
+    concept: str  # "fever", "WBC", "Amoxicillin 500 MG Oral Tablet", "MMR"
+    quantity: Quantity | None = None
+    at: str | None = None  # ISO-8601 instant
+    reference: str | None = None  # "Observation/123": linked, never shown as text
+    source: TherapySource | None = None  # for a drug: how it is recorded (an order reads differently)
+
+
+class TherapyFact(Struct, frozen=True, kw_only=True):
+    """The patient's azathioprine at evaluation time, as the rule judged it."""
+
+    state: TherapyState
+    source: TherapySource
+    reference: str
+    since: str | None = None  # ISO start
+    stopped: str | None = None  # ISO end, for stopped/completed
 
 
 class Evidence(Struct, frozen=True, kw_only=True):
-    """One resource (and the value in it) that a finding rests on."""
+    """One resource (and the value in it) that a finding rests on, with its role in the finding."""
 
-    reference: str  # "Observation/123"
-    description: str  # "WBC", "MMR vaccine recommended", ...
-    value: str | None = None  # as recorded: "3.1 10*3/uL", "101.2 [degF]"
-    normalised: str | None = None  # canonical: "3.1 10*9/L", "38.4 Cel"
+    reference: str  # "Observation/123": linked, never shown as text
+    description: str  # what, for people: "WBC", "live vaccine planned: MMR"
+    role: Role = "context"
+    quantity: Quantity | None = None  # the value as recorded (shown in display units)
+    text: str | None = None  # a coded or text value, for people
+    value: str | None = None  # as recorded: "3.1 10*3/uL", "101.2 [degF]" (JSON only)
+    normalised: str | None = None  # canonical: "3.1 10*9/L", "38.4 Cel" (JSON only)
     date: str | None = None  # ISO-8601 as recorded
 
     def as_json(self) -> dict[str, Any]:
         """The evidence as JSON, unset fields left out."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in asdict(self).items() if v is not None and k != "quantity"}
 
 
 class Finding(Struct, frozen=True, kw_only=True):
@@ -91,8 +132,13 @@ class Finding(Struct, frozen=True, kw_only=True):
     code: str  # stable sub-code within the rule, e.g. "live-vaccine-planned"
     status: Status
     severity: Severity
-    summary: str
-    detail: str
+    summary: str  # the rule's own one-line statement, for people (rule lines, JSON)
+    detail: str  # why, for people: the rule's explanation and its source, cited by name
+    trigger: Trigger | None = None
+    therapy: TherapyFact | None = None
+    subject: str | None = None  # what the action is about, named: "MMR", "Full blood count", "allopurinol"
+    reason: str | None = None  # a clause saying why, when no trigger says it: "3.2 mg/kg/day, above 2.5"
+    advice: str | None = None  # a clause saying what else to do: "reduce the dose to 25 %"
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
     # Resources the alert is about (the azathioprine order, a vaccine order):

@@ -769,23 +769,11 @@ class Citation(_Model, frozen=True, kw_only=True):
         _require(bool(self.contains) and bool(self.cite), "a citation needs both contains and cite")
 
 
-class RuleDisplay(_Model, frozen=True, kw_only=True):
-    label: str
-    checks: str  # object of "Cannot check …"
-
-
 class Display(_Model, frozen=True, kw_only=True):
     source: str
     note: str
     units: dict[str, DisplayUnit]
     citations: tuple[Citation, ...]
-    rules: dict[RuleId, RuleDisplay]
-
-    def _check(self) -> None:
-        from azaguard.findings import RULE_IDS
-
-        if set(RULE_IDS) - set(self.rules):
-            raise ValueError(f"display.json names no label for rule(s) {sorted(set(RULE_IDS) - set(self.rules))}")
 
 
 # --- meaning: whose, whether, which script (issue 24) ------------------------------------

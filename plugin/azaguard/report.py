@@ -11,6 +11,8 @@ import re
 import textwrap
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from azaguard.findings import Finding, Status
 
 if TYPE_CHECKING:
@@ -52,6 +54,8 @@ def finding_json(f: Finding) -> dict[str, Any]:
         "summary": f.summary,
         "detail": f.detail,
         "evidence": [e.as_json() for e in f.evidence],
+        **({"trigger": msgspec.to_builtins(f.trigger)} if f.trigger is not None else {}),
+        **({"therapy": msgspec.to_builtins(f.therapy)} if f.therapy is not None else {}),
         "missing": list(f.missing),
         "implicated": list(f.implicated),
         "mappings_version": f.mappings_version,
@@ -71,8 +75,14 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
                 "status": a.status.value,
                 "verb": a.verb,
                 "object": a.object,
+                "reason": a.reason,
+                **({"advice": a.advice} if a.advice else {}),
                 "summary": a.summary,
                 "detail": a.detail,
+                "evidence": [
+                    {"what": e.what, "value": e.value, "date": e.date, "role": e.role, "reference": e.reference}
+                    for e in a.evidence
+                ],
                 "todo": list(a.todo),
             }
             for a in v.actions
@@ -169,7 +179,7 @@ def _action_lines(i: int, a: Action, wrap: textwrap.TextWrapper) -> list[str]:
     out = [f"  {i}. [{_MARK[a.status]}] {a.summary}", wrap.fill(a.detail)]
     for e in a.evidence:
         parts = ", ".join(p for p in (e.value, e.date) if p)
-        out.append(f"     - {e.what}{': ' + parts if parts else ''}  [{e.reference}]")
+        out.append(f"     - {e.what}{': ' + parts if parts else ''}")
     for t in a.todo:
         out.append(f"     ☐ to record: {t}")
     return out

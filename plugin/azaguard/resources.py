@@ -28,6 +28,10 @@ class InputError(ValueError):
     """The input is not a usable FHIR record (malformed JSON, wrong resourceType, ...)."""
 
 
+class EmptyRecord(InputError):
+    """No resource at all: no record, never "not on azathioprine" (a CDS hook answers 412)."""
+
+
 # Limits on input JSON: far beyond any real patient record, well before memory, recursion or
 # arithmetic give out (a 3.9 MB Synthea record nests 12 deep; FHIR decimals carry <= 18 digits).
 MAX_INPUT_BYTES = 256 << 20

@@ -5,6 +5,7 @@ The CLI, the SMART web app, the demo and (later) the population scan all go thro
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -14,9 +15,9 @@ from msgspec import Struct, field
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings
 from azaguard.ops.events import ALERT_WRITE, emit
-from azaguard.record import PatientInfo, PatientRecord, build_record
+from azaguard.record import PatientInfo, PatientRecord, VaccineEvent, build_record
 from azaguard.record_meaning import same_person
-from azaguard.resources import InputError, ResourceSet
+from azaguard.resources import EmptyRecord, InputError, ResourceSet
 from azaguard.rules import evaluate
 from azaguard.verdict import Verdict, build_verdict
 
@@ -63,8 +64,11 @@ def check_resources(
     ordering_context: bool = False,
     tz: tzinfo | None = None,
     terminology: TerminologyServer | None = None,
+    planned_vaccines: tuple[VaccineEvent, ...] = (),
 ) -> CheckResult:
-    """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch)."""
+    """Evaluate a record that is already in hand (a Bundle file, a CDS Hooks prefetch): the one evaluation
+    step of `check`, the web app and the CDS hooks. `planned_vaccines`: vaccines a CDS order hook is about
+    to order (draft orders), added to the record's."""
     # The same Patient twice (a search plus an _include), or merged records joined by Patient.link, is one patient.
     patients = same_person(resources)
     if len({str(p.get("id")) for p in patients}) == 1:
@@ -74,7 +78,7 @@ def check_resources(
         raise InputError(f"the record holds {len(patients)} patients ({ids}); azaguard checks one patient at a time")
     if not resources.resources:
         # Nothing at all is not "not on azathioprine": it is no record.
-        raise InputError("the record is empty (no Patient and no other resources): there is nothing to check")
+        raise EmptyRecord("the record is empty (no Patient and no other resources): there is nothing to check")
     warnings: list[str] = []
     if not patients:
         subjects = _subjects(resources)
@@ -91,6 +95,8 @@ def check_resources(
         )
     warnings += _enrich(resources, terminology)
     record = build_record(resources, mappings, ordering_context=ordering_context)
+    if planned_vaccines:
+        record = dataclasses.replace(record, vaccines=record.vaccines + planned_vaccines)
     findings = evaluate(record, mappings, now)
     return CheckResult(
         patient_ref=record.patient_ref or "Patient/(unknown)",

@@ -4,7 +4,7 @@ Patient portal → sign in as a synthetic patient → Open azaguard (SMART stand
 id_token fhirUser Patient/…) → the patient view, 360 px wide. The right first message for a febrile
 patient, a booked live vaccine, an overdue blood count and nothing to do; no sideways scroll at 360 px;
 axe-core clean; the check-in round trip (the patient reports → QuestionnaireResponse + Observation in the
-EHR → the clinician's page and a CDS Hooks card show the fever). Screenshots go to tmp/artefacts/.
+EHR → the clinician's page and a CDS Hooks card show the fever and the sign ticked). Screenshots go to tmp/artefacts/.
 """
 
 from __future__ import annotations
@@ -196,8 +196,12 @@ def test_the_check_in_reaches_the_record_the_clinician_and_a_cds_card(
         page.wait_for_selector("section.verdict")
         assert page.inner_text("#verdict-words").strip() == "Hold"
         assert "38.6 °C" in page.inner_text("section.verdict")
+        # The sign the patient ticked, read from the QuestionnaireResponse's SNOMED-coded answer (issue 17).
+        assert "warning sign of infection: Chill" in page.inner_text("body")
+        page.screenshot(path=str(ARTEFACTS / "clinician-after-checkin-1366.png"), full_page=True)
         page.goto(f"{site_url}/ehr/patient/{round_trip_patient}?open=1")
         cards = page.inner_text("body")
         assert "38.6" in cards, cards[:2000]
+        assert "warning sign of infection: Chill" in cards, cards[:2000]
     finally:
         clinician.close()

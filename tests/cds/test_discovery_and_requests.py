@@ -42,7 +42,8 @@ def test_patient_view_on_azathioprine_with_a_live_vaccine_due(call: Caller) -> N
     assert "MMR" in card["summary"] and len(card["summary"]) < 140
     assert card["source"]["label"] == "azaguard" and card["source"]["topic"]["code"] == "vaccination-hold"
     assert card["links"][0]["type"] == "smart" and card["links"][0]["url"].endswith("/app/launch")
-    assert "**Evidence**" in card["detail"] and "ImmunizationRecommendation/" in card["detail"]
+    assert "**Evidence**" in card["detail"] and "Live vaccine planned: MMR" in card["detail"]
+    assert "ImmunizationRecommendation/" not in card["detail"]  # no FHIR id in text for people
     assert "suggestions" not in card and "selectionBehavior" not in card
     _no_empty(cards)
 

@@ -121,3 +121,4 @@ def test_new_azathioprine_order_is_checked_as_therapy_starting_now(
         actions = mine[0]["suggestions"][0]["actions"]
         assert actions[0]["resourceId"] == "MedicationRequest/draft-aza"
         assert {r["code"] for r in mine[0]["overrideReasons"]} >= {"prescriber-approved", "other"}
+

@@ -199,7 +199,8 @@ def test_unreadable_weight_observation_blocks_the_dose_check() -> None:
     broken["valueQuantity"]["value"] = "seventy"
     found = run(dosing.dose, aza(), broken, observation(WEIGHT, 70, "kg", days_ago=30))
     assert by_code(found) == {"dose-cannot-evaluate": Status.CANNOT_EVALUATE}
-    assert "Observation/weight" in found[0].detail
+    assert "Observation/weight" in [e.reference for e in found[0].evidence]  # linked, never written in text
+    assert "Observation/" not in found[0].detail
 
 
 def test_dose_not_applicable_without_azathioprine() -> None:

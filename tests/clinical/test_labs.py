@@ -167,7 +167,8 @@ def test_blood_count_units(case: UnitCase) -> None:
     found = run(labs.blood_counts, *patient_with(case.resource))
     assert codes(found) == case.expected
     if "wbc-unreadable" in case.expected:
-        assert "Observation/wbc" in found[0].detail  # names the observation (not in the headline)
+        assert "Observation/wbc" in [e.reference for e in found[0].evidence]  # linked from the evidence
+        assert "Observation/" not in found[0].detail
         assert "Observation/" not in found[0].summary
         assert found[0].missing
 

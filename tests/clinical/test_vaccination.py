@@ -213,7 +213,7 @@ def test_stop_date_unknown_asks_for_it() -> None:
     aza = azathioprine(status="stopped", rid="aza-stopped")
     (f,) = run(aza, recommendation("03"))
     assert "confirm" in f.summary.lower()
-    assert f.missing == ("stop date of MedicationRequest/aza-stopped",)
+    assert f.missing == ("the stop date of the azathioprine 50 MG Oral Tablet order of 15 Apr 2026",)
 
 
 def test_low_dose_tier_is_context_only_and_keeps_the_hold() -> None:

@@ -129,7 +129,7 @@ def test_granted_scopes_never_exceed_the_registration(client: TestClient) -> Non
     granted = set(token["scope"].split())
     assert {"patient/*.cruds", "user/Patient.cruds", "patient/Encounter.cruds", "system/*.rs"}.isdisjoint(granted)
     assert "patient/Encounter.rs" in granted  # within the registered patient/*.read
-    assert "patient/DetectedIssue.cruds" in granted
+    assert "patient/DetectedIssue.crus" in granted
 
 
 def test_no_token_or_code_is_ever_logged(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:

@@ -114,3 +114,15 @@ def test_demo_takes_a_config_and_a_log_format(tmp_path: Path, monkeypatch: pytes
     monkeypatch.delenv("AZAGUARD_LOG_FORMAT", raising=False)
     assert main(["demo", "--no-serve"]) == 0
     assert seen["config_path"] is None and seen["log_format"] is None  # the config's log_format: text
+
+
+def test_serve_refuses_a_bad_configuration_in_sentences_and_a_missing_session_key(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "azaguard.cli", "serve", "--config",
+                          str(write(tmp_path, {**GOOD, "scopes": "x"}))], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "config check" in run.stderr
+    data = {**GOOD, "session_store": "database", "session_key_env": "T_NO_SUCH_KEY_VAR"}
+    code = main(["config", "check", "--config", str(write(tmp_path, data)), "--offline"])
+    assert code == 2
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("T_NO_SUCH_KEY_VAR", "not-a-fernet-key")
+        assert main(["config", "check", "--config", str(write(tmp_path, data)), "--offline"]) == 2

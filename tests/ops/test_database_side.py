@@ -101,3 +101,22 @@ def test_sessions_in_the_database_are_shared_between_replicas(database_url: str)
     assert again is not None and one.launch(again, "ctx-1") is not None
     assert one.launch(again, "ctx-1").tokens == tokens  # type: ignore[union-attr]
     assert len(one) == len(two) == 1
+
+
+def test_sessions_encrypted_in_the_shared_store_and_keys_rotate(tmp_path: object) -> None:
+    from cryptography.fernet import Fernet
+
+    from azaguard.ops.sessions import SharedSessionStore
+    from azaguard.ops.store import MemoryStore
+
+    shared = MemoryStore()
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    before = SharedSessionStore(shared, keys=[old])
+    now = datetime.now(UTC)
+    session = before.create(now, "10.0.0.1")
+    raw = shared.get("session:" + session.id)
+    assert raw is not None and session.csrf_token.encode() not in raw  # not in clear
+    rotated = SharedSessionStore(shared, keys=[new, old])  # new encrypts, old still opens
+    assert rotated.get(session.id, now) is not None
+    assert SharedSessionStore(shared, keys=[new]).get(session.id, now) is None  # unknown key: no session
+    assert SharedSessionStore(shared).get(session.id, now) is None  # encrypted, read without a key: none

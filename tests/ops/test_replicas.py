@@ -26,22 +26,31 @@ import httpx
 import pytest
 import redis
 import uvicorn
+from cryptography.fernet import Fernet
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from azaguard.config import AppConfig
-from azaguard.ops.sessions import decode
+from azaguard.ops.sessions import cipher, decode
 from azaguard.sandbox.ehr import create_ehr_app
 from azaguard.sandbox.patients import build_patients, transaction_bundle
 from azaguard.sandbox.server import SandboxServer
+from azaguard.smart.session import Session
 from tests.ops.services import free_port, wait_for_port
 from tests.sandbox_ehr.helpers import V2
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
 CDS_ISS = "https://ehr.test/cds"
+SESSION_KEY = Fernet.generate_key().decode()  # sessions are encrypted in Redis
+
+
+def opened(payload: bytes) -> Session:
+    fernet = cipher([SESSION_KEY])
+    assert fernet is not None
+    return decode(fernet.decrypt(payload))
 
 
 class ThreadServer:
@@ -83,7 +92,8 @@ class Cluster:
 
 
 def start_replica(config: Path, port: int, log: Path) -> Replica:
-    env = {**os.environ, "AZAGUARD_LOG_LEVEL": "DEBUG", "AZAGUARD_LOG_PATIENT_IDS": "none"}
+    env = {**os.environ, "AZAGUARD_LOG_LEVEL": "DEBUG", "AZAGUARD_LOG_PATIENT_IDS": "none",
+           "T_SESSION_KEY": SESSION_KEY}
     proc = subprocess.Popen(
         [sys.executable, "-m", "azaguard.cli", "serve", "--config", str(config), "--host", "127.0.0.1",
          "--port", str(port), "--log-format", "json"],
@@ -118,6 +128,7 @@ def cluster(fhir_server: SandboxServer, redis_url: str, tmp_path_factory: pytest
         "cds_clients": [{"iss": CDS_ISS, "jwks": {"keys": [key.as_dict(private=False)]}}],
         "cds_database_url": f"sqlite:///{work / 'azaguard.sqlite'}",
         "session_store": redis_url,
+        "session_key_env": "T_SESSION_KEY",
     }
     config_path = work / "azaguard.json"
     config_path.write_text(json.dumps(data))
@@ -155,7 +166,7 @@ def launch(cluster: Cluster, begin: Replica, finish: Replica, secrets: list[str]
     for key in store.scan_iter("session:*"):  # the launch in flight, as every replica sees it
         payload = store.get(key)
         if payload:
-            secrets += [p.code_verifier for p in decode(payload).pending.values()]
+            secrets += [p.code_verifier for p in opened(payload).pending.values()]
     authorized = browser.get(started.headers["location"])
     assert authorized.status_code == 302, authorized.text
     callback = authorized.headers["location"]
@@ -189,7 +200,8 @@ def test_launch_across_replicas_page_from_either_and_replay_refused(cluster: Clu
     store = redis.Redis.from_url(cluster.redis_url)
     for key in store.scan_iter("session:*"):
         payload = store.get(key)
-        for ctx in decode(payload).launches.values() if payload else []:
+        for ctx in opened(payload).launches.values() if payload else []:
+            assert payload is not None and ctx.tokens.access_token.encode() not in payload  # never in clear
             secrets += [t for t in (ctx.tokens.access_token, ctx.tokens.refresh_token, ctx.tokens.id_token) if t]
     assert len(secrets) >= 6
     # Every line of both replicas' logs, at DEBUG, is searched for each secret.
@@ -221,6 +233,22 @@ class SlowFhir(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+def test_a_callback_without_the_cookie_finds_its_launch_on_the_other_replica(cluster: Cluster) -> None:
+    """A framed launch whose callback arrives at the top level brings no cookie: the state, bound in the shared
+    store, still completes it on whichever replica receives it."""
+    first, second = cluster.replicas
+    browser = httpx.Client(follow_redirects=False, timeout=60)
+    started = browser.get(on(first, cluster.ehr.launch_url(cluster.patient_id)))
+    assert started.status_code == 302, started.text
+    authorized = browser.get(started.headers["location"])
+    assert authorized.status_code == 302, authorized.text
+    browser.cookies.clear()
+    done = browser.get(on(second, authorized.headers["location"]))
+    assert done.status_code == 303 and "ctx=" in done.headers["location"], done.text
+    assert "azaguard_session" in browser.cookies  # the session it completed into (the page is not viewed here:
+    # the audit test counts page views)
 
 
 def test_sigterm_drains_the_request_in_flight_and_exits_0(cluster: Cluster) -> None:

@@ -75,8 +75,8 @@ def test_every_check_in_advice_and_sign(
 def test_every_row_of_the_wording_table(content: PatientContent) -> None:
     """Rows no sandbox patient reaches (a lab-proven infection, a reported side effect…), with sample facts."""
     facts = {"temperature": "38.4 °C", "when": "yesterday evening", "condition": "Pneumonia", "drug": "allopurinol",
-             "vaccine": "yellow fever", "date": "due on 12 Dec", "test": "blood count", "check": "dose",
-             "threshold": "38.0 °C", "contact": content.contact}
+             "vaccine": "yellow fever", "planned": "due on 12 Dec", "date": "on 12 Oct", "test": "blood count",
+             "check": "dose", "threshold": "38.0 °C", "contact": content.contact}
     rows = [*content.messages, content.next_test.due, content.next_test.due_now, content.not_on_medicine]
     texts = [fill(f"{row.text} {row.todo}", facts, content) for row in rows]
     too_hard = [f"{grade(t):.1f} {t}" for t in texts if grade(t) > GRADE]

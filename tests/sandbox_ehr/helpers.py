@@ -15,6 +15,7 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from azaguard.config import AppConfig, Scopes
+from azaguard.fhir.catalogue import launch_scopes
 from azaguard.sandbox.ehr import create_ehr_app
 from azaguard.sandbox.ehr.context import EhrContext
 
@@ -22,14 +23,8 @@ PUBLIC = "http://127.0.0.1:8477"
 FHIR = f"{PUBLIC}/ehr/fhir"
 REDIRECT = f"{PUBLIC}/app/callback"
 UNREACHABLE = "http://127.0.0.1:9/fhir"  # for tests that never touch the upstream
-V2 = (
-    "launch openid fhirUser patient/Patient.rs patient/MedicationRequest.rs patient/Medication.rs "
-    "patient/Observation.rs patient/Condition.rs patient/Immunization.rs patient/ImmunizationRecommendation.rs "
-    "patient/ServiceRequest.rs patient/MedicationStatement.rs patient/MedicationDispense.rs "
-    "patient/MedicationAdministration.rs patient/DiagnosticReport.rs patient/QuestionnaireResponse.rs "
-    "patient/Questionnaire.rs patient/DetectedIssue.cruds patient/Flag.cruds patient/Device.cruds "
-    "online_access"
-)
+# What azaguard asks for (fhir/catalogue.py), and a refresh token (online_access) as the app may add.
+V2 = launch_scopes("v2") + " online_access"
 
 
 class FakeClock:

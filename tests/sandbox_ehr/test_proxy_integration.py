@@ -256,11 +256,11 @@ def test_update_with_if_match_and_no_takeover(
 
 def test_writes_need_a_write_scope(upstream: str, alice: SyntheticPatient) -> None:
     def read_only(scope: str) -> str:
-        return " ".join(s.replace(".cruds", ".rs") for s in scope.split())
+        return " ".join(s.replace(".crus", ".rs") for s in scope.split())
 
     with ehr_client(upstream, granted_scope_filter=read_only) as client:
         token = launch_token(client, alice.id)
-        assert "patient/DetectedIssue.cruds" not in token["scope"].split()
+        assert "patient/DetectedIssue.crus" not in token["scope"].split()
         response = client.post("/ehr/fhir/DetectedIssue", json=_issue(alice.id), headers=_json_headers(token))
     assert response.status_code == 403
 

@@ -106,10 +106,10 @@ def test_scopes_v2_and_v1() -> None:
 def test_backend_scopes_cover_every_search_of_the_gathering() -> None:
     from datetime import UTC, datetime
 
+    from azaguard.fhir.catalogue import reads
     from azaguard.fhir.gather import plan_searches
     from azaguard.scan.ndjson import EXPORT_TYPES
-    from azaguard.smart.backend import READ_TYPES
 
     searched = {s.resource_type for s in plan_searches("x", load_mappings(), datetime(2026, 11, 1, tzinfo=UTC))}
-    assert searched <= set(READ_TYPES)
+    assert searched <= set(reads())
     assert searched <= set(EXPORT_TYPES)  # a Bulk export asks for every type the rules read

@@ -28,7 +28,7 @@ def test_the_repository_registration_loads() -> None:
     assert config.client_type == "public"
     assert config.redirect_uri == "http://127.0.0.1:8400/app/callback"
     assert config.allowed_iss == ("http://127.0.0.1:8400/ehr/fhir",)
-    assert "patient/DetectedIssue.cruds" in config.scopes.v2.split()
+    assert "patient/DetectedIssue.crus" in config.scopes.v2.split()
     assert "patient/DetectedIssue.write" in config.scopes.v1.split()
     assert config.client_secret() is None
     assert not config.secure_cookies  # loopback demo over plain http

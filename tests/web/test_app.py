@@ -131,7 +131,7 @@ def test_ehr_launch_redirects_to_authorize_with_pkce_state_aud_and_v2_scopes(har
     assert q["aud"] == ISS and q["launch"] == "L1"
     assert q["code_challenge_method"] == "S256" and len(q["code_challenge"]) == 43
     assert len(q["state"]) >= 43
-    assert "patient/DetectedIssue.cruds" in q["scope"].split()
+    assert "patient/DetectedIssue.crus" in q["scope"].split()
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie  # loopback
 

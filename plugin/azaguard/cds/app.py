@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.concurrency import run_in_threadpool
@@ -32,6 +32,9 @@ from azaguard.config import AppConfig, is_loopback, origin_of
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.ops import audit, logs, metrics, runtime
 from azaguard.resources import InputError, loads_limited
+
+if TYPE_CHECKING:
+    from azaguard.terminology.server import TerminologyServer
 
 log = logging.getLogger("azaguard.cds")
 INSECURE_HEADER = "X-Azaguard-Insecure"
@@ -60,8 +63,10 @@ class CdsService:
         jwks: JwksCache | None = None,
         insecure: bool = False,
         jwt_clock: Callable[[], float] | None = None,
+        terminology: TerminologyServer | None = None,
     ) -> None:
         self.config = config
+        self.terminology = terminology  # the site's terminology server, as `check --terminology-server`
         self.mappings = mappings or load_mappings()
         self.templates = Templates(self.mappings)
         # The replay cache is in the shared store when that is Redis, else in this database.
@@ -157,7 +162,7 @@ class CdsService:
         try:
             result = run_hook(
                 service, request, templates=self.templates, mappings=self.mappings, now=now,
-                clients=self.clients, links=self.links,
+                clients=self.clients, links=self.links, terminology=self.terminology,
             )
         except Exception as exc:
             self.audit.record("cds." + service.id, patient=request.patient_id, outcome=type(exc).__name__)

@@ -1,7 +1,7 @@
-"""Findings → CDS Hooks cards (summary < 140, markdown detail with the evidence, stable uuid).
+"""Findings → CDS Hooks cards (one-sentence summary, markdown detail with the evidence, stable uuid).
 
-`card_text` renders the verdict layer's wording (`verdict.action_of`, absolute dates): one clinical
-message on every surface; without a clock it falls back to the finding's own text.
+A card renders the wording layer's Action (azaguard.wording, absolute dates: cards are kept): the same
+summary, detail, evidence rows and to-do list as the page, the chart alert and the reports.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from azaguard.cds.drafts import Draft
 from azaguard.drugnames import clinical_name
 from azaguard.findings import Finding, Severity, Status
 from azaguard.mappings import Mappings
-from azaguard.verdict import action_of
+from azaguard.registry import label
+from azaguard.wording import Action, Words, sentence
 
 # Card ids are uuid5 in this namespace over (hook instance, service, rule, code, subject of the card):
 # the same call gives the same ids, so feedback and logs can be matched.
@@ -34,17 +35,6 @@ OVERRIDE_AZATHIOPRINE = (
     ("benefit-outweighs-risk", "Benefit outweighs the risk"),
     ("other", "Other"),
 )
-RULE_LABELS = {
-    "vaccination-hold": "Vaccination hold",
-    "infection-hold": "Infection hold",
-    "blood-counts": "Blood counts",
-    "liver": "Liver",
-    "kidney": "Kidney",
-    "monitoring-schedule": "Monitoring schedule",
-    "dose": "Dose",
-    "tpmt": "TPMT",
-    "interactions": "Interactions",
-}
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
 
 
@@ -60,14 +50,9 @@ def indicator(finding: Finding) -> str:
     return "critical" if finding.status == Status.HOLD else "warning"
 
 
-def card_text(
-    finding: Finding, now: datetime | None = None, mappings: Mappings | None = None, tz: tzinfo | None = None
-) -> tuple[str, str]:
-    """(summary, detail) in the clinician's words: the verdict action's, dates absolute (cards are kept)."""
-    if now is None or mappings is None:
-        return finding.summary, finding.detail
-    action = action_of(finding, now, mappings, tz, relative_dates=False)
-    return action.summary, action.detail
+def card_action(finding: Finding, now: datetime, mappings: Mappings, tz: tzinfo | None = None) -> Action:
+    """The finding's action in the clinician's words, dates absolute (cards are kept)."""
+    return Words(now, mappings, tz, "absolute").action(finding)
 
 
 def card_id(*parts: str) -> str:
@@ -81,16 +66,16 @@ def finding_card(
     links: Links,
     drafts_to_delete: Iterable[Draft] = (),
     notes: Iterable[str] = (),
-    now: datetime | None = None,
-    mappings: Mappings | None = None,
+    now: datetime,
+    mappings: Mappings,
     tz: tzinfo | None = None,
 ) -> dict[str, Any]:
-    summary, detail = card_text(finding, now, mappings, tz)
+    action = card_action(finding, now, mappings, tz)
     card: dict[str, Any] = {
         "uuid": card_uuid,
-        "summary": _summary(summary),
+        "summary": action.summary,
         "indicator": indicator(finding),
-        "detail": _detail(finding, detail, notes),
+        "detail": _detail(finding, action, notes),
         "source": _source(finding.rule, links),
     }
     deletable = [d for d in drafts_to_delete if d.has_id]
@@ -119,22 +104,17 @@ def unreadable_card(drafts: list[Draft], *, card_uuid: str, links: Links) -> dic
     items = "\n".join(f"- `{_md(d.ref)}` ({_md(d.label)}): {_md(d.problem or 'unreadable')}" for d in drafts)
     return {
         "uuid": card_uuid,
-        "summary": _summary(f"azaguard could not check {len(drafts)} draft order(s): check them by hand"),
+        "summary": sentence(f"azaguard could not check {len(drafts)} draft order(s): check them by hand"),
         "indicator": "info",
         "detail": "These draft orders could not be read, so azaguard did not check them:\n\n" + items,
         "source": {"label": "azaguard", **({"url": links.home} if links.home else {})},
     }
 
 
-def _summary(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) < 140 else text[:138].rstrip() + "…"
-
-
 def _source(rule: str, links: Links) -> dict[str, Any]:
     source: dict[str, Any] = {
         "label": "azaguard",
-        "topic": {"system": TOPIC_SYSTEM, "code": rule, "display": RULE_LABELS.get(rule, rule)},
+        "topic": {"system": TOPIC_SYSTEM, "code": rule, "display": label(rule)},
     }
     if links.home:
         source["url"] = links.home
@@ -146,20 +126,19 @@ def _md(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
-def _detail(finding: Finding, detail: str, notes: Iterable[str]) -> str:
-    lines = [_md(detail)]
-    if finding.evidence:
+def _detail(finding: Finding, action: Action, notes: Iterable[str]) -> str:
+    lines = [_md(action.detail)]
+    if action.evidence:
         lines += ["", "**Evidence**", ""]
-        for e in finding.evidence:
-            value = f": {e.value}" if e.value else ""
-            normalised = f" ({e.normalised})" if e.normalised and e.normalised != e.value else ""
-            when = f", {e.date[:10]}" if e.date else ""
-            lines.append(f"- `{_md(e.reference)}` {_md(e.description + value + normalised + when)}")
-    if finding.missing:
-        lines += ["", "**Missing:** " + _md("; ".join(finding.missing))]
+        for e in action.evidence:
+            parts = ", ".join(p for p in (e.value, e.date) if p)
+            lines.append(f"- {_md(e.what)}" + (f": {_md(parts)}" if parts else ""))
+    if action.todo:
+        lines += ["", "**To record:** " + _md("; ".join(action.todo))]
     extra = list(notes)
     if extra:
         lines += ["", "**Not read:** " + _md("; ".join(extra))]
     severity = "" if finding.severity == Severity.INFO else f", severity {finding.severity.value}"
-    lines += ["", f"_Rule {finding.rule} ({finding.status.value}{severity}), mappings {_md(finding.mappings_version)}_"]
+    lines += ["", f"_{_md(label(finding.rule))} check ({finding.status.value}{severity}), "
+                  f"mappings {_md(finding.mappings_version)}_"]
     return "\n".join(lines)

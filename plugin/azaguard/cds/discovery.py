@@ -1,7 +1,8 @@
 """The three services and their prefetch templates, derived from the searches the record gatherer runs.
 
 One source of truth for "what the rules read": fhir/gather.plan_searches. Each search becomes a
-prefetch template (CDS Hooks 2.0 has no relative-date tokens, so the date bound is left out).
+prefetch template (CDS Hooks 2.0 has no relative-date tokens, so the date bound is left out); the
+usageRequirements name the same types (fhir/catalogue.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from azaguard.fhir.catalogue import usage_requirements
 from azaguard.fhir.gather import Search, plan_searches
 from azaguard.mappings import Mappings
 
@@ -61,12 +63,6 @@ SERVICES: dict[str, Service] = {
     )
 }
 
-USAGE_REQUIREMENTS = (
-    "Send the prefetch (a key sent as null means no data) or fhirServer with a fhirAuthorization whose "
-    "scope can read Patient, MedicationRequest, Medication, Observation, Condition, Immunization, "
-    "ImmunizationRecommendation and ServiceRequest for the patient. Every call carries a JWT signed "
-    "(RS384 or ES384) by a client registered in cds_clients."
-)
 
 
 def search_key(search: Search) -> str:
@@ -137,7 +133,7 @@ def discovery_document(mappings: Mappings) -> dict[str, Any]:
                 "description": s.description,
                 "id": s.id,
                 "prefetch": prefetch,
-                "usageRequirements": USAGE_REQUIREMENTS,
+                "usageRequirements": usage_requirements(mappings),
             }
             for s in SERVICES.values()
         ]

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azaguard.cds.cards import Links, card_id, finding_card, unreadable_card
 from azaguard.cds.discovery import Service
 from azaguard.cds.drafts import Draft, Drafts, read_drafts, record_resources, vaccine_events
-from azaguard.cds.prefetch import ClientFactory, Templates, assemble
-from azaguard.cds.request import BadRequest, CdsRequest
+from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, assemble
+from azaguard.cds.request import CdsRequest
 from azaguard.findings import Finding, Severity
 from azaguard.mappings import Mappings
-from azaguard.record import build_record
-from azaguard.resources import ResourceSet
-from azaguard.rules import evaluate
+from azaguard.resources import EmptyRecord, ResourceSet
+from azaguard.service import check_resources
+
+if TYPE_CHECKING:
+    from azaguard.terminology.server import TerminologyServer
 
 # Cards this severe offer to remove the draft they are about.
 _SUGGEST = frozenset({Severity.CRITICAL, Severity.HIGH})
@@ -51,6 +52,7 @@ def run_hook(
     now: datetime,
     clients: ClientFactory,
     links: Links,
+    terminology: TerminologyServer | None = None,
 ) -> HookResult:
     assembled = assemble(request, templates, mappings, now, clients)
     notes = request.notes + assembled.notes
@@ -59,15 +61,15 @@ def run_hook(
     if drafts is not None:
         notes += drafts.notes
         resources = _with_drafts(resources, drafts)
-    patients = resources.patients()
-    if len(patients) > 1:
-        raise BadRequest(f"the data holds {len(patients)} patients; a hook call is about one")
-    record = build_record(resources, mappings, ordering_context=service.ordering)
-    if drafts is not None:
-        extra = tuple(vaccine_events(drafts, now))
-        if extra:
-            record = dataclasses.replace(record, vaccines=record.vaccines + extra)
-    findings = [f for f in evaluate(record, mappings, now) if f.actionable]
+    # The one evaluation step `check` uses: empty-record refusal, one patient, terminology server, rules.
+    try:
+        checked = check_resources(
+            resources, mappings=mappings, now=now, ordering_context=service.ordering, terminology=terminology,
+            planned_vaccines=tuple(vaccine_events(drafts, now)) if drafts is not None else (),
+        )
+    except EmptyRecord as exc:
+        raise PreconditionFailed(f"no data for the patient in the prefetch or from the FHIR server ({exc})") from exc
+    findings = [f for f in checked.findings if f.actionable]
     result = HookResult([], fetched=assembled.fetched, requests=assembled.requests)
     prefix = (request.hook_instance, service.id)
     if drafts is None:

@@ -54,11 +54,18 @@ def validation_problems(data: dict[str, Any]) -> tuple[AppConfig | None, list[st
                 message = str(err["msg"]).removeprefix("Value error, ")
                 problems.append(f"{_where(loc)}: {message}.")
         return None, problems
+    problems = []
     try:
         config.client_secret()
     except ConfigError as exc:
-        return config, [f"{exc}."]
-    return config, []
+        problems.append(f"{exc}.")
+    try:
+        from azaguard.ops.sessions import cipher
+
+        cipher(config.session_keys())
+    except (ConfigError, ValueError) as exc:
+        problems.append(f"session_key_env: {exc}.")
+    return config, problems
 
 
 def reachability_problems(config: AppConfig, http: Any = None) -> list[str]:

@@ -55,6 +55,8 @@ ENVIRONMENT = {
     "AZAGUARD_MAPPINGS": "Another mappings folder (code sets, thresholds) instead of the bundled one.",
     "AZAGUARD_METRICS_TOKEN": "The name deploy/ uses for the /metrics bearer token (any name works: the file's "
                               "metrics_token_env names it).",
+    "AZAGUARD_SESSION_KEY": "The name deploy/ uses for the session encryption key(s) (the file's "
+                            "session_key_env names it).",
     "AZAGUARD_SANDBOX_HOME": "Where the sandbox FHIR server (sekmet-fhir) is installed (default "
                              "~/.cache/azaguard/sandbox).",
     "XDG_STATE_HOME": "Base of the default SQLite database (~/.local/state).",

@@ -58,7 +58,17 @@ def session_store(config: AppConfig) -> SessionStore:
     else:
         from azaguard.ops.sessions import SharedSessionStore
 
-        sessions = SharedSessionStore(store)
+        keys = config.session_keys()
+        if not keys:
+            log.warning("sessions unencrypted in the shared store",
+                        extra={"reason": "no session_key_env: the EHR's tokens are stored in clear",
+                               "session_store": store.kind})
+        try:
+            sessions = SharedSessionStore(store, keys=keys)
+        except ValueError as exc:
+            from azaguard.config import ConfigError
+
+            raise ConfigError(f"session_key_env: {exc}") from exc
     metrics.ACTIVE_SESSIONS.set_function(lambda: len(sessions))  # the latest app's store (one per process)
     return sessions
 

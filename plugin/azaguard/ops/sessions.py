@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from azaguard.ops.store import SharedStore
 from azaguard.smart.session import (
@@ -69,12 +70,25 @@ def _launch(data: dict[str, Any]) -> LaunchContext:
     return LaunchContext(**values)
 
 
+def cipher(keys: list[str]) -> MultiFernet | None:
+    """Fernet (AES-CBC + HMAC) over the keys: the first encrypts, each decrypts; None without keys."""
+    if not keys:
+        return None
+    try:
+        return MultiFernet([Fernet(k.encode()) for k in keys])
+    except ValueError as exc:
+        raise ValueError("a session key is not a Fernet key (32 url-safe base64-encoded bytes; make one with "
+                         "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+                         ) from exc
+
+
 class SharedSessionStore(SessionStore):
     def __init__(self, store: SharedStore, *, idle_timeout: timedelta | None = None,
-                 pending_ttl: timedelta | None = None) -> None:
+                 pending_ttl: timedelta | None = None, keys: list[str] | None = None) -> None:
         options = {k: v for k, v in (("idle_timeout", idle_timeout), ("pending_ttl", pending_ttl)) if v is not None}
         super().__init__(**options)
         self.store = store
+        self.cipher = cipher(keys or [])
         self._owner: dict[str, str] = {}  # launch id -> session id, for update_launch
 
     # -- the store ----------------------------------------------------------------------------------
@@ -82,11 +96,26 @@ class SharedSessionStore(SessionStore):
         return (self.idle_timeout if session.launches else self.pending_ttl).total_seconds()
 
     def _save(self, session: Session) -> None:
-        self.store.put("session:" + session.id, encode(session), self._ttl(session))
+        payload = encode(session)
+        if self.cipher is not None:
+            payload = self.cipher.encrypt(payload)
+        self.store.put("session:" + session.id, payload, self._ttl(session))
 
     def _load(self, session_id: str) -> Session | None:
         payload = self.store.get("session:" + session_id)
-        return decode(payload) if payload is not None else None
+        if payload is None:
+            return None
+        if self.cipher is not None:
+            try:
+                payload = self.cipher.decrypt(payload)
+            except InvalidToken:
+                return None  # another key, or tampered with: as good as no session (relaunch)
+        try:
+            return decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError, TypeError, KeyError):
+            # Encrypted while this replica has no key, or written by another version during a rolling
+            # upgrade: as good as no session (relaunch), never a 500.
+            return None
 
     def __len__(self) -> int:
         return self.store.live("session:")  # every replica's sessions
@@ -124,6 +153,12 @@ class SharedSessionStore(SessionStore):
         while len(session.pending) > MAX_PENDING:
             session.pending.popitem(last=False)
         self._save(session)
+        # The state names its session in the store too: a callback without the cookie finds it on any replica.
+        self.store.put("pending:" + pending.state, session.id.encode(), self.pending_ttl.total_seconds())
+
+    def pending_owner(self, state: str, now: datetime) -> Session | None:
+        owner = self.store.get("pending:" + state) if state and len(state) <= 100 else None
+        return self.get(owner.decode(), now) if owner else None
 
     def take_pending(self, session: Session, state: str, now: datetime) -> PendingAuthorization | None:
         pending = session.pending.pop(state, None)

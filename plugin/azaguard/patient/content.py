@@ -24,7 +24,7 @@ UCUM = "http://unitsofmeasure.org"
 Urgency = Literal["now", "today", "before", "week", "next-visit", "info"]
 # Placeholders a template may use; each is filled from the record, never from a finding's text.
 PLACEHOLDERS = frozenset({
-    "contact", "temperature", "when", "condition", "drug", "vaccine", "date", "test", "check", "reported",
+    "contact", "temperature", "when", "condition", "drug", "vaccine", "planned", "date", "test", "check", "reported",
     "threshold",
 })
 

@@ -21,6 +21,7 @@ from azaguard.mappings import Mappings
 from azaguard.patient import words
 from azaguard.patient.content import MessageRow, PatientContent, Urgency, Wording
 from azaguard.record import ConditionEntry, Measurement, MedicationOrder, PatientRecord, VaccineEvent
+from azaguard.registry import SPEC
 from azaguard.verdict import ACTION_STATUSES
 
 _VACCINE_WHEN = {
@@ -125,7 +126,7 @@ def _facts(
 ) -> dict[str, str]:
     refs = [e.reference for e in f.evidence]
     # A rule without patient words for what it checks (a rule added since) is named as clinicians name it.
-    check = content.checks.get(f.rule) or (m.display.rules[f.rule].checks if f.rule in m.display.rules else "")
+    check = content.checks.get(f.rule) or (SPEC[f.rule].checks if f.rule in SPEC else "")
     threshold = m.policy.infection.fever_threshold_cel.value
     facts: dict[str, str] = {"contact": content.contact, "check": check,
                              "threshold": format_quantity(threshold, "Cel", m)}
@@ -146,7 +147,7 @@ def _facts(
     if vaccines:
         v = vaccines[0]
         facts["vaccine"] = words.vaccine_name(v.vaccine.label)
-        facts["date"] = _vaccine_when(v, now, tz)
+        facts["planned"] = _vaccine_when(v, now, tz)
     return facts
 
 

@@ -1,32 +1,26 @@
-"""The rules engine: pure functions (PatientRecord, Mappings, now) -> list[Finding]."""
+"""The rules engine: pure functions (PatientRecord, Mappings, now) -> list[Finding], one per registry entry."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 
-from azaguard.findings import RULE_IDS, Finding, Severity, Status, sort_findings
+from msgspec.structs import replace
+
+from azaguard.findings import RULE_IDS, Finding, RuleId, Severity, Status, sort_findings
 from azaguard.mappings import Mappings
 from azaguard.record import PatientRecord
+from azaguard.registry import RULES
+from azaguard.rules.common import therapy, therapy_fact
 
 Rule = Callable[[PatientRecord, Mappings, datetime], list[Finding]]
 
 
-def _rules() -> list[Rule]:
-    # Imported here so each family stays an independent module.
-    from azaguard.rules import dosing, infection, labs, monitoring, vaccination
-
-    return [
-        vaccination.evaluate,
-        infection.evaluate,
-        labs.blood_counts,
-        labs.liver,
-        labs.kidney,
-        monitoring.evaluate,
-        dosing.dose,
-        dosing.tpmt,
-        dosing.interactions,
-    ]
+@cache
+def _rules() -> tuple[tuple[RuleId, Rule], ...]:
+    # Imported on first use so each family stays an independent module.
+    return tuple((spec.id, spec.load()) for spec in RULES)
 
 
 def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
@@ -38,13 +32,17 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     findings: list[Finding] = []
-    for rule in _rules():
+    for rule_id, rule in _rules():
         try:
             findings.extend(rule(record, mappings, now))
         except Exception as exc:  # fail safe: reported as cannot-evaluate below
-            findings.append(_crashed(rule, exc, mappings))
+            findings.append(_crashed(rule_id, exc, mappings))
     if record.unread:
         findings = _unread(findings, record, mappings)
+    # Every finding carries the therapy state it was judged on (the wording says "stopped", "starting" …).
+    fact = therapy_fact(therapy(record, mappings, now))
+    if fact is not None:
+        findings = [f if f.therapy is not None else replace(f, therapy=fact) for f in findings]
     present = {f.rule for f in findings}
     for rule_id in RULE_IDS:
         if rule_id not in present:
@@ -52,7 +50,7 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
                 Finding(
                     rule=rule_id, code="no-result", status=Status.CANNOT_EVALUATE, severity=Severity.MODERATE,
                     summary="Rule produced no result", detail="Internal: the rule returned nothing.",
-                    mappings_version=mappings.version,
+                    reason="the check returned no result", mappings_version=mappings.version,
                 )
             )
     return sort_findings(findings)
@@ -62,20 +60,9 @@ _THERAPY_TYPES = frozenset({
     "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration", "Medication",
     "Patient",
 })
-_RESULTS = frozenset({"Observation", "DiagnosticReport"})
-# What each rule reads besides the therapy (every rule reads that): a failed read of one of these types, or of
-# an unknown type, leaves the rule unable to say ok.
-RULE_READS: dict[str, frozenset[str]] = {
-    "vaccination-hold": frozenset({"Immunization", "ImmunizationRecommendation", "ServiceRequest"}),
-    "infection-hold": _RESULTS | {"Condition", "QuestionnaireResponse"},
-    "blood-counts": _RESULTS | {"Condition", "QuestionnaireResponse"},
-    "liver": _RESULTS | {"Condition", "QuestionnaireResponse"},
-    "kidney": _RESULTS,
-    "monitoring-schedule": _RESULTS,
-    "dose": _RESULTS,
-    "tpmt": _RESULTS,
-    "interactions": frozenset(),
-}
+# What each rule reads besides the therapy (every rule reads that; registry RuleSpec.reads): a failed read of one
+# of these types, or of an unknown type, leaves the rule unable to say ok.
+RULE_READS: dict[str, frozenset[str]] = {spec.id: frozenset(spec.reads) for spec in RULES}  # the registry's
 
 
 def _unread(findings: list[Finding], record: PatientRecord, mappings: Mappings) -> list[Finding]:
@@ -96,18 +83,17 @@ def _unread(findings: list[Finding], record: PatientRecord, mappings: Mappings) 
             summary="Part of the record could not be read from the server: this check cannot be cleared",
             detail=f"The server could not answer part of the request ({what}); what it would have returned "
                    "may change this check. Fetch the record again.",
-            missing=tuple(f"the data of {u.what}" for u in failed), mappings_version=mappings.version,
+            missing=tuple(f"the data of {u.what}" for u in failed), reason="part of the record could not be read",
+            mappings_version=mappings.version,
         ))
     return out
 
 
-def _crashed(rule: Rule, exc: Exception, mappings: Mappings) -> Finding:
-    rule_id = rule.rule_id  # type: ignore[attr-defined]
+def _crashed(rule_id: RuleId, exc: Exception, mappings: Mappings) -> Finding:
     return Finding(
         rule=rule_id, code="internal-error", status=Status.CANNOT_EVALUATE, severity=Severity.HIGH,
         summary="Rule failed on this record; evaluate manually",
-        detail=f"The rule raised {type(exc).__name__}: {exc}",
-        missing=("a record this rule can read",),
+        detail=f"The rule failed on this record ({type(exc).__name__}); evaluate it by hand.",
+        reason="the check failed on this record", missing=("a record this rule can read",),
         mappings_version=mappings.version,
     )
-

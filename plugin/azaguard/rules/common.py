@@ -11,10 +11,22 @@ from typing import Literal
 
 from msgspec import Struct
 
-from azaguard.display import cite, decimals_of, format_day, format_quantity, humanise_text, sentence
-from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.display import cite, decimals_of, format_day, format_quantity
+from azaguard.findings import (
+    SUMMARY_MAX_CHARS,
+    Evidence,
+    Finding,
+    Quantity,
+    Role,
+    RuleId,
+    Severity,
+    Status,
+    TherapyFact,
+    Trigger,
+)
 from azaguard.mappings import Mappings, Threshold
-from azaguard.record import Concept, Measurement, MedicationOrder, ParseProblem, PatientRecord, Quantity
+from azaguard.record import Concept, Measurement, MedicationOrder, ParseProblem, PatientRecord
+from azaguard.registry import SPEC
 from azaguard.terminology import MatchKind, drug_ingredients
 
 RuleFn = Callable[[PatientRecord, Mappings, datetime], list[Finding]]
@@ -55,22 +67,94 @@ def number(meas: Measurement, m: Mappings) -> str:
     return shown.split(" ", 1)[0]
 
 
-def recorded_amount(q: Quantity | None, m: Mappings) -> str:
-    """A result as the lab sent it, for people ("2400 IU/mL", "<35 IU/mL"): its own unit in display form."""
-    if q is None or q.value is None:
-        return "no value"
-    return format_quantity(q.value, q.code or q.unit, m, recorded_decimals=decimals_of(f"{q.value:g}"),
-                           comparator=q.comparator or "")
-
-
 def limit_amount(value: float, unit: str | None, m: Mappings) -> str:
     """A threshold in the unit of the value it is compared with ("3.5 ×10⁹/L")."""
     return format_quantity(value, unit, m, recorded_decimals=decimals_of(f"{value:g}"))
 
 
 def source_name(source: str, m: Mappings) -> str:
-    """A mappings source as clinicians cite it ("BSR 2017 monitoring guideline"), never a project file."""
-    return cite(source, m) or humanise_text(source, m)
+    """A mappings source as clinicians cite it ("BSR 2017 monitoring guideline"), else as the mappings word it."""
+    cited = cite(source, m)
+    if cited:
+        return cited
+    # A project document is not a source a clinician can look up: name the rules it holds.
+    return "azaguard's clinical rules" if ".md" in source else source
+
+
+# --- naming records for people (a FHIR id is linked from the evidence, never written in text) ----------
+
+_NOUN = {
+    "Observation": "result", "MedicationRequest": "medication order", "MedicationStatement": "medication entry",
+    "MedicationDispense": "dispense", "MedicationAdministration": "administration", "Medication": "medication",
+    "Condition": "condition", "Immunization": "vaccination record", "ImmunizationRecommendation": "vaccine forecast",
+    "ServiceRequest": "order", "DiagnosticReport": "lab report", "Patient": "patient record",
+}
+SOURCE_OF = {
+    "MedicationRequest": "request", "MedicationStatement": "statement", "MedicationDispense": "dispense",
+    "MedicationAdministration": "administration",
+}
+
+
+def noun(resource_type: str) -> str:
+    """'medication order', 'result': what a resource is, in words."""
+    return _NOUN.get(resource_type, "record")
+
+
+def order_name(order: MedicationOrder) -> str:
+    """'the Azathioprine 50 MG Oral Tablet order of 3 Jan 2026': a medication record named for people."""
+    label = order.medication.label if order.medication else "unidentified medication"
+    when = order.start or order.authored_on
+    return f"the {label} {order.kind}" + (f" of {short_date(when)}" if when else "")
+
+
+def result_name(meas: Measurement, label: str) -> str:
+    """'the WBC result of 1 Nov 2026'."""
+    return f"the {label} result" + (f" of {short_date(meas.effective)}" if meas.effective else " (undated)")
+
+
+def problem_name(p: ParseProblem) -> str:
+    """'a result that could not be read (no value)'."""
+    return f"a {noun(p.resource_type)} that could not be read ({p.error.rstrip('.')})"
+
+
+def quantity_of(meas: Measurement) -> Quantity | None:
+    """The result's value as recorded (shown in display units by the wording layer)."""
+    q = meas.quantity
+    if q is None or q.value is None:
+        return None
+    return Quantity(value=q.value, unit=q.code or q.unit, comparator=q.comparator or "",
+                    decimals=decimals_of(f"{q.value:g}"))
+
+
+def recorded_amount(meas: Measurement, m: Mappings) -> str:
+    """The result as recorded, in display units ("101.8 °F"); 'no value' without one."""
+    q = quantity_of(meas)
+    if q is None:
+        return meas.text_value or (meas.coded_value.label if meas.coded_value else "no value")
+    return format_quantity(q.value, q.unit, m, recorded_decimals=q.decimals, comparator=q.comparator)
+
+
+def canonical_quantity(meas: Measurement) -> Quantity | None:
+    """The result in its canonical unit, no more precise than recorded."""
+    if meas.value is None:
+        return None
+    q = meas.quantity
+    recorded = decimals_of(f"{q.value:g}") if q is not None and q.value is not None else None
+    return Quantity(value=meas.value, unit=meas.unit, comparator=(q.comparator or "") if q else "",
+                    decimals=recorded)
+
+
+def measurement_trigger(meas: Measurement, concept: str, *, as_recorded: bool = False) -> Trigger:
+    """What set a finding off: the result in its canonical unit, or as recorded (a temperature in °F)."""
+    quantity = quantity_of(meas) if as_recorded else canonical_quantity(meas)
+    return Trigger(concept=concept, quantity=quantity, at=iso(meas.effective), reference=meas.ref)
+
+
+def order_trigger(order: MedicationOrder) -> Trigger:
+    return Trigger(
+        concept=order.medication.label if order.medication else "an unidentified medication",
+        at=iso(order.start or order.authored_on), reference=order.ref, source=SOURCE_OF.get(order.source),  # type: ignore[arg-type]
+    )
 
 
 def ago(dt: datetime | None, now: datetime) -> str:
@@ -97,7 +181,7 @@ def is_current(order: MedicationOrder, record: PatientRecord, now: datetime) -> 
 
 
 def uncertain_reason(order: MedicationOrder) -> str:
-    return (f"{order.ref}: {order.kind} status {order.status!r} is not one the rules expect, so whether "
+    return (f"{order_name(order)} has status '{order.status}', which the rules do not expect, so whether "
             "it is current cannot be told")
 
 
@@ -208,6 +292,31 @@ MEDICATION_TYPES = frozenset(
 )
 
 
+def therapy_fact(t: Therapy | None) -> TherapyFact | None:
+    """The therapy as a fact: current, on hold, starting (a new order only), stopped/completed, stop unknown."""
+    if t is None:
+        return None
+    if t.current:
+        settled = [o for o in t.current if o.status_class != "draft"]
+        o = (settled or list(t.current))[0]
+        held = bool(settled) and all(x.status == "on-hold" for x in settled)
+        state: Literal["current", "on-hold", "starting"] = (
+            "starting" if not settled else "on-hold" if held else "current"
+        )
+        return TherapyFact(state=state, source=SOURCE_OF[o.source], reference=o.ref,  # type: ignore[arg-type]
+                           since=iso(o.start or o.authored_on))
+    if t.recent:
+        o = max(t.recent, key=lambda x: x.end or datetime.min)
+        return TherapyFact(state="completed" if o.status == "completed" else "stopped",
+                           source=SOURCE_OF[o.source], reference=o.ref,  # type: ignore[arg-type]
+                           since=iso(o.start), stopped=iso(o.end))
+    if t.stop_date_unknown:
+        o = t.stop_date_unknown[0]
+        return TherapyFact(state="stop-date-unknown", source=SOURCE_OF[o.source],  # type: ignore[arg-type]
+                           reference=o.ref, since=iso(o.start))
+    return None
+
+
 def make_finding(
     m: Mappings,
     rule: RuleId,
@@ -220,8 +329,15 @@ def make_finding(
     evidence: Iterable[Evidence] = (),
     missing: Iterable[str] = (),
     implicated: Iterable[str] = (),
+    therapy: Therapy | None = None,
+    trigger: Trigger | None = None,
+    subject: str | None = None,
+    reason: str | None = None,
+    advice: str | None = None,
 ) -> Finding:
-    if len(summary) > 139:  # a whole clause, never cut mid-word
+    from azaguard.wording import sentence  # the one 140-character limit
+
+    if len(summary) > SUMMARY_MAX_CHARS:  # a whole clause, never cut mid-word
         summary = sentence(summary).rstrip(".")
     return Finding(
         rule=rule,
@@ -230,6 +346,11 @@ def make_finding(
         severity=severity,
         summary=summary,
         detail=detail,
+        trigger=trigger,
+        therapy=therapy_fact(therapy),
+        subject=subject,
+        reason=reason,
+        advice=advice,
         evidence=tuple(evidence),
         missing=tuple(dict.fromkeys(missing)),
         implicated=tuple(dict.fromkeys(implicated)),
@@ -238,18 +359,18 @@ def make_finding(
 
 
 def order_evidence(order: MedicationOrder, therapy_: Therapy | None = None) -> Evidence:
-    label = order.medication.label if order.medication else "(medication not found)"
+    label = order.medication.label if order.medication else "medication not found"
     how = " (matched by name only)" if therapy_ and order.ref in therapy_.matched_by_name else ""
     if order.date_note:
         how += f" ({order.date_note})"
     return Evidence(
-        reference=order.ref,
-        description=f"azathioprine {order.kind}, status {order.status}{how}: {label}",
+        reference=order.ref, role="therapy",
+        description=f"azathioprine {order.kind}, {order.status}{how}: {label}",
         date=iso(order.start or order.authored_on),
     )
 
 
-def measurement_evidence(meas: Measurement, label: str) -> Evidence:
+def measurement_evidence(meas: Measurement, label: str, role: Role = "trigger") -> Evidence:
     normalised = f"{meas.value:.4g} {meas.unit}" if meas.value is not None and meas.unit else None
     notes = []
     if meas.preliminary:
@@ -264,14 +385,16 @@ def measurement_evidence(meas: Measurement, label: str) -> Evidence:
     value = meas.quantity.as_recorded() if meas.quantity else (
         meas.coded_value.label if meas.coded_value else meas.text_value
     )
+    text = None if meas.quantity else value
     return Evidence(
-        reference=meas.ref, description=f"{label}{suffix}", value=value, normalised=normalised,
-        date=iso(meas.effective),
+        reference=meas.ref, description=f"{label}{suffix}", role=role, quantity=quantity_of(meas), text=text,
+        value=value, normalised=normalised, date=iso(meas.effective),
     )
 
 
 def problem_evidence(problem: ParseProblem) -> Evidence:
-    return Evidence(reference=problem.ref, description=f"could not be read: {problem.error}")
+    return Evidence(reference=problem.ref, role="trigger",
+                    description=f"{noun(problem.resource_type)} that could not be read: {problem.error}")
 
 
 def observation_problems(
@@ -289,7 +412,7 @@ def observation_problems(
 
 
 def applicability(
-    record: PatientRecord, m: Mappings, now: datetime, rule: RuleId, *, include_recent: bool
+    record: PatientRecord, m: Mappings, now: datetime, rule: RuleId
 ) -> tuple[Therapy, Finding | None]:
     """The patient's therapy, and a finding to return instead of evaluating when the rule does not apply.
 
@@ -297,6 +420,7 @@ def applicability(
     `cannot-evaluate` when an unreadable order might be azathioprine.
     """
     t = therapy(record, m, now)
+    include_recent = SPEC[rule].applies_after_stop
     patient = record.patient
     if patient is not None and patient.deceased:
         # No monitoring, dose, lab or vaccine alert for a patient who has died (clinical-rules.md section 9).
@@ -316,11 +440,11 @@ def applicability(
             m, rule, "medication-unknown", Status.CANNOT_EVALUATE, Severity.MODERATE,
             "Cannot tell whether the patient is on azathioprine: a medication record could not be read",
             "At least one medication record could not be identified or has a status the rules do not "
-            "expect, so azathioprine therapy can be neither confirmed nor excluded. "
-            + "; ".join(t.unknown_reasons),
-            evidence=[Evidence(reference=r, description="unidentified or uncertain medication record")
+            "expect, so azathioprine therapy can be neither confirmed nor excluded.",
+            evidence=[Evidence(reference=r, role="therapy", description="unidentified or uncertain medication record")
                       for r in t.unknown],
-            missing=[f"medication or status of {r}" for r in t.unknown],
+            missing=["which medication each unreadable medication record is, and its status"],
+            reason="a medication record could not be read",
         )
     if t.recent or t.stop_date_unknown:
         refs = [o.ref for o in t.recent + t.stop_date_unknown]
@@ -330,7 +454,7 @@ def applicability(
             "Azathioprine was stopped; this rule checks patients currently taking it. "
             "The vaccination rule still applies after stopping.",
             evidence=[order_evidence(o, t) for o in t.recent + t.stop_date_unknown],
-            implicated=refs,
+            implicated=refs, therapy=t,
         )
     return t, make_finding(
         m, rule, "not-on-azathioprine", Status.NOT_APPLICABLE, Severity.INFO,
@@ -381,7 +505,7 @@ def split_future(
 
 
 def future_note(future: Iterable[Measurement]) -> str:
-    items = [f"{r.ref} dated {short_date(r.effective)}" for r in future]
+    items = [f"a result dated {short_date(r.effective)}" for r in future]
     return "; ".join(items)
 
 
@@ -404,5 +528,5 @@ def decisive(dated: list[Measurement], direction: Literal["below", "above"] | No
         chosen = tied[0]
     if len(values) == 1 and not unreadable:
         return chosen, ""
-    others = ", ".join(r.ref for r in tied if r is not chosen)
-    return chosen, f" Conflicting results at the same time ({others}); the worse one ({chosen.ref}) decides."
+    others = len(tied) - 1
+    return chosen, (f" Conflicting results at the same time ({others + 1} results); the worse one decides.")

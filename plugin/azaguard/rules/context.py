@@ -22,6 +22,7 @@ from azaguard.rules.common import (
     make_finding,
     measurement_evidence,
     short_date,
+    source_name,
     split_future,
 )
 from azaguard.terminology import names_match
@@ -68,7 +69,7 @@ def _condition_evidence(cond: ConditionEntry, what: str) -> Evidence:
 
 def dialysis(record: PatientRecord, m: Mappings, now: datetime) -> Finding | None:
     """On dialysis the eGFR and creatinine thresholds do not apply: say so instead of alerting."""
-    t, stop = applicability(record, m, now, "kidney", include_recent=False)
+    t, stop = applicability(record, m, now, "kidney")
     spec = m.meaning.context.dialysis
     cond = condition_in(record, spec, m) if stop is None else None
     if cond is None:
@@ -76,7 +77,7 @@ def dialysis(record: PatientRecord, m: Mappings, now: datetime) -> Finding | Non
     return make_finding(
         m, "kidney", "on-dialysis", Status.NOT_APPLICABLE, Severity.INFO,
         f"On dialysis ({cond.concept.label}): eGFR and creatinine thresholds do not apply",
-        f"{spec.note} The record shows dialysis ({cond.ref}: {cond.concept.label}). Kidney function is judged "
+        f"{spec.note} The record shows dialysis ({cond.concept.label}). Kidney function is judged "
         "by the renal team; azathioprine dosing on dialysis follows the prescriber.",
         evidence=[_condition_evidence(cond, "dialysis")], implicated=[o.ref for o in t.current],
     )
@@ -116,7 +117,7 @@ def alt_by_indication(findings: list[Finding], record: PatientRecord, m: Mapping
                 evidence=evidence, implicated=f.implicated,
             ))
         else:
-            out.append(struct_replace(f, detail=f"{f.detail} Indication: autoimmune hepatitis ({cond.ref}); "
+            out.append(struct_replace(f, detail=f"{f.detail} Indication: autoimmune hepatitis ({cond.concept.label}); "
                                                 f"the ALT is not falling ({trend}), so it is judged as the alarm.",
                                       evidence=tuple(evidence)))
     return out
@@ -136,7 +137,7 @@ def family_tpmt(record: PatientRecord, m: Mappings, implicated: list[str]) -> Fi
     return make_finding(
         m, "tpmt", "tpmt-family-history", Status.CAUTION, Severity.MODERATE,
         f"Family history of TPMT/NUDT15 deficiency ({who}): test the patient's TPMT and NUDT15",
-        f"{spec.note} Recorded: " + "; ".join(f"{r.whose}: {', '.join(r.names) or r.ref}" for r in hits) + ".",
+        f"{spec.note} Recorded: " + "; ".join(f"{r.whose}: {', '.join(r.names) or 'unnamed'}" for r in hits) + ".",
         evidence=[Evidence(reference=r.ref, description=f"{r.whose}'s record (not the patient's): "
                            f"{', '.join(r.names)}", date=r.date) for r in hits],
         missing=["the patient's own TPMT and NUDT15 status"], implicated=implicated,
@@ -163,8 +164,9 @@ def tpmt_after_transfusion(results: list[Measurement], record: PatientRecord, m:
         m, "tpmt", "tpmt-after-transfusion", Status.CAUTION, Severity.MODERATE,
         f"TPMT phenotype measured {days} days after a red-cell transfusion: may be falsely normal; "
         "retest or genotype",
-        f"{spec.note} {r.ref} ({short_date(r.effective)}) was measured {days} days after {e.label} "
-        f"({e.ref}, {short_date(e.date)}); window {spec.window_days.value:g} days ({spec.window_days.source}).",
+        f"{spec.note} The TPMT phenotype of {short_date(r.effective)} was measured {days} days after {e.label} "
+        f"({short_date(e.date)}); window {spec.window_days.value:g} days "
+        f"({source_name(spec.window_days.source, m)}).",
         evidence=[measurement_evidence(r, "TPMT phenotype"),
                   Evidence(reference=e.ref, description=f"red-cell transfusion: {e.label}", date=iso(e.date))],
         missing=["a TPMT genotype, or a phenotype more than the window after the last transfusion"],

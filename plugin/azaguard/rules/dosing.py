@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from msgspec import Struct
 
-from azaguard.findings import Evidence, Finding, Severity, Status
+from azaguard.findings import SUMMARY_MAX_CHARS, Evidence, Finding, Severity, Status
 from azaguard.mappings import Interaction, Mappings
 from azaguard.record import Concept, DoseInstruction, Measurement, MedicationOrder, PatientRecord, Quantity
 from azaguard.rules.common import (
@@ -21,10 +21,15 @@ from azaguard.rules.common import (
     measurement_evidence,
     observation_problems,
     order_evidence,
+    order_name,
+    order_trigger,
     problem_evidence,
+    problem_name,
     recorded_amount,
+    result_name,
     rule,
     short_date,
+    source_name,
     split_future,
     uncertain_reason,
 )
@@ -60,7 +65,7 @@ def daily_dose(record: PatientRecord, m: Mappings, now: datetime, t: Therapy) ->
         dose_missing += lacks
         if mg is not None:
             total += mg
-            how.append(f"{order.ref}: {note}")
+            how.append(f"{order_name(order)}: {note}")
     weight, weight_missing, weight_evidence = _weight(record, m, now)
     evidence += weight_evidence
     missing = dose_missing + weight_missing
@@ -84,19 +89,19 @@ def dose_sources(t: Therapy) -> tuple[MedicationOrder, ...]:
 
 def _order_mg_per_day(order: MedicationOrder, m: Mappings) -> tuple[float | None, str, list[str]]:
     if not order.doses:
-        return None, "", [f"dosage instructions on {order.ref}"]
+        return None, "", [f"dosage instructions on {order_name(order)}"]
     total = 0.0
     notes: list[str] = []
     missing: list[str] = []
     for d in order.doses:
         if d.as_needed:
-            missing.append(f"a regular schedule on {order.ref} (ordered as needed)")
+            missing.append(f"a regular schedule on {order_name(order)} (ordered as needed)")
             continue
         per_admin, note, lacks = _mg_per_administration(d, order, m)
         missing += lacks
         if d.per_day is None:
             text = f" (text: {d.text!r})" if d.text else ""
-            missing.append(f"administrations per day on {order.ref}{text}")
+            missing.append(f"administrations per day on {order_name(order)}{text}")
         if per_admin is not None and d.per_day is not None:
             total += per_admin * d.per_day
             notes.append(f"{note} x {d.per_day:g}/day")
@@ -110,18 +115,18 @@ def _mg_per_administration(
 ) -> tuple[float | None, str, list[str]]:
     q = d.quantity
     if q is None or q.value is None:
-        return None, "", [f"dose quantity on {order.ref}"]
+        return None, "", [f"dose quantity on {order_name(order)}"]
     if q.comparator:
-        return None, "", [f"an exact dose on {order.ref} (recorded {q.as_recorded()})"]
+        return None, "", [f"an exact dose on {order_name(order)} (recorded {q.as_recorded()})"]
     if _is_tablets(q, m):
         strength = _strength_mg(order.medication, m)
         if strength is None:
-            return None, "", [f"tablet strength of {order.ref} (RxNorm product code with a known strength)"]
+            return None, "", [f"tablet strength of {order_name(order)} (RxNorm product code with a known strength)"]
         return q.value * strength, f"{q.value:g} tablet(s) x {strength:g} mg", []
     try:
         n = normalise(q.value, code=q.code, system=q.system, text=q.unit, dimension=_DRUG_MASS, mappings=m)
     except UnitError as exc:
-        return None, "", [f"a known dose unit on {order.ref} ({exc})"]
+        return None, "", [f"a known dose unit on {order_name(order)} ({exc})"]
     return n.value, f"{n.value:g} mg", []
 
 
@@ -141,9 +146,9 @@ def _weight(
     max_age = m.policy.dose.weight_max_age_days
     problems = observation_problems(record, m.analytes.analytes[_WEIGHT].loinc, m)
     evidence = [problem_evidence(p) for p in problems]
-    missing = [f"a readable weight ({p.ref} failed to parse)" for p in problems]
+    missing = [f"a readable weight ({problem_name(p)})" for p in problems]
     usable, future = split_future(record.measurements_of(_WEIGHT), m, now)
-    missing += [f"a correctly dated body weight ({r.ref} is dated in the future, {short_date(r.effective)})"
+    missing += [f"a correctly dated body weight (one is dated in the future, {short_date(r.effective)})"
                 for r in future]
     dated = [r for r in usable if r.effective is not None]
     if not dated:
@@ -153,22 +158,23 @@ def _weight(
     evidence.append(measurement_evidence(latest, label))
     if latest.value is None or (latest.quantity is not None and latest.quantity.comparator):
         why = latest.unit_problem or "not an exact quantity"
-        return None, [*missing, f"a readable body weight ({latest.ref}: {why})"], evidence
+        return None, [*missing, f"a readable body weight ({result_name(latest, label)}: {why})"], evidence
     if latest.effective is not None and now - latest.effective > timedelta(days=max_age.value):
         return None, [
             *missing,
             f"a recent body weight (latest {short_date(latest.effective)}, limit {max_age.value:g} days)",
         ], evidence
     if latest.value <= 0:
-        return None, [*missing, f"a plausible body weight ({latest.ref})"], evidence
+        return None, [*missing, f"a plausible body weight ({result_name(latest, label)})"], evidence
     return latest, missing, evidence
 
 
 @rule("dose")
 def dose(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
-    t, stop = applicability(record, mappings, now, "dose", include_recent=False)
+    t, stop = applicability(record, mappings, now, "dose")
     if stop is not None:
         return [stop]
+    m = mappings
     policy = mappings.policy.dose
     dd = daily_dose(record, mappings, now, t)
     implicated = [o.ref for o in t.current]
@@ -183,8 +189,9 @@ def dose(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
     value = dd.mg_per_kg_day
     context = (
         f"Computed: {'; '.join(dd.how)}. Maximum {policy.max_mg_per_kg_day.value:g} mg/kg/day "
-        f"({policy.max_mg_per_kg_day.source}); the US label RA maximum is "
-        f"{policy.label_ra_max_mg_per_kg_day.value:g} mg/kg/day ({policy.label_ra_max_mg_per_kg_day.source})."
+        f"({source_name(policy.max_mg_per_kg_day.source, m)}); the US label RA maximum is "
+        f"{policy.label_ra_max_mg_per_kg_day.value:g} mg/kg/day "
+        f"({source_name(policy.label_ra_max_mg_per_kg_day.source, m)})."
     )
     if value > policy.max_mg_per_kg_day.value:
         return [make_finding(
@@ -192,6 +199,7 @@ def dose(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
             f"Azathioprine {value:.2f} mg/kg/day is above {policy.max_mg_per_kg_day.value:g} mg/kg/day",
             f"Azathioprine {dd.mg_per_day:g} mg/day is {value:.2f} mg/kg/day. {context} Review the dose.",
             evidence=dd.evidence, implicated=implicated,
+            reason=f"{value:.2f} mg/kg/day is above {policy.max_mg_per_kg_day.value:g} mg/kg/day",
         )]
     above_label = value > policy.label_ra_max_mg_per_kg_day.value
     note = " (above the US label RA maximum, within the protocol maximum)" if above_label else ""
@@ -209,7 +217,7 @@ def dose(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
 @rule("tpmt")
 def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
     """TPMT and NUDT15 metaboliser status (phenotype or genotype) as CPIC says (clinical-rules.md section 6)."""
-    t, stop = applicability(record, mappings, now, "tpmt", include_recent=False)
+    t, stop = applicability(record, mappings, now, "tpmt")
     if stop is not None:
         return [stop]
     m = mappings
@@ -221,10 +229,10 @@ def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
     for problem in observation_problems(record, tpmt_loincs, m):
         out.append(make_finding(
             m, "tpmt", "observation-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"A possible TPMT/NUDT15 result could not be read ({problem.ref})",
-            f"{problem.ref} failed validation: {problem.error}. "
+            "A possible TPMT/NUDT15 result could not be read",
+            f"{problem_name(problem)[0].upper()}{problem_name(problem)[1:]}. "
             "Review it in the chart before relying on TPMT/NUDT15 status.",
-            evidence=[problem_evidence(problem)], missing=[f"a readable {problem.ref}"],
+            evidence=[problem_evidence(problem)], missing=["a readable TPMT/NUDT15 result"],
             implicated=implicated,
         ))
     by_gene: dict[str, list[Measurement]] = {}
@@ -246,41 +254,44 @@ def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
         if phen is None:
             out.append(make_finding(
                 m, "tpmt", f"{gene.lower()}-unrecognised", Status.CANNOT_EVALUATE, Severity.MODERATE,
-                f"{gene} result not recognised ({', '.join(r.ref for r in deciding)}): check it manually",
+                f"{gene} result of {short_date(deciding[0].effective)} not recognised: check it manually",
                 f"The latest {gene} result(s) ({'; '.join(_shown(r, m) for r in deciding)}, "
                 f"{short_date(deciding[0].effective)}) carry no recognised metaboliser status or known diplotype. "
-                f"{policy.genotype_unread.text} ({policy.source}).",
+                f"{policy.genotype_unread.text} ({source_name(policy.source, m)}).",
                 evidence=[measurement_evidence(r, f"{gene} result") for r in deciding],
                 missing=[f"an interpretable {gene} metaboliser status"], implicated=implicated,
             ))
     if unassigned:
         out.append(make_finding(
             m, "tpmt", "pgx-gene-unknown", policy.genotype_unread.status, policy.genotype_unread.severity,
-            f"A pharmacogenomic result names no gene azaguard can read ({', '.join(r.ref for r in unassigned)})",
+            f"A pharmacogenomic result names no gene azaguard can read ({len(unassigned)} result(s))",
             f"{policy.genotype_unread.text} The gene studied (TPMT or NUDT15) is not named in a gene-studied "
             f"component or the text: {'; '.join(_shown(r, m) for r in unassigned)}.",
             evidence=[measurement_evidence(r, "pharmacogenomic result") for r in unassigned],
-            missing=["the gene and metaboliser status of " + ", ".join(r.ref for r in unassigned)],
+            missing=["the gene and metaboliser status of each pharmacogenomic result listed"],
             implicated=implicated,
         ))
     tp, nu = status.get("TPMT"), status.get("NUDT15")
     summary_of = f"TPMT {tp or ('unreadable' if 'TPMT' in status else 'not on file')}, " \
                  f"NUDT15 {nu or ('unreadable' if 'NUDT15' in status else 'not on file')}"
-    detail_tail = f" ({summary_of}; {policy.source})."
+    detail_tail = f" ({summary_of}; {source_name(policy.source, m)})."
     if tp == "poor" or nu == "poor":
         gene = "TPMT" if tp == "poor" else "NUDT15"
         rec = policy.recommendations["poor"] if gene == "TPMT" else policy.nudt15["poor"]
         out.append(make_finding(m, "tpmt", f"{gene.lower()}-poor", rec.status, rec.severity, rec.text,
-                                rec.text + detail_tail, evidence=evidence, implicated=implicated))
+                                rec.text + detail_tail, evidence=evidence, implicated=implicated,
+                                reason=f"{gene} poor metaboliser"))
     elif tp == "intermediate" and nu == "intermediate":
         rec = policy.both_intermediate
         out.append(make_finding(m, "tpmt", "tpmt-nudt15-intermediate", rec.status, rec.severity, rec.text,
-                                rec.text + detail_tail, evidence=evidence, implicated=implicated))
+                                rec.text + detail_tail, evidence=evidence, implicated=implicated,
+                                reason="TPMT and NUDT15 intermediate metaboliser"))
     elif tp == "intermediate" or nu == "intermediate":
         gene = "TPMT" if tp == "intermediate" else "NUDT15"
         rec = policy.recommendations["intermediate"] if gene == "TPMT" else policy.nudt15["intermediate"]
         out.append(make_finding(m, "tpmt", f"{gene.lower()}-intermediate", rec.status, rec.severity, rec.text,
-                                rec.text + detail_tail, evidence=evidence, implicated=implicated))
+                                rec.text + detail_tail, evidence=evidence, implicated=implicated,
+                                reason=f"{gene} intermediate metaboliser"))
     elif tp == "normal":
         rec = policy.recommendations["normal"]
         nudt = "" if nu == "normal" else " NUDT15 status is not on file: CPIC advises checking it too."
@@ -301,7 +312,7 @@ def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
 
 def _shown(r: Measurement, m: Mappings) -> str:
     if r.analyte in m.analytes.activity_analytes.by_key:  # an activity: the number and what the lab said of it
-        return f"activity {recorded_amount(r.quantity, m)}: {activity_class(r, m)[1]}"
+        return f"TPMT activity {recorded_amount(r, m)}: {activity_class(r, m)[1]}"
     return r.text_value or (r.coded_value.label if r.coded_value else "no value")
 
 
@@ -355,9 +366,10 @@ def _phenotype(meas: Measurement, m: Mappings) -> str | None:
 
 @rule("interactions")
 def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
-    t, stop = applicability(record, mappings, now, "interactions", include_recent=False)
+    t, stop = applicability(record, mappings, now, "interactions")
     if stop is not None:
         return [stop]
+    m = mappings
     aza_refs = [o.ref for o in t.current]
     aza_evidence = [order_evidence(o, t) for o in t.current]
     out: list[Finding] = []
@@ -372,10 +384,12 @@ def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> li
         if order.medication is None or (order.medication_problem and not order.medication.names):
             out.append(make_finding(
                 mappings, "interactions", "medication-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-                f"A medication {order.kind} cannot be identified ({order.ref}): interactions not excluded",
-                f"{order.ref} ({order.status}): {order.medication_problem or 'no medication'}.",
-                evidence=[Evidence(reference=order.ref, description=f"unidentified medication {order.kind}")],
-                missing=[f"medication of {order.ref}"], implicated=[*aza_refs, order.ref],
+                f"A medication {order.kind} cannot be identified: interactions not excluded",
+                f"{order_name(order)[0].upper()}{order_name(order)[1:]} ({order.status}): "
+                f"{order.medication_problem or 'no medication'}.",
+                evidence=[Evidence(reference=order.ref, role="trigger",
+                                   description=f"unidentified medication {order.kind}")],
+                missing=[f"the medication of {order_name(order)}"], implicated=[*aza_refs, order.ref],
             ))
             continue
         checked.append(order.medication.label)
@@ -388,12 +402,15 @@ def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> li
                 out.append(make_finding(
                     mappings, "interactions", "interaction-status-uncertain", Status.CANNOT_EVALUATE,
                     Severity.MODERATE,
-                    f"{order.medication.label} ({entry.id}) has an unexpected status {order.status!r}: "
+                    f"{order.medication.label} ({entry.id}) has an unexpected status '{order.status}': "
                     "check whether it is taken",
-                    f"{uncertain_reason(order)}. If it is taken: {entry.message} Source: {entry.source}.",
-                    evidence=[Evidence(reference=order.ref, description=f"interacting {order.kind} "
-                                       f"({entry.id}, matched by {how}), status {order.status}"), *aza_evidence],
-                    missing=[f"the status of {order.ref}"], implicated=[*aza_refs, order.ref],
+                    f"{uncertain_reason(order)}. If it is taken: {entry.message} "
+                    f"Source: {source_name(entry.source, m)}.",
+                    evidence=[Evidence(reference=order.ref, role="trigger", description=f"interacting "
+                                       f"{order.kind} ({entry.id}, matched by {how}), {order.status}"),
+                              *aza_evidence],
+                    missing=[f"the status of {order_name(order)}"], implicated=[*aza_refs, order.ref],
+                    subject=order.medication.label, trigger=order_trigger(order),
                 ))
                 continue
             out.append(_interaction_finding(record, mappings, now, t, order, entry, how, aza_evidence))
@@ -402,9 +419,9 @@ def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> li
             continue
         out.append(make_finding(
             mappings, "interactions", "medication-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"A medication record could not be read ({problem.ref}): interactions not excluded",
-            f"{problem.ref} failed validation: {problem.error}.",
-            evidence=[problem_evidence(problem)], missing=[f"a readable {problem.ref}"],
+            "A medication record could not be read: interactions not excluded",
+            f"{problem_name(problem)[0].upper()}{problem_name(problem)[1:]}.",
+            evidence=[problem_evidence(problem)], missing=["a readable version of the unreadable medication record"],
             implicated=[*aza_refs, problem.ref],
         ))
     if not out:
@@ -429,10 +446,10 @@ def _interaction_finding(
     how: str,
     aza_evidence: list[Evidence],
 ) -> Finding:
-    label = order.medication.label if order.medication else order.ref
+    label = order.medication.label if order.medication else "an unidentified medication"
     evidence = [
-        Evidence(reference=order.ref, description=f"interacting {order.kind} ({entry.id}, matched by {how}), "
-                 f"status {order.status}: {label}", date=iso(order.start or order.authored_on)),
+        Evidence(reference=order.ref, role="trigger", description=f"interacting {order.kind} ({entry.id}, "
+                 f"matched by {how}), {order.status}: {label}", date=iso(order.start or order.authored_on)),
         *aza_evidence,
     ]
     implicated = [*(o.ref for o in t.current), order.ref]
@@ -457,11 +474,12 @@ def _interaction_finding(
         else:
             extra = " Whether the dose was reduced cannot be checked: " + "; ".join(dd.missing) + "."
     summary = f"{label}: {entry.message}"
-    if len(summary) > 139:
+    if len(summary) > SUMMARY_MAX_CHARS:
         summary = entry.message
     return make_finding(
         m, "interactions", code, status, severity, summary,
-        f"{order.ref} ({label}, {order.status}) matched the {entry.id} interaction by {how}. {entry.message}"
-        f"{extra} Source: {entry.source}.",
-        evidence=evidence, implicated=implicated,
+        f"{order_name(order)[0].upper()}{order_name(order)[1:]} ({order.status}) matched the {entry.id} "
+        f"interaction by {how}. {entry.message}{extra} Source: {source_name(entry.source, m)}.",
+        evidence=evidence, implicated=implicated, trigger=order_trigger(order), subject=label,
+        advice="confirm the dose was reduced; watch the blood count" if code.endswith("-dose-reduced") else None,
     )

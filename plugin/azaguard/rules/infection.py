@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 
 from msgspec import Struct
 
-from azaguard.display import humanise_quantity
-from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.findings import Evidence, Finding, Role, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Mappings, Threshold
 from azaguard.record import Concept, ConditionEntry, Measurement, MedicationOrder, PatientRecord
 from azaguard.rules import labproof, signs
@@ -30,9 +29,15 @@ from azaguard.rules.common import (
     limit_amount,
     make_finding,
     measurement_evidence,
+    measurement_trigger,
     observation_problems,
     order_evidence,
+    order_name,
+    order_trigger,
     problem_evidence,
+    problem_name,
+    recorded_amount,
+    result_name,
     rule,
     short_date,
     source_name,
@@ -96,8 +101,7 @@ def temperatures(record: PatientRecord, m: Mappings, now: datetime) -> Temperatu
         comparator = t.quantity.comparator if t.quantity else None
         below = certainly_below(t.value, comparator, threshold)
         if below is None:
-            recorded = t.quantity.as_recorded() if t.quantity else str(t.value)
-            undecidable.append((t, f"{humanise_quantity(recorded, m)} cannot be compared with {threshold:g} °C"))
+            undecidable.append((t, f"{recorded_amount(t, m)} cannot be compared with {threshold:g} °C"))
         elif below:
             normal.append(t)
         else:
@@ -107,7 +111,7 @@ def temperatures(record: PatientRecord, m: Mappings, now: datetime) -> Temperatu
 
 @rule("infection-hold")
 def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
-    t, early = applicability(record, mappings, now, RULE, include_recent=False)
+    t, early = applicability(record, mappings, now, RULE)
     if early is not None:
         return [early]
     m = mappings
@@ -153,6 +157,7 @@ def _fever(
             f"{base} {neutro_note} Fever with neutropenia is a medical emergency on azathioprine: "
             f"{ACTION} immediately and arrange urgent assessment.",
             evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
+            trigger=measurement_trigger(peak, "fever", as_recorded=True),
         )
     return make_finding(
         m, RULE, "fever", Status.HOLD, Severity.HIGH,
@@ -160,7 +165,7 @@ def _fever(
         f"{base} Fever on azathioprine may signal a serious infection: {ACTION}. {neutro_note}".strip(),
         evidence=evidence + neutro_ev + aza_evidence,
         missing=[] if neutro is False else ["a current neutrophil count (to exclude neutropenic fever)"],
-        implicated=aza_refs,
+        implicated=aza_refs, trigger=measurement_trigger(peak, "fever", as_recorded=True),
     )
 
 
@@ -217,16 +222,16 @@ def _temperature_gaps(
     out: list[Finding] = []
     if temps.undecidable or problems:
         refs = [x.ref for x, _ in temps.undecidable] + [p.ref for p in problems]
-        reasons = [f"{x.ref}: {why}" for x, why in temps.undecidable]
-        reasons += [f"{p.ref}: {p.error.rstrip('.')}" for p in problems]
+        reasons = [f"{result_name(x, 'temperature')}: {why}" for x, why in temps.undecidable]
+        reasons += [problem_name(p) for p in problems]
         out.append(make_finding(
             m, RULE, "temperature-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
             f"Cannot rule out fever: {len(refs)} temperature reading(s) could not be read",
             "Each of these might show a fever: " + "; ".join(reasons) + ". Check the temperature by hand.",
             evidence=[measurement_evidence(x, "temperature (unreadable)") for x, _ in temps.undecidable]
             + [problem_evidence(p) for p in problems],
-            missing=[f"a readable temperature value in {r}" for r in refs],
-            implicated=aza_refs,
+            missing=["a readable temperature value"],
+            implicated=aza_refs, reason=f"{len(refs)} temperature reading(s) could not be read",
         ))
     if not (temps.fevers or temps.normal or temps.undecidable):
         last = next((x for x in temps.outside if x.effective is not None), None)
@@ -304,8 +309,10 @@ def current_conditions(record: PatientRecord, m: Mappings, now: datetime) -> Cur
 
 def _condition_evidence(cond: ConditionEntry, match: InfectionMatch, why: str, label: str) -> Evidence:
     ver = f"/{cond.verification_status}" if cond.verification_status else ""
+    role: Role = "context" if label.startswith("context") else "trigger"
     note = f"; {cond.date_note}" if cond.date_note else ""
-    return Evidence(reference=cond.ref, description=f"{label}, {why}{ver}: {cond.concept.label} ({match.how}){note}",
+    return Evidence(reference=cond.ref, role=role,
+                    description=f"{label}, {why}{ver}: {cond.concept.label} ({match.how}){note}",
                     date=iso(cond.onset or cond.recorded))
 
 
@@ -318,10 +325,10 @@ def _conditions(
             m, RULE, "condition-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
             f"Cannot tell if an infection diagnosis is current ({len(cc.undecidable)} without status or date)",
             "These infection diagnoses have no clinical status and no usable date, so whether the infection is "
-            "current cannot be told: " + "; ".join(f"{c.ref}: {c.concept.label} ({w})" for c, _, w in cc.undecidable)
+            "current cannot be told: " + "; ".join(f"{c.concept.label} ({w})" for c, _, w in cc.undecidable)
             + ". Confirm with the clinician.",
             evidence=[_condition_evidence(c, x, w, "infection diagnosis") for c, x, w in cc.undecidable],
-            missing=[f"the clinical status or date of {c.ref}" for c, _, _ in cc.undecidable],
+            missing=[f"the clinical status or date of the {c.concept.label} diagnosis" for c, _, _ in cc.undecidable],
             implicated=aza_refs,
         ))
     if not cc.holds and not (cc.neutropenia and measured_fever):
@@ -330,13 +337,15 @@ def _conditions(
     evidence = [_condition_evidence(c, x, w, "current infection") for c, x, w in cc.holds]
     evidence += [_condition_evidence(c, x, w, "neutropenia") for c, x, w in cc.neutropenia]
     fever_coded = any(x.kind == "fever" or x.febrile for _, x, _ in cc.holds)
+    first = (cc.holds + cc.neutropenia)[0][0]
+    trigger = Trigger(concept=names, at=iso(first.onset or first.recorded), reference=first.ref)
     if cc.neutropenia and (fever_coded or measured_fever):
         out.append(make_finding(
             m, RULE, "febrile-neutropenia-coded", Status.HOLD, Severity.CRITICAL,
             f"Febrile neutropenia on record ({names}): {ACTION} now",
             "Neutropenia and fever are both current on the record: fever with neutropenia is a medical "
             f"emergency on azathioprine: {ACTION} immediately and arrange urgent assessment.",
-            evidence=evidence + aza_evidence, implicated=aza_refs,
+            evidence=evidence + aza_evidence, implicated=aza_refs, trigger=trigger, subject=names,
         ))
         return out
     out.append(make_finding(
@@ -345,9 +354,14 @@ def _conditions(
         f"A current infection is on the record while the patient is on azathioprine: {ACTION}. "
         "Stop during severe infection (IV therapy or hospital admission) until recovery (BSR 2025).",
         evidence=evidence + aza_evidence,
-        implicated=aza_refs,
+        implicated=aza_refs, trigger=trigger, subject=lower_names(names),
     ))
     return out
+
+
+def lower_names(names: str) -> str:
+    """Condition names inside a sentence ('Pneumonia' → 'pneumonia'; 'COVID-19' stays)."""
+    return ", ".join(n[0].lower() + n[1:] if len(n) > 1 and not n[1].isupper() else n for n in names.split(", "))
 
 
 def _context_note(conds: CurrentConditions) -> str:
@@ -399,20 +413,24 @@ def _anti_infectives(
     note = f" {ai.prophylaxis_false_positive_note}" if prophylaxis else ""
     labels = ", ".join(dict.fromkeys(o.medication.label for o, _, _ in hits if o.medication))
     summary = f"On anti-infective treatment ({labels}): {ACTION}"
+    advice = "contact the prescriber"
     if all_prophylaxis:
         summary = f"On {labels} (may be prophylaxis): if it treats an infection, {ACTION}"
+        advice = "it may be prophylaxis: if it treats an infection, contact the prescriber"
+    kinds = {o.kind for o, _, _ in hits}
+    recorded = "order" if kinds == {"order"} else "medication record"
     return [make_finding(
         m, RULE, "anti-infective", Status.HOLD, Severity.HIGH, summary,
-        "An active systemic anti-infective order suggests an infection is being treated while the patient is "
+        f"An active systemic anti-infective {recorded} suggests an infection is being treated while the patient is "
         f"on azathioprine: {ACTION}.{note}",
         evidence=[
-            Evidence(reference=o.ref,
-                     description=f"anti-infective {o.kind}, status {o.status}: "
+            Evidence(reference=o.ref, role="trigger",
+                     description=f"anti-infective {o.kind}, {o.status}: "
                      f"{o.medication.label if o.medication else '?'} ({how})",
                      date=iso(o.start or o.authored_on))
             for o, _, how in hits
         ] + aza_evidence,
-        implicated=aza_refs,
+        implicated=aza_refs, trigger=order_trigger(hits[0][0]), subject=labels, advice=advice,
     )]
 
 
@@ -434,7 +452,7 @@ def _unreadable_records(
         relevant = p.resource_type == "Condition" or (p.resource_type in MEDICATION_TYPES and maybe_drug)
         if relevant:
             refs.append(p.ref)
-            lines.append(f"{p.ref}: {p.error.rstrip('.')}")
+            lines.append(problem_name(p))
             evidence.append(problem_evidence(p))
     for order in record.medication_orders:
         if order.ref in aza:
@@ -443,17 +461,17 @@ def _unreadable_records(
         if order.status_class == "uncertain" and anti is not None:
             refs.append(order.ref)
             lines.append(uncertain_reason(order))
-            evidence.append(Evidence(reference=order.ref, description=f"anti-infective {order.kind} with "
-                                     f"uncertain status {order.status!r}: {anti[1]}"))
+            evidence.append(Evidence(reference=order.ref, role="trigger", description=f"anti-infective "
+                                     f"{order.kind} with uncertain status '{order.status}': {anti[1]}"))
             continue
         current_or_uncertain = _counts(order, record, now) or order.status_class == "uncertain"
         if not order.medication_problem or not current_or_uncertain:
             continue
         if anti is None:
             refs.append(order.ref)
-            lines.append(f"{order.ref}: {order.medication_problem}")
-            evidence.append(Evidence(reference=order.ref, description=f"unidentified medication {order.kind}, "
-                                     f"status {order.status}: {order.medication_problem}"))
+            lines.append(f"{order_name(order)}: {order.medication_problem}")
+            evidence.append(Evidence(reference=order.ref, role="trigger", description=f"unidentified medication "
+                                     f"{order.kind}, {order.status}: {order.medication_problem}"))
     if not refs:
         return []
     return [make_finding(
@@ -461,7 +479,8 @@ def _unreadable_records(
         f"Cannot rule out infection: {len(refs)} condition/medication record(s) could not be read",
         "These records might show an infection or an anti-infective treatment but could not be read, "
         "identified or placed in time: " + "; ".join(lines) + ".",
-        evidence=evidence, missing=[f"a readable {r}" for r in refs], implicated=aza_refs,
+        evidence=evidence, missing=["a readable version of each record listed"], implicated=aza_refs,
+        reason=f"{len(refs)} condition or medication record(s) could not be read",
     )]
 
 
@@ -480,7 +499,7 @@ def _ok(
         f"{len(record.medication_orders)} medication order(s) checked). Symptoms reported outside the "
         "record (sweats, chills, sore throat) still need the prescriber."
         + _context_note(conds),
-        evidence=[measurement_evidence(x, "temperature below fever threshold") for x in temps.normal]
+        evidence=[measurement_evidence(x, "temperature below fever threshold", "context") for x in temps.normal]
         + [_condition_evidence(c, x, w, "context (not a hold by itself)") for c, x, w in conds.context]
         + aza_evidence,
         implicated=aza_refs,

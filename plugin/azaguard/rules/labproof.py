@@ -19,7 +19,16 @@ from msgspec import Struct
 from azaguard.findings import Evidence, Finding, Severity, Status
 from azaguard.mappings import Mappings
 from azaguard.record import Measurement, PatientRecord
-from azaguard.rules.common import iso, make_finding, measurement_evidence, recorded_amount, short_date, split_future
+from azaguard.rules.common import (
+    iso,
+    make_finding,
+    measurement_evidence,
+    recorded_amount,
+    result_name,
+    short_date,
+    source_name,
+    split_future,
+)
 from azaguard.terminology.labtests import result_class
 
 PATHOGEN_PREFIX = "pathogen:"  # the record's analyte key for a pathogen test ("pathogen:cmv")
@@ -46,7 +55,7 @@ class LabHit(Struct, frozen=True):
 
     def phrase(self, m: Mappings) -> str:
         """'CMV 2400 IU/mL, interpretation H (31 Oct 2026)'."""
-        value = recorded_amount(self.result.quantity, m) if self.result.quantity else ""
+        value = recorded_amount(self.result, m) if self.result.quantity else ""
         return f"{self.label} {value}{', ' if value else ''}{self.why} ({short_date(self.result.effective)})"
 
 
@@ -129,7 +138,7 @@ def infection_findings(
             f"{action}",
             f"HBV DNA has risen on azathioprine: {names}. A rise of at least "
             f"{m.lab_infections.hbv_reactivation_rise_log10.value:g} log10, or detection after undetectable, is "
-            f"reactivation ({m.lab_infections.hbv_reactivation_rise_log10.source}): {action}, refer to "
+            f"reactivation ({source_name(m.lab_infections.hbv_reactivation_rise_log10.source, m)}): {action}, refer to "
             "hepatology for antiviral treatment and check liver tests.",
             evidence=[e for h in react for e in h.evidence()] + aza_evidence, implicated=aza_refs,
         ))
@@ -161,9 +170,10 @@ def infection_findings(
             m, "infection-hold", "lab-result-undecided", Status.CANNOT_EVALUATE, Severity.MODERATE,
             f"Cannot tell whether {len(open_)} infection test(s) show an infection: check with the lab",
             "These results neither show nor exclude an infection: "
-            + "; ".join(h.phrase(m) for h in open_) + ". Ask the lab or repeat the test.",
+            + "; ".join(f"{result_name(h.result, h.label)} ({h.why})" for h in open_)
+            + ". Ask the lab or repeat the test.",
             evidence=[e for h in open_ for e in h.evidence()],
-            missing=[f"a detected/not detected reading of the {h.label} test of {short_date(h.result.effective)}"
-                     for h in open_], implicated=aza_refs,
+            missing=[f"a detected/not detected reading of {result_name(h.result, h.label)}" for h in open_],
+            implicated=aza_refs,
         ))
     return out

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from azaguard.display import humanise_quantity, humanise_text
-from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.findings import Evidence, Finding, Quantity, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Analyte, Mappings, Threshold
 from azaguard.record import Measurement, PatientRecord
+from azaguard.registry import SPEC
 from azaguard.rules import signs
 from azaguard.rules.common import (
     amount,
@@ -21,12 +21,16 @@ from azaguard.rules.common import (
     crosses,
     decisive,
     future_note,
+    iso,
     limit_amount,
     make_finding,
     measurement_evidence,
+    measurement_trigger,
     number,
     observation_problems,
     problem_evidence,
+    problem_name,
+    recorded_amount,
     rule,
     short_date,
     source_name,
@@ -34,10 +38,17 @@ from azaguard.rules.common import (
 )
 from azaguard.rules.context import alt_by_indication, dialysis
 
-_TITLE: dict[RuleId, str] = {
-    "blood-counts": "Blood counts", "liver": "Liver tests", "kidney": "Kidney function",
-}
-_CREATININE = "creatinine"  # analyte checked for a rise over time rather than a fixed threshold
+_CREATININE = "creatinine"
+
+
+def _checks(family: RuleId) -> str:
+    """'blood count', 'liver tests': what the family checks (the registry's words)."""
+    return SPEC[family].checks.removeprefix("the ")
+
+
+def sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:]
+  # analyte checked for a rise over time rather than a fixed threshold
 
 
 @rule("blood-counts")
@@ -81,17 +92,21 @@ class _Report:
         detail: str,
         evidence: list[Evidence],
         missing: list[str] | None = None,
+        *,
+        trigger: Trigger | None = None,
+        reason: str | None = None,
     ) -> None:
         self.findings.append(
             make_finding(
                 self.m, self.rule, code, status, severity, summary, detail,
-                evidence=evidence, missing=missing or [], implicated=self.implicated,
+                evidence=evidence, missing=missing or [], implicated=self.implicated, trigger=trigger,
+                reason=reason,
             )
         )
 
 
 def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -> list[Finding]:
-    t, stop = applicability(record, m, now, family, include_recent=False)
+    t, stop = applicability(record, m, now, family)
     if stop is not None:
         return [stop]
     report = _Report(family, m, tuple(o.ref for o in t.current))
@@ -101,10 +116,10 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
     for problem in observation_problems(record, loincs, m):
         report.add(
             "observation-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"A lab result could not be read ({problem.ref}); {_TITLE[family].lower()} cannot be cleared",
-            f"{problem.ref} might hold a {family} result but failed validation: {problem.error}. "
+            f"A lab result could not be read; {_checks(family)} cannot be cleared",
+            f"{sentence_case(problem_name(problem))} might hold a {_checks(family)} result. "
             "Review the result in the chart.",
-            [problem_evidence(problem)], [f"a readable {problem.ref}"],
+            [problem_evidence(problem)], ["a readable version of the unreadable lab result"],
         )
 
     core = {k for group in m.analytes.required_analytes.for_rule(family) for k in group}
@@ -142,7 +157,7 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
             labels = " or ".join(analytes[k].label for k in group)
             report.add(
                 f"{'-or-'.join(group)}-missing", Status.CANNOT_EVALUATE, Severity.MODERATE,
-                f"No {labels} result on file: {_TITLE[family].lower()} cannot be checked",
+                f"No {labels} result on file: {_checks(family)} cannot be checked",
                 f"Azathioprine monitoring needs {labels}; none is on the record. Order the test.",
                 [], [f"{labels} result"],
             )
@@ -151,7 +166,7 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
         absent = f" Not on file (optional): {', '.join(report.absent)}." if report.absent else ""
         report.add(
             f"{family}-ok", Status.OK, Severity.INFO,
-            f"{_TITLE[family]} within limits: " + "; ".join(report.checked),
+            f"{sentence_case(_checks(family))} within limits: " + "; ".join(report.checked),
             "Checked, each recent, readable and within its threshold: "
             + "; ".join(report.checked) + "." + absent,
             report.evidence,
@@ -168,14 +183,13 @@ def _assess_latest(
         report.add(
             f"{key}-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
             f"{analyte.label} result has no date; cannot tell whether it is current",
-            f"{', '.join(r.ref for r in results)}: {analyte.label} without an effective date or issued time.",
+            f"{len(results)} {analyte.label} result(s) without an effective date or issued time.",
             [measurement_evidence(r, analyte.label) for r in results], [f"dated {analyte.label} result"],
         )
         return
     latest, conflict = decisive(dated, analyte.threshold.direction if analyte.threshold else None)
     if conflict and analyte.threshold is None:
-        values = ", ".join(f"{r.ref}: {measurement_evidence(r, '').value}" for r in dated
-                           if r.effective == latest.effective)
+        values = ", ".join(recorded_amount(r, m) for r in dated if r.effective == latest.effective)
         report.add(
             f"{key}-conflict", Status.CANNOT_EVALUATE, Severity.MODERATE,
             f"Conflicting {analyte.label} results at the same time: cannot tell which is right",
@@ -192,8 +206,7 @@ def _assess_latest(
         report.add(
             f"{key}-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
             f"{analyte.label} on {when} cannot be read: {why}",
-            f"The latest {analyte.label} result {latest.ref} ({humanise_quantity(ev.value, m) or 'no value'}) "
-            f"cannot be used: {why}.",
+            f"The latest {analyte.label} result ({recorded_amount(latest, m)}, {when}) cannot be used: {why}.",
             [ev], [f"{analyte.label} with a known unit"],
         )
         return
@@ -209,9 +222,8 @@ def _assess_latest(
             f"{key}-stale", Status.CANNOT_EVALUATE,
             Severity.MODERATE if _is_core(report.rule, key, m) else Severity.LOW,
             f"Latest {analyte.label} is from {when}, older than {max_age.value:g} days: repeat it",
-            f"The latest {analyte.label} ({humanise_quantity(ev.value, m)}, {when}, {latest.ref}) is too old "
-            "to clear the threshold "
-            f"(limit {max_age.value:g} days: {max_age.source}).",
+            f"The latest {analyte.label} ({recorded_amount(latest, m)}, {when}) is too old to clear the "
+            f"threshold (limit {max_age.value:g} days: {source_name(max_age.source, m)}).",
             [ev], [f"{analyte.label} from the last {max_age.value:g} days"],
         )
         return
@@ -227,8 +239,8 @@ def _assess_latest(
     if crossed is None:
         report.add(
             f"{key}-undecidable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"{analyte.label} reported as {humanise_quantity(ev.value, m)} on {when}: cannot tell if {limit}",
-            f"{latest.ref} reports {analyte.label} {humanise_quantity(ev.value, m)} on {when}; with that "
+            f"{analyte.label} reported as {recorded_amount(latest, m)} on {when}: cannot tell if {limit}",
+            f"The lab reports {analyte.label} {recorded_amount(latest, m)} on {when}; with that "
             f"comparator the value may or may not be {limit}. Ask the lab for the value.",
             [ev], [f"an exact {analyte.label} value"],
         )
@@ -238,7 +250,8 @@ def _assess_latest(
             f"{key}-{word}", Status(th.status), th.severity,
             f"{analyte.label} {word}: {amount(latest, m)} on {when} ({limit}){prelim}",
             f"{analyte.label} {amount(latest, m)} on {when}{prelim} is {limit}. " + _threshold_note(th, m),
-            [ev],
+            [ev], trigger=measurement_trigger(latest, analyte.label),
+            reason=limit + (" (preliminary)" if latest.preliminary else ""),
         )
     else:
         report.checked.append(shown)
@@ -253,7 +266,7 @@ def _threshold_note(th: Threshold, m: Mappings) -> str:
         parts.append("Withhold azathioprine and discuss with the specialist.")
     if th.unverified:
         parts.append("This threshold is UNVERIFIED (a configurable choice).")
-    parts += [f"Alternative {value}: {humanise_text(text, m)}." for value, text in th.alternatives.items()]
+    parts += [f"Alternative {value}: {text}." for value, text in th.alternatives.items()]
     return " ".join(parts)
 
 
@@ -287,6 +300,8 @@ def _assess_trend(report: _Report, key: str, analyte: Analyte, results: tuple[Me
             f"{source_name(trend.fall_percent.source, m)}). The label advises reducing or suspending "
             "azathioprine for a rapid fall in the white count.",
             [measurement_evidence(r, analyte.label) for r in reversed(window)],
+            trigger=measurement_trigger(newest, analyte.label),
+            reason=f"down {fall:.0f} % from {number(oldest, m)} over {len(window)} results",
         )
 
 
@@ -319,6 +334,8 @@ def _assess_creatinine_rise(report: _Report, analyte: Analyte, results: tuple[Me
             f"{policy.percent.value:g} % in {policy.months_window_days} days, "
             f"{source_name(policy.percent.source, m)}).",
             [measurement_evidence(baseline, analyte.label), measurement_evidence(latest, analyte.label)],
+            trigger=measurement_trigger(latest, analyte.label),
+            reason=f"up {rise:.0f} % from {number(baseline, m)} within {policy.months_window_days} days",
         )
 
 
@@ -358,7 +375,7 @@ def _egfr_from_creatinine(report: _Report, record: PatientRecord, now: datetime)
             "egfr-not-computable", Status.CANNOT_EVALUATE, Severity.MODERATE,
             f"No eGFR on file and it cannot be estimated from creatinine: {why}",
             f"Kidney function needs an eGFR; none is reported and CKD-EPI 2021 cannot be applied because {why} "
-            f"({ckd.source}). Ask the lab for an eGFR.",
+            f"({source_name(ckd.source, m)}). Ask the lab for an eGFR.",
             [ev], ["an eGFR result (or the patient's age and sex)"],
         )
         return
@@ -376,8 +393,13 @@ def _egfr_from_creatinine(report: _Report, record: PatientRecord, now: datetime)
         report.add(
             "egfr-low", Status(th.status), th.severity,
             f"eGFR low: {egfr_shown} (CKD-EPI 2021 from creatinine, {short_date(creat.effective)})",
-            f"{shown} is below {limit_amount(th.value, unit, m)}. {ckd.source}. " + _threshold_note(th, m),
+            f"{shown} is below {limit_amount(th.value, unit, m)}. {source_name(ckd.source, m)}. "
+            + _threshold_note(th, m),
             [ev],
+            trigger=Trigger(concept="eGFR (CKD-EPI 2021 from creatinine)",
+                            quantity=Quantity(value=round(value), unit=unit, decimals=0),
+                            at=iso(creat.effective), reference=creat.ref),
+            reason=f"below {limit_amount(th.value, unit, m)}",
         )
     else:
         report.checked.append(shown)

@@ -20,6 +20,7 @@ from azaguard.rules.common import (
     is_future,
     make_finding,
     measurement_evidence,
+    measurement_trigger,
     rule,
     short_date,
 )
@@ -27,7 +28,7 @@ from azaguard.rules.common import (
 
 @rule("monitoring-schedule")
 def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
-    t, stop = applicability(record, mappings, now, "monitoring-schedule", include_recent=False)
+    t, stop = applicability(record, mappings, now, "monitoring-schedule")
     if stop is not None:
         return [stop]
     policy = mappings.policy.monitoring
@@ -57,9 +58,10 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
                 mappings, "monitoring-schedule", f"{key}-no-result",
                 Status.CANNOT_EVALUATE, Severity.MODERATE,
                 f"No dated {group.label} result on file: monitoring cannot be checked",
-                f"None of {', '.join(group.analytes)} has a dated result (future-dated ones are not evidence). "
+                f"None of {', '.join(_label(mappings, k) for k in group.analytes)} "
+                "has a dated result (future-dated ones are not evidence). "
                 f"{where}",
-                missing=[f"{group.label} result"], implicated=implicated,
+                missing=[f"{group.label} result"], implicated=implicated, subject=group.label,
             ))
             continue
         label = mappings.analytes.analytes[latest.analyte].label
@@ -92,7 +94,8 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
                 f"{group.label} overdue: {last}, due every {phase.interval_days} days now",
                 f"The {last} is more than {phase.interval_days} days (+{grace.value:g} grace) ago. "
                 f"Order the test. {where}",
-                evidence=[ev], implicated=implicated,
+                evidence=[ev], implicated=implicated, subject=group.label,
+                trigger=measurement_trigger(latest, label), reason=f"due every {phase.interval_days} days",
             ))
         else:
             out.append(make_finding(
@@ -108,6 +111,11 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
             implicated=implicated,
         ))
     return out
+
+
+def _label(m: Mappings, key: str) -> str:
+    spec = m.analytes.analytes.get(key)
+    return spec.label if spec else key
 
 
 def _phase(schedule: Schedule, day: int) -> SchedulePhase:
@@ -138,7 +146,7 @@ def next_due(record: PatientRecord, mappings: Mappings, now: datetime) -> dict[s
     """When each monitoring group's next test falls due: its latest dated result plus the current phase's
     interval (the grace days are the clinician's margin, not the patient's date). A group without a dated
     result, or therapy without a start date, has no due date (absent, never guessed)."""
-    t, stop = applicability(record, mappings, now, "monitoring-schedule", include_recent=False)
+    t, stop = applicability(record, mappings, now, "monitoring-schedule")
     if stop is not None or t.start is None:
         return {}
     schedule = mappings.policy.monitoring.schedules[mappings.policy.monitoring.default_schedule]

@@ -22,18 +22,21 @@ from azaguard.rules.common import (
     measurement_evidence,
     order_evidence,
     recorded_amount,
+    rule,
     short_date,
+    source_name,
     split_future,
 )
 from azaguard.terminology.labtests import LIPASE
 from azaguard.terminology.signs import pancreatitis_match
 
-RULE: RuleId = "pancreatitis"  # type: ignore[assignment]  # registered with the rule registry (issue 22)
+RULE: RuleId = "pancreatitis"
 ACTION = "stop azathioprine; contact the prescriber"
 
 
+@rule(RULE)
 def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
-    t, early = applicability(record, mappings, now, RULE, include_recent=False)
+    t, early = applicability(record, mappings, now, RULE)
     if early is not None:
         return [early]
     m = mappings
@@ -102,7 +105,7 @@ def _lipase(
     p = m.pancreatitis
     multiple = p.lipase_uln_multiple.value
     ev = measurement_evidence(latest, "lipase")
-    shown = recorded_amount(latest.quantity, m)
+    shown = recorded_amount(latest, m)
     when = short_date(latest.effective)
     uln, unit = latest.range_high, latest.range_unit
     if latest.value is None or uln is None or (unit is not None and latest.quantity is not None
@@ -112,10 +115,9 @@ def _lipase(
         return make_finding(
             m, RULE, "lipase-unjudged", Status.CANNOT_EVALUATE, Severity.MODERATE,
             f"Lipase {shown} on {when} cannot be judged: {why}",
-            f"The lipase {shown} on {when} cannot be compared with {multiple:g}× the lab's upper limit "
+            f"Lipase {shown} on {when} cannot be compared with {multiple:g}× the lab's upper limit "
             f"({why}). Check the result with the lab.",
-            evidence=[ev], missing=[f"the lab's upper reference limit for the lipase of {when}"],
-            implicated=aza_refs,
+            evidence=[ev], missing=[f"the upper reference limit of the lipase result of {when}"], implicated=aza_refs,
         ), ""
     comparator = latest.quantity.comparator if latest.quantity else None
     limit = multiple * uln
@@ -124,7 +126,8 @@ def _lipase(
             m, RULE, "lipase-high", Status.HOLD, Severity.HIGH,
             f"Lipase {shown} on {when}: over {multiple:g}× the upper limit ({uln:g}) — {ACTION}",
             f"Lipase {shown} on {when} is above {multiple:g}× the lab's upper reference limit ({uln:g}: limit "
-            f"{limit:g}), which suggests acute pancreatitis on azathioprine ({p.lipase_uln_multiple.source}): "
+            f"{limit:g}), which suggests acute pancreatitis on azathioprine "
+            f"({source_name(p.lipase_uln_multiple.source, m)}): "
             f"{ACTION} and assess for pancreatitis.",
             evidence=[ev, *aza_evidence], implicated=aza_refs,
         ), ""

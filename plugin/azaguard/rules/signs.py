@@ -27,6 +27,7 @@ from azaguard.rules.common import (
     make_finding,
     measurement_evidence,
     short_date,
+    source_name,
     split_future,
 )
 from azaguard.terminology import infection_class
@@ -139,7 +140,7 @@ def infection_findings(
                 f"Warning sign of infection with low neutrophils ({names}): {action}",
                 f"Warning sign(s) of infection in the last {days} days: {names}. {note} A sign of infection in a "
                 f"patient with low neutrophils on azathioprine: {action}, and assess today "
-                f"({m.signs.hold_with_neutrophils_below.source}).",
+                f"({source_name(m.signs.hold_with_neutrophils_below.source, m)}).",
                 evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
             ))
         else:
@@ -160,7 +161,7 @@ def infection_findings(
             "recheck the temperature",
             f"{peak.value:.1f} °C is at or above the leaflet's 'fever over 100 °F' ({line:g} °C) but below the "
             f"hold threshold ({m.policy.infection.fever_threshold_cel.value:g} °C). Recheck the temperature and "
-            f"ask about other signs of infection ({m.signs.leaflet_fever_cel.source}).",
+            f"ask about other signs of infection ({source_name(m.signs.leaflet_fever_cel.source, m)}).",
             evidence=[measurement_evidence(t, "temperature at or above the leaflet's 100 °F") for t in near_fever]
             + aza_evidence, implicated=aza_refs,
         ))

@@ -12,7 +12,7 @@ from typing import Literal
 
 from msgspec import Struct
 
-from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.findings import Evidence, Finding, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Mappings
 from azaguard.record import Concept, MedicationOrder, ParseProblem, PatientRecord, VaccineEvent
 from azaguard.rules.common import (
@@ -21,10 +21,15 @@ from azaguard.rules.common import (
     applicability,
     iso,
     make_finding,
+    noun,
     order_evidence,
+    order_name,
     problem_evidence,
+    problem_name,
     rule,
     short_date,
+    source_name,
+    therapy_fact,
 )
 from azaguard.rules.dosing import daily_dose
 from azaguard.terminology import VaccineKind, is_vaccine_concept, vaccine_class
@@ -40,13 +45,17 @@ class Classified(Struct, frozen=True):
     kind: Kind
     name: str
     basis: str  # "CVX 03 (live list)", "matched by name only ('yellow fever')", ...
+    by_name: bool = False
 
     def evidence(self, what: str) -> Evidence:
         return Evidence(
-            reference=self.event.ref,
-            description=f"{what}: {self.name} ({self.basis}), {self.event.source} status {self.event.status}",
+            reference=self.event.ref, role="trigger",
+            description=f"{what}: {self.name} ({self.basis}), {noun(self.event.source)} {self.event.status}",
             date=iso(self.event.date),
         )
+
+    def trigger(self) -> Trigger:
+        return Trigger(concept=self.name, at=iso(self.event.date), reference=self.event.ref)
 
 
 _KINDS: dict[VaccineKind, Kind] = {
@@ -59,7 +68,7 @@ _KINDS: dict[VaccineKind, Kind] = {
 def classify(event: VaccineEvent, m: Mappings) -> Classified:
     """Live / not live / ambiguous, as the terminology reads the product (every event here is a vaccine)."""
     c = vaccine_class(event.vaccine, m, is_vaccine=True)
-    return Classified(event, _KINDS[c.kind], c.name, c.basis)
+    return Classified(event, _KINDS[c.kind], c.name, c.basis, c.by_name)
 
 
 def is_planned(event: VaccineEvent, m: Mappings) -> bool:
@@ -80,7 +89,7 @@ def is_given(event: VaccineEvent) -> bool:
 
 @rule("vaccination-hold")
 def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
-    t, early = applicability(record, mappings, now, RULE, include_recent=True)
+    t, early = applicability(record, mappings, now, RULE)
     m = mappings
     vaccines = [classify(e, m) for e in record.vaccines]
     if early is not None:
@@ -135,8 +144,9 @@ def _planned_findings(
             "confirm the exact product with the prescriber before it is given. This alert is never cleared "
             "automatically." + tier,
             evidence=[c.evidence("vaccine planned") for c in ambiguous] + exposure_evidence,
-            missing=[f"the exact product (CVX code) of {c.event.ref}" for c in ambiguous],
+            missing=[f"the exact product (CVX code) of the planned {c.name} vaccine" for c in ambiguous],
             implicated=aza_refs + [c.event.ref for c in ambiguous],
+            therapy=t, trigger=ambiguous[0].trigger(), subject=names,
         ))
     if inactivated:
         names = _names(inactivated)
@@ -147,6 +157,7 @@ def _planned_findings(
             "approval, and the immune response may be reduced." + tier,
             evidence=[c.evidence("vaccine planned") for c in inactivated] + exposure_evidence,
             implicated=aza_refs + [c.event.ref for c in inactivated],
+            therapy=t, trigger=inactivated[0].trigger(), subject=names,
         ))
     return out
 
@@ -165,8 +176,9 @@ def _live_planned(
     wait = int(m.policy.vaccination.post_stop_live_wait_days.value)
     evidence = [c.evidence("live vaccine planned") for c in live] + exposure_evidence
     implicated = aza_refs + [c.event.ref for c in live]
-    by_name = [c.event.ref for c in live if "by name only" in c.basis]
+    by_name = [c.name for c in live if c.by_name]
     name_note = f" Recognised as live by name only: {', '.join(by_name)}." if by_name else ""
+    facts = {"therapy": t, "trigger": live[0].trigger(), "subject": names}
     in_time = _in_time(live, t, evidence, implicated, name_note + tier, m, now)
     if in_time is not None:
         return in_time
@@ -178,7 +190,7 @@ def _live_planned(
             f"Hold the live vaccine ({names}): contraindicated with azathioprine",
             f"{exposure} Live vaccines are contraindicated during azathioprine therapy and for {wait} days "
             f"after stopping it. Do not give the vaccine; discuss with the prescriber.{name_note}{tier}",
-            evidence=evidence, implicated=implicated,
+            evidence=evidence, implicated=implicated, **facts,  # type: ignore[arg-type]
         )
     if t.current or t.recent:
         # Stopped longer ago than the configured wait (only when the therapy window is longer).
@@ -186,7 +198,7 @@ def _live_planned(
             m, RULE, "live-vaccine-after-wait", Status.CAUTION, Severity.LOW,
             f"Live vaccine planned ({names}): stopped > {wait} days ago; confirm with prescriber",
             f"{exposure} The {wait}-day wait after stopping azathioprine has passed.{name_note}{tier}",
-            evidence=evidence, implicated=implicated,
+            evidence=evidence, implicated=implicated, **facts,  # type: ignore[arg-type]
         )
     return make_finding(
         m, RULE, "live-vaccine-stop-date-unknown", Status.CAUTION, Severity.HIGH,
@@ -195,8 +207,8 @@ def _live_planned(
         "after stopping cannot be checked. Confirm the stop date before giving a live vaccine."
         f"{name_note}{tier}",
         evidence=evidence,
-        missing=[f"stop date of {o.ref}" for o in t.stop_date_unknown],
-        implicated=implicated,
+        missing=[f"the stop date of {order_name(o)}" for o in t.stop_date_unknown],
+        implicated=implicated, **facts,  # type: ignore[arg-type]
     )
 
 
@@ -225,9 +237,11 @@ def _in_time(
                 f"({short_date(start)}): advised timing",
                 f"Azathioprine is planned to start on {short_date(start)}; the live vaccine is planned "
                 f"{gap.days} days before, within the advice to give live vaccines at least {before:g} days before "
-                f"starting ({policy.live_before_start_days.source}). Do not delay the vaccine past "
+                f"starting ({source_name(policy.live_before_start_days.source, m)}). Do not delay the vaccine past "
                 f"{short_date(start - timedelta(days=before))}, or delay the start.{notes}",
-                evidence=evidence, implicated=implicated,
+                evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
+                reason=f"planned {gap.days} days before azathioprine starts ({short_date(start)}); give it by "
+                       f"{short_date(start - timedelta(days=before))}",
             )
         if gap >= timedelta(days=avoid):
             return make_finding(
@@ -236,9 +250,11 @@ def _in_time(
                 "days",
                 f"Azathioprine is planned to start on {short_date(start)}, {gap.days} days after the planned live "
                 f"vaccine. Live vaccines should be given at least {before:g} days before starting "
-                f"({policy.live_before_start_days.source}) and avoided within {avoid:g} days of starting: delay the "
-                f"start, or discuss the timing with the prescriber.{notes}",
-                evidence=evidence, implicated=implicated,
+                f"({source_name(policy.live_before_start_days.source, m)}) and avoided within {avoid:g} days of "
+                f"starting: delay the start, or discuss the timing with the prescriber.{notes}",
+                evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
+                reason=f"only {gap.days} days before azathioprine starts ({short_date(start)}); advised gap at least "
+                       f"{before:g} days",
             )
         return None
     ends = [o.end for o in t.current]
@@ -251,9 +267,10 @@ def _in_time(
                 "confirm the stop first",
                 f"Azathioprine is planned to stop on {short_date(stop)}; the live vaccine is planned "
                 f"{(soonest - stop).days} days later, after the {wait.days}-day wait "
-                f"({policy.post_stop_live_wait_days.source}). Give it only if azathioprine has really stopped by "
-                f"then and was not restarted.{notes}",
-                evidence=evidence, implicated=implicated,
+                f"({source_name(policy.post_stop_live_wait_days.source, m)}). Give it only if azathioprine has "
+                f"really stopped by then and was not restarted.{notes}",
+                evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
+                reason=f"planned {(soonest - stop).days} days after azathioprine's planned stop ({short_date(stop)})",
             )
     return None
 
@@ -261,7 +278,12 @@ def _in_time(
 def _exposure(t: Therapy, m: Mappings, now: datetime) -> tuple[str, list[Evidence]]:
     """One sentence on the patient's azathioprine exposure, and the orders that show it."""
     if t.current:
-        return "The patient is on azathioprine.", [order_evidence(o, t) for o in t.current]
+        fact = therapy_fact(t)
+        said = {
+            "starting": "Azathioprine is being ordered and has not started yet.",
+            "on-hold": "Azathioprine is on hold, not stopped.",
+        }.get(fact.state if fact else "", "The patient is on azathioprine.")
+        return said, [order_evidence(o, t) for o in t.current]
     if t.recent:
         stop = t.last_stop
         return (
@@ -338,12 +360,13 @@ def _given_findings(
             "vaccine, notify the prescriber and watch for infection by the vaccine strain. This alert is never "
             "cleared automatically.",
             evidence=[c.evidence("vaccine given, product unidentified") for c in unknown_during] + aza_evidence,
-            missing=[f"the exact product of {c.event.ref}" for c in unknown_during],
+            missing=[f"the exact product of the vaccine given {short_date(c.event.date)}" for c in unknown_during],
             implicated=aza_refs + [c.event.ref for c in unknown_during],
+            therapy=t, trigger=unknown_during[0].trigger(), subject=_names(unknown_during),
         ))
     if during:
-        undated = [c.event.ref for c in during if c.event.date is None]
-        note = f" No date is recorded for {', '.join(undated)}." if undated else ""
+        undated = [c.name for c in during if c.event.date is None]
+        note = f" No date is recorded for the {', '.join(undated)} dose." if undated else ""
         out.append(make_finding(
             m, RULE, "live-vaccine-given", Status.CAUTION, Severity.HIGH,
             f"Live vaccine given during azathioprine therapy ({_names(during)}): notify the prescriber",
@@ -351,16 +374,18 @@ def _given_findings(
             f"prescriber and watch for infection by the vaccine strain.{note}",
             evidence=[c.evidence("live vaccine given") for c in during] + aza_evidence,
             implicated=aza_refs + [c.event.ref for c in during],
+            therapy=t, trigger=during[0].trigger(), subject=_names(during),
         ))
     if after_stop:
         closest = min(g for _, g in after_stop)
-        notes = "".join(f" {o.ref}: {o.date_note}." for o, _, _ in periods if o.date_note)
+        notes = "".join(f" {order_name(o)}: {o.date_note}." for o, _, _ in periods if o.date_note)
         out.append(make_finding(
             m, RULE, "live-vaccine-given-after-stop", Status.CAUTION, Severity.HIGH,
             f"Live vaccine given {closest} days after azathioprine stopped ({_names([c for c, _ in after_stop])}): "
             "notify the prescriber",
             f"A live vaccine was recorded as given {closest} days after azathioprine was stopped, inside the "
-            f"{int(wait)}-day wait after stopping ({policy.post_stop_live_wait_days.source}). Notify the "
+            f"{int(wait)}-day wait after stopping ({source_name(policy.post_stop_live_wait_days.source, m)}). "
+            "Notify the "
             f"prescriber and watch for infection by the vaccine strain.{notes}",
             evidence=[c.evidence(f"live vaccine given {g} days after stopping") for c, g in after_stop]
             + aza_evidence,
@@ -370,17 +395,22 @@ def _given_findings(
         weeks_rule = int(policy.live_before_start_days.value)
         avoid = policy.live_avoid_within_start_days.value
         closest = min(g for _, g in before)
+        first = min(before, key=lambda x: x[1])[0]
         out.append(make_finding(
             m, RULE, "started-soon-after-live-vaccine", Status.CAUTION,
             Severity.HIGH if closest < avoid else Severity.MODERATE,
             f"Azathioprine started {closest} days after a live vaccine ({_names([c for c, _ in before])}); "
             f"advised gap ≥ {weeks_rule} days",
             f"Live vaccines should be given at least {weeks_rule} days before starting azathioprine "
-            f"({policy.live_before_start_days.source}), and avoided within {int(avoid)} days of starting. "
+            f"({source_name(policy.live_before_start_days.source, m)}), and avoided within {int(avoid)} days "
+            "of starting. "
             "Watch for infection by the vaccine strain.",
             evidence=[c.evidence(f"live vaccine given {g} days before azathioprine start") for c, g in before]
             + aza_evidence,
             implicated=aza_refs + [c.event.ref for c, _ in before],
+            therapy=t, trigger=first.trigger(), subject=first.name,
+            reason=f"azathioprine started {closest} days after the {first.name} vaccine (live); advised gap "
+                   f"at least {weeks_rule} days",
         ))
     return out
 
@@ -421,11 +451,11 @@ def _unidentified(orders: list[MedicationOrder], t: Therapy, m: Mappings) -> Fin
         m, RULE, "order-unidentified", Status.CANNOT_EVALUATE, Severity.MODERATE,
         f"Cannot check vaccines: {len(orders)} open order(s) could not be identified and may be a vaccine",
         "These open orders name no product azaguard can identify, so a live vaccine among them cannot be "
-        "ruled out: " + "; ".join(f"{o.ref}: {o.medication_problem}" for o in orders)
+        "ruled out: " + "; ".join(f"{order_name(o)}: {o.medication_problem}" for o in orders)
         + ". Check the product before any vaccination.",
-        evidence=[Evidence(reference=o.ref, description=f"unidentified {o.kind}, status {o.status}")
+        evidence=[Evidence(reference=o.ref, role="trigger", description=f"unidentified {o.kind}, {o.status}")
                   for o in orders],
-        missing=[f"the product of {o.ref}" for o in orders],
+        missing=[f"the product of {order_name(o)}" for o in orders],
         implicated=[o.ref for o in t.orders] + [o.ref for o in orders],
     )
 
@@ -436,17 +466,18 @@ def _unreadable(problems: list[ParseProblem], t: Therapy, m: Mappings) -> Findin
         m, RULE, "vaccine-record-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
         f"Cannot check vaccines: {len(refs)} vaccine record(s) could not be read",
         "These records could hold a planned, ordered or given vaccine but could not be read: "
-        + "; ".join(f"{p.ref}: {p.error.rstrip('.')}" for p in problems)
+        + "; ".join(problem_name(p) for p in problems)
         + ". Check them by hand before any vaccination.",
         evidence=[problem_evidence(p) for p in problems],
-        missing=[f"a readable {p.ref}" for p in problems],
+        missing=[f"a readable {noun(p.resource_type)} in place of the unreadable one" for p in problems],
         implicated=[o.ref for o in t.orders],
     )
 
 
 def _ok(t: Therapy, record: PatientRecord, m: Mappings) -> Finding:
     seen = [
-        Evidence(reference=e.ref, description=f"{e.source} {e.status}: {e.vaccine.label} ({why})", date=iso(e.date))
+        Evidence(reference=e.ref, description=f"{noun(e.source)} {e.status}: {e.vaccine.label} ({why})",
+                 date=iso(e.date))
         for e in record.vaccines
         for why in ["not a vaccine: an immune globulin or monoclonal antibody"
                     if classify(e, m).kind == "not_vaccine" else "not planned"]

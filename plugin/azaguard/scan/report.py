@@ -17,6 +17,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from azaguard.findings import RULE_IDS, Status
+from azaguard.registry import label
 from azaguard.scan.results import RESULTS_FILE, Line, latest, read_lines
 from azaguard.scan.wording import NO_ACTION_RANK
 
@@ -96,7 +97,9 @@ def chart_svg(by_rule: Mapping[str, Counter[str]]) -> Markup:
     for i, rule in enumerate(rules):
         y = top + i * row_h
         counts = by_rule[rule]
-        parts.append(f'<text x="{label_w - 8}" y="{y + 15}" font-size="13" text-anchor="end">{escape(rule)}</text>')
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 15}" font-size="13" text-anchor="end">{escape(label(rule))}</text>'
+        )
         x0 = float(label_w)
         for status in STATUS_ORDER:
             n = counts.get(status, 0)
@@ -129,6 +132,7 @@ def render_html(summary: Summary, run: Mapping[str, Any], link_template: str | N
         link=link,
         colours=STATUS_COLOURS,
         headline=_headline_status,
+        label=label,
     )
 
 

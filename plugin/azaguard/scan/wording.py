@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from azaguard.findings import RULE_IDS, SEVERITY_RANK, STATUS_RANK, Finding, Status
+from azaguard.findings import RULE_IDS, SEVERITY_RANK, STATUS_RANK, Finding
 from azaguard.mappings import Mappings
 from azaguard.service import CheckResult
-from azaguard.verdict import action_of
+from azaguard.verdict import action_of, build_verdict
 
 NO_ACTION_RANK = 99
 
@@ -46,18 +46,12 @@ def urgency(findings: Sequence[Finding]) -> int:
 
 
 def verdict(result: CheckResult, mappings: Mappings) -> tuple[list[dict[str, Any]], str]:
-    """The actions (most urgent first) and the verdict in words, for one checked patient."""
+    """The actions (most urgent first) and the verdict in words, for one checked patient: the chart's wording
+    (absolute dates: reports are kept), and without actions the verdict's headline, as the page says it."""
     acts = actions(
         result.findings, lambda f: action_of(f, result.evaluated_at, mappings, relative_dates=False).summary
     )
     if not acts:
-        return acts, verdict_text(result.findings)
+        chart = build_verdict(result.findings, result.record, result.evaluated_at, mappings, relative_dates=False)
+        return acts, chart.headline
     return acts, "; ".join(a["text"] for a in acts)
-
-
-def verdict_text(findings: Sequence[Finding]) -> str:
-    acts = actions(findings)
-    if not acts:
-        applicable = any(f.status != Status.NOT_APPLICABLE for f in findings)
-        return "No action needed" if applicable else "Not on azathioprine now: nothing applies"
-    return "; ".join(f"{a['text']}" for a in acts)

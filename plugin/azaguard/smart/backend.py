@@ -12,7 +12,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,6 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 300  # seconds: the most the SMART specification allows
 RENEW_MARGIN = 60  # renew this long before the token expires (a scan must not send an expired one)
 TIMEOUT = 15.0
-# What the scan reads, and what it writes with --write (its alerts and their author Device).
-READ_TYPES = (
-    "Patient", "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration",
-    "Medication", "Observation", "Condition", "Immunization", "ImmunizationRecommendation", "ServiceRequest",
-    "DiagnosticReport", "QuestionnaireResponse", "Questionnaire", "Group", "DetectedIssue", "Flag", "Device",
-)  # fmt: skip
-WRITE_TYPES = ("DetectedIssue", "Flag", "Device")
 
 SigningKey = RSAKey | ECKey
 
@@ -93,17 +86,11 @@ def _import_pem(data: bytes) -> SigningKey:
     raise BackendAuthError("the PEM private key is neither RSA nor EC")
 
 
-def requested_scopes(v2: bool, *, write: bool, read_types: Sequence[str] = READ_TYPES) -> str:
-    scopes: list[str] = []
-    for rtype in read_types:
-        writes = write and rtype in WRITE_TYPES
-        if v2:
-            scopes.append(f"system/{rtype}.{'crus' if writes else 'rs'}")
-        else:
-            scopes.append(f"system/{rtype}.read")
-            if writes:
-                scopes.append(f"system/{rtype}.write")
-    return " ".join(scopes)
+def requested_scopes(v2: bool, *, write: bool) -> str:
+    """What the scan reads, and what it writes with --write (fhir/catalogue.py: the gatherer's searches)."""
+    from azaguard.fhir.catalogue import scopes
+
+    return " ".join(scopes("v2" if v2 else "v1", context="system", write=write))
 
 
 class BackendServicesAuth:

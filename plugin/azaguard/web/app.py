@@ -40,6 +40,7 @@ from azaguard.fhir.errors import AuthDenied, AuthExpired, FhirError
 from azaguard.findings import STATUS_RANK, Severity, Status
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.ops import audit, logs, metrics, runtime
+from azaguard.registry import label
 from azaguard.resources import InputError
 from azaguard.smart.discovery import DiscoveryCache, DiscoveryError
 from azaguard.smart.launch import (
@@ -58,7 +59,7 @@ from azaguard.smart.launch import (
 )
 from azaguard.smart.pkce import new_pkce
 from azaguard.smart.session import LaunchContext, PendingAuthorization, Session, SessionStore
-from azaguard.verdict import ACTION_STATUSES, Action, RuleLine, Verdict, clinician_text
+from azaguard.verdict import ACTION_STATUSES, Action, RuleLine, Verdict
 from azaguard.web.charts import trend_charts
 from azaguard.web.security import PinnedOrigin, SecurityHeaders
 
@@ -104,7 +105,7 @@ def rule_groups(verdict: Verdict) -> list[RuleGroup]:
 def _no_result_action(line: RuleLine) -> Action:
     return Action(
         rule=line.rule, code="no-result", status=Status.CANNOT_EVALUATE, severity=Severity.MODERATE,
-        verb="Cannot check", object=line.label.lower(), reason="the check returned no result",
+        verb="Cannot check", object=line.label.lower(), reason="the check returned no result", advice=None,
         summary=line.summary, detail="This check returned no result, so it cannot be relied on; check by hand.",
     )
 
@@ -306,6 +307,7 @@ class _Web:
             code_challenge=pkce.challenge,
             launch=launch,
         )
+        metrics.LAUNCHES.labels("started").inc()
         response = RedirectResponse(url, status_code=302)
         self.set_cookie(request, response, session)
         return response
@@ -536,7 +538,7 @@ class _Web:
             verdict=verdict,
             groups=rule_groups(verdict),
             passed=verdict.passed,
-            warnings=[clinician_text(w, result.evaluated_at, self.mappings, tz) for w in result.warnings],
+            warnings=result.warnings,
             notes=result.notes,
             existing_alerts=[_existing_row(a, result.evaluated_at, tz, self.mappings) for a in result.existing_alerts],
             existing_problem=result.existing_alerts_problem,
@@ -647,10 +649,7 @@ _KIND = {"DetectedIssue": "Alert (DetectedIssue)", "Flag": "Flag", "Device": "az
 
 
 def _rule_label(rule: str | None, mappings: Mappings | None = None) -> str:
-    m = mappings or load_mappings()
-    if rule in m.display.rules:
-        return m.display.rules[rule].label
-    return rule or ""
+    return label(rule)
 
 
 def _existing_row(a: ExistingAlert, now: datetime, tz: tzinfo | None, m: Mappings) -> dict[str, str]:
@@ -658,7 +657,7 @@ def _existing_row(a: ExistingAlert, now: datetime, tz: tzinfo | None, m: Mapping
         "kind": _KIND.get(a.resource_type, a.resource_type),
         "rule": _rule_label(a.rule, m),
         "status": a.status,
-        "summary": clinician_text(a.summary, now, m, tz),
+        "summary": a.summary,
         "date": format_date(a.date, now, tz) if a.date else "",
         "reference": a.reference,
     }

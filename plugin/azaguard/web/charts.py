@@ -17,9 +17,9 @@ from datetime import datetime, tzinfo
 from html import escape
 from typing import Literal
 
-from azaguard.display import decimals_of, format_day, format_quantity, humanise_quantity, unit_text
+from azaguard.display import decimals_of, format_day, format_quantity, unit_text
 from azaguard.mappings import Mappings
-from azaguard.record import Measurement, PatientRecord
+from azaguard.record import Measurement, PatientRecord, Quantity
 
 # Which trends the clinician's page shows (presentation, not clinical knowledge).
 CHART_ANALYTES: tuple[str, ...] = ("wbc", "neutrophils", "lymphocytes", "platelets", "alt", "temperature")
@@ -101,7 +101,7 @@ def trend_chart(analyte: str, record: PatientRecord, mappings: Mappings, tz: tzi
         ChartRow(
             date=format_day(p.effective, tz),
             value=format_quantity(p.value, canonical, mappings) if p.value is not None else "",
-            recorded=humanise_quantity(p.quantity.as_recorded(), mappings) if p.quantity is not None else "",
+            recorded=_recorded(p.quantity, mappings),
             past_limit=threshold is not None and p.value is not None and threshold.breached(p.value),
             preliminary=p.preliminary,
         )
@@ -232,3 +232,11 @@ def _span(values: list[float]) -> tuple[float, float]:
 
 def _day(when: datetime | None) -> str:
     return format_day(when)
+
+
+def _recorded(q: Quantity | None, m: Mappings) -> str:
+    """The value as recorded, in display units ("101.8 °F"); a unit with no display text as recorded."""
+    if q is None or q.value is None:
+        return ""
+    return format_quantity(q.value, q.code or q.unit, m, recorded_decimals=decimals_of(f"{q.value:g}"),
+                           comparator=q.comparator or "")

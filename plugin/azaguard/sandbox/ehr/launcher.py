@@ -10,7 +10,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from azaguard.mappings import load_mappings
+from azaguard.registry import SPEC, label
 from azaguard.sandbox.ehr.context import EhrContext, ehr
 from azaguard.sandbox.patients import stories
 
@@ -71,8 +71,7 @@ def _story(pid: str) -> tuple[str, str, str]:
     if known is None:
         return "", "", ""
     story, words, rules = known
-    labels = load_mappings().display.rules
-    focus = ", ".join(labels[r].label for r in rules if r in labels)
+    focus = ", ".join(label(r) for r in rules if r in SPEC)
     return story, f"{words}: {focus}" if focus else words, _TONES.get(words, "grey")
 
 

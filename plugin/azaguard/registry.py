@@ -1,0 +1,67 @@
+"""The rule registry: one table of what each rule is. Ids, report order, labels, what a cannot-check
+says it cannot check, and whether a rule still applies after azathioprine is stopped are all read here.
+
+Adding a rule is one entry (and its function); its wording lives in azaguard.wording. The function is
+named as "module:attribute" and imported when the engine first runs, so this table imports nothing.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from msgspec import Struct
+
+if TYPE_CHECKING:
+    from azaguard.findings import RuleId
+    from azaguard.rules.common import RuleFn
+
+
+class RuleSpec(Struct, frozen=True, kw_only=True):
+    id: RuleId
+    function: str  # "azaguard.rules.labs:liver"
+    applies_after_stop: bool  # True: judged while stopped less than the recent window ago
+    label: str  # the rule's one label on every surface: page, cards, scan, chart
+    checks: str  # what "Cannot check …" names: "the blood count"
+    # The resource types it reads besides the therapy (every rule reads that): a failed read of one of them
+    # leaves the rule unable to say ok (rules._unread).
+    reads: tuple[str, ...] = ()
+
+    def load(self) -> RuleFn:
+        module, attr = self.function.split(":", 1)
+        fn: RuleFn = getattr(import_module(module), attr)
+        return fn
+
+
+_RESULTS = ("Observation", "DiagnosticReport")
+RULES: tuple[RuleSpec, ...] = (
+    RuleSpec(id="vaccination-hold", function="azaguard.rules.vaccination:evaluate", applies_after_stop=True,
+             label="Vaccines", checks="live vaccines",
+             reads=("Immunization", "ImmunizationRecommendation", "ServiceRequest")),
+    RuleSpec(id="infection-hold", function="azaguard.rules.infection:evaluate", applies_after_stop=False,
+             label="Infection", checks="for infection", reads=(*_RESULTS, "Condition", "QuestionnaireResponse")),
+    RuleSpec(id="blood-counts", function="azaguard.rules.labs:blood_counts", applies_after_stop=False,
+             label="Blood count", checks="the blood count",
+             reads=(*_RESULTS, "Condition", "QuestionnaireResponse")),
+    RuleSpec(id="liver", function="azaguard.rules.labs:liver", applies_after_stop=False,
+             label="Liver", checks="liver tests", reads=(*_RESULTS, "Condition", "QuestionnaireResponse")),
+    RuleSpec(id="kidney", function="azaguard.rules.labs:kidney", applies_after_stop=False,
+             label="Kidney", checks="kidney function", reads=_RESULTS),
+    RuleSpec(id="monitoring-schedule", function="azaguard.rules.monitoring:evaluate", applies_after_stop=False,
+             label="Blood test schedule", checks="the blood test schedule", reads=_RESULTS),
+    RuleSpec(id="dose", function="azaguard.rules.dosing:dose", applies_after_stop=False,
+             label="Dose", checks="the dose", reads=_RESULTS),
+    RuleSpec(id="tpmt", function="azaguard.rules.dosing:tpmt", applies_after_stop=False,
+             label="TPMT", checks="TPMT status", reads=_RESULTS),
+    RuleSpec(id="interactions", function="azaguard.rules.dosing:interactions", applies_after_stop=False,
+             label="Interactions", checks="interactions"),
+    RuleSpec(id="pancreatitis", function="azaguard.rules.pancreatitis:evaluate", applies_after_stop=False,
+             label="Pancreatitis", checks="for pancreatitis", reads=(*_RESULTS, "Condition")),
+)
+SPEC: dict[str, RuleSpec] = {s.id: s for s in RULES}
+
+
+def label(rule: str | None) -> str:
+    """The rule's label ('Blood count'); an unknown id (an old alert's) as written."""
+    spec = SPEC.get(rule or "")
+    return spec.label if spec else (rule or "")
