@@ -112,9 +112,13 @@ def build_verdict(
         )
     ok = sum(1 for r in rules if r.status is Status.OK)
     if ok == 0:
+        patient = record.patient if record is not None else None
+        why = "not on azathioprine now or in the last 3 months"
+        if patient is not None and patient.deceased:  # no monitoring, dose or lab alert for the dead
+            why = "the patient is deceased" + (f" ({c.when(patient.deceased_on)})" if patient.deceased_on else "")
         return Verdict(
             status=Status.NOT_APPLICABLE, tone="grey", icon=ICON_OF[Status.NOT_APPLICABLE], words="Does not apply",
-            headline="No checks apply — not on azathioprine now or in the last 3 months.", basis=basis,
+            headline=f"No checks apply — {why}.", basis=basis,
             actions=(), passed=passed, rules=rules,
         )
     skipped = len(rules) - ok

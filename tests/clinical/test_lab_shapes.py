@@ -301,3 +301,18 @@ def test_deceased_boolean_false_is_alive() -> None:
     found = findings_with(person() | {"deceasedBoolean": False}, azathioprine(),
                           lab(loinc("6690-2"), value=2.0, unit="10*9/L"))
     assert any(f.code == "wbc-low" for f in found)
+
+
+def test_the_verdict_says_the_patient_is_deceased() -> None:
+    from azaguard.mappings import load_mappings
+    from azaguard.record import build_record
+    from azaguard.resources import ResourceSet
+    from azaguard.rules import evaluate
+    from azaguard.verdict import build_verdict
+    from tests.clinical.builders import NOW
+
+    m = load_mappings()
+    record = build_record(ResourceSet.from_resources([person() | {"deceasedDateTime": when(3)}, azathioprine(),
+                                                      lab(loinc("6690-2"), value=2.0, unit="10*9/L")]), m)
+    verdict = build_verdict(evaluate(record, m, NOW), record, NOW, m)
+    assert verdict.headline.startswith("No checks apply — the patient is deceased (") and not verdict.actions

@@ -11,18 +11,19 @@ A result that says neither (no value, no limit, "indeterminate") cannot clear th
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from msgspec import Struct
 
-from azaguard.findings import Evidence, Finding, Severity, Status
+from azaguard.findings import Evidence, Finding, Severity, Status, Trigger
 from azaguard.mappings import Mappings
 from azaguard.record import Measurement, PatientRecord
 from azaguard.rules.common import (
     iso,
     make_finding,
     measurement_evidence,
+    quantity_of,
     recorded_amount,
     result_name,
     short_date,
@@ -119,6 +120,11 @@ def when_of(hit: LabHit) -> str | None:
     return iso(hit.result.effective)
 
 
+def _trigger(hits: list[LabHit], labels: str) -> Trigger:
+    newest = max(hits, key=lambda h: h.result.effective or datetime.min.replace(tzinfo=UTC))
+    return Trigger(concept=labels, at=when_of(newest), reference=newest.result.ref)
+
+
 def infection_findings(
     hits: list[LabHit], m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence], action: str
 ) -> list[Finding]:
@@ -141,6 +147,9 @@ def infection_findings(
             f"reactivation ({source_name(m.lab_infections.hbv_reactivation_rise_log10.source, m)}): {action}, refer to "
             "hepatology for antiviral treatment and check liver tests.",
             evidence=[e for h in react for e in h.evidence()] + aza_evidence, implicated=aza_refs,
+            trigger=Trigger(concept="HBV DNA", quantity=quantity_of(react[0].result), at=when_of(react[0]),
+                            reference=react[0].result.ref),
+            advice="refer to hepatology",
         ))
     if "hold" in by:
         proven = by["hold"]
@@ -152,6 +161,7 @@ def infection_findings(
             + "; ".join(h.phrase(m) for h in proven) + f" (collected in the last {days} days). {action[:1].upper()}"
             f"{action[1:]}.",
             evidence=[e for h in proven for e in h.evidence()] + aza_evidence, implicated=aza_refs,
+            trigger=_trigger(proven, labels), subject=labels, advice="contact the prescriber",
         ))
     if "caution" in by:
         chronic = by["caution"]
@@ -163,6 +173,7 @@ def infection_findings(
             "earlier result showing a rise this is not called reactivation: compare with the baseline, check liver "
             "tests and refer to hepatology.",
             evidence=[e for h in chronic for e in h.evidence()] + aza_evidence, implicated=aza_refs,
+            trigger=_trigger(chronic, labels), subject=labels,
         ))
     if "undecided" in by:
         open_ = by["undecided"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.findings import Evidence, Finding, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Mappings
 from azaguard.record import ConditionEntry, Measurement, PatientRecord
 from azaguard.rules.common import (
@@ -21,6 +21,7 @@ from azaguard.rules.common import (
     make_finding,
     measurement_evidence,
     order_evidence,
+    quantity_of,
     recorded_amount,
     rule,
     short_date,
@@ -56,7 +57,9 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
             evidence=[Evidence(reference=c.ref, description=f"acute pancreatitis: {c.concept.label} ({how})"
                                + (f"; {c.date_note}" if c.date_note else ""), date=iso(c.recorded or c.onset))
                       for c, how in diagnoses] + aza_evidence,
-            implicated=aza_refs,
+            implicated=aza_refs, subject=names,
+            trigger=Trigger(concept=names, at=iso(diagnoses[0][0].recorded or diagnoses[0][0].onset),
+                            reference=diagnoses[0][0].ref),
         ))
     results, _ = split_future(record.measurements_of(LIPASE), m, now)
     recent = [r for r in results if r.effective is not None and now - r.effective <= window]
@@ -130,5 +133,8 @@ def _lipase(
             f"({source_name(p.lipase_uln_multiple.source, m)}): "
             f"{ACTION} and assess for pancreatitis.",
             evidence=[ev, *aza_evidence], implicated=aza_refs,
+            trigger=Trigger(concept="lipase", quantity=quantity_of(latest), at=iso(latest.effective),
+                            reference=latest.ref),
+            reason=f"over {multiple:g}× the lab's upper limit of {uln:g}",
         ), ""
     return None, f"lipase {shown} on {when} is within {multiple:g}× the upper limit ({uln:g})"
