@@ -67,7 +67,7 @@ class Verdict(Struct, frozen=True, kw_only=True):
     tone: Tone
     icon: str
     words: str  # "Hold", "Cannot check", "Caution", "No action needed", "Does not apply"
-    headline: str  # the first action's summary, or "No action needed — all 9 checks passed."
+    headline: str  # the first action's summary, or "No action needed — all 10 checks passed."
     basis: str  # when and on what data
     actions: tuple[Action, ...]
     passed: tuple[RuleLine, ...]  # rules with nothing to do (ok, not applicable), folded on the page
