@@ -31,3 +31,16 @@ from azaguard.drugnames import clinical_name
 )
 def test_clinical_name(record: str, written: str) -> None:
     assert clinical_name(record) == written
+
+
+def test_the_interaction_action_names_the_drug_as_a_clinician_writes_it() -> None:
+    from azaguard.mappings import load_mappings
+    from azaguard.verdict import action_of
+    from tests.clinical import builders as b
+
+    m = load_mappings()
+    allopurinol = b.drug("197319", "Allopurinol 100 MG Oral Tablet", started_days_ago=30)
+    found = [f for f in b.findings(b.azathioprine(), allopurinol) if f.rule == "interactions" and f.actionable]
+    assert found
+    action = action_of(found[0], b.NOW, m)
+    assert "allopurinol 100 mg tablets" in action.summary and "MG Oral Tablet" not in action.summary, action.summary

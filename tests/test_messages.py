@@ -66,13 +66,13 @@ def test_a_new_order_beside_current_therapy_still_says_on_azathioprine() -> None
     ("record", "words"),
     [
         (lambda: b.medication_request("723", display="Amoxicillin 500 MG Oral Tablet", started_days_ago=2),
-         "Amoxicillin 500 MG Oral Tablet ordered"),
+         "amoxicillin 500 mg tablets ordered"),  # the drug named as a clinician writes it (issue 20)
         (lambda: b.medication_statement("723", display="Amoxicillin 500 MG Oral Tablet", started_days_ago=2),
-         "taking Amoxicillin 500 MG Oral Tablet (recorded"),
+         "taking amoxicillin 500 mg tablets (recorded"),
         (lambda: b.medication_dispense("723", display="Amoxicillin 500 MG Oral Tablet", handed_over_days_ago=2),
-         "Amoxicillin 500 MG Oral Tablet dispensed"),
+         "amoxicillin 500 mg tablets dispensed"),
         (lambda: b.medication_administration("723", display="Amoxicillin 500 MG Oral Tablet", days_ago=0.5),
-         "Amoxicillin 500 MG Oral Tablet given"),
+         "amoxicillin 500 mg tablets given"),
     ],
     ids=["request", "statement", "dispense", "administration"],
 )

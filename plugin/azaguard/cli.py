@@ -147,6 +147,12 @@ def _serve_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--insecure-cds-sandbox", action="store_true",
         help="DEMO ONLY: accept CDS Hooks calls without a valid signed JWT (never with real patients)",
     )
+    serve.add_argument(
+        "--terminology-server",
+        default=os.environ.get(TERMINOLOGY_ENV) or None,
+        help="a FHIR terminology server the CDS hooks ask, as check does, for codes the local value sets do not "
+        f"know (default: ${TERMINOLOGY_ENV}; none: local value sets only)",
+    )
     _log_format(serve, None)
 
 
@@ -217,8 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from azaguard.web.app import serve as serve_app
 
         try:
-            serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox,
-                      log_format=args.log_format)
+            with _terminology(args, load_mappings_from(default_mappings_dir())) as terminology:
+                serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox,
+                          log_format=args.log_format, terminology=terminology)
         except ConfigError as exc:
             print(f"azaguard: {_clean(exc)}\n(azaguard config check --config FILE says every problem, one a line)",
                   file=sys.stderr)

@@ -23,6 +23,7 @@ class RuleSpec(Struct, frozen=True, kw_only=True):
     applies_after_stop: bool  # True: judged while stopped less than the recent window ago
     label: str  # the rule's one label on every surface: page, cards, scan, chart
     checks: str  # what "Cannot check …" names: "the blood count"
+    short: str = ""  # a column header of at most 9 characters (the demo's summary table); default: the label
     # The resource types it reads besides the therapy (every rule reads that): a failed read of one of them
     # leaves the rule unable to say ok (rules._unread).
     reads: tuple[str, ...] = ()
@@ -36,29 +37,37 @@ class RuleSpec(Struct, frozen=True, kw_only=True):
 _RESULTS = ("Observation", "DiagnosticReport")
 RULES: tuple[RuleSpec, ...] = (
     RuleSpec(id="vaccination-hold", function="azaguard.rules.vaccination:evaluate", applies_after_stop=True,
-             label="Vaccines", checks="live vaccines",
+             short="vaccine", label="Vaccines", checks="live vaccines",
              reads=("Immunization", "ImmunizationRecommendation", "ServiceRequest")),
     RuleSpec(id="infection-hold", function="azaguard.rules.infection:evaluate", applies_after_stop=False,
-             label="Infection", checks="for infection", reads=(*_RESULTS, "Condition", "QuestionnaireResponse")),
+             short="infection", label="Infection", checks="for infection",
+             reads=(*_RESULTS, "Condition", "QuestionnaireResponse")),
     RuleSpec(id="blood-counts", function="azaguard.rules.labs:blood_counts", applies_after_stop=False,
-             label="Blood count", checks="the blood count",
+             short="counts", label="Blood count", checks="the blood count",
              reads=(*_RESULTS, "Condition", "QuestionnaireResponse")),
     RuleSpec(id="liver", function="azaguard.rules.labs:liver", applies_after_stop=False,
-             label="Liver", checks="liver tests", reads=(*_RESULTS, "Condition", "QuestionnaireResponse")),
+             short="liver", label="Liver", checks="liver tests",
+             reads=(*_RESULTS, "Condition", "QuestionnaireResponse")),
     RuleSpec(id="kidney", function="azaguard.rules.labs:kidney", applies_after_stop=False,
-             label="Kidney", checks="kidney function", reads=_RESULTS),
+             short="kidney", label="Kidney", checks="kidney function", reads=_RESULTS),
     RuleSpec(id="monitoring-schedule", function="azaguard.rules.monitoring:evaluate", applies_after_stop=False,
-             label="Blood test schedule", checks="the blood test schedule", reads=_RESULTS),
+             short="monitor", label="Blood test schedule", checks="the blood test schedule", reads=_RESULTS),
     RuleSpec(id="dose", function="azaguard.rules.dosing:dose", applies_after_stop=False,
-             label="Dose", checks="the dose", reads=_RESULTS),
+             short="dose", label="Dose", checks="the dose", reads=_RESULTS),
     RuleSpec(id="tpmt", function="azaguard.rules.dosing:tpmt", applies_after_stop=False,
-             label="TPMT", checks="TPMT status", reads=_RESULTS),
+             short="tpmt", label="TPMT", checks="TPMT status", reads=_RESULTS),
     RuleSpec(id="interactions", function="azaguard.rules.dosing:interactions", applies_after_stop=False,
-             label="Interactions", checks="interactions"),
+             short="interact", label="Interactions", checks="interactions"),
     RuleSpec(id="pancreatitis", function="azaguard.rules.pancreatitis:evaluate", applies_after_stop=False,
-             label="Pancreatitis", checks="for pancreatitis", reads=(*_RESULTS, "Condition")),
+             short="pancreas", label="Pancreatitis", checks="for pancreatitis", reads=(*_RESULTS, "Condition")),
 )
 SPEC: dict[str, RuleSpec] = {s.id: s for s in RULES}
+
+
+def short(rule: str) -> str:
+    """The rule's column header (at most 9 characters)."""
+    spec = SPEC.get(rule)
+    return (spec.short or spec.label)[:9] if spec else rule[:9]
 
 
 def label(rule: str | None) -> str:

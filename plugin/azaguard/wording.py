@@ -22,6 +22,7 @@ from typing import Literal
 from msgspec import Struct
 
 from azaguard.display import format_date, format_moment, format_quantity
+from azaguard.drugnames import clinical_name
 from azaguard.findings import SUMMARY_MAX_CHARS, Evidence, Finding, Quantity, RuleId, Severity, Status
 from azaguard.mappings import Mappings
 from azaguard.registry import SPEC
@@ -261,8 +262,9 @@ class Words(Struct, frozen=True):
         statement = lower_first(f.summary.rstrip("."))
         checks = SPEC[f.rule].checks if f.rule in SPEC else f.rule
         facts = {
-            "subject": f.subject or (trig.concept if trig else "") or checks,
-            "concept": trig.concept if trig else "",
+            # Drug names as a clinician writes them ("allopurinol 100 mg tablets", not an RxNorm display).
+            "subject": clinical_name(f.subject or (trig.concept if trig else "") or checks),
+            "concept": clinical_name(trig.concept) if trig else "",
             "value": self.quantity(trig.quantity) if trig else "",
             "when": when,
             "on_when": when if when.startswith(("today", "yesterday", "date")) else f"on {when}",

@@ -122,3 +122,13 @@ def test_new_azathioprine_order_is_checked_as_therapy_starting_now(
         assert actions[0]["resourceId"] == "MedicationRequest/draft-aza"
         assert {r["code"] for r in mine[0]["overrideReasons"]} >= {"prescriber-approved", "other"}
 
+
+
+def test_a_new_azathioprine_order_with_a_live_vaccine_says_before_starting(call: Caller) -> None:
+    """Not yet on azathioprine: the live vaccine must wait for the start, not "the patient is on azathioprine"."""
+    cards = _cards(call, SIGN, FRESH, [draft_azathioprine(), draft_vaccine("03", "MMR", rid="mmr")], chart=_fresh())
+    vaccine = [c for c in cards if c["source"]["topic"]["code"] == "vaccination-hold"]
+    assert vaccine, cards
+    for card in vaccine:
+        text = f"{card['summary']} {card['detail']}".lower()
+        assert "before starting azathioprine" in text and "the patient is on azathioprine" not in text, card

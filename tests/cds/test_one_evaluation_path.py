@@ -8,10 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from azaguard.cds.app import CdsService, cds_routes
+from azaguard.config import AppConfig
 from azaguard.mappings import load_mappings
 from azaguard.terminology.server import TerminologyServer
 from tests.cds.conftest import Caller, Ehr
@@ -82,3 +84,22 @@ def test_the_sites_terminology_server_reads_a_local_code_in_a_hook_as_check_does
     server = TerminologyServer(_Answers(), load_mappings())  # type: ignore[arg-type]
     with_server = cards(make_service(terminology=server))
     assert with_server[0]["summary"].startswith("Do not give the MMR vaccine (live) — the patient is on azathioprine")
+
+
+def test_serve_hands_the_terminology_server_to_the_cds_hooks(
+    config: AppConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import azaguard.cds.app as cds_app
+    from azaguard.web.app import served_app
+
+    made: list[CdsService] = []
+    real = cds_app.create_cds_service
+
+    def spy(*args: Any, **kwargs: Any) -> CdsService:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(cds_app, "create_cds_service", spy)
+    server = TerminologyServer(_Answers(), load_mappings())  # type: ignore[arg-type]
+    served_app(config, terminology=server)
+    assert [s.terminology for s in made] == [server]

@@ -32,8 +32,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The service's database, as SQLite and as PostgreSQL (each test runs on both)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'azaguard.sqlite'}"
-    server: str = request.getfixturevalue("postgres_url")
-    name = "t_" + uuid.uuid4().hex[:12]  # a fresh database per test on the session's cluster
+    return fresh_database(request.getfixturevalue("postgres_url"))
+
+
+def fresh_database(server: str) -> str:
+    """A new, empty database on the session's PostgreSQL cluster (each test its own)."""
+    name = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(server.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return server.rsplit("/", 1)[0] + "/" + name

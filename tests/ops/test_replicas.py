@@ -1,7 +1,8 @@
-"""Two `azaguard serve` processes sharing a real Redis, behind a load balancer the test plays (requests
-sent round-robin): a launch begun on one completes on the other, the page loads from either, a CDS JWT
-replayed across them is refused. Their logs (JSON, DEBUG) are then searched for every secret the run
-handled. SIGTERM drains a request in flight and exits 0."""
+"""Two `azaguard serve` processes sharing a real Redis, or sharing one real PostgreSQL database for everything
+(session_store: database), behind a load balancer the test plays (requests sent round-robin): a launch begun on
+one completes on the other, the page loads from either, a CDS JWT replayed across them is refused. Their logs
+(JSON, DEBUG) are then searched for every secret the run handled. SIGTERM drains a request in flight and exits
+0."""
 
 from __future__ import annotations
 
@@ -24,20 +25,22 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import redis
 import uvicorn
 from cryptography.fernet import Fernet
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from azaguard.config import AppConfig
 from azaguard.ops.sessions import cipher, decode
+from azaguard.ops.store import DatabaseStore, RedisStore, SharedStore, kv, open_store
 from azaguard.sandbox.ehr import create_ehr_app
 from azaguard.sandbox.patients import build_patients, transaction_bundle
 from azaguard.sandbox.server import SandboxServer
 from azaguard.smart.session import Session
+from tests.ops.conftest import fresh_database
 from tests.ops.services import free_port, wait_for_port
 from tests.sandbox_ehr.helpers import V2
 
@@ -86,7 +89,8 @@ class Cluster:
     replicas: list[Replica]
     ehr: Any  # EhrContext
     key: ECKey
-    redis_url: str
+    store: SharedStore  # what the replicas share, read by the test as they see it
+    database: str
     public: str
     patient_id: str
 
@@ -110,9 +114,17 @@ def start_replica(config: Path, port: int, log: Path) -> Replica:
     raise RuntimeError(f"serve did not start: {log.read_text()[-2000:]}")
 
 
-@pytest.fixture(scope="module")
-def cluster(fhir_server: SandboxServer, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+@pytest.fixture(scope="module", params=["redis", "database"])
+def cluster(
+    request: pytest.FixtureRequest, fhir_server: SandboxServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """Two replicas sharing Redis (sessions, replay cache, rate limits) and SQLite (feedback, audit), or
+    sharing one PostgreSQL database for all of it (session_store: database)."""
     work = tmp_path_factory.mktemp("replicas")
+    if request.param == "redis":
+        session_store, database = request.getfixturevalue("redis_url"), f"sqlite:///{work / 'azaguard.sqlite'}"
+    else:
+        session_store, database = "database", fresh_database(request.getfixturevalue("postgres_url"))
     patients = build_patients(NOW)
     httpx.post(fhir_server.base_url, json=transaction_bundle(patients), timeout=120,
                headers={"Content-Type": "application/fhir+json"}).raise_for_status()
@@ -126,8 +138,8 @@ def cluster(fhir_server: SandboxServer, redis_url: str, tmp_path_factory: pytest
         "scopes": {"v2": V2, "v1": "launch patient/*.read"},
         "allowed_iss": [f"http://127.0.0.1:{ehr_port}/ehr/fhir"],
         "cds_clients": [{"iss": CDS_ISS, "jwks": {"keys": [key.as_dict(private=False)]}}],
-        "cds_database_url": f"sqlite:///{work / 'azaguard.sqlite'}",
-        "session_store": redis_url,
+        "cds_database_url": database,
+        "session_store": session_store,
         "session_key_env": "T_SESSION_KEY",
     }
     config_path = work / "azaguard.json"
@@ -137,7 +149,10 @@ def cluster(fhir_server: SandboxServer, redis_url: str, tmp_path_factory: pytest
     with ThreadServer(Starlette(routes=[Mount("/ehr", app=ehr_app)]), ehr_port):
         replicas = [start_replica(config_path, port, work / f"replica-{i}.log") for i, port in enumerate(ports)]
         try:
-            yield Cluster(replicas, ehr_app.state.ehr, key, redis_url, public, "aza-febrile-c")
+            # A patient with alerts still to write, one per store (the FHIR server is shared by both runs).
+            patient = "aza-febrile-c" if request.param == "redis" else "aza-febrile-f"
+            yield Cluster(replicas, ehr_app.state.ehr, key, open_store(session_store, database), database, public,
+                          patient)
         finally:
             for r in replicas:
                 if r.proc.poll() is None:
@@ -157,14 +172,20 @@ def cds_jwt(cluster: Cluster, path: str = "/cds-services") -> str:
     return jwt.encode({"alg": "ES384", "kid": "cds-1", "typ": "JWT"}, claims, cluster.key, algorithms=["ES384"])
 
 
+def stored_sessions(cluster: Cluster) -> list[bytes]:
+    if isinstance(cluster.store, RedisStore):
+        return [v for k in cluster.store.redis.scan_iter("session:*") if (v := cluster.store.get(k.decode()))]
+    assert isinstance(cluster.store, DatabaseStore)
+    with cluster.store.engine.connect() as conn:
+        return [bytes(v) for (v,) in conn.execute(select(kv.c.value).where(kv.c.key.startswith("session:")))]
+
+
 def launch(cluster: Cluster, begin: Replica, finish: Replica, secrets: list[str]) -> tuple[httpx.Client, str]:
     browser = httpx.Client(follow_redirects=False, timeout=60)  # one cookie jar: 127.0.0.1 on any port
     launch_url = cluster.ehr.launch_url(cluster.patient_id)
     started = browser.get(on(begin, launch_url))
     assert started.status_code == 302, started.text
-    store = redis.Redis.from_url(cluster.redis_url)
-    for key in store.scan_iter("session:*"):  # the launch in flight, as every replica sees it
-        payload = store.get(key)
+    for payload in stored_sessions(cluster):  # the launch in flight, as every replica sees it
         if payload:
             secrets += [p.code_verifier for p in opened(payload).pending.values()]
     authorized = browser.get(started.headers["location"])
@@ -197,9 +218,7 @@ def test_launch_across_replicas_page_from_either_and_replay_refused(cluster: Clu
     assert replayed.status_code == 401 and "replayed" in replayed.json()["message"]
     secrets.append(token)
     # The tokens the EHR issued, as the replicas keep them (in Redis).
-    store = redis.Redis.from_url(cluster.redis_url)
-    for key in store.scan_iter("session:*"):
-        payload = store.get(key)
+    for payload in stored_sessions(cluster):
         for ctx in opened(payload).launches.values() if payload else []:
             assert payload is not None and ctx.tokens.access_token.encode() not in payload  # never in clear
             secrets += [t for t in (ctx.tokens.access_token, ctx.tokens.refresh_token, ctx.tokens.id_token) if t]
@@ -289,7 +308,7 @@ def test_sigterm_drains_the_request_in_flight_and_exits_0(cluster: Cluster) -> N
 
 def test_audit_trail_of_the_run(cluster: Cluster, tmp_path: Path) -> None:
     """Who looked at which patient, from both replicas, read back with `azaguard audit`."""
-    database = f"sqlite:///{cluster.replicas[0].log.parent / 'azaguard.sqlite'}"
+    database = cluster.database
     run = subprocess.run([sys.executable, "-m", "azaguard.cli", "audit", "--since", NOW.date().isoformat(),
                           "--database", database, "--patient", cluster.patient_id, "--format", "json"],
                          capture_output=True, text=True, timeout=60)

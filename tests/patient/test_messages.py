@@ -20,11 +20,11 @@ from tests.patient.conftest import LONDON
 FIRST = {
     "aza-stable": ("info", "We found nothing in your record that you need to act on today."),
     "aza-febrile-c": ("today", "Your temperature was 38.6 °C this morning. Call your care team today."),
-    "aza-febrile-f": ("today", "Your temperature was 38.8 °C this morning."),
-    "aza-pneumonia": ("today", "Your record shows an infection: Pneumonia."),
-    "aza-antibiotic": ("today", "You have a new medicine for an infection: amoxicillin."),
-    "aza-mmr-due": ("before", "measles, mumps and rubella vaccine due on 8 Nov. It is a live vaccine."),
-    "aza-yellow-fever-order": ("before", "yellow fever vaccine ordered this morning. It is a live vaccine. "
+    "aza-febrile-f": ("today", "Your temperature was 101.8 °F this morning."),  # as recorded
+    "aza-pneumonia": ("today", "Your record shows an infection: pneumonia."),
+    "aza-antibiotic": ("today", "You have a new medicine for an infection: Amoxicillin 500 MG Oral Tablet."),
+    "aza-mmr-due": ("before", "Your record shows the MMR vaccine due on 8 Nov. It is a live vaccine."),
+    "aza-yellow-fever-order": ("before", "the yellow fever vaccine ordered this morning. It is a live vaccine. "
                                "Talk to your doctor before you have it."),
     "aza-shingrix": ("before", "It is not a live vaccine. Ask your doctor if it is OK before you have it."),
     "aza-leukopenic": ("today", "Your last blood count needs a look from your care team."),
@@ -33,7 +33,8 @@ FIRST = {
     "aza-no-weight": ("next-visit", "We could not check your dose from your record."),
     "aza-stopped": ("before", "It is a live vaccine."),
     "aza-not-on": ("next-visit", "Your record does not show that you take azathioprine now."),
-    "aza-allopurinol": ("today", "allopurinol, can change how azathioprine works. Call your care team today."),
+    "aza-allopurinol": ("today", "allopurinol 100 MG Oral Tablet, can change how azathioprine works. Call your "
+                        "care team today."),
     "aza-tpmt-intermediate": ("next-visit", "Ask about your dose at your next visit."),
 }
 # Never an instruction about the medicine itself: whom to contact and how soon, only.

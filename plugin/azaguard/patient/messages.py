@@ -1,10 +1,11 @@
 """The patient's wording table over the findings: what to do and how soon, most urgent first.
 
 Each actionable finding is matched by rule id and finding code (or status) to a row of mappings/patient.json;
-the row's placeholders are filled with facts read from the record through the finding's evidence
-references (the temperature and when it was taken, the vaccine and its date, the test and its date), never
-from a finding's text. A fact the record does not hold gets the row's neutral fallback words. A patient is
-never told to stop or change the medicine: the rows tell whom to contact and how soon.
+the row's placeholders are filled with the facts the rule stated (the finding's trigger and subject: the
+temperature and when it was taken, the vaccine and its date, the test and its date) — the same facts the
+clinician's wording (azaguard.wording) renders — never from a finding's text. A fact the finding does not
+state gets the row's neutral fallback words. A patient is never told to stop or change the medicine: the rows
+tell whom to contact and how soon.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from azaguard.findings import RULE_IDS, STATUS_RANK, Finding, Status
 from azaguard.mappings import Mappings
 from azaguard.patient import words
 from azaguard.patient.content import MessageRow, PatientContent, Urgency, Wording
-from azaguard.record import ConditionEntry, Measurement, MedicationOrder, PatientRecord, VaccineEvent
+from azaguard.record import PatientRecord
 from azaguard.registry import SPEC
 from azaguard.verdict import ACTION_STATUSES
+from azaguard.wording import Words
 
 _VACCINE_WHEN = {
     "ImmunizationRecommendation": "due {date}",
@@ -118,69 +120,46 @@ def fill(template: str, facts: dict[str, str], content: PatientContent) -> str:
     return " ".join(text.split())
 
 
-# --- facts, from the record by the evidence's references ------------------------------------------
+# --- facts, from the finding's own facts (trigger, subject) -----------------------------------------
 
 
 def _facts(
     f: Finding, record: PatientRecord, now: datetime, m: Mappings, content: PatientContent, tz: tzinfo | None
 ) -> dict[str, str]:
-    refs = [e.reference for e in f.evidence]
+    """The placeholders in the patient's words, from the facts the rule stated (azaguard.findings: the
+    trigger's concept, quantity, time and record; the subject): the same facts the clinician's wording
+    (azaguard.wording) renders, with values shown by it and times as a patient says them."""
     # A rule without patient words for what it checks (a rule added since) is named as clinicians name it.
     check = content.checks.get(f.rule) or (SPEC[f.rule].checks if f.rule in SPEC else "")
+    shown = Words(now, m, tz)
     threshold = m.policy.infection.fever_threshold_cel.value
     facts: dict[str, str] = {"contact": content.contact, "check": check,
                              "threshold": format_quantity(threshold, "Cel", m)}
-    measured = [x for x in record.measurements if x.ref in refs]
-    temps = [x for x in measured if x.analyte == "temperature" and x.value is not None and x.effective]
-    if temps:
-        peak = max(temps, key=lambda x: (x.value or 0.0))
-        facts["temperature"] = format_quantity(peak.value or 0.0, peak.unit, m)
-        facts["when"] = words.when(peak.effective, now, tz) if peak.effective else ""
-    facts.update(_test_facts(f, measured, now, content, tz))
-    conditions = [c for c in record.conditions if c.ref in refs]
-    if conditions:
-        facts["condition"] = ", ".join(dict.fromkeys(_condition_name(c) for c in conditions))
-    drugs = [o for o in record.medication_orders if o.ref in refs and o.drugs.azathioprine is None]
-    if drugs:
-        facts["drug"] = ", ".join(dict.fromkeys(_drug_name(o) for o in drugs))
-    vaccines = [v for v in record.vaccines if v.ref in refs]
-    if vaccines:
-        v = vaccines[0]
-        facts["vaccine"] = words.vaccine_name(v.vaccine.label)
-        facts["planned"] = _vaccine_when(v, now, tz)
+    trig = f.trigger
+    at = _instant(trig.at) if trig is not None else None
+    named = f.subject or (trig.concept if trig is not None else "")
+    if trig is not None and trig.quantity is not None and f.rule == "infection-hold":
+        facts["temperature"] = shown.quantity(trig.quantity)
+    if at is not None:
+        facts["when"] = facts["date"] = words.when(at, now, tz)
+    if f.rule == "monitoring-schedule":
+        key = f.code.split("-", 1)[0]  # the monitoring group of the finding code ("cbc-overdue" → "cbc")
+        facts["test"] = content.tests[key].name if key in content.tests else ""
+    elif f.rule == "vaccination-hold" and trig is not None:
+        facts["vaccine"] = words.vaccine_name(trig.concept)
+        if at is not None:
+            kind = (trig.reference or "").split("/", 1)[0]
+            facts["planned"] = _VACCINE_WHEN.get(kind, "ordered {date}").format(date=facts["date"])
+    elif named:
+        facts["condition"] = facts["drug"] = named
     return facts
 
 
-def _test_facts(
-    f: Finding, measured: list[Measurement], now: datetime, content: PatientContent, tz: tzinfo | None
-) -> dict[str, str]:
-    if f.rule != "monitoring-schedule":
-        return {}
-    key = f.code.split("-", 1)[0]  # the monitoring group of the finding code ("cbc-overdue" → "cbc")
-    facts: dict[str, str] = {}
-    if key in content.tests:
-        facts["test"] = content.tests[key].name
-    dated = [x for x in measured if x.effective is not None]
-    if dated:
-        latest = max(dated, key=lambda x: x.effective or now)
-        facts["date"] = words.when(latest.effective, now, tz) if latest.effective else ""
-    return facts
-
-
-def _vaccine_when(v: VaccineEvent, now: datetime, tz: tzinfo | None) -> str:
-    if v.date is None:
-        return ""
-    date = words.when(v.date, now, tz)
-    phrase = _VACCINE_WHEN.get(v.source, "ordered {date}")
-    return phrase.format(date=date)
-
-
-def _condition_name(c: ConditionEntry) -> str:
-    return c.concept.label
-
-
-def _drug_name(order: MedicationOrder) -> str:
-    hits = [h for h in order.drugs.hits if h.group != "azathioprine"]
-    if hits:
-        return sorted(hits, key=lambda h: (h.kind != "code", h.key))[0].key
-    return order.medication.label if order.medication else ""
+def _instant(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None  # a date without a zone is not placed in a day

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from azaguard.findings import RULE_IDS, Status
 from azaguard.mappings import Mappings
+from azaguard.registry import short
 from azaguard.service import CheckResult
 
 _SHORT = {
@@ -23,17 +24,6 @@ _SHORT = {
     Status.CANNOT_EVALUATE: "cannot",
     Status.OK: "ok",
     Status.NOT_APPLICABLE: "n/a",
-}
-_COLUMNS = {
-    "vaccination-hold": "vaccine",
-    "infection-hold": "infection",
-    "blood-counts": "counts",
-    "liver": "liver",
-    "kidney": "kidney",
-    "monitoring-schedule": "monitor",
-    "dose": "dose",
-    "tpmt": "tpmt",
-    "interactions": "interact",
 }
 
 
@@ -87,7 +77,7 @@ def run_demo(
 
 
 def summary_table(stories: list[tuple[str, str]], results: list[CheckResult]) -> str:
-    header = f"{'patient':<24} " + " ".join(f"{_COLUMNS[r]:<9}" for r in RULE_IDS) + " alerts"
+    header = f"{'patient':<24} " + " ".join(f"{short(r):<9}" for r in RULE_IDS) + " alerts"
     lines = [header, "-" * len(header)]
     for (pid, story), result in zip(stories, results, strict=True):
         cells = []

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -62,6 +62,9 @@ from azaguard.smart.session import LaunchContext, PendingAuthorization, Session,
 from azaguard.verdict import ACTION_STATUSES, Action, RuleLine, Verdict
 from azaguard.web.charts import trend_charts
 from azaguard.web.security import PinnedOrigin, SecurityHeaders
+
+if TYPE_CHECKING:
+    from azaguard.terminology.server import TerminologyServer
 
 log = logging.getLogger("azaguard.web")
 
@@ -768,7 +771,8 @@ def served_app(config: AppConfig, *, insecure_cds: bool = False, **cds_options: 
 
 
 def serve(
-    config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False, log_format: str | None = None
+    config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False, log_format: str | None = None,
+    terminology: TerminologyServer | None = None,
 ) -> None:
     """Run the app (for a real EHR) with uvicorn. SIGTERM: stop accepting, finish the requests in flight
     (up to 30 s), exit 0."""
@@ -776,7 +780,8 @@ def serve(
 
     config = load_app_config(config_path)
     runtime.start(config, log_format=log_format)
-    app = served_app(config, insecure_cds=insecure_cds)
+    # The CDS hooks evaluate as `check` does, with the site's terminology server when one is given.
+    app = served_app(config, insecure_cds=insecure_cds, terminology=terminology)
     store = runtime.shared_store(config)
     log.info("serving", extra={"url": f"http://{host}:{port}", "public_base": config.public_base,
                                "session_store": store.kind if store is not None else "memory",
