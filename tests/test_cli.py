@@ -92,7 +92,7 @@ def test_unusable_input_is_a_clear_error_not_a_traceback(
 
 def test_a_missing_file_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "check", "--bundle", str(tmp_path / "nope.json"))
-    assert code == EXIT_INPUT and "cannot read" in err
+    assert code == EXIT_INPUT and "is not a readable file (no such file)" in err
 
 
 def test_two_patients_in_one_bundle_are_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -146,7 +146,8 @@ def test_the_monitoring_schedule_can_be_chosen(capsys: pytest.CaptureFixture[str
 @pytest.mark.parametrize(
     "words",
     [
-        ["check", "--bundle", "x.json", "--format", "json", "--now", "2026-11-20T09:00:00Z"],
+        ["check", "--bundle", str(EXAMPLES / "aza-febrile-c.json"), "--format", "json", "--now",
+         "2026-11-20T09:00:00Z"],
         ["check", "--fhir-url", "http://127.0.0.1:1/fhir", "--patient", "p", "--write",
          "--monitoring-schedule", "eu-smpc"],
         ["demo", "--no-serve", "--fhir-port", "0"],

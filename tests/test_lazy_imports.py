@@ -16,6 +16,7 @@ NEVER_ON_THE_BUNDLE_PATH = [
     "httpx", "starlette", "uvicorn", "jinja2", "authlib", "joserfc",
     "fhir.resources.R4B.detectedissue", "fhir.resources.R4B.flag", "fhir.resources.R4B.device",
     "azaguard.alerts", "azaguard.fhir",
+    "rapidfuzz",  # loaded only for a medication name close to azathioprine's (terminology/nearmiss.py)
 ]  # fmt: skip
 
 PROBE = """

@@ -12,13 +12,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 # pydantic looks for plugins in every installed distribution's metadata on first import (~15 ms of
 # each CLI run); the CLI uses none. Set before anything imports pydantic; an explicit setting wins.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
+from azaguard import cliargs
 from azaguard.mappings import Mappings, MappingsError, default_mappings_dir, load_mappings_from
 from azaguard.resources import InputError
 
@@ -62,7 +62,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         maps = sub.add_parser("mappings", help="about the mappings: --report prints per value set its codes and source")
         maps.add_argument("--report", action="store_true", required=True, help="the coverage report")
         maps.add_argument("--format", choices=("text", "markdown"), default="text")
-        maps.add_argument("--mappings", type=Path, help="a mappings folder (default: the bundled one)")
+        maps.add_argument("--mappings", type=cliargs.existing_dir, help="a mappings folder (default: the bundled one)")
     if only in (None, "serve"):
         _serve_arguments(sub)
     if only in (None, "feedback"):
@@ -72,18 +72,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     if only in (None, "config"):
         config = sub.add_parser("config", help="about the configuration: `config check --config FILE`")
         config.add_argument("action", choices=("check",), help="check: validate, then try to reach what it names")
-        config.add_argument("--config", type=Path, required=True, help="the configuration file to check")
+        config.add_argument("--config", type=cliargs.existing_file, required=True,
+                            help="the configuration file to check")
         config.add_argument("--offline", action="store_true", help="validate only; reach nothing")
     return parser
 
 
 def _audit_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     audit = sub.add_parser("audit", help="the audit trail: who accessed which patient's data, when, from where")
-    audit.add_argument("--since", required=True, help="from this ISO-8601 date or date-time")
-    audit.add_argument("--patient", help="only this patient id")
+    audit.add_argument("--since", type=cliargs.iso_datetime, required=True, help="from this ISO-8601 date or date-time")
+    audit.add_argument("--patient", type=cliargs.fhir_id, help="only this patient id")
     audit.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    audit.add_argument("--database", help="SQLAlchemy URL of the service's database (default: from the config)")
-    audit.add_argument("--config", type=Path, default=None, help="the app configuration (default: smart_launch.json)")
+    audit.add_argument("--database", type=cliargs.database_url,
+                       help="SQLAlchemy URL of the service's database (default: from the config)")
+    audit.add_argument("--config", type=cliargs.existing_file, default=None,
+                       help="the app configuration (default: smart_launch.json)")
 
 
 def _log_format(p: argparse.ArgumentParser, default: str | None) -> None:
@@ -95,11 +98,17 @@ def _log_format(p: argparse.ArgumentParser, default: str | None) -> None:
 def _check_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     check = sub.add_parser("check", help="evaluate one patient from a Bundle file or a FHIR server")
     source = check.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bundle", type=Path, help="a FHIR Bundle (any type) or JSON array of one patient's resources")
-    source.add_argument("--fhir-url", help="FHIR R4 base URL (bearer token, if any, from $" + TOKEN_ENV + ")")
+    source.add_argument(
+        "--bundle", type=cliargs.existing_file, help="a FHIR Bundle (any type) or JSON array of one patient's resources"
+    )
+    source.add_argument(
+        "--fhir-url", type=cliargs.http_url, help="FHIR R4 base URL (bearer token, if any, from $" + TOKEN_ENV + ")"
+    )
     _log_format(check, os.environ.get(LOG_FORMAT_ENV) or None)
-    check.add_argument("--patient", help="patient id on the server (with --fhir-url)")
-    check.add_argument("--now", help="evaluate as of this ISO-8601 time (default: the current time)")
+    check.add_argument("--patient", type=cliargs.fhir_id, help="patient id on the server (with --fhir-url)")
+    check.add_argument(
+        "--now", type=cliargs.iso_datetime, help="evaluate as of this ISO-8601 time (default: the current time)"
+    )
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.add_argument("--write", action="store_true", help="write alerts (DetectedIssue, Flag) back to the server")
     check.add_argument("--dry-run", action="store_true", help="show the alerts that --write would write")
@@ -110,6 +119,7 @@ def _check_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     check.add_argument(
         "--terminology-server",
+        type=cliargs.http_url,
         default=os.environ.get(TERMINOLOGY_ENV) or None,
         help="a FHIR terminology server for codes the local value sets do not know "
         f"(default: ${TERMINOLOGY_ENV}; none: local value sets only)",
@@ -121,17 +131,23 @@ def _demo_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     demo = sub.add_parser(
         "demo", help="the embedded sandbox: local FHIR server, synthetic patients, EHR simulator, app"
     )
-    demo.add_argument("--port", type=int, default=8400, help="port of the sandbox EHR and app (default 8400)")
+    demo.add_argument("--port", type=cliargs.port, default=8400, help="port of the sandbox EHR and app (default 8400)")
     demo.add_argument(
-        "--fhir-port", type=int, default=8401, help="port of the local FHIR server (default 8401; 0: any free port)"
+        "--fhir-port",
+        type=cliargs.port_or_any,
+        default=8401,
+        help="port of the local FHIR server (default 8401; 0: any free port)",
     )
     demo.add_argument("--no-serve", action="store_true", help="evaluate and write the alerts, then stop")
-    demo.add_argument("--now", help="evaluate as of this ISO-8601 time (default: the current time)")
     demo.add_argument(
-        "--insecure-cds-sandbox", action="store_true",
+        "--now", type=cliargs.iso_datetime, help="evaluate as of this ISO-8601 time (default: the current time)"
+    )
+    demo.add_argument(
+        "--insecure-cds-sandbox",
+        action="store_true",
         help="also accept unsigned CDS Hooks calls (e.g. from an external CDS Hooks sandbox); demo only",
     )
-    demo.add_argument("--config", type=Path, default=None,
+    demo.add_argument("--config", type=cliargs.existing_file, default=None,
                       help="an app configuration (e.g. to register an external EHR or CDS client); its URLs on "
                       "the app's own origin are moved to the demo's port (default: smart_launch.json)")
     _log_format(demo, None)
@@ -140,15 +156,19 @@ def _demo_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 def _serve_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     serve = sub.add_parser("serve", help="run the SMART app for a real EHR")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8400)
-    serve.add_argument("--config", type=Path, default=None, help="the app registration (default: smart_launch.json)")
+    serve.add_argument("--host", type=cliargs.host, default="127.0.0.1")
+    serve.add_argument("--port", type=cliargs.port, default=8400)
     serve.add_argument(
-        "--insecure-cds-sandbox", action="store_true",
+        "--config", type=cliargs.existing_file, default=None, help="the app registration (default: smart_launch.json)"
+    )
+    serve.add_argument(
+        "--insecure-cds-sandbox",
+        action="store_true",
         help="DEMO ONLY: accept CDS Hooks calls without a valid signed JWT (never with real patients)",
     )
     serve.add_argument(
         "--terminology-server",
+        type=cliargs.http_url,
         default=os.environ.get(TERMINOLOGY_ENV) or None,
         help="a FHIR terminology server the CDS hooks ask, as check does, for codes the local value sets do not "
         f"know (default: ${TERMINOLOGY_ENV}; none: local value sets only)",
@@ -158,20 +178,29 @@ def _serve_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 def _feedback_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     feedback = sub.add_parser("feedback", help="CDS Hooks feedback: which cards were overridden, why, how often")
-    feedback.add_argument("--since", required=True, help="from this ISO-8601 date or date-time")
+    feedback.add_argument(
+        "--since", type=cliargs.iso_datetime, required=True, help="from this ISO-8601 date or date-time"
+    )
     feedback.add_argument("--format", choices=("table", "csv"), default="table")
-    feedback.add_argument("--database", help="SQLAlchemy URL of the CDS database (default: from the config)")
-    feedback.add_argument("--config", type=Path, default=None, help="the app registration (default: smart_launch.json)")
+    feedback.add_argument(
+        "--database", type=cliargs.database_url, help="SQLAlchemy URL of the CDS database (default: from the config)"
+    )
+    feedback.add_argument(
+        "--config", type=cliargs.existing_file, default=None, help="the app registration (default: smart_launch.json)"
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mappings", type=Path, help="a mappings folder (default: the bundled one)")
-    p.add_argument("--monitoring-schedule", help="us-label (default), bsr-2017 or eu-smpc")
+    p.add_argument("--mappings", type=cliargs.existing_dir, help="a mappings folder (default: the bundled one)")
+    p.add_argument("--monitoring-schedule", type=cliargs.schedule_name, help="us-label (default), bsr-2017 or eu-smpc")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(words)
+    try:
+        args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(words)
+    except SystemExit as exc:  # a refused value (exit 2, said on stderr) or --help (0)
+        return exc.code if isinstance(exc.code, int) else EXIT_INPUT
     try:
         if getattr(args, "log_format", None) and args.command in ("check", "scan"):
             from azaguard.ops import logs
@@ -312,25 +341,16 @@ def _mappings(args: argparse.Namespace) -> Mappings:
     return m
 
 
-# The rules look years back and days ahead of `now`: far from today's calendar that arithmetic
-# leaves the datetime range (OverflowError), and no real evaluation happens there anyway.
-NOW_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC))
+NOW_RANGE = cliargs.NOW_RANGE
 
 
 def _now(text: str | None) -> datetime:
     if not text:
         return datetime.now(UTC)
-    if len(text) > 64:
-        raise InputError("--now is not an ISO-8601 date-time (too long)")
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        in_range = NOW_RANGE[0] <= parsed <= NOW_RANGE[1]
-    except (ValueError, OverflowError) as exc:
-        raise InputError(f"--now {_clean(text)!r} is not an ISO-8601 date-time") from exc
-    if not in_range:
-        raise InputError(f"--now {_clean(text)!r} is outside the supported range (years 1900 to 2999)")
-    return parsed.astimezone(UTC)
+        return cliargs.parse_datetime(text)
+    except ValueError as exc:
+        raise InputError(f"--now {_clean(text[:64])!r} is {exc}") from exc
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -351,8 +371,10 @@ def _check(args: argparse.Namespace) -> int:
             except InputError:
                 raise
             except Exception as exc:  # last resort: never a traceback for a clinician; the tests forbid reaching it
-                print(f"azaguard: internal error while checking {args.bundle}: {type(exc).__name__}: {exc}",
-                      file=sys.stderr)
+                print(
+                    f"azaguard: internal error while checking {args.bundle}: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                )
                 return EXIT_INPUT
         _print(result, args.format, writes=False)
         return EXIT_OK
@@ -400,11 +422,17 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
         temporary = [w for w in failed if w.retryable]
         refused = [w for w in failed if not w.retryable]
         if temporary:
-            print(f"azaguard: {len(temporary)} alert write(s) failed; re-run to complete them: "
-                  f"{_clean(temporary[0].error)}", file=sys.stderr)
+            print(
+                f"azaguard: {len(temporary)} alert write(s) failed; re-run to complete them: "
+                f"{_clean(temporary[0].error)}",
+                file=sys.stderr,
+            )
         if refused:
-            print(f"azaguard: {len(refused)} alert write(s) were refused by the server; re-running will not "
-                  f"help until that is fixed: {_clean(refused[0].error)}", file=sys.stderr)
+            print(
+                f"azaguard: {len(refused)} alert write(s) were refused by the server; re-running will not "
+                f"help until that is fixed: {_clean(refused[0].error)}",
+                file=sys.stderr,
+            )
         return EXIT_WRITE_FAILED
     return EXIT_OK
 
@@ -419,7 +447,9 @@ def _terminology(args: argparse.Namespace, mappings: Mappings) -> Iterator[Termi
     from azaguard.terminology.server import TerminologyServer
 
     try:
-        client = FhirClient(args.terminology_server, strict_search=False)
+        # Bounded as every outbound fetch: $translate/$lookup answers are small and must not hold a check.
+        client = FhirClient(args.terminology_server, strict_search=False, timeout=10.0, max_retries=1,
+                            max_response_bytes=4 << 20, response_deadline=15.0)
     except ValueError as exc:
         raise InputError(f"--terminology-server: {exc}") from exc
     with client:

@@ -24,6 +24,8 @@ class ValueSetCoverage:
     source: str
     as_of: str | None
     counts: dict[str, int]  # system name -> number of codes
+    # A class of drugs (mappings' `members`): each member's name, its codes per system, and its names/brands.
+    members: tuple[tuple[str, dict[str, int], int], ...] = ()
 
 
 def coverage(directory: Path) -> tuple[str, list[ValueSetCoverage]]:
@@ -44,8 +46,8 @@ def _walk(file: str, path: str, node: Any, systems: set[str], out: list[ValueSet
             as_of = node.get("as_of")
             label = node.get("label")
             if counts or not path:  # a value set with codes, or a file's own source (thresholds, policy)
-                    out.append(ValueSetCoverage(file, path, label if isinstance(label, str) else None, node["source"],
-                                            as_of if isinstance(as_of, str) else None, counts))
+                out.append(ValueSetCoverage(file, path, label if isinstance(label, str) else None, node["source"],
+                                            as_of if isinstance(as_of, str) else None, counts, _members(node, systems)))
         for key, value in node.items():
             _walk(file, f"{path}.{key}" if path else str(key), value, systems, out)
     elif isinstance(node, list):
@@ -70,6 +72,21 @@ def _count(node: Any, systems: set[str], counts: dict[str, int], *, top: bool = 
             _count(value, systems, counts)
 
 
+def _members(node: dict[str, Any], systems: set[str]) -> tuple[tuple[str, dict[str, int], int], ...]:
+    out = []
+    for member in node.get("members") or []:
+        if isinstance(member, dict) and isinstance(member.get("name"), str):
+            counts: dict[str, int] = {}
+            _count(member, systems, counts, top=True)
+            names = len(member.get("names") or []) + len(member.get("brands") or [])
+            out.append((member["name"], counts, names))
+    return tuple(out)
+
+
+def _member_text(members: tuple[tuple[str, dict[str, int], int], ...]) -> str:
+    return "; ".join(f"{name} ({_counts_text(counts)}; {names} names/brands)" for name, counts, names in members)
+
+
 def _read(path: Path) -> Any:
     with path.open(encoding="utf-8") as fh:
         return json.load(fh)
@@ -85,6 +102,8 @@ def to_text(version: str, sets: list[ValueSetCoverage]) -> str:
         where = f"{vs.file} {vs.path}".rstrip()
         lines.append(f"{where}{' — ' + vs.label if vs.label else ''}")
         lines.append(f"  codes:  {_counts_text(vs.counts)}")
+        if vs.members:
+            lines.append(f"  members: {_member_text(vs.members)}")
         lines.append(f"  as of:  {vs.as_of or '(no date: see the mappings version)'}")
         lines.append(f"  source: {vs.source}")
         lines.append("")
@@ -104,6 +123,7 @@ def to_markdown(version: str, sets: list[ValueSetCoverage]) -> str:
     ]
     for vs in sets:
         name = f"`{vs.file}` {vs.path}".rstrip() + (f" ({vs.label})" if vs.label else "")
-        cells = [name, _counts_text(vs.counts), vs.as_of or "—", vs.source]
+        codes = _counts_text(vs.counts) + (f"; members: {_member_text(vs.members)}" if vs.members else "")
+        cells = [name, codes, vs.as_of or "—", vs.source]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

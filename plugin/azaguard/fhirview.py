@@ -167,6 +167,15 @@ def _remember_value(valid: dict[str, object], v: str, parsed: object) -> None:
     valid[v] = parsed
 
 
+_TIME_RE = re.compile(_TIME)
+
+
+def _time(v: object) -> object:
+    if isinstance(v, str) and _TIME_RE.fullmatch(v):
+        return v
+    raise FhirDataError("expected a time (hh:mm:ss)")
+
+
 PRIMITIVES: dict[str, Callable[[object], object]] = {
     "string": _string,
     "markdown": _string,
@@ -180,6 +189,7 @@ PRIMITIVES: dict[str, Callable[[object], object]] = {
     "date": _date,
     "dateTime": _datetime,
     "instant": _instant,
+    "time": _time,
 }
 
 # --- what the rules read ------------------------------------------------------------------------------
@@ -193,33 +203,46 @@ SCHEMA: dict[str, dict[str, str]] = {
     "CodeableConcept": {"coding": "Coding*", "text": "string"},
     "Quantity": {"value": "decimal", "comparator": "code", "unit": "string", "system": "uri", "code": "code"},
     "Range": {"low": "Quantity", "high": "Quantity"},
+    "Ratio": {"numerator": "Quantity", "denominator": "Quantity"},
     "Period": {"start": "dateTime", "end": "dateTime"},
     "Reference": {"reference": "string", "display": "string"},
     "HumanName": {"text": "string", "family": "string", "given": "string*"},
     "Timing": {"repeat": "TimingRepeat", "code": "CodeableConcept"},
     "TimingRepeat": {
-        "frequency": "positiveInt", "period": "decimal", "periodUnit": "code", "boundsPeriod": "Period",
+        "frequency": "positiveInt", "frequencyMax": "positiveInt", "period": "decimal", "periodMax": "decimal",
+        "periodUnit": "code", "boundsPeriod": "Period", "boundsDuration": "Quantity", "boundsRange": "Range",
+        "dayOfWeek": "code*", "when": "code*", "timeOfDay": "time*", "count": "positiveInt",
+        "countMax": "positiveInt",
     },
     "Dosage": {
-        "text": "string", "timing": "Timing", "asNeededBoolean": "boolean",
-        "asNeededCodeableConcept": "CodeableConcept", "doseAndRate": "DoseAndRate*",
+        "sequence": "integer", "text": "string", "timing": "Timing", "asNeededBoolean": "boolean",
+        "asNeededCodeableConcept": "CodeableConcept", "route": "CodeableConcept", "doseAndRate": "DoseAndRate*",
+        "maxDosePerPeriod": "Ratio", "maxDosePerAdministration": "Quantity",
     },
-    "DoseAndRate": {"doseQuantity": "Quantity", "doseRange": "Range"},
+    "DoseAndRate": {
+        "type": "CodeableConcept", "doseQuantity": "Quantity", "doseRange": "Range", "rateQuantity": "Quantity",
+        "rateRange": "Range", "rateRatio": "Ratio",
+    },
     # resources
     "Patient": {
         "name": "HumanName*", "birthDate": "date", "gender": "code", "deceasedBoolean": "boolean",
         "deceasedDateTime": "dateTime",
     },
-    "Medication": {"code": "CodeableConcept", "ingredient": "MedicationIngredient*"},
-    "MedicationIngredient": {"itemCodeableConcept": "CodeableConcept", "itemReference": "Reference"},
+    "Medication": {"code": "CodeableConcept", "form": "CodeableConcept", "ingredient": "MedicationIngredient*"},
+    "MedicationIngredient": {
+        "itemCodeableConcept": "CodeableConcept", "itemReference": "Reference", "strength": "Ratio",
+    },
+    "Substance": {"code": "CodeableConcept"},
     "MedicationRequest": {
         "status": "code", "intent": "code", **_MEDICATION, "authoredOn": "dateTime",
         "dosageInstruction": "Dosage*", "dispenseRequest": "MedicationRequestDispense",
+        "reasonCode": "CodeableConcept*", "reasonReference": "Reference*", "priorPrescription": "Reference",
     },
     "MedicationRequestDispense": {"validityPeriod": "Period"},
     "MedicationStatement": {
         "status": "code", **_MEDICATION, "effectiveDateTime": "dateTime", "effectivePeriod": "Period",
-        "dateAsserted": "dateTime", "dosage": "Dosage*",
+        "dateAsserted": "dateTime", "dosage": "Dosage*", "reasonCode": "CodeableConcept*",
+        "reasonReference": "Reference*",
     },
     "MedicationDispense": {
         "status": "code", **_MEDICATION, "whenHandedOver": "dateTime", "whenPrepared": "dateTime",
@@ -252,6 +275,9 @@ SCHEMA: dict[str, dict[str, str]] = {
     "ImmunizationRecommendationDateCriterion": {"code": "CodeableConcept", "value": "dateTime"},
     "ServiceRequest": {
         "status": "code", "code": "CodeableConcept", "occurrenceDateTime": "dateTime", "authoredOn": "dateTime",
+    },
+    "Procedure": {
+        "status": "code", "code": "CodeableConcept", "performedDateTime": "dateTime", "performedPeriod": "Period",
     },
     "Condition": {
         "code": "CodeableConcept", "clinicalStatus": "CodeableConcept", "verificationStatus": "CodeableConcept",
@@ -293,6 +319,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "ImmunizationRecommendationItem": ("forecastStatus",),
     "ImmunizationRecommendationDateCriterion": ("code", "value"),
     "ServiceRequest": ("status", "intent", "subject"),
+    "Procedure": ("status", "subject"),
     "Condition": ("subject",),
     "DiagnosticReport": ("status", "code"),
     "QuestionnaireItem": ("linkId",),
@@ -315,6 +342,7 @@ _CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
                               "valueDateTime", "valuePeriod"),),
     "Immunization": (("occurrenceDateTime", "occurrenceString"),),
     "ServiceRequest": (("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming"),),
+    "Procedure": (("performedDateTime", "performedPeriod", "performedString", "performedAge", "performedRange"),),
     "Patient": (("deceasedBoolean", "deceasedDateTime"),),
     "DiagnosticReport": (("effectiveDateTime", "effectivePeriod"),),
     "QuestionnaireResponseAnswer": (("valueBoolean", "valueDecimal", "valueInteger", "valueDate", "valueDateTime",
@@ -323,7 +351,7 @@ _CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
     "Condition": (("onsetDateTime", "onsetAge", "onsetPeriod", "onsetRange", "onsetString"),
                   ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString")),
     "Dosage": (("asNeededBoolean", "asNeededCodeableConcept"),),
-    "DoseAndRate": (("doseRange", "doseQuantity"),),
+    "DoseAndRate": (("doseRange", "doseQuantity"), ("rateRatio", "rateRange", "rateQuantity")),
     "MedicationIngredient": (("itemCodeableConcept", "itemReference"),),
     "TimingRepeat": (("boundsDuration", "boundsRange", "boundsPeriod"),),
 }  # fmt: skip

@@ -133,6 +133,28 @@ class AzathioprineSet(ValueSetInfo, frozen=True, kw_only=True):
     brands: tuple[str, ...]
     strength_mg_by_rxnorm: dict[str, float]
     ndc_note: str = ""  # how the NDC codes are keyed and how sure they are
+    names_note: str = ""  # where the spellings and brands come from
+    # (minimum name length, edits allowed): a word that close to a name or brand is "may be azathioprine".
+    near_miss_edits: tuple[tuple[int, int], ...] = ()
+    near_miss_note: str = ""
+
+
+class ProphylaxisRegimen(_Model, frozen=True, kw_only=True):
+    """How the ingredient is given as prophylaxis (read through the dosage module), as against treatment."""
+
+    max_administrations_per_day: float | None = None
+    max_mg_per_day: float | None = None
+    single_dose: bool = False  # a single pre-procedure dose (count 1)
+    note: str
+
+
+class NonInfectiveUses(_Model, frozen=True, kw_only=True):
+    """Indications for which the drug is given that are not infections (dapsone for dermatitis herpetiformis):
+    an order whose reason is one of them is not treatment of an infection."""
+
+    icd10_prefixes: tuple[str, ...] = ()  # ICD-10 / ICD-10-CM code families
+    words: tuple[str, ...] = ()  # whole words in the reason's name
+    note: str
 
 
 class AntiInfectiveIngredient(_Model, frozen=True, kw_only=True):
@@ -142,6 +164,8 @@ class AntiInfectiveIngredient(_Model, frozen=True, kw_only=True):
     synonyms: tuple[str, ...] = ()
     brands: tuple[str, ...] = ()
     prophylaxis_possible: bool = False
+    prophylaxis_regimen: ProphylaxisRegimen | None = None
+    non_infective_uses: NonInfectiveUses | None = None
 
     @property
     def rxnorm(self) -> str | None:
@@ -155,17 +179,33 @@ class AntiInfectiveIngredient(_Model, frozen=True, kw_only=True):
             raise ValueError(f"anti-infective {self.name!r} has no ATC code in {self.atc_class}")
 
 
+class Prophylaxis(ValueSetInfo, frozen=True, kw_only=True):
+    """Reasons that make an anti-infective prophylaxis (codes, code prefixes, words) and what to say."""
+
+    codes: dict[str, frozenset[str]]  # by system name (systems.json): snomed, icd10cm, icd10
+    code_prefixes: dict[str, tuple[str, ...]]  # ICD-10 families (Z22: carrier states)
+    words: tuple[str, ...]
+    caution: str
+    decision: str
+
+    def _check(self) -> None:
+        for pattern in self.words:
+            re.compile(pattern, re.IGNORECASE)
+
+
 class AntiInfectives(ValueSetInfo, frozen=True, kw_only=True):
     note: str
     atc_prefixes: tuple[str, ...]
     prophylaxis_false_positive_note: str
     # A product named with one of these (cream, eye drops, ...) is not systemic: not an infection hold.
     non_systemic_form_words: tuple[str, ...]
+    non_systemic_note: str = ""
     # European spellings of INN endings (French -ine, Spanish/Italian -ina, German -ol ...): each ingredient
     # name and synonym also answers to these variants. Pairs of (English ending, variant ending).
     spelling_variants: tuple[tuple[str, str], ...] = ()
     spelling_variants_source: str = ""
     ingredients: tuple[AntiInfectiveIngredient, ...]
+    prophylaxis: Prophylaxis | None = None
 
     def _check(self) -> None:
         seen = [i.name for i in self.ingredients]
@@ -174,24 +214,51 @@ class AntiInfectives(ValueSetInfo, frozen=True, kw_only=True):
             raise ValueError(f"anti-infective ingredients listed twice: {sorted(dupes)}")
 
 
-class Interaction(_Model, frozen=True, kw_only=True):
-    id: str
-    names: tuple[str, ...]
+class InteractionMember(_Model, frozen=True, kw_only=True):
+    """One drug of an interacting class, as records name it."""
+
+    name: str  # the ingredient (INN), as findings name it
+    codes: DrugCodes  # RxNorm ingredient and common products, ATC, SNOMED, dm+d, NDC
+    names: tuple[str, ...] = ()  # INN/BAN/USAN and other languages' spellings
     brands: tuple[str, ...] = ()
-    codes: DrugCodes
-    atc_prefixes: tuple[str, ...] = ()
-    status: Literal["hold", "caution"]
+
+
+class Interaction(_Model, frozen=True, kw_only=True):
+    """A class of drugs that interact with azathioprine alike: one severity, one action, one source."""
+
+    id: str
+    label: str
+    status: Literal["hold", "caution", "ok"]  # ok: a standard combination, said as information
     severity: Severity
     message: str
     source: str
     as_of: date
+    atc_prefixes: tuple[str, ...] = ()  # class membership by ATC group (L04AF: every JAK inhibitor)
+    systemic_only: bool = False  # eye/ear drops and creams of a member are not this interaction
+    members: tuple[InteractionMember, ...]
+    # Allopurinol: an azathioprine dose already at most this fraction of the usual dose was reduced on
+    # purpose (low-dose allopurinol co-therapy): then the dose_reduced_* answer instead of the class's.
     dose_reduction_fraction_max: float | None = None
+    dose_reduced_status: Literal["caution"] | None = None
+    dose_reduced_severity: Severity | None = None
+    dose_reduced_message: str | None = None
+    dose_reduced_source: str | None = None
+
+    def _check(self) -> None:
+        _require(bool(self.members), f"interaction class {self.id!r} has no members")
+        reduced = (self.dose_reduced_status, self.dose_reduced_severity, self.dose_reduced_message)
+        _require((self.dose_reduction_fraction_max is None) == all(x is None for x in reduced),
+                 f"interaction class {self.id!r}: dose_reduction_fraction_max and dose_reduced_* go together")
 
 
 class Medications(ValueSetInfo, frozen=True, kw_only=True):
     azathioprine: AzathioprineSet
     anti_infectives: AntiInfectives
-    interactions: tuple[Interaction, ...]
+    interactions: tuple[Interaction, ...]  # classes, each with its members
+
+    def _check(self) -> None:
+        ids = [c.id for c in self.interactions]
+        _require(len(ids) == len(set(ids)), "interaction class ids must be unique")
 
 
 # --- vaccines ----------------------------------------------------------------
@@ -213,12 +280,17 @@ class VaccineNamePatterns(_Model, frozen=True, kw_only=True):
 
 
 class VaccineCrosswalks(ValueSetInfo, frozen=True, kw_only=True):
-    """Other systems' codes to CVX: NDC (labeler-product, 5-4 digits), CPT, SNOMED, RxNorm."""
+    """Other systems' codes to CVX: NDC (labeler-product, 5-4 digits), CPT, SNOMED, RxNorm, ATC."""
 
     ndc: dict[str, str]
     cpt: dict[str, str]
     snomed: dict[str, str]
     rxnorm: dict[str, str]
+    atc: dict[str, str] = field(default_factory=dict)
+    # An unlisted ATC code under these is a vaccine of unknown product (ambiguous); under the others, not one.
+    atc_vaccine_prefixes: tuple[str, ...] = ()
+    atc_not_vaccine_prefixes: tuple[str, ...] = ()
+    atc_note: str = ""
 
     def _check(self) -> None:
         for code in self.ndc:
@@ -243,6 +315,7 @@ class Vaccines(ValueSetInfo, frozen=True, kw_only=True):
     brands: VaccineBrands
     name_patterns: VaccineNamePatterns
     name_policy: str
+    name_patterns_note: str = ""
     crosswalks: VaccineCrosswalks
 
     def _check(self) -> None:
@@ -265,6 +338,7 @@ class Vaccines(ValueSetInfo, frozen=True, kw_only=True):
             *self.crosswalks.cpt.values(),
             *self.crosswalks.snomed.values(),
             *self.crosswalks.rxnorm.values(),
+            *self.crosswalks.atc.values(),
         }
         if pointed - known:
             raise ValueError(f"brands/crosswalks point at CVX codes in no list: {sorted(pointed - known)}")
@@ -472,12 +546,31 @@ class CountUnits(_Model, frozen=True, kw_only=True):
     units: frozenset[str]
 
 
+class DosageTables(_Model, frozen=True, kw_only=True):
+    """How a FHIR Timing reads as administrations per day (the dosage module)."""
+
+    source: str
+    note: str
+    period_days: dict[str, float]  # UnitsOfTime code -> days
+    timing_code_systems: tuple[str, ...]  # where Timing.code's GTSAbbreviation codes come from
+    timing_codes_per_day: dict[str, float]
+    event_timing_note: str
+    event_timing_per_day: dict[str, float]  # EventTiming (repeat.when) -> administrations a day
+    days_of_week: tuple[str, ...]
+
+    def _check(self) -> None:
+        for table in (self.period_days, self.timing_codes_per_day, self.event_timing_per_day):
+            _require(all(v > 0 for v in table.values()), "dosage tables hold positive numbers only")
+        _require(len(self.days_of_week) == 7, "days_of_week lists the seven DaysOfWeek codes")
+
+
 class Units(_Model, frozen=True, kw_only=True):
     source: str
     note: str
     dimensions: dict[str, Dimension]
     aliases: dict[str, str]
     dose_count_units: CountUnits
+    dosage: DosageTables
 
 
 # --- analytes ----------------------------------------------------------------
@@ -620,6 +713,7 @@ class TherapyPolicy(_Model, frozen=True, kw_only=True):
     ]
     dispense_assumed_supply_days: Sourced
     administration_current_days: Sourced
+    renewal_max_gap_days: Sourced  # an order starting this soon after another ended renews it
 
 
 class VaccinationPolicy(_Model, frozen=True, kw_only=True):

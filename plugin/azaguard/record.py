@@ -25,6 +25,7 @@ from msgspec import Struct
 from msgspec.structs import replace as struct_replace
 
 from azaguard import fhirview
+from azaguard.dosage import Dosage, Ratio, Repeat, Strength, strength_of_ratio
 from azaguard.mappings import Mappings
 from azaguard.memo import ByIdentity
 from azaguard.record_meaning import MEANING_TYPES, Event, Related, read_meaning
@@ -41,6 +42,7 @@ from azaguard.terminology.labtests import (
 )
 from azaguard.terminology.scripts import unreadable
 from azaguard.terminology.signs import answer_presence, sign_by_name, sign_of
+from azaguard.units import Quantity as Quantity  # re-exported: the record's value type
 from azaguard.units import UnitError, normalise, unit_dimension
 
 # --- value types ---------------------------------------------------------------
@@ -57,6 +59,8 @@ class Concept(Struct, frozen=True):
 
     codings: tuple[Code, ...] = ()
     text: str | None = None
+    # Names read beside the concept's own: a Medication's ingredient Substances, its dose form.
+    extra_names: tuple[str, ...] = ()
 
     def codes_in(self, systems: Iterable[str]) -> set[str]:
         """Codes whose system is one of the given URIs."""
@@ -68,7 +72,7 @@ class Concept(Struct, frozen=True):
         """Human-readable names (text, then displays), for name-only matching."""
         out = [self.text] if self.text else []
         out += [c.display for c in self.codings if c.display]
-        return tuple(out)
+        return (*out, *self.extra_names)
 
     @property
     def label(self) -> str:
@@ -78,18 +82,6 @@ class Concept(Struct, frozen=True):
             if c.display:
                 return c.display
         return self.codings[0].code if self.codings else "(no name)"
-
-
-class Quantity(Struct, frozen=True):
-    value: float | None
-    comparator: str | None
-    code: str | None
-    system: str | None
-    unit: str | None  # free text
-
-    def as_recorded(self) -> str:
-        v = "?" if self.value is None else f"{self.value:g}"
-        return f"{self.comparator or ''}{v} {self.code or self.unit or '(no unit)'}".strip()
 
 
 # --- record parts --------------------------------------------------------------
@@ -104,11 +96,11 @@ class PatientInfo(Struct, frozen=True):
     deceased_on: datetime | None = None
 
 
-class DoseInstruction(Struct, frozen=True):
-    quantity: Quantity | None  # per administration
-    per_day: float | None  # administrations per day, from timing.repeat
-    as_needed: bool
-    text: str | None
+class Ingredient(Struct, frozen=True):
+    """One ingredient of a referenced Medication: what it is, and its strength when recorded."""
+
+    concept: Concept
+    strength: Strength | None = None
 
 
 MedicationSource = Literal[
@@ -132,7 +124,7 @@ class MedicationOrder(Struct, frozen=True):
     authored_on: datetime | None
     start: datetime | None  # dosage bounds or validity start, else authoredOn
     end: datetime | None  # dosage bounds or validity end, if recorded
-    doses: tuple[DoseInstruction, ...]
+    doses: tuple[Dosage, ...]
     source: MedicationSource = "MedicationRequest"
     status_class: StatusClass = "current"
     # A dispense's supply or a recent administration: the therapy is current until then.
@@ -140,6 +132,9 @@ class MedicationOrder(Struct, frozen=True):
     date_note: str | None = None  # a partial stop date and how it was read (as late as it can be)
     # Which of our ingredients the medication is (recognised once, here).
     drugs: DrugMatch = NO_DRUG
+    ingredients: tuple[Ingredient, ...] = ()  # a referenced Medication's ingredients (strengths)
+    reasons: tuple[Concept, ...] = ()  # reasonCode, and the codes of the Conditions reasonReference names
+    prior: str | None = None  # priorPrescription: the order this one renews or replaces
 
     @property
     def kind(self) -> str:
@@ -187,7 +182,8 @@ class Measurement(Struct, frozen=True):
 
 
 VaccineSource = Literal[
-    "Immunization", "ImmunizationRecommendation", "MedicationRequest", "ServiceRequest", "MedicationAdministration"
+    "Immunization", "ImmunizationRecommendation", "MedicationRequest", "ServiceRequest", "MedicationAdministration",
+    "Procedure",
 ]
 
 
@@ -367,6 +363,7 @@ class _Builder:
         }
         self.patient: PatientInfo | None = None
         self.orders: list[MedicationOrder] = []
+        self._medications_seen: set[MedicationOrder] = set()
         self.measurements: list[Measurement] = []
         self.vaccines: list[VaccineEvent] = []
         self.conditions: list[ConditionEntry] = []
@@ -377,7 +374,7 @@ class _Builder:
         # fhirview hands out one Element per distinct code or dosage (its memo): each is reduced once per
         # record. Keyed by identity, the Element kept alongside (its id stays its own while we hold it).
         self._concepts: ByIdentity[Any, Concept] = ByIdentity()
-        self._doses: ByIdentity[Any, DoseInstruction] = ByIdentity()
+        self._doses: ByIdentity[Any, Dosage] = ByIdentity()
         # ... and so is each Concept made from one: asked once per record which drug or vaccine it is.
         self._vaccine: ByIdentity[Concept, bool] = ByIdentity()
         self._drugs: ByIdentity[Concept | None, DrugMatch] = ByIdentity()
@@ -405,7 +402,7 @@ class _Builder:
     def concept(self, cc: Any) -> Concept:
         return self._concepts.get_or_build(cc, _concept)
 
-    def dose(self, d: Any) -> DoseInstruction:
+    def dose(self, d: Any) -> Dosage:
         return self._doses.get_or_build(d, _dose)
 
     def is_vaccine(self, concept: Concept) -> bool:
@@ -441,7 +438,7 @@ class _Builder:
         mr = self._parse(raw, "MedicationRequest")
         ref = _ref_of(raw)
         status = _raw_status(raw)
-        concept, med_ref, problem = self._medication_of(mr, raw)
+        concept, med_ref, problem, ingredients = self._medication_with_ingredients(mr, raw)
         if concept is not None and self.is_vaccine(concept):
             self.vaccines.append(VaccineEvent(ref, "MedicationRequest", concept, status, _as_datetime(mr.authoredOn)))
             return
@@ -451,8 +448,30 @@ class _Builder:
         self._add_medication(MedicationOrder(
             ref=ref, status=status, intent=mr.intent, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=authored, start=start or authored, end=end, doses=doses,
-            status_class=self._request_status_class(status),
+            status_class=self._request_status_class(status), ingredients=ingredients, reasons=self._reasons(mr, raw),
+            prior=self._prior(mr, raw),
         ), raw)
+
+    def _prior(self, mr: Any, raw: Resource) -> str | None:
+        """The order this one renews (priorPrescription), as the record names it (a urn:uuid resolved)."""
+        reference = mr.priorPrescription.reference if mr.priorPrescription is not None else None
+        if not reference:
+            return None
+        target = self._target(reference, raw)
+        return _ref_of(target) if target is not None else reference
+
+    def _reasons(self, mr: Any, raw: Resource) -> tuple[Concept, ...]:
+        """Why the drug is given: reasonCode, and the code (or display) of each Condition reasonReference names."""
+        out = [self.concept(c) for c in (mr.reasonCode or [])]
+        for r in mr.reasonReference or []:
+            target = self._target(r.reference, raw) if r.reference else None
+            code = target.get("code") if isinstance(target, dict) else None
+            if isinstance(code, dict):
+                out.append(Concept(codings=_codes_of(code), text=code.get("text") if isinstance(
+                    code.get("text"), str) else None))
+            elif r.display:
+                out.append(Concept(text=r.display))
+        return tuple(out)
 
     def _request_status_class(self, status: str) -> StatusClass:
         policy = self.m.policy.therapy
@@ -475,9 +494,19 @@ class _Builder:
         return "never" if status in classes.never else "uncertain"
 
     def _add_medication(self, order: MedicationOrder, raw: Resource | None = None) -> None:
+        if order in self._medications_seen:
+            # The same resource twice, alike (paging overlap, a search and an _include): one order, not two
+            # doses. Copies that differ without version information are all read (record_meaning.py).
+            return
+        self._medications_seen.add(order)
         drugs = self.drugs(order.medication)
         concept = order.medication
         problem = order.medication_problem
+        if problem is None and drugs.near_miss is not None:
+            near = drugs.near_miss
+            label = concept.label if concept is not None else order.ref
+            problem = (f"{label!r} may be azathioprine: {near.word!r} is close to {near.target!r} but matches no "
+                       "azathioprine name exactly")
         if problem is None and concept is not None and not drugs.hits and not concept.names:
             # Only codes we do not know (an unlisted NDC, a local code) and no name: it might be azathioprine,
             # an anti-infective or an interacting drug, so it is unidentified, never "none of ours".
@@ -492,7 +521,7 @@ class _Builder:
     def _medication_statement(self, raw: Resource) -> None:
         ms = self._parse(raw, "MedicationStatement")
         status = _raw_status(raw)
-        concept, med_ref, problem = self._medication_of(ms, raw)
+        concept, med_ref, problem, ingredients = self._medication_with_ingredients(ms, raw)
         period = ms.effectivePeriod
         start = _as_datetime(ms.effectiveDateTime) or (_as_datetime(period.start) if period else None)
         end = _as_latest(ms.effectivePeriod.end) if ms.effectivePeriod else None
@@ -502,15 +531,16 @@ class _Builder:
         self._add_medication(MedicationOrder(
             ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=asserted, start=start or asserted, end=end,
-            doses=tuple(_dose(d) for d in (ms.dosage or [])), source="MedicationStatement",
-            status_class=self._other_status_class("MedicationStatement", status),
+            doses=tuple(self.dose(d) for d in (ms.dosage or [])), source="MedicationStatement",
+            status_class=self._other_status_class("MedicationStatement", status), ingredients=ingredients,
+            reasons=self._reasons(ms, raw),
         ), raw)
 
     # -- MedicationDispense: handed over; current while its supply lasts --
     def _medication_dispense(self, raw: Resource) -> None:
         md = self._parse(raw, "MedicationDispense")
         status = _raw_status(raw)
-        concept, med_ref, problem = self._medication_of(md, raw)
+        concept, med_ref, problem, ingredients = self._medication_with_ingredients(md, raw)
         handed = _as_datetime(md.whenHandedOver) or _as_datetime(md.whenPrepared)
         days = _days_supply(md.daysSupply)
         if days is None:
@@ -519,8 +549,9 @@ class _Builder:
         self._add_medication(MedicationOrder(
             ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=handed, start=handed, end=end,
-            doses=tuple(_dose(d) for d in (md.dosageInstruction or [])), source="MedicationDispense",
+            doses=tuple(self.dose(d) for d in (md.dosageInstruction or [])), source="MedicationDispense",
             status_class=self._other_status_class("MedicationDispense", status), current_until=end,
+            ingredients=ingredients,
         ))
 
     # -- MedicationAdministration: given; a recent administration is current therapy --
@@ -546,32 +577,83 @@ class _Builder:
         ))
 
     def _medication_of(self, mr: Any, raw: Resource) -> tuple[Concept | None, str | None, str | None]:
+        concept, ref, problem, _ = self._medication_with_ingredients(mr, raw)
+        return concept, ref, problem
+
+    def _medication_with_ingredients(
+        self, mr: Any, raw: Resource
+    ) -> tuple[Concept | None, str | None, str | None, tuple[Ingredient, ...]]:
+        """The medication's concept (a referenced Medication's code, ingredients and form folded in), its
+        reference, why it cannot be read, and its ingredients with their strengths."""
         if mr.medicationCodeableConcept is not None:
-            return self.concept(mr.medicationCodeableConcept), None, None
+            return self.concept(mr.medicationCodeableConcept), None, None, ()
         reference = mr.medicationReference.reference if mr.medicationReference else None
         display = mr.medicationReference.display if mr.medicationReference else None
         if not reference:
-            return (Concept(text=display) if display else None), None, "medication reference has no target"
-        target: Resource | None
-        if reference.startswith("#"):
-            target = next(
-                (c for c in raw.get("contained", []) if isinstance(c, dict) and c.get("id") == reference[1:]),
-                None,
-            )
-        else:
-            target = self.resources.resolve(reference)
+            return (Concept(text=display) if display else None), None, "medication reference has no target", ()
+        target = self._target(reference, raw)
         if target is None or target.get("resourceType") != "Medication":
             fallback = Concept(text=display) if display else None
-            return fallback, reference, f"Medication {reference} not found in the record"
+            return fallback, reference, f"Medication {reference} not found in the record", ()
+        # A Medication contained in the order names its siblings with "#id"; a standalone one, its own.
+        container = raw if reference.startswith("#") else target
+        concept, ingredients, unresolved = self._medication_concept(target, container, display, depth=0)
+        problem = None
+        if unresolved:
+            problem = (f"Medication {reference} names ingredient(s) azaguard cannot find in the record "
+                       f"({', '.join(unresolved)}): what it contains cannot be identified")
+        return concept, reference, problem, ingredients
+
+    def _target(self, reference: str, container: Resource) -> Resource | None:
+        if reference.startswith("#"):
+            return next((c for c in container.get("contained", [])
+                         if isinstance(c, dict) and c.get("id") == reference[1:]), None)
+        return self.resources.resolve(reference)
+
+    def _medication_concept(
+        self, target: Resource, container: Resource, display: str | None, *, depth: int
+    ) -> tuple[Concept, tuple[Ingredient, ...], list[str]]:
+        """A Medication's code with each ingredient's codes and names (an itemCodeableConcept, or the
+        Substance or Medication an itemReference points at: contained or elsewhere in the record)."""
         med = self._parse(target, "Medication")
         concept = _concept(med.code) if med.code else Concept()
-        # Ingredients make a Medication without its own code recognisable.
-        extra = [_concept(i.itemCodeableConcept) for i in (med.ingredient or []) if i.itemCodeableConcept is not None]
-        if extra or display:
-            codings = concept.codings + tuple(c for e in extra for c in e.codings)
-            text = concept.text or display
-            concept = Concept(codings=codings, text=text)
-        return concept, reference, None
+        codings = list(concept.codings)
+        names: list[str] = []
+        ingredients: list[Ingredient] = []
+        unresolved: list[str] = []
+        for item in med.ingredient or []:
+            part: Concept | None = None
+            if item.itemCodeableConcept is not None:
+                part = _concept(item.itemCodeableConcept)
+            elif item.itemReference is not None and item.itemReference.reference:
+                ref = item.itemReference.reference
+                found = self._target(ref, container)
+                if found is not None and found.get("resourceType") == "Substance":
+                    sub = self._parse(found, "Substance")
+                    part = _concept(sub.code) if sub.code is not None else None
+                elif found is not None and found.get("resourceType") == "Medication" and depth < 2:
+                    part, _, more = self._medication_concept(found, container, None, depth=depth + 1)
+                    unresolved += more
+                if part is None or not (part.codings or part.names):
+                    unresolved.append(ref)
+                    part = None
+            elif item.itemReference is not None and item.itemReference.display:
+                part = Concept(text=item.itemReference.display)
+            if part is None:
+                continue
+            codings += part.codings
+            names += part.names
+            strength = None
+            if item.strength is not None:
+                strength = strength_of_ratio(_quantity(item.strength.numerator), _quantity(item.strength.denominator),
+                                             self.m, "Medication.ingredient.strength")
+            ingredients.append(Ingredient(part, strength))
+        if med.form is not None:
+            names += _concept(med.form).names  # the dose form: "ophthalmic solution" says not systemic
+        if len(codings) > len(concept.codings) or names or display:
+            concept = Concept(codings=tuple(codings), text=concept.text or display,
+                              extra_names=tuple(dict.fromkeys(n for n in names if n != (concept.text or display))))
+        return concept, tuple(ingredients), unresolved
 
     # -- Observation --
     def _observation_wanted(self, raw: Resource) -> bool:
@@ -932,6 +1014,20 @@ class _Builder:
         when = _as_datetime(sr.occurrenceDateTime) or _as_datetime(sr.authoredOn)
         self.vaccines.append(VaccineEvent(_ref_of(raw), "ServiceRequest", concept, _raw_status(raw), when))
 
+    # -- Procedure: claims and some EHRs record a vaccination as a procedure (CPT 90707, a SNOMED procedure) --
+    def _procedure(self, raw: Resource) -> None:
+        if not _raw_code_values(raw.get("code")) and not isinstance((raw.get("code") or {}).get("text"), str):
+            return  # no code to tell a vaccination by: not ours (most procedures of a record)
+        proc = self._parse(raw, "Procedure")
+        if proc.code is None:
+            return
+        concept = self.concept(proc.code)
+        if not self.is_vaccine(concept):
+            return
+        period = proc.performedPeriod
+        when = _as_datetime(proc.performedDateTime) or (_as_datetime(period.end or period.start) if period else None)
+        self.vaccines.append(VaccineEvent(_ref_of(raw), "Procedure", concept, _raw_status(raw), when))
+
     # -- Condition --
     def _condition(self, raw: Resource) -> None:
         c = self._parse(raw, "Condition")
@@ -1060,6 +1156,7 @@ class _Builder:
         "Immunization": _immunization,
         "ImmunizationRecommendation": _recommendation,
         "ServiceRequest": _service_request,
+        "Procedure": _procedure,
         "Condition": _condition,
         "DiagnosticReport": _diagnostic_report,
         "QuestionnaireResponse": _questionnaire_response,
@@ -1067,8 +1164,10 @@ class _Builder:
 
 
 # The resource types a record is built from (what record_from_bytes decodes): those with a handler, and
-# the Medications their orders point at.
-RECORD_TYPES: frozenset[str] = frozenset(_Builder._handlers) | {"Medication", "Questionnaire"} | MEANING_TYPES
+# the Medications their orders point at (and the Substances those name as ingredients).
+RECORD_TYPES: frozenset[str] = (
+    frozenset(_Builder._handlers) | {"Medication", "Substance", "Questionnaire"} | MEANING_TYPES
+)
 
 
 # --- helpers ----------------------------------------------------------------------
@@ -1256,6 +1355,19 @@ def _order_period(mr: Any) -> tuple[datetime | None, datetime | None]:
     return start, end
 
 
+def _quantity(q: Any) -> Quantity | None:
+    if q is None:
+        return None
+    value = q.value
+    return Quantity(
+        value=float(value) if isinstance(value, Decimal | int | float) else None,
+        comparator=q.comparator,
+        code=q.code,
+        system=q.system,
+        unit=q.unit,
+    )
+
+
 def _end_note(raw: Mapping[str, Any]) -> str | None:
     """How a partial stop date of a medication resource was read (the latest it can mean: the drug's effect
     is taken to last as long as the record allows)."""
@@ -1274,30 +1386,62 @@ def _end_note(raw: Mapping[str, Any]) -> str | None:
     return next((n for n in (_date_note(e, "latest") for e in ends) if n), None)
 
 
-_PERIOD_PER_DAY = {"s": 86400.0, "min": 1440.0, "h": 24.0, "d": 1.0, "wk": 1 / 7, "mo": 1 / 30.4375, "a": 1 / 365.25}
 
 
-def _dose(d: Any) -> DoseInstruction:
-    quantity = None
-    for dr in d.doseAndRate or []:
-        q = dr.doseQuantity
-        if q is not None:
-            quantity = Quantity(
-                value=float(q.value) if isinstance(q.value, Decimal | int | float) else None,
-                comparator=q.comparator,
-                code=q.code,
-                system=q.system,
-                unit=q.unit,
-            )
-            break
-    per_day = None
-    repeat = d.timing.repeat if d.timing else None
-    if repeat is not None and repeat.frequency is not None and repeat.period is not None and repeat.periodUnit:
-        factor = _PERIOD_PER_DAY.get(repeat.periodUnit)
-        if factor is not None and float(repeat.period) > 0:
-            per_day = repeat.frequency * factor / float(repeat.period)
-    as_needed = bool(d.asNeededBoolean) or d.asNeededCodeableConcept is not None
-    return DoseInstruction(quantity=quantity, per_day=per_day, as_needed=as_needed, text=d.text)
+def _ratio(r: Any) -> Ratio | None:
+    return None if r is None else Ratio(_quantity(r.numerator), _quantity(r.denominator))
+
+
+def _float(v: object) -> float | None:
+    return float(v) if isinstance(v, Decimal | int | float) else None
+
+
+def _dose(d: Any) -> Dosage:
+    """A Dosage element reduced to what the dosage module reads (dosage.py says how it is read)."""
+    timing = d.timing
+    rep = timing.repeat if timing is not None else None
+    repeat = None
+    if rep is not None:
+        bounds, brange = rep.boundsPeriod, rep.boundsRange
+        repeat = Repeat(
+            frequency=rep.frequency, frequency_max=rep.frequencyMax, period=_float(rep.period),
+            period_max=_float(rep.periodMax), period_unit=rep.periodUnit,
+            day_of_week=tuple(str(x) for x in rep.dayOfWeek or ()), when=tuple(str(x) for x in rep.when or ()),
+            time_of_day=tuple(str(x) for x in rep.timeOfDay or ()), count=rep.count, count_max=rep.countMax,
+            bounds_start=_as_datetime(bounds.start) if bounds is not None else None,
+            bounds_end=_as_datetime(bounds.end) if bounds is not None else None,
+            bounds_duration=_quantity(rep.boundsDuration) or (_quantity(brange.high) if brange is not None else None),
+        )
+    code = timing.code if timing is not None else None
+    dose = rate = None
+    rate_ratio = None
+    from_range = False
+    rows = list(d.doseAndRate or [])
+    # An "ordered" row before a "calculated" one: the prescriber's amount is the one given.
+    rows.sort(key=lambda r: 0 if r.type is not None and _first_code(r.type) == "ordered" else 1)
+    for row in rows:
+        if dose is None:
+            if row.doseQuantity is not None:
+                dose = _quantity(row.doseQuantity)
+            elif row.doseRange is not None:
+                dose, from_range = _quantity(row.doseRange.high), True
+        if rate is None and rate_ratio is None:
+            if row.rateQuantity is not None:
+                rate = _quantity(row.rateQuantity)
+            elif row.rateRange is not None:
+                rate = _quantity(row.rateRange.high)
+            elif row.rateRatio is not None:
+                rate_ratio = _ratio(row.rateRatio)
+    route = _concept(d.route).names + tuple(c.code for c in _concept(d.route).codings) if d.route else ()
+    return Dosage(
+        text=d.text, sequence=d.sequence, as_needed=bool(d.asNeededBoolean) or d.asNeededCodeableConcept is not None,
+        repeat=repeat,
+        timing_codes=tuple((c.system, c.code) for c in (code.coding or []) if c.code) if code is not None else (),
+        timing_text=code.text if code is not None else None,
+        dose=dose, dose_from_range=from_range, rate=rate, rate_ratio=rate_ratio,
+        max_per_period=_ratio(d.maxDosePerPeriod), max_per_administration=_quantity(d.maxDosePerAdministration),
+        route=route,
+    )
 
 
 def _raw_status(raw: Mapping[str, Any]) -> str:

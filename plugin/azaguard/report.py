@@ -45,6 +45,13 @@ def clean(text: object) -> str:
     return _CONTROL.sub(" ", str(text))
 
 
+def spreadsheet_cell(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text: control characters become spaces, and a cell that would
+    start a formula (=, +, -, @, also after spaces) is prefixed with an apostrophe."""
+    text = "" if value is None else clean(value)
+    return "'" + text if text.lstrip()[:1] in ("=", "+", "-", "@") else text
+
+
 def finding_json(f: Finding) -> dict[str, Any]:
     return {
         "rule": f.rule,
@@ -68,6 +75,7 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
         "status": v.status.value,
         "headline": v.headline,
         "basis": v.basis,
+        "unidentified": list(v.unidentified),
         "actions": [
             {
                 "rule": a.rule,

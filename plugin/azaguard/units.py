@@ -20,6 +20,18 @@ class UnitError(ValueError):
     """The unit is missing, unknown, or belongs to another dimension."""
 
 
+class Quantity(Struct, frozen=True):
+    value: float | None
+    comparator: str | None
+    code: str | None
+    system: str | None
+    unit: str | None  # free text
+
+    def as_recorded(self) -> str:
+        v = "?" if self.value is None else f"{self.value:g}"
+        return f"{self.comparator or ''}{v} {self.code or self.unit or '(no unit)'}".strip()
+
+
 class Normalised(Struct, frozen=True):
     value: float
     unit: str  # the dimension's canonical UCUM unit

@@ -20,6 +20,7 @@ from azaguard.findings import RULE_IDS, SEVERITY_RANK, STATUS_RANK, Finding, Rul
 from azaguard.mappings import Mappings
 from azaguard.record import PatientRecord
 from azaguard.registry import SPEC
+from azaguard.terminology.identify import unidentified
 from azaguard.wording import Action, DateStyle, EvidenceRow, Words
 
 __all__ = ["ACTION_STATUSES", "Action", "EvidenceRow", "RuleLine", "Verdict", "action_of", "build_verdict"]
@@ -72,6 +73,8 @@ class Verdict(Struct, frozen=True, kw_only=True):
     actions: tuple[Action, ...]
     passed: tuple[RuleLine, ...]  # rules with nothing to do (ok, not applicable), folded on the page
     rules: tuple[RuleLine, ...]  # every rule's headline, in rule order
+    # Medication and vaccine entries the terminology could not identify at all (shown, never silence).
+    unidentified: tuple[str, ...] = ()
 
     @property
     def holds(self) -> tuple[Action, ...]:
@@ -101,14 +104,15 @@ def build_verdict(
     actions = tuple(by_finding.values())
     rules = tuple(_rule_line(rule, ordered, c, by_finding) for rule in RULE_IDS)
     passed = tuple(r for r in rules if r.status in (Status.OK, Status.NOT_APPLICABLE))
-    basis = _basis(record, now, tz)
+    unknown = unidentified(record, mappings) if record is not None else ()
+    basis = _basis(record, now, tz) + (f" Could not identify: {'; '.join(unknown)}." if unknown else "")
     if actions:
         first = actions[0]
         return Verdict(
             status=first.status, tone=TONE_OF[first.status], icon=ICON_OF[first.status],
             words=WORDS_OF[first.status],
             headline=first.summary, basis=basis,
-            actions=actions, passed=passed, rules=rules,
+            actions=actions, passed=passed, rules=rules, unidentified=unknown,
         )
     ok = sum(1 for r in rules if r.status is Status.OK)
     if ok == 0:
@@ -119,7 +123,7 @@ def build_verdict(
         return Verdict(
             status=Status.NOT_APPLICABLE, tone="grey", icon=ICON_OF[Status.NOT_APPLICABLE], words="Does not apply",
             headline=f"No checks apply — {why}.", basis=basis,
-            actions=(), passed=passed, rules=rules,
+            actions=(), passed=passed, rules=rules, unidentified=unknown,
         )
     skipped = len(rules) - ok
     headline = (
@@ -129,7 +133,7 @@ def build_verdict(
     )
     return Verdict(
         status=Status.OK, tone="green", icon=ICON_OF[Status.OK], words="No action needed",
-        headline=headline, basis=basis, actions=(), passed=passed, rules=rules,
+        headline=headline, basis=basis, actions=(), passed=passed, rules=rules, unidentified=unknown,
     )
 
 

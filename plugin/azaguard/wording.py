@@ -150,12 +150,21 @@ CLINICIAN: dict[str, Template] = {
     # --- labs
     "blood-counts/*hold": _LAB_HOLD, "liver/*hold": _LAB_HOLD, "kidney/*hold": _LAB_HOLD,
     "blood-counts/*caution": _LAB_REVIEW, "liver/*caution": _LAB_REVIEW, "kidney/*caution": _LAB_REVIEW,
+    "liver/alt-falling-in-autoimmune-hepatitis": _T(
+        verb="Keep monitoring", object="ALT", reason="{concept} {value} {on_when}, {reason}", advice="{advice}"),
     # --- monitoring
     "monitoring-schedule/*caution": _T(verb="Order", object="{subject}", reason="last one {when}; {reason}"),
     # --- dose, TPMT, interactions
     "dose/*caution": _T(verb="Review", object="the azathioprine dose", reason="{reason}"),
+    "tpmt/tpmt-family-history": _T(verb="Test", object="{subject}", reason="{reason}"),
+    "tpmt/tpmt-after-transfusion": _T(verb="Retest or genotype", object="{subject}", reason="{reason}"),
     "tpmt/*hold": _T(verb="Hold", object="azathioprine", reason="{reason}", advice="{advice}"),
     "tpmt/*caution": _T(verb="Review", object="the azathioprine dose", reason="{reason}", advice="{advice}"),
+    "interactions/thiopurine-antimetabolite": _T(
+        verb="Hold", object="azathioprine", reason="{subject} is a second antimetabolite (duplicate therapy)",
+        advice="confirm the switch: only one should be taken"),
+    "infection-hold/anti-infective-prophylaxis": _T(
+        verb="Check", object="for infection", reason="{subject} is given as prophylaxis", advice="{advice}"),
     "interactions/*hold": _T(verb="Hold", object="azathioprine", reason="it interacts with {subject}",
                              advice="{advice}"),
     "interactions/*caution": _T(verb="Review", object="azathioprine", reason="it interacts with {subject}",

@@ -157,7 +157,8 @@ CANNOT = [
     ("weight in an unknown unit", [aza(), weighs(70, "stone")], "readable body weight"),
     ("no dose on the order", [aza(dose_mg=None), weighs(70)], "dosage instructions"),
     ("dose without a frequency", [aza(per_day=None), weighs(70)], "administrations per day"),
-    ("dose in millilitres", [aza(dose_unit="mL"), weighs(70)], "known dose unit"),
+    ("dose in millilitres of a tablet product", [aza(dose_unit="mL"), weighs(70)], "concentration"),
+    ("dose in an unknown unit", [aza(dose_unit="{puff}"), weighs(70)], "known dose unit"),
     (
         "tablets of an unknown strength (ingredient code only)",
         [aza(code="1256", display="azathioprine", dose_mg=2, dose_unit="{tbl}"), weighs(70)],

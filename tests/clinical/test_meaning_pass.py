@@ -558,10 +558,6 @@ CASES: list[Case] = [*WHOSE, *WHETHER, *VERSIONS, *SCRIPTS, *CONTEXT, *VACCINES]
 
 # Waiting for the medicines issue's order reasons and drug classes: expected to fail until they land (strict).
 PENDING: frozenset[str] = frozenset({
-    "dapsone for dermatitis herpetiformis is not treatment of an infection",  # needs the order's reason (i16)
-    "dapsone for bullous pemphigoid is not treatment of an infection",
-    "natalizumab with azathioprine (PML risk)",  # i16's interacting-drug classes
-    "fingolimod with azathioprine (additive immunosuppression)",
 })
 
 

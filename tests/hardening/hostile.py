@@ -86,6 +86,7 @@ def send(h: BaseHTTPRequestHandler, reply: Reply) -> None:
     h.close_connection = True
     try:
         h.send_response(reply.status)
+        h.send_header("Connection", "close")  # one request per connection: no stale keep-alive
         for k, v in reply.headers.items():
             h.send_header(k, v)
         if isinstance(reply.body, bytes):
@@ -95,7 +96,6 @@ def send(h: BaseHTTPRequestHandler, reply: Reply) -> None:
             return
         if reply.length is not None:
             h.send_header("Content-Length", str(reply.length))
-        h.send_header("Connection", "close")
         h.end_headers()
         for chunk in reply.body:
             h.wfile.write(chunk)

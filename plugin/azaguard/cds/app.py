@@ -8,7 +8,9 @@ in the log and in a response header.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -28,10 +30,12 @@ from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, 
 from azaguard.cds.request import BadRequest, parse_request
 from azaguard.cds.store import CdsStore, FeedbackEntry
 from azaguard.cds.trust import JwksCache, Untrusted, Verifier
+from azaguard.cliargs import parse_datetime
 from azaguard.config import AppConfig, is_loopback, origin_of
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.ops import audit, logs, metrics, runtime
 from azaguard.resources import InputError, loads_limited
+from azaguard.web.security import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from azaguard.terminology.server import TerminologyServer
@@ -122,9 +126,9 @@ class CdsService:
     def discover(self, request: Request) -> Response:
         return self.authenticate(request) or self.respond(self.discovery)
 
-    def _service(self, request: Request) -> Service | Response:
+    def _service(self, request: Request, *, authenticated: bool) -> Service | Response:
         """The addressed service for an authenticated caller, else the refusal (401) or 404 to send."""
-        refused = self.authenticate(request)
+        refused = None if authenticated else self.authenticate(request)
         if refused is not None:
             return refused
         service = SERVICES.get(request.path_params["service_id"])
@@ -132,8 +136,8 @@ class CdsService:
             return self.respond({"error": "not-found", "message": "no such CDS service"}, 404)
         return service
 
-    def hook(self, request: Request, body: bytes) -> Response:
-        service = self._service(request)
+    def hook(self, request: Request, body: bytes, *, authenticated: bool = False) -> Response:
+        service = self._service(request, authenticated=authenticated)
         if isinstance(service, Response):
             return service
         try:
@@ -176,8 +180,8 @@ class CdsService:
                                           "patient": logs.patient(request.patient_id)})
         return result.response()
 
-    def feedback(self, request: Request, body: bytes) -> Response:
-        service = self._service(request)
+    def feedback(self, request: Request, body: bytes, *, authenticated: bool = False) -> Response:
+        service = self._service(request, authenticated=authenticated)
         if isinstance(service, Response):
             return service
         try:
@@ -224,14 +228,23 @@ def parse_feedback(body: bytes, now: datetime) -> list[FeedbackEntry]:
             raise BadRequest(f"feedback[{i}].acceptedSuggestions must be an array")
         ids = tuple(str(a["id"]) for a in accepted if isinstance(a, dict) and a.get("id"))
         override = item.get("overrideReason")
-        reason = override.get("reason") if isinstance(override, dict) else None
+        reason = _coding(override.get("reason")) if isinstance(override, dict) else None
         comment = override.get("userComment") if isinstance(override, dict) else None
+        comment = comment if isinstance(comment, str) else None  # an object or list is no comment
         out.append(FeedbackEntry(
             card=card[:64], outcome=outcome, outcome_at=_timestamp(item.get("outcomeTimestamp"), now, i),
-            reason=reason if isinstance(reason, dict) else None,
+            reason=reason,
             user_comment=str(comment)[:2000] if comment else None, accepted_suggestions=ids,
         ))  # fmt: skip
     return out
+
+
+def _coding(reason: object) -> dict[str, str] | None:
+    """The override reason's Coding, its string fields only (bounded); anything else is no reason."""
+    if not isinstance(reason, dict):
+        return None
+    kept = {k: reason[k][:200] for k in ("system", "code", "display") if isinstance(reason.get(k), str)}
+    return kept or None
 
 
 def _timestamp(value: object, now: datetime, i: int) -> datetime:
@@ -240,23 +253,51 @@ def _timestamp(value: object, now: datetime, i: int) -> datetime:
     if not isinstance(value, str):
         raise BadRequest(f"feedback[{i}].outcomeTimestamp is not a string")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_datetime(value)  # years 1900-2999: the edges of the calendar overflow in arithmetic
     except ValueError as exc:
-        raise BadRequest(f"feedback[{i}].outcomeTimestamp is not an ISO timestamp") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        raise BadRequest(f"feedback[{i}].outcomeTimestamp is {exc}") from exc
 
 
 def cds_routes(service: CdsService) -> list[Route]:
     async def discover(request: Request) -> Response:
         return await run_in_threadpool(service.discover, request)
 
+    # Authenticated first, then the body read (bounded: web.security.BodyLimit wraps every app that
+    # serves these routes, and read_body holds the same cap): an unauthenticated caller never makes the
+    # service read or hold its body.
     async def hook(request: Request) -> Response:
-        body = await request.body()
-        return await run_in_threadpool(service.hook, request, body)
+        return await authenticated(request, service.hook)
 
     async def feedback(request: Request) -> Response:
-        body = await request.body()
-        return await run_in_threadpool(service.feedback, request, body)
+        return await authenticated(request, service.feedback)
+
+    async def authenticated(request: Request, handler: Callable[..., Response]) -> Response:
+        refused, context = await run_in_threadpool(authenticate, request)
+        if refused is not None:
+            return refused
+        body = await read_body(request)
+        if isinstance(body, Response):
+            return body
+        # In the context the authentication left (who is calling, for the audit trail).
+        return await run_in_threadpool(context.run, functools.partial(handler, request, body, authenticated=True))
+
+    def authenticate(request: Request) -> tuple[Response | None, contextvars.Context]:
+        return service.authenticate(request), contextvars.copy_context()
+
+    async def read_body(request: Request) -> bytes | Response:
+        too_large = service.respond({"error": "too-large", "message": f"the request body is larger than "
+                                     f"{MAX_BODY_BYTES} bytes"}, 413)  # fmt: skip
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            return too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def preflight(request: Request) -> Response:
         return Response(status_code=204, headers=CORS_HEADERS)

@@ -7,6 +7,7 @@ import io
 from collections import Counter
 
 from azaguard.cds.store import FeedbackRow
+from azaguard.report import clean, spreadsheet_cell
 
 COLUMNS = ("outcome_at", "service", "rule", "code", "outcome", "reason", "comment", "card", "summary")
 
@@ -21,16 +22,16 @@ def to_csv(rows: list[FeedbackRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for r in rows:
-        writer.writerow(_values(r))
+    for r in rows:  # text others typed: never a formula, no control characters
+        writer.writerow([spreadsheet_cell(v) for v in _values(r)])
     return out.getvalue()
 
 
 def to_table(rows: list[FeedbackRow]) -> str:
     if not rows:
         return "No feedback in this period."
-    counts = Counter((r.rule or "(unknown card)", r.code or "", r.outcome, r.reason_display or r.reason_code or "")
-                     for r in rows)
+    counts = Counter((clean(r.rule or "(unknown card)"), clean(r.code or ""), r.outcome,
+                      clean(r.reason_display or r.reason_code or "")) for r in rows)
     header = ("rule", "code", "outcome", "reason", "count")
     lines = [(*key, str(n)) for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
@@ -42,5 +43,5 @@ def to_table(rows: list[FeedbackRow]) -> str:
     comments = [r for r in rows if r.user_comment]
     if comments:
         text.append("Comments:")
-        text += [f"  {r.outcome_at:%Y-%m-%d %H:%M} {r.rule or '?'}: {r.user_comment}" for r in comments]
+        text += [f"  {r.outcome_at:%Y-%m-%d %H:%M} {clean(r.rule or '?')}: {clean(r.user_comment)}" for r in comments]
     return "\n".join(text)

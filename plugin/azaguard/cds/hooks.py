@@ -70,6 +70,9 @@ def run_hook(
     except EmptyRecord as exc:
         raise PreconditionFailed(f"no data for the patient in the prefetch or from the FHIR server ({exc})") from exc
     findings = [f for f in checked.findings if f.actionable]
+    unknown = checked.verdict.unidentified if checked.verdict is not None else ()
+    if unknown:  # what the terminology could not identify is said on every card, never silence
+        notes = [*notes, f"Could not identify: {'; '.join(unknown)} (check these by hand)."]
     result = HookResult([], fetched=assembled.fetched, requests=assembled.requests)
     prefix = (request.hook_instance, service.id)
     if drafts is None:

@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet
 
+from azaguard.cds.jwks import JwksCache as JwksCache  # fetching and caching key sets (re-exported)
+from azaguard.cds.jwks import Untrusted as Untrusted
 from azaguard.cds.store import CdsStore
 from azaguard.config import CdsClient
 
@@ -38,11 +39,6 @@ log = logging.getLogger("azaguard.cds.trust")
 ALGORITHMS = ("RS384", "ES384")
 SKEW_SECONDS = 60
 MAX_LIFETIME_SECONDS = 3600  # a client's JWT is for one call: refuse long-lived ones
-JWKS_TTL_SECONDS = 300
-
-
-class Untrusted(Exception):
-    """The caller could not be authenticated: 401, nothing evaluated."""
 
 
 @dataclass(frozen=True)
@@ -50,39 +46,6 @@ class Caller:
     iss: str
     jti: str
     tenant: str | None
-
-
-class JwksCache:
-    """JWK Sets fetched from jwks_url / allow-listed jku, kept a few minutes (re-read on an unknown kid)."""
-
-    def __init__(self, transport: httpx.BaseTransport | None = None, clock: Callable[[], float] = time.monotonic):
-        self._transport = transport
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._sets: dict[str, tuple[float, KeySet]] = {}
-
-    def get(self, url: str, kid: str | None) -> KeySet:
-        with self._lock:
-            hit = self._sets.get(url)
-        if hit is not None and self._clock() - hit[0] < JWKS_TTL_SECONDS and (kid is None or _has_kid(hit[1], kid)):
-            return hit[1]
-        keys = self._fetch(url)
-        with self._lock:
-            self._sets[url] = (self._clock(), keys)
-        return keys
-
-    def _fetch(self, url: str) -> KeySet:
-        try:
-            with httpx.Client(transport=self._transport, timeout=5.0, follow_redirects=False) as client:
-                response = client.get(url, headers={"Accept": "application/json"})
-            response.raise_for_status()
-            return KeySet.import_key_set(response.json())
-        except (httpx.HTTPError, ValueError, JoseError) as exc:
-            raise Untrusted(f"the client's JWK Set at {url} could not be read ({type(exc).__name__})") from exc
-
-
-def _has_kid(keys: KeySet, kid: str) -> bool:
-    return any(k.kid == kid for k in keys.keys)
 
 
 class Verifier:
@@ -153,6 +116,8 @@ class Verifier:
         exp, iat, jti = claims.get("exp"), claims.get("iat"), claims.get("jti")
         if not isinstance(exp, int | float) or not isinstance(iat, int | float):
             raise Untrusted("the JWT lacks exp or iat")
+        if not (math.isfinite(exp) and math.isfinite(iat) and abs(exp) < 1e11 and abs(iat) < 1e11):
+            raise Untrusted("the JWT's exp or iat is not a time (NaN, infinite or far outside the calendar)")
         if exp < now - SKEW_SECONDS:
             raise Untrusted("the JWT has expired")
         if iat > now + SKEW_SECONDS:

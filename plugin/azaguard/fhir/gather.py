@@ -142,6 +142,10 @@ def plan_searches(
     since_history = (now - timedelta(days=math.ceil(mappings.lab_infections.history_days.value))).date().isoformat()
     since = (now - timedelta(days=observation_lookback_days(mappings))).date().isoformat()
     count, obs_count = str(page_size), str(observation_page_size)
+    transfusion_codes = mappings.meaning.context.transfusion.codes
+    transfusions = ",".join(
+        f"{uri}|{code}" for name, uri in (("snomed", mappings.systems.snomed[0]), ("cpt", mappings.systems.cpt[0]))
+        for code in sorted(transfusion_codes.get(name, ())))
     since_therapy = (now - timedelta(days=therapy_lookback_days(mappings))).date().isoformat()
     return [
         # Every status: a stopped order still counts within the recent-therapy window.
@@ -202,6 +206,14 @@ def plan_searches(
         Search("open service requests", "ServiceRequest", (
             ("subject", patient), ("status", "active,on-hold,draft"), ("_count", count),
         ), "subject"),
+        # Read by the reading pass (record_meaning): a relative's history (a parent's TPMT deficiency is a
+        # reason to test, never the patient's phenotype) and red-cell transfusions (a TPMT phenotype soon after
+        # one may be the donor's), by their codes (a transfusion known only by name is read from a record in hand).
+        Search("family history", "FamilyMemberHistory", (("patient", patient), ("_count", count)), "patient",
+               tolerant=True),
+        Search("transfusions", "Procedure", (
+            ("subject", patient), ("code", transfusions), ("_count", count),
+        ), "subject", tolerant=True),
     ]  # fmt: skip
 
 

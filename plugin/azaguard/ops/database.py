@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event, text
 
+from azaguard.privatefiles import private_dir
+
 DB_ENV = "AZAGUARD_CDS_DATABASE_URL"
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -22,8 +24,21 @@ def default_database_url() -> str:
     if url:
         return url
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "azaguard"
-    base.mkdir(parents=True, exist_ok=True)
+    private_dir(base)
+    base.chmod(0o700)  # azaguard's own folder: feedback and audit name clinicians' decisions
     return f"sqlite:///{base / 'cds.sqlite'}"
+
+
+def _private_sqlite(database: str | None) -> None:
+    """The SQLite file made (or set) 0600 before SQLite opens it, never through a link; its journal
+    files take the same mode from it."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    fd = os.open(database, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def engine_for(url: str | None, *tables: MetaData) -> Engine:
@@ -34,6 +49,7 @@ def engine_for(url: str | None, *tables: MetaData) -> Engine:
         if engine is None:
             engine = create_engine(url, pool_pre_ping=True)
             if engine.dialect.name == "sqlite":
+                _private_sqlite(engine.url.database)
                 event.listen(engine, "connect", sqlite_pragmas)
             _engines[url] = engine
     for meta in tables:

@@ -72,7 +72,7 @@ def patient_messages(
         row = next((r for r in content.messages if r.matches(f.rule, f.code, f.status)), None)
         if row is None or (row.status is not None and any(x.rule == f.rule for x in out)):
             continue  # a rule's general words add nothing to a message already about it
-        message = _message(row, _facts(f, record, now, mappings, content, tz), content, f)
+        message = _message(row, _facts(f, now, mappings, content, tz), content, f)
         if message.sentence not in seen:  # two findings may tell the patient the same thing
             seen.add(message.sentence)
             out.append(message)
@@ -123,9 +123,7 @@ def fill(template: str, facts: dict[str, str], content: PatientContent) -> str:
 # --- facts, from the finding's own facts (trigger, subject) -----------------------------------------
 
 
-def _facts(
-    f: Finding, record: PatientRecord, now: datetime, m: Mappings, content: PatientContent, tz: tzinfo | None
-) -> dict[str, str]:
+def _facts(f: Finding, now: datetime, m: Mappings, content: PatientContent, tz: tzinfo | None) -> dict[str, str]:
     """The placeholders in the patient's words, from the facts the rule stated (azaguard.findings: the
     trigger's concept, quantity, time and record; the subject): the same facts the clinician's wording
     (azaguard.wording) renders, with values shown by it and times as a patient says them."""

@@ -180,6 +180,13 @@ def is_current(order: MedicationOrder, record: PatientRecord, now: datetime) -> 
     return order.status_class == "recent" and order.current_until is not None and now <= order.current_until
 
 
+def _unknown_reason(t: Therapy) -> str:
+    """Why therapy is unknown, naming a medication that may be azathioprine (a near miss) when there is one."""
+    if t.maybe_azathioprine:
+        return f"{t.maybe_azathioprine[0]} may be azathioprine (its name is close to it)"
+    return "a medication record could not be read"
+
+
 def uncertain_reason(order: MedicationOrder) -> str:
     return (f"{order_name(order)} has status '{order.status}', which the rules do not expect, so whether "
             "it is current cannot be told")
@@ -196,6 +203,10 @@ class Therapy(Struct, frozen=True):
     # they might be azathioprine, so "not on azathioprine" cannot be concluded.
     unknown: tuple[str, ...]
     unknown_reasons: tuple[str, ...]
+    # Medications whose name is close to azathioprine's but matches none exactly (terminology near miss).
+    maybe_azathioprine: tuple[str, ...] = ()
+    # A current order that renews earlier ones: its ref and when the therapy it continues began.
+    continued_from: tuple[tuple[str, datetime], ...] = ()
 
     @property
     def on_current(self) -> bool:
@@ -203,8 +214,10 @@ class Therapy(Struct, frozen=True):
 
     @property
     def start(self) -> datetime | None:
-        """Earliest recorded start among current orders (None when any is undated)."""
-        starts = [o.start for o in self.current]
+        """Earliest start of the current therapy (a renewal counts from the order it renews; None when any
+        current order is undated)."""
+        began = dict(self.continued_from)
+        starts = [began.get(o.ref, o.start) for o in self.current]
         if not starts or any(s is None for s in starts):
             return None
         return min(s for s in starts if s is not None)
@@ -247,6 +260,7 @@ def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
     by_name: list[str] = []
     unknown: list[str] = []
     reasons: list[str] = []
+    maybe: list[str] = []
     for order in record.medication_orders:
         if order.status_class == "never":
             continue
@@ -254,7 +268,9 @@ def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
         if match is None:
             if order.medication_problem and order.status_class in ("current", "uncertain"):
                 unknown.append(order.ref)
-                reasons.append(f"{order.ref}: {order.medication_problem}")
+                reasons.append(f"{order_name(order)}: {order.medication_problem}")
+                if order.drugs.near_miss is not None and order.medication is not None:
+                    maybe.append(order.medication.label)
             continue
         if match == "name":
             by_name.append(order.ref)
@@ -276,7 +292,7 @@ def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
             concept = Concept(codings=problem.codes)
             if azathioprine_match(concept, m) or not problem.codes:
                 unknown.append(problem.ref)
-                reasons.append(f"{problem.ref} could not be read: {problem.error}")
+                reasons.append(f"{problem_name(problem)} could not be read: {problem.error}")
     return Therapy(
         current=tuple(current),
         recent=tuple(recent),
@@ -284,7 +300,37 @@ def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
         matched_by_name=tuple(by_name),
         unknown=tuple(unknown),
         unknown_reasons=tuple(reasons),
+        maybe_azathioprine=tuple(maybe),
+        continued_from=_renewals(record, current, m),
     )
+
+
+def _renewals(
+    record: PatientRecord, current: list[MedicationOrder], m: Mappings
+) -> tuple[tuple[str, datetime], ...]:
+    """For each current order that renews earlier azathioprine orders (priorPrescription, or begun within
+    the renewal gap of one's end), when the therapy began: a renewal is not a new start."""
+    gap = timedelta(days=m.policy.therapy.renewal_max_gap_days.value)
+    earlier = [o for o in record.medication_orders
+               if o.drugs.azathioprine is not None and o.status_class in ("current", "recent") and o.start]
+    out: list[tuple[str, datetime]] = []
+    for order in current:
+        at, link, seen = order.start, order, {order.ref}
+        while at is not None:
+            before = next((p for p in earlier if p.ref not in seen and p.start is not None and p.start < at
+                           and (p.ref == link.prior or _ends_near(p, at, gap))), None)
+            if before is None or before.start is None:
+                break
+            at, link = before.start, before
+            seen.add(before.ref)
+        if at is not None and at != order.start:
+            out.append((order.ref, at))
+    return tuple(out)
+
+
+def _ends_near(order: MedicationOrder, start: datetime, gap: timedelta) -> bool:
+    end = order.end or order.current_until
+    return end is not None and start - gap <= end <= start + gap
 
 
 MEDICATION_TYPES = frozenset(
@@ -440,11 +486,14 @@ def applicability(
             m, rule, "medication-unknown", Status.CANNOT_EVALUATE, Severity.MODERATE,
             "Cannot tell whether the patient is on azathioprine: a medication record could not be read",
             "At least one medication record could not be identified or has a status the rules do not "
-            "expect, so azathioprine therapy can be neither confirmed nor excluded.",
+            "expect, so azathioprine therapy can be neither confirmed nor excluded: "
+            + "; ".join(t.unknown_reasons) + ".",
             evidence=[Evidence(reference=r, role="therapy", description="unidentified or uncertain medication record")
                       for r in t.unknown],
-            missing=["which medication each unreadable medication record is, and its status"],
-            reason="a medication record could not be read",
+            missing=[f"confirmation whether {name} is azathioprine (its name is close to it)"
+                     for name in t.maybe_azathioprine]
+            or ["which medication each unreadable medication record is, and its status"],
+            reason=_unknown_reason(t),
         )
     if t.recent or t.stop_date_unknown:
         refs = [o.ref for o in t.recent + t.stop_date_unknown]

@@ -11,7 +11,7 @@ from itertools import pairwise
 
 from msgspec.structs import replace as struct_replace
 
-from azaguard.findings import Evidence, Finding, Severity, Status
+from azaguard.findings import Evidence, Finding, Severity, Status, Trigger
 from azaguard.mappings import CodedContext, Mappings
 from azaguard.record import ConditionEntry, Measurement, PatientRecord
 from azaguard.record_meaning import Related
@@ -21,6 +21,8 @@ from azaguard.rules.common import (
     iso,
     make_finding,
     measurement_evidence,
+    measurement_trigger,
+    number,
     short_date,
     source_name,
     split_future,
@@ -57,6 +59,11 @@ def condition_in(record: PatientRecord, spec: CodedContext, m: Mappings) -> Cond
         if _coded(codes, spec, m) or names_match(cond.concept.names, spec.names):
             return cond
     return None
+
+
+def _unit(meas: Measurement, m: Mappings) -> str:
+    """The display unit of a result ("U/L"), as `amount` shows it."""
+    return amount(meas, m).split(" ", 1)[-1]
 
 
 def _condition_evidence(cond: ConditionEntry, what: str) -> Evidence:
@@ -107,14 +114,18 @@ def alt_by_indication(findings: list[Finding], record: PatientRecord, m: Mapping
         falling = len(values) >= 2 and all(newer < older for newer, older in pairwise(values))
         trend = " → ".join(f"{amount(r, m)} ({short_date(r.effective)})" for r in reversed(series))
         evidence = [*f.evidence, _condition_evidence(cond, "indication"),
-                    *(measurement_evidence(r, "ALT (trend)") for r in series[1:])]
+                    *(measurement_evidence(r, "ALT (trend)", "context") for r in series[1:])]
         if falling:
             out.append(make_finding(
                 m, "liver", "alt-falling-in-autoimmune-hepatitis", Status.CAUTION, Severity.MODERATE,
                 f"ALT high but falling in autoimmune hepatitis ({trend}): response to treatment; keep monitoring",
                 f"{spec.note} ALT {trend}: each result lower than the one before, so the high value reflects the "
                 f"disease responding to treatment, not drug toxicity. A rise would be the alarm. {f.detail}",
-                evidence=evidence, implicated=f.implicated,
+                evidence=evidence, implicated=f.implicated, trigger=measurement_trigger(series[0], "ALT"),
+                subject="ALT",
+                reason="falling on treatment of autoimmune hepatitis (" + " → ".join(
+                    number(r, m) for r in reversed(series)) + f" {_unit(series[0], m)}): response, not toxicity",
+                advice="repeat it; a rise is the alarm",
             ))
         else:
             out.append(struct_replace(f, detail=f"{f.detail} Indication: autoimmune hepatitis ({cond.concept.label}); "
@@ -141,6 +152,7 @@ def family_tpmt(record: PatientRecord, m: Mappings, implicated: list[str]) -> Fi
         evidence=[Evidence(reference=r.ref, description=f"{r.whose}'s record (not the patient's): "
                            f"{', '.join(r.names)}", date=r.date) for r in hits],
         missing=["the patient's own TPMT and NUDT15 status"], implicated=implicated,
+        subject="TPMT and NUDT15", reason=f"family history of TPMT/NUDT15 deficiency ({who}), not the patient's result",
     )
 
 
@@ -170,5 +182,6 @@ def tpmt_after_transfusion(results: list[Measurement], record: PatientRecord, m:
         evidence=[measurement_evidence(r, "TPMT phenotype"),
                   Evidence(reference=e.ref, description=f"red-cell transfusion: {e.label}", date=iso(e.date))],
         missing=["a TPMT genotype, or a phenotype more than the window after the last transfusion"],
-        implicated=implicated,
+        implicated=implicated, trigger=Trigger(concept=e.label, at=iso(e.date), reference=e.ref), subject="TPMT",
+        reason=f"the TPMT phenotype was measured {days} days after a red-cell transfusion and may be the donor's",
     )

@@ -9,7 +9,8 @@ from msgspec import Struct
 
 from azaguard.findings import SUMMARY_MAX_CHARS, Evidence, Finding, Severity, Status
 from azaguard.mappings import Interaction, Mappings
-from azaguard.record import Concept, DoseInstruction, Measurement, MedicationOrder, PatientRecord, Quantity
+from azaguard.record import Measurement, MedicationOrder, PatientRecord
+from azaguard.rules.amounts import order_daily_mg
 from azaguard.rules.common import (
     MEDICATION_TYPES,
     Therapy,
@@ -34,13 +35,10 @@ from azaguard.rules.common import (
     uncertain_reason,
 )
 from azaguard.rules.context import family_tpmt, tpmt_after_transfusion
-from azaguard.terminology import azathioprine_strength_mg, names_match
+from azaguard.terminology import AZATHIOPRINE, names_match
 from azaguard.terminology.labtests import activity_class
-from azaguard.units import UnitError, normalise
 
 _WEIGHT = "weight"  # analyte key for body weight
-_DRUG_MASS = "drug-mass"  # units dimension of a dose in mg
-# Dose units that mean "tablets" (UCUM annotation {tbl} and what EHRs write instead); lower-case.
 
 
 # --- daily dose, shared by the dose rule and the allopurinol interaction ----------------
@@ -55,20 +53,22 @@ class DailyDose(Struct, frozen=True):
 
 
 def daily_dose(record: PatientRecord, m: Mappings, now: datetime, t: Therapy) -> DailyDose:
-    """Total azathioprine mg/day over the current orders and, with a recent weight, mg/kg/day."""
+    """Total azathioprine mg/day over the current orders (dosage module) and, with a recent weight, mg/kg/day."""
     how: list[str] = []
     dose_missing: list[str] = []
     evidence: list[Evidence] = [order_evidence(o, t) for o in t.current]
+    weight, weight_missing, weight_evidence = _weight(record, m, now)
+    weight_kg = weight.value if weight is not None and not weight_missing else None
     total = 0.0
     for order in dose_sources(t):
-        mg, note, lacks = _order_mg_per_day(order, m)
-        dose_missing += lacks
-        if mg is not None:
-            total += mg
-            how.append(f"{order_name(order)}: {note}")
-    weight, weight_missing, weight_evidence = _weight(record, m, now)
+        reading = order_daily_mg(order, AZATHIOPRINE, now, weight_kg, m)
+        dose_missing += reading.missing
+        if reading.mg_per_day is not None:
+            total += reading.mg_per_day
+            how.append(f"{order_name(order)}: {reading.how}")
     evidence += weight_evidence
-    missing = dose_missing + weight_missing
+    # A weight-based dose already names the weight it lacks; the weight's own reason is said once.
+    missing = [x for x in dose_missing if "body weight" not in x or not weight_missing] + weight_missing
     mg_per_day = total if not dose_missing else None
     mg_per_kg = None
     if mg_per_day is not None and weight is not None and weight.value is not None and not missing:
@@ -85,58 +85,6 @@ def dose_sources(t: Therapy) -> tuple[MedicationOrder, ...]:
         if found:
             return found
     return ()
-
-
-def _order_mg_per_day(order: MedicationOrder, m: Mappings) -> tuple[float | None, str, list[str]]:
-    if not order.doses:
-        return None, "", [f"dosage instructions on {order_name(order)}"]
-    total = 0.0
-    notes: list[str] = []
-    missing: list[str] = []
-    for d in order.doses:
-        if d.as_needed:
-            missing.append(f"a regular schedule on {order_name(order)} (ordered as needed)")
-            continue
-        per_admin, note, lacks = _mg_per_administration(d, order, m)
-        missing += lacks
-        if d.per_day is None:
-            text = f" (text: {d.text!r})" if d.text else ""
-            missing.append(f"administrations per day on {order_name(order)}{text}")
-        if per_admin is not None and d.per_day is not None:
-            total += per_admin * d.per_day
-            notes.append(f"{note} x {d.per_day:g}/day")
-    if missing:
-        return None, "", missing
-    return total, " + ".join(notes) + f" = {total:g} mg/day", []
-
-
-def _mg_per_administration(
-    d: DoseInstruction, order: MedicationOrder, m: Mappings
-) -> tuple[float | None, str, list[str]]:
-    q = d.quantity
-    if q is None or q.value is None:
-        return None, "", [f"dose quantity on {order_name(order)}"]
-    if q.comparator:
-        return None, "", [f"an exact dose on {order_name(order)} (recorded {q.as_recorded()})"]
-    if _is_tablets(q, m):
-        strength = _strength_mg(order.medication, m)
-        if strength is None:
-            return None, "", [f"tablet strength of {order_name(order)} (RxNorm product code with a known strength)"]
-        return q.value * strength, f"{q.value:g} tablet(s) x {strength:g} mg", []
-    try:
-        n = normalise(q.value, code=q.code, system=q.system, text=q.unit, dimension=_DRUG_MASS, mappings=m)
-    except UnitError as exc:
-        return None, "", [f"a known dose unit on {order_name(order)} ({exc})"]
-    return n.value, f"{n.value:g} mg", []
-
-
-def _is_tablets(q: Quantity, m: Mappings) -> bool:
-    count_units = {u.lower() for u in m.units.dose_count_units.units}
-    return any(u is not None and u.strip().lower() in count_units for u in (q.code, q.unit))
-
-
-def _strength_mg(concept: Concept | None, m: Mappings) -> float | None:
-    return azathioprine_strength_mg(concept, m)
 
 
 def _weight(
@@ -395,9 +343,10 @@ def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> li
         checked.append(order.medication.label)
         for entry in mappings.medications.interactions:
             hit = order.drugs.interaction(entry.id)
-            if hit is None:
-                continue
-            how = f"{'code' if hit.kind == 'code' else 'name'} ({hit.basis})"
+            if hit is None or (entry.systemic_only and order.drugs.non_systemic):
+                continue  # eye drops of chloramphenicol are not its marrow toxicity
+            member = f"{hit.member}, " if hit.member and not hit.member.startswith("ATC ") else ""
+            how = f"{'code' if hit.kind == 'code' else 'name'} ({member}{hit.basis})"
             if uncertain:
                 out.append(make_finding(
                     mappings, "interactions", "interaction-status-uncertain", Status.CANNOT_EVALUATE,
@@ -463,10 +412,12 @@ def _interaction_finding(
         dd = daily_dose(record, m, now, t)
         evidence += [e for e in dd.evidence if e not in evidence]
         if dd.mg_per_kg_day is not None and dd.mg_per_kg_day <= limit:
-            status, severity, code = Status.CAUTION, Severity.MODERATE, f"{entry.id}-dose-reduced"
+            status = Status(entry.dose_reduced_status or "caution")
+            severity, code = entry.dose_reduced_severity or Severity.MODERATE, f"{entry.id}-dose-reduced"
             extra = (f" The azathioprine dose ({dd.mg_per_kg_day:.2f} mg/kg/day) is already at or below "
                      f"{limit:.2f} mg/kg/day ({entry.dose_reduction_fraction_max:g} x the label's usual "
-                     f"{usual:g}): confirm it was reduced for the {entry.id} and watch the blood count.")
+                     f"{usual:g}): confirm it was reduced for the {entry.id} and watch the blood count. "
+                     f"{entry.dose_reduced_message or ''} Source: {entry.dose_reduced_source or entry.source}.")
         elif dd.mg_per_kg_day is not None:
             extra = (f" The azathioprine dose is {dd.mg_per_kg_day:.2f} mg/kg/day, above {limit:.2f} "
                      "mg/kg/day "

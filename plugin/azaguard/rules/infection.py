@@ -9,13 +9,16 @@ rule never answers ok.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 
 from msgspec import Struct
 
+from azaguard.dosage import schedule
 from azaguard.findings import Evidence, Finding, Role, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Mappings, Threshold
 from azaguard.record import Concept, ConditionEntry, Measurement, MedicationOrder, PatientRecord
 from azaguard.rules import labproof, signs
+from azaguard.rules.amounts import order_daily_mg
 from azaguard.rules.common import (
     MEDICATION_TYPES,
     Therapy,
@@ -44,7 +47,15 @@ from azaguard.rules.common import (
     split_future,
     uncertain_reason,
 )
-from azaguard.terminology import InfectionMatch, drug_ingredients, infection_class, may_be_prophylaxis
+from azaguard.terminology import (
+    InfectionMatch,
+    drug_ingredients,
+    infection_class,
+    may_be_prophylaxis,
+    names_match,
+    non_systemic_names,
+    prophylaxis_reason,
+)
 
 RULE: RuleId = "infection-hold"
 _TEMPERATURE = "temperature"  # analyte key in mappings.analytes
@@ -397,41 +408,145 @@ def _anti_infectives(
     record: PatientRecord, m: Mappings, t: Therapy, now: datetime, aza_refs: list[str], aza_evidence: list[Evidence]
 ) -> list[Finding]:
     aza = {o.ref for o in t.orders}
-    hits: list[tuple[MedicationOrder, bool, str]] = []
+    hits: list[tuple[MedicationOrder, bool, str, str]] = []  # treatment or doubt: (order, may be proph., how, why)
+    prophylaxis: list[tuple[MedicationOrder, str, str]] = []  # (order, how, why it reads as prophylaxis)
     for order in record.medication_orders:
         if order.ref in aza or not _counts(order, record, now):
             continue
         match = anti_infective_match(order, m)
-        if match:
-            hits.append((order, *match))
-    if not hits:
-        return []
+        if match is None or any(non_systemic_names(d.route, m) for d in order.doses):
+            continue  # not an anti-infective, or given by a route that is not systemic (eye, ear, skin)
+        purpose, why = purpose_of(order, m, now)
+        if purpose == "not-infection":
+            continue  # dapsone for dermatitis herpetiformis: not an infection being treated
+        if purpose == "prophylaxis":
+            prophylaxis.append((order, match[1], why))
+        else:
+            hits.append((order, match[0], match[1], why))
+    out: list[Finding] = []
     ai = m.medications.anti_infectives
-    prophylaxis = [o.ref for o, proph, _ in hits if proph]
-    # Prophylaxis is only a question when nothing else on the list treats an infection.
-    all_prophylaxis = len({o.ref for o, _, _ in hits} - set(prophylaxis)) == 0
-    note = f" {ai.prophylaxis_false_positive_note}" if prophylaxis else ""
-    labels = ", ".join(dict.fromkeys(o.medication.label for o, _, _ in hits if o.medication))
-    summary = f"On anti-infective treatment ({labels}): {ACTION}"
-    advice = "contact the prescriber"
-    if all_prophylaxis:
-        summary = f"On {labels} (may be prophylaxis): if it treats an infection, {ACTION}"
-        advice = "it may be prophylaxis: if it treats an infection, contact the prescriber"
-    kinds = {o.kind for o, _, _ in hits}
-    recorded = "order" if kinds == {"order"} else "medication record"
-    return [make_finding(
-        m, RULE, "anti-infective", Status.HOLD, Severity.HIGH, summary,
-        f"An active systemic anti-infective {recorded} suggests an infection is being treated while the patient is "
-        f"on azathioprine: {ACTION}.{note}",
-        evidence=[
-            Evidence(reference=o.ref, role="trigger",
-                     description=f"anti-infective {o.kind}, {o.status}: "
-                     f"{o.medication.label if o.medication else '?'} ({how})",
-                     date=iso(o.start or o.authored_on))
-            for o, _, how in hits
-        ] + aza_evidence,
-        implicated=aza_refs, trigger=order_trigger(hits[0][0]), subject=labels, advice=advice,
-    )]
+    if hits:
+        may_be = [o.ref for o, proph, _, _ in hits if proph]
+        # Prophylaxis is only a question when nothing else on the list treats an infection.
+        all_prophylaxis = len({o.ref for o, _, _, _ in hits} - set(may_be)) == 0
+        note = f" {ai.prophylaxis_false_positive_note}" if may_be else ""
+        labels = ", ".join(dict.fromkeys(o.medication.label for o, _, _, _ in hits if o.medication))
+        summary = f"On anti-infective treatment ({labels}): {ACTION}"
+        advice = "contact the prescriber"
+        if all_prophylaxis:
+            summary = f"On {labels} (may be prophylaxis): if it treats an infection, {ACTION}"
+            advice = "it may be prophylaxis: if it treats an infection, contact the prescriber"
+        kinds = {o.kind for o, _, _, _ in hits}
+        recorded = "order" if kinds == {"order"} else "medication record"
+        out.append(make_finding(
+            m, RULE, "anti-infective", Status.HOLD, Severity.HIGH, summary,
+            f"An active systemic anti-infective {recorded} suggests an infection is being treated while the patient "
+            f"is on azathioprine: {ACTION}.{note}",
+            evidence=[
+                Evidence(reference=o.ref, role="trigger",
+                         description=f"anti-infective {o.kind}, {o.status}: "
+                         f"{o.medication.label if o.medication else '?'} ({how}); {why}",
+                         date=iso(o.start or o.authored_on))
+                for o, _, how, why in hits
+            ] + aza_evidence,
+            implicated=aza_refs, trigger=order_trigger(hits[0][0]), subject=labels, advice=advice,
+        ))
+    if prophylaxis:
+        caution = ai.prophylaxis.caution if ai.prophylaxis is not None else "confirm there is no active infection"
+        labels = ", ".join(dict.fromkeys(o.medication.label for o, _, _ in prophylaxis if o.medication))
+        out.append(make_finding(
+            m, RULE, "anti-infective-prophylaxis", Status.CAUTION, Severity.MODERATE,
+            f"On {labels} as prophylaxis: {caution}",
+            f"An active systemic anti-infective given as prophylaxis ({'; '.join(w for _, _, w in prophylaxis)}) "
+            f"is not a treated infection: {caution} before the next azathioprine dose.",
+            evidence=[
+                Evidence(reference=o.ref, role="trigger",
+                         description=f"prophylactic anti-infective {o.kind}, {o.status}: "
+                         f"{o.medication.label if o.medication else '?'} ({how}); {why}",
+                         date=iso(o.start or o.authored_on))
+                for o, how, why in prophylaxis
+            ] + aza_evidence,
+            implicated=aza_refs, trigger=order_trigger(prophylaxis[0][0]), subject=labels,
+            reason="given as prophylaxis", advice=caution.removeprefix("prophylaxis: "),
+        ))
+    return out
+
+
+Purpose = Literal["prophylaxis", "treatment", "doubt", "not-infection"]
+
+
+def purpose_of(order: MedicationOrder, m: Mappings, now: datetime) -> tuple[Purpose, str]:
+    """Treatment or prophylaxis, from the order's reason, its regimen (dosage module) and the drug:
+    a reason that is an acute infection is treatment; a prophylaxis, latent or carrier reason is prophylaxis
+    unless the regimen is a treatment dose (doubt); without a reason, the drug's prophylaxis regimen decides.
+    Doubt holds (mappings: anti_infectives.prophylaxis.decision)."""
+    for reason in order.reasons:
+        found = infection_class(reason, m)
+        # "Prophylaxis of recurrent UTI" names the infection it prevents: not one being treated.
+        if found is not None and found.holds and prophylaxis_reason([reason], m) is None:
+            return "treatment", f"its reason {reason.label!r} is an infection"
+    other_use = _non_infective_use(order, m)
+    if other_use is not None:
+        return "not-infection", other_use
+    why = prophylaxis_reason(order.reasons, m)
+    if why is None:
+        latent = next((r for r in order.reasons if (x := infection_class(r, m)) is not None and x.kind == "context"),
+                      None)
+        why = f"reason {latent.label!r} (a latent, carrier or chronic state)" if latent is not None else None
+    fit, regimen = _regimen(order, m, now)
+    if why is not None:
+        if fit == "exceeds":
+            return "doubt", f"{why}, but {regimen}: a treatment dose"
+        return "prophylaxis", why + (f"; {regimen}" if fit == "fits" else "")
+    if fit == "fits":
+        return "prophylaxis", f"no reason recorded; {regimen}"
+    return "doubt", "no reason says prophylaxis" + (f" and {regimen}" if regimen else "")
+
+
+def _non_infective_use(order: MedicationOrder, m: Mappings) -> str | None:
+    """The reason, when it is one of the drug's non-infective uses (mappings: non_infective_uses)."""
+    keys = {h.key for h in order.drugs.anti_infectives}
+    for ing in m.medications.anti_infectives.ingredients:
+        uses = ing.non_infective_uses
+        if ing.name not in keys or uses is None:
+            continue
+        for reason in order.reasons:
+            codes = [c.code.strip().upper() for c in reason.codings
+                     if m.systems.name_of(c.system) in ("icd10cm", "icd10")]
+            if any(code.startswith(p.upper()) for code in codes for p in uses.icd10_prefixes) or names_match(
+                    reason.names, uses.words):
+                return f"its reason {reason.label!r}: {uses.note}"
+    return None
+
+
+def _regimen(order: MedicationOrder, m: Mappings, now: datetime) -> tuple[str, str]:
+    """Whether the order's schedule and amount are its drug's prophylaxis regimen: ('fits' | 'exceeds' |
+    'unknown' | 'none', how it was read). 'none': a drug given alike for both (isoniazid, entecavir)."""
+    keys = {h.key for h in order.drugs.anti_infectives}
+    specs = {i.name: i.prophylaxis_regimen for i in m.medications.anti_infectives.ingredients if i.name in keys}
+    if not keys or set(specs) != keys or any(spec is None for spec in specs.values()):
+        return "none", ""
+    sched = schedule(order.doses, ref=order_name(order), now=now, start=order.start, m=m)
+    if sched.administrations_per_day is None:
+        return "unknown", "the regimen cannot be read (" + "; ".join(sched.missing) + ")"
+    per_day = sched.administrations_per_day
+    shown = f"{per_day:.3g} administration(s) a day ({sched.how})"
+    for key, spec in specs.items():
+        if spec is None:
+            continue
+        if spec.single_dose and not sched.single_dose:
+            return "exceeds", f"{shown}, not a single dose ({spec.note})"
+        if spec.max_administrations_per_day is not None and per_day > spec.max_administrations_per_day + 1e-9:
+            return "exceeds", f"{shown} ({spec.note})"
+        if spec.max_mg_per_day is not None:
+            reading = order_daily_mg(order, key, now, None, m)
+            if reading.mg_per_day is None:
+                return "unknown", f"the {key} amount cannot be read ({'; '.join(reading.missing)})"
+            if reading.mg_per_day > spec.max_mg_per_day + 1e-9:
+                return "exceeds", f"{key} {reading.mg_per_day:g} mg/day ({spec.note})"
+            shown += f", {key} {reading.mg_per_day:g} mg/day"
+    notes = "; ".join(dict.fromkeys(spec.note for spec in specs.values() if spec is not None))
+    return "fits", f"{'a single dose' if sched.single_dose else shown}: a prophylaxis regimen ({notes})"
 
 
 # --- unreadable records, ok ---------------------------------------------------------------------

@@ -84,7 +84,8 @@ def is_planned(event: VaccineEvent, m: Mappings) -> bool:
 
 def is_given(event: VaccineEvent) -> bool:
     # not-done is not a dose; entered-in-error is not a record.
-    return event.source in ("Immunization", "MedicationAdministration") and event.status == "completed"
+    # A Procedure coded as a vaccination (claims: CPT 90707) is a dose given too.
+    return event.source in ("Immunization", "MedicationAdministration", "Procedure") and event.status == "completed"
 
 
 @rule("vaccination-hold")

@@ -88,7 +88,8 @@ class SandboxServer:
         self.home = (home or default_home()).resolve()
         self.host = host
         self.requested_port = port
-        self.data_dir = (data_dir or self.home / "data").resolve()
+        self._data_dir = data_dir.resolve() if data_dir is not None else None
+        self._data_lock: IO[bytes] | None = None
         self.venv_dir = self.home / f"sekmet-{SEKMET_VERSION}"
         self._port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -104,6 +105,14 @@ class SandboxServer:
     @property
     def sekmet(self) -> Path:
         return self.venv_dir / "bin" / "sekmet"
+
+    @property
+    def data_dir(self) -> Path:
+        """The data folder: given, else one per port (two servers on different ports never share, nor reset,
+        one folder; a server started on any free port gets the folder of the port it got)."""
+        if self._data_dir is not None:
+            return self._data_dir
+        return self.home / "data" / f"port-{self._port or self.requested_port}"
 
     @property
     def settings_path(self) -> Path:
@@ -185,6 +194,7 @@ class SandboxServer:
         for attempt in range(_PORT_RETRIES):
             self._port = self.requested_port or _free_port(self.host)
             self._write_settings()
+            self._lock_data()
             self._spawn()
             try:
                 self._wait_ready(timeout)
@@ -209,6 +219,21 @@ class SandboxServer:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        if self._data_lock is not None:
+            self._data_lock.close()  # releases the folder's lock
+            self._data_lock = None
+
+    def _lock_data(self) -> None:
+        """Hold the data folder's lock while the server runs: a second server on it is refused."""
+        if self._data_lock is not None:
+            return
+        fh = (self.data_dir / ".lock").open("wb")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.close()
+            raise SandboxError(f"the data folder {self.data_dir} is in use by another sandbox server") from exc
+        self._data_lock = fh
 
     def reset(self) -> None:
         """Delete every resource, as `sekmet reset --yes` does; works while the server runs."""

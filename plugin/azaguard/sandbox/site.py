@@ -139,7 +139,8 @@ def create_site(
     )
     site.state.ehr = context
     # Redirects the routers build (e.g. /app → /app/) come from the public base, never the Host header.
-    from azaguard.web.security import PinnedOrigin
+    from azaguard.web.security import BodyLimit, PinnedOrigin
 
     site.add_middleware(PinnedOrigin, public_base=public_base)
+    site.add_middleware(BodyLimit)  # outermost: bodies are bounded before anything reads them
     return site

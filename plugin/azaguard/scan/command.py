@@ -21,10 +21,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from azaguard.cliargs import parse_datetime
 from azaguard.config import is_loopback
 from azaguard.fhir.client import FhirClient, check_id
 from azaguard.fhir.errors import FhirError
 from azaguard.mappings import Mappings
+from azaguard.privatefiles import exposure_warning, write_private
 from azaguard.resources import InputError
 from azaguard.scan import discovery
 from azaguard.scan.backoff import BackoffTransport, SharedBackoff
@@ -43,10 +45,9 @@ def now_of(text: str | None) -> datetime:
     if not text:
         return datetime.now(UTC)
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_datetime(text)
     except ValueError as exc:
-        raise InputError(f"--now {text!r} is not an ISO-8601 date-time") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        raise InputError(f"--now {text[:64]!r} is {exc}") from exc
 
 
 def run(args: argparse.Namespace, mappings: Mappings, *, stderr: TextIO | None = None,
@@ -70,6 +71,9 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
     out: Path = args.out
     started = time.time()
     progress = make_progress(err)
+    exposed = exposure_warning(out, "the results folder")
+    if exposed:
+        progress.note(f"warning: {exposed}")
     try:
         if args.ndjson is not None or args.bulk:
             from azaguard.scan.files import scan_files
@@ -89,11 +93,15 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
         progress.close()
         print(f"azaguard scan: authorization failed: {exc}", file=err)
         return EXIT_SERVER
+    except OSError as exc:  # the results folder: not writable, a link where a file should be, disk full
+        progress.close()
+        print(f"azaguard scan: cannot write in {out}: {exc.strerror or exc}", file=err)
+        return EXIT_INPUT
     progress.close()
     run_info["started_at"] = datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
     run_info["mappings_version"] = mappings.version
     run_info["timings"] = {"total": f"{time.time() - started:.1f} s", **run_info.get("timings", {})}
-    (out / "run.json").write_text(json.dumps(run_info, indent=2, default=str), encoding="utf-8")
+    write_private(out / "run.json", json.dumps(run_info, indent=2, default=str))
     summary = write_report(out, run_info, args.patient_link)
     print(_summary_line(summary, counts, out), file=err)
     if summary.outcomes.get("failed") or run_info.get("incomplete"):
@@ -136,17 +144,25 @@ def _check_options(args: argparse.Namespace) -> None:
             raise InputError(f"--group {args.group[:70]!r} is not a FHIR id") from exc
 
 
-def token_source(args: argparse.Namespace) -> tuple[str | Callable[[], str] | None, Callable[[], None] | None, str]:
-    """The bearer token (a callable that renews, for backend services), a renew hook, and how it was got."""
+def token_source(
+    args: argparse.Namespace, warn: Callable[[str], None] = lambda _: None
+) -> tuple[str | Callable[[], str] | None, Callable[[], None] | None, str]:
+    """The bearer token (a callable that renews, for backend services), a renew hook, and how it was got;
+    `warn` hears what is usable but wrong (a key file others can read, a scope broader or narrower than asked)."""
     if args.client_id:
-        from azaguard.smart.backend import BackendAuthError, BackendServicesAuth, load_private_key
+        from azaguard.smart.backend import BackendAuthError, BackendServicesAuth, key_file_warning, load_private_key
 
+        exposed = key_file_warning(args.private_key)
+        if exposed:
+            warn(f"warning: {exposed}")
         try:
             key = load_private_key(args.private_key, args.kid)
             auth = BackendServicesAuth(args.fhir_url, args.client_id, key, write=bool(args.write))
             auth.token()  # fail before any patient: a refused client is a configuration problem
         except BackendAuthError as exc:
             raise _AuthFailed(str(exc)) from exc
+        for warning in auth.warnings:
+            warn(f"warning: {warning}")
 
         def renew() -> None:
             # If renewal fails, the next request fails with 401 and the patient is recorded as failed.
@@ -180,7 +196,7 @@ def _scan_server(args: argparse.Namespace, mappings: Mappings, now: datetime, pr
                  transport: httpx.BaseTransport | None) -> tuple[dict[str, int], dict[str, Any]]:  # fmt: skip
     from azaguard.cli import _terminology  # the same site terminology server client as `check`
 
-    token, renew, auth_text = token_source(args)
+    token, renew, auth_text = token_source(args, progress.note)
     backoff = SharedBackoff(args.concurrency)
     with open_client(args.fhir_url, token, backoff, transport) as client, _terminology(args, mappings) as terminology:
         settings = ScanSettings(now=now, write=args.write, dry_run=args.dry_run, concurrency=args.concurrency,
@@ -188,7 +204,10 @@ def _scan_server(args: argparse.Namespace, mappings: Mappings, now: datetime, pr
         t0 = time.monotonic()
         found = find_patients(args, client, mappings)
         t1 = time.monotonic()
-        done = prepare(args.out, resume=args.resume)
+        skipped: list[str] = []
+        done = prepare(args.out, resume=args.resume, skipped=skipped)
+        for problem in skipped:
+            progress.note(f"warning: {problem}")
         todo = [pid for pid in found.patient_ids if pid not in done]
         writer = ResultsWriter(args.out / RESULTS_FILE)
         progress.start("scan", len(todo))

@@ -30,7 +30,10 @@ def scan_files(args: argparse.Namespace, mappings: Mappings, now: datetime, prog
     if args.engine == "dask":
         parameters["Dask scheduler"] = args.scheduler or "local cluster"
     size = sum(f.path.stat().st_size for f in files)
-    done = prepare(args.out, resume=args.resume)
+    skipped: list[str] = []
+    done = prepare(args.out, resume=args.resume, skipped=skipped)
+    for problem in skipped:
+        progress.note(f"warning: {problem}")
     found: list[Pass1] = []
 
     def on_found(first: Pass1) -> None:
@@ -85,7 +88,7 @@ def _export(args: argparse.Namespace, progress: ScanProgress, transport: httpx.B
     from azaguard.scan.bulk import BulkExport
     from azaguard.scan.command import token_source
 
-    token, _, auth_text = token_source(args)
+    token, _, auth_text = token_source(args, progress.note)
     token_fn = token if callable(token) else (lambda: token)
     exporter = BulkExport(args.fhir_url, token=token_fn, transport=transport)
     progress.note("Bulk Data export: kick-off")

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -43,6 +44,8 @@ PATIENT_ELEMENT: dict[str, str] = {
     "ImmunizationRecommendation": "patient",
     "DiagnosticReport": "subject",
     "QuestionnaireResponse": "subject",
+    "FamilyMemberHistory": "patient",
+    "Procedure": "subject",
 }
 # Every resource that can show therapy: pass 1 reads them all (cheap), as the rules do.
 ORDER_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration")
@@ -134,28 +137,43 @@ def export_files(directory: Path) -> list[ExportFile]:
     return found
 
 
-def _open(path: Path) -> IO[str]:
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+# One NDJSON line is one resource: a line longer than this is not read (a file without newlines, a bomb).
+MAX_LINE_BYTES = 32 << 20
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """The lines of one export file; a file that cannot be read (not gzip, gzip cut short, not UTF-8, a line
+    past MAX_LINE_BYTES) is an InputError naming the file and the line."""
+    number = 0
+    try:
+        with gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb") as fh:
+            while raw := fh.readline(MAX_LINE_BYTES + 1):
+                number += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise InputError(f"{path}, line {number}: longer than {MAX_LINE_BYTES} bytes; not read")
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(f"{path}, line {number}: not UTF-8 text (byte {exc.start + 1})") from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        what = "a gzip file cut short" if isinstance(exc, EOFError) else f"unreadable ({exc})"
+        raise InputError(f"{path}, after line {number}: {what}") from exc
 
 
 def _first_type(path: Path) -> str | None:
-    with _open(path) as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    value = orjson.loads(line).get("resourceType")
-                except (ValueError, AttributeError):
-                    return None
-                return value if isinstance(value, str) else None
+    for line in _lines(path):
+        if line.strip():
+            try:
+                value = orjson.loads(line).get("resourceType")
+            except (ValueError, AttributeError):
+                return None
+            return value if isinstance(value, str) else None
     return None
 
 
 def read_lines(paths: Iterable[Path]) -> Iterator[str]:
     for path in paths:
-        with _open(path) as fh:
-            yield from fh
+        yield from _lines(path)
 
 
 def of_type(files: Sequence[ExportFile], *types: str) -> list[Path]:

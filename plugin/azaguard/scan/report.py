@@ -6,6 +6,7 @@ Built from results.ndjson (the last line per patient), so a resumed scan reports
 from __future__ import annotations
 
 import csv
+import io
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ import jinja2
 from markupsafe import Markup, escape
 
 from azaguard.findings import RULE_IDS, Status
+from azaguard.privatefiles import write_private
 from azaguard.registry import label
+from azaguard.report import spreadsheet_cell
 from azaguard.scan.results import RESULTS_FILE, Line, latest, read_lines
 from azaguard.scan.wording import NO_ACTION_RANK
 
@@ -141,26 +144,21 @@ def _headline_status(line: Line) -> str:
     return statuses[0] if statuses else Status.OK.value
 
 
-def _cell(value: object) -> str:
-    """A CSV cell a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def write_actions_csv(path: Path, summary: Summary, link_template: str | None) -> None:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(["patient_id", "name", "most_urgent", "rules", "verdict", "outcome", "link"])
-        for line in summary.needing_action:
-            rules = ",".join(dict.fromkeys(a["rule"] for a in line.get("actions") or []))
-            url = patient_link(link_template, line["patient"]) or ""
-            values = (line["patient"], line.get("name"), _headline_status(line), rules, line.get("verdict"),
-                      line["outcome"], url)  # fmt: skip
-            out.writerow([_cell(v) for v in values])
+    fh = io.StringIO(newline="")
+    out = csv.writer(fh)
+    out.writerow(["patient_id", "name", "most_urgent", "rules", "verdict", "outcome", "link"])
+    for line in summary.needing_action:
+        rules = ",".join(dict.fromkeys(a["rule"] for a in line.get("actions") or []))
+        url = patient_link(link_template, line["patient"]) or ""
+        values = (line["patient"], line.get("name"), _headline_status(line), rules, line.get("verdict"),
+                  line["outcome"], url)  # fmt: skip
+        out.writerow([spreadsheet_cell(v) for v in values])
+    write_private(path, fh.getvalue())
 
 
 def write_report(out_dir: Path, run: Mapping[str, Any], link_template: str | None) -> Summary:
     summary = load_summary(out_dir)
-    (out_dir / REPORT_FILE).write_text(render_html(summary, run, link_template), encoding="utf-8")
+    write_private(out_dir / REPORT_FILE, render_html(summary, run, link_template))
     write_actions_csv(out_dir / ACTIONS_FILE, summary, link_template)
     return summary

@@ -9,13 +9,15 @@ why). Lines are appended and flushed one by one, so a crash loses at most the pa
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Annotated, Any, Literal
+
+import msgspec
 
 from azaguard.mappings import Mappings
+from azaguard.privatefiles import open_private, private_dir, write_private
 from azaguard.scan import wording
 from azaguard.service import CheckResult
 
@@ -75,7 +77,7 @@ class ResultsWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        self._fh: IO[str] = open_private(path, "a")
 
     def write(self, line: Line) -> None:
         text = json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
@@ -88,20 +90,68 @@ class ResultsWriter:
             self._fh.close()
 
 
-def read_lines(path: Path) -> Iterator[Line]:
-    """Every complete line of a results file (a torn last line from a crash is skipped)."""
+# What a results line must look like to be kept (the report reads these fields); others may be added.
+_Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
+
+
+class _Action(msgspec.Struct):
+    rule: str
+    status: str
+    text: str = ""
+
+
+class _Line(msgspec.Struct):
+    patient: _Id
+    outcome: Outcome
+    name: str | None = None
+    statuses: dict[str, str] = {}
+    urgency: int = 0
+    actions: list[_Action] = []
+    verdict: str | None = None
+    error: str | None = None
+    writes: dict[str, int] = {}
+    warnings: list[str] = []
+
+
+MAX_LINE_BYTES = 1 << 20  # a patient's line is a few kB
+
+
+def read_lines(path: Path, skipped: list[str] | None = None) -> Iterator[Line]:
+    """Every well-formed line of a results file; each other line (cut short by a crash, not UTF-8 or JSON,
+    not shaped as azaguard writes it, too long) is skipped, and named in `skipped`."""
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as fh:
-        for text in fh:
-            if not text.endswith("\n"):
-                break
-            try:
-                line = json.loads(text)
-            except ValueError:
+    with path.open("rb") as fh:
+        number = 0
+        while raw := fh.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            why = None
+            if len(raw) > MAX_LINE_BYTES:
+                why = f"longer than {MAX_LINE_BYTES} bytes"
+                while raw and not raw.endswith(b"\n"):  # the rest of that line
+                    raw = fh.readline(MAX_LINE_BYTES + 1)
+            elif not raw.endswith(b"\n"):
+                why = "cut short (the scan was interrupted while writing it)"
+            else:
+                try:
+                    msgspec.json.decode(raw, type=_Line)
+                    line = json.loads(raw)
+                except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, ValueError,
+                        RecursionError) as exc:  # fmt: skip
+                    why = _reason(exc)
+            if why is not None:
+                if skipped is not None:
+                    skipped.append(f"{path.name} line {number}: skipped ({why})")
                 continue
-            if isinstance(line, dict) and isinstance(line.get("patient"), str):
-                yield line
+            yield line
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, msgspec.ValidationError):
+        return f"not a results line: {str(exc)[:120]}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return "not valid JSON" if not isinstance(exc, UnicodeDecodeError) else "not UTF-8 text"
 
 
 def latest(lines: Iterable[Line]) -> dict[str, Line]:
@@ -112,17 +162,16 @@ def latest(lines: Iterable[Line]) -> dict[str, Line]:
     return out
 
 
-def prepare(out_dir: Path, *, resume: bool) -> set[str]:
-    """Make DIR ready; with resume, keep only evaluated patients' lines and return their ids."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def prepare(out_dir: Path, *, resume: bool, skipped: list[str] | None = None) -> set[str]:
+    """Make DIR ready; with resume, keep only evaluated patients' lines and return their ids (lines that
+    cannot be read are named in `skipped`, and their patients scanned again)."""
+    private_dir(out_dir)
     path = out_dir / RESULTS_FILE
     if not resume:
-        path.write_text("", encoding="utf-8")
+        write_private(path, "")
         return set()
-    kept = {pid: line for pid, line in latest(read_lines(path)).items() if line.get("outcome") == "evaluated"}
-    tmp = path.with_suffix(".ndjson.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for line in kept.values():
-            fh.write(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)  # atomic: a crash here leaves the old file or the new one, never half
+    kept = {pid: line for pid, line in latest(read_lines(path, skipped)).items() if line.get("outcome") == "evaluated"}
+    # Atomic and owner-only: a crash here leaves the old file or the new one, never half; never via a link.
+    write_private(path, "".join(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
+                                for line in kept.values()))  # fmt: skip
     return set(kept)

@@ -9,7 +9,9 @@ The token is cached and renewed before it expires; `renew()` forces a new one (a
 from __future__ import annotations
 
 import json
+import math
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -23,10 +25,15 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey, import_key
 
 from azaguard.config import is_loopback
+from azaguard.httpbound import ResponseTooLarge, ResponseTooSlow, fetch
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 300  # seconds: the most the SMART specification allows
 RENEW_MARGIN = 60  # renew this long before the token expires (a scan must not send an expired one)
+# A token is kept at least this long whatever expires_in says (0, 1 s, NaN): never one token per request.
+# A token the server really expired sooner is renewed after its 401, as any other.
+MIN_TOKEN_SECONDS = 30.0
+DEFAULT_TOKEN_SECONDS = 300.0  # when expires_in is absent or not a number
 TIMEOUT = 15.0
 
 SigningKey = RSAKey | ECKey
@@ -41,6 +48,55 @@ class ClientKey:
     key: SigningKey
     alg: str  # RS384 or ES384
     kid: str
+
+
+def key_file_warning(path: Path) -> str | None:
+    """A sentence when the private key file can be read by others than its owner."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return (f"the private key {path} can be read by others than its owner (mode {stat.filemode(mode)}): "
+                f"chmod 600 {path}")  # fmt: skip
+    return None
+
+
+def scope_warnings(requested: str, granted: str, *, write: bool) -> list[str]:
+    """Sentences when the granted scope is broader than asked, or too narrow for writing the alerts."""
+    asked, got = set(requested.split()), set(granted.split())
+    out = []
+    extra = sorted(got - asked - {s for s in got if _within(s, asked)})
+    if extra:
+        out.append(f"the authorization server granted more than was asked: {' '.join(extra)[:300]}")
+    if write:
+        from azaguard.fhir.catalogue import WRITES
+
+        missing = [t for t in WRITES if not any(_allows_write(s, t) for s in got)]
+        if missing:
+            out.append(f"the granted scope does not allow writing {', '.join(missing)}: --write will fail "
+                       f"(granted: {granted[:300]})")  # fmt: skip
+    return out
+
+
+def _within(scope: str, asked: set[str]) -> bool:
+    """A granted scope no broader than one asked (v2 permissions a subset of those asked for the type)."""
+    rtype, _, perms = scope.partition(".")
+    perms = perms.split("?", 1)[0]  # a query narrows a v2 scope, never widens it
+    for a in asked:
+        a_type, _, a_perms = a.partition(".")
+        if a_type == rtype and perms and set(perms) <= set(a_perms) and "*" not in perms + a_perms:
+            return True
+    return False
+
+
+def _allows_write(scope: str, rtype: str) -> bool:
+    context, _, rest = scope.partition("/")
+    stype, _, perms = rest.partition(".")
+    if context != "system" or stype not in (rtype, "*"):
+        return False
+    perms = perms.split("?", 1)[0]
+    return perms in ("write", "*") or ("c" in perms and "u" in perms and perms.islower() and "." not in perms)
 
 
 def load_private_key(path: Path, kid: str | None = None) -> ClientKey:
@@ -115,20 +171,22 @@ class BackendServicesAuth:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
+        self._margin = float(RENEW_MARGIN)
         self.token_endpoint: str | None = None
         self.v2: bool | None = None
         self.granted_scope = ""
         self.tokens_issued = 0
+        self.warnings: list[str] = []  # said once each: scope broader or narrower than needed, short tokens
 
     # -- discovery -------------------------------------------------------------------------
 
     def discover(self) -> None:
         url = f"{self.fhir_base}/.well-known/smart-configuration"
         try:
-            response = self._http.get(url, headers={"Accept": "application/json"})
+            response = fetch(self._http, "GET", url, headers={"Accept": "application/json"})
             config = response.json() if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
-            raise BackendAuthError(f"cannot read {url} ({type(exc).__name__})") from exc
+        except (httpx.HTTPError, ValueError, RecursionError) as exc:
+            raise BackendAuthError(f"cannot read {url} ({_why(exc)})") from exc
         if not isinstance(config, dict):
             raise BackendAuthError(f"{url} answered HTTP {response.status_code} without a SMART configuration")
         endpoint = config.get("token_endpoint")
@@ -152,7 +210,7 @@ class BackendServicesAuth:
 
     def token(self) -> str:
         with self._lock:
-            if self._token is None or self._clock() >= self._expires_at - RENEW_MARGIN:
+            if self._token is None or self._clock() >= self._expires_at - self._margin:
                 self._fetch()
             if self._token is None:  # pragma: no cover - _fetch sets it or raises
                 raise BackendAuthError("no access token")
@@ -190,12 +248,12 @@ class BackendServicesAuth:
             "client_assertion": self.assertion(),
         }
         try:
-            response = self._http.post(self.token_endpoint, data=form, headers={"Accept": "application/json"})
+            response = fetch(self._http, "POST", self.token_endpoint, data=form, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
-            raise BackendAuthError(f"the token endpoint did not answer ({type(exc).__name__})") from exc
+            raise BackendAuthError(f"the token endpoint did not answer usefully ({_why(exc)})") from exc
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
             error = body.get("error") if isinstance(body, dict) else None
@@ -205,11 +263,31 @@ class BackendServicesAuth:
                 f"the authorization server refused a token to client {self.client_id!r} "
                 f"(HTTP {response.status_code}): {said}"
             )
-        lifetime = body.get("expires_in")
+        expires_in = body.get("expires_in")
+        lifetime = DEFAULT_TOKEN_SECONDS
+        if isinstance(expires_in, int | float) and math.isfinite(expires_in):
+            lifetime = float(expires_in)
+        if lifetime < MIN_TOKEN_SECONDS:
+            self._warn(f"the authorization server gives tokens for {lifetime:g} s; each is kept "
+                       f"{MIN_TOKEN_SECONDS:g} s (renewed sooner after a 401)")  # fmt: skip
+            lifetime = MIN_TOKEN_SECONDS
         self._token = str(body["access_token"])
-        self._expires_at = self._clock() + (float(lifetime) if isinstance(lifetime, int | float) else 300.0)
+        # Renewed before it expires: RENEW_MARGIN, or half its life when that is shorter.
+        self._expires_at = self._clock() + lifetime
+        self._margin = min(RENEW_MARGIN, lifetime / 2)
         self.granted_scope = str(body.get("scope") or form["scope"])
+        for warning in scope_warnings(form["scope"], self.granted_scope, write=self.write):
+            self._warn(warning)
         self.tokens_issued += 1
+
+    def _warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
 
     def close(self) -> None:
         self._http.close()
+
+
+def _why(exc: BaseException) -> str:
+    """A failed fetch in a few words: the bounded fetch's own sentence (too large, too slow), else its kind."""
+    return str(exc) if isinstance(exc, ResponseTooLarge | ResponseTooSlow) else type(exc).__name__

@@ -16,6 +16,8 @@ from azaguard.terminology.drugs import (
     azathioprine_strength_mg,
     drug_ingredients,
     may_be_prophylaxis,
+    non_systemic_names,
+    prophylaxis_reason,
 )
 from azaguard.terminology.vaccines import (
     VaccineClass,
@@ -42,5 +44,7 @@ __all__ = [
     "may_be_prophylaxis",
     "names_match",
     "ndc_product",
+    "non_systemic_names",
+    "prophylaxis_reason",
     "vaccine_class",
 ]

@@ -6,6 +6,7 @@ Codes first; names (INN/BAN/USAN spellings, European spellings, brands) only as 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -15,6 +16,7 @@ from azaguard.mappings import DrugCodes, Mappings
 from azaguard.memo import PerMappings
 from azaguard.terminology._common import (
     NamePattern,
+    Patterns,
     coded,
     fold,
     name_alternation,
@@ -22,6 +24,7 @@ from azaguard.terminology._common import (
     ndc_product,
     system_names,
 )
+from azaguard.terminology.nearmiss import NearMiss, NearMissIndex
 
 if TYPE_CHECKING:
     from azaguard.record import Concept
@@ -38,12 +41,15 @@ class DrugHit(Struct, frozen=True):
     key: str  # "azathioprine", the interaction id, or the anti-infective ingredient name
     kind: MatchKind
     basis: str  # "RxNorm 197388", "ATC J01CA04", "name 'Imuran'"
+    member: str = ""  # an interacting class's member ("mycophenolate"); "" for the others
 
 
 class DrugMatch(Struct, frozen=True):
     hits: frozenset[DrugHit] = frozenset()
     # Named with a topical/eye/ear form word: not systemic, so never an anti-infective.
     non_systemic: bool = False
+    # No azathioprine name matched, but a word is close to one ("azathiorpine", "Imuren"): it may be.
+    near_miss: NearMiss | None = None
 
     def of(self, group: Group) -> list[DrugHit]:
         """Hits of one group, code matches first, then by key."""
@@ -62,9 +68,16 @@ class DrugMatch(Struct, frozen=True):
         hits = [h for h in self.of("interaction") if h.key == interaction_id]
         return hits[0] if hits else None
 
+    def interactions(self) -> list[DrugHit]:
+        """One hit per interacting class found (code matches first), with the member it matched."""
+        first: dict[str, DrugHit] = {}
+        for h in self.of("interaction"):
+            first.setdefault(h.key, h)
+        return list(first.values())
+
 
 NO_DRUG = DrugMatch()
-Target = tuple[Group, str]
+Target = tuple[Group, str, str]  # (group, key, member: "" unless an interacting class's member)
 
 
 @dataclass
@@ -75,6 +88,7 @@ class _DrugIndex:
     names: NamePattern | None
     by_name: dict[str, set[Target]]
     non_systemic: NamePattern | None
+    near_miss: NearMissIndex
     cache: dict[Concept, DrugMatch] = field(default_factory=dict)
 
 
@@ -91,31 +105,34 @@ def _build(m: Mappings) -> _DrugIndex:
 
     def add_names(target: Target, names: tuple[str, ...]) -> None:
         for n in names:
-            by_name.setdefault(name_key(n), set()).add(target)
+            by_name.setdefault(name_key(fold(n)), set()).add(target)  # matched on folded text
 
-    aza: Target = ("azathioprine", AZATHIOPRINE)
+    aza: Target = ("azathioprine", AZATHIOPRINE, "")
     add_codes(aza, meds.azathioprine.codes)
     add_names(aza, meds.azathioprine.names + meds.azathioprine.brands)
     prefixes: list[tuple[str, Target]] = []
     for entry in meds.interactions:
-        target: Target = ("interaction", entry.id)
-        add_codes(target, entry.codes)
-        add_names(target, entry.names + entry.brands)
-        prefixes += [(p.upper(), target) for p in entry.atc_prefixes]
+        for member in entry.members:
+            target: Target = ("interaction", entry.id, member.name)
+            add_codes(target, member.codes)
+            add_names(target, (member.name, *member.names, *member.brands))
+        prefixes += [(p.upper(), ("interaction", entry.id, "")) for p in entry.atc_prefixes]
     for ing in meds.anti_infectives.ingredients:
-        target = ("anti-infective", ing.name)
+        target = ("anti-infective", ing.name, "")
         add_codes(target, ing.codes)
         add_names(target, (*_spellings((ing.name, *ing.synonyms), meds.anti_infectives.spelling_variants),
                            *ing.brands))
     for p in meds.anti_infectives.atc_prefixes:
-        prefixes.append((p.upper(), ("anti-infective", f"ATC {p}")))
+        prefixes.append((p.upper(), ("anti-infective", f"ATC {p}", "")))
     return _DrugIndex(
         systems=system_names(m),
         codes=codes,
         atc_prefixes=prefixes,
-        names=name_alternation(by_name_source(m)),
+        names=name_alternation(fold(n) for n in by_name_source(m)),
         by_name=by_name,
-        non_systemic=name_alternation(meds.anti_infectives.non_systemic_form_words),
+        non_systemic=name_alternation(fold(w) for w in meds.anti_infectives.non_systemic_form_words),
+        near_miss=NearMissIndex((*meds.azathioprine.names, *meds.azathioprine.brands),
+                                meds.azathioprine.near_miss_edits),
     )
 
 
@@ -124,7 +141,7 @@ def by_name_source(m: Mappings) -> list[str]:
     meds = m.medications
     out = [*meds.azathioprine.names, *meds.azathioprine.brands]
     for e in meds.interactions:
-        out += [*e.names, *e.brands]
+        out += [n for member in e.members for n in (member.name, *member.names, *member.brands)]
     for i in meds.anti_infectives.ingredients:
         out += [*_spellings((i.name, *i.synonyms), meds.anti_infectives.spelling_variants), *i.brands]
     return out
@@ -172,30 +189,34 @@ def drug_ingredients(concept: Concept | None, m: Mappings) -> DrugMatch:
 
 def _match(concept: Concept, index: _DrugIndex) -> DrugMatch:
     hits: set[DrugHit] = set()
-    code_targets: set[Target] = set()
+    code_targets: set[tuple[Group, str]] = set()  # what a code found: a name adds nothing to it
     for system, raw in coded(concept, index.systems):
         code = _norm_code(system, raw)
         label = f"{_LABELS.get(system, system)} {raw}"
         exact = index.codes.get((system, code), set())
-        for group, key in exact:
-            hits.add(DrugHit(group, key, "code", label))
+        for group, key, member in exact:
+            hits.add(DrugHit(group, key, "code", label, member))
             code_targets.add((group, key))
         if system != "atc":
             continue
-        exact_groups = {g for g, _ in exact}
-        for prefix, (group, key) in index.atc_prefixes:
+        exact_groups = {g for g, _, _ in exact}
+        for prefix, (group, key, member) in index.atc_prefixes:
             if code.startswith(prefix) and group not in exact_groups:
                 # An ATC code in a class we watch but not in our ingredient list: the class decides.
-                hits.add(DrugHit(group, f"ATC {code}" if key.startswith("ATC ") else key, "code", label))
+                hits.add(DrugHit(group, f"ATC {code}" if key.startswith("ATC ") else key, "code", label,
+                                 member or f"ATC {code}"))
                 code_targets.add((group, key))
     if index.names is not None:
         for text in concept.names:
             for match in index.names.finditer(fold(text)):
-                for group, key in index.by_name.get(name_key(match.group(0)), ()):
+                for group, key, member in index.by_name.get(name_key(match.group(0)), ()):
                     if (group, key) not in code_targets:
-                        hits.add(DrugHit(group, key, "name", f"name {match.group(0)!r}"))
-    non_systemic = index.non_systemic is not None and any(index.non_systemic.search(t) for t in concept.names)
-    return DrugMatch(frozenset(hits), non_systemic)
+                        hits.add(DrugHit(group, key, "name", f"name {match.group(0)!r}", member))
+    non_systemic = index.non_systemic is not None and any(index.non_systemic.search(fold(t)) for t in concept.names)
+    near = None
+    if not any(h.group == "azathioprine" for h in hits):
+        near = index.near_miss.find(concept.names)
+    return DrugMatch(frozenset(hits), non_systemic, near)
 
 
 def azathioprine_strength_mg(concept: Concept | None, m: Mappings) -> float | None:
@@ -213,3 +234,36 @@ def may_be_prophylaxis(hits: list[DrugHit], m: Mappings) -> bool:
     prophylactic = {i.name for i in m.medications.anti_infectives.ingredients if i.prophylaxis_possible}
     keys = {h.key for h in hits if h.group == "anti-infective"}
     return bool(keys) and keys <= prophylactic
+
+
+_REASON_WORDS: PerMappings[Patterns] = PerMappings()
+
+
+def prophylaxis_reason(reasons: Sequence[Concept], m: Mappings) -> str | None:
+    """How an order's reasons say prophylaxis, a latent or a carrier state ("reason ICD-10-CM Z22.7", "reason
+    'CMV prophylaxis'"), or None. Codes and code prefixes from mappings (anti_infectives.prophylaxis),
+    then the words clinicians write."""
+    spec = m.medications.anti_infectives.prophylaxis
+    if spec is None or not reasons:
+        return None
+    codes = {system: {c.upper() for c in values} for system, values in spec.codes.items()}
+    for reason in reasons:
+        for c in reason.codings:
+            system = m.systems.name_of(c.system)
+            code = c.code.strip().upper()
+            prefixes = spec.code_prefixes.get(system or "", ())
+            if code in codes.get(system or "", set()) or any(code.startswith(p.upper()) for p in prefixes):
+                return f"reason {c.display or c.code} ({system} {c.code})"
+    words = _REASON_WORDS.get_or_build(m, lambda mm: Patterns(spec.words))
+    for reason in reasons:
+        names = [fold(n) for n in reason.names]
+        for pattern in words.candidates(names):
+            if any(pattern.search(n) for n in names):
+                return f"reason {reason.label!r}"
+    return None
+
+
+def non_systemic_names(names: Sequence[str], m: Mappings) -> bool:
+    """Whether any of the names (a Dosage.route, a dose form) says the drug is not systemic (eye drops ...)."""
+    index = _INDEXES.get_or_build(m, _build)
+    return index.non_systemic is not None and any(index.non_systemic.search(fold(n)) for n in names)

@@ -59,6 +59,8 @@ class _VaccineIndex:
     not_live: Patterns
     vaccine_words: Patterns
     not_vaccine: Patterns
+    atc_vaccines: tuple[str, ...]
+    atc_not_vaccines: tuple[str, ...]
     passive: Patterns
     cache: dict[tuple[Concept, bool], VaccineClass] = field(default_factory=dict)
 
@@ -74,7 +76,7 @@ def _build(m: Mappings) -> _VaccineIndex:
     crosswalk: dict[tuple[str, str], str] = {}
     for ndc, cvx in cw.ndc.items():
         crosswalk[("ndc", ndc.replace("-", ""))] = cvx
-    for system, table in (("cpt", cw.cpt), ("sct", cw.snomed), ("rxnorm", cw.rxnorm)):
+    for system, table in (("cpt", cw.cpt), ("sct", cw.snomed), ("rxnorm", cw.rxnorm), ("atc", cw.atc)):
         for code, cvx in table.items():
             crosswalk[(system, code)] = cvx
 
@@ -90,6 +92,8 @@ def _build(m: Mappings) -> _VaccineIndex:
         not_live=Patterns(names.not_live),
         vaccine_words=Patterns(names.vaccine_words),
         not_vaccine=Patterns(names.not_vaccine),
+        atc_vaccines=tuple(p.upper() for p in cw.atc_vaccine_prefixes),
+        atc_not_vaccines=tuple(p.upper() for p in cw.atc_not_vaccine_prefixes),
         passive=Patterns(names.passive),
     )
 
@@ -142,14 +146,21 @@ def _classify(concept: Concept, index: _VaccineIndex, is_vaccine: bool) -> Vacci
     if cvx:
         return _most_restrictive([_from_cvx(c, index, label) for c in sorted(cvx)])
     mapped: list[VaccineClass] = []
+    not_vaccine_atc: str | None = None
     for system, code in codes:
-        lookup = ndc_product(code) if system == "ndc" else code
+        lookup = ndc_product(code) if system == "ndc" else code.upper() if system == "atc" else code
         target = index.crosswalk.get((system, lookup)) if lookup else None
         if target is not None:
             via = f"{system.upper() if system != 'sct' else 'SNOMED'} {code} -> "
             mapped.append(_from_cvx(target, index, label, via))
+        elif system == "atc" and lookup and lookup.startswith(index.atc_vaccines):
+            mapped.append(VaccineClass("ambiguous", label, f"ATC {code} is a vaccine (J07) of no listed product"))
+        elif system == "atc" and lookup and lookup.startswith(index.atc_not_vaccines):
+            not_vaccine_atc = code
     if mapped:
         return _most_restrictive(mapped)
+    if not_vaccine_atc is not None and not is_vaccine:
+        return VaccineClass("not-a-vaccine", label, f"ATC {not_vaccine_atc}: an immune serum or immunoglobulin")
     names = concept.names
     if index.brands is not None:
         brands = [m.group(0) for text in names for m in index.brands.finditer(text)]

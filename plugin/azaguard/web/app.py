@@ -61,7 +61,7 @@ from azaguard.smart.pkce import new_pkce
 from azaguard.smart.session import LaunchContext, PendingAuthorization, Session, SessionStore
 from azaguard.verdict import ACTION_STATUSES, Action, RuleLine, Verdict
 from azaguard.web.charts import trend_charts
-from azaguard.web.security import PinnedOrigin, SecurityHeaders
+from azaguard.web.security import BodyLimit, PinnedOrigin, SecurityHeaders
 
 if TYPE_CHECKING:
     from azaguard.terminology.server import TerminologyServer
@@ -763,11 +763,12 @@ def served_app(config: AppConfig, *, insecure_cds: bool = False, **cds_options: 
     # The router's own redirects (/app → /app/) are built from the request: pin it to the public origin.
     from azaguard.ops.http import Operations
 
-    return Operations(
+    # Bodies bounded outermost (web.security.BodyLimit), before anything reads them.
+    return BodyLimit(Operations(
         PinnedOrigin(Starlette(routes=routes), config.public_base), routes=routes,
         checks=runtime.readiness_checks(config, load_mappings()), trusted_proxies=config.trusted_proxies,
         metrics_networks=config.metrics_networks, metrics_token=config.metrics_token(),
-    )
+    ))
 
 
 def serve(

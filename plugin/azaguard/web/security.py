@@ -35,6 +35,67 @@ def x_frame_options(frame_ancestors: tuple[str, ...]) -> bytes | None:
     return None
 
 
+# Every request body the service reads is at most this long: the largest is a CDS Hooks call with its
+# prefetch (one patient's record), a few hundred kB in practice.
+MAX_BODY_BYTES = 5 << 20
+
+
+class BodyLimit:
+    """Request bodies bounded before anything reads them: a declared Content-Length over the cap is
+    answered 413 at once; a body sent without one (chunked) is counted as it streams in and stops at
+    the cap with 413. Nothing upstream can be made to hold more than the cap."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope.get("headers", []) if k.lower() == b"content-length"), None)
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_bytes):
+            await self._too_large(send)
+            return
+        received = 0
+        started = refused = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Answer now; the app sees the client gone and whatever it sends later is dropped.
+                    refused = True
+                    if not started:
+                        await self._too_large(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except Exception:
+            if not refused:  # the app's reaction to the cut-off body (ClientDisconnect): already answered
+                raise
+
+    async def _too_large(self, send: Send) -> None:
+        body = f'{{"error":"too-large","message":"the request body is larger than {self.max_bytes} bytes"}}'.encode()
+        await send({"type": "http.response.start", "status": 413, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
 class PinnedOrigin:
     """Requests are seen as addressed to `public_base`'s scheme and host, whatever Host they carry."""
 

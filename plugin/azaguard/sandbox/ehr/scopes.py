@@ -33,6 +33,7 @@ RESOURCE_TYPES: frozenset[str] = frozenset(
         "AllergyIntolerance",
         "Encounter",
         "Procedure",
+        "FamilyMemberHistory",
         "DiagnosticReport",
         "Practitioner",
         "Questionnaire",

@@ -1,0 +1,36 @@
+"""Entries the terminology could not identify at all, so a clinician sees "could not identify: ..." instead of
+silence: medication records with no code of a drug terminology (RxNorm, ATC, SNOMED/dm+d, NDC) that match
+none of our drugs, and vaccines whose product nothing in the tables names."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from azaguard.mappings import Mappings
+from azaguard.terminology._common import coded, system_names
+from azaguard.terminology.vaccines import vaccine_class
+
+if TYPE_CHECKING:
+    from azaguard.record import PatientRecord
+
+_DRUG_SYSTEMS = frozenset({"rxnorm", "atc", "sct", "ndc"})
+
+
+def unidentified(record: PatientRecord, m: Mappings) -> tuple[str, ...]:
+    """The name of each medication or vaccine entry the terminology could not identify, in record order.
+    A name close to azathioprine is not listed here: it is 'may be azathioprine' (the rules say so)."""
+    systems = system_names(m)
+    out: list[str] = []
+    for order in record.medication_orders:
+        if order.status_class == "never" or order.drugs.hits or order.drugs.near_miss is not None:
+            continue
+        concept = order.medication
+        if concept is not None and order.medication_problem is None and any(
+                system in _DRUG_SYSTEMS for system, _ in coded(concept, systems)):
+            continue  # a standard drug code: identified, and none of ours
+        out.append(concept.label if concept is not None else f"a medication {order.kind} with no name")
+    for event in record.vaccines:
+        found = vaccine_class(event.vaccine, m, is_vaccine=True)
+        if found.kind == "ambiguous" and found.cvx is None and found.by_name:
+            out.append(event.vaccine.label)
+    return tuple(dict.fromkeys(out))
