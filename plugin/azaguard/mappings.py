@@ -900,7 +900,6 @@ class CodedContext(_Model, frozen=True, kw_only=True):
     note: str
     codes: dict[str, frozenset[str]]
     names: tuple[str, ...]
-    drugs: tuple[str, ...] = ()
 
 
 class UnreliableWeight(_Model, frozen=True, kw_only=True):
@@ -916,7 +915,6 @@ class TransfusionContext(CodedContext, frozen=True, kw_only=True):
 class ContextSets(ValueSetInfo, frozen=True, kw_only=True):
     autoimmune_hepatitis: CodedContext
     dialysis: CodedContext
-    skin_disease_reasons: CodedContext
     unreliable_weight: UnreliableWeight
     tpmt_family_history: CodedContext
     transfusion: TransfusionContext

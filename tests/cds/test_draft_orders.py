@@ -132,3 +132,20 @@ def test_a_new_azathioprine_order_with_a_live_vaccine_says_before_starting(call:
     for card in vaccine:
         text = f"{card['summary']} {card['detail']}".lower()
         assert "before starting azathioprine" in text and "the patient is on azathioprine" not in text, card
+
+
+@pytest.mark.parametrize("unit", ["{pill}", "{tbl}"])
+def test_a_draft_dosed_in_tablets_is_worked_out_from_the_product_strength(call: Caller, unit: str) -> None:
+    """The sandbox doses its orders as "Number" x {pill}: the dose is that many 50 mg tablets, not an unknown
+    unit. Two a day is within the maximum (no card); eight a day (400 mg) is over it, and the card says so."""
+    def tablets(n: int) -> dict[str, Any]:
+        draft = draft_azathioprine()
+        draft["dosageInstruction"][0]["doseAndRate"] = [
+            {"doseQuantity": {"value": n, "system": "http://unitsofmeasure.org", "code": unit}}]
+        return draft
+
+    assert _cards(call, SIGN, FRESH, [tablets(2)], chart=_fresh()) == []
+    cards = _cards(call, SIGN, FRESH, [tablets(8)], chart=_fresh())
+    dose = [c for c in cards if c["source"]["topic"]["code"] == "dose"]
+    assert len(dose) == 1 and "mg/kg/day" in dose[0]["summary"], cards
+    assert "unit" not in dose[0]["summary"].lower()
