@@ -63,7 +63,13 @@ def test_another_patients_resource_is_shown_as_a_warning(tmp_path: Path, capsys:
     code, out, _ = check(tmp_path, capsys, [b.patient(), b.azathioprine(), other])
     assert code == EXIT_OK
     (warning,) = json.loads(out)["warnings"]
-    assert warning == "Observation/theirs was not used: its subject Patient/p2 is another patient."
+    # Named for people (what and when), never by id (issue 22): the id stays a reference in the record.
+    assert warning == f"A result coded 8310-5 of {b.NOW.day} {b.NOW:%b %Y} was not used: its subject is another " \
+        "patient."
+    assert "theirs" not in warning and "Patient/" not in warning
+    named = {**other, "code": {**other["code"], "text": "Body temperature"}}
+    _, out, _ = check(tmp_path, capsys, [b.patient(), b.azathioprine(), named])
+    assert json.loads(out)["warnings"][0].startswith(f"The Body temperature result of {b.NOW.day} {b.NOW:%b %Y} was")
 
 
 def test_mappings_report_lists_every_value_set_with_counts_and_source(capsys: pytest.CaptureFixture[str]) -> None:

@@ -64,6 +64,9 @@ class CdsClient(BaseModel):
     jwks_url: str | None = None
     # `jku` header values honoured for this issuer (jwks_url is always honoured).
     jku: tuple[str, ...] = ()
+    # The FHIR servers a hook's fhirServer may name (URL prefixes; without a port: any port). Empty: any
+    # https server whose every address is public (never loopback, link-local or private).
+    fhir_servers: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _one_key_source(self) -> CdsClient:
@@ -71,7 +74,7 @@ class CdsClient(BaseModel):
             raise ValueError(f"CDS client {self.iss!r}: give exactly one of jwks or jwks_url")
         if self.jwks is not None and not isinstance(self.jwks.get("keys"), list):
             raise ValueError(f"CDS client {self.iss!r}: jwks must be a JWK Set ({{\"keys\": [...]}})")
-        for url in (self.jwks_url, *self.jku):
+        for url in (self.jwks_url, *self.jku, *self.fhir_servers):
             if url is not None:
                 _check_url(url)
         return self
@@ -96,6 +99,9 @@ class AppConfig(BaseModel):
     # (an SQLAlchemy URL; None: an SQLite file in the user's state directory).
     cds_clients: tuple[CdsClient, ...] = ()
     cds_database_url: str | None = None
+    cds_fetch_seconds: float = Field(4.0, gt=0, le=60, description=(
+        "How long the FHIR fetches of one CDS hook call (what the prefetch left out) may take in all; beyond "
+        "it the call is answered 412."), json_schema_extra={"example": 4})
     # The refresh token the app asks for (SMART 2): online_access (usable while the user is online, the
     # default), offline_access (beyond; only where the EHR and policy allow it), or none.
     refresh_scope: Literal["online_access", "offline_access", "none"] = "online_access"

@@ -250,13 +250,13 @@ class Owner:
             if target is not None and any(target is p for p in self.patients):
                 return None
             if target is not None:
-                return f"its {key} {ref} is another {target.get('resourceType')}, not this record's patient"
+                return f"its {key} is another {target.get('resourceType')}, not this record's patient"
             tail = _tail(ref)
             if tail.startswith("Patient/"):
                 if tail in self.names:
                     return None
-                return f"its {key} {ref} is another patient"
-            return f"its {key} {ref} cannot be resolved to this record's patient"
+                return f"its {key} is another patient"
+            return f"its {key} cannot be resolved to this record's patient"
         return None
 
 
@@ -284,7 +284,7 @@ def _focus_reason(raw: Resource, owner: Owner, resources: ResourceSet) -> str | 
                 subject = _subject_ref(target) if target is not None else None
                 if subject is None or owner.is_patient(subject) is not False:
                     continue  # the patient's own condition, procedure, body structure ...
-            return f"it is about {who or _tail(ref)} (Observation.focus), not the patient"
+            return f"it is about {who or 'another ' + kind} (Observation.focus), not the patient"
         if ref and ref.startswith("#"):
             contained = _contained(raw, ref[1:])
             ctype = contained.get("resourceType") if contained else None
@@ -300,7 +300,7 @@ def _focus_reason(raw: Resource, owner: Owner, resources: ResourceSet) -> str | 
         if subject is not None and owner.is_patient(subject) is False:
             holder = target.get("subject") if target is not None else None
             who = holder.get("display") if isinstance(holder, dict) else None
-            return f"its specimen {ref} came from {who or _tail(subject)}, not the patient"
+            return f"its specimen came from {who or 'someone else'}, not the patient"
     return None
 
 

@@ -105,14 +105,22 @@ def check_resources(
         findings=findings,
         evaluated_at=now,
         mappings_version=mappings.version,
-        warnings=warnings + dropped_warnings(record),
+        warnings=warnings + dropped_warnings(record, resources),
         verdict=build_verdict(findings, record, now, mappings, tz),
     )
 
 
-def dropped_warnings(record: PatientRecord) -> list[str]:
-    """One line per resource left out of the record (never silently)."""
-    return [f"{d.ref} was not used: {d.reason}." for d in record.dropped]
+def dropped_warnings(record: PatientRecord, resources: ResourceSet) -> list[str]:
+    """One line per resource left out of the record (never silently), the resource named for people (what it
+    records and when): its id is in the record (`record.dropped`), not in text a clinician reads."""
+    from azaguard.rules.common import resource_name
+
+    lines = []
+    for d in record.dropped:
+        raw = resources.resolve(d.ref)
+        name = resource_name(raw) if raw is not None else "a resource"
+        lines.append(f"{name[0].upper()}{name[1:]} was not used: {d.reason}.")
+    return lines
 
 
 def _subjects(resources: ResourceSet) -> set[str]:
@@ -174,27 +182,18 @@ def check_on_server(
 
     before = client.request_count
     gathered = gather(client, patient_id, mappings, now, memory=memory, alerts=read_alerts)
-    warnings = _enrich(gathered.resources, terminology)
-    record = build_record(gathered.resources, mappings)
-    if record.patient is None:
+    if not gathered.resources.patients():
         raise InputError(f"Patient/{patient_id} was not returned by the server")
-    findings = evaluate(record, mappings, now)
+    # The one evaluation step (as `check --bundle` and the CDS hooks): terminology, record, rules, verdict.
+    result = check_resources(gathered.resources, mappings=mappings, now=now, tz=tz, terminology=terminology)
+    findings = result.findings
     issues, flags = own_alerts(gathered.alert_issues or [], gathered.alert_flags or [])
     alerts_problem = gathered.alerts_problem
     if not read_alerts:
         alerts_problem = "the granted access does not include reading the alerts already in the chart"
-    result = CheckResult(
-        patient_ref=record.patient.ref,
-        patient=record.patient,
-        record=record,
-        findings=findings,
-        evaluated_at=now,
-        mappings_version=mappings.version,
-        requests=client.request_count - before,
-        existing_alerts_problem=alerts_problem,
-        warnings=list(gathered.warnings) + warnings + dropped_warnings(record),
-        verdict=build_verdict(findings, record, now, mappings, tz),
-    )
+    result.requests = client.request_count - before
+    result.existing_alerts_problem = alerts_problem
+    result.warnings = list(gathered.warnings) + result.warnings
     issues, flags, result.notes = _own(issues, flags)
     if write or dry_run:
         device = device_resource(mappings.version)

@@ -23,6 +23,7 @@ from tests.clinical.builders import NOW
 
 EHR_ISS = "https://ehr.example.org"
 BASE = "http://127.0.0.1:8400"
+FHIR_LISTED = "http://127.0.0.1"  # the local FHIR servers the tests name in fhirServer (any port)
 
 
 class Ehr:
@@ -57,7 +58,8 @@ def ehr() -> Ehr:
 @pytest.fixture
 def config(ehr: Ehr) -> AppConfig:
     base = load_app_config(public_base=BASE)
-    return base.model_copy(update={"cds_clients": (CdsClient(iss=EHR_ISS, jwks=ehr.jwks),)})
+    client = CdsClient(iss=EHR_ISS, jwks=ehr.jwks, fhir_servers=(FHIR_LISTED,))
+    return base.model_copy(update={"cds_clients": (client,)})
 
 
 @pytest.fixture

@@ -11,10 +11,11 @@ import pytest
 
 from azaguard.cds.app import CdsService
 from azaguard.cds.discovery import SERVICES
+from azaguard.cds.fhirserver import FetchPolicy
 from azaguard.cds.hooks import run_hook
 from azaguard.cds.request import parse_request
 from azaguard.fhir.client import FhirClient
-from tests.cds.conftest import Caller
+from tests.cds.conftest import FHIR_LISTED, Caller
 from tests.cds.hookdata import body, draft_vaccine, full_prefetch, retarget, sandbox_chart
 from tests.clinical.builders import NOW
 
@@ -74,7 +75,8 @@ def test_one_round_trip_per_call(make_service: Any, fhir_base: str) -> None:
     request = parse_request(json.dumps(body("patient-view", _chart(), patient_id=PID, prefetch={},
                                             **_auth(fhir_base))).encode(), SERVICES["azaguard-patient-view"])
     results = [run_hook(SERVICES["azaguard-patient-view"], request, templates=service.templates,
-                        mappings=service.mappings, now=NOW, clients=service.clients, links=service.links)
+                        mappings=service.mappings, now=NOW, clients=service.clients, links=service.links,
+                        policy=FetchPolicy((FHIR_LISTED,)))
                for _ in range(2)]
     assert [r.requests for r in results] == [1, 1]  # one batch, no CapabilityStatement on the hot path
     assert "observations" in results[1].fetched

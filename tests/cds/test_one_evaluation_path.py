@@ -103,3 +103,70 @@ def test_serve_hands_the_terminology_server_to_the_cds_hooks(
     server = TerminologyServer(_Answers(), load_mappings())  # type: ignore[arg-type]
     served_app(config, terminology=server)
     assert [s.terminology for s in made] == [server]
+
+
+SERVICE = Path(__file__).resolve().parents[2] / "plugin" / "azaguard" / "service.py"
+
+
+def test_the_server_check_evaluates_through_check_resources() -> None:
+    """`check --fhir-url`, the SMART page, the patient view and the scan gather with check_on_server: it has no
+    evaluation of its own either (terminology, record, rules and verdict are check_resources')."""
+    tree = ast.parse(SERVICE.read_text(encoding="utf-8"))
+    body = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "check_on_server")
+    called = {n.func.id for n in ast.walk(body) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert "check_resources" in called
+    assert not {"build_record", "evaluate", "build_verdict", "_enrich"} & called
+
+
+def test_the_smart_page_evaluates_with_the_sites_terminology_server(
+    config: AppConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page passes the site's terminology server to the one evaluation step: a local drug code is read as
+    azathioprine on the page, as in `check` and the CDS hooks."""
+    from starlette.routing import Mount
+
+    from azaguard import service
+    from azaguard.config import load_app_config
+    from azaguard.resources import ResourceSet
+    from azaguard.web.app import create_app
+    from tests.web.fake_ehr import ORIGIN, FakeEhr
+    from tests.web.test_app import REPO_CONFIG, Harness
+
+    order = b.azathioprine()
+    order["medicationCodeableConcept"] = {"coding": [{"system": LOCAL, "code": "AZA-50"}]}
+
+    def on_server(client: Any, patient_id: str, **kw: Any) -> service.CheckResult:
+        chart = [client.read("Patient", patient_id), order, b.recommendation("03")]
+        return service.check_resources(ResourceSet.from_resources(chart), mappings=kw["mappings"], now=kw["now"],
+                                       tz=kw.get("tz"), terminology=kw.get("terminology"))
+
+    def page(terminology: TerminologyServer | None) -> str:
+        ehr = FakeEhr()
+        h = Harness(ehr, load_app_config(REPO_CONFIG), monkeypatch)
+        monkeypatch.setattr(service, "check_on_server", on_server)
+        h.app = create_app(load_app_config(REPO_CONFIG), mappings=load_mappings(), now=h.clock,
+                           transport=ehr.transport, terminology=terminology)
+        h.browser = TestClient(Starlette(routes=[Mount("/app", app=h.app)]), base_url=ORIGIN, follow_redirects=False)
+        with h.browser:
+            response = h.open_page()
+        assert response.status_code == 200, response.text
+        return response.text
+
+    assert "Cannot check live vaccines" in page(None)
+    assert "Do not give the MMR vaccine (live)" in page(TerminologyServer(_Answers(), load_mappings()))  # type: ignore[arg-type]
+
+
+def test_serve_hands_the_terminology_server_to_the_page(config: AppConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    import azaguard.web.app as web_app
+
+    made: list[Any] = []
+    real = web_app.create_app
+
+    def spy(*args: Any, **kwargs: Any) -> Starlette:
+        made.append(kwargs.get("terminology"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(web_app, "create_app", spy)
+    server = TerminologyServer(_Answers(), load_mappings())  # type: ignore[arg-type]
+    web_app.served_app(config, terminology=server)
+    assert made == [server]

@@ -59,7 +59,8 @@ def test_a_draft_whose_medication_cannot_be_read_is_still_said(call: Caller) -> 
     body["context"]["draftOrders"]["entry"][0]["resource"]["medicationReference"] = {"reference": "Medication/gone"}
     r = call("azaguard-order-sign", body)
     info = [c for c in r.json()["cards"] if c["indicator"] == "info"]
-    assert len(info) == 1 and "request-123" in info[0]["detail"] and "cannot be read" in info[0]["detail"]
+    assert len(info) == 1 and "- the draft medication order: its medication cannot be read" in info[0]["detail"]
+    assert "request-123" not in info[0]["detail"] and "Medication/gone" not in info[0]["detail"]  # no ids to people
 
 
 def test_a_bare_array_of_drafts_and_a_patient_id_as_reference_are_read(call: Caller) -> None:

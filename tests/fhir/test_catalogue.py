@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from azaguard.cds.discovery import discovery_document, prefetch_templates
-from azaguard.fhir.catalogue import WRITES, launch_scopes, reads, record_reads, scopes
+from azaguard.fhir.catalogue import (
+    CHECKIN_WRITES,
+    WRITES,
+    launch_scopes,
+    patient_launch_scopes,
+    reads,
+    record_reads,
+    scopes,
+)
 from azaguard.fhir.gather import plan_searches
 from azaguard.mappings import load_mappings
 from azaguard.smart.backend import requested_scopes
@@ -33,6 +41,27 @@ def test_the_repository_registration_asks_for_exactly_the_catalogue() -> None:
     for version in ("v1", "v2"):
         assert _resource_scopes(registered[version]) == set(scopes(version, context="patient", write=True)), version
         assert _resource_scopes(launch_scopes(version)) == set(scopes(version, context="patient", write=True))
+
+
+def test_the_patients_own_launch_asks_for_the_record_and_the_check_in_writes() -> None:
+    """patient_scopes (the patient view) come from the catalogue too: each type the rules read, read-only, and
+    the check-in's writes; the app accepts the grant as able to save a check-in."""
+    from azaguard.patient.checkin import Answers, transaction
+    from azaguard.patient.content import load_questionnaire
+    from azaguard.web.patient import can_write_checkin
+
+    registered = json.loads((REPO / "smart_launch.json").read_text(encoding="utf-8"))["patient_scopes"]
+    assert registered == {"v2": patient_launch_scopes("v2"), "v1": patient_launch_scopes("v1")}
+    v2 = registered["v2"].split()
+    assert v2[:3] == ["launch/patient", "openid", "fhirUser"]
+    assert set(v2[3:]) == {f"patient/{t}.{'crus' if t in CHECKIN_WRITES else 'rs'}" for t in record_reads(M)}
+    v1 = set(registered["v1"].split()[3:])
+    assert v1 == {f"patient/{t}.read" for t in record_reads(M)} | {f"patient/{t}.write" for t in CHECKIN_WRITES}
+    assert not {"patient/DetectedIssue.rs", "patient/Flag.rs", "patient/Device.rs"} & set(v2)  # the clinician's
+    assert can_write_checkin(registered["v2"]) and can_write_checkin(registered["v1"])
+    answers = Answers(checkin_id="0" * 32, temperature=38.5, unit="Cel", celsius=38.5, signs=())
+    written = transaction(answers, "p1", datetime(2026, 11, 20, tzinfo=UTC), load_questionnaire(), M)
+    assert {e["resource"]["resourceType"] for e in written} == set(CHECKIN_WRITES)
 
 
 def test_the_backend_service_asks_for_the_catalogue_and_the_bulk_group() -> None:

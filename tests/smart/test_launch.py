@@ -337,8 +337,8 @@ def test_a_patient_launch_asks_the_patient_scopes_in_the_servers_syntax() -> Non
     assert config.patient_scopes is not None
     v2 = select_scope(config, frozenset({"permission-v2"}), standalone=True, scopes=config.patient_scopes)
     v1 = select_scope(config, frozenset(), standalone=True, scopes=config.patient_scopes)
-    assert {"launch/patient", "openid", "fhirUser", "patient/*.rs"} <= set(v2.split())
-    assert {"launch/patient", "openid", "fhirUser", "patient/*.read"} <= set(v1.split())
+    assert {"launch/patient", "openid", "fhirUser", "patient/Observation.crus"} <= set(v2.split())
+    assert {"launch/patient", "openid", "fhirUser", "patient/Observation.read"} <= set(v1.split())
 
 
 @pytest.mark.parametrize(

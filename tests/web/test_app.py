@@ -60,11 +60,14 @@ class Harness:
         dry_run: bool = False,
         tz: Any = None,
         read_alerts: bool = True,
+        terminology: Any = None,
     ) -> CheckResult:
         self.checks.append((patient_id, write))
         patient = client.read("Patient", patient_id)  # through the real FhirClient: 401 → AuthExpired
         resources = [patient, azathioprine(), observation("6690-2", 3.1, "10*3/uL", days_ago=2)]
-        result = service.check_resources(ResourceSet.from_resources(resources), mappings=mappings, now=now)
+        result = service.check_resources(
+            ResourceSet.from_resources(resources), mappings=mappings, now=now, terminology=terminology
+        )
         result.existing_alerts = [ExistingAlert("Flag/f1", "Flag", "blood-counts", "active", "Hold: WBC low", None)]
         result.warnings = list(self.warnings)
         if dry_run:

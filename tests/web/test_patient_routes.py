@@ -24,7 +24,8 @@ def test_the_patient_start_asks_the_patient_scopes(harness: Harness) -> None:
     q = {k: v[0] for k, v in parse_qs(urlsplit(response.headers["location"]).query).items()}
     assert q["aud"] == ISS and "launch" not in q
     scope = q["scope"].split()
-    assert {"launch/patient", "openid", "fhirUser", "patient/*.rs", "patient/QuestionnaireResponse.cu"} <= set(scope)
+    wanted = {"launch/patient", "openid", "fhirUser", "patient/Patient.rs", "patient/QuestionnaireResponse.crus"}
+    assert wanted <= set(scope)
     assert not any(s.startswith("patient/DetectedIssue") for s in scope)  # a patient never writes alerts
 
 

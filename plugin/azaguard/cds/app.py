@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from azaguard.cds.cards import Links
 from azaguard.cds.discovery import SERVICES, Service, discovery_document
+from azaguard.cds.fhirserver import FetchPolicy
 from azaguard.cds.hooks import run_hook
 from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, default_client_factory
 from azaguard.cds.request import BadRequest, parse_request
@@ -151,12 +152,14 @@ class CdsService:
 
     def _evaluate(self, service: Service, body: bytes) -> dict[str, Any]:
         request = parse_request(body, service)
-        if self.insecure and request.fhir_server and not is_loopback(request.fhir_server):
-            # Unauthenticated callers must not make the service fetch from arbitrary hosts.
+        acting = audit.actor.get()
+        caller = next((c for c in self.config.cds_clients if acting is not None and c.iss == acting.who), None)
+        if caller is None and request.fhir_server and not is_loopback(request.fhir_server):
+            # Unauthenticated (insecure sandbox) callers must not make the service fetch from arbitrary hosts.
             request = dataclasses.replace(request, fhir_server=None, access_token=None,
                                           notes=[*request.notes, "fhirServer ignored (insecure sandbox mode)"])
+        policy = FetchPolicy(caller.fhir_servers if caller is not None else _LOOPBACK, self.config.cds_fetch_seconds)
         now = self.now()
-        acting = audit.actor.get()
         user = request.context.get("userId")
         if acting is not None:
             access = request.access_token
@@ -166,7 +169,7 @@ class CdsService:
         try:
             result = run_hook(
                 service, request, templates=self.templates, mappings=self.mappings, now=now,
-                clients=self.clients, links=self.links, terminology=self.terminology,
+                clients=self.clients, links=self.links, terminology=self.terminology, policy=policy,
             )
         except Exception as exc:
             self.audit.record("cds." + service.id, patient=request.patient_id, outcome=type(exc).__name__)
@@ -191,6 +194,8 @@ class CdsService:
         self.store.add_feedback(service.id, entries, self.now())
         return self.respond({"stored": len(entries)})
 
+
+_LOOPBACK = ("http://127.0.0.1", "http://localhost", "http://[::1]")  # the insecure sandbox's own servers
 
 _REASONS = (  # (words in Untrusted's message, reason label), first match wins: a bounded label set
     ("authorization header", "no-token"), ("not a signed jwt", "malformed"), ("payload", "malformed"),

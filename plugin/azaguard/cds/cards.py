@@ -101,7 +101,8 @@ def finding_card(
 
 
 def unreadable_card(drafts: list[Draft], *, card_uuid: str, links: Links) -> dict[str, Any]:
-    items = "\n".join(f"- `{_md(d.ref)}` ({_md(d.label)}): {_md(d.problem or 'unreadable')}" for d in drafts)
+    # Named for people, never by id: the clinician sees their draft orders, not FHIR ids.
+    items = "\n".join(f"- {_md(d.name)}: {_md(d.problem or 'it could not be read')}" for d in drafts)
     return {
         "uuid": card_uuid,
         "summary": sentence(f"azaguard could not check {len(drafts)} draft order(s): check them by hand"),

@@ -113,6 +113,11 @@ def key_labels(mappings: Mappings) -> dict[str, str]:
     return {search_key(a): a.label for a, _ in _plans(mappings)}
 
 
+def key_searches(mappings: Mappings) -> dict[str, Search]:
+    """Prefetch key -> the gatherer's search (which type, and which element ties it to the patient)."""
+    return {search_key(a): a for a, _ in _plans(mappings)}
+
+
 def date_bounded_keys(mappings: Mappings) -> dict[str, int]:
     """Keys whose gatherer search is bounded in time, with the bound in days (applied on arrival)."""
     out = {}

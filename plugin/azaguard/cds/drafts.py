@@ -45,6 +45,7 @@ class Draft:
     has_id: bool = True
     concept: Concept | None = None
     empty: bool = False  # nothing chosen yet: not an order to check, and no card says so
+    name: str = "the draft order"  # the draft named for people (its id is a reference, never text)
 
 
 @dataclass
@@ -129,7 +130,7 @@ def _read(
         concept = _concept(r.get("vaccineCode"))
         if concept is None:
             return Draft(ref, rtype, "vaccine (unnamed)", None, None, "the draft names no vaccine", has_id,
-                         empty=_unset(r.get("vaccineCode")))
+                         empty=_unset(r.get("vaccineCode")), name="the draft vaccination")
         return Draft(ref, rtype, concept.label, "vaccine", r, None, has_id, concept)
     r.setdefault("status", "draft")
     r.setdefault("intent", "order")
@@ -140,12 +141,12 @@ def _read(
             chosen = r.get("medicationCodeableConcept") or r.get("medicationReference")
             return Draft(ref, rtype, "medication not chosen", None, None,
                          "no medication chosen yet" if _unset(chosen) else "its medication cannot be read",
-                         has_id, empty=_unset(chosen))
+                         has_id, empty=_unset(chosen), name="the draft medication order")
     else:
         concept = _concept(r.get("code"))
         if concept is None:
             return Draft(ref, rtype, "service not chosen", None, None, "no service chosen yet", has_id,
-                         empty=_unset(r.get("code")))
+                         empty=_unset(r.get("code")), name="the draft service order")
     return Draft(ref, rtype, concept.label, _kind(concept, m), r, None, has_id, concept)
 
 

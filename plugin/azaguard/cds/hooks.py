@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from azaguard.cds.cards import Links, card_id, finding_card, unreadable_card
 from azaguard.cds.discovery import Service
 from azaguard.cds.drafts import Draft, Drafts, read_drafts, record_resources, vaccine_events
+from azaguard.cds.fhirserver import FetchPolicy
 from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, assemble
 from azaguard.cds.request import CdsRequest
 from azaguard.findings import Finding, Severity
@@ -53,8 +54,9 @@ def run_hook(
     clients: ClientFactory,
     links: Links,
     terminology: TerminologyServer | None = None,
+    policy: FetchPolicy | None = None,
 ) -> HookResult:
-    assembled = assemble(request, templates, mappings, now, clients)
+    assembled = assemble(request, templates, mappings, now, clients, policy)
     notes = request.notes + assembled.notes
     drafts = read_drafts(request.context, request.hook, request.patient_id, mappings, now) if service.ordering else None
     resources = assembled.resources

@@ -2,24 +2,28 @@
 
 A key sent as null means "no data"; a key left out (or answered with an OperationOutcome, or a
 Bundle with a next page) means "not fetched". Without a way to fetch it: PreconditionFailed (412).
-Resources of another patient are left out and said.
+Resources that cannot be tied to this patient are left out and named, as the gatherer does; what is
+fetched comes only from a server the caller may name (fhirserver.FetchPolicy), within its deadline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from azaguard.cds.discovery import PATIENT_KEY, date_bounded_keys, key_labels, prefetch_templates
+from azaguard.cds.discovery import PATIENT_KEY, date_bounded_keys, key_labels, key_searches, prefetch_templates
 from azaguard.cds.drafts import listify
+from azaguard.cds.fhirserver import FetchPolicy
 from azaguard.cds.request import BadRequest, CdsRequest
 from azaguard.fhir.client import PROCESS_POOLS, FhirClient
-from azaguard.fhir.errors import FhirError
-from azaguard.fhir.gather import gather
+from azaguard.fhir.errors import FhirError, FhirUnavailable
+from azaguard.fhir.gather import Search, gather, named, of_patient, refers_to
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError, ResourceSet, resource_set_from_json
 
@@ -37,6 +41,10 @@ class Assembled:
 
 
 ClientFactory = Callable[[str, str], FhirClient]
+
+# The hooks' FHIR fetches, each waited for at most its policy's deadline (a thread left behind ends at
+# the client's own per-read timeout).
+_FETCHES = ThreadPoolExecutor(max_workers=16, thread_name_prefix="cds-fetch")
 
 
 def default_client_factory(transport: httpx.BaseTransport | None = None) -> ClientFactory:
@@ -57,10 +65,12 @@ class Templates:
         self.templates = prefetch_templates(mappings)
         self.labels = key_labels(mappings)
         self.lookback = {k: timedelta(days=d) for k, d in date_bounded_keys(mappings).items()}
+        self.searches = key_searches(mappings)
 
 
 def assemble(
-    request: CdsRequest, templates: Templates, mappings: Mappings, now: datetime, clients: ClientFactory
+    request: CdsRequest, templates: Templates, mappings: Mappings, now: datetime, clients: ClientFactory,
+    policy: FetchPolicy | None = None,
 ) -> Assembled:
     out = Assembled(ResourceSet())
     missing: list[str] = []
@@ -74,17 +84,21 @@ def assemble(
         # As the gatherer's `ge<date>`: from the start of that day.
         bound = now - templates.lookback[key] if key in templates.lookback else None
         since = bound.replace(hour=0, minute=0, second=0, microsecond=0) if bound is not None else None
-        if not _add(out, key, value, request.patient_id, since):
+        search = templates.searches.get(key)
+        if not _add(out, key, value, request.patient_id, since, search, request.fhir_server):
             missing.append(key)
     unknown = sorted(set(request.prefetch) - set(templates.templates))
     if unknown:
         out.notes.append(f"prefetch keys not requested by this service were ignored: {', '.join(unknown)}")
     if missing:
-        _fetch(out, request, missing, templates, mappings, now, clients)
+        _fetch(out, request, missing, templates, mappings, now, clients, policy or FetchPolicy())
     return out
 
 
-def _add(out: Assembled, key: str, value: object, patient_id: str, since: datetime | None) -> bool:
+def _add(
+    out: Assembled, key: str, value: object, patient_id: str, since: datetime | None, search: Search | None,
+    base: str | None,
+) -> bool:
     """Add one prefetch value; False when it does not count as fetched."""
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         out.notes.append(f"prefetch {key!r} is not a FHIR resource; fetched instead")
@@ -107,16 +121,17 @@ def _add(out: Assembled, key: str, value: object, patient_id: str, since: dateti
     except InputError as exc:
         out.notes.append(f"prefetch {key!r} could not be read ({exc}); fetched instead")
         return False
-    foreign = 0
+    foreign: list[Mapping[str, Any]] = []
     for resource in found.resources:
-        if _other_patient(resource, patient_id):
-            foreign += 1
+        if not _tied(resource, search, patient_id, base):
+            foreign.append(resource)
         elif since is not None and _before(resource, since):
             continue  # what the gatherer's date bound would not have fetched
         elif resource.get("resourceType") != "Patient":
             out.resources.add(listify(resource))
     if foreign:
-        out.notes.append(f"prefetch {key!r} held {foreign} resource(s) of another patient; they were left out")
+        out.notes.append(f"prefetch {key!r} held {len(foreign)} resource(s) of another patient or not tied to "
+                         f"this one ({named(foreign)}); they were left out")
     return True
 
 
@@ -128,6 +143,7 @@ def _fetch(
     mappings: Mappings,
     now: datetime,
     clients: ClientFactory,
+    policy: FetchPolicy,
 ) -> None:
     if not request.fhir_server or not request.access_token:
         raise PreconditionFailed(
@@ -135,13 +151,28 @@ def _fetch(
             "to fetch them"
         )
     only = {templates.labels[k] for k in missing if k in templates.labels}
-    client = clients(request.fhir_server, request.access_token)
+    server, token = request.fhir_server, request.access_token
+    refused = PreconditionFailed(policy.refusal(", ".join(missing)))
+
+    def fetch() -> Any:
+        if not policy.allows(server):  # resolved here: a slow DNS answer counts against the deadline
+            raise refused
+        client = clients(server, token)
+        try:
+            return gather(client, request.patient_id, mappings, now, only=only, alerts=False)
+        finally:
+            client.close()
+
+    running = _FETCHES.submit(fetch)
     try:
-        gathered = gather(client, request.patient_id, mappings, now, only=only, alerts=False)
+        gathered = running.result(timeout=policy.deadline)
+    except FutureTimeout:
+        running.cancel()
+        raise refused from None
+    except FhirUnavailable:  # refused, closed, timed out, unknown host: the same words
+        raise refused from None
     except (FhirError, InputError, ValueError) as exc:
         raise PreconditionFailed(f"fetching {', '.join(missing)} from fhirServer failed: {exc}") from exc
-    finally:
-        client.close()
     have = set(out.resources.index)
     patient_given = PATIENT_KEY not in missing
     for resource in gathered.resources.resources:
@@ -176,11 +207,12 @@ def _has_next(bundle: Mapping[str, Any]) -> bool:
     return isinstance(links, list) and any(isinstance(x, dict) and x.get("relation") == "next" for x in links)
 
 
-def _other_patient(resource: Mapping[str, Any], patient_id: str) -> bool:
+def _tied(resource: Mapping[str, Any], search: Search | None, patient_id: str, base: str | None) -> bool:
+    """The key's matches must point at the patient (gather.of_patient); any other resource that names a
+    patient must name this one."""
+    if search is not None and resource.get("resourceType") == search.resource_type:
+        return of_patient(resource, search, patient_id, base)
     for element in ("subject", "patient"):
-        ref = resource.get(element)
-        target = ref.get("reference") if isinstance(ref, dict) else None
-        if isinstance(target, str) and "Patient/" in target:
-            tail = target.split("/_history/")[0].rstrip("/").rsplit("/", 1)[-1]
-            return tail != patient_id
-    return False
+        if element in resource:
+            return refers_to(resource[element], patient_id, base)
+    return True

@@ -4,7 +4,7 @@ The SMART scopes in smart_launch.json, the backend-services (scan) scopes, the C
 templates (cds/discovery.py, from the same plan) and the discovery's usageRequirements are all made
 from here, so a search added to fhir/gather.py is asked for, advertised and prefetched everywhere
 (tests/fhir/test_catalogue.py holds them together). Regenerate smart_launch.json's scopes with
-`python -m azaguard.fhir.catalogue smart_launch.json`.
+`python -m azaguard.fhir.catalogue smart_launch.json` (the clinician's `scopes` and the patient's `patient_scopes`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from azaguard.mappings import Mappings, load_mappings
 
 # The alerts azaguard writes, and the Device it names as their author (read, then created if absent).
 WRITES = ("DetectedIssue", "Flag", "Device")
+# What a patient's own check-in writes (patient/checkin.py's transaction: create-or-update by id).
+CHECKIN_WRITES = ("QuestionnaireResponse", "Observation")
 # A bulk export's patient list (scan --group): read by the backend service only.
 SCAN_ONLY_READS = ("Group",)
 # What an _include's search parameter brings back.
@@ -54,15 +56,18 @@ def scopes(
 ) -> list[str]:
     """Resource scopes for what azaguard reads (and, with `write`, writes): v2 'rs'/'crus', v1 'read'/'write'."""
     types = reads(mappings) + (SCAN_ONLY_READS if context == "system" else ())
+    return _resource_scopes(version, context, types, WRITES if write else ())
+
+
+def _resource_scopes(version: Version, context: str, types: tuple[str, ...], writes: tuple[str, ...]) -> list[str]:
     out: list[str] = []
-    for rtype in types:
-        writes = write and rtype in WRITES
+    for rtype in dict.fromkeys(types + writes):
         if version == "v2":
-            out.append(f"{context}/{rtype}.{'crus' if writes else 'rs'}")
+            out.append(f"{context}/{rtype}.{'crus' if rtype in writes else 'rs'}")
         else:
             out.append(f"{context}/{rtype}.read")
-    if version == "v1" and write:
-        out += [f"{context}/{rtype}.write" for rtype in WRITES]
+    if version == "v1":
+        out += [f"{context}/{rtype}.write" for rtype in writes]
     return out
 
 
@@ -70,6 +75,13 @@ def launch_scopes(version: Version, mappings: Mappings | None = None) -> str:
     """The SMART App Launch scopes (smart_launch.json): launch, identity, and patient-context resource scopes."""
     return " ".join(["launch", "openid", "fhirUser", *scopes(version, context="patient", write=True,
                                                              mappings=mappings)])
+
+
+def patient_launch_scopes(version: Version, mappings: Mappings | None = None) -> str:
+    """The patient's own launch (smart_launch.json's patient_scopes, the patient view): the record the rules read
+    (not the chart's alerts: those are for the clinician) and what the check-in writes."""
+    resource = _resource_scopes(version, "patient", record_reads(mappings), CHECKIN_WRITES)
+    return " ".join(["launch/patient", "openid", "fhirUser", *resource])
 
 
 def usage_requirements(mappings: Mappings | None = None) -> str:
@@ -87,6 +99,8 @@ def write_launch_scopes(path: Path) -> None:
     """Set the scopes of an app registration file to the catalogue's (the rest of the file kept)."""
     data = json.loads(path.read_text(encoding="utf-8"))
     data["scopes"] = {"v2": launch_scopes("v2"), "v1": launch_scopes("v1")}
+    if "patient_scopes" in data:  # a site that offers the patient's own launch
+        data["patient_scopes"] = {"v2": patient_launch_scopes("v2"), "v1": patient_launch_scopes("v1")}
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

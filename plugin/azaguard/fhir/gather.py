@@ -272,12 +272,12 @@ def gather(
         method = "concurrent"
         patient, pages = _concurrently(client, patient_id, searches, failures)
     n = len(record_searches)
-    resources = _collect(patient, patient_id, record_searches, _required(pages[:n]), warnings)
+    resources = _collect(patient, patient_id, record_searches, _required(pages[:n]), warnings, client.base_url)
     for search, error in failures:
         resources.failures.append((_action(search), search.resource_type, error))
     gathered = Gathered(resources, 0, method, warnings)
     if alerts:
-        _collect_alerts(gathered, patient_id, alert_searches, pages[n:])
+        _collect_alerts(gathered, patient_id, alert_searches, pages[n:], client.base_url)
     _add_missing_medications(client, resources, method, warnings)
     gathered.requests = client.request_count - start
     return gathered
@@ -399,12 +399,12 @@ def _expect(resource: Resource | None, resource_type: str, action: str) -> Resou
 
 
 def _collect_alerts(
-    gathered: Gathered, patient_id: str, searches: list[Search], pages: list[list[Resource] | None]
+    gathered: Gathered, patient_id: str, searches: list[Search], pages: list[list[Resource] | None], base: str
 ) -> None:
     if any(p is None for p in pages):
         gathered.alerts_problem = "the alerts already in the chart cannot be read with the granted access (403)"
         return
-    found = _collect_matches(patient_id, searches, _required(pages), gathered.warnings)
+    found = _collect_matches(patient_id, searches, _required(pages), gathered.warnings, base)
     gathered.alert_issues = [r for r in found if r.get("resourceType") == "DetectedIssue"]
     gathered.alert_flags = [r for r in found if r.get("resourceType") == "Flag"]
 
@@ -415,6 +415,7 @@ def _collect(
     searches: list[Search],
     pages: list[list[Resource]],
     warnings: list[str],
+    base: str,
 ) -> ResourceSet:
     if patient.get("id") != patient_id:
         raise FhirProtocolError(f"asked for Patient/{patient_id}, the server returned Patient/{patient.get('id')}")
@@ -429,17 +430,17 @@ def _collect(
         out.add(resource, full_url or None)
 
     add(patient, None)
-    for resource, full_url in _entries_of_patient(patient_id, searches, pages, warnings):
+    for resource, full_url in _entries_of_patient(patient_id, searches, pages, warnings, base):
         add(resource, full_url)
     return out
 
 
 def _collect_matches(
-    patient_id: str, searches: list[Search], pages: list[list[Resource]], warnings: list[str]
+    patient_id: str, searches: list[Search], pages: list[list[Resource]], warnings: list[str], base: str
 ) -> list[Resource]:
     out: list[Resource] = []
     seen: set[str] = set()
-    for resource, _ in _entries_of_patient(patient_id, searches, pages, warnings):
+    for resource, _ in _entries_of_patient(patient_id, searches, pages, warnings, base):
         key = f"{resource.get('resourceType')}/{resource.get('id')}"
         if key not in seen:
             seen.add(key)
@@ -448,38 +449,54 @@ def _collect_matches(
 
 
 def _entries_of_patient(
-    patient_id: str, searches: list[Search], pages: list[list[Resource]], warnings: list[str]
+    patient_id: str, searches: list[Search], pages: list[list[Resource]], warnings: list[str], base: str
 ) -> Iterator[tuple[Resource, str | None]]:
-    """(resource, fullUrl) of every page; another patient's matches are dropped with a warning."""
+    """(resource, fullUrl) of every page; matches not tied to the patient are dropped with a warning."""
     for search, search_pages in zip(searches, pages, strict=True):
-        foreign = 0
+        foreign: list[Resource] = []
         for page in search_pages:
             warnings.extend(f"{search.label}: the server said: {w}" for w in searchset_warnings(page))
             for entry in searchset_entries(page):
                 resource: Resource = dict(entry["resource"])
-                rtype = resource.get("resourceType")
-                if rtype == "OperationOutcome":
+                if resource.get("resourceType") == "OperationOutcome":
                     continue
                 mode = (entry.get("search") or {}).get("mode")
-                matched = rtype == search.resource_type and mode != "include"
-                if matched and not _refers_to(resource.get(search.patient_element), patient_id):
-                    foreign += 1
+                if mode != "include" and not of_patient(resource, search, patient_id, base):
+                    foreign.append(resource)
                     continue
                 full_url = entry.get("fullUrl")
                 yield resource, full_url if isinstance(full_url, str) else None
         if foreign:
             warnings.append(
-                f"{search.label}: the server returned {foreign} {search.resource_type} resource(s) of other "
-                "patients (it ignored the patient filter); they were left out"
+                f"{search.label}: the server returned {len(foreign)} {search.resource_type} resource(s) of other "
+                f"patients or not tied to this one ({named(foreign)}); they were left out"
             )
 
 
-def _refers_to(reference: object, patient_id: str) -> bool:
+def named(resources: Sequence[Mapping[str, Any]], most: int = 5) -> str:
+    """`Type/id` of the first few resources, and how many more."""
+    names = [f"{r.get('resourceType')}/{r.get('id')}" for r in resources[:most]]
+    more = f" and {len(resources) - most} more" if len(resources) > most else ""
+    return ", ".join(names) + more
+
+
+def of_patient(resource: Mapping[str, Any], search: Search, patient_id: str, base: str | None) -> bool:
+    """False for a match of `search` that cannot be tied to the patient: its patient element is
+    missing, identifier- or display-only, dangling, another patient's, or an absolute URL off `base`
+    (the server it came from; None: only relative references count). Other types pass."""
+    if resource.get("resourceType") != search.resource_type:
+        return True
+    return refers_to(resource.get(search.patient_element), patient_id, base)
+
+
+def refers_to(reference: object, patient_id: str, base: str | None) -> bool:
     ref = reference.get("reference") if isinstance(reference, Mapping) else None
     if not isinstance(ref, str):
         return False
     ref = ref.split("/_history/")[0]
-    return ref == f"Patient/{patient_id}" or ref.endswith(f"/Patient/{patient_id}")
+    if ref == f"Patient/{patient_id}":
+        return True
+    return base is not None and ref == f"{base.rstrip('/')}/Patient/{patient_id}"
 
 
 def _add_missing_medications(

@@ -25,12 +25,14 @@ DESCRIPTIONS = {
                   "segment) where the app is mounted.",
     "scopes": "The scopes asked for: `v2` (SMART 2 syntax, when the server advertises permission-v2) and `v1`.",
     "patient_scopes": "The scopes of a patient's own standalone launch (the patient view: launch/patient, "
-                      "patient/*.rs and the check-in's creates), `v2` and `v1`. null: no patient launch.",
+                      "a read of each type the rules read and the check-in's writes, from fhir/catalogue.py), "
+                      "`v2` and `v1`. null: no patient launch.",
     "allowed_iss": "The FHIR servers (iss) the app will talk to; any other launch is refused before a request "
                    "leaves.",
     "frame_ancestors": "Who may frame the page (CSP frame-ancestors). Default: 'self' and the allowed iss origins.",
     "cds_clients": "The EHRs allowed to call the CDS Hooks service: `iss`, one of `jwks` (inline JWK Set) or "
-                   "`jwks_url`, and `jku` (allowed jku header values).",
+                   "`jwks_url`, `jku` (allowed jku header values) and `fhir_servers` (where its hooks may make the "
+                   "service fetch).",
     "cds_database_url": "The service's database (SQLAlchemy URL): CDS feedback, JWT replay cache, audit trail, "
                         "sessions with session_store 'database'. Default: $AZAGUARD_CDS_DATABASE_URL, else an "
                         "SQLite file in ~/.local/state/azaguard/.",
@@ -42,6 +44,9 @@ DESCRIPTIONS = {
     "jwks": "Its public keys as an inline JWK Set {\"keys\": [...]}.",
     "jwks_url": "Where its JWK Set is published.",
     "jku": "jku header values honoured for this issuer (jwks_url always is).",
+    "fhir_servers": "The FHIR servers its hooks' fhirServer may name (URL prefixes; an entry without a port "
+                    "matches any port). Empty: https servers whose every address is public only; loopback, "
+                    "link-local and private addresses are refused unless listed.",
 }
 
 # Every environment variable that changes behaviour, beside the config keys' overrides.
@@ -80,7 +85,7 @@ def _type(annotation: Any) -> str:
         return "object"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"object ({annotation.__name__})"
-    return {str: "string", bool: "boolean", int: "integer"}.get(annotation, str(annotation))
+    return {str: "string", bool: "boolean", int: "integer", float: "number"}.get(annotation, str(annotation))
 
 
 def _default(info: FieldInfo) -> str:

@@ -133,9 +133,12 @@ class _Web:
         mappings: Mappings,
         now: Callable[[], datetime],
         transport: httpx.BaseTransport | None,
+        terminology: TerminologyServer | None = None,
     ) -> None:
         self.config = config
         self.mappings = mappings
+        # The site's terminology server: the page evaluates as `check` and the CDS hooks do.
+        self.terminology = terminology
         self.now = now
         self.transport = transport
         self.http = httpx.Client(transport=transport, follow_redirects=False)
@@ -503,6 +506,7 @@ class _Web:
                     write=write,
                     dry_run=not write,
                     tz=tz,
+                    terminology=self.terminology,
                     # Not granted: not asked for (a server may refuse the whole batch for them).
                     read_alerts=can_read_alerts(ctx.tokens.scope),
                 ),
@@ -724,11 +728,12 @@ def create_app(
     mappings: Mappings | None = None,
     now: Callable[[], datetime] | None = None,
     transport: httpx.BaseTransport | None = None,
+    terminology: TerminologyServer | None = None,
 ) -> Starlette:
     """The SMART app as an ASGI app, to be mounted at the path of its launch_uri (e.g. /app)."""
     from azaguard.web.patient import patient_routes
 
-    web = _Web(config, mappings or load_mappings(), now or (lambda: datetime.now(UTC)), transport)
+    web = _Web(config, mappings or load_mappings(), now or (lambda: datetime.now(UTC)), transport, terminology)
     routes = [
         Route("/", web.page, name="page"),
         Route("/launch", web.launch, name="launch"),
@@ -749,14 +754,17 @@ def mount_path(config: AppConfig) -> str:
     return urlsplit(config.launch_uri).path.rsplit("/", 1)[0]
 
 
-def served_app(config: AppConfig, *, insecure_cds: bool = False, **cds_options: Any) -> ASGIApp:
+def served_app(
+    config: AppConfig, *, insecure_cds: bool = False, terminology: TerminologyServer | None = None,
+    **cds_options: Any,
+) -> ASGIApp:
     """The app as `serve` runs it: mounted at its path, `/` redirecting there, pinned to the public origin,
-    with the CDS Hooks service beside it at /cds-services."""
+    with the CDS Hooks service beside it at /cds-services; both evaluate with the site's terminology server."""
     from azaguard.cds.app import cds_routes, create_cds_service
 
     prefix = mount_path(config)
-    cds = cds_routes(create_cds_service(config, insecure=insecure_cds, **cds_options))
-    routes = [*cds, Mount(prefix or "/", app=create_app(config))]
+    cds = cds_routes(create_cds_service(config, insecure=insecure_cds, terminology=terminology, **cds_options))
+    routes = [*cds, Mount(prefix or "/", app=create_app(config, terminology=terminology))]
     if prefix:
         home = prefix + "/"
         routes.append(Route("/", lambda r: RedirectResponse(home)))

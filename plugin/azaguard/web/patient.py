@@ -210,6 +210,7 @@ class PatientView:
                 lambda client: service.check_on_server(
                     client, ctx.patient_id, mappings=self.web.mappings, now=now, tz=zone_of(ctx.identity),
                     read_alerts=False,  # the chart's alerts are for the clinician
+                    terminology=self.web.terminology,
                 ),
             )
         except SessionExpired:
