@@ -61,7 +61,7 @@ def test_text_output_starts_with_the_verdict(capsys: pytest.CaptureFixture[str])
     lines = out.splitlines()
     assert "Do not give the MMR vaccine (live)" in lines[1]
     assert "[HOLD]" in out
-    assert "Passed (8):" in out
+    assert "Passed (9):" in out
 
 
 def _write(tmp_path: Path, content: str) -> str:

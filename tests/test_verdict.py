@@ -45,7 +45,7 @@ def verdict_of(patient_id: str, now: datetime = EXAMPLES_NOW) -> Verdict:
         ("aza-leukopenic", "Hold azathioprine — WBC 2.9 ×10⁹/L on 22 Oct 2026, 10 days ago, below 3.5 ×10⁹/L; "
                            "discuss with the specialist."),
         ("aza-no-weight", "Cannot check the dose — needs a recent body weight (none on file)."),
-        ("aza-stable", "No action needed — all 9 checks passed."),
+        ("aza-stable", "No action needed — all 10 checks passed."),
         ("aza-not-on", "No checks apply — not on azathioprine now or in the last 3 months."),
     ],
 )

@@ -18,6 +18,7 @@ RuleId = Literal[
     "dose",
     "tpmt",
     "interactions",
+    "pancreatitis",
 ]
 
 

@@ -59,6 +59,8 @@ RULES: tuple[RuleSpec, ...] = (
              reads=(*_RESULTS, "FamilyMemberHistory", "Procedure")),
     RuleSpec(id="interactions", function="azaguard.rules.dosing:interactions", applies_after_stop=False,
              short="interact", label="Interactions", checks="interactions"),
+    RuleSpec(id="pancreatitis", function="azaguard.rules.pancreatitis:evaluate", applies_after_stop=False,
+             short="pancreas", label="Pancreatitis", checks="for pancreatitis", reads=(*_RESULTS, "Condition")),
 )
 SPEC: dict[str, RuleSpec] = {s.id: s for s in RULES}
 

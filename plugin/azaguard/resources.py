@@ -460,7 +460,8 @@ def _failed(out: ResourceSet, i: int, entry: Mapping[str, Any]) -> bool:
     resource = entry.get("resource")
     outcome = _outcome_text(resource) if isinstance(resource, dict) and resource.get(
         "resourceType") == "OperationOutcome" else ""
-    what = f"batch entry {i}" + (f" ({url})" if isinstance(url, str) else "")
+    # Named by what it was for (a resource type), never by its URL: that holds ids.
+    what = f"batch entry {i}" + (f" (a {typed.group(1)} request)" if typed else "")
     error = " ".join(x for x in (str(status) if status else "no status", outcome) if x)
     out.failures.append((what, typed.group(1) if typed else None, error))
     return True

@@ -68,7 +68,7 @@ class Verdict(Struct, frozen=True, kw_only=True):
     tone: Tone
     icon: str
     words: str  # "Hold", "Cannot check", "Caution", "No action needed", "Does not apply"
-    headline: str  # the first action's summary, or "No action needed — all 9 checks passed."
+    headline: str  # the first action's summary, or "No action needed — all 10 checks passed."
     basis: str  # when and on what data
     actions: tuple[Action, ...]
     passed: tuple[RuleLine, ...]  # rules with nothing to do (ok, not applicable), folded on the page
@@ -116,9 +116,13 @@ def build_verdict(
         )
     ok = sum(1 for r in rules if r.status is Status.OK)
     if ok == 0:
+        patient = record.patient if record is not None else None
+        why = "not on azathioprine now or in the last 3 months"
+        if patient is not None and patient.deceased:  # no monitoring, dose or lab alert for the dead
+            why = "the patient is deceased" + (f" ({c.when(patient.deceased_on)})" if patient.deceased_on else "")
         return Verdict(
             status=Status.NOT_APPLICABLE, tone="grey", icon=ICON_OF[Status.NOT_APPLICABLE], words="Does not apply",
-            headline="No checks apply — not on azathioprine now or in the last 3 months.", basis=basis,
+            headline=f"No checks apply — {why}.", basis=basis,
             actions=(), passed=passed, rules=rules, unidentified=unknown,
         )
     skipped = len(rules) - ok

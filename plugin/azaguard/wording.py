@@ -119,6 +119,32 @@ CLINICIAN: dict[str, Template] = {
         advice="urgent assessment now"),
     "infection-hold/active-infection": _T(
         verb="Hold", object="azathioprine", reason="{subject} recorded {when}", advice="contact the prescriber"),
+    # issue 17: what the leaflets tell patients to report, and what the lab already knows
+    "infection-hold/warning-signs": _T(
+        verb="Assess", object="for infection before the next dose",
+        reason="warning sign of infection: {subject}, recorded {when}"),
+    "infection-hold/warning-sign-neutropenic": _T(
+        verb="Hold", object="azathioprine", reason="warning sign of infection ({subject}, {when}) with low neutrophils",
+        advice="assess today"),
+    "infection-hold/leaflet-fever": _T(
+        verb="Recheck", object="the temperature", reason="{value} {when} is above the leaflet's 100 °F"),
+    "infection-hold/lab-proven-infection": _T(
+        verb="Hold", object="azathioprine", reason="{subject} shown by the lab {when}",
+        advice="contact the prescriber"),
+    "infection-hold/hbv-reactivation": _T(
+        verb="Hold", object="azathioprine", reason="hepatitis B reactivation: HBV DNA {value} {when}",
+        advice="refer to hepatology"),
+    "infection-hold/viraemia": _T(verb="Refer", object="to hepatology", reason="{subject} detected {when}"),
+    "blood-counts/side-effect-reported": _T(verb="Check", object="{subject}", reason="{reason} {when}"),
+    "liver/side-effect-reported": _T(verb="Check", object="{subject}", reason="{reason} {when}"),
+    "vaccination-hold/live-vaccine-given-after-stop": _T(
+        verb="Tell the prescriber about", object="the {subject} vaccine (live)", reason="given {when}, {reason}",
+        advice="watch for vaccine-strain infection"),
+    "pancreatitis/pancreatitis-diagnosed": _T(
+        verb="Stop", object="azathioprine", reason="acute pancreatitis recorded {when}",
+        advice="contact the prescriber"),
+    "pancreatitis/lipase-high": _T(
+        verb="Stop", object="azathioprine", reason="lipase {value} {when}, {reason}", advice="contact the prescriber"),
     "infection-hold/anti-infective": _T(
         verb="Hold", object="azathioprine", reason="{taking}", advice="{advice}"),
     # --- labs

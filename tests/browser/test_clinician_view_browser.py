@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from azaguard.fhir.client import FhirClient
+from azaguard.findings import RULE_IDS
 from azaguard.sandbox.patients import SyntheticPatient
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -66,8 +67,8 @@ def test_every_sandbox_patient_reads_right_at_a_glance(
             if box is None or box["y"] + box["height"] > 768:
                 problems.append(f"{patient.id}: a hold is below the fold at 1366x768 ({box})")
         rules = {el.get_attribute("data-rule") for el in page.query_selector_all("[data-rule][data-status]")}
-        if len(rules) != 9:
-            problems.append(f"{patient.id}: {len(rules)} checks shown, not 9")
+        if len(rules) != len(RULE_IDS):
+            problems.append(f"{patient.id}: {len(rules)} checks shown, not {len(RULE_IDS)}")
         if patient.id in SCREENSHOTS:
             page.screenshot(path=str(ARTEFACTS / f"{patient.id}-1366.png"), full_page=True)
         page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")

@@ -367,12 +367,7 @@ ROWS: list[Row] = [
 ]
 
 
-# The pancreatitis rule is registered with the rule registry of issue 22 (one entry); until then its rows fail.
-_PENDING = pytest.mark.xfail(reason="pancreatitis rule registered with issue 22's registry", strict=True)
-
-
-@pytest.mark.parametrize("row", [pytest.param(r, marks=_PENDING) if r.rule == "pancreatitis" else r for r in ROWS],
-                         ids=[r.name for r in ROWS])
+@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
 def test_independent_pass(row: Row) -> None:
     passed, _, why = outcome(row)
     assert passed, why

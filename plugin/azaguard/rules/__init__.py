@@ -83,7 +83,8 @@ def _unread(findings: list[Finding], record: PatientRecord, mappings: Mappings) 
             summary="Part of the record could not be read from the server: this check cannot be cleared",
             detail=f"The server could not answer part of the request ({what}); what it would have returned "
                    "may change this check. Fetch the record again.",
-            missing=tuple(f"the data of {u.what}" for u in failed), reason="part of the record could not be read",
+            missing=tuple(f"what {u.what} should have returned" for u in failed),
+            reason="part of the record could not be read",
             mappings_version=mappings.version,
         ))
     return out

@@ -11,18 +11,20 @@ A result that says neither (no value, no limit, "indeterminate") cannot clear th
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from msgspec import Struct
 
-from azaguard.findings import Evidence, Finding, Severity, Status
+from azaguard.findings import Evidence, Finding, Severity, Status, Trigger
 from azaguard.mappings import Mappings
 from azaguard.record import Measurement, PatientRecord
 from azaguard.rules.common import (
     iso,
     make_finding,
     measurement_evidence,
+    quantity_of,
+    recorded_amount,
     result_name,
     short_date,
     source_name,
@@ -52,8 +54,10 @@ class LabHit(Struct, frozen=True):
             out.append(measurement_evidence(self.baseline, f"earlier {self.label} result (baseline)"))
         return out
 
-    def phrase(self) -> str:
-        return f"{self.label} {self.why} ({short_date(self.result.effective)})"
+    def phrase(self, m: Mappings) -> str:
+        """'CMV 2400 IU/mL, interpretation H (31 Oct 2026)'."""
+        value = recorded_amount(self.result, m) if self.result.quantity else ""
+        return f"{self.label} {value}{', ' if value else ''}{self.why} ({short_date(self.result.effective)})"
 
 
 def lab_infections(record: PatientRecord, m: Mappings, now: datetime) -> list[LabHit]:
@@ -116,6 +120,11 @@ def when_of(hit: LabHit) -> str | None:
     return iso(hit.result.effective)
 
 
+def _trigger(hits: list[LabHit], labels: str) -> Trigger:
+    newest = max(hits, key=lambda h: h.result.effective or datetime.min.replace(tzinfo=UTC))
+    return Trigger(concept=labels, at=when_of(newest), reference=newest.result.ref)
+
+
 def infection_findings(
     hits: list[LabHit], m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence], action: str
 ) -> list[Finding]:
@@ -128,7 +137,7 @@ def infection_findings(
         by.setdefault(h.verdict, []).append(h)
     if "reactivation" in by:
         react = by["reactivation"]
-        names = "; ".join(h.phrase() for h in react)
+        names = "; ".join(h.phrase(m) for h in react)
         out.append(make_finding(
             m, "infection-hold", "hbv-reactivation", Status.HOLD, Severity.HIGH,
             f"Hepatitis B reactivation (HBV DNA {short_date(react[0].result.effective)}): refer to hepatology; "
@@ -138,6 +147,9 @@ def infection_findings(
             f"reactivation ({source_name(m.lab_infections.hbv_reactivation_rise_log10.source, m)}): {action}, refer to "
             "hepatology for antiviral treatment and check liver tests.",
             evidence=[e for h in react for e in h.evidence()] + aza_evidence, implicated=aza_refs,
+            trigger=Trigger(concept="HBV DNA", quantity=quantity_of(react[0].result), at=when_of(react[0]),
+                            reference=react[0].result.ref),
+            advice="refer to hepatology",
         ))
     if "hold" in by:
         proven = by["hold"]
@@ -146,9 +158,10 @@ def infection_findings(
             m, "infection-hold", "lab-proven-infection", Status.HOLD, Severity.HIGH,
             f"Infection shown by the lab ({labels}): {action}",
             "A laboratory result shows a current infection while the patient is on azathioprine: "
-            + "; ".join(h.phrase() for h in proven) + f" (collected in the last {days} days). {action[:1].upper()}"
+            + "; ".join(h.phrase(m) for h in proven) + f" (collected in the last {days} days). {action[:1].upper()}"
             f"{action[1:]}.",
             evidence=[e for h in proven for e in h.evidence()] + aza_evidence, implicated=aza_refs,
+            trigger=_trigger(proven, labels), subject=labels, advice="contact the prescriber",
         ))
     if "caution" in by:
         chronic = by["caution"]
@@ -156,10 +169,11 @@ def infection_findings(
         out.append(make_finding(
             m, "infection-hold", "viraemia", Status.CAUTION, Severity.MODERATE,
             f"{labels} detected: compare with the earlier result and refer",
-            "Viral nucleic acid detected on azathioprine: " + "; ".join(h.phrase() for h in chronic) + ". With no "
+            "Viral nucleic acid detected on azathioprine: " + "; ".join(h.phrase(m) for h in chronic) + ". With no "
             "earlier result showing a rise this is not called reactivation: compare with the baseline, check liver "
             "tests and refer to hepatology.",
             evidence=[e for h in chronic for e in h.evidence()] + aza_evidence, implicated=aza_refs,
+            trigger=_trigger(chronic, labels), subject=labels,
         ))
     if "undecided" in by:
         open_ = by["undecided"]

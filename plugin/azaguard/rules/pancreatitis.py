@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.findings import Evidence, Finding, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Mappings
 from azaguard.record import ConditionEntry, Measurement, PatientRecord
 from azaguard.rules.common import (
@@ -21,6 +21,9 @@ from azaguard.rules.common import (
     make_finding,
     measurement_evidence,
     order_evidence,
+    quantity_of,
+    recorded_amount,
+    rule,
     short_date,
     source_name,
     split_future,
@@ -28,10 +31,11 @@ from azaguard.rules.common import (
 from azaguard.terminology.labtests import LIPASE
 from azaguard.terminology.signs import pancreatitis_match
 
-RULE: RuleId = "pancreatitis"  # type: ignore[assignment]  # registered with the rule registry (issue 22)
+RULE: RuleId = "pancreatitis"
 ACTION = "stop azathioprine; contact the prescriber"
 
 
+@rule(RULE)
 def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:
     t, early = applicability(record, mappings, now, RULE)
     if early is not None:
@@ -53,7 +57,9 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
             evidence=[Evidence(reference=c.ref, description=f"acute pancreatitis: {c.concept.label} ({how})"
                                + (f"; {c.date_note}" if c.date_note else ""), date=iso(c.recorded or c.onset))
                       for c, how in diagnoses] + aza_evidence,
-            implicated=aza_refs,
+            implicated=aza_refs, subject=names,
+            trigger=Trigger(concept=names, at=iso(diagnoses[0][0].recorded or diagnoses[0][0].onset),
+                            reference=diagnoses[0][0].ref),
         ))
     results, _ = split_future(record.measurements_of(LIPASE), m, now)
     recent = [r for r in results if r.effective is not None and now - r.effective <= window]
@@ -102,7 +108,7 @@ def _lipase(
     p = m.pancreatitis
     multiple = p.lipase_uln_multiple.value
     ev = measurement_evidence(latest, "lipase")
-    shown = latest.quantity.as_recorded() if latest.quantity else "no value"
+    shown = recorded_amount(latest, m)
     when = short_date(latest.effective)
     uln, unit = latest.range_high, latest.range_unit
     if latest.value is None or uln is None or (unit is not None and latest.quantity is not None
@@ -127,5 +133,8 @@ def _lipase(
             f"({source_name(p.lipase_uln_multiple.source, m)}): "
             f"{ACTION} and assess for pancreatitis.",
             evidence=[ev, *aza_evidence], implicated=aza_refs,
+            trigger=Trigger(concept="lipase", quantity=quantity_of(latest), at=iso(latest.effective),
+                            reference=latest.ref),
+            reason=f"over {multiple:g}× the lab's upper limit of {uln:g}",
         ), ""
     return None, f"lipase {shown} on {when} is within {multiple:g}× the upper limit ({uln:g})"

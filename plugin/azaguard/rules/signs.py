@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from msgspec import Struct
 
-from azaguard.findings import Evidence, Finding, RuleId, Severity, Status
+from azaguard.findings import Evidence, Finding, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Mappings, Threshold
 from azaguard.record import ConditionEntry, Measurement, PatientRecord, SignEntry
 from azaguard.rules.common import (
@@ -26,6 +26,7 @@ from azaguard.rules.common import (
     limit_amount,
     make_finding,
     measurement_evidence,
+    measurement_trigger,
     short_date,
     source_name,
     split_future,
@@ -142,6 +143,7 @@ def infection_findings(
                 f"patient with low neutrophils on azathioprine: {action}, and assess today "
                 f"({source_name(m.signs.hold_with_neutrophils_below.source, m)}).",
                 evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
+                trigger=_trigger(warning), subject=_names(warning), advice="assess today",
             ))
         else:
             out.append(make_finding(
@@ -151,6 +153,7 @@ def infection_findings(
                 "Assess for infection before the next dose; hold and contact the prescriber if infection is "
                 f"confirmed. {note}".strip(),
                 evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
+                trigger=_trigger(warning), subject=_names(warning),
             ))
     if near_fever:
         line = m.signs.leaflet_fever_cel.value
@@ -163,7 +166,7 @@ def infection_findings(
             f"hold threshold ({m.policy.infection.fever_threshold_cel.value:g} °C). Recheck the temperature and "
             f"ask about other signs of infection ({source_name(m.signs.leaflet_fever_cel.source, m)}).",
             evidence=[measurement_evidence(t, "temperature at or above the leaflet's 100 °F") for t in near_fever]
-            + aza_evidence, implicated=aza_refs,
+            + aza_evidence, implicated=aza_refs, trigger=measurement_trigger(peak, "temperature"),
         ))
     return out
 
@@ -183,8 +186,20 @@ def side_effect_findings(
         f"{labels[:1].upper()}{labels[1:]} reported ({names}): {checks[0]}",
         f"The leaflets list {labels} as side effects to report: {names}. "
         + " ".join(f"{c[:1].upper()}{c[1:]}." for c in checks),
-        evidence=[h.evidence() for h in mine], implicated=implicated,
+        evidence=[h.evidence() for h in mine], implicated=implicated, trigger=_trigger(mine),
+        subject=checks[0].removeprefix("check ").removesuffix(" now"), reason=f"{labels} reported",
     )]
+
+
+def _names(hits: list[SignHit]) -> str:
+    """'Pain in throat, Cough': what the chart recorded, each once."""
+    return ", ".join(dict.fromkeys(h.recorded_as for h in hits))
+
+
+def _trigger(hits: list[SignHit]) -> Trigger:
+    """The signs as what set the finding off: named together, dated by the newest."""
+    newest = max(hits, key=lambda h: h.when)
+    return Trigger(concept=_names(hits), at=iso(newest.when), reference=newest.ref)
 
 
 def near_fever(temperatures: tuple[Measurement, ...], m: Mappings) -> list[Measurement]:

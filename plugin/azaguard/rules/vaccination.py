@@ -391,6 +391,8 @@ def _given_findings(
             evidence=[c.evidence(f"live vaccine given {g} days after stopping") for c, g in after_stop]
             + aza_evidence,
             implicated=aza_refs + [c.event.ref for c, _ in after_stop],
+            subject=_names([c for c, _ in after_stop]), reason=f"{closest} days after azathioprine stopped",
+            therapy=t, trigger=after_stop[0][0].trigger(),
         ))
     if before:
         weeks_rule = int(policy.live_before_start_days.value)

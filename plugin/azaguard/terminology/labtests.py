@@ -171,9 +171,9 @@ def _quantity_class(meas: Measurement) -> tuple[ResultClass, str] | None:
     q = meas.quantity
     assert q is not None and q.value is not None  # noqa: S101 - checked by the caller
     if q.comparator in ("<", "<="):
-        return "negative", f"{q.as_recorded()}: below the lab's limit"
+        return "negative", f"{q.comparator}{q.value:g}: below the lab's limit"
     if q.value == 0:
-        return "negative", f"{q.as_recorded()}: none measured"
+        return "negative", "0: none measured"
     high = meas.range_high
     if high is None and meas.range_text:
         floor = _FLOOR.match(meas.range_text)
@@ -181,8 +181,8 @@ def _quantity_class(meas: Measurement) -> tuple[ResultClass, str] | None:
     if high is None or not _same_unit(meas):
         return None
     if q.value > high:
-        return "positive", f"{q.as_recorded()} above the lab's limit {high:g}"
-    return "negative", f"{q.as_recorded()} within the lab's limit {high:g}"
+        return "positive", f"{q.value:g} above the lab's limit {high:g}"
+    return "negative", f"{q.value:g} within the lab's limit {high:g}"
 
 
 def _same_unit(meas: Measurement) -> bool:
@@ -215,11 +215,12 @@ def activity_class(meas: Measurement, m: Mappings) -> tuple[ActivityClass | None
     if meas.range_low is None:
         return None, "no reference range and no interpretation from the lab"
     if not _same_unit(meas):
-        return None, f"the reference range's unit ({meas.range_unit}) is not the value's ({q.code or q.unit})"
+        return None, "the reference range is in another unit than the value"
+    shown = f"{q.comparator or ''}{q.value:g}"
     if q.comparator in ("<", "<=") and q.value <= meas.range_low:
-        return "intermediate", f"{q.as_recorded()} below the lab's range (from {meas.range_low:g})"
+        return "intermediate", f"{shown}, below the lab's range (from {meas.range_low:g})"
     if q.comparator is None and q.value < meas.range_low:
-        return "intermediate", f"{q.as_recorded()} below the lab's range (from {meas.range_low:g})"
+        return "intermediate", f"{shown}, below the lab's range (from {meas.range_low:g})"
     if q.comparator in (None, ">", ">="):
-        return "normal", f"{q.as_recorded()} within the lab's range (from {meas.range_low:g})"
-    return None, f"{q.as_recorded()} cannot be compared with the lab's range"
+        return "normal", f"{shown}, within the lab's range (from {meas.range_low:g})"
+    return None, f"{shown} cannot be compared with the lab's range"
