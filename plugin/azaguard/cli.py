@@ -265,18 +265,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
 
 
+def _database_url(args: argparse.Namespace) -> str | None:
+    """--database, else the service database of --config (feedback and the audit trail share it)."""
+    from azaguard.config import ConfigError, load_app_config
+
+    if args.database is not None:
+        return str(args.database)
+    try:
+        return load_app_config(args.config).cds_database_url
+    except ConfigError as exc:
+        raise InputError(str(exc)) from exc
+
+
 def _feedback(args: argparse.Namespace) -> int:
     from azaguard.cds.feedback_report import to_csv, to_table
     from azaguard.cds.store import CdsStore
-    from azaguard.config import ConfigError, load_app_config
 
-    url = args.database
-    if url is None:
-        try:
-            url = load_app_config(args.config).cds_database_url
-        except ConfigError as exc:
-            raise InputError(str(exc)) from exc
-    store = CdsStore(url)
+    store = CdsStore(_database_url(args))
     try:
         rows = store.feedback_since(_now(args.since))
     finally:
@@ -286,16 +291,9 @@ def _feedback(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from azaguard.config import ConfigError, load_app_config
     from azaguard.ops import audit
 
-    url = args.database
-    if url is None:
-        try:
-            url = load_app_config(args.config).cds_database_url
-        except ConfigError as exc:
-            raise InputError(str(exc)) from exc
-    records = audit.AuditTrail(url).since(_now(args.since), args.patient)
+    records = audit.AuditTrail(_database_url(args)).since(_now(args.since), args.patient)
     render = {"csv": audit.to_csv, "json": audit.to_json}.get(args.format, audit.to_table)
     print(render(records), end="" if args.format == "csv" else "\n")
     return EXIT_OK
