@@ -64,26 +64,31 @@ def discover(iss: str, http: httpx.Client) -> SmartConfiguration:
 
 class DiscoveryCache:
     """Discovery results per iss, so a flood of launches does not become a flood of requests to the
-    EHR: answers are kept `ttl` seconds, failures `negative_ttl` seconds. The iss are allow-listed,
-    so the cache is as small as the allow-list."""
+    EHR: answers are kept `ttl` seconds, failures `negative_ttl` seconds. One lock per iss: concurrent
+    launches at one EHR wait for its one discovery, never for another EHR's (a slow EHR delays only its
+    own launches). The iss are allow-listed, so the cache (and its locks) is as small as the allow-list."""
 
     def __init__(
         self, *, ttl: float = 300.0, negative_ttl: float = 30.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.ttl, self.negative_ttl, self._clock = ttl, negative_ttl, clock
         self._entries: dict[str, tuple[float, SmartConfiguration | DiscoveryError]] = {}
-        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()  # guards the two dicts, never held during a request
         self.requests = 0  # discoveries actually sent
 
     def discover(self, iss: str, http: httpx.Client) -> SmartConfiguration:
         key = iss.rstrip("/")
-        with self._lock:  # one discovery per iss at a time: concurrent launches wait for it
+        with self._lock:
+            per_iss = self._locks.setdefault(key, threading.Lock())
+        with per_iss:
             found = self._entries.get(key)
             if found is not None and self._clock() < found[0]:
                 if isinstance(found[1], DiscoveryError):
                     raise found[1]
                 return found[1]
-            self.requests += 1
+            with self._lock:
+                self.requests += 1
             try:
                 smart = discover(key, http)
             except DiscoveryError as exc:
