@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 Resource = dict[str, Any]
 Params = Mapping[str, str] | Sequence[tuple[str, str]]
 TokenSource = str | Callable[[], str | None] | None
+Renew = Callable[[str | None], None]  # given the token the server refused (401): get a new one, if it is still current
 
 FHIR_JSON = "application/fhir+json"
 _TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
@@ -148,6 +149,7 @@ class FhirClient:
         base_url: str,
         *,
         token: TokenSource = None,
+        renew: Renew | None = None,
         timeout: float = 15.0,
         max_retries: int = 3,
         backoff: float = 0.5,
@@ -164,7 +166,9 @@ class FhirClient:
     ) -> None:
         """`pools`: keep-alive connections shared with the process's other clients (see ConnectionPools);
         without it (or with a `transport`) the client has connections of its own, closed by close().
-        `only_public`: connect only to public addresses, checked at connect time (addresses.PinnedTransport)."""
+        `only_public`: connect only to public addresses, checked at connect time (addresses.PinnedTransport).
+        `renew`: called once per request the server answers 401, with the refused token; the request is then
+        sent again with the token `token` gives (the one place a refused token is renewed)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"the FHIR base URL must be an http(s) URL, got {base_url!r}")
@@ -172,6 +176,7 @@ class FhirClient:
         self._origin = (parts.scheme, parts.netloc)
         self._host = parts.netloc  # for logs and metrics: never the path (ids) or query
         self._token = token
+        self._renew = renew
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
@@ -344,8 +349,10 @@ class FhirClient:
         content = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
         action = f"{method} {self._describe(url)}"
         attempt = 0
+        renewed = False
         while True:
-            request_headers = {**(headers or {}), **self._auth_header()}
+            sent = self._current_token()
+            request_headers = {**(headers or {}), **({"Authorization": f"Bearer {sent}"} if sent else {})}
             if content is not None:
                 request_headers["Content-Type"] = FHIR_JSON
             with self._lock:
@@ -377,6 +384,11 @@ class FhirClient:
                 log.debug("%s -> %d (attempt %d)", action, response.status_code, attempt + 1)
                 if response.is_success:
                     return response
+                if response.status_code == 401 and self._renew is not None and not renewed:
+                    renewed = True  # revoked or expired early: one new token, sent at once (not a retry)
+                    self._renew(sent)
+                    if self._current_token() != sent:
+                        continue
                 if response.status_code not in RETRYABLE_STATUSES or not retry or attempt >= self.max_retries:
                     error = self._error(response, action, url)
                     log.warning("FHIR server error", extra={"method": method, "host": self._host, "status": status,
@@ -406,9 +418,8 @@ class FhirClient:
             outcome = None  # an error page in HTML: the status alone has to do
         return error_for_status(response.status_code, action, outcome=outcome, url=url)
 
-    def _auth_header(self) -> dict[str, str]:
-        token = self._token() if callable(self._token) else self._token  # re-read: it may have been refreshed
-        return {"Authorization": f"Bearer {token}"} if token else {}
+    def _current_token(self) -> str | None:
+        return self._token() if callable(self._token) else self._token  # re-read: it may have been refreshed
 
     # -- bodies -----------------------------------------------------------------------
 

@@ -210,9 +210,12 @@ class BackendServicesAuth:
                 raise BackendAuthError("no access token")
             return self._token
 
-    def renew(self) -> None:
+    def renew(self, refused: str | None = None) -> None:
+        """A new token; given the token a server `refused`, only if it is still the current one (concurrent
+        requests refused together renew once)."""
         with self._lock:
-            self._fetch()
+            if refused is None or refused == self._token:
+                self._fetch()
 
     def assertion(self, *, lifetime: int = ASSERTION_LIFETIME, audience: str | None = None) -> str:
         """A signed client assertion (public for tests of the authorization server's checks)."""
