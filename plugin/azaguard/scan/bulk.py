@@ -29,7 +29,7 @@ import httpx
 
 from azaguard.fhir.client import check_id, parse_retry_after
 from azaguard.fhir.errors import FhirError, FhirProtocolError, FhirUnavailable, error_for_status, outcome_text
-from azaguard.httpbound import ResponseTooLarge, ResponseTooSlow, fetch
+from azaguard.httpbound import ERROR_BYTES, ResponseTooLarge, ResponseTooSlow, fetch, read_bounded
 from azaguard.privatefiles import private_dir
 from azaguard.report import clean
 from azaguard.scan.ndjson import EXPORT_TYPES, ExportFile
@@ -166,9 +166,8 @@ class BulkExport:
         try:
             with self._http.stream("GET", url, headers=headers,
                                    timeout=httpx.Timeout(min(60.0, self.download_deadline))) as response:  # fmt: skip
-                if response.status_code != 200:
-                    response.read()
-                    raise self._error(response, f"downloading {path.name}")
+                if response.status_code != 200:  # its body read only as far as an error page goes
+                    raise self._error(_error_page(response), f"downloading {path.name}")
                 with os.fdopen(os.open(tmp, _NEW_FILE, 0o600), "wb") as fh:
                     unpack: _Gunzip | None = None
                     for chunk in response.iter_bytes():  # as it arrives: a drip meets the deadline
@@ -208,8 +207,8 @@ class BulkExport:
                                   url=url) from exc  # fmt: skip
 
     def _delete(self, status_url: str) -> None:
-        try:  # tell the server it may delete the files; not needed for the scan
-            self._http.delete(status_url, headers=self._auth())
+        try:  # tell the server it may delete the files; not needed for the scan (its answer read bounded)
+            fetch(self._http, "DELETE", status_url, headers=self._auth(), max_bytes=ERROR_BYTES)
         except httpx.HTTPError:
             return
 
@@ -230,6 +229,14 @@ class BulkExport:
             outcome = None
         outcome = clean(outcome[:300]) if outcome else None
         return error_for_status(response.status_code, action, outcome=outcome, url=str(response.request.url))
+
+
+def _error_page(response: httpx.Response) -> httpx.Response:
+    """An error answer's body, read bounded; too long or too slow, the status alone says it."""
+    try:
+        return read_bounded(response)
+    except (ResponseTooLarge, ResponseTooSlow):
+        return httpx.Response(response.status_code, request=response.request)
 
 
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
