@@ -38,13 +38,15 @@ def fetch(
     max_bytes: int = SMALL_BYTES,
     deadline: float = SMALL_DEADLINE,
     timeout: float | None = None,
+    auth: httpx.Auth | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
-    """`client.request(method, url, **kwargs)`, with the body read under `max_bytes` and `deadline`."""
+    """`client.request(method, url, **kwargs)`, with the body read under `max_bytes` and `deadline`;
+    `auth` (httpauth.BearerAuth) for this request only (clients are shared: none carries a token)."""
     start = time.monotonic()
     per_read = min(timeout if timeout is not None else deadline, deadline)
     request = client.build_request(method, url, timeout=httpx.Timeout(per_read), **kwargs)
-    response = client.send(request, stream=True)
+    response = client.send(request, stream=True, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT)
     return read_bounded(response, max_bytes=max_bytes, deadline=deadline, started=start)
 
 

@@ -4,13 +4,15 @@ with the new token; requests refused together renew once (a loopback server that
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from joserfc.jwk import ECKey
 
 from azaguard.fhir.client import FhirClient
-from azaguard.fhir.errors import AuthExpired
+from azaguard.fhir.errors import AuthExpired, FhirError
+from azaguard.scan.bulk import BulkExport
 from azaguard.smart.backend import BackendServicesAuth, ClientKey
 from tests.hardening.hostile import Reply, Request, Scripted
 
@@ -71,3 +73,40 @@ def test_requests_refused_together_renew_once(tmp_path: Path) -> None:
     assert fetched == [1] and auth._token == "t1"
     auth.renew()  # unconditional when no refused token is named
     assert len(fetched) == 2
+
+
+def test_the_bulk_export_renews_through_the_same_auth() -> None:
+    tokens = Tokens()
+
+    def answer(r: Request) -> Reply:
+        if r.headers.get("authorization") != "Bearer new-0":
+            return Reply(401, b"{}", {"Content-Type": "application/json"})
+        return Reply(202, b"", {"Content-Location": "/status/1"})
+
+    with Scripted(answer) as server:
+        export = BulkExport(server.origin + "/fhir", token=tokens.token, renew=tokens.renew)
+        try:
+            assert export.kick_off(None, ["Patient"]).endswith("/status/1")
+        finally:
+            export.close()
+    assert tokens.renewals == 1 and len(server.requests) == 2
+
+
+def test_the_refused_answer_is_read_only_so_far_before_the_request_is_sent_again() -> None:
+    tokens = Tokens()
+    sent: list[int] = []
+
+    def page() -> Iterator[bytes]:
+        for _ in range(64):
+            sent.append(1)
+            yield b"x" * (1 << 20)
+
+    def answer(r: Request) -> Reply:
+        if r.headers.get("authorization") == "Bearer new-0":
+            return Reply(200, PATIENT, {"Content-Type": "application/fhir+json"})
+        return Reply(401, page(), {"Content-Type": "text/html"})
+
+    with Scripted(answer) as server, FhirClient(server.origin, token=tokens.token, renew=tokens.renew,
+                                                max_retries=0) as client, pytest.raises(FhirError):
+        client.read("Patient", "p1")
+    assert len(sent) < 64

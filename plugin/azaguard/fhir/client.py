@@ -37,6 +37,7 @@ from azaguard.fhir.errors import (
     error_for_status,
     outcome_text,
 )
+from azaguard.httpauth import BearerAuth, Renew, TokenSource
 from azaguard.httpbound import ResponseTooLarge, fetch
 from azaguard.ops.events import FHIR_RESPONSE, emit
 
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 
 Resource = dict[str, Any]
 Params = Mapping[str, str] | Sequence[tuple[str, str]]
-TokenSource = str | Callable[[], str | None] | None
-Renew = Callable[[str | None], None]  # given the token the server refused (401): get a new one, if it is still current
 
 FHIR_JSON = "application/fhir+json"
 _TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
@@ -167,16 +166,15 @@ class FhirClient:
         """`pools`: keep-alive connections shared with the process's other clients (see ConnectionPools);
         without it (or with a `transport`) the client has connections of its own, closed by close().
         `only_public`: connect only to public addresses, checked at connect time (addresses.PinnedTransport).
-        `renew`: called once per request the server answers 401, with the refused token; the request is then
-        sent again with the token `token` gives (the one place a refused token is renewed)."""
+        `renew`: called when the server answers 401, with the refused token; the request is then sent once
+        more with the token `token` gives (httpauth.BearerAuth)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"the FHIR base URL must be an http(s) URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._origin = (parts.scheme, parts.netloc)
         self._host = parts.netloc  # for logs and metrics: never the path (ids) or query
-        self._token = token
-        self._renew = renew
+        self._auth = BearerAuth(token, renew)
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
@@ -349,10 +347,8 @@ class FhirClient:
         content = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
         action = f"{method} {self._describe(url)}"
         attempt = 0
-        renewed = False
         while True:
-            sent = self._current_token()
-            request_headers = {**(headers or {}), **({"Authorization": f"Bearer {sent}"} if sent else {})}
+            request_headers = dict(headers or {})
             if content is not None:
                 request_headers["Content-Type"] = FHIR_JSON
             with self._lock:
@@ -362,7 +358,7 @@ class FhirClient:
             started = time.perf_counter()
             try:
                 response = fetch(
-                    self._http, method, url, content=content, headers=request_headers,
+                    self._http, method, url, content=content, headers=request_headers, auth=self._auth,
                     max_bytes=self.max_response_bytes, deadline=self.response_deadline, timeout=self.timeout,
                 )
             except ResponseTooLarge as exc:
@@ -384,11 +380,6 @@ class FhirClient:
                 log.debug("%s -> %d (attempt %d)", action, response.status_code, attempt + 1)
                 if response.is_success:
                     return response
-                if response.status_code == 401 and self._renew is not None and not renewed:
-                    renewed = True  # revoked or expired early: one new token, sent at once (not a retry)
-                    self._renew(sent)
-                    if self._current_token() != sent:
-                        continue
                 if response.status_code not in RETRYABLE_STATUSES or not retry or attempt >= self.max_retries:
                     error = self._error(response, action, url)
                     log.warning("FHIR server error", extra={"method": method, "host": self._host, "status": status,
@@ -418,8 +409,6 @@ class FhirClient:
             outcome = None  # an error page in HTML: the status alone has to do
         return error_for_status(response.status_code, action, outcome=outcome, url=url)
 
-    def _current_token(self) -> str | None:
-        return self._token() if callable(self._token) else self._token  # re-read: it may have been refreshed
 
     # -- bodies -----------------------------------------------------------------------
 

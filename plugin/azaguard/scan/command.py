@@ -23,8 +23,9 @@ import httpx
 
 from azaguard.cliargs import parse_datetime
 from azaguard.config import is_loopback
-from azaguard.fhir.client import FhirClient, Renew, check_id
+from azaguard.fhir.client import FhirClient, check_id
 from azaguard.fhir.errors import FhirError
+from azaguard.httpauth import Renew
 from azaguard.mappings import Mappings
 from azaguard.privatefiles import exposure_warning, write_private
 from azaguard.resources import InputError
