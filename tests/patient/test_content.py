@@ -42,7 +42,8 @@ def test_the_wording_tables_are_validated_on_load(audience: str, monkeypatch: py
     table = dict(wording.TABLES[audience])
     key, entry = next(iter(table.items()))
     field = "reason" if audience == "clinician" else "todo"
-    monkeypatch.setattr(wording, audience.upper(), {**table, key: msgspec.structs.replace(entry, **{field: "{doctor}"})})
+    bad = msgspec.structs.replace(entry, **{field: "{doctor}"})
+    monkeypatch.setattr(wording, audience.upper(), {**table, key: bad})
     with pytest.raises(ValueError, match=r"unknown placeholder\(s\) \['doctor'\]"):
         wording.validate_tables()
     monkeypatch.setattr(wording, audience.upper(), {**table, "no-such-rule/x": entry})
