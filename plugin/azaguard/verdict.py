@@ -110,10 +110,11 @@ def build_verdict(
         key=lambda f: (STATUS_RANK[f.status], SEVERITY_RANK[f.severity], RULE_IDS.index(f.rule), f.code),
     )
     by_finding = {id(f): c.action(f) for f in ordered if f.status in ACTION_STATUSES}
-    said = tuple(Said(summary=a.summary, detail=a.detail) if (a := by_finding.get(id(f))) is not None
-                 else Said(summary=c.line(f), detail=c.detail(f)) for f in findings)
+    said_by = {id(f): Said(summary=a.summary, detail=a.detail) if (a := by_finding.get(id(f))) is not None
+               else Said(summary=(w := c.said(f))[0], detail=w[1]) for f in findings}
+    said = tuple(said_by[id(f)] for f in findings)
     actions = tuple(by_finding.values())
-    rules = tuple(_rule_line(rule, ordered, c, by_finding) for rule in RULE_IDS)
+    rules = tuple(_rule_line(rule, ordered, said_by) for rule in RULE_IDS)
     passed = tuple(r for r in rules if r.status in (Status.OK, Status.NOT_APPLICABLE))
     unknown = unidentified(record, mappings) if record is not None else ()
     basis = _basis(record, now, tz) + (f" Could not identify: {'; '.join(unknown)}." if unknown else "")
@@ -159,7 +160,7 @@ def action_of(
     return Words(now, m, tz, _style(relative_dates)).action(f)
 
 
-def _rule_line(rule: RuleId, ordered: list[Finding], c: Words, actions: dict[int, Action]) -> RuleLine:
+def _rule_line(rule: RuleId, ordered: list[Finding], said: dict[int, Said]) -> RuleLine:
     mine = [f for f in ordered if f.rule == rule]  # most urgent first
     label = SPEC[rule].label
     if not mine:
@@ -167,7 +168,7 @@ def _rule_line(rule: RuleId, ordered: list[Finding], c: Words, actions: dict[int
         return RuleLine(rule=rule, label=label, status=st, words=WORDS_OF[st], icon=ICON_OF[st],
                         summary="This check returned no result, so it cannot be relied on.")
     head = mine[0]
-    summary = actions[id(head)].summary if id(head) in actions else c.line(head)
+    summary = said[id(head)].summary
     return RuleLine(rule=rule, label=label, status=head.status, words=WORDS_OF[head.status],
                     icon=ICON_OF[head.status], summary=summary)
 

@@ -595,6 +595,12 @@ class Words(Struct, frozen=True):
         facts = self._facts(f)
         return sentence((t.line or "{reason}").format_map(facts))
 
+    def said(self, f: Finding) -> tuple[str, str]:
+        """(line, detail) of a finding that needs no action, its facts worked out once."""
+        t = self.template(f)
+        facts = self._facts(f)
+        return sentence((t.line or "{reason}").format_map(facts)), self._detail(f, t, facts)
+
     def detail(self, f: Finding) -> str:
         """The finding explained: its template's `detail`, else its reason, with the source it rests on."""
         return self._detail(f, self.template(f), self._facts(f))
