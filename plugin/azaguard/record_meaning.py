@@ -106,7 +106,7 @@ def read_meaning(
     if scripted:
         resources = _with_copies(resources, scripted)
         current = [scripted.get(id(r), r) for r in current]
-    out: Reading[H] = Reading(resources, dropped=dropped)
+    out: Reading[H] = Reading(resources, dropped=[*resources.deleted, *dropped])
     tables = _TABLES.get_or_build(m, _Tables)
     negation, mapped = tables.negation, tables.mapped
     results: list[Resource] = []
@@ -651,6 +651,8 @@ def _with_copies(resources: ResourceSet, copies: dict[int, Resource]) -> Resourc
         resources=[copies.get(id(r), r) for r in resources.resources],
         index={name: copies.get(id(r), r) for name, r in resources.index.items()},
         unread=list(resources.unread),
+        failures=list(resources.failures),
+        deleted=list(resources.deleted),
     )
     return out
 
