@@ -47,7 +47,7 @@ from azaguard.resources import ResourceSet
 PAGE_SIZE = 200
 OBSERVATION_PAGE_SIZE = 1000
 # Threads for the no-batch path: one per search (all at once), bounded so a scan cannot flood the server.
-MAX_THREADS = 20
+MAX_THREADS = 24
 # Statuses with which a server says "I do not do batch" (rather than "your batch is wrong").
 _NO_BATCH_STATUSES = frozenset({400, 404, 405, 501})
 # Statuses with which a server says it cannot answer one search (not "busy", not "your token expired").
@@ -147,6 +147,8 @@ def plan_searches(
         f"{uri}|{code}" for name, uri in (("snomed", mappings.systems.snomed[0]), ("cpt", mappings.systems.cpt[0]))
         for code in sorted(transfusion_codes.get(name, ())))
     since_therapy = (now - timedelta(days=therapy_lookback_days(mappings))).date().isoformat()
+    dialysis_days = math.ceil(mappings.meaning.context.dialysis.recent_days.value)
+    since_dialysis = (now - timedelta(days=dialysis_days)).date().isoformat()
     return [
         # Every status: a stopped order still counts within the recent-therapy window.
         Search("medication orders", "MedicationRequest", (
@@ -207,12 +209,25 @@ def plan_searches(
             ("subject", patient), ("status", "active,on-hold,draft"), ("_count", count),
         ), "subject"),
         # Read by the reading pass (record_meaning): a relative's history (a parent's TPMT deficiency is a
-        # reason to test, never the patient's phenotype) and red-cell transfusions (a TPMT phenotype soon after
-        # one may be the donor's), by their codes (a transfusion known only by name is read from a record in hand).
+        # reason to test, never the patient's phenotype), red-cell transfusions (a TPMT phenotype soon after one may
+        # be the donor's) and dialysis (the kidney thresholds do not apply).
         Search("family history", "FamilyMemberHistory", (("patient", patient), ("_count", count)), "patient",
                tolerant=True),
+        # Transfusions by code at any date: a TPMT phenotype stays on file for life, so an old one may still have
+        # followed a transfusion.
         Search("transfusions", "Procedure", (
             ("subject", patient), ("code", transfusions), ("_count", count),
+        ), "subject", tolerant=True),
+        # Every procedure over the results' lookback, whatever its code: a transfusion or a dialysis session known
+        # only by its name is read by the same recogniser as in a record in hand. (Not `code:text`: many servers do
+        # not support the modifier, and a refusal would leave the TPMT check unable to say ok for every patient.)
+        Search("recent procedures", "Procedure", (
+            ("subject", patient), ("date", f"ge{since}"), ("_count", count),
+        ), "subject", tolerant=True),
+        # Encounters of the dialysis window, whatever their type: dialysis shows in Encounter.class, type or
+        # serviceType, coded or named (few encounters in two weeks; the class has no standard dialysis code).
+        Search("recent encounters", "Encounter", (
+            ("subject", patient), ("date", f"ge{since_dialysis}"), ("_count", count),
         ), "subject", tolerant=True),
     ]  # fmt: skip
 

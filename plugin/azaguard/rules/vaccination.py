@@ -226,7 +226,8 @@ def _in_time(
     soonest = min(max(c.event.date or now, now) for c in live)
     starts = [o.start for o in t.current]
     wait = timedelta(days=policy.post_stop_live_wait_days.value)
-    stopped_lately = t.last_stop is not None and soonest - t.last_stop < wait  # an earlier course's wait still runs
+    # An earlier course's post-stop wait still runs, or may (a course stopped on an unrecorded date).
+    stopped_lately = bool(t.stop_date_unknown) or (t.last_stop is not None and soonest - t.last_stop < wait)
     if t.current and all(s is not None and s > now for s in starts) and not stopped_lately:
         start = min(s for s in starts if s is not None)
         gap = start - when

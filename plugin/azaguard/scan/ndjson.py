@@ -46,6 +46,7 @@ PATIENT_ELEMENT: dict[str, str] = {
     "QuestionnaireResponse": "subject",
     "FamilyMemberHistory": "patient",
     "Procedure": "subject",
+    "Encounter": "subject",
 }
 # Every resource that can show therapy: pass 1 reads them all (cheap), as the rules do.
 ORDER_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration")
