@@ -157,6 +157,34 @@ def same_person(resources: ResourceSet) -> list[Resource]:
     return seen
 
 
+def surviving_ids(patients: list[Resource]) -> dict[str, str]:
+    """Patient id -> the id of the person's current record, for every id Patient.link joins to another (the
+    Patients' own ids and the ids they link to); unlinked Patients are left out. The current record is the one
+    not replaced by another and not inactive; when every record of the person in hand is replaced, the record the
+    replaced-by link points to (FHIR: 'must be used in lieu of')."""
+    out: dict[str, str] = {}
+    for group in _people(patients):
+        names = {f"Patient/{p.get('id')}" for p in group} | {_tail(r) for p in group for r in _link_targets(p)}
+        names = {n for n in names if n.startswith("Patient/")}
+        if len(names) < 2:
+            continue
+        primary = _primary(group)
+        survivor = _replaced_by(primary) or f"Patient/{primary.get('id')}"
+        for name in names:
+            out[name.split("/", 1)[1]] = survivor.split("/", 1)[1]
+    return out
+
+
+def _replaced_by(patient: Resource) -> str | None:
+    links = patient.get("link")
+    for link in links if isinstance(links, list) else []:
+        other = link.get("other") if isinstance(link, dict) else None
+        ref = other.get("reference") if isinstance(other, dict) else None
+        if link.get("type") == "replaced-by" and isinstance(ref, str) and _tail(ref).startswith("Patient/"):
+            return _tail(ref)
+    return None
+
+
 # --- whose --------------------------------------------------------------------------------------------------
 
 
