@@ -135,6 +135,10 @@ CLINICIAN: dict[str, Template] = {
         verb="Hold", object="azathioprine", reason="hepatitis B reactivation: HBV DNA {value} {when}",
         advice="refer to hepatology"),
     "infection-hold/viraemia": _T(verb="Refer", object="to hepatology", reason="{subject} detected {when}"),
+    # issue 24: a diagnosis in a script the tables cannot read may be an infection (never silence)
+    "infection-hold/diagnosis-unidentified": _T(
+        verb="Identify", object="the diagnosis {subject}", reason="it could not be read and may be an infection",
+        advice="check before the next dose"),
     "blood-counts/side-effect-reported": _T(verb="Check", object="{subject}", reason="{reason} {when}"),
     "liver/side-effect-reported": _T(verb="Check", object="{subject}", reason="{reason} {when}"),
     "vaccination-hold/live-vaccine-given-after-stop": _T(
