@@ -493,7 +493,8 @@ def _events(raw: Resource, tables: _Tables) -> list[Event]:
         kinds = (("transfusion", tables.transfusion_codes, tables.transfusion_names),
                  ("dialysis", tables.dialysis_codes, tables.dialysis_names))
     else:
-        if raw.get("status") in _NOT_HAPPENED:
+        status = raw.get("status")
+        if not isinstance(status, str) or status in _NOT_HAPPENED:
             return []
         klass = raw.get("class")
         concepts = [{"coding": [klass]} if isinstance(klass, dict) else None]
