@@ -232,33 +232,31 @@ def _in_time(
         start = min(s for s in starts if s is not None)
         gap = start - when
         before, avoid = policy.live_before_start_days.value, policy.live_avoid_within_start_days.value
-        if gap >= timedelta(days=before):
-            return make_finding(
-                m, RULE, "live-vaccine-before-planned-start", Status.CAUTION, Severity.LOW,
-                f"Live vaccine ({names}) planned {gap.days} days before azathioprine starts "
-                f"({short_date(start)}): advised timing",
-                f"Azathioprine is planned to start on {short_date(start)}; the live vaccine is planned "
-                f"{gap.days} days before, within the advice to give live vaccines at least {before:g} days before "
-                f"starting ({source_name(policy.live_before_start_days.source, m)}). Do not delay the vaccine past "
-                f"{short_date(start - timedelta(days=before))}, or delay the start.{notes}",
-                evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
-                reason=f"planned {gap.days} days before azathioprine starts ({short_date(start)}); give it by "
-                       f"{short_date(start - timedelta(days=before))}",
-            )
-        if gap >= timedelta(days=avoid):
-            return make_finding(
-                m, RULE, "live-vaccine-close-to-planned-start", Status.CAUTION, Severity.HIGH,
-                f"Live vaccine ({names}) only {gap.days} days before azathioprine starts: advised gap ≥ {before:g} "
-                "days",
-                f"Azathioprine is planned to start on {short_date(start)}, {gap.days} days after the planned live "
-                f"vaccine. Live vaccines should be given at least {before:g} days before starting "
-                f"({source_name(policy.live_before_start_days.source, m)}) and avoided within {avoid:g} days of "
-                f"starting: delay the start, or discuss the timing with the prescriber.{notes}",
-                evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
-                reason=f"only {gap.days} days before azathioprine starts ({short_date(start)}); advised gap at least "
-                       f"{before:g} days",
-            )
-        return None
+        if gap < timedelta(days=avoid):
+            return None
+        # At least `before` days ahead: the advised timing (give it by then); between `avoid` and `before`: close.
+        source, by = source_name(policy.live_before_start_days.source, m), short_date(start - timedelta(days=before))
+        advised = gap >= timedelta(days=before)
+        code, severity, summary, detail, reason = (
+            ("live-vaccine-before-planned-start", Severity.LOW,
+             f"Live vaccine ({names}) planned {gap.days} days before azathioprine starts ({short_date(start)}): "
+             "advised timing",
+             f"Azathioprine is planned to start on {short_date(start)}; the live vaccine is planned {gap.days} days "
+             f"before, within the advice to give live vaccines at least {before:g} days before starting ({source}). "
+             f"Do not delay the vaccine past {by}, or delay the start.",
+             f"planned {gap.days} days before azathioprine starts ({short_date(start)}); give it by {by}")
+            if advised else
+            ("live-vaccine-close-to-planned-start", Severity.HIGH,
+             f"Live vaccine ({names}) only {gap.days} days before azathioprine starts: advised gap ≥ {before:g} days",
+             f"Azathioprine is planned to start on {short_date(start)}, {gap.days} days after the planned live "
+             f"vaccine. Live vaccines should be given at least {before:g} days before starting ({source}) and avoided "
+             f"within {avoid:g} days of starting: delay the start, or discuss the timing with the prescriber.",
+             f"only {gap.days} days before azathioprine starts ({short_date(start)}); advised gap at least "
+             f"{before:g} days"))
+        return make_finding(
+            m, RULE, code, Status.CAUTION, severity, summary, f"{detail}{notes}", evidence=evidence,
+            implicated=implicated, trigger=live[0].trigger(), subject=names, reason=reason,
+        )
     ends = [o.end for o in t.current]
     if t.current and all(e is not None and e > now for e in ends):
         stop = max(e for e in ends if e is not None)
