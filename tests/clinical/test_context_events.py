@@ -165,3 +165,9 @@ def test_a_planned_start_after_a_course_with_an_unknown_stop_date_holds() -> Non
     # ... and without the earlier course, the same plan is the advised-timing caution.
     assert headline("vaccination-hold", record(_planned_start(40), recommendation(MMR, due_in_days=3))) == (
         "caution", "live-vaccine-before-planned-start")
+
+
+def test_dialysis_from_a_cpt_coded_procedure() -> None:
+    """CPT 90935 (hemodialysis with one evaluation), as claims-derived records code it."""
+    cpt = dialysis_procedure(5, cc("90935", "http://www.ama-assn.org/go/cpt", "Hemodialysis, single evaluation"))
+    assert headline("kidney", record(aza(), cpt, LOW_EGFR)) == ("not-applicable", "on-dialysis")

@@ -69,3 +69,12 @@ def test_an_unknown_latin_name_is_not_unidentified() -> None:
     result = check(condition({"text": "Morbus Example"}))
     assert str(infection(result)[0].status) == "ok"
     assert not result.verdict.unidentified
+
+
+def test_imuran_in_hebrew_as_written_in_public_texts_is_azathioprine() -> None:
+    """אימוראן (the spelling public Hebrew texts use, added when the transcriptions were checked)."""
+    from tests.clinical.test_meaning_pass import med
+
+    result = check_resources(resource_set_from_json(record(med({"text": "אימוראן 50 מ\"ג"}))),
+                             mappings=load_mappings(), now=NOW)
+    assert any(o.drugs.azathioprine is not None for o in result.record.medication_orders)
