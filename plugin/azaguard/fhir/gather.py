@@ -264,11 +264,27 @@ def gather(
     prefetch left out. `planned`: the record searches, when the caller planned them itself (default
     plan_searches; the benchmark replays an older plan)."""
     start = client.request_count
-    labels = [s.label for s in planned] if planned is not None else only
-    fetch = partial(_gather_one, client, mappings=mappings, now=now, page_size=page_size,
-                    observation_page_size=observation_page_size, memory=memory, only=labels)
-    gathered = fetch(patient_id, alerts=alerts, planned=planned)
-    _follow_links(gathered, patient_id, fetch, client.base_url, alerts=alerts)
+    one = partial(_gather_one, client, mappings=mappings, now=now, page_size=page_size,
+                  observation_page_size=observation_page_size, memory=memory)
+    gathered = one(patient_id, alerts=alerts, only=only, planned=planned)
+    # A linked record is read whole: `only` names what a prefetch left out for the launched id, not for the others.
+    labels = [s.label for s in planned] if planned is not None else None
+    _follow_links(gathered, _patient_of(gathered, patient_id), partial(one, only=labels), client.base_url,
+                  alerts=alerts)
+    gathered.requests = client.request_count - start
+    return gathered
+
+
+def gather_linked(
+    client: FhirClient, patient: Resource, mappings: Mappings, now: datetime, *, memory: ServerMemory | None = None
+) -> Gathered:
+    """The records Patient.link joins to a Patient already in hand (a CDS Hooks prefetch), fetched whole and
+    bounded as in `gather` (without the Patient itself, without alerts)."""
+    start = client.request_count
+    gathered = Gathered(ResourceSet.from_resources([patient]), 0, "batch")
+    one = partial(_gather_one, client, mappings=mappings, now=now, page_size=PAGE_SIZE,
+                  observation_page_size=OBSERVATION_PAGE_SIZE, memory=memory, only=None)
+    _follow_links(gathered, patient, one, client.base_url, alerts=False)
     gathered.requests = client.request_count - start
     return gathered
 
@@ -314,13 +330,14 @@ def patient_links(patient: Mapping[str, Any], base: str | None) -> tuple[list[tu
     return local, elsewhere
 
 
-def _follow_links(gathered: Gathered, patient_id: str, fetch: Callable[..., Gathered], base: str, *,
+def _follow_links(gathered: Gathered, patient: Resource, fetch: Callable[..., Gathered], base: str, *,
                   alerts: bool) -> None:
     """Fetch the records Patient.link joins to the launched one (breadth first, bounded) into `gathered`; a
     'replaced-by' chain is followed to the surviving record, which the record then describes (record_meaning's
     Owner) and whose alerts are the ones read (the alerts are written there), and the user is told. Links past
     the bounds leave every check unable to say ok (a failure)."""
-    patients = {patient_id: _patient_of(gathered, patient_id)}
+    patient_id = str(patient.get("id"))
+    patients = {patient_id: patient}
     queue: list[tuple[str, int]] = [(patient_id, 0)]
     seen_keys = {_key(r) for r in gathered.resources.resources}
     while queue:
