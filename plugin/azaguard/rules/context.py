@@ -24,7 +24,6 @@ from azaguard.rules.common import (
     measurement_trigger,
     number,
     short_date,
-    source_name,
     split_future,
 )
 from azaguard.terminology import names_match
@@ -96,9 +95,7 @@ def dialysis(record: PatientRecord, m: Mappings, now: datetime) -> Finding | Non
         evidence = Evidence(reference=last.ref, description=f"dialysis: {last.label}", date=iso(last.date))
     return make_finding(
         m, "kidney", "on-dialysis", Status.NOT_APPLICABLE, Severity.INFO,
-        f"On dialysis ({shown}): eGFR and creatinine thresholds do not apply",
-        f"{spec.note} The record shows dialysis ({shown}). Kidney function is judged "
-        "by the renal team; azathioprine dosing on dialysis follows the prescriber.",
+        subject=shown, checked=[spec.note.rstrip(".")],
         evidence=[evidence], implicated=[o.ref for o in t.current],
     )
 
@@ -135,9 +132,7 @@ def alt_by_indication(findings: list[Finding], record: PatientRecord, m: Mapping
         if falling:
             out.append(make_finding(
                 m, "liver", "alt-falling-in-autoimmune-hepatitis", Status.CAUTION, Severity.MODERATE,
-                f"ALT high but falling in autoimmune hepatitis ({trend}): response to treatment; keep monitoring",
-                f"{spec.note} ALT {trend}: each result lower than the one before, so the high value reflects the "
-                f"disease responding to treatment, not drug toxicity. A rise would be the alarm. {f.detail}",
+                checked=[spec.note.rstrip("."), f"ALT {trend}", *f.checked], source=f.source,
                 evidence=evidence, implicated=f.implicated, trigger=measurement_trigger(series[0], "ALT"),
                 subject="ALT",
                 reason="falling on treatment of autoimmune hepatitis (" + " → ".join(
@@ -147,8 +142,8 @@ def alt_by_indication(findings: list[Finding], record: PatientRecord, m: Mapping
         else:
             why = (f"the ALT trend cannot be judged: {', '.join(r.ref for r in gaps)} cannot be read or placed"
                    if gaps else f"the ALT is not falling ({trend})")
-            out.append(struct_replace(f, detail=f"{f.detail} Indication: autoimmune hepatitis ({cond.concept.label}); "
-                                                f"{why}, so it is judged as the alarm.",
+            out.append(struct_replace(f, checked=(*f.checked, f"indication: autoimmune hepatitis "
+                                                  f"({cond.concept.label}); {why}, so it is judged as the alarm"),
                                       evidence=tuple(evidence)))
     return out
 
@@ -166,8 +161,7 @@ def family_tpmt(record: PatientRecord, m: Mappings, implicated: list[str]) -> Fi
     who = ", ".join(dict.fromkeys(r.whose for r in hits))
     return make_finding(
         m, "tpmt", "tpmt-family-history", Status.CAUTION, Severity.MODERATE,
-        f"Family history of TPMT/NUDT15 deficiency ({who}): test the patient's TPMT and NUDT15",
-        f"{spec.note} Recorded: " + "; ".join(f"{r.whose}: {', '.join(r.names) or 'unnamed'}" for r in hits) + ".",
+        checked=[spec.note.rstrip("."), *(f"{r.whose}: {', '.join(r.names) or 'unnamed'}" for r in hits)],
         evidence=[Evidence(reference=r.ref, description=f"{r.whose}'s record (not the patient's): "
                            f"{', '.join(r.names)}", date=r.date) for r in hits],
         missing=["the patient's own TPMT and NUDT15 status"], implicated=implicated,
@@ -198,11 +192,9 @@ def tpmt_after_transfusion(results: list[Measurement], record: PatientRecord, m:
     r, e, days = pairs[0]
     return make_finding(
         m, "tpmt", "tpmt-after-transfusion", Status.CAUTION, Severity.MODERATE,
-        f"TPMT phenotype measured {days} days after a red-cell transfusion: may be falsely normal; "
-        "retest or genotype",
-        f"{spec.note} The TPMT phenotype of {short_date(r.effective)} was measured {days} days after {e.label} "
-        f"({short_date(e.date)}); window {spec.window_days.value:g} days "
-        f"({source_name(spec.window_days.source, m)}).",
+        checked=[spec.note.rstrip("."), f"the TPMT phenotype of {short_date(r.effective)} was measured {days} days "
+                 f"after {e.label} ({short_date(e.date)}); window {spec.window_days.value:g} days"],
+        source=spec.window_days.source,
         evidence=[measurement_evidence(r, "TPMT phenotype"),
                   Evidence(reference=e.ref, description=f"red-cell transfusion: {e.label}", date=iso(e.date))],
         missing=["a TPMT genotype, or a phenotype more than the window after the last transfusion"],
@@ -221,10 +213,10 @@ def _transfusion_timing_unknown(undated: list[Event], phenotypes: list[Measureme
     shown = undated or transfusions
     return make_finding(
         m, "tpmt", "tpmt-transfusion-timing-unknown", Status.CANNOT_EVALUATE, Severity.MODERATE,
-        "Cannot tell whether the TPMT phenotype followed a red-cell transfusion: a date is missing",
-        f"{spec.note} The record has a red-cell transfusion ({', '.join(e.label for e in shown)}) but "
-        + ("the transfusion" if undated else "the TPMT phenotype") + " has no readable date, so whether the phenotype "
-        f"was measured within {spec.window_days.value:g} days after it cannot be checked.",
+        checked=[spec.note.rstrip("."), f"red-cell transfusion on record ({', '.join(e.label for e in shown)}), but "
+                 + ("the transfusion" if undated else "the TPMT phenotype") + " has no readable date: whether the "
+                 f"phenotype was measured within {spec.window_days.value:g} days after it cannot be checked"],
+        source=spec.window_days.source,
         evidence=[Evidence(reference=e.ref, description=f"red-cell transfusion: {e.label}", date=iso(e.date))
                   for e in shown] + [measurement_evidence(r, "TPMT phenotype") for r in phenotypes],
         missing=missing, implicated=implicated, subject="TPMT",
