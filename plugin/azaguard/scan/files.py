@@ -85,8 +85,8 @@ def scan_files(args: argparse.Namespace, mappings: Mappings, now: datetime, prog
 
 def _export(args: argparse.Namespace, progress: ScanProgress, transport: httpx.BaseTransport | None,
             timings: dict[str, Any], parameters: dict[str, Any]) -> tuple[list[ExportFile], str]:  # fmt: skip
+    from azaguard.scan.auth import token_source
     from azaguard.scan.bulk import BulkExport
-    from azaguard.scan.command import token_source
 
     token, _, auth_text = token_source(args, progress.note)
     token_fn = token if callable(token) else (lambda: token)
