@@ -1,0 +1,122 @@
+"""The package's floors: imports go one way, and no module reaches into another package's private names.
+
+Every import counts: module level, inside functions and under TYPE_CHECKING (a type-only import is still a
+dependency the next reader has to hold in mind). The graph is grimp's (the library behind import-linter).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import grimp
+import pytest
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / "plugin" / "azaguard"
+
+# Imports that still close a cycle (the import back), each with who is breaking it. The test removes them
+# and then finds no cycle; an entry that no longer exists is fine (delete it), any other cycle fails.
+_CONCEPT = "terminology reads the record's Concept/Measurement: the value types move below both (h23-floors)"
+KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
+    ("azaguard.terminology._common", "azaguard.record"): _CONCEPT,
+    ("azaguard.terminology.conditions", "azaguard.record"): _CONCEPT,
+    ("azaguard.terminology.drugs", "azaguard.record"): _CONCEPT,
+    ("azaguard.terminology.labtests", "azaguard.record"): _CONCEPT,
+    ("azaguard.terminology.signs", "azaguard.record"): _CONCEPT,
+    ("azaguard.terminology.vaccines", "azaguard.record"): _CONCEPT,
+    ("azaguard.web.patient", "azaguard.web.app"): "the patient view takes _Web from the app: h23-shell's web split",
+}
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph("azaguard", cache_dir=None)
+
+
+def cycle_edges(graph: grimp.ImportGraph) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Each import a -> b that lies on a cycle, with the shortest way back from b to a."""
+    out: dict[tuple[str, str], tuple[str, ...]] = {}
+    for importer in sorted(graph.modules):
+        for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+            back = graph.find_shortest_chain(importer=imported, imported=importer)
+            if back is not None:
+                out[(importer, imported)] = (importer, *back)
+    return out
+
+
+def test_imports_go_one_way() -> None:
+    graph = grimp.build_graph("azaguard", cache_dir=None)
+    for importer, imported in KNOWN_BACK_IMPORTS:
+        if graph.direct_import_exists(importer=importer, imported=imported):
+            graph.remove_import(importer=importer, imported=imported)
+    cycles = cycle_edges(graph)
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(chain) for chain in cycles.values())
+
+
+def test_the_cycle_finder_finds_a_cycle(graph: grimp.ImportGraph) -> None:
+    # The test above can fail: an import from the registry back to the engine that reads it closes a loop.
+    graph.add_import(importer="azaguard.registry", imported="azaguard.rules")
+    try:
+        assert ("azaguard.registry", "azaguard.rules") in cycle_edges(graph)
+    finally:
+        graph.remove_import(importer="azaguard.registry", imported="azaguard.rules")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_package(dotted: str) -> bool:
+    return (PACKAGE_DIR.parent.joinpath(*dotted.split(".")) / "__init__.py").exists()
+
+
+def private_imports(source: str, module: str, is_package: bool) -> list[str]:
+    """`owner.private` names this module imports from outside the package they belong to.
+
+    A private (underscore) name of module `p.m` belongs to package `p`, and a private module `p._m` too:
+    only the modules of `p` itself may import them."""
+    here = module if is_package else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for dotted in names:
+            parts = dotted.split(".")
+            if parts[0] != "azaguard":
+                continue
+            private = next((i for i, p in enumerate(parts) if p.startswith("_") and not p.startswith("__")), None)
+            if private is None:
+                continue
+            holder = ".".join(parts[:private])
+            owner = holder if _is_package(holder) else holder.rpartition(".")[0]
+            if here != owner:
+                found.append(f"{module}:{node.lineno} imports {dotted}")
+    return found
+
+
+def test_no_module_imports_another_packages_private_names() -> None:
+    found = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        found += private_imports(path.read_text(encoding="utf-8"), _module_name(path), path.name == "__init__.py")
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("source", "module", "expected"),
+    [
+        ("from azaguard.cli import _terminology", "azaguard.scan.command", 1),  # a parent package's private name
+        ("from azaguard.terminology._common import fold", "azaguard.record", 1),  # another package's private module
+        ("import azaguard.terminology._common", "azaguard.record", 1),
+        ("from azaguard.sandbox.ehr.proxy import _json_body", "azaguard.sandbox.ehr.backend", 0),  # a sibling's
+        ("from azaguard.terminology._common import fold", "azaguard.terminology.drugs", 0),  # its own package's
+        ("from azaguard.terminology import _common", "azaguard.record", 1),
+        ("from azaguard.cli import main", "azaguard.scan.command", 0),
+    ],
+)
+def test_what_counts_as_a_private_import(source: str, module: str, expected: int) -> None:
+    assert len(private_imports(source, module, is_package=False)) == expected
