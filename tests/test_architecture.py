@@ -7,6 +7,9 @@ dependency the next reader has to hold in mind). The graph is grimp's (the libra
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import grimp
@@ -120,3 +123,57 @@ def test_no_module_imports_another_packages_private_names() -> None:
 )
 def test_what_counts_as_a_private_import(source: str, module: str, expected: int) -> None:
     assert len(private_imports(source, module, is_package=False)) == expected
+
+
+# --- the evaluation core: no I/O below it -----------------------------------------------------------
+
+# The core (evaluate.py: record, rules, verdict, wording) never reaches these: network, web, database,
+# session stores, configuration files, nor the shells that do I/O around it.
+NOT_IN_THE_CORE = (
+    "httpx", "httpcore", "h11", "anyio", "starlette", "uvicorn", "jinja2", "multipart", "authlib", "joserfc",
+    "sqlalchemy", "psycopg", "redis", "yaml", "prometheus_client", "fhir",
+    "azaguard.service", "azaguard.cli", "azaguard.fhir", "azaguard.alerts", "azaguard.web", "azaguard.cds",
+    "azaguard.smart", "azaguard.sandbox", "azaguard.scan", "azaguard.ops", "azaguard.config",
+    "azaguard.terminology.server", "azaguard.httpbound",
+)  # fmt: skip
+
+
+def _outside_the_core(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == f or m.startswith(f + ".") for f in NOT_IN_THE_CORE))
+
+
+def test_the_core_imports_no_io_statically() -> None:
+    """Everything the core and each registered rule can import, at any depth and inside functions too
+    (type-only imports aside: CheckResult names the write outcomes the server path adds)."""
+    from azaguard.registry import RULES
+
+    graph = grimp.build_graph("azaguard", cache_dir=None, exclude_type_checking_imports=True,
+                              include_external_packages=True)  # fmt: skip
+    roots = {"azaguard.evaluate", *(spec.function.split(":")[0] for spec in RULES)}
+    reached = set(roots).union(*(graph.find_upstream_modules(root) for root in roots))
+    assert "azaguard.rules.common" in reached and "pydantic" in reached  # it does see the core's imports
+    assert _outside_the_core(reached) == []
+
+
+EVALUATE_ONE = """
+import json, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from azaguard.evaluate import check_resources
+from azaguard.mappings import load_mappings
+from azaguard.resources import load_json_file
+result = check_resources(load_json_file(Path(sys.argv[1])), mappings=load_mappings(),
+                         now=datetime(2026, 11, 20, 9, tzinfo=UTC))
+assert result.verdict is not None and len(result.findings) >= 10
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_an_evaluation_through_the_core_loads_no_io() -> None:
+    """The same, as run: a fresh interpreter evaluates a record through the core and lists what it loaded."""
+    example = PACKAGE_DIR.parents[1] / "examples" / "aza-leukopenic.json"
+    out = subprocess.run([sys.executable, "-c", EVALUATE_ONE, str(example)], capture_output=True, text=True,
+                         check=True, timeout=120).stdout  # fmt: skip
+    loaded = set(json.loads(out.strip().splitlines()[-1]))
+    assert "azaguard.rules.labs" in loaded
+    assert _outside_the_core(loaded) == []

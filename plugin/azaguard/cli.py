@@ -24,7 +24,7 @@ from azaguard.resources import InputError
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from azaguard.service import CheckResult
+    from azaguard.evaluate import CheckResult
 
 EXIT_OK, EXIT_INPUT, EXIT_SERVER, EXIT_WRITE_FAILED = 0, 2, 3, 4
 
@@ -313,7 +313,7 @@ def _mappings_report(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from azaguard.service import check_resources
+    from azaguard.evaluate import check_resources
 
     mappings = mappings_of(args)
     now = now_of(args.now)
