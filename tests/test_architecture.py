@@ -177,3 +177,57 @@ def test_an_evaluation_through_the_core_loads_no_io() -> None:
     loaded = set(json.loads(out.strip().splitlines()[-1]))
     assert "azaguard.rules.labs" in loaded
     assert _outside_the_core(loaded) == []
+
+
+# --- the sandbox is an optional extra ----------------------------------------------------------------
+
+SANDBOX_ONLY = ("authlib", "yaml")  # pyproject.toml's `sandbox` extra
+
+
+def test_production_never_imports_the_sandbox_or_its_extra() -> None:
+    graph = grimp.build_graph("azaguard", cache_dir=None, include_external_packages=True)
+    sandbox = {"azaguard.sandbox", *graph.find_descendants("azaguard.sandbox")}
+    outside = sorted(
+        f"{importer} imports {imported}"
+        for imported in (*SANDBOX_ONLY, *sandbox)
+        for importer in graph.find_modules_that_directly_import(imported)
+        if importer not in sandbox and importer != "azaguard.cli"  # the CLI: only its `demo` command
+    )
+    assert outside == []
+    assert graph.find_modules_that_directly_import("authlib")  # it does see the sandbox's imports
+
+
+WITHOUT_THE_EXTRA = """
+import sys
+class Missing:  # as if `pip install azaguard` without [sandbox]
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("authlib", "yaml"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name.split(".")[0])
+sys.meta_path.insert(0, Missing())
+from azaguard.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_demo_without_the_sandbox_extra_says_how_to_install_it() -> None:
+    run = subprocess.run([sys.executable, "-c", WITHOUT_THE_EXTRA, "demo", "--no-serve"], capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 2
+    assert "pip install 'azaguard[sandbox]'" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_check_runs_without_the_sandbox_extra() -> None:
+    example = PACKAGE_DIR.parents[1] / "examples" / "aza-leukopenic.json"
+    run = subprocess.run([sys.executable, "-c", WITHOUT_THE_EXTRA, "check", "--bundle", str(example), "--now",
+                          "2026-11-20T09:00:00Z"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_the_sandbox_extra_is_not_a_production_dependency() -> None:
+    import tomllib
+
+    project = tomllib.loads((PACKAGE_DIR.parents[1] / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = {dep.split(">")[0].split("=")[0].split("[")[0].strip().lower() for dep in project["dependencies"]}
+    assert names.isdisjoint({"authlib", "pyyaml"})
+    assert {"authlib", "pyyaml"} <= {d.split(">")[0].lower() for d in project["optional-dependencies"]["sandbox"]}

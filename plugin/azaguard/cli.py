@@ -37,6 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 COMMANDS = ("check", "demo", "scan", "mappings", "serve", "feedback", "audit", "config")
+SANDBOX_EXTRA = ("authlib", "yaml")  # the `sandbox` extra's modules (pyproject.toml): only `demo` needs them
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -212,8 +213,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _mappings_report(args)
         if args.command == "demo":
             from azaguard.config import ConfigError
-            from azaguard.sandbox.demo import run_demo
-            from azaguard.sandbox.server import SandboxError
+
+            try:
+                from azaguard.sandbox.demo import run_demo
+                from azaguard.sandbox.server import SandboxError
+            except ModuleNotFoundError as exc:
+                if exc.name not in SANDBOX_EXTRA:
+                    raise
+                print(f"azaguard demo: the sandbox is an optional part of azaguard ({exc.name} is not installed): "
+                      "pip install 'azaguard[sandbox]' (from a checkout: make demo)", file=sys.stderr)
+                return EXIT_INPUT
 
             try:
                 return run_demo(
