@@ -31,6 +31,7 @@ from azaguard.resources import InputError
 from azaguard.scan import discovery
 from azaguard.scan.auth import AuthFailed, token_source
 from azaguard.scan.backoff import BackoffTransport, SharedBackoff
+from azaguard.scan.files import scan_files
 from azaguard.scan.progress import ScanProgress, make_progress
 from azaguard.scan.report import Summary, write_report
 from azaguard.scan.results import RESULTS_FILE, ResultsWriter, prepare
@@ -67,8 +68,6 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
         progress.note(f"warning: {exposed}")
     try:
         if args.ndjson is not None or args.bulk:
-            from azaguard.scan.files import scan_files
-
             counts, run_info = scan_files(args, mappings, now, progress, transport=transport)
         else:
             counts, run_info = _scan_server(args, mappings, now, progress, transport)
