@@ -11,21 +11,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from msgspec import Struct, field
 
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings
+from azaguard.outcomes import ExistingAlert, WriteOutcome
 from azaguard.record import PatientInfo, PatientRecord, VaccineEvent, build_record
 from azaguard.record_meaning import same_person
 from azaguard.resources import EmptyRecord, InputError, ResourceSet
 from azaguard.rules import evaluate
 from azaguard.rules.common import resource_name
 from azaguard.verdict import Verdict, build_verdict
-
-if TYPE_CHECKING:  # what the server path adds to a result (service.py): types only
-    from azaguard.alerts import ExistingAlert, WriteOutcome
 
 log = logging.getLogger(__name__)
 
