@@ -231,3 +231,63 @@ def test_the_sandbox_extra_is_not_a_production_dependency() -> None:
     names = {dep.split(">")[0].split("=")[0].split("[")[0].strip().lower() for dep in project["dependencies"]}
     assert names.isdisjoint({"authlib", "pyyaml"})
     assert {"authlib", "pyyaml"} <= {d.split(">")[0].lower() for d in project["optional-dependencies"]["sandbox"]}
+
+
+# --- the floors docs/architecture.md draws ------------------------------------------------------------
+
+ARCHITECTURE = PACKAGE_DIR.parents[1] / "docs" / "architecture.md"
+
+
+def documented_floors() -> list[tuple[str, tuple[str, ...]]]:
+    """The ```floors block of docs/architecture.md, top floor first: (name, module prefixes under azaguard)."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    block = text.split("```floors\n", 1)[1].split("```", 1)[0]
+    floors = []
+    for line in block.splitlines():
+        name, *modules = line.split("#", 1)[0].split()
+        floors.append((name, tuple(modules)))
+    return floors
+
+
+def floor_of(module: str, floors: list[tuple[str, tuple[str, ...]]]) -> tuple[int, str] | None:
+    """(height, floor name) of the longest documented prefix of `module`; the bottom floor is height 0."""
+    best: tuple[int, int, str] | None = None
+    for height, (name, prefixes) in enumerate(reversed(floors)):
+        for prefix in prefixes:
+            dotted = f"azaguard.{prefix}"
+            if (module == dotted or module.startswith(dotted + ".")) and (best is None or len(dotted) > best[0]):
+                best = (len(dotted), height, name)
+    return (best[1], best[2]) if best else None
+
+
+def upward_imports(graph: grimp.ImportGraph, floors: list[tuple[str, tuple[str, ...]]]) -> list[str]:
+    out = []
+    for importer in sorted(graph.modules - {"azaguard"}):
+        low = floor_of(importer, floors)
+        for imported in sorted(graph.find_modules_directly_imported_by(importer) - {"azaguard"}):
+            high = floor_of(imported, floors)
+            if low and high and high[0] > low[0] and (importer, imported) not in KNOWN_BACK_IMPORTS:
+                out.append(f"{importer} ({low[1]}) imports {imported} ({high[1]})")
+    return out
+
+
+def test_the_documented_floors_hold(graph: grimp.ImportGraph) -> None:
+    """Every module is on a documented floor, and no import (function-local and type-only ones too) reaches a
+    floor above its own: the diagram in docs/architecture.md is the code's, or this fails."""
+    floors = documented_floors()
+    assert len(floors) >= 5
+    unplaced = sorted(m for m in graph.modules if m != "azaguard" and floor_of(m, floors) is None)
+    assert unplaced == [], "modules on no floor of docs/architecture.md"
+    assert upward_imports(graph, floors) == []
+    graph.add_import(importer="azaguard.rules.labs", imported="azaguard.fhir.client")  # it can fail
+    try:
+        assert upward_imports(graph, floors) == ["azaguard.rules.labs (judging) imports azaguard.fhir.client (shell)"]
+    finally:
+        graph.remove_import(importer="azaguard.rules.labs", imported="azaguard.fhir.client")
+
+
+def test_a_floor_is_found_by_its_longest_prefix() -> None:
+    floors = [("shell", ("terminology.server", "cli")), ("knowing", ("terminology",))]
+    assert floor_of("azaguard.terminology.server", floors) == (1, "shell")
+    assert floor_of("azaguard.terminology.drugs", floors) == (0, "knowing")
+    assert floor_of("azaguard.terminologyx", floors) is None
