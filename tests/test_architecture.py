@@ -27,7 +27,6 @@ KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
     ("azaguard.terminology.labtests", "azaguard.record"): _CONCEPT,
     ("azaguard.terminology.signs", "azaguard.record"): _CONCEPT,
     ("azaguard.terminology.vaccines", "azaguard.record"): _CONCEPT,
-    ("azaguard.web.patient", "azaguard.web.app"): "the patient view takes _Web from the app: h23-shell's web split",
     ("azaguard.wording", "azaguard.patient.content"): "i22's patient audience names PatientContent (a type only)",
 }
 
