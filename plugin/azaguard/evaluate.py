@@ -17,12 +17,12 @@ from msgspec import Struct, field
 
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings
+from azaguard.naming import resource_name
 from azaguard.outcomes import ExistingAlert, WriteOutcome
 from azaguard.record import PatientInfo, PatientRecord, VaccineEvent, build_record
 from azaguard.record_meaning import same_person
-from azaguard.resources import EmptyRecord, InputError, ResourceSet
+from azaguard.resources import EmptyRecord, InputError, ResourceSet, Unfetched
 from azaguard.rules import evaluate
-from azaguard.rules.common import resource_name
 from azaguard.verdict import Verdict, build_verdict
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ class CheckResult(Struct, kw_only=True):
     # went wrong on the way that did not stop the check (the terminology server failed), what gathering
     # could not do as asked (an ignored search parameter, a batch refused): never discarded.
     warnings: list[str] = field(default_factory=list)
+    # What the warnings name for people, with ids for programs (JSON): resources referred to but not given.
+    unfetched: list[Unfetched] = field(default_factory=list)
     verdict: Verdict | None = None  # the clinician's message, computed once (build_verdict)
 
     @property
@@ -109,18 +111,18 @@ def check_resources(
         findings=findings,
         evaluated_at=now,
         mappings_version=mappings.version,
-        warnings=warnings + dropped_warnings(record, resources),
+        warnings=warnings + dropped_warnings(record, resources, mappings),
         verdict=build_verdict(findings, record, now, mappings, tz),
     )
 
 
-def dropped_warnings(record: PatientRecord, resources: ResourceSet) -> list[str]:
+def dropped_warnings(record: PatientRecord, resources: ResourceSet, mappings: Mappings) -> list[str]:
     """One line per resource left out of the record (never silently), the resource named for people (what it
     records and when): its id is in the record (`record.dropped`), not in text a clinician reads."""
     lines = []
     for d in record.dropped:
         raw = resources.resolve(d.ref)
-        name = resource_name(raw) if raw is not None else "a resource"
+        name = resource_name(raw, mappings) if raw is not None else "a resource"
         lines.append(f"{name[0].upper()}{name[1:]} was not used: {d.reason}.")
     return lines
 

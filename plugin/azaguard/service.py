@@ -69,6 +69,7 @@ def check_on_server(
     result.requests = client.request_count - before
     result.existing_alerts_problem = alerts_problem
     result.warnings = list(gathered.warnings) + result.warnings
+    result.unfetched = list(gathered.unfetched)
     issues, flags, result.notes = _own(issues, flags)
     if write or dry_run:
         device = device_resource(mappings.version)
