@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 
 from azaguard.cliopts import TOKEN_ENV
+from azaguard.httpauth import Renew
 from azaguard.smart.backend import BackendAuthError, BackendServicesAuth, key_file_warning, load_private_key
 
 
@@ -17,7 +18,7 @@ class AuthFailed(Exception):
 
 def token_source(
     args: argparse.Namespace, warn: Callable[[str], None] = lambda _: None
-) -> tuple[str | Callable[[], str] | None, Callable[[], None] | None, str]:
+) -> tuple[str | Callable[[], str] | None, Renew | None, str]:
     """The bearer token (a callable that renews, for backend services), a renew hook, and how it was got;
     `warn` hears what is usable but wrong (a key file others can read, a scope broader or narrower than asked)."""
     if args.client_id:
@@ -33,10 +34,10 @@ def token_source(
         for warning in auth.warnings:
             warn(f"warning: {warning}")
 
-        def renew() -> None:
-            # If renewal fails, the next request fails with 401 and the patient is recorded as failed.
+        def renew(refused: str | None) -> None:
+            # If renewal fails, the request's 401 stands and the patient is recorded as failed.
             with contextlib.suppress(BackendAuthError):
-                auth.renew()
+                auth.renew(refused)
 
         return auth.token, renew, f"SMART Backend Services as {args.client_id} ({key.alg}; {auth.granted_scope})"
     token = os.environ.get(TOKEN_ENV) or None

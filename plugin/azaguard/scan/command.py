@@ -25,6 +25,7 @@ from azaguard.cliopts import TOKEN_ENV, now_of
 from azaguard.config import is_loopback
 from azaguard.fhir.client import FhirClient, check_id
 from azaguard.fhir.errors import FhirError
+from azaguard.httpauth import Renew
 from azaguard.mappings import Mappings
 from azaguard.privatefiles import exposure_warning, write_private
 from azaguard.resources import InputError
@@ -137,9 +138,9 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def open_client(url: str, token: str | Callable[[], str] | None, backoff: SharedBackoff,
-                transport: httpx.BaseTransport | None) -> FhirClient:  # fmt: skip
+                transport: httpx.BaseTransport | None, renew: Renew | None = None) -> FhirClient:  # fmt: skip
     return FhirClient(
-        url, token=token, max_retries=SCAN_MAX_RETRIES, max_pages=SCAN_MAX_PAGES,
+        url, token=token, renew=renew, max_retries=SCAN_MAX_RETRIES, max_pages=SCAN_MAX_PAGES,
         transport=BackoffTransport(backoff, transport),
     )  # fmt: skip
 
@@ -158,8 +159,8 @@ def _scan_server(args: argparse.Namespace, mappings: Mappings, now: datetime, pr
                  transport: httpx.BaseTransport | None) -> tuple[dict[str, int], dict[str, Any]]:  # fmt: skip
     token, renew, auth_text = token_source(args, progress.note)
     backoff = SharedBackoff(args.concurrency)
-    site_terminology = cliopts.terminology(args, mappings)
-    with open_client(args.fhir_url, token, backoff, transport) as client, site_terminology as terminology:
+    client = open_client(args.fhir_url, token, backoff, transport, renew)
+    with client, cliopts.terminology(args, mappings) as terminology:
         settings = ScanSettings(now=now, write=args.write, dry_run=args.dry_run, concurrency=args.concurrency,
                                 terminology=terminology)  # fmt: skip
         t0 = time.monotonic()
@@ -175,7 +176,7 @@ def _scan_server(args: argparse.Namespace, mappings: Mappings, now: datetime, pr
         try:
             counts = scan_patients(
                 client, todo, mappings=mappings, settings=settings, writer=writer, progress=progress,
-                backoff=backoff, renew_token=renew,
+                backoff=backoff,
             )  # fmt: skip
         finally:
             writer.close()
