@@ -257,15 +257,16 @@ def documented_floors() -> list[tuple[str, tuple[str, ...]]]:
     return floors
 
 
-def floor_of(module: str, floors: list[tuple[str, tuple[str, ...]]]) -> tuple[int, str] | None:
-    """(height, floor name) of the longest documented prefix of `module`; the bottom floor is height 0."""
+def floor_of(module: str, floors: list[tuple[str, tuple[str, ...]]]) -> tuple[int, str]:
+    """(height, floor name) of the longest documented prefix of `module` (the bottom floor is height 0); a module
+    on no line is on the top floor (the shell): it may import anything, and nothing below may import it."""
     best: tuple[int, int, str] | None = None
     for height, (name, prefixes) in enumerate(reversed(floors)):
         for prefix in prefixes:
             dotted = f"azaguard.{prefix}"
             if (module == dotted or module.startswith(dotted + ".")) and (best is None or len(dotted) > best[0]):
                 best = (len(dotted), height, name)
-    return (best[1], best[2]) if best else None
+    return (best[1], best[2]) if best else (len(floors) - 1, floors[0][0])
 
 
 def upward_imports(graph: grimp.ImportGraph, floors: list[tuple[str, tuple[str, ...]]]) -> list[str]:
@@ -274,18 +275,16 @@ def upward_imports(graph: grimp.ImportGraph, floors: list[tuple[str, tuple[str, 
         low = floor_of(importer, floors)
         for imported in sorted(graph.find_modules_directly_imported_by(importer) - {"azaguard"}):
             high = floor_of(imported, floors)
-            if low and high and high[0] > low[0] and (importer, imported) not in KNOWN_BACK_IMPORTS:
+            if high[0] > low[0] and (importer, imported) not in KNOWN_BACK_IMPORTS:
                 out.append(f"{importer} ({low[1]}) imports {imported} ({high[1]})")
     return out
 
 
 def test_the_documented_floors_hold(graph: grimp.ImportGraph) -> None:
-    """Every module is on a documented floor, and no import (function-local and type-only ones too) reaches a
-    floor above its own: the diagram in docs/architecture.md is the code's, or this fails."""
+    """No import (function-local and type-only ones too) reaches a floor above its own: the diagram in
+    docs/architecture.md is the code's, or this fails."""
     floors = documented_floors()
-    assert len(floors) >= 5
-    unplaced = sorted(m for m in graph.modules if m != "azaguard" and floor_of(m, floors) is None)
-    assert unplaced == [], "modules on no floor of docs/architecture.md: add each to its floor's line"
+    assert len(floors) >= 5 and floors[0][0] == "shell"
     assert upward_imports(graph, floors) == []
     graph.add_import(importer="azaguard.rules.labs", imported="azaguard.fhir.client")  # it can fail
     try:
@@ -298,4 +297,4 @@ def test_a_floor_is_found_by_its_longest_prefix() -> None:
     floors = [("shell", ("terminology.server", "cli")), ("knowing", ("terminology",))]
     assert floor_of("azaguard.terminology.server", floors) == (1, "shell")
     assert floor_of("azaguard.terminology.drugs", floors) == (0, "knowing")
-    assert floor_of("azaguard.terminologyx", floors) is None
+    assert floor_of("azaguard.terminologyx", floors) == (1, "shell")  # on no line: the top floor
