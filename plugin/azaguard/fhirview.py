@@ -4,8 +4,8 @@ fhir.resources validates every element of every resource (a Synthea record: hund
 hooks per resource, most on elements no rule reads) and costs ~150 ms to import. Here a resource is
 reduced to the elements listed in SCHEMA, and each of those is checked as FHIR R4 JSON requires
 (types, formats, calendar dates, one choice of [x]); the rest is not looked at. A value that fails
-raises FhirDataError (a ValueError naming the element), which record.py turns into a ParseProblem:
-the rules that would have read it answer cannot-evaluate.
+raises FhirDataError (azaguard.errors: a reader's data error naming the element), which record.py
+turns into a ParseProblem: the rules that would have read it answer cannot-evaluate.
 
 The result answers attribute access like a fhir.resources model (`obs.valueQuantity.value`), so the
 record builder reads both alike (record.py can still validate fully, for the comparison test).
@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime
 from typing import Any
 
 import orjson
 
-
-class FhirDataError(ValueError):
-    """An element the rules read is not valid FHIR R4 JSON."""
+from azaguard.errors import FhirDataError as FhirDataError  # re-exported: what this reader raises
+from azaguard.fhirtypes import dates
 
 
 class SchemaError(Exception):
@@ -102,30 +100,19 @@ def _decimal(v: object) -> object:
     raise FhirDataError("expected a number")
 
 
-def _calendar_date(v: str) -> date:
-    try:
-        return date.fromisoformat(v)
-    except ValueError as exc:  # 2026-02-30
-        raise FhirDataError(f"{v} is not a calendar date") from exc
-
-
-def _moment(v: str) -> datetime:
-    """A date, time and zone as an aware datetime (at most 6 fractional digits kept, as fhir.resources does)."""
-    head, dot, frac = v.partition(".")
-    if dot:
-        digits = len(frac) - len(frac.lstrip("0123456789"))
-        v = head + "." + frac[: min(digits, 6)] + frac[digits:]
-    try:
-        return datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError as exc:  # 2026-02-30T..., a leap second
-        raise FhirDataError(f"{v} is not a valid date and time") from exc
-
-
 # Dates come back as fhir.resources gives them: a full date as a date, a date and time as an aware
-# datetime, a partial date (2026, 2026-06) as the string: parsed once, here.
+# datetime, a partial date (2026, 2026-06) as the string. Parsed by fhirtypes.dates, which refuses a
+# date off the calendar (2026-02-30) or outside its supported years.
+def _date_value(v: str) -> object:
+    if len(v) == 10:
+        return dates.fhir_date(v)
+    dates.partial_year(v)
+    return v
+
+
 def _date(v: object) -> object:
     if isinstance(v, str) and _DATE_RE.fullmatch(v):
-        return _calendar_date(v) if len(v) == 10 else v
+        return _date_value(v)
     raise FhirDataError("expected a date (YYYY, YYYY-MM or YYYY-MM-DD)")
 
 
@@ -141,7 +128,7 @@ def _datetime(v: object) -> object:
         if found is not None:
             return found
     if isinstance(v, str) and _DATETIME_RE.fullmatch(v):
-        found = _moment(v) if len(v) > 10 else _calendar_date(v) if len(v) == 10 else v
+        found = dates.fhir_datetime(v) if len(v) > 10 else _date_value(v)
         _remember_value(_DATETIMES, v, found)
         return found
     raise FhirDataError("expected a dateTime (a date, or a date and time with its zone)")
@@ -153,7 +140,7 @@ def _instant(v: object) -> object:
         if found is not None:
             return found
     if isinstance(v, str) and _INSTANT_RE.fullmatch(v):
-        found = _moment(v)
+        found = dates.fhir_datetime(v)
         _remember_value(_INSTANTS, v, found)
         return found
     raise FhirDataError("expected an instant (date, time and zone)")

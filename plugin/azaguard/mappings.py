@@ -546,12 +546,26 @@ class CountUnits(_Model, frozen=True, kw_only=True):
     units: frozenset[str]
 
 
+class TimeUnits(_Model, frozen=True, kw_only=True):
+    """Units of time in days (fhirtypes/timeunits.py reads them): UCUM codes, and English words for them."""
+
+    source: str
+    note: str
+    days: dict[str, float]  # UCUM unit of time (= FHIR UnitsOfTime code) -> days
+    words: dict[str, str]  # lower-case word -> its UCUM code
+
+    def _check(self) -> None:
+        _require(all(v > 0 for v in self.days.values()), "time units hold positive numbers of days")
+        unknown = sorted(w for w, code in self.words.items() if code not in self.days)
+        _require(not unknown, f"time unit words name codes that are not units of time: {unknown}")
+        _require(all(w == w.lower() for w in self.words), "time unit words are lower case")
+
+
 class DosageTables(_Model, frozen=True, kw_only=True):
     """How a FHIR Timing reads as administrations per day (the dosage module)."""
 
     source: str
     note: str
-    period_days: dict[str, float]  # UnitsOfTime code -> days
     timing_code_systems: tuple[str, ...]  # where Timing.code's GTSAbbreviation codes come from
     timing_codes_per_day: dict[str, float]
     event_timing_note: str
@@ -559,7 +573,7 @@ class DosageTables(_Model, frozen=True, kw_only=True):
     days_of_week: tuple[str, ...]
 
     def _check(self) -> None:
-        for table in (self.period_days, self.timing_codes_per_day, self.event_timing_per_day):
+        for table in (self.timing_codes_per_day, self.event_timing_per_day):
             _require(all(v > 0 for v in table.values()), "dosage tables hold positive numbers only")
         _require(len(self.days_of_week) == 7, "days_of_week lists the seven DaysOfWeek codes")
 
@@ -570,6 +584,7 @@ class Units(_Model, frozen=True, kw_only=True):
     dimensions: dict[str, Dimension]
     aliases: dict[str, str]
     dose_count_units: CountUnits
+    time: TimeUnits
     dosage: DosageTables
 
 

@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import importlib
 import re
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from msgspec import Struct
 from msgspec.structs import replace as struct_replace
 
 from azaguard import fhirview
 from azaguard.dosage import Dosage, Ratio, Repeat, Strength, strength_of_ratio
+from azaguard.errors import FhirDataError
+from azaguard.fhirtypes import dates
+from azaguard.fhirtypes.concept import Code as Code  # re-exported: the record's value types
+from azaguard.fhirtypes.concept import Concept as Concept
+from azaguard.fhirtypes.concept import readable_codes, readable_concept
+from azaguard.fhirtypes.timeunits import days_per
 from azaguard.mappings import Mappings
 from azaguard.memo import ByIdentity
 from azaguard.record_meaning import MEANING_TYPES, Event, Related, read_meaning
@@ -45,44 +50,8 @@ from azaguard.terminology.signs import answer_presence, sign_by_name, sign_of
 from azaguard.units import Quantity as Quantity  # re-exported: the record's value type
 from azaguard.units import UnitError, normalise, unit_dimension
 
-# --- value types ---------------------------------------------------------------
-
-
-class Code(Struct, frozen=True):
-    system: str | None  # the URI as recorded
-    code: str
-    display: str | None = None
-
-
-class Concept(Struct, frozen=True):
-    """A CodeableConcept reduced to what matching needs."""
-
-    codings: tuple[Code, ...] = ()
-    text: str | None = None
-    # Names read beside the concept's own: a Medication's ingredient Substances, its dose form.
-    extra_names: tuple[str, ...] = ()
-
-    def codes_in(self, systems: Iterable[str]) -> set[str]:
-        """Codes whose system is one of the given URIs."""
-        uris = systems if isinstance(systems, frozenset | set) else set(systems)
-        return {c.code for c in self.codings if c.system in uris}
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Human-readable names (text, then displays), for name-only matching."""
-        out = [self.text] if self.text else []
-        out += [c.display for c in self.codings if c.display]
-        return (*out, *self.extra_names)
-
-    @property
-    def label(self) -> str:
-        if self.text:
-            return self.text
-        for c in self.codings:
-            if c.display:
-                return c.display
-        return self.codings[0].code if self.codings else "(no name)"
-
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 # --- record parts --------------------------------------------------------------
 
@@ -392,11 +361,13 @@ class _Builder:
         return handler
 
     def run(self, handler: Callable[[_Builder, Resource], None], raw: Resource) -> None:
+        """Read one resource; one whose data is not valid FHIR (the readers' FhirDataError) becomes a ParseProblem,
+        so the rules that would have read it say cannot-evaluate. Any other exception is a bug and propagates."""
         try:
             handler(self, raw)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+        except FhirDataError as exc:
             self.problems.append(ParseProblem(
-                ref=_ref_of(raw), resource_type=raw["resourceType"], error=_short_error(exc), codes=_raw_codes(raw)
+                ref=_ref_of(raw), resource_type=raw["resourceType"], error=str(exc), codes=_raw_codes(raw)
             ))
 
     def concept(self, cc: Any) -> Concept:
@@ -412,10 +383,16 @@ class _Builder:
         return self._drugs.get_or_build(concept, self._drugs_of)
 
     def _parse(self, raw: Resource, resource_type: str) -> Any:
-        """The resource as typed objects: checked on what the rules read, or fully by fhir.resources."""
+        """The resource as typed objects: checked on what the rules read, or fully by fhir.resources. Either way an
+        invalid resource raises FhirDataError."""
         if self.full_validation:
             module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")
-            return getattr(module, resource_type).model_validate(raw)
+            from pydantic import ValidationError  # full validation only: the fast path never imports pydantic
+
+            try:
+                return getattr(module, resource_type).model_validate(raw)
+            except ValidationError as exc:
+                raise FhirDataError(_validation_summary(exc)) from exc
         return fhirview.read(raw, resource_type)
 
     # -- Patient --
@@ -428,7 +405,7 @@ class _Builder:
         info = PatientInfo(
             ref=_ref_of(raw), name=name, birth_date=_as_date(p.birthDate), gender=p.gender,
             deceased=bool(p.deceasedBoolean) or p.deceasedDateTime is not None,
-            deceased_on=_as_datetime(p.deceasedDateTime),
+            deceased_on=dates.earliest(p.deceasedDateTime),
         )
         if self.patient is None:
             self.patient = info
@@ -440,11 +417,11 @@ class _Builder:
         status = _raw_status(raw)
         concept, med_ref, problem, ingredients = self._medication_with_ingredients(mr, raw)
         if concept is not None and self.is_vaccine(concept):
-            self.vaccines.append(VaccineEvent(ref, "MedicationRequest", concept, status, _as_datetime(mr.authoredOn)))
+            self.vaccines.append(VaccineEvent(ref, "MedicationRequest", concept, status, dates.earliest(mr.authoredOn)))
             return
         doses = tuple(self.dose(d) for d in (mr.dosageInstruction or []))
         start, end = _order_period(mr)
-        authored = _as_datetime(mr.authoredOn)
+        authored = dates.earliest(mr.authoredOn)
         self._add_medication(MedicationOrder(
             ref=ref, status=status, intent=mr.intent, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=authored, start=start or authored, end=end, doses=doses,
@@ -467,8 +444,7 @@ class _Builder:
             target = self._target(r.reference, raw) if r.reference else None
             code = target.get("code") if isinstance(target, dict) else None
             if isinstance(code, dict):
-                out.append(Concept(codings=_codes_of(code), text=code.get("text") if isinstance(
-                    code.get("text"), str) else None))
+                out.append(readable_concept(code))
             elif r.display:
                 out.append(Concept(text=r.display))
         return tuple(out)
@@ -523,11 +499,11 @@ class _Builder:
         status = _raw_status(raw)
         concept, med_ref, problem, ingredients = self._medication_with_ingredients(ms, raw)
         period = ms.effectivePeriod
-        start = _as_datetime(ms.effectiveDateTime) or (_as_datetime(period.start) if period else None)
-        end = _as_latest(ms.effectivePeriod.end) if ms.effectivePeriod else None
+        start = dates.earliest(ms.effectiveDateTime) or (dates.earliest(period.start) if period else None)
+        end = dates.latest(ms.effectivePeriod.end) if ms.effectivePeriod else None
         if end is None and status in ("completed", "stopped"):
-            end = _as_datetime(ms.effectiveDateTime)  # a single date on a finished statement: its last known use
-        asserted = _as_datetime(ms.dateAsserted)
+            end = dates.earliest(ms.effectiveDateTime)  # a single date on a finished statement: its last known use
+        asserted = dates.earliest(ms.dateAsserted)
         self._add_medication(MedicationOrder(
             ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=asserted, start=start or asserted, end=end,
@@ -541,8 +517,8 @@ class _Builder:
         md = self._parse(raw, "MedicationDispense")
         status = _raw_status(raw)
         concept, med_ref, problem, ingredients = self._medication_with_ingredients(md, raw)
-        handed = _as_datetime(md.whenHandedOver) or _as_datetime(md.whenPrepared)
-        days = _days_supply(md.daysSupply)
+        handed = dates.earliest(md.whenHandedOver) or dates.earliest(md.whenPrepared)
+        days = _days_supply(md.daysSupply, self.m)
         if days is None:
             days = self.m.policy.therapy.dispense_assumed_supply_days.value
         end = handed + timedelta(days=days) if handed is not None else None
@@ -560,10 +536,10 @@ class _Builder:
         status = _raw_status(raw)
         ref = _ref_of(raw)
         concept, med_ref, problem = self._medication_of(ma, raw)
-        start = _as_datetime(ma.effectiveDateTime) or (
-            _as_datetime(ma.effectivePeriod.start) if ma.effectivePeriod else None
+        start = dates.earliest(ma.effectiveDateTime) or (
+            dates.earliest(ma.effectivePeriod.start) if ma.effectivePeriod else None
         )
-        end = (_as_datetime(ma.effectivePeriod.end) if ma.effectivePeriod else None) or start
+        end = (dates.earliest(ma.effectivePeriod.end) if ma.effectivePeriod else None) or start
         if concept is not None and self.is_vaccine(concept):
             self.vaccines.append(VaccineEvent(ref, "MedicationAdministration", concept, status, end))
             return
@@ -735,12 +711,12 @@ class _Builder:
         ref = ref or _ref_of(raw)
         when_raw = obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None)
         effective = (
-            _as_datetime(obs.effectiveDateTime)
-            or (_as_datetime(obs.effectivePeriod.start) if obs.effectivePeriod else None)
-            or _as_datetime(obs.effectiveInstant)
-            or _as_datetime(obs.issued)
+            dates.earliest(obs.effectiveDateTime)
+            or (dates.earliest(obs.effectivePeriod.start) if obs.effectivePeriod else None)
+            or dates.earliest(obs.effectiveInstant)
+            or dates.earliest(obs.issued)
         )
-        lab = _LabContext.of(obs, _date_note(when_raw, "earliest"))
+        lab = _LabContext.of(obs, dates.partial_note(when_raw, "earliest"))
         if obs.specimen is not None and obs.specimen.reference:
             self._specimen[ref] = obs.specimen.reference
         raw_parts = [raw] + [c for c in raw.get("component", []) if isinstance(c, dict)]
@@ -767,7 +743,7 @@ class _Builder:
         # one without any code cannot be told apart.
         no_code = not self.concept(obs.code).codings
         if not found and not self._other_reading(raw, obs, ref, status, effective, lab) and no_code:
-            raise ValueError("Observation has no readable LOINC code")
+            raise FhirDataError("Observation has no readable LOINC code")
 
     def _other_reading(
         self, raw: Resource, obs: Any, ref: str, status: str, effective: datetime | None, lab: _LabContext
@@ -815,8 +791,8 @@ class _Builder:
         """A symptom or nursing assessment: the code names the symptom (its value says present or absent),
         or a 'symptom' code's value names it."""
         when_raw = obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None)
-        when = _as_latest(when_raw) or _as_datetime(obs.effectiveInstant) or _as_datetime(obs.issued)
-        note = _date_note(when_raw, "latest")
+        when = dates.latest(when_raw) or dates.earliest(obs.effectiveInstant) or dates.earliest(obs.issued)
+        note = dates.partial_note(when_raw, "latest")
         value = self.concept(obs.valueCodeableConcept) if obs.valueCodeableConcept is not None else None
         generic = self.m.signs.observation_codes
         generic_code = concept.codes_in(self.loinc_systems) & generic.loinc or concept.codes_in(
@@ -983,7 +959,7 @@ class _Builder:
     # -- vaccines --
     def _immunization(self, raw: Resource) -> None:
         imm = self._parse(raw, "Immunization")
-        when = _as_datetime(imm.occurrenceDateTime) or _as_datetime(imm.recorded)
+        when = dates.earliest(imm.occurrenceDateTime) or dates.earliest(imm.recorded)
         self.vaccines.append(
             VaccineEvent(_ref_of(raw), "Immunization", _concept(imm.vaccineCode), str(imm.status), when)
         )
@@ -1001,7 +977,7 @@ class _Builder:
                 text=next((k.text for k in codes if k.text), None),
             )
             status = _forecast_status(item.forecastStatus)
-            when = next((_as_datetime(d.value) for d in (item.dateCriterion or [])), None) or _as_datetime(rec.date)
+            when = next((dates.earliest(d.value) for d in (item.dateCriterion or [])), None) or dates.earliest(rec.date)
             self.vaccines.append(VaccineEvent(ref, "ImmunizationRecommendation", vaccine, status, when))
 
     def _service_request(self, raw: Resource) -> None:
@@ -1011,7 +987,7 @@ class _Builder:
         concept = _concept(sr.code)
         if not is_vaccine_concept(concept, self.m):
             return  # a lab test, imaging, referral ...: not ours
-        when = _as_datetime(sr.occurrenceDateTime) or _as_datetime(sr.authoredOn)
+        when = dates.earliest(sr.occurrenceDateTime) or dates.earliest(sr.authoredOn)
         self.vaccines.append(VaccineEvent(_ref_of(raw), "ServiceRequest", concept, _raw_status(raw), when))
 
     # -- Procedure: claims and some EHRs record a vaccination as a procedure (CPT 90707, a SNOMED procedure) --
@@ -1025,7 +1001,8 @@ class _Builder:
         if not self.is_vaccine(concept):
             return
         period = proc.performedPeriod
-        when = _as_datetime(proc.performedDateTime) or (_as_datetime(period.end or period.start) if period else None)
+        when = dates.earliest(proc.performedDateTime) or (
+            dates.earliest(period.end or period.start) if period else None)
         self.vaccines.append(VaccineEvent(_ref_of(raw), "Procedure", concept, _raw_status(raw), when))
 
     # -- Condition --
@@ -1039,9 +1016,9 @@ class _Builder:
                 concept=_concept(c.code) if c.code else Concept(),
                 clinical_status=_first_code(c.clinicalStatus),
                 verification_status=_first_code(c.verificationStatus),
-                onset=_as_latest(onset_raw),
-                recorded=_as_latest(c.recordedDate),
-                date_note=_date_note(c.recordedDate, "latest") or _date_note(onset_raw, "latest"),
+                onset=dates.latest(onset_raw),
+                recorded=dates.latest(c.recordedDate),
+                date_note=dates.partial_note(c.recordedDate, "latest") or dates.partial_note(onset_raw, "latest"),
                 abated=any(
                     getattr(c, f) is not None
                     for f in ("abatementDateTime", "abatementPeriod", "abatementAge", "abatementRange",
@@ -1071,7 +1048,8 @@ class _Builder:
             # A coded conclusion is a diagnosis the lab made (influenza A, COVID-19): judged by its date.
             self.conditions.append(ConditionEntry(
                 ref=ref, concept=_concept(conclusion), clinical_status=None, verification_status=None, onset=None,
-                recorded=_as_latest(when_raw) or _as_datetime(dr.issued), date_note=_date_note(when_raw, "latest"),
+                recorded=dates.latest(when_raw) or dates.earliest(dr.issued),
+                date_note=dates.partial_note(when_raw, "latest"),
                 source="DiagnosticReport",
             ))
 
@@ -1082,7 +1060,7 @@ class _Builder:
         if status == "entered-in-error":
             return
         ref = _ref_of(raw)
-        when, note = _as_latest(qr.authored), _date_note(qr.authored, "latest")
+        when, note = dates.latest(qr.authored), dates.partial_note(qr.authored, "latest")
         questions = self._questions(qr.questionnaire, raw)
         for item in _walk_items(qr.item or []):
             question_codes, question_text = questions.get(item.linkId, ((), None))
@@ -1192,19 +1170,6 @@ def _first_code(cc: Any) -> str | None:
     return str(code) if code is not None else None
 
 
-def _codes_of(cc: object) -> tuple[Code, ...]:
-    if not isinstance(cc, dict):
-        return ()
-    codings = cc.get("coding")
-    if not isinstance(codings, list):
-        return ()
-    return tuple(
-        Code(system=c.get("system"), code=c["code"], display=c.get("display"))
-        for c in codings
-        if isinstance(c, dict) and isinstance(c.get("code"), str)
-    )
-
-
 def _raw_code_values(cc: object) -> list[str]:
     """The code strings of a raw CodeableConcept (what _codes_of reads, without building Codes)."""
     codings = cc.get("coding") if isinstance(cc, dict) else None
@@ -1221,70 +1186,19 @@ def _raw_category_codes(raw: Mapping[str, Any]) -> set[str]:
 def _raw_codes(raw: Mapping[str, Any]) -> tuple[Code, ...]:
     """Codes readable from a raw (possibly invalid) resource's main concept."""
     for key in ("code", "medicationCodeableConcept", "vaccineCode"):
-        codes = _codes_of(raw.get(key))
+        codes = readable_codes(raw.get(key))
         if codes:
             return codes
     return ()
 
 
-def _short_error(exc: Exception) -> str:
-    # pydantic is loaded only by full validation (the fast path never imports it); its errors are summarised.
-    core = sys.modules.get("pydantic_core")
-    if core is not None and isinstance(exc, core.ValidationError):
-        errs = exc.errors()
-        first = errs[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
-        return f"invalid {where}: {first.get('msg')}{more}"
-    return str(exc) or type(exc).__name__
-
-
-_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
-
-
-def _as_datetime(value: object) -> datetime | None:
-    """FHIR date/dateTime/instant (also partial '2020' or '2020-01') as an aware datetime; naive = UTC."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, str):
-        m = _PARTIAL.match(value)
-        if m:
-            return datetime(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1), tzinfo=UTC)
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
-
-
-def _as_latest(value: object) -> datetime | None:
-    """As _as_datetime, but a partial date ('2026', '2026-08') is read as the last moment it can mean."""
-    if isinstance(value, str):
-        m = _PARTIAL.match(value)
-        if m and not m.group(3):
-            year, month = int(m.group(1)), int(m.group(2) or 12)
-            first_of_next = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
-            return first_of_next - timedelta(seconds=1)
-    return _as_datetime(value)
-
-
-def _date_note(value: object, reading: Literal["earliest", "latest"]) -> str | None:
-    """What a partial date was read as, for the finding: None for a full date."""
-    if not isinstance(value, str):
-        return None
-    m = _PARTIAL.match(value)
-    if not m or m.group(3):
-        return None
-    when = _as_datetime(value) if reading == "earliest" else _as_latest(value)
-    precision = "year only" if not m.group(2) else "month only"
-    why = ("the oldest it can be, so it is never taken as more recent than it is" if reading == "earliest"
-           else "the latest it can be, the cautious reading")
-    return f"date recorded as {value} ({precision}): read as {when:%d %b %Y} ({why})" if when else None
+def _validation_summary(exc: ValidationError) -> str:
+    """A pydantic ValidationError in the words fhirview uses: the first element and what is wrong with it."""
+    errs = exc.errors()
+    first = errs[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
+    return f"invalid {where}: {first.get('msg')}{more}"
 
 
 def _walk_items(items: Iterable[Any], *, answers: bool = True) -> Iterable[Any]:
@@ -1337,7 +1251,7 @@ class _LabContext(Struct, frozen=True):
 
 
 def _as_date(value: object) -> date | None:
-    dt = _as_datetime(value)
+    dt = dates.earliest(value)
     return dt.date() if dt else None
 
 
@@ -1346,12 +1260,12 @@ def _order_period(mr: Any) -> tuple[datetime | None, datetime | None]:
     for d in mr.dosageInstruction or []:
         bounds = d.timing.repeat.boundsPeriod if d.timing and d.timing.repeat else None
         if bounds is not None:
-            start = start or _as_datetime(bounds.start)
-            end = end or _as_latest(bounds.end)
+            start = start or dates.earliest(bounds.start)
+            end = end or dates.latest(bounds.end)
     validity = mr.dispenseRequest.validityPeriod if mr.dispenseRequest else None
     if validity is not None:
-        start = start or _as_datetime(validity.start)
-        end = end or _as_latest(validity.end)
+        start = start or dates.earliest(validity.start)
+        end = end or dates.latest(validity.end)
     return start, end
 
 
@@ -1383,7 +1297,7 @@ def _end_note(raw: Mapping[str, Any]) -> str | None:
         bounds = ((d.get("timing") or {}).get("repeat") or {}).get("boundsPeriod") if isinstance(d, dict) else None
         if isinstance(bounds, dict):
             ends.append(bounds.get("end"))
-    return next((n for n in (_date_note(e, "latest") for e in ends) if n), None)
+    return next((n for n in (dates.partial_note(e, "latest") for e in ends) if n), None)
 
 
 
@@ -1408,8 +1322,8 @@ def _dose(d: Any) -> Dosage:
             period_max=_float(rep.periodMax), period_unit=rep.periodUnit,
             day_of_week=tuple(str(x) for x in rep.dayOfWeek or ()), when=tuple(str(x) for x in rep.when or ()),
             time_of_day=tuple(str(x) for x in rep.timeOfDay or ()), count=rep.count, count_max=rep.countMax,
-            bounds_start=_as_datetime(bounds.start) if bounds is not None else None,
-            bounds_end=_as_datetime(bounds.end) if bounds is not None else None,
+            bounds_start=dates.earliest(bounds.start) if bounds is not None else None,
+            bounds_end=dates.earliest(bounds.end) if bounds is not None else None,
             bounds_duration=_quantity(rep.boundsDuration) or (_quantity(brange.high) if brange is not None else None),
         )
     code = timing.code if timing is not None else None
@@ -1462,15 +1376,12 @@ def _forecast_status(cc: Any) -> str:
     return "unknown"
 
 
-_DAY_UNITS = {"d": 1.0, "day": 1.0, "days": 1.0, "wk": 7.0, "week": 7.0, "weeks": 7.0, "mo": 30.4375}
-
-
-def _days_supply(q: Any) -> float | None:
-    """daysSupply in days (UCUM d/wk/mo or the same words); None when absent or unreadable."""
+def _days_supply(q: Any, m: Mappings) -> float | None:
+    """daysSupply in days (a UCUM unit of time or its word, mappings/units.json; none given: days); None when
+    absent or unreadable."""
     if q is None or q.value is None:
         return None
-    unit = (q.code or q.unit or "d").strip().lower()
-    factor = _DAY_UNITS.get(unit)
+    factor = days_per(q.code or q.unit or "d", m)
     if factor is None or float(q.value) < 0:
         return None
     return float(q.value) * factor
