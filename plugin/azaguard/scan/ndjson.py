@@ -23,8 +23,9 @@ from typing import Any
 
 import orjson
 
+from azaguard.errors import FhirDataError
+from azaguard.fhirtypes.concept import optional_concept
 from azaguard.mappings import Mappings
-from azaguard.record import Code, Concept
 from azaguard.resources import InputError, ResourceSet, loads_limited
 from azaguard.scan.discovery import patient_id_of
 from azaguard.scan.results import Line, evaluated_line
@@ -91,7 +92,13 @@ class Matcher:
         return any(word in low for word in self.name_words)
 
     def concept(self, cc: object) -> bool:
-        return drug_ingredients(raw_concept(cc), self.mappings).azathioprine is not None
+        """Azathioprine, or a concept that cannot be read (it may be: the patient is evaluated, and the record
+        says what could not be read)."""
+        try:
+            read = optional_concept(cc)
+        except FhirDataError:
+            return True
+        return drug_ingredients(read, self.mappings).azathioprine is not None
 
     def medication(self, resource: Mapping[str, Any]) -> bool:
         if self.concept(resource.get("code")):
@@ -100,19 +107,6 @@ class Matcher:
             isinstance(i, Mapping) and self.concept(i.get("itemCodeableConcept"))
             for i in resource.get("ingredient") or []
         )
-
-
-def raw_concept(cc: object) -> Concept | None:
-    """A raw CodeableConcept as the terminology package reads it."""
-    if not isinstance(cc, Mapping):
-        return None
-    codings = tuple(
-        Code(system=c.get("system"), code=c["code"], display=c.get("display"))
-        for c in cc.get("coding") or []
-        if isinstance(c, Mapping) and isinstance(c.get("code"), str)
-    )
-    text = cc.get("text")
-    return Concept(codings=codings, text=text if isinstance(text, str) else None)
 
 
 # --- files --------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from azaguard.memo import PerMappings
 from azaguard.terminology._common import fold, names_match
 
 if TYPE_CHECKING:
-    from azaguard.record import Concept, Measurement
+    from azaguard.fhirtypes.concept import Concept
+    from azaguard.record import Measurement
 
 ResultClass = Literal["positive", "negative", "equivocal", "unknown"]
 ActivityClass = Literal["normal", "intermediate", "poor"]

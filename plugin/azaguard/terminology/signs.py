@@ -19,7 +19,7 @@ from azaguard.terminology._common import fold, names_match
 from azaguard.terminology.conditions import normalise_icd
 
 if TYPE_CHECKING:
-    from azaguard.record import Concept
+    from azaguard.fhirtypes.concept import Concept
 
 _ICD_SYSTEMS = ("icd10cm", "icd10")
 _LABELS = {"icd10cm": "ICD-10-CM", "icd10": "WHO ICD-10", "snomed": "SNOMED CT"}
