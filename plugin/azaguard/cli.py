@@ -339,15 +339,14 @@ def _mappings(args: argparse.Namespace) -> Mappings:
     return m
 
 
-NOW_RANGE = cliargs.NOW_RANGE
-
-
 def _now(text: str | None) -> datetime:
     if not text:
         return datetime.now(UTC)
+    from azaguard.fhirtypes import dates
+
     try:
-        return cliargs.parse_datetime(text)
-    except ValueError as exc:
+        return dates.moment(text)
+    except InputError as exc:
         raise InputError(f"--now {_clean(text[:64])!r} is {exc}") from exc
 
 

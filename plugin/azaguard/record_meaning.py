@@ -24,12 +24,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
 from msgspec import Struct
 
+from azaguard.fhirtypes import dates
+from azaguard.fhirtypes.reference import parse_reference
 from azaguard.mappings import Mappings
 from azaguard.memo import PerMappings
 from azaguard.resources import Resource, ResourceSet
@@ -167,9 +169,9 @@ def _link_targets(patient: Resource) -> list[str]:
 
 
 def _tail(ref: str) -> str:
-    """'Patient/123' from an absolute, relative or versioned reference."""
-    parts = ref.split("/_history/")[0].rstrip("/").split("/")
-    return "/".join(parts[-2:]) if len(parts) >= 2 else ref
+    """'Patient/123' from an absolute, relative or versioned reference (anything else as it is)."""
+    found = parse_reference(ref)
+    return found.relative if found is not None and found.relative else ref
 
 
 def _people(patients: list[Resource]) -> list[list[Resource]]:
@@ -457,17 +459,7 @@ def _transfusion(raw: Resource, tables: _Tables) -> Event | None:
     period = raw.get("performedPeriod")
     when = raw.get("performedDateTime") or (period.get("end") or period.get("start")
                                              if isinstance(period, dict) else None)
-    return Event(_ref_of(raw), "transfusion", label, _parse_time(when))
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if "T" in value else value + "T00:00:00+00:00")
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return Event(_ref_of(raw), "transfusion", label, dates.earliest(when))
 
 
 # --- which version ---------------------------------------------------------------------------------------------
@@ -481,12 +473,8 @@ def _version_key(raw: Resource) -> tuple[str, object] | None:
     if isinstance(vid, str) and vid:
         return ("v", int(vid) if vid.isdigit() else vid)
     updated = meta.get("lastUpdated")
-    if isinstance(updated, str):
-        try:
-            return ("t", datetime.fromisoformat(updated.replace("Z", "+00:00")))
-        except ValueError:
-            return None
-    return None
+    when = dates.earliest(updated)
+    return ("t", when) if when is not None else None
 
 
 def _latest_versions(resources: list[Resource]) -> tuple[list[Resource], list[tuple[str, str]]]:

@@ -21,11 +21,10 @@ from urllib.parse import unquote
 import msgspec
 import orjson
 
+from azaguard.errors import InputError as InputError  # re-exported: what reading a record raises
+from azaguard.fhirtypes.reference import parse_reference
+
 Resource = dict[str, Any]
-
-
-class InputError(ValueError):
-    """The input is not a usable FHIR record (malformed JSON, wrong resourceType, ...)."""
 
 
 class EmptyRecord(InputError):
@@ -223,11 +222,11 @@ class ResourceSet:
         if "?" in reference:
             return self._conditional(reference)
         found = self.index.get(reference)
-        if found is None and "/_history/" in reference:
-            found = self.index.get(reference.split("/_history/")[0])
-        if found is None and "://" in reference:
-            parts = reference.rstrip("/").split("/")
-            found = self.index.get(f"{parts[-2]}/{parts[-1]}")
+        parsed = parse_reference(reference) if found is None else None
+        if parsed is not None and parsed.version is not None:  # the version we hold is the one the record reads
+            found = self.index.get(parsed.unversioned)
+        if found is None and parsed is not None and parsed.kind == "absolute" and parsed.relative:
+            found = self.index.get(parsed.relative)
         return found
 
     def _conditional(self, reference: str) -> Resource | None:

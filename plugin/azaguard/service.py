@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from msgspec import Struct, field
 
+from azaguard.fhirtypes.reference import reference_in
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings
 from azaguard.ops.events import ALERT_WRITE, emit
@@ -129,9 +130,9 @@ def _subjects(resources: ResourceSet) -> set[str]:
     for r in resources.resources:
         for key in ("subject", "patient"):
             holder = r.get(key)
-            ref = holder.get("reference") if isinstance(holder, dict) else None
-            if isinstance(ref, str) and ref:
-                out.add(ref.split("/_history/")[0])
+            ref = reference_in(holder)
+            if ref is not None:
+                out.add(ref.unversioned)
     return out
 
 

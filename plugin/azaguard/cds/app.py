@@ -31,8 +31,8 @@ from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, 
 from azaguard.cds.request import BadRequest, parse_request
 from azaguard.cds.store import CdsStore, FeedbackEntry
 from azaguard.cds.trust import JwksCache, Untrusted, Verifier
-from azaguard.cliargs import parse_datetime
 from azaguard.config import AppConfig, is_loopback, origin_of
+from azaguard.fhirtypes import dates
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.ops import audit, logs, metrics, runtime
 from azaguard.resources import InputError, loads_limited
@@ -258,8 +258,8 @@ def _timestamp(value: object, now: datetime, i: int) -> datetime:
     if not isinstance(value, str):
         raise BadRequest(f"feedback[{i}].outcomeTimestamp is not a string")
     try:
-        return parse_datetime(value)  # years 1900-2999: the edges of the calendar overflow in arithmetic
-    except ValueError as exc:
+        return dates.moment(value)  # years 1900-2999: the edges of the calendar overflow in arithmetic
+    except InputError as exc:
         raise BadRequest(f"feedback[{i}].outcomeTimestamp is {exc}") from exc
 
 

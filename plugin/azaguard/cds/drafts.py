@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from azaguard.errors import FhirDataError
 from azaguard.fhirtypes.concept import Concept, optional_concept
+from azaguard.fhirtypes.reference import parse_reference
 from azaguard.mappings import Mappings
 from azaguard.record import VaccineEvent
 from azaguard.rules.common import azathioprine_match
@@ -124,7 +125,8 @@ def _read(
     subject_key = "patient" if rtype == "Immunization" else "subject"
     subject = r.get(subject_key)
     target = subject.get("reference") if isinstance(subject, dict) else None
-    if isinstance(target, str) and target.rstrip("/").rsplit("/", 1)[-1] != patient_id:
+    named = parse_reference(target)
+    if named is not None and (named.id or target) != patient_id:
         return None
     if target is None:
         r[subject_key] = {"reference": f"Patient/{patient_id}"}
@@ -211,8 +213,8 @@ def _scope(context: dict[str, Any], hook: str, out: Drafts) -> set[str]:
 
 
 def _relative(ref: str) -> str:
-    parts = ref.split("/_history/")[0].rstrip("/").split("/")
-    return "/".join(parts[-2:])
+    found = parse_reference(ref)
+    return found.relative if found is not None and found.relative else ref
 
 
 def record_resources(drafts: Drafts) -> list[Resource]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,6 +24,7 @@ from azaguard.cds.request import BadRequest, CdsRequest
 from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import FhirError, FhirUnavailable
 from azaguard.fhir.gather import Search, gather, named, of_patient, refers_to
+from azaguard.fhirtypes import dates
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError, ResourceSet, resource_set_from_json
 
@@ -191,15 +192,10 @@ def _before(resource: Mapping[str, Any], since: datetime) -> bool:
     value = (resource.get("effectiveDateTime") or resource.get("effectiveInstant")
              or (period.get("end") or period.get("start") if isinstance(period, dict) else None)
              or resource.get("whenHandedOver") or resource.get("issued"))
-    if not isinstance(value, str) or len(value) < 10:
+    if not isinstance(value, str) or len(value) < 10:  # a partial date may fall on either side: kept
         return False
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when < since
+    when = dates.earliest(value)
+    return when is not None and when < since
 
 
 def _has_next(bundle: Mapping[str, Any]) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 from msgspec import Struct
 
 from azaguard.display import format_quantity
+from azaguard.fhirtypes import dates
 from azaguard.findings import RULE_IDS, STATUS_RANK, Finding, Status
 from azaguard.mappings import Mappings
 from azaguard.patient import words
@@ -154,10 +155,4 @@ def _facts(f: Finding, now: datetime, m: Mappings, content: PatientContent, tz: 
 
 
 def _instant(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None  # a date without a zone is not placed in a day
+    return dates.zoned(value)  # a date without a zone is not placed in a day

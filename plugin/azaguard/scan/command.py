@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from azaguard.cliargs import parse_datetime
 from azaguard.config import is_loopback
 from azaguard.fhir.client import FhirClient, check_id
 from azaguard.fhir.errors import FhirError
+from azaguard.fhirtypes import dates
 from azaguard.mappings import Mappings
 from azaguard.privatefiles import exposure_warning, write_private
 from azaguard.resources import InputError
@@ -45,8 +45,8 @@ def now_of(text: str | None) -> datetime:
     if not text:
         return datetime.now(UTC)
     try:
-        return parse_datetime(text)
-    except ValueError as exc:
+        return dates.moment(text)
+    except InputError as exc:
         raise InputError(f"--now {text[:64]!r} is {exc}") from exc
 
 

@@ -25,6 +25,7 @@ import orjson
 
 from azaguard.errors import FhirDataError
 from azaguard.fhirtypes.concept import optional_concept
+from azaguard.fhirtypes.reference import reference_in
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError, ResourceSet, loads_limited
 from azaguard.scan.discovery import patient_id_of
@@ -204,9 +205,9 @@ def aza_patient(line: str, matcher: Matcher, aza: frozenset[str], known: frozens
         return UNREADABLE if line.strip() else None  # may be azathioprine: counted, reported
     if resource.get("resourceType") not in ORDER_TYPES:
         return None
-    ref = (resource.get("medicationReference") or {}).get("reference")
-    if isinstance(ref, str):
-        rid = ref.split("/_history/")[0].rsplit("/", 1)[-1]
+    ref = reference_in(resource.get("medicationReference"))
+    if ref is not None:
+        rid = ref.id or ref.text  # a contained "#id" or a urn: as written: not a known Medication id
         if rid in aza or rid not in known:
             return patient_id_of(resource.get("subject"))
     if matcher.concept(resource.get("medicationCodeableConcept")):
@@ -247,9 +248,9 @@ def owned(line: str, kept: frozenset[str]) -> tuple[str, dict[str, Any]] | None:
 def medication_refs(resources: Iterable[Mapping[str, Any]]) -> set[str]:
     out: set[str] = set()
     for r in resources:
-        ref = (r.get("medicationReference") or {}).get("reference") if r.get("resourceType") in ORDER_TYPES else None
-        if isinstance(ref, str) and "Medication/" in ref:
-            out.add(ref.split("/_history/")[0].rsplit("/", 1)[-1])
+        ref = reference_in(r.get("medicationReference")) if r.get("resourceType") in ORDER_TYPES else None
+        if ref is not None and ref.is_to("Medication"):
+            out.add(str(ref.id))
     return out
 
 

@@ -37,6 +37,7 @@ from azaguard.config import AppConfig, Scopes, load_app_config
 from azaguard.display import format_date, format_day
 from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import AuthDenied, AuthExpired, FhirError
+from azaguard.fhirtypes.reference import parse_reference
 from azaguard.findings import STATUS_RANK, Severity, Status
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.ops import audit, logs, metrics, runtime
@@ -703,10 +704,10 @@ def _user_resource(fhir_user: str | None, iss: str) -> tuple[str, str] | None:
         return None
     else:
         relative = fhir_user
-    rtype, _, rid = relative.split("/_history/")[0].partition("/")
-    if rtype not in _USER_TYPES or not rid or "/" in rid:
+    found = parse_reference(relative)
+    if found is None or found.kind != "relative" or found.type not in _USER_TYPES or found.id is None:
         return None
-    return rtype, rid
+    return found.type, found.id
 
 
 def _human_name(resource: dict[str, Any]) -> str | None:
