@@ -18,7 +18,7 @@ from typing import Any
 from azaguard.errors import FhirDataError
 from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import FhirError
-from azaguard.fhirtypes.concept import Code, Concept, concept
+from azaguard.fhirtypes.concept import Code, Concept, coding, concept
 from azaguard.mappings import Mappings
 from azaguard.resources import ResourceSet
 from azaguard.terminology.drugs import drug_ingredients
@@ -146,7 +146,10 @@ def _matches(parameters: dict[str, Any]) -> list[Code]:
         equivalence = (parts.get("equivalence") or {}).get("valueCode")
         if equivalence not in (None, "equivalent", "equal", "wider", "subsumes"):
             continue  # narrower/inexact/disjoint: not the same product or ingredient
-        coding = (parts.get("concept") or {}).get("valueCoding")
-        if isinstance(coding, dict) and isinstance(coding.get("code"), str):
-            out.append(Code(coding.get("system"), coding["code"], coding.get("display")))
+        try:
+            found = coding((parts.get("concept") or {}).get("valueCoding"))
+        except FhirDataError:
+            continue  # the server's answer is not a Coding: nothing learnt from it
+        if found is not None:
+            out.append(found)
     return out
