@@ -14,7 +14,7 @@ import os
 import pickle
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from functools import cache
 from importlib.util import find_spec
@@ -986,13 +986,9 @@ class Mappings(_Model, frozen=True, kw_only=True):
         if self.policy.vaccination.post_stop_live_wait_days.value > self.policy.therapy.recent_window_days.value:
             # Stopped orders older than the recent window are not seen by the rules at all.
             raise ValueError("post_stop_live_wait_days must not exceed therapy.recent_window_days")
-        for name in (n for vs in self.infections.value_sets.values() for n in vs.codes):
-            if name not in _SYSTEM_NAMES:
-                raise ValueError(f"infection value set keyed by unknown system name {name!r}")
-        for sign in self.signs.signs.values():
-            unknown = set(sign.codes) - _SYSTEM_NAMES
-            if unknown:
-                raise ValueError(f"sign {sign.label!r} keyed by unknown system name(s) {sorted(unknown)}")
+        for where, table in self._keyed_by_system():
+            unknown = sorted(set(table) - _SYSTEM_NAMES)
+            _require(not unknown, f"{where} keyed by unknown system name(s) {unknown}")
         if self.policy.infection.neutropenia_analyte not in known:
             raise ValueError("neutropenia_analyte is not an analyte")
         for alias, target in self.units.aliases.items():
@@ -1002,6 +998,24 @@ class Mappings(_Model, frozen=True, kw_only=True):
             shown = set(dimension.units) - set(self.display.units)
             if shown:
                 raise ValueError(f"display.json has no display for {name} unit(s) {sorted(shown)}")
+
+    def _keyed_by_system(self) -> Iterator[tuple[str, Mapping[str, object]]]:
+        """Every code table keyed by the system names of systems.json (one check covers them all)."""
+        for kind, vs in self.infections.value_sets.items():
+            yield f"infection value set {kind!r}", vs.codes
+        for sign in self.signs.signs.values():
+            yield f"sign {sign.label!r}", sign.codes
+        answers = self.signs.answers
+        yield "sign answers (present)", answers.present
+        yield "sign answers (absent)", answers.absent
+        results = self.lab_infections.result_values
+        for name, table in (("positive", results.positive), ("negative", results.negative),
+                            ("equivocal", results.equivocal)):
+            yield f"lab infection result values ({name})", table
+        prophylaxis = self.medications.anti_infectives.prophylaxis
+        if prophylaxis is not None:
+            yield "prophylaxis codes", prophylaxis.codes
+            yield "prophylaxis code prefixes", prophylaxis.code_prefixes
 
     def with_monitoring_schedule(self, name: str) -> Mappings:
         """A copy that uses another of the configured monitoring schedules."""
