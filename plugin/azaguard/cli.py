@@ -2,6 +2,7 @@
 
 Exit codes: 0 evaluated (whatever was found), 2 unusable input or usage,
 3 the FHIR server failed or refused, 4 evaluated but some alert writes failed.
+A failure's exit code and its words come from its class (azaguard/errors.py), read in `main` only.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import TYPE_CHECKING
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from azaguard import cliargs
-from azaguard.mappings import Mappings, MappingsError, default_mappings_dir, load_mappings_from
+from azaguard.errors import AzaguardError, describe
+from azaguard.mappings import Mappings, default_mappings_dir, load_mappings_from
 from azaguard.resources import InputError
 
 if TYPE_CHECKING:
@@ -225,7 +227,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "mappings":
             return _mappings_report(args)
         if args.command == "demo":
-            from azaguard.config import ConfigError
             from azaguard.sandbox.demo import run_demo
             from azaguard.sandbox.server import SandboxError
 
@@ -241,11 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log_format=args.log_format or os.environ.get(LOG_FORMAT_ENV) or None,
                 )
             except SandboxError as exc:
-                print(f"azaguard demo: {exc} (choose other ports with --port and --fhir-port)", file=sys.stderr)
-                return EXIT_INPUT
-            except ConfigError as exc:
-                print(f"azaguard demo: {_clean(exc)}", file=sys.stderr)
-                return EXIT_INPUT
+                exc.add_note("(choose other ports with --port and --fhir-port)")
+                raise
         if args.command == "feedback":
             return _feedback(args)
         from azaguard.config import ConfigError
@@ -256,13 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox,
                           log_format=args.log_format, terminology=terminology)
         except ConfigError as exc:
-            print(f"azaguard: {_clean(exc)}\n(azaguard config check --config FILE says every problem, one a line)",
-                  file=sys.stderr)
-            return EXIT_INPUT
+            exc.add_note("(azaguard config check --config FILE says every problem, one a line)")
+            raise
         return EXIT_OK
-    except (InputError, MappingsError) as exc:
-        print(f"azaguard: {_clean(exc)}", file=sys.stderr)
-        return EXIT_INPUT
+    except AzaguardError as exc:  # the one way out: the class says the words and the exit code
+        print(f"azaguard: {_clean(describe(exc))}", *getattr(exc, "__notes__", ()), sep="\n", file=sys.stderr)
+        return exc.exit_code
 
 
 def _database_url(args: argparse.Namespace) -> str | None:
@@ -384,7 +381,6 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
     from azaguard.cachedir import cache_dir
     from azaguard.config import is_loopback
     from azaguard.fhir.client import FhirClient
-    from azaguard.fhir.errors import FhirError
     from azaguard.fhir.memory import CACHE_FILE, ServerMemory
     from azaguard.service import check_on_server
 
@@ -398,21 +394,17 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
         print("azaguard: warning: sending the bearer token over plain http", file=sys.stderr)
     # A process per patient: what was learnt about the server (batch refused) is kept on disk a while.
     memory = ServerMemory(cache_dir() / CACHE_FILE)
-    try:
-        with FhirClient(args.fhir_url, token=token) as client, _terminology(args, mappings) as terminology:
-            result = check_on_server(
-                client,
-                args.patient,
-                mappings=mappings,
-                now=now,
-                write=args.write,
-                dry_run=args.dry_run,
-                terminology=terminology,
-                memory=memory,
-            )
-    except FhirError as exc:
-        print(f"azaguard: FHIR server error: {_clean(exc)}", file=sys.stderr)
-        return EXIT_SERVER
+    with FhirClient(args.fhir_url, token=token) as client, _terminology(args, mappings) as terminology:
+        result = check_on_server(
+            client,
+            args.patient,
+            mappings=mappings,
+            now=now,
+            write=args.write,
+            dry_run=args.dry_run,
+            terminology=terminology,
+            memory=memory,
+        )
     _print(result, args.format, writes=args.write or args.dry_run)
     failed = result.failed_writes
     if failed:

@@ -16,12 +16,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from azaguard.errors import ConfigError as ConfigError  # re-exported: smart_launch.json or a setting is unusable
+
 CONFIG_ENV = "AZAGUARD_SMART_CONFIG"
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-class ConfigError(Exception):
-    """smart_launch.json is missing, malformed, or names a secret that is not set."""
 
 
 def origin_of(url: str) -> str:

@@ -24,6 +24,8 @@ class AzaguardError(Exception):
 
     exit_code: ClassVar[int] = 1
     http_status: ClassVar[int] = 500
+    http_error: ClassVar[str] = "internal-error"  # the short code a JSON error body names
+    what: ClassVar[str] = ""  # how a command's one line introduces the message ("FHIR server error: ")
 
 
 class InputError(AzaguardError):
@@ -31,6 +33,7 @@ class InputError(AzaguardError):
 
     exit_code = 2
     http_status = 400
+    http_error = "bad-request"
 
 
 class FhirDataError(InputError):
@@ -54,6 +57,13 @@ class AuthError(AzaguardError):
 
     exit_code = 3
     http_status = 401
+    http_error = "unauthorized"
+    what = "authorization failed: "
+
+
+def describe(exc: BaseException) -> str:
+    """The failure as a command says it on one line (after "azaguard: ")."""
+    return f"{exc.what}{exc}" if isinstance(exc, AzaguardError) else f"internal error: {type(exc).__name__}"
 
 
 def exit_code(exc: BaseException) -> int:
@@ -64,3 +74,10 @@ def exit_code(exc: BaseException) -> int:
 def http_status(exc: BaseException) -> int:
     """The HTTP status a web service answers for a failure."""
     return exc.http_status if isinstance(exc, AzaguardError) else 500
+
+
+def http_body(exc: BaseException) -> dict[str, str]:
+    """The JSON body a web service answers for a failure: a short code and the message (never a traceback)."""
+    if isinstance(exc, AzaguardError):
+        return {"error": exc.http_error, "message": str(exc)}
+    return {"error": "internal-error", "message": "internal error"}

@@ -25,6 +25,7 @@ import msgspec
 from msgspec import Struct, field
 from msgspec.structs import replace
 
+from azaguard.errors import KnowledgeError
 from azaguard.findings import RuleId, Severity, Status
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from pydantic_core import CoreSchema
 
 
-class MappingsError(Exception):
+class MappingsError(KnowledgeError):
     """The mappings folder is missing or does not validate."""
 
 

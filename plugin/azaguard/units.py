@@ -12,11 +12,12 @@ from typing import Literal
 from msgspec import Struct
 
 from azaguard.display import unit_text
+from azaguard.errors import InputError
 from azaguard.mappings import Mappings
 from azaguard.memo import PerMappings
 
 
-class UnitError(ValueError):
+class UnitError(InputError):
     """The unit is missing, unknown, or belongs to another dimension."""
 
 

@@ -27,11 +27,12 @@ from azaguard.cds.cards import Links
 from azaguard.cds.discovery import SERVICES, Service, discovery_document
 from azaguard.cds.fhirserver import FetchPolicy
 from azaguard.cds.hooks import run_hook
-from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, default_client_factory
+from azaguard.cds.prefetch import ClientFactory, Templates, default_client_factory
 from azaguard.cds.request import BadRequest, parse_request
 from azaguard.cds.store import CdsStore, FeedbackEntry
 from azaguard.cds.trust import JwksCache, Untrusted, Verifier
 from azaguard.config import AppConfig, is_loopback, origin_of
+from azaguard.errors import http_body
 from azaguard.fhirtypes import dates
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.ops import audit, logs, metrics, runtime
@@ -113,7 +114,7 @@ class CdsService:
             metrics.refused(log, "CDS call refused", refusal_reason(str(exc)), detail=str(exc),
                             route=request.url.path)
             return JSONResponse(
-                {"error": "unauthorized", "message": str(exc)}, status_code=401,
+                http_body(exc), status_code=exc.http_status,
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"', **CORS_HEADERS},
             )
         return None
@@ -143,12 +144,8 @@ class CdsService:
             return service
         try:
             return self.respond(self._evaluate(service, body))
-        except BadRequest as exc:
-            return self.respond({"error": "bad-request", "message": str(exc)}, 400)
-        except InputError as exc:
-            return self.respond({"error": "bad-request", "message": str(exc)}, 400)
-        except PreconditionFailed as exc:
-            return self.respond({"error": "precondition-failed", "message": str(exc)}, 412)
+        except InputError as exc:  # a call that cannot be read (400), data neither sent nor fetchable (412)
+            return self.respond(http_body(exc), exc.http_status)
 
     def _evaluate(self, service: Service, body: bytes) -> dict[str, Any]:
         request = parse_request(body, service)
@@ -189,8 +186,8 @@ class CdsService:
             return service
         try:
             entries = parse_feedback(body, self.now())
-        except BadRequest as exc:
-            return self.respond({"error": "bad-request", "message": str(exc)}, 400)
+        except InputError as exc:
+            return self.respond(http_body(exc), exc.http_status)
         self.store.add_feedback(service.id, entries, self.now())
         return self.respond({"stored": len(entries)})
 

@@ -21,6 +21,7 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from azaguard.errors import AuthError
 from azaguard.httpbound import fetch
 
 JWKS_TTL_SECONDS = 300.0
@@ -31,7 +32,7 @@ JWKS_MAX_BYTES = 256 << 10  # a key set is a few kB
 _MAX_UNKNOWN = 1024  # remembered unknown (url, kid) pairs, oldest forgotten first
 
 
-class Untrusted(Exception):
+class Untrusted(AuthError):
     """The caller could not be authenticated: 401, nothing evaluated."""
 
 

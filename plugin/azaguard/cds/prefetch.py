@@ -29,8 +29,11 @@ from azaguard.mappings import Mappings
 from azaguard.resources import InputError, ResourceSet, resource_set_from_json
 
 
-class PreconditionFailed(Exception):
+class PreconditionFailed(InputError):
     """The data the rules need is neither in the prefetch nor fetchable: answered 412."""
+
+    http_status = 412
+    http_error = "precondition-failed"
 
 
 @dataclass
@@ -170,7 +173,7 @@ def _fetch(
     except FutureTimeout:
         running.cancel()
         raise refused from None
-    except FhirUnavailable:  # refused, closed, timed out, unknown host: the same words
+    except (FhirUnavailable, PreconditionFailed):  # refused, closed, timed out, unknown host: the same words
         raise refused from None
     except (FhirError, InputError, ValueError) as exc:
         raise PreconditionFailed(f"fetching {', '.join(missing)} from fhirServer failed: {exc}") from exc

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from azaguard.errors import KnowledgeError
 from azaguard.findings import RULE_IDS, Status
 from azaguard.mappings import Mappings, default_mappings_dir
 
@@ -29,7 +30,7 @@ PLACEHOLDERS = frozenset({
 })
 
 
-class PatientContentError(ValueError):
+class PatientContentError(KnowledgeError):
     """mappings/patient.json or the check-in Questionnaire is malformed."""
 
 

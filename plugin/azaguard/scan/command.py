@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from azaguard.config import is_loopback
+from azaguard.errors import AzaguardError, describe
 from azaguard.fhir.client import FhirClient, check_id
-from azaguard.fhir.errors import FhirError
 from azaguard.fhirtypes import dates
 from azaguard.mappings import Mappings
 from azaguard.privatefiles import exposure_warning, write_private
@@ -81,18 +81,10 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
             counts, run_info = scan_files(args, mappings, now, progress, transport=transport)
         else:
             counts, run_info = _scan_server(args, mappings, now, progress, transport)
-    except InputError as exc:
+    except AzaguardError as exc:  # its class says the words and the exit code (azaguard/errors.py)
         progress.close()
-        print(f"azaguard scan: {exc}", file=err)
-        return EXIT_INPUT
-    except FhirError as exc:
-        progress.close()
-        print(f"azaguard scan: FHIR server error: {exc}", file=err)
-        return EXIT_SERVER
-    except _AuthFailed as exc:
-        progress.close()
-        print(f"azaguard scan: authorization failed: {exc}", file=err)
-        return EXIT_SERVER
+        print(f"azaguard scan: {describe(exc)}", file=err)
+        return exc.exit_code
     except OSError as exc:  # the results folder: not writable, a link where a file should be, disk full
         progress.close()
         print(f"azaguard scan: cannot write in {out}: {exc.strerror or exc}", file=err)
@@ -109,10 +101,6 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
     if summary.outcomes.get("write-failed"):
         return EXIT_WRITE_FAILED
     return EXIT_OK
-
-
-class _AuthFailed(Exception):
-    pass
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -155,12 +143,9 @@ def token_source(
         exposed = key_file_warning(args.private_key)
         if exposed:
             warn(f"warning: {exposed}")
-        try:
-            key = load_private_key(args.private_key, args.kid)
-            auth = BackendServicesAuth(args.fhir_url, args.client_id, key, write=bool(args.write))
-            auth.token()  # fail before any patient: a refused client is a configuration problem
-        except BackendAuthError as exc:
-            raise _AuthFailed(str(exc)) from exc
+        key = load_private_key(args.private_key, args.kid)
+        auth = BackendServicesAuth(args.fhir_url, args.client_id, key, write=bool(args.write))
+        auth.token()  # fail before any patient (a BackendAuthError: exit 3): a refused client is configuration
         for warning in auth.warnings:
             warn(f"warning: {warning}")
 

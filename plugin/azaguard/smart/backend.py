@@ -25,6 +25,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey, import_key
 
 from azaguard.config import is_loopback
+from azaguard.errors import AuthError
 from azaguard.httpbound import ResponseTooLarge, ResponseTooSlow, fetch
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -39,7 +40,7 @@ TIMEOUT = 15.0
 SigningKey = RSAKey | ECKey
 
 
-class BackendAuthError(Exception):
+class BackendAuthError(AuthError):
     """No access token: the configuration is unusable or the authorization server refused."""
 
 
