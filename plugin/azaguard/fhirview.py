@@ -287,7 +287,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     },
     "QuestionnaireResponseAnswer": {
         "valueBoolean": "boolean", "valueCoding": "Coding", "valueString": "string", "valueInteger": "integer",
-        "item": "QuestionnaireResponseItem*",
+        "valueDecimal": "decimal", "valueQuantity": "Quantity", "item": "QuestionnaireResponseItem*",
     },
 }  # fmt: skip
 

@@ -407,6 +407,8 @@ class Sign(_Model, frozen=True, kw_only=True):
     exclude_names: tuple[str, ...] = ()  # a name holding one of these is not this sign ("anorexia nervosa")
     check: SignCheck | None = None
     codes: dict[str, dict[str, str]]
+    # A sign that counts only once it has lasted longer than this ("a cough lasting more than two days").
+    lasting_more_than_days: Sourced | None = None
 
 
 class CodeLists(_Model, frozen=True, kw_only=True):
@@ -435,6 +437,9 @@ class Signs(_Model, frozen=True, kw_only=True):
     hold_with_neutrophils_below: Sourced
     observation_codes: CodeLists
     answers: SignAnswers
+    # Words that name a unit of time (UCUM code -> words), for a length said in words ("3 days", "How many
+    # hours?"): the codes are those of units.json's time.days.
+    duration_unit_words: dict[str, tuple[str, ...]]
     signs: dict[str, Sign]
 
 
@@ -987,6 +992,9 @@ class Mappings(_Model, frozen=True, kw_only=True):
         if self.policy.vaccination.post_stop_live_wait_days.value > self.policy.therapy.recent_window_days.value:
             # Stopped orders older than the recent window are not seen by the rules at all.
             raise ValueError("post_stop_live_wait_days must not exceed therapy.recent_window_days")
+        unknown_units = sorted(set(self.signs.duration_unit_words) - set(self.units.time.days))
+        _require(not unknown_units, f"signs.json duration_unit_words names units of time not in units.json: "
+                                    f"{unknown_units}")
         for where, table in self._keyed_by_system():
             unknown = sorted(set(table) - _SYSTEM_NAMES)
             _require(not unknown, f"{where} keyed by unknown system name(s) {unknown}")

@@ -46,7 +46,13 @@ from azaguard.terminology.labtests import (
     pathogen_of,
 )
 from azaguard.terminology.scripts import unreadable
-from azaguard.terminology.signs import answer_presence, sign_by_name, sign_of
+from azaguard.terminology.signs import (
+    answer_presence,
+    length_from_words,
+    length_in_days,
+    sign_by_name,
+    sign_of,
+)
 from azaguard.units import Quantity as Quantity  # re-exported: the record's value type
 from azaguard.units import UnitError, normalise, unit_dimension
 
@@ -164,6 +170,17 @@ class VaccineEvent(Struct, frozen=True):
     date: datetime | None  # occurrence, authoredOn, or the recommendation's date criterion
 
 
+class Lasting(Struct, frozen=True):
+    """How long a symptom had lasted, as recorded: a stated length, or a span from its start to its end (to
+    'now' when it has not ended). For the signs that count only past a length (a cough over two days)."""
+
+    said: str  # how it was recorded: "onset 2026-11-01", "value 3 d", "answer '3' to 'How many days?'"
+    days: float | None = None  # a stated length
+    since: datetime | None = None  # its start, read as early as it can be
+    until: datetime | None = None  # its end, when recorded
+    unreadable: bool = False  # a length was recorded but cannot be read (not a unit of time)
+
+
 class ConditionEntry(Struct, frozen=True):
     ref: str
     concept: Concept
@@ -174,6 +191,7 @@ class ConditionEntry(Struct, frozen=True):
     abated: bool = False  # an abatement is recorded (the condition has ended)
     date_note: str | None = None  # a partial date and how it was read
     source: str = "Condition"  # or "DiagnosticReport" (its conclusionCode)
+    lasting: Lasting | None = None  # from the onset (dateTime or Period)
 
 
 SignSource = Literal["Observation", "QuestionnaireResponse"]
@@ -190,6 +208,7 @@ class SignEntry(Struct, frozen=True):
     status: str
     detail: str  # "answer 'Yes' to 'Sore throat?'" / "value Present"
     date_note: str | None = None
+    lasting: Lasting | None = None  # an effective period, a length of time as the value, a nested answer
 
 
 class UnreadEntry(Struct, frozen=True):
@@ -794,19 +813,26 @@ class _Builder:
         when = dates.latest(when_raw) or dates.earliest(obs.effectiveInstant) or dates.earliest(obs.issued)
         note = dates.partial_note(when_raw, "latest")
         value = self.concept(obs.valueCodeableConcept) if obs.valueCodeableConcept is not None else None
+        period = obs.effectivePeriod
+        lasting = _onset_lasting(period.start, period.end) if period is not None else None
         generic = self.m.signs.observation_codes
         generic_code = concept.codes_in(self.loinc_systems) & generic.loinc or concept.codes_in(
             self.snomed_systems) & generic.snomed
         if generic_code:
             if value is not None and sign_of(value, self.m) is not None:
                 self.signs.append(SignEntry(ref, "Observation", value, True, when, status, f"value {value.label}",
-                                            note))
+                                            note, lasting))
             return True  # a symptom that is not one of the leaflets' signs: read, and nothing to say
         if sign_of(concept, self.m) is None:
             return False
         present: bool | None = True  # a finding recorded without a value is recorded as present
         detail = "recorded"
-        if obs.valueBoolean is not None:
+        if obs.valueQuantity is not None:  # a length of time ("cough: 3 d"); anything else cannot be read
+            q = obs.valueQuantity
+            days = length_in_days(_num(q.value), q.code, q.unit, self.m)
+            detail = f"value {q.value:g} {q.unit or q.code or ''}".rstrip() if q.value is not None else "value"
+            lasting = Lasting(detail, days=days, unreadable=days is None)
+        elif obs.valueBoolean is not None:
             present, detail = bool(obs.valueBoolean), f"value {str(obs.valueBoolean).lower()}"
         elif value is not None:
             present = answer_presence([(c.system, c.code) for c in value.codings], list(value.names), self.m)
@@ -816,7 +842,7 @@ class _Builder:
             detail = f"value '{obs.valueString}'"
         if present is None:
             present, detail = True, f"{detail} (read as present: not a yes/no answer)"
-        self.signs.append(SignEntry(ref, "Observation", concept, present, when, status, detail, note))
+        self.signs.append(SignEntry(ref, "Observation", concept, present, when, status, detail, note, lasting))
         return True
 
     def _raw_measurement(
@@ -1019,6 +1045,7 @@ class _Builder:
                 onset=dates.latest(onset_raw),
                 recorded=dates.latest(c.recordedDate),
                 date_note=dates.partial_note(c.recordedDate, "latest") or dates.partial_note(onset_raw, "latest"),
+                lasting=_onset_lasting(onset_raw, c.onsetPeriod.end if c.onsetPeriod else None),
                 abated=any(
                     getattr(c, f) is not None
                     for f in ("abatementDateTime", "abatementPeriod", "abatementAge", "abatementRange",
@@ -1062,16 +1089,46 @@ class _Builder:
         ref = _ref_of(raw)
         when, note = dates.latest(qr.authored), dates.partial_note(qr.authored, "latest")
         questions = self._questions(qr.questionnaire, raw)
+        lengths: dict[int, Lasting] = {}  # a length nested under an item: its own answer, not a sign
         for item in _walk_items(qr.item or []):
+            if id(item) in lengths:
+                continue
             question_codes, question_text = questions.get(item.linkId, ((), None))
             text = item.text or question_text
             question = Concept(codings=question_codes, text=text or item.linkId)
+            lasting = self._nested_length(item, questions, lengths)
             for answer in item.answer or []:
-                self._answer(ref, status, when, note, item.linkId, question, answer)
+                self._answer(ref, status, when, note, item.linkId, question, answer, lasting)
+
+    def _nested_length(
+        self, item: Any, questions: dict[str, tuple[tuple[Code, ...], str | None]], seen: dict[int, Lasting],
+    ) -> Lasting | None:
+        """A length of time answered in an item nested under this one ("How many days?" under "Cough?"): a
+        Quantity in a unit of time, or a number whose question names the unit. The nested item is marked as
+        read so that it is not taken for a sign itself."""
+        children = list(item.item or []) + [c for a in item.answer or [] for c in a.item or []]
+        for child in children:
+            text = child.text or questions.get(child.linkId, ((), None))[1] or ""
+            for answer in child.answer or []:
+                q = answer.valueQuantity
+                if q is not None:
+                    days = length_in_days(_num(q.value), q.code, q.unit, self.m)
+                    said = f"{q.value:g} {q.unit or q.code or ''}".rstrip() if q.value is not None else "?"
+                else:
+                    number = answer.valueInteger if answer.valueInteger is not None else answer.valueDecimal
+                    if number is None:
+                        continue
+                    days, said = length_from_words(_num(number), [text, child.linkId], self.m), f"{number:g}"
+                    if days is None:
+                        continue  # a number that is not a length of time (a severity score)
+                lasting = Lasting(f"answer '{said}' to '{text or child.linkId}'", days=days, unreadable=days is None)
+                seen[id(child)] = lasting
+                return lasting
+        return None
 
     def _answer(
         self, ref: str, status: str, when: datetime | None, note: str | None, link_id: str, question: Concept,
-        answer: Any,
+        answer: Any, lasting: Lasting | None = None,
     ) -> None:
         shown = f"'{question.text}'" if question.text else f"item {link_id}"
         if answer.valueCoding is not None and answer.valueCoding.code is not None:
@@ -1079,7 +1136,7 @@ class _Builder:
             coded = Concept(codings=(Code(coding.system, coding.code, coding.display),))
             if sign_of(coded, self.m) is not None:  # the answer is the symptom ("Which symptoms?": Cough)
                 self.signs.append(SignEntry(ref, "QuestionnaireResponse", coded, True, when, status,
-                                            f"answer {coded.label} to {shown}", note))
+                                            f"answer {coded.label} to {shown}", note, lasting))
                 return
             present = answer_presence([(coding.system, coding.code)], [coding.display or coding.code], self.m)
             said = coding.display or coding.code
@@ -1089,10 +1146,17 @@ class _Builder:
             present, said = answer_presence([], [answer.valueString], self.m), answer.valueString
             if present is None and sign_by_name([answer.valueString], self.m) is not None:
                 self.signs.append(SignEntry(ref, "QuestionnaireResponse", Concept(text=answer.valueString), True,
-                                            when, status, f"answer '{answer.valueString}' to {shown}", note))
+                                            when, status, f"answer '{answer.valueString}' to {shown}", note,
+                                            lasting))
                 return
         elif answer.valueInteger is not None:  # a severity score: 0 is none
             present, said = answer.valueInteger > 0, str(answer.valueInteger)
+        elif answer.valueQuantity is not None:  # the length itself ("Cough: for how long?" 3 d)
+            q = answer.valueQuantity
+            days = length_in_days(_num(q.value), q.code, q.unit, self.m)
+            said = f"{q.value:g} {q.unit or q.code or ''}".rstrip() if q.value is not None else "?"
+            present = q.value is None or q.value > 0
+            lasting = Lasting(f"answer '{said}' to {shown}", days=days, unreadable=days is None)
         else:
             return
         if present is None:
@@ -1100,7 +1164,7 @@ class _Builder:
         if sign_of(question, self.m) is None and sign_by_name([link_id], self.m) is None:
             return
         self.signs.append(SignEntry(ref, "QuestionnaireResponse", question, present, when, status,
-                                    f"answer '{said}' to {shown}", note))
+                                    f"answer '{said}' to {shown}", note, lasting))
 
     def _questions(self, canonical: str | None, raw: Resource) -> dict[str, tuple[tuple[Code, ...], str | None]]:
         """linkId -> (the Questionnaire item's codes, its text), from the Questionnaire the answers follow:
@@ -1171,7 +1235,7 @@ def _first_code(cc: Any) -> str | None:
 
 
 def _raw_code_values(cc: object) -> list[str]:
-    """The code strings of a raw CodeableConcept (what _codes_of reads, without building Codes)."""
+    """The code strings of a raw CodeableConcept (what fhirtypes.concept.readable_codes reads, no Codes built)."""
     codings = cc.get("coding") if isinstance(cc, dict) else None
     if not isinstance(codings, list):
         return []
@@ -1199,6 +1263,18 @@ def _validation_summary(exc: ValidationError) -> str:
     where = ".".join(str(p) for p in first.get("loc", ()))
     more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
     return f"invalid {where}: {first.get('msg')}{more}"
+
+
+def _onset_lasting(start: object, end: object) -> Lasting | None:
+    """A symptom's span from its onset (read as early as it can be) to its recorded end."""
+    since = dates.earliest(start)
+    if since is None:
+        return None
+    return Lasting(f"onset {start}" + (f" to {end}" if end else ""), since=since, until=dates.latest(end))
+
+
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float, Decimal)) else None
 
 
 def _walk_items(items: Iterable[Any], *, answers: bool = True) -> Iterable[Any]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from msgspec import Struct
 
+from azaguard.fhirtypes.timeunits import days_per
 from azaguard.mappings import Mappings
 from azaguard.memo import PerMappings
 from azaguard.terminology._common import fold, names_match
@@ -118,6 +119,28 @@ def answer_presence(codes: list[tuple[str | None, str]], words: list[str], m: Ma
         return False
     if any(w in answers.present_words for w in folded):
         return True
+    return None
+
+
+def length_in_days(value: float | None, code: str | None, unit: str | None, m: Mappings) -> float | None:
+    """A length of time in days from a Quantity: its UCUM code (s, min, h, d, wk, mo, a) or its unit in words
+    ("days", "hrs"); None when it is not a length of time or has no value."""
+    if value is None:
+        return None
+    factor = days_per(code, m) or days_per(unit, m)  # mappings/units.json `time`
+    return value * factor if factor is not None else _by_unit_word(value, [unit or "", code or ""], m)
+
+
+def length_from_words(value: float | None, words: list[str], m: Mappings) -> float | None:
+    """A number answered to a question that names its unit ("How many days have you had it?"), in days."""
+    return None if value is None else _by_unit_word(value, words, m)
+
+
+def _by_unit_word(value: float, words: list[str], m: Mappings) -> float | None:
+    per_day = m.units.time.days
+    for code, unit_words in m.signs.duration_unit_words.items():
+        if names_match([w.replace("-", " ").replace("_", " ") for w in words if w], unit_words):
+            return value * per_day[code]
     return None
 
 
