@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler, TypeAdapter
     from pydantic_core import CoreSchema
 
+    from azaguard.settings import Settings
+
 
 class MappingsError(KnowledgeError):
     """The mappings folder is missing or does not validate."""
@@ -1068,11 +1070,13 @@ _FILE_FIELDS = {
 }
 
 
-def default_mappings_dir() -> Path:
+def default_mappings_dir(settings: Settings | None = None) -> Path:
     """AZAGUARD_MAPPINGS, else the repository's mappings/, else the copy inside the wheel."""
-    override = os.environ.get("AZAGUARD_MAPPINGS")
+    from azaguard.settings import current
+
+    override = current(settings).mappings_dir
     if override:
-        return Path(override)
+        return override
     here = Path(__file__).resolve().parent
     for candidate in (here.parent.parent / "mappings", here / "_mappings"):
         if (candidate / "manifest.json").is_file():

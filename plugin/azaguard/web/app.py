@@ -41,6 +41,7 @@ from azaguard.web.tokens import SessionExpired, Tokens
 from azaguard.web.views import rule_groups, zone_of
 
 if TYPE_CHECKING:
+    from azaguard.settings import Settings
     from azaguard.terminology.server import TerminologyServer
 
 __all__ = ["COOKIE", "SessionExpired", "create_app", "mount_path", "rule_groups", "serve", "served_app", "zone_of"]
@@ -139,13 +140,13 @@ def served_app(
 
 def serve(
     config_path: Path | None, host: str, port: int, *, insecure_cds: bool = False, log_format: str | None = None,
-    terminology: TerminologyServer | None = None,
+    terminology: TerminologyServer | None = None, settings: Settings | None = None,
 ) -> None:
     """Run the app (for a real EHR) with uvicorn. SIGTERM: stop accepting, finish the requests in flight
-    (up to 30 s), exit 0."""
+    (up to 30 s), exit 0. `settings`: the environment as the entry point read it."""
     import uvicorn
 
-    config = load_app_config(config_path)
+    config = load_app_config(config_path, settings=settings)
     runtime.start(config, log_format=log_format)
     # The CDS hooks evaluate as `check` does, with the site's terminology server when one is given.
     app = served_app(config, insecure_cds=insecure_cds, terminology=terminology)

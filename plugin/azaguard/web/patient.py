@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -42,7 +43,7 @@ from azaguard.patient.content import (
     load_questionnaire,
     sign_options,
 )
-from azaguard.patient.leaflet import guidance
+from azaguard.patient.leaflet import GuidanceSection, guidance
 from azaguard.patient.messages import PatientMessage, patient_messages
 from azaguard.resources import InputError
 from azaguard.rules.monitoring import next_due
@@ -60,13 +61,36 @@ RELAUNCH = "Open azaguard again from your patient portal."
 NOT_FOUND = "We could not find your answers in your record. If you feel unwell, call your care team."
 
 
+@dataclass(frozen=True)
 class CheckinOutcome:
     """What a check-in did: its advice, whether its answers are in the record, and why not."""
 
-    def __init__(self, messages: list[PatientMessage], saved: bool, problem: str | None) -> None:
-        self.messages = messages
-        self.saved = saved
-        self.problem = problem
+    messages: list[PatientMessage]
+    saved: bool
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class PatientPage:
+    """Every variable patient.html reads."""
+
+    name: str | None
+    checked: str  # the day of the check, in the patient's words
+    messages: list[PatientMessage]
+    sections: list[GuidanceSection]
+    signs: list[tuple[str, str]]  # (code, label) of the check-in's warning signs
+    units: list[tuple[str, str]]  # (UCUM code, symbol) of the temperature units
+    question: dict[str, str]  # the check-in's question text by linkId
+    checkin_id: str  # a fresh id: the check-in's idempotency key
+    can_checkin: bool
+    outcome: CheckinOutcome | None
+    csrf_token: str
+    ctx: str
+    saved_words: str
+    version: str
+
+    def context(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class PatientView:
@@ -116,8 +140,7 @@ class PatientView:
             return result
         tz = zone_of(ctx.identity)
         now = result.evaluated_at
-        return self.web.pages.render(
-            request, "patient.html", status,
+        model = PatientPage(
             name=result.patient.name if result.patient and result.patient.name else None,
             checked=format_day(now, tz),
             messages=patient_messages(result.findings, now, self.web.mappings, self.content, tz,
@@ -134,6 +157,7 @@ class PatientView:
             saved_words=self.content.checkin_advice.saved,
             version=self.content.version,
         )
+        return self.web.pages.render(request, "patient.html", status, **model.context())
 
     async def checkin(self, request: Request) -> Response:
         form = await request.form()

@@ -20,7 +20,7 @@ from azaguard.mappings import Mappings
 from azaguard.registry import label
 from azaguard.smart.launch import Identity, TokenSet
 from azaguard.verdict import ACTION_STATUSES, Action, RuleLine, Verdict
-from azaguard.web.charts import trend_charts
+from azaguard.web.charts import Chart, trend_charts
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class PageModel:
     written: list[WrittenRow] | None
     failed_writes: bool
     retry_helps: bool
-    charts: list[Any]
+    charts: list[Chart]
     can_write: bool
     session_note: str | None
     csrf_token: str
