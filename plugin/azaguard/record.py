@@ -601,7 +601,8 @@ class _Builder:
 
     def _target(self, reference: str, container: Resource) -> Resource | None:
         if reference.startswith("#"):
-            return next((c for c in container.get("contained", [])
+            contained = container.get("contained")
+            return next((c for c in (contained if isinstance(contained, list) else [])
                          if isinstance(c, dict) and c.get("id") == reference[1:]), None)
         return self.resources.resolve(reference)
 
@@ -738,7 +739,8 @@ class _Builder:
         lab = _LabContext.of(obs, dates.partial_note(when_raw, "earliest"))
         if obs.specimen is not None and obs.specimen.reference:
             self._specimen[ref] = obs.specimen.reference
-        raw_parts = [raw] + [c for c in raw.get("component", []) if isinstance(c, dict)]
+        components = raw.get("component")  # null or not a list (unchecked JSON): no components
+        raw_parts = [raw] + [c for c in (components if isinstance(components, list) else []) if isinstance(c, dict)]
         parts = [(obs.code, obs)] + [(c.code, c) for c in (obs.component or [])]
         found = False
         for (code_concept, holder), raw_part in zip(parts, raw_parts, strict=False):
