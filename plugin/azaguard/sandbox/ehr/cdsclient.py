@@ -18,7 +18,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from azaguard.errors import AzaguardError
-from azaguard.sandbox.ehr.context import Upstream
+from azaguard.sandbox.ehr.upstream import Upstream
 
 Resource = dict[str, Any]
 JWT_LIFETIME = 300
