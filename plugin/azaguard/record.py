@@ -263,6 +263,9 @@ class PatientRecord:
     # Done to the patient and changing how a result reads (a red-cell transfusion before a TPMT phenotype).
     events: tuple[Event, ...] = ()
     _by_analyte: dict[str, tuple[Measurement, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # What the rules work out from this record once per evaluation (rules/common.therapy), kept here so that
+    # it lives exactly as long as the record: nothing process-wide holds a patient's data after a check.
+    derived: dict[tuple[str, int, int], object] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         grouped: dict[str, list[Measurement]] = {}

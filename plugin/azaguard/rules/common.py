@@ -273,19 +273,25 @@ class Therapy(Struct, frozen=True):
         return tuple(o.ref for o in self.current + self.recent)
 
 
-# The last answer: every rule asks it of the same record, mappings and moment in one evaluation. All
-# three compared by identity (a record is frozen; an equal instant in another zone is worked out again).
-_LAST_THERAPY: tuple[PatientRecord, Mappings, datetime, Therapy] | None = None
-
-
 def therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
-    global _LAST_THERAPY
-    last = _LAST_THERAPY
-    if last is not None and last[0] is record and last[1] is m and last[2] is now:
-        return last[3]
-    found = _therapy(record, m, now)
-    _LAST_THERAPY = (record, m, now, found)
-    return found
+    """The therapy state every rule asks of the same record, mappings and moment in one evaluation: worked
+    out once and kept on the record (mappings and moment compared by identity: an equal instant in another
+    zone is worked out again)."""
+    key = ("therapy", id(m), id(now))
+    found = record.derived.get(key)
+    if isinstance(found, _TherapyOf) and found.mappings is m and found.now is now:
+        return found.therapy
+    answer = _therapy(record, m, now)
+    record.derived[key] = _TherapyOf(m, now, answer)
+    return answer
+
+
+class _TherapyOf(Struct, frozen=True):
+    """A Therapy with what it was worked out for (their ids key it: held here, they stay their own)."""
+
+    mappings: Mappings
+    now: datetime
+    therapy: Therapy
 
 
 def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
