@@ -1,11 +1,10 @@
-"""Values worked out once per object, found by the object's identity."""
+"""Values worked out once per object, found by the object's identity (what the mappings derive is kept by
+the Mappings object itself: Mappings.derived)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Generic, TypeVar
-
-from azaguard.mappings import Mappings
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -31,11 +30,3 @@ class ByIdentity(Generic[K, V]):
         self._seen[id(key)] = (key, value)
         return value
 
-
-class PerMappings(ByIdentity[Mappings, V]):
-    """Something built once per Mappings object (tests build a few variants: at most 8 are kept)."""
-
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__(limit=8)

@@ -328,42 +328,62 @@ def _build(
     )
 
 
-class _Builder:
-    def __init__(self, resources: ResourceSet, mappings: Mappings, *, full_validation: bool = False) -> None:
-        self.resources = resources
-        self.full_validation = full_validation
-        self.m = mappings
+class _Indexes:
+    """The mappings' codes as the builder looks them up: built once per Mappings (Mappings.derived)."""
+
+    def __init__(self, mappings: Mappings) -> None:
+        analytes = mappings.analytes
         self.loinc_to_analyte: dict[str, str] = {}
-        for key, a in mappings.analytes.analytes.items():
+        for key, a in analytes.analytes.items():
             for code in a.loinc:
                 self.loinc_to_analyte[code] = key
-        for key, ca in mappings.analytes.coded_analytes.items():
+        for key, ca in analytes.coded_analytes.items():
             for code in ca.loinc:
                 self.loinc_to_analyte[code] = key
         # Codes read beyond the listed LOINC codes: SNOMED-coded labs, differentials (% of the WBC), symptom
         # and sign codes, pathogens, enzyme activities. Anything else is read only if a name says so.
-        self.snomed_to_analyte = {c: k for k, a in mappings.analytes.analytes.items() for c in a.snomed}
-        self.percent_to_analyte = {c: k for k, a in mappings.analytes.analytes.items() for c in a.percent_loinc}
+        self.snomed_to_analyte = {c: k for k, a in analytes.analytes.items() for c in a.snomed}
+        self.percent_to_analyte = {c: k for k, a in analytes.analytes.items() for c in a.percent_loinc}
         signs = mappings.signs
         self.other_codes = frozenset(
             set(self.snomed_to_analyte) | set(self.percent_to_analyte) | signs.observation_codes.loinc
             | signs.observation_codes.snomed
             | {c for sign in signs.signs.values() for c in sign.codes.get("snomed", {})}
             | {c for p in mappings.lab_infections.pathogens.values() for c in p.loinc}
-            | {c for a in mappings.analytes.activity_analytes.by_key.values() for c in a.loinc}
+            | {c for a in analytes.activity_analytes.by_key.values() for c in a.loinc}
             | set(mappings.pancreatitis.lipase.loinc)
         )
         self.named = named_anything(mappings)
         self.snomed_systems = frozenset(mappings.systems.snomed)
+        self.loinc_systems = frozenset(mappings.systems.loinc)
+        # (category, dimension) -> analyte: recognised by its unit when its code is not one we list.
+        self.by_unit: dict[tuple[str, str], str] = {
+            (a.by_unit_in_category, a.dimension): key for key, a in analytes.analytes.items() if a.by_unit_in_category
+        }
+        self.by_unit_categories = frozenset(cat for cat, _ in self.by_unit)
+        self.by_unit_dimensions = frozenset(dim for _, dim in self.by_unit)
+
+
+class _Builder:
+    def __init__(self, resources: ResourceSet, mappings: Mappings, *, full_validation: bool = False) -> None:
+        self.resources = resources
+        self.full_validation = full_validation
+        self.m = mappings
+        ix = mappings.derived(_Indexes)  # built once per Mappings, never per patient
+        self.loinc_to_analyte = ix.loinc_to_analyte
+        self.snomed_to_analyte = ix.snomed_to_analyte
+        self.percent_to_analyte = ix.percent_to_analyte
+        self.other_codes = ix.other_codes
+        self.named = ix.named
+        self.snomed_systems = ix.snomed_systems
+        self.loinc_systems = ix.loinc_systems
+        self.by_unit = ix.by_unit
+        self.by_unit_categories = ix.by_unit_categories
+        self.by_unit_dimensions = ix.by_unit_dimensions
         self.signs: list[SignEntry] = []
         # Differential percentages, made absolute with the WBC of the same time once every result is read.
         self.percents: list[tuple[Measurement, str | None]] = []
         self._specimen: dict[str, str] = {}  # measurement ref -> its specimen reference
-        # (category, dimension) -> analyte: recognised by its unit when its code is not one we list.
-        self.by_unit: dict[tuple[str, str], str] = {
-            (a.by_unit_in_category, a.dimension): key
-            for key, a in mappings.analytes.analytes.items() if a.by_unit_in_category
-        }
         self.patient: PatientInfo | None = None
         self.orders: list[MedicationOrder] = []
         self._medications_seen: set[MedicationOrder] = set()
@@ -372,8 +392,6 @@ class _Builder:
         self.conditions: list[ConditionEntry] = []
         self.problems: list[ParseProblem] = []
         self.dropped: list[Dropped] = []
-        self.by_unit_categories = frozenset(cat for cat, _ in self.by_unit)
-        self.loinc_systems = frozenset(mappings.systems.loinc)
         # fhirview hands out one Element per distinct code or dosage (its memo): each is reduced once per
         # record. Keyed by identity, the Element kept alongside (its id stays its own while we hold it).
         self._concepts: ByIdentity[Any, Concept] = ByIdentity()
@@ -383,7 +401,6 @@ class _Builder:
         self._drugs: ByIdentity[Concept | None, DrugMatch] = ByIdentity()
         self._vaccine_of: Callable[[Concept], bool] = lambda c: is_vaccine_concept(c, mappings)
         self._drugs_of: Callable[[Concept | None], DrugMatch] = lambda c: drug_ingredients(c, mappings)
-        self.by_unit_dimensions = frozenset(dim for _, dim in self.by_unit)
         self.unit_dimensions: dict[tuple[object, ...], str | None] = {}
 
     def handler_for(self, raw: Resource) -> Callable[[_Builder, Resource], None] | None:
