@@ -1,8 +1,7 @@
 """PatientRecord: the normalised snapshot of one patient that the rules read.
 
 Built from raw FHIR R4 resources: each resource the rules need is checked on
-the elements the rules read (fhirview.py; `full_validation` uses fhir.resources.R4B
-on every element instead), then reduced to small frozen dataclasses with
+the elements the rules read (fhirshapes.py: typed msgspec Structs), then reduced to small frozen dataclasses with
 quantities normalised to canonical UCUM units. Only Observations whose LOINC
 code the mappings know are parsed (a Synthea record holds hundreds that no
 rule reads). A resource that fails validation is kept as a ParseProblem so
@@ -11,10 +10,9 @@ the rules that would have read it say "cannot evaluate".
 
 from __future__ import annotations
 
-import importlib
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -24,10 +22,9 @@ from typing import Any, ClassVar, Literal
 from msgspec import Struct
 from msgspec.structs import replace as struct_replace
 
-from azaguard import fhirview
+from azaguard import fhirshapes as fs
 from azaguard.dosage import Dosage, Ratio, Repeat, Strength, strength_of_ratio
 from azaguard.mappings import Mappings
-from azaguard.memo import ByIdentity
 from azaguard.record_meaning import MEANING_TYPES, Event, Related, read_meaning
 from azaguard.resources import Resource, ResourceSet, gc_paused
 from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
@@ -292,20 +289,19 @@ _IGNORED_OBSERVATION_STATUSES = frozenset({"entered-in-error", "cancelled"})
 
 
 def build_record(
-    resources: ResourceSet, mappings: Mappings, *, ordering_context: bool = False, full_validation: bool = False
+    resources: ResourceSet, mappings: Mappings, *, ordering_context: bool = False
 ) -> PatientRecord:
     """Reduce a patient's raw resources to the snapshot the rules read.
 
-    Each resource is checked on the elements the rules read (fhirview); `full_validation` validates
-    every element with fhir.resources instead (slower; the comparison tests use it)."""
+    Each resource is checked on the elements the rules read (fhirshapes)."""
     with gc_paused():
-        return _build(resources, mappings, ordering_context=ordering_context, full_validation=full_validation)
+        return _build(resources, mappings, ordering_context=ordering_context)
 
 
 def _build(
-    resources: ResourceSet, mappings: Mappings, *, ordering_context: bool, full_validation: bool
+    resources: ResourceSet, mappings: Mappings, *, ordering_context: bool
 ) -> PatientRecord:
-    builder = _Builder(resources, mappings, full_validation=full_validation)
+    builder = _Builder(resources, mappings)
     # Whose, whether, which version, which script: decided once, for every resource type (record_meaning).
     reading = read_meaning(resources, mappings, builder.handler_for)
     builder.resources = reading.resources
@@ -365,9 +361,9 @@ class _Indexes:
 
 
 class _Builder:
-    def __init__(self, resources: ResourceSet, mappings: Mappings, *, full_validation: bool = False) -> None:
+    def __init__(self, resources: ResourceSet, mappings: Mappings) -> None:
         self.resources = resources
-        self.full_validation = full_validation
+        self.reader = fs.Reader()
         self.m = mappings
         ix = mappings.derived(_Indexes)  # built once per Mappings, never per patient
         self.loinc_to_analyte = ix.loinc_to_analyte
@@ -392,15 +388,8 @@ class _Builder:
         self.conditions: list[ConditionEntry] = []
         self.problems: list[ParseProblem] = []
         self.dropped: list[Dropped] = []
-        # fhirview hands out one Element per distinct code or dosage (its memo): each is reduced once per
-        # record. Keyed by identity, the Element kept alongside (its id stays its own while we hold it).
-        self._concepts: ByIdentity[Any, Concept] = ByIdentity()
-        self._doses: ByIdentity[Any, Dosage] = ByIdentity()
-        # ... and so is each Concept made from one: asked once per record which drug or vaccine it is.
-        self._vaccine: ByIdentity[Concept, bool] = ByIdentity()
-        self._drugs: ByIdentity[Concept | None, DrugMatch] = ByIdentity()
-        self._vaccine_of: Callable[[Concept], bool] = lambda c: is_vaccine_concept(c, mappings)
-        self._drugs_of: Callable[[Concept | None], DrugMatch] = lambda c: drug_ingredients(c, mappings)
+        self.drugs: Callable[[Concept | None], DrugMatch] = partial(drug_ingredients, m=mappings)
+        self.is_vaccine: Callable[[Concept], bool] = partial(is_vaccine_concept, m=mappings)
         self.unit_dimensions: dict[tuple[object, ...], str | None] = {}
 
     def handler_for(self, raw: Resource) -> Callable[[_Builder, Resource], None] | None:
@@ -419,28 +408,9 @@ class _Builder:
                 ref=_ref_of(raw), resource_type=raw["resourceType"], error=_short_error(exc), codes=_raw_codes(raw)
             ))
 
-    def concept(self, cc: Any) -> Concept:
-        return self._concepts.get_or_build(cc, _concept)
-
-    def dose(self, d: Any) -> Dosage:
-        return self._doses.get_or_build(d, _dose)
-
-    def is_vaccine(self, concept: Concept) -> bool:
-        return self._vaccine.get_or_build(concept, self._vaccine_of)
-
-    def drugs(self, concept: Concept | None) -> DrugMatch:
-        return self._drugs.get_or_build(concept, self._drugs_of)
-
-    def _parse(self, raw: Resource, resource_type: str) -> Any:
-        """The resource as typed objects: checked on what the rules read, or fully by fhir.resources."""
-        if self.full_validation:
-            module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")
-            return getattr(module, resource_type).model_validate(raw)
-        return fhirview.read(raw, resource_type)
-
     # -- Patient --
     def _patient(self, raw: Resource) -> None:
-        p = self._parse(raw, "Patient")
+        p = self.reader.read(raw, fs.Patient)
         name = None
         if p.name:
             n = p.name[0]
@@ -455,14 +425,14 @@ class _Builder:
 
     # -- MedicationRequest: a drug order, or a vaccine order (however the vaccine is coded) --
     def _medication_request(self, raw: Resource) -> None:
-        mr = self._parse(raw, "MedicationRequest")
+        mr = self.reader.read(raw, fs.MedicationRequest)
         ref = _ref_of(raw)
         status = _raw_status(raw)
         concept, med_ref, problem, ingredients = self._medication_with_ingredients(mr, raw)
         if concept is not None and self.is_vaccine(concept):
             self.vaccines.append(VaccineEvent(ref, "MedicationRequest", concept, status, _as_datetime(mr.authoredOn)))
             return
-        doses = tuple(self.dose(d) for d in (mr.dosageInstruction or []))
+        doses = tuple(_dose(d) for d in (mr.dosageInstruction or []))
         start, end = _order_period(mr)
         authored = _as_datetime(mr.authoredOn)
         self._add_medication(MedicationOrder(
@@ -472,7 +442,7 @@ class _Builder:
             prior=self._prior(mr, raw),
         ), raw)
 
-    def _prior(self, mr: Any, raw: Resource) -> str | None:
+    def _prior(self, mr: fs.MedicationRequest, raw: Resource) -> str | None:
         """The order this one renews (priorPrescription), as the record names it (a urn:uuid resolved)."""
         reference = mr.priorPrescription.reference if mr.priorPrescription is not None else None
         if not reference:
@@ -480,9 +450,9 @@ class _Builder:
         target = self._target(reference, raw)
         return _ref_of(target) if target is not None else reference
 
-    def _reasons(self, mr: Any, raw: Resource) -> tuple[Concept, ...]:
+    def _reasons(self, mr: fs.MedicationRequest | fs.MedicationStatement, raw: Resource) -> tuple[Concept, ...]:
         """Why the drug is given: reasonCode, and the code (or display) of each Condition reasonReference names."""
-        out = [self.concept(c) for c in (mr.reasonCode or [])]
+        out = [_concept(c) for c in (mr.reasonCode or [])]
         for r in mr.reasonReference or []:
             target = self._target(r.reference, raw) if r.reference else None
             code = target.get("code") if isinstance(target, dict) else None
@@ -539,7 +509,7 @@ class _Builder:
 
     # -- MedicationStatement: the patient takes (took, will take) it --
     def _medication_statement(self, raw: Resource) -> None:
-        ms = self._parse(raw, "MedicationStatement")
+        ms = self.reader.read(raw, fs.MedicationStatement)
         status = _raw_status(raw)
         concept, med_ref, problem, ingredients = self._medication_with_ingredients(ms, raw)
         period = ms.effectivePeriod
@@ -551,14 +521,14 @@ class _Builder:
         self._add_medication(MedicationOrder(
             ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=asserted, start=start or asserted, end=end,
-            doses=tuple(self.dose(d) for d in (ms.dosage or [])), source="MedicationStatement",
+            doses=tuple(_dose(d) for d in (ms.dosage or [])), source="MedicationStatement",
             status_class=self._other_status_class("MedicationStatement", status), ingredients=ingredients,
             reasons=self._reasons(ms, raw),
         ), raw)
 
     # -- MedicationDispense: handed over; current while its supply lasts --
     def _medication_dispense(self, raw: Resource) -> None:
-        md = self._parse(raw, "MedicationDispense")
+        md = self.reader.read(raw, fs.MedicationDispense)
         status = _raw_status(raw)
         concept, med_ref, problem, ingredients = self._medication_with_ingredients(md, raw)
         handed = _as_datetime(md.whenHandedOver) or _as_datetime(md.whenPrepared)
@@ -569,14 +539,14 @@ class _Builder:
         self._add_medication(MedicationOrder(
             ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=handed, start=handed, end=end,
-            doses=tuple(self.dose(d) for d in (md.dosageInstruction or [])), source="MedicationDispense",
+            doses=tuple(_dose(d) for d in (md.dosageInstruction or [])), source="MedicationDispense",
             status_class=self._other_status_class("MedicationDispense", status), current_until=end,
             ingredients=ingredients,
         ))
 
     # -- MedicationAdministration: given; a recent administration is current therapy --
     def _medication_administration(self, raw: Resource) -> None:
-        ma = self._parse(raw, "MedicationAdministration")
+        ma = self.reader.read(raw, fs.MedicationAdministration)
         status = _raw_status(raw)
         ref = _ref_of(raw)
         concept, med_ref, problem = self._medication_of(ma, raw)
@@ -596,17 +566,17 @@ class _Builder:
             current_until=end + window if end is not None else None,
         ))
 
-    def _medication_of(self, mr: Any, raw: Resource) -> tuple[Concept | None, str | None, str | None]:
+    def _medication_of(self, mr: fs.MedicineUse, raw: Resource) -> tuple[Concept | None, str | None, str | None]:
         concept, ref, problem, _ = self._medication_with_ingredients(mr, raw)
         return concept, ref, problem
 
     def _medication_with_ingredients(
-        self, mr: Any, raw: Resource
+        self, mr: fs.MedicineUse, raw: Resource
     ) -> tuple[Concept | None, str | None, str | None, tuple[Ingredient, ...]]:
         """The medication's concept (a referenced Medication's code, ingredients and form folded in), its
         reference, why it cannot be read, and its ingredients with their strengths."""
         if mr.medicationCodeableConcept is not None:
-            return self.concept(mr.medicationCodeableConcept), None, None, ()
+            return _concept(mr.medicationCodeableConcept), None, None, ()
         reference = mr.medicationReference.reference if mr.medicationReference else None
         display = mr.medicationReference.display if mr.medicationReference else None
         if not reference:
@@ -635,7 +605,7 @@ class _Builder:
     ) -> tuple[Concept, tuple[Ingredient, ...], list[str]]:
         """A Medication's code with each ingredient's codes and names (an itemCodeableConcept, or the
         Substance or Medication an itemReference points at: contained or elsewhere in the record)."""
-        med = self._parse(target, "Medication")
+        med = self.reader.read(target, fs.Medication)
         concept = _concept(med.code) if med.code else Concept()
         codings = list(concept.codings)
         names: list[str] = []
@@ -649,7 +619,7 @@ class _Builder:
                 ref = item.itemReference.reference
                 found = self._target(ref, container)
                 if found is not None and found.get("resourceType") == "Substance":
-                    sub = self._parse(found, "Substance")
+                    sub = self.reader.read(found, fs.Substance)
                     part = _concept(sub.code) if sub.code is not None else None
                 elif found is not None and found.get("resourceType") == "Medication" and depth < 2:
                     part, _, more = self._medication_concept(found, container, None, depth=depth + 1)
@@ -689,7 +659,7 @@ class _Builder:
         if self._named(raw.get("code")):
             return True  # a lab-local or text-only code naming a sign, pathogen or analyte
         components = raw.get("component")
-        parts: list[Any] = [raw]
+        parts: list[object] = [raw]
         if isinstance(components, list):
             for comp in components:
                 if isinstance(comp, dict):
@@ -748,7 +718,7 @@ class _Builder:
         return found
 
     def _observation(self, raw: Resource, ref: str | None = None) -> None:
-        obs = self._parse(raw, "Observation")
+        obs = self.reader.read(raw, fs.Observation)
         status = str(obs.status)
         if status in _IGNORED_OBSERVATION_STATUSES:
             return
@@ -767,7 +737,7 @@ class _Builder:
         parts = [(obs.code, obs)] + [(c.code, c) for c in (obs.component or [])]
         found = False
         for (code_concept, holder), raw_part in zip(parts, raw_parts, strict=False):
-            concept = self.concept(code_concept)
+            concept = _concept(code_concept)
             loinc = next((c for c in concept.codes_in(self.loinc_systems) if c in self.loinc_to_analyte), None)
             analyte = self.loinc_to_analyte.get(loinc or "")
             how = None
@@ -785,16 +755,16 @@ class _Builder:
             self.measurements.append(lab.onto(meas, how))
         # One read for a name its local code carries ("Whooping cough vaccination") may be none of ours after all;
         # one without any code cannot be told apart.
-        no_code = not self.concept(obs.code).codings
+        no_code = not _concept(obs.code).codings
         if not found and not self._other_reading(raw, obs, ref, status, effective, lab) and no_code:
             raise ValueError("Observation has no readable LOINC code")
 
     def _other_reading(
-        self, raw: Resource, obs: Any, ref: str, status: str, effective: datetime | None, lab: _LabContext
+        self, raw: Resource, obs: fs.Observation, ref: str, status: str, effective: datetime | None, lab: _LabContext
     ) -> bool:
         """An Observation beyond the listed analyte codes: a differential percentage, a pathogen test, an
         enzyme activity, an analyte known by name, or a symptom. False when it is none of them."""
-        concept = self.concept(obs.code)
+        concept = _concept(obs.code)
         loincs = concept.codes_in(self.loinc_systems)
         percent = next((c for c in loincs if c in self.percent_to_analyte), None)
         if percent is not None:
@@ -831,13 +801,13 @@ class _Builder:
             return True
         return self._symptom(raw, obs, concept, ref, status)
 
-    def _symptom(self, raw: Resource, obs: Any, concept: Concept, ref: str, status: str) -> bool:
+    def _symptom(self, raw: Resource, obs: fs.Observation, concept: Concept, ref: str, status: str) -> bool:
         """A symptom or nursing assessment: the code names the symptom (its value says present or absent),
         or a 'symptom' code's value names it."""
         when_raw = obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None)
         when = _as_latest(when_raw) or _as_datetime(obs.effectiveInstant) or _as_datetime(obs.issued)
         note = _date_note(when_raw, "latest")
-        value = self.concept(obs.valueCodeableConcept) if obs.valueCodeableConcept is not None else None
+        value = _concept(obs.valueCodeableConcept) if obs.valueCodeableConcept is not None else None
         generic = self.m.signs.observation_codes
         generic_code = concept.codes_in(self.loinc_systems) & generic.loinc or concept.codes_in(
             self.snomed_systems) & generic.snomed
@@ -864,7 +834,7 @@ class _Builder:
         return True
 
     def _raw_measurement(
-        self, ref: str, code: str, status: str, effective: datetime | None, holder: Any, analyte: str
+        self, ref: str, code: str, status: str, effective: datetime | None, holder: fs.Valued, analyte: str
     ) -> Measurement:
         """A result read as the lab sent it (no unit conversion): a pathogen test, an enzyme activity, a
         percentage; its value is compared only with the lab's own range and flags, or made absolute later."""
@@ -908,7 +878,7 @@ class _Builder:
                 quantity=Quantity(value=absolute, comparator=None, code=unit, system=None, unit=unit),
             ))
 
-    def _gene(self, obs: Any, code: Concept) -> str | None:
+    def _gene(self, obs: fs.Observation, code: Concept) -> str | None:
         """The gene a pharmacogenomic result is about: fixed by its code, a gene-studied component, or text."""
         analyte = self.loinc_to_analyte.get(next(iter(code.codes_in(self.loinc_systems)), ""), "")
         coded = self.m.analytes.coded_analytes.get(analyte)
@@ -936,7 +906,7 @@ class _Builder:
         return found.pop() if len(found) == 1 else None
 
     def _measurement(
-        self, ref: str, loinc: str, status: str, effective: datetime | None, holder: Any, gene: str | None = None,
+        self, ref: str, loinc: str, status: str, effective: datetime | None, holder: fs.Valued, gene: str | None = None,
         *, analyte: str,
     ) -> Measurement:
         q = holder.valueQuantity
@@ -979,11 +949,8 @@ class _Builder:
                     )
                     value = None
         elif holder.valueCodeableConcept is None and holder.valueString is None:
-            problem = "no value" + (
-                f" (dataAbsentReason: {_concept(holder.dataAbsentReason).label})"
-                if getattr(holder, "dataAbsentReason", None)
-                else ""
-            )
+            absent = holder.dataAbsentReason
+            problem = "no value" + (f" (dataAbsentReason: {_concept(absent).label})" if absent is not None else "")
         return Measurement(
             ref=ref,
             analyte=analyte,
@@ -1002,14 +969,14 @@ class _Builder:
 
     # -- vaccines --
     def _immunization(self, raw: Resource) -> None:
-        imm = self._parse(raw, "Immunization")
+        imm = self.reader.read(raw, fs.Immunization)
         when = _as_datetime(imm.occurrenceDateTime) or _as_datetime(imm.recorded)
         self.vaccines.append(
             VaccineEvent(_ref_of(raw), "Immunization", _concept(imm.vaccineCode), str(imm.status), when)
         )
 
     def _recommendation(self, raw: Resource) -> None:
-        rec = self._parse(raw, "ImmunizationRecommendation")
+        rec = self.reader.read(raw, fs.ImmunizationRecommendation)
         ref = _ref_of(raw)
         for item in rec.recommendation or []:
             codes = [_concept(c) for c in (item.vaccineCode or [])]
@@ -1025,7 +992,7 @@ class _Builder:
             self.vaccines.append(VaccineEvent(ref, "ImmunizationRecommendation", vaccine, status, when))
 
     def _service_request(self, raw: Resource) -> None:
-        sr = self._parse(raw, "ServiceRequest")
+        sr = self.reader.read(raw, fs.ServiceRequest)
         if sr.code is None:
             return
         concept = _concept(sr.code)
@@ -1038,10 +1005,10 @@ class _Builder:
     def _procedure(self, raw: Resource) -> None:
         if not _raw_code_values(raw.get("code")) and not isinstance((raw.get("code") or {}).get("text"), str):
             return  # no code to tell a vaccination by: not ours (most procedures of a record)
-        proc = self._parse(raw, "Procedure")
+        proc = self.reader.read(raw, fs.Procedure)
         if proc.code is None:
             return
-        concept = self.concept(proc.code)
+        concept = _concept(proc.code)
         if not self.is_vaccine(concept):
             return
         period = proc.performedPeriod
@@ -1050,7 +1017,7 @@ class _Builder:
 
     # -- Condition --
     def _condition(self, raw: Resource) -> None:
-        c = self._parse(raw, "Condition")
+        c = self.reader.read(raw, fs.Condition)
         onset_raw = c.onsetDateTime or (c.onsetPeriod.start if c.onsetPeriod else None)
         # A month-only date is read as late as it can be: a symptom or infection "in October" may be recent.
         self.conditions.append(
@@ -1062,17 +1029,13 @@ class _Builder:
                 onset=_as_latest(onset_raw),
                 recorded=_as_latest(c.recordedDate),
                 date_note=_date_note(c.recordedDate, "latest") or _date_note(onset_raw, "latest"),
-                abated=any(
-                    getattr(c, f) is not None
-                    for f in ("abatementDateTime", "abatementPeriod", "abatementAge", "abatementRange",
-                              "abatementString")
-                ),
+                abated=c.abated,
             )
         )
 
     # -- DiagnosticReport: results contained in the report, and its coded conclusion --
     def _diagnostic_report(self, raw: Resource) -> None:
-        dr = self._parse(raw, "DiagnosticReport")
+        dr = self.reader.read(raw, fs.DiagnosticReport)
         if _raw_status(raw) in _IGNORED_OBSERVATION_STATUSES:
             return
         ref = _ref_of(raw)
@@ -1097,14 +1060,14 @@ class _Builder:
 
     # -- QuestionnaireResponse: a symptom check-in --
     def _questionnaire_response(self, raw: Resource) -> None:
-        qr = self._parse(raw, "QuestionnaireResponse")
+        qr = self.reader.read(raw, fs.QuestionnaireResponse)
         status = _raw_status(raw)
         if status == "entered-in-error":
             return
         ref = _ref_of(raw)
         when, note = _as_latest(qr.authored), _date_note(qr.authored, "latest")
         questions = self._questions(qr.questionnaire, raw)
-        for item in _walk_items(qr.item or []):
+        for item in _response_items(qr.item or ()):
             question_codes, question_text = questions.get(item.linkId, ((), None))
             text = item.text or question_text
             question = Concept(codings=question_codes, text=text or item.linkId)
@@ -1113,18 +1076,19 @@ class _Builder:
 
     def _answer(
         self, ref: str, status: str, when: datetime | None, note: str | None, link_id: str, question: Concept,
-        answer: Any,
+        answer: fs.QuestionnaireResponseAnswer,
     ) -> None:
         shown = f"'{question.text}'" if question.text else f"item {link_id}"
-        if answer.valueCoding is not None and answer.valueCoding.code is not None:
-            coding = answer.valueCoding
-            coded = Concept(codings=(Code(coding.system, coding.code, coding.display),))
+        coding = answer.valueCoding
+        if coding is not None and coding.code is not None:
+            code = coding.code
+            coded = Concept(codings=(Code(coding.system, code, coding.display),))
             if sign_of(coded, self.m) is not None:  # the answer is the symptom ("Which symptoms?": Cough)
                 self.signs.append(SignEntry(ref, "QuestionnaireResponse", coded, True, when, status,
                                             f"answer {coded.label} to {shown}", note))
                 return
-            present = answer_presence([(coding.system, coding.code)], [coding.display or coding.code], self.m)
-            said = coding.display or coding.code
+            present = answer_presence([(coding.system, code)], [coding.display or code], self.m)
+            said = coding.display or code
         elif answer.valueBoolean is not None:
             present, said = bool(answer.valueBoolean), "Yes" if answer.valueBoolean else "No"
         elif answer.valueString is not None:
@@ -1159,9 +1123,9 @@ class _Builder:
             target = target or self.resources.resolve(url)
         if target is None or target.get("resourceType") != "Questionnaire":
             return {}
-        questionnaire = self._parse(target, "Questionnaire")
+        questionnaire = self.reader.read(target, fs.Questionnaire)
         out: dict[str, tuple[tuple[Code, ...], str | None]] = {}
-        for item in _walk_items(questionnaire.item or [], answers=False):
+        for item in _questionnaire_items(questionnaire.item or ()):
             codes = tuple(Code(c.system, c.code, c.display) for c in item.code or [] if c.code is not None)
             out[item.linkId] = (codes, item.text)
         return out
@@ -1198,14 +1162,14 @@ def _ref_of(raw: Mapping[str, Any]) -> str:
     return f"{raw.get('resourceType')}/{rid}" if isinstance(rid, str) else f"{raw.get('resourceType')}/(no id)"
 
 
-def _concept(cc: Any) -> Concept:
+def _concept(cc: fs.CodeableConcept) -> Concept:
     codings = tuple(
         Code(system=c.system, code=c.code, display=c.display) for c in (cc.coding or []) if c.code is not None
     )
     return Concept(codings=codings, text=cc.text)
 
 
-def _first_code(cc: Any) -> str | None:
+def _first_code(cc: fs.CodeableConcept | None) -> str | None:
     if cc is None or not cc.coding:
         return None
     code = cc.coding[0].code
@@ -1264,6 +1228,8 @@ _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 
 def _as_datetime(value: object) -> datetime | None:
     """FHIR date/dateTime/instant (also partial '2020' or '2020-01') as an aware datetime; naive = UTC."""
+    if isinstance(value, fs.When):
+        value = value.value
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -1284,6 +1250,8 @@ def _as_datetime(value: object) -> datetime | None:
 
 def _as_latest(value: object) -> datetime | None:
     """As _as_datetime, but a partial date ('2026', '2026-08') is read as the last moment it can mean."""
+    if isinstance(value, fs.When):
+        value = value.value
     if isinstance(value, str):
         m = _PARTIAL.match(value)
         if m and not m.group(3):
@@ -1295,6 +1263,8 @@ def _as_latest(value: object) -> datetime | None:
 
 def _date_note(value: object, reading: Literal["earliest", "latest"]) -> str | None:
     """What a partial date was read as, for the finding: None for a full date."""
+    if isinstance(value, fs.When):
+        value = value.value
     if not isinstance(value, str):
         return None
     m = _PARTIAL.match(value)
@@ -1307,15 +1277,20 @@ def _date_note(value: object, reading: Literal["earliest", "latest"]) -> str | N
     return f"date recorded as {value} ({precision}): read as {when:%d %b %Y} ({why})" if when else None
 
 
-def _walk_items(items: Iterable[Any], *, answers: bool = True) -> Iterable[Any]:
-    """QuestionnaireResponse items (or, answers=False, Questionnaire items) depth first, with the items nested
-    under items and (responses) under answers."""
+def _response_items(items: Iterable[fs.QuestionnaireResponseItem]) -> Iterator[fs.QuestionnaireResponseItem]:
+    """QuestionnaireResponse items depth first, with the items nested under items and under answers."""
     for item in items:
         yield item
-        yield from _walk_items(item.item or [], answers=answers)
-        if answers:
-            for answer in item.answer or []:
-                yield from _walk_items(answer.item or [])
+        yield from _response_items(item.item or ())
+        for answer in item.answer or ():
+            yield from _response_items(answer.item or ())
+
+
+def _questionnaire_items(items: Iterable[fs.QuestionnaireItem]) -> Iterator[fs.QuestionnaireItem]:
+    """Questionnaire items depth first, with the items nested under them."""
+    for item in items:
+        yield item
+        yield from _questionnaire_items(item.item or ())
 
 
 class _LabContext(Struct, frozen=True):
@@ -1330,7 +1305,7 @@ class _LabContext(Struct, frozen=True):
     date_note: str | None
 
     @classmethod
-    def of(cls, obs: Any, date_note: str | None) -> _LabContext:
+    def of(cls, obs: fs.Observation, date_note: str | None) -> _LabContext:
         codes: list[str] = []
         texts: list[str] = []
         for cc in obs.interpretation or []:
@@ -1361,7 +1336,7 @@ def _as_date(value: object) -> date | None:
     return dt.date() if dt else None
 
 
-def _order_period(mr: Any) -> tuple[datetime | None, datetime | None]:
+def _order_period(mr: fs.MedicationRequest) -> tuple[datetime | None, datetime | None]:
     start = end = None
     for d in mr.dosageInstruction or []:
         bounds = d.timing.repeat.boundsPeriod if d.timing and d.timing.repeat else None
@@ -1375,7 +1350,7 @@ def _order_period(mr: Any) -> tuple[datetime | None, datetime | None]:
     return start, end
 
 
-def _quantity(q: Any) -> Quantity | None:
+def _quantity(q: fs.Quantity | None) -> Quantity | None:
     if q is None:
         return None
     value = q.value
@@ -1408,7 +1383,7 @@ def _end_note(raw: Mapping[str, Any]) -> str | None:
 
 
 
-def _ratio(r: Any) -> Ratio | None:
+def _ratio(r: fs.Ratio | None) -> Ratio | None:
     return None if r is None else Ratio(_quantity(r.numerator), _quantity(r.denominator))
 
 
@@ -1416,7 +1391,7 @@ def _float(v: object) -> float | None:
     return float(v) if isinstance(v, Decimal | int | float) else None
 
 
-def _dose(d: Any) -> Dosage:
+def _dose(d: fs.Dosage) -> Dosage:
     """A Dosage element reduced to what the dosage module reads (dosage.py says how it is read)."""
     timing = d.timing
     rep = timing.repeat if timing is not None else None
@@ -1470,7 +1445,7 @@ def _raw_status(raw: Mapping[str, Any]) -> str:
     return status if isinstance(status, str) else "(no status)"
 
 
-def _forecast_status(cc: Any) -> str:
+def _forecast_status(cc: fs.CodeableConcept | None) -> str:
     """A forecast status code; from the text when no coding has a code; 'unknown' when neither says."""
     if cc is None:
         return "unknown"
@@ -1485,7 +1460,7 @@ def _forecast_status(cc: Any) -> str:
 _DAY_UNITS = {"d": 1.0, "day": 1.0, "days": 1.0, "wk": 7.0, "week": 7.0, "weeks": 7.0, "mo": 30.4375}
 
 
-def _days_supply(q: Any) -> float | None:
+def _days_supply(q: fs.Quantity | None) -> float | None:
     """daysSupply in days (UCUM d/wk/mo or the same words); None when absent or unreadable."""
     if q is None or q.value is None:
         return None
