@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from operator import attrgetter
 from typing import Annotated, TypeVar
 
 import msgspec
@@ -117,12 +118,50 @@ def _when(kind: type, value: object) -> When:
     raise NotImplementedError(kind)
 
 
-def _one_of(element: object, *groups: tuple[str, ...]) -> None:
-    """At most one element of each choice group may be given."""
-    for group in groups:
-        present = [name for name in group if getattr(element, name) is not None]
-        if len(present) > 1:
-            raise ValueError(f"only one of {', '.join(present)} may be given")
+class _Choices:
+    """Choice groups ([x]): at most one element of each may be given. Checked in C as far as it goes (one
+    attrgetter per group), as every Observation and Dosage of a record passes here."""
+
+    __slots__ = ("_groups",)
+
+    def __init__(self, *groups: tuple[str, ...]) -> None:
+        self._groups = tuple((attrgetter(*group), len(group), group) for group in groups)
+
+    def check(self, element: object) -> None:
+        for get, size, group in self._groups:
+            if size - get(element).count(None) > 1:
+                present = [name for name in group if getattr(element, name) is not None]
+                raise ValueError(f"only one of {', '.join(present)} may be given")
+
+
+_VALUES = ("valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger", "valueRange",
+           "valueRatio", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod")
+
+# Each Shape's choice groups, by the Shape whose __post_init__ checks them.
+_MEDICINE = ("medicationCodeableConcept", "medicationReference")
+_CHOICES: dict[str, _Choices] = {
+    "TimingRepeat": _Choices(("boundsDuration", "boundsRange", "boundsPeriod")),
+    "DoseAndRate": _Choices(("doseRange", "doseQuantity"), ("rateRatio", "rateRange", "rateQuantity")),
+    "Dosage": _Choices(("asNeededBoolean", "asNeededCodeableConcept")),
+    "Patient": _Choices(("deceasedBoolean", "deceasedDateTime")),
+    "MedicationIngredient": _Choices(("itemCodeableConcept", "itemReference")),
+    "MedicineUse": _Choices(_MEDICINE),
+    "MedicationStatement": _Choices(_MEDICINE, ("effectiveDateTime", "effectivePeriod")),
+    "MedicationAdministration": _Choices(_MEDICINE, ("effectiveDateTime", "effectivePeriod")),
+    "Valued": _Choices(_VALUES),
+    "Observation": _Choices(_VALUES, ("effectiveDateTime", "effectivePeriod", "effectiveTiming", "effectiveInstant")),
+    "Immunization": _Choices(("occurrenceDateTime", "occurrenceString")),
+    "ServiceRequest": _Choices(("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming")),
+    "Procedure": _Choices(
+        ("performedDateTime", "performedPeriod", "performedString", "performedAge", "performedRange")),
+    "Condition": _Choices(
+        ("onsetDateTime", "onsetAge", "onsetPeriod", "onsetRange", "onsetString"),
+        ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString")),
+    "DiagnosticReport": _Choices(("effectiveDateTime", "effectivePeriod")),
+    "QuestionnaireResponseAnswer": _Choices(
+        ("valueBoolean", "valueDecimal", "valueInteger", "valueDate", "valueDateTime", "valueTime", "valueString",
+         "valueUri", "valueAttachment", "valueCoding", "valueQuantity", "valueReference")),
+}
 
 
 class Shape(Struct, frozen=True, kw_only=True):
@@ -193,7 +232,7 @@ class TimingRepeat(Shape, frozen=True, kw_only=True):
     countMax: PositiveInt | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("boundsDuration", "boundsRange", "boundsPeriod"))
+        _CHOICES["TimingRepeat"].check(self)
 
 
 class Timing(Shape, frozen=True, kw_only=True):
@@ -210,7 +249,7 @@ class DoseAndRate(Shape, frozen=True, kw_only=True):
     rateRatio: Ratio | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("doseRange", "doseQuantity"), ("rateRatio", "rateRange", "rateQuantity"))
+        _CHOICES["DoseAndRate"].check(self)
 
 
 class Dosage(Shape, frozen=True, kw_only=True):
@@ -225,7 +264,7 @@ class Dosage(Shape, frozen=True, kw_only=True):
     maxDosePerAdministration: Quantity | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("asNeededBoolean", "asNeededCodeableConcept"))
+        _CHOICES["Dosage"].check(self)
 
 
 # --- resources -------------------------------------------------------------------------------------------
@@ -239,7 +278,7 @@ class Patient(Shape, frozen=True, kw_only=True):
     deceasedDateTime: FhirDateTime | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("deceasedBoolean", "deceasedDateTime"))
+        _CHOICES["Patient"].check(self)
 
 
 class MedicationIngredient(Shape, frozen=True, kw_only=True):
@@ -248,7 +287,7 @@ class MedicationIngredient(Shape, frozen=True, kw_only=True):
     strength: Ratio | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("itemCodeableConcept", "itemReference"))
+        _CHOICES["MedicationIngredient"].check(self)
 
 
 class Medication(Shape, frozen=True, kw_only=True):
@@ -269,7 +308,7 @@ class MedicineUse(Shape, frozen=True, kw_only=True):
     medicationReference: Reference | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("medicationCodeableConcept", "medicationReference"))
+        _CHOICES["MedicineUse"].check(self)
 
 
 class MedicationRequestDispense(Shape, frozen=True, kw_only=True):
@@ -297,7 +336,7 @@ class MedicationStatement(MedicineUse, frozen=True, kw_only=True):
     reasonReference: tuple[Reference, ...] | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("medicationCodeableConcept", "medicationReference"), ("effectiveDateTime", "effectivePeriod"))
+        _CHOICES["MedicationStatement"].check(self)
 
 
 class MedicationDispense(MedicineUse, frozen=True, kw_only=True):
@@ -313,7 +352,7 @@ class MedicationAdministration(MedicineUse, frozen=True, kw_only=True):
     effectivePeriod: Period | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("medicationCodeableConcept", "medicationReference"), ("effectiveDateTime", "effectivePeriod"))
+        _CHOICES["MedicationAdministration"].check(self)
 
 
 class ObservationReferenceRange(Shape, frozen=True, kw_only=True):
@@ -341,11 +380,9 @@ class Valued(Shape, frozen=True, kw_only=True):
     valuePeriod: object = None
 
     def __post_init__(self) -> None:
-        _one_of(self, _VALUES)
+        _CHOICES["Valued"].check(self)
 
 
-_VALUES = ("valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger", "valueRange",
-           "valueRatio", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod")
 
 
 class ObservationComponent(Valued, frozen=True, kw_only=True):
@@ -365,7 +402,7 @@ class Observation(Valued, frozen=True, kw_only=True):
     specimen: Reference | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, _VALUES, ("effectiveDateTime", "effectivePeriod", "effectiveTiming", "effectiveInstant"))
+        _CHOICES["Observation"].check(self)
 
 
 class Immunization(Shape, frozen=True, kw_only=True):
@@ -377,7 +414,7 @@ class Immunization(Shape, frozen=True, kw_only=True):
     recorded: FhirDateTime | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("occurrenceDateTime", "occurrenceString"))
+        _CHOICES["Immunization"].check(self)
 
 
 class ImmunizationRecommendationDateCriterion(Shape, frozen=True, kw_only=True):
@@ -409,7 +446,7 @@ class ServiceRequest(Shape, frozen=True, kw_only=True):
     authoredOn: FhirDateTime | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming"))
+        _CHOICES["ServiceRequest"].check(self)
 
 
 class Procedure(Shape, frozen=True, kw_only=True):
@@ -423,7 +460,7 @@ class Procedure(Shape, frozen=True, kw_only=True):
     performedRange: object = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("performedDateTime", "performedPeriod", "performedString", "performedAge", "performedRange"))
+        _CHOICES["Procedure"].check(self)
 
 
 class Condition(Shape, frozen=True, kw_only=True):
@@ -444,8 +481,7 @@ class Condition(Shape, frozen=True, kw_only=True):
     abatementString: Str | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("onsetDateTime", "onsetAge", "onsetPeriod", "onsetRange", "onsetString"),
-                ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString"))
+        _CHOICES["Condition"].check(self)
 
     @property
     def abated(self) -> bool:
@@ -464,7 +500,7 @@ class DiagnosticReport(Shape, frozen=True, kw_only=True):
     conclusionCode: tuple[CodeableConcept, ...] | None = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("effectiveDateTime", "effectivePeriod"))
+        _CHOICES["DiagnosticReport"].check(self)
 
 
 class QuestionnaireItem(Shape, frozen=True, kw_only=True):
@@ -495,9 +531,7 @@ class QuestionnaireResponseAnswer(Shape, frozen=True, kw_only=True):
     valueReference: object = None
 
     def __post_init__(self) -> None:
-        _one_of(self, ("valueBoolean", "valueDecimal", "valueInteger", "valueDate", "valueDateTime", "valueTime",
-                       "valueString", "valueUri", "valueAttachment", "valueCoding", "valueQuantity",
-                       "valueReference"))
+        _CHOICES["QuestionnaireResponseAnswer"].check(self)
 
 
 class QuestionnaireResponseItem(Shape, frozen=True, kw_only=True):

@@ -388,9 +388,25 @@ class _Builder:
         self.conditions: list[ConditionEntry] = []
         self.problems: list[ParseProblem] = []
         self.dropped: list[Dropped] = []
+        # A record repeats its codes and dosages (a Synthea file: 370 codes of 59 kinds): each distinct one is
+        # reduced once per record, and so shared, its drug or vaccine asked once (by drug_ingredients' memo).
+        self._concepts: dict[fs.CodeableConcept, Concept] = {}
+        self._doses: dict[fs.Dosage, Dosage] = {}
         self.drugs: Callable[[Concept | None], DrugMatch] = partial(drug_ingredients, m=mappings)
         self.is_vaccine: Callable[[Concept], bool] = partial(is_vaccine_concept, m=mappings)
         self.unit_dimensions: dict[tuple[object, ...], str | None] = {}
+
+    def concept(self, cc: fs.CodeableConcept) -> Concept:
+        found = self._concepts.get(cc)
+        if found is None:
+            found = self._concepts[cc] = _concept(cc)
+        return found
+
+    def dose(self, d: fs.Dosage) -> Dosage:
+        found = self._doses.get(d)
+        if found is None:
+            found = self._doses[d] = _dose(d)
+        return found
 
     def handler_for(self, raw: Resource) -> Callable[[_Builder, Resource], None] | None:
         """How a resource is read, or None when no rule reads it (its type, or an Observation's codes)."""
@@ -432,7 +448,7 @@ class _Builder:
         if concept is not None and self.is_vaccine(concept):
             self.vaccines.append(VaccineEvent(ref, "MedicationRequest", concept, status, _as_datetime(mr.authoredOn)))
             return
-        doses = tuple(_dose(d) for d in (mr.dosageInstruction or []))
+        doses = tuple(self.dose(d) for d in (mr.dosageInstruction or []))
         start, end = _order_period(mr)
         authored = _as_datetime(mr.authoredOn)
         self._add_medication(MedicationOrder(
@@ -452,7 +468,7 @@ class _Builder:
 
     def _reasons(self, mr: fs.MedicationRequest | fs.MedicationStatement, raw: Resource) -> tuple[Concept, ...]:
         """Why the drug is given: reasonCode, and the code (or display) of each Condition reasonReference names."""
-        out = [_concept(c) for c in (mr.reasonCode or [])]
+        out = [self.concept(c) for c in (mr.reasonCode or [])]
         for r in mr.reasonReference or []:
             target = self._target(r.reference, raw) if r.reference else None
             code = target.get("code") if isinstance(target, dict) else None
@@ -521,7 +537,7 @@ class _Builder:
         self._add_medication(MedicationOrder(
             ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=asserted, start=start or asserted, end=end,
-            doses=tuple(_dose(d) for d in (ms.dosage or [])), source="MedicationStatement",
+            doses=tuple(self.dose(d) for d in (ms.dosage or [])), source="MedicationStatement",
             status_class=self._other_status_class("MedicationStatement", status), ingredients=ingredients,
             reasons=self._reasons(ms, raw),
         ), raw)
@@ -539,7 +555,7 @@ class _Builder:
         self._add_medication(MedicationOrder(
             ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=handed, start=handed, end=end,
-            doses=tuple(_dose(d) for d in (md.dosageInstruction or [])), source="MedicationDispense",
+            doses=tuple(self.dose(d) for d in (md.dosageInstruction or [])), source="MedicationDispense",
             status_class=self._other_status_class("MedicationDispense", status), current_until=end,
             ingredients=ingredients,
         ))
@@ -576,7 +592,7 @@ class _Builder:
         """The medication's concept (a referenced Medication's code, ingredients and form folded in), its
         reference, why it cannot be read, and its ingredients with their strengths."""
         if mr.medicationCodeableConcept is not None:
-            return _concept(mr.medicationCodeableConcept), None, None, ()
+            return self.concept(mr.medicationCodeableConcept), None, None, ()
         reference = mr.medicationReference.reference if mr.medicationReference else None
         display = mr.medicationReference.display if mr.medicationReference else None
         if not reference:
@@ -606,7 +622,7 @@ class _Builder:
         """A Medication's code with each ingredient's codes and names (an itemCodeableConcept, or the
         Substance or Medication an itemReference points at: contained or elsewhere in the record)."""
         med = self.reader.read(target, fs.Medication)
-        concept = _concept(med.code) if med.code else Concept()
+        concept = self.concept(med.code) if med.code else Concept()
         codings = list(concept.codings)
         names: list[str] = []
         ingredients: list[Ingredient] = []
@@ -614,13 +630,13 @@ class _Builder:
         for item in med.ingredient or []:
             part: Concept | None = None
             if item.itemCodeableConcept is not None:
-                part = _concept(item.itemCodeableConcept)
+                part = self.concept(item.itemCodeableConcept)
             elif item.itemReference is not None and item.itemReference.reference:
                 ref = item.itemReference.reference
                 found = self._target(ref, container)
                 if found is not None and found.get("resourceType") == "Substance":
                     sub = self.reader.read(found, fs.Substance)
-                    part = _concept(sub.code) if sub.code is not None else None
+                    part = self.concept(sub.code) if sub.code is not None else None
                 elif found is not None and found.get("resourceType") == "Medication" and depth < 2:
                     part, _, more = self._medication_concept(found, container, None, depth=depth + 1)
                     unresolved += more
@@ -639,7 +655,7 @@ class _Builder:
                                              self.m, "Medication.ingredient.strength")
             ingredients.append(Ingredient(part, strength))
         if med.form is not None:
-            names += _concept(med.form).names  # the dose form: "ophthalmic solution" says not systemic
+            names += self.concept(med.form).names  # the dose form: "ophthalmic solution" says not systemic
         if len(codings) > len(concept.codings) or names or display:
             concept = Concept(codings=tuple(codings), text=concept.text or display,
                               extra_names=tuple(dict.fromkeys(n for n in names if n != (concept.text or display))))
@@ -737,7 +753,7 @@ class _Builder:
         parts = [(obs.code, obs)] + [(c.code, c) for c in (obs.component or [])]
         found = False
         for (code_concept, holder), raw_part in zip(parts, raw_parts, strict=False):
-            concept = _concept(code_concept)
+            concept = self.concept(code_concept)
             loinc = next((c for c in concept.codes_in(self.loinc_systems) if c in self.loinc_to_analyte), None)
             analyte = self.loinc_to_analyte.get(loinc or "")
             how = None
@@ -755,7 +771,7 @@ class _Builder:
             self.measurements.append(lab.onto(meas, how))
         # One read for a name its local code carries ("Whooping cough vaccination") may be none of ours after all;
         # one without any code cannot be told apart.
-        no_code = not _concept(obs.code).codings
+        no_code = not self.concept(obs.code).codings
         if not found and not self._other_reading(raw, obs, ref, status, effective, lab) and no_code:
             raise ValueError("Observation has no readable LOINC code")
 
@@ -764,7 +780,7 @@ class _Builder:
     ) -> bool:
         """An Observation beyond the listed analyte codes: a differential percentage, a pathogen test, an
         enzyme activity, an analyte known by name, or a symptom. False when it is none of them."""
-        concept = _concept(obs.code)
+        concept = self.concept(obs.code)
         loincs = concept.codes_in(self.loinc_systems)
         percent = next((c for c in loincs if c in self.percent_to_analyte), None)
         if percent is not None:
@@ -807,7 +823,7 @@ class _Builder:
         when_raw = obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None)
         when = _as_latest(when_raw) or _as_datetime(obs.effectiveInstant) or _as_datetime(obs.issued)
         note = _date_note(when_raw, "latest")
-        value = _concept(obs.valueCodeableConcept) if obs.valueCodeableConcept is not None else None
+        value = self.concept(obs.valueCodeableConcept) if obs.valueCodeableConcept is not None else None
         generic = self.m.signs.observation_codes
         generic_code = concept.codes_in(self.loinc_systems) & generic.loinc or concept.codes_in(
             self.snomed_systems) & generic.snomed
@@ -849,7 +865,7 @@ class _Builder:
             unit_problem=None if quantity and quantity.value is not None else (
                 None if holder.valueCodeableConcept is not None or holder.valueString is not None else "no value"),
             unit_from_text=False,
-            coded_value=_concept(holder.valueCodeableConcept) if holder.valueCodeableConcept else None,
+            coded_value=self.concept(holder.valueCodeableConcept) if holder.valueCodeableConcept else None,
             text_value=holder.valueString,
         )
 
@@ -889,9 +905,9 @@ class _Builder:
         pgx = self.m.analytes.pharmacogenomics
         names: list[str] = []
         for comp in obs.component or []:
-            comp_code = _concept(comp.code)
+            comp_code = self.concept(comp.code)
             if comp_code.codes_in(self.m.systems.loinc) & set(pgx.gene_studied_loinc) and comp.valueCodeableConcept:
-                value = _concept(comp.valueCodeableConcept)
+                value = self.concept(comp.valueCodeableConcept)
                 for gene, spec in pgx.genes.items():
                     if {c.code for c in value.codings} & {spec.hgnc}:
                         return gene
@@ -900,7 +916,7 @@ class _Builder:
         if obs.valueString:
             names.append(obs.valueString)
         if obs.valueCodeableConcept is not None:
-            names += _concept(obs.valueCodeableConcept).names
+            names += self.concept(obs.valueCodeableConcept).names
         found = {gene for gene, spec in pgx.genes.items() if any(
             re.search(rf"\b{re.escape(n)}\b", text, re.IGNORECASE) for n in spec.names for text in names)}
         return found.pop() if len(found) == 1 else None
@@ -950,7 +966,7 @@ class _Builder:
                     value = None
         elif holder.valueCodeableConcept is None and holder.valueString is None:
             absent = holder.dataAbsentReason
-            problem = "no value" + (f" (dataAbsentReason: {_concept(absent).label})" if absent is not None else "")
+            problem = "no value" + (f" (dataAbsentReason: {self.concept(absent).label})" if absent is not None else "")
         return Measurement(
             ref=ref,
             analyte=analyte,
@@ -962,7 +978,7 @@ class _Builder:
             unit=unit,
             unit_problem=problem,
             unit_from_text=from_text,
-            coded_value=_concept(holder.valueCodeableConcept) if holder.valueCodeableConcept else None,
+            coded_value=self.concept(holder.valueCodeableConcept) if holder.valueCodeableConcept else None,
             text_value=holder.valueString,
             gene=gene,
         )
@@ -972,17 +988,17 @@ class _Builder:
         imm = self.reader.read(raw, fs.Immunization)
         when = _as_datetime(imm.occurrenceDateTime) or _as_datetime(imm.recorded)
         self.vaccines.append(
-            VaccineEvent(_ref_of(raw), "Immunization", _concept(imm.vaccineCode), str(imm.status), when)
+            VaccineEvent(_ref_of(raw), "Immunization", self.concept(imm.vaccineCode), str(imm.status), when)
         )
 
     def _recommendation(self, raw: Resource) -> None:
         rec = self.reader.read(raw, fs.ImmunizationRecommendation)
         ref = _ref_of(raw)
         for item in rec.recommendation or []:
-            codes = [_concept(c) for c in (item.vaccineCode or [])]
+            codes = [self.concept(c) for c in (item.vaccineCode or [])]
             if not codes and item.targetDisease is not None:
                 # Only a target disease: the product is unknown (ambiguous unless a live name shows).
-                codes = [Concept(text=_concept(item.targetDisease).label)]
+                codes = [Concept(text=self.concept(item.targetDisease).label)]
             vaccine = Concept(
                 codings=tuple(c for k in codes for c in k.codings),
                 text=next((k.text for k in codes if k.text), None),
@@ -995,7 +1011,7 @@ class _Builder:
         sr = self.reader.read(raw, fs.ServiceRequest)
         if sr.code is None:
             return
-        concept = _concept(sr.code)
+        concept = self.concept(sr.code)
         if not is_vaccine_concept(concept, self.m):
             return  # a lab test, imaging, referral ...: not ours
         when = _as_datetime(sr.occurrenceDateTime) or _as_datetime(sr.authoredOn)
@@ -1008,7 +1024,7 @@ class _Builder:
         proc = self.reader.read(raw, fs.Procedure)
         if proc.code is None:
             return
-        concept = _concept(proc.code)
+        concept = self.concept(proc.code)
         if not self.is_vaccine(concept):
             return
         period = proc.performedPeriod
@@ -1023,7 +1039,7 @@ class _Builder:
         self.conditions.append(
             ConditionEntry(
                 ref=_ref_of(raw),
-                concept=_concept(c.code) if c.code else Concept(),
+                concept=self.concept(c.code) if c.code else Concept(),
                 clinical_status=_first_code(c.clinicalStatus),
                 verification_status=_first_code(c.verificationStatus),
                 onset=_as_latest(onset_raw),
@@ -1053,7 +1069,7 @@ class _Builder:
         for conclusion in dr.conclusionCode or []:
             # A coded conclusion is a diagnosis the lab made (influenza A, COVID-19): judged by its date.
             self.conditions.append(ConditionEntry(
-                ref=ref, concept=_concept(conclusion), clinical_status=None, verification_status=None, onset=None,
+                ref=ref, concept=self.concept(conclusion), clinical_status=None, verification_status=None, onset=None,
                 recorded=_as_latest(when_raw) or _as_datetime(dr.issued), date_note=_date_note(when_raw, "latest"),
                 source="DiagnosticReport",
             ))
