@@ -68,6 +68,9 @@ class When:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.value!r})"
 
+    def __str__(self) -> str:
+        return str(self.value)
+
 
 class FhirDate(When):
     """date: YYYY, YYYY-MM or YYYY-MM-DD."""
@@ -520,14 +523,14 @@ class QuestionnaireResponseAnswer(Shape, frozen=True, kw_only=True):
     valueCoding: Coding | None = None
     valueString: Str | None = None
     valueInteger: Int | None = None
+    valueDecimal: Num | None = None
+    valueQuantity: Quantity | None = None
     item: tuple[QuestionnaireResponseItem, ...] | None = None
-    valueDecimal: object = None
     valueDate: object = None
     valueDateTime: object = None
     valueTime: object = None
     valueUri: object = None
     valueAttachment: object = None
-    valueQuantity: object = None
     valueReference: object = None
 
     def __post_init__(self) -> None:

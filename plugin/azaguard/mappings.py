@@ -406,6 +406,8 @@ class Sign(_Model, frozen=True, kw_only=True):
     exclude_names: tuple[str, ...] = ()  # a name holding one of these is not this sign ("anorexia nervosa")
     check: SignCheck | None = None
     codes: dict[str, dict[str, str]]
+    # A sign that counts only once it has lasted longer than this ("a cough lasting more than two days").
+    lasting_more_than_days: Sourced | None = None
 
 
 class CodeLists(_Model, frozen=True, kw_only=True):
@@ -434,6 +436,9 @@ class Signs(_Model, frozen=True, kw_only=True):
     hold_with_neutrophils_below: Sourced
     observation_codes: CodeLists
     answers: SignAnswers
+    # Words that name a unit of time (UCUM code -> words), for a length said in words ("3 days", "How many
+    # hours?"): the codes are those of units.json's dosage.period_days.
+    duration_unit_words: dict[str, tuple[str, ...]]
     signs: dict[str, Sign]
 
 

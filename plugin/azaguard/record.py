@@ -38,7 +38,13 @@ from azaguard.terminology.labtests import (
     pathogen_of,
 )
 from azaguard.terminology.scripts import unreadable
-from azaguard.terminology.signs import answer_presence, sign_by_name, sign_of
+from azaguard.terminology.signs import (
+    answer_presence,
+    length_from_words,
+    length_in_days,
+    sign_by_name,
+    sign_of,
+)
 from azaguard.units import Quantity as Quantity  # re-exported: the record's value type
 from azaguard.units import UnitError, normalise, unit_dimension
 
@@ -192,6 +198,17 @@ class VaccineEvent(Struct, frozen=True):
     date: datetime | None  # occurrence, authoredOn, or the recommendation's date criterion
 
 
+class Lasting(Struct, frozen=True):
+    """How long a symptom had lasted, as recorded: a stated length, or a span from its start to its end (to
+    'now' when it has not ended). For the signs that count only past a length (a cough over two days)."""
+
+    said: str  # how it was recorded: "onset 2026-11-01", "value 3 d", "answer '3' to 'How many days?'"
+    days: float | None = None  # a stated length
+    since: datetime | None = None  # its start, read as early as it can be
+    until: datetime | None = None  # its end, when recorded
+    unreadable: bool = False  # a length was recorded but cannot be read (not a unit of time)
+
+
 class ConditionEntry(Struct, frozen=True):
     ref: str
     concept: Concept
@@ -202,6 +219,7 @@ class ConditionEntry(Struct, frozen=True):
     abated: bool = False  # an abatement is recorded (the condition has ended)
     date_note: str | None = None  # a partial date and how it was read
     source: str = "Condition"  # or "DiagnosticReport" (its conclusionCode)
+    lasting: Lasting | None = None  # from the onset (dateTime or Period)
 
 
 SignSource = Literal["Observation", "QuestionnaireResponse"]
@@ -218,6 +236,7 @@ class SignEntry(Struct, frozen=True):
     status: str
     detail: str  # "answer 'Yes' to 'Sore throat?'" / "value Present"
     date_note: str | None = None
+    lasting: Lasting | None = None  # an effective period, a length of time as the value, a nested answer
 
 
 class UnreadEntry(Struct, frozen=True):
@@ -823,19 +842,26 @@ class _Builder:
         when = _as_latest(when_raw) or _as_datetime(obs.effectiveInstant) or _as_datetime(obs.issued)
         note = _date_note(when_raw, "latest")
         value = self.concept(obs.valueCodeableConcept) if obs.valueCodeableConcept is not None else None
+        period = obs.effectivePeriod
+        lasting = _onset_lasting(period.start, period.end) if period is not None else None
         generic = self.m.signs.observation_codes
         generic_code = concept.codes_in(self.loinc_systems) & generic.loinc or concept.codes_in(
             self.snomed_systems) & generic.snomed
         if generic_code:
             if value is not None and sign_of(value, self.m) is not None:
                 self.signs.append(SignEntry(ref, "Observation", value, True, when, status, f"value {value.label}",
-                                            note))
+                                            note, lasting))
             return True  # a symptom that is not one of the leaflets' signs: read, and nothing to say
         if sign_of(concept, self.m) is None:
             return False
         present: bool | None = True  # a finding recorded without a value is recorded as present
         detail = "recorded"
-        if obs.valueBoolean is not None:
+        if obs.valueQuantity is not None:  # a length of time ("cough: 3 d"); anything else cannot be read
+            q = obs.valueQuantity
+            days = length_in_days(_num(q.value), q.code, q.unit, self.m)
+            detail = f"value {q.value:g} {q.unit or q.code or ''}".rstrip() if q.value is not None else "value"
+            lasting = Lasting(detail, days=days, unreadable=days is None)
+        elif obs.valueBoolean is not None:
             present, detail = bool(obs.valueBoolean), f"value {str(obs.valueBoolean).lower()}"
         elif value is not None:
             present = answer_presence([(c.system, c.code) for c in value.codings], list(value.names), self.m)
@@ -845,7 +871,7 @@ class _Builder:
             detail = f"value '{obs.valueString}'"
         if present is None:
             present, detail = True, f"{detail} (read as present: not a yes/no answer)"
-        self.signs.append(SignEntry(ref, "Observation", concept, present, when, status, detail, note))
+        self.signs.append(SignEntry(ref, "Observation", concept, present, when, status, detail, note, lasting))
         return True
 
     def _raw_measurement(
@@ -1044,6 +1070,7 @@ class _Builder:
                 onset=_as_latest(onset_raw),
                 recorded=_as_latest(c.recordedDate),
                 date_note=_date_note(c.recordedDate, "latest") or _date_note(onset_raw, "latest"),
+                lasting=_onset_lasting(onset_raw, c.onsetPeriod.end if c.onsetPeriod else None),
                 abated=c.abated,
             )
         )
@@ -1082,16 +1109,47 @@ class _Builder:
         ref = _ref_of(raw)
         when, note = _as_latest(qr.authored), _date_note(qr.authored, "latest")
         questions = self._questions(qr.questionnaire, raw)
+        lengths: dict[int, Lasting] = {}  # a length nested under an item: its own answer, not a sign
         for item in _response_items(qr.item or ()):
+            if id(item) in lengths:
+                continue
             question_codes, question_text = questions.get(item.linkId, ((), None))
             text = item.text or question_text
             question = Concept(codings=question_codes, text=text or item.linkId)
+            lasting = self._nested_length(item, questions, lengths)
             for answer in item.answer or []:
-                self._answer(ref, status, when, note, item.linkId, question, answer)
+                self._answer(ref, status, when, note, item.linkId, question, answer, lasting)
+
+    def _nested_length(
+        self, item: fs.QuestionnaireResponseItem, questions: dict[str, tuple[tuple[Code, ...], str | None]],
+        seen: dict[int, Lasting],
+    ) -> Lasting | None:
+        """A length of time answered in an item nested under this one ("How many days?" under "Cough?"): a
+        Quantity in a unit of time, or a number whose question names the unit. The nested item is marked as
+        read so that it is not taken for a sign itself."""
+        children = list(item.item or ()) + [c for a in item.answer or () for c in a.item or ()]
+        for child in children:
+            text = child.text or questions.get(child.linkId, ((), None))[1] or ""
+            for answer in child.answer or []:
+                q = answer.valueQuantity
+                if q is not None:
+                    days = length_in_days(_num(q.value), q.code, q.unit, self.m)
+                    said = f"{q.value:g} {q.unit or q.code or ''}".rstrip() if q.value is not None else "?"
+                else:
+                    number = answer.valueInteger if answer.valueInteger is not None else answer.valueDecimal
+                    if number is None:
+                        continue
+                    days, said = length_from_words(_num(number), [text, child.linkId], self.m), f"{number:g}"
+                    if days is None:
+                        continue  # a number that is not a length of time (a severity score)
+                lasting = Lasting(f"answer '{said}' to '{text or child.linkId}'", days=days, unreadable=days is None)
+                seen[id(child)] = lasting
+                return lasting
+        return None
 
     def _answer(
         self, ref: str, status: str, when: datetime | None, note: str | None, link_id: str, question: Concept,
-        answer: fs.QuestionnaireResponseAnswer,
+        answer: fs.QuestionnaireResponseAnswer, lasting: Lasting | None = None,
     ) -> None:
         shown = f"'{question.text}'" if question.text else f"item {link_id}"
         coding = answer.valueCoding
@@ -1100,7 +1158,7 @@ class _Builder:
             coded = Concept(codings=(Code(coding.system, code, coding.display),))
             if sign_of(coded, self.m) is not None:  # the answer is the symptom ("Which symptoms?": Cough)
                 self.signs.append(SignEntry(ref, "QuestionnaireResponse", coded, True, when, status,
-                                            f"answer {coded.label} to {shown}", note))
+                                            f"answer {coded.label} to {shown}", note, lasting))
                 return
             present = answer_presence([(coding.system, code)], [coding.display or code], self.m)
             said = coding.display or code
@@ -1110,10 +1168,17 @@ class _Builder:
             present, said = answer_presence([], [answer.valueString], self.m), answer.valueString
             if present is None and sign_by_name([answer.valueString], self.m) is not None:
                 self.signs.append(SignEntry(ref, "QuestionnaireResponse", Concept(text=answer.valueString), True,
-                                            when, status, f"answer '{answer.valueString}' to {shown}", note))
+                                            when, status, f"answer '{answer.valueString}' to {shown}", note,
+                                            lasting))
                 return
         elif answer.valueInteger is not None:  # a severity score: 0 is none
             present, said = answer.valueInteger > 0, str(answer.valueInteger)
+        elif answer.valueQuantity is not None:  # the length itself ("Cough: for how long?" 3 d)
+            q = answer.valueQuantity
+            days = length_in_days(_num(q.value), q.code, q.unit, self.m)
+            said = f"{q.value:g} {q.unit or q.code or ''}".rstrip() if q.value is not None else "?"
+            present = q.value is None or q.value > 0
+            lasting = Lasting(f"answer '{said}' to {shown}", days=days, unreadable=days is None)
         else:
             return
         if present is None:
@@ -1121,7 +1186,7 @@ class _Builder:
         if sign_of(question, self.m) is None and sign_by_name([link_id], self.m) is None:
             return
         self.signs.append(SignEntry(ref, "QuestionnaireResponse", question, present, when, status,
-                                    f"answer '{said}' to {shown}", note))
+                                    f"answer '{said}' to {shown}", note, lasting))
 
     def _questions(self, canonical: str | None, raw: Resource) -> dict[str, tuple[tuple[Code, ...], str | None]]:
         """linkId -> (the Questionnaire item's codes, its text), from the Questionnaire the answers follow:
@@ -1290,6 +1355,18 @@ def _date_note(value: object, reading: Literal["earliest", "latest"]) -> str | N
     why = ("the oldest it can be, so it is never taken as more recent than it is" if reading == "earliest"
            else "the latest it can be, the cautious reading")
     return f"date recorded as {value} ({precision}): read as {when:%d %b %Y} ({why})" if when else None
+
+
+def _onset_lasting(start: object, end: object) -> Lasting | None:
+    """A symptom's span from its onset (read as early as it can be) to its recorded end."""
+    since = _as_datetime(start)
+    if since is None:
+        return None
+    return Lasting(f"onset {start}" + (f" to {end}" if end else ""), since=since, until=_as_latest(end))
+
+
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float, Decimal)) else None
 
 
 def _response_items(items: Iterable[fs.QuestionnaireResponseItem]) -> Iterator[fs.QuestionnaireResponseItem]:

@@ -22,6 +22,9 @@ from tests.clinical.builders import (
     UCUM,
     Resource,
     _id,
+    azathioprine,
+    for_rule,
+    observation,
     when,
 )
 
@@ -39,6 +42,21 @@ POSITIVE = (SNOMED, "10828004", "Positive")
 NEGATIVE = (SNOMED, "260385009", "Negative")
 NO_GROWTH = (SNOMED, "264868006", "No growth")
 PRESENT = (SNOMED, "52101004", "Present")
+
+
+def infection(*resources: Resource, now: datetime = NOW) -> list[Finding]:
+    """infection-hold's findings for the issue-17 baseline patient plus `resources`: azathioprine 50 mg twice
+    daily, temperature 36.8 °C six hours ago, neutrophils 4.0 ×10⁹/L two days ago."""
+    return for_rule(
+        "infection-hold", azathioprine(), observation("8310-5", 36.8, "Cel", days_ago=0, hours_ago=6),
+        observation("751-8", 4.0, "10*9/L", days_ago=2), *resources, now=now,
+    )
+
+
+def headline(*resources: Resource, now: datetime = NOW) -> tuple[str, str]:
+    """The infection rule's first finding (what a clinician sees first): (status, code)."""
+    first = infection(*resources, now=now)[0]
+    return str(first.status), first.code
 
 
 def cc(system: str | None, code: str | None, display: str | None = None, text: str | None = None) -> Resource:

@@ -9,31 +9,19 @@ from __future__ import annotations
 
 import pytest
 
-from azaguard.findings import Finding
-from tests.clinical.builders import SNOMED, Resource, azathioprine, for_rule, observation
+from tests.clinical.builders import SNOMED, Resource
 from tests.clinical.signs_builders import (
     DETECTED,
     NEGATIVE,
     NOT_DETECTED,
     POSITIVE,
     cc,
+    headline,
+    infection,
     lab,
     local,
     loinc,
 )
-
-
-def infection(*resources: Resource) -> list[Finding]:
-    return for_rule(
-        "infection-hold", azathioprine(), observation("8310-5", 36.8, "Cel", days_ago=0, hours_ago=6),
-        observation("751-8", 4.0, "10*9/L", days_ago=2), *resources,
-    )
-
-
-def headline(*resources: Resource) -> tuple[str, str]:
-    first = infection(*resources)[0]
-    return str(first.status), first.code
-
 
 HBV = loinc("42595-9", "Hepatitis B virus DNA [Units/volume] (viral load) in Serum or Plasma by NAA")
 IU = "[IU]/mL"

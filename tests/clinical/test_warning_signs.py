@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from azaguard.findings import Finding
 from tests.clinical.builders import SNOMED, Resource, azathioprine, for_rule, observation
 from tests.clinical.signs_builders import (
     ICD10CM,
@@ -16,23 +15,12 @@ from tests.clinical.signs_builders import (
     WHO,
     cc,
     encounter_diagnosis,
+    headline,
+    infection,
     questionnaire_response,
     symptom_observation,
     yes_no,
 )
-
-
-def infection(*resources: Resource) -> list[Finding]:
-    return for_rule(
-        "infection-hold", azathioprine(), observation("8310-5", 36.8, "Cel", days_ago=0, hours_ago=6),
-        observation("751-8", 4.0, "10*9/L", days_ago=2), *resources,
-    )
-
-
-def headline(*resources: Resource) -> tuple[str, str]:
-    first = infection(*resources)[0]
-    return str(first.status), first.code
-
 
 # --- the 7-day window, at the boundary and one step each side ---------------------------------------------
 
@@ -65,7 +53,7 @@ def test_the_caution_says_what_and_when_and_what_to_do() -> None:
     ("active", "entered-in-error", "ok"),
 ])
 def test_status_decides(clinical: str | None, verification: str | None, expected: str) -> None:
-    sign = encounter_diagnosis(SNOMED, "49727002", "Cough", clinical=clinical, verification=verification)
+    sign = encounter_diagnosis(SNOMED, "162397003", "Pain in throat", clinical=clinical, verification=verification)
     assert headline(sign)[0] == expected
 
 

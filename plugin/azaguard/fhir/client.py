@@ -28,6 +28,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import httpx
 import orjson
 
+from azaguard.addresses import PinnedTransport, is_public
 from azaguard.fhir.errors import (
     RETRYABLE_STATUSES,
     FhirError,
@@ -157,11 +158,13 @@ class FhirClient:
         strict_search: bool = True,
         transport: httpx.BaseTransport | None = None,
         pools: ConnectionPools | None = None,
+        only_public: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`pools`: keep-alive connections shared with the process's other clients (see ConnectionPools);
-        without it (or with a `transport`) the client has connections of its own, closed by close()."""
+        without it (or with a `transport`) the client has connections of its own, closed by close().
+        `only_public`: connect only to public addresses, checked at connect time (addresses.PinnedTransport)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"the FHIR base URL must be an http(s) URL, got {base_url!r}")
@@ -186,8 +189,10 @@ class FhirClient:
         self._capabilities: Resource | None = None
         self.request_count = 0  # HTTP requests sent, retries included
         if pools is not None and transport is None:
-            self._http, self._owned = pools.client(parts.scheme, parts.netloc), False
+            self._http, self._owned = pools.client(parts.scheme, parts.netloc, only_public=only_public), False
         else:  # connections of its own, closed by close()
+            if transport is None and only_public:
+                transport = PinnedTransport(is_public, verify=_tls_context(parts.scheme))
             self._http, self._owned = _http_client(parts.scheme, transport, timeout), True
 
     # -- lifecycle --------------------------------------------------------------
@@ -492,13 +497,17 @@ class ConnectionPools:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str], httpx.Client] = {}
+        self._clients: dict[tuple[str, str, bool], httpx.Client] = {}
 
-    def client(self, scheme: str, netloc: str) -> httpx.Client:
+    def client(self, scheme: str, netloc: str, *, only_public: bool = False) -> httpx.Client:
+        """`only_public`: its connections reach public addresses only (their own pool: a connection made
+        to a listed private address is never lent to a caller allowed only public ones)."""
         with self._lock:
-            found = self._clients.get((scheme, netloc))
+            found = self._clients.get((scheme, netloc, only_public))
             if found is None:
-                found = self._clients[(scheme, netloc)] = _http_client(scheme, None, cookies=_no_cookies())
+                pinned = PinnedTransport(is_public, verify=_tls_context(scheme)) if only_public else None
+                found = self._clients[(scheme, netloc, only_public)] = _http_client(
+                    scheme, pinned, cookies=_no_cookies())
             return found
 
     def close(self) -> None:

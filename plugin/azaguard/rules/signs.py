@@ -14,10 +14,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from msgspec import Struct
+from msgspec.structs import replace as struct_replace
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Mappings, Threshold
-from azaguard.record import ConditionEntry, Measurement, PatientRecord, SignEntry
+from azaguard.record import ConditionEntry, Lasting, Measurement, PatientRecord, SignEntry
 from azaguard.rules.common import (
     amount,
     crosses,
@@ -46,9 +47,10 @@ class SignHit(Struct, frozen=True):
     when: datetime
     how: str  # "encounter diagnosis", "answer 'Yes' to 'Sore throat?'", "nursing observation: value Present"
     date_note: str | None
+    length_note: str | None = None  # how long it had lasted, for a sign that counts only past a length
 
     def evidence(self) -> Evidence:
-        note = f"; {self.date_note}" if self.date_note else ""
+        note = "".join(f"; {n}" for n in (self.length_note, self.date_note) if n)
         kind = "side effect" if self.match.kind == "side_effect" else "warning sign"
         return Evidence(reference=self.ref, description=f"{kind} ({self.match.label}): {self.recorded_as}, "
                         f"{self.how} ({self.match.how}){note}", date=iso(self.when))
@@ -65,12 +67,12 @@ def current_signs(record: PatientRecord, m: Mappings, now: datetime) -> list[Sig
     hits: list[SignHit] = []
     for cond in record.conditions:
         hit = _condition_sign(cond, m)
-        if hit is not None:
-            hits.append(hit)
+        if hit is not None and (long_enough := _with_length(hit, cond.lasting, m, now)) is not None:
+            hits.append(long_enough)
     for entry in record.signs:
         hit = _entry_sign(entry, m)
-        if hit is not None:
-            hits.append(hit)
+        if hit is not None and (long_enough := _with_length(hit, entry.lasting, m, now)) is not None:
+            hits.append(long_enough)
     current = [h for h in hits if now - window <= h.when <= now + skew]
     current.sort(key=lambda h: h.when, reverse=True)
     return current
@@ -97,6 +99,36 @@ def _condition_sign(cond: ConditionEntry, m: Mappings) -> SignHit | None:
     what = "lab report conclusion" if cond.source == "DiagnosticReport" else (
         f"condition, status {cond.clinical_status}" if cond.clinical_status else "encounter diagnosis")
     return SignHit(cond.ref, match, cond.concept.label, when, what, cond.date_note)
+
+
+def _with_length(hit: SignHit, lasting: Lasting | None, m: Mappings, now: datetime) -> SignHit | None:
+    """A sign that counts only past a length (signs.json `lasting_more_than_days`: a cough over two days).
+
+    Longer than the length → the sign, saying how long; the length or shorter → None (a cough of one day
+    is not the leaflet's sign; a Condition's span grows with each day it stays open, so the next check sees it
+    once it has lasted longer). Not recorded, or not readable → the sign counts, saying so: it cannot be shown
+    to be short enough to ignore."""
+    limit = m.signs.signs[hit.match.key].lasting_more_than_days
+    if limit is None:
+        return hit
+    days: float | None = None
+    if lasting is not None and not lasting.unreadable:
+        if lasting.days is not None:
+            days = lasting.days
+        elif lasting.since is not None:
+            days = ((lasting.until or now) - lasting.since).total_seconds() / 86400
+    if days is None:
+        why = f"its length ({lasting.said}) cannot be read" if lasting is not None else "its length is not recorded"
+        note = f"{why}: counted, as it may have lasted more than {limit.value:g} days"
+        return struct_replace(hit, length_note=note)
+    if days <= limit.value:
+        return None
+    return struct_replace(hit, length_note=f"lasted {_days(days)} ({lasting.said if lasting else ''}): more than "
+                          f"{limit.value:g} days")
+
+
+def _days(days: float) -> str:
+    return f"{days:.1f} days" if days % 1 else f"{days:g} days"
 
 
 def _entry_sign(entry: SignEntry, m: Mappings) -> SignHit | None:

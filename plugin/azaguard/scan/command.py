@@ -101,8 +101,14 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
     run_info["started_at"] = datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
     run_info["mappings_version"] = mappings.version
     run_info["timings"] = {"total": f"{time.time() - started:.1f} s", **run_info.get("timings", {})}
-    write_private(out / "run.json", json.dumps(run_info, indent=2, default=str))
-    summary = write_report(out, run_info, args.patient_link)
+    try:
+        write_private(out / "run.json", json.dumps(run_info, indent=2, default=str))
+        summary = write_report(out, run_info, args.patient_link)
+    except OSError as exc:  # a full disk or a folder gone read-only after the patients were scanned
+        print(f"azaguard scan: the patients were scanned (results in {out / RESULTS_FILE}), but the run record "
+              f"and report could not be written in {out}: {exc.strerror or exc}; free space and re-run with "
+              "--resume to write them", file=err)
+        return EXIT_INPUT
     print(_summary_line(summary, counts, out), file=err)
     if summary.outcomes.get("failed") or run_info.get("incomplete"):
         return EXIT_NOT_EVALUATED

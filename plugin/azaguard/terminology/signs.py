@@ -118,6 +118,31 @@ def answer_presence(codes: list[tuple[str | None, str]], words: list[str], m: Ma
     return None
 
 
+def length_in_days(value: float | None, code: str | None, unit: str | None, m: Mappings) -> float | None:
+    """A length of time in days from a Quantity: its UCUM code (s, min, h, d, wk, mo, a) or its unit in words
+    ("days", "hrs"); None when it is not a length of time or has no value."""
+    if value is None:
+        return None
+    per_day = m.units.dosage.period_days
+    for said in (code, unit):
+        if said and said.strip() in per_day:
+            return value * per_day[said.strip()]
+    return _by_unit_word(value, [unit or "", code or ""], m)
+
+
+def length_from_words(value: float | None, words: list[str], m: Mappings) -> float | None:
+    """A number answered to a question that names its unit ("How many days have you had it?"), in days."""
+    return None if value is None else _by_unit_word(value, words, m)
+
+
+def _by_unit_word(value: float, words: list[str], m: Mappings) -> float | None:
+    per_day = m.units.dosage.period_days
+    for code, unit_words in m.signs.duration_unit_words.items():
+        if names_match([w.replace("-", " ").replace("_", " ") for w in words if w], unit_words):
+            return value * per_day[code]
+    return None
+
+
 def _pancreatitis_index(mm: Mappings) -> dict[str, dict[str, str]]:
     sets = mm.pancreatitis.diagnoses.codes
     return {s: {normalise_icd(c): d for c, d in sets.get(s, {}).items()} for s in _ICD_SYSTEMS}
