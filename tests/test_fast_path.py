@@ -48,7 +48,7 @@ def test_large_synthea_style_record_is_read_as_fhir_resources_reads_it(mappings:
     resources = [e["resource"] for e in bundle["entry"]]
     assert disagreements(resources) == []
     record = build_record(resource_set_from_json(bundle), mappings)
-    assert len(record.measurements) > 100 and record.medication_orders and not record.problems
+    assert len(record.measurements) > 100 and record.medicine_uses and not record.problems
 
 
 # --- invalid data: refused by both paths ------------------------------------------------------------

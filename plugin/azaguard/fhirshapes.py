@@ -148,7 +148,7 @@ _CHOICES: dict[str, _Choices] = {
     "Dosage": _Choices(("asNeededBoolean", "asNeededCodeableConcept")),
     "Patient": _Choices(("deceasedBoolean", "deceasedDateTime")),
     "MedicationIngredient": _Choices(("itemCodeableConcept", "itemReference")),
-    "MedicineUse": _Choices(_MEDICINE),
+    "MedicationResource": _Choices(_MEDICINE),
     "MedicationStatement": _Choices(_MEDICINE, ("effectiveDateTime", "effectivePeriod")),
     "MedicationAdministration": _Choices(_MEDICINE, ("effectiveDateTime", "effectivePeriod")),
     "Valued": _Choices(_VALUES),
@@ -303,7 +303,7 @@ class Substance(Shape, frozen=True, kw_only=True):
     code: CodeableConcept | None = None
 
 
-class MedicineUse(Shape, frozen=True, kw_only=True):
+class MedicationResource(Shape, frozen=True, kw_only=True):
     """What the four medication resources share: the medicine, coded in place or referenced."""
 
     status: CodeStr
@@ -311,14 +311,14 @@ class MedicineUse(Shape, frozen=True, kw_only=True):
     medicationReference: Reference | None = None
 
     def __post_init__(self) -> None:
-        _CHOICES["MedicineUse"].check(self)
+        _CHOICES["MedicationResource"].check(self)
 
 
 class MedicationRequestDispense(Shape, frozen=True, kw_only=True):
     validityPeriod: Period | None = None
 
 
-class MedicationRequest(MedicineUse, frozen=True, kw_only=True):
+class MedicationRequest(MedicationResource, frozen=True, kw_only=True):
     intent: CodeStr
     subject: Reference
     authoredOn: FhirDateTime | None = None
@@ -329,7 +329,7 @@ class MedicationRequest(MedicineUse, frozen=True, kw_only=True):
     priorPrescription: Reference | None = None
 
 
-class MedicationStatement(MedicineUse, frozen=True, kw_only=True):
+class MedicationStatement(MedicationResource, frozen=True, kw_only=True):
     subject: Reference
     effectiveDateTime: FhirDateTime | None = None
     effectivePeriod: Period | None = None
@@ -342,14 +342,14 @@ class MedicationStatement(MedicineUse, frozen=True, kw_only=True):
         _CHOICES["MedicationStatement"].check(self)
 
 
-class MedicationDispense(MedicineUse, frozen=True, kw_only=True):
+class MedicationDispense(MedicationResource, frozen=True, kw_only=True):
     whenHandedOver: FhirDateTime | None = None
     whenPrepared: FhirDateTime | None = None
     daysSupply: Quantity | None = None
     dosageInstruction: tuple[Dosage, ...] | None = None
 
 
-class MedicationAdministration(MedicineUse, frozen=True, kw_only=True):
+class MedicationAdministration(MedicationResource, frozen=True, kw_only=True):
     subject: Reference
     effectiveDateTime: FhirDateTime | None = None
     effectivePeriod: Period | None = None

@@ -115,8 +115,9 @@ MedicationSource = Literal[
 StatusClass = Literal["current", "recent", "never", "draft", "uncertain"]
 
 
-class MedicationOrder(Struct, frozen=True):
-    """Evidence of a drug: an order, a statement, a dispense or an administration."""
+class MedicineUse(Struct, frozen=True):
+    """A use of a medicine, as one resource records it: ordered (MedicationRequest), taken by the patient's
+    account (MedicationStatement), handed over (MedicationDispense) or given (MedicationAdministration)."""
 
     ref: str
     status: str  # as recorded (read from the raw JSON)
@@ -264,7 +265,7 @@ class Dropped(Struct, frozen=True):
 @dataclass(frozen=True)
 class PatientRecord:
     patient: PatientInfo | None
-    medication_orders: tuple[MedicationOrder, ...] = ()
+    medicine_uses: tuple[MedicineUse, ...] = ()
     measurements: tuple[Measurement, ...] = ()
     vaccines: tuple[VaccineEvent, ...] = ()
     conditions: tuple[ConditionEntry, ...] = ()
@@ -328,7 +329,7 @@ def _build(
     builder.add_differentials()
     return PatientRecord(
         patient=builder.patient,
-        medication_orders=tuple(builder.orders),
+        medicine_uses=tuple(builder.orders),
         measurements=tuple(builder.measurements),
         vaccines=tuple(builder.vaccines),
         conditions=tuple(builder.conditions),
@@ -399,8 +400,8 @@ class _Builder:
         self.percents: list[tuple[Measurement, str | None]] = []
         self._specimen: dict[str, str] = {}  # measurement ref -> its specimen reference
         self.patient: PatientInfo | None = None
-        self.orders: list[MedicationOrder] = []
-        self._medications_seen: set[MedicationOrder] = set()
+        self.orders: list[MedicineUse] = []
+        self._medications_seen: set[MedicineUse] = set()
         self.measurements: list[Measurement] = []
         self.vaccines: list[VaccineEvent] = []
         self.conditions: list[ConditionEntry] = []
@@ -469,7 +470,7 @@ class _Builder:
         doses = tuple(self.dose(d) for d in (mr.dosageInstruction or []))
         start, end = _order_period(mr)
         authored = _as_datetime(mr.authoredOn)
-        self._add_medication(MedicationOrder(
+        self._add_medication(MedicineUse(
             ref=ref, status=status, intent=mr.intent, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=authored, start=start or authored, end=end, doses=doses,
             status_class=self._request_status_class(status), ingredients=ingredients, reasons=self._reasons(mr, raw),
@@ -517,7 +518,7 @@ class _Builder:
             return "recent"
         return "never" if status in classes.never else "uncertain"
 
-    def _add_medication(self, order: MedicationOrder, raw: Resource | None = None) -> None:
+    def _add_medication(self, order: MedicineUse, raw: Resource | None = None) -> None:
         if order in self._medications_seen:
             # The same resource twice, alike (paging overlap, a search and an _include): one order, not two
             # doses. Copies that differ without version information are all read (record_meaning.py).
@@ -552,7 +553,7 @@ class _Builder:
         if end is None and status in ("completed", "stopped"):
             end = _as_datetime(ms.effectiveDateTime)  # a single date on a finished statement: its last known use
         asserted = _as_datetime(ms.dateAsserted)
-        self._add_medication(MedicationOrder(
+        self._add_medication(MedicineUse(
             ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=asserted, start=start or asserted, end=end,
             doses=tuple(self.dose(d) for d in (ms.dosage or [])), source="MedicationStatement",
@@ -570,7 +571,7 @@ class _Builder:
         if days is None:
             days = self.m.policy.therapy.dispense_assumed_supply_days.value
         end = handed + timedelta(days=days) if handed is not None else None
-        self._add_medication(MedicationOrder(
+        self._add_medication(MedicineUse(
             ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=handed, start=handed, end=end,
             doses=tuple(self.dose(d) for d in (md.dosageInstruction or [])), source="MedicationDispense",
@@ -592,7 +593,7 @@ class _Builder:
             self.vaccines.append(VaccineEvent(ref, "MedicationAdministration", concept, status, end))
             return
         window = timedelta(days=self.m.policy.therapy.administration_current_days.value)
-        self._add_medication(MedicationOrder(
+        self._add_medication(MedicineUse(
             ref=ref, status=status, intent=None, medication=concept, medication_ref=med_ref,
             medication_problem=problem, authored_on=start, start=start, end=end, doses=(),
             source="MedicationAdministration",
@@ -600,12 +601,12 @@ class _Builder:
             current_until=end + window if end is not None else None,
         ))
 
-    def _medication_of(self, mr: fs.MedicineUse, raw: Resource) -> tuple[Concept | None, str | None, str | None]:
+    def _medication_of(self, mr: fs.MedicationResource, raw: Resource) -> tuple[Concept | None, str | None, str | None]:
         concept, ref, problem, _ = self._medication_with_ingredients(mr, raw)
         return concept, ref, problem
 
     def _medication_with_ingredients(
-        self, mr: fs.MedicineUse, raw: Resource
+        self, mr: fs.MedicationResource, raw: Resource
     ) -> tuple[Concept | None, str | None, str | None, tuple[Ingredient, ...]]:
         """The medication's concept (a referenced Medication's code, ingredients and form folded in), its
         reference, why it cannot be read, and its ingredients with their strengths."""

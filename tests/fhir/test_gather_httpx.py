@@ -296,7 +296,7 @@ def test_gathered_record_builds_with_medication_resolved(
 ) -> None:
     serve(FakeFhir(small_record()))
     record = build_record(gather(client, "p1", mappings, NOW).resources, mappings)
-    assert [o.medication_problem for o in record.medication_orders] == [None]
+    assert [o.medication_problem for o in record.medicine_uses] == [None]
     assert len(record.measurements_of("wbc")) == 2
 
 
@@ -319,7 +319,7 @@ def test_medication_that_does_not_exist_is_a_warning_and_the_record_says_so(
     got = gather(client, "p1", mappings, NOW)
     assert any("Medication/gone" in w for w in got.warnings)
     record = build_record(got.resources, mappings)
-    assert record.medication_orders[0].medication_problem is not None
+    assert record.medicine_uses[0].medication_problem is not None
 
 
 def test_search_with_more_pages_follows_next_links(

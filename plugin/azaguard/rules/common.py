@@ -25,7 +25,7 @@ from azaguard.findings import (
     Trigger,
 )
 from azaguard.mappings import Mappings, Threshold
-from azaguard.record import Concept, Measurement, MedicationOrder, ParseProblem, PatientRecord
+from azaguard.record import Concept, Measurement, MedicineUse, ParseProblem, PatientRecord
 from azaguard.registry import SPEC
 from azaguard.terminology import MatchKind, drug_ingredients
 
@@ -137,7 +137,7 @@ def _codings(cc: object) -> list[Mapping[str, Any]]:
     return [c for c in codings if isinstance(c, Mapping)] if isinstance(codings, list) else []
 
 
-def order_name(order: MedicationOrder) -> str:
+def order_name(order: MedicineUse) -> str:
     """'the Azathioprine 50 MG Oral Tablet order of 3 Jan 2026': a medication record named for people."""
     label = order.medication.label if order.medication else "unidentified medication"
     when = order.start or order.authored_on
@@ -187,7 +187,7 @@ def measurement_trigger(meas: Measurement, concept: str, *, as_recorded: bool = 
     return Trigger(concept=concept, quantity=quantity, at=iso(meas.effective), reference=meas.ref)
 
 
-def order_trigger(order: MedicationOrder) -> Trigger:
+def order_trigger(order: MedicineUse) -> Trigger:
     return Trigger(
         concept=order.medication.label if order.medication else "an unidentified medication",
         at=iso(order.start or order.authored_on), reference=order.ref, source=SOURCE_OF.get(order.source),  # type: ignore[arg-type]
@@ -207,7 +207,7 @@ def azathioprine_match(concept: Concept | None, m: Mappings) -> MatchKind | None
     return drug_ingredients(concept, m).azathioprine
 
 
-def is_current(order: MedicationOrder, record: PatientRecord, now: datetime) -> bool:
+def is_current(order: MedicineUse, record: PatientRecord, now: datetime) -> bool:
     """Current therapy: a current status, a draft inside an ordering workflow, or a dispense/administration
     whose supply or effect reaches `now`."""
     if order.status_class == "current":
@@ -224,7 +224,7 @@ def _unknown_reason(t: Therapy) -> str:
     return "a medication record could not be read"
 
 
-def uncertain_reason(order: MedicationOrder) -> str:
+def uncertain_reason(order: MedicineUse) -> str:
     return (f"{order_name(order)} has status '{order.status}', which the rules do not expect, so whether "
             "it is current cannot be told")
 
@@ -232,9 +232,9 @@ def uncertain_reason(order: MedicationOrder) -> str:
 class Therapy(Struct, frozen=True):
     """The patient's azathioprine exposure at `now`."""
 
-    current: tuple[MedicationOrder, ...]  # active / on-hold (+ draft in an ordering workflow)
-    recent: tuple[MedicationOrder, ...]  # stopped/completed, ended within the recent window
-    stop_date_unknown: tuple[MedicationOrder, ...]  # stopped/completed with no recorded end date
+    current: tuple[MedicineUse, ...]  # active / on-hold (+ draft in an ordering workflow)
+    recent: tuple[MedicineUse, ...]  # stopped/completed, ended within the recent window
+    stop_date_unknown: tuple[MedicineUse, ...]  # stopped/completed with no recorded end date
     matched_by_name: tuple[str, ...]  # refs of orders recognised by name only
     # Orders we cannot classify (Medication not found, or the resource failed to parse):
     # they might be azathioprine, so "not on azathioprine" cannot be concluded.
@@ -265,7 +265,7 @@ class Therapy(Struct, frozen=True):
         return max(ends) if ends else None
 
     @property
-    def orders(self) -> tuple[MedicationOrder, ...]:
+    def orders(self) -> tuple[MedicineUse, ...]:
         return self.current + self.recent + self.stop_date_unknown
 
     @property
@@ -297,14 +297,14 @@ class _TherapyOf(Struct, frozen=True):
 def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
     policy = m.policy.therapy
     window = timedelta(days=policy.recent_window_days.value)
-    current: list[MedicationOrder] = []
-    recent: list[MedicationOrder] = []
-    unknown_stop: list[MedicationOrder] = []
+    current: list[MedicineUse] = []
+    recent: list[MedicineUse] = []
+    unknown_stop: list[MedicineUse] = []
     by_name: list[str] = []
     unknown: list[str] = []
     reasons: list[str] = []
     maybe: list[str] = []
-    for order in record.medication_orders:
+    for order in record.medicine_uses:
         if order.status_class == "never":
             continue
         match = order.drugs.azathioprine
@@ -349,12 +349,12 @@ def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
 
 
 def _renewals(
-    record: PatientRecord, current: list[MedicationOrder], m: Mappings
+    record: PatientRecord, current: list[MedicineUse], m: Mappings
 ) -> tuple[tuple[str, datetime], ...]:
     """For each current order that renews earlier azathioprine orders (priorPrescription, or begun within
     the renewal gap of one's end), when the therapy began: a renewal is not a new start."""
     gap = timedelta(days=m.policy.therapy.renewal_max_gap_days.value)
-    earlier = [o for o in record.medication_orders
+    earlier = [o for o in record.medicine_uses
                if o.drugs.azathioprine is not None and o.status_class in ("current", "recent") and o.start]
     out: list[tuple[str, datetime]] = []
     for order in current:
@@ -371,7 +371,7 @@ def _renewals(
     return tuple(out)
 
 
-def _ends_near(order: MedicationOrder, start: datetime, gap: timedelta) -> bool:
+def _ends_near(order: MedicineUse, start: datetime, gap: timedelta) -> bool:
     end = order.end or order.current_until
     return end is not None and start - gap <= end <= start + gap
 
@@ -447,7 +447,7 @@ def make_finding(
     )
 
 
-def order_evidence(order: MedicationOrder, therapy_: Therapy | None = None) -> Evidence:
+def order_evidence(order: MedicineUse, therapy_: Therapy | None = None) -> Evidence:
     label = order.medication.label if order.medication else "medication not found"
     how = " (matched by name only)" if therapy_ and order.ref in therapy_.matched_by_name else ""
     if order.date_note:
