@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from msgspec import Struct
 from msgspec.structs import replace as struct_replace
@@ -458,24 +458,64 @@ class _Builder:
         if self.patient is None:
             self.patient = info
 
-    # -- MedicationRequest: a drug order, or a vaccine order (however the vaccine is coded) --
-    def _medication_request(self, raw: Resource) -> None:
-        mr = self.reader.read(raw, fs.MedicationRequest)
-        ref = _ref_of(raw)
-        status = _raw_status(raw)
-        concept, med_ref, problem, ingredients = self._medication_with_ingredients(mr, raw)
-        if concept is not None and self.is_vaccine(concept):
-            self.vaccines.append(VaccineEvent(ref, "MedicationRequest", concept, status, _as_datetime(mr.authoredOn)))
+    # -- MedicationRequest, MedicationStatement, MedicationDispense, MedicationAdministration: a use of a medicine --
+    def _medicine_use(self, raw: Resource) -> None:
+        """One use of a medicine, whichever of the four resources records it; an order or administration of a
+        vaccine (however the vaccine is coded) is a vaccination event instead."""
+        source: MedicationSource = raw["resourceType"]
+        use = self.reader.read(raw, _MEDICATION_SHAPES[source])
+        ref, status = _ref_of(raw), _raw_status(raw)
+        concept, med_ref, problem, ingredients = self._medication_with_ingredients(use, raw)
+        when = self._when_used(use, status)
+        if isinstance(use, fs.MedicationRequest | fs.MedicationAdministration) and concept is not None and \
+                self.is_vaccine(concept):
+            given: VaccineSource = "MedicationRequest" if isinstance(use, fs.MedicationRequest) \
+                else "MedicationAdministration"
+            self.vaccines.append(VaccineEvent(ref, given, concept, status, when.vaccinated))
             return
-        doses = tuple(self.dose(d) for d in (mr.dosageInstruction or []))
-        start, end = _order_period(mr)
-        authored = _as_datetime(mr.authoredOn)
+        request = use if isinstance(use, fs.MedicationRequest) else None
         self._add_medication(MedicineUse(
-            ref=ref, status=status, intent=mr.intent, medication=concept, medication_ref=med_ref,
-            medication_problem=problem, authored_on=authored, start=start or authored, end=end, doses=doses,
-            status_class=self._request_status_class(status), ingredients=ingredients, reasons=self._reasons(mr, raw),
-            prior=self._prior(mr, raw),
-        ), raw)
+            ref=ref, status=status, intent=request.intent if request is not None else None, medication=concept,
+            medication_ref=med_ref, medication_problem=problem, authored_on=when.authored, start=when.start,
+            end=when.end, doses=tuple(self.dose(d) for d in _dosages(use)), source=source,
+            status_class=self._status_class(source, status), current_until=when.current_until,
+            # (an administration's ingredients are not read: it carries no dose to compute with them)
+            ingredients=() if isinstance(use, fs.MedicationAdministration) else ingredients,
+            reasons=self._reasons(use, raw) if isinstance(use, fs.MedicationRequest | fs.MedicationStatement) else (),
+            prior=self._prior(request, raw) if request is not None else None,
+            # a partial stop date of an order or statement, read as late as it can be
+            date_note=_end_note(raw) if isinstance(use, fs.MedicationRequest | fs.MedicationStatement) else None,
+        ))
+
+    def _when_used(self, use: fs.MedicationResource, status: str) -> _WhenUsed:
+        """When the medicine was (or is to be) used, as each resource says it."""
+        therapy = self.m.policy.therapy
+        if isinstance(use, fs.MedicationRequest):  # ordered: the dosage bounds or validity, else when authored
+            start, end = _order_period(use)
+            authored = _as_datetime(use.authoredOn)
+            return _WhenUsed(authored, start or authored, end, vaccinated=authored)
+        if isinstance(use, fs.MedicationStatement):  # the patient takes (took, will take) it
+            period = use.effectivePeriod
+            start = _as_datetime(use.effectiveDateTime) or (_as_datetime(period.start) if period else None)
+            end = _as_latest(period.end) if period else None
+            if end is None and status in ("completed", "stopped"):
+                end = _as_datetime(use.effectiveDateTime)  # a single date on a finished statement: its last use
+            asserted = _as_datetime(use.dateAsserted)
+            return _WhenUsed(asserted, start or asserted, end)
+        if isinstance(use, fs.MedicationDispense):  # handed over: current while its supply lasts
+            handed = _as_datetime(use.whenHandedOver) or _as_datetime(use.whenPrepared)
+            days = _days_supply(use.daysSupply)
+            if days is None:
+                days = therapy.dispense_assumed_supply_days.value
+            end = handed + timedelta(days=days) if handed is not None else None
+            return _WhenUsed(handed, handed, end, current_until=end)
+        if not isinstance(use, fs.MedicationAdministration):
+            raise TypeError(f"not a medication resource: {type(use).__name__}")
+        period = use.effectivePeriod  # given: a recent administration is current therapy
+        start = _as_datetime(use.effectiveDateTime) or (_as_datetime(period.start) if period else None)
+        end = (_as_datetime(period.end) if period else None) or start
+        window = timedelta(days=therapy.administration_current_days.value)
+        return _WhenUsed(start, start, end, current_until=end + window if end is not None else None, vaccinated=end)
 
     def _prior(self, mr: fs.MedicationRequest, raw: Resource) -> str | None:
         """The order this one renews (priorPrescription), as the record names it (a urn:uuid resolved)."""
@@ -498,18 +538,19 @@ class _Builder:
                 out.append(Concept(text=r.display))
         return tuple(out)
 
-    def _request_status_class(self, status: str) -> StatusClass:
+    def _status_class(self, source: MedicationSource, status: str) -> StatusClass:
+        """How a status reads for therapy: an order's by the therapy policy's own lists (a draft is an order being
+        written), the other resources' by theirs."""
         policy = self.m.policy.therapy
-        if status in policy.current_statuses:
-            return "current"
-        if status in policy.recent_statuses:
-            return "recent"
-        if status in policy.never_statuses:
-            return "never"
-        return "draft" if status == "draft" else "uncertain"
-
-    def _other_status_class(self, source: MedicationSource, status: str) -> StatusClass:
-        classes = next((c for s, c in self.m.policy.therapy.other_resources.items() if s == source), None)
+        if source == "MedicationRequest":
+            if status in policy.current_statuses:
+                return "current"
+            if status in policy.recent_statuses:
+                return "recent"
+            if status in policy.never_statuses:
+                return "never"
+            return "draft" if status == "draft" else "uncertain"
+        classes = next((c for s, c in policy.other_resources.items() if s == source), None)
         if classes is None:
             return "uncertain"
         if status in classes.current:
@@ -518,7 +559,7 @@ class _Builder:
             return "recent"
         return "never" if status in classes.never else "uncertain"
 
-    def _add_medication(self, order: MedicineUse, raw: Resource | None = None) -> None:
+    def _add_medication(self, order: MedicineUse) -> None:
         if order in self._medications_seen:
             # The same resource twice, alike (paging overlap, a search and an _include): one order, not two
             # doses. Copies that differ without version information are all read (record_meaning.py).
@@ -539,71 +580,7 @@ class _Builder:
             problem = f"medication has no name and no code azaguard knows ({codes}): it cannot be identified"
         if problem is None and concept is not None and not drugs.hits:
             problem = unreadable(concept.names, self.m)  # a name in a script the tables cannot read: may be ours
-        note = _end_note(raw) if raw is not None else None
-        self.orders.append(struct_replace(order, drugs=drugs, medication_problem=problem, date_note=note))
-
-    # -- MedicationStatement: the patient takes (took, will take) it --
-    def _medication_statement(self, raw: Resource) -> None:
-        ms = self.reader.read(raw, fs.MedicationStatement)
-        status = _raw_status(raw)
-        concept, med_ref, problem, ingredients = self._medication_with_ingredients(ms, raw)
-        period = ms.effectivePeriod
-        start = _as_datetime(ms.effectiveDateTime) or (_as_datetime(period.start) if period else None)
-        end = _as_latest(ms.effectivePeriod.end) if ms.effectivePeriod else None
-        if end is None and status in ("completed", "stopped"):
-            end = _as_datetime(ms.effectiveDateTime)  # a single date on a finished statement: its last known use
-        asserted = _as_datetime(ms.dateAsserted)
-        self._add_medication(MedicineUse(
-            ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
-            medication_problem=problem, authored_on=asserted, start=start or asserted, end=end,
-            doses=tuple(self.dose(d) for d in (ms.dosage or [])), source="MedicationStatement",
-            status_class=self._other_status_class("MedicationStatement", status), ingredients=ingredients,
-            reasons=self._reasons(ms, raw),
-        ), raw)
-
-    # -- MedicationDispense: handed over; current while its supply lasts --
-    def _medication_dispense(self, raw: Resource) -> None:
-        md = self.reader.read(raw, fs.MedicationDispense)
-        status = _raw_status(raw)
-        concept, med_ref, problem, ingredients = self._medication_with_ingredients(md, raw)
-        handed = _as_datetime(md.whenHandedOver) or _as_datetime(md.whenPrepared)
-        days = _days_supply(md.daysSupply)
-        if days is None:
-            days = self.m.policy.therapy.dispense_assumed_supply_days.value
-        end = handed + timedelta(days=days) if handed is not None else None
-        self._add_medication(MedicineUse(
-            ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
-            medication_problem=problem, authored_on=handed, start=handed, end=end,
-            doses=tuple(self.dose(d) for d in (md.dosageInstruction or [])), source="MedicationDispense",
-            status_class=self._other_status_class("MedicationDispense", status), current_until=end,
-            ingredients=ingredients,
-        ))
-
-    # -- MedicationAdministration: given; a recent administration is current therapy --
-    def _medication_administration(self, raw: Resource) -> None:
-        ma = self.reader.read(raw, fs.MedicationAdministration)
-        status = _raw_status(raw)
-        ref = _ref_of(raw)
-        concept, med_ref, problem = self._medication_of(ma, raw)
-        start = _as_datetime(ma.effectiveDateTime) or (
-            _as_datetime(ma.effectivePeriod.start) if ma.effectivePeriod else None
-        )
-        end = (_as_datetime(ma.effectivePeriod.end) if ma.effectivePeriod else None) or start
-        if concept is not None and self.is_vaccine(concept):
-            self.vaccines.append(VaccineEvent(ref, "MedicationAdministration", concept, status, end))
-            return
-        window = timedelta(days=self.m.policy.therapy.administration_current_days.value)
-        self._add_medication(MedicineUse(
-            ref=ref, status=status, intent=None, medication=concept, medication_ref=med_ref,
-            medication_problem=problem, authored_on=start, start=start, end=end, doses=(),
-            source="MedicationAdministration",
-            status_class=self._other_status_class("MedicationAdministration", status),
-            current_until=end + window if end is not None else None,
-        ))
-
-    def _medication_of(self, mr: fs.MedicationResource, raw: Resource) -> tuple[Concept | None, str | None, str | None]:
-        concept, ref, problem, _ = self._medication_with_ingredients(mr, raw)
-        return concept, ref, problem
+        self.orders.append(struct_replace(order, drugs=drugs, medication_problem=problem))
 
     def _medication_with_ingredients(
         self, mr: fs.MedicationResource, raw: Resource
@@ -1213,10 +1190,10 @@ class _Builder:
 
     _handlers: ClassVar[dict[str, Callable[[_Builder, Resource], None]]] = {
         "Patient": _patient,
-        "MedicationRequest": _medication_request,
-        "MedicationStatement": _medication_statement,
-        "MedicationDispense": _medication_dispense,
-        "MedicationAdministration": _medication_administration,
+        "MedicationRequest": _medicine_use,
+        "MedicationStatement": _medicine_use,
+        "MedicationDispense": _medicine_use,
+        "MedicationAdministration": _medicine_use,
         "Observation": _observation,
         "Immunization": _immunization,
         "ImmunizationRecommendation": _recommendation,
@@ -1236,6 +1213,26 @@ RECORD_TYPES: frozenset[str] = (
 
 
 # --- helpers ----------------------------------------------------------------------
+
+
+_MEDICATION_SHAPES: dict[str, type[fs.MedicationResource]] = {
+    "MedicationRequest": fs.MedicationRequest, "MedicationStatement": fs.MedicationStatement,
+    "MedicationDispense": fs.MedicationDispense, "MedicationAdministration": fs.MedicationAdministration,
+}
+
+
+class _WhenUsed(NamedTuple):
+    authored: datetime | None
+    start: datetime | None
+    end: datetime | None
+    current_until: datetime | None = None  # a dispense's supply or a recent administration: current until then
+    vaccinated: datetime | None = None  # an order's or administration's date, when it is of a vaccine
+
+
+def _dosages(use: fs.MedicationResource) -> tuple[fs.Dosage, ...]:
+    if isinstance(use, fs.MedicationRequest | fs.MedicationDispense):
+        return use.dosageInstruction or ()
+    return (use.dosage or ()) if isinstance(use, fs.MedicationStatement) else ()
 
 
 def _ref_of(raw: Mapping[str, Any]) -> str:
