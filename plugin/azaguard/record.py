@@ -151,6 +151,36 @@ class MedicineUse(Struct, frozen=True):
         }[self.source]
 
 
+class QuantityResult(Struct, frozen=True, tag="quantity"):
+    """A value with a unit: as recorded, and in the analyte's canonical unit when it could be read so."""
+
+    recorded: Quantity
+    value: float | None  # in the canonical unit (a raw result: as recorded); None when it cannot be read (problem)
+    unit: str | None  # the canonical unit (a raw result: its own)
+    problem: str | None = None  # why there is no value: none recorded, an unknown unit, not believable ...
+    unit_from_text: bool = False  # the unit was read from its text, not its UCUM code
+
+
+class CodedResult(Struct, frozen=True, tag="coded"):
+    """A coded answer (POS, a phenotype, an organism)."""
+
+    concept: Concept
+
+
+class TextResult(Struct, frozen=True, tag="text"):
+    text: str
+
+
+class NoResult(Struct, frozen=True, tag="none"):
+    """No value at all (a dataAbsentReason, or nothing), or a value of a kind no rule reads."""
+
+    problem: str
+
+
+# What an Observation (or one of its components) says: exactly one of these.
+Result = QuantityResult | CodedResult | TextResult | NoResult
+
+
 class Measurement(Struct, frozen=True):
     """One Observation value for a mapped analyte (one per component for panels)."""
 
@@ -159,13 +189,7 @@ class Measurement(Struct, frozen=True):
     loinc: str
     status: str
     effective: datetime | None
-    quantity: Quantity | None
-    value: float | None  # in the canonical unit, None when it cannot be normalised
-    unit: str | None  # the canonical unit
-    unit_problem: str | None
-    unit_from_text: bool
-    coded_value: Concept | None
-    text_value: str | None
+    result: Result
     gene: str | None = None  # pharmacogenomic results: the gene studied (mappings pharmacogenomics key)
     # What the lab said beside the value: interpretation codes (H, L, POS, ...) and their text, and the
     # reference range (numbers as recorded, in the range's own unit).
@@ -183,6 +207,35 @@ class Measurement(Struct, frozen=True):
     @property
     def preliminary(self) -> bool:
         return self.status == "preliminary"
+
+    # The result read by kind (None when it is of another kind): what the rules ask of it.
+    @property
+    def quantity(self) -> Quantity | None:
+        return self.result.recorded if isinstance(self.result, QuantityResult) else None
+
+    @property
+    def value(self) -> float | None:
+        return self.result.value if isinstance(self.result, QuantityResult) else None
+
+    @property
+    def unit(self) -> str | None:
+        return self.result.unit if isinstance(self.result, QuantityResult) else None
+
+    @property
+    def unit_problem(self) -> str | None:
+        return self.result.problem if isinstance(self.result, QuantityResult | NoResult) else None
+
+    @property
+    def unit_from_text(self) -> bool:
+        return isinstance(self.result, QuantityResult) and self.result.unit_from_text
+
+    @property
+    def coded_value(self) -> Concept | None:
+        return self.result.concept if isinstance(self.result, CodedResult) else None
+
+    @property
+    def text_value(self) -> str | None:
+        return self.result.text if isinstance(self.result, TextResult) else None
 
 
 VaccineSource = Literal[
@@ -858,19 +911,23 @@ class _Builder:
         """A result read as the lab sent it (no unit conversion): a pathogen test, an enzyme activity, a
         percentage; its value is compared only with the lab's own range and flags, or made absolute later."""
         q = holder.valueQuantity
-        quantity = None
+        result: Result
         if q is not None:
-            quantity = Quantity(value=float(q.value) if q.value is not None else None, comparator=q.comparator,
-                                code=q.code, system=q.system, unit=q.unit)
-        return Measurement(
-            ref=ref, analyte=analyte, loinc=code, status=status, effective=effective, quantity=quantity,
-            value=quantity.value if quantity else None, unit=(q.code or q.unit) if q is not None else None,
-            unit_problem=None if quantity and quantity.value is not None else (
-                None if holder.valueCodeableConcept is not None or holder.valueString is not None else "no value"),
-            unit_from_text=False,
-            coded_value=self.concept(holder.valueCodeableConcept) if holder.valueCodeableConcept else None,
-            text_value=holder.valueString,
-        )
+            quantity = _recorded(q)
+            result = QuantityResult(quantity, quantity.value, q.code or q.unit,
+                                    None if quantity.value is not None else "no value")
+        else:
+            result = self._other_result(holder)
+        return Measurement(ref=ref, analyte=analyte, loinc=code, status=status, effective=effective, result=result)
+
+    def _other_result(self, holder: fs.Valued) -> Result:
+        """A result that is not a quantity: coded, text, or none (with its dataAbsentReason)."""
+        if holder.valueCodeableConcept is not None:
+            return CodedResult(self.concept(holder.valueCodeableConcept))
+        if holder.valueString is not None:
+            return TextResult(holder.valueString)
+        absent = holder.dataAbsentReason
+        return NoResult("no value" + (f" (dataAbsentReason: {self.concept(absent).label})" if absent else ""))
 
     def add_differentials(self) -> None:
         """Each differential percentage with a WBC of the same time (and specimen, when both name one) becomes an
@@ -892,10 +949,8 @@ class _Builder:
             unit = self.m.units.dimensions[self.m.analytes.analytes[pct.analyte].dimension].canonical
             how = (f"{pct.value:g} % of WBC {wbc.value:g} {wbc.unit} ({wbc.ref}): {absolute:g} {unit}, "
                    "computed from the differential")
-            self.measurements.append(struct_replace(
-                pct, value=absolute, unit=unit, how=how,
-                quantity=Quantity(value=absolute, comparator=None, code=unit, system=None, unit=unit),
-            ))
+            computed = Quantity(value=absolute, comparator=None, code=unit, system=None, unit=unit)
+            self.measurements.append(struct_replace(pct, result=QuantityResult(computed, absolute, unit), how=how))
 
     def _gene(self, obs: fs.Observation, code: Concept) -> str | None:
         """The gene a pharmacogenomic result is about: fixed by its code, a gene-studied component, or text."""
@@ -929,62 +984,35 @@ class _Builder:
         *, analyte: str,
     ) -> Measurement:
         q = holder.valueQuantity
-        quantity = None
+        if q is None:
+            return Measurement(ref=ref, analyte=analyte, loinc=loinc, status=status, effective=effective,
+                               result=self._other_result(holder), gene=gene)
+        quantity = _recorded(q)
         value = unit = problem = None
         from_text = False
-        if q is not None:
-            quantity = Quantity(
-                value=float(q.value) if q.value is not None else None,
-                comparator=q.comparator,
-                code=q.code,
-                system=q.system,
-                unit=q.unit,
-            )
-            spec = self.m.analytes.analytes.get(analyte)
-            if spec is None:
-                problem = f"{analyte} is coded, not a quantity"
-            elif quantity.value is None:
-                problem = "no value"
-            else:
-                try:
-                    n = normalise(
-                        quantity.value,
-                        code=q.code,
-                        system=q.system,
-                        text=q.unit,
-                        dimension=spec.dimension,
-                        mappings=self.m,
-                    )
-                    value, unit, from_text = n.value, n.unit, n.unit_source != "code"
-                except UnitError as exc:
-                    problem = str(exc)
-                if value is not None and spec.plausible is not None and not (
-                    spec.plausible.low <= value <= spec.plausible.high
-                ):
-                    # A Celsius value sent as [degF], a count per uL labelled 10*3/uL: not believable.
-                    problem = (
-                        f"{quantity.as_recorded()} = {value:.4g} {unit} is outside the plausible range "
-                        f"{spec.plausible.low:g}-{spec.plausible.high:g} {unit} (wrong unit or value?)"
-                    )
-                    value = None
-        elif holder.valueCodeableConcept is None and holder.valueString is None:
-            absent = holder.dataAbsentReason
-            problem = "no value" + (f" (dataAbsentReason: {self.concept(absent).label})" if absent is not None else "")
-        return Measurement(
-            ref=ref,
-            analyte=analyte,
-            loinc=loinc,
-            status=status,
-            effective=effective,
-            quantity=quantity,
-            value=value,
-            unit=unit,
-            unit_problem=problem,
-            unit_from_text=from_text,
-            coded_value=self.concept(holder.valueCodeableConcept) if holder.valueCodeableConcept else None,
-            text_value=holder.valueString,
-            gene=gene,
-        )
+        spec = self.m.analytes.analytes.get(analyte)
+        if spec is None:
+            problem = f"{analyte} is coded, not a quantity"
+        elif quantity.value is None:
+            problem = "no value"
+        else:
+            try:
+                n = normalise(quantity.value, code=q.code, system=q.system, text=q.unit, dimension=spec.dimension,
+                              mappings=self.m)
+                value, unit, from_text = n.value, n.unit, n.unit_source != "code"
+            except UnitError as exc:
+                problem = str(exc)
+            if value is not None and spec.plausible is not None and not (
+                spec.plausible.low <= value <= spec.plausible.high
+            ):
+                # A Celsius value sent as [degF], a count per uL labelled 10*3/uL: not believable.
+                problem = (
+                    f"{quantity.as_recorded()} = {value:.4g} {unit} is outside the plausible range "
+                    f"{spec.plausible.low:g}-{spec.plausible.high:g} {unit} (wrong unit or value?)"
+                )
+                value = None
+        return Measurement(ref=ref, analyte=analyte, loinc=loinc, status=status, effective=effective,
+                           result=QuantityResult(quantity, value, unit, problem, from_text), gene=gene)
 
     # -- vaccines --
     def _immunization(self, raw: Resource) -> None:
@@ -1441,16 +1469,11 @@ def _order_period(mr: fs.MedicationRequest) -> tuple[datetime | None, datetime |
 
 
 def _quantity(q: fs.Quantity | None) -> Quantity | None:
-    if q is None:
-        return None
-    value = q.value
-    return Quantity(
-        value=float(value) if isinstance(value, Decimal | int | float) else None,
-        comparator=q.comparator,
-        code=q.code,
-        system=q.system,
-        unit=q.unit,
-    )
+    return None if q is None else _recorded(q)
+
+
+def _recorded(q: fs.Quantity) -> Quantity:
+    return Quantity(value=q.value, comparator=q.comparator, code=q.code, system=q.system, unit=q.unit)
 
 
 def _end_note(raw: Mapping[str, Any]) -> str | None:
