@@ -221,21 +221,18 @@ def test_numbers_are_read_as_json_gives_them_and_nan_is_refused() -> None:
             _dose_value(value=bad)
 
 
-def test_times_are_read_as_dates_aware_datetimes_or_the_text_of_a_partial_date() -> None:
-    from datetime import date as date_
-
+def test_times_are_kept_as_their_checked_text_and_read_as_moments(mappings: Mappings) -> None:
     reader = fhirshapes.Reader()
-    for _ in range(2):  # the second read of one record answers from what it parsed already
-        def when(value: str, element: str = "effectiveDateTime") -> object:
-            obs = reader.read(changed(element, value), fhirshapes.Observation)
-            found = getattr(obs, element)
-            assert isinstance(found, fhirshapes.When)
-            return found.value
-
-        assert when("2026-11-10T08:00:00.1234567+02:00") == datetime.fromisoformat("2026-11-10T08:00:00.123456+02:00")
-        assert when("2026-11-10") == date_(2026, 11, 10)
-        assert when("2026-11") == "2026-11"
-        assert when("2026-11-10T08:00:00Z", "issued") == datetime(2026, 11, 10, 8, tzinfo=UTC)
-    # A time seen valid as a dateTime is still refused as an instant without its form (and the other way).
+    cases = [("effectiveDateTime", "2026-11-10T08:00:00.1234567+02:00", fhirshapes.FhirDateTime),
+             ("effectiveDateTime", "2026-11", fhirshapes.FhirDateTime),
+             ("issued", "2026-11-10T08:00:00Z", fhirshapes.FhirInstant)]
+    for _ in range(2):  # the second read of one record answers from what it checked already
+        for element, text, kind in cases:
+            found = getattr(reader.read(changed(element, text), fhirshapes.Observation), element)
+            assert isinstance(found, kind) and found == text
+    # A time seen valid as a dateTime is still refused as an instant without its form.
     with pytest.raises(fhirshapes.FhirDataError, match="issued"):
         reader.read(changed("issued", "2026-11-10"), fhirshapes.Observation)
+    nano = changed("effectiveDateTime", "2026-11-10T08:00:00.1234567+02:00")
+    read = build_record(ResourceSet.from_resources([nano]), mappings).measurements[0].effective
+    assert read == datetime(2026, 11, 10, 6, 0, 0, 123456, tzinfo=UTC)

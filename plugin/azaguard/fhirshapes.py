@@ -9,8 +9,8 @@ the required elements, and at most one element of a choice ([x]: alternatives no
 the element), which the record builder turns into a ParseProblem: the rules that would have read it answer
 cannot-evaluate. fhir.resources (which validates every element) agrees on what is refused: tests/test_fast_path.py.
 
-Dates come back as When values: a full date as a date, a date with a time as an aware datetime (at most 6
-fractional digits kept), a partial date (2026, 2026-06) as its text.
+Dates come back as their text, checked (FhirDate, FhirDateTime, FhirInstant: str subclasses); the record builder
+reads them as moments (a partial date as the earliest or the latest it can mean).
 """
 
 from __future__ import annotations
@@ -51,37 +51,16 @@ _DATETIME_RE = re.compile(rf"{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(
 _INSTANT_RE = re.compile(rf"{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T{_TIME}{_ZONE}")
 
 
-class When:
-    """A FHIR date, dateTime or instant as read: a date, an aware datetime, or the text of a partial date."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: dt.date | dt.datetime | str) -> None:
-        self.value = value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, When) and type(other.value) is type(self.value) and other.value == self.value
-
-    def __hash__(self) -> int:
-        return hash(self.value)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.value!r})"
-
-    def __str__(self) -> str:
-        return str(self.value)
+class FhirDate(str):
+    """date, checked: YYYY, YYYY-MM or YYYY-MM-DD on the calendar."""
 
 
-class FhirDate(When):
-    """date: YYYY, YYYY-MM or YYYY-MM-DD."""
+class FhirDateTime(str):
+    """dateTime, checked: a date, or a date and a time with its zone."""
 
 
-class FhirDateTime(When):
-    """dateTime: a date, or a date and a time with its zone."""
-
-
-class FhirInstant(When):
-    """instant: a date, a time and its zone."""
+class FhirInstant(str):
+    """instant, checked: a date, a time and its zone."""
 
 
 def _calendar_date(v: str) -> dt.date:
@@ -103,20 +82,26 @@ def _moment(v: str) -> dt.datetime:
         raise ValueError(f"{v} is not a valid date and time") from exc
 
 
-def _when(kind: type, value: object) -> When:
-    """msgspec's hook for the date types: a JSON string checked and parsed (anything else is refused)."""
+def _when(kind: type, value: object) -> str:
+    """msgspec's hook for the date types: a JSON string checked (form, calendar, zone), kept as its text."""
     if kind is FhirDateTime:
         if isinstance(value, str) and _DATETIME_RE.fullmatch(value):
-            return FhirDateTime(_moment(value) if len(value) > 10 else _calendar_date(value) if len(value) == 10
-                                else value)
+            if len(value) > 10:
+                _moment(value)
+            elif len(value) == 10:
+                _calendar_date(value)
+            return FhirDateTime(value)
         raise ValueError("expected a dateTime (a date, or a date and time with its zone)")
     if kind is FhirInstant:
         if isinstance(value, str) and _INSTANT_RE.fullmatch(value):
-            return FhirInstant(_moment(value))
+            _moment(value)
+            return FhirInstant(value)
         raise ValueError("expected an instant (date, time and zone)")
     if kind is FhirDate:
         if isinstance(value, str) and _DATE_RE.fullmatch(value):
-            return FhirDate(_calendar_date(value) if len(value) == 10 else value)
+            if len(value) == 10:
+                _calendar_date(value)
+            return FhirDate(value)
         raise ValueError("expected a date (YYYY, YYYY-MM or YYYY-MM-DD)")
     raise NotImplementedError(kind)
 
@@ -564,7 +549,7 @@ class Reader:
     __slots__ = ("_dates",)
 
     def __init__(self) -> None:
-        self._dates: dict[tuple[type, str], When] = {}
+        self._dates: dict[tuple[type, str], str] = {}
 
     def read(self, raw: Resource, shape: type[S]) -> S:
         """`raw` (a resource's decoded JSON) as `shape`, checked; FhirDataError names the element that fails."""
@@ -580,7 +565,7 @@ class Reader:
             text = message[: at.start()] if at is not None else message
             raise FhirDataError(f"invalid {where}: {_lower_first(text)}") from None
 
-    def _when(self, kind: type, value: object) -> When:
+    def _when(self, kind: type, value: object) -> str:
         if type(value) is not str:
             return _when(kind, value)  # (refused)
         key = (kind, value)

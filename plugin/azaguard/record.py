@@ -1334,8 +1334,6 @@ _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 
 def _as_datetime(value: object) -> datetime | None:
     """FHIR date/dateTime/instant (also partial '2020' or '2020-01') as an aware datetime; naive = UTC."""
-    if isinstance(value, fs.When):
-        value = value.value
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -1356,8 +1354,6 @@ def _as_datetime(value: object) -> datetime | None:
 
 def _as_latest(value: object) -> datetime | None:
     """As _as_datetime, but a partial date ('2026', '2026-08') is read as the last moment it can mean."""
-    if isinstance(value, fs.When):
-        value = value.value
     if isinstance(value, str):
         m = _PARTIAL.match(value)
         if m and not m.group(3):
@@ -1369,8 +1365,6 @@ def _as_latest(value: object) -> datetime | None:
 
 def _date_note(value: object, reading: Literal["earliest", "latest"]) -> str | None:
     """What a partial date was read as, for the finding: None for a full date."""
-    if isinstance(value, fs.When):
-        value = value.value
     if not isinstance(value, str):
         return None
     m = _PARTIAL.match(value)
