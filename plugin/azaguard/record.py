@@ -151,6 +151,10 @@ class MedicineUse(Struct, frozen=True):
         }[self.source]
 
 
+# Each kind of result has its own fields; what another kind holds reads None on it (a class attribute, not a
+# field), so the Measurement's readings are one attribute away whatever the kind (the rules ask them often).
+
+
 class QuantityResult(Struct, frozen=True, tag="quantity"):
     """A value with a unit: as recorded, and in the analyte's canonical unit when it could be read so."""
 
@@ -159,22 +163,42 @@ class QuantityResult(Struct, frozen=True, tag="quantity"):
     unit: str | None  # the canonical unit (a raw result: its own)
     problem: str | None = None  # why there is no value: none recorded, an unknown unit, not believable ...
     unit_from_text: bool = False  # the unit was read from its text, not its UCUM code
+    concept: ClassVar[None] = None
+    text: ClassVar[None] = None
 
 
 class CodedResult(Struct, frozen=True, tag="coded"):
     """A coded answer (POS, a phenotype, an organism)."""
 
     concept: Concept
+    recorded: ClassVar[None] = None
+    value: ClassVar[None] = None
+    unit: ClassVar[None] = None
+    problem: ClassVar[None] = None
+    unit_from_text: ClassVar[bool] = False
+    text: ClassVar[None] = None
 
 
 class TextResult(Struct, frozen=True, tag="text"):
     text: str
+    recorded: ClassVar[None] = None
+    value: ClassVar[None] = None
+    unit: ClassVar[None] = None
+    problem: ClassVar[None] = None
+    unit_from_text: ClassVar[bool] = False
+    concept: ClassVar[None] = None
 
 
 class NoResult(Struct, frozen=True, tag="none"):
     """No value at all (a dataAbsentReason, or nothing), or a value of a kind no rule reads."""
 
     problem: str
+    recorded: ClassVar[None] = None
+    value: ClassVar[None] = None
+    unit: ClassVar[None] = None
+    unit_from_text: ClassVar[bool] = False
+    concept: ClassVar[None] = None
+    text: ClassVar[None] = None
 
 
 # What an Observation (or one of its components) says: exactly one of these.
@@ -211,31 +235,31 @@ class Measurement(Struct, frozen=True):
     # The result read by kind (None when it is of another kind): what the rules ask of it.
     @property
     def quantity(self) -> Quantity | None:
-        return self.result.recorded if isinstance(self.result, QuantityResult) else None
+        return self.result.recorded
 
     @property
     def value(self) -> float | None:
-        return self.result.value if isinstance(self.result, QuantityResult) else None
+        return self.result.value
 
     @property
     def unit(self) -> str | None:
-        return self.result.unit if isinstance(self.result, QuantityResult) else None
+        return self.result.unit
 
     @property
     def unit_problem(self) -> str | None:
-        return self.result.problem if isinstance(self.result, QuantityResult | NoResult) else None
+        return self.result.problem
 
     @property
     def unit_from_text(self) -> bool:
-        return isinstance(self.result, QuantityResult) and self.result.unit_from_text
+        return self.result.unit_from_text
 
     @property
     def coded_value(self) -> Concept | None:
-        return self.result.concept if isinstance(self.result, CodedResult) else None
+        return self.result.concept
 
     @property
     def text_value(self) -> str | None:
-        return self.result.text if isinstance(self.result, TextResult) else None
+        return self.result.text
 
 
 VaccineSource = Literal[
@@ -335,7 +359,7 @@ class PatientRecord:
     _by_analyte: dict[str, tuple[Measurement, ...]] = field(default_factory=dict, compare=False, repr=False)
     # What the rules work out from this record once per evaluation (rules/common.therapy), kept here so that
     # it lives exactly as long as the record: nothing process-wide holds a patient's data after a check.
-    derived: dict[tuple[str, int, int], object] = field(default_factory=dict, compare=False, repr=False)
+    derived: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         grouped: dict[str, list[Measurement]] = {}

@@ -53,12 +53,14 @@ def short_date(dt: datetime | None) -> str:
 
 def amount(meas: Measurement, m: Mappings) -> str:
     """A result in its canonical unit as clinicians read it ("2.9 ×10⁹/L"), no more precise than recorded."""
-    if meas.value is None:
+    result = meas.result
+    if result.value is None:
         return "?"
-    recorded = meas.quantity.value if meas.quantity is not None else None
+    q = result.recorded
+    recorded = q.value if q is not None else None
     decimals = decimals_of(f"{recorded:g}") if isinstance(recorded, int | float) else None
-    comparator = meas.quantity.comparator if meas.quantity is not None and meas.quantity.comparator else ""
-    return format_quantity(meas.value, meas.unit, m, recorded_decimals=decimals, comparator=comparator)
+    comparator = q.comparator if q is not None and q.comparator else ""
+    return format_quantity(result.value, result.unit, m, recorded_decimals=decimals, comparator=comparator)
 
 
 def number(meas: Measurement, m: Mappings) -> str:
@@ -156,7 +158,7 @@ def problem_name(p: ParseProblem) -> str:
 
 def quantity_of(meas: Measurement) -> Quantity | None:
     """The result's value as recorded (shown in display units by the wording layer)."""
-    q = meas.quantity
+    q = meas.result.recorded
     if q is None or q.value is None:
         return None
     return Quantity(value=q.value, unit=q.code or q.unit, comparator=q.comparator or "",
@@ -277,17 +279,16 @@ def therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
     """The therapy state every rule asks of the same record, mappings and moment in one evaluation: worked
     out once and kept on the record (mappings and moment compared by identity: an equal instant in another
     zone is worked out again)."""
-    key = ("therapy", id(m), id(now))
-    found = record.derived.get(key)
+    found = record.derived.get("therapy")  # the last one asked (one evaluation asks one mappings and moment)
     if isinstance(found, _TherapyOf) and found.mappings is m and found.now is now:
         return found.therapy
     answer = _therapy(record, m, now)
-    record.derived[key] = _TherapyOf(m, now, answer)
+    record.derived["therapy"] = _TherapyOf(m, now, answer)
     return answer
 
 
 class _TherapyOf(Struct, frozen=True):
-    """A Therapy with what it was worked out for (their ids key it: held here, they stay their own)."""
+    """A Therapy with what it was worked out for."""
 
     mappings: Mappings
     now: datetime
@@ -460,21 +461,21 @@ def order_evidence(order: MedicineUse, therapy_: Therapy | None = None) -> Evide
 
 
 def measurement_evidence(meas: Measurement, label: str, role: Role = "trigger") -> Evidence:
-    normalised = f"{meas.value:.4g} {meas.unit}" if meas.value is not None and meas.unit else None
+    result = meas.result
+    normalised = f"{result.value:.4g} {result.unit}" if result.value is not None and result.unit else None
     notes = []
     if meas.preliminary:
         notes.append("preliminary")
-    if meas.unit_from_text:
+    if result.unit_from_text:
         notes.append("unit read from text/alias")
     if meas.how:
         notes.append(meas.how)
     if meas.date_note:
         notes.append(meas.date_note)
     suffix = f" ({', '.join(notes)})" if notes else ""
-    value = meas.quantity.as_recorded() if meas.quantity else (
-        meas.coded_value.label if meas.coded_value else meas.text_value
-    )
-    text = None if meas.quantity else value
+    q = result.recorded
+    value = q.as_recorded() if q else (result.concept.label if result.concept else result.text)
+    text = None if q else value
     return Evidence(
         reference=meas.ref, description=f"{label}{suffix}", role=role, quantity=quantity_of(meas), text=text,
         value=value, normalised=normalised, date=iso(meas.effective),
