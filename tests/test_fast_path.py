@@ -236,3 +236,28 @@ def test_times_are_kept_as_their_checked_text_and_read_as_moments(mappings: Mapp
     nano = changed("effectiveDateTime", "2026-11-10T08:00:00.1234567+02:00")
     read = build_record(ResourceSet.from_resources([nano]), mappings).measurements[0].effective
     assert read == datetime(2026, 11, 10, 6, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_what_paused_work_allocated_is_promoted_unwalked_and_a_deliberate_freeze_is_kept() -> None:
+    import gc
+
+    from azaguard.resources import gc_paused
+
+    assert gc.isenabled()
+    frozen_before = gc.get_freeze_count()
+    with gc_paused():
+        assert not gc.isenabled()
+        kept = [{"n": [i]} for i in range(50_000)]
+    assert gc.isenabled()
+    if frozen_before == 0:
+        # Moved to the oldest generation: the young one is not left to walk all 100,000 containers.
+        assert gc.get_count()[0] < 1_000 and gc.get_freeze_count() == 0
+    gc.freeze()  # a process that froze on purpose (`azaguard serve`) keeps its frozen objects frozen
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            kept += [{"n": [i]} for i in range(10)]
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    assert len(kept) == 50_010

@@ -26,7 +26,7 @@ from azaguard import fhirshapes as fs
 from azaguard.dosage import Dosage, Ratio, Repeat, Strength, strength_of_ratio
 from azaguard.mappings import Mappings
 from azaguard.record_meaning import MEANING_TYPES, Event, Related, read_meaning
-from azaguard.resources import Resource, ResourceSet
+from azaguard.resources import Resource, ResourceSet, gc_paused
 from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
 from azaguard.terminology._common import fold
 from azaguard.terminology.labtests import (
@@ -391,7 +391,8 @@ def build_record(
     """Reduce a patient's raw resources to the snapshot the rules read.
 
     Each resource is checked on the elements the rules read (fhirshapes)."""
-    return _build(resources, mappings, ordering_context=ordering_context)
+    with gc_paused():
+        return _build(resources, mappings, ordering_context=ordering_context)
 
 
 def _build(
