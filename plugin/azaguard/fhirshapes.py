@@ -110,10 +110,18 @@ class _Choices:
     """Choice groups ([x]): at most one element of each may be given. Checked in C as far as it goes (one
     attrgetter per group), as every Observation and Dosage of a record passes here."""
 
-    __slots__ = ("_groups",)
+    __slots__ = ("_groups", "_raw")
 
     def __init__(self, *groups: tuple[str, ...]) -> None:
         self._groups = tuple((attrgetter(*group), len(group), group) for group in groups)
+        self._raw = tuple((frozenset(group), group) for group in groups)
+
+    def check_raw(self, raw: Resource) -> None:
+        for names, group in self._raw:
+            if len(names.intersection(raw)) > 1:
+                present = [name for name in group if raw.get(name) is not None]
+                if len(present) > 1:
+                    raise FhirDataError(f"invalid {present[0]}: only one of {', '.join(present)} may be given")
 
     def check(self, element: object) -> None:
         for get, size, group in self._groups:
@@ -127,6 +135,7 @@ _VALUES = ("valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean
 
 # Each Shape's choice groups, by the Shape whose __post_init__ checks them.
 _MEDICINE = ("medicationCodeableConcept", "medicationReference")
+_MEDICINE_TYPES = frozenset({"MedicationRequest", "MedicationDispense"})  # (their only choice: the medicine)
 _CHOICES: dict[str, _Choices] = {
     "TimingRepeat": _Choices(("boundsDuration", "boundsRange", "boundsPeriod")),
     "DoseAndRate": _Choices(("doseRange", "doseQuantity"), ("rateRatio", "rateRange", "rateQuantity")),
@@ -265,9 +274,6 @@ class Patient(Shape, frozen=True, kw_only=True):
     deceasedBoolean: bool | None = None
     deceasedDateTime: FhirDateTime | None = None
 
-    def __post_init__(self) -> None:
-        _CHOICES["Patient"].check(self)
-
 
 class MedicationIngredient(Shape, frozen=True, kw_only=True):
     itemCodeableConcept: CodeableConcept | None = None
@@ -295,9 +301,6 @@ class MedicationResource(Shape, frozen=True, kw_only=True):
     medicationCodeableConcept: CodeableConcept | None = None
     medicationReference: Reference | None = None
 
-    def __post_init__(self) -> None:
-        _CHOICES["MedicationResource"].check(self)
-
 
 class MedicationRequestDispense(Shape, frozen=True, kw_only=True):
     validityPeriod: Period | None = None
@@ -323,9 +326,6 @@ class MedicationStatement(MedicationResource, frozen=True, kw_only=True):
     reasonCode: tuple[CodeableConcept, ...] | None = None
     reasonReference: tuple[Reference, ...] | None = None
 
-    def __post_init__(self) -> None:
-        _CHOICES["MedicationStatement"].check(self)
-
 
 class MedicationDispense(MedicationResource, frozen=True, kw_only=True):
     whenHandedOver: FhirDateTime | None = None
@@ -338,9 +338,6 @@ class MedicationAdministration(MedicationResource, frozen=True, kw_only=True):
     subject: Reference
     effectiveDateTime: FhirDateTime | None = None
     effectivePeriod: Period | None = None
-
-    def __post_init__(self) -> None:
-        _CHOICES["MedicationAdministration"].check(self)
 
 
 class ObservationReferenceRange(Shape, frozen=True, kw_only=True):
@@ -367,14 +364,11 @@ class Valued(Shape, frozen=True, kw_only=True):
     valueDateTime: object = None
     valuePeriod: object = None
 
-    def __post_init__(self) -> None:
-        _CHOICES["Valued"].check(self)
-
-
 
 
 class ObservationComponent(Valued, frozen=True, kw_only=True):
-    pass
+    def __post_init__(self) -> None:
+        _CHOICES["Valued"].check(self)
 
 
 class Observation(Valued, frozen=True, kw_only=True):
@@ -389,9 +383,6 @@ class Observation(Valued, frozen=True, kw_only=True):
     referenceRange: tuple[ObservationReferenceRange, ...] | None = None
     specimen: Reference | None = None
 
-    def __post_init__(self) -> None:
-        _CHOICES["Observation"].check(self)
-
 
 class Immunization(Shape, frozen=True, kw_only=True):
     status: CodeStr
@@ -400,9 +391,6 @@ class Immunization(Shape, frozen=True, kw_only=True):
     occurrenceDateTime: FhirDateTime | None = None
     occurrenceString: object = None
     recorded: FhirDateTime | None = None
-
-    def __post_init__(self) -> None:
-        _CHOICES["Immunization"].check(self)
 
 
 class ImmunizationRecommendationDateCriterion(Shape, frozen=True, kw_only=True):
@@ -433,9 +421,6 @@ class ServiceRequest(Shape, frozen=True, kw_only=True):
     occurrenceTiming: object = None
     authoredOn: FhirDateTime | None = None
 
-    def __post_init__(self) -> None:
-        _CHOICES["ServiceRequest"].check(self)
-
 
 class Procedure(Shape, frozen=True, kw_only=True):
     status: CodeStr
@@ -446,9 +431,6 @@ class Procedure(Shape, frozen=True, kw_only=True):
     performedString: object = None
     performedAge: object = None
     performedRange: object = None
-
-    def __post_init__(self) -> None:
-        _CHOICES["Procedure"].check(self)
 
 
 class Condition(Shape, frozen=True, kw_only=True):
@@ -468,8 +450,6 @@ class Condition(Shape, frozen=True, kw_only=True):
     abatementRange: Range | None = None
     abatementString: Str | None = None
 
-    def __post_init__(self) -> None:
-        _CHOICES["Condition"].check(self)
 
     @property
     def abated(self) -> bool:
@@ -486,9 +466,6 @@ class DiagnosticReport(Shape, frozen=True, kw_only=True):
     issued: FhirInstant | None = None
     result: tuple[Reference, ...] | None = None
     conclusionCode: tuple[CodeableConcept, ...] | None = None
-
-    def __post_init__(self) -> None:
-        _CHOICES["DiagnosticReport"].check(self)
 
 
 class QuestionnaireItem(Shape, frozen=True, kw_only=True):
@@ -549,13 +526,16 @@ class Reader:
     __slots__ = ("_dates",)
 
     def __init__(self) -> None:
-        self._dates: dict[tuple[type, str], str] = {}
+        self._dates: dict[type, dict[str, str]] = {FhirDateTime: {}, FhirInstant: {}, FhirDate: {}}
 
     def read(self, raw: Resource, shape: type[S]) -> S:
         """`raw` (a resource's decoded JSON) as `shape`, checked; FhirDataError names the element that fails."""
         rtype = shape.__name__
         if raw.get("resourceType") != rtype:
             raise FhirDataError(f"expected a {rtype}, got {raw.get('resourceType')!r}")
+        choices = _CHOICES.get(rtype) or (_CHOICES["MedicationResource"] if rtype in _MEDICINE_TYPES else None)
+        if choices is not None:
+            choices.check_raw(raw)  # (a resource's own choices: on its JSON, in C as far as it goes)
         try:
             return msgspec.convert(raw, shape, dec_hook=self._when)
         except msgspec.ValidationError as exc:
@@ -566,12 +546,11 @@ class Reader:
             raise FhirDataError(f"invalid {where}: {_lower_first(text)}") from None
 
     def _when(self, kind: type, value: object) -> str:
-        if type(value) is not str:
-            return _when(kind, value)  # (refused)
-        key = (kind, value)
-        found = self._dates.get(key)
+        seen = self._dates[kind]
+        found = seen.get(value) if type(value) is str else None  # (anything else is refused by _when)
         if found is None:
-            found = self._dates[key] = _when(kind, value)
+            found = _when(kind, value)
+            seen[found] = found
         return found
 
 

@@ -489,8 +489,10 @@ class _Builder:
         # reduced once per record, and so shared, its drug or vaccine asked once (by drug_ingredients' memo).
         self._concepts: dict[fs.CodeableConcept, Concept] = {}
         self._doses: dict[fs.Dosage, Dosage] = {}
-        self.drugs: Callable[[Concept | None], DrugMatch] = partial(drug_ingredients, m=mappings)
-        self.is_vaccine: Callable[[Concept], bool] = partial(is_vaccine_concept, m=mappings)
+        # ... and, each Concept being shared so, which drug or vaccine it is is asked once per Concept object
+        # (found by identity, the Concept kept beside its answer so that its id stays its own).
+        self._drug_of: dict[int, tuple[Concept | None, DrugMatch]] = {}
+        self._vaccine_of: dict[int, tuple[Concept, bool]] = {}
         self.unit_dimensions: dict[tuple[object, ...], str | None] = {}
 
     def concept(self, cc: fs.CodeableConcept) -> Concept:
@@ -498,6 +500,18 @@ class _Builder:
         if found is None:
             found = self._concepts[cc] = _concept(cc)
         return found
+
+    def drugs(self, concept: Concept | None) -> DrugMatch:
+        found = self._drug_of.get(id(concept))
+        if found is None or found[0] is not concept:
+            found = self._drug_of[id(concept)] = (concept, drug_ingredients(concept, self.m))
+        return found[1]
+
+    def is_vaccine(self, concept: Concept) -> bool:
+        found = self._vaccine_of.get(id(concept))
+        if found is None or found[0] is not concept:
+            found = self._vaccine_of[id(concept)] = (concept, is_vaccine_concept(concept, self.m))
+        return found[1]
 
     def dose(self, d: fs.Dosage) -> Dosage:
         found = self._doses.get(d)
@@ -545,24 +559,25 @@ class _Builder:
         ref, status = _ref_of(raw), _raw_status(raw)
         concept, med_ref, problem, ingredients = self._medication_with_ingredients(use, raw)
         when = self._when_used(use, status)
-        if isinstance(use, fs.MedicationRequest | fs.MedicationAdministration) and concept is not None and \
-                self.is_vaccine(concept):
-            given: VaccineSource = "MedicationRequest" if isinstance(use, fs.MedicationRequest) \
-                else "MedicationAdministration"
+        request = use if isinstance(use, fs.MedicationRequest) else None
+        administered = isinstance(use, fs.MedicationAdministration)
+        if (request is not None or administered) and concept is not None and self.is_vaccine(concept):
+            given: VaccineSource = "MedicationRequest" if request is not None else "MedicationAdministration"
             self.vaccines.append(VaccineEvent(ref, given, concept, status, when.vaccinated))
             return
-        request = use if isinstance(use, fs.MedicationRequest) else None
+        reasons: tuple[Concept, ...] = ()
+        note = None
+        if isinstance(use, (fs.MedicationRequest, fs.MedicationStatement)):
+            # why it is given; a partial stop date, read as late as it can be
+            reasons, note = self._reasons(use, raw), _end_note(raw)
         self._add_medication(MedicineUse(
             ref=ref, status=status, intent=request.intent if request is not None else None, medication=concept,
             medication_ref=med_ref, medication_problem=problem, authored_on=when.authored, start=when.start,
             end=when.end, doses=tuple(self.dose(d) for d in _dosages(use)), source=source,
             status_class=self._status_class(source, status), current_until=when.current_until,
             # (an administration's ingredients are not read: it carries no dose to compute with them)
-            ingredients=() if isinstance(use, fs.MedicationAdministration) else ingredients,
-            reasons=self._reasons(use, raw) if isinstance(use, fs.MedicationRequest | fs.MedicationStatement) else (),
-            prior=self._prior(request, raw) if request is not None else None,
-            # a partial stop date of an order or statement, read as late as it can be
-            date_note=_end_note(raw) if isinstance(use, fs.MedicationRequest | fs.MedicationStatement) else None,
+            ingredients=() if administered else ingredients,
+            reasons=reasons, prior=self._prior(request, raw) if request is not None else None, date_note=note,
         ))
 
     def _when_used(self, use: fs.MedicationResource, status: str) -> _WhenUsed:
@@ -1068,7 +1083,7 @@ class _Builder:
         if sr.code is None:
             return
         concept = self.concept(sr.code)
-        if not is_vaccine_concept(concept, self.m):
+        if not self.is_vaccine(concept):
             return  # a lab test, imaging, referral ...: not ours
         when = _as_datetime(sr.occurrenceDateTime) or _as_datetime(sr.authoredOn)
         self.vaccines.append(VaccineEvent(_ref_of(raw), "ServiceRequest", concept, _raw_status(raw), when))
