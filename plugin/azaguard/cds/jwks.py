@@ -67,8 +67,12 @@ class _Entry:
 class JwksCache:
     """JWK Sets by URL, shared by the process's requests (thread-safe)."""
 
-    def __init__(self, transport: httpx.BaseTransport | None = None, clock: Callable[[], float] = time.monotonic):
-        self._transport = transport
+    def __init__(
+        self, transport: httpx.BaseTransport | None = None, clock: Callable[[], float] = time.monotonic,
+        *, http: httpx.Client | None = None,
+    ) -> None:
+        """`http`: a client to fetch with (shared, thread-safe), else one per fetch on `transport`."""
+        self._transport, self._http = transport, http
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
@@ -100,6 +104,19 @@ class JwksCache:
         wait = max(0.0, entry.tried_at + MIN_REFETCH_SECONDS - self._clock())
         raise Untrusted(f"the client's JWK Set at {url} could not be read ({entry.error or 'not yet fetched'}); "
                         f"not tried again for {wait:.0f} s")  # fmt: skip
+
+    def get_waiting(self, url: str, kid: str | None) -> KeySet:
+        """`get`, for a caller that must answer now and has no event loop to wait on (a SMART login's
+        id_token): it waits on its own thread for the fetch, which ends by its deadline."""
+        for _ in range(2):
+            try:
+                return self.get(url, kid)
+            except KeysPending as pending:
+                try:
+                    pending.flight.result(timeout=JWKS_DEADLINE + 5.0)
+                except TimeoutError:
+                    break
+        return self.get(url, kid)
 
     def wait(self, url: str) -> None:
         """Block until the fetch of `url` in flight (if any) has ended: for tests and scripts, never a worker."""
@@ -135,9 +152,11 @@ class JwksCache:
 
     def _read(self, url: str) -> KeySet:
         try:
-            with httpx.Client(transport=self._transport, follow_redirects=False) as client:
-                response = fetch(client, "GET", url, max_bytes=JWKS_MAX_BYTES, deadline=JWKS_DEADLINE,
-                                 headers={"Accept": "application/json"})  # fmt: skip
+            if self._http is not None:
+                response = self._get(self._http, url)
+            else:
+                with httpx.Client(transport=self._transport, follow_redirects=False) as client:
+                    response = self._get(client, url)
             response.raise_for_status()
             return KeySet.import_key_set(response.json())
         except httpx.HTTPStatusError as exc:
@@ -146,6 +165,12 @@ class JwksCache:
             raise _Unreadable(str(exc) or type(exc).__name__) from exc
         except (httpx.HTTPError, ValueError, JoseError, RecursionError, TypeError, KeyError) as exc:
             raise _Unreadable(type(exc).__name__) from exc
+
+
+    @staticmethod
+    def _get(client: httpx.Client, url: str) -> httpx.Response:
+        return fetch(client, "GET", url, max_bytes=JWKS_MAX_BYTES, deadline=JWKS_DEADLINE,
+                     headers={"Accept": "application/json"})
 
 
 class _Unreadable(Exception):

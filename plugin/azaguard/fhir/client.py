@@ -37,6 +37,7 @@ from azaguard.fhir.errors import (
     error_for_status,
     outcome_text,
 )
+from azaguard.httpauth import BearerAuth, Renew, TokenSource
 from azaguard.httpbound import ResponseTooLarge, fetch
 from azaguard.ops.events import FHIR_RESPONSE, emit
 
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 Resource = dict[str, Any]
 Params = Mapping[str, str] | Sequence[tuple[str, str]]
-TokenSource = str | Callable[[], str | None] | None
 
 FHIR_JSON = "application/fhir+json"
 _TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
@@ -148,6 +148,7 @@ class FhirClient:
         base_url: str,
         *,
         token: TokenSource = None,
+        renew: Renew | None = None,
         timeout: float = 15.0,
         max_retries: int = 3,
         backoff: float = 0.5,
@@ -164,14 +165,16 @@ class FhirClient:
     ) -> None:
         """`pools`: keep-alive connections shared with the process's other clients (see ConnectionPools);
         without it (or with a `transport`) the client has connections of its own, closed by close().
-        `only_public`: connect only to public addresses, checked at connect time (addresses.PinnedTransport)."""
+        `only_public`: connect only to public addresses, checked at connect time (addresses.PinnedTransport).
+        `renew`: called when the server answers 401, with the refused token; the request is then sent once
+        more with the token `token` gives (httpauth.BearerAuth)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"the FHIR base URL must be an http(s) URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._origin = (parts.scheme, parts.netloc)
         self._host = parts.netloc  # for logs and metrics: never the path (ids) or query
-        self._token = token
+        self._auth = BearerAuth(token, renew)
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
@@ -345,7 +348,7 @@ class FhirClient:
         action = f"{method} {self._describe(url)}"
         attempt = 0
         while True:
-            request_headers = {**(headers or {}), **self._auth_header()}
+            request_headers = dict(headers or {})
             if content is not None:
                 request_headers["Content-Type"] = FHIR_JSON
             with self._lock:
@@ -355,7 +358,7 @@ class FhirClient:
             started = time.perf_counter()
             try:
                 response = fetch(
-                    self._http, method, url, content=content, headers=request_headers,
+                    self._http, method, url, content=content, headers=request_headers, auth=self._auth,
                     max_bytes=self.max_response_bytes, deadline=self.response_deadline, timeout=self.timeout,
                 )
             except ResponseTooLarge as exc:
@@ -406,9 +409,6 @@ class FhirClient:
             outcome = None  # an error page in HTML: the status alone has to do
         return error_for_status(response.status_code, action, outcome=outcome, url=url)
 
-    def _auth_header(self) -> dict[str, str]:
-        token = self._token() if callable(self._token) else self._token  # re-read: it may have been refreshed
-        return {"Authorization": f"Bearer {token}"} if token else {}
 
     # -- bodies -----------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ from azaguard.fhir.errors import (
 )
 from azaguard.fhir.memory import ServerMemory
 from azaguard.mappings import Mappings
-from azaguard.resources import ResourceSet
+from azaguard.naming import resource_name
+from azaguard.resources import ResourceSet, Unfetched
 
 # Page sizes: big enough that a typical record is one page per search, small enough for servers' caps.
 PAGE_SIZE = 200
@@ -87,6 +88,8 @@ class Gathered:
     alert_issues: list[Resource] | None = None
     alert_flags: list[Resource] | None = None
     alerts_problem: str | None = None
+    # Resources referred to but not given (a Medication not on the server): the ids, for programs only.
+    unfetched: list[Unfetched] = field(default_factory=list)
 
 
 def observation_lookback_days(mappings: Mappings) -> int:
@@ -278,7 +281,7 @@ def gather(
     gathered = Gathered(resources, 0, method, warnings)
     if alerts:
         _collect_alerts(gathered, patient_id, alert_searches, pages[n:], client.base_url)
-    _add_missing_medications(client, resources, method, warnings)
+    _add_missing_medications(client, resources, method, gathered)
     gathered.requests = client.request_count - start
     return gathered
 
@@ -499,11 +502,10 @@ def refers_to(reference: object, patient_id: str, base: str | None) -> bool:
     return base is not None and ref == f"{base.rstrip('/')}/Patient/{patient_id}"
 
 
-def _add_missing_medications(
-    client: FhirClient, resources: ResourceSet, method: str, warnings: list[str]
-) -> None:
-    """Read the Medications that orders reference but the server did not _include."""
-    missing: list[str] = []
+def _add_missing_medications(client: FhirClient, resources: ResourceSet, method: str, gathered: Gathered) -> None:
+    """Read the Medications that orders reference but the server did not _include. One it cannot give is
+    a warning naming the order for people (what and when, no id) and an Unfetched entry with the ids."""
+    missing: dict[str, list[Resource]] = {}
     medication_types = ("MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration")
     for order in (r for rtype in medication_types for r in resources.of_type(rtype)):
         ref = _medication_reference(order)
@@ -511,16 +513,24 @@ def _add_missing_medications(
             continue
         local = _local_reference(client, ref)
         if local is None:
-            warnings.append(f"Medication {ref} is not a reference to this server; it was not fetched")
-        elif local not in missing:
-            missing.append(local)
+            _unfetched(gathered, ref, order, "other-server",
+                       "is kept on another server, which azaguard does not read")
+        else:
+            missing.setdefault(local, []).append(order)
     if not missing:
         return
-    for ref, found in zip(missing, _read_all(client, missing, method), strict=True):
+    for (ref, orders), found in zip(missing.items(), _read_all(client, list(missing), method), strict=True):
         if found is None:
-            warnings.append(f"{ref}, referenced by a medication order, does not exist on the server")
+            for order in orders:
+                _unfetched(gathered, ref, order, "not-found", "could not be read from the server: it is not there")
         else:
             resources.add(found)
+
+
+def _unfetched(gathered: Gathered, ref: str, order: Resource, reason: str, words: str) -> None:
+    gathered.warnings.append(f"The medication of {resource_name(order)} {words}.")
+    by = f"{order.get('resourceType')}/{order.get('id')}"
+    gathered.unfetched.append(Unfetched(reference=ref, referenced_by=by, reason=reason))
 
 
 def _read_all(client: FhirClient, refs: list[str], method: str) -> list[Resource | None]:

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from azaguard.cds.jwks import JwksCache
 from azaguard.config import AppConfig, Scopes
 from azaguard.ops import logs, metrics
 from azaguard.smart.discovery import DiscoveryCache, DiscoveryError, SmartConfiguration
@@ -180,6 +181,7 @@ class LaunchFlow:
         self.limiter = limiter  # per client address
         self.now = now
         self.discovery = discovery or DiscoveryCache()  # a flood of launches sends one discovery per iss and TTL
+        self.jwks = JwksCache(http=http)  # the EHRs' id_token keys: one fetch per EHR and TTL, not per login
 
     def rate_limited(self, address: str) -> Refusal | None:
         wait = self.limiter.allow(address)
@@ -242,7 +244,7 @@ class LaunchFlow:
             )
         except TokenError as exc:
             return token_refusal(exc)
-        identity = (read_identity(self.http, self.config, pending.smart, tokens.id_token or "", self.now())
+        identity = (read_identity(self.http, self.config, pending.smart, tokens.id_token or "", self.now(), self.jwks)
                     if wants_identity(tokens) else None)
         ctx = completed_launch(pending, tokens, identity, self.now())
         self.sessions.add_launch(session, ctx)

@@ -120,7 +120,7 @@ class PatientView:
             request, "patient.html", status,
             name=result.patient.name if result.patient and result.patient.name else None,
             checked=format_day(now, tz),
-            messages=patient_messages(result.findings, result.record, now, self.web.mappings, self.content, tz,
+            messages=patient_messages(result.findings, now, self.web.mappings, self.content, tz,
                                       due=next_due(result.record, self.web.mappings, now)),
             sections=guidance(result.record, now, self.content, tz),
             signs=[(o["code"], self.content.signs[o["code"]].label) for o in sign_options(self.questionnaire)],

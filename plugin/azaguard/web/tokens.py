@@ -1,9 +1,10 @@
 """A launch's access token kept fresh while the app reads the patient's record with it.
 
 `Tokens.with_token(session, ctx, call)` runs `call` with a FhirClient bearing the launch's token: refreshed
-shortly before it expires, and once more when the EHR answers 401; a token that cannot be renewed ends in
-`SessionExpired` (the page says when and how to relaunch). Refreshed tokens go back into the session store, so
-every replica sees them.
+shortly before it expires, and when the EHR answers 401 (the refused request is sent once more with the new
+token, by the FHIR client's one `httpauth.BearerAuth`: `call` is never run twice); a token that cannot be
+renewed ends in `SessionExpired` (the page says when and how to relaunch). Refreshed tokens go back into the
+session store, so every replica sees them.
 """
 
 from __future__ import annotations
@@ -42,23 +43,23 @@ class Tokens:
         self.transport = transport  # for the FHIR server
         self.now = now
 
-    def client(self, ctx: LaunchContext) -> FhirClient:
+    def client(self, session: Session, ctx: LaunchContext) -> FhirClient:
         # A client per request over the process's kept-alive connections: a page pays the TCP/TLS
         # handshake with the EHR once per process, not on every request.
-        return FhirClient(ctx.iss, token=lambda: ctx.tokens.access_token, transport=self.transport, pools=PROCESS_POOLS)
+        def renew(refused: str | None) -> None:
+            if ctx.tokens.access_token == refused:  # else another request has refreshed it already
+                self.refresh(session, ctx, force=True)
+
+        return FhirClient(ctx.iss, token=lambda: ctx.tokens.access_token, renew=renew, transport=self.transport,
+                          pools=PROCESS_POOLS)
 
     def with_token(self, session: Session, ctx: LaunchContext, call: Callable[[FhirClient], T]) -> T:
-        """Run `call` with a fresh access token: refresh before expiry, and once more on a 401."""
+        """Run `call` with a fresh access token: refreshed before expiry, and on a 401 (by the client)."""
         self.refresh(session, ctx, force=False)
-        with self.client(ctx) as client:
+        with self.client(session, ctx) as client:
             try:
                 return call(client)
-            except AuthExpired:
-                self.refresh(session, ctx, force=True)
-        with self.client(ctx) as client:
-            try:
-                return call(client)
-            except AuthExpired as exc:
+            except AuthExpired as exc:  # refused again with a refreshed token
                 raise SessionExpired from exc
 
     def refresh(self, session: Session, ctx: LaunchContext, *, force: bool) -> None:
