@@ -1,8 +1,7 @@
 """PatientRecord: the normalised snapshot of one patient that the rules read.
 
 Built from raw FHIR R4 resources: each resource the rules need is checked on
-the elements the rules read (fhirview.py; `full_validation` uses fhir.resources.R4B
-on every element instead), then reduced to small frozen dataclasses with
+the elements the rules read (fhirshapes.py: typed msgspec Structs), then reduced to small frozen dataclasses with
 quantities normalised to canonical UCUM units. Only Observations whose LOINC
 code the mappings know are parsed (a Synthea record holds hundreds that no
 rule reads). A resource that fails validation is kept as a ParseProblem so
@@ -11,23 +10,21 @@ the rules that would have read it say "cannot evaluate".
 
 from __future__ import annotations
 
-import importlib
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from msgspec import Struct
 from msgspec.structs import replace as struct_replace
 
-from azaguard import fhirview
+from azaguard import fhirshapes as fs
 from azaguard.dosage import Dosage, Ratio, Repeat, Strength, strength_of_ratio
 from azaguard.mappings import Mappings
-from azaguard.memo import ByIdentity
 from azaguard.record_meaning import MEANING_TYPES, Event, Related, read_meaning
 from azaguard.resources import Resource, ResourceSet, gc_paused
 from azaguard.terminology import NO_DRUG, DrugMatch, drug_ingredients, is_vaccine_concept
@@ -118,8 +115,9 @@ MedicationSource = Literal[
 StatusClass = Literal["current", "recent", "never", "draft", "uncertain"]
 
 
-class MedicationOrder(Struct, frozen=True):
-    """Evidence of a drug: an order, a statement, a dispense or an administration."""
+class MedicineUse(Struct, frozen=True):
+    """A use of a medicine, as one resource records it: ordered (MedicationRequest), taken by the patient's
+    account (MedicationStatement), handed over (MedicationDispense) or given (MedicationAdministration)."""
 
     ref: str
     status: str  # as recorded (read from the raw JSON)
@@ -153,6 +151,60 @@ class MedicationOrder(Struct, frozen=True):
         }[self.source]
 
 
+# Each kind of result has its own fields; what another kind holds reads None on it (a class attribute, not a
+# field), so the Measurement's readings are one attribute away whatever the kind (the rules ask them often).
+
+
+class QuantityResult(Struct, frozen=True, tag="quantity"):
+    """A value with a unit: as recorded, and in the analyte's canonical unit when it could be read so."""
+
+    recorded: Quantity
+    value: float | None  # in the canonical unit (a raw result: as recorded); None when it cannot be read (problem)
+    unit: str | None  # the canonical unit (a raw result: its own)
+    problem: str | None = None  # why there is no value: none recorded, an unknown unit, not believable ...
+    unit_from_text: bool = False  # the unit was read from its text, not its UCUM code
+    concept: ClassVar[None] = None
+    text: ClassVar[None] = None
+
+
+class CodedResult(Struct, frozen=True, tag="coded"):
+    """A coded answer (POS, a phenotype, an organism)."""
+
+    concept: Concept
+    recorded: ClassVar[None] = None
+    value: ClassVar[None] = None
+    unit: ClassVar[None] = None
+    problem: ClassVar[None] = None
+    unit_from_text: ClassVar[bool] = False
+    text: ClassVar[None] = None
+
+
+class TextResult(Struct, frozen=True, tag="text"):
+    text: str
+    recorded: ClassVar[None] = None
+    value: ClassVar[None] = None
+    unit: ClassVar[None] = None
+    problem: ClassVar[None] = None
+    unit_from_text: ClassVar[bool] = False
+    concept: ClassVar[None] = None
+
+
+class NoResult(Struct, frozen=True, tag="none"):
+    """No value at all (a dataAbsentReason, or nothing), or a value of a kind no rule reads."""
+
+    problem: str
+    recorded: ClassVar[None] = None
+    value: ClassVar[None] = None
+    unit: ClassVar[None] = None
+    unit_from_text: ClassVar[bool] = False
+    concept: ClassVar[None] = None
+    text: ClassVar[None] = None
+
+
+# What an Observation (or one of its components) says: exactly one of these.
+Result = QuantityResult | CodedResult | TextResult | NoResult
+
+
 class Measurement(Struct, frozen=True):
     """One Observation value for a mapped analyte (one per component for panels)."""
 
@@ -161,13 +213,7 @@ class Measurement(Struct, frozen=True):
     loinc: str
     status: str
     effective: datetime | None
-    quantity: Quantity | None
-    value: float | None  # in the canonical unit, None when it cannot be normalised
-    unit: str | None  # the canonical unit
-    unit_problem: str | None
-    unit_from_text: bool
-    coded_value: Concept | None
-    text_value: str | None
+    result: Result
     gene: str | None = None  # pharmacogenomic results: the gene studied (mappings pharmacogenomics key)
     # What the lab said beside the value: interpretation codes (H, L, POS, ...) and their text, and the
     # reference range (numbers as recorded, in the range's own unit).
@@ -185,6 +231,35 @@ class Measurement(Struct, frozen=True):
     @property
     def preliminary(self) -> bool:
         return self.status == "preliminary"
+
+    # The result read by kind (None when it is of another kind): what the rules ask of it.
+    @property
+    def quantity(self) -> Quantity | None:
+        return self.result.recorded
+
+    @property
+    def value(self) -> float | None:
+        return self.result.value
+
+    @property
+    def unit(self) -> str | None:
+        return self.result.unit
+
+    @property
+    def unit_problem(self) -> str | None:
+        return self.result.problem
+
+    @property
+    def unit_from_text(self) -> bool:
+        return self.result.unit_from_text
+
+    @property
+    def coded_value(self) -> Concept | None:
+        return self.result.concept
+
+    @property
+    def text_value(self) -> str | None:
+        return self.result.text
 
 
 VaccineSource = Literal[
@@ -267,7 +342,7 @@ class Dropped(Struct, frozen=True):
 @dataclass(frozen=True)
 class PatientRecord:
     patient: PatientInfo | None
-    medication_orders: tuple[MedicationOrder, ...] = ()
+    medicine_uses: tuple[MedicineUse, ...] = ()
     measurements: tuple[Measurement, ...] = ()
     vaccines: tuple[VaccineEvent, ...] = ()
     conditions: tuple[ConditionEntry, ...] = ()
@@ -282,6 +357,9 @@ class PatientRecord:
     # Done to the patient and changing how a result reads (a red-cell transfusion before a TPMT phenotype).
     events: tuple[Event, ...] = ()
     _by_analyte: dict[str, tuple[Measurement, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # What the rules work out from this record once per evaluation (rules/common.therapy), kept here so that
+    # it lives exactly as long as the record: nothing process-wide holds a patient's data after a check.
+    derived: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         grouped: dict[str, list[Measurement]] = {}
@@ -308,20 +386,19 @@ _IGNORED_OBSERVATION_STATUSES = frozenset({"entered-in-error", "cancelled"})
 
 
 def build_record(
-    resources: ResourceSet, mappings: Mappings, *, ordering_context: bool = False, full_validation: bool = False
+    resources: ResourceSet, mappings: Mappings, *, ordering_context: bool = False
 ) -> PatientRecord:
     """Reduce a patient's raw resources to the snapshot the rules read.
 
-    Each resource is checked on the elements the rules read (fhirview); `full_validation` validates
-    every element with fhir.resources instead (slower; the comparison tests use it)."""
+    Each resource is checked on the elements the rules read (fhirshapes)."""
     with gc_paused():
-        return _build(resources, mappings, ordering_context=ordering_context, full_validation=full_validation)
+        return _build(resources, mappings, ordering_context=ordering_context)
 
 
 def _build(
-    resources: ResourceSet, mappings: Mappings, *, ordering_context: bool, full_validation: bool
+    resources: ResourceSet, mappings: Mappings, *, ordering_context: bool
 ) -> PatientRecord:
-    builder = _Builder(resources, mappings, full_validation=full_validation)
+    builder = _Builder(resources, mappings)
     # Whose, whether, which version, which script: decided once, for every resource type (record_meaning).
     reading = read_meaning(resources, mappings, builder.handler_for)
     builder.resources = reading.resources
@@ -330,7 +407,7 @@ def _build(
     builder.add_differentials()
     return PatientRecord(
         patient=builder.patient,
-        medication_orders=tuple(builder.orders),
+        medicine_uses=tuple(builder.orders),
         measurements=tuple(builder.measurements),
         vaccines=tuple(builder.vaccines),
         conditions=tuple(builder.conditions),
@@ -344,63 +421,103 @@ def _build(
     )
 
 
-class _Builder:
-    def __init__(self, resources: ResourceSet, mappings: Mappings, *, full_validation: bool = False) -> None:
-        self.resources = resources
-        self.full_validation = full_validation
-        self.m = mappings
+class _Indexes:
+    """The mappings' codes as the builder looks them up: built once per Mappings (Mappings.derived)."""
+
+    def __init__(self, mappings: Mappings) -> None:
+        analytes = mappings.analytes
         self.loinc_to_analyte: dict[str, str] = {}
-        for key, a in mappings.analytes.analytes.items():
+        for key, a in analytes.analytes.items():
             for code in a.loinc:
                 self.loinc_to_analyte[code] = key
-        for key, ca in mappings.analytes.coded_analytes.items():
+        for key, ca in analytes.coded_analytes.items():
             for code in ca.loinc:
                 self.loinc_to_analyte[code] = key
         # Codes read beyond the listed LOINC codes: SNOMED-coded labs, differentials (% of the WBC), symptom
         # and sign codes, pathogens, enzyme activities. Anything else is read only if a name says so.
-        self.snomed_to_analyte = {c: k for k, a in mappings.analytes.analytes.items() for c in a.snomed}
-        self.percent_to_analyte = {c: k for k, a in mappings.analytes.analytes.items() for c in a.percent_loinc}
+        self.snomed_to_analyte = {c: k for k, a in analytes.analytes.items() for c in a.snomed}
+        self.percent_to_analyte = {c: k for k, a in analytes.analytes.items() for c in a.percent_loinc}
         signs = mappings.signs
         self.other_codes = frozenset(
             set(self.snomed_to_analyte) | set(self.percent_to_analyte) | signs.observation_codes.loinc
             | signs.observation_codes.snomed
             | {c for sign in signs.signs.values() for c in sign.codes.get("snomed", {})}
             | {c for p in mappings.lab_infections.pathogens.values() for c in p.loinc}
-            | {c for a in mappings.analytes.activity_analytes.by_key.values() for c in a.loinc}
+            | {c for a in analytes.activity_analytes.by_key.values() for c in a.loinc}
             | set(mappings.pancreatitis.lipase.loinc)
         )
         self.named = named_anything(mappings)
         self.snomed_systems = frozenset(mappings.systems.snomed)
+        self.loinc_systems = frozenset(mappings.systems.loinc)
+        # (category, dimension) -> analyte: recognised by its unit when its code is not one we list.
+        self.by_unit: dict[tuple[str, str], str] = {
+            (a.by_unit_in_category, a.dimension): key for key, a in analytes.analytes.items() if a.by_unit_in_category
+        }
+        self.by_unit_categories = frozenset(cat for cat, _ in self.by_unit)
+        self.by_unit_dimensions = frozenset(dim for _, dim in self.by_unit)
+
+
+class _Builder:
+    def __init__(self, resources: ResourceSet, mappings: Mappings) -> None:
+        self.resources = resources
+        self.reader = fs.Reader()
+        self.m = mappings
+        ix = mappings.derived(_Indexes)  # built once per Mappings, never per patient
+        self.loinc_to_analyte = ix.loinc_to_analyte
+        self.snomed_to_analyte = ix.snomed_to_analyte
+        self.percent_to_analyte = ix.percent_to_analyte
+        self.other_codes = ix.other_codes
+        self.named = ix.named
+        self.snomed_systems = ix.snomed_systems
+        self.loinc_systems = ix.loinc_systems
+        self.by_unit = ix.by_unit
+        self.by_unit_categories = ix.by_unit_categories
+        self.by_unit_dimensions = ix.by_unit_dimensions
         self.signs: list[SignEntry] = []
         # Differential percentages, made absolute with the WBC of the same time once every result is read.
         self.percents: list[tuple[Measurement, str | None]] = []
         self._specimen: dict[str, str] = {}  # measurement ref -> its specimen reference
-        # (category, dimension) -> analyte: recognised by its unit when its code is not one we list.
-        self.by_unit: dict[tuple[str, str], str] = {
-            (a.by_unit_in_category, a.dimension): key
-            for key, a in mappings.analytes.analytes.items() if a.by_unit_in_category
-        }
         self.patient: PatientInfo | None = None
-        self.orders: list[MedicationOrder] = []
-        self._medications_seen: set[MedicationOrder] = set()
+        self.orders: list[MedicineUse] = []
+        self._medications_seen: set[MedicineUse] = set()
         self.measurements: list[Measurement] = []
         self.vaccines: list[VaccineEvent] = []
         self.conditions: list[ConditionEntry] = []
         self.problems: list[ParseProblem] = []
         self.dropped: list[Dropped] = []
-        self.by_unit_categories = frozenset(cat for cat, _ in self.by_unit)
-        self.loinc_systems = frozenset(mappings.systems.loinc)
-        # fhirview hands out one Element per distinct code or dosage (its memo): each is reduced once per
-        # record. Keyed by identity, the Element kept alongside (its id stays its own while we hold it).
-        self._concepts: ByIdentity[Any, Concept] = ByIdentity()
-        self._doses: ByIdentity[Any, Dosage] = ByIdentity()
-        # ... and so is each Concept made from one: asked once per record which drug or vaccine it is.
-        self._vaccine: ByIdentity[Concept, bool] = ByIdentity()
-        self._drugs: ByIdentity[Concept | None, DrugMatch] = ByIdentity()
-        self._vaccine_of: Callable[[Concept], bool] = lambda c: is_vaccine_concept(c, mappings)
-        self._drugs_of: Callable[[Concept | None], DrugMatch] = lambda c: drug_ingredients(c, mappings)
-        self.by_unit_dimensions = frozenset(dim for _, dim in self.by_unit)
+        # A record repeats its codes and dosages (a Synthea file: 370 codes of 59 kinds): each distinct one is
+        # reduced once per record, and so shared, its drug or vaccine asked once (by drug_ingredients' memo).
+        self._concepts: dict[fs.CodeableConcept, Concept] = {}
+        self._doses: dict[fs.Dosage, Dosage] = {}
+        # ... and, each Concept being shared so, which drug or vaccine it is is asked once per Concept object
+        # (found by identity, the Concept kept beside its answer so that its id stays its own).
+        self._drug_of: dict[int, tuple[Concept | None, DrugMatch]] = {}
+        self._vaccine_of: dict[int, tuple[Concept, bool]] = {}
         self.unit_dimensions: dict[tuple[object, ...], str | None] = {}
+
+    def concept(self, cc: fs.CodeableConcept) -> Concept:
+        found = self._concepts.get(cc)
+        if found is None:
+            found = self._concepts[cc] = _concept(cc)
+        return found
+
+    def drugs(self, concept: Concept | None) -> DrugMatch:
+        found = self._drug_of.get(id(concept))
+        if found is None or found[0] is not concept:
+            found = self._drug_of[id(concept)] = (concept, drug_ingredients(concept, self.m))
+        return found[1]
+
+    def is_vaccine(self, concept: Concept) -> bool:
+        found = self._vaccine_of.get(id(concept))
+        if found is None or found[0] is not concept:
+            found = self._vaccine_of[id(concept)] = (concept, is_vaccine_concept(concept, self.m))
+        return found[1]
+
+    def dose(self, d: fs.Dosage) -> Dosage:
+        found = self._doses.get(d)
+        if found is None:
+            found = self._doses[d] = _dose(d)
+        return found
 
     def handler_for(self, raw: Resource) -> Callable[[_Builder, Resource], None] | None:
         """How a resource is read, or None when no rule reads it (its type, or an Observation's codes)."""
@@ -418,28 +535,9 @@ class _Builder:
                 ref=_ref_of(raw), resource_type=raw["resourceType"], error=_short_error(exc), codes=_raw_codes(raw)
             ))
 
-    def concept(self, cc: Any) -> Concept:
-        return self._concepts.get_or_build(cc, _concept)
-
-    def dose(self, d: Any) -> Dosage:
-        return self._doses.get_or_build(d, _dose)
-
-    def is_vaccine(self, concept: Concept) -> bool:
-        return self._vaccine.get_or_build(concept, self._vaccine_of)
-
-    def drugs(self, concept: Concept | None) -> DrugMatch:
-        return self._drugs.get_or_build(concept, self._drugs_of)
-
-    def _parse(self, raw: Resource, resource_type: str) -> Any:
-        """The resource as typed objects: checked on what the rules read, or fully by fhir.resources."""
-        if self.full_validation:
-            module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")
-            return getattr(module, resource_type).model_validate(raw)
-        return fhirview.read(raw, resource_type)
-
     # -- Patient --
     def _patient(self, raw: Resource) -> None:
-        p = self._parse(raw, "Patient")
+        p = self.reader.read(raw, fs.Patient)
         name = None
         if p.name:
             n = p.name[0]
@@ -452,26 +550,67 @@ class _Builder:
         if self.patient is None:
             self.patient = info
 
-    # -- MedicationRequest: a drug order, or a vaccine order (however the vaccine is coded) --
-    def _medication_request(self, raw: Resource) -> None:
-        mr = self._parse(raw, "MedicationRequest")
-        ref = _ref_of(raw)
-        status = _raw_status(raw)
-        concept, med_ref, problem, ingredients = self._medication_with_ingredients(mr, raw)
-        if concept is not None and self.is_vaccine(concept):
-            self.vaccines.append(VaccineEvent(ref, "MedicationRequest", concept, status, _as_datetime(mr.authoredOn)))
+    # -- MedicationRequest, MedicationStatement, MedicationDispense, MedicationAdministration: a use of a medicine --
+    def _medicine_use(self, raw: Resource) -> None:
+        """One use of a medicine, whichever of the four resources records it; an order or administration of a
+        vaccine (however the vaccine is coded) is a vaccination event instead."""
+        source: MedicationSource = raw["resourceType"]
+        use = self.reader.read(raw, _MEDICATION_SHAPES[source])
+        ref, status = _ref_of(raw), _raw_status(raw)
+        concept, med_ref, problem, ingredients = self._medication_with_ingredients(use, raw)
+        when = self._when_used(use, status)
+        request = use if isinstance(use, fs.MedicationRequest) else None
+        administered = isinstance(use, fs.MedicationAdministration)
+        if (request is not None or administered) and concept is not None and self.is_vaccine(concept):
+            given: VaccineSource = "MedicationRequest" if request is not None else "MedicationAdministration"
+            self.vaccines.append(VaccineEvent(ref, given, concept, status, when.vaccinated))
             return
-        doses = tuple(self.dose(d) for d in (mr.dosageInstruction or []))
-        start, end = _order_period(mr)
-        authored = _as_datetime(mr.authoredOn)
-        self._add_medication(MedicationOrder(
-            ref=ref, status=status, intent=mr.intent, medication=concept, medication_ref=med_ref,
-            medication_problem=problem, authored_on=authored, start=start or authored, end=end, doses=doses,
-            status_class=self._request_status_class(status), ingredients=ingredients, reasons=self._reasons(mr, raw),
-            prior=self._prior(mr, raw),
-        ), raw)
+        reasons: tuple[Concept, ...] = ()
+        note = None
+        if isinstance(use, (fs.MedicationRequest, fs.MedicationStatement)):
+            # why it is given; a partial stop date, read as late as it can be
+            reasons, note = self._reasons(use, raw), _end_note(raw)
+        self._add_medication(MedicineUse(
+            ref=ref, status=status, intent=request.intent if request is not None else None, medication=concept,
+            medication_ref=med_ref, medication_problem=problem, authored_on=when.authored, start=when.start,
+            end=when.end, doses=tuple(self.dose(d) for d in _dosages(use)), source=source,
+            status_class=self._status_class(source, status), current_until=when.current_until,
+            # (an administration's ingredients are not read: it carries no dose to compute with them)
+            ingredients=() if administered else ingredients,
+            reasons=reasons, prior=self._prior(request, raw) if request is not None else None, date_note=note,
+        ))
 
-    def _prior(self, mr: Any, raw: Resource) -> str | None:
+    def _when_used(self, use: fs.MedicationResource, status: str) -> _WhenUsed:
+        """When the medicine was (or is to be) used, as each resource says it."""
+        therapy = self.m.policy.therapy
+        if isinstance(use, fs.MedicationRequest):  # ordered: the dosage bounds or validity, else when authored
+            start, end = _order_period(use)
+            authored = _as_datetime(use.authoredOn)
+            return _WhenUsed(authored, start or authored, end, vaccinated=authored)
+        if isinstance(use, fs.MedicationStatement):  # the patient takes (took, will take) it
+            period = use.effectivePeriod
+            start = _as_datetime(use.effectiveDateTime) or (_as_datetime(period.start) if period else None)
+            end = _as_latest(period.end) if period else None
+            if end is None and status in ("completed", "stopped"):
+                end = _as_datetime(use.effectiveDateTime)  # a single date on a finished statement: its last use
+            asserted = _as_datetime(use.dateAsserted)
+            return _WhenUsed(asserted, start or asserted, end)
+        if isinstance(use, fs.MedicationDispense):  # handed over: current while its supply lasts
+            handed = _as_datetime(use.whenHandedOver) or _as_datetime(use.whenPrepared)
+            days = _days_supply(use.daysSupply)
+            if days is None:
+                days = therapy.dispense_assumed_supply_days.value
+            end = handed + timedelta(days=days) if handed is not None else None
+            return _WhenUsed(handed, handed, end, current_until=end)
+        if not isinstance(use, fs.MedicationAdministration):
+            raise TypeError(f"not a medication resource: {type(use).__name__}")
+        period = use.effectivePeriod  # given: a recent administration is current therapy
+        start = _as_datetime(use.effectiveDateTime) or (_as_datetime(period.start) if period else None)
+        end = (_as_datetime(period.end) if period else None) or start
+        window = timedelta(days=therapy.administration_current_days.value)
+        return _WhenUsed(start, start, end, current_until=end + window if end is not None else None, vaccinated=end)
+
+    def _prior(self, mr: fs.MedicationRequest, raw: Resource) -> str | None:
         """The order this one renews (priorPrescription), as the record names it (a urn:uuid resolved)."""
         reference = mr.priorPrescription.reference if mr.priorPrescription is not None else None
         if not reference:
@@ -479,7 +618,7 @@ class _Builder:
         target = self._target(reference, raw)
         return _ref_of(target) if target is not None else reference
 
-    def _reasons(self, mr: Any, raw: Resource) -> tuple[Concept, ...]:
+    def _reasons(self, mr: fs.MedicationRequest | fs.MedicationStatement, raw: Resource) -> tuple[Concept, ...]:
         """Why the drug is given: reasonCode, and the code (or display) of each Condition reasonReference names."""
         out = [self.concept(c) for c in (mr.reasonCode or [])]
         for r in mr.reasonReference or []:
@@ -492,18 +631,19 @@ class _Builder:
                 out.append(Concept(text=r.display))
         return tuple(out)
 
-    def _request_status_class(self, status: str) -> StatusClass:
+    def _status_class(self, source: MedicationSource, status: str) -> StatusClass:
+        """How a status reads for therapy: an order's by the therapy policy's own lists (a draft is an order being
+        written), the other resources' by theirs."""
         policy = self.m.policy.therapy
-        if status in policy.current_statuses:
-            return "current"
-        if status in policy.recent_statuses:
-            return "recent"
-        if status in policy.never_statuses:
-            return "never"
-        return "draft" if status == "draft" else "uncertain"
-
-    def _other_status_class(self, source: MedicationSource, status: str) -> StatusClass:
-        classes = next((c for s, c in self.m.policy.therapy.other_resources.items() if s == source), None)
+        if source == "MedicationRequest":
+            if status in policy.current_statuses:
+                return "current"
+            if status in policy.recent_statuses:
+                return "recent"
+            if status in policy.never_statuses:
+                return "never"
+            return "draft" if status == "draft" else "uncertain"
+        classes = next((c for s, c in policy.other_resources.items() if s == source), None)
         if classes is None:
             return "uncertain"
         if status in classes.current:
@@ -512,7 +652,7 @@ class _Builder:
             return "recent"
         return "never" if status in classes.never else "uncertain"
 
-    def _add_medication(self, order: MedicationOrder, raw: Resource | None = None) -> None:
+    def _add_medication(self, order: MedicineUse) -> None:
         if order in self._medications_seen:
             # The same resource twice, alike (paging overlap, a search and an _include): one order, not two
             # doses. Copies that differ without version information are all read (record_meaning.py).
@@ -533,74 +673,10 @@ class _Builder:
             problem = f"medication has no name and no code azaguard knows ({codes}): it cannot be identified"
         if problem is None and concept is not None and not drugs.hits:
             problem = unreadable(concept.names, self.m)  # a name in a script the tables cannot read: may be ours
-        note = _end_note(raw) if raw is not None else None
-        self.orders.append(struct_replace(order, drugs=drugs, medication_problem=problem, date_note=note))
-
-    # -- MedicationStatement: the patient takes (took, will take) it --
-    def _medication_statement(self, raw: Resource) -> None:
-        ms = self._parse(raw, "MedicationStatement")
-        status = _raw_status(raw)
-        concept, med_ref, problem, ingredients = self._medication_with_ingredients(ms, raw)
-        period = ms.effectivePeriod
-        start = _as_datetime(ms.effectiveDateTime) or (_as_datetime(period.start) if period else None)
-        end = _as_latest(ms.effectivePeriod.end) if ms.effectivePeriod else None
-        if end is None and status in ("completed", "stopped"):
-            end = _as_datetime(ms.effectiveDateTime)  # a single date on a finished statement: its last known use
-        asserted = _as_datetime(ms.dateAsserted)
-        self._add_medication(MedicationOrder(
-            ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
-            medication_problem=problem, authored_on=asserted, start=start or asserted, end=end,
-            doses=tuple(self.dose(d) for d in (ms.dosage or [])), source="MedicationStatement",
-            status_class=self._other_status_class("MedicationStatement", status), ingredients=ingredients,
-            reasons=self._reasons(ms, raw),
-        ), raw)
-
-    # -- MedicationDispense: handed over; current while its supply lasts --
-    def _medication_dispense(self, raw: Resource) -> None:
-        md = self._parse(raw, "MedicationDispense")
-        status = _raw_status(raw)
-        concept, med_ref, problem, ingredients = self._medication_with_ingredients(md, raw)
-        handed = _as_datetime(md.whenHandedOver) or _as_datetime(md.whenPrepared)
-        days = _days_supply(md.daysSupply)
-        if days is None:
-            days = self.m.policy.therapy.dispense_assumed_supply_days.value
-        end = handed + timedelta(days=days) if handed is not None else None
-        self._add_medication(MedicationOrder(
-            ref=_ref_of(raw), status=status, intent=None, medication=concept, medication_ref=med_ref,
-            medication_problem=problem, authored_on=handed, start=handed, end=end,
-            doses=tuple(self.dose(d) for d in (md.dosageInstruction or [])), source="MedicationDispense",
-            status_class=self._other_status_class("MedicationDispense", status), current_until=end,
-            ingredients=ingredients,
-        ))
-
-    # -- MedicationAdministration: given; a recent administration is current therapy --
-    def _medication_administration(self, raw: Resource) -> None:
-        ma = self._parse(raw, "MedicationAdministration")
-        status = _raw_status(raw)
-        ref = _ref_of(raw)
-        concept, med_ref, problem = self._medication_of(ma, raw)
-        start = _as_datetime(ma.effectiveDateTime) or (
-            _as_datetime(ma.effectivePeriod.start) if ma.effectivePeriod else None
-        )
-        end = (_as_datetime(ma.effectivePeriod.end) if ma.effectivePeriod else None) or start
-        if concept is not None and self.is_vaccine(concept):
-            self.vaccines.append(VaccineEvent(ref, "MedicationAdministration", concept, status, end))
-            return
-        window = timedelta(days=self.m.policy.therapy.administration_current_days.value)
-        self._add_medication(MedicationOrder(
-            ref=ref, status=status, intent=None, medication=concept, medication_ref=med_ref,
-            medication_problem=problem, authored_on=start, start=start, end=end, doses=(),
-            source="MedicationAdministration",
-            status_class=self._other_status_class("MedicationAdministration", status),
-            current_until=end + window if end is not None else None,
-        ))
-
-    def _medication_of(self, mr: Any, raw: Resource) -> tuple[Concept | None, str | None, str | None]:
-        concept, ref, problem, _ = self._medication_with_ingredients(mr, raw)
-        return concept, ref, problem
+        self.orders.append(struct_replace(order, drugs=drugs, medication_problem=problem))
 
     def _medication_with_ingredients(
-        self, mr: Any, raw: Resource
+        self, mr: fs.MedicationResource, raw: Resource
     ) -> tuple[Concept | None, str | None, str | None, tuple[Ingredient, ...]]:
         """The medication's concept (a referenced Medication's code, ingredients and form folded in), its
         reference, why it cannot be read, and its ingredients with their strengths."""
@@ -634,8 +710,8 @@ class _Builder:
     ) -> tuple[Concept, tuple[Ingredient, ...], list[str]]:
         """A Medication's code with each ingredient's codes and names (an itemCodeableConcept, or the
         Substance or Medication an itemReference points at: contained or elsewhere in the record)."""
-        med = self._parse(target, "Medication")
-        concept = _concept(med.code) if med.code else Concept()
+        med = self.reader.read(target, fs.Medication)
+        concept = self.concept(med.code) if med.code else Concept()
         codings = list(concept.codings)
         names: list[str] = []
         ingredients: list[Ingredient] = []
@@ -643,13 +719,13 @@ class _Builder:
         for item in med.ingredient or []:
             part: Concept | None = None
             if item.itemCodeableConcept is not None:
-                part = _concept(item.itemCodeableConcept)
+                part = self.concept(item.itemCodeableConcept)
             elif item.itemReference is not None and item.itemReference.reference:
                 ref = item.itemReference.reference
                 found = self._target(ref, container)
                 if found is not None and found.get("resourceType") == "Substance":
-                    sub = self._parse(found, "Substance")
-                    part = _concept(sub.code) if sub.code is not None else None
+                    sub = self.reader.read(found, fs.Substance)
+                    part = self.concept(sub.code) if sub.code is not None else None
                 elif found is not None and found.get("resourceType") == "Medication" and depth < 2:
                     part, _, more = self._medication_concept(found, container, None, depth=depth + 1)
                     unresolved += more
@@ -668,7 +744,7 @@ class _Builder:
                                              self.m, "Medication.ingredient.strength")
             ingredients.append(Ingredient(part, strength))
         if med.form is not None:
-            names += _concept(med.form).names  # the dose form: "ophthalmic solution" says not systemic
+            names += self.concept(med.form).names  # the dose form: "ophthalmic solution" says not systemic
         if len(codings) > len(concept.codings) or names or display:
             concept = Concept(codings=tuple(codings), text=concept.text or display,
                               extra_names=tuple(dict.fromkeys(n for n in names if n != (concept.text or display))))
@@ -688,7 +764,7 @@ class _Builder:
         if self._named(raw.get("code")):
             return True  # a lab-local or text-only code naming a sign, pathogen or analyte
         components = raw.get("component")
-        parts: list[Any] = [raw]
+        parts: list[object] = [raw]
         if isinstance(components, list):
             for comp in components:
                 if isinstance(comp, dict):
@@ -747,7 +823,7 @@ class _Builder:
         return found
 
     def _observation(self, raw: Resource, ref: str | None = None) -> None:
-        obs = self._parse(raw, "Observation")
+        obs = self.reader.read(raw, fs.Observation)
         status = str(obs.status)
         if status in _IGNORED_OBSERVATION_STATUSES:
             return
@@ -789,7 +865,7 @@ class _Builder:
             raise ValueError("Observation has no readable LOINC code")
 
     def _other_reading(
-        self, raw: Resource, obs: Any, ref: str, status: str, effective: datetime | None, lab: _LabContext
+        self, raw: Resource, obs: fs.Observation, ref: str, status: str, effective: datetime | None, lab: _LabContext
     ) -> bool:
         """An Observation beyond the listed analyte codes: a differential percentage, a pathogen test, an
         enzyme activity, an analyte known by name, or a symptom. False when it is none of them."""
@@ -830,7 +906,7 @@ class _Builder:
             return True
         return self._symptom(raw, obs, concept, ref, status)
 
-    def _symptom(self, raw: Resource, obs: Any, concept: Concept, ref: str, status: str) -> bool:
+    def _symptom(self, raw: Resource, obs: fs.Observation, concept: Concept, ref: str, status: str) -> bool:
         """A symptom or nursing assessment: the code names the symptom (its value says present or absent),
         or a 'symptom' code's value names it."""
         when_raw = obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None)
@@ -870,24 +946,28 @@ class _Builder:
         return True
 
     def _raw_measurement(
-        self, ref: str, code: str, status: str, effective: datetime | None, holder: Any, analyte: str
+        self, ref: str, code: str, status: str, effective: datetime | None, holder: fs.Valued, analyte: str
     ) -> Measurement:
         """A result read as the lab sent it (no unit conversion): a pathogen test, an enzyme activity, a
         percentage; its value is compared only with the lab's own range and flags, or made absolute later."""
         q = holder.valueQuantity
-        quantity = None
+        result: Result
         if q is not None:
-            quantity = Quantity(value=float(q.value) if q.value is not None else None, comparator=q.comparator,
-                                code=q.code, system=q.system, unit=q.unit)
-        return Measurement(
-            ref=ref, analyte=analyte, loinc=code, status=status, effective=effective, quantity=quantity,
-            value=quantity.value if quantity else None, unit=(q.code or q.unit) if q is not None else None,
-            unit_problem=None if quantity and quantity.value is not None else (
-                None if holder.valueCodeableConcept is not None or holder.valueString is not None else "no value"),
-            unit_from_text=False,
-            coded_value=_concept(holder.valueCodeableConcept) if holder.valueCodeableConcept else None,
-            text_value=holder.valueString,
-        )
+            quantity = _recorded(q)
+            result = QuantityResult(quantity, quantity.value, q.code or q.unit,
+                                    None if quantity.value is not None else "no value")
+        else:
+            result = self._other_result(holder)
+        return Measurement(ref=ref, analyte=analyte, loinc=code, status=status, effective=effective, result=result)
+
+    def _other_result(self, holder: fs.Valued) -> Result:
+        """A result that is not a quantity: coded, text, or none (with its dataAbsentReason)."""
+        if holder.valueCodeableConcept is not None:
+            return CodedResult(self.concept(holder.valueCodeableConcept))
+        if holder.valueString is not None:
+            return TextResult(holder.valueString)
+        absent = holder.dataAbsentReason
+        return NoResult("no value" + (f" (dataAbsentReason: {self.concept(absent).label})" if absent else ""))
 
     def add_differentials(self) -> None:
         """Each differential percentage with a WBC of the same time (and specimen, when both name one) becomes an
@@ -909,12 +989,10 @@ class _Builder:
             unit = self.m.units.dimensions[self.m.analytes.analytes[pct.analyte].dimension].canonical
             how = (f"{pct.value:g} % of WBC {wbc.value:g} {wbc.unit} ({wbc.ref}): {absolute:g} {unit}, "
                    "computed from the differential")
-            self.measurements.append(struct_replace(
-                pct, value=absolute, unit=unit, how=how,
-                quantity=Quantity(value=absolute, comparator=None, code=unit, system=None, unit=unit),
-            ))
+            computed = Quantity(value=absolute, comparator=None, code=unit, system=None, unit=unit)
+            self.measurements.append(struct_replace(pct, result=QuantityResult(computed, absolute, unit), how=how))
 
-    def _gene(self, obs: Any, code: Concept) -> str | None:
+    def _gene(self, obs: fs.Observation, code: Concept) -> str | None:
         """The gene a pharmacogenomic result is about: fixed by its code, a gene-studied component, or text."""
         analyte = self.loinc_to_analyte.get(next(iter(code.codes_in(self.loinc_systems)), ""), "")
         coded = self.m.analytes.coded_analytes.get(analyte)
@@ -925,9 +1003,9 @@ class _Builder:
         pgx = self.m.analytes.pharmacogenomics
         names: list[str] = []
         for comp in obs.component or []:
-            comp_code = _concept(comp.code)
+            comp_code = self.concept(comp.code)
             if comp_code.codes_in(self.m.systems.loinc) & set(pgx.gene_studied_loinc) and comp.valueCodeableConcept:
-                value = _concept(comp.valueCodeableConcept)
+                value = self.concept(comp.valueCodeableConcept)
                 for gene, spec in pgx.genes.items():
                     if {c.code for c in value.codings} & {spec.hgnc}:
                         return gene
@@ -936,92 +1014,62 @@ class _Builder:
         if obs.valueString:
             names.append(obs.valueString)
         if obs.valueCodeableConcept is not None:
-            names += _concept(obs.valueCodeableConcept).names
+            names += self.concept(obs.valueCodeableConcept).names
         found = {gene for gene, spec in pgx.genes.items() if any(
             re.search(rf"\b{re.escape(n)}\b", text, re.IGNORECASE) for n in spec.names for text in names)}
         return found.pop() if len(found) == 1 else None
 
     def _measurement(
-        self, ref: str, loinc: str, status: str, effective: datetime | None, holder: Any, gene: str | None = None,
+        self, ref: str, loinc: str, status: str, effective: datetime | None, holder: fs.Valued, gene: str | None = None,
         *, analyte: str,
     ) -> Measurement:
         q = holder.valueQuantity
-        quantity = None
+        if q is None:
+            return Measurement(ref=ref, analyte=analyte, loinc=loinc, status=status, effective=effective,
+                               result=self._other_result(holder), gene=gene)
+        quantity = _recorded(q)
         value = unit = problem = None
         from_text = False
-        if q is not None:
-            quantity = Quantity(
-                value=float(q.value) if q.value is not None else None,
-                comparator=q.comparator,
-                code=q.code,
-                system=q.system,
-                unit=q.unit,
-            )
-            spec = self.m.analytes.analytes.get(analyte)
-            if spec is None:
-                problem = f"{analyte} is coded, not a quantity"
-            elif quantity.value is None:
-                problem = "no value"
-            else:
-                try:
-                    n = normalise(
-                        quantity.value,
-                        code=q.code,
-                        system=q.system,
-                        text=q.unit,
-                        dimension=spec.dimension,
-                        mappings=self.m,
-                    )
-                    value, unit, from_text = n.value, n.unit, n.unit_source != "code"
-                except UnitError as exc:
-                    problem = str(exc)
-                if value is not None and spec.plausible is not None and not (
-                    spec.plausible.low <= value <= spec.plausible.high
-                ):
-                    # A Celsius value sent as [degF], a count per uL labelled 10*3/uL: not believable.
-                    problem = (
-                        f"{quantity.as_recorded()} = {value:.4g} {unit} is outside the plausible range "
-                        f"{spec.plausible.low:g}-{spec.plausible.high:g} {unit} (wrong unit or value?)"
-                    )
-                    value = None
-        elif holder.valueCodeableConcept is None and holder.valueString is None:
-            problem = "no value" + (
-                f" (dataAbsentReason: {_concept(holder.dataAbsentReason).label})"
-                if getattr(holder, "dataAbsentReason", None)
-                else ""
-            )
-        return Measurement(
-            ref=ref,
-            analyte=analyte,
-            loinc=loinc,
-            status=status,
-            effective=effective,
-            quantity=quantity,
-            value=value,
-            unit=unit,
-            unit_problem=problem,
-            unit_from_text=from_text,
-            coded_value=_concept(holder.valueCodeableConcept) if holder.valueCodeableConcept else None,
-            text_value=holder.valueString,
-            gene=gene,
-        )
+        spec = self.m.analytes.analytes.get(analyte)
+        if spec is None:
+            problem = f"{analyte} is coded, not a quantity"
+        elif quantity.value is None:
+            problem = "no value"
+        else:
+            try:
+                n = normalise(quantity.value, code=q.code, system=q.system, text=q.unit, dimension=spec.dimension,
+                              mappings=self.m)
+                value, unit, from_text = n.value, n.unit, n.unit_source != "code"
+            except UnitError as exc:
+                problem = str(exc)
+            if value is not None and spec.plausible is not None and not (
+                spec.plausible.low <= value <= spec.plausible.high
+            ):
+                # A Celsius value sent as [degF], a count per uL labelled 10*3/uL: not believable.
+                problem = (
+                    f"{quantity.as_recorded()} = {value:.4g} {unit} is outside the plausible range "
+                    f"{spec.plausible.low:g}-{spec.plausible.high:g} {unit} (wrong unit or value?)"
+                )
+                value = None
+        return Measurement(ref=ref, analyte=analyte, loinc=loinc, status=status, effective=effective,
+                           result=QuantityResult(quantity, value, unit, problem, from_text), gene=gene)
 
     # -- vaccines --
     def _immunization(self, raw: Resource) -> None:
-        imm = self._parse(raw, "Immunization")
+        imm = self.reader.read(raw, fs.Immunization)
         when = _as_datetime(imm.occurrenceDateTime) or _as_datetime(imm.recorded)
         self.vaccines.append(
-            VaccineEvent(_ref_of(raw), "Immunization", _concept(imm.vaccineCode), str(imm.status), when)
+            VaccineEvent(_ref_of(raw), "Immunization", self.concept(imm.vaccineCode), str(imm.status), when)
         )
 
     def _recommendation(self, raw: Resource) -> None:
-        rec = self._parse(raw, "ImmunizationRecommendation")
+        rec = self.reader.read(raw, fs.ImmunizationRecommendation)
         ref = _ref_of(raw)
         for item in rec.recommendation or []:
-            codes = [_concept(c) for c in (item.vaccineCode or [])]
+            codes = [self.concept(c) for c in (item.vaccineCode or [])]
             if not codes and item.targetDisease is not None:
                 # Only a target disease: the product is unknown (ambiguous unless a live name shows).
-                codes = [Concept(text=_concept(item.targetDisease).label)]
+                codes = [Concept(text=self.concept(item.targetDisease).label)]
             vaccine = Concept(
                 codings=tuple(c for k in codes for c in k.codings),
                 text=next((k.text for k in codes if k.text), None),
@@ -1031,11 +1079,11 @@ class _Builder:
             self.vaccines.append(VaccineEvent(ref, "ImmunizationRecommendation", vaccine, status, when))
 
     def _service_request(self, raw: Resource) -> None:
-        sr = self._parse(raw, "ServiceRequest")
+        sr = self.reader.read(raw, fs.ServiceRequest)
         if sr.code is None:
             return
-        concept = _concept(sr.code)
-        if not is_vaccine_concept(concept, self.m):
+        concept = self.concept(sr.code)
+        if not self.is_vaccine(concept):
             return  # a lab test, imaging, referral ...: not ours
         when = _as_datetime(sr.occurrenceDateTime) or _as_datetime(sr.authoredOn)
         self.vaccines.append(VaccineEvent(_ref_of(raw), "ServiceRequest", concept, _raw_status(raw), when))
@@ -1044,7 +1092,7 @@ class _Builder:
     def _procedure(self, raw: Resource) -> None:
         if not _raw_code_values(raw.get("code")) and not isinstance((raw.get("code") or {}).get("text"), str):
             return  # no code to tell a vaccination by: not ours (most procedures of a record)
-        proc = self._parse(raw, "Procedure")
+        proc = self.reader.read(raw, fs.Procedure)
         if proc.code is None:
             return
         concept = self.concept(proc.code)
@@ -1056,30 +1104,26 @@ class _Builder:
 
     # -- Condition --
     def _condition(self, raw: Resource) -> None:
-        c = self._parse(raw, "Condition")
+        c = self.reader.read(raw, fs.Condition)
         onset_raw = c.onsetDateTime or (c.onsetPeriod.start if c.onsetPeriod else None)
         # A month-only date is read as late as it can be: a symptom or infection "in October" may be recent.
         self.conditions.append(
             ConditionEntry(
                 ref=_ref_of(raw),
-                concept=_concept(c.code) if c.code else Concept(),
+                concept=self.concept(c.code) if c.code else Concept(),
                 clinical_status=_first_code(c.clinicalStatus),
                 verification_status=_first_code(c.verificationStatus),
                 onset=_as_latest(onset_raw),
                 recorded=_as_latest(c.recordedDate),
                 date_note=_date_note(c.recordedDate, "latest") or _date_note(onset_raw, "latest"),
                 lasting=_onset_lasting(onset_raw, c.onsetPeriod.end if c.onsetPeriod else None),
-                abated=any(
-                    getattr(c, f) is not None
-                    for f in ("abatementDateTime", "abatementPeriod", "abatementAge", "abatementRange",
-                              "abatementString")
-                ),
+                abated=c.abated,
             )
         )
 
     # -- DiagnosticReport: results contained in the report, and its coded conclusion --
     def _diagnostic_report(self, raw: Resource) -> None:
-        dr = self._parse(raw, "DiagnosticReport")
+        dr = self.reader.read(raw, fs.DiagnosticReport)
         if _raw_status(raw) in _IGNORED_OBSERVATION_STATUSES:
             return
         ref = _ref_of(raw)
@@ -1097,14 +1141,14 @@ class _Builder:
         for conclusion in dr.conclusionCode or []:
             # A coded conclusion is a diagnosis the lab made (influenza A, COVID-19): judged by its date.
             self.conditions.append(ConditionEntry(
-                ref=ref, concept=_concept(conclusion), clinical_status=None, verification_status=None, onset=None,
+                ref=ref, concept=self.concept(conclusion), clinical_status=None, verification_status=None, onset=None,
                 recorded=_as_latest(when_raw) or _as_datetime(dr.issued), date_note=_date_note(when_raw, "latest"),
                 source="DiagnosticReport",
             ))
 
     # -- QuestionnaireResponse: a symptom check-in --
     def _questionnaire_response(self, raw: Resource) -> None:
-        qr = self._parse(raw, "QuestionnaireResponse")
+        qr = self.reader.read(raw, fs.QuestionnaireResponse)
         status = _raw_status(raw)
         if status == "entered-in-error":
             return
@@ -1112,7 +1156,7 @@ class _Builder:
         when, note = _as_latest(qr.authored), _date_note(qr.authored, "latest")
         questions = self._questions(qr.questionnaire, raw)
         lengths: dict[int, Lasting] = {}  # a length nested under an item: its own answer, not a sign
-        for item in _walk_items(qr.item or []):
+        for item in _response_items(qr.item or ()):
             if id(item) in lengths:
                 continue
             question_codes, question_text = questions.get(item.linkId, ((), None))
@@ -1123,12 +1167,13 @@ class _Builder:
                 self._answer(ref, status, when, note, item.linkId, question, answer, lasting)
 
     def _nested_length(
-        self, item: Any, questions: dict[str, tuple[tuple[Code, ...], str | None]], seen: dict[int, Lasting],
+        self, item: fs.QuestionnaireResponseItem, questions: dict[str, tuple[tuple[Code, ...], str | None]],
+        seen: dict[int, Lasting],
     ) -> Lasting | None:
         """A length of time answered in an item nested under this one ("How many days?" under "Cough?"): a
         Quantity in a unit of time, or a number whose question names the unit. The nested item is marked as
         read so that it is not taken for a sign itself."""
-        children = list(item.item or []) + [c for a in item.answer or [] for c in a.item or []]
+        children = list(item.item or ()) + [c for a in item.answer or () for c in a.item or ()]
         for child in children:
             text = child.text or questions.get(child.linkId, ((), None))[1] or ""
             for answer in child.answer or []:
@@ -1150,18 +1195,19 @@ class _Builder:
 
     def _answer(
         self, ref: str, status: str, when: datetime | None, note: str | None, link_id: str, question: Concept,
-        answer: Any, lasting: Lasting | None = None,
+        answer: fs.QuestionnaireResponseAnswer, lasting: Lasting | None = None,
     ) -> None:
         shown = f"'{question.text}'" if question.text else f"item {link_id}"
-        if answer.valueCoding is not None and answer.valueCoding.code is not None:
-            coding = answer.valueCoding
-            coded = Concept(codings=(Code(coding.system, coding.code, coding.display),))
+        coding = answer.valueCoding
+        if coding is not None and coding.code is not None:
+            code = coding.code
+            coded = Concept(codings=(Code(coding.system, code, coding.display),))
             if sign_of(coded, self.m) is not None:  # the answer is the symptom ("Which symptoms?": Cough)
                 self.signs.append(SignEntry(ref, "QuestionnaireResponse", coded, True, when, status,
                                             f"answer {coded.label} to {shown}", note, lasting))
                 return
-            present = answer_presence([(coding.system, coding.code)], [coding.display or coding.code], self.m)
-            said = coding.display or coding.code
+            present = answer_presence([(coding.system, code)], [coding.display or code], self.m)
+            said = coding.display or code
         elif answer.valueBoolean is not None:
             present, said = bool(answer.valueBoolean), "Yes" if answer.valueBoolean else "No"
         elif answer.valueString is not None:
@@ -1203,19 +1249,19 @@ class _Builder:
             target = target or self.resources.resolve(url)
         if target is None or target.get("resourceType") != "Questionnaire":
             return {}
-        questionnaire = self._parse(target, "Questionnaire")
+        questionnaire = self.reader.read(target, fs.Questionnaire)
         out: dict[str, tuple[tuple[Code, ...], str | None]] = {}
-        for item in _walk_items(questionnaire.item or [], answers=False):
+        for item in _questionnaire_items(questionnaire.item or ()):
             codes = tuple(Code(c.system, c.code, c.display) for c in item.code or [] if c.code is not None)
             out[item.linkId] = (codes, item.text)
         return out
 
     _handlers: ClassVar[dict[str, Callable[[_Builder, Resource], None]]] = {
         "Patient": _patient,
-        "MedicationRequest": _medication_request,
-        "MedicationStatement": _medication_statement,
-        "MedicationDispense": _medication_dispense,
-        "MedicationAdministration": _medication_administration,
+        "MedicationRequest": _medicine_use,
+        "MedicationStatement": _medicine_use,
+        "MedicationDispense": _medicine_use,
+        "MedicationAdministration": _medicine_use,
         "Observation": _observation,
         "Immunization": _immunization,
         "ImmunizationRecommendation": _recommendation,
@@ -1237,19 +1283,39 @@ RECORD_TYPES: frozenset[str] = (
 # --- helpers ----------------------------------------------------------------------
 
 
+_MEDICATION_SHAPES: dict[str, type[fs.MedicationResource]] = {
+    "MedicationRequest": fs.MedicationRequest, "MedicationStatement": fs.MedicationStatement,
+    "MedicationDispense": fs.MedicationDispense, "MedicationAdministration": fs.MedicationAdministration,
+}
+
+
+class _WhenUsed(NamedTuple):
+    authored: datetime | None
+    start: datetime | None
+    end: datetime | None
+    current_until: datetime | None = None  # a dispense's supply or a recent administration: current until then
+    vaccinated: datetime | None = None  # an order's or administration's date, when it is of a vaccine
+
+
+def _dosages(use: fs.MedicationResource) -> tuple[fs.Dosage, ...]:
+    if isinstance(use, fs.MedicationRequest | fs.MedicationDispense):
+        return use.dosageInstruction or ()
+    return (use.dosage or ()) if isinstance(use, fs.MedicationStatement) else ()
+
+
 def _ref_of(raw: Mapping[str, Any]) -> str:
     rid = raw.get("id")
     return f"{raw.get('resourceType')}/{rid}" if isinstance(rid, str) else f"{raw.get('resourceType')}/(no id)"
 
 
-def _concept(cc: Any) -> Concept:
+def _concept(cc: fs.CodeableConcept) -> Concept:
     codings = tuple(
         Code(system=c.system, code=c.code, display=c.display) for c in (cc.coding or []) if c.code is not None
     )
     return Concept(codings=codings, text=cc.text)
 
 
-def _first_code(cc: Any) -> str | None:
+def _first_code(cc: fs.CodeableConcept | None) -> str | None:
     if cc is None or not cc.coding:
         return None
     code = cc.coding[0].code
@@ -1363,15 +1429,20 @@ def _num(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float, Decimal)) else None
 
 
-def _walk_items(items: Iterable[Any], *, answers: bool = True) -> Iterable[Any]:
-    """QuestionnaireResponse items (or, answers=False, Questionnaire items) depth first, with the items nested
-    under items and (responses) under answers."""
+def _response_items(items: Iterable[fs.QuestionnaireResponseItem]) -> Iterator[fs.QuestionnaireResponseItem]:
+    """QuestionnaireResponse items depth first, with the items nested under items and under answers."""
     for item in items:
         yield item
-        yield from _walk_items(item.item or [], answers=answers)
-        if answers:
-            for answer in item.answer or []:
-                yield from _walk_items(answer.item or [])
+        yield from _response_items(item.item or ())
+        for answer in item.answer or ():
+            yield from _response_items(answer.item or ())
+
+
+def _questionnaire_items(items: Iterable[fs.QuestionnaireItem]) -> Iterator[fs.QuestionnaireItem]:
+    """Questionnaire items depth first, with the items nested under them."""
+    for item in items:
+        yield item
+        yield from _questionnaire_items(item.item or ())
 
 
 class _LabContext(Struct, frozen=True):
@@ -1386,7 +1457,7 @@ class _LabContext(Struct, frozen=True):
     date_note: str | None
 
     @classmethod
-    def of(cls, obs: Any, date_note: str | None) -> _LabContext:
+    def of(cls, obs: fs.Observation, date_note: str | None) -> _LabContext:
         codes: list[str] = []
         texts: list[str] = []
         for cc in obs.interpretation or []:
@@ -1417,7 +1488,7 @@ def _as_date(value: object) -> date | None:
     return dt.date() if dt else None
 
 
-def _order_period(mr: Any) -> tuple[datetime | None, datetime | None]:
+def _order_period(mr: fs.MedicationRequest) -> tuple[datetime | None, datetime | None]:
     start = end = None
     for d in mr.dosageInstruction or []:
         bounds = d.timing.repeat.boundsPeriod if d.timing and d.timing.repeat else None
@@ -1431,17 +1502,12 @@ def _order_period(mr: Any) -> tuple[datetime | None, datetime | None]:
     return start, end
 
 
-def _quantity(q: Any) -> Quantity | None:
-    if q is None:
-        return None
-    value = q.value
-    return Quantity(
-        value=float(value) if isinstance(value, Decimal | int | float) else None,
-        comparator=q.comparator,
-        code=q.code,
-        system=q.system,
-        unit=q.unit,
-    )
+def _quantity(q: fs.Quantity | None) -> Quantity | None:
+    return None if q is None else _recorded(q)
+
+
+def _recorded(q: fs.Quantity) -> Quantity:
+    return Quantity(value=q.value, comparator=q.comparator, code=q.code, system=q.system, unit=q.unit)
 
 
 def _end_note(raw: Mapping[str, Any]) -> str | None:
@@ -1464,7 +1530,7 @@ def _end_note(raw: Mapping[str, Any]) -> str | None:
 
 
 
-def _ratio(r: Any) -> Ratio | None:
+def _ratio(r: fs.Ratio | None) -> Ratio | None:
     return None if r is None else Ratio(_quantity(r.numerator), _quantity(r.denominator))
 
 
@@ -1472,7 +1538,7 @@ def _float(v: object) -> float | None:
     return float(v) if isinstance(v, Decimal | int | float) else None
 
 
-def _dose(d: Any) -> Dosage:
+def _dose(d: fs.Dosage) -> Dosage:
     """A Dosage element reduced to what the dosage module reads (dosage.py says how it is read)."""
     timing = d.timing
     rep = timing.repeat if timing is not None else None
@@ -1526,7 +1592,7 @@ def _raw_status(raw: Mapping[str, Any]) -> str:
     return status if isinstance(status, str) else "(no status)"
 
 
-def _forecast_status(cc: Any) -> str:
+def _forecast_status(cc: fs.CodeableConcept | None) -> str:
     """A forecast status code; from the text when no coding has a code; 'unknown' when neither says."""
     if cc is None:
         return "unknown"
@@ -1541,7 +1607,7 @@ def _forecast_status(cc: Any) -> str:
 _DAY_UNITS = {"d": 1.0, "day": 1.0, "days": 1.0, "wk": 7.0, "week": 7.0, "weeks": 7.0, "mo": 30.4375}
 
 
-def _days_supply(q: Any) -> float | None:
+def _days_supply(q: fs.Quantity | None) -> float | None:
     """daysSupply in days (UCUM d/wk/mo or the same words); None when absent or unreadable."""
     if q is None or q.value is None:
         return None

@@ -31,7 +31,6 @@ import orjson
 from msgspec import Struct
 
 from azaguard.mappings import Mappings
-from azaguard.memo import PerMappings
 from azaguard.resources import Resource, ResourceSet
 from azaguard.terminology.scripts import SCRIPT_SYSTEM, fold, foreign_letters, read_terms
 
@@ -107,7 +106,7 @@ def read_meaning(
         resources = _with_copies(resources, scripted)
         current = [scripted.get(id(r), r) for r in current]
     out: Reading[H] = Reading(resources, dropped=dropped)
-    tables = _TABLES.get_or_build(m, _Tables)
+    tables = m.derived(_Tables)
     negation, mapped = tables.negation, tables.mapped
     results: list[Resource] = []
     for raw in owner.in_reading_order(current):
@@ -675,9 +674,6 @@ class _Tables:
         transfusion = m.meaning.context.transfusion
         self.transfusion_codes = frozenset(c for cs in transfusion.codes.values() for c in cs)
         self.transfusion_names = tuple(fold(n) for n in transfusion.names)
-
-
-_TABLES: PerMappings[_Tables] = PerMappings()
 
 
 def _contained(raw: Resource, cid: str) -> Resource | None:
