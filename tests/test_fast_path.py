@@ -112,6 +112,18 @@ def test_invalid_values_the_rules_read_are_refused_by_both(case: str, mappings: 
     assert record.measurements == ()
 
 
+def test_what_is_wrong_is_said_in_words_naming_the_element() -> None:
+    for case, (path, value) in INVALID.items():
+        with pytest.raises(fhirshapes.FhirDataError) as caught:
+            fhirshapes.read(changed(path, value), fhirshapes.Observation)
+        said = str(caught.value)
+        assert said.startswith("invalid ") and "regex" not in said and "`" not in said, case
+        assert path.split(".")[0] in said, case
+    uri = changed("code.coding.0.system", "http://loinc .org")
+    with pytest.raises(fhirshapes.FhirDataError, match=r"invalid code.coding\[0\].system: expected a URI"):
+        fhirshapes.read(uri, fhirshapes.Observation)
+
+
 VALID = {
     "partial dates": ("effectiveDateTime", "2026-11"),
     "year only": ("effectiveDateTime", "2026"),

@@ -543,7 +543,11 @@ class Reader:
             at = _AT.search(message)
             where = at.group(1) if at is not None and at.group(1) else rtype
             text = message[: at.start()] if at is not None else message
-            raise FhirDataError(f"invalid {where}: {_lower_first(text)}") from None
+            missing = _MISSING.fullmatch(text)
+            if missing is not None:  # named as the element, like every other problem
+                where = missing.group(1) if where == rtype else f"{where}.{missing.group(1)}"
+                text = "required"
+            raise FhirDataError(f"invalid {where}: {_in_words(text)}") from None
 
     def _when(self, kind: type, value: object) -> str:
         seen = self._dates[kind]
@@ -559,6 +563,26 @@ def read(raw: Resource, shape: type[S]) -> S:
     return Reader().read(raw, shape)
 
 
-def _lower_first(text: str) -> str:
+_MISSING = re.compile(r"Object missing required field `(\w+)`")
+# msgspec's words for the checks above, as a reader of the finding needs them.
+_WORDS = (
+    (re.compile(r"Expected `str` matching regex '\^\[\^\\\\s\]\+.*'"),
+     "expected a code (no leading, trailing or double spaces)"),
+    (re.compile(r"Expected `str` matching regex '\^\\\\S\+.*'"), "expected a URI (no spaces)"),
+    (re.compile(r"Expected `str` matching regex '.*'"), "expected a time (hh:mm:ss)"),
+    (re.compile(r"Expected `str` of length >= 1"), "expected a non-empty string"),
+    (re.compile(r"Expected `float( \| null)?`.*|Expected `float` [<>]=.*"), "expected a number"),
+    (re.compile(r"Expected `int( \| null)?`.*|Expected `int` [<>]=?.*"), "expected an integer (in range)"),
+    (re.compile(r"Expected `bool( \| null)?`.*"), "expected true or false"),
+    (re.compile(r"Expected `str( \| null)?`.*"), "expected a string"),
+    (re.compile(r"Expected `array( \| null)?`.*"), "expected a list"),
+    (re.compile(r"Expected `object( \| null)?`.*"), "expected an object"),
+)
+
+
+def _in_words(text: str) -> str:
+    for pattern, words in _WORDS:
+        if pattern.fullmatch(text):
+            return words
     return text[:1].lower() + text[1:]
 
