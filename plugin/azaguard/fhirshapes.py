@@ -565,24 +565,24 @@ def read(raw: Resource, shape: type[S]) -> S:
 
 _MISSING = re.compile(r"Object missing required field `(\w+)`")
 # msgspec's words for the checks above, as a reader of the finding needs them.
-_WORDS = (
-    (re.compile(r"Expected `str` matching regex '\^\[\^\\\\s\]\+.*'"),
+_WORDS = (  # (patterns compiled only when a resource fails: re caches them)
+    (r"Expected `str` matching regex '\^\[\^\\\\s\]\+.*'",
      "expected a code (no leading, trailing or double spaces)"),
-    (re.compile(r"Expected `str` matching regex '\^\\\\S\+.*'"), "expected a URI (no spaces)"),
-    (re.compile(r"Expected `str` matching regex '.*'"), "expected a time (hh:mm:ss)"),
-    (re.compile(r"Expected `str` of length >= 1"), "expected a non-empty string"),
-    (re.compile(r"Expected `float( \| null)?`.*|Expected `float` [<>]=.*"), "expected a number"),
-    (re.compile(r"Expected `int( \| null)?`.*|Expected `int` [<>]=?.*"), "expected an integer (in range)"),
-    (re.compile(r"Expected `bool( \| null)?`.*"), "expected true or false"),
-    (re.compile(r"Expected `str( \| null)?`.*"), "expected a string"),
-    (re.compile(r"Expected `array( \| null)?`.*"), "expected a list"),
-    (re.compile(r"Expected `object( \| null)?`.*"), "expected an object"),
+    (r"Expected `str` matching regex '\^\\\\S\+.*'", "expected a URI (no spaces)"),
+    (r"Expected `str` matching regex '.*'", "expected a time (hh:mm:ss)"),
+    (r"Expected `str` of length >= 1", "expected a non-empty string"),
+    (r"Expected `float( \| null)?`.*|Expected `float` [<>]=.*", "expected a number"),
+    (r"Expected `int( \| null)?`.*|Expected `int` [<>]=?.*", "expected an integer (in range)"),
+    (r"Expected `bool( \| null)?`.*", "expected true or false"),
+    (r"Expected `str( \| null)?`.*", "expected a string"),
+    (r"Expected `array( \| null)?`.*", "expected a list"),
+    (r"Expected `object( \| null)?`.*", "expected an object"),
 )
 
 
 def _in_words(text: str) -> str:
     for pattern, words in _WORDS:
-        if pattern.fullmatch(text):
+        if re.fullmatch(pattern, text):
             return words
     return text[:1].lower() + text[1:]
 
