@@ -271,6 +271,12 @@ CLINICIAN: dict[str, Template] = {
         detail="{Checked}."),
     "liver/side-effect-reported": _T(verb="Check", object="{subject}", reason="{reason} {when}",
         detail="{Checked}."),
+    # issue 24: a diagnosis in a script the tables cannot read may be an infection (never silence)
+    "infection-hold/diagnosis-unidentified": _T(
+        verb="Identify", object="the diagnosis {subject}", reason="it could not be read and may be an infection",
+        advice="check before the next dose",
+        detail="{Checked}. Whether it is an infection could not be checked: read it, and check for infection before "
+               "the next dose."),
     "vaccination-hold/live-vaccine-given-after-stop": _T(
         verb="Tell the prescriber about", object="the {subject} vaccine (live)", reason="given {when}, {reason}",
         advice="watch for vaccine-strain infection",
