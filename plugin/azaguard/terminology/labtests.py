@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from msgspec import Struct
 
 from azaguard.mappings import Mappings
-from azaguard.memo import PerMappings
 from azaguard.terminology._common import fold, names_match
 
 if TYPE_CHECKING:
@@ -82,28 +81,25 @@ def analyte_by_name(concept: Concept, m: Mappings) -> str | None:
     return None
 
 
-_NAMES: PerMappings[re.Pattern[str]] = PerMappings()
-
-
 def named_anything(m: Mappings) -> re.Pattern[str]:
     """One pattern for every name that makes an Observation worth reading (signs, pathogens, named analytes,
     enzyme activities): the record builder's quick test on codes it does not know."""
+    return m.derived(_named_anything)
 
-    def build(mm: Mappings) -> re.Pattern[str]:
-        words: set[str] = set()
-        for sign in mm.signs.signs.values():
-            words.update(sign.names)
-        for p in mm.lab_infections.pathogens.values():
-            words.update(p.names)
-        for a in mm.analytes.analytes.values():
-            words.update(a.names)
-        for spec in mm.analytes.activity_analytes.by_key.values():
-            words.update(spec.names)
-        words.update(mm.pancreatitis.lipase.names)
-        alternation = "|".join(re.escape(fold(w)) for w in sorted(words, key=len, reverse=True))
-        return re.compile(rf"\b(?:{alternation})\b", re.IGNORECASE)
 
-    return _NAMES.get_or_build(m, build)
+def _named_anything(mm: Mappings) -> re.Pattern[str]:
+    words: set[str] = set()
+    for sign in mm.signs.signs.values():
+        words.update(sign.names)
+    for p in mm.lab_infections.pathogens.values():
+        words.update(p.names)
+    for a in mm.analytes.analytes.values():
+        words.update(a.names)
+    for spec in mm.analytes.activity_analytes.by_key.values():
+        words.update(spec.names)
+    words.update(mm.pancreatitis.lipase.names)
+    alternation = "|".join(re.escape(fold(w)) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"\b(?:{alternation})\b", re.IGNORECASE)
 
 
 # --- reading a result ---------------------------------------------------------------------------
