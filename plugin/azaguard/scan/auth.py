@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 from collections.abc import Callable
 
 from azaguard.cliopts import TOKEN_ENV
+from azaguard.errors import AuthError
 from azaguard.httpauth import Renew
 from azaguard.smart.backend import BackendAuthError, BackendServicesAuth, key_file_warning, load_private_key
 
 
-class AuthFailed(Exception):
+class AuthFailed(AuthError):
     """The authorization server refused the backend client: a configuration problem, before any patient."""
 
 
@@ -40,5 +40,5 @@ def token_source(
                 auth.renew(refused)
 
         return auth.token, renew, f"SMART Backend Services as {args.client_id} ({key.alg}; {auth.granted_scope})"
-    token = os.environ.get(TOKEN_ENV) or None
+    token: str | None = args.settings.fhir_token
     return token, None, f"bearer token from ${TOKEN_ENV}" if token else "none"

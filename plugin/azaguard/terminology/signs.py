@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Literal
 
 from msgspec import Struct
 
+from azaguard.fhirtypes.timeunits import days_per
 from azaguard.mappings import Mappings
-from azaguard.memo import PerMappings
 from azaguard.terminology._common import fold, names_match
 from azaguard.terminology.conditions import normalise_icd
 
 if TYPE_CHECKING:
-    from azaguard.record import Concept
+    from azaguard.fhirtypes.concept import Concept
 
 _ICD_SYSTEMS = ("icd10cm", "icd10")
 _LABELS = {"icd10cm": "ICD-10-CM", "icd10": "WHO ICD-10", "snomed": "SNOMED CT"}
@@ -35,9 +35,6 @@ class SignMatch(Struct, frozen=True):
 class _Index(Struct, frozen=True):
     icd: dict[str, dict[str, tuple[str, str]]]  # system -> undotted code -> (sign key, display)
     snomed: dict[str, tuple[str, str]]
-
-
-_INDEX: PerMappings[_Index] = PerMappings()
 
 
 def _build(m: Mappings) -> _Index:
@@ -58,7 +55,7 @@ def _match(key: str, how: str, m: Mappings) -> SignMatch:
 
 
 def _coded(concept: Concept, m: Mappings) -> SignMatch | None:
-    index = _INDEX.get_or_build(m, _build)
+    index = m.derived(_build)
     for coding in concept.codings:
         system = m.systems.name_of(coding.system)
         if system in _ICD_SYSTEMS:
@@ -74,19 +71,20 @@ def _coded(concept: Concept, m: Mappings) -> SignMatch | None:
     return None
 
 
-_SIGNS: PerMappings[dict[Concept, SignMatch | None]] = PerMappings()
-
-
 def sign_of(concept: Concept, m: Mappings) -> SignMatch | None:
     """The sign a concept records: by code first, else by name. Memoised per concept (the builder and three
     rules ask it of the same conditions)."""
-    cache = _SIGNS.get_or_build(m, lambda _: {})
+    cache = m.derived(_sign_memo)
     if concept in cache:
         return cache[concept]
     if len(cache) > 50_000:
         cache.clear()
     found = cache[concept] = _coded(concept, m) or sign_by_name(concept.names, m)
     return found
+
+
+def _sign_memo(m: Mappings) -> dict[Concept, SignMatch | None]:
+    return {}
 
 
 def sign_by_name(names: tuple[str, ...] | list[str], m: Mappings) -> SignMatch | None:
@@ -126,11 +124,8 @@ def length_in_days(value: float | None, code: str | None, unit: str | None, m: M
     ("days", "hrs"); None when it is not a length of time or has no value."""
     if value is None:
         return None
-    per_day = m.units.dosage.period_days
-    for said in (code, unit):
-        if said and said.strip() in per_day:
-            return value * per_day[said.strip()]
-    return _by_unit_word(value, [unit or "", code or ""], m)
+    factor = days_per(code, m) or days_per(unit, m)  # mappings/units.json `time`
+    return value * factor if factor is not None else _by_unit_word(value, [unit or "", code or ""], m)
 
 
 def length_from_words(value: float | None, words: list[str], m: Mappings) -> float | None:
@@ -139,25 +134,22 @@ def length_from_words(value: float | None, words: list[str], m: Mappings) -> flo
 
 
 def _by_unit_word(value: float, words: list[str], m: Mappings) -> float | None:
-    per_day = m.units.dosage.period_days
+    per_day = m.units.time.days
     for code, unit_words in m.signs.duration_unit_words.items():
         if names_match([w.replace("-", " ").replace("_", " ") for w in words if w], unit_words):
             return value * per_day[code]
     return None
 
 
-_PANCREATITIS: PerMappings[dict[str, dict[str, str]]] = PerMappings()
+def _pancreatitis_index(mm: Mappings) -> dict[str, dict[str, str]]:
+    sets = mm.pancreatitis.diagnoses.codes
+    return {s: {normalise_icd(c): d for c, d in sets.get(s, {}).items()} for s in _ICD_SYSTEMS}
 
 
 def pancreatitis_match(concept: Concept, m: Mappings) -> str | None:
     """How a diagnosis is recognised as acute pancreatitis ('ICD-10-CM K85.90 ...'), or None."""
     ds = m.pancreatitis.diagnoses
-
-    def build(mm: Mappings) -> dict[str, dict[str, str]]:
-        sets = mm.pancreatitis.diagnoses.codes
-        return {s: {normalise_icd(c): d for c, d in sets.get(s, {}).items()} for s in _ICD_SYSTEMS}
-
-    index = _PANCREATITIS.get_or_build(m, build)
+    index = m.derived(_pancreatitis_index)
     for coding in concept.codings:
         system = m.systems.name_of(coding.system)
         if system in _ICD_SYSTEMS:
