@@ -138,7 +138,9 @@ def _entry_sign(entry: SignEntry, m: Mappings) -> SignHit | None:
     if match is None:
         return None
     what = "symptom check-in" if entry.source == "QuestionnaireResponse" else "symptom observation"
-    return SignHit(entry.ref, match, entry.concept.label, entry.when, f"{what}: {entry.detail}", entry.date_note)
+    # A check-in names the symptom by its question ("Sore throat?"): the symptom is said without the mark.
+    recorded = entry.concept.label.rstrip(" ?") or entry.concept.label
+    return SignHit(entry.ref, match, recorded, entry.when, f"{what}: {entry.detail}", entry.date_note)
 
 
 def side_effects_for(hits: list[SignHit], rule_id: str, m: Mappings) -> list[SignHit]:
