@@ -101,6 +101,24 @@ def test_inactive_flags_are_history_and_a_new_episode_gets_a_new_flag() -> None:
     assert plan[1].identifier != old["identifier"][0]["value"]  # type: ignore[index]
 
 
+def test_a_later_episode_of_the_same_hold_has_its_own_flag_identifier() -> None:
+    """The same evidence holding again after the Flag was closed: a new id AND a new identifier, so the
+    conditional create of a server refusing client ids cannot match the inactive first episode."""
+    hold = _finding(Status.HOLD)
+    first = _flag(hold, status="inactive")
+    first["id"] = "azg-" + alert_identifier(PATIENT, hold)
+    flag = plan_alerts(PATIENT, [hold], [first], NOW, AUTHOR)[1]
+    base = alert_identifier(PATIENT, hold)
+    assert flag.resource["id"] == f"azg-{base}-1"
+    assert flag.identifier == f"{base}-1" == flag.resource["identifier"][0]["value"]
+    second = {**flag.resource, "status": "inactive"}
+    third = plan_alerts(PATIENT, [hold], [first, second], NOW, AUTHOR)[1]
+    assert third.identifier == f"{base}-2" and third.resource["id"] == f"azg-{base}-2"
+    # An episode an older version wrote under the first identifier (its id says which) is counted too.
+    older = {**first, "id": f"azg-{base}-3"}
+    assert plan_alerts(PATIENT, [hold], [first, older], NOW, AUTHOR)[1].identifier == f"{base}-4"
+
+
 def test_the_author_device_names_software_and_mappings_versions() -> None:
     device = device_resource("2026.11.1")
     versions = {v["type"]["text"]: v["value"] for v in device["version"]}

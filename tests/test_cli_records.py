@@ -62,14 +62,32 @@ def test_another_patients_resource_is_shown_as_a_warning(tmp_path: Path, capsys:
     other = {**b.observation("8310-5", 39.5, "Cel", days_ago=0), "id": "theirs", "subject": {"reference": "Patient/p2"}}
     code, out, _ = check(tmp_path, capsys, [b.patient(), b.azathioprine(), other])
     assert code == EXIT_OK
-    (warning,) = json.loads(out)["warnings"]
-    # Named for people (what and when), never by id (issue 22): the id stays a reference in the record.
-    assert warning == f"A result coded 8310-5 of {b.NOW.day} {b.NOW:%b %Y} was not used: its subject is another " \
-        "patient."
-    assert "theirs" not in warning and "Patient/" not in warning
-    named = {**other, "code": {**other["code"], "text": "Body temperature"}}
+    report = json.loads(out)
+    (warning,) = report["warnings"]
+    # Named for people (what and when), never by id (issue 22): a code with no words in the resource is named
+    # by what the analyte mapping calls it, not by the raw code; the id is in the JSON's machine-readable part.
+    assert warning == f"The Body temperature result of {b.NOW.day} {b.NOW:%b %Y} was not used: its subject is " \
+        "another patient."
+    assert "theirs" not in warning and "Patient/" not in warning and "8310-5" not in warning
+    assert report["dropped"] == [{"reference": "Observation/theirs", "reason": "its subject is another patient"}]
+    named = {**other, "code": {**other["code"], "text": "Core temperature"}}
     _, out, _ = check(tmp_path, capsys, [b.patient(), b.azathioprine(), named])
-    assert json.loads(out)["warnings"][0].startswith(f"The Body temperature result of {b.NOW.day} {b.NOW:%b %Y} was")
+    assert json.loads(out)["warnings"][0].startswith(f"The Core temperature result of {b.NOW.day} {b.NOW:%b %Y} was")
+
+
+def test_a_resource_whose_code_nothing_names_is_named_by_its_code_system() -> None:
+    from azaguard.mappings import load_mappings
+    from azaguard.naming import resource_name
+
+    m = load_mappings()
+    unknown = {**b.observation("99999-9", 1.0, "mg", days_ago=0), "id": "x"}
+    day = f"{b.NOW.day} {b.NOW:%b %Y}"
+    assert resource_name(unknown, m) == f"a result (LOINC 99999-9) of {day}"
+    # A SNOMED CT lab code the analyte mapping lists is named by the mapping (primary-care systems code labs so).
+    snomed = {**unknown, "code": {"coding": [{"system": "http://snomed.info/sct", "code": "767002"}]}}
+    assert resource_name(snomed, m) == f"the WBC result of {day}"
+    local = {**unknown, "code": {"coding": [{"system": "urn:lab:local", "code": "T1"}]}}
+    assert resource_name(local, m) == f"a result (code T1) of {day}"
 
 
 def test_mappings_report_lists_every_value_set_with_counts_and_source(capsys: pytest.CaptureFixture[str]) -> None:

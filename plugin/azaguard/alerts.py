@@ -12,7 +12,8 @@ entered-in-error, and the run says so. Only azaguard's own alerts count
 (`is_own`): a resource carrying azaguard's identifier system but not written by
 azaguard is reported, never adopted. Lifecycle: an active hold keeps one active
 Flag per (rule, finding code); when the hold clears the Flag is set inactive
-with a period end, never deleted; a later episode gets a new Flag id.
+with a period end, never deleted; a later episode gets a new Flag id and identifier (`<identifier>-<n>`),
+so a conditional create on a server that refuses client ids never matches the earlier, inactive episode.
 """
 
 from __future__ import annotations
@@ -130,6 +131,11 @@ def alert_identifier(patient_ref: str, finding: Finding) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
+def episode_identifier(identifier: str, episode: int = 0) -> str:
+    """A Flag's identifier value: the alert's for its first episode, `-1`, `-2`, ... after (as its id)."""
+    return identifier + (f"-{episode}" if episode else "")
+
+
 def resource_id(identifier: str, episode: int = 0) -> str:
     """The deterministic resource id of an alert (a Flag's later episodes get -1, -2, ...)."""
     return f"{ID_PREFIX}{identifier}" + (f"-{episode}" if episode else "")
@@ -231,8 +237,7 @@ def plan_alerts(
         if active.get(key):
             plan += _keep_oldest("Flag", alert_identifier(patient_ref, f), f.rule, active[key], now)
         else:
-            ident = alert_identifier(patient_ref, f)
-            episode = len(flags_by_id.get(ident, []))
+            episode = _next_episode(flags_by_id, alert_identifier(patient_ref, f))
             plan.append(_flag(patient_ref, f, now, author, wording.get((f.rule, f.code)), episode=episode))
     return plan
 
@@ -442,10 +447,11 @@ def _flag(
     *,
     episode: int = 0,
 ) -> PlannedWrite:
-    identifier = alert_identifier(patient_ref, f)
+    base = alert_identifier(patient_ref, f)
+    identifier = episode_identifier(base, episode)
     resource: dict[str, Any] = {
         "resourceType": "Flag",
-        "id": resource_id(identifier, episode),
+        "id": resource_id(base, episode),
         "meta": _meta(f),
         "identifier": [{"system": FLAG_ID_SYSTEM, "value": identifier}],
         "status": "active",
@@ -637,6 +643,20 @@ def _group(resources: Iterable[dict[str, Any]], system: str) -> dict[str, list[d
                 groups[i["value"]].append(r)
                 break
     return groups
+
+
+def _next_episode(flags_by_id: dict[str, list[dict[str, Any]]], identifier: str) -> int:
+    """The episode number after every Flag of this alert in the chart (by identifier, and by id for
+    episodes written by older versions under the first episode's identifier)."""
+    seen = [-1]
+    for value, flags in flags_by_id.items():
+        if value == identifier:
+            for flag in flags:
+                suffix = str(flag.get("id") or "").removeprefix(resource_id(identifier) + "-")
+                seen.append(int(suffix) if suffix.isdigit() else 0)
+        elif value.startswith(identifier + "-") and value[len(identifier) + 1:].isdigit():
+            seen.append(int(value[len(identifier) + 1:]))
+    return max(seen) + 1
 
 
 def _oldest_first(copies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from azaguard.settings import Settings, current
 
-def cache_dir() -> Path:
+
+def cache_dir(settings: Settings | None = None) -> Path:
     """~/.cache/azaguard (or $XDG_CACHE_HOME/azaguard)."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "azaguard"
+    return current(settings).cache_home / "azaguard"

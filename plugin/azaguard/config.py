@@ -9,14 +9,15 @@ that holds it.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-CONFIG_ENV = "AZAGUARD_SMART_CONFIG"
+from azaguard.settings import SMART_CONFIG, Settings, current
+
+CONFIG_ENV = SMART_CONFIG
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -82,6 +83,8 @@ class CdsClient(BaseModel):
 
 class AppConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+    # The environment it was loaded with (load_app_config): the secrets it names are read from there.
+    _settings: Settings | None = PrivateAttr(default=None)
 
     client_id: str = Field(min_length=1)
     client_type: Literal["public", "confidential-symmetric"]
@@ -165,14 +168,14 @@ class AppConfig(BaseModel):
         """The session encryption keys from session_key_env (none when it is not configured)."""
         if not self.session_key_env:
             return []
-        value = os.environ.get(self.session_key_env, "")
+        value = current(self._settings).named(self.session_key_env) or ""
         keys = [k.strip() for k in value.split(",") if k.strip()]
         if not keys:
             raise ConfigError(f"environment variable {self.session_key_env} (the session key) is not set")
         return keys
 
     def metrics_token(self) -> str | None:
-        return os.environ.get(self.metrics_token_env) or None if self.metrics_token_env else None
+        return current(self._settings).named(self.metrics_token_env) if self.metrics_token_env else None
 
     @model_validator(mode="before")
     @classmethod
@@ -231,7 +234,7 @@ class AppConfig(BaseModel):
         """The confidential client's secret, read from the environment when needed (never stored)."""
         if self.client_type == "public":
             return None
-        secret = os.environ.get(self.client_secret_env or "")
+        secret = current(self._settings).named(self.client_secret_env or "")
         if not secret:
             raise ConfigError(f"environment variable {self.client_secret_env} (the client secret) is not set")
         return secret
@@ -246,21 +249,25 @@ class AppConfig(BaseModel):
         return ("'self'", *origins)
 
 
-def default_config_path() -> Path:
+def default_config_path(settings: Settings | None = None) -> Path:
     """AZAGUARD_SMART_CONFIG, else smart_launch.json at the repository top level."""
-    override = os.environ.get(CONFIG_ENV)
+    override = current(settings).smart_config
     if override:
-        return Path(override)
+        return override
     return Path(__file__).resolve().parent.parent.parent / "smart_launch.json"
 
 
-def load_app_config(path: Path | None = None, *, public_base: str | None = None) -> AppConfig:
-    """Read and validate the app registration.
+def load_app_config(
+    path: Path | None = None, *, public_base: str | None = None, settings: Settings | None = None
+) -> AppConfig:
+    """Read and validate the app registration, with the environment's overrides and secrets (`settings`, as the
+    entry point read them).
 
     `public_base` (e.g. "http://127.0.0.1:8401") replaces the app's own origin (that
     of launch_uri) in every URL of the file, for the demo on another port and tests.
     """
-    path = path or default_config_path()
+    settings = current(settings)
+    path = path or default_config_path(settings)
     try:
         with path.open(encoding="utf-8") as fh:
             data = json.load(fh)
@@ -272,11 +279,12 @@ def load_app_config(path: Path | None = None, *, public_base: str | None = None)
         raise ConfigError(f"{path} must hold a JSON object")
     if public_base is not None:
         data = _rebase(data, public_base)
-    data = with_environment(data)
+    data = with_environment(data, settings)
     try:
         config = AppConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"invalid SMART app configuration {path}:\n{_readable(exc)}") from exc
+    config._settings = settings
     config.client_secret()  # fail at start, not at the first launch
     config.session_keys()
     return config
@@ -292,11 +300,12 @@ def environment_overrides() -> dict[str, str]:
     return out
 
 
-def with_environment(data: dict[str, object]) -> dict[str, object]:
+def with_environment(data: dict[str, object], settings: Settings | None = None) -> dict[str, object]:
     """The file's settings with those set in the environment replaced (a container sets them there)."""
     out = dict(data)
+    environment = current(settings)
     for key, variable in environment_overrides().items():
-        value = os.environ.get(variable)
+        value = environment.named(variable)
         if value:
             out[key] = value
     return out

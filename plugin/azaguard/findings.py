@@ -97,6 +97,12 @@ class Trigger(Struct, frozen=True, kw_only=True):
     reference: str | None = None  # "Observation/123": linked, never shown as text
     source: TherapySource | None = None  # for a drug: how it is recorded (an order reads differently)
 
+    @property
+    def recorded_in(self) -> str | None:
+        """The kind of record that holds it ("Immunization", "ImmunizationRecommendation"): a forecast is
+        "due", a dose "given"."""
+        return self.reference.split("/", 1)[0] if self.reference else None
+
 
 class TherapyFact(Struct, frozen=True, kw_only=True):
     """The patient's azathioprine at evaluation time, as the rule judged it."""

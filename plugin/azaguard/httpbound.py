@@ -27,6 +27,9 @@ class ResponseTooSlow(httpx.ReadTimeout):
     """The whole response did not arrive within the deadline."""
 
 
+ERROR_BYTES = 64 << 10  # an error answer's body: an OperationOutcome, or the start of an HTML page
+
+
 def fetch(
     client: httpx.Client,
     method: str,
@@ -35,13 +38,27 @@ def fetch(
     max_bytes: int = SMALL_BYTES,
     deadline: float = SMALL_DEADLINE,
     timeout: float | None = None,
+    auth: httpx.Auth | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
-    """`client.request(method, url, **kwargs)`, with the body read under `max_bytes` and `deadline`."""
+    """`client.request(method, url, **kwargs)`, with the body read under `max_bytes` and `deadline`;
+    `auth` (httpauth.BearerAuth) for this request only (clients are shared: none carries a token)."""
     start = time.monotonic()
     per_read = min(timeout if timeout is not None else deadline, deadline)
     request = client.build_request(method, url, timeout=httpx.Timeout(per_read), **kwargs)
-    response = client.send(request, stream=True)
+    response = client.send(request, stream=True, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT)
+    return read_bounded(response, max_bytes=max_bytes, deadline=deadline, started=start)
+
+
+def read_bounded(
+    response: httpx.Response, *, max_bytes: int = ERROR_BYTES, deadline: float = SMALL_DEADLINE,
+    started: float | None = None,
+) -> httpx.Response:
+    """A streamed response read whole under `max_bytes` (decoded) and `deadline` seconds from `started`
+    (default: now), closed, and returned as a plain response holding that body. The one bounded reader:
+    `fetch` and every streamed answer whose body is read (e.g. a download's error page) go through it."""
+    start = time.monotonic() if started is None else started
+    request = response.request
     try:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > max_bytes:

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler, TypeAdapter
     from pydantic_core import CoreSchema
 
+    from azaguard.settings import Settings
+
 
 class MappingsError(Exception):
     """The mappings folder is missing or does not validate."""
@@ -930,11 +932,25 @@ class Citation(_Model, frozen=True, kw_only=True):
         _require(bool(self.contains) and bool(self.cite), "a citation needs both contains and cite")
 
 
+class SystemName(_Model, frozen=True, kw_only=True):
+    system: str  # a systems.json name: "loinc"
+    name: str  # as clinicians write it: "LOINC"
+
+    def _check(self) -> None:
+        _require(self.system in _SYSTEM_NAMES, f"display code system {self.system!r} is not a systems.json name")
+
+
 class Display(_Model, frozen=True, kw_only=True):
     source: str
     note: str
     units: dict[str, DisplayUnit]
+    # Code systems as clinicians name them ("LOINC"): a code with no words is named by its system and code.
+    code_systems: tuple[SystemName, ...]
     citations: tuple[Citation, ...]
+
+    def system_name(self, system: str | None) -> str | None:
+        """'LOINC' for 'loinc' (a systems.json name)."""
+        return next((s.name for s in self.code_systems if s.system == system), None)
 
 
 # --- meaning: whose, whether, which script (issue 24) ------------------------------------
@@ -1083,11 +1099,13 @@ _FILE_FIELDS = {
 }
 
 
-def default_mappings_dir() -> Path:
+def default_mappings_dir(settings: Settings | None = None) -> Path:
     """AZAGUARD_MAPPINGS, else the repository's mappings/, else the copy inside the wheel."""
-    override = os.environ.get("AZAGUARD_MAPPINGS")
+    from azaguard.settings import current
+
+    override = current(settings).mappings_dir
     if override:
-        return Path(override)
+        return override
     here = Path(__file__).resolve().parent
     for candidate in (here.parent.parent / "mappings", here / "_mappings"):
         if (candidate / "manifest.json").is_file():

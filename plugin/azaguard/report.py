@@ -110,6 +110,11 @@ def to_json(result: CheckResult, *, include_writes: bool = False) -> dict[str, A
         out["verdict"] = verdict_json(result.verdict)
     if result.warnings:
         out["warnings"] = list(result.warnings)
+    # The warnings' resources by id, for programs: left out of the record, or referred to but not given.
+    if result.record.dropped:
+        out["dropped"] = [{"reference": d.ref, "reason": d.reason} for d in result.record.dropped]
+    if result.unfetched:
+        out["unfetched"] = [msgspec.to_builtins(u) for u in result.unfetched]
     if include_writes:
         out["written"] = [_write_json(w) for w in result.writes]
         if result.device is not None:

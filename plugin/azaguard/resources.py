@@ -181,6 +181,14 @@ def _check_shape(root: object, what: str) -> None:
                 stack.append((v, depth + 1))
 
 
+class Unfetched(msgspec.Struct, frozen=True, kw_only=True):
+    """A resource the record refers to that the server did not give: ids for programs (JSON), never for text."""
+
+    reference: str  # "Medication/m1", as referenced
+    referenced_by: str  # "MedicationRequest/o1"
+    reason: str  # "not-found" (the server has no such resource) or "other-server" (not fetched)
+
+
 @dataclass
 class ResourceSet:
     """Resources plus an index from every name they go by (Type/id, fullUrl, absolute URL)."""

@@ -17,7 +17,7 @@ from azaguard.mappings import Mappings
 from azaguard.ops.events import ALERT_WRITE, emit
 from azaguard.record import PatientInfo, PatientRecord, VaccineEvent, build_record
 from azaguard.record_meaning import same_person
-from azaguard.resources import EmptyRecord, InputError, ResourceSet
+from azaguard.resources import EmptyRecord, InputError, ResourceSet, Unfetched
 from azaguard.rules import evaluate
 from azaguard.verdict import Verdict, build_verdict
 
@@ -49,6 +49,8 @@ class CheckResult(Struct, kw_only=True):
     # went wrong on the way that did not stop the check (the terminology server failed), what gathering
     # could not do as asked (an ignored search parameter, a batch refused): never discarded.
     warnings: list[str] = field(default_factory=list)
+    # What the warnings name for people, with ids for programs (JSON): resources referred to but not given.
+    unfetched: list[Unfetched] = field(default_factory=list)
     verdict: Verdict | None = None  # the clinician's message, computed once (build_verdict)
 
     @property
@@ -105,20 +107,20 @@ def check_resources(
         findings=findings,
         evaluated_at=now,
         mappings_version=mappings.version,
-        warnings=warnings + dropped_warnings(record, resources),
+        warnings=warnings + dropped_warnings(record, resources, mappings),
         verdict=build_verdict(findings, record, now, mappings, tz),
     )
 
 
-def dropped_warnings(record: PatientRecord, resources: ResourceSet) -> list[str]:
+def dropped_warnings(record: PatientRecord, resources: ResourceSet, mappings: Mappings) -> list[str]:
     """One line per resource left out of the record (never silently), the resource named for people (what it
     records and when): its id is in the record (`record.dropped`), not in text a clinician reads."""
-    from azaguard.rules.common import resource_name
+    from azaguard.naming import resource_name
 
     lines = []
     for d in record.dropped:
         raw = resources.resolve(d.ref)
-        name = resource_name(raw) if raw is not None else "a resource"
+        name = resource_name(raw, mappings) if raw is not None else "a resource"
         lines.append(f"{name[0].upper()}{name[1:]} was not used: {d.reason}.")
     return lines
 
@@ -194,6 +196,7 @@ def check_on_server(
     result.requests = client.request_count - before
     result.existing_alerts_problem = alerts_problem
     result.warnings = list(gathered.warnings) + result.warnings
+    result.unfetched = list(gathered.unfetched)
     issues, flags, result.notes = _own(issues, flags)
     if write or dry_run:
         device = device_resource(mappings.version)

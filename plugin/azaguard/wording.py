@@ -16,8 +16,10 @@ Tables: TABLES[audience]["rule/code"] → Template, with fallbacks "rule/*<statu
 
 from __future__ import annotations
 
+import string
+from collections.abc import Mapping
 from datetime import datetime, tzinfo
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from msgspec import Struct
 
@@ -27,7 +29,11 @@ from azaguard.findings import SUMMARY_MAX_CHARS, Evidence, Finding, Quantity, Ru
 from azaguard.mappings import Mappings
 from azaguard.registry import SPEC
 
-Audience = Literal["clinician"]  # the patient view adds "patient" with its own table
+if TYPE_CHECKING:
+    from azaguard.patient.content import PatientContent
+
+Audience = Literal["clinician", "patient"]
+Urgency = Literal["now", "today", "before", "week", "next-visit", "info"]  # the patient's (patient.json urgencies)
 DateStyle = Literal["relative", "absolute"]  # "today 06:00" on screens; "20 Nov 2026 06:00" in the chart
 
 
@@ -170,7 +176,93 @@ CLINICIAN: dict[str, Template] = {
     "interactions/*caution": _T(verb="Review", object="azathioprine", reason="it interacts with {subject}",
                                 advice="{advice}"),
 }
-TABLES: dict[str, dict[str, Template]] = {"clinician": CLINICIAN}
+
+class Message(Struct, frozen=True, kw_only=True):
+    """What a patient is told about a finding, what to do, and how soon. Never to stop or change the
+    medicine: whom to contact and when (tests/patient/test_messages.py)."""
+
+    urgency: Urgency
+    text: str
+    todo: str
+
+
+_M = Message
+_LIVE = _M(urgency="before", text="Your record shows the {vaccine} vaccine {planned}. It is a live vaccine.",
+           todo="Talk to your doctor before you have it.")
+_ANY_VACCINE = _M(urgency="before", text="Your record shows a vaccine {planned}.",
+                  todo="Talk to your doctor before you have any vaccine.")
+_LOOK = "If they have not called you, call them today."
+_NEXT_VISIT = "Ask about it at your next visit."
+
+# The patient's words (after the azathioprine patient leaflets: US Imuran Medication Guide, NHS patient
+# information; Flesch-Kincaid grade 8 or below, tests/patient/test_readability.py). Placeholders: the facts
+# in a patient's words (PATIENT_FACTS); a fact the finding does not state gets patient.json's fallback words.
+PATIENT: dict[str, Message] = {
+    "*/side-effect-reported": _M(urgency="today", text="Your record shows a possible side effect of azathioprine.",
+                                 todo="Call {contact} today. They may want a blood test."),
+    "infection-hold/warning-sign-neutropenic": _M(
+        urgency="now", text="You have a sign of infection, and your last blood count showed few white blood cells.",
+        todo="Call {contact} now."),
+    "infection-hold/warning-signs": _M(urgency="today", text="Your record shows a sign of infection from the last "
+                                       "few days.", todo="Call {contact} today."),
+    "infection-hold/leaflet-fever": _M(urgency="today", text="Your temperature was {temperature} {when}. That is a "
+                                       "little high.", todo="Take it again. If it is {threshold} or more, call "
+                                       "{contact}."),
+    "infection-hold/lab-proven-infection": _M(urgency="today", text="A lab test shows an infection.",
+                                              todo="Call {contact} today."),
+    "infection-hold/hbv-reactivation": _M(urgency="today", text="A lab test shows the hepatitis B virus is active "
+                                          "again.", todo="Call {contact} today."),
+    **dict.fromkeys(("infection-hold/neutropenic-fever", "infection-hold/febrile-neutropenia-coded"), _M(
+        urgency="now", text="You have a fever and a low white blood cell count. This can be serious.",
+        todo="Call {contact} now. If you cannot reach them, go to an emergency room.")),
+    "infection-hold/fever": _M(urgency="today", text="Your temperature was {temperature} {when}.",
+                               todo="Call {contact} today."),
+    "infection-hold/active-infection": _M(urgency="today", text="Your record shows an infection: {condition}.",
+                                          todo="Call {contact} today. Ask what to do about your medicine while you "
+                                          "have it."),
+    "infection-hold/anti-infective": _M(urgency="today", text="You have a new medicine for an infection: {drug}.",
+                                        todo="Call {contact} today. Tell them you take azathioprine."),
+    **dict.fromkeys((f"vaccination-hold/{code}" for code in (
+        "live-vaccine-planned", "live-vaccine-after-wait", "live-vaccine-stop-date-unknown",
+        "live-vaccine-after-planned-stop", "live-vaccine-before-planned-start",
+        "live-vaccine-close-to-planned-start")), _LIVE),
+    "vaccination-hold/ambiguous-vaccine-planned": _M(
+        urgency="before", text="Your record shows a vaccine {planned}. We cannot tell if it is a live vaccine.",
+        todo="Talk to your doctor before you have it."),
+    "vaccination-hold/inactivated-vaccine-planned": _M(
+        urgency="before", text="Your record shows the {vaccine} vaccine {planned}. It is not a live vaccine.",
+        todo="Ask your doctor if it is OK before you have it. It may work less well for you."),
+    "vaccination-hold/live-vaccine-given": _M(
+        urgency="today", text="Your record shows a live vaccine, {vaccine}, {planned}.",
+        todo="Tell {contact} today. Call them right away if you get a fever or a rash."),
+    "vaccination-hold/*hold": _ANY_VACCINE,
+    "vaccination-hold/*caution": _ANY_VACCINE,
+    # A code family: "cbc-overdue", "lft-overdue", ... ({test} names the group).
+    "monitoring-schedule/*-overdue": _M(urgency="week", text="Your {test} is overdue. Your last one was {date}.",
+                                        todo="Book a blood test this week."),
+    "monitoring-schedule/*-no-result": _M(urgency="week", text="We could not find your last {test}.",
+                                          todo="Ask {contact} when your next blood test is due."),
+    "blood-counts/*hold": _M(urgency="today", text="Your last blood count needs a look from {contact}.", todo=_LOOK),
+    "liver/*hold": _M(urgency="today", text="Your last liver test needs a look from {contact}.", todo=_LOOK),
+    "kidney/*hold": _M(urgency="today", text="Your last kidney test needs a look from {contact}.", todo=_LOOK),
+    "interactions/*hold": _M(urgency="today", text="One of your other medicines, {drug}, can change how "
+                             "azathioprine works.", todo="Call {contact} today."),
+    "interactions/*caution": _M(urgency="next-visit", text="One of your other medicines, {drug}, can change how "
+                                "azathioprine works.", todo=_NEXT_VISIT),
+    "blood-counts/*caution": _M(urgency="next-visit", text="Your blood count has changed a little.", todo=_NEXT_VISIT),
+    "liver/*caution": _M(urgency="next-visit", text="Your liver test has changed a little.", todo=_NEXT_VISIT),
+    "kidney/*caution": _M(urgency="next-visit", text="Your kidney test has changed a little.", todo=_NEXT_VISIT),
+    "dose/*caution": _M(urgency="next-visit", text="Your care team may want to check your dose.", todo=_NEXT_VISIT),
+    "tpmt/*caution": _M(urgency="next-visit", text="A gene test shows your body may break down azathioprine slowly.",
+                        todo="Ask about your dose at your next visit."),
+    "*/hold": _M(urgency="today", text="Your record shows something {contact} needs to look at.",
+                 todo="Call them today."),
+    "*/caution": _M(urgency="next-visit", text="Your care team may want to check something in your record.",
+                    todo=_NEXT_VISIT),
+    "*/cannot-evaluate": _M(urgency="next-visit", text="We could not check your {check} from your record.",
+                            todo="Ask {contact} about it at your next visit."),
+}
+TABLES: dict[Audience, dict[str, Template] | dict[str, Message]] = {"clinician": CLINICIAN, "patient": PATIENT}
 
 # How a drug on the record reads: an order is "ordered", a statement is being taken.
 _TAKING = {
@@ -242,11 +334,18 @@ class Words(Struct, frozen=True):
     # --- the action ---------------------------------------------------------------------------
 
     def template(self, f: Finding) -> Template:
-        table = TABLES[self.audience]
-        for key in (f"{f.rule}/{f.code}", f"{f.rule}/*{f.status.value}", f"{f.rule}/*", f"*/{f.status.value}"):
-            if key in table:
-                return table[key]
-        raise KeyError(f"no {self.audience} wording for {f.rule}/{f.code}")
+        """The clinician's template for the finding (the most specific key of the table)."""
+        found = CLINICIAN[key_for(CLINICIAN, f)]
+        return found
+
+    def message(self, f: Finding, content: PatientContent) -> Told:
+        """What the patient is told about an actionable finding: the patient table's row, filled with the
+        facts the rule stated (trigger, subject, therapy) in a patient's words."""
+        key = key_for(PATIENT, f)
+        row = PATIENT[key]
+        facts = self._patient_facts(f, content)
+        return Told(urgency=row.urgency, text=fill(row.text, facts, content.fallbacks),
+                    todo=fill(row.todo, facts, content.fallbacks), general=key in _general_keys(f))
 
     def action(self, f: Finding) -> Action:
         t = self.template(f)
@@ -291,6 +390,34 @@ class Words(Struct, frozen=True):
         )
         return facts
 
+    def _patient_facts(self, f: Finding, content: PatientContent) -> dict[str, str]:
+        """The patient placeholders (PATIENT_FACTS) from the facts the rule stated: the trigger's concept,
+        quantity, time and kind of record; the subject. Times as a patient says them ("this morning")."""
+        from azaguard.patient import words
+
+        check = content.checks.get(f.rule) or (SPEC[f.rule].checks if f.rule in SPEC else "")
+        threshold = self.m.policy.infection.fever_threshold_cel.value
+        facts: dict[str, str] = {"contact": content.contact, "check": check,
+                                 "threshold": format_quantity(threshold, "Cel", self.m)}
+        trig = f.trigger
+        at = _instant(trig.at) if trig is not None else None
+        named = f.subject or (trig.concept if trig is not None else "")
+        if trig is not None and trig.quantity is not None and f.rule == "infection-hold":
+            facts["temperature"] = self.quantity(trig.quantity)
+        if at is not None:
+            facts["when"] = facts["date"] = words.when(at, self.now, self.tz)
+        if f.rule == "monitoring-schedule":
+            group = f.code.split("-", 1)[0]  # the monitoring group of the finding code ("cbc-overdue" → "cbc")
+            facts["test"] = content.tests[group].name if group in content.tests else ""
+        elif f.rule == "vaccination-hold" and trig is not None:
+            facts["vaccine"] = words.vaccine_name(trig.concept)
+            if at is not None:
+                facts["planned"] = _VACCINE_WHEN.get(trig.recorded_in or "", "ordered {date}").format(
+                    date=facts["date"])
+        elif named:
+            facts["condition"] = facts["drug"] = named
+        return facts
+
     def _need(self, f: Finding) -> str:
         if not f.missing:
             return f.reason or lower_first(f.summary.rstrip("."))
@@ -318,7 +445,75 @@ class Words(Struct, frozen=True):
         }[t.state]
 
 
+class Told(Struct, frozen=True, kw_only=True):
+    """A finding in the patient's words; `general` when the rule's general words were used (not its code's)."""
+
+    urgency: Urgency
+    text: str
+    todo: str
+    general: bool
+
+
+# How a vaccine on the record is dated for the patient, by the kind of record that holds it.
+_VACCINE_WHEN = {"ImmunizationRecommendation": "due {date}", "Immunization": "given {date}"}
+CLINICIAN_FACTS = frozenset({"subject", "concept", "value", "when", "on_when", "reason", "advice", "checks", "need",
+                             "statement", "therapy", "stopped", "wait", "taking"})
+PATIENT_FACTS = frozenset({"contact", "temperature", "when", "condition", "drug", "vaccine", "planned", "date",
+                           "test", "check", "reported", "threshold"})
+
+
+def key_for(table: Mapping[str, object], f: Finding) -> str:
+    """The most specific key of `table` for the finding: "rule/code", "*/code" (any rule), "rule/*-suffix"
+    (a code family: "monitoring-schedule/*-overdue"), then the general "rule/*<status>", "rule/*", "*/<status>"."""
+    parts = f.code.split("-")
+    families = (f"{f.rule}/*-{'-'.join(parts[i:])}" for i in range(1, len(parts)))
+    for key in (f"{f.rule}/{f.code}", f"*/{f.code}", *families, *_general_keys(f)):
+        if key in table:
+            return key
+    raise KeyError(f"no wording for {f.rule}/{f.code}")
+
+
+def _general_keys(f: Finding) -> tuple[str, str, str]:
+    return f"{f.rule}/*{f.status.value}", f"{f.rule}/*", f"*/{f.status.value}"
+
+
+def fill(template: str, facts: Mapping[str, str], fallbacks: Mapping[str, str]) -> str:
+    """The template with its facts; a fact not stated gets its fallback words (never a guess)."""
+    values = {name: facts.get(name) or fallbacks.get(name, "")
+              for _, name, _, _ in string.Formatter().parse(template) if name}
+    return " ".join(template.format(**values).split())
+
+
+def _instant(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None  # a date without a zone is not placed in a day
+
+
+def validate_tables() -> None:
+    """Every key names a registered rule (or "*") and every placeholder is a known fact: run on import, so a
+    wording table that cannot be filled never loads."""
+    from azaguard.findings import RULE_IDS
+
+    for audience, table, known in (("clinician", CLINICIAN, CLINICIAN_FACTS), ("patient", PATIENT, PATIENT_FACTS)):
+        for key, entry in table.items():
+            rule, _, code = key.partition("/")
+            if (rule != "*" and rule not in RULE_IDS) or not code:
+                raise ValueError(f"{audience} wording {key!r}: not 'rule/code' for a registered rule")
+            texts = [getattr(entry, name) or "" for name in entry.__struct_fields__ if name != "urgency"]
+            unknown = {n for t in texts for _, n, _, _ in string.Formatter().parse(t) if n} - known
+            if unknown:
+                raise ValueError(f"{audience} wording {key!r}: unknown placeholder(s) {sorted(unknown)}")
+
+
 def summary_of(verb: str, obj: str, reason: str, advice: str | None) -> str:
     """'Hold azathioprine — fever 38.6 °C today 06:00; contact the prescriber.' (advice only if it fits)."""
     head = f"{verb} {obj} — {reason}"
     return sentence(f"{head}; {advice}" if advice and len(head) + len(advice) + 3 < SUMMARY_MAX_CHARS else head)
+
+
+validate_tables()

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
 from azaguard.config import load_app_config
 from azaguard.fhir.client import FhirClient
@@ -20,14 +14,7 @@ from azaguard.mappings import load_mappings
 from azaguard.sandbox.patients import SyntheticPatient, build_patients, transaction_bundle
 from azaguard.sandbox.site import create_site
 from azaguard.web.security import RateLimiter
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.browser.servers import Late, ThreadedServer, launch_chromium
 
 
 @pytest.fixture(scope="session")
@@ -39,30 +26,18 @@ def sandbox_patients() -> list[SyntheticPatient]:
 def site_url(fhir_server: Any, sandbox_patients: list[SyntheticPatient]) -> Iterator[str]:
     with FhirClient(fhir_server.base_url) as client:
         client.transaction(transaction_bundle(sandbox_patients))
-    port = _free_port()
-    public_base = f"http://127.0.0.1:{port}"
+    late = Late()
+    server = ThreadedServer(late)
+    public_base = server.base
     # One clinician opening every sandbox patient in a minute is more launches than the per-address
     # limit allows (a flood guard); the browser tests' site gets a limiter sized for them.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("azaguard.web.security.RateLimiter", lambda: RateLimiter(rate=600, burst=200))
         site = create_site(fhir_upstream=fhir_server.base_url, public_base=public_base,
                            app_config=load_app_config(public_base=public_base), mappings=load_mappings())
-    server = uvicorn.Server(uvicorn.Config(site, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):  # bounded wait for the socket
-        try:
-            httpx.get(f"{public_base}/ehr/", timeout=1.0)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield public_base
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync")
+    late.app = site
+    with server:
+        yield public_base
 
 
 @pytest.fixture(scope="package")
@@ -75,6 +50,6 @@ def playwright() -> Iterator[Any]:
 
 @pytest.fixture(scope="package")
 def browser(playwright: Any) -> Iterator[Any]:
-    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS))
+    b = launch_chromium(playwright)
     yield b
     b.close()

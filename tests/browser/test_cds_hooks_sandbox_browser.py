@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +18,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
@@ -31,6 +27,7 @@ from azaguard.config import CdsClient, load_app_config
 from azaguard.fhir.client import FhirClient
 from azaguard.sandbox.patients import build_patients, transaction_bundle
 from azaguard.web.app import served_app
+from tests.browser.servers import Late, ThreadedServer
 from tests.cds.sandbox_build import SANDBOX_ISS, sandbox_jwks, unpack_build
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -53,46 +50,20 @@ def readme_cds_client(iss: str) -> dict[str, Any]:
     raise AssertionError(f"the README registers no CDS client {iss}")
 
 
-class Served:
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.base = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:  # bounded wait for the socket
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 def setup(fhir_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
     with FhirClient(fhir_server.base_url) as client:
         client.transaction(transaction_bundle([p for p in build_patients(datetime.now(UTC)) if p.id == PATIENT]))
     build = unpack_build(tmp_path_factory.mktemp("cds-hooks-sandbox"))
-    static = Served(Starlette(routes=[Mount("/", app=StaticFiles(directory=build, html=True))]))
+    static = ThreadedServer(Starlette(routes=[Mount("/", app=StaticFiles(directory=build, html=True))]))
     registered = readme_cds_client(SANDBOX_ISS)
     assert registered["jwks"] == sandbox_jwks()  # the README's key is the build's published key
-    late: dict[str, Any] = {}
-
-    async def azaguard(scope: Any, receive: Any, send: Any) -> None:
-        await late["app"](scope, receive, send)
-
-    service = Served(azaguard)
+    late = Late()
+    service = ThreadedServer(late)
     database = f"sqlite:///{tmp_path_factory.mktemp('cds') / 'cds.sqlite'}"
     config = load_app_config(public_base=service.base).model_copy(update={
         "cds_clients": (CdsClient(**registered),), "cds_database_url": database})
-    late["app"] = served_app(config)  # what `azaguard serve --config ...` runs, without --insecure-cds-sandbox
+    late.app = served_app(config)  # what `azaguard serve --config ...` runs, without --insecure-cds-sandbox
     static.start()
     service.start()
     yield static.base, service.base, str(fhir_server.base_url)

@@ -5,16 +5,11 @@ with a reason → Sign (order-sign) → signed; both feedbacks are stored."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
 from azaguard.cds.store import CdsStore
 from azaguard.config import load_app_config
@@ -22,14 +17,9 @@ from azaguard.fhir.client import FhirClient
 from azaguard.mappings import load_mappings
 from azaguard.sandbox.patients import build_patients, transaction_bundle
 from azaguard.sandbox.site import create_site
+from tests.browser.servers import Late, ThreadedServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -37,24 +27,15 @@ def site(fhir_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     now = datetime.now(UTC)
     with FhirClient(fhir_server.base_url) as client:
         client.transaction(transaction_bundle([p for p in build_patients(now) if p.id == "aza-mmr-due"]))
-    port = _free_port()
-    public_base = f"http://127.0.0.1:{port}"
+    late = Late()
+    server = ThreadedServer(late)
+    public_base = server.base
     database = f"sqlite:///{tmp_path_factory.mktemp('cds') / 'cds.sqlite'}"
-    app = create_site(fhir_upstream=fhir_server.base_url, public_base=public_base,
+    late.app = create_site(fhir_upstream=fhir_server.base_url, public_base=public_base,
                       app_config=load_app_config(public_base=public_base), mappings=load_mappings(),
                       cds_database_url=database)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        try:
-            httpx.get(f"{public_base}/ehr/", timeout=1.0)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield public_base, database
-    server.should_exit = True
-    thread.join(timeout=10)
+    with server:
+        yield public_base, database
 
 
 def test_select_mmr_for_a_patient_on_azathioprine_then_accept_the_suggestion(

@@ -11,25 +11,12 @@ still completes (state bound server-side).
 
 from __future__ import annotations
 
-import base64
 import datetime
-import hashlib
-import ipaddress
-import socket
-import ssl
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -42,75 +29,11 @@ from azaguard.sandbox.patients import build_patients, transaction_bundle
 from azaguard.sandbox.site import create_site
 from azaguard.web.app import create_app
 from azaguard.web.security import PinnedOrigin
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.servers import Certificate, Late, ThreadedServer, launch_chromium
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 PATIENT = "aza-febrile-c"
-
-
-class Certificate:
-    """A self-signed certificate for localhost and 127.0.0.1, written under `folder`."""
-
-    def __init__(self, folder: Path) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "azaguard cross-site test")])
-        now = datetime.datetime.now(datetime.UTC)
-        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        self.cert = folder / "cert.pem"
-        self.key = folder / "key.pem"
-        self.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        self.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-        self.key.chmod(0o600)
-        der, spki_format = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        spki = cert.public_key().public_bytes(der, spki_format)
-        self.spki_hash = base64.b64encode(hashlib.sha256(spki).digest()).decode()
-
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.cert))
-
-
-class HttpsServer:
-    def __init__(self, app: Any, cert: Certificate) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        config = uvicorn.Config(app, log_level="warning", access_log=False,
-                                ssl_certfile=str(cert.cert), ssl_keyfile=str(cert.key))
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:  # bounded wait for the socket
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the https server did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-
-class Late:
-    """An ASGI app chosen once the ports are known (the two sites name each other)."""
-
-    def __init__(self) -> None:
-        self.app: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
 
 
 def _chart(request: Request) -> Response:
@@ -162,9 +85,9 @@ def sites(fhir_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                                                if p.id == PATIENT]))
     cert = Certificate(tmp_path_factory.mktemp("tls"))
     ehr_late, app_late = Late(), Late()
-    ehr_server, app_server = HttpsServer(ehr_late, cert), HttpsServer(app_late, cert)
-    ehr_base = f"https://127.0.0.1:{ehr_server.port}"
-    app_base = f"https://localhost:{app_server.port}"
+    ehr_server = ThreadedServer(ehr_late, certificate=cert)
+    app_server = ThreadedServer(app_late, certificate=cert, host="localhost")
+    ehr_base, app_base = ehr_server.base, app_server.base
     # The app's registration, as hospital IT writes it for this EHR: its own origin, the EHR's FHIR base.
     config = load_app_config(public_base=app_base).model_copy(update={"allowed_iss": (f"{ehr_base}/ehr/fhir",)})
     site = create_site(fhir_upstream=fhir_server.base_url, public_base=ehr_base, app_config=config,
@@ -185,11 +108,8 @@ def sites(fhir_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="module")
 def chromium(playwright: Any, sites: tuple[str, str, Certificate]) -> Iterator[Any]:
-    browser = playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True,
-        args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={sites[2].spki_hash}",
-              "--test-third-party-cookie-phaseout"],  # third-party cookies blocked, whatever the default
-    )
+    # Trusting the test certificate; third-party cookies blocked, whatever the default.
+    browser = launch_chromium(playwright, *sites[2].chromium_args(), "--test-third-party-cookie-phaseout")
     yield browser
     browser.close()
 

@@ -320,9 +320,25 @@ def test_medication_that_does_not_exist_is_a_warning_and_the_record_says_so(
 ) -> None:
     serve(FakeFhir([patient(), order("mr1", "gone")]))
     got = gather(client, "p1", mappings, NOW)
-    assert any("Medication/gone" in w for w in got.warnings)
+    # Worded for people (issue 22): the order named by what and when; the ids only in the machine-readable part.
+    assert got.warnings == ["The medication of a medication order of 1 Jun 2026 could not be read from the server: "
+                            "it is not there."]
+    assert [(u.reference, u.referenced_by, u.reason) for u in got.unfetched] == [
+        ("Medication/gone", "MedicationRequest/mr1", "not-found")]
     record = build_record(got.resources, mappings)
     assert record.medication_orders[0].medication_problem is not None
+
+
+def test_medication_on_another_server_is_named_for_people_and_not_fetched(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    elsewhere = {**order("mr1"), "medicationReference": {"reference": "https://other.example/fhir/Medication/x9",
+                                                         "display": "Imurek 50 mg"}}
+    serve(FakeFhir([patient(), elsewhere]))
+    got = gather(client, "p1", mappings, NOW)
+    assert got.warnings == ["The medication of the Imurek 50 mg medication order of 1 Jun 2026 is kept on another "
+                            "server, which azaguard does not read."]
+    assert [u.reason for u in got.unfetched] == ["other-server"]
 
 
 def test_search_with_more_pages_follows_next_links(

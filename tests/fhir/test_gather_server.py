@@ -314,3 +314,28 @@ def test_statements_dispenses_and_administrations_come_in_the_same_batch(
     assert by_ref["MedicationStatement/i7-ms"].drugs.azathioprine == "name"
     assert by_ref["MedicationDispense/i7-md"].drugs.interaction("allopurinol") is not None
     assert [h.key for h in by_ref["MedicationAdministration/i7-ma"].drugs.anti_infectives] == ["meropenem"]
+
+
+def test_a_medication_the_server_does_not_have_is_worded_for_people_and_its_ids_are_in_the_json(
+    client: FhirClient, mappings: Mappings
+) -> None:
+    from azaguard.report import to_json
+
+    pid = "i22-unfetched"
+    subject = {"reference": f"Patient/{pid}"}
+    resources = [
+        {"resourceType": "Patient", "id": pid, "birthDate": "1975-01-01"},
+        {"resourceType": "MedicationRequest", "id": "i22-mr", "status": "active", "intent": "order",
+         "subject": subject, "medicationReference": {"reference": "Medication/i22-not-there"},
+         "authoredOn": "2026-11-03"},
+    ]  # fmt: skip
+    results = client.batch([{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                            for r in resources])  # fmt: skip
+    assert all(r.ok for r in results), [(r.status, r.outcome) for r in results]
+    result = check_on_server(client, pid, mappings=mappings, now=NOW)
+    said = [w for w in result.warnings if w.startswith("The medication of")]
+    assert said == ["The medication of a medication order of 3 Nov 2026 could not be read from the server: it is "
+                    "not there."]
+    assert not any("i22-" in w for w in result.warnings)
+    assert to_json(result)["unfetched"] == [{"reference": "Medication/i22-not-there",
+                                             "referenced_by": "MedicationRequest/i22-mr", "reason": "not-found"}]

@@ -19,7 +19,7 @@ from joserfc.jwk import ECKey
 from azaguard.cli import build_parser
 from azaguard.mappings import load_mappings
 from azaguard.scan import bulk
-from azaguard.scan.command import EXIT_SERVER, run
+from azaguard.scan.command import EXIT_OK, EXIT_SERVER, run
 from azaguard.scan.progress import make_progress
 from azaguard.smart.backend import BackendServicesAuth, load_private_key
 from tests.hardening.hostile import Reply, Request, Scripted
@@ -109,6 +109,42 @@ def test_a_hostile_export_is_one_sentence_and_exit_3(tmp_path: Path, monkeypatch
                 "bomb-encoding": "larger than the cap per file", "drip": "took longer than 2 s",
                 "cut-gzip": "cut short"}
     assert expected[case] in last, last
+
+
+def test_error_pages_and_the_closing_delete_are_read_bounded(tmp_path: Path) -> None:
+    """A download answered 500 with a 64 MB page, and the DELETE that ends an export answered with one: each
+    read only as far as an error page goes (ERROR_BYTES), never whole."""
+    sent = {"download": 0, "delete": 0}
+
+    def page(which: str) -> Iterator[bytes]:
+        for _ in range(64):
+            sent[which] += 1
+            yield b"<html>" + b"x" * (1 << 20)
+
+    patient = json.dumps({"resourceType": "Patient", "id": "p1"}).encode() + b"\n"
+
+    def outputs(origin: str) -> list[dict[str, Any]]:
+        return [{"type": "Patient", "url": origin + "/Patient.ndjson"}]
+
+    with _bulk_server(outputs, {"/Patient.ndjson": Reply(500, page("download"), {"Content-Type": "text/html"})}) \
+            as failing:
+        code, err = _scan(failing.origin + "/fhir", tmp_path / "out1", "--bulk")
+    assert code == EXIT_SERVER and "500" in err.strip().splitlines()[-1], err
+    deleting: list[str] = []
+    with _bulk_server(outputs, {"/Patient.ndjson": Reply(200, patient, NDJSON)}) as server:
+        original = server.answer
+
+        def answer(r: Request) -> Reply:
+            if r.method == "DELETE":
+                deleting.append(r.path)
+                return Reply(202, page("delete"), {"Content-Type": "text/html"})
+            return original(r)
+
+        server.answer = answer
+        code, err = _scan(server.origin + "/fhir", tmp_path / "out2", "--bulk")
+    assert code == EXIT_OK, err
+    assert deleting == ["/status"]
+    assert sent["download"] < 64 and sent["delete"] < 64, sent
 
 
 def test_polling_honours_retry_after_with_a_floor_and_backs_off_on_zero(tmp_path: Path) -> None:

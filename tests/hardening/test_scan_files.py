@@ -142,3 +142,30 @@ def test_the_cds_store_is_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyP
     folder = tmp_path / "state" / "azaguard"
     assert _mode(folder) == 0o700
     assert _mode(folder / "cds.sqlite") == 0o600
+
+
+@pytest.mark.parametrize("name", ["run.json", "report.html", "actions.csv"])
+def test_a_full_disk_after_the_scan_is_one_sentence_and_resume_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    import errno
+    import tempfile
+
+    export = _export(tmp_path / "export")
+    out = tmp_path / "out"
+    real = tempfile.mkstemp
+
+    def full(*args: object, prefix: str = "", **kwargs: object) -> tuple[int, str]:
+        if prefix.startswith(f".{name}."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*args, prefix=prefix, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tempfile, "mkstemp", full)
+        code, err = _scan(out, "--ndjson", str(export))
+    assert code == EXIT_INPUT, err
+    assert "Traceback" not in err
+    assert "No space left on device" in err and "--resume" in err
+    code, err = _scan(out, "--ndjson", str(export), "--resume")
+    assert code == EXIT_OK, err
+    assert (out / name).exists()

@@ -150,6 +150,35 @@ def test_a_server_stripping_meta_and_refusing_client_ids_is_not_a_jam(
     assert set(counts[0].values()) == {1} and set(counts[1].values()) == {1}
 
 
+def test_a_later_episode_on_a_server_refusing_client_ids_is_a_new_flag(
+    fhir_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hold, cleared (the fever is past 72 h), the same hold again: the second episode's conditional create
+    must not match the first, inactive episode (it carried the same identifier before)."""
+    pid = "i18-episodes"
+    load_patient(fhir_server.base_url, pid)
+
+    def refuse_new_ids(r: Request) -> Reply | Forward | None:  # updates of the server's own ids still work
+        if r.method == "PUT" and "/azg-" in r.path:
+            return Reply(405, json.dumps(outcome("error", "client-assigned ids are not supported")).encode(),
+                         {"Content-Type": "application/fhir+json"})
+        return _strip_meta_and_refuse_ids(r) if r.method == "POST" else None
+
+    with TamperProxy(fhir_server.base_url, refuse_new_ids) as proxy:
+        first, err1, _ = _check(proxy.base_url, pid, capsys)
+        cleared, err2, _ = _check(proxy.base_url, pid, capsys, now=NOW + timedelta(days=10))
+        again, err3, report = _check(proxy.base_url, pid, capsys)
+    assert (first, cleared) == (EXIT_OK, EXIT_OK), (err1, err2)
+    assert again == EXIT_OK, err3
+    assert {w["outcome"] for w in report["written"] if w["resource_type"] == "Flag"} == {"created"}
+    _, flags = chart_alerts(fhir_server.base_url, pid)
+    statuses = sorted(f["status"] for f in flags)
+    assert statuses == ["active", "inactive"], statuses
+    active = next(f for f in flags if f["status"] == "active")
+    inactive = next(f for f in flags if f["status"] == "inactive")
+    assert active["identifier"] != inactive["identifier"]
+
+
 class _Conflicts:
     """The first `n` PUTs of each alert (or only those with If-Match) answer 409/412."""
 

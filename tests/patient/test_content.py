@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from azaguard.mappings import default_mappings_dir
@@ -28,15 +29,34 @@ def test_every_sign_is_snomed_coded_and_worded(questionnaire: dict[str, Any]) ->
 
 
 def test_an_unknown_placeholder_is_refused(tmp_path: Path) -> None:
-    folder = _copy(tmp_path, "patient.json", lambda d: d["messages"][0].update(todo="Call {doctor} now."))
+    folder = _copy(tmp_path, "patient.json", lambda d: d["nothing_to_do"].update(todo="Call {doctor} now."))
     with pytest.raises(PatientContentError, match="unknown placeholder"):
         load_patient_content(folder)
 
 
-def test_a_row_must_say_which_findings_it_words(tmp_path: Path) -> None:
-    folder = _copy(tmp_path, "patient.json", lambda d: d["messages"][0].update(status="hold"))
-    with pytest.raises(PatientContentError, match="exactly one of"):
-        load_patient_content(folder)
+@pytest.mark.parametrize("audience", ["clinician", "patient"])
+def test_the_wording_tables_are_validated_on_load(audience: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One wording mechanism for both audiences: a table that names an unknown fact or rule never loads."""
+    from azaguard import wording
+
+    table = dict(wording.TABLES[audience])
+    key, entry = next(iter(table.items()))
+    field = "reason" if audience == "clinician" else "todo"
+    bad = msgspec.structs.replace(entry, **{field: "{doctor}"})
+    monkeypatch.setattr(wording, audience.upper(), {**table, key: bad})
+    with pytest.raises(ValueError, match=r"unknown placeholder\(s\) \['doctor'\]"):
+        wording.validate_tables()
+    monkeypatch.setattr(wording, audience.upper(), {**table, "no-such-rule/x": entry})
+    with pytest.raises(ValueError, match="registered rule"):
+        wording.validate_tables()
+
+
+def test_the_patient_table_is_the_wording_layers_and_not_in_patient_json() -> None:
+    from azaguard import wording
+
+    data = json.loads((default_mappings_dir() / "patient.json").read_text())
+    assert "messages" not in data
+    assert wording.TABLES["patient"] is wording.PATIENT and wording.PATIENT["*/cannot-evaluate"].urgency == "next-visit"
 
 
 def test_an_option_without_patient_words_is_refused(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from azaguard.findings import RULE_IDS, Evidence, Finding, Severity, Status
 from azaguard.mappings import Mappings
 from azaguard.patient.content import PatientContent
 from azaguard.patient.messages import patient_messages
-from azaguard.record import PatientRecord
 from azaguard.service import CheckResult
 from azaguard.verdict import ACTION_STATUSES
+from azaguard.wording import TABLES, key_for
 from tests.patient.conftest import LONDON
 
 # patient → (first message's urgency, words it must hold). The examples' now is 1 Nov 2026 12:00 UTC.
@@ -46,7 +46,7 @@ def test_the_first_message_says_what_to_do_and_how_soon(
     patient_id: str, checked: dict[str, CheckResult], mappings: Mappings, content: PatientContent, now: datetime
 ) -> None:
     result = checked[patient_id]
-    messages = patient_messages(result.findings, result.record, now, mappings, content, LONDON)
+    messages = patient_messages(result.findings, now, mappings, content, LONDON)
     urgency, words = FIRST[patient_id]
     assert messages[0].urgency == urgency, messages
     assert words in messages[0].sentence
@@ -56,7 +56,7 @@ def test_messages_are_most_urgent_first_and_never_order_a_medicine_change(
     checked: dict[str, CheckResult], mappings: Mappings, content: PatientContent, now: datetime
 ) -> None:
     for patient_id, result in checked.items():
-        messages = patient_messages(result.findings, result.record, now, mappings, content, LONDON)
+        messages = patient_messages(result.findings, now, mappings, content, LONDON)
         ranks = [content.urgency_rank(m.urgency) for m in messages]
         assert ranks == sorted(ranks), patient_id
         for m in messages:
@@ -66,9 +66,11 @@ def test_messages_are_most_urgent_first_and_never_order_a_medicine_change(
 def test_every_actionable_finding_of_the_sandbox_patients_has_a_row(
     checked: dict[str, CheckResult], content: PatientContent
 ) -> None:
+    """Every hold or caution of the sandbox patients has words of its own rule, not the catch-all "something
+    needs a look" (wording.TABLES["patient"], one table with the clinician's; cannot-evaluate names the check)."""
     unworded = [
         (f.rule, f.code) for result in checked.values() for f in result.findings
-        if f.status in ACTION_STATUSES and not any(r.matches(f.rule, f.code, f.status) for r in content.messages)
+        if f.status in ACTION_STATUSES and key_for(TABLES["patient"], f) in ("*/hold", "*/caution")
     ]
     assert not unworded
 
@@ -82,8 +84,9 @@ def _fever(reference: str) -> Finding:
 def test_a_fact_the_record_does_not_hold_is_never_guessed(
     checked: dict[str, CheckResult], mappings: Mappings, content: PatientContent, now: datetime
 ) -> None:
-    record = PatientRecord(patient=None)  # the evidence's reference finds nothing in this record
-    message = patient_messages([_fever("Observation/gone")], record, now, mappings, content, LONDON)[0]
+    # A fever finding that states no trigger (no temperature, no time): the neutral words, never a guess, and
+    # never a value re-read from the record by the evidence's reference.
+    message = patient_messages([_fever("Observation/gone")], now, mappings, content, LONDON)[0]
     assert message.text == "Your temperature was high in the last few days."
 
 
@@ -92,16 +95,16 @@ def test_the_fever_is_dated_as_a_patient_says_it(
 ) -> None:
     result = checked["aza-febrile-c"]
     later = now + timedelta(hours=14)  # 06:00 seen from 02:00 the next day
-    message = patient_messages(result.findings, result.record, later, mappings, content, LONDON)[0]
+    message = patient_messages(result.findings, later, mappings, content, LONDON)[0]
     assert message.text == "Your temperature was 38.6 °C yesterday morning."
 
 
 def test_nothing_to_do_needs_a_passed_check(mappings: Mappings, content: PatientContent, now: datetime) -> None:
     cannot = Finding(rule="dose", code="dose-cannot-evaluate", status=Status.CANNOT_EVALUATE,
                      severity=Severity.MODERATE, summary="x", detail="x", mappings_version="x")
-    messages = patient_messages([cannot], PatientRecord(patient=None), now, mappings, content, LONDON)
+    messages = patient_messages([cannot], now, mappings, content, LONDON)
     assert [m.text for m in messages] == ["We could not check your dose from your record."]
-    assert patient_messages([], PatientRecord(patient=None), now, mappings, content, LONDON)[0].text == (
+    assert patient_messages([], now, mappings, content, LONDON)[0].text == (
         "Your record does not show that you take azathioprine now."
     )
 
@@ -125,7 +128,7 @@ def test_the_next_blood_test_date(
     due = next_due(record, mappings, now)
     assert set(due) == {"cbc", "lft"}
     at = min(due.values()) - before_due
-    messages = patient_messages(checked["aza-stable"].findings, record, at, mappings, content, LONDON, due=due)
+    messages = patient_messages(checked["aza-stable"].findings, at, mappings, content, LONDON, due=due)
     nxt = next(m for m in messages if m.code == "next-due")
     assert (nxt.urgency, nxt.text) == (urgency, text)
 
@@ -137,7 +140,7 @@ def test_an_overdue_test_is_not_also_given_a_due_date(
 
     result = checked["aza-cbc-overdue"]
     due = next_due(result.record, mappings, now)
-    messages = patient_messages(result.findings, result.record, now, mappings, content, LONDON, due=due)
+    messages = patient_messages(result.findings, now, mappings, content, LONDON, due=due)
     assert [m.code for m in messages] == ["cbc-overdue"]
     assert next_due(checked["aza-stopped"].record, mappings, now) == {}  # not on therapy: no schedule
 
@@ -149,7 +152,7 @@ def test_a_finding_code_added_later_still_reaches_the_patient(
 ) -> None:
     finding = Finding(rule=rule, code="a-code-added-later", status=status,  # type: ignore[arg-type]
                       severity=Severity.MODERATE, summary="x", detail="x", mappings_version="x")
-    messages = patient_messages([finding], PatientRecord(patient=None), now, mappings, content, LONDON)
+    messages = patient_messages([finding], now, mappings, content, LONDON)
     assert [m.rule for m in messages] == [rule]
     expected = {"hold": "today", "caution": "next-visit", "cannot-evaluate": "next-visit"}[status]
     if rule == "vaccination-hold" and status is not Status.CANNOT_EVALUATE:

@@ -11,9 +11,10 @@ from azaguard.mappings import Mappings
 from azaguard.patient.checkin import advice, read_answers
 from azaguard.patient.content import PatientContent, sign_options
 from azaguard.patient.leaflet import guidance
-from azaguard.patient.messages import fill, patient_messages
+from azaguard.patient.messages import patient_messages
 from azaguard.rules.monitoring import next_due
 from azaguard.service import CheckResult
+from azaguard.wording import PATIENT, fill
 from tests.patient.conftest import LONDON
 
 textstat = pytest.importorskip("textstat")
@@ -36,7 +37,7 @@ def test_every_message_for_the_sandbox_patients(
     too_hard = []
     for patient_id, result in checked.items():
         due = next_due(result.record, mappings, now)
-        for m in patient_messages(result.findings, result.record, now, mappings, content, LONDON, due=due):
+        for m in patient_messages(result.findings, now, mappings, content, LONDON, due=due):
             if grade(m.sentence) > GRADE:
                 too_hard.append(f"{patient_id}: {grade(m.sentence):.1f} {m.sentence}")
     assert not too_hard, "\n".join(too_hard)
@@ -77,7 +78,7 @@ def test_every_row_of_the_wording_table(content: PatientContent) -> None:
     facts = {"temperature": "38.4 °C", "when": "yesterday evening", "condition": "Pneumonia", "drug": "allopurinol",
              "vaccine": "yellow fever", "planned": "due on 12 Dec", "date": "on 12 Oct", "test": "blood count",
              "check": "dose", "threshold": "38.0 °C", "contact": content.contact}
-    rows = [*content.messages, content.next_test.due, content.next_test.due_now, content.not_on_medicine]
-    texts = [fill(f"{row.text} {row.todo}", facts, content) for row in rows]
+    rows = [*PATIENT.values(), content.next_test.due, content.next_test.due_now, content.not_on_medicine]
+    texts = [fill(f"{row.text} {row.todo}", facts, content.fallbacks) for row in rows]
     too_hard = [f"{grade(t):.1f} {t}" for t in texts if grade(t) > GRADE]
     assert not too_hard, "\n".join(too_hard)

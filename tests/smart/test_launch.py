@@ -12,6 +12,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from pytest_httpx import HTTPXMock
 
+from azaguard.cds.jwks import JwksCache
 from azaguard.config import AppConfig, load_app_config
 from azaguard.smart.discovery import SmartConfiguration
 from azaguard.smart.launch import (
@@ -319,6 +320,21 @@ def test_id_token_signature_is_verified_against_the_jwks(httpx_mock: HTTPXMock, 
     assert good.verified and good.fhir_user == f"{ISS}/Practitioner/sandbox-clinician"
     assert not wrong_aud.verified and wrong_aud.fhir_user is None and wrong_aud.problem
     assert not forged.verified and forged.fhir_user is None
+
+
+def test_logins_share_one_jwks_cache(httpx_mock: HTTPXMock, config: AppConfig) -> None:
+    """The id_token's keys come from the process's one JWK Set cache: two logins, one fetch."""
+    key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+    httpx_mock.add_response(url=JWKS_URL, json={"keys": [key.as_dict(private=False)]}, is_reusable=True)
+    with httpx.Client() as http:
+        keys = JwksCache(http=http)
+        try:
+            first = read_identity(http, config, _smart(jwks=JWKS_URL), _signed_id_token(key), NOW, keys)
+            second = read_identity(http, config, _smart(jwks=JWKS_URL), _signed_id_token(key), NOW, keys)
+        finally:
+            keys.close()
+    assert first.verified and second.verified
+    assert len(httpx_mock.get_requests(url=JWKS_URL)) == 1
 
 
 def test_id_token_is_read_unverified_without_jwks(config: AppConfig) -> None:

@@ -454,12 +454,14 @@ def test_over_https_the_cookie_works_inside_an_ehr_iframe() -> None:
     from starlette.responses import Response
 
     from azaguard.smart.session import SessionStore
+    from azaguard.web.pages import set_cookie
 
     config = load_app_config(REPO_CONFIG, public_base="https://azaguard.example.org")
     web = create_app(config, mappings=load_mappings(), now=lambda: NOW).state.web
     session = SessionStore().get_or_create(None, NOW)
     response = Response()
-    web.set_cookie(Request({"type": "http", "root_path": "/app", "headers": []}), response, session)
+    set_cookie(Request({"type": "http", "root_path": "/app", "headers": []}), response, session,
+               secure_cookies=web.pages.secure_cookies)
     cookie = response.headers["set-cookie"]
     assert "SameSite=none" in cookie and "Secure" in cookie and "HttpOnly" in cookie
     assert "Partitioned" in cookie  # CHIPS: kept by browsers that block third-party cookies, in the EHR's jar

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from azaguard.web.app import _user_resource
+from azaguard.web.names import user_resource as _user_resource
 
 ISS = "https://ehr.example.org/fhir"
 

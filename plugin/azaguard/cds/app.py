@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +30,7 @@ from azaguard.cds.hooks import run_hook
 from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, default_client_factory
 from azaguard.cds.request import BadRequest, parse_request
 from azaguard.cds.store import CdsStore, FeedbackEntry
-from azaguard.cds.trust import JwksCache, Untrusted, Verifier
+from azaguard.cds.trust import JwksCache, KeysPending, Untrusted, Verifier
 from azaguard.cliargs import parse_datetime
 from azaguard.config import AppConfig, is_loopback, origin_of
 from azaguard.mappings import Mappings, load_mappings
@@ -97,26 +97,36 @@ class CdsService:
 
     # -- authentication ------------------------------------------------------------------------------
 
-    def authenticate(self, request: Request) -> Response | None:
-        """None when the caller is trusted (or insecure mode lets it through), else the 401."""
+    def authenticate(self, request: Request, *, may_wait: bool = False) -> Response | KeysPending | None:
+        """None when the caller is trusted (or insecure mode lets it through), else the 401; with `may_wait`,
+        KeysPending while the key set it needs is being fetched (the caller awaits it and asks again)."""
         audience = self.base + request.url.path
         source = request.client.host if request.client else None
         try:
             caller = self.verifier.verify(request.headers.get("authorization"), audience)
             audit.actor.set(audit.Actor(who=caller.iss, source=source))
+        except KeysPending as pending:
+            if may_wait and not self.insecure:
+                return pending
+            return self._refuse(request, pending, source)
         except Untrusted as exc:
-            audit.actor.set(audit.Actor(who="unauthenticated CDS client", source=source))
-            if self.insecure:
-                log.warning("INSECURE CDS SANDBOX: accepting an unauthenticated call (%s)", exc)
-                return None
-            metrics.CDS_REFUSALS.labels(refusal_reason(str(exc))).inc()
-            metrics.refused(log, "CDS call refused", refusal_reason(str(exc)), detail=str(exc),
-                            route=request.url.path)
-            return JSONResponse(
-                {"error": "unauthorized", "message": str(exc)}, status_code=401,
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"', **CORS_HEADERS},
-            )
+            return self._refuse(request, exc, source)
         return None
+
+    def _refuse(self, request: Request, exc: Untrusted, source: str | None) -> Response | None:
+        """The 401 for `exc` (None in the insecure sandbox, which accepts the call and says so)."""
+        audit.actor.set(audit.Actor(who="unauthenticated CDS client", source=source))
+        if self.insecure:
+            log.warning("INSECURE CDS SANDBOX: accepting an unauthenticated call (%s)", exc)
+            return None
+        metrics.CDS_REFUSALS.labels(refusal_reason(str(exc))).inc()
+        metrics.refused(log, "CDS call refused", refusal_reason(str(exc)), detail=str(exc),
+                        route=request.url.path)
+        retry = {"Retry-After": "1"} if isinstance(exc, KeysPending) else {}  # the key set is on its way
+        return JSONResponse(
+            {"error": "unauthorized", "message": str(exc)}, status_code=401,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"', **retry, **CORS_HEADERS},
+        )
 
     def respond(self, body: dict[str, Any], status: int = 200) -> JSONResponse:
         headers = {INSECURE_HEADER: "unsigned CDS calls accepted (sandbox only)"} if self.insecure else {}
@@ -124,13 +134,10 @@ class CdsService:
 
     # -- endpoints -----------------------------------------------------------------------------------
 
-    def discover(self, request: Request) -> Response:
-        return self.authenticate(request) or self.respond(self.discovery)
-
     def _service(self, request: Request, *, authenticated: bool) -> Service | Response:
         """The addressed service for an authenticated caller, else the refusal (401) or 404 to send."""
         refused = None if authenticated else self.authenticate(request)
-        if refused is not None:
+        if isinstance(refused, Response):
             return refused
         service = SERVICES.get(request.path_params["service_id"])
         if service is None:
@@ -265,7 +272,8 @@ def _timestamp(value: object, now: datetime, i: int) -> datetime:
 
 def cds_routes(service: CdsService) -> list[Route]:
     async def discover(request: Request) -> Response:
-        return await run_in_threadpool(service.discover, request)
+        refused, _ = await authenticate(request)
+        return refused or service.respond(service.discovery)
 
     # Authenticated first, then the body read (bounded: web.security.BodyLimit wraps every app that
     # serves these routes, and read_body holds the same cap): an unauthenticated caller never makes the
@@ -277,7 +285,7 @@ def cds_routes(service: CdsService) -> list[Route]:
         return await authenticated(request, service.feedback)
 
     async def authenticated(request: Request, handler: Callable[..., Response]) -> Response:
-        refused, context = await run_in_threadpool(authenticate, request)
+        refused, context = await authenticate(request)
         if refused is not None:
             return refused
         body = await read_body(request)
@@ -286,8 +294,22 @@ def cds_routes(service: CdsService) -> list[Route]:
         # In the context the authentication left (who is calling, for the audit trail).
         return await run_in_threadpool(context.run, functools.partial(handler, request, body, authenticated=True))
 
-    def authenticate(request: Request) -> tuple[Response | None, contextvars.Context]:
-        return service.authenticate(request), contextvars.copy_context()
+    # A key set being fetched is awaited here, on the event loop: no worker thread waits for a JWKS host
+    # (cds/jwks.py). At most two sets per call (a jwks_url, then an allow-listed jku), then verified once more.
+    async def authenticate(request: Request) -> tuple[Response | None, contextvars.Context]:
+        for _ in range(2):
+            refused, context = await run_in_threadpool(verify, request, True)
+            if not isinstance(refused, KeysPending):
+                return refused, context
+            try:
+                await refused.ready()
+            except TimeoutError:
+                break
+        refused, context = await run_in_threadpool(verify, request, False)
+        return cast("Response | None", refused), context  # may_wait=False: a 401 rather than KeysPending
+
+    def verify(request: Request, may_wait: bool) -> tuple[Response | KeysPending | None, contextvars.Context]:
+        return service.authenticate(request, may_wait=may_wait), contextvars.copy_context()
 
     async def read_body(request: Request) -> bytes | Response:
         too_large = service.respond({"error": "too-large", "message": f"the request body is larger than "

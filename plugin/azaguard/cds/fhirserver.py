@@ -3,21 +3,16 @@
 A hook's `fhirServer` is chosen by the caller: unchecked, any registered EHR (or a stolen key) could make
 the service reach internal hosts. A client's `fhir_servers` list is its allow-list; without one only https
 servers whose every address is public are fetched from. Every refusal or failure to connect reads the same
-(no oracle for which internal ports are open)."""
+(no oracle for which internal ports are open). The check here refuses early; the connection itself
+(addresses.PinnedTransport, `only_public`) checks the addresses it connects to, so a host that answers
+public for this check and private for the connection (DNS rebinding) is never reached."""
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-Resolver = Callable[[str, int], Sequence[str]]
-
-
-def resolve(host: str, port: int) -> list[str]:
-    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)]
+from azaguard.addresses import Resolver, checked, is_public, resolve
 
 
 @dataclass(frozen=True)
@@ -35,6 +30,11 @@ class FetchPolicy:
         return (f"fetching {what} from fhirServer failed: the server is not allowed for this client, could not "
                 f"be reached, or did not answer within {self.deadline:g} s")
 
+    @property
+    def only_public(self) -> bool:
+        """Connections must reach public addresses only (nothing listed): pinned at connect time."""
+        return not self.listed
+
     def allows(self, url: str) -> bool:
         parts = urlsplit(url)
         if not parts.hostname or parts.username is not None or parts.password is not None:
@@ -44,11 +44,10 @@ class FetchPolicy:
         if parts.scheme != "https":
             return False
         try:
-            port = parts.port or 443
-            addresses = [parts.hostname] if _literal(parts.hostname) else self.resolver(parts.hostname, port)
+            checked(parts.hostname, parts.port or 443, is_public, self.resolver)
         except (OSError, ValueError, UnicodeError):
             return False
-        return bool(addresses) and all(_public(a) for a in addresses)
+        return True
 
 
 def _under(url: str, entry: str) -> bool:
@@ -57,18 +56,3 @@ def _under(url: str, entry: str) -> bool:
         return False
     prefix = b.path.rstrip("/")
     return a.path.rstrip("/") == prefix or a.path.startswith(prefix + "/")
-
-
-def _literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast

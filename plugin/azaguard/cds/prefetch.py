@@ -40,7 +40,7 @@ class Assembled:
     notes: list[str] = field(default_factory=list)
 
 
-ClientFactory = Callable[[str, str], FhirClient]
+ClientFactory = Callable[[str, str, FetchPolicy], FhirClient]  # (fhirServer, access token, the caller's policy)
 
 # The hooks' FHIR fetches, each waited for at most its policy's deadline (a thread left behind ends at
 # the client's own per-read timeout).
@@ -48,12 +48,12 @@ _FETCHES = ThreadPoolExecutor(max_workers=16, thread_name_prefix="cds-fetch")
 
 
 def default_client_factory(transport: httpx.BaseTransport | None = None) -> ClientFactory:
-    def make(base_url: str, token: str) -> FhirClient:
+    def make(base_url: str, token: str, policy: FetchPolicy) -> FhirClient:
         # A hook call has ~500 ms in all: short timeout, one retry; the process's kept-alive connections
-        # spare it the handshake with an EHR it has called before.
-        return FhirClient(
-            base_url, token=token, timeout=5.0, max_retries=1, transport=transport, pools=PROCESS_POOLS
-        )
+        # spare it the handshake with an EHR it has called before. Unlisted servers: public addresses only,
+        # checked by the connection itself (DNS rebinding).
+        return FhirClient(base_url, token=token, timeout=5.0, max_retries=1, transport=transport,
+                          pools=PROCESS_POOLS, only_public=policy.only_public)
 
     return make
 
@@ -157,7 +157,7 @@ def _fetch(
     def fetch() -> Any:
         if not policy.allows(server):  # resolved here: a slow DNS answer counts against the deadline
             raise refused
-        client = clients(server, token)
+        client = clients(server, token, policy)
         try:
             return gather(client, request.patient_id, mappings, now, only=only, alerts=False)
         finally:

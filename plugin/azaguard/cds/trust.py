@@ -30,6 +30,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet
 
 from azaguard.cds.jwks import JwksCache as JwksCache  # fetching and caching key sets (re-exported)
+from azaguard.cds.jwks import KeysPending as KeysPending
 from azaguard.cds.jwks import Untrusted as Untrusted
 from azaguard.cds.store import CdsStore
 from azaguard.config import CdsClient
@@ -104,6 +105,8 @@ class Verifier:
             return _matching(self._inline[client.iss], kid, alg), None
         try:
             return _matching(self.jwks.get(client.jwks_url, kid), kid, alg), None
+        except KeysPending:
+            raise  # verified again once the set has arrived
         except Untrusted as exc:
             return [], str(exc)
 

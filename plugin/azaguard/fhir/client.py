@@ -28,6 +28,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import httpx
 import orjson
 
+from azaguard.addresses import PinnedTransport, is_public
 from azaguard.fhir.errors import (
     RETRYABLE_STATUSES,
     FhirError,
@@ -36,6 +37,7 @@ from azaguard.fhir.errors import (
     error_for_status,
     outcome_text,
 )
+from azaguard.httpauth import BearerAuth, Renew, TokenSource
 from azaguard.httpbound import ResponseTooLarge, fetch
 from azaguard.ops.events import FHIR_RESPONSE, emit
 
@@ -43,7 +45,6 @@ log = logging.getLogger(__name__)
 
 Resource = dict[str, Any]
 Params = Mapping[str, str] | Sequence[tuple[str, str]]
-TokenSource = str | Callable[[], str | None] | None
 
 FHIR_JSON = "application/fhir+json"
 _TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
@@ -147,6 +148,7 @@ class FhirClient:
         base_url: str,
         *,
         token: TokenSource = None,
+        renew: Renew | None = None,
         timeout: float = 15.0,
         max_retries: int = 3,
         backoff: float = 0.5,
@@ -157,18 +159,22 @@ class FhirClient:
         strict_search: bool = True,
         transport: httpx.BaseTransport | None = None,
         pools: ConnectionPools | None = None,
+        only_public: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`pools`: keep-alive connections shared with the process's other clients (see ConnectionPools);
-        without it (or with a `transport`) the client has connections of its own, closed by close()."""
+        without it (or with a `transport`) the client has connections of its own, closed by close().
+        `only_public`: connect only to public addresses, checked at connect time (addresses.PinnedTransport).
+        `renew`: called when the server answers 401, with the refused token; the request is then sent once
+        more with the token `token` gives (httpauth.BearerAuth)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"the FHIR base URL must be an http(s) URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._origin = (parts.scheme, parts.netloc)
         self._host = parts.netloc  # for logs and metrics: never the path (ids) or query
-        self._token = token
+        self._auth = BearerAuth(token, renew)
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
@@ -186,8 +192,10 @@ class FhirClient:
         self._capabilities: Resource | None = None
         self.request_count = 0  # HTTP requests sent, retries included
         if pools is not None and transport is None:
-            self._http, self._owned = pools.client(parts.scheme, parts.netloc), False
+            self._http, self._owned = pools.client(parts.scheme, parts.netloc, only_public=only_public), False
         else:  # connections of its own, closed by close()
+            if transport is None and only_public:
+                transport = PinnedTransport(is_public, verify=_tls_context(parts.scheme))
             self._http, self._owned = _http_client(parts.scheme, transport, timeout), True
 
     # -- lifecycle --------------------------------------------------------------
@@ -340,7 +348,7 @@ class FhirClient:
         action = f"{method} {self._describe(url)}"
         attempt = 0
         while True:
-            request_headers = {**(headers or {}), **self._auth_header()}
+            request_headers = dict(headers or {})
             if content is not None:
                 request_headers["Content-Type"] = FHIR_JSON
             with self._lock:
@@ -350,7 +358,7 @@ class FhirClient:
             started = time.perf_counter()
             try:
                 response = fetch(
-                    self._http, method, url, content=content, headers=request_headers,
+                    self._http, method, url, content=content, headers=request_headers, auth=self._auth,
                     max_bytes=self.max_response_bytes, deadline=self.response_deadline, timeout=self.timeout,
                 )
             except ResponseTooLarge as exc:
@@ -401,9 +409,6 @@ class FhirClient:
             outcome = None  # an error page in HTML: the status alone has to do
         return error_for_status(response.status_code, action, outcome=outcome, url=url)
 
-    def _auth_header(self) -> dict[str, str]:
-        token = self._token() if callable(self._token) else self._token  # re-read: it may have been refreshed
-        return {"Authorization": f"Bearer {token}"} if token else {}
 
     # -- bodies -----------------------------------------------------------------------
 
@@ -492,13 +497,17 @@ class ConnectionPools:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str], httpx.Client] = {}
+        self._clients: dict[tuple[str, str, bool], httpx.Client] = {}
 
-    def client(self, scheme: str, netloc: str) -> httpx.Client:
+    def client(self, scheme: str, netloc: str, *, only_public: bool = False) -> httpx.Client:
+        """`only_public`: its connections reach public addresses only (their own pool: a connection made
+        to a listed private address is never lent to a caller allowed only public ones)."""
         with self._lock:
-            found = self._clients.get((scheme, netloc))
+            found = self._clients.get((scheme, netloc, only_public))
             if found is None:
-                found = self._clients[(scheme, netloc)] = _http_client(scheme, None, cookies=_no_cookies())
+                pinned = PinnedTransport(is_public, verify=_tls_context(scheme)) if only_public else None
+                found = self._clients[(scheme, netloc, only_public)] = _http_client(
+                    scheme, pinned, cookies=_no_cookies())
             return found
 
     def close(self) -> None:

@@ -41,7 +41,8 @@ from azaguard.fhir.errors import (
 )
 from azaguard.fhir.memory import ServerMemory
 from azaguard.mappings import Mappings
-from azaguard.resources import ResourceSet
+from azaguard.naming import resource_name
+from azaguard.resources import ResourceSet, Unfetched
 
 # Page sizes: big enough that a typical record is one page per search, small enough for servers' caps.
 PAGE_SIZE = 200
@@ -87,6 +88,8 @@ class Gathered:
     alert_issues: list[Resource] | None = None
     alert_flags: list[Resource] | None = None
     alerts_problem: str | None = None
+    # Resources referred to but not given (a Medication not on the server): the ids, for programs only.
+    unfetched: list[Unfetched] = field(default_factory=list)
 
 
 def observation_lookback_days(mappings: Mappings) -> int:
@@ -281,8 +284,8 @@ def gather(
     gathered = Gathered(resources, 0, method, warnings)
     if alerts:
         _collect_alerts(gathered, patient_id, alert_searches, pages[n:], client.base_url)
-    _add_missing_medications(client, resources, method, warnings)
-    _add_missing_questionnaires(client, resources, warnings)
+    _add_missing_medications(client, resources, method, gathered)
+    _add_missing_questionnaires(client, resources, gathered)
     gathered.requests = client.request_count - start
     return gathered
 
@@ -503,11 +506,10 @@ def refers_to(reference: object, patient_id: str, base: str | None) -> bool:
     return base is not None and ref == f"{base.rstrip('/')}/Patient/{patient_id}"
 
 
-def _add_missing_medications(
-    client: FhirClient, resources: ResourceSet, method: str, warnings: list[str]
-) -> None:
-    """Read the Medications that orders reference but the server did not _include."""
-    missing: list[str] = []
+def _add_missing_medications(client: FhirClient, resources: ResourceSet, method: str, gathered: Gathered) -> None:
+    """Read the Medications that orders reference but the server did not _include. One it cannot give is
+    a warning naming the order for people (what and when, no id) and an Unfetched entry with the ids."""
+    missing: dict[str, list[Resource]] = {}
     medication_types = ("MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration")
     for order in (r for rtype in medication_types for r in resources.of_type(rtype)):
         ref = _medication_reference(order)
@@ -515,16 +517,24 @@ def _add_missing_medications(
             continue
         local = _local_reference(client, ref)
         if local is None:
-            warnings.append(f"Medication {ref} is not a reference to this server; it was not fetched")
-        elif local not in missing:
-            missing.append(local)
+            _unfetched(gathered, ref, order, "other-server",
+                       "is kept on another server, which azaguard does not read")
+        else:
+            missing.setdefault(local, []).append(order)
     if not missing:
         return
-    for ref, found in zip(missing, _read_all(client, missing, method), strict=True):
+    for (ref, orders), found in zip(missing.items(), _read_all(client, list(missing), method), strict=True):
         if found is None:
-            warnings.append(f"{ref}, referenced by a medication order, does not exist on the server")
+            for order in orders:
+                _unfetched(gathered, ref, order, "not-found", "could not be read from the server: it is not there")
         else:
             resources.add(found)
+
+
+def _unfetched(gathered: Gathered, ref: str, order: Resource, reason: str, words: str) -> None:
+    gathered.warnings.append(f"The medication of {resource_name(order)} {words}.")
+    by = f"{order.get('resourceType')}/{order.get('id')}"
+    gathered.unfetched.append(Unfetched(reference=ref, referenced_by=by, reason=reason))
 
 
 def _read_all(client: FhirClient, refs: list[str], method: str) -> list[Resource | None]:
@@ -575,7 +585,7 @@ def _local_reference(client: FhirClient, ref: str) -> str | None:
     return ref
 
 
-def _add_missing_questionnaires(client: FhirClient, resources: ResourceSet, warnings: list[str]) -> None:
+def _add_missing_questionnaires(client: FhirClient, resources: ResourceSet, gathered: Gathered) -> None:
     """Fetch the Questionnaires that check-ins follow but neither contain nor the record holds, by canonical
     URL (`Questionnaire?url=`): items coded only in the Questionnaire keep their codes. Matches are kept by
     their `url` (a server that ignores the parameter returns others too). One the server does not have is said
@@ -583,6 +593,7 @@ def _add_missing_questionnaires(client: FhirClient, resources: ResourceSet, warn
     (never "no signs") when some answered item has no text of its own; else it is a warning."""
     held = {q.get("url") for q in resources.of_type("Questionnaire")}
     wanted: dict[str, bool] = {}  # canonical URL -> some answered item can only be understood through it
+    followers: dict[str, list[str]] = {}  # canonical URL -> the check-ins that follow it
     for qr in resources.of_type("QuestionnaireResponse"):
         canonical = qr.get("questionnaire")
         if not isinstance(canonical, str) or not canonical or canonical.startswith("#"):
@@ -590,6 +601,8 @@ def _add_missing_questionnaires(client: FhirClient, resources: ResourceSet, warn
         url = canonical.split("|")[0]
         if url not in held and resources.resolve(url) is None:
             wanted[url] = wanted.get(url, False) or _answered_without_text(qr.get("item"))
+            followers.setdefault(url, []).append(f"QuestionnaireResponse/{qr.get('id')}")
+    warnings = gathered.warnings
     for url, needed in wanted.items():
         try:
             pages = client.search_pages("Questionnaire", (("url", url),))
@@ -608,6 +621,8 @@ def _add_missing_questionnaires(client: FhirClient, resources: ResourceSet, warn
         if not found:
             warnings.append(f"the Questionnaire {url}, followed by a symptom check-in, is not on the server: its "
                             "items are read by their text and linkId")
+            gathered.unfetched += [Unfetched(reference=url, referenced_by=by, reason="not-found")
+                                   for by in followers[url]]
         for questionnaire in found[:1]:
             resources.add(questionnaire)
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from azaguard.config import CONFIG_ENV, AppConfig, CdsClient, Scopes
+from azaguard.settings import VARIABLES
 
 # Descriptions of the keys that predate the schema's own (Field(description=...) wins when present).
 DESCRIPTIONS = {
@@ -49,25 +50,8 @@ DESCRIPTIONS = {
                     "link-local and private addresses are refused unless listed.",
 }
 
-# Every environment variable that changes behaviour, beside the config keys' overrides.
-ENVIRONMENT = {
-    CONFIG_ENV: "The configuration file `serve`, `feedback` and `audit` read when --config is not given "
-                "(default: smart_launch.json at the repository's top).",
-    "AZAGUARD_CDS_DATABASE_URL": "The database when cds_database_url is not set.",
-    "AZAGUARD_FHIR_TOKEN": "The bearer token `check --fhir-url` and `scan` send to the FHIR server.",
-    "AZAGUARD_TERMINOLOGY_SERVER": "A FHIR terminology server for codes the local value sets do not know "
-                                   "(`check`, `scan`).",
-    "AZAGUARD_MAPPINGS": "Another mappings folder (code sets, thresholds) instead of the bundled one.",
-    "AZAGUARD_METRICS_TOKEN": "The name deploy/ uses for the /metrics bearer token (any name works: the file's "
-                              "metrics_token_env names it).",
-    "AZAGUARD_SESSION_KEY": "The name deploy/ uses for the session encryption key(s) (the file's "
-                            "session_key_env names it).",
-    "AZAGUARD_SANDBOX_HOME": "Where the sandbox FHIR server (sekmet-fhir) is installed (default "
-                             "~/.cache/azaguard/sandbox).",
-    "XDG_STATE_HOME": "Base of the default SQLite database (~/.local/state).",
-    "XDG_CACHE_HOME": "Base of the CLI's caches: validated mappings, FHIR server memory (~/.cache).",
-    "PYDANTIC_DISABLE_PLUGINS": "Set to __all__ by the CLI unless already set (no pydantic plugins are used).",
-}
+# Every environment variable that changes behaviour, beside the config keys' overrides: settings.py's list.
+ENVIRONMENT = VARIABLES
 
 EXAMPLE_FILE = "deploy/azaguard.json"
 

@@ -6,24 +6,24 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event, text
 
 from azaguard.privatefiles import private_dir
+from azaguard.settings import CDS_DATABASE_URL, Settings, current
 
-DB_ENV = "AZAGUARD_CDS_DATABASE_URL"
+DB_ENV = CDS_DATABASE_URL
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
-def default_database_url() -> str:
+def default_database_url(settings: Settings | None = None) -> str:
     """$AZAGUARD_CDS_DATABASE_URL, else an SQLite file in the user's state directory."""
-    url = os.environ.get(DB_ENV)
-    if url:
-        return url
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "azaguard"
+    environment = current(settings)
+    if environment.cds_database_url:
+        return environment.cds_database_url
+    base = environment.state_home / "azaguard"
     private_dir(base)
     base.chmod(0o700)  # azaguard's own folder: feedback and audit name clinicians' decisions
     return f"sqlite:///{base / 'cds.sqlite'}"

@@ -17,11 +17,11 @@ import sys
 import time
 from typing import Any, Literal, TextIO
 
+from azaguard.settings import LOG_FORMAT, LOG_LEVEL, LOG_PATIENT_IDS
+
 LogFormat = Literal["text", "json"]
 PatientIds = Literal["plain", "hashed", "none"]
-FORMAT_ENV = "AZAGUARD_LOG_FORMAT"
-LEVEL_ENV = "AZAGUARD_LOG_LEVEL"
-PATIENT_IDS_ENV = "AZAGUARD_LOG_PATIENT_IDS"
+FORMAT_ENV, LEVEL_ENV, PATIENT_IDS_ENV = LOG_FORMAT, LOG_LEVEL, LOG_PATIENT_IDS
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("azaguard_request_id", default=None)
 _patient_ids: PatientIds = "hashed"

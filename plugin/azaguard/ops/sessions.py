@@ -89,7 +89,6 @@ class SharedSessionStore(SessionStore):
         super().__init__(**options)
         self.store = store
         self.cipher = cipher(keys or [])
-        self._owner: dict[str, str] = {}  # launch id -> session id, for update_launch
 
     # -- the store ----------------------------------------------------------------------------------
     def _ttl(self, session: Session) -> float:
@@ -175,26 +174,21 @@ class SharedSessionStore(SessionStore):
         session.launches[launch.id] = launch
         while len(session.launches) > MAX_LAUNCHES:
             session.launches.popitem(last=False)
-        self._owner[launch.id] = session.id
         self._save(session)
 
     def launch(self, session: Session, launch_id: str | None) -> LaunchContext | None:
-        ctx = session.launches.get(launch_id) if launch_id else None
-        if ctx is not None:
-            self._owner[ctx.id] = session.id
-            if len(self._owner) > 10_000:
-                self._owner.clear()
-        return ctx
+        return session.launches.get(launch_id) if launch_id else None
 
     def drop_launch(self, session: Session, launch_id: str) -> None:
         session.launches.pop(launch_id, None)
         self._save(session)
 
-    def update_launch(self, ctx: LaunchContext) -> None:
-        """Write back a launch changed in place (refreshed tokens) so every replica sees it."""
-        session_id = self._owner.get(ctx.id)
-        session = self._load(session_id) if session_id else None
-        if session is None:
+    def update_launch(self, session: Session, ctx: LaunchContext) -> None:
+        """Write back a launch changed in place (refreshed tokens, the page's memory) so every replica sees it:
+        into the session as the store holds it now (another request may have changed its other launches)."""
+        stored = self._load(session.id)
+        if stored is None:
             return
+        session = stored
         session.launches[ctx.id] = ctx
         self._save(session)

@@ -82,11 +82,12 @@ def open_store(url: str, database_url: str | None = None) -> SharedStore:
 class MemoryStore:
     kind = MEMORY
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_entries: int = 50_000) -> None:
         self._data: dict[str, tuple[bytes, float]] = {}
         self._counts: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
         self._clock = clock
+        self.max_entries = max_entries  # each of the two tables; beyond it the oldest entries go
 
     def _live(self, key: str) -> bytes | None:
         hit = self._data.get(key)
@@ -102,7 +103,7 @@ class MemoryStore:
     def put(self, key: str, value: bytes, ttl: float) -> None:
         with self._lock:
             self._data[key] = (value, self._clock() + ttl)
-            if len(self._data) > 50_000:
+            if len(self._data) > self.max_entries:
                 self._sweep()
 
     def _sweep(self) -> None:
@@ -111,6 +112,11 @@ class MemoryStore:
             del self._data[k]
         for k in [k for k, (_, exp) in self._counts.items() if exp <= now]:
             del self._counts[k]
+        # Still over the cap with live entries: the oldest go (a dict keeps insertion order), a tenth at a time.
+        for table in (self._data, self._counts):
+            if len(table) > self.max_entries:
+                for k in list(table)[: len(table) - self.max_entries * 9 // 10]:
+                    del table[k]
 
     def take(self, key: str) -> bytes | None:
         with self._lock:
@@ -135,7 +141,7 @@ class MemoryStore:
             if exp <= self._clock():
                 n, exp = 0, self._clock() + ttl
             self._counts[key] = (n + 1, exp)
-            if len(self._counts) > 50_000:
+            if len(self._counts) > self.max_entries:
                 self._sweep()
             return n + 1
 

@@ -17,8 +17,9 @@ from msgspec import Struct
 from azaguard.display import format_quantity, unit_text
 from azaguard.mappings import Mappings
 from azaguard.patient.content import LOINC, SNOMED, UCUM, PatientContent, sign_options
-from azaguard.patient.messages import PatientMessage, fill
+from azaguard.patient.messages import PatientMessage
 from azaguard.units import UnitError, normalise
+from azaguard.wording import fill
 
 CHECKIN_ID = re.compile(r"[0-9a-f]{32}")
 TEMPERATURE_UNITS = ("Cel", "[degF]")
@@ -199,7 +200,7 @@ def advice(answers: Answers, content: PatientContent, m: Mappings) -> list[Patie
     messages = []
     for wording, _ in out:
         level = content.urgencies[wording.urgency]
-        text, todo = fill(wording.text, facts, content), fill(wording.todo, facts, content)
+        text, todo = fill(wording.text, facts, content.fallbacks), fill(wording.todo, facts, content.fallbacks)
         messages.append(PatientMessage(urgency=wording.urgency, label=level.label, tone=level.tone, text=text,
                                        todo=todo))
     return sorted(messages, key=lambda x: content.urgency_rank(x.urgency))

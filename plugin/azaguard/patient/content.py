@@ -1,8 +1,9 @@
 """mappings/patient.json (the patient's words) and mappings/checkin-questionnaire.json, validated on load.
 
-The words are data beside the clinical knowledge, versioned and reviewed with it: the wording table
-(per rule, finding code or status → what the patient is told and what to do), the check-in's sign
-labels, the tests whose dates the guidance shows, and the leaflet's standing guidance.
+The words are data beside the clinical knowledge, versioned and reviewed with it: the urgency labels, the
+fallback words for a fact a finding does not state, the check-in's sign labels, the tests whose dates the
+guidance shows, and the leaflet's standing guidance. What a patient is told about each finding is the
+wording layer's patient table (azaguard.wording.TABLES["patient"]), one mechanism with the clinician's.
 """
 
 from __future__ import annotations
@@ -15,18 +16,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from azaguard.findings import RULE_IDS, Status
 from azaguard.mappings import Mappings, default_mappings_dir
+from azaguard.wording import PATIENT_FACTS, Urgency
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
-Urgency = Literal["now", "today", "before", "week", "next-visit", "info"]
-# Placeholders a template may use; each is filled from the record, never from a finding's text.
-PLACEHOLDERS = frozenset({
-    "contact", "temperature", "when", "condition", "drug", "vaccine", "planned", "date", "test", "check", "reported",
-    "threshold",
-})
+# Placeholders a template may use: the patient's facts, never a finding's text (the one list, in the wording layer).
+PLACEHOLDERS = PATIENT_FACTS
 
 
 class PatientContentError(ValueError):
@@ -68,25 +65,6 @@ class Wording(_Strict):
     todo: str = Field(min_length=1)
 
 
-class MessageRow(Wording):
-    """One row of the wording table: which findings it words (rule + codes, a code suffix, or a status)."""
-
-    rule: str
-    urgency: Urgency
-    codes: tuple[str, ...] = ()
-    code_suffix: str | None = None
-    status: Status | None = None
-
-    def matches(self, rule: str, code: str, status: Status) -> bool:
-        if self.rule not in ("*", rule):
-            return False
-        if self.codes:
-            return code in self.codes
-        if self.code_suffix is not None:
-            return code.endswith(self.code_suffix)
-        return self.status is status
-
-
 class NextTest(_Strict):
     soon_days: int = Field(ge=0)  # due within this many days: "this week", else "good to know"
     due: Wording
@@ -122,7 +100,6 @@ class PatientContent(_Strict):
     signs: dict[str, Sign]
     test_lines: TestLines
     tests: dict[str, Test]
-    messages: tuple[MessageRow, ...]
     fallbacks: dict[str, str]  # words for a fact the record does not hold ("a new medicine"), never a guess
     not_on_medicine: Wording
     next_test: NextTest
@@ -133,18 +110,13 @@ class PatientContent(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> PatientContent:
-        rows = (*self.messages, self.nothing_to_do, self.not_on_medicine, self.next_test.due, self.next_test.due_now,
+        rows = (self.nothing_to_do, self.not_on_medicine, self.next_test.due, self.next_test.due_now,
                 *_advices(self.checkin_advice))
         for row in rows:
             for text in (row.text, row.todo):
                 unknown = _fields(text) - PLACEHOLDERS
                 if unknown:
                     raise ValueError(f"unknown placeholder(s) {sorted(unknown)} in {text!r}")
-        for row in self.messages:
-            if row.rule != "*" and row.rule not in RULE_IDS:
-                raise ValueError(f"wording row for unknown rule {row.rule!r}")
-            if sum(bool(x) for x in (row.codes, row.code_suffix, row.status)) != 1:
-                raise ValueError(f"wording row for {row.rule}: give exactly one of codes, code_suffix or status")
         return self
 
     def urgency_rank(self, urgency: Urgency) -> int:

@@ -9,8 +9,8 @@ from msgspec import Struct
 
 from azaguard.patient import words
 from azaguard.patient.content import PatientContent
-from azaguard.patient.messages import fill
 from azaguard.record import PatientRecord
+from azaguard.wording import fill
 
 
 class GuidanceSection(Struct, frozen=True, kw_only=True):
@@ -29,9 +29,10 @@ def last_tests(record: PatientRecord, now: datetime, content: PatientContent, tz
             if x.effective is not None and x.effective <= now
         ]
         if dated:
-            line = fill(content.test_lines.found, {"test": test.name, "date": words.when(max(dated), now, tz)}, content)
+            facts = {"test": test.name, "date": words.when(max(dated), now, tz)}
+            line = fill(content.test_lines.found, facts, content.fallbacks)
         else:
-            line = fill(content.test_lines.missing, {"test": test.name}, content)
+            line = fill(content.test_lines.missing, {"test": test.name}, content.fallbacks)
         lines.append(line)
     return tuple(lines)
 

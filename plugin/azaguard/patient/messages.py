@@ -1,35 +1,27 @@
-"""The patient's wording table over the findings: what to do and how soon, most urgent first.
+"""The patient's messages over the findings: what to do and how soon, most urgent first.
 
-Each actionable finding is matched by rule id and finding code (or status) to a row of mappings/patient.json;
-the row's placeholders are filled with the facts the rule stated (the finding's trigger and subject: the
+Each actionable finding is worded by the one wording layer for the patient audience
+(`wording.Words(..., audience="patient").message(f, content)`, the table `wording.TABLES["patient"]`): its
+placeholders are filled with the facts the rule stated (the finding's trigger, subject and therapy: the
 temperature and when it was taken, the vaccine and its date, the test and its date) — the same facts the
-clinician's wording (azaguard.wording) renders — never from a finding's text. A fact the finding does not
-state gets the row's neutral fallback words. A patient is never told to stop or change the medicine: the rows
-tell whom to contact and how soon.
+clinician's wording renders, never a finding's text and never the record re-read. A fact the finding does not
+state gets patient.json's neutral fallback words. A patient is never told to stop or change the medicine: the
+words tell whom to contact and how soon. patient.json keeps the rest of the patient's words (urgency labels,
+the check-in, the leaflet's guidance, "nothing to act on").
 """
 
 from __future__ import annotations
 
-import string
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
 
 from msgspec import Struct
 
-from azaguard.display import format_quantity
 from azaguard.findings import RULE_IDS, STATUS_RANK, Finding, Status
 from azaguard.mappings import Mappings
 from azaguard.patient import words
-from azaguard.patient.content import MessageRow, PatientContent, Urgency, Wording
-from azaguard.record import PatientRecord
-from azaguard.registry import SPEC
+from azaguard.patient.content import PatientContent, Wording
 from azaguard.verdict import ACTION_STATUSES
-from azaguard.wording import Words
-
-_VACCINE_WHEN = {
-    "ImmunizationRecommendation": "due {date}",
-    "Immunization": "given {date}",
-}
+from azaguard.wording import Urgency, Words, fill
 
 
 class PatientMessage(Struct, frozen=True, kw_only=True):
@@ -50,7 +42,6 @@ class PatientMessage(Struct, frozen=True, kw_only=True):
 
 def patient_messages(
     findings: list[Finding],
-    record: PatientRecord,
     now: datetime,
     mappings: Mappings,
     content: PatientContent,
@@ -66,13 +57,16 @@ def patient_messages(
         (f for f in findings if f.status in ACTION_STATUSES),
         key=lambda f: (STATUS_RANK[f.status], RULE_IDS.index(f.rule), f.code),
     )
+    said = Words(now, mappings, tz, "relative", "patient")
     out: list[PatientMessage] = []
     seen: set[str] = set()
     for f in ordered:
-        row = next((r for r in content.messages if r.matches(f.rule, f.code, f.status)), None)
-        if row is None or (row.status is not None and any(x.rule == f.rule for x in out)):
+        told = said.message(f, content)
+        if told.general and any(x.rule == f.rule for x in out):
             continue  # a rule's general words add nothing to a message already about it
-        message = _message(row, _facts(f, now, mappings, content, tz), content, f)
+        level = content.urgencies[told.urgency]
+        message = PatientMessage(urgency=told.urgency, label=level.label, tone=level.tone, rule=f.rule, code=f.code,
+                                 text=told.text, todo=told.todo)
         if message.sentence not in seen:  # two findings may tell the patient the same thing
             seen.add(message.sentence)
             out.append(message)
@@ -101,63 +95,5 @@ def _plain(
     level = content.urgencies[urgency]
     facts = {"contact": content.contact, **(more or {})}
     return PatientMessage(urgency=urgency, label=level.label, tone=level.tone,
-                          text=fill(wording.text, facts, content), todo=fill(wording.todo, facts, content))
-
-
-def _message(row: MessageRow, facts: dict[str, str], content: PatientContent, f: Finding) -> PatientMessage:
-    level = content.urgencies[row.urgency]
-    return PatientMessage(urgency=row.urgency, label=level.label, tone=level.tone, rule=f.rule, code=f.code,
-                          text=fill(row.text, facts, content), todo=fill(row.todo, facts, content))
-
-
-def fill(template: str, facts: dict[str, str], content: PatientContent) -> str:
-    """The template with its facts; a fact the record does not hold gets the content's fallback words."""
-    values: dict[str, Any] = {}
-    for _, name, _, _ in string.Formatter().parse(template):
-        if name:
-            values[name] = facts.get(name) or content.fallbacks.get(name, "")
-    text = template.format(**values)
-    return " ".join(text.split())
-
-
-# --- facts, from the finding's own facts (trigger, subject) -----------------------------------------
-
-
-def _facts(f: Finding, now: datetime, m: Mappings, content: PatientContent, tz: tzinfo | None) -> dict[str, str]:
-    """The placeholders in the patient's words, from the facts the rule stated (azaguard.findings: the
-    trigger's concept, quantity, time and record; the subject): the same facts the clinician's wording
-    (azaguard.wording) renders, with values shown by it and times as a patient says them."""
-    # A rule without patient words for what it checks (a rule added since) is named as clinicians name it.
-    check = content.checks.get(f.rule) or (SPEC[f.rule].checks if f.rule in SPEC else "")
-    shown = Words(now, m, tz)
-    threshold = m.policy.infection.fever_threshold_cel.value
-    facts: dict[str, str] = {"contact": content.contact, "check": check,
-                             "threshold": format_quantity(threshold, "Cel", m)}
-    trig = f.trigger
-    at = _instant(trig.at) if trig is not None else None
-    named = f.subject or (trig.concept if trig is not None else "")
-    if trig is not None and trig.quantity is not None and f.rule == "infection-hold":
-        facts["temperature"] = shown.quantity(trig.quantity)
-    if at is not None:
-        facts["when"] = facts["date"] = words.when(at, now, tz)
-    if f.rule == "monitoring-schedule":
-        key = f.code.split("-", 1)[0]  # the monitoring group of the finding code ("cbc-overdue" → "cbc")
-        facts["test"] = content.tests[key].name if key in content.tests else ""
-    elif f.rule == "vaccination-hold" and trig is not None:
-        facts["vaccine"] = words.vaccine_name(trig.concept)
-        if at is not None:
-            kind = (trig.reference or "").split("/", 1)[0]
-            facts["planned"] = _VACCINE_WHEN.get(kind, "ordered {date}").format(date=facts["date"])
-    elif named:
-        facts["condition"] = facts["drug"] = named
-    return facts
-
-
-def _instant(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None  # a date without a zone is not placed in a day
+                          text=fill(wording.text, facts, content.fallbacks),
+                          todo=fill(wording.todo, facts, content.fallbacks))

@@ -5,9 +5,9 @@ Pure functions over PatientRecord + Mappings + now; no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from msgspec import Struct
 
@@ -25,6 +25,7 @@ from azaguard.findings import (
     Trigger,
 )
 from azaguard.mappings import Mappings, Threshold
+from azaguard.naming import noun
 from azaguard.record import Concept, Measurement, MedicationOrder, ParseProblem, PatientRecord
 from azaguard.registry import SPEC
 from azaguard.terminology import MatchKind, drug_ingredients
@@ -83,58 +84,10 @@ def source_name(source: str, m: Mappings) -> str:
 
 # --- naming records for people (a FHIR id is linked from the evidence, never written in text) ----------
 
-_NOUN = {
-    "Observation": "result", "MedicationRequest": "medication order", "MedicationStatement": "medication entry",
-    "MedicationDispense": "dispense", "MedicationAdministration": "administration", "Medication": "medication",
-    "Condition": "condition", "Immunization": "vaccination record", "ImmunizationRecommendation": "vaccine forecast",
-    "ServiceRequest": "order", "DiagnosticReport": "lab report", "Patient": "patient record",
-}
 SOURCE_OF = {
     "MedicationRequest": "request", "MedicationStatement": "statement", "MedicationDispense": "dispense",
     "MedicationAdministration": "administration",
 }
-
-
-def noun(resource_type: str) -> str:
-    """'medication order', 'result': what a resource is, in words."""
-    return _NOUN.get(resource_type, "record")
-
-
-_WHAT = ("code", "medicationCodeableConcept", "vaccineCode", "medicationReference")
-_WHEN = ("effectiveDateTime", "authoredOn", "occurrenceDateTime", "issued", "recordedDate", "onsetDateTime",
-         "dateAsserted", "whenHandedOver")
-
-
-def resource_name(raw: Mapping[str, Any]) -> str:
-    """'the Body temperature result of 3 Jan 2026': any resource named for people from what it records
-    (its code's words) and when; 'a result' when it says neither."""
-    kind = noun(str(raw.get("resourceType")))
-    words = next((w for key in _WHAT if (w := _words(raw.get(key)))), None)
-    when = next((raw[key] for key in _WHEN if isinstance(raw.get(key), str)), None)
-    period = raw.get("effectivePeriod")
-    if when is None and isinstance(period, Mapping) and isinstance(period.get("start"), str):
-        when = period["start"]
-    code = next((c["code"] for key in _WHAT for c in _codings(raw.get(key)) if isinstance(c.get("code"), str)), None)
-    name = f"the {words} {kind}" if words else f"a {kind} coded {code}" if code else f"a {kind}"
-    return name + (f" of {format_day(when)}" if when else "")
-
-
-def _words(cc: object) -> str | None:
-    """A CodeableConcept's (or Reference's) words: its text, else a coding's display."""
-    if not isinstance(cc, Mapping):
-        return None
-    for text in (cc.get("text"), cc.get("display")):
-        if isinstance(text, str) and text.strip():
-            return " ".join(text.split())
-    for c in _codings(cc):
-        if isinstance(c.get("display"), str) and c["display"].strip():
-            return " ".join(c["display"].split())
-    return None
-
-
-def _codings(cc: object) -> list[Mapping[str, Any]]:
-    codings = cc.get("coding") if isinstance(cc, Mapping) else None
-    return [c for c in codings if isinstance(c, Mapping)] if isinstance(codings, list) else []
 
 
 def order_name(order: MedicationOrder) -> str:

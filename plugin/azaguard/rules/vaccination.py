@@ -14,6 +14,7 @@ from msgspec import Struct
 
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Mappings
+from azaguard.naming import noun
 from azaguard.record import Concept, MedicationOrder, ParseProblem, PatientRecord, VaccineEvent
 from azaguard.rules.common import (
     Therapy,
@@ -21,7 +22,6 @@ from azaguard.rules.common import (
     applicability,
     iso,
     make_finding,
-    noun,
     order_evidence,
     order_name,
     problem_evidence,

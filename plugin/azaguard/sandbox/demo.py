@@ -11,12 +11,15 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from azaguard.findings import RULE_IDS, Status
 from azaguard.mappings import Mappings
 from azaguard.registry import short
 from azaguard.service import CheckResult
+
+if TYPE_CHECKING:
+    from azaguard.settings import Settings
 
 _SHORT = {
     Status.HOLD: "HOLD",
@@ -41,14 +44,15 @@ def run_demo(
     insecure_cds: bool = False,
     config_path: Path | None = None,
     log_format: str | None = None,
+    settings: Settings | None = None,
 ) -> int:
     from azaguard.fhir.client import FhirClient
     from azaguard.patient.content import load_questionnaire
     from azaguard.sandbox.patients import build_patients, transaction_bundle
-    from azaguard.sandbox.server import SandboxServer
+    from azaguard.sandbox.server import SandboxServer, default_home
     from azaguard.service import check_on_server
 
-    server = SandboxServer(port=fhir_port)
+    server = SandboxServer(port=fhir_port, home=default_home(settings))
     print("azaguard demo: preparing the local FHIR server (the first run installs it, ~30 s)...", file=out, flush=True)
     server.ensure_installed()
     server.start()
@@ -70,7 +74,7 @@ def run_demo(
         print(f"or query it: {server.base_url}/DetectedIssue?patient=Patient/{patients[0].id}", file=out)
         if serve:
             print("\n" + try_it(server.base_url, results), file=out)
-            _serve(server.base_url, port, mappings, out, insecure_cds, config_path, log_format)
+            _serve(server.base_url, port, mappings, out, insecure_cds, config_path, log_format, settings)
         return 4 if failed else 0
     finally:
         server.stop()
@@ -109,7 +113,7 @@ def try_it(fhir_base: str, results: list[CheckResult]) -> str:
 
 def _serve(
     fhir_base: str, port: int, mappings: Mappings, out: TextIO, insecure_cds: bool, config_path: Path | None,
-    log_format: str | None,
+    log_format: str | None, settings: Settings | None,
 ) -> None:
     import uvicorn
 
@@ -121,7 +125,7 @@ def _serve(
     from azaguard.sandbox.site import create_site
 
     public_base = f"http://127.0.0.1:{port}"
-    config = load_app_config(config_path, public_base=public_base)
+    config = load_app_config(config_path, public_base=public_base, settings=settings)
     runtime.start(config, log_format=log_format)  # text by default: one line per request on stderr
     site = create_site(
         fhir_upstream=fhir_base,
@@ -130,7 +134,7 @@ def _serve(
         mappings=mappings,
         insecure_cds=insecure_cds,
     )
-    backend, key_path = demo_client(default_home())
+    backend, key_path = demo_client(default_home(settings))
     site.state.ehr.backend.register(backend)
     print(f"\nThe sandbox EHR is running: open {public_base}/ and launch a patient, or open a chart to see the "
           "CDS Hooks alerts and order a vaccine (Ctrl-C to stop).", file=out, flush=True)

@@ -27,8 +27,10 @@ from typing import IO
 import httpx
 import yaml
 
+from azaguard.settings import SANDBOX_HOME, Settings, current
+
 SEKMET_VERSION = "0.1.1"
-HOME_ENV = "AZAGUARD_SANDBOX_HOME"
+HOME_ENV = SANDBOX_HOME
 LAUNCHER = Path(__file__).with_name("sekmet_launcher.py")
 # Environment that would override our settings.yaml inside sekmet, or leak this venv into its own.
 _SCRUBBED_ENV = ("SEKMET_CONFIG", "SEKMET_PORT", "SEKMET_DB", "SEKMET_BASE_URL", "SEKMET_PUBLIC_URL",
@@ -41,9 +43,8 @@ class SandboxError(RuntimeError):
     """The sandbox server could not be installed, started, or reset (the message says why)."""
 
 
-def default_home() -> Path:
-    env = os.environ.get(HOME_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "azaguard" / "sandbox"
+def default_home(settings: Settings | None = None) -> Path:
+    return current(settings).sandbox_home or Path.home() / ".cache" / "azaguard" / "sandbox"
 
 
 def _log(message: str) -> None:

@@ -29,7 +29,8 @@ import httpx
 
 from azaguard.fhir.client import check_id, parse_retry_after
 from azaguard.fhir.errors import FhirError, FhirProtocolError, FhirUnavailable, error_for_status, outcome_text
-from azaguard.httpbound import ResponseTooLarge, ResponseTooSlow, fetch
+from azaguard.httpauth import BearerAuth, Renew
+from azaguard.httpbound import ERROR_BYTES, ResponseTooLarge, ResponseTooSlow, fetch, read_bounded
 from azaguard.privatefiles import private_dir
 from azaguard.report import clean
 from azaguard.scan.ndjson import EXPORT_TYPES, ExportFile
@@ -63,6 +64,7 @@ class BulkExport:
         base_url: str,
         *,
         token: TokenFn | None = None,
+        renew: Renew | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         timeout: float = EXPORT_TIMEOUT,
@@ -75,7 +77,7 @@ class BulkExport:
         self.download_deadline = download_deadline or DOWNLOAD_DEADLINE
         self.base_url = base_url.rstrip("/")
         self._origin = urlsplit(self.base_url)[:2]
-        self._token = token
+        self._bearer = BearerAuth(token, renew) if token is not None else None
         self._sleep = sleep
         self._timeout = timeout
         self._http = httpx.Client(transport=transport, timeout=httpx.Timeout(60.0), follow_redirects=False)
@@ -156,7 +158,6 @@ class BulkExport:
         headers = {"Accept": "application/fhir+ndjson", "Accept-Encoding": "gzip"}
         if needs_token:
             self._check_own(url)
-            headers.update(self._auth())
         limit = min(self.max_file_bytes, budget if budget is not None else self.max_export_bytes)
         which = "the export's cap" if limit < self.max_file_bytes else "the cap per file"
         start = time.monotonic()
@@ -164,11 +165,10 @@ class BulkExport:
         tmp = path.with_suffix(".part")
         tmp.unlink(missing_ok=True)  # a leftover of an earlier run, or a planted link: removed, not followed
         try:
-            with self._http.stream("GET", url, headers=headers,
+            with self._http.stream("GET", url, headers=headers, auth=self._auth_for(needs_token),
                                    timeout=httpx.Timeout(min(60.0, self.download_deadline))) as response:  # fmt: skip
-                if response.status_code != 200:
-                    response.read()
-                    raise self._error(response, f"downloading {path.name}")
+                if response.status_code != 200:  # its body read only as far as an error page goes
+                    raise self._error(_error_page(response), f"downloading {path.name}")
                 with os.fdopen(os.open(tmp, _NEW_FILE, 0o600), "wb") as fh:
                     unpack: _Gunzip | None = None
                     for chunk in response.iter_bytes():  # as it arrives: a drip meets the deadline
@@ -198,9 +198,9 @@ class BulkExport:
     def _get(self, url: str, headers: dict[str, str], *, token: bool) -> httpx.Response:
         if token:
             self._check_own(url)
-            headers = {**headers, **self._auth()}
         try:
-            return fetch(self._http, "GET", url, headers=headers, max_bytes=MANIFEST_BYTES, deadline=STATUS_DEADLINE)
+            return fetch(self._http, "GET", url, headers=headers, max_bytes=MANIFEST_BYTES, deadline=STATUS_DEADLINE,
+                         auth=self._bearer if token else None)
         except (ResponseTooLarge, ResponseTooSlow) as exc:
             raise FhirProtocolError(f"the Bulk Data status answer: {exc}", url=url) from exc
         except httpx.HTTPError as exc:
@@ -208,14 +208,13 @@ class BulkExport:
                                   url=url) from exc  # fmt: skip
 
     def _delete(self, status_url: str) -> None:
-        try:  # tell the server it may delete the files; not needed for the scan
-            self._http.delete(status_url, headers=self._auth())
+        try:  # tell the server it may delete the files; not needed for the scan (its answer read bounded)
+            fetch(self._http, "DELETE", status_url, max_bytes=ERROR_BYTES, auth=self._bearer)
         except httpx.HTTPError:
             return
 
-    def _auth(self) -> dict[str, str]:
-        token = self._token() if self._token else None
-        return {"Authorization": f"Bearer {token}"} if token else {}
+    def _auth_for(self, needs_token: bool) -> httpx.Auth | None:
+        return self._bearer if needs_token else None  # the token only where the manifest asks for it
 
     def _check_own(self, url: str) -> None:
         if urlsplit(url)[:2] != self._origin:
@@ -230,6 +229,14 @@ class BulkExport:
             outcome = None
         outcome = clean(outcome[:300]) if outcome else None
         return error_for_status(response.status_code, action, outcome=outcome, url=str(response.request.url))
+
+
+def _error_page(response: httpx.Response) -> httpx.Response:
+    """An error answer's body, read bounded; too long or too slow, the status alone says it."""
+    try:
+        return read_bounded(response)
+    except (ResponseTooLarge, ResponseTooSlow):
+        return httpx.Response(response.status_code, request=response.request)
 
 
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")

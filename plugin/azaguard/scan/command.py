@@ -25,6 +25,7 @@ from azaguard.cliargs import parse_datetime
 from azaguard.config import is_loopback
 from azaguard.fhir.client import FhirClient, check_id
 from azaguard.fhir.errors import FhirError
+from azaguard.httpauth import Renew
 from azaguard.mappings import Mappings
 from azaguard.privatefiles import exposure_warning, write_private
 from azaguard.resources import InputError
@@ -101,8 +102,14 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
     run_info["started_at"] = datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
     run_info["mappings_version"] = mappings.version
     run_info["timings"] = {"total": f"{time.time() - started:.1f} s", **run_info.get("timings", {})}
-    write_private(out / "run.json", json.dumps(run_info, indent=2, default=str))
-    summary = write_report(out, run_info, args.patient_link)
+    try:
+        write_private(out / "run.json", json.dumps(run_info, indent=2, default=str))
+        summary = write_report(out, run_info, args.patient_link)
+    except OSError as exc:  # a full disk or a folder gone read-only after the patients were scanned
+        print(f"azaguard scan: the patients were scanned (results in {out / RESULTS_FILE}), but the run record "
+              f"and report could not be written in {out}: {exc.strerror or exc}; free space and re-run with "
+              "--resume to write them", file=err)
+        return EXIT_INPUT
     print(_summary_line(summary, counts, out), file=err)
     if summary.outcomes.get("failed") or run_info.get("incomplete"):
         return EXIT_NOT_EVALUATED
@@ -146,7 +153,7 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def token_source(
     args: argparse.Namespace, warn: Callable[[str], None] = lambda _: None
-) -> tuple[str | Callable[[], str] | None, Callable[[], None] | None, str]:
+) -> tuple[str | Callable[[], str] | None, Renew | None, str]:
     """The bearer token (a callable that renews, for backend services), a renew hook, and how it was got;
     `warn` hears what is usable but wrong (a key file others can read, a scope broader or narrower than asked)."""
     if args.client_id:
@@ -164,10 +171,10 @@ def token_source(
         for warning in auth.warnings:
             warn(f"warning: {warning}")
 
-        def renew() -> None:
-            # If renewal fails, the next request fails with 401 and the patient is recorded as failed.
+        def renew(refused: str | None) -> None:
+            # If renewal fails, the request's 401 stands and the patient is recorded as failed.
             with contextlib.suppress(BackendAuthError):
-                auth.renew()
+                auth.renew(refused)
 
         return auth.token, renew, f"SMART Backend Services as {args.client_id} ({key.alg}; {auth.granted_scope})"
     token = os.environ.get(TOKEN_ENV) or None
@@ -175,9 +182,9 @@ def token_source(
 
 
 def open_client(url: str, token: str | Callable[[], str] | None, backoff: SharedBackoff,
-                transport: httpx.BaseTransport | None) -> FhirClient:  # fmt: skip
+                transport: httpx.BaseTransport | None, renew: Renew | None = None) -> FhirClient:  # fmt: skip
     return FhirClient(
-        url, token=token, max_retries=SCAN_MAX_RETRIES, max_pages=SCAN_MAX_PAGES,
+        url, token=token, renew=renew, max_retries=SCAN_MAX_RETRIES, max_pages=SCAN_MAX_PAGES,
         transport=BackoffTransport(backoff, transport),
     )  # fmt: skip
 
@@ -198,7 +205,8 @@ def _scan_server(args: argparse.Namespace, mappings: Mappings, now: datetime, pr
 
     token, renew, auth_text = token_source(args, progress.note)
     backoff = SharedBackoff(args.concurrency)
-    with open_client(args.fhir_url, token, backoff, transport) as client, _terminology(args, mappings) as terminology:
+    client = open_client(args.fhir_url, token, backoff, transport, renew)
+    with client, _terminology(args, mappings) as terminology:
         settings = ScanSettings(now=now, write=args.write, dry_run=args.dry_run, concurrency=args.concurrency,
                                 terminology=terminology)  # fmt: skip
         t0 = time.monotonic()
@@ -214,7 +222,7 @@ def _scan_server(args: argparse.Namespace, mappings: Mappings, now: datetime, pr
         try:
             counts = scan_patients(
                 client, todo, mappings=mappings, settings=settings, writer=writer, progress=progress,
-                backoff=backoff, renew_token=renew,
+                backoff=backoff,
             )  # fmt: skip
         finally:
             writer.close()

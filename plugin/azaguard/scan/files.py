@@ -88,9 +88,9 @@ def _export(args: argparse.Namespace, progress: ScanProgress, transport: httpx.B
     from azaguard.scan.bulk import BulkExport
     from azaguard.scan.command import token_source
 
-    token, _, auth_text = token_source(args, progress.note)
+    token, renew, auth_text = token_source(args, progress.note)
     token_fn = token if callable(token) else (lambda: token)
-    exporter = BulkExport(args.fhir_url, token=token_fn, transport=transport)
+    exporter = BulkExport(args.fhir_url, token=token_fn, renew=renew, transport=transport)
     progress.note("Bulk Data export: kick-off")
     try:
         result = exporter.run(args.out / "export", group=args.group, progress=progress)

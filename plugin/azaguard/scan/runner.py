@@ -11,14 +11,14 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from azaguard.fhir.client import FhirClient
-from azaguard.fhir.errors import AuthExpired, FhirError
+from azaguard.fhir.errors import FhirError
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError
 from azaguard.scan.backoff import SharedBackoff
@@ -56,13 +56,12 @@ def scan_patients(
     writer: ResultsWriter,
     progress: ScanProgress,
     backoff: SharedBackoff,
-    renew_token: Callable[[], None] | None = None,
 ) -> Counter[str]:
     """Evaluate every patient; returns the count of lines written by outcome."""
     writing = settings.write or settings.dry_run
 
     def one(patient_id: str) -> str:
-        line = _evaluate(client, patient_id, mappings, settings, backoff, renew_token, writing)
+        line = _evaluate(client, patient_id, mappings, settings, backoff, writing)
         writer.write(line)
         progress.advance(line["outcome"])
         return str(line["outcome"])
@@ -105,33 +104,24 @@ def _evaluate(
     mappings: Mappings,
     settings: ScanSettings,
     backoff: SharedBackoff,
-    renew_token: Callable[[], None] | None,
     writing: bool,
 ) -> Line:
     backoff.acquire()
     started = time.monotonic()
     ok = False
     try:
-        for attempt in (1, 2):
-            try:
-                result = check_on_server(
-                    client, patient_id, mappings=mappings, now=settings.now, write=settings.write,
-                    dry_run=settings.dry_run, terminology=settings.terminology,
-                )  # fmt: skip
-            except AuthExpired as exc:
-                # A token can be revoked or expire early: renew once, then count the patient as failed.
-                if attempt == 1 and renew_token is not None:
-                    renew_token()
-                    continue
-                return failed_line(patient_id, exc, seconds=time.monotonic() - started)
-            except (FhirError, InputError) as exc:
-                return failed_line(patient_id, exc, seconds=time.monotonic() - started)
-            except Exception as exc:  # one patient's unexpected failure must not stop the scan
-                log.exception("azaguard scan: Patient/%s failed unexpectedly", patient_id)
-                return failed_line(patient_id, exc, seconds=time.monotonic() - started)
-            ok = True
-            return check_line(patient_id, result, mappings, seconds=time.monotonic() - started, writing=writing)
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            result = check_on_server(
+                client, patient_id, mappings=mappings, now=settings.now, write=settings.write,
+                dry_run=settings.dry_run, terminology=settings.terminology,
+            )  # fmt: skip
+        except (FhirError, InputError) as exc:  # a 401 here: the client renewed the token once, in vain
+            return failed_line(patient_id, exc, seconds=time.monotonic() - started)
+        except Exception as exc:  # one patient's unexpected failure must not stop the scan
+            log.exception("azaguard scan: Patient/%s failed unexpectedly", patient_id)
+            return failed_line(patient_id, exc, seconds=time.monotonic() - started)
+        ok = True
+        return check_line(patient_id, result, mappings, seconds=time.monotonic() - started, writing=writing)
     finally:
         backoff.release(ok=ok)
         emit(CHECKED, patient=patient_id, write=writing, outcome="evaluated" if ok else "failed")

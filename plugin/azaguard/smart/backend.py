@@ -24,8 +24,9 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey, import_key
 
-from azaguard.config import is_loopback
 from azaguard.httpbound import ResponseTooLarge, ResponseTooSlow, fetch
+from azaguard.smart.discovery import DiscoveryError, smart_configuration
+from azaguard.smart.discovery import endpoint as checked_endpoint
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 300  # seconds: the most the SMART specification allows
@@ -183,17 +184,10 @@ class BackendServicesAuth:
     def discover(self) -> None:
         url = f"{self.fhir_base}/.well-known/smart-configuration"
         try:
-            response = fetch(self._http, "GET", url, headers={"Accept": "application/json"})
-            config = response.json() if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, RecursionError) as exc:
-            raise BackendAuthError(f"cannot read {url} ({_why(exc)})") from exc
-        if not isinstance(config, dict):
-            raise BackendAuthError(f"{url} answered HTTP {response.status_code} without a SMART configuration")
-        endpoint = config.get("token_endpoint")
-        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
-            raise BackendAuthError(f"{url} names no token_endpoint")
-        if endpoint.startswith("http://") and not is_loopback(endpoint):
-            raise BackendAuthError(f"the token endpoint {endpoint} must use https")
+            config = smart_configuration(self.fhir_base, self._http)  # the one discovery reader
+            endpoint = checked_endpoint(config.get("token_endpoint"), "token_endpoint")
+        except DiscoveryError as exc:
+            raise BackendAuthError(f"cannot use {url} ({exc})") from exc
         grants = config.get("grant_types_supported")
         if isinstance(grants, list) and "client_credentials" not in grants:
             raise BackendAuthError("the server does not offer the client_credentials grant (SMART Backend Services)")
@@ -216,9 +210,12 @@ class BackendServicesAuth:
                 raise BackendAuthError("no access token")
             return self._token
 
-    def renew(self) -> None:
+    def renew(self, refused: str | None = None) -> None:
+        """A new token; given the token a server `refused`, only if it is still the current one (concurrent
+        requests refused together renew once)."""
         with self._lock:
-            self._fetch()
+            if refused is None or refused == self._token:
+                self._fetch()
 
     def assertion(self, *, lifetime: int = ASSERTION_LIFETIME, audience: str | None = None) -> str:
         """A signed client assertion (public for tests of the authorization server's checks)."""

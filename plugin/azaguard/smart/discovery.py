@@ -3,7 +3,9 @@
 SMART App Launch 2.x servers publish `{iss}/.well-known/smart-configuration`;
 older ones only the `oauth-uris` extension on the CapabilityStatement's
 rest.security. Endpoints are checked to be absolute http(s) URLs because the
-app redirects the user's browser to the authorization endpoint.
+app redirects the user's browser to the authorization endpoint. The one reader of
+these documents: the launch (`discover`) and SMART Backend Services
+(`smart_configuration`, `endpoint`) both read them here.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from azaguard.config import is_loopback
-from azaguard.httpbound import SMALL_BYTES, fetch
+from azaguard.httpbound import SMALL_BYTES, ResponseTooLarge, ResponseTooSlow, fetch
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 CAPABILITIES_EXT = "http://fhir-registry.smarthealthit.org/StructureDefinition/capabilities"
@@ -45,13 +47,17 @@ class SmartConfiguration:
         return "permission-v2" in self.capabilities
 
 
+def smart_configuration(base: str, http: httpx.Client) -> dict[str, Any]:
+    """The JSON object at `{base}/.well-known/smart-configuration` (bounded read), else DiscoveryError."""
+    return _get_json(http, f"{base.rstrip('/')}/.well-known/smart-configuration", "application/json")
+
+
 def discover(iss: str, http: httpx.Client) -> SmartConfiguration:
     """Read the SMART configuration of `iss` (already checked against the allow-list)."""
     base = iss.rstrip("/")
     problems: list[str] = []
     try:
-        doc = _get_json(http, f"{base}/.well-known/smart-configuration", "application/json")
-        return _from_well_known(base, doc)
+        return _from_well_known(base, smart_configuration(base, http))
     except DiscoveryError as exc:
         problems.append(f".well-known/smart-configuration: {exc}")
     try:
@@ -64,26 +70,31 @@ def discover(iss: str, http: httpx.Client) -> SmartConfiguration:
 
 class DiscoveryCache:
     """Discovery results per iss, so a flood of launches does not become a flood of requests to the
-    EHR: answers are kept `ttl` seconds, failures `negative_ttl` seconds. The iss are allow-listed,
-    so the cache is as small as the allow-list."""
+    EHR: answers are kept `ttl` seconds, failures `negative_ttl` seconds. One lock per iss: concurrent
+    launches at one EHR wait for its one discovery, never for another EHR's (a slow EHR delays only its
+    own launches). The iss are allow-listed, so the cache (and its locks) is as small as the allow-list."""
 
     def __init__(
         self, *, ttl: float = 300.0, negative_ttl: float = 30.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.ttl, self.negative_ttl, self._clock = ttl, negative_ttl, clock
         self._entries: dict[str, tuple[float, SmartConfiguration | DiscoveryError]] = {}
-        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()  # guards the two dicts, never held during a request
         self.requests = 0  # discoveries actually sent
 
     def discover(self, iss: str, http: httpx.Client) -> SmartConfiguration:
         key = iss.rstrip("/")
-        with self._lock:  # one discovery per iss at a time: concurrent launches wait for it
+        with self._lock:
+            per_iss = self._locks.setdefault(key, threading.Lock())
+        with per_iss:
             found = self._entries.get(key)
             if found is not None and self._clock() < found[0]:
                 if isinstance(found[1], DiscoveryError):
                     raise found[1]
                 return found[1]
-            self.requests += 1
+            with self._lock:
+                self.requests += 1
             try:
                 smart = discover(key, http)
             except DiscoveryError as exc:
@@ -97,6 +108,8 @@ def _get_json(http: httpx.Client, url: str, accept: str) -> dict[str, Any]:
     try:
         response = fetch(http, "GET", url, headers={"Accept": accept}, max_bytes=SMALL_BYTES,
                          deadline=DISCOVERY_TIMEOUT)
+    except (ResponseTooLarge, ResponseTooSlow) as exc:
+        raise DiscoveryError(str(exc)) from exc  # the bound's own sentence: larger than / longer than
     except httpx.HTTPError as exc:
         raise DiscoveryError(f"unreachable ({type(exc).__name__})") from exc
     if response.status_code != 200:
@@ -110,7 +123,8 @@ def _get_json(http: httpx.Client, url: str, accept: str) -> dict[str, Any]:
     return doc
 
 
-def _endpoint(value: object, name: str) -> str:
+def endpoint(value: object, name: str) -> str:
+    """An endpoint from a discovery document: an absolute https URL (http only on loopback), else DiscoveryError."""
     if not isinstance(value, str):
         raise DiscoveryError(f"no {name}")
     parts = urlsplit(value)
@@ -129,11 +143,11 @@ def _from_well_known(iss: str, doc: dict[str, Any]) -> SmartConfiguration:
     jwks = doc.get("jwks_uri")
     return SmartConfiguration(
         iss=iss,
-        authorization_endpoint=_endpoint(doc.get("authorization_endpoint"), "authorization_endpoint"),
-        token_endpoint=_endpoint(doc.get("token_endpoint"), "token_endpoint"),
+        authorization_endpoint=endpoint(doc.get("authorization_endpoint"), "authorization_endpoint"),
+        token_endpoint=endpoint(doc.get("token_endpoint"), "token_endpoint"),
         capabilities=frozenset(_strings(doc.get("capabilities"))),
         code_challenge_methods=_strings(doc.get("code_challenge_methods_supported")),
-        jwks_uri=_endpoint(jwks, "jwks_uri") if jwks is not None else None,
+        jwks_uri=endpoint(jwks, "jwks_uri") if jwks is not None else None,
         issuer=doc.get("issuer") if isinstance(doc.get("issuer"), str) else None,
         source="well-known",
     )
@@ -160,8 +174,8 @@ def _from_metadata(iss: str, doc: dict[str, Any]) -> SmartConfiguration:
         if uris:
             return SmartConfiguration(
                 iss=iss,
-                authorization_endpoint=_endpoint(uris.get("authorize"), "authorize URI"),
-                token_endpoint=_endpoint(uris.get("token"), "token URI"),
+                authorization_endpoint=endpoint(uris.get("authorize"), "authorize URI"),
+                token_endpoint=endpoint(uris.get("token"), "token URI"),
                 capabilities=frozenset(capabilities),
                 code_challenge_methods=(),
                 jwks_uri=None,

@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
-from joserfc import jwt  # Authlib's JOSE implementation (authlib.jose is deprecated in its favour)
+from joserfc import jws, jwt  # Authlib's JOSE implementation (authlib.jose is deprecated in its favour)
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
+from azaguard.cds.jwks import JwksCache, Untrusted
 from azaguard.config import AppConfig, Scopes
 from azaguard.httpbound import fetch
 from azaguard.smart.discovery import SmartConfiguration
@@ -275,9 +275,11 @@ class Identity:
 
 
 def read_identity(
-    http: httpx.Client, config: AppConfig, smart: SmartConfiguration, id_token: str, now: datetime
+    http: httpx.Client, config: AppConfig, smart: SmartConfiguration, id_token: str, now: datetime,
+    keys: JwksCache | None = None,
 ) -> Identity:
-    """fhirUser from the id_token; the signature is verified when the server advertises jwks_uri."""
+    """fhirUser from the id_token; the signature is verified when the server advertises jwks_uri, with the
+    key set from `keys` (the process's one JWK Set cache; fetched on `http` when none is given)."""
     if smart.jwks_uri is None:
         try:
             claims = _unverified_payload(id_token)
@@ -286,11 +288,11 @@ def read_identity(
         return Identity(
             _opt_str(claims.get("fhirUser")), _opt_str(claims.get("sub")), verified=False, **_person(claims)
         )
+    cache = keys or JwksCache(http=http)  # without the process's cache: one for this login only
     try:
-        response = fetch(http, "GET", smart.jwks_uri, headers={"Accept": "application/json"}, deadline=TOKEN_TIMEOUT)
-        response.raise_for_status()
-        keys = KeySet.import_key_set(response.json())
-        token = jwt.decode(id_token, keys, algorithms=_ID_TOKEN_ALGS)
+        kid = jws.extract_compact(id_token.encode("ascii")).headers().get("kid")
+        key_set = cache.get_waiting(smart.jwks_uri, kid if isinstance(kid, str) else None)
+        token = jwt.decode(id_token, key_set, algorithms=_ID_TOKEN_ALGS)
         jwt.JWTClaimsRegistry(
             now=int(now.timestamp()),
             leeway=60,
@@ -299,10 +301,13 @@ def read_identity(
             exp={"essential": True},
         ).validate(token.claims)
         claims = token.claims
-    except (httpx.HTTPError, ValueError, RecursionError, JoseError) as exc:
+    except (Untrusted, ValueError, UnicodeError, RecursionError, JoseError) as exc:
         return Identity(
             None, None, verified=False, problem=f"id_token not verified ({type(exc).__name__}: {exc})"
         )
+    finally:
+        if keys is None:
+            cache.close()
     return Identity(_opt_str(claims.get("fhirUser")), _opt_str(claims.get("sub")), verified=True, **_person(claims))
 
 

@@ -51,6 +51,12 @@ class LaunchContext:
     requested_scope: str
     identity: Identity | None
     created: datetime
+    # What the page remembers between requests, kept here so any replica serving the next request has it:
+    # the signed-in user's name once read (None and read: the EHR would not say), and the outcome of the last
+    # write (the web layer's report, encoded), shown once by the page its redirect opens.
+    user_name: str | None = None
+    user_name_read: bool = False
+    written: bytes | None = field(default=None, repr=False)
     # Serialises refreshes: two page loads must not spend one refresh token twice.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -208,5 +214,6 @@ class SessionStore:
         with self._lock:
             session.launches.pop(launch_id, None)
 
-    def update_launch(self, ctx: LaunchContext) -> None:
-        """A launch changed in place (refreshed tokens): here it already is; a shared store writes it back."""
+    def update_launch(self, session: Session, ctx: LaunchContext) -> None:
+        """A launch of `session` changed in place (refreshed tokens, the page's memory): here it already is; a
+        shared store writes it back."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -42,32 +43,58 @@ from azaguard.patient.content import (
     load_questionnaire,
     sign_options,
 )
-from azaguard.patient.leaflet import guidance
+from azaguard.patient.leaflet import GuidanceSection, guidance
 from azaguard.patient.messages import PatientMessage, patient_messages
 from azaguard.resources import InputError
 from azaguard.rules.monitoring import next_due
 from azaguard.smart.launch import is_patient_user, permissions
 from azaguard.smart.session import LaunchContext, Session
+from azaguard.web.pages import address, cookie, root
+from azaguard.web.tokens import SessionExpired
+from azaguard.web.views import zone_of
 
 if TYPE_CHECKING:
-    from azaguard.web.app import _Web
+    from azaguard.web.context import WebContext
 
 log = logging.getLogger("azaguard.web.patient")
 RELAUNCH = "Open azaguard again from your patient portal."
 NOT_FOUND = "We could not find your answers in your record. If you feel unwell, call your care team."
 
 
+@dataclass(frozen=True)
 class CheckinOutcome:
     """What a check-in did: its advice, whether its answers are in the record, and why not."""
 
-    def __init__(self, messages: list[PatientMessage], saved: bool, problem: str | None) -> None:
-        self.messages = messages
-        self.saved = saved
-        self.problem = problem
+    messages: list[PatientMessage]
+    saved: bool
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class PatientPage:
+    """Every variable patient.html reads."""
+
+    name: str | None
+    checked: str  # the day of the check, in the patient's words
+    messages: list[PatientMessage]
+    sections: list[GuidanceSection]
+    signs: list[tuple[str, str]]  # (code, label) of the check-in's warning signs
+    units: list[tuple[str, str]]  # (UCUM code, symbol) of the temperature units
+    question: dict[str, str]  # the check-in's question text by linkId
+    checkin_id: str  # a fresh id: the check-in's idempotency key
+    can_checkin: bool
+    outcome: CheckinOutcome | None
+    csrf_token: str
+    ctx: str
+    saved_words: str
+    version: str
+
+    def context(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class PatientView:
-    def __init__(self, web: _Web) -> None:
+    def __init__(self, web: WebContext) -> None:
         self.web = web
         folder = web.mappings_dir
         self.content: PatientContent = load_patient_content(folder)
@@ -76,27 +103,22 @@ class PatientView:
 
     def url(self, request: Request, ctx: LaunchContext, checkin_id: str) -> str:
         query = urlencode({"ctx": ctx.id, "checkin": checkin_id})
-        return f"{self.web.root(request)}/patient/?{query}#checkin-result"
+        return f"{root(request)}/patient/?{query}#checkin-result"
 
     # -- routes --
     def start(self, request: Request) -> Response:
-        limited = self.web.rate_limited(request)
-        if limited is not None:
-            return limited
-        if self.web.config.patient_scopes is None:
-            return self.web.message(request, 404, "No patient launch", "This app is not set up for patients.")
-        iss = request.query_params.get("iss") or self.web.config.allowed_iss[0]
-        refused = self.web.refuse_iss(request, iss)
-        if refused is not None:
-            return refused
-        return self.web.begin(request, iss, None, scopes=self.web.config.patient_scopes)
+        web = self.web
+        if web.config.patient_scopes is None:
+            return web.pages.message(request, 404, "No patient launch", "This app is not set up for patients.")
+        return web.pages.answer(request, web.flow.start(request.query_params, cookie(request), address(request),
+                                                        scopes=web.config.patient_scopes))
 
     def _launch(self, request: Request, launch_id: str | None) -> tuple[Session, LaunchContext] | Response:
         session = self.web.session(request)
         ctx = self.web.sessions.launch(session, launch_id) if session else None
         if session is None or ctx is None:
-            return self.web.message(request, 401, "You are signed out", "azaguard has no open check for you here.",
-                                    kind="expired", advice=RELAUNCH)
+            return self.web.pages.message(request, 401, "You are signed out",
+                                          "azaguard has no open check for you here.", kind="expired", advice=RELAUNCH)
         return session, ctx
 
     def page(self, request: Request) -> Response:
@@ -106,25 +128,22 @@ class PatientView:
         session, ctx = found
         # After a check-in's redirect: its answers read back from the record (what is there, on any replica).
         shown = request.query_params.get("checkin", "")
-        outcome = self.read_back(ctx, shown) if CHECKIN_ID.fullmatch(shown) else None
+        outcome = self.read_back(session, ctx, shown) if CHECKIN_ID.fullmatch(shown) else None
         return self.render_view(request, session, ctx, outcome)
 
     def render_view(
         self, request: Request, session: Session, ctx: LaunchContext, outcome: CheckinOutcome | None,
         status: int = 200,
     ) -> Response:
-        result = self.web.audited(request, ctx, "patient.view", lambda: self.check(request, ctx))
+        result = self.web.audited(request, ctx, "patient.view", lambda: self.check(request, session, ctx))
         if isinstance(result, Response):
             return result
-        from azaguard.web.app import zone_of
-
         tz = zone_of(ctx.identity)
         now = result.evaluated_at
-        return self.web.render(
-            request, "patient.html", status,
+        model = PatientPage(
             name=result.patient.name if result.patient and result.patient.name else None,
             checked=format_day(now, tz),
-            messages=patient_messages(result.findings, result.record, now, self.web.mappings, self.content, tz,
+            messages=patient_messages(result.findings, now, self.web.mappings, self.content, tz,
                                       due=next_due(result.record, self.web.mappings, now)),
             sections=guidance(result.record, now, self.content, tz),
             signs=[(o["code"], self.content.signs[o["code"]].label) for o in sign_options(self.questionnaire)],
@@ -138,6 +157,7 @@ class PatientView:
             saved_words=self.content.checkin_advice.saved,
             version=self.content.version,
         )
+        return self.web.pages.render(request, "patient.html", status, **model.context())
 
     async def checkin(self, request: Request) -> Response:
         form = await request.form()
@@ -147,7 +167,7 @@ class PatientView:
         session = self.web.session(request)
         sent = form.get("csrf_token")
         if session is None or not isinstance(sent, str) or not hmac.compare_digest(sent, session.csrf_token):
-            return self.web.message(request, 403, "Request refused", "The form was not sent from your page.",
+            return self.web.pages.message(request, 403, "Request refused", "The form was not sent from your page.",
                                     advice="Go back, reload the page and try again.")
         launch_id = form.get("ctx")
         found = self._launch(request, launch_id if isinstance(launch_id, str) else None)
@@ -159,20 +179,19 @@ class PatientView:
             answers = read_answers(fields, self.questionnaire, self.web.mappings)
         except CheckinError as exc:  # nothing written: the page again, saying what to change
             return self.render_view(request, session, ctx, CheckinOutcome([], saved=False, problem=str(exc)), 400)
-        saved, problem = self.web.audited(request, ctx, "patient.checkin", lambda: self.write(ctx, answers),
+        saved, problem = self.web.audited(request, ctx, "patient.checkin", lambda: self.write(session, ctx, answers),
                                           lambda done: "written" if done[0] else "not written")
         messages = advice(answers, self.content, self.web.mappings)
         if not saved:  # the advice still stands, with why the answers are not in the record
             return self.render_view(request, session, ctx, CheckinOutcome(messages, saved=False, problem=problem))
         return RedirectResponse(self.url(request, ctx, answers.checkin_id), status_code=303)
 
-    def read_back(self, ctx: LaunchContext, checkin_id: str) -> CheckinOutcome:
+    def read_back(self, session: Session, ctx: LaunchContext, checkin_id: str) -> CheckinOutcome:
         """The check-in as the record holds it, with the advice for it."""
-        from azaguard.web.app import SessionExpired
-
         qr_id = f"azg-checkin-{checkin_id}"
         try:
-            stored = self.web.with_token(ctx, lambda client: client.read("QuestionnaireResponse", qr_id))
+            stored = self.web.tokens.with_token(session, ctx,
+                                                lambda client: client.read("QuestionnaireResponse", qr_id))
         except (FhirError, SessionExpired):
             stored = {}
         answers = answers_from_response(stored, self.questionnaire, self.web.mappings)
@@ -182,15 +201,13 @@ class PatientView:
         return CheckinOutcome(advice(answers, self.content, self.web.mappings), saved=True, problem=None)
 
     # -- the EHR --
-    def write(self, ctx: LaunchContext, answers: Answers) -> tuple[bool, str | None]:
+    def write(self, session: Session, ctx: LaunchContext, answers: Answers) -> tuple[bool, str | None]:
         """Write the check-in with the patient's token; (saved, why not)."""
         if not can_write_checkin(ctx.tokens.scope):
             return False, "Your sign-in does not allow azaguard to save answers to your record."
         entries = transaction(answers, ctx.patient_id, self.web.now(), self.questionnaire, self.web.mappings)
-        from azaguard.web.app import SessionExpired
-
         try:
-            results = self.web.with_token(ctx, lambda client: client.transaction(entries))
+            results = self.web.tokens.with_token(session, ctx, lambda client: client.transaction(entries))
         except SessionExpired:
             return False, "You were signed out. Sign in again and send your answers again."
         except FhirError as exc:
@@ -200,13 +217,11 @@ class PatientView:
             return False, "We could not save your answers to your record. Please call your care team."
         return True, None
 
-    def check(self, request: Request, ctx: LaunchContext) -> service.CheckResult | Response:
-        from azaguard.web.app import SessionExpired, zone_of
-
+    def check(self, request: Request, session: Session, ctx: LaunchContext) -> service.CheckResult | Response:
         now = self.web.now()
         try:
-            return self.web.with_token(
-                ctx,
+            return self.web.tokens.with_token(
+                session, ctx,
                 lambda client: service.check_on_server(
                     client, ctx.patient_id, mappings=self.web.mappings, now=now, tz=zone_of(ctx.identity),
                     read_alerts=False,  # the chart's alerts are for the clinician
@@ -214,13 +229,13 @@ class PatientView:
                 ),
             )
         except SessionExpired:
-            return self.web.message(request, 401, "You are signed out", "Your sign-in has ended.", kind="expired",
+            return self.web.pages.message(request, 401, "You are signed out", "Your sign-in has ended.", kind="expired",
                                     advice=RELAUNCH)
         except AuthDenied:
-            return self.web.message(request, 403, "We cannot open your record", "Your record could not be read.",
+            return self.web.pages.message(request, 403, "We cannot open your record", "Your record could not be read.",
                                     advice=RELAUNCH)
         except (FhirError, InputError):
-            return self.web.message(request, 502, "We cannot open your record",
+            return self.web.pages.message(request, 502, "We cannot open your record",
                                     "Your record could not be read just now, so we checked nothing.",
                                     advice="Try again later. If you feel unwell, call your care team.")
 
@@ -249,9 +264,8 @@ def is_patient_launch(ctx: LaunchContext) -> bool:
     return is_patient_user(ctx.identity)
 
 
-def patient_routes(web: _Web) -> list[Route]:
+def patient_routes(web: WebContext) -> list[Route]:
     view = PatientView(web)
-    web.patient_view = view
     return [
         Route("/patient/", view.page, name="patient"),
         Route("/patient/start", view.start, name="patient-start"),
