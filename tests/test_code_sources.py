@@ -117,3 +117,15 @@ def test_the_codes_found_wrong_are_gone_or_corrected() -> None:
     assert "30247-0" not in m.lab_infections.pathogens["cmv"].loinc
     assert "25458004" not in m.pancreatitis.diagnoses.codes["snomed"]  # Acute gastritis, not pancreatitis
     assert m.signs.signs["wound_not_healing"].codes["snomed"]["271618001"] == "Impaired wound healing"
+
+
+def test_the_coverage_report_shows_each_sets_verified_and_unverified_codes() -> None:
+    from azaguard.coverage import coverage, to_text
+
+    version, sets = coverage(default_mappings_dir())
+    cmv = next(s for s in sets if s.path == "pathogens.cmv")
+    assert cmv.checked == (2, 2)  # 72493-0 and 33006-8 confirmed; 5002-1 and 49347-8 not
+    assert "sources: 2 verified, 2 UNVERIFIED" in to_text(version, sets)
+    total = [s.checked for s in sets if s.checked is not None]
+    assert (sum(v for v, _ in total), sum(u for _, u in total)) == (
+        sum(not s.startswith(UNVERIFIED) for s in _sources()), sum(s.startswith(UNVERIFIED) for s in _sources()))

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from azaguard.fhir import FhirClient, gather
@@ -115,3 +116,10 @@ def test_a_questionnaire_not_on_the_server_is_said_and_the_items_fall_back_to_th
         assert not list(got.resources.of_type("Questionnaire"))
     finally:
         client.update(_checkin(f"{PID}-checkin", PID, f"{URL}|2", "2026-11-19T10:00:00Z"))
+
+
+def test_the_sandbox_server_advertises_the_checkin_search_parameters(client: FhirClient) -> None:
+    cap = httpx.get(f"{client.base_url}/metadata", trust_env=False).json()
+    params = {r["type"]: {p["name"] for p in r.get("searchParam", [])} for r in cap["rest"][0]["resource"]}
+    assert {"subject", "patient", "authored"} <= params["QuestionnaireResponse"]
+    assert "url" in params["Questionnaire"]

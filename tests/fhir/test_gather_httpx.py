@@ -592,3 +592,22 @@ def test_a_questionnaire_that_cannot_be_read_is_a_warning_when_the_items_say_wha
     assert [w for w in got.warnings if "could not be read" in w and "checklist" in w]
     found = evaluate(build_record(got.resources, mappings), mappings, NOW)
     assert "warning-signs" in {f.code for f in found if f.rule == "infection-hold"}
+
+
+def test_a_server_ignoring_the_checkin_filter_costs_one_counted_line_per_kind_of_warning(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    others = [{**_checkin("Sore throat?"), "id": f"qr-{i}", "subject": {"reference": f"Patient/o{i}"}}
+              for i in range(5)]
+    fake = serve(FakeFhir([*small_record(), _checkin("Sore throat?"), *others], page_size=2))
+    fake.ignore_patient_for.add("QuestionnaireResponse")
+    got = gather(client, "p1", mappings, NOW)
+    assert {r["id"] for r in got.resources.of_type("QuestionnaireResponse")} == {"qr1"}
+    checkins = [w for w in got.warnings if w.startswith("symptom check-ins:")]
+    assert checkins == [
+        "symptom check-ins: the server said: Unknown search parameter 'patient' for QuestionnaireResponse; "
+        "parameter ignored (on 3 pages)",
+        "symptom check-ins: the server returned 5 QuestionnaireResponse resource(s) of other patients or not tied "
+        "to this one (QuestionnaireResponse/qr-0, QuestionnaireResponse/qr-1, QuestionnaireResponse/qr-2, "
+        "QuestionnaireResponse/qr-3, QuestionnaireResponse/qr-4); they were left out",
+    ]

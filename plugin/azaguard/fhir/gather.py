@@ -461,23 +461,34 @@ def _entries_of_patient(
     """(resource, fullUrl) of every page; matches not tied to the patient are dropped with a warning."""
     for search, search_pages in zip(searches, pages, strict=True):
         foreign: list[Resource] = []
+        said: dict[str, int] = {}  # the server's warning -> on how many pages: one line each, counted
         for page in search_pages:
-            warnings.extend(f"{search.label}: the server said: {w}" for w in searchset_warnings(page))
-            for entry in searchset_entries(page):
-                resource: Resource = dict(entry["resource"])
-                if resource.get("resourceType") == "OperationOutcome":
-                    continue
-                mode = (entry.get("search") or {}).get("mode")
-                if mode != "include" and not of_patient(resource, search, patient_id, base):
-                    foreign.append(resource)
-                    continue
-                full_url = entry.get("fullUrl")
-                yield resource, full_url if isinstance(full_url, str) else None
+            for w in searchset_warnings(page):
+                said[w] = said.get(w, 0) + 1
+            yield from _matches(page, search, patient_id, base, foreign)
+        warnings.extend(f"{search.label}: the server said: {w}" + (f" (on {n} pages)" if n > 1 else "")
+                        for w, n in said.items())
         if foreign:
             warnings.append(
                 f"{search.label}: the server returned {len(foreign)} {search.resource_type} resource(s) of other "
                 f"patients or not tied to this one ({named(foreign)}); they were left out"
             )
+
+
+def _matches(
+    page: Resource, search: Search, patient_id: str, base: str, foreign: list[Resource]
+) -> Iterator[tuple[Resource, str | None]]:
+    """(resource, fullUrl) of a page's entries tied to the patient; the others go to `foreign`."""
+    for entry in searchset_entries(page):
+        resource: Resource = dict(entry["resource"])
+        if resource.get("resourceType") == "OperationOutcome":
+            continue
+        mode = (entry.get("search") or {}).get("mode")
+        if mode != "include" and not of_patient(resource, search, patient_id, base):
+            foreign.append(resource)
+            continue
+        full_url = entry.get("fullUrl")
+        yield resource, full_url if isinstance(full_url, str) else None
 
 
 def named(resources: Sequence[Mapping[str, Any]], most: int = 5) -> str:

@@ -78,6 +78,45 @@ def current_signs(record: PatientRecord, m: Mappings, now: datetime) -> list[Sig
     return current
 
 
+class UndatedSign(Struct, frozen=True):
+    """A warning sign recorded as present (or a Condition not over) without any date: it may be current."""
+
+    ref: str
+    match: SignMatch
+    recorded_as: str
+    how: str
+
+
+def undated_signs(record: PatientRecord, m: Mappings) -> list[UndatedSign]:
+    """Warning signs that cannot be placed in the window: no date at all (a date that cannot be read makes
+    the resource unreadable, said elsewhere). Never taken as absent: the rule cannot tell they are not current."""
+    out: list[UndatedSign] = []
+    for cond in record.conditions:
+        if cond.recorded is None and cond.onset is None and _open_sign(cond, m):
+            match = sign_of(cond.concept, m)
+            if match is not None and match.kind == "warning":
+                out.append(UndatedSign(cond.ref, match, cond.concept.label, "condition without a date"))
+    for entry in record.signs:
+        if entry.when is None and entry.present and entry.status not in _IGNORED_STATUSES:
+            match = sign_of(entry.concept, m)
+            if match is not None and match.kind == "warning":
+                what = "symptom check-in" if entry.source == "QuestionnaireResponse" else "symptom observation"
+                out.append(UndatedSign(entry.ref, match, entry.concept.label.rstrip(" ?") or entry.concept.label,
+                                       f"{what} without a date: {entry.detail}"))
+    return out
+
+
+def _open_sign(cond: ConditionEntry, m: Mappings) -> bool:
+    """Not refuted, not over, and not an infection that holds on its own."""
+    c = m.conditions
+    if (cond.verification_status or "").strip().lower() in c.excluded_verification_statuses:
+        return False
+    if (cond.clinical_status or "").strip().lower() in c.ended_clinical_statuses or cond.abated:
+        return False
+    infection = infection_class(cond.concept, m)
+    return infection is None or not infection.holds
+
+
 def _condition_sign(cond: ConditionEntry, m: Mappings) -> SignHit | None:
     c = m.conditions
     if (cond.verification_status or "").strip().lower() in c.excluded_verification_statuses:
@@ -189,6 +228,19 @@ def infection_findings(
                 evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
                 trigger=_trigger(warning), subject=_names(warning),
             ))
+    undated = undated_signs(record, m)
+    if undated:
+        names = ", ".join(dict.fromkeys(u.recorded_as for u in undated))
+        out.append(make_finding(
+            m, "infection-hold", "warning-sign-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            f"Warning sign of infection recorded without a date ({names}): cannot tell whether it is current",
+            f"The record holds warning signs of infection with no date ({names}): whether they are from the last "
+            f"{days} days cannot be told. Ask the patient, and date the entry; assess for infection if current.",
+            evidence=[Evidence(reference=u.ref, description=f"warning sign ({u.match.label}): {u.recorded_as}, "
+                               f"{u.how} ({u.match.how})") for u in undated] + aza_evidence,
+            missing=[f"the date of the warning sign {u.recorded_as}" for u in undated], implicated=aza_refs,
+            subject=names,
+        ))
     if near_fever:
         line = m.signs.leaflet_fever_cel.value
         peak = max(near_fever, key=lambda t: t.value or 0.0)
