@@ -114,6 +114,8 @@ def test_a_questionnaire_not_on_the_server_is_said_and_the_items_fall_back_to_th
         got = gather(client, PID, mappings, NOW)
         assert [w for w in got.warnings if MISSING_URL in w and "not on the server" in w]
         assert not list(got.resources.of_type("Questionnaire"))
+        assert [(u.reference, u.referenced_by, u.reason) for u in got.unfetched] == [
+            (MISSING_URL, f"QuestionnaireResponse/{PID}-checkin", "not-found")]
     finally:
         client.update(_checkin(f"{PID}-checkin", PID, f"{URL}|2", "2026-11-19T10:00:00Z"))
 
