@@ -3,8 +3,8 @@
 1. Full prefetch, every sandbox patient: patient-view, and order-select with a draft MMR order, through
    the ASGI app in this process (JWT verification, the replay cache and card log in SQLite included;
    no sockets). Baseline in the same process: json.loads of the same request body.
-2. The largest record: a Synthea R4 Bundle (--synthea FILE; default the largest in
-   /work/shared/synthea-r4 if present), with an azathioprine order added so every rule runs; every
+2. The largest record: a Synthea R4 Bundle (--synthea FILE; default the largest in shared/synthea-r4/ beside
+   the checkout, as bench.py, if present), with an azathioprine order added so every rule runs; every
    resource of a prefetched type is sent (an upper bound of what an EHR would prefetch).
 3. fhirAuthorization: no prefetch, the record fetched from the local FHIR server (sekmet-fhir) in one
    batch per call (--skip-server to leave it out).
@@ -40,7 +40,7 @@ from azaguard.sandbox.patients import build_patients, transaction_bundle
 
 BASE = "http://127.0.0.1:8400"
 ISS = "https://bench-ehr.example"
-SHARED = Path("/work/shared/synthea-r4")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "synthea-r4"  # beside the checkout, as bench.py; optional
 _TYPES = {
     "medicationOrders": ("MedicationRequest", "Medication"), "observations": ("Observation",),
     "conditions": ("Condition",), "immunizations": ("Immunization",),

@@ -10,7 +10,8 @@
    the in-process engine again on an export a quarter of the size, to show memory does not follow size.
    Each measurement runs in its own process so that peak RSS is its own.
 
-Run: .venv/bin/python bench/bench_scan.py [--patients 10000] [--synthea /work/shared/synthea-r4]
+Run: .venv/bin/python bench/bench_scan.py [--patients 10000] [--synthea DIR]
+(DIR: Synthea R4 Bundles; default shared/synthea-r4/ beside the checkout, as bench.py, if present)
 """
 
 from __future__ import annotations
@@ -256,7 +257,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patients", type=int, default=10_000, help="patients in the generated export")
     parser.add_argument("--copies", type=int, default=2, help="copies of the sandbox for the server scan")
-    default_synthea = Path("/work/shared/synthea-r4")
+    default_synthea = Path(__file__).resolve().parents[2] / "shared" / "synthea-r4"  # beside the checkout; optional
     parser.add_argument("--synthea", type=Path, default=default_synthea if default_synthea.is_dir() else None)
     parser.add_argument("--skip-server", action="store_true")
     parser.add_argument("--skip-ndjson", action="store_true")

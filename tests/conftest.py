@@ -1,6 +1,9 @@
-"""Shared fixtures. `fhir_server`: one real sekmet-fhir for the whole session (tests using it are
-marked `@pytest.mark.integration`). The first use on a fresh machine installs sekmet-fhir into its
-own venv (about 30 s); set AZAGUARD_SANDBOX_HOME to choose where."""
+"""Shared fixtures. `fhir_server`: one real sekmet-fhir for the whole session. The first use on a fresh
+machine installs sekmet-fhir into its own venv (about 30 s); set AZAGUARD_SANDBOX_HOME to choose where.
+
+A test is marked by the fixtures it uses (directly or through others), so `make test-fast` (no server, no
+browser: `-m "not integration and not browser and not services"`) needs no marking by hand: `fhir_server`
+makes it `integration`, the browser fixtures `browser`, a real Redis or PostgreSQL `services`."""
 
 from __future__ import annotations
 
@@ -13,6 +16,26 @@ import pytest
 
 if TYPE_CHECKING:
     from azaguard.sandbox.server import SandboxServer
+
+
+MARK_OF_FIXTURE = {
+    "fhir_server": "integration",
+    "playwright": "browser",
+    "browser": "browser",
+    "redis_url": "services",
+    "postgres_url": "services",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, mark in MARK_OF_FIXTURE.items():
+            if fixture in used:
+                item.add_marker(mark)
+        callspec = getattr(item, "callspec", None)  # a database chosen by parameter (tests/ops: database_url)
+        if callspec is not None and callspec.params.get("database_url") == "postgresql":
+            item.add_marker("services")
 
 
 @pytest.fixture(scope="session", autouse=True)

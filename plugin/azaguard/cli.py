@@ -9,26 +9,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 # pydantic looks for plugins in every installed distribution's metadata on first import (~15 ms of
 # each CLI run); the CLI uses none. Set before anything imports pydantic; an explicit setting wins.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-from azaguard import cliargs
+from azaguard import cliargs, cliopts
+from azaguard.cliopts import LOG_FORMAT_ENV, TOKEN_ENV, mappings_of, now_of
 from azaguard.mappings import Mappings, MappingsError, default_mappings_dir, load_mappings_from
 from azaguard.resources import InputError
 
 if TYPE_CHECKING:
-    from azaguard.service import CheckResult
-    from azaguard.terminology.server import TerminologyServer
+    from datetime import datetime
+
+    from azaguard.evaluate import CheckResult
 
 EXIT_OK, EXIT_INPUT, EXIT_SERVER, EXIT_WRITE_FAILED = 0, 2, 3, 4
-TOKEN_ENV = "AZAGUARD_FHIR_TOKEN"  # noqa: S105 - the variable's name, not a secret
-TERMINOLOGY_ENV = "AZAGUARD_TERMINOLOGY_SERVER"  # the site's FHIR terminology server, if any
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 COMMANDS = ("check", "demo", "scan", "mappings", "serve", "feedback", "audit", "config")
-LOG_FORMAT_ENV = "AZAGUARD_LOG_FORMAT"
+SANDBOX_EXTRA = ("authlib", "yaml")  # the `sandbox` extra's modules (pyproject.toml): only `demo` needs them
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -56,8 +54,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         from azaguard.scan.options import add_arguments as scan_arguments
 
         scan_arguments(scan)
-        _log_format(scan, os.environ.get(LOG_FORMAT_ENV) or "text")
-        _common(scan)
+        cliopts.add_log_format(scan, os.environ.get(LOG_FORMAT_ENV) or "text")
+        cliopts.add_mappings(scan)
     if only in (None, "mappings"):
         maps = sub.add_parser("mappings", help="about the mappings: --report prints per value set its codes and source")
         maps.add_argument("--report", action="store_true", required=True, help="the coverage report")
@@ -89,12 +87,6 @@ def _audit_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
                        help="the app configuration (default: smart_launch.json)")
 
 
-def _log_format(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument("--log-format", choices=("text", "json"), default=default,
-                   help=f"log lines on stderr as text or JSON (default: ${LOG_FORMAT_ENV}, else "
-                   + ("the config's log_format)" if default is None else f"{default})"))
-
-
 def _check_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     check = sub.add_parser("check", help="evaluate one patient from a Bundle file or a FHIR server")
     source = check.add_mutually_exclusive_group(required=True)
@@ -104,7 +96,7 @@ def _check_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     source.add_argument(
         "--fhir-url", type=cliargs.http_url, help="FHIR R4 base URL (bearer token, if any, from $" + TOKEN_ENV + ")"
     )
-    _log_format(check, os.environ.get(LOG_FORMAT_ENV) or None)
+    cliopts.add_log_format(check, os.environ.get(LOG_FORMAT_ENV) or None)
     check.add_argument("--patient", type=cliargs.fhir_id, help="patient id on the server (with --fhir-url)")
     check.add_argument(
         "--now", type=cliargs.iso_datetime, help="evaluate as of this ISO-8601 time (default: the current time)"
@@ -120,11 +112,11 @@ def _check_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     check.add_argument(
         "--terminology-server",
         type=cliargs.http_url,
-        default=os.environ.get(TERMINOLOGY_ENV) or None,
+        default=cliopts.terminology_server_default(),
         help="a FHIR terminology server for codes the local value sets do not know "
-        f"(default: ${TERMINOLOGY_ENV}; none: local value sets only)",
+        f"(default: ${cliopts.TERMINOLOGY_ENV}; none: local value sets only)",
     )
-    _common(check)
+    cliopts.add_mappings(check)
 
 
 def _demo_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -150,8 +142,8 @@ def _demo_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     demo.add_argument("--config", type=cliargs.existing_file, default=None,
                       help="an app configuration (e.g. to register an external EHR or CDS client); its URLs on "
                       "the app's own origin are moved to the demo's port (default: smart_launch.json)")
-    _log_format(demo, None)
-    _common(demo)
+    cliopts.add_log_format(demo, None)
+    cliopts.add_mappings(demo)
 
 
 def _serve_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -169,11 +161,11 @@ def _serve_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument(
         "--terminology-server",
         type=cliargs.http_url,
-        default=os.environ.get(TERMINOLOGY_ENV) or None,
+        default=cliopts.terminology_server_default(),
         help="a FHIR terminology server the CDS hooks ask, as check does, for codes the local value sets do not "
-        f"know (default: ${TERMINOLOGY_ENV}; none: local value sets only)",
+        f"know (default: ${cliopts.TERMINOLOGY_ENV}; none: local value sets only)",
     )
-    _log_format(serve, None)
+    cliopts.add_log_format(serve, None)
 
 
 def _feedback_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -188,11 +180,6 @@ def _feedback_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     feedback.add_argument(
         "--config", type=cliargs.existing_file, default=None, help="the app registration (default: smart_launch.json)"
     )
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mappings", type=cliargs.existing_dir, help="a mappings folder (default: the bundled one)")
-    p.add_argument("--monitoring-schedule", type=cliargs.schedule_name, help="us-label (default), bsr-2017 or eu-smpc")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from azaguard.scan.command import run as run_scan
 
             _audit_scan(args)
-            return run_scan(args, _mappings(args))
+            return run_scan(args, mappings_of(args))
         if args.command == "audit":
             return _audit(args)
         if args.command == "config":
@@ -226,16 +213,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _mappings_report(args)
         if args.command == "demo":
             from azaguard.config import ConfigError
-            from azaguard.sandbox.demo import run_demo
-            from azaguard.sandbox.server import SandboxError
+
+            try:
+                from azaguard.sandbox.demo import run_demo
+                from azaguard.sandbox.server import SandboxError
+            except ModuleNotFoundError as exc:
+                if exc.name not in SANDBOX_EXTRA:
+                    raise
+                print(f"azaguard demo: the sandbox is an optional part of azaguard ({exc.name} is not installed): "
+                      "pip install 'azaguard[sandbox]' (from a checkout: make demo)", file=sys.stderr)
+                return EXIT_INPUT
 
             try:
                 return run_demo(
                     port=args.port,
                     fhir_port=args.fhir_port,
                     serve=not args.no_serve,
-                    now=_now(args.now),
-                    mappings=_mappings(args),
+                    now=now_of(args.now),
+                    mappings=mappings_of(args),
                     insecure_cds=args.insecure_cds_sandbox,
                     config_path=args.config,
                     log_format=args.log_format or os.environ.get(LOG_FORMAT_ENV) or None,
@@ -252,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from azaguard.web.app import serve as serve_app
 
         try:
-            with _terminology(args, load_mappings_from(default_mappings_dir())) as terminology:
+            with cliopts.terminology(args, load_mappings_from(default_mappings_dir())) as terminology:
                 serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox,
                           log_format=args.log_format, terminology=terminology)
         except ConfigError as exc:
@@ -283,7 +278,7 @@ def _feedback(args: argparse.Namespace) -> int:
 
     store = CdsStore(_database_url(args))
     try:
-        rows = store.feedback_since(_now(args.since))
+        rows = store.feedback_since(now_of(args.since, "--since"))
     finally:
         store.close()
     print(to_csv(rows) if args.format == "csv" else to_table(rows), end="" if args.format == "csv" else "\n")
@@ -293,7 +288,7 @@ def _feedback(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from azaguard.ops import audit
 
-    records = audit.AuditTrail(_database_url(args)).since(_now(args.since), args.patient)
+    records = audit.AuditTrail(_database_url(args)).since(now_of(args.since, "--since"), args.patient)
     render = {"csv": audit.to_csv, "json": audit.to_json}.get(args.format, audit.to_table)
     print(render(records), end="" if args.format == "csv" else "\n")
     return EXIT_OK
@@ -320,49 +315,24 @@ def _clean(text: object) -> str:
 
 def _mappings_report(args: argparse.Namespace) -> int:
     from azaguard import coverage
-    from azaguard.mappings import default_mappings_dir
 
     version, sets = coverage.coverage(args.mappings or default_mappings_dir())
     print(coverage.to_markdown(version, sets) if args.format == "markdown" else coverage.to_text(version, sets), end="")
     return EXIT_OK
 
 
-def _mappings(args: argparse.Namespace) -> Mappings:
-    if args.mappings:
-        m = load_mappings_from(args.mappings)
-    else:  # validated once per content, then read back (see load_mappings_from)
-        from azaguard.cachedir import cache_dir
-
-        m = load_mappings_from(default_mappings_dir(), cache_dir=cache_dir())
-    if args.monitoring_schedule:
-        m = m.with_monitoring_schedule(args.monitoring_schedule)
-    return m
-
-
-NOW_RANGE = cliargs.NOW_RANGE
-
-
-def _now(text: str | None) -> datetime:
-    if not text:
-        return datetime.now(UTC)
-    try:
-        return cliargs.parse_datetime(text)
-    except ValueError as exc:
-        raise InputError(f"--now {_clean(text[:64])!r} is {exc}") from exc
-
-
 def _check(args: argparse.Namespace) -> int:
-    from azaguard.service import check_resources
+    from azaguard.evaluate import check_resources
 
-    mappings = _mappings(args)
-    now = _now(args.now)
+    mappings = mappings_of(args)
+    now = now_of(args.now)
     if args.bundle is not None:
         if args.write or args.dry_run:
             raise InputError("--write/--dry-run need --fhir-url (a Bundle file has no chart to write to)")
         from azaguard.record import RECORD_TYPES
         from azaguard.resources import load_json_file
 
-        with _terminology(args, mappings) as terminology:
+        with cliopts.terminology(args, mappings) as terminology:
             resources = load_json_file(args.bundle, RECORD_TYPES)
             try:
                 result = check_resources(resources, mappings=mappings, now=now, terminology=terminology)
@@ -400,7 +370,7 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
     # A process per patient: what was learnt about the server (batch refused) is kept on disk a while.
     memory = ServerMemory(cache_dir() / CACHE_FILE)
     try:
-        with FhirClient(args.fhir_url, token=token) as client, _terminology(args, mappings) as terminology:
+        with FhirClient(args.fhir_url, token=token) as client, cliopts.terminology(args, mappings) as terminology:
             result = check_on_server(
                 client,
                 args.patient,
@@ -433,25 +403,6 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
             )
         return EXIT_WRITE_FAILED
     return EXIT_OK
-
-
-@contextmanager
-def _terminology(args: argparse.Namespace, mappings: Mappings) -> Iterator[TerminologyServer | None]:
-    """The site's terminology server client (closed afterwards), or None for local value sets only."""
-    if not args.terminology_server:
-        yield None
-        return
-    from azaguard.fhir.client import FhirClient
-    from azaguard.terminology.server import TerminologyServer
-
-    try:
-        # Bounded as every outbound fetch: $translate/$lookup answers are small and must not hold a check.
-        client = FhirClient(args.terminology_server, strict_search=False, timeout=10.0, max_retries=1,
-                            max_response_bytes=4 << 20, response_deadline=15.0)
-    except ValueError as exc:
-        raise InputError(f"--terminology-server: {exc}") from exc
-    with client:
-        yield TerminologyServer(client, mappings)
 
 
 def _print(result: CheckResult, fmt: str, *, writes: bool) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from msgspec import Struct
 from msgspec.structs import asdict
@@ -20,15 +20,8 @@ RuleId = Literal[
     "interactions",
     "pancreatitis",
 ]
-
-
-def _rule_ids() -> tuple[RuleId, ...]:
-    from azaguard.registry import RULES  # the registry's order is the report order
-
-    return tuple(spec.id for spec in RULES)
-
-
-RULE_IDS: tuple[RuleId, ...] = _rule_ids()
+# The report order: the registry lists its rules in this order (tests/test_messages.py holds them equal).
+RULE_IDS: tuple[RuleId, ...] = get_args(RuleId)
 
 
 class Status(StrEnum):

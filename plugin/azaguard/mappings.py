@@ -995,9 +995,14 @@ class TransfusionContext(CodedContext, frozen=True, kw_only=True):
     window_days: Sourced
 
 
+class DialysisContext(CodedContext, frozen=True, kw_only=True):
+    # How recent a dialysis Procedure or Encounter must be to show the patient is on dialysis now.
+    recent_days: Sourced
+
+
 class ContextSets(ValueSetInfo, frozen=True, kw_only=True):
     autoimmune_hepatitis: CodedContext
-    dialysis: CodedContext
+    dialysis: DialysisContext
     unreliable_weight: UnreliableWeight
     tpmt_family_history: CodedContext
     transfusion: TransfusionContext

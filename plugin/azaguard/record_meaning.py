@@ -73,10 +73,11 @@ class Related(Struct, frozen=True):
 
 
 class Event(Struct, frozen=True):
-    """Something done to the patient that changes how a result reads (a red-cell transfusion)."""
+    """Something done to the patient that changes how a result reads: a red-cell transfusion (Procedure), a dialysis
+    session (Procedure or Encounter)."""
 
     ref: str
-    kind: str  # "transfusion"
+    kind: str  # "transfusion", "dialysis"
     label: str
     date: datetime | None
 
@@ -93,7 +94,11 @@ class Reading(Generic[H]):
 
 
 # Types the pass reads itself (beside the builder's): the record must decode them (record.RECORD_TYPES).
-MEANING_TYPES = frozenset({"FamilyMemberHistory", "Procedure", "Specimen"})
+MEANING_TYPES = frozenset({"FamilyMemberHistory", "Procedure", "Specimen", "Encounter"})
+# What shows a context event: a Procedure (transfusion, dialysis), an Encounter (dialysis, by class, type or service).
+_EVENT_TYPES = frozenset({"Procedure", "Encounter"})
+# FHIR R4 Encounter.status values that say the encounter did not (or not yet) happen.
+_NOT_HAPPENED = frozenset({"planned", "cancelled", "entered-in-error"})
 
 
 def read_meaning(
@@ -106,7 +111,7 @@ def read_meaning(
     if scripted:
         resources = _with_copies(resources, scripted)
         current = [scripted.get(id(r), r) for r in current]
-    out: Reading[H] = Reading(resources, dropped=dropped)
+    out: Reading[H] = Reading(resources, dropped=[*resources.deleted, *dropped])
     tables = _TABLES.get_or_build(m, _Tables)
     negation, mapped = tables.negation, tables.mapped
     results: list[Resource] = []
@@ -117,10 +122,10 @@ def read_meaning(
                 if owner.foreign(item) is None:
                     out.related.append(_family_history(item))
                 continue
-            if rtype == "Procedure" and owner.foreign(item) is None:
-                event = _transfusion(item, tables)
-                if event is not None:
-                    out.events.append(event)
+            if rtype in _EVENT_TYPES and owner.foreign(item) is None:
+                out.events += _events(item, tables)
+                if rtype == "Encounter":
+                    continue
             handler = handler_for(item)
             if handler is None:
                 continue
@@ -150,6 +155,34 @@ def same_person(resources: ResourceSet) -> list[Resource]:
     for group in _people(resources.patients()):
         seen.append(_primary(group))
     return seen
+
+
+def surviving_ids(patients: list[Resource]) -> dict[str, str]:
+    """Patient id -> the id of the person's current record, for every id Patient.link joins to another (the
+    Patients' own ids and the ids they link to); unlinked Patients are left out. The current record is the one
+    not replaced by another and not inactive; when every record of the person in hand is replaced, the record the
+    replaced-by link points to (FHIR: 'must be used in lieu of')."""
+    out: dict[str, str] = {}
+    for group in _people(patients):
+        names = {f"Patient/{p.get('id')}" for p in group} | {_tail(r) for p in group for r in _link_targets(p)}
+        names = {n for n in names if n.startswith("Patient/")}
+        if len(names) < 2:
+            continue
+        primary = _primary(group)
+        survivor = _replaced_by(primary) or f"Patient/{primary.get('id')}"
+        for name in names:
+            out[name.split("/", 1)[1]] = survivor.split("/", 1)[1]
+    return out
+
+
+def _replaced_by(patient: Resource) -> str | None:
+    links = patient.get("link")
+    for link in links if isinstance(links, list) else []:
+        other = link.get("other") if isinstance(link, dict) else None
+        ref = other.get("reference") if isinstance(other, dict) else None
+        if link.get("type") == "replaced-by" and isinstance(ref, str) and _tail(ref).startswith("Patient/"):
+            return _tail(ref)
+    return None
 
 
 # --- whose --------------------------------------------------------------------------------------------------
@@ -445,19 +478,41 @@ def _unreliable_weight(raw: Resource, tables: _Tables) -> str | None:
     return None
 
 
-def _transfusion(raw: Resource, tables: _Tables) -> Event | None:
-    """A completed red-cell transfusion (mappings meaning.context.transfusion), by code or name."""
-    if raw.get("status") not in ("completed", "in-progress"):
-        return None
-    concept = raw.get("code")
-    label = _label(concept) or "transfusion"
-    if not any(code in tables.transfusion_codes for _, code in _codes(concept)) and not any(
-            n in fold(label) for n in tables.transfusion_names):
-        return None
-    period = raw.get("performedPeriod")
-    when = raw.get("performedDateTime") or (period.get("end") or period.get("start")
-                                             if isinstance(period, dict) else None)
-    return Event(_ref_of(raw), "transfusion", label, _parse_time(when))
+def _events(raw: Resource, tables: _Tables) -> list[Event]:
+    """The context events a Procedure or an Encounter records (mappings meaning.context: a red-cell transfusion from
+    a Procedure; dialysis from a Procedure or an Encounter's class, type or service type), by code or by name."""
+    rtype = raw.get("resourceType")
+    kinds: tuple[tuple[str, frozenset[str], tuple[str, ...]], ...]
+    if rtype == "Procedure":
+        if raw.get("status") not in ("completed", "in-progress"):
+            return []
+        concepts = [raw.get("code")]
+        period = raw.get("performedPeriod")
+        when = raw.get("performedDateTime") or (period.get("end") or period.get("start")
+                                                 if isinstance(period, dict) else None)
+        kinds = (("transfusion", tables.transfusion_codes, tables.transfusion_names),
+                 ("dialysis", tables.dialysis_codes, tables.dialysis_names))
+    else:
+        status = raw.get("status")
+        if not isinstance(status, str) or status in _NOT_HAPPENED:
+            return []
+        klass = raw.get("class")
+        concepts = [{"coding": [klass]} if isinstance(klass, dict) else None]
+        for key in ("type", "serviceType"):
+            value = raw.get(key)
+            concepts += value if isinstance(value, list) else [value]
+        period = raw.get("period")
+        when = (period.get("start") or period.get("end")) if isinstance(period, dict) else None
+        kinds = (("dialysis", tables.dialysis_codes, tables.dialysis_names),)
+    out = []
+    for kind, codes, names in kinds:
+        for concept in concepts:
+            label = _label(concept)
+            if any(code in codes for _, code in _codes(concept)) or (
+                    label is not None and any(n in fold(label) for n in names)):
+                out.append(Event(_ref_of(raw), kind, label or kind, _parse_time(when)))
+                break
+    return out
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -651,6 +706,8 @@ def _with_copies(resources: ResourceSet, copies: dict[int, Resource]) -> Resourc
         resources=[copies.get(id(r), r) for r in resources.resources],
         index={name: copies.get(id(r), r) for name, r in resources.index.items()},
         unread=list(resources.unread),
+        failures=list(resources.failures),
+        deleted=list(resources.deleted),
     )
     return out
 
@@ -675,6 +732,9 @@ class _Tables:
         transfusion = m.meaning.context.transfusion
         self.transfusion_codes = frozenset(c for cs in transfusion.codes.values() for c in cs)
         self.transfusion_names = tuple(fold(n) for n in transfusion.names)
+        dialysis = m.meaning.context.dialysis
+        self.dialysis_codes = frozenset(c for cs in dialysis.codes.values() for c in cs)
+        self.dialysis_names = tuple(fold(n) for n in dialysis.names)
 
 
 _TABLES: PerMappings[_Tables] = PerMappings()

@@ -2,19 +2,18 @@
 says it cannot check, and whether a rule still applies after azathioprine is stopped are all read here.
 
 Adding a rule is one entry (and its function); its wording lives in azaguard.wording. The function is
-named as "module:attribute" and imported when the engine first runs, so this table imports nothing.
+named as "module:attribute" and imported when the engine first runs (rules.load), so this table imports
+nothing: the findings, the rules and the wording all read it.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
 
 from msgspec import Struct
 
 if TYPE_CHECKING:
     from azaguard.findings import RuleId
-    from azaguard.rules.common import RuleFn
 
 
 class RuleSpec(Struct, frozen=True, kw_only=True):
@@ -27,11 +26,6 @@ class RuleSpec(Struct, frozen=True, kw_only=True):
     # The resource types it reads besides the therapy (every rule reads that): a failed read of one of them
     # leaves the rule unable to say ok (rules._unread).
     reads: tuple[str, ...] = ()
-
-    def load(self) -> RuleFn:
-        module, attr = self.function.split(":", 1)
-        fn: RuleFn = getattr(import_module(module), attr)
-        return fn
 
 
 _RESULTS = ("Observation", "DiagnosticReport")

@@ -16,7 +16,7 @@ import msgspec
 from azaguard.findings import Finding, Status
 
 if TYPE_CHECKING:
-    from azaguard.service import CheckResult
+    from azaguard.evaluate import CheckResult
     from azaguard.verdict import Action, Said, Verdict
 
 _MARK = {

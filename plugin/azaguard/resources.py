@@ -13,6 +13,7 @@ import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,8 @@ class ResourceSet:
     # Entries of a batch-response that failed (what, the resource type it was for if known, the error):
     # data the server could not give, which the rules must never read as "none".
     failures: list[tuple[str, str | None, str]] = field(default_factory=list)
+    # Resources a history Bundle shows deleted (`Type/id`, why): their earlier versions are not read.
+    deleted: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, resource: Resource, full_url: str | None = None) -> None:
         self.resources.append(resource)
@@ -319,6 +322,8 @@ _BUNDLE_SKELETON = msgspec.json.Decoder(_Bundle)
 _RESOURCE_TYPE_FIRST = re.compile(rb'\{\s*"resourceType"\s*:\s*"([A-Za-z]{1,64})"')
 _NULL = b"null"
 _RESPONSES = frozenset({"batch-response", "transaction-response"})
+# Bundle types whose entries are read by the full path (a batch's carry a status each; a history's may be DELETEs).
+_FULL_PATH_TYPES = _RESPONSES | {"history"}
 
 
 def record_from_bytes(raw: bytes, what: str, read_types: Collection[str]) -> ResourceSet:
@@ -341,8 +346,8 @@ def record_from_bytes(raw: bytes, what: str, read_types: Collection[str]) -> Res
     try:
         with gc_paused():
             bundle = _BUNDLE_SKELETON.decode(raw)
-            if bundle.resourceType != "Bundle" or len(bundle.entry) > MAX_ENTRIES or bundle.type in _RESPONSES:
-                raise _FullPath  # (a batch's entries carry a status each: read by the full path)
+            if bundle.resourceType != "Bundle" or len(bundle.entry) > MAX_ENTRIES or bundle.type in _FULL_PATH_TYPES:
+                raise _FullPath
             read: list[tuple[int, memoryview, str | None]] = []
             for i, entry in enumerate(bundle.entry):
                 resource_raw = entry.resource
@@ -426,6 +431,8 @@ def _add_bundle(out: ResourceSet, bundle: Mapping[str, Any]) -> None:
         raise InputError("Bundle.entry is not a list")
     if len(entries) > MAX_ENTRIES:
         raise InputError(f"the record has a list of {len(entries)} items in Bundle.entry (limit {MAX_ENTRIES})")
+    if bundle.get("type") == "history":
+        entries = _current_history(out, entries)
     responses = bundle.get("type") in _RESPONSES
     # (Runs for every entry of a record: a Synthea file has ~1,500; one function call per entry.)
     for i, entry in enumerate(entries):
@@ -444,6 +451,71 @@ def _add_bundle(out: ResourceSet, bundle: Mapping[str, Any]) -> None:
         elif rtype != "OperationOutcome":  # search warnings; errors are handled by the FHIR client
             full_url = entry.get("fullUrl")
             out.add(resource, full_url if isinstance(full_url, str) else None)
+
+
+def _current_history(out: ResourceSet, entries: list[Any]) -> list[Any]:
+    """A history Bundle's entries without the versions a later DELETE removed.
+
+    FHIR R4 (http.html#history): the history Bundle is "sorted with oldest versions last, and including deleted
+    resources"; a deleted version is an entry with request.method DELETE and no resource. So per resource (type and
+    id, from the resource, else request.url or fullUrl) the newest entry decides: a DELETE means the resource is
+    gone and none of its earlier versions is evidence; a version recreated after the DELETE counts. Newest is the
+    entry order, unless every entry of that resource carries a time (meta.lastUpdated, else response.lastModified):
+    then by time, newest first (entry order breaks ties)."""
+    keyed: dict[str, list[tuple[int, datetime | None, bool]]] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            continue
+        name = _history_name(entry)
+        if name is not None:
+            keyed.setdefault(name, []).append((i, _history_time(entry), _is_delete(entry)))
+    dropped: set[int] = set()
+    for name, versions in keyed.items():
+        if not any(deleted for _, _, deleted in versions):
+            continue
+        if all(t is not None for _, t, _ in versions):
+            versions = sorted(versions, key=lambda v: (-v[1].timestamp(), v[0]))  # type: ignore[union-attr]
+        newest_delete = next(k for k, (_, _, deleted) in enumerate(versions) if deleted)
+        dropped |= {i for i, _, _ in versions[newest_delete:]}
+        if newest_delete == 0:
+            out.deleted.append((name, "deleted: the newest entry of the history Bundle is a DELETE, so its earlier "
+                                      "versions are not read"))
+    return [e for i, e in enumerate(entries) if i not in dropped]
+
+
+def _is_delete(entry: Mapping[str, Any]) -> bool:
+    request = entry.get("request")
+    return isinstance(request, dict) and request.get("method") == "DELETE"
+
+
+def _history_name(entry: Mapping[str, Any]) -> str | None:
+    """`Type/id` of a history entry: the resource's, else its request URL's or fullUrl's (a DELETE has no resource)."""
+    resource = entry.get("resource")
+    if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str) and isinstance(
+            resource.get("id"), str):
+        return f"{resource['resourceType']}/{resource['id']}"
+    request = entry.get("request")
+    for url in (request.get("url") if isinstance(request, dict) else None, entry.get("fullUrl")):
+        if isinstance(url, str) and url:
+            parts = url.split("?")[0].split("/_history/")[0].rstrip("/").split("/")
+            if len(parts) >= 2 and _TYPE_IN_URL.fullmatch(parts[-2]):
+                return f"{parts[-2]}/{parts[-1]}"
+    return None
+
+
+def _history_time(entry: Mapping[str, Any]) -> datetime | None:
+    resource = entry.get("resource")
+    meta = resource.get("meta") if isinstance(resource, dict) else None
+    response = entry.get("response")
+    for value in (meta.get("lastUpdated") if isinstance(meta, dict) else None,
+                  response.get("lastModified") if isinstance(response, dict) else None):
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
 
 
 _STATUS = re.compile(r"^\s*(\d{3})")

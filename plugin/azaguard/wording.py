@@ -88,10 +88,10 @@ _LAB_REVIEW = _T(verb="Review", object="azathioprine", reason="{concept} {value}
 CLINICIAN: dict[str, Template] = {
     # Any rule that cannot check names what it cannot check and what is needed.
     "*/cannot-evaluate": _T(verb="Cannot check", object="{checks}", reason="{need}",
-                            detail="{Reason}: {checks} cannot be checked or cleared until it is resolved."),
+                            detail="{Reason}. Until this is resolved, azaguard cannot check {checks}."),
     "*/hold": _T(verb="Hold", object="azathioprine", reason="{reason}"),
     "*/caution": _T(verb="Review", object="azathioprine", reason="{reason}"),
-    "*/ok": _T(line="{Checks}: nothing found that needs action", detail="Checked: {checked}."),
+    "*/ok": _T(line="Nothing found that needs action ({checks})", detail="Checked: {checked}."),
     "*/not-applicable": _T(line="Does not apply: {reason}", detail="{Reason}."),
     # --- every rule: whether it applies (rules.common.applicability), and a check that failed
     "*/patient-deceased": _T(
@@ -271,6 +271,12 @@ CLINICIAN: dict[str, Template] = {
         detail="{Checked}."),
     "liver/side-effect-reported": _T(verb="Check", object="{subject}", reason="{reason} {when}",
         detail="{Checked}."),
+    # issue 24: a diagnosis in a script the tables cannot read may be an infection (never silence)
+    "infection-hold/diagnosis-unidentified": _T(
+        verb="Identify", object="the diagnosis {subject}", reason="it could not be read and may be an infection",
+        advice="check before the next dose",
+        detail="{Checked}. Whether it is an infection could not be checked: read it, and check for infection before "
+               "the next dose."),
     "vaccination-hold/live-vaccine-given-after-stop": _T(
         verb="Tell the prescriber about", object="the {subject} vaccine (live)", reason="given {when}, {reason}",
         advice="watch for vaccine-strain infection",
@@ -327,7 +333,7 @@ CLINICIAN: dict[str, Template] = {
                         detail="{Reason} ({checked}). {advice_sentence}"),
     "tpmt/*cannot-evaluate": _T(verb="Cannot check", object="{checks}", reason="{need}",
                                 detail="{Reason} ({checked}). {advice_sentence}"),
-    "tpmt/*ok": _T(line="{Advice}", detail="{advice_sentence} ({checked}). {reason_sentence}"),
+    "tpmt/*ok": _T(line="{Advice}", detail="{checked_sentence} {advice_sentence} {reason_sentence}"),
     "tpmt/observation-unreadable": _T(
         verb="Cannot check", object="{checks}", reason="{need}",
         detail="{Subject}: review it in the chart before relying on TPMT/NUDT15 status."),
@@ -388,13 +394,13 @@ CLINICIAN: dict[str, Template] = {
         reason="{need}",
         detail="{Subject} might hold a result for {checks}: review it in the chart."),
     "blood-counts/*ok": _T(
-        line="{Checks} within limits: {checked}",
+        line="Within limits: {checked}",
         detail="Checked, each recent, readable and within its threshold: {checked}. {advice_sentence}"),
     "liver/*ok": _T(
-        line="{Checks} within limits: {checked}",
+        line="Within limits: {checked}",
         detail="Checked, each recent, readable and within its threshold: {checked}. {advice_sentence}"),
     "kidney/*ok": _T(
-        line="{Checks} within limits: {checked}",
+        line="Within limits: {checked}",
         detail="Checked, each recent, readable and within its threshold: {checked}. {advice_sentence}"),
 }
 

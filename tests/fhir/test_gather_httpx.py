@@ -502,7 +502,7 @@ def test_batch_entries_are_gets_of_the_patient_and_relative_searches(
         "MedicationRequest", "Observation", "Observation", "Observation", "DiagnosticReport",
         "QuestionnaireResponse", "Observation", "Condition", "Condition", "Immunization",
         "ImmunizationRecommendation", "MedicationStatement", "MedicationDispense", "MedicationAdministration",
-        "ServiceRequest", "FamilyMemberHistory", "Procedure", "DetectedIssue", "Flag",
+        "ServiceRequest", "FamilyMemberHistory", "Procedure", "Procedure", "Encounter", "DetectedIssue", "Flag",
     ]  # fmt: skip
     assert all("Patient/p1" in r["url"] for r in requests[1:])
 

@@ -23,7 +23,7 @@ from azaguard.cds.fhirserver import FetchPolicy
 from azaguard.cds.request import BadRequest, CdsRequest
 from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import FhirError, FhirUnavailable
-from azaguard.fhir.gather import Search, gather, named, of_patient, refers_to
+from azaguard.fhir.gather import Search, gather, gather_linked, named, of_patient, patient_links, refers_to
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError, ResourceSet, resource_set_from_json
 
@@ -92,7 +92,56 @@ def assemble(
         out.notes.append(f"prefetch keys not requested by this service were ignored: {', '.join(unknown)}")
     if missing:
         _fetch(out, request, missing, templates, mappings, now, clients, policy or FetchPolicy())
+    else:  # (a fetch follows Patient.link itself, see gather)
+        _linked(out, request, mappings, now, clients, policy or FetchPolicy())
     return out
+
+
+def _linked(
+    out: Assembled, request: CdsRequest, mappings: Mappings, now: datetime, clients: ClientFactory,
+    policy: FetchPolicy,
+) -> None:
+    """The records Patient.link joins to the patient (a merged record's other ids) hold this patient's data, which a
+    prefetch (templated on the launched id) does not: fetched from fhirServer; when they cannot be, no check can
+    clear (the data filed under them is unknown), and the note says why."""
+    patient = next((p for p in out.resources.patients() if p.get("id") == request.patient_id), None)
+    links = patient_links(patient, request.fhir_server)[0] if patient is not None else []
+    if not links or patient is None:
+        return
+    names = ", ".join(f"Patient/{other} ({kind})" for kind, other in links)
+    server, token = request.fhir_server, request.access_token
+    problem = None
+    if not server or not token:
+        problem = "the request has no fhirServer with fhirAuthorization to fetch them"
+    else:
+        def fetch() -> Any:
+            if not policy.allows(server):
+                raise FhirUnavailable(policy.refusal(names))
+            client = clients(server, token, policy)
+            try:
+                return gather_linked(client, patient, mappings, now)
+            finally:
+                client.close()
+
+        running = _FETCHES.submit(fetch)
+        try:
+            gathered = running.result(timeout=policy.deadline)
+        except FutureTimeout:
+            running.cancel()
+            problem = "fetching them took longer than the deadline"
+        except (FhirError, InputError, ValueError) as exc:
+            problem = f"fetching them failed: {exc}"
+        else:
+            for resource in gathered.resources.resources:
+                if f"{resource.get('resourceType')}/{resource.get('id')}" not in out.resources.index:
+                    out.resources.add(resource)
+            out.resources.failures += gathered.resources.failures
+            out.requests += gathered.requests
+            out.notes.extend(gathered.warnings)
+    if problem is not None:
+        out.resources.failures.append((f"the records Patient.link joins to the patient ({names})", None, problem))
+        out.notes.append(f"The patient's record is linked to {names} (Patient.link): the data filed there was not "
+                         f"read ({problem}), so no check can clear")
 
 
 def _add(

@@ -48,7 +48,7 @@ from azaguard.resources import ResourceSet, Unfetched
 PAGE_SIZE = 200
 OBSERVATION_PAGE_SIZE = 1000
 # Threads for the no-batch path: one per search (all at once), bounded so a scan cannot flood the server.
-MAX_THREADS = 20
+MAX_THREADS = 24
 # Statuses with which a server says "I do not do batch" (rather than "your batch is wrong").
 _NO_BATCH_STATUSES = frozenset({400, 404, 405, 501})
 # Statuses with which a server says it cannot answer one search (not "busy", not "your token expired").
@@ -153,6 +153,8 @@ def plan_searches(
         f"{uri}|{code}" for name, uri in (("snomed", mappings.systems.snomed[0]), ("cpt", mappings.systems.cpt[0]))
         for code in sorted(transfusion_codes.get(name, ())))
     since_therapy = (now - timedelta(days=therapy_lookback_days(mappings))).date().isoformat()
+    dialysis_days = math.ceil(mappings.meaning.context.dialysis.recent_days.value)
+    since_dialysis = (now - timedelta(days=dialysis_days)).date().isoformat()
     return [
         # Every status: a stopped order still counts within the recent-therapy window.
         Search("medication orders", "MedicationRequest", (
@@ -213,12 +215,25 @@ def plan_searches(
             ("subject", patient), ("status", "active,on-hold,draft"), ("_count", count),
         ), "subject"),
         # Read by the reading pass (record_meaning): a relative's history (a parent's TPMT deficiency is a
-        # reason to test, never the patient's phenotype) and red-cell transfusions (a TPMT phenotype soon after
-        # one may be the donor's), by their codes (a transfusion known only by name is read from a record in hand).
+        # reason to test, never the patient's phenotype), red-cell transfusions (a TPMT phenotype soon after one may
+        # be the donor's) and dialysis (the kidney thresholds do not apply).
         Search("family history", "FamilyMemberHistory", (("patient", patient), ("_count", count)), "patient",
                tolerant=True),
+        # Transfusions by code at any date: a TPMT phenotype stays on file for life, so an old one may still have
+        # followed a transfusion.
         Search("transfusions", "Procedure", (
             ("subject", patient), ("code", transfusions), ("_count", count),
+        ), "subject", tolerant=True),
+        # Every procedure over the results' lookback, whatever its code: a transfusion or a dialysis session known
+        # only by its name is read by the same recogniser as in a record in hand. (Not `code:text`: many servers do
+        # not support the modifier, and a refusal would leave the TPMT check unable to say ok for every patient.)
+        Search("recent procedures", "Procedure", (
+            ("subject", patient), ("date", f"ge{since}"), ("_count", count),
+        ), "subject", tolerant=True),
+        # Encounters of the dialysis window, whatever their type: dialysis shows in Encounter.class, type or
+        # serviceType, coded or named (few encounters in two weeks; the class has no standard dialysis code).
+        Search("recent encounters", "Encounter", (
+            ("subject", patient), ("date", f"ge{since_dialysis}"), ("_count", count),
         ), "subject", tolerant=True),
     ]  # fmt: skip
 
@@ -249,9 +264,164 @@ def gather(
     """Fetch one patient's record (and, with `alerts`, the alerts already in the chart) in one batch;
     raises FhirError (naming what failed) rather than return a partial record.
 
+    The records Patient.link joins to it (a merged record's other ids) are fetched too, see _follow_links.
+
     `only`: the labels of the record searches to run (the Patient is always read), e.g. what a CDS Hooks
     prefetch left out. `planned`: the record searches, when the caller planned them itself (default
     plan_searches; the benchmark replays an older plan)."""
+    start = client.request_count
+    one = partial(_gather_one, client, mappings=mappings, now=now, page_size=page_size,
+                  observation_page_size=observation_page_size, memory=memory)
+    gathered = one(patient_id, alerts=alerts, only=only, planned=planned)
+    # A linked record is read whole: `only` names what a prefetch left out for the launched id, not for the others.
+    labels = [s.label for s in planned] if planned is not None else None
+    _follow_links(gathered, _patient_of(gathered, patient_id), partial(one, only=labels), client.base_url,
+                  alerts=alerts)
+    gathered.requests = client.request_count - start
+    return gathered
+
+
+def gather_linked(
+    client: FhirClient, patient: Resource, mappings: Mappings, now: datetime, *, memory: ServerMemory | None = None
+) -> Gathered:
+    """The records Patient.link joins to a Patient already in hand (a CDS Hooks prefetch), fetched whole and
+    bounded as in `gather` (without the Patient itself, without alerts)."""
+    start = client.request_count
+    gathered = Gathered(ResourceSet.from_resources([patient]), 0, "batch")
+    one = partial(_gather_one, client, mappings=mappings, now=now, page_size=PAGE_SIZE,
+                  observation_page_size=OBSERVATION_PAGE_SIZE, memory=memory, only=None)
+    _follow_links(gathered, patient, one, client.base_url, alerts=False)
+    gathered.requests = client.request_count - start
+    return gathered
+
+
+# --- Patient.link: a merged record's other ids ---------------------------------------------------------------
+
+# FHIR R4 Patient.link (link-type): 'replaced-by' — "must no longer be used", the link points to the record to use
+# instead; 'replaces' — the current record, pointing back to an inactive one merged into it "that should be
+# consulted to retrieve additional referenced information"; 'refer' and 'seealso' — the same person's other records.
+# Every type names the same person, so the data filed under each linked Patient id is this patient's.
+# Bounds: how many linked records are fetched, and how many links away (the visited set stops cycles).
+MAX_LINKED_RECORDS = 4
+MAX_LINK_DEPTH = 3
+
+
+def patient_links(patient: Mapping[str, Any], base: str | None) -> tuple[list[tuple[str, str]], list[str]]:
+    """((link type, Patient id) of each Patient this one links to on the server at `base`, references the server
+    cannot be asked for (another server's, a RelatedPerson's seealso, unreadable))."""
+    links = patient.get("link")
+    local: list[tuple[str, str]] = []
+    elsewhere: list[str] = []
+    for link in links if isinstance(links, list) else []:
+        other = link.get("other") if isinstance(link, dict) else None
+        ref = other.get("reference") if isinstance(other, dict) else None
+        kind = link.get("type") if isinstance(link, dict) and isinstance(link.get("type"), str) else "seealso"
+        if not isinstance(ref, str) or not ref:
+            continue
+        tail = ref.split("/_history/")[0].rstrip("/")
+        if "://" in tail:
+            if base is None or not tail.startswith(base.rstrip("/") + "/Patient/"):
+                elsewhere.append(ref)
+                continue
+            tail = tail[len(base.rstrip("/")) + 1:]
+        parts = tail.split("/")
+        if len(parts) != 2 or parts[0] != "Patient":
+            if parts[0] != "RelatedPerson":  # a seealso to a RelatedPerson: not a record of the patient's own
+                elsewhere.append(ref)
+            continue
+        try:
+            local.append((str(kind), check_id(parts[1])))
+        except ValueError:
+            elsewhere.append(ref)
+    return local, elsewhere
+
+
+def _follow_links(gathered: Gathered, patient: Resource, fetch: Callable[..., Gathered], base: str, *,
+                  alerts: bool) -> None:
+    """Fetch the records Patient.link joins to the launched one (breadth first, bounded) into `gathered`; a
+    'replaced-by' chain is followed to the surviving record, which the record then describes (record_meaning's
+    Owner) and whose alerts are the ones read (the alerts are written there), and the user is told. Links past
+    the bounds leave every check unable to say ok (a failure)."""
+    patient_id = str(patient.get("id"))
+    patients = {patient_id: patient}
+    queue: list[tuple[str, int]] = [(patient_id, 0)]
+    seen_keys = {_key(r) for r in gathered.resources.resources}
+    while queue:
+        pid, depth = queue.pop(0)
+        links, elsewhere = patient_links(patients[pid], base)
+        for ref in elsewhere:
+            gathered.warnings.append(f"Patient/{pid} is linked to {ref} (Patient.link), which is not a patient record "
+                                     "on this server: its data was not fetched")
+        for kind, other in links:
+            if kind == "replaced-by":
+                gathered.warnings.append(
+                    f"Patient/{pid} is replaced by Patient/{other} (Patient.link replaced-by): the surviving record "
+                    f"Patient/{other} is the one checked, with the data filed under both ids")
+            if other in patients:
+                continue
+            if depth + 1 > MAX_LINK_DEPTH or len(patients) - 1 >= MAX_LINKED_RECORDS:
+                gathered.resources.failures.append((
+                    f"Patient/{other}, linked from Patient/{pid} (Patient.link {kind})", None,
+                    f"not fetched: more than {MAX_LINKED_RECORDS} linked records or {MAX_LINK_DEPTH} links away"))
+                gathered.warnings.append(f"Patient/{other} (Patient.link {kind} of Patient/{pid}) was not fetched: "
+                                         f"past the bound of {MAX_LINKED_RECORDS} linked records, "
+                                         f"{MAX_LINK_DEPTH} links away")
+                continue
+            try:
+                linked = fetch(other, alerts=alerts and kind == "replaced-by")
+            except FhirError as exc:
+                if exc.status not in (404, 410):
+                    raise
+                gathered.warnings.append(f"Patient/{other} (Patient.link {kind} of Patient/{pid}) does not exist on "
+                                         f"the server (HTTP {exc.status}): nothing filed under it was fetched")
+                patients[other] = {}
+                continue
+            patients[other] = _patient_of(linked, other)
+            queue.append((other, depth + 1))
+            if kind != "replaced-by":
+                gathered.warnings.append(f"Patient/{pid} is linked to Patient/{other} (Patient.link {kind}): the "
+                                         "data filed under it was read as this patient's")
+            _merge(gathered, linked, seen_keys, surviving=kind == "replaced-by")
+
+
+def _patient_of(gathered: Gathered, patient_id: str) -> Resource:
+    return next((p for p in gathered.resources.patients() if p.get("id") == patient_id), {})
+
+
+def _key(resource: Mapping[str, Any]) -> str:
+    return f"{resource.get('resourceType')}/{resource.get('id')}"
+
+
+def _merge(into: Gathered, other: Gathered, seen: set[str], *, surviving: bool) -> None:
+    for resource in other.resources.resources:
+        key = _key(resource)
+        if resource.get("id") is not None and key in seen:
+            continue
+        seen.add(key)
+        into.resources.add(resource)
+    into.resources.failures += other.resources.failures
+    into.warnings += other.warnings
+    if surviving:  # the alerts are written on the surviving record: its existing ones are those to reconcile
+        into.alert_issues, into.alert_flags = other.alert_issues, other.alert_flags
+        into.alerts_problem = other.alerts_problem
+    if other.method == "concurrent":
+        into.method = "concurrent"
+
+
+def _gather_one(
+    client: FhirClient,
+    patient_id: str,
+    *,
+    mappings: Mappings,
+    now: datetime,
+    page_size: int,
+    observation_page_size: int,
+    alerts: bool,
+    memory: ServerMemory | None,
+    only: Collection[str] | None,
+    planned: Sequence[Search] | None = None,
+) -> Gathered:
+    """One Patient id's record (and alerts), without following its links."""
     start = client.request_count
     memory = memory if memory is not None else _memory.PROCESS_MEMORY
     record_searches = list(planned) if planned is not None else plan_searches(

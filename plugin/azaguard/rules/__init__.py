@@ -5,22 +5,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
+from importlib import import_module
 
 from msgspec.structs import replace
 
 from azaguard.findings import RULE_IDS, Finding, RuleId, Severity, Status, sort_findings
 from azaguard.mappings import Mappings
 from azaguard.record import PatientRecord
-from azaguard.registry import RULES
+from azaguard.registry import RULES, RuleSpec
 from azaguard.rules.common import therapy, therapy_fact
 
 Rule = Callable[[PatientRecord, Mappings, datetime], list[Finding]]
 
 
+def load(spec: RuleSpec) -> Rule:
+    """The registry entry's function ("module:attribute")."""
+    module, attr = spec.function.split(":", 1)
+    fn: Rule = getattr(import_module(module), attr)
+    return fn
+
+
 @cache
 def _rules() -> tuple[tuple[RuleId, Rule], ...]:
     # Imported on first use so each family stays an independent module.
-    return tuple((spec.id, spec.load()) for spec in RULES)
+    return tuple((spec.id, load(spec)) for spec in RULES)
 
 
 def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Finding]:

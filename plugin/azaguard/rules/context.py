@@ -14,7 +14,7 @@ from msgspec.structs import replace as struct_replace
 from azaguard.findings import Evidence, Finding, Severity, Status, Trigger
 from azaguard.mappings import CodedContext, Mappings
 from azaguard.record import ConditionEntry, Measurement, PatientRecord
-from azaguard.record_meaning import Related
+from azaguard.record_meaning import Event, Related
 from azaguard.rules.common import (
     amount,
     applicability,
@@ -74,16 +74,29 @@ def _condition_evidence(cond: ConditionEntry, what: str) -> Evidence:
 
 
 def dialysis(record: PatientRecord, m: Mappings, now: datetime) -> Finding | None:
-    """On dialysis the eGFR and creatinine thresholds do not apply: say so instead of alerting."""
+    """On dialysis the eGFR and creatinine thresholds do not apply: say so instead of alerting. Dialysis is a current
+    condition (dependence on dialysis), or a dialysis Procedure or Encounter within the recent window (an older one,
+    or one dated in the future or not at all, does not show dialysis now)."""
     t, stop = applicability(record, m, now, "kidney")
-    spec = m.meaning.context.dialysis
-    cond = condition_in(record, spec, m) if stop is None else None
-    if cond is None:
+    if stop is not None:
         return None
+    spec = m.meaning.context.dialysis
+    cond = condition_in(record, spec, m)
+    if cond is not None:
+        shown, evidence = cond.concept.label, _condition_evidence(cond, "dialysis")
+    else:
+        recent = timedelta(days=spec.recent_days.value)
+        sessions = sorted((e for e in record.events if e.kind == "dialysis" and e.date is not None
+                           and timedelta(0) <= now - e.date <= recent), key=lambda e: e.date or now, reverse=True)
+        if not sessions:
+            return None
+        last = sessions[0]
+        shown = f"{last.label}, {short_date(last.date)}"
+        evidence = Evidence(reference=last.ref, description=f"dialysis: {last.label}", date=iso(last.date))
     return make_finding(
         m, "kidney", "on-dialysis", Status.NOT_APPLICABLE, Severity.INFO,
-        subject=cond.concept.label, checked=[spec.note.rstrip(".")],
-        evidence=[_condition_evidence(cond, "dialysis")], implicated=[o.ref for o in t.current],
+        subject=shown, checked=[spec.note.rstrip(".")],
+        evidence=[evidence], implicated=[o.ref for o in t.current],
     )
 
 
@@ -98,7 +111,11 @@ def alt_by_indication(findings: list[Finding], record: PatientRecord, m: Mapping
     if cond is None:
         return findings
     results, _ = split_future(record.measurements_of("alt"), m, now)
-    series = [r for r in results if r.effective is not None and r.value is not None][:3]
+    # The trend is judged on the three newest dated results; one of them unreadable (no value in a known unit), or
+    # an undated ALT that cannot be placed, leaves the trend unknown: the hold stands (never "falling" by skipping).
+    newest = [r for r in results if r.effective is not None][:3]
+    series = [r for r in newest if r.value is not None]
+    gaps = [r for r in newest if r.value is None] + [r for r in results if r.effective is None]
     latest_ref = series[0].ref if series else None
     out: list[Finding] = []
     for f in findings:
@@ -108,7 +125,7 @@ def alt_by_indication(findings: list[Finding], record: PatientRecord, m: Mapping
             out.append(f)
             continue
         values = [r.value for r in series if r.value is not None]  # newest first
-        falling = len(values) >= 2 and all(newer < older for newer, older in pairwise(values))
+        falling = not gaps and len(values) >= 2 and all(newer < older for newer, older in pairwise(values))
         trend = " → ".join(f"{amount(r, m)} ({short_date(r.effective)})" for r in reversed(series))
         evidence = [*f.evidence, _condition_evidence(cond, "indication"),
                     *(measurement_evidence(r, "ALT (trend)", "context") for r in series[1:])]
@@ -123,9 +140,11 @@ def alt_by_indication(findings: list[Finding], record: PatientRecord, m: Mapping
                 advice="repeat it; a rise is the alarm",
             ))
         else:
+            why = (f"the ALT trend cannot be judged: {', '.join(r.ref for r in gaps)} cannot be read or placed"
+                   if gaps else f"the ALT is not falling ({trend})")
             out.append(struct_replace(f, checked=(*f.checked, f"indication: autoimmune hepatitis "
-                                                  f"({cond.concept.label}); the ALT is not falling ({trend}), so it "
-                                                  "is judged as the alarm"), evidence=tuple(evidence)))
+                                                  f"({cond.concept.label}); {why}, so it is judged as the alarm"),
+                                      evidence=tuple(evidence)))
     return out
 
 
@@ -159,11 +178,16 @@ def tpmt_after_transfusion(results: list[Measurement], record: PatientRecord, m:
     genotype = set(m.analytes.coded_analytes["pgx-genotype"].loinc) if "pgx-genotype" in m.analytes.coded_analytes \
         else set()
     phenotypes = [r for r in results if r.effective is not None and r.loinc not in genotype]
+    transfusions = [e for e in record.events if e.kind == "transfusion"]
+    undated = [e for e in transfusions if e.date is None]
+    undated_phenotypes = [r for r in results if r.effective is None and r.loinc not in genotype]
     # By calendar day: a transfusion the same day as the sample may have come first (the fail-safe reading).
     pairs = [(r, e, (r.effective.date() - e.date.date()).days) for r in phenotypes for e in record.events
              if e.kind == "transfusion" and e.date is not None and r.effective is not None
              and timedelta(0) <= r.effective.date() - e.date.date() <= window]
     if not pairs:
+        if (undated and (phenotypes or undated_phenotypes)) or (undated_phenotypes and transfusions):
+            return _transfusion_timing_unknown(undated, undated_phenotypes, transfusions, m, implicated)
         return None
     r, e, days = pairs[0]
     return make_finding(
@@ -176,4 +200,25 @@ def tpmt_after_transfusion(results: list[Measurement], record: PatientRecord, m:
         missing=["a TPMT genotype, or a phenotype more than the window after the last transfusion"],
         implicated=implicated, trigger=Trigger(concept=e.label, at=iso(e.date), reference=e.ref), subject="TPMT",
         reason=f"the TPMT phenotype was measured {days} days after a red-cell transfusion and may be the donor's",
+    )
+
+
+def _transfusion_timing_unknown(undated: list[Event], phenotypes: list[Measurement], transfusions: list[Event],
+                                m: Mappings, implicated: list[str]) -> Finding:
+    """A transfusion or a TPMT phenotype without a readable date: whether the phenotype came within the window after
+    the transfusion cannot be told, so the phenotype cannot be trusted as it stands (never silence)."""
+    spec = m.meaning.context.transfusion
+    missing = [f"the date of {e.label} ({e.ref})" for e in undated] + [
+        f"the date of the TPMT phenotype {r.ref}" for r in phenotypes]
+    shown = undated or transfusions
+    return make_finding(
+        m, "tpmt", "tpmt-transfusion-timing-unknown", Status.CANNOT_EVALUATE, Severity.MODERATE,
+        checked=[spec.note.rstrip("."), f"red-cell transfusion on record ({', '.join(e.label for e in shown)}), but "
+                 + ("the transfusion" if undated else "the TPMT phenotype") + " has no readable date: whether the "
+                 f"phenotype was measured within {spec.window_days.value:g} days after it cannot be checked"],
+        source=spec.window_days.source,
+        evidence=[Evidence(reference=e.ref, description=f"red-cell transfusion: {e.label}", date=iso(e.date))
+                  for e in shown] + [measurement_evidence(r, "TPMT phenotype") for r in phenotypes],
+        missing=missing, implicated=implicated, subject="TPMT",
+        reason="a transfusion or TPMT phenotype date is missing",
     )

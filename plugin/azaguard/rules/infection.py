@@ -56,6 +56,7 @@ from azaguard.terminology import (
     non_systemic_names,
     prophylaxis_reason,
 )
+from azaguard.terminology.identify import unreadable_diagnosis
 
 RULE: RuleId = "infection-hold"
 _TEMPERATURE = "temperature"  # analyte key in mappings.analytes
@@ -141,6 +142,7 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
                                     m, now, aza_refs, aza_evidence, ACTION)
     out += _temperature_gaps(temps, record, m, aza_refs)
     out += _unreadable_records(record, m, t, now, aza_refs)
+    out += _unidentified_diagnoses(record, m, aza_refs)
     if not out:
         out.append(_ok(temps, record, m, aza_refs, aza_evidence, conds))
     return out
@@ -570,6 +572,26 @@ def _unreadable_records(
         subject="; ".join(lines),
         evidence=evidence, missing=["a readable version of each record listed"], implicated=aza_refs,
         reason=f"{len(refs)} condition or medication record(s) could not be read",
+    )]
+
+
+def _unidentified_diagnoses(record: PatientRecord, m: Mappings, aza_refs: list[str]) -> list[Finding]:
+    """Diagnoses named only in a script the tables cannot read (and no diagnosis code): any of them may be an
+    infection, so the check cannot clear, and the clinician is told which to read (issue 24; as for medicines)."""
+    found = [(c, why) for c in record.conditions if (why := unreadable_diagnosis(c, m)) is not None
+             and (c.clinical_status or "").strip().lower() not in m.conditions.ended_clinical_statuses
+             and not c.abated]
+    if not found:
+        return []
+    names = ", ".join(repr(c.concept.label) for c, _ in found)
+    return [make_finding(
+        m, RULE, "diagnosis-unidentified", Status.CANNOT_EVALUATE, Severity.MODERATE,
+        checked=[f"named only in a script azaguard's tables cannot read, with no diagnosis code: {why}"
+                 for _, why in found],
+        evidence=[Evidence(reference=c.ref, role="trigger", date=iso(c.onset or c.recorded),
+                           description=f"unidentified diagnosis: {c.concept.label}") for c, _ in found],
+        missing=[f"a diagnosis code or a readable name for {c.concept.label!r}" for c, _ in found],
+        implicated=aza_refs, subject=names, reason=f"{names} could not be identified and may be an infection",
     )]
 
 

@@ -207,28 +207,28 @@ def _in_time(
     soonest = min(max(c.event.date or now, now) for c in live)
     starts = [o.start for o in t.current]
     wait = timedelta(days=policy.post_stop_live_wait_days.value)
-    stopped_lately = t.last_stop is not None and soonest - t.last_stop < wait  # an earlier course's wait still runs
+    # An earlier course's post-stop wait still runs, or may (a course stopped on an unrecorded date).
+    stopped_lately = bool(t.stop_date_unknown) or (t.last_stop is not None and soonest - t.last_stop < wait)
     if t.current and all(s is not None and s > now for s in starts) and not stopped_lately:
         start = min(s for s in starts if s is not None)
         gap = start - when
         before, avoid = policy.live_before_start_days.value, policy.live_avoid_within_start_days.value
-        if gap >= timedelta(days=before):
-            return make_finding(
-                m, RULE, "live-vaccine-before-planned-start", Status.CAUTION, Severity.LOW,
-                evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
-                source=policy.live_before_start_days.source, checked=notes,
-                reason=f"planned {gap.days} days before azathioprine starts ({short_date(start)}); give it by "
-                       f"{short_date(start - timedelta(days=before))}",
-            )
-        if gap >= timedelta(days=avoid):
-            return make_finding(
-                m, RULE, "live-vaccine-close-to-planned-start", Status.CAUTION, Severity.HIGH,
-                evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
-                source=policy.live_before_start_days.source, checked=notes,
-                reason=f"only {gap.days} days before azathioprine starts ({short_date(start)}); advised gap at least "
-                       f"{before:g} days, and none within {avoid:g} days",
-            )
-        return None
+        if gap < timedelta(days=avoid):
+            return None
+        # At least `before` days ahead: the advised timing (give it by then); between `avoid` and `before`: too close.
+        code, severity, reason = (
+            ("live-vaccine-before-planned-start", Severity.LOW,
+             f"planned {gap.days} days before azathioprine starts ({short_date(start)}); give it by "
+             f"{short_date(start - timedelta(days=before))}")
+            if gap >= timedelta(days=before) else
+            ("live-vaccine-close-to-planned-start", Severity.HIGH,
+             f"only {gap.days} days before azathioprine starts ({short_date(start)}); advised gap at least "
+             f"{before:g} days, and none within {avoid:g} days"))
+        return make_finding(
+            m, RULE, code, Status.CAUTION, severity, evidence=evidence, implicated=implicated,
+            trigger=live[0].trigger(), subject=names, source=policy.live_before_start_days.source, checked=notes,
+            reason=reason,
+        )
     ends = [o.end for o in t.current]
     if t.current and all(e is not None and e > now for e in ends):
         stop = max(e for e in ends if e is not None)

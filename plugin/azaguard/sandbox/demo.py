@@ -13,10 +13,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+import uvicorn
+
+from azaguard.config import load_app_config
+from azaguard.fhir.client import FhirClient
 from azaguard.findings import RULE_IDS, Status
 from azaguard.mappings import Mappings
+from azaguard.ops import logs, runtime
+from azaguard.ops.http import Operations
+from azaguard.patient.content import load_questionnaire
 from azaguard.registry import short
-from azaguard.service import CheckResult
+from azaguard.sandbox.ehr.backend import demo_client
+from azaguard.sandbox.patients import build_patients, transaction_bundle
+from azaguard.sandbox.server import SandboxServer, default_home
+from azaguard.sandbox.site import create_site
+from azaguard.service import CheckResult, check_on_server
 
 if TYPE_CHECKING:
     from azaguard.settings import Settings
@@ -46,12 +57,6 @@ def run_demo(
     log_format: str | None = None,
     settings: Settings | None = None,
 ) -> int:
-    from azaguard.fhir.client import FhirClient
-    from azaguard.patient.content import load_questionnaire
-    from azaguard.sandbox.patients import build_patients, transaction_bundle
-    from azaguard.sandbox.server import SandboxServer, default_home
-    from azaguard.service import check_on_server
-
     server = SandboxServer(port=fhir_port, home=default_home(settings))
     print("azaguard demo: preparing the local FHIR server (the first run installs it, ~30 s)...", file=out, flush=True)
     server.ensure_installed()
@@ -115,15 +120,6 @@ def _serve(
     fhir_base: str, port: int, mappings: Mappings, out: TextIO, insecure_cds: bool, config_path: Path | None,
     log_format: str | None, settings: Settings | None,
 ) -> None:
-    import uvicorn
-
-    from azaguard.config import load_app_config
-    from azaguard.ops import logs, runtime
-    from azaguard.ops.http import Operations
-    from azaguard.sandbox.ehr.backend import demo_client
-    from azaguard.sandbox.server import default_home
-    from azaguard.sandbox.site import create_site
-
     public_base = f"http://127.0.0.1:{port}"
     config = load_app_config(config_path, public_base=public_base, settings=settings)
     runtime.start(config, log_format=log_format)  # text by default: one line per request on stderr

@@ -21,11 +21,13 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
-from azaguard.config import AppConfig
+from azaguard.cds.app import cds_routes, create_cds_service
+from azaguard.config import AppConfig, CdsClient
 from azaguard.mappings import Mappings
 from azaguard.sandbox.ehr.app import create_ehr_app
 from azaguard.sandbox.ehr.authserver import Clock, UserClaims
 from azaguard.sandbox.ehr.context import EhrContext
+from azaguard.web.security import BodyLimit, PinnedOrigin
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +70,6 @@ def _cds_routes(
     insecure: bool,
 ) -> list[Route]:
     """The CDS service, trusting the simulator's key (the JWKS it also publishes at /ehr/cds/jwks)."""
-    from azaguard.cds.app import cds_routes, create_cds_service
-    from azaguard.config import CdsClient
-
     assert context.cds is not None  # noqa: S101 - created with cds_base just above
     trusted = CdsClient(iss=context.cds.iss, jwks=context.cds.jwks)
     config = app_config.model_copy(update={
@@ -139,8 +138,6 @@ def create_site(
     )
     site.state.ehr = context
     # Redirects the routers build (e.g. /app → /app/) come from the public base, never the Host header.
-    from azaguard.web.security import BodyLimit, PinnedOrigin
-
     site.add_middleware(PinnedOrigin, public_base=public_base)
     site.add_middleware(BodyLimit)  # outermost: bodies are bounded before anything reads them
     return site

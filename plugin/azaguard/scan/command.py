@@ -8,7 +8,6 @@ Exit codes: 0 every patient evaluated (whatever was found), 2 unusable input or 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -21,7 +20,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from azaguard.cliargs import parse_datetime
+from azaguard import cliopts
+from azaguard.cliopts import TOKEN_ENV, now_of
 from azaguard.config import is_loopback
 from azaguard.fhir.client import FhirClient, check_id
 from azaguard.fhir.errors import FhirError
@@ -30,8 +30,9 @@ from azaguard.mappings import Mappings
 from azaguard.privatefiles import exposure_warning, write_private
 from azaguard.resources import InputError
 from azaguard.scan import discovery
+from azaguard.scan.auth import AuthFailed, token_source
 from azaguard.scan.backoff import BackoffTransport, SharedBackoff
-from azaguard.scan.options import TOKEN_ENV
+from azaguard.scan.files import scan_files
 from azaguard.scan.progress import ScanProgress, make_progress
 from azaguard.scan.report import Summary, write_report
 from azaguard.scan.results import RESULTS_FILE, ResultsWriter, prepare
@@ -40,15 +41,6 @@ from azaguard.scan.runner import ScanSettings, scan_patients
 EXIT_OK, EXIT_INPUT, EXIT_SERVER, EXIT_WRITE_FAILED, EXIT_NOT_EVALUATED = 0, 2, 3, 4, 5
 SCAN_MAX_RETRIES = 5  # a busy server gets more patience in an unattended scan than in `check`
 SCAN_MAX_PAGES = 10_000  # discovery pages through whole populations
-
-
-def now_of(text: str | None) -> datetime:
-    if not text:
-        return datetime.now(UTC)
-    try:
-        return parse_datetime(text)
-    except ValueError as exc:
-        raise InputError(f"--now {text[:64]!r} is {exc}") from exc
 
 
 def run(args: argparse.Namespace, mappings: Mappings, *, stderr: TextIO | None = None,
@@ -77,8 +69,6 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
         progress.note(f"warning: {exposed}")
     try:
         if args.ndjson is not None or args.bulk:
-            from azaguard.scan.files import scan_files
-
             counts, run_info = scan_files(args, mappings, now, progress, transport=transport)
         else:
             counts, run_info = _scan_server(args, mappings, now, progress, transport)
@@ -90,7 +80,7 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
         progress.close()
         print(f"azaguard scan: FHIR server error: {exc}", file=err)
         return EXIT_SERVER
-    except _AuthFailed as exc:
+    except AuthFailed as exc:
         progress.close()
         print(f"azaguard scan: authorization failed: {exc}", file=err)
         return EXIT_SERVER
@@ -116,10 +106,6 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
     if summary.outcomes.get("write-failed"):
         return EXIT_WRITE_FAILED
     return EXIT_OK
-
-
-class _AuthFailed(Exception):
-    pass
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -151,36 +137,6 @@ def _check_options(args: argparse.Namespace) -> None:
             raise InputError(f"--group {args.group[:70]!r} is not a FHIR id") from exc
 
 
-def token_source(
-    args: argparse.Namespace, warn: Callable[[str], None] = lambda _: None
-) -> tuple[str | Callable[[], str] | None, Renew | None, str]:
-    """The bearer token (a callable that renews, for backend services), a renew hook, and how it was got;
-    `warn` hears what is usable but wrong (a key file others can read, a scope broader or narrower than asked)."""
-    if args.client_id:
-        from azaguard.smart.backend import BackendAuthError, BackendServicesAuth, key_file_warning, load_private_key
-
-        exposed = key_file_warning(args.private_key)
-        if exposed:
-            warn(f"warning: {exposed}")
-        try:
-            key = load_private_key(args.private_key, args.kid)
-            auth = BackendServicesAuth(args.fhir_url, args.client_id, key, write=bool(args.write))
-            auth.token()  # fail before any patient: a refused client is a configuration problem
-        except BackendAuthError as exc:
-            raise _AuthFailed(str(exc)) from exc
-        for warning in auth.warnings:
-            warn(f"warning: {warning}")
-
-        def renew(refused: str | None) -> None:
-            # If renewal fails, the request's 401 stands and the patient is recorded as failed.
-            with contextlib.suppress(BackendAuthError):
-                auth.renew(refused)
-
-        return auth.token, renew, f"SMART Backend Services as {args.client_id} ({key.alg}; {auth.granted_scope})"
-    token = os.environ.get(TOKEN_ENV) or None
-    return token, None, f"bearer token from ${TOKEN_ENV}" if token else "none"
-
-
 def open_client(url: str, token: str | Callable[[], str] | None, backoff: SharedBackoff,
                 transport: httpx.BaseTransport | None, renew: Renew | None = None) -> FhirClient:  # fmt: skip
     return FhirClient(
@@ -201,12 +157,10 @@ def find_patients(args: argparse.Namespace, client: FhirClient, mappings: Mappin
 
 def _scan_server(args: argparse.Namespace, mappings: Mappings, now: datetime, progress: ScanProgress,
                  transport: httpx.BaseTransport | None) -> tuple[dict[str, int], dict[str, Any]]:  # fmt: skip
-    from azaguard.cli import _terminology  # the same site terminology server client as `check`
-
     token, renew, auth_text = token_source(args, progress.note)
     backoff = SharedBackoff(args.concurrency)
     client = open_client(args.fhir_url, token, backoff, transport, renew)
-    with client, _terminology(args, mappings) as terminology:
+    with client, cliopts.terminology(args, mappings) as terminology:
         settings = ScanSettings(now=now, write=args.write, dry_run=args.dry_run, concurrency=args.concurrency,
                                 terminology=terminology)  # fmt: skip
         t0 = time.monotonic()

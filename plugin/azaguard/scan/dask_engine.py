@@ -29,6 +29,11 @@ def _concat(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, 
     return a + b
 
 
+def _survivor(pair: Pair, links: dict[str, str]) -> Pair:
+    """A merged record's resource, filed under its surviving record's id (Patient.link)."""
+    return links.get(pair[0], pair[0]), pair[1]
+
+
 def _key(pair: Pair) -> str:
     return pair[0]
 
@@ -128,14 +133,19 @@ def _compute(
     if order_paths:
         bag = _bag(order_paths).map(ndjson.aza_patient, matcher, aza, known)
         found = bag.filter(_not_none).distinct().compute()
-    first = Pass1.of(aza, found, len(known))
+    links: dict[str, str] = {}
+    patient_paths = _paths(files, "Patient")
+    if patient_paths:
+        linked = _bag(patient_paths).map(ndjson.linked_patient).filter(_not_none).compute()
+        links = ndjson.merged_ids(linked)
+    first = Pass1.of(aza, ndjson.under_survivors(found, links), len(known))
     kept = frozenset(first.patients) - skip
     if not kept:
         if on_found is not None:
             on_found(first)
         return
     other = _paths(files, *(t for t in ndjson.EXPORT_TYPES if t not in ndjson.SHARED_TYPES))
-    owned = _bag(other).map(ndjson.owned, kept).filter(_not_none)
+    owned = _bag(other).map(ndjson.owned, ndjson.with_merged(kept, links)).filter(_not_none).map(_survivor, links)
     # `list` (a callable) gives each patient a fresh accumulator: a shared [] would mix the patients.
     # Persisted on the workers (bounded by the patients kept), so the files are read once, not twice.
     folded = owned.foldby(_key, _append, list, _concat, list).persist()

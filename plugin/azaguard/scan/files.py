@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 
 from azaguard.mappings import Mappings
+from azaguard.scan.auth import token_source
+from azaguard.scan.bulk import BulkExport
 from azaguard.scan.ndjson import ExportFile, Pass1, evaluate_files, export_files
 from azaguard.scan.progress import ScanProgress
 from azaguard.scan.results import RESULTS_FILE, Line, ResultsWriter, prepare
@@ -85,8 +87,6 @@ def scan_files(args: argparse.Namespace, mappings: Mappings, now: datetime, prog
 
 def _export(args: argparse.Namespace, progress: ScanProgress, transport: httpx.BaseTransport | None,
             timings: dict[str, Any], parameters: dict[str, Any]) -> tuple[list[ExportFile], str]:  # fmt: skip
-    from azaguard.scan.bulk import BulkExport
-    from azaguard.scan.command import token_source
 
     token, renew, auth_text = token_source(args, progress.note)
     token_fn = token if callable(token) else (lambda: token)

@@ -26,6 +26,7 @@ import orjson
 
 from azaguard.mappings import Mappings
 from azaguard.record import Code, Concept
+from azaguard.record_meaning import surviving_ids
 from azaguard.resources import InputError, ResourceSet, loads_limited
 from azaguard.scan.discovery import patient_id_of
 from azaguard.scan.results import Line, evaluated_line
@@ -47,6 +48,7 @@ PATIENT_ELEMENT: dict[str, str] = {
     "QuestionnaireResponse": "subject",
     "FamilyMemberHistory": "patient",
     "Procedure": "subject",
+    "Encounter": "subject",
 }
 # Every resource that can show therapy: pass 1 reads them all (cheap), as the rules do.
 ORDER_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration")
@@ -224,6 +226,39 @@ def aza_patient(line: str, matcher: Matcher, aza: frozenset[str], known: frozens
     return None
 
 
+# --- merged records: Patient.link (pure, line by line) -------------------------------------------------
+
+
+def linked_patient(line: str) -> dict[str, Any] | None:
+    """The Patient on this line when it carries Patient.link (a merged record), else None (most lines: no parse)."""
+    if '"link"' not in line or '"Patient"' not in line:
+        return None
+    resource = _parse(line)
+    if resource is None or resource.get("resourceType") != "Patient" or not isinstance(resource.get("link"), list):
+        return None
+    return resource
+
+
+def merged_ids(patients: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Each Patient id Patient.link joins to another -> the id of the person's surviving record: a merged record's
+    old id is the same patient, evaluated once under the surviving id (record_meaning.surviving_ids)."""
+    return surviving_ids(list(patients))
+
+
+def find_links(files: Sequence[ExportFile]) -> dict[str, str]:
+    return merged_ids(p for p in (linked_patient(line) for line in read_lines(of_type(files, "Patient"))) if p)
+
+
+def under_survivors(found: Iterable[str], links: Mapping[str, str]) -> set[str]:
+    """Patient ids with every merged id replaced by its surviving record's."""
+    return {links.get(pid, pid) for pid in found}
+
+
+def with_merged(kept: frozenset[str], links: Mapping[str, str]) -> frozenset[str]:
+    """The kept patients and every id merged into one of them (their resources are theirs)."""
+    return kept | {old for old, survivor in links.items() if survivor in kept}
+
+
 # --- pass 2: keep the kept patients' resources (pure, line by line) -------------------------------
 
 
@@ -298,8 +333,9 @@ def evaluate_patient(
     mappings: Mappings,
     now: datetime,
 ) -> Line:
-    """The same record builder and rules as `check`, over one patient's exported resources (and the shared
-    resources they point at, by shared_refs key)."""
+    """The same record builder and rules as `check`, over one patient's exported resources (with those filed
+    under the ids merged into it: one record, one verdict, and the shared resources they point at, by
+    shared_refs key)."""
     unreadable = sum(1 for r in resources if r.get("resourceType") == UNREADABLE)
     if unreadable:
         return {"patient": patient_id, "outcome": "failed", "error_kind": "InputError",
@@ -310,7 +346,11 @@ def evaluate_patient(
         return {"patient": patient_id, "outcome": "failed", "error_kind": "InputError",
                 "error": f"the export has orders for Patient/{patient_id} but not the Patient resource"}  # fmt: skip
     result = check_resources(ResourceSet.from_resources(everything), mappings=mappings, now=now)
-    return evaluated_line(patient_id, result, mappings)
+    line = evaluated_line(patient_id, result, mappings)
+    merged = sorted({str(r["id"]) for r in resources if r.get("resourceType") == "Patient"} - {patient_id})
+    if merged:
+        line["merged_ids"] = merged  # Patient.link: the same person's other records, read as this one
+    return line
 
 
 def _parse(line: str) -> dict[str, Any] | None:
@@ -360,17 +400,20 @@ def evaluate_files(
 ) -> Iterator[Line]:
     """The in-process engine: a line per patient on azathioprine (sorted by id), minus `skip`."""
     first = find_patients(files, Matcher.of(mappings))
+    links = find_links(files)
+    first.patients = sorted(under_survivors(first.patients, links))
     kept = frozenset(first.patients) - skip
     groups: dict[str, list[dict[str, Any]]] = {pid: [] for pid in sorted(kept)}
     types = [t for t in EXPORT_TYPES if t not in SHARED_TYPES]
+    owners = with_merged(kept, links)
     for line in read_lines(of_type(files, *types)):
-        hit = owned(line, kept)
+        hit = owned(line, owners)
         if hit is None:
             continue
         if hit[0] == UNREADABLE:
             first.unreadable_lines += 1
         else:
-            groups[hit[0]].append(hit[1])
+            groups[links.get(hit[0], hit[0])].append(hit[1])
     wanted = frozenset(k for resources in groups.values() for k in shared_refs(resources))
     shared: dict[str, dict[str, Any]] = {}
     if wanted:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from azaguard import cliargs
+from azaguard.cliopts import TERMINOLOGY_ENV, TOKEN_ENV, terminology_server_default
 
-TOKEN_ENV = "AZAGUARD_FHIR_TOKEN"  # noqa: S105 - the variable's name, not a secret
-TERMINOLOGY_ENV = "AZAGUARD_TERMINOLOGY_SERVER"  # as for `check`
 DEFAULT_CONCURRENCY = 4
 
 
@@ -49,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--terminology-server",
         type=cliargs.http_url,
-        default=os.environ.get(TERMINOLOGY_ENV) or None,
+        default=terminology_server_default(),
         metavar="URL",
         help=f"a FHIR terminology server for codes the local value sets do not know (default: "
         f"${TERMINOLOGY_ENV}; server scan only)",

@@ -5,7 +5,7 @@ the value sets in `mappings/` (and optionally a FHIR terminology server). Rules 
 compare codes or names themselves. Recognition is memoised per concept, so asking again is cheap.
 """
 
-from azaguard.terminology._common import names_match, ndc_product
+from azaguard.terminology._common import fold, names_match, ndc_product
 from azaguard.terminology.conditions import InfectionMatch, infection_class
 from azaguard.terminology.drugs import (
     AZATHIOPRINE,
@@ -39,6 +39,7 @@ __all__ = [
     "azathioprine_strength_mg",
     "cvx_key",
     "drug_ingredients",
+    "fold",
     "infection_class",
     "is_vaccine_concept",
     "may_be_prophylaxis",

@@ -200,10 +200,21 @@ def names_match(names: Iterable[str], words: Iterable[str]) -> str | None:
     return None
 
 
+# One written letter, many code points: Arabic alef/yeh/kaf/heh forms, the Persian letters, Cyrillic yo.
+_LETTER_VARIANTS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ی": "ي", "ک": "ك",
+                                  "ة": "ه", "ۀ": "ه", "ـ": None, "ё": "е"})
+
+
 @lru_cache(maxsize=8192)  # the same words and names are folded under several rules
 def fold(text: str) -> str:
-    """Without diacritics ('Neumonía' -> 'Neumonia', 'céfazoline' -> 'cefazoline'): accents never decide a match."""
-    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    """Text as every table compares it: NFKC (half-width and full-width forms, ligatures), case-folded, without
+    combining marks ('Neumonía' -> 'neumonia', Greek accents, Arabic and Hebrew vowel points, Japanese voicing
+    marks) or letter variants. Accents and case never decide a match."""
+    if text.isascii():
+        return text.casefold()
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFC", kept).translate(_LETTER_VARIANTS)
 
 
 @lru_cache(maxsize=1024)

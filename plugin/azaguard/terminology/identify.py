@@ -1,6 +1,7 @@
 """Entries the terminology could not identify at all, so a clinician sees "could not identify: ..." instead of
 silence: medication records with no code of a drug terminology (RxNorm, ATC, SNOMED/dm+d, NDC) that match
-none of our drugs, and vaccines whose product nothing in the tables names."""
+none of our drugs, vaccines whose product nothing in the tables names, and diagnoses named only in a script the
+tables cannot read (no diagnosis code either): such a diagnosis may be an infection."""
 
 from __future__ import annotations
 
@@ -8,12 +9,25 @@ from typing import TYPE_CHECKING
 
 from azaguard.mappings import Mappings
 from azaguard.terminology._common import coded, system_names
+from azaguard.terminology.scripts import unreadable
 from azaguard.terminology.vaccines import vaccine_class
 
 if TYPE_CHECKING:
-    from azaguard.record import PatientRecord
+    from azaguard.record import ConditionEntry, PatientRecord
 
 _DRUG_SYSTEMS = frozenset({"rxnorm", "atc", "sct", "ndc"})
+# Code systems a diagnosis is identified by (mappings systems names): a code in one of them is read by the rules.
+_DIAGNOSIS_SYSTEMS = frozenset({"icd10cm", "icd10", "snomed"})
+
+
+def unreadable_diagnosis(cond: ConditionEntry, m: Mappings) -> str | None:
+    """Why a diagnosis cannot be identified, or None: no code of a diagnosis terminology, and every name in a script
+    the tables cannot read (a refuted or entered-in-error one is not a diagnosis)."""
+    if (cond.verification_status or "").strip().lower() in m.conditions.excluded_verification_statuses:
+        return None
+    if any(m.systems.name_of(c.system) in _DIAGNOSIS_SYSTEMS and c.code.strip() for c in cond.concept.codings):
+        return None
+    return unreadable(cond.concept.names, m)
 
 
 def unidentified(record: PatientRecord, m: Mappings) -> tuple[str, ...]:
@@ -33,4 +47,5 @@ def unidentified(record: PatientRecord, m: Mappings) -> tuple[str, ...]:
         found = vaccine_class(event.vaccine, m, is_vaccine=True)
         if found.kind == "ambiguous" and found.cvx is None and found.by_name:
             out.append(event.vaccine.label)
+    out += [f"the diagnosis {c.concept.label!r}" for c in record.conditions if unreadable_diagnosis(c, m)]
     return tuple(dict.fromkeys(out))

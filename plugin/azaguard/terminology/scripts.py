@@ -15,23 +15,12 @@ from dataclasses import dataclass
 
 from azaguard.mappings import Mappings
 from azaguard.memo import PerMappings
+from azaguard.terminology._common import fold
+
+__all__ = ["SCRIPT_SYSTEM", "fold", "foreign_letters", "read_terms", "unreadable"]
 
 # The system of the codings added for a name read from another script (shown in evidence, never a code).
 SCRIPT_SYSTEM = "urn:azaguard:read-from-script"
-
-# One written letter, many code points: Arabic alef/yeh/kaf/heh forms and the Persian letters.
-_LETTER_VARIANTS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ی": "ي", "ک": "ك",
-                                  "ة": "ه", "ۀ": "ه", "ـ": None, "ё": "е"})
-
-
-def fold(text: str) -> str:
-    """Text as the tables compare it: NFKC, case-folded, without combining marks or letter variants."""
-    if text.isascii():
-        return text.casefold()
-    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
-    kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return unicodedata.normalize("NFC", kept).translate(_LETTER_VARIANTS)
-
 
 def _is_latin_letter(ch: str) -> bool:
     return ch.isascii() or unicodedata.name(ch, "").startswith("LATIN")

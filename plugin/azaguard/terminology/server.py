@@ -69,6 +69,10 @@ class TerminologyServer:
             self._translations[key] = tuple(dict.fromkeys(found))
         return self._translations[key]
 
+    def enrich(self, resources: ResourceSet) -> list[str]:
+        """The record's unplaced concepts given this server's codings (evaluate.Enricher): see `enrich`."""
+        return enrich(resources, self)
+
     def _targets(self) -> tuple[str, ...]:
         s = self.mappings.systems
         return (s.rxnorm[0], s.atc[0], s.cvx[0])

@@ -32,10 +32,11 @@ from azaguard.sandbox.ehr.authserver import Clock, RegisteredClient, SandboxAuth
 from azaguard.sandbox.ehr.backend import BackendClient, BackendServices
 from azaguard.sandbox.ehr.cdsclient import SandboxCdsClient
 from azaguard.sandbox.ehr.chart import accept, add_order, chart_page, override, sign
-from azaguard.sandbox.ehr.context import EhrContext, LaunchStore, Upstream, ehr
+from azaguard.sandbox.ehr.context import EhrContext, LaunchStore, ehr
 from azaguard.sandbox.ehr.launcher import launch_patient, launcher_page
 from azaguard.sandbox.ehr.portal import portal_login, portal_logout, portal_page
 from azaguard.sandbox.ehr.proxy import fhir_proxy, metadata_endpoint
+from azaguard.sandbox.ehr.upstream import Upstream
 
 _METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
 

@@ -27,7 +27,15 @@ from starlette.responses import JSONResponse, Response
 
 from azaguard.sandbox.ehr.authserver import Clock, IssuedToken, SandboxAuthServer
 from azaguard.sandbox.ehr.compartment import params_of, parse_path
+from azaguard.sandbox.ehr.relay import (
+    FORWARD_REQUEST_HEADERS,
+    FORWARD_RESPONSE_HEADERS,
+    json_body,
+    outcome,
+    rewrite_urls,
+)
 from azaguard.sandbox.ehr.scopes import RESOURCE_TYPES, Permission, ResourceScope, parse_scope, parse_scopes
+from azaguard.sandbox.ehr.upstream import Upstream
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALGORITHMS = ("RS384", "ES384")
@@ -198,54 +206,45 @@ def system_problem(method: str, path: str, params: Sequence[tuple[str, str]], bo
     return None if system_allows(scopes, rtype, perm) else f"the token's scopes do not allow {words[perm]} of {rtype}"
 
 
-async def system_proxy(request: Request, token: IssuedToken) -> Response:
-    """The FHIR proxy for a system token: scopes checked, no patient compartment; bulk files relayed."""
-    from azaguard.sandbox.ehr.context import ehr
-    from azaguard.sandbox.ehr.proxy import (
-        FORWARD_REQUEST_HEADERS,
-        FORWARD_RESPONSE_HEADERS,
-        _json_body,
-        outcome,
-        rewrite_urls,
-    )
-
-    context = ehr(request)
+async def system_proxy(request: Request, token: IssuedToken, upstream: Upstream, public: str) -> Response:
+    """The FHIR proxy for a system token: scopes checked, no patient compartment; bulk files relayed.
+    `public` is the EHR's public FHIR base, `upstream` the server behind it."""
     scopes = parse_scopes(token.scope)
     path = request.path_params.get("path", "")
-    body, raw, body_problem = await _json_body(request)  # the same size and depth limits as patient tokens
+    body, raw, body_problem = await json_body(request)  # the same size and depth limits as patient tokens
     if body_problem:
         return outcome(400, "invalid", body_problem)
     params = params_of(request.url.query)
     problem = system_problem(request.method, path, params, body, scopes)
     if problem:
         return outcome(403, "forbidden", problem)
-    base, public = context.upstream.base, context.fhir_base
+    base = upstream.base
     # Prefer too: Bulk Data needs `respond-async` (a system token has no compartment to protect).
     forwarded = (*FORWARD_REQUEST_HEADERS, "accept-encoding", "prefer")
     headers = {k: v for k, v in request.headers.items() if k.lower() in forwarded}
     query = request.url.query
     content = json.dumps(rewrite_urls(body, (public,), base)).encode() if body is not None else raw or None
     try:
-        upstream = await context.upstream.client().request(
+        answer = await upstream.client().request(
             request.method, f"{base}/{path}" + (f"?{query}" if query else ""), headers=headers, content=content
         )
     except httpx.HTTPError as exc:
         return outcome(502, "transient", f"the upstream FHIR server did not answer ({type(exc).__name__})")
     out_headers = {
-        k: rewrite_urls(v, context.upstream.aliases, public)
-        for k, v in upstream.headers.items()
+        k: rewrite_urls(v, upstream.aliases, public)
+        for k, v in answer.headers.items()
         if k.lower() in (*FORWARD_RESPONSE_HEADERS, "retry-after", "x-progress", "content-type")
     }
-    if path.startswith("bulk-files/") or not upstream.content:
-        return Response(upstream.content, status_code=upstream.status_code, headers=out_headers)
+    if path.startswith("bulk-files/") or not answer.content:
+        return Response(answer.content, status_code=answer.status_code, headers=out_headers)
     try:
-        data = rewrite_urls(upstream.json(), context.upstream.aliases, public)
+        data = rewrite_urls(answer.json(), upstream.aliases, public)
     except ValueError:
-        return Response(upstream.content, status_code=upstream.status_code, headers=out_headers)
+        return Response(answer.content, status_code=answer.status_code, headers=out_headers)
     if path.startswith("bulk-status/") and isinstance(data, dict) and "output" in data:
         data["requiresAccessToken"] = True  # the files are behind this proxy: they need the token
     out_headers.pop("content-type", None)
-    return Response(json.dumps(data), status_code=upstream.status_code, headers=out_headers,
+    return Response(json.dumps(data), status_code=answer.status_code, headers=out_headers,
                     media_type="application/fhir+json")  # fmt: skip
 
 

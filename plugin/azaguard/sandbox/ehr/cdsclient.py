@@ -17,7 +17,7 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from azaguard.sandbox.ehr.context import Upstream
+from azaguard.sandbox.ehr.upstream import Upstream
 
 Resource = dict[str, Any]
 JWT_LIFETIME = 300

@@ -19,8 +19,8 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from azaguard.resources import InputError, loads_limited
 from azaguard.sandbox.ehr.authserver import SANDBOX_PRACTITIONER
+from azaguard.sandbox.ehr.backend import system_proxy
 from azaguard.sandbox.ehr.compartment import (
     FhirPath,
     check_read,
@@ -33,41 +33,18 @@ from azaguard.sandbox.ehr.compartment import (
     returned_resources,
 )
 from azaguard.sandbox.ehr.context import EhrContext, ehr
+from azaguard.sandbox.ehr.relay import (
+    FORWARD_REQUEST_HEADERS,
+    FORWARD_RESPONSE_HEADERS,
+    json_body,
+    outcome,
+    rewrite_urls,
+)
 from azaguard.sandbox.ehr.scopes import Permission, ResourceScope, allows, parse_scopes
 
-# Forwarded as sent. If-None-Exist is forwarded after its criteria are checked and confined to the
-# compartment; If-None-Match / If-Modified-Since / Prefer are answered by the proxy itself, after the
-# compartment check of the full answer, so a bodiless 304/HEAD/return=minimal is never an oracle.
-FORWARD_REQUEST_HEADERS = ("accept", "content-type", "if-match")
-MAX_REQUEST_BYTES = 16 << 20
-FORWARD_RESPONSE_HEADERS = ("location", "content-location", "etag", "last-modified")
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 _REALM = 'Bearer realm="azaguard-sandbox-ehr"'
 _BATCH_TYPES = ("batch", "transaction")
-
-
-def outcome(status: int, code: str, diagnostics: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
-    }
-    return JSONResponse(body, status_code=status, headers=headers, media_type="application/fhir+json")
-
-
-def rewrite_urls(value: Any, old_bases: Sequence[str], new_base: str) -> Any:
-    """Strings starting with one of `old_bases` (then `/`, `?` or the end) now start with `new_base`."""
-    if isinstance(value, str):
-        for old in old_bases:
-            if value == old or value.startswith((f"{old}/", f"{old}?")):
-                return new_base + value[len(old) :]
-        return value
-    if isinstance(value, list):
-        return [rewrite_urls(v, old_bases, new_base) for v in value]
-    if isinstance(value, tuple):
-        return tuple(rewrite_urls(v, old_bases, new_base) for v in value)
-    if isinstance(value, dict):
-        return {k: rewrite_urls(v, old_bases, new_base) for k, v in value.items()}
-    return value
 
 
 @dataclass
@@ -249,26 +226,6 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-async def _json_body(request: Request) -> tuple[object, bytes, str | None]:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        return None, b"", f"the request body is larger than {MAX_REQUEST_BYTES} bytes"
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_REQUEST_BYTES:
-            return None, b"", f"the request body is larger than {MAX_REQUEST_BYTES} bytes"
-    if not raw:
-        return None, raw, None
-    content_type = request.headers.get("content-type", "")
-    if "json" not in content_type:
-        return None, raw, None
-    try:
-        return loads_limited(raw, "the request body"), raw, None
-    except InputError as exc:
-        return None, raw, str(exc)
-
-
 async def fhir_proxy(request: Request) -> Response:
     context = ehr(request)
     value = _bearer(request)
@@ -280,13 +237,12 @@ async def fhir_proxy(request: Request) -> Response:
         return outcome(401, "login", "the access token is invalid or expired", {"WWW-Authenticate": challenge})
     if token.patient is None:
         if any(scope.startswith("system/") for scope in token.scope.split()):
-            from azaguard.sandbox.ehr.backend import system_proxy
-
-            return await system_proxy(request, token)  # a backend service: scopes, no compartment
+            # a backend service: scopes, no compartment
+            return await system_proxy(request, token, context.upstream, context.fhir_base)
         return outcome(403, "forbidden", "the token has no patient in context")
 
     path = request.path_params.get("path", "")
-    body, raw, body_problem = await _json_body(request)
+    body, raw, body_problem = await json_body(request)
     if body_problem:
         return outcome(400, "invalid", body_problem)
     public_bases = (context.fhir_base,)

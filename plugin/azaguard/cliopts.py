@@ -1,0 +1,87 @@
+"""What several commands share: the options `check`, `scan`, `demo` and `serve` all take, the environment
+variables behind them, and what those options build (the mappings, `now`, the site's terminology client).
+
+Below every command (cli.py and scan/ import it, it imports neither), and light to import: the CLI builds
+its parser on every run, so the HTTP client is imported only when a terminology server is named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from azaguard import cliargs
+from azaguard.mappings import Mappings, default_mappings_dir, load_mappings_from
+from azaguard.resources import InputError
+
+if TYPE_CHECKING:
+    from azaguard.terminology.server import TerminologyServer
+
+TOKEN_ENV = "AZAGUARD_FHIR_TOKEN"  # noqa: S105 - the variable's name, not a secret
+TERMINOLOGY_ENV = "AZAGUARD_TERMINOLOGY_SERVER"  # the site's FHIR terminology server, if any
+LOG_FORMAT_ENV = "AZAGUARD_LOG_FORMAT"
+
+
+def add_mappings(p: argparse.ArgumentParser) -> None:
+    """--mappings and --monitoring-schedule: which clinical knowledge the command evaluates with."""
+    p.add_argument("--mappings", type=cliargs.existing_dir, help="a mappings folder (default: the bundled one)")
+    p.add_argument("--monitoring-schedule", type=cliargs.schedule_name, help="us-label (default), bsr-2017 or eu-smpc")
+
+
+def add_log_format(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--log-format", choices=("text", "json"), default=default,
+                   help=f"log lines on stderr as text or JSON (default: ${LOG_FORMAT_ENV}, else "
+                   + ("the config's log_format)" if default is None else f"{default})"))  # fmt: skip
+
+
+def terminology_server_default() -> str | None:
+    return os.environ.get(TERMINOLOGY_ENV) or None
+
+
+def mappings_of(args: argparse.Namespace) -> Mappings:
+    """The mappings --mappings names (validated), else the bundled ones (validated once per content, then
+    read back from the cache: see load_mappings_from), with --monitoring-schedule applied."""
+    if args.mappings:
+        m = load_mappings_from(args.mappings)
+    else:
+        from azaguard.cachedir import cache_dir
+
+        m = load_mappings_from(default_mappings_dir(), cache_dir=cache_dir())
+    if args.monitoring_schedule:
+        m = m.with_monitoring_schedule(args.monitoring_schedule)
+    return m
+
+
+def now_of(text: str | None, option: str = "--now") -> datetime:
+    """The time an option gives (default: the current time); InputError naming the option otherwise."""
+    if not text:
+        return datetime.now(UTC)
+    try:
+        return cliargs.parse_datetime(text)
+    except ValueError as exc:
+        from azaguard.report import clean  # a refusal only: the message quotes the value for a terminal
+
+        raise InputError(f"{option} {clean(text[:64])!r} is {exc}") from exc
+
+
+@contextmanager
+def terminology(args: argparse.Namespace, mappings: Mappings) -> Iterator[TerminologyServer | None]:
+    """The site's terminology server client (closed afterwards), or None for local value sets only."""
+    if not args.terminology_server:
+        yield None
+        return
+    from azaguard.fhir.client import FhirClient
+    from azaguard.terminology.server import TerminologyServer
+
+    try:
+        # Bounded as every outbound fetch: $translate/$lookup answers are small and must not hold a check.
+        client = FhirClient(args.terminology_server, strict_search=False, timeout=10.0, max_retries=1,
+                            max_response_bytes=4 << 20, response_deadline=15.0)  # fmt: skip
+    except ValueError as exc:
+        raise InputError(f"--terminology-server: {exc}") from exc
+    with client:
+        yield TerminologyServer(client, mappings)
