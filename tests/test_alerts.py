@@ -7,11 +7,14 @@ from datetime import timedelta
 from azaguard.alerts import (
     ALERT_ID_SYSTEM,
     FLAG_ID_SYSTEM,
+    PlannedWrite,
     alert_identifier,
     device_resource,
     plan_alerts,
 )
 from azaguard.findings import Evidence, Finding, Severity, Status
+from azaguard.mappings import load_mappings
+from azaguard.verdict import build_verdict
 from tests.clinical.builders import NOW
 
 PATIENT = "Patient/p1"
@@ -22,11 +25,17 @@ def _finding(status: Status, *, rule: str = "infection-hold", code: str = "fever
              evidence: tuple[str, ...] = ("Observation/t1",), severity: Severity = Severity.HIGH) -> Finding:
     return Finding(
         rule=rule,  # type: ignore[arg-type]
-        code=code, status=status, severity=severity, summary=f"{code} summary", detail=f"{code} detail",
+        code=code, status=status, severity=severity,
         evidence=tuple(Evidence(reference=r, description="temperature", value="38.4 Cel") for r in evidence),
         missing=("a temperature in the last 72 h",) if status is Status.CANNOT_EVALUATE else (),
         implicated=("MedicationRequest/aza",), mappings_version="test-1",
     )
+
+
+def _plan(patient: str, findings: list[Finding], *args: object) -> list[PlannedWrite]:
+    """plan_alerts with the chart's wording of these findings (absolute dates), as the service writes them."""
+    verdict = build_verdict(findings, None, NOW, load_mappings(), relative_dates=False)
+    return plan_alerts(patient, findings, *args, verdict=verdict)  # type: ignore[arg-type]
 
 
 def _flag(finding: Finding, *, status: str = "active", version: str = "1") -> dict[str, object]:
@@ -48,7 +57,7 @@ def test_identifier_is_deterministic_and_depends_on_the_evidence_set() -> None:
 
 
 def test_a_hold_becomes_a_detected_issue_and_a_flag() -> None:
-    plan = plan_alerts(PATIENT, [_finding(Status.HOLD)], [], NOW, AUTHOR)
+    plan = _plan(PATIENT, [_finding(Status.HOLD)], [], NOW, AUTHOR)
     assert [(p.action, p.resource_type) for p in plan] == [("create", "DetectedIssue"), ("create", "Flag")]
     issue = plan[0].resource
     assert issue["status"] == "final" and issue["severity"] == "high"
@@ -63,13 +72,13 @@ def test_a_hold_becomes_a_detected_issue_and_a_flag() -> None:
 
 
 def test_caution_is_an_issue_without_a_flag_and_ok_writes_nothing() -> None:
-    plan = plan_alerts(PATIENT, [_finding(Status.CAUTION, severity=Severity.MODERATE), _finding(Status.OK, code="ok")],
+    plan = _plan(PATIENT, [_finding(Status.CAUTION, severity=Severity.MODERATE), _finding(Status.OK, code="ok")],
                        [], NOW, AUTHOR)
     assert [(p.resource_type, p.resource["severity"]) for p in plan] == [("DetectedIssue", "moderate")]
 
 
 def test_cannot_evaluate_is_a_low_severity_issue_saying_what_is_missing() -> None:
-    plan = plan_alerts(PATIENT, [_finding(Status.CANNOT_EVALUATE, code="no-temperature")], [], NOW, AUTHOR)
+    plan = _plan(PATIENT, [_finding(Status.CANNOT_EVALUATE, code="no-temperature")], [], NOW, AUTHOR)
     assert len(plan) == 1
     assert plan[0].resource["severity"] == "low"
     assert "a temperature in the last 72 h" in plan[0].resource["detail"]
@@ -77,13 +86,13 @@ def test_cannot_evaluate_is_a_low_severity_issue_saying_what_is_missing() -> Non
 
 def test_an_active_flag_for_a_continuing_hold_is_kept() -> None:
     hold = _finding(Status.HOLD)
-    plan = plan_alerts(PATIENT, [hold], [_flag(hold)], NOW, AUTHOR)
+    plan = _plan(PATIENT, [hold], [_flag(hold)], NOW, AUTHOR)
     assert [(p.action, p.resource_type) for p in plan] == [("create", "DetectedIssue"), ("exists", "Flag")]
 
 
 def test_a_cleared_hold_closes_its_flag_with_a_period_end() -> None:
     hold = _finding(Status.HOLD)
-    plan = plan_alerts(PATIENT, [_finding(Status.OK, code="ok")], [_flag(hold, version="3")], NOW, AUTHOR)
+    plan = _plan(PATIENT, [_finding(Status.OK, code="ok")], [_flag(hold, version="3")], NOW, AUTHOR)
     assert len(plan) == 1
     close = plan[0]
     assert close.action == "close" and close.version == "3"
@@ -96,7 +105,7 @@ def test_inactive_flags_are_history_and_a_new_episode_gets_a_new_flag() -> None:
     hold = _finding(Status.HOLD)
     old = _flag(hold, status="inactive")
     new_episode = _finding(Status.HOLD, evidence=("Observation/t9",))
-    plan = plan_alerts(PATIENT, [new_episode], [old], NOW, AUTHOR)
+    plan = _plan(PATIENT, [new_episode], [old], NOW, AUTHOR)
     assert [(p.action, p.resource_type) for p in plan] == [("create", "DetectedIssue"), ("create", "Flag")]
     assert plan[1].identifier != old["identifier"][0]["value"]  # type: ignore[index]
 
@@ -107,16 +116,16 @@ def test_a_later_episode_of_the_same_hold_has_its_own_flag_identifier() -> None:
     hold = _finding(Status.HOLD)
     first = _flag(hold, status="inactive")
     first["id"] = "azg-" + alert_identifier(PATIENT, hold)
-    flag = plan_alerts(PATIENT, [hold], [first], NOW, AUTHOR)[1]
+    flag = _plan(PATIENT, [hold], [first], NOW, AUTHOR)[1]
     base = alert_identifier(PATIENT, hold)
     assert flag.resource["id"] == f"azg-{base}-1"
     assert flag.identifier == f"{base}-1" == flag.resource["identifier"][0]["value"]
     second = {**flag.resource, "status": "inactive"}
-    third = plan_alerts(PATIENT, [hold], [first, second], NOW, AUTHOR)[1]
+    third = _plan(PATIENT, [hold], [first, second], NOW, AUTHOR)[1]
     assert third.identifier == f"{base}-2" and third.resource["id"] == f"azg-{base}-2"
     # An episode an older version wrote under the first identifier (its id says which) is counted too.
     older = {**first, "id": f"azg-{base}-3"}
-    assert plan_alerts(PATIENT, [hold], [first, older], NOW, AUTHOR)[1].identifier == f"{base}-4"
+    assert _plan(PATIENT, [hold], [first, older], NOW, AUTHOR)[1].identifier == f"{base}-4"
 
 
 def test_the_author_device_names_software_and_mappings_versions() -> None:
@@ -146,7 +155,3 @@ def test_alert_text_in_the_chart_is_the_clinicians_wording() -> None:
     assert issue["detail"].endswith(f"(azaguard rule infection-hold, mappings {mappings.version})")
     shown = [d["display"] for d in issue["evidence"][0]["detail"]]
     assert "101.8 °F" in shown[0] and "[degF]" not in " ".join(shown) and "Cel" not in issue["detail"]
-    # Without a verdict (an older caller) the rules' own text is still written.
-    plain = plan_alerts(result.patient_ref, result.findings, [], EXAMPLES_NOW, {"display": "azaguard"})
-    hold = next(f for f in result.findings if f.status is Status.HOLD)
-    assert next(p.resource for p in plain if p.resource_type == "Flag")["code"]["text"] == hold.summary

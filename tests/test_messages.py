@@ -12,7 +12,7 @@ from azaguard.findings import RULE_IDS, Finding, RuleId, Severity, Status
 from azaguard.mappings import load_mappings
 from azaguard.registry import RULES, SPEC
 from azaguard.verdict import action_of
-from azaguard.wording import TABLES, Words
+from azaguard.wording import TABLES, Words, key_for
 from tests.clinical import builders as b
 
 M = load_mappings()
@@ -100,10 +100,10 @@ def test_the_registry_is_the_one_list_of_rules() -> None:
 @pytest.mark.parametrize("status", [Status.HOLD, Status.CAUTION, Status.CANNOT_EVALUATE])
 def test_every_rule_has_wording_for_every_actionable_status(rule: RuleId, status: Status) -> None:
     f = Finding(rule=rule, code="some-new-code", status=status, severity=Severity.MODERATE,
-                summary="Something found", detail="Why.", mappings_version=M.version)
-    for audience in TABLES:
-        action = Words(b.NOW, M, audience=audience).action(f)  # type: ignore[arg-type]
-        assert action.verb and action.object and action.reason and len(action.summary) < 140
+                reason="something found", mappings_version=M.version)
+    action = Words(b.NOW, M).action(f)
+    assert action.verb and action.object and action.reason and len(action.summary) < 140 and action.detail
+    assert key_for(TABLES["patient"], f)  # the patient's words too (at least the rule's or everyone's)
 
 
 def test_labels_are_the_registrys_on_every_surface() -> None:
@@ -139,3 +139,57 @@ def test_the_140_character_limit_lives_in_one_place() -> None:
             if re.search(r"[<>]=? *1(38|39|40)\b|\[: *1(38|39|40)\]", line.split("#", 1)[0])
             and "SUMMARY_MAX_CHARS" not in line]
     assert not hits, hits
+
+
+# --- findings carry facts, not sentences (issue 22) ------------------------------------------------
+
+_RULE_CALLS = ("make_finding", "Finding", "add")  # add: the lab rules' _Report.add
+
+
+def test_a_finding_has_no_sentence_fields() -> None:
+    assert not {"summary", "detail", "text", "message"} & set(Finding.__struct_fields__)
+
+
+def test_no_rule_constructs_a_sentence_for_a_finding() -> None:
+    """Every Finding a rule builds passes facts only: no summary/detail keyword, and nothing positional beyond
+    (mappings, rule, code, status, severity) — a sentence would have to come in as one of those."""
+    import ast
+
+    problems = []
+    for path in sorted((PLUGIN / "rules").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            if name not in _RULE_CALLS:
+                continue
+            words = {k.arg for k in node.keywords} & {"summary", "detail", "text", "message"}
+            limit = 5 if name == "make_finding" else 4 if name == "add" else 0
+            strings = [a for a in node.args[limit:] if isinstance(a, ast.JoinedStr | ast.Constant | ast.BinOp)]
+            if words or strings:
+                problems.append(f"{path.name}:{node.lineno}: {name}() given {sorted(words) or 'a sentence'}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("days_later", [0, 40, 120])
+def test_missing_data_never_words_as_ok(days_later: int) -> None:
+    """Every cannot-evaluate finding of every example and sandbox patient (and as the data ages) says "Cannot
+    check" and what is needed; an ok or does-not-apply finding never asks for data."""
+    from datetime import timedelta
+
+    from azaguard.resources import load_json_file
+    from azaguard.sandbox.patients import EXAMPLES_NOW
+    from azaguard.service import check_resources
+
+    now = EXAMPLES_NOW + timedelta(days=days_later)
+    said = Words(now, M, None, "absolute")
+    examples = sorted((PLUGIN.parents[1] / "examples").glob("aza-*.json"))
+    problems = []
+    for path in examples:
+        for f in check_resources(load_json_file(path), mappings=M, now=now).findings:
+            line = said.line(f)
+            if f.status is Status.CANNOT_EVALUATE and not line.startswith("Cannot check"):
+                problems.append(f"{path.stem} {f.rule}/{f.code}: {line!r}")
+            if f.status in (Status.OK, Status.NOT_APPLICABLE) and (f.missing or line.startswith("Cannot")):
+                problems.append(f"{path.stem} {f.rule}/{f.code} ({f.status}): asks for {f.missing} / {line!r}")
+    assert not problems, "\n".join(problems)

@@ -18,6 +18,7 @@ from azaguard.record import build_record
 from azaguard.resources import ResourceSet
 from azaguard.rules import evaluate
 from tests.clinical import builders as b
+from tests.words import said
 
 TYPES = [
     "Patient",
@@ -103,7 +104,7 @@ def test_no_record_however_malformed_crashes_evaluate(resources: list[dict[str, 
     record = build_record(ResourceSet.from_resources(resources), m)
     findings = evaluate(record, m, b.NOW)
     assert {f.rule for f in findings} == set(RULE_IDS)
-    assert not [f for f in findings if f.code == "internal-error"], [f.detail for f in findings]
+    assert not [f for f in findings if f.code == "internal-error"], [said(f).detail for f in findings]
 
 
 def _stable_patient(wbc: float, neut: float, plt: float, alt: float, temp: float) -> list[dict[str, Any]]:

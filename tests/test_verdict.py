@@ -16,6 +16,7 @@ from azaguard.sandbox.demo import try_it
 from azaguard.sandbox.patients import EXAMPLES_NOW, build_patients
 from azaguard.service import check_resources
 from azaguard.verdict import Verdict, build_verdict
+from azaguard.wording import Words
 
 M = load_mappings()
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -64,7 +65,7 @@ def test_actions_are_most_urgent_first_and_ok_rules_are_passed() -> None:
 
 def test_hold_then_cannot_evaluate_then_caution() -> None:
     def finding(rule: str, status: Status, severity: Severity = Severity.MODERATE) -> Finding:
-        return Finding(rule=rule, code="x", status=status, severity=severity, summary="s", detail="d",
+        return Finding(rule=rule, code="x", status=status, severity=severity,
                        missing=("a recent body weight",) if status is Status.CANNOT_EVALUATE else (),
                        mappings_version="t")  # type: ignore[arg-type]
 
@@ -125,15 +126,21 @@ def test_verdict_is_pure_and_serialisable() -> None:
 
 @pytest.mark.parametrize("days_later", [0, 29, 100])
 def test_every_finding_the_rules_write_keeps_the_wording_rules(days_later: int) -> None:
-    """The rules' own text (JSON report, programs) on every example: no raw UCUM codes, echoes, project files,
-    severities in parentheses, cut words or FHIR ids in headlines; summaries under 140 characters."""
+    """Every finding in words (each rule's line and explanation, as the JSON report carries them) and the facts
+    the rules name for people, on every example: no raw UCUM codes, echoes, project files, severities in
+    parentheses, cut words, unfilled placeholders or FHIR ids; lines under 140 characters."""
     now = EXAMPLES_NOW + timedelta(days=days_later)
+    said = Words(now, M, None, "absolute")
     problems = []
     for patient_id in PATIENTS:
         result = check_resources(load_json_file(EXAMPLES / f"{patient_id}.json"), mappings=M, now=now)
         for f in result.findings:
-            texts = (("summary", f.summary), ("detail", f.detail), *(("missing", x) for x in f.missing),
+            line, detail = said.line(f), said.detail(f)
+            texts = (("summary", line), ("detail", detail), *(("missing", x) for x in f.missing),
+                     *(("fact", x) for x in (f.subject, f.reason, f.advice, *f.checked) if x),
                      *(("evidence", e.description) for e in f.evidence))
+            if not line.strip(" .") or not detail.strip(" .") or "{" in line + detail or "None" in line + detail:
+                problems.append(f"{patient_id} {f.rule}/{f.code}: unfilled words {line!r} / {detail!r}")
             for field, text in texts:
                 if RAW_UCUM.search(text):
                     problems.append(f"{patient_id} {f.rule}/{f.code} {field}: raw UCUM in {text!r}")
@@ -142,6 +149,6 @@ def test_every_finding_the_rules_write_keeps_the_wording_rules(days_later: int) 
                         problems.append(f"{patient_id} {f.rule}/{f.code} {field}: {word!r} in {text!r}")
                 if FHIR_ID.search(text) or ISO_DATE.search(text):
                     problems.append(f"{patient_id} {f.rule}/{f.code} {field}: FHIR id or ISO date in {text!r}")
-            if len(f.summary) >= 140:
-                problems.append(f"{patient_id} {f.rule}/{f.code}: summary of {len(f.summary)} characters")
+            if len(line) >= 140:
+                problems.append(f"{patient_id} {f.rule}/{f.code}: summary of {len(line)} characters")
     assert not problems, "\n".join(problems)

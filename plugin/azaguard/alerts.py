@@ -199,7 +199,7 @@ def plan_alerts(
     author: dict[str, Any],
     existing_issues: Iterable[dict[str, Any]] = (),
     *,
-    verdict: Verdict | None = None,
+    verdict: Verdict,
 ) -> list[PlannedWrite]:
     """What to write for these findings, given azaguard's own alerts already in the chart. Pure.
 
@@ -207,9 +207,9 @@ def plan_alerts(
     whose conditional create is not atomic, or by older versions) are resolved here: the oldest
     copy is kept, later copies are retired (entered-in-error).
     `verdict` (verdict.build_verdict, absolute dates) words the alerts as the clinician reads them
-    on the page; without it the rules' own text is used.
+    on the page: the one wording (a finding carries no text of its own).
     """
-    wording = {(a.rule, a.code): a for a in verdict.actions} if verdict is not None else {}
+    wording = {(a.rule, a.code): a for a in verdict.actions}
     plan: list[PlannedWrite] = []
     issues_by_id = _group(existing_issues, ALERT_ID_SYSTEM)
     for f in findings:
@@ -220,7 +220,7 @@ def plan_alerts(
         if copies:
             plan += _keep_oldest("DetectedIssue", ident, f.rule, copies, now)
         else:
-            plan.append(_detected_issue(patient_ref, f, now, author, wording.get((f.rule, f.code))))
+            plan.append(_detected_issue(patient_ref, f, now, author, wording[(f.rule, f.code)]))
     holds = {(f.rule, f.code): f for f in findings if f.status is Status.HOLD}
     flags = list(existing_flags)
     flags_by_id = _group(flags, FLAG_ID_SYSTEM)
@@ -238,7 +238,7 @@ def plan_alerts(
             plan += _keep_oldest("Flag", alert_identifier(patient_ref, f), f.rule, active[key], now)
         else:
             episode = _next_episode(flags_by_id, alert_identifier(patient_ref, f))
-            plan.append(_flag(patient_ref, f, now, author, wording.get((f.rule, f.code)), episode=episode))
+            plan.append(_flag(patient_ref, f, now, author, wording[(f.rule, f.code)], episode=episode))
     return plan
 
 
@@ -398,7 +398,7 @@ def summarise_existing(issues: Iterable[dict[str, Any]], flags: Iterable[dict[st
 
 
 def _detected_issue(
-    patient_ref: str, f: Finding, now: datetime, author: dict[str, Any], action: Action | None = None
+    patient_ref: str, f: Finding, now: datetime, author: dict[str, Any], action: Action
 ) -> PlannedWrite:
     identifier = alert_identifier(patient_ref, f)
     detail = _detail_text(f, action)
@@ -413,7 +413,7 @@ def _detected_issue(
                 {"system": RULE_SYSTEM, "code": f.rule},
                 {"system": FINDING_SYSTEM, "code": f"{f.rule}/{f.code}", "display": f.status.value},
             ],
-            "text": action.summary if action else f.summary,
+            "text": action.summary,
         },
         # cannot-evaluate is always low: it asks for data, it does not assert danger.
         "severity": "low" if f.status is Status.CANNOT_EVALUATE else _DI_SEVERITY[f.severity],
@@ -425,7 +425,7 @@ def _detected_issue(
     if f.implicated:
         resource["implicated"] = [{"reference": r} for r in f.implicated]
     if f.evidence:
-        rows = action.evidence if action else ()
+        rows = action.evidence
         shown = [_row_display(rows[i]) if i < len(rows) else _evidence_display(e) for i, e in enumerate(f.evidence)]
         resource["evidence"] = [
             {"detail": [{"reference": e.reference, "display": d} for e, d in zip(f.evidence, shown, strict=True)]}
@@ -443,7 +443,7 @@ def _flag(
     f: Finding,
     now: datetime,
     author: dict[str, Any],
-    action: Action | None = None,
+    action: Action,
     *,
     episode: int = 0,
 ) -> PlannedWrite:
@@ -461,7 +461,7 @@ def _flag(
                 {"system": RULE_SYSTEM, "code": f.rule},
                 {"system": FINDING_SYSTEM, "code": f"{f.rule}/{f.code}"},
             ],
-            "text": action.summary if action else f.summary,
+            "text": action.summary,
         },
         "subject": {"reference": patient_ref},
         "period": {"start": now.isoformat()},
@@ -731,16 +731,11 @@ def _flag_key(flag: dict[str, Any]) -> tuple[str, str] | None:
     return rule, code
 
 
-def _detail_text(f: Finding, action: Action | None) -> str:
+def _detail_text(f: Finding, action: Action) -> str:
     """The DetectedIssue detail: what to do and why, what is missing, and which rule said so."""
-    if action is not None:
-        detail = f"{action.summary} {action.detail}"
-        if action.todo:
-            detail += " To record: " + "; ".join(action.todo) + "."
-    else:
-        detail = f.detail
-        if f.missing:
-            detail += " Missing: " + "; ".join(f.missing) + "."
+    detail = f"{action.summary} {action.detail}"
+    if action.todo:
+        detail += " To record: " + "; ".join(action.todo) + "."
     return detail + f" (azaguard rule {f.rule}, mappings {f.mappings_version})"
 
 

@@ -71,8 +71,9 @@ SUMMARY_MAX_CHARS = 139  # the one limit: a summary fits a 140-character alert l
 
 # --- facts ----------------------------------------------------------------------------------
 # A rule states what it found as typed values; the wording layer (azaguard.wording) turns them into
-# words for an audience. Text a rule writes itself (summary, detail, missing, evidence description)
-# is for people: no FHIR id, no raw UCUM code, no project document name (tests/test_messages.py).
+# words for an audience: the rule writes no sentence (no summary, no detail; tests/test_messages.py). The
+# names and clauses it does give (subject, reason, advice, missing, evidence description) are for people:
+# no FHIR id, no raw UCUM code, no project document name.
 
 Role = Literal["therapy", "trigger", "context"]
 TherapyState = Literal["current", "on-hold", "starting", "stopped", "completed", "stop-date-unknown"]
@@ -138,23 +139,23 @@ class Finding(Struct, frozen=True, kw_only=True):
     code: str  # stable sub-code within the rule, e.g. "live-vaccine-planned"
     status: Status
     severity: Severity
-    summary: str  # the rule's own one-line statement, for people (rule lines, JSON)
-    detail: str  # why, for people: the rule's explanation and its source, cited by name
     trigger: Trigger | None = None
     therapy: TherapyFact | None = None
     subject: str | None = None  # what the action is about, named: "MMR", "Full blood count", "allopurinol"
     reason: str | None = None  # a clause saying why, when no trigger says it: "3.2 mg/kg/day, above 2.5"
     advice: str | None = None  # a clause saying what else to do: "reduce the dose to 25 %"
+    # The mappings source the finding rests on (a threshold's, a window's, a value set's): the wording layer
+    # cites it by name ("BSR 2017 monitoring guideline"), never the raw text.
+    source: str | None = None
+    # What the rule checked or how it worked a value out, as short phrases for people ("WBC 5.2 ×10⁹/L
+    # (30 Oct 2026)", "100 mg/day from 2 × 50 mg a day"): the explanation lists them.
+    checked: tuple[str, ...] = ()
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
     # Resources the alert is about (the azathioprine order, a vaccine order):
     # DetectedIssue.implicated when written back.
     implicated: tuple[str, ...] = ()
     mappings_version: str
-
-    def __post_init__(self) -> None:
-        if len(self.summary) > SUMMARY_MAX_CHARS:
-            raise ValueError(f"finding {self.code!r}: summary longer than {SUMMARY_MAX_CHARS} characters")
 
     @property
     def actionable(self) -> bool:

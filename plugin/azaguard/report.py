@@ -17,7 +17,7 @@ from azaguard.findings import Finding, Status
 
 if TYPE_CHECKING:
     from azaguard.service import CheckResult
-    from azaguard.verdict import Action, Verdict
+    from azaguard.verdict import Action, Said, Verdict
 
 _MARK = {
     Status.HOLD: "HOLD",
@@ -52,14 +52,18 @@ def spreadsheet_cell(value: object) -> str:
     return "'" + text if text.lstrip()[:1] in ("=", "+", "-", "@") else text
 
 
-def finding_json(f: Finding) -> dict[str, Any]:
+def finding_json(f: Finding, said: Said | None = None) -> dict[str, Any]:
+    """A finding for programs: its facts, and (from the verdict) the wording layer's words for it."""
+    facts = {k: getattr(f, k) for k in ("subject", "reason", "advice") if getattr(f, k)}
     return {
         "rule": f.rule,
         "code": f.code,
         "status": f.status.value,
         "severity": f.severity.value,
-        "summary": f.summary,
-        "detail": f.detail,
+        **({"summary": said.summary, "detail": said.detail} if said is not None else {}),
+        **facts,
+        **({"checked": list(f.checked)} if f.checked else {}),
+        **({"source": f.source} if f.source else {}),
         "evidence": [e.as_json() for e in f.evidence],
         **({"trigger": msgspec.to_builtins(f.trigger)} if f.trigger is not None else {}),
         **({"therapy": msgspec.to_builtins(f.therapy)} if f.therapy is not None else {}),
@@ -99,12 +103,18 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
     }
 
 
+def _said(result: CheckResult) -> list[Said | None]:
+    """The verdict's words for each finding, when the verdict was made over these findings."""
+    said = result.verdict.said if result.verdict is not None else ()
+    return list(said) if len(said) == len(result.findings) else [None] * len(result.findings)
+
+
 def to_json(result: CheckResult, *, include_writes: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "patient": result.patient_ref,
         "mappings_version": result.mappings_version,
         "evaluated_at": result.evaluated_at.isoformat(),
-        "findings": [finding_json(f) for f in result.findings],
+        "findings": [finding_json(f, s) for f, s in zip(result.findings, _said(result), strict=True)],
     }
     if result.verdict is not None:
         out["verdict"] = verdict_json(result.verdict)

@@ -61,6 +61,13 @@ class RuleLine(Struct, frozen=True, kw_only=True):
     summary: str
 
 
+class Said(Struct, frozen=True, kw_only=True):
+    """A finding in the clinician's words (the wording layer's): its line and its explanation."""
+
+    summary: str
+    detail: str
+
+
 class Verdict(Struct, frozen=True, kw_only=True):
     """The clinical message of one check, computed once, rendered everywhere."""
 
@@ -75,6 +82,8 @@ class Verdict(Struct, frozen=True, kw_only=True):
     rules: tuple[RuleLine, ...]  # every rule's headline, in rule order
     # Medication and vaccine entries the terminology could not identify at all (shown, never silence).
     unidentified: tuple[str, ...] = ()
+    # Each finding (in the order given) in words: its one line and its explanation (JSON `findings[]`).
+    said: tuple[Said, ...] = ()
 
     @property
     def holds(self) -> tuple[Action, ...]:
@@ -101,8 +110,11 @@ def build_verdict(
         key=lambda f: (STATUS_RANK[f.status], SEVERITY_RANK[f.severity], RULE_IDS.index(f.rule), f.code),
     )
     by_finding = {id(f): c.action(f) for f in ordered if f.status in ACTION_STATUSES}
+    said_by = {id(f): Said(summary=a.summary, detail=a.detail) if (a := by_finding.get(id(f))) is not None
+               else Said(summary=(w := c.said(f))[0], detail=w[1]) for f in findings}
+    said = tuple(said_by[id(f)] for f in findings)
     actions = tuple(by_finding.values())
-    rules = tuple(_rule_line(rule, ordered, c, by_finding) for rule in RULE_IDS)
+    rules = tuple(_rule_line(rule, ordered, said_by) for rule in RULE_IDS)
     passed = tuple(r for r in rules if r.status in (Status.OK, Status.NOT_APPLICABLE))
     unknown = unidentified(record, mappings) if record is not None else ()
     basis = _basis(record, now, tz) + (f" Could not identify: {'; '.join(unknown)}." if unknown else "")
@@ -112,7 +124,7 @@ def build_verdict(
             status=first.status, tone=TONE_OF[first.status], icon=ICON_OF[first.status],
             words=WORDS_OF[first.status],
             headline=first.summary, basis=basis,
-            actions=actions, passed=passed, rules=rules, unidentified=unknown,
+            actions=actions, passed=passed, rules=rules, unidentified=unknown, said=said,
         )
     ok = sum(1 for r in rules if r.status is Status.OK)
     if ok == 0:
@@ -133,7 +145,7 @@ def build_verdict(
     )
     return Verdict(
         status=Status.OK, tone="green", icon=ICON_OF[Status.OK], words="No action needed",
-        headline=headline, basis=basis, actions=(), passed=passed, rules=rules, unidentified=unknown,
+        headline=headline, basis=basis, actions=(), passed=passed, rules=rules, unidentified=unknown, said=said,
     )
 
 
@@ -148,7 +160,7 @@ def action_of(
     return Words(now, m, tz, _style(relative_dates)).action(f)
 
 
-def _rule_line(rule: RuleId, ordered: list[Finding], c: Words, actions: dict[int, Action]) -> RuleLine:
+def _rule_line(rule: RuleId, ordered: list[Finding], said: dict[int, Said]) -> RuleLine:
     mine = [f for f in ordered if f.rule == rule]  # most urgent first
     label = SPEC[rule].label
     if not mine:
@@ -156,7 +168,7 @@ def _rule_line(rule: RuleId, ordered: list[Finding], c: Words, actions: dict[int
         return RuleLine(rule=rule, label=label, status=st, words=WORDS_OF[st], icon=ICON_OF[st],
                         summary="This check returned no result, so it cannot be relied on.")
     head = mine[0]
-    summary = actions[id(head)].summary if id(head) in actions else c.line(head)
+    summary = said[id(head)].summary
     return RuleLine(rule=rule, label=label, status=head.status, words=WORDS_OF[head.status],
                     icon=ICON_OF[head.status], summary=summary)
 

@@ -17,13 +17,13 @@ Tables: TABLES[audience]["rule/code"] → Template, with fallbacks "rule/*<statu
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Literal
 
 from msgspec import Struct
 
-from azaguard.display import format_date, format_moment, format_quantity
+from azaguard.display import cite, format_date, format_day, format_moment, format_quantity
 from azaguard.drugnames import clinical_name
 from azaguard.findings import SUMMARY_MAX_CHARS, Evidence, Finding, Quantity, RuleId, Severity, Status
 from azaguard.mappings import Mappings
@@ -38,10 +38,16 @@ DateStyle = Literal["relative", "absolute"]  # "today 06:00" on screens; "20 Nov
 
 
 class Template(Struct, frozen=True, kw_only=True):
-    verb: str
-    object: str
-    reason: str
+    """The clinician's words for a finding: the action (verb, object, reason, advice) when it needs one; the
+    rule's one-line statement (`line`) when it needs none (ok, does not apply); and the explanation
+    (`detail`; without one, the reason and the source the finding rests on)."""
+
+    verb: str = ""
+    object: str = ""
+    reason: str = ""
     advice: str | None = None
+    line: str | None = None
+    detail: str | None = None
 
 
 class EvidenceRow(Struct, frozen=True, kw_only=True):
@@ -73,108 +79,323 @@ class Action(Struct, frozen=True, kw_only=True):
 
 
 _T = Template
+_LAB_DETAIL = "{Concept} {value} {on_when}: {reason}. {advice_sentence} {checked_sentence}"
 _LAB_HOLD = _T(verb="Hold", object="azathioprine", reason="{concept} {value} {on_when}, {reason}",
-               advice="discuss with the specialist")
-_LAB_REVIEW = _T(verb="Review", object="azathioprine", reason="{concept} {value} {on_when}, {reason}")
+               advice="discuss with the specialist", detail=_LAB_DETAIL)
+_LAB_REVIEW = _T(verb="Review", object="azathioprine", reason="{concept} {value} {on_when}, {reason}",
+                 detail=_LAB_DETAIL)
 
 CLINICIAN: dict[str, Template] = {
     # Any rule that cannot check names what it cannot check and what is needed.
-    "*/cannot-evaluate": _T(verb="Cannot check", object="{checks}", reason="{need}"),
+    "*/cannot-evaluate": _T(verb="Cannot check", object="{checks}", reason="{need}",
+                            detail="{Reason}: {checks} cannot be checked or cleared until it is resolved."),
     "*/hold": _T(verb="Hold", object="azathioprine", reason="{reason}"),
     "*/caution": _T(verb="Review", object="azathioprine", reason="{reason}"),
+    "*/ok": _T(line="{Checks}: nothing found that needs action", detail="Checked: {checked}."),
+    "*/not-applicable": _T(line="Does not apply: {reason}", detail="{Reason}."),
+    # --- every rule: whether it applies (rules.common.applicability), and a check that failed
+    "*/patient-deceased": _T(
+        line="The patient is deceased{dated}: no checks apply",
+        detail="The record says the patient died{dated} (Patient.deceased), so azathioprine safety checks do not "
+               "apply."),
+    "*/medication-unknown": _T(
+        verb="Cannot check", object="{checks}", reason="{need}",
+        detail="At least one medication record could not be identified or has a status the rules do not expect, "
+               "so azathioprine therapy can be neither confirmed nor excluded: {subject}."),
+    "*/not-current": _T(
+        line="Azathioprine recently stopped: this rule applies to current therapy",
+        detail="Azathioprine was stopped; this rule checks patients currently taking it. The vaccination rule "
+               "still applies after stopping."),
+    "*/not-on-azathioprine": _T(
+        line="Not on azathioprine (no current or recent order)",
+        detail="No active, on-hold, or recently stopped azathioprine order is on the record."),
+    "*/no-result": _T(verb="Cannot check", object="{checks}", reason="the check returned no result",
+                      detail="The check returned no result, so it cannot be relied on; check by hand."),
+    "*/internal-error": _T(verb="Cannot check", object="{checks}", reason="the check failed on this record",
+                           detail="The check failed on this record ({subject}); check by hand."),
+    "*/data-unread": _T(
+        verb="Cannot check", object="{checks}", reason="part of the record could not be read",
+        detail="The server could not answer part of the request ({subject}); what it would have returned may "
+               "change this check. Fetch the record again."),
     # --- vaccination-hold
     "vaccination-hold/live-vaccine-planned": _T(
         verb="Do not give", object="the {subject} vaccine (live)", reason="{therapy}",
-        advice="discuss with the prescriber"),
+        advice="discuss with the prescriber",
+        detail="{exposure} Live vaccines are contraindicated during azathioprine therapy and for {wait} after "
+               "stopping it ({source}). Do not give the vaccine; discuss with the prescriber."
+               " {checked_sentence}"),
     "vaccination-hold/live-vaccine-after-wait": _T(
         verb="Ask the prescriber before", object="the {subject} vaccine (live)",
-        reason="azathioprine stopped {stopped}, more than {wait} ago"),
+        reason="azathioprine stopped {stopped}, more than {wait} ago",
+        detail="{exposure} The {wait} wait after stopping azathioprine has passed ({source}): confirm with the "
+               "prescriber before the live vaccine."
+               " {checked_sentence}"),
     "vaccination-hold/live-vaccine-stop-date-unknown": _T(
         verb="Confirm the azathioprine stop date before", object="the {subject} vaccine (live)",
-        reason="live vaccines need {wait} after stopping"),
+        reason="live vaccines need {wait} after stopping",
+        detail="{exposure} The stop date is not recorded, so the {wait} wait after stopping ({source}) cannot "
+               "be checked. Confirm the stop date before giving a live vaccine."
+               " {checked_sentence}"),
     "vaccination-hold/ambiguous-vaccine-planned": _T(
         verb="Confirm the product before", object="the {subject} vaccine",
         reason="it may be live, and live vaccines are contraindicated on azathioprine",
-        advice="ask the prescriber"),
+        advice="ask the prescriber",
+        detail="{exposure} The planned vaccine ({subject}) could not be classified as live or not live (see the "
+               "evidence). Live vaccines are contraindicated on azathioprine: confirm the exact product with the "
+               "prescriber before it is given. This alert is never cleared automatically."
+               " {checked_sentence}"),
     "vaccination-hold/inactivated-vaccine-planned": _T(
         verb="Ask the prescriber before", object="the {subject} vaccine",
-        reason="not live, but the response may be reduced on azathioprine"),
+        reason="not live, but the response may be reduced on azathioprine",
+        detail="{exposure} Non-live vaccines may be given on azathioprine, but only with the prescriber's "
+               "approval, and the immune response may be reduced."
+               " {checked_sentence}"),
     "vaccination-hold/live-vaccine-given": _T(
         verb="Tell the prescriber about", object="the {subject} vaccine (live)",
-        reason="given {when} during azathioprine therapy", advice="watch for vaccine-strain infection"),
+        reason="given {when} during azathioprine therapy", advice="watch for vaccine-strain infection",
+        detail="A live vaccine ({subject}) was recorded as given {when}, while the patient was on azathioprine. "
+               "Notify the prescriber and watch for infection by the vaccine strain."
+               " {checked_sentence}"),
     "vaccination-hold/unidentified-vaccine-given": _T(
         verb="Identify", object="the vaccine given {when}",
-        reason="it was given during azathioprine therapy and may have been live"),
+        reason="it was given during azathioprine therapy and may have been live",
+        detail="A vaccine dose ({subject}) was recorded while the patient was on azathioprine, but the product "
+               "could not be classified as live or not live (see the evidence). If it was a live vaccine, notify "
+               "the prescriber and watch for infection by the vaccine strain. This alert is never cleared "
+               "automatically."
+               " {checked_sentence}"),
     "vaccination-hold/live-vaccine-before-planned-start": _T(
-        verb="Give", object="the {subject} vaccine (live) before azathioprine starts", reason="{reason}"),
+        verb="Give", object="the {subject} vaccine (live) before azathioprine starts", reason="{reason}",
+        detail="The live vaccine ({subject}) is {reason}, within the advice to give live vaccines before starting "
+               "azathioprine ({source}): do not delay the vaccine, or delay the start."
+               " {checked_sentence}"),
     "vaccination-hold/live-vaccine-close-to-planned-start": _T(
         verb="Review the timing of", object="the {subject} vaccine (live)", reason="{reason}",
-        advice="delay the start or discuss with the prescriber"),
+        advice="delay the start or discuss with the prescriber",
+        detail="The live vaccine ({subject}) is planned {reason} ({source}): delay the start, or discuss the "
+               "timing with the prescriber."
+               " {checked_sentence}"),
     "vaccination-hold/live-vaccine-after-planned-stop": _T(
-        verb="Confirm azathioprine has stopped before", object="the {subject} vaccine (live)", reason="{reason}"),
+        verb="Confirm azathioprine has stopped before", object="the {subject} vaccine (live)", reason="{reason}",
+        detail="The live vaccine ({subject}) is {reason} ({source}). Give it only if azathioprine has really "
+               "stopped by then and was not restarted."
+               " {checked_sentence}"),
     "vaccination-hold/started-soon-after-live-vaccine": _T(
-        verb="Watch", object="for vaccine-strain infection", reason="{reason}"),
+        verb="Watch", object="for vaccine-strain infection", reason="{reason}",
+        detail="{Reason} ({source}). Watch for infection by the vaccine strain."),
+    "vaccination-hold/order-unidentified": _T(
+        verb="Cannot check", object="{checks}", reason="{need}",
+        detail="{Reason}: these open orders name no product azaguard can identify, so a live vaccine among them "
+               "cannot be ruled out: {subject}. Check the product before any vaccination."),
+    "vaccination-hold/vaccine-record-unreadable": _T(
+        verb="Cannot check", object="{checks}", reason="{need}",
+        detail="{Reason}: they could hold a planned, ordered or given vaccine: {subject}. Check them by hand "
+               "before any vaccination."),
+    "vaccination-hold/no-vaccine-planned": _T(
+        line="No vaccine planned or ordered in the record",
+        detail="No due/overdue immunization recommendation and no open vaccine order (MedicationRequest or "
+               "ServiceRequest, however coded) is on the record. Only recorded plans were checked: a vaccine "
+               "planned elsewhere (pharmacy, travel clinic) is not visible here, so the patient must still ask the "
+               "prescriber before any vaccination."),
     # --- infection-hold
-    "infection-hold/fever": _T(verb="Hold", object="azathioprine", reason="fever {value} {when}",
-                               advice="contact the prescriber"),
+    "infection-hold/fever": _T(
+        verb="Hold", object="azathioprine", reason="fever {value} {when}", advice="contact the prescriber",
+        detail="Temperature {value} {on_when} ({reason}). Fever on azathioprine may signal a serious infection: "
+               "consider holding azathioprine; contact the prescriber."),
     "infection-hold/neutropenic-fever": _T(
         verb="Hold", object="azathioprine", reason="fever {value} {when} with low neutrophils",
-        advice="urgent assessment now"),
+        advice="urgent assessment now",
+        detail="Temperature {value} {on_when} ({reason}). Fever with neutropenia is a medical emergency on "
+               "azathioprine: consider holding azathioprine immediately, contact the prescriber and arrange urgent "
+               "assessment."),
     "infection-hold/febrile-neutropenia-coded": _T(
         verb="Hold", object="azathioprine", reason="febrile neutropenia on record ({subject})",
-        advice="urgent assessment now"),
+        advice="urgent assessment now",
+        detail="Neutropenia and fever are both current on the record ({subject}): fever with neutropenia is a "
+               "medical emergency on azathioprine: consider holding azathioprine immediately, contact the "
+               "prescriber and arrange urgent assessment."),
     "infection-hold/active-infection": _T(
-        verb="Hold", object="azathioprine", reason="{subject} recorded {when}", advice="contact the prescriber"),
+        verb="Hold", object="azathioprine", reason="{subject} recorded {when}", advice="contact the prescriber",
+        detail="A current infection ({subject}) is on the record while the patient is on azathioprine: consider "
+               "holding azathioprine; contact the prescriber. Stop during severe infection (IV therapy or "
+               "hospital admission) until recovery (BSR 2025)."),
+    "infection-hold/temperature-unreadable": _T(
+        verb="Cannot check", object="{checks}", reason="{need}",
+        detail="{Reason}; each of them might show a fever: {subject}. Check the temperature by hand."),
+    "infection-hold/no-temperature": _T(
+        verb="Cannot check", object="{checks}", reason="{need}",
+        detail="{Reason}, so fever cannot be excluded. Ask about fever, sweats or chills, or record a "
+               "temperature."),
+    "infection-hold/condition-undated": _T(
+        verb="Cannot check", object="{checks}", reason="{need}",
+        detail="{Reason}: whether the infection is current cannot be told: {subject}. Confirm with the "
+               "clinician."),
+    "infection-hold/record-unreadable": _T(
+        verb="Cannot check", object="{checks}", reason="{need}",
+        detail="{Reason}: they might show an infection or an anti-infective treatment but could not be read, "
+               "identified or placed in time: {subject}."),
+    "infection-hold/no-infection-signs": _T(
+        line="No fever (latest {value}), no active infection or anti-infective on record",
+        detail="Temperatures in the last {fever_window} are below {fever_threshold}; no active infection is on "
+               "the problem list and no systemic anti-infective is ordered ({reason}). Symptoms reported outside "
+               "the record (sweats, chills, sore throat) still need the prescriber. {advice_sentence}"),
     # issue 17: what the leaflets tell patients to report, and what the lab already knows
     "infection-hold/warning-signs": _T(
         verb="Assess", object="for infection before the next dose",
-        reason="warning sign of infection: {subject}, recorded {when}"),
+        reason="warning sign of infection: {subject}, recorded {when}",
+        detail="The leaflets tell patients on azathioprine to report these at once: {checked}. Assess for infection "
+               "before the next dose; hold and contact the prescriber if infection is confirmed."),
     "infection-hold/warning-sign-neutropenic": _T(
         verb="Hold", object="azathioprine", reason="warning sign of infection ({subject}, {when}) with low neutrophils",
-        advice="assess today"),
+        advice="assess today",
+        detail="{Checked}. A sign of infection in a patient with low neutrophils on azathioprine: consider holding "
+               "azathioprine; contact the prescriber, and assess today."),
     "infection-hold/leaflet-fever": _T(
-        verb="Recheck", object="the temperature", reason="{value} {when} is above the leaflet's 100 °F"),
+        verb="Recheck", object="the temperature", reason="{value} {when} is above the leaflet's 100 °F",
+        detail="Temperature {value} {on_when}: {reason}. Recheck the temperature and ask about other signs of "
+               "infection."),
     "infection-hold/lab-proven-infection": _T(
         verb="Hold", object="azathioprine", reason="{subject} shown by the lab {when}",
-        advice="contact the prescriber"),
+        advice="contact the prescriber",
+        detail="A laboratory result shows a current infection while the patient is on azathioprine: {checked}. "
+               "Consider holding azathioprine; contact the prescriber."),
     "infection-hold/hbv-reactivation": _T(
         verb="Hold", object="azathioprine", reason="hepatitis B reactivation: HBV DNA {value} {when}",
-        advice="refer to hepatology"),
-    "infection-hold/viraemia": _T(verb="Refer", object="to hepatology", reason="{subject} detected {when}"),
-    "blood-counts/side-effect-reported": _T(verb="Check", object="{subject}", reason="{reason} {when}"),
-    "liver/side-effect-reported": _T(verb="Check", object="{subject}", reason="{reason} {when}"),
+        advice="refer to hepatology",
+        detail="HBV DNA has risen on azathioprine: {checked}: consider holding azathioprine; contact the prescriber, "
+               "refer to hepatology for antiviral treatment and check liver tests."),
+    "infection-hold/viraemia": _T(verb="Refer", object="to hepatology", reason="{subject} detected {when}",
+        detail="Viral nucleic acid detected on azathioprine: {checked}. With no earlier result showing a rise this "
+               "is not called reactivation: compare with the baseline, check liver tests and refer to hepatology."),
+    "blood-counts/side-effect-reported": _T(verb="Check", object="{subject}", reason="{reason} {when}",
+        detail="{Checked}."),
+    "liver/side-effect-reported": _T(verb="Check", object="{subject}", reason="{reason} {when}",
+        detail="{Checked}."),
     "vaccination-hold/live-vaccine-given-after-stop": _T(
         verb="Tell the prescriber about", object="the {subject} vaccine (live)", reason="given {when}, {reason}",
-        advice="watch for vaccine-strain infection"),
+        advice="watch for vaccine-strain infection",
+        detail="A live vaccine ({subject}) was recorded as given {when}, {reason} after stopping ({source}). "
+               "Notify the prescriber and watch for infection by the vaccine strain."
+               " {checked_sentence}"),
     "pancreatitis/pancreatitis-diagnosed": _T(
         verb="Stop", object="azathioprine", reason="acute pancreatitis recorded {when}",
-        advice="contact the prescriber"),
+        advice="contact the prescriber",
+        detail="Acute pancreatitis ({subject}) is on the record while the patient is on azathioprine; azathioprine "
+               "can cause it, and the label says to stop it: contact the prescriber. Do not restart without "
+               "specialist advice."),
     "pancreatitis/lipase-high": _T(
-        verb="Stop", object="azathioprine", reason="lipase {value} {when}, {reason}", advice="contact the prescriber"),
+        verb="Stop", object="azathioprine", reason="lipase {value} {when}, {reason}", advice="contact the prescriber",
+        detail="Lipase {value} {on_when} is {reason}, which suggests acute pancreatitis on azathioprine: stop "
+               "azathioprine, contact the prescriber and assess for pancreatitis."
+               " {checked_sentence}"),
     "infection-hold/anti-infective": _T(
-        verb="Hold", object="azathioprine", reason="{taking}", advice="{advice}"),
+        verb="Hold", object="azathioprine", reason="{taking}", advice="{advice}",
+        detail="An active systemic anti-infective ({subject}) suggests an infection is being treated while the "
+               "patient is on azathioprine: consider holding azathioprine; {advice}. {reason_sentence}"),
     # --- labs
     "blood-counts/*hold": _LAB_HOLD, "liver/*hold": _LAB_HOLD, "kidney/*hold": _LAB_HOLD,
     "blood-counts/*caution": _LAB_REVIEW, "liver/*caution": _LAB_REVIEW, "kidney/*caution": _LAB_REVIEW,
     "liver/alt-falling-in-autoimmune-hepatitis": _T(
-        verb="Keep monitoring", object="ALT", reason="{concept} {value} {on_when}, {reason}", advice="{advice}"),
+        verb="Keep monitoring", object="ALT", reason="{concept} {value} {on_when}, {reason}", advice="{advice}",
+        detail="{Checked}: each result lower than the one before, so the high value reflects the disease responding "
+               "to treatment, not drug toxicity. A rise would be the alarm."),
     # --- monitoring
-    "monitoring-schedule/*caution": _T(verb="Order", object="{subject}", reason="last one {when}; {reason}"),
+    "monitoring-schedule/*caution": _T(
+        verb="Order", object="{subject}", reason="last one {when}; {reason}",
+        detail="{Subject} overdue: the last one was {when}, and it is {reason} (grace included). Order the test. "
+               "{Checked}."),
+    "monitoring-schedule/*ok": _T(line="{Subject} up to date: last one {when}",
+                                  detail="{Subject} up to date: last one {when}; {reason}. {Checked}."),
+    "monitoring-schedule/*cannot-evaluate": _T(verb="Cannot check", object="{checks}", reason="{need}",
+                                               detail="{Reason}. {Checked}."),
     # --- dose, TPMT, interactions
-    "dose/*caution": _T(verb="Review", object="the azathioprine dose", reason="{reason}"),
-    "tpmt/tpmt-family-history": _T(verb="Test", object="{subject}", reason="{reason}"),
-    "tpmt/tpmt-after-transfusion": _T(verb="Retest or genotype", object="{subject}", reason="{reason}"),
-    "tpmt/*hold": _T(verb="Hold", object="azathioprine", reason="{reason}", advice="{advice}"),
-    "tpmt/*caution": _T(verb="Review", object="the azathioprine dose", reason="{reason}", advice="{advice}"),
+    "dose/*caution": _T(
+        verb="Review", object="the azathioprine dose", reason="{reason}",
+        detail="Azathioprine {reason}. Computed: {checked}. Maximum {dose_max} ({dose_max_source}); the US label "
+               "RA maximum is {dose_label_max} ({dose_label_source}). Review the dose."),
+    "dose/dose-within-max": _T(
+        line="Azathioprine {reason}",
+        detail="Azathioprine {reason}. Computed: {checked}. Maximum {dose_max} ({dose_max_source}); the US label "
+               "RA maximum is {dose_label_max} ({dose_label_source})."),
+    "dose/dose-cannot-evaluate": _T(
+        verb="Cannot check", object="{checks}", reason="{need}",
+        detail="The dose in mg/kg/day needs the dose per administration, the administrations per day and a "
+               "recent weight. Missing: {missing}."),
+    "tpmt/*hold": _T(verb="Hold", object="azathioprine", reason="{reason}", advice="{advice}",
+                     detail="{Reason} ({checked}). {advice_sentence}"),
+    "tpmt/*caution": _T(verb="Review", object="the azathioprine dose", reason="{reason}", advice="{advice}",
+                        detail="{Reason} ({checked}). {advice_sentence}"),
+    "tpmt/*cannot-evaluate": _T(verb="Cannot check", object="{checks}", reason="{need}",
+                                detail="{Reason} ({checked}). {advice_sentence}"),
+    "tpmt/*ok": _T(line="{Advice}", detail="{advice_sentence} ({checked}). {reason_sentence}"),
+    "tpmt/observation-unreadable": _T(
+        verb="Cannot check", object="{checks}", reason="{need}",
+        detail="{Subject}: review it in the chart before relying on TPMT/NUDT15 status."),
     "interactions/thiopurine-antimetabolite": _T(
         verb="Hold", object="azathioprine", reason="{subject} is a second antimetabolite (duplicate therapy)",
         advice="confirm the switch: only one should be taken"),
     "infection-hold/anti-infective-prophylaxis": _T(
-        verb="Check", object="for infection", reason="{subject} is given as prophylaxis", advice="{advice}"),
+        verb="Check", object="for infection", reason="{subject} is given as prophylaxis", advice="{advice}",
+        detail="An active systemic anti-infective ({subject}) {reason} is not a treated infection: {advice} before "
+               "the next azathioprine dose."),
     "interactions/*hold": _T(verb="Hold", object="azathioprine", reason="it interacts with {subject}",
-                             advice="{advice}"),
+                             advice="{advice}", detail="{Checked}."),
     "interactions/*caution": _T(verb="Review", object="azathioprine", reason="it interacts with {subject}",
-                                advice="{advice}"),
+                                advice="{advice}", detail="{Checked}."),
+    "interactions/interaction-status-uncertain": _T(
+        verb="Cannot check", object="{checks}", reason="{need}", detail="{Reason}. {advice_sentence}"),
+    "interactions/medication-unreadable": _T(
+        verb="Cannot check", object="{checks}", reason="{need}",
+        detail="{Subject}: interactions with it cannot be excluded."),
+    "interactions/no-interaction": _T(
+        line="No interacting drug among {reason}",
+        detail="Checked the other current medication records ({checked}) against: {subject}."),
+    "infection-hold/lab-result-undecided": _T(
+        verb="Cannot check",
+        object="{checks}",
+        reason="{need}",
+        detail="{Reason}: {checked}. Ask the lab or repeat the test."),
+    "*/side-effect-reported": _T(
+        verb="Check",
+        object="{subject}",
+        reason="{reason} {when}",
+        detail="{Checked}."),
+    "pancreatitis/no-pancreatitis": _T(
+        line="No acute pancreatitis on record",
+        detail="{Checked}."),
+    "pancreatitis/lipase-unjudged": _T(
+        verb="Cannot check",
+        object="{checks}",
+        reason="{need}",
+        detail="{Reason}. Check the result with the lab."),
+    "kidney/on-dialysis": _T(
+        line="On dialysis ({subject}): eGFR and creatinine thresholds do not apply",
+        detail="{Checked}. The record shows dialysis ({subject}). Kidney function is judged by the renal team; "
+               "azathioprine dosing on dialysis follows the prescriber."),
+    "tpmt/tpmt-family-history": _T(
+        verb="Test",
+        object="{subject}",
+        reason="{reason}",
+        detail="{Checked}."),
+    "tpmt/tpmt-after-transfusion": _T(
+        verb="Retest or genotype",
+        object="{subject}",
+        reason="{reason}",
+        detail="{Checked}: the phenotype may be falsely normal; retest or genotype."),
+    "*/observation-unreadable": _T(
+        verb="Cannot check",
+        object="{checks}",
+        reason="{need}",
+        detail="{Subject} might hold a result for {checks}: review it in the chart."),
+    "blood-counts/*ok": _T(
+        line="{Checks} within limits: {checked}",
+        detail="Checked, each recent, readable and within its threshold: {checked}. {advice_sentence}"),
+    "liver/*ok": _T(
+        line="{Checks} within limits: {checked}",
+        detail="Checked, each recent, readable and within its threshold: {checked}. {advice_sentence}"),
+    "kidney/*ok": _T(
+        line="{Checks} within limits: {checked}",
+        detail="Checked, each recent, readable and within its threshold: {checked}. {advice_sentence}"),
 }
 
 class Message(Struct, frozen=True, kw_only=True):
@@ -293,6 +514,11 @@ def sentence(text: str, limit: int = SUMMARY_MAX_CHARS) -> str:
     return text[0].upper() + text[1:]
 
 
+def _whole(text: str | None) -> str:
+    """A clause as a whole sentence of an explanation (no length limit: the detail is not an alert line)."""
+    return sentence(text, limit=100_000) if text else ""
+
+
 def lower_first(text: str) -> str:
     """Lower-case a leading word unless it is an acronym ("WBC", "ALT")."""
     return text[0].lower() + text[1:] if len(text) > 1 and not text[1].isupper() else text
@@ -351,44 +577,90 @@ class Words(Struct, frozen=True):
         t = self.template(f)
         facts = self._facts(f)
         verb, obj = t.verb.format_map(facts), t.object.format_map(facts)
-        reason = " ".join(t.reason.format_map(facts).split()) or lower_first(f.summary.rstrip("."))
+        reason = " ".join(t.reason.format_map(facts).split()) or facts["reason"]
         advice = t.advice.format_map(facts) if t.advice else None
         return Action(
             rule=f.rule, code=f.code, status=f.status, severity=f.severity, verb=verb, object=obj,
             reason=reason, advice=advice or None, summary=summary_of(verb, obj, reason, advice),
-            detail=f.detail, evidence=self.rows(f), todo=tuple(x.rstrip(".") for x in f.missing),
+            detail=self._detail(f, t, facts), evidence=self.rows(f), todo=tuple(x.rstrip(".") for x in f.missing),
             implicated=f.implicated,
         )
 
     def line(self, f: Finding) -> str:
-        """A rule's headline sentence: its action's summary when actionable, else the rule's statement."""
-        return self.action(f).summary if f.actionable else sentence(f.summary)
+        """A rule's headline sentence: its action's summary when actionable, else the rule's statement (its
+        template's `line`: "No vaccine planned or ordered in the record.")."""
+        if f.actionable:
+            return self.action(f).summary
+        t = self.template(f)
+        facts = self._facts(f)
+        return sentence((t.line or "{reason}").format_map(facts))
 
-    def _facts(self, f: Finding) -> dict[str, str]:
+    def said(self, f: Finding) -> tuple[str, str]:
+        """(line, detail) of a finding that needs no action, its facts worked out once."""
+        t = self.template(f)
+        facts = self._facts(f)
+        return sentence((t.line or "{reason}").format_map(facts)), self._detail(f, t, facts)
+
+    def detail(self, f: Finding) -> str:
+        """The finding explained: its template's `detail`, else its reason, with the source it rests on."""
+        return self._detail(f, self.template(f), self._facts(f))
+
+    def _detail(self, f: Finding, t: Template, facts: dict[str, str]) -> str:
+        text = t.detail.format_map(facts) if t.detail else _whole(facts["reason"])
+        if f.source and not (t.detail and "{source}" in t.detail):
+            text += f" Source: {facts['source']}."
+        return " ".join(text.split())
+
+    def _facts(self, f: Finding) -> _Facts:
         trig = f.trigger
         when = self.when(trig.at) if trig and trig.at else "date not recorded"
-        statement = lower_first(f.summary.rstrip("."))
         checks = SPEC[f.rule].checks if f.rule in SPEC else f.rule
-        facts = {
+        facts = _Facts({
             # Drug names as a clinician writes them ("allopurinol 100 mg tablets", not an RxNorm display).
             "subject": clinical_name(f.subject or (trig.concept if trig else "") or checks),
             "concept": clinical_name(trig.concept) if trig else "",
             "value": self.quantity(trig.quantity) if trig else "",
             "when": when,
             "on_when": when if when.startswith(("today", "yesterday", "date")) else f"on {when}",
-            "reason": f.reason or statement,
+            "reason": f.reason or self._need(f),
             "advice": f.advice or "",
             "checks": checks,
             "need": self._need(f),
-            "statement": statement,
-            "therapy": self._therapy(f),
+            "dated": f" on {format_day(trig.at, self.tz)}" if trig and trig.at else "",
+            "count": str(len(f.evidence)),
             "stopped": self.when(f.therapy.stopped) if f.therapy and f.therapy.stopped else "on an unrecorded date",
-            "wait": self._wait(),
-        }
-        facts["taking"] = (_TAKING.get(trig.source or "", "on {concept}") if trig else "{statement}").format_map(
-            facts
-        )
+        }, {
+            "source": lambda: source_words(f.source, self.m),
+            "checked": lambda: "; ".join(f.checked or self._checked(f)) or "nothing",
+            "missing": lambda: "; ".join(x.rstrip(".") for x in f.missing) or "nothing",
+            "dose_max": lambda: f"{self.m.policy.dose.max_mg_per_kg_day.value:g} mg/kg/day",
+            "dose_max_source": lambda: source_words(self.m.policy.dose.max_mg_per_kg_day.source, self.m),
+            "dose_label_max": lambda: f"{self.m.policy.dose.label_ra_max_mg_per_kg_day.value:g} mg/kg/day",
+            "dose_label_source": lambda: source_words(self.m.policy.dose.label_ra_max_mg_per_kg_day.source, self.m),
+            "therapy": lambda: self._therapy(f),
+            "exposure": lambda: self._exposure(f),
+            "wait": self._wait,
+            "advice_sentence": lambda: _whole(f.advice),
+            "reason_sentence": lambda: _whole(f.reason),
+            "checked_sentence": lambda: _whole("; ".join(f.checked)),
+            "fever_window": lambda: f"{self.m.policy.infection.fever_window_hours.value:g} h",
+            "fever_threshold": lambda: format_quantity(self.m.policy.infection.fever_threshold_cel.value, "Cel",
+                                                       self.m),
+        })
+        facts["taking"] = (_TAKING.get(trig.source or "", "on {concept}") if trig else "{reason}").format_map(facts)
         return facts
+
+    def _checked(self, f: Finding) -> list[str]:
+        """'WBC 5.2 ×10⁹/L (30 Oct 2026)': what an ok finding checked, from its evidence (not the therapy)."""
+        out = []
+        for e in f.evidence:
+            if e.role == "therapy":
+                continue
+            row = self.row(e)
+            value = f" {row.value}" if row.value else ""
+            when = f" ({format_day(e.date, self.tz)})" if e.date else ""
+            out.append(f"{row.what}{value}{when}")
+        return out
 
     def _patient_facts(self, f: Finding, content: PatientContent) -> dict[str, str]:
         """The patient placeholders (PATIENT_FACTS) from the facts the rule stated: the trigger's concept,
@@ -420,13 +692,36 @@ class Words(Struct, frozen=True):
 
     def _need(self, f: Finding) -> str:
         if not f.missing:
-            return f.reason or lower_first(f.summary.rstrip("."))
+            return f.reason or SPEC[f.rule].checks if f.rule in SPEC else f.rule
         need = f.missing[0].rstrip(".")
         return need if need.lower().startswith(("no ", "not ", "missing")) else f"needs {need}"
 
     def _wait(self) -> str:
         days = int(self.m.policy.vaccination.post_stop_live_wait_days.value)
         return f"{days // 30} months" if days % 30 == 0 and days >= 60 else f"{days} days"
+
+    def _exposure(self, f: Finding) -> str:
+        """One sentence on the patient's azathioprine, from the therapy fact ("" when there is none)."""
+        t = f.therapy
+        if t is None:
+            return ""
+        return {
+            "current": "The patient is on azathioprine.",
+            "on-hold": "Azathioprine is on hold, not stopped.",
+            "starting": "Azathioprine is being ordered and has not started yet.",
+            "stopped": self._stopped_on(t.stopped),
+            "completed": self._stopped_on(t.stopped),
+            "stop-date-unknown": "Azathioprine was stopped on an unrecorded date.",
+        }[t.state]
+
+    def _stopped_on(self, stopped: str | None) -> str:
+        """'Azathioprine was stopped on 4 Aug 2026 (89 days ago).'"""
+        at = _instant(stopped)
+        if at is None:
+            return "Azathioprine was stopped on an unrecorded date."
+        days = (self.now - at).days
+        ago = f" ({days} days ago)" if days >= 0 else ""
+        return f"Azathioprine was stopped on {format_day(at, self.tz)}{ago}."
 
     def _therapy(self, f: Finding) -> str:
         """The therapy state as a reason a live vaccine (or anything else) must wait."""
@@ -445,6 +740,28 @@ class Words(Struct, frozen=True):
         }[t.state]
 
 
+class _Facts(dict[str, str]):
+    """The facts in words, each worked out when a template asks for it (`lazy`); "{Reason}" is "{reason}"
+    with a capital first letter (a sentence starts with it)."""
+
+    def __init__(self, values: dict[str, str], lazy: dict[str, Callable[[], str]]) -> None:
+        super().__init__(values)
+        self.lazy = lazy
+
+    def __missing__(self, key: str) -> str:
+        if key in self.lazy:
+            self[key] = value = self.lazy[key]()
+            return value
+        lower = key[:1].lower() + key[1:]
+        if key[:1].isupper() and (lower in self or lower in self.lazy):
+            return sentence_case(self[lower])
+        raise KeyError(key)
+
+
+def _known(name: str, known: frozenset[str]) -> bool:
+    return name in known or (name[:1].isupper() and name[:1].lower() + name[1:] in known)
+
+
 class Told(Struct, frozen=True, kw_only=True):
     """A finding in the patient's words; `general` when the rule's general words were used (not its code's)."""
 
@@ -456,10 +773,22 @@ class Told(Struct, frozen=True, kw_only=True):
 
 # How a vaccine on the record is dated for the patient, by the kind of record that holds it.
 _VACCINE_WHEN = {"ImmunizationRecommendation": "due {date}", "Immunization": "given {date}"}
-CLINICIAN_FACTS = frozenset({"subject", "concept", "value", "when", "on_when", "reason", "advice", "checks", "need",
-                             "statement", "therapy", "stopped", "wait", "taking"})
+CLINICIAN_FACTS = frozenset({
+    "advice", "advice_sentence", "checked", "checked_sentence", "checks", "concept", "count", "dated",
+    "dose_label_max", "dose_label_source", "dose_max", "dose_max_source", "exposure", "fever_threshold",
+    "fever_window", "missing", "need", "on_when", "reason", "reason_sentence", "source", "stopped", "subject",
+    "taking", "therapy", "value", "wait", "when"
+})
 PATIENT_FACTS = frozenset({"contact", "temperature", "when", "condition", "drug", "vaccine", "planned", "date",
                            "test", "check", "reported", "threshold"})
+
+
+def source_words(source: str | None, m: Mappings) -> str:
+    """A mappings source as clinicians cite it ("BSR 2017 monitoring guideline"), else as the mappings word it;
+    a project document is not a source a clinician can look up: "azaguard's clinical rules"."""
+    if not source:
+        return ""
+    return cite(source, m) or ("azaguard's clinical rules" if ".md" in source else source)
 
 
 def key_for(table: Mapping[str, object], f: Finding) -> str:
@@ -505,7 +834,7 @@ def validate_tables() -> None:
             if (rule != "*" and rule not in RULE_IDS) or not code:
                 raise ValueError(f"{audience} wording {key!r}: not 'rule/code' for a registered rule")
             texts = [getattr(entry, name) or "" for name in entry.__struct_fields__ if name != "urgency"]
-            unknown = {n for t in texts for _, n, _, _ in string.Formatter().parse(t) if n} - known
+            unknown = {n for t in texts for _, n, _, _ in string.Formatter().parse(t) if n and not _known(n, known)}
             if unknown:
                 raise ValueError(f"{audience} wording {key!r}: unknown placeholder(s) {sorted(unknown)}")
 

@@ -47,6 +47,7 @@ from tests.clinical.signs_builders import (
     symptom_observation,
     yes_no,
 )
+from tests.words import said
 
 ALERT = ("hold", "caution", "cannot-evaluate")
 
@@ -85,7 +86,7 @@ def outcome(row: Row) -> tuple[bool, str, str]:
     if head not in row.expect:
         return False, head, f"headline {head}, expected {'/'.join(row.expect)}: {mine[0].summary}"
     # A record is named by the evidence's reference (linked on every surface), never by its id in the text.
-    text = " ".join(f"{f.summary} {f.detail} {' '.join(e.reference for e in f.evidence)}"
+    text = " ".join(f"{said(f).summary} {said(f).detail} {' '.join(e.reference for e in f.evidence)}"
                     for f in mine if f.actionable).lower()
     missing = [w for w in row.words if w.lower() not in text]
     if missing:
@@ -164,7 +165,7 @@ def _deceased() -> list[Finding]:
 
 def _deceased_says_so() -> list[Finding]:
     found = _deceased()
-    return [f for f in found if "deceased" in f"{f.summary} {f.detail}".lower()] or found
+    return [f for f in found if "deceased" in f"{said(f).summary} {said(f).detail}".lower()] or found
 
 
 def _stopped_month_only_then_live_vaccine() -> list[Resource]:

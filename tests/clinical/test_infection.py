@@ -30,6 +30,7 @@ from tests.clinical.builders import (
     record_of,
     status_of,
 )
+from tests.words import said
 
 
 def run(*resources: Resource, ordering_context: bool = False) -> list[Finding]:
@@ -226,7 +227,7 @@ def test_every_finding_belongs_to_the_rule_and_fits_a_card() -> None:
     for scenario in SCENARIOS:
         for f in run(*scenario.resources, ordering_context=scenario.ordering_context):
             assert f.rule == "infection-hold"
-            assert len(f.summary) < 140
+            assert len(said(f).summary) < 140
 
 
 # --- what the findings say -------------------------------------------------------------------
@@ -234,7 +235,8 @@ def test_every_finding_belongs_to_the_rule_and_fits_a_card() -> None:
 
 def test_fever_summary_names_value_date_and_action() -> None:
     (f,) = run(azathioprine(), temp(38.4, hours_ago=3), neutrophils(3.0))
-    assert f.summary == "Fever 38.4 °C on 1 Nov 2026: consider holding azathioprine; contact the prescriber"
+    assert said(f).summary == "Hold azathioprine — fever 38.4 °C 1 Nov 2026 09:00; contact the prescriber."
+    assert "consider holding azathioprine; contact the prescriber" in said(f).detail
 
 
 def test_fahrenheit_evidence_shows_original_and_normalised_values() -> None:
@@ -259,7 +261,7 @@ def test_fever_without_a_recent_neutrophil_count_asks_for_one() -> None:
 
 def test_neutropenic_fever_lists_both_readings() -> None:
     (f,) = run(azathioprine(), temp(38.6, rid="t-n"), neutrophils(0.9))
-    assert f.summary.startswith("Neutropenic fever")
+    assert "with low neutrophils" in said(f).summary and "medical emergency" in said(f).detail
     descriptions = " | ".join(e.description for e in f.evidence)
     assert "Neutrophils" in descriptions and "temperature" in descriptions
 
@@ -268,7 +270,7 @@ def test_preliminary_reading_is_marked_in_the_evidence() -> None:
     (f,) = run(azathioprine(), temp(38.2, status="preliminary", rid="t-p"))
     ev = next(e for e in f.evidence if e.reference == "Observation/t-p")
     assert "preliminary" in ev.description
-    assert "preliminary" in f.detail
+    assert "preliminary" in said(f).detail
 
 
 def test_text_only_unit_is_marked_in_the_evidence() -> None:
@@ -279,14 +281,15 @@ def test_text_only_unit_is_marked_in_the_evidence() -> None:
 
 def test_unknown_unit_names_the_observation() -> None:
     (f,) = run(azathioprine(), temp(38.5, "deg", rid="t-u"))
-    assert "Observation/t-u" in [e.reference for e in f.evidence] and "Observation/" not in f.detail
+    assert "Observation/t-u" in [e.reference for e in f.evidence] and "Observation/" not in said(f).detail
     assert f.missing == ("a readable temperature value",)
 
 
 def test_no_temperature_says_when_the_last_one_was() -> None:
     (f,) = run(azathioprine(), temp(37.0, hours_ago=100))
-    assert f.summary == "No temperature in the last 72 h: fever cannot be ruled out"
-    assert "28 Oct 2026" in f.detail
+    assert said(f).summary == "Cannot check for infection — needs a body temperature from the last 72 hours."
+    assert "No temperature in the last 72 h" in said(f).detail and "fever cannot be excluded" in said(f).detail
+    assert "28 Oct 2026" in said(f).detail
 
 
 def test_name_only_condition_says_so() -> None:
@@ -297,8 +300,8 @@ def test_name_only_condition_says_so() -> None:
 def test_co_trimoxazole_carries_the_prophylaxis_note() -> None:
     (f,) = run(azathioprine(), normal_temp(),
                drug("198335", "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet"))
-    assert "prophylaxis" in f.summary
-    assert load_mappings().medications.anti_infectives.prophylaxis_false_positive_note in f.detail
+    assert "it may be prophylaxis" in said(f).detail
+    assert load_mappings().medications.anti_infectives.prophylaxis_false_positive_note in said(f).detail
 
 
 def test_anti_infective_evidence_says_how_it_was_matched() -> None:
@@ -311,13 +314,13 @@ def test_anti_infective_evidence_says_how_it_was_matched() -> None:
 
 def test_real_antibiotic_has_no_prophylaxis_note() -> None:
     (f,) = run(azathioprine(), normal_temp(), amoxicillin())
-    assert "prophylaxis" not in f.summary + f.detail
+    assert "prophylaxis" not in said(f).summary + said(f).detail
 
 
 def test_ok_shows_the_temperature_that_proves_it() -> None:
     (f,) = run(azathioprine(), temp(36.8, rid="t-ok"))
     assert "Observation/t-ok" in [e.reference for e in f.evidence]
-    assert "36.8 °C" in f.summary
+    assert "36.8 °C" in said(f).summary
 
 
 @pytest.mark.parametrize(("value", "comparator", "expected"), [

@@ -22,6 +22,7 @@ from tests.clinical.builders import (
     named_condition,
     observation,
 )
+from tests.words import said
 
 
 def infection(*resources: Resource) -> list[Finding]:
@@ -107,7 +108,7 @@ def test_the_finding_names_the_code_and_its_value_set() -> None:
 def test_context_is_shown_with_the_ok_never_silently() -> None:
     (ok,) = infection(diagnosis("B18.1", "Chronic viral hepatitis B"))
     assert ok.code == "no-infection-signs"
-    assert "not a hold by itself" in ok.detail and "Chronic viral hepatitis B" in ok.detail
+    assert "not a hold by itself" in said(ok).detail and "Chronic viral hepatitis B" in said(ok).detail
 
 
 ENCOUNTER = [

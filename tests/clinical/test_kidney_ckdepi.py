@@ -13,6 +13,7 @@ import pytest
 
 from azaguard.findings import Finding
 from tests.clinical.builders import Resource, azathioprine, findings_for, observation, person
+from tests.words import said
 
 
 def kidney(patient: Resource | None, *resources: Resource) -> list[Finding]:
@@ -30,15 +31,15 @@ def ckd_epi_2021(scr_mg_dl: float, age: int, female: bool) -> float:
 
 
 def estimated(found: list[Finding]) -> float:
-    match = re.search(r"eGFR (?:low: )?(\d+)", found[0].summary)
-    assert match, found[0].summary
+    match = re.search(r"eGFR(?: \(CKD-EPI 2021 from creatinine\))? (\d+)", said(found[0]).summary)
+    assert match, said(found[0]).summary
     return float(match.group(1))
 
 
 def test_woman_aged_46_with_normal_creatinine_is_estimated_and_ok() -> None:
     found = kidney(person(gender="female", birth_date="1980-05-01"), creatinine(80))
     assert (found[0].code, found[0].status) == ("kidney-ok", "ok")
-    assert "CKD-EPI 2021" in found[0].summary
+    assert "CKD-EPI 2021" in said(found[0]).summary
     assert estimated(found) == pytest.approx(ckd_epi_2021(80 / 88.4, 46, True), abs=0.5)
 
 
@@ -67,12 +68,12 @@ def test_age_is_taken_at_the_time_of_the_result() -> None:
 def test_without_age_and_sex_it_cannot_be_evaluated(situation: str, patient: Resource | None, why: str) -> None:
     found = kidney(patient, creatinine(80))
     assert (found[0].code, found[0].status) == ("egfr-not-computable", "cannot-evaluate"), situation
-    assert why in found[0].summary
+    assert why in said(found[0]).detail
 
 
 def test_a_reported_egfr_is_used_as_reported() -> None:
     found = kidney(person(), creatinine(80), observation("33914-3", 45, "mL/min/{1.73_m2}", days_ago=5))
-    assert found[0].code == "egfr-low" and "CKD-EPI" not in found[0].summary
+    assert found[0].code == "egfr-low" and "CKD-EPI" not in said(found[0]).summary
 
 
 def test_unreadable_creatinine_is_not_estimated() -> None:

@@ -22,6 +22,7 @@ from tests.clinical.signs_builders import (
     local,
     loinc,
 )
+from tests.words import said
 
 HBV = loinc("42595-9", "Hepatitis B virus DNA [Units/volume] (viral load) in Serum or Plasma by NAA")
 IU = "[IU]/mL"
@@ -103,7 +104,8 @@ def test_a_culture_that_grew_an_organism_named_only_as_text() -> None:
 def test_the_alert_names_the_pathogen_the_result_and_how_it_was_recognised() -> None:
     found = infection(lab(local("CMVQNT", "CMV DNA PCR Quant"), value=5000, unit=IU, interpretation="A"))
     (f,) = [f for f in found if f.code == "lab-proven-infection"]
-    assert f.summary == "Infection shown by the lab (CMV): consider holding azathioprine; contact the prescriber"
+    assert said(f).summary == "Hold azathioprine — CMV shown by the lab 31 Oct 2026 12:00; contact the prescriber."
+    assert "CMV" in said(f).detail and "Consider holding azathioprine; contact the prescriber" in said(f).detail
     assert "recognised by name 'cmv' (CMV DNA PCR Quant)" in f.evidence[0].description
 
 
@@ -122,7 +124,7 @@ def test_hbv_rise(before: float, now: float, expected: tuple[str, str]) -> None:
 def test_hbv_detected_after_undetectable_is_reactivation() -> None:
     found = infection(lab(HBV, value=10, unit=IU, comparator="<", days_ago=120),
                       lab(HBV, value=85, unit=IU, interpretation="H", days_ago=2))
-    assert found[0].code == "hbv-reactivation" and "refer to hepatology" in found[0].summary
+    assert found[0].code == "hbv-reactivation" and "refer to hepatology" in said(found[0]).summary
 
 
 def test_hbv_baseline_older_than_a_year_is_not_a_baseline() -> None:

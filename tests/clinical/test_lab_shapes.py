@@ -29,6 +29,7 @@ from tests.clinical.signs_builders import (
     local,
     loinc,
 )
+from tests.words import said
 
 
 def rule(rule_id: str, *resources: Resource) -> list[Finding]:
@@ -176,7 +177,7 @@ def _failure(status: str, url: str | None = None) -> dict[str, Any]:
 def test_a_failed_condition_search_leaves_infection_unclearable_and_names_it() -> None:
     found = bundle_findings(_batch(_failure("500 Internal Server Error", "Condition?subject=Patient/p1")))
     (f,) = [f for f in found if f.rule == "infection-hold"]
-    assert f.code == "data-unread" and "a Condition request" in f.detail and "timed out" in f.detail
+    assert f.code == "data-unread" and "a Condition request" in said(f).detail and "timed out" in said(f).detail
     assert str(next(f for f in found if f.rule == "interactions").status) == "ok"  # reads no Conditions
 
 
@@ -207,7 +208,8 @@ def test_a_stop_month_only_is_read_as_late_as_it_can_be_and_said() -> None:
     order["dispenseRequest"] = {"validityPeriod": {"start": "2025-09-01", "end": "2026-08"}}
     found = for_rule("vaccination-hold", order, immunization("03", days_ago=5))
     (f,) = [f for f in found if f.code == "live-vaccine-given-after-stop"]
-    assert "56 days after azathioprine stopped" in f.summary and "month only" in f.detail  # 31 Aug to 27 Oct
+    # 31 Aug to 27 Oct
+    assert "56 days after azathioprine stopped" in said(f).summary and "month only" in said(f).detail
 
 
 @pytest.mark.parametrize(("stopped_days_ago", "expected"), [(94, "live-vaccine-given-after-stop"), (96, None)])
@@ -246,8 +248,9 @@ def test_tpmt_activity_reported_in_words() -> None:
 def test_tpmt_activity_with_no_range_and_no_flag_names_the_result() -> None:
     (f,) = [f for f in rule("tpmt", lab(TPMT, value=12, unit="U/mL", days_ago=60, rid="t1"))
             if f.code == "tpmt-unrecognised"]
-    assert "Observation/t1" in [e.reference for e in f.evidence] and "Observation/" not in f.summary + f.detail
-    assert "no reference range and no interpretation" in f.detail
+    assert "Observation/t1" in [e.reference for e in f.evidence]
+    assert "Observation/" not in said(f).summary + said(f).detail
+    assert "no reference range and no interpretation" in said(f).detail
 
 
 @pytest.mark.parametrize(("analyte", "family", "value", "expected"), [
@@ -265,7 +268,7 @@ def test_metabolite_thresholds(analyte: str, family: str, value: float, expected
 def test_an_old_metabolite_level_is_history_not_a_test_to_chase() -> None:
     result = lab(local("M1", "6-TGN"), value=900, unit="pmol/8x10^8 RBC", days_ago=200)
     found = rule("blood-counts", *cbc(), result)
-    assert [f.code for f in found] == ["blood-counts-ok"] and "6-TGN (latest" in found[0].detail
+    assert [f.code for f in found] == ["blood-counts-ok"] and "6-TGN (latest" in said(found[0]).detail
 
 
 @pytest.mark.parametrize(("lipase", "expected"), [(180, "ok"), (181, "hold")])  # 3 × the lab's 60
@@ -276,7 +279,7 @@ def test_lipase_against_three_times_the_labs_upper_limit(lipase: float, expected
 
 def test_lipase_without_the_labs_limit_cannot_be_judged() -> None:
     (f,) = rule("pancreatitis", lab(loinc("3040-3"), value=900, unit="U/L", days_ago=1, rid="lip"))
-    assert str(f.status) == "cannot-evaluate" and "no upper reference limit" in f.detail
+    assert str(f.status) == "cannot-evaluate" and "no upper reference limit" in said(f).detail
     assert [e.reference for e in f.evidence] == ["Observation/lip"]
 
 
@@ -294,7 +297,7 @@ def test_a_deceased_patient_gets_no_alert_and_every_rule_says_why() -> None:
     found = findings_with(patient, azathioprine(), lab(loinc("6690-2"), value=2.0, unit="10*9/L"),
                           lab(loinc("94500-6"), value=DETECTED))
     assert {str(f.status) for f in found} == {"not-applicable"}
-    assert all(f.code == "patient-deceased" and "deceased on 29 Oct 2026" in f.summary for f in found)
+    assert all(f.code == "patient-deceased" and "deceased on 29 Oct 2026" in said(f).summary for f in found)
 
 
 def test_deceased_boolean_false_is_alive() -> None:

@@ -17,6 +17,7 @@ from azaguard.mappings import Threshold, load_mappings
 from azaguard.rules import labs
 from azaguard.rules.common import RuleFn, crosses
 from tests.clinical.builders import NOW, Resource, azathioprine, observation, record_of
+from tests.words import said
 
 WBC, NEUT, LYMPH, EOS, PLT, MCV = "6690-2", "751-8", "731-0", "711-2", "777-3", "787-2"
 ALT, AST, ALB, EGFR, CREAT = "1742-6", "1920-8", "1751-7", "33914-3", "2160-0"
@@ -100,7 +101,7 @@ def test_threshold_crossed(row: Row) -> None:
     f = found[0]
     assert f.implicated == ("MedicationRequest/aza",)
     assert [e.reference for e in f.evidence] == ["Observation/x"]
-    assert "Source: BSR 2017 monitoring guideline" in f.detail or "Commonly cited" in f.detail
+    assert "Source: BSR 2017 monitoring guideline" in said(f).detail or "Commonly cited" in said(f).detail
 
 
 @pytest.mark.parametrize("row", THRESHOLD_ROWS, ids=[r.situation for r in THRESHOLD_ROWS])
@@ -112,12 +113,12 @@ def test_threshold_not_crossed_at_the_limit(row: Row) -> None:
 def test_threshold_finding_carries_severity_and_action_from_mappings() -> None:
     mcv = run(labs.blood_counts, *patient_with(observation(MCV, 110, "fL")))[0]
     assert (mcv.status, mcv.severity) == ("caution", "moderate")
-    assert "B12" in mcv.detail
+    assert "B12" in said(mcv).detail
     lymph = run(labs.blood_counts, *patient_with(observation(LYMPH, 0.3, "10*9/L")))[0]
-    assert "UNVERIFIED" in lymph.detail
+    assert "UNVERIFIED" in said(lymph).detail
     neut = run(labs.blood_counts, *patient_with(observation(NEUT, 1.0, "10*9/L")))[0]
     assert (neut.status, neut.severity) == ("hold", "high")
-    assert "2.0" in neut.detail  # the alternative threshold is named
+    assert "2.0" in said(neut).detail  # the alternative threshold is named
 
 
 # --- units ------------------------------------------------------------------------------------
@@ -168,8 +169,8 @@ def test_blood_count_units(case: UnitCase) -> None:
     assert codes(found) == case.expected
     if "wbc-unreadable" in case.expected:
         assert "Observation/wbc" in [e.reference for e in found[0].evidence]  # linked from the evidence
-        assert "Observation/" not in found[0].detail
-        assert "Observation/" not in found[0].summary
+        assert "Observation/" not in said(found[0]).detail
+        assert "Observation/" not in said(found[0]).summary
         assert found[0].missing
 
 
@@ -267,7 +268,7 @@ def test_crosses_truth_table(
 def test_stale_wbc_cannot_clear_the_threshold() -> None:
     found = run(labs.blood_counts, *patient_with(observation(WBC, 6.0, "10*9/L", days_ago=100)))
     assert codes(found) == {"wbc-stale": Status.CANNOT_EVALUATE}
-    assert "WBC" in found[0].summary and "24 Jul 2026" in found[0].summary
+    assert "WBC" in said(found[0]).summary and "24 Jul 2026" in said(found[0]).detail
 
 
 def test_wbc_just_within_the_age_limit_is_used() -> None:
@@ -288,14 +289,14 @@ def test_newest_result_decides_even_when_an_older_one_was_low() -> None:
 def test_preliminary_low_result_is_used_and_said_so() -> None:
     found = run(labs.blood_counts, *patient_with(observation(WBC, 3.0, "10*9/L", status="preliminary")))
     assert codes(found) == {"wbc-low": Status.HOLD}
-    assert "preliminary" in found[0].summary
+    assert "preliminary" in said(found[0]).summary
     assert "preliminary" in found[0].evidence[0].description
 
 
 def test_preliminary_normal_result_is_used_and_said_so() -> None:
     found = run(labs.blood_counts, *patient_with(observation(WBC, 6.0, "10*9/L", status="preliminary")))
     assert codes(found) == {"blood-counts-ok": Status.OK}
-    assert "preliminary" in found[0].detail
+    assert "preliminary" in said(found[0]).detail
 
 
 def test_low_result_entered_in_error_is_ignored() -> None:
@@ -335,7 +336,7 @@ def test_wbc_falling_over_30_percent_in_three_results() -> None:
     assert codes(found) == {"wbc-falling": Status.CAUTION}
     assert found[0].severity == "moderate"
     assert len(found[0].evidence) == 3
-    assert "44 %" in found[0].detail
+    assert "44 %" in said(found[0]).detail
 
 
 def test_wbc_drifting_down_under_30_percent_is_not_a_trend() -> None:
@@ -435,7 +436,7 @@ def test_no_results_at_all_names_every_core_analyte() -> None:
 def test_missing_optional_analytes_are_listed_not_blocking() -> None:
     found = run(labs.blood_counts, *patient_with(without=(LYMPH, EOS, MCV)))
     assert codes(found) == {"blood-counts-ok": Status.OK}
-    assert "Not on file (optional): Lymphocytes, Eosinophils, MCV" in found[0].detail
+    assert "Not on file (optional): Lymphocytes, Eosinophils, MCV" in said(found[0]).detail
 
 
 def test_missing_alt_for_liver() -> None:
@@ -445,7 +446,7 @@ def test_missing_alt_for_liver() -> None:
 def test_kidney_with_creatinine_but_no_egfr_is_evaluable() -> None:
     found = run(labs.kidney, *patient_with(without=(EGFR,)))
     assert codes(found) == {"kidney-ok": Status.OK}
-    assert "eGFR" in found[0].detail
+    assert "eGFR" in said(found[0]).detail
 
 
 def test_kidney_with_neither_egfr_nor_creatinine() -> None:

@@ -27,6 +27,7 @@ from azaguard.mappings import load_mappings
 from azaguard.resources import InputError, resource_set_from_json
 from azaguard.service import CheckResult, check_resources
 from tests.clinical.builders import NOW, when
+from tests.words import said
 
 Resource = dict[str, Any]
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -176,7 +177,7 @@ def run(case: Case) -> tuple[str, str, CheckResult | None]:
     found = [f for f in result.findings if f.rule == case.rule]
     status = str(found[0].status) if found else "(none)"
     text = " ".join(
-        [f.summary + " " + f.detail + " " + " ".join(e.description for e in f.evidence) for f in found]
+        [said(f).summary + " " + said(f).detail + " " + " ".join(e.description for e in f.evidence) for f in found]
         + result.warnings
     )
     return status, text, result

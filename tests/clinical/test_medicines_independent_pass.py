@@ -33,6 +33,7 @@ from azaguard.resources import resource_set_from_json
 from azaguard.service import CheckResult, check_resources
 from tests.clinical.builders import NOW, when
 from tests.clinical.test_real_world_records import PAT, RX, SCT, UCUM, cc, obs, temp, transaction
+from tests.words import said
 
 Resource = dict[str, Any]
 ATC = "http://www.whocc.no/atc"
@@ -679,7 +680,7 @@ def judge(c: Case, result: CheckResult) -> tuple[bool, bool, str]:
     """(right, unsafe, what came): unsafe = ok/not-applicable where a hold, caution or refusal was due."""
     found = [f for f in result.findings if f.rule == c.rule]
     got = {str(f.status) for f in found}
-    came = f"{sorted(got)}: " + " | ".join(f.summary for f in found)
+    came = f"{sorted(got)}: " + " | ".join(said(f).summary for f in found)
     alarm = {"hold", "caution", "cannot-evaluate"}
     if c.expect.startswith("verdict:"):
         want = c.expect.split(":", 1)[1].lower()
@@ -688,7 +689,7 @@ def judge(c: Case, result: CheckResult) -> tuple[bool, bool, str]:
         return want in text, False, came + (f" | verdict basis: {v.basis}" if v else "")
     if c.expect.startswith("info:"):
         word = c.expect.split(":", 1)[1].lower()
-        named = any(word in (f.summary + f.detail).lower() for f in found)
+        named = any(word in (said(f).summary + said(f).detail).lower() for f in found)
         return bool(found) and not (got & {"hold", "caution"}) and named, False, came
     if c.expect == "hold":
         return "hold" in got, not (got & alarm), came

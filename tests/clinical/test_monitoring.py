@@ -15,6 +15,7 @@ from azaguard.findings import Finding, Status
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.rules import monitoring
 from tests.clinical.builders import NOW, Resource, azathioprine, observation, record_of
+from tests.words import said
 
 WBC, PLT, ALT, AST = "6690-2", "777-3", "1742-6", "1920-8"
 
@@ -68,10 +69,10 @@ def test_schedule_phases(case: Case) -> None:
 def test_detail_names_the_schedule_and_phase() -> None:
     found = run(azathioprine(started_days_ago=60), *labs_done(19))
     cbc = next(f for f in found if f.code == "cbc-overdue")
-    assert "Imuran US prescribing information" in cbc.detail  # the schedule cited by name, never its key
-    assert "'us-label'" not in cbc.detail
-    assert "day 60 of treatment (days 28 to 91)" in cbc.detail
-    assert "every 15 days" in cbc.summary
+    assert "Imuran US prescribing information" in said(cbc).detail  # the schedule cited by name, never its key
+    assert "'us-label'" not in said(cbc).detail
+    assert "day 60 of treatment (days 28 to 91)" in said(cbc).detail
+    assert "every 15 days" in said(cbc).summary
 
 
 def test_never_tested_cannot_be_evaluated() -> None:
@@ -112,7 +113,7 @@ def test_latest_of_several_results_counts() -> None:
 def test_start_date_unknown_but_tested_within_a_week() -> None:
     found = run(azathioprine(started_days_ago=None), *labs_done(5))
     assert by_code(found) == {"cbc-up-to-date": Status.OK, "lft-up-to-date": Status.OK}
-    assert "start date is unknown" in found[0].detail
+    assert "start date is unknown" in said(found[0]).detail
 
 
 def test_start_date_unknown_and_last_test_eight_days_ago_is_past_the_strictest_interval() -> None:
@@ -129,7 +130,7 @@ def test_start_date_unknown_and_last_test_three_weeks_ago() -> None:
         "cbc-start-unknown": Status.CANNOT_EVALUATE,
         "lft-start-unknown": Status.CANNOT_EVALUATE,
     }
-    assert "start date unknown" in found[0].summary
+    assert "start date unknown" in said(found[0]).detail
     assert "azathioprine start date" in found[0].missing
 
 
@@ -137,7 +138,7 @@ def test_bsr_schedule_allows_three_monthly_tests_in_maintenance() -> None:
     bsr = load_mappings().with_monitoring_schedule("bsr-2017")
     found = run(azathioprine(started_days_ago=200), *labs_done(60), mappings=bsr)
     assert by_code(found) == {"cbc-up-to-date": Status.OK, "lft-up-to-date": Status.OK}
-    assert "BSR 2017 monitoring guideline" in found[0].detail
+    assert "BSR 2017 monitoring guideline" in said(found[0]).detail
     # The same patient under the default (US label) schedule is overdue.
     assert by_code(run(azathioprine(started_days_ago=200), *labs_done(60)))["cbc-overdue"] == Status.CAUTION
 

@@ -12,6 +12,7 @@ import pytest
 
 from azaguard.findings import Finding
 from tests.clinical.builders import Resource, azathioprine, coded_observation, for_rule, pgx_result
+from tests.words import said
 
 TPMT_PHENOTYPE, METABOLISER, GENOTYPE = "79713-4", "53040-2", "84413-4"
 NORMAL, INTERMEDIATE, POOR = ("LA25391-6", "Normal metabolizer"), ("LA10317-8", "Intermediate metabolizer"), (
@@ -66,13 +67,13 @@ def test_pharmacogenomics(situation: str, resources: list[Resource], code: str, 
 def test_poor_metaboliser_says_alternative_agent_as_a_hold_not_a_note() -> None:
     found = tpmt(tpmt_phenotype(NORMAL), pgx_result(METABOLISER, gene="NUDT15", answer=POOR))
     assert found[0].status == "hold"
-    assert "non-thiopurine" in found[0].summary and "non-malignant" in found[0].summary
+    assert "non-thiopurine" in said(found[0]).detail and "non-malignant" in said(found[0]).detail
     assert "ok" not in {str(f.status) for f in found}
 
 
 def test_both_intermediate_says_20_to_50_percent() -> None:
     found = tpmt(tpmt_phenotype(INTERMEDIATE), pgx_result(METABOLISER, gene="NUDT15", answer=INTERMEDIATE))
-    assert "20-50 %" in found[0].summary
+    assert "20-50 %" in said(found[0]).detail
 
 
 @pytest.mark.parametrize("order", [0, 1])

@@ -30,6 +30,7 @@ from tests.clinical.builders import (
     record_of,
     status_of,
 )
+from tests.words import said
 
 
 def cbc(wbc: float = 6.0, *, days_ago: float = 3, unit: str = "10*9/L", **kw: Any) -> list[Resource]:
@@ -70,13 +71,13 @@ def test_a_few_minutes_of_clock_skew_is_tolerated() -> None:
 def test_future_dated_normal_temperature_does_not_rule_out_fever() -> None:
     found = for_rule("infection-hold", azathioprine(), temp(36.8, hours_ago=-48))
     assert found[0].status == "cannot-evaluate"
-    assert "future" in found[0].detail
+    assert "future" in said(found[0]).detail
 
 
 def test_no_message_ever_counts_negative_days() -> None:
     future = [*cbc(6.0, days_ago=-351), observation("1742-6", 30, "U/L", days_ago=-351), temp(36.8, hours_ago=-9000)]
     for f in findings(azathioprine(), *future):
-        text = f"{f.summary} {f.detail}"
+        text = f"{said(f).summary} {said(f).detail}"
         assert not re.search(r"-\d+ days", text), text
 
 
@@ -99,7 +100,7 @@ IMPLAUSIBLE = [
 def test_implausible_value_cannot_be_evaluated(situation: str, rule: str, resources: list[Resource]) -> None:
     found = for_rule(rule, azathioprine(), *resources)
     assert found[0].status == "cannot-evaluate", situation
-    assert any("plausible range" in f.detail for f in found), [f.detail for f in found]
+    assert any("plausible range" in said(f).detail for f in found), [said(f).detail for f in found]
 
 
 def test_degf_temperature_names_the_conversion() -> None:
@@ -195,7 +196,7 @@ def test_same_time_disagreeing_wbc_the_worse_decides_whatever_the_order(order: s
     pair = [low, normal] if order == "low first" else [normal, low]
     found = for_rule("blood-counts", azathioprine(), *pair, *cbc()[1:])
     assert found[0].code == "wbc-low"
-    assert "Conflicting results" in found[0].summary + found[0].detail
+    assert "conflicting results" in said(found[0]).detail
 
 
 @pytest.mark.parametrize("order", [0, 1])
@@ -242,12 +243,12 @@ def test_stop_date_in_the_future_never_reads_negative_days() -> None:
     found = findings(stopped, recommendation("03"))
     assert next(f for f in found if f.rule == "vaccination-hold").status == "hold"
     for f in found:
-        assert not re.search(r"-\d+ days", f"{f.summary} {f.detail}"), f.detail
+        assert not re.search(r"-\d+ days", f"{said(f).summary} {said(f).detail}"), said(f).detail
 
 
 def test_a_fahrenheit_value_labelled_celsius_is_implausible() -> None:
     found = for_rule("infection-hold", azathioprine(), temp(101.3, "Cel"))
-    assert found[0].code == "temperature-unreadable" and "plausible range" in found[0].detail
+    assert found[0].code == "temperature-unreadable" and "plausible range" in said(found[0]).detail
 
 
 def test_another_patients_infection_diagnosis_never_holds() -> None:

@@ -30,6 +30,7 @@ from tests.clinical.builders import (
     record_of,
     vaccine_order,
 )
+from tests.words import said
 
 
 def run(*resources: Resource, now: datetime = NOW, ordering_context: bool = False) -> list[Finding]:
@@ -177,7 +178,7 @@ def test_every_finding_belongs_to_the_rule_and_fits_a_card() -> None:
     for scenario in SCENARIOS:
         for f in run(*scenario.resources, ordering_context=scenario.ordering_context):
             assert f.rule == "vaccination-hold"
-            assert len(f.summary) < 140
+            assert len(said(f).summary) < 140
 
 
 # --- what the findings say ------------------------------------------------------------------
@@ -187,32 +188,32 @@ def test_live_hold_implicates_azathioprine_and_the_vaccine_plan() -> None:
     aza, rec = azathioprine(rid="aza-1"), recommendation("03")
     (f,) = run(aza, rec)
     assert set(f.implicated) == {"MedicationRequest/aza-1", f"ImmunizationRecommendation/{rec['id']}"}
-    assert "MMR" in f.summary
+    assert "MMR" in said(f).summary
 
 
 def test_name_only_live_match_says_so() -> None:
     (f,) = run(azathioprine(), recommendation(None, text="Yellow fever vaccine"))
-    assert "by name only" in f.detail
+    assert "by name only" in said(f).detail
     assert any("by name only" in e.description for e in f.evidence)
 
 
 def test_unknown_cvx_code_is_named_and_never_auto_cleared() -> None:
     (f,) = run(azathioprine(), recommendation("999"))
-    assert "CVX 999 is in no vaccine list" in f.detail
-    assert "never cleared" in f.detail
+    assert "CVX 999 is in no vaccine list" in said(f).detail
+    assert "never cleared" in said(f).detail
     assert f.missing
 
 
 def test_recent_stop_detail_gives_the_stop_date_and_days() -> None:
     (f,) = run(azathioprine(status="stopped", started_days_ago=400, ended_days_ago=89), recommendation("03"))
-    assert "89 days ago" in f.detail
-    assert "4 Aug 2026" in f.detail
+    assert "89 days ago" in said(f).detail
+    assert "4 Aug 2026" in said(f).detail
 
 
 def test_stop_date_unknown_asks_for_it() -> None:
     aza = azathioprine(status="stopped", rid="aza-stopped")
     (f,) = run(aza, recommendation("03"))
-    assert "confirm" in f.summary.lower()
+    assert "confirm" in said(f).summary.lower()
     assert f.missing == ("the stop date of the azathioprine 50 MG Oral Tablet order of 15 Apr 2026",)
 
 
@@ -221,19 +222,19 @@ def test_low_dose_tier_is_context_only_and_keeps_the_hold() -> None:
     weight = observation("29463-7", 70, "kg", days_ago=20)
     (f,) = run(azathioprine(dose_mg=50, per_day=2), weight, recommendation("03"))
     assert (f.status, f.severity) == ("hold", "critical")
-    assert "1.4 mg/kg/day: low-level" in f.detail
+    assert "1.4 mg/kg/day: low-level" in said(f).detail
 
 
 def test_high_dose_tier_is_named() -> None:
     # 150 mg twice daily, 70 kg: 4.3 mg/kg/day.
     weight = observation("29463-7", 70, "kg", days_ago=20)
     (f,) = run(azathioprine(dose_mg=150, per_day=2), weight, recommendation("03"))
-    assert "4.3 mg/kg/day: high-level" in f.detail
+    assert "4.3 mg/kg/day: high-level" in said(f).detail
 
 
 def test_no_tier_without_a_recent_weight() -> None:
     (f,) = run(azathioprine(), observation("29463-7", 70, "kg", days_ago=400), recommendation("03"))
-    assert "mg/kg/day" not in f.detail
+    assert "mg/kg/day" not in said(f).detail
 
 
 def test_future_dated_weight_gives_no_tier() -> None:
@@ -241,26 +242,26 @@ def test_future_dated_weight_gives_no_tier() -> None:
     future = observation("29463-7", 70, "kg", days_ago=-30)
     (f,) = run(azathioprine(dose_mg=150, per_day=2), future, recommendation("03"))
     assert (f.status, f.severity) == ("hold", "critical")
-    assert "mg/kg/day" not in f.detail
+    assert "mg/kg/day" not in said(f).detail
 
 
 def test_implausible_weight_gives_no_tier() -> None:
     # 70 000 "kg" (grams sent as kg) would make 300 mg/day look like a tiny dose.
     (f,) = run(azathioprine(dose_mg=150, per_day=2), observation("29463-7", 70000, "kg", days_ago=5),
                recommendation("03"))
-    assert "mg/kg/day" not in f.detail
+    assert "mg/kg/day" not in said(f).detail
 
 
 def test_ok_says_only_recorded_plans_were_checked() -> None:
     aza = azathioprine(rid="aza-ok")
     (f,) = run(aza)
-    assert "Only recorded plans were checked" in f.detail
+    assert "Only recorded plans were checked" in said(f).detail
     assert [e.reference for e in f.evidence] == ["MedicationRequest/aza-ok"]
 
 
 def test_started_soon_after_live_vaccine_gives_the_gap() -> None:
     (f,) = run(azathioprine(started_days_ago=10), immunization("21", days_ago=37))
-    assert "27 days after" in f.summary
+    assert "27 days after" in said(f).summary
 
 
 def test_live_vaccine_given_before_a_second_course_is_judged_against_that_course() -> None:

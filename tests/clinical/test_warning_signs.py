@@ -21,6 +21,7 @@ from tests.clinical.signs_builders import (
     symptom_observation,
     yes_no,
 )
+from tests.words import said
 
 # --- the 7-day window, at the boundary and one step each side ---------------------------------------------
 
@@ -36,7 +37,8 @@ def test_window_of_seven_days(days_ago: float, expected: tuple[str, str]) -> Non
 def test_the_caution_says_what_and_when_and_what_to_do() -> None:
     (f,) = [f for f in infection(encounter_diagnosis(ICD10CM, "R07.0", "Pain in throat", days_ago=1))
             if f.code == "warning-signs"]
-    assert f.summary == "Warning sign of infection: Pain in throat recorded 31 Oct 2026 — assess before the next dose"
+    assert said(f).summary == ("Assess for infection before the next dose — warning sign of infection: Pain in throat, "
+                               "recorded 31 Oct 2026 12:00.")
     assert f.evidence[0].description.startswith("warning sign (sore throat or pain on swallowing): Pain in throat")
     assert "ICD-10-CM R07.0" in f.evidence[0].description
 
@@ -99,8 +101,9 @@ def test_questionnaire_nested_items_and_several_signs_listed_together() -> None:
         yes_no("rash", "A new skin rash?", False),
     ]}])
     (f,) = [f for f in infection(qr) if f.code == "warning-signs"]
-    assert "sore-throat" in f.summary and "Burning when urinating recorded" in f.summary  # said without the "?"
-    assert "rash" not in f.summary.lower()
+    line = said(f).summary
+    assert "sore-throat" in line and "Burning when urinating" in line and "rash" not in line.lower()
+    assert "urinating?" not in line  # a check-in's question is said without its "?"
 
 
 def test_questionnaire_items_coded_by_the_questionnaire_on_the_server_copy_in_the_record() -> None:
@@ -161,12 +164,12 @@ def test_bruising_points_at_platelets_and_a_cbc() -> None:
     (f,) = [f for f in for_rule("blood-counts", *_counts(), encounter_diagnosis(ICD10CM, "R23.3", "Spontaneous "
                                                                                        "ecchymoses"))]
     assert f.status == "caution" and f.code == "side-effect-reported"
-    assert "check platelets and a full blood count now" in f.summary
+    assert "check platelets and a full blood count now" in said(f).detail
 
 
 def test_loss_of_appetite_points_at_liver_tests() -> None:
     found = for_rule("liver", *_counts(), encounter_diagnosis(ICD10CM, "R63.0", "Anorexia"))
-    assert found[0].code == "side-effect-reported" and "liver tests" in found[0].summary
+    assert found[0].code == "side-effect-reported" and "liver tests" in said(found[0]).summary
 
 
 def test_anorexia_nervosa_is_not_a_side_effect() -> None:

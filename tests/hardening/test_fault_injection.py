@@ -15,7 +15,7 @@ from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import FhirError
 from azaguard.mappings import load_mappings
 from azaguard.resources import InputError
-from azaguard.service import CheckResult, check_on_server
+from azaguard.service import CheckResult, chart_verdict, check_on_server
 from tests.hardening.common import NOW, live_counts, load_patient
 from tests.hardening.faultproxy import FaultProxy
 
@@ -44,7 +44,7 @@ def _wanted(base_url: str, pid: str) -> tuple[set[str], set[str]]:
     with FhirClient(base_url) as client:
         result = check_on_server(client, pid, mappings=MAPPINGS, now=NOW)
     author = {"identifier": device_resource(MAPPINGS.version)["identifier"][0]}
-    plan = plan_alerts(result.patient_ref, result.findings, [], NOW, author)
+    plan = plan_alerts(result.patient_ref, result.findings, [], NOW, author, verdict=chart_verdict(result, MAPPINGS))
     return ({p.identifier for p in plan if p.resource_type == "DetectedIssue"},
             {p.identifier for p in plan if p.resource_type == "Flag"})
 

@@ -16,7 +16,7 @@ from azaguard import report
 from azaguard.alerts import ALERT_ID_SYSTEM, SOURCE_TAG, device_resource, plan_alerts
 from azaguard.fhir.client import FhirClient
 from azaguard.mappings import load_mappings
-from azaguard.service import check_on_server
+from azaguard.service import chart_verdict, check_on_server
 from tests.hardening.common import NOW, chart_alerts, live_counts, load_patient
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ def _planned(base_url: str, pid: str) -> list[Any]:
     with FhirClient(base_url) as client:
         result = check_on_server(client, pid, mappings=MAPPINGS, now=NOW)
     author = {"identifier": device_resource(MAPPINGS.version)["identifier"][0]}
-    return plan_alerts(result.patient_ref, result.findings, [], NOW, author)
+    return plan_alerts(result.patient_ref, result.findings, [], NOW, author, verdict=chart_verdict(result, MAPPINGS))
 
 
 def _post(base_url: str, resource: dict[str, Any]) -> str:

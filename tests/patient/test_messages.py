@@ -77,7 +77,7 @@ def test_every_actionable_finding_of_the_sandbox_patients_has_a_row(
 
 def _fever(reference: str) -> Finding:
     return Finding(rule="infection-hold", code="fever", status=Status.HOLD, severity=Severity.HIGH,
-                   summary="Fever", detail="Fever", mappings_version="x",
+                   mappings_version="x",
                    evidence=(Evidence(reference=reference, description="temperature", value="38.4 Cel"),))
 
 
@@ -101,7 +101,7 @@ def test_the_fever_is_dated_as_a_patient_says_it(
 
 def test_nothing_to_do_needs_a_passed_check(mappings: Mappings, content: PatientContent, now: datetime) -> None:
     cannot = Finding(rule="dose", code="dose-cannot-evaluate", status=Status.CANNOT_EVALUATE,
-                     severity=Severity.MODERATE, summary="x", detail="x", mappings_version="x")
+                     severity=Severity.MODERATE, mappings_version="x")
     messages = patient_messages([cannot], now, mappings, content, LONDON)
     assert [m.text for m in messages] == ["We could not check your dose from your record."]
     assert patient_messages([], now, mappings, content, LONDON)[0].text == (
@@ -151,7 +151,7 @@ def test_a_finding_code_added_later_still_reaches_the_patient(
     rule: str, status: Status, mappings: Mappings, content: PatientContent, now: datetime
 ) -> None:
     finding = Finding(rule=rule, code="a-code-added-later", status=status,  # type: ignore[arg-type]
-                      severity=Severity.MODERATE, summary="x", detail="x", mappings_version="x")
+                      severity=Severity.MODERATE, mappings_version="x")
     messages = patient_messages([finding], now, mappings, content, LONDON)
     assert [m.rule for m in messages] == [rule]
     expected = {"hold": "today", "caution": "next-visit", "cannot-evaluate": "next-visit"}[status]

@@ -431,8 +431,6 @@ def test_a_rule_without_any_finding_is_shown_as_cannot_evaluate() -> None:
         code="x",
         status=Status.OK,
         severity=Severity.INFO,
-        summary="ALT normal",
-        detail="",
         mappings_version="t",
     )
     verdict = build_verdict([ok], None, NOW, load_mappings())

@@ -49,7 +49,6 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
             findings.append(
                 Finding(
                     rule=rule_id, code="no-result", status=Status.CANNOT_EVALUATE, severity=Severity.MODERATE,
-                    summary="Rule produced no result", detail="Internal: the rule returned nothing.",
                     reason="the check returned no result", mappings_version=mappings.version,
                 )
             )
@@ -80,10 +79,7 @@ def _unread(findings: list[Finding], record: PatientRecord, mappings: Mappings) 
         what = "; ".join(f"{u.what}: {u.error}" for u in failed)
         out.append(Finding(
             rule=rule_id, code="data-unread", status=Status.CANNOT_EVALUATE, severity=Severity.MODERATE,
-            summary="Part of the record could not be read from the server: this check cannot be cleared",
-            detail=f"The server could not answer part of the request ({what}); what it would have returned "
-                   "may change this check. Fetch the record again.",
-            missing=tuple(f"what {u.what} should have returned" for u in failed),
+            subject=what, missing=tuple(f"what {u.what} should have returned" for u in failed),
             reason="part of the record could not be read",
             mappings_version=mappings.version,
         ))
@@ -93,8 +89,6 @@ def _unread(findings: list[Finding], record: PatientRecord, mappings: Mappings) 
 def _crashed(rule_id: RuleId, exc: Exception, mappings: Mappings) -> Finding:
     return Finding(
         rule=rule_id, code="internal-error", status=Status.CANNOT_EVALUATE, severity=Severity.HIGH,
-        summary="Rule failed on this record; evaluate manually",
-        detail=f"The rule failed on this record ({type(exc).__name__}); evaluate it by hand.",
-        reason="the check failed on this record", missing=("a record this rule can read",),
+        subject=type(exc).__name__, reason="the check failed on this record", missing=("a record this rule can read",),
         mappings_version=mappings.version,
     )

@@ -11,9 +11,8 @@ from typing import Literal
 
 from msgspec import Struct
 
-from azaguard.display import cite, decimals_of, format_day, format_quantity
+from azaguard.display import decimals_of, format_day, format_quantity
 from azaguard.findings import (
-    SUMMARY_MAX_CHARS,
     Evidence,
     Finding,
     Quantity,
@@ -74,12 +73,10 @@ def limit_amount(value: float, unit: str | None, m: Mappings) -> str:
 
 
 def source_name(source: str, m: Mappings) -> str:
-    """A mappings source as clinicians cite it ("BSR 2017 monitoring guideline"), else as the mappings word it."""
-    cited = cite(source, m)
-    if cited:
-        return cited
-    # A project document is not a source a clinician can look up: name the rules it holds.
-    return "azaguard's clinical rules" if ".md" in source else source
+    """A mappings source as clinicians cite it (the wording layer's one rule for it)."""
+    from azaguard.wording import source_words
+
+    return source_words(source, m)
 
 
 # --- naming records for people (a FHIR id is linked from the evidence, never written in text) ----------
@@ -359,8 +356,6 @@ def make_finding(
     code: str,
     status: Status,
     severity: Severity,
-    summary: str,
-    detail: str,
     *,
     evidence: Iterable[Evidence] = (),
     missing: Iterable[str] = (),
@@ -370,23 +365,22 @@ def make_finding(
     subject: str | None = None,
     reason: str | None = None,
     advice: str | None = None,
+    source: str | None = None,
+    checked: Iterable[str] = (),
 ) -> Finding:
-    from azaguard.wording import sentence  # the one 140-character limit
-
-    if len(summary) > SUMMARY_MAX_CHARS:  # a whole clause, never cut mid-word
-        summary = sentence(summary).rstrip(".")
+    """A finding of facts: the wording layer (azaguard.wording) says it, the rule writes no sentence."""
     return Finding(
         rule=rule,
         code=code,
         status=status,
         severity=severity,
-        summary=summary,
-        detail=detail,
         trigger=trigger,
         therapy=therapy_fact(therapy),
         subject=subject,
         reason=reason,
         advice=advice,
+        source=source,
+        checked=tuple(checked),
         evidence=tuple(evidence),
         missing=tuple(dict.fromkeys(missing)),
         implicated=tuple(dict.fromkeys(implicated)),
@@ -460,13 +454,10 @@ def applicability(
     patient = record.patient
     if patient is not None and patient.deceased:
         # No monitoring, dose, lab or vaccine alert for a patient who has died (clinical-rules.md section 9).
-        on = f" on {short_date(patient.deceased_on)}" if patient.deceased_on else ""
         return t, make_finding(
             m, rule, "patient-deceased", Status.NOT_APPLICABLE, Severity.INFO,
-            f"The patient is deceased{on}: no checks apply",
-            f"The record says the patient died{on} (Patient.deceased), so azathioprine safety checks do not apply.",
-            evidence=[Evidence(reference=patient.ref, description=f"patient deceased{on}",
-                               date=iso(patient.deceased_on))],
+            evidence=[Evidence(reference=patient.ref, description="patient deceased", date=iso(patient.deceased_on))],
+            trigger=Trigger(concept="death", at=iso(patient.deceased_on), reference=patient.ref),
         )
     applies = t.on_current or (include_recent and (t.recent or t.stop_date_unknown))
     if applies:
@@ -474,31 +465,22 @@ def applicability(
     if t.unknown:
         return t, make_finding(
             m, rule, "medication-unknown", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            "Cannot tell whether the patient is on azathioprine: a medication record could not be read",
-            "At least one medication record could not be identified or has a status the rules do not "
-            "expect, so azathioprine therapy can be neither confirmed nor excluded: "
-            + "; ".join(t.unknown_reasons) + ".",
             evidence=[Evidence(reference=r, role="therapy", description="unidentified or uncertain medication record")
                       for r in t.unknown],
             missing=[f"confirmation whether {name} is azathioprine (its name is close to it)"
                      for name in t.maybe_azathioprine]
             or ["which medication each unreadable medication record is, and its status"],
-            reason=_unknown_reason(t),
+            reason=_unknown_reason(t), subject="; ".join(t.unknown_reasons),
         )
     if t.recent or t.stop_date_unknown:
         refs = [o.ref for o in t.recent + t.stop_date_unknown]
         return t, make_finding(
             m, rule, "not-current", Status.NOT_APPLICABLE, Severity.INFO,
-            "Azathioprine recently stopped: this rule applies to current therapy",
-            "Azathioprine was stopped; this rule checks patients currently taking it. "
-            "The vaccination rule still applies after stopping.",
             evidence=[order_evidence(o, t) for o in t.recent + t.stop_date_unknown],
             implicated=refs, therapy=t,
         )
     return t, make_finding(
         m, rule, "not-on-azathioprine", Status.NOT_APPLICABLE, Severity.INFO,
-        "Not on azathioprine (no current or recent order)",
-        "No active, on-hold, or recently stopped azathioprine order is on the record.",
     )
 
 
@@ -568,4 +550,4 @@ def decisive(dated: list[Measurement], direction: Literal["below", "above"] | No
     if len(values) == 1 and not unreadable:
         return chosen, ""
     others = len(tied) - 1
-    return chosen, (f" Conflicting results at the same time ({others + 1} results); the worse one decides.")
+    return chosen, f"; conflicting results at the same time ({others + 1} results): the worse one decides"

@@ -24,7 +24,6 @@ from azaguard.rules.common import (
     measurement_trigger,
     number,
     short_date,
-    source_name,
     split_future,
 )
 from azaguard.terminology import names_match
@@ -83,9 +82,7 @@ def dialysis(record: PatientRecord, m: Mappings, now: datetime) -> Finding | Non
         return None
     return make_finding(
         m, "kidney", "on-dialysis", Status.NOT_APPLICABLE, Severity.INFO,
-        f"On dialysis ({cond.concept.label}): eGFR and creatinine thresholds do not apply",
-        f"{spec.note} The record shows dialysis ({cond.concept.label}). Kidney function is judged "
-        "by the renal team; azathioprine dosing on dialysis follows the prescriber.",
+        subject=cond.concept.label, checked=[spec.note.rstrip(".")],
         evidence=[_condition_evidence(cond, "dialysis")], implicated=[o.ref for o in t.current],
     )
 
@@ -118,9 +115,7 @@ def alt_by_indication(findings: list[Finding], record: PatientRecord, m: Mapping
         if falling:
             out.append(make_finding(
                 m, "liver", "alt-falling-in-autoimmune-hepatitis", Status.CAUTION, Severity.MODERATE,
-                f"ALT high but falling in autoimmune hepatitis ({trend}): response to treatment; keep monitoring",
-                f"{spec.note} ALT {trend}: each result lower than the one before, so the high value reflects the "
-                f"disease responding to treatment, not drug toxicity. A rise would be the alarm. {f.detail}",
+                checked=[spec.note.rstrip("."), f"ALT {trend}", *f.checked], source=f.source,
                 evidence=evidence, implicated=f.implicated, trigger=measurement_trigger(series[0], "ALT"),
                 subject="ALT",
                 reason="falling on treatment of autoimmune hepatitis (" + " → ".join(
@@ -128,9 +123,9 @@ def alt_by_indication(findings: list[Finding], record: PatientRecord, m: Mapping
                 advice="repeat it; a rise is the alarm",
             ))
         else:
-            out.append(struct_replace(f, detail=f"{f.detail} Indication: autoimmune hepatitis ({cond.concept.label}); "
-                                                f"the ALT is not falling ({trend}), so it is judged as the alarm.",
-                                      evidence=tuple(evidence)))
+            out.append(struct_replace(f, checked=(*f.checked, f"indication: autoimmune hepatitis "
+                                                  f"({cond.concept.label}); the ALT is not falling ({trend}), so it "
+                                                  "is judged as the alarm"), evidence=tuple(evidence)))
     return out
 
 
@@ -147,8 +142,7 @@ def family_tpmt(record: PatientRecord, m: Mappings, implicated: list[str]) -> Fi
     who = ", ".join(dict.fromkeys(r.whose for r in hits))
     return make_finding(
         m, "tpmt", "tpmt-family-history", Status.CAUTION, Severity.MODERATE,
-        f"Family history of TPMT/NUDT15 deficiency ({who}): test the patient's TPMT and NUDT15",
-        f"{spec.note} Recorded: " + "; ".join(f"{r.whose}: {', '.join(r.names) or 'unnamed'}" for r in hits) + ".",
+        checked=[spec.note.rstrip("."), *(f"{r.whose}: {', '.join(r.names) or 'unnamed'}" for r in hits)],
         evidence=[Evidence(reference=r.ref, description=f"{r.whose}'s record (not the patient's): "
                            f"{', '.join(r.names)}", date=r.date) for r in hits],
         missing=["the patient's own TPMT and NUDT15 status"], implicated=implicated,
@@ -174,11 +168,9 @@ def tpmt_after_transfusion(results: list[Measurement], record: PatientRecord, m:
     r, e, days = pairs[0]
     return make_finding(
         m, "tpmt", "tpmt-after-transfusion", Status.CAUTION, Severity.MODERATE,
-        f"TPMT phenotype measured {days} days after a red-cell transfusion: may be falsely normal; "
-        "retest or genotype",
-        f"{spec.note} The TPMT phenotype of {short_date(r.effective)} was measured {days} days after {e.label} "
-        f"({short_date(e.date)}); window {spec.window_days.value:g} days "
-        f"({source_name(spec.window_days.source, m)}).",
+        checked=[spec.note.rstrip("."), f"the TPMT phenotype of {short_date(r.effective)} was measured {days} days "
+                 f"after {e.label} ({short_date(e.date)}); window {spec.window_days.value:g} days"],
+        source=spec.window_days.source,
         evidence=[measurement_evidence(r, "TPMT phenotype"),
                   Evidence(reference=e.ref, description=f"red-cell transfusion: {e.label}", date=iso(e.date))],
         missing=["a TPMT genotype, or a phenotype more than the window after the last transfusion"],

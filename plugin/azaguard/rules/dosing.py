@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from msgspec import Struct
 
-from azaguard.findings import SUMMARY_MAX_CHARS, Evidence, Finding, Severity, Status
+from azaguard.findings import Evidence, Finding, Severity, Status
 from azaguard.mappings import Interaction, Mappings
 from azaguard.record import Measurement, MedicationOrder, PatientRecord
 from azaguard.rules.amounts import order_daily_mg
@@ -30,7 +30,6 @@ from azaguard.rules.common import (
     result_name,
     rule,
     short_date,
-    source_name,
     split_future,
     uncertain_reason,
 )
@@ -122,40 +121,28 @@ def dose(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
     t, stop = applicability(record, mappings, now, "dose")
     if stop is not None:
         return [stop]
-    m = mappings
     policy = mappings.policy.dose
     dd = daily_dose(record, mappings, now, t)
     implicated = [o.ref for o in t.current]
     if dd.mg_per_kg_day is None:
         return [make_finding(
             mappings, "dose", "dose-cannot-evaluate", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            "Cannot check the azathioprine dose per kg: " + "; ".join(dd.missing),
-            "The dose in mg/kg/day needs the dose per administration, the administrations per day and "
-            "a recent weight. Missing: " + "; ".join(dd.missing) + ".",
             evidence=dd.evidence, missing=dd.missing, implicated=implicated,
         )]
     value = dd.mg_per_kg_day
-    context = (
-        f"Computed: {'; '.join(dd.how)}. Maximum {policy.max_mg_per_kg_day.value:g} mg/kg/day "
-        f"({source_name(policy.max_mg_per_kg_day.source, m)}); the US label RA maximum is "
-        f"{policy.label_ra_max_mg_per_kg_day.value:g} mg/kg/day "
-        f"({source_name(policy.label_ra_max_mg_per_kg_day.source, m)})."
-    )
+    checked = [f"{dd.mg_per_day:g} mg/day is {value:.2f} mg/kg/day", *dd.how]
     if value > policy.max_mg_per_kg_day.value:
         return [make_finding(
             mappings, "dose", "dose-above-max", Status.CAUTION, Severity.MODERATE,
-            f"Azathioprine {value:.2f} mg/kg/day is above {policy.max_mg_per_kg_day.value:g} mg/kg/day",
-            f"Azathioprine {dd.mg_per_day:g} mg/day is {value:.2f} mg/kg/day. {context} Review the dose.",
-            evidence=dd.evidence, implicated=implicated,
+            evidence=dd.evidence, implicated=implicated, checked=checked,
             reason=f"{value:.2f} mg/kg/day is above {policy.max_mg_per_kg_day.value:g} mg/kg/day",
         )]
     above_label = value > policy.label_ra_max_mg_per_kg_day.value
     note = " (above the US label RA maximum, within the protocol maximum)" if above_label else ""
     return [make_finding(
         mappings, "dose", "dose-within-max", Status.OK, Severity.INFO,
-        f"Azathioprine {value:.2f} mg/kg/day, within {policy.max_mg_per_kg_day.value:g} mg/kg/day{note}",
-        f"Azathioprine {dd.mg_per_day:g} mg/day is {value:.2f} mg/kg/day{note}. {context}",
-        evidence=dd.evidence, implicated=implicated,
+        evidence=dd.evidence, implicated=implicated, checked=checked,
+        reason=f"{value:.2f} mg/kg/day, within {policy.max_mg_per_kg_day.value:g} mg/kg/day{note}",
     )]
 
 
@@ -177,9 +164,7 @@ def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
     for problem in observation_problems(record, tpmt_loincs, m):
         out.append(make_finding(
             m, "tpmt", "observation-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            "A possible TPMT/NUDT15 result could not be read",
-            f"{problem_name(problem)[0].upper()}{problem_name(problem)[1:]}. "
-            "Review it in the chart before relying on TPMT/NUDT15 status.",
+            subject=problem_name(problem),
             evidence=[problem_evidence(problem)], missing=["a readable TPMT/NUDT15 result"],
             implicated=implicated,
         ))
@@ -202,54 +187,49 @@ def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
         if phen is None:
             out.append(make_finding(
                 m, "tpmt", f"{gene.lower()}-unrecognised", Status.CANNOT_EVALUATE, Severity.MODERATE,
-                f"{gene} result of {short_date(deciding[0].effective)} not recognised: check it manually",
-                f"The latest {gene} result(s) ({'; '.join(_shown(r, m) for r in deciding)}, "
-                f"{short_date(deciding[0].effective)}) carry no recognised metaboliser status or known diplotype. "
-                f"{policy.genotype_unread.text} ({source_name(policy.source, m)}).",
+                subject=gene, checked=[_shown(r, m) for r in deciding], advice=policy.genotype_unread.text,
+                reason=f"the latest {gene} result ({short_date(deciding[0].effective)}) carries no recognised "
+                       "metaboliser status or known diplotype", source=policy.source,
                 evidence=[measurement_evidence(r, f"{gene} result") for r in deciding],
                 missing=[f"an interpretable {gene} metaboliser status"], implicated=implicated,
             ))
     if unassigned:
         out.append(make_finding(
             m, "tpmt", "pgx-gene-unknown", policy.genotype_unread.status, policy.genotype_unread.severity,
-            f"A pharmacogenomic result names no gene azaguard can read ({len(unassigned)} result(s))",
-            f"{policy.genotype_unread.text} The gene studied (TPMT or NUDT15) is not named in a gene-studied "
-            f"component or the text: {'; '.join(_shown(r, m) for r in unassigned)}.",
+            reason=f"{len(unassigned)} pharmacogenomic result(s) name no gene azaguard can read (TPMT or NUDT15)",
+            checked=[_shown(r, m) for r in unassigned], advice=policy.genotype_unread.text, source=policy.source,
             evidence=[measurement_evidence(r, "pharmacogenomic result") for r in unassigned],
             missing=["the gene and metaboliser status of each pharmacogenomic result listed"],
             implicated=implicated,
         ))
     tp, nu = status.get("TPMT"), status.get("NUDT15")
-    summary_of = f"TPMT {tp or ('unreadable' if 'TPMT' in status else 'not on file')}, " \
-                 f"NUDT15 {nu or ('unreadable' if 'NUDT15' in status else 'not on file')}"
-    detail_tail = f" ({summary_of}; {source_name(policy.source, m)})."
+    genes = [f"TPMT {tp or ('unreadable' if 'TPMT' in status else 'not on file')}",
+             f"NUDT15 {nu or ('unreadable' if 'NUDT15' in status else 'not on file')}"]
+    facts = {"evidence": evidence, "implicated": implicated, "checked": genes, "source": policy.source}
     if tp == "poor" or nu == "poor":
         gene = "TPMT" if tp == "poor" else "NUDT15"
         rec = policy.recommendations["poor"] if gene == "TPMT" else policy.nudt15["poor"]
-        out.append(make_finding(m, "tpmt", f"{gene.lower()}-poor", rec.status, rec.severity, rec.text,
-                                rec.text + detail_tail, evidence=evidence, implicated=implicated,
-                                reason=f"{gene} poor metaboliser"))
+        out.append(make_finding(m, "tpmt", f"{gene.lower()}-poor", rec.status, rec.severity, advice=rec.text,
+                                reason=f"{gene} poor metaboliser", **facts))  # type: ignore[arg-type]
     elif tp == "intermediate" and nu == "intermediate":
         rec = policy.both_intermediate
-        out.append(make_finding(m, "tpmt", "tpmt-nudt15-intermediate", rec.status, rec.severity, rec.text,
-                                rec.text + detail_tail, evidence=evidence, implicated=implicated,
-                                reason="TPMT and NUDT15 intermediate metaboliser"))
+        out.append(make_finding(m, "tpmt", "tpmt-nudt15-intermediate", rec.status, rec.severity, advice=rec.text,
+                                reason="TPMT and NUDT15 intermediate metaboliser", **facts))  # type: ignore[arg-type]
     elif tp == "intermediate" or nu == "intermediate":
         gene = "TPMT" if tp == "intermediate" else "NUDT15"
         rec = policy.recommendations["intermediate"] if gene == "TPMT" else policy.nudt15["intermediate"]
-        out.append(make_finding(m, "tpmt", f"{gene.lower()}-intermediate", rec.status, rec.severity, rec.text,
-                                rec.text + detail_tail, evidence=evidence, implicated=implicated,
-                                reason=f"{gene} intermediate metaboliser"))
+        out.append(make_finding(m, "tpmt", f"{gene.lower()}-intermediate", rec.status, rec.severity, advice=rec.text,
+                                reason=f"{gene} intermediate metaboliser", **facts))  # type: ignore[arg-type]
     elif tp == "normal":
         rec = policy.recommendations["normal"]
-        nudt = "" if nu == "normal" else " NUDT15 status is not on file: CPIC advises checking it too."
-        out.append(make_finding(m, "tpmt", "tpmt-normal", rec.status, rec.severity, rec.text,
-                                rec.text + nudt + detail_tail, evidence=evidence, implicated=implicated))
+        nudt = None if nu == "normal" else "NUDT15 status is not on file: CPIC advises checking it too"
+        out.append(make_finding(m, "tpmt", "tpmt-normal", rec.status, rec.severity, advice=rec.text, reason=nudt,
+                                **facts))  # type: ignore[arg-type]
     if "TPMT" not in status and not any(f.status == Status.HOLD for f in out):
         rec = policy.no_result
         out.append(make_finding(
-            m, "tpmt", "tpmt-no-result", rec.status, rec.severity, rec.text, rec.text + detail_tail,
-            evidence=evidence, missing=["TPMT result"], implicated=implicated,
+            m, "tpmt", "tpmt-no-result", rec.status, rec.severity, advice=rec.text, missing=["TPMT result"],
+            reason="no TPMT result on file", **facts,  # type: ignore[arg-type]
         ))
     # Context (rules/context.py): a relative's deficiency is a reason to test; a phenotype soon after a transfusion
     # may be the donor's cells.
@@ -317,7 +297,6 @@ def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> li
     t, stop = applicability(record, mappings, now, "interactions")
     if stop is not None:
         return [stop]
-    m = mappings
     aza_refs = [o.ref for o in t.current]
     aza_evidence = [order_evidence(o, t) for o in t.current]
     out: list[Finding] = []
@@ -332,9 +311,7 @@ def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> li
         if order.medication is None or (order.medication_problem and not order.medication.names):
             out.append(make_finding(
                 mappings, "interactions", "medication-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-                f"A medication {order.kind} cannot be identified: interactions not excluded",
-                f"{order_name(order)[0].upper()}{order_name(order)[1:]} ({order.status}): "
-                f"{order.medication_problem or 'no medication'}.",
+                subject=f"{order_name(order)} ({order.status}): {order.medication_problem or 'no medication'}",
                 evidence=[Evidence(reference=order.ref, role="trigger",
                                    description=f"unidentified medication {order.kind}")],
                 missing=[f"the medication of {order_name(order)}"], implicated=[*aza_refs, order.ref],
@@ -350,11 +327,8 @@ def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> li
             if uncertain:
                 out.append(make_finding(
                     mappings, "interactions", "interaction-status-uncertain", Status.CANNOT_EVALUATE,
-                    Severity.MODERATE,
-                    f"{order.medication.label} ({entry.id}) has an unexpected status '{order.status}': "
-                    "check whether it is taken",
-                    f"{uncertain_reason(order)}. If it is taken: {entry.message} "
-                    f"Source: {source_name(entry.source, m)}.",
+                    Severity.MODERATE, reason=uncertain_reason(order),
+                    advice=f"if it is taken: {entry.message}", source=entry.source,
                     evidence=[Evidence(reference=order.ref, role="trigger", description=f"interacting "
                                        f"{order.kind} ({entry.id}, matched by {how}), {order.status}"),
                               *aza_evidence],
@@ -368,19 +342,16 @@ def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> li
             continue
         out.append(make_finding(
             mappings, "interactions", "medication-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            "A medication record could not be read: interactions not excluded",
-            f"{problem_name(problem)[0].upper()}{problem_name(problem)[1:]}.",
+            subject=problem_name(problem),
             evidence=[problem_evidence(problem)], missing=["a readable version of the unreadable medication record"],
             implicated=[*aza_refs, problem.ref],
         ))
     if not out:
         names = ", ".join(e.id for e in mappings.medications.interactions)
-        others = "; ".join(checked) if checked else "none"
         out.append(make_finding(
             mappings, "interactions", "no-interaction", Status.OK, Severity.INFO,
-            f"No interacting drug among {len(checked)} other active medication record(s)",
-            f"Checked the other current medication records ({others}) against: {names}.",
-            evidence=aza_evidence, implicated=aza_refs,
+            evidence=aza_evidence, implicated=aza_refs, checked=checked or ["none"], subject=names,
+            reason=f"{len(checked)} other active medication record(s)",
         ))
     return out
 
@@ -414,23 +385,21 @@ def _interaction_finding(
         if dd.mg_per_kg_day is not None and dd.mg_per_kg_day <= limit:
             status = Status(entry.dose_reduced_status or "caution")
             severity, code = entry.dose_reduced_severity or Severity.MODERATE, f"{entry.id}-dose-reduced"
-            extra = (f" The azathioprine dose ({dd.mg_per_kg_day:.2f} mg/kg/day) is already at or below "
+            extra = (f"the azathioprine dose ({dd.mg_per_kg_day:.2f} mg/kg/day) is already at or below "
                      f"{limit:.2f} mg/kg/day ({entry.dose_reduction_fraction_max:g} x the label's usual "
-                     f"{usual:g}): confirm it was reduced for the {entry.id} and watch the blood count. "
-                     f"{entry.dose_reduced_message or ''} Source: {entry.dose_reduced_source or entry.source}.")
+                     f"{usual:g}): confirm it was reduced for the {entry.id} and watch the blood count"
+                     + (f"; {entry.dose_reduced_message.rstrip('.')}" if entry.dose_reduced_message else ""))
         elif dd.mg_per_kg_day is not None:
-            extra = (f" The azathioprine dose is {dd.mg_per_kg_day:.2f} mg/kg/day, above {limit:.2f} "
-                     "mg/kg/day "
-                     f"({entry.dose_reduction_fraction_max:g} x the label's usual {usual:g}): not reduced.")
+            extra = (f"the azathioprine dose is {dd.mg_per_kg_day:.2f} mg/kg/day, above {limit:.2f} mg/kg/day "
+                     f"({entry.dose_reduction_fraction_max:g} x the label's usual {usual:g}): not reduced")
         else:
-            extra = " Whether the dose was reduced cannot be checked: " + "; ".join(dd.missing) + "."
-    summary = f"{label}: {entry.message}"
-    if len(summary) > SUMMARY_MAX_CHARS:
-        summary = entry.message
+            extra = "whether the dose was reduced cannot be checked: " + "; ".join(dd.missing)
+    reduced = code.endswith("-dose-reduced")
     return make_finding(
-        m, "interactions", code, status, severity, summary,
-        f"{order_name(order)[0].upper()}{order_name(order)[1:]} ({order.status}) matched the {entry.id} "
-        f"interaction by {how}. {entry.message}{extra} Source: {source_name(entry.source, m)}.",
+        m, "interactions", code, status, severity,
         evidence=evidence, implicated=implicated, trigger=order_trigger(order), subject=label,
-        advice="confirm the dose was reduced; watch the blood count" if code.endswith("-dose-reduced") else None,
+        checked=[f"{order_name(order)} ({order.status}) matched the {entry.id} interaction by {how}",
+                 entry.message.rstrip("."), *([extra] if extra else [])],
+        source=(entry.dose_reduced_source or entry.source) if reduced else entry.source,
+        advice="confirm the dose was reduced; watch the blood count" if reduced else None,
     )

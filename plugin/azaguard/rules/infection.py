@@ -158,23 +158,18 @@ def _fever(
     peak = max(temps.fevers, key=lambda x: x.value or 0.0)
     evidence = [measurement_evidence(x, "temperature at or above fever threshold") for x in temps.fevers]
     neutro, neutro_note, neutro_ev = _neutropenia(record, m, now)
-    prelim = " The reading is preliminary." if all(x.preliminary for x in temps.fevers) else ""
-    base = (f"Temperature {_fmt_cel(peak)} on {short_date(peak.effective)} (fever threshold "
-            f"{policy.fever_threshold_cel.value:g} °C, last {hours} h).{prelim}")
+    prelim = "; the reading is preliminary" if all(x.preliminary for x in temps.fevers) else ""
+    reason = f"fever threshold {policy.fever_threshold_cel.value:g} °C, last {hours} h{prelim}; " \
+        + neutro_note.rstrip(".")
     if neutro and _febrile_enough(temps, m):
         return make_finding(
             m, RULE, "neutropenic-fever", Status.HOLD, Severity.CRITICAL,
-            f"Neutropenic fever: {_fmt_cel(peak)} with low neutrophils: {ACTION} now",
-            f"{base} {neutro_note} Fever with neutropenia is a medical emergency on azathioprine: "
-            f"{ACTION} immediately and arrange urgent assessment.",
-            evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
-            trigger=measurement_trigger(peak, "fever", as_recorded=True),
+            evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs, reason=reason,
+            trigger=measurement_trigger(peak, "fever", as_recorded=True), source=policy.fever_threshold_cel.source,
         )
     return make_finding(
         m, RULE, "fever", Status.HOLD, Severity.HIGH,
-        f"Fever {_fmt_cel(peak)} on {short_date(peak.effective)}: {ACTION}",
-        f"{base} Fever on azathioprine may signal a serious infection: {ACTION}. {neutro_note}".strip(),
-        evidence=evidence + neutro_ev + aza_evidence,
+        evidence=evidence + neutro_ev + aza_evidence, reason=reason, source=policy.fever_threshold_cel.source,
         missing=[] if neutro is False else ["a current neutrophil count (to exclude neutropenic fever)"],
         implicated=aza_refs, trigger=measurement_trigger(peak, "fever", as_recorded=True),
     )
@@ -211,7 +206,7 @@ def _neutropenia(
     ev = [measurement_evidence(latest, f"latest {analyte.label} count")]
     limit = fn.anc_below[fn.choice]
     if latest.value is None:
-        return None, f"The latest {analyte.label} count cannot be read ({latest.unit_problem}).{conflict}", ev
+        return None, f"The latest {analyte.label} count cannot be read ({latest.unit_problem}){conflict}.", ev
     comparator = latest.quantity.comparator if latest.quantity else None
     threshold = Threshold(direction="below", value=limit.value, source=limit.source)
     low = crosses(latest.value, comparator, threshold)
@@ -220,7 +215,7 @@ def _neutropenia(
         return None, f"The latest {analyte.label} count cannot be compared with {shown_limit}.", ev
     state = "below" if low else "not below"
     return low, (f"{analyte.label} {amount(latest, m)} ({state} {limit_amount(limit.value, latest.unit, m)}, "
-                 f"febrile-neutropenia definition '{fn.choice}': {source_name(limit.source, m)}).{conflict}"), ev
+                 f"febrile-neutropenia definition '{fn.choice}': {source_name(limit.source, m)}){conflict}."), ev
 
 
 def _temperature_gaps(
@@ -237,8 +232,7 @@ def _temperature_gaps(
         reasons += [problem_name(p) for p in problems]
         out.append(make_finding(
             m, RULE, "temperature-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"Cannot rule out fever: {len(refs)} temperature reading(s) could not be read",
-            "Each of these might show a fever: " + "; ".join(reasons) + ". Check the temperature by hand.",
+            subject="; ".join(reasons),
             evidence=[measurement_evidence(x, "temperature (unreadable)") for x, _ in temps.undecidable]
             + [problem_evidence(p) for p in problems],
             missing=["a readable temperature value"],
@@ -246,12 +240,10 @@ def _temperature_gaps(
         ))
     if not (temps.fevers or temps.normal or temps.undecidable):
         last = next((x for x in temps.outside if x.effective is not None), None)
-        when = f" The last one is from {short_date(last.effective)}." if last else ""
         out.append(make_finding(
             m, RULE, "no-temperature", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"No temperature in the last {hours} h: fever cannot be ruled out",
-            f"No body temperature was recorded in the last {hours} hours, so fever cannot be excluded.{when} "
-            "Ask about fever, sweats or chills, or record a temperature.",
+            reason=f"no temperature in the last {hours} h"
+            + (f" (the last one is from {short_date(last.effective)})" if last else ""),
             evidence=[measurement_evidence(last, "last temperature (outside the window)")] if last else [],
             missing=[f"a body temperature from the last {hours} hours"],
             implicated=aza_refs,
@@ -334,10 +326,8 @@ def _conditions(
     if cc.undecidable:
         out.append(make_finding(
             m, RULE, "condition-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"Cannot tell if an infection diagnosis is current ({len(cc.undecidable)} without status or date)",
-            "These infection diagnoses have no clinical status and no usable date, so whether the infection is "
-            "current cannot be told: " + "; ".join(f"{c.concept.label} ({w})" for c, _, w in cc.undecidable)
-            + ". Confirm with the clinician.",
+            reason=f"{len(cc.undecidable)} infection diagnosis(es) without status or date",
+            subject="; ".join(f"{c.concept.label} ({w})" for c, _, w in cc.undecidable),
             evidence=[_condition_evidence(c, x, w, "infection diagnosis") for c, x, w in cc.undecidable],
             missing=[f"the clinical status or date of the {c.concept.label} diagnosis" for c, _, _ in cc.undecidable],
             implicated=aza_refs,
@@ -353,17 +343,11 @@ def _conditions(
     if cc.neutropenia and (fever_coded or measured_fever):
         out.append(make_finding(
             m, RULE, "febrile-neutropenia-coded", Status.HOLD, Severity.CRITICAL,
-            f"Febrile neutropenia on record ({names}): {ACTION} now",
-            "Neutropenia and fever are both current on the record: fever with neutropenia is a medical "
-            f"emergency on azathioprine: {ACTION} immediately and arrange urgent assessment.",
             evidence=evidence + aza_evidence, implicated=aza_refs, trigger=trigger, subject=names,
         ))
         return out
     out.append(make_finding(
         m, RULE, "active-infection", Status.HOLD, Severity.HIGH,
-        f"Active infection ({names}): {ACTION}",
-        f"A current infection is on the record while the patient is on azathioprine: {ACTION}. "
-        "Stop during severe infection (IV therapy or hospital admission) until recovery (BSR 2025).",
         evidence=evidence + aza_evidence,
         implicated=aza_refs, trigger=trigger, subject=lower_names(names),
     ))
@@ -379,8 +363,8 @@ def _context_note(conds: CurrentConditions) -> str:
     if not (conds.context or conds.neutropenia):
         return ""
     names = ", ".join(dict.fromkeys(c.concept.label for c, _, _ in conds.context + conds.neutropenia))
-    return (f" On record as context, not a hold by itself: {names} (chronic, latent, sequela, carrier or "
-            "neutropenia without fever): keep in mind when judging new symptoms.")
+    return (f"on record as context, not a hold by itself: {names} (chronic, latent, sequela, carrier or "
+            "neutropenia without fever); keep it in mind when judging new symptoms")
 
 
 # --- anti-infectives ------------------------------------------------------------------------
@@ -431,17 +415,11 @@ def _anti_infectives(
         all_prophylaxis = len({o.ref for o, _, _, _ in hits} - set(may_be)) == 0
         note = f" {ai.prophylaxis_false_positive_note}" if may_be else ""
         labels = ", ".join(dict.fromkeys(o.medication.label for o, _, _, _ in hits if o.medication))
-        summary = f"On anti-infective treatment ({labels}): {ACTION}"
         advice = "contact the prescriber"
         if all_prophylaxis:
-            summary = f"On {labels} (may be prophylaxis): if it treats an infection, {ACTION}"
             advice = "it may be prophylaxis: if it treats an infection, contact the prescriber"
-        kinds = {o.kind for o, _, _, _ in hits}
-        recorded = "order" if kinds == {"order"} else "medication record"
         out.append(make_finding(
-            m, RULE, "anti-infective", Status.HOLD, Severity.HIGH, summary,
-            f"An active systemic anti-infective {recorded} suggests an infection is being treated while the patient "
-            f"is on azathioprine: {ACTION}.{note}",
+            m, RULE, "anti-infective", Status.HOLD, Severity.HIGH, reason=note.strip() or None,
             evidence=[
                 Evidence(reference=o.ref, role="trigger",
                          description=f"anti-infective {o.kind}, {o.status}: "
@@ -456,9 +434,6 @@ def _anti_infectives(
         labels = ", ".join(dict.fromkeys(o.medication.label for o, _, _ in prophylaxis if o.medication))
         out.append(make_finding(
             m, RULE, "anti-infective-prophylaxis", Status.CAUTION, Severity.MODERATE,
-            f"On {labels} as prophylaxis: {caution}",
-            f"An active systemic anti-infective given as prophylaxis ({'; '.join(w for _, _, w in prophylaxis)}) "
-            f"is not a treated infection: {caution} before the next azathioprine dose.",
             evidence=[
                 Evidence(reference=o.ref, role="trigger",
                          description=f"prophylactic anti-infective {o.kind}, {o.status}: "
@@ -467,7 +442,8 @@ def _anti_infectives(
                 for o, how, why in prophylaxis
             ] + aza_evidence,
             implicated=aza_refs, trigger=order_trigger(prophylaxis[0][0]), subject=labels,
-            reason="given as prophylaxis", advice=caution.removeprefix("prophylaxis: "),
+            reason=f"given as prophylaxis ({'; '.join(w for _, _, w in prophylaxis)})",
+            advice=caution.removeprefix("prophylaxis: "),
         ))
     return out
 
@@ -591,9 +567,7 @@ def _unreadable_records(
         return []
     return [make_finding(
         m, RULE, "record-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-        f"Cannot rule out infection: {len(refs)} condition/medication record(s) could not be read",
-        "These records might show an infection or an anti-infective treatment but could not be read, "
-        "identified or placed in time: " + "; ".join(lines) + ".",
+        subject="; ".join(lines),
         evidence=evidence, missing=["a readable version of each record listed"], implicated=aza_refs,
         reason=f"{len(refs)} condition or medication record(s) could not be read",
     )]
@@ -603,17 +577,12 @@ def _ok(
     temps: Temperatures, record: PatientRecord, m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence],
     conds: CurrentConditions,
 ) -> Finding:
-    policy = m.policy.infection
     latest = temps.normal[0]
     return make_finding(
         m, RULE, "no-infection-signs", Status.OK, Severity.INFO,
-        f"No fever (latest {_fmt_cel(latest)}), no active infection or anti-infective on record",
-        f"Temperatures in the last {int(policy.fever_window_hours.value)} h are below "
-        f"{policy.fever_threshold_cel.value:g} °C; no active infection is on the problem list and no "
-        f"systemic anti-infective is ordered ({len(record.conditions)} condition(s), "
-        f"{len(record.medication_orders)} medication order(s) checked). Symptoms reported outside the "
-        "record (sweats, chills, sore throat) still need the prescriber."
-        + _context_note(conds),
+        trigger=measurement_trigger(latest, "temperature", as_recorded=True),
+        reason=f"{len(record.conditions)} condition(s), {len(record.medication_orders)} medication order(s) checked",
+        advice=_context_note(conds) or None,
         evidence=[measurement_evidence(x, "temperature below fever threshold", "context") for x in temps.normal]
         + [_condition_evidence(c, x, w, "context (not a hold by itself)") for c, x, w in conds.context]
         + aza_evidence,

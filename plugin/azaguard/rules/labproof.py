@@ -27,7 +27,6 @@ from azaguard.rules.common import (
     recorded_amount,
     result_name,
     short_date,
-    source_name,
     split_future,
 )
 from azaguard.terminology.labtests import result_class
@@ -140,12 +139,9 @@ def infection_findings(
         names = "; ".join(h.phrase(m) for h in react)
         out.append(make_finding(
             m, "infection-hold", "hbv-reactivation", Status.HOLD, Severity.HIGH,
-            f"Hepatitis B reactivation (HBV DNA {short_date(react[0].result.effective)}): refer to hepatology; "
-            f"{action}",
-            f"HBV DNA has risen on azathioprine: {names}. A rise of at least "
-            f"{m.lab_infections.hbv_reactivation_rise_log10.value:g} log10, or detection after undetectable, is "
-            f"reactivation ({source_name(m.lab_infections.hbv_reactivation_rise_log10.source, m)}): {action}, refer to "
-            "hepatology for antiviral treatment and check liver tests.",
+            checked=[names, f"a rise of at least {m.lab_infections.hbv_reactivation_rise_log10.value:g} log10, or "
+                     "detection after undetectable, is reactivation"],
+            source=m.lab_infections.hbv_reactivation_rise_log10.source,
             evidence=[e for h in react for e in h.evidence()] + aza_evidence, implicated=aza_refs,
             trigger=Trigger(concept="HBV DNA", quantity=quantity_of(react[0].result), at=when_of(react[0]),
                             reference=react[0].result.ref),
@@ -156,10 +152,7 @@ def infection_findings(
         labels = ", ".join(dict.fromkeys(h.label for h in proven))
         out.append(make_finding(
             m, "infection-hold", "lab-proven-infection", Status.HOLD, Severity.HIGH,
-            f"Infection shown by the lab ({labels}): {action}",
-            "A laboratory result shows a current infection while the patient is on azathioprine: "
-            + "; ".join(h.phrase(m) for h in proven) + f" (collected in the last {days} days). {action[:1].upper()}"
-            f"{action[1:]}.",
+            checked=[*(h.phrase(m) for h in proven), f"collected in the last {days} days"],
             evidence=[e for h in proven for e in h.evidence()] + aza_evidence, implicated=aza_refs,
             trigger=_trigger(proven, labels), subject=labels, advice="contact the prescriber",
         ))
@@ -168,10 +161,7 @@ def infection_findings(
         labels = ", ".join(dict.fromkeys(h.label for h in chronic))
         out.append(make_finding(
             m, "infection-hold", "viraemia", Status.CAUTION, Severity.MODERATE,
-            f"{labels} detected: compare with the earlier result and refer",
-            "Viral nucleic acid detected on azathioprine: " + "; ".join(h.phrase(m) for h in chronic) + ". With no "
-            "earlier result showing a rise this is not called reactivation: compare with the baseline, check liver "
-            "tests and refer to hepatology.",
+            checked=[h.phrase(m) for h in chronic],
             evidence=[e for h in chronic for e in h.evidence()] + aza_evidence, implicated=aza_refs,
             trigger=_trigger(chronic, labels), subject=labels,
         ))
@@ -179,10 +169,8 @@ def infection_findings(
         open_ = by["undecided"]
         out.append(make_finding(
             m, "infection-hold", "lab-result-undecided", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"Cannot tell whether {len(open_)} infection test(s) show an infection: check with the lab",
-            "These results neither show nor exclude an infection: "
-            + "; ".join(f"{result_name(h.result, h.label)} ({h.why})" for h in open_)
-            + ". Ask the lab or repeat the test.",
+            reason=f"{len(open_)} infection test(s) neither show nor exclude an infection",
+            checked=[f"{result_name(h.result, h.label)} ({h.why})" for h in open_],
             evidence=[e for h in open_ for e in h.evidence()],
             missing=[f"a detected/not detected reading of {result_name(h.result, h.label)}" for h in open_],
             implicated=aza_refs,

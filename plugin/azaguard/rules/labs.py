@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from azaguard.findings import Evidence, Finding, Quantity, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Analyte, Mappings, Threshold
@@ -88,19 +89,21 @@ class _Report:
         code: str,
         status: Status,
         severity: Severity,
-        summary: str,
-        detail: str,
         evidence: list[Evidence],
         missing: list[str] | None = None,
         *,
         trigger: Trigger | None = None,
         reason: str | None = None,
+        subject: str | None = None,
+        advice: str | None = None,
+        source: str | None = None,
+        checked: list[str] | None = None,
     ) -> None:
         self.findings.append(
             make_finding(
-                self.m, self.rule, code, status, severity, summary, detail,
+                self.m, self.rule, code, status, severity,
                 evidence=evidence, missing=missing or [], implicated=self.implicated, trigger=trigger,
-                reason=reason,
+                reason=reason, subject=subject, advice=advice, source=source, checked=checked or [],
             )
         )
 
@@ -116,10 +119,8 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
     for problem in observation_problems(record, loincs, m):
         report.add(
             "observation-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"A lab result could not be read; {_checks(family)} cannot be cleared",
-            f"{sentence_case(problem_name(problem))} might hold a {_checks(family)} result. "
-            "Review the result in the chart.",
             [problem_evidence(problem)], ["a readable version of the unreadable lab result"],
+            subject=problem_name(problem),
         )
 
     core = {k for group in m.analytes.required_analytes.for_rule(family) for k in group}
@@ -128,11 +129,9 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
         if future:
             report.add(
                 f"{key}-future", Status.CANNOT_EVALUATE, Severity.MODERATE,
-                f"{analyte.label} result dated in the future ({short_date(future[0].effective)}): not evidence",
-                f"{future_note(future)}: dated after now ({short_date(now)}), so it is not current evidence "
-                "and cannot clear the threshold; it may be the newest result with a wrong date. Check its date.",
                 [measurement_evidence(r, f"{analyte.label} (future-dated)") for r in future],
-                [f"a correctly dated {analyte.label} result"],
+                [f"a correctly dated {analyte.label} result"], subject=analyte.label,
+                reason=f"{future_note(future)} is dated in the future (after {short_date(now)})",
             )
         if not results:
             # A core analyte with a present alternative (eGFR when creatinine is on file) is just listed.
@@ -157,19 +156,13 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
             labels = " or ".join(analytes[k].label for k in group)
             report.add(
                 f"{'-or-'.join(group)}-missing", Status.CANNOT_EVALUATE, Severity.MODERATE,
-                f"No {labels} result on file: {_checks(family)} cannot be checked",
-                f"Azathioprine monitoring needs {labels}; none is on the record. Order the test.",
-                [], [f"{labels} result"],
+                [], [f"{labels} result"], subject=labels, reason=f"no {labels} result on file",
             )
 
     if not report.findings:
-        absent = f" Not on file (optional): {', '.join(report.absent)}." if report.absent else ""
         report.add(
-            f"{family}-ok", Status.OK, Severity.INFO,
-            f"{sentence_case(_checks(family))} within limits: " + "; ".join(report.checked),
-            "Checked, each recent, readable and within its threshold: "
-            + "; ".join(report.checked) + "." + absent,
-            report.evidence,
+            f"{family}-ok", Status.OK, Severity.INFO, report.evidence, checked=report.checked,
+            advice=f"not on file (optional): {', '.join(report.absent)}" if report.absent else None,
         )
     return report.findings
 
@@ -182,20 +175,19 @@ def _assess_latest(
     if not dated:
         report.add(
             f"{key}-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"{analyte.label} result has no date; cannot tell whether it is current",
-            f"{len(results)} {analyte.label} result(s) without an effective date or issued time.",
-            [measurement_evidence(r, analyte.label) for r in results], [f"dated {analyte.label} result"],
+            reason=f"{len(results)} {analyte.label} result(s) without an effective date or issued time",
+            subject=analyte.label, evidence=[measurement_evidence(r, analyte.label) for r in results],
+            missing=[f"dated {analyte.label} result"],
         )
         return
     latest, conflict = decisive(dated, analyte.threshold.direction if analyte.threshold else None)
     if conflict and analyte.threshold is None:
         values = ", ".join(recorded_amount(r, m) for r in dated if r.effective == latest.effective)
         report.add(
-            f"{key}-conflict", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"Conflicting {analyte.label} results at the same time: cannot tell which is right",
-            f"{analyte.label} results at {short_date(latest.effective)} disagree ({values}).",
-            [measurement_evidence(r, analyte.label) for r in dated if r.effective == latest.effective],
-            [f"one confirmed {analyte.label} result"],
+            f"{key}-conflict", Status.CANNOT_EVALUATE, Severity.MODERATE, subject=analyte.label,
+            reason=f"conflicting {analyte.label} results at {short_date(latest.effective)} ({values})",
+            evidence=[measurement_evidence(r, analyte.label) for r in dated if r.effective == latest.effective],
+            missing=[f"one confirmed {analyte.label} result"],
         )
         return
     ev = measurement_evidence(latest, analyte.label)
@@ -205,9 +197,8 @@ def _assess_latest(
         why = latest.unit_problem or "value is not a quantity"
         report.add(
             f"{key}-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"{analyte.label} on {when} cannot be read: {why}",
-            f"The latest {analyte.label} result ({recorded_amount(latest, m)}, {when}) cannot be used: {why}.",
-            [ev], [f"{analyte.label} with a known unit"],
+            [ev], [f"{analyte.label} with a known unit"], subject=analyte.label,
+            reason=f"the latest {analyte.label} ({recorded_amount(latest, m)}, {when}) cannot be read: {why}",
         )
         return
     max_age = m.policy.labs.result_max_age_days
@@ -221,10 +212,9 @@ def _assess_latest(
         report.add(
             f"{key}-stale", Status.CANNOT_EVALUATE,
             Severity.MODERATE if _is_core(report.rule, key, m) else Severity.LOW,
-            f"Latest {analyte.label} is from {when}, older than {max_age.value:g} days: repeat it",
-            f"The latest {analyte.label} ({recorded_amount(latest, m)}, {when}) is too old to clear the "
-            f"threshold (limit {max_age.value:g} days: {source_name(max_age.source, m)}).",
-            [ev], [f"{analyte.label} from the last {max_age.value:g} days"],
+            [ev], [f"{analyte.label} from the last {max_age.value:g} days"], subject=analyte.label,
+            reason=f"the latest {analyte.label} ({recorded_amount(latest, m)}, {when}) is older than "
+                   f"{max_age.value:g} days", source=max_age.source,
         )
         return
     shown = f"{analyte.label} {amount(latest, m)} ({when}){prelim}"
@@ -239,35 +229,30 @@ def _assess_latest(
     if crossed is None:
         report.add(
             f"{key}-undecidable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"{analyte.label} reported as {recorded_amount(latest, m)} on {when}: cannot tell if {limit}",
-            f"The lab reports {analyte.label} {recorded_amount(latest, m)} on {when}; with that "
-            f"comparator the value may or may not be {limit}. Ask the lab for the value.",
-            [ev], [f"an exact {analyte.label} value"],
+            [ev], [f"an exact {analyte.label} value"], subject=analyte.label,
+            reason=f"{analyte.label} reported as {recorded_amount(latest, m)} on {when}: with that comparator it "
+                   f"may or may not be {limit}",
         )
     elif crossed:
         word = "low" if th.direction == "below" else "high"
         report.add(
             f"{key}-{word}", Status(th.status), th.severity,
-            f"{analyte.label} {word}: {amount(latest, m)} on {when} ({limit}){prelim}",
-            f"{analyte.label} {amount(latest, m)} on {when}{prelim} is {limit}. " + _threshold_note(th, m),
             [ev], trigger=measurement_trigger(latest, analyte.label),
-            reason=limit + (" (preliminary)" if latest.preliminary else ""),
+            reason=limit + (" (preliminary)" if latest.preliminary else "") + conflict,
+            **_threshold_facts(th),
         )
     else:
         report.checked.append(shown)
         report.evidence.append(ev)
 
 
-def _threshold_note(th: Threshold, m: Mappings) -> str:
-    parts = [f"Source: {source_name(th.source, m)}."]
-    if th.action:
-        parts.append(th.action)
-    elif th.status == "hold":
-        parts.append("Withhold azathioprine and discuss with the specialist.")
-    if th.unverified:
-        parts.append("This threshold is UNVERIFIED (a configurable choice).")
-    parts += [f"Alternative {value}: {text}." for value, text in th.alternatives.items()]
-    return " ".join(parts)
+def _threshold_facts(th: Threshold) -> dict[str, Any]:
+    """The threshold's source, its action (mappings), and what else the mappings say of it."""
+    notes = ["this threshold is UNVERIFIED (a configurable choice)"] if th.unverified else []
+    notes += [f"alternative {value}: {text}" for value, text in th.alternatives.items()]
+    advice = th.action.rstrip(".") if th.action else \
+        "withhold azathioprine and discuss with the specialist" if th.status == "hold" else None
+    return {"source": th.source, "advice": advice, "checked": notes}
 
 
 def _exact(results: tuple[Measurement, ...]) -> list[Measurement]:
@@ -292,16 +277,12 @@ def _assess_trend(report: _Report, key: str, analyte: Analyte, results: tuple[Me
     if fall > trend.fall_percent.value:
         report.add(
             f"{key}-falling", Status.CAUTION, Severity.MODERATE,
-            f"{analyte.label} falling: {number(oldest, m)} to {amount(newest, m)} "
-            f"(-{fall:.0f} %) over {len(window)} results",
-            f"{analyte.label} fell {fall:.0f} % from {number(oldest, m)} ({short_date(oldest.effective)}) to "
-            f"{amount(newest, m)} ({short_date(newest.effective)}) over the last "
-            f"{len(window)} results (warning above {trend.fall_percent.value:g} %, "
-            f"{source_name(trend.fall_percent.source, m)}). The label advises reducing or suspending "
-            "azathioprine for a rapid fall in the white count.",
             [measurement_evidence(r, analyte.label) for r in reversed(window)],
             trigger=measurement_trigger(newest, analyte.label),
-            reason=f"down {fall:.0f} % from {number(oldest, m)} over {len(window)} results",
+            reason=f"down {fall:.0f} % from {number(oldest, m)} ({short_date(oldest.effective)}) over "
+                   f"{len(window)} results (warning above {trend.fall_percent.value:g} %)",
+            source=trend.fall_percent.source,
+            advice="the label advises reducing or suspending azathioprine for a rapid fall in the white count",
         )
 
 
@@ -326,16 +307,11 @@ def _assess_creatinine_rise(report: _Report, analyte: Analyte, results: tuple[Me
     if rise > policy.percent.value:
         report.add(
             "creatinine-rising", Status.CAUTION, Severity.MODERATE,
-            f"Creatinine up {rise:.0f} %: {number(baseline, m)} to {amount(latest, m)} "
-            f"within {policy.months_window_days} days",
-            f"{analyte.label} rose {rise:.0f} % from {number(baseline, m)} "
-            f"({short_date(baseline.effective)}) to "
-            f"{amount(latest, m)} ({short_date(latest.effective)}) (warning above "
-            f"{policy.percent.value:g} % in {policy.months_window_days} days, "
-            f"{source_name(policy.percent.source, m)}).",
             [measurement_evidence(baseline, analyte.label), measurement_evidence(latest, analyte.label)],
             trigger=measurement_trigger(latest, analyte.label),
-            reason=f"up {rise:.0f} % from {number(baseline, m)} within {policy.months_window_days} days",
+            reason=f"up {rise:.0f} % from {number(baseline, m)} ({short_date(baseline.effective)}) within "
+                   f"{policy.months_window_days} days (warning above {policy.percent.value:g} %)",
+            source=policy.percent.source,
         )
 
 
@@ -373,10 +349,8 @@ def _egfr_from_creatinine(report: _Report, record: PatientRecord, now: datetime)
         report.checked = [c for c in report.checked if not c.startswith(m.analytes.analytes[_CREATININE].label)]
         report.add(
             "egfr-not-computable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"No eGFR on file and it cannot be estimated from creatinine: {why}",
-            f"Kidney function needs an eGFR; none is reported and CKD-EPI 2021 cannot be applied because {why} "
-            f"({source_name(ckd.source, m)}). Ask the lab for an eGFR.",
-            [ev], ["an eGFR result (or the patient's age and sex)"],
+            [ev], ["an eGFR result (or the patient's age and sex)"], source=ckd.source,
+            reason=f"no eGFR on file and CKD-EPI 2021 cannot estimate it from creatinine: {why}",
         )
         return
     scr = creat.value / ckd.umol_per_mg_dl
@@ -392,14 +366,13 @@ def _egfr_from_creatinine(report: _Report, record: PatientRecord, now: datetime)
     if crossed and th is not None:
         report.add(
             "egfr-low", Status(th.status), th.severity,
-            f"eGFR low: {egfr_shown} (CKD-EPI 2021 from creatinine, {short_date(creat.effective)})",
-            f"{shown} is below {limit_amount(th.value, unit, m)}. {source_name(ckd.source, m)}. "
-            + _threshold_note(th, m),
             [ev],
             trigger=Trigger(concept="eGFR (CKD-EPI 2021 from creatinine)",
                             quantity=Quantity(value=round(value), unit=unit, decimals=0),
                             at=iso(creat.effective), reference=creat.ref),
-            reason=f"below {limit_amount(th.value, unit, m)}",
+            reason=f"below {limit_amount(th.value, unit, m)} ({shown})",
+            **{**_threshold_facts(th), "checked": [f"CKD-EPI 2021: {source_name(ckd.source, m)}",
+                                                   *_threshold_facts(th)["checked"]]},
         )
     else:
         report.checked.append(shown)

@@ -41,12 +41,12 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     phase = _phase(schedule, day) if day is not None else None
     # Plain language for clinicians: the schedule cited as they cite it, the phase in days of treatment.
     cited = cite(schedule.source, mappings) or schedule.source
-    where = (
-        f"Monitoring schedule: {cited}; "
-        + (_describe_phase(schedule, phase, day) if phase is not None and day is not None
-           else "the start date of treatment is unknown")
-        + f"; {grace.value:g} days' grace allowed."
-    )
+    where = [
+        f"monitoring schedule: {cited}",
+        _describe_phase(schedule, phase, day) if phase is not None and day is not None
+        else "the start date of treatment is unknown",
+        f"{grace.value:g} days' grace allowed",
+    ]
 
     out: list[Finding] = []
     for key, group in mappings.analytes.monitoring_groups.items():
@@ -56,11 +56,9 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
         if latest is None or latest.effective is None:
             out.append(make_finding(
                 mappings, "monitoring-schedule", f"{key}-no-result",
-                Status.CANNOT_EVALUATE, Severity.MODERATE,
-                f"No dated {group.label} result on file: monitoring cannot be checked",
-                f"None of {', '.join(_label(mappings, k) for k in group.analytes)} "
-                "has a dated result (future-dated ones are not evidence). "
-                f"{where}",
+                Status.CANNOT_EVALUATE, Severity.MODERATE, checked=where,
+                reason=f"none of {', '.join(_label(mappings, k) for k in group.analytes)} has a dated result "
+                       "(future-dated ones are not evidence)",
                 missing=[f"{group.label} result"], implicated=implicated, subject=group.label,
             ))
             continue
@@ -72,18 +70,17 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
             if now - latest.effective <= timedelta(days=strictest):
                 out.append(make_finding(
                     mappings, "monitoring-schedule", f"{key}-up-to-date", Status.OK, Severity.INFO,
-                    f"{group.label} up to date: {last}",
-                    f"The therapy start date is unknown, but the {last} is within the schedule's strictest "
-                    f"interval ({strictest} days). {where}",
-                    evidence=[ev], implicated=implicated,
+                    evidence=[ev], implicated=implicated, subject=group.label, checked=where,
+                    trigger=measurement_trigger(latest, label),
+                    reason=f"the therapy start date is unknown, but the {last} is within the schedule's strictest "
+                           f"interval ({strictest} days)",
                 ))
             else:
                 out.append(make_finding(
                     mappings, "monitoring-schedule", f"{key}-start-unknown",
-                    Status.CANNOT_EVALUATE, Severity.MODERATE,
-                    f"Azathioprine start date unknown: cannot tell if {group.label} is due ({last})",
-                    f"Without a start date the phase of the schedule is unknown, and the {last} is older "
-                    f"than the strictest interval ({strictest} days). {where}",
+                    Status.CANNOT_EVALUATE, Severity.MODERATE, subject=group.label, checked=where,
+                    reason=f"azathioprine start date unknown: cannot tell if {group.label} is due (the {last} is "
+                           f"older than the strictest interval, {strictest} days)",
                     evidence=[ev], missing=["azathioprine start date"], implicated=implicated,
                 ))
             continue
@@ -91,24 +88,19 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
         if now - latest.effective > timedelta(days=allowed):
             out.append(make_finding(
                 mappings, "monitoring-schedule", f"{key}-overdue", Status.CAUTION, Severity.MODERATE,
-                f"{group.label} overdue: {last}, due every {phase.interval_days} days now",
-                f"The {last} is more than {phase.interval_days} days (+{grace.value:g} grace) ago. "
-                f"Order the test. {where}",
-                evidence=[ev], implicated=implicated, subject=group.label,
+                evidence=[ev], implicated=implicated, subject=group.label, checked=where,
                 trigger=measurement_trigger(latest, label), reason=f"due every {phase.interval_days} days",
             ))
         else:
             out.append(make_finding(
                 mappings, "monitoring-schedule", f"{key}-up-to-date", Status.OK, Severity.INFO,
-                f"{group.label} up to date: {last}, due every {phase.interval_days} days",
-                f"The {last} is within {phase.interval_days} days (+{grace.value:g} grace). {where}",
-                evidence=[ev], implicated=implicated,
+                evidence=[ev], implicated=implicated, subject=group.label, checked=where,
+                trigger=measurement_trigger(latest, label), reason=f"due every {phase.interval_days} days",
             ))
     if not out:  # no monitoring group configured: nothing to say ok about
         out.append(make_finding(
             mappings, "monitoring-schedule", "no-groups", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            "No monitoring groups configured", f"The mappings define no monitoring group. {where}",
-            implicated=implicated,
+            reason="the mappings define no monitoring group", checked=where, implicated=implicated,
         ))
     return out
 

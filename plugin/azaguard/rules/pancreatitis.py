@@ -25,7 +25,6 @@ from azaguard.rules.common import (
     recorded_amount,
     rule,
     short_date,
-    source_name,
     split_future,
 )
 from azaguard.terminology.labtests import LIPASE
@@ -51,9 +50,6 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
         names = ", ".join(dict.fromkeys(c.concept.label for c, _ in diagnoses))
         out.append(make_finding(
             m, RULE, "pancreatitis-diagnosed", Status.HOLD, Severity.HIGH,
-            f"Acute pancreatitis on record ({names}): {ACTION}",
-            f"Acute pancreatitis is on the record while the patient is on azathioprine; azathioprine can cause "
-            f"it, and the label says to stop it: {ACTION}. Do not restart without specialist advice.",
             evidence=[Evidence(reference=c.ref, description=f"acute pancreatitis: {c.concept.label} ({how})"
                                + (f"; {c.date_note}" if c.date_note else ""), date=iso(c.recorded or c.onset))
                       for c, how in diagnoses] + aza_evidence,
@@ -78,19 +74,19 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
                    if finding.status == Status.HOLD else "it cannot be judged against the lab's upper limit")
             out.append(make_finding(
                 m, RULE, "lipase-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
-                f"Lipase {shown} has no date: cannot tell whether it is recent",
-                f"Lipase {shown} has no collection date, and {why}: whether it is from the last {window.days} days "
-                f"cannot be told. Check the result's date with the lab; if it is recent, {ACTION}.",
+                reason=f"lipase {shown} has no collection date, and {why}: whether it is from the last "
+                       f"{window.days} days cannot be told",
+                advice=f"check the result's date with the lab; if it is recent, {ACTION}",
                 evidence=[measurement_evidence(undated, "lipase")], missing=["the date of the lipase result"],
                 implicated=aza_refs,
             ))
     if not out:
         out.append(make_finding(
             m, RULE, "no-pancreatitis", Status.OK, Severity.INFO,
-            "No acute pancreatitis on record" + (f"; {lipase_seen}" if lipase_seen else ""),
-            f"No acute pancreatitis diagnosis in the {len(record.conditions)} condition(s) read"
-            + (f", and {lipase_seen}" if lipase_seen else f"; no lipase in the last {window.days} days (not a "
-               "monitoring test: ask for one if there is abdominal pain)") + ".",
+            checked=[f"no acute pancreatitis diagnosis in the {len(record.conditions)} condition(s) read",
+                     lipase_seen or f"no lipase in the last {window.days} days (not a monitoring test: ask for one "
+                     "if there is abdominal pain)"],
+            reason=lipase_seen or None,
             evidence=[measurement_evidence(r, "lipase") for r in recent[:1]] + aza_evidence,
             implicated=aza_refs,
         ))
@@ -132,24 +128,17 @@ def _lipase(
                else f"its reference range is in {unit}, not the value's unit")
         return make_finding(
             m, RULE, "lipase-unjudged", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"Lipase {shown} on {when} cannot be judged: {why}",
-            f"Lipase {shown} on {when} cannot be compared with {multiple:g}× the lab's upper limit "
-            f"({why}). Check the result with the lab.",
+            reason=f"lipase {shown} on {when} cannot be compared with {multiple:g}× the lab's upper limit: {why}",
             evidence=[ev], missing=[f"the upper reference limit of the lipase result of {when}"], implicated=aza_refs,
         ), ""
     comparator = latest.quantity.comparator if latest.quantity else None
     limit = multiple * uln
     if latest.value > limit and comparator not in ("<", "<="):
         return make_finding(
-            m, RULE, "lipase-high", Status.HOLD, Severity.HIGH,
-            f"Lipase {shown} on {when}: over {multiple:g}× the upper limit ({uln:g}) — {ACTION}",
-            f"Lipase {shown} on {when} is above {multiple:g}× the lab's upper reference limit ({uln:g}: limit "
-            f"{limit:g}), which suggests acute pancreatitis on azathioprine "
-            f"({source_name(p.lipase_uln_multiple.source, m)}): "
-            f"{ACTION} and assess for pancreatitis.",
+            m, RULE, "lipase-high", Status.HOLD, Severity.HIGH, source=p.lipase_uln_multiple.source,
             evidence=[ev, *aza_evidence], implicated=aza_refs,
             trigger=Trigger(concept="lipase", quantity=quantity_of(latest), at=iso(latest.effective),
                             reference=latest.ref),
-            reason=f"over {multiple:g}× the lab's upper limit of {uln:g}",
+            reason=f"over {multiple:g}× the lab's upper limit of {uln:g}", checked=[f"limit {limit:g}"],
         ), ""
     return None, f"lipase {shown} on {when} is within {multiple:g}× the upper limit ({uln:g})"

@@ -29,7 +29,6 @@ from azaguard.rules.common import (
     measurement_evidence,
     measurement_trigger,
     short_date,
-    source_name,
     split_future,
 )
 from azaguard.terminology import infection_class
@@ -211,20 +210,15 @@ def infection_findings(
         if low:
             out.append(make_finding(
                 m, "infection-hold", "warning-sign-neutropenic", Status.HOLD, Severity.HIGH,
-                f"Warning sign of infection with low neutrophils ({names}): {action}",
-                f"Warning sign(s) of infection in the last {days} days: {names}. {note} A sign of infection in a "
-                f"patient with low neutrophils on azathioprine: {action}, and assess today "
-                f"({source_name(m.signs.hold_with_neutrophils_below.source, m)}).",
+                checked=[f"warning sign(s) of infection in the last {days} days: {names}", note.rstrip(".")],
+                source=m.signs.hold_with_neutrophils_below.source,
                 evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
                 trigger=_trigger(warning), subject=_names(warning), advice="assess today",
             ))
         else:
             out.append(make_finding(
                 m, "infection-hold", "warning-signs", Status.CAUTION, Severity.MODERATE,
-                f"Warning sign of infection: {names} — assess before the next dose",
-                f"The leaflets tell patients on azathioprine to report these at once: {names} (last {days} days). "
-                "Assess for infection before the next dose; hold and contact the prescriber if infection is "
-                f"confirmed. {note}".strip(),
+                checked=[f"{names} (last {days} days)", *([note.rstrip(".")] if note else [])],
                 evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
                 trigger=_trigger(warning), subject=_names(warning),
             ))
@@ -233,9 +227,9 @@ def infection_findings(
         names = ", ".join(dict.fromkeys(u.recorded_as for u in undated))
         out.append(make_finding(
             m, "infection-hold", "warning-sign-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"Warning sign of infection recorded without a date ({names}): cannot tell whether it is current",
-            f"The record holds warning signs of infection with no date ({names}): whether they are from the last "
-            f"{days} days cannot be told. Ask the patient, and date the entry; assess for infection if current.",
+            reason=f"warning sign of infection recorded without a date ({names}): whether it is from the last "
+                   f"{days} days cannot be told",
+            advice="ask the patient and date the entry; assess for infection if current",
             evidence=[Evidence(reference=u.ref, description=f"warning sign ({u.match.label}): {u.recorded_as}, "
                                f"{u.how} ({u.match.how})") for u in undated] + aza_evidence,
             missing=[f"the date of the warning sign {u.recorded_as}" for u in undated], implicated=aza_refs,
@@ -246,11 +240,9 @@ def infection_findings(
         peak = max(near_fever, key=lambda t: t.value or 0.0)
         out.append(make_finding(
             m, "infection-hold", "leaflet-fever", Status.CAUTION, Severity.MODERATE,
-            f"Temperature {peak.value:.1f} °C on {short_date(peak.effective)}: above the leaflet's 100 °F — "
-            "recheck the temperature",
-            f"{peak.value:.1f} °C is at or above the leaflet's 'fever over 100 °F' ({line:g} °C) but below the "
-            f"hold threshold ({m.policy.infection.fever_threshold_cel.value:g} °C). Recheck the temperature and "
-            f"ask about other signs of infection ({source_name(m.signs.leaflet_fever_cel.source, m)}).",
+            reason=f"at or above the leaflet's 'fever over 100 °F' ({line:g} °C) but below the hold threshold "
+                   f"({m.policy.infection.fever_threshold_cel.value:g} °C)",
+            source=m.signs.leaflet_fever_cel.source,
             evidence=[measurement_evidence(t, "temperature at or above the leaflet's 100 °F") for t in near_fever]
             + aza_evidence, implicated=aza_refs, trigger=measurement_trigger(peak, "temperature"),
         ))
@@ -286,9 +278,7 @@ def side_effect_findings(
     labels = ", ".join(dict.fromkeys(h.match.label for h in mine))
     return [*out, make_finding(
         m, rule_id, "side-effect-reported", Status.CAUTION, Severity.MODERATE,
-        f"{labels[:1].upper()}{labels[1:]} reported ({names}): {checks[0]}",
-        f"The leaflets list {labels} as side effects to report: {names}. "
-        + " ".join(f"{c[:1].upper()}{c[1:]}." for c in checks),
+        checked=[f"the leaflets list {labels} as side effects to report: {names}", *checks],
         evidence=[h.evidence() for h in mine], implicated=implicated, trigger=_trigger(mine),
         subject=checks[0].removeprefix("check ").removesuffix(" now"), reason=f"{labels} reported",
     )]

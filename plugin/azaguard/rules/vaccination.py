@@ -18,7 +18,6 @@ from azaguard.naming import noun
 from azaguard.record import Concept, MedicationOrder, ParseProblem, PatientRecord, VaccineEvent
 from azaguard.rules.common import (
     Therapy,
-    ago,
     applicability,
     iso,
     make_finding,
@@ -28,8 +27,6 @@ from azaguard.rules.common import (
     problem_name,
     rule,
     short_date,
-    source_name,
-    therapy_fact,
 )
 from azaguard.rules.dosing import daily_dose
 from azaguard.terminology import VaccineKind, is_vaccine_concept, vaccine_class
@@ -130,20 +127,16 @@ def _planned_findings(
     live = [c for c in planned if c.kind == "live"]
     ambiguous = [c for c in planned if c.kind == "ambiguous"]
     inactivated = [c for c in planned if c.kind == "not_live"]
-    exposure, exposure_evidence = _exposure(t, m, now)
-    tier = _tier_text(t, record, m, now)
+    exposure_evidence = _exposure(t)
     aza_refs = [o.ref for o in t.orders]
+    tier = _tier(t, record, m, now)
     if live:
-        out.append(_live_planned(live, t, exposure, exposure_evidence, tier, aza_refs, m, now))
+        out.append(_live_planned(live, t, exposure_evidence, aza_refs, tier, m, now))
     if ambiguous:
         names = _names(ambiguous)
         out.append(make_finding(
             m, RULE, "ambiguous-vaccine-planned", Status.CAUTION, Severity.HIGH,
-            f"Vaccine planned ({names}) may be live: clinician must confirm the product before giving it",
-            f"{exposure} The planned vaccine could not be classified as live or not live "
-            f"({'; '.join(c.basis for c in ambiguous)}). Live vaccines are contraindicated on azathioprine: "
-            "confirm the exact product with the prescriber before it is given. This alert is never cleared "
-            "automatically." + tier,
+            checked=[c.basis for c in ambiguous] + tier,
             evidence=[c.evidence("vaccine planned") for c in ambiguous] + exposure_evidence,
             missing=[f"the exact product (CVX code) of the planned {c.name} vaccine" for c in ambiguous],
             implicated=aza_refs + [c.event.ref for c in ambiguous],
@@ -152,10 +145,7 @@ def _planned_findings(
     if inactivated:
         names = _names(inactivated)
         out.append(make_finding(
-            m, RULE, "inactivated-vaccine-planned", Status.CAUTION, Severity.INFO,
-            f"Non-live vaccine planned ({names}): needs prescriber approval; response may be reduced",
-            f"{exposure} Non-live vaccines may be given on azathioprine, but only with the prescriber's "
-            "approval, and the immune response may be reduced." + tier,
+            m, RULE, "inactivated-vaccine-planned", Status.CAUTION, Severity.INFO, checked=tier,
             evidence=[c.evidence("vaccine planned") for c in inactivated] + exposure_evidence,
             implicated=aza_refs + [c.event.ref for c in inactivated],
             therapy=t, trigger=inactivated[0].trigger(), subject=names,
@@ -166,10 +156,9 @@ def _planned_findings(
 def _live_planned(
     live: list[Classified],
     t: Therapy,
-    exposure: str,
     exposure_evidence: list[Evidence],
-    tier: str,
     aza_refs: list[str],
+    tier: list[str],
     m: Mappings,
     now: datetime,
 ) -> Finding:
@@ -177,10 +166,11 @@ def _live_planned(
     wait = int(m.policy.vaccination.post_stop_live_wait_days.value)
     evidence = [c.evidence("live vaccine planned") for c in live] + exposure_evidence
     implicated = aza_refs + [c.event.ref for c in live]
+    source = m.policy.vaccination.post_stop_live_wait_days.source
     by_name = [c.name for c in live if c.by_name]
-    name_note = f" Recognised as live by name only: {', '.join(by_name)}." if by_name else ""
-    facts = {"therapy": t, "trigger": live[0].trigger(), "subject": names}
-    in_time = _in_time(live, t, evidence, implicated, name_note + tier, m, now)
+    notes = ([f"recognised as live by name only: {', '.join(by_name)}"] if by_name else []) + tier
+    facts = {"therapy": t, "trigger": live[0].trigger(), "subject": names, "source": source, "checked": notes}
+    in_time = _in_time(live, t, evidence, implicated, notes, m, now)
     if in_time is not None:
         return in_time
     last_stop = t.last_stop
@@ -188,25 +178,16 @@ def _live_planned(
     if within_wait:
         return make_finding(
             m, RULE, "live-vaccine-planned", Status.HOLD, Severity.CRITICAL,
-            f"Hold the live vaccine ({names}): contraindicated with azathioprine",
-            f"{exposure} Live vaccines are contraindicated during azathioprine therapy and for {wait} days "
-            f"after stopping it. Do not give the vaccine; discuss with the prescriber.{name_note}{tier}",
             evidence=evidence, implicated=implicated, **facts,  # type: ignore[arg-type]
         )
     if t.current or t.recent:
         # Stopped longer ago than the configured wait (only when the therapy window is longer).
         return make_finding(
             m, RULE, "live-vaccine-after-wait", Status.CAUTION, Severity.LOW,
-            f"Live vaccine planned ({names}): stopped > {wait} days ago; confirm with prescriber",
-            f"{exposure} The {wait}-day wait after stopping azathioprine has passed.{name_note}{tier}",
             evidence=evidence, implicated=implicated, **facts,  # type: ignore[arg-type]
         )
     return make_finding(
         m, RULE, "live-vaccine-stop-date-unknown", Status.CAUTION, Severity.HIGH,
-        f"Live vaccine planned ({names}); azathioprine stop date unknown: confirm it before vaccinating",
-        f"{exposure} Azathioprine was stopped but the stop date is not recorded, so the {wait}-day wait "
-        "after stopping cannot be checked. Confirm the stop date before giving a live vaccine."
-        f"{name_note}{tier}",
         evidence=evidence,
         missing=[f"the stop date of {order_name(o)}" for o in t.stop_date_unknown],
         implicated=implicated, **facts,  # type: ignore[arg-type]
@@ -214,8 +195,8 @@ def _live_planned(
 
 
 def _in_time(
-    live: list[Classified], t: Therapy, evidence: list[Evidence], implicated: list[str], notes: str, m: Mappings,
-    now: datetime,
+    live: list[Classified], t: Therapy, evidence: list[Evidence], implicated: list[str], notes: list[str],
+    m: Mappings, now: datetime,
 ) -> Finding | None:
     """Vaccines in time (clinical-rules §9): a live vaccine planned before a planned start (every current order
     starts later) follows the pre-start rule; one planned at least the post-stop wait after a planned stop (every
@@ -234,28 +215,18 @@ def _in_time(
         if gap >= timedelta(days=before):
             return make_finding(
                 m, RULE, "live-vaccine-before-planned-start", Status.CAUTION, Severity.LOW,
-                f"Live vaccine ({names}) planned {gap.days} days before azathioprine starts "
-                f"({short_date(start)}): advised timing",
-                f"Azathioprine is planned to start on {short_date(start)}; the live vaccine is planned "
-                f"{gap.days} days before, within the advice to give live vaccines at least {before:g} days before "
-                f"starting ({source_name(policy.live_before_start_days.source, m)}). Do not delay the vaccine past "
-                f"{short_date(start - timedelta(days=before))}, or delay the start.{notes}",
                 evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
+                source=policy.live_before_start_days.source, checked=notes,
                 reason=f"planned {gap.days} days before azathioprine starts ({short_date(start)}); give it by "
                        f"{short_date(start - timedelta(days=before))}",
             )
         if gap >= timedelta(days=avoid):
             return make_finding(
                 m, RULE, "live-vaccine-close-to-planned-start", Status.CAUTION, Severity.HIGH,
-                f"Live vaccine ({names}) only {gap.days} days before azathioprine starts: advised gap ≥ {before:g} "
-                "days",
-                f"Azathioprine is planned to start on {short_date(start)}, {gap.days} days after the planned live "
-                f"vaccine. Live vaccines should be given at least {before:g} days before starting "
-                f"({source_name(policy.live_before_start_days.source, m)}) and avoided within {avoid:g} days of "
-                f"starting: delay the start, or discuss the timing with the prescriber.{notes}",
                 evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
+                source=policy.live_before_start_days.source, checked=notes,
                 reason=f"only {gap.days} days before azathioprine starts ({short_date(start)}); advised gap at least "
-                       f"{before:g} days",
+                       f"{before:g} days, and none within {avoid:g} days",
             )
         return None
     ends = [o.end for o in t.current]
@@ -264,37 +235,17 @@ def _in_time(
         if soonest - stop >= wait:
             return make_finding(
                 m, RULE, "live-vaccine-after-planned-stop", Status.CAUTION, Severity.MODERATE,
-                f"Live vaccine ({names}) planned after azathioprine's planned stop ({short_date(stop)}): "
-                "confirm the stop first",
-                f"Azathioprine is planned to stop on {short_date(stop)}; the live vaccine is planned "
-                f"{(soonest - stop).days} days later, after the {wait.days}-day wait "
-                f"({source_name(policy.post_stop_live_wait_days.source, m)}). Give it only if azathioprine has "
-                f"really stopped by then and was not restarted.{notes}",
                 evidence=evidence, implicated=implicated, trigger=live[0].trigger(), subject=names,
-                reason=f"planned {(soonest - stop).days} days after azathioprine's planned stop ({short_date(stop)})",
+                source=policy.post_stop_live_wait_days.source, checked=notes,
+                reason=f"planned {(soonest - stop).days} days after azathioprine's planned stop ({short_date(stop)}), "
+                       f"after the {wait.days}-day wait",
             )
     return None
 
 
-def _exposure(t: Therapy, m: Mappings, now: datetime) -> tuple[str, list[Evidence]]:
-    """One sentence on the patient's azathioprine exposure, and the orders that show it."""
-    if t.current:
-        fact = therapy_fact(t)
-        said = {
-            "starting": "Azathioprine is being ordered and has not started yet.",
-            "on-hold": "Azathioprine is on hold, not stopped.",
-        }.get(fact.state if fact else "", "The patient is on azathioprine.")
-        return said, [order_evidence(o, t) for o in t.current]
-    if t.recent:
-        stop = t.last_stop
-        return (
-            f"Azathioprine was stopped on {short_date(stop)} ({ago(stop, now)}).",
-            [order_evidence(o, t) for o in t.recent],
-        )
-    return (
-        "Azathioprine was stopped on an unrecorded date.",
-        [order_evidence(o, t) for o in t.stop_date_unknown],
-    )
+def _exposure(t: Therapy) -> list[Evidence]:
+    """The orders that show the patient's azathioprine exposure (the wording says it from the therapy fact)."""
+    return [order_evidence(o, t) for o in (t.current or t.recent or t.stop_date_unknown)]
 
 
 def _names(items: list[Classified]) -> str:
@@ -354,12 +305,7 @@ def _given_findings(
     if unknown_during:
         out.append(make_finding(
             m, RULE, "unidentified-vaccine-given", Status.CAUTION, Severity.MODERATE,
-            f"A vaccine given during azathioprine therapy cannot be identified ({_names(unknown_during)}): "
-            "review it",
-            "A vaccine dose was recorded while the patient was on azathioprine, but the product could not be "
-            f"classified as live or not live ({'; '.join(c.basis for c in unknown_during)}). If it was a live "
-            "vaccine, notify the prescriber and watch for infection by the vaccine strain. This alert is never "
-            "cleared automatically.",
+            checked=[c.basis for c in unknown_during],
             evidence=[c.evidence("vaccine given, product unidentified") for c in unknown_during] + aza_evidence,
             missing=[f"the exact product of the vaccine given {short_date(c.event.date)}" for c in unknown_during],
             implicated=aza_refs + [c.event.ref for c in unknown_during],
@@ -367,31 +313,23 @@ def _given_findings(
         ))
     if during:
         undated = [c.name for c in during if c.event.date is None]
-        note = f" No date is recorded for the {', '.join(undated)} dose." if undated else ""
         out.append(make_finding(
             m, RULE, "live-vaccine-given", Status.CAUTION, Severity.HIGH,
-            f"Live vaccine given during azathioprine therapy ({_names(during)}): notify the prescriber",
-            "A live vaccine was recorded as given while the patient was on azathioprine. Notify the "
-            f"prescriber and watch for infection by the vaccine strain.{note}",
+            checked=[f"no date is recorded for the {', '.join(undated)} dose"] if undated else [],
             evidence=[c.evidence("live vaccine given") for c in during] + aza_evidence,
             implicated=aza_refs + [c.event.ref for c in during],
             therapy=t, trigger=during[0].trigger(), subject=_names(during),
         ))
     if after_stop:
         closest = min(g for _, g in after_stop)
-        notes = "".join(f" {order_name(o)}: {o.date_note}." for o, _, _ in periods if o.date_note)
         out.append(make_finding(
             m, RULE, "live-vaccine-given-after-stop", Status.CAUTION, Severity.HIGH,
-            f"Live vaccine given {closest} days after azathioprine stopped ({_names([c for c, _ in after_stop])}): "
-            "notify the prescriber",
-            f"A live vaccine was recorded as given {closest} days after azathioprine was stopped, inside the "
-            f"{int(wait)}-day wait after stopping ({source_name(policy.post_stop_live_wait_days.source, m)}). "
-            "Notify the "
-            f"prescriber and watch for infection by the vaccine strain.{notes}",
+            checked=[f"{order_name(o)}: {o.date_note}" for o, _, _ in periods if o.date_note],
             evidence=[c.evidence(f"live vaccine given {g} days after stopping") for c, g in after_stop]
             + aza_evidence,
             implicated=aza_refs + [c.event.ref for c, _ in after_stop],
-            subject=_names([c for c, _ in after_stop]), reason=f"{closest} days after azathioprine stopped",
+            subject=_names([c for c, _ in after_stop]), source=policy.post_stop_live_wait_days.source,
+            reason=f"{closest} days after azathioprine stopped, inside the {int(wait)}-day wait",
             therapy=t, trigger=after_stop[0][0].trigger(),
         ))
     if before:
@@ -402,18 +340,12 @@ def _given_findings(
         out.append(make_finding(
             m, RULE, "started-soon-after-live-vaccine", Status.CAUTION,
             Severity.HIGH if closest < avoid else Severity.MODERATE,
-            f"Azathioprine started {closest} days after a live vaccine ({_names([c for c, _ in before])}); "
-            f"advised gap ≥ {weeks_rule} days",
-            f"Live vaccines should be given at least {weeks_rule} days before starting azathioprine "
-            f"({source_name(policy.live_before_start_days.source, m)}), and avoided within {int(avoid)} days "
-            "of starting. "
-            "Watch for infection by the vaccine strain.",
             evidence=[c.evidence(f"live vaccine given {g} days before azathioprine start") for c, g in before]
             + aza_evidence,
             implicated=aza_refs + [c.event.ref for c, _ in before],
-            therapy=t, trigger=first.trigger(), subject=first.name,
+            therapy=t, trigger=first.trigger(), subject=first.name, source=policy.live_before_start_days.source,
             reason=f"azathioprine started {closest} days after the {first.name} vaccine (live); advised gap "
-                   f"at least {weeks_rule} days",
+                   f"at least {weeks_rule} days, and none within {int(avoid)} days",
         ))
     return out
 
@@ -452,10 +384,8 @@ def _unidentified_orders(record: PatientRecord, t: Therapy, m: Mappings) -> list
 def _unidentified(orders: list[MedicationOrder], t: Therapy, m: Mappings) -> Finding:
     return make_finding(
         m, RULE, "order-unidentified", Status.CANNOT_EVALUATE, Severity.MODERATE,
-        f"Cannot check vaccines: {len(orders)} open order(s) could not be identified and may be a vaccine",
-        "These open orders name no product azaguard can identify, so a live vaccine among them cannot be "
-        "ruled out: " + "; ".join(f"{order_name(o)}: {o.medication_problem}" for o in orders)
-        + ". Check the product before any vaccination.",
+        subject="; ".join(f"{order_name(o)}: {o.medication_problem}" for o in orders),
+        reason=f"{len(orders)} open order(s) could not be identified and may be a vaccine",
         evidence=[Evidence(reference=o.ref, role="trigger", description=f"unidentified {o.kind}, {o.status}")
                   for o in orders],
         missing=[f"the product of {order_name(o)}" for o in orders],
@@ -467,10 +397,8 @@ def _unreadable(problems: list[ParseProblem], t: Therapy, m: Mappings) -> Findin
     refs = [p.ref for p in problems]
     return make_finding(
         m, RULE, "vaccine-record-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
-        f"Cannot check vaccines: {len(refs)} vaccine record(s) could not be read",
-        "These records could hold a planned, ordered or given vaccine but could not be read: "
-        + "; ".join(problem_name(p) for p in problems)
-        + ". Check them by hand before any vaccination.",
+        subject="; ".join(problem_name(p) for p in problems),
+        reason=f"{len(refs)} vaccine record(s) could not be read",
         evidence=[problem_evidence(p) for p in problems],
         missing=[f"a readable {noun(p.resource_type)} in place of the unreadable one" for p in problems],
         implicated=[o.ref for o in t.orders],
@@ -487,11 +415,6 @@ def _ok(t: Therapy, record: PatientRecord, m: Mappings) -> Finding:
     ]
     return make_finding(
         m, RULE, "no-vaccine-planned", Status.OK, Severity.INFO,
-        "No vaccine planned or ordered in the record",
-        "No due/overdue immunization recommendation and no open vaccine order (MedicationRequest or "
-        "ServiceRequest, however coded) is on the record. Only recorded plans were checked: a vaccine "
-        "planned elsewhere (pharmacy, travel clinic) is not visible here, so the patient must still ask "
-        "the prescriber before any vaccination.",
         evidence=[order_evidence(o, t) for o in t.orders] + seen,
         implicated=[o.ref for o in t.orders],
     )
@@ -500,8 +423,8 @@ def _ok(t: Therapy, record: PatientRecord, m: Mappings) -> Finding:
 # --- immunosuppression tier (context only) ------------------------------------------------
 
 
-def _tier_text(t: Therapy, record: PatientRecord, m: Mappings, now: datetime) -> str:
-    """' Dose 2.0 mg/kg/day: low-level ...' when the dose rule can compute the dose per kg, else ''.
+def _tier(t: Therapy, record: PatientRecord, m: Mappings, now: datetime) -> list[str]:
+    """['dose about 2.0 mg/kg/day: low-level …'] when the dose rule can compute the dose per kg, else [].
 
     The same dose and weight reading as the dose rule (a future-dated, implausible, stale or unreadable
     weight gives no tier). Context only: the tier never lifts a hold (CDC calls azathioprine severely
@@ -509,10 +432,8 @@ def _tier_text(t: Therapy, record: PatientRecord, m: Mappings, now: datetime) ->
     """
     dose = daily_dose(record, m, now, t).mg_per_kg_day
     if dose is None:
-        return ""
+        return []
     limit = m.policy.vaccination.low_level_max_mg_per_kg_day.value
     tier = "low-level" if dose <= limit else "high-level"
-    return (
-        f" Dose about {dose:.1f} mg/kg/day: {tier} immunosuppression (low-level is ≤ {limit:g} mg/kg/day); "
-        "this does not change the advice on live vaccines."
-    )
+    return [f"dose about {dose:.1f} mg/kg/day: {tier} immunosuppression (low-level is ≤ {limit:g} mg/kg/day); "
+            "this does not change the advice on live vaccines"]

@@ -27,7 +27,7 @@ def headlines(findings: Sequence[Finding]) -> dict[str, str]:
 
 
 def actions(
-    findings: Sequence[Finding], text: Callable[[Finding], str] = lambda f: f.summary
+    findings: Sequence[Finding], text: Callable[[Finding], str]
 ) -> list[dict[str, Any]]:
     """The findings that need someone to act (hold, cannot-evaluate, caution), most urgent first, each
     in `text`'s words."""
