@@ -262,9 +262,9 @@ def side_effect_findings(
         names = ", ".join(dict.fromkeys(u.recorded_as for u in mine_undated))
         out.append(make_finding(
             m, rule_id, "side-effect-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
-            f"Side effect recorded without a date ({names}): cannot tell whether it is current",
-            f"The record holds side effects the leaflets list with no date ({names}): whether they are recent "
-            "cannot be told. Ask the patient, date the entry, and do the check it calls for if current.",
+            reason=f"side effect the leaflets list recorded without a date ({names}): whether it is recent cannot "
+                   "be told",
+            advice="ask the patient, date the entry, and do the check it calls for if current",
             evidence=[Evidence(reference=u.ref, description=f"side effect ({u.match.label}): {u.recorded_as}, "
                                f"{u.how} ({u.match.how})") for u in mine_undated],
             missing=[f"the date of the side effect {u.recorded_as}" for u in mine_undated], implicated=implicated,
