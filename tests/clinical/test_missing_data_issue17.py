@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.clinical.builders import SNOMED, Resource, azathioprine, for_rule
+from tests.clinical.builders import SNOMED, Resource, azathioprine, for_rule, observation
 from tests.clinical.signs_builders import (
     DETECTED,
     cc,
@@ -128,3 +128,13 @@ def test_a_tpmt_activity_whose_range_is_in_another_unit_is_not_ok() -> None:
     for limit in ("low", "high"):
         result["referenceRange"][0][limit].update({"unit": "nmol/h/mL", "code": "nmol/h/mL"})
     assert _tpmt(result) == ("cannot-evaluate", "tpmt-unrecognised")
+
+
+def test_an_undated_side_effect_cannot_be_set_aside_on_the_rule_of_its_check() -> None:
+    bruising = _undated(questionnaire_response([yes_no("bruising", "Unusual bruising?", True)]), "authored")
+    counts = [observation(c, v, "10*9/L", days_ago=2) for c, v in (("6690-2", 6.0), ("751-8", 4.0), ("777-3", 250))]
+    (first, *_) = for_rule("blood-counts", azathioprine(), *counts, bruising)
+    assert (str(first.status), first.code) == ("cannot-evaluate", "side-effect-undated")
+    assert "the date of the side effect Unusual bruising" in first.missing
+    # A warning sign's rule is not its check's: infection-hold says nothing of a side effect.
+    assert headline(bruising) == ("ok", "no-infection-signs")

@@ -87,18 +87,18 @@ class UndatedSign(Struct, frozen=True):
 
 
 def undated_signs(record: PatientRecord, m: Mappings) -> list[UndatedSign]:
-    """Warning signs that cannot be placed in the window: no date at all (a date that cannot be read makes
+    """Signs and side effects that cannot be placed in the window: no date at all (a date that cannot be read makes
     the resource unreadable, said elsewhere). Never taken as absent: the rule cannot tell they are not current."""
     out: list[UndatedSign] = []
     for cond in record.conditions:
         if cond.recorded is None and cond.onset is None and _open_sign(cond, m):
             match = sign_of(cond.concept, m)
-            if match is not None and match.kind == "warning":
+            if match is not None:
                 out.append(UndatedSign(cond.ref, match, cond.concept.label, "condition without a date"))
     for entry in record.signs:
         if entry.when is None and entry.present and entry.status not in _IGNORED_STATUSES:
             match = sign_of(entry.concept, m)
-            if match is not None and match.kind == "warning":
+            if match is not None:
                 what = "symptom check-in" if entry.source == "QuestionnaireResponse" else "symptom observation"
                 out.append(UndatedSign(entry.ref, match, entry.concept.label.rstrip(" ?") or entry.concept.label,
                                        f"{what} without a date: {entry.detail}"))
@@ -222,7 +222,7 @@ def infection_findings(
                 evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
                 trigger=_trigger(warning), subject=_names(warning),
             ))
-    undated = undated_signs(record, m)
+    undated = [u for u in undated_signs(record, m) if u.match.kind == "warning"]
     if undated:
         names = ", ".join(dict.fromkeys(u.recorded_as for u in undated))
         out.append(make_finding(
@@ -250,16 +250,33 @@ def infection_findings(
 
 
 def side_effect_findings(
-    hits: list[SignHit], rule_id: RuleId, m: Mappings, now: datetime, implicated: list[str]
+    hits: list[SignHit], rule_id: RuleId, m: Mappings, now: datetime, implicated: list[str],
+    undated: list[UndatedSign] | None = None,
 ) -> list[Finding]:
-    """A caution on the rule whose check a reported side effect calls for (bruising → platelets and a CBC)."""
+    """A caution on the rule whose check a reported side effect calls for (bruising → platelets and a CBC);
+    one recorded without any date cannot be set aside: cannot-evaluate, naming it."""
+    out: list[Finding] = []
+    mine_undated = [u for u in undated or [] if (c := m.signs.signs[u.match.key].check) is not None
+                    and c.rule == rule_id]
+    if mine_undated:
+        names = ", ".join(dict.fromkeys(u.recorded_as for u in mine_undated))
+        out.append(make_finding(
+            m, rule_id, "side-effect-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            reason=f"side effect the leaflets list recorded without a date ({names}): whether it is recent cannot "
+                   "be told",
+            advice="ask the patient, date the entry, and do the check it calls for if current",
+            evidence=[Evidence(reference=u.ref, description=f"side effect ({u.match.label}): {u.recorded_as}, "
+                               f"{u.how} ({u.match.how})") for u in mine_undated],
+            missing=[f"the date of the side effect {u.recorded_as}" for u in mine_undated], implicated=implicated,
+            subject=names,
+        ))
     mine = side_effects_for(hits, rule_id, m)
     if not mine:
-        return []
+        return out
     checks = list(dict.fromkeys(c.text for h in mine if (c := m.signs.signs[h.match.key].check) is not None))
     names = "; ".join(dict.fromkeys(h.phrase(now) for h in mine))
     labels = ", ".join(dict.fromkeys(h.match.label for h in mine))
-    return [make_finding(
+    return [*out, make_finding(
         m, rule_id, "side-effect-reported", Status.CAUTION, Severity.MODERATE,
         checked=[f"the leaflets list {labels} as side effects to report: {names}", *checks],
         evidence=[h.evidence() for h in mine], implicated=implicated, trigger=_trigger(mine),
