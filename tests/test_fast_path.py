@@ -1,7 +1,6 @@
-"""The fast path (fhirview: only what the rules read, checked) against full fhir.resources validation.
-
-Same findings on every shipped example, every sandbox patient and a generated Synthea-style record;
-and what the rules read is refused by both when it is not valid FHIR."""
+"""The record's reader (fhirshapes: typed Structs of only what the rules read, each checked) against full
+fhir.resources validation: both accept every resource of the shipped examples, every sandbox patient and a
+generated Synthea-style record; what the rules read is refused by both when it is not valid FHIR."""
 
 from __future__ import annotations
 
@@ -15,13 +14,13 @@ import pytest
 from fhir.resources.R4B.observation import Observation
 from pydantic import ValidationError
 
-from azaguard import fhirview
+from azaguard import fhirshapes
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.record import build_record
 from azaguard.resources import ResourceSet, load_json_file, resource_set_from_json
-from azaguard.rules import evaluate
 from azaguard.sandbox.large_record import synthea_like_record
 from azaguard.sandbox.patients import build_patients
+from tests.fhirparity import disagreements
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.json"))
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -32,32 +31,24 @@ def mappings() -> Mappings:
     return load_mappings()
 
 
-def both(resources: ResourceSet, m: Mappings, now: datetime) -> tuple[Any, Any]:
-    fast = build_record(resources, m)
-    full = build_record(resources, m, full_validation=True)
-    return (fast, evaluate(fast, m, now)), (full, evaluate(full, m, now))
-
-
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_examples_give_the_same_record_and_findings(path: Path, mappings: Mappings) -> None:
-    (fast, fast_findings), (full, full_findings) = both(load_json_file(path), mappings, NOW)
-    assert fast == full
-    assert fast_findings == full_findings
+def test_examples_are_read_as_fhir_resources_reads_them(path: Path, mappings: Mappings) -> None:
+    resources = load_json_file(path)
+    assert disagreements(resources.resources) == []
+    assert not [p for p in build_record(resources, mappings).problems if "invalid" in p.error]
 
 
-def test_sandbox_patients_give_the_same_findings(mappings: Mappings) -> None:
+def test_sandbox_patients_are_read_as_fhir_resources_reads_them() -> None:
     for p in build_patients(NOW):
-        (fast, fast_findings), (full, full_findings) = both(ResourceSet.from_resources(p.resources), mappings, NOW)
-        assert fast == full, p.id
-        assert fast_findings == full_findings, p.id
+        assert disagreements(p.resources) == [], p.id
 
 
-def test_large_synthea_style_record_gives_the_same_findings(mappings: Mappings) -> None:
-    raw = orjson.dumps(synthea_like_record(NOW))
-    (fast, fast_findings), (full, full_findings) = both(resource_set_from_json(orjson.loads(raw)), mappings, NOW)
-    assert len(fast.measurements) > 100 and fast.medication_orders  # every rule has data to read
-    assert fast == full
-    assert fast_findings == full_findings
+def test_large_synthea_style_record_is_read_as_fhir_resources_reads_it(mappings: Mappings) -> None:
+    bundle = orjson.loads(orjson.dumps(synthea_like_record(NOW)))
+    resources = [e["resource"] for e in bundle["entry"]]
+    assert disagreements(resources) == []
+    record = build_record(resource_set_from_json(bundle), mappings)
+    assert len(record.measurements) > 100 and record.medicine_uses and not record.problems
 
 
 # --- invalid data: refused by both paths ------------------------------------------------------------
@@ -114,14 +105,23 @@ def test_invalid_values_the_rules_read_are_refused_by_both(case: str, mappings: 
     resource = changed(*INVALID[case])
     with pytest.raises(ValidationError):
         Observation.model_validate(resource)
-    with pytest.raises(fhirview.FhirDataError):
-        fhirview.read(resource)
-    records = [
-        build_record(ResourceSet.from_resources([resource]), mappings, full_validation=full) for full in (False, True)
-    ]
-    for record in records:
-        assert [p.ref for p in record.problems] == ["Observation/o1"]
-        assert record.measurements == ()
+    with pytest.raises(fhirshapes.FhirDataError):
+        fhirshapes.read(resource, fhirshapes.Observation)
+    record = build_record(ResourceSet.from_resources([resource]), mappings)
+    assert [p.ref for p in record.problems] == ["Observation/o1"]
+    assert record.measurements == ()
+
+
+def test_what_is_wrong_is_said_in_words_naming_the_element() -> None:
+    for case, (path, value) in INVALID.items():
+        with pytest.raises(fhirshapes.FhirDataError) as caught:
+            fhirshapes.read(changed(path, value), fhirshapes.Observation)
+        said = str(caught.value)
+        assert said.startswith("invalid ") and "regex" not in said and "`" not in said, case
+        assert path.split(".")[0] in said, case
+    uri = changed("code.coding.0.system", "http://loinc .org")
+    with pytest.raises(fhirshapes.FhirDataError, match=r"invalid code.coding\[0\].system: expected a URI"):
+        fhirshapes.read(uri, fhirshapes.Observation)
 
 
 VALID = {
@@ -138,29 +138,23 @@ VALID = {
 def test_valid_values_are_accepted_by_both(case: str, mappings: Mappings) -> None:
     resource = changed(*VALID[case])
     Observation.model_validate(resource)
-    fhirview.read(resource)
+    fhirshapes.read(resource, fhirshapes.Observation)
 
 
 def test_the_fast_path_is_stricter_where_fhir_resources_is_lenient() -> None:
     # fhir.resources reads a number as a Unix time and a string as a decimal; FHIR JSON allows neither.
     for path, value in [("effectiveDateTime", 1762761600), ("valueQuantity.value", "5.1")]:
         Observation.model_validate(changed(path, value))
-        with pytest.raises(fhirview.FhirDataError):
-            fhirview.read(changed(path, value))
+        with pytest.raises(fhirshapes.FhirDataError):
+            fhirshapes.read(changed(path, value), fhirshapes.Observation)
 
 
 def test_elements_the_rules_do_not_read_are_not_checked() -> None:
     resource = {**WBC, "note": "not a list of Annotations", "performer": 7}
     with pytest.raises(ValidationError):
         Observation.model_validate(resource)
-    assert fhirview.read(resource).valueQuantity.value == 5.1
-
-
-def test_reading_an_element_outside_the_schema_is_a_programming_error() -> None:
-    view = fhirview.read(WBC)
-    assert view.valueString is None  # in the schema, absent
-    with pytest.raises(fhirview.SchemaError):
-        _ = view.performer
+    quantity = fhirshapes.read(resource, fhirshapes.Observation).valueQuantity
+    assert quantity is not None and quantity.value == 5.1
 
 
 # --- decoding within limits, fast ------------------------------------------------------------------
@@ -206,7 +200,7 @@ def test_what_orjson_refuses_gets_the_precise_message() -> None:
             loads_limited(text, "x")
 
 
-# --- repeated values checked once (fhirview._MEMO) ---------------------------------------------------
+# --- values as read ------------------------------------------------------------------------------------
 
 ORDER: dict[str, Any] = {
     "resourceType": "MedicationRequest",
@@ -221,55 +215,39 @@ ORDER: dict[str, Any] = {
 }
 
 
-def _order(**changes: Any) -> dict[str, Any]:
+def _dose_value(**changes: Any) -> float | None:
     out = copy.deepcopy(ORDER)
-    dose = out["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
-    dose.update(changes)
-    return out
+    out["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].update(changes)
+    order = fhirshapes.read(out, fhirshapes.MedicationRequest)
+    assert order.dosageInstruction is not None and order.dosageInstruction[0].doseAndRate is not None
+    dose = order.dosageInstruction[0].doseAndRate[0].doseQuantity
+    assert dose is not None
+    return dose.value
 
 
-def test_a_remembered_value_answers_only_for_the_very_same_json() -> None:
-    # null is read (absent), NaN is refused; orjson writes both as null, so the text alone would confuse them.
-    assert fhirview.read(_order(value=None)).dosageInstruction[0].doseAndRate[0].doseQuantity.value is None
-    with pytest.raises(fhirview.FhirDataError, match="dosageInstruction"):
-        fhirview.read(_order(value=float("nan")))
-    # 50 and 50.0 are one value: both read, each as given.
-    assert fhirview.read(_order(value=50)).dosageInstruction[0].doseAndRate[0].doseQuantity.value == 50
-    assert fhirview.read(_order(value=50.0)).dosageInstruction[0].doseAndRate[0].doseQuantity.value == 50.0
-    # An invalid value is never remembered: refused each time, and a valid one after it still reads.
-    for _ in range(2):
-        with pytest.raises(fhirview.FhirDataError, match="expected a number"):
-            fhirview.read(_order(value="50"))
-    # Built in Python, not JSON (orjson cannot write it): checked without remembering, as before.
-    from decimal import Decimal
-
-    with pytest.raises(fhirview.FhirDataError, match="expected a number"):
-        fhirview.read(_order(value=Decimal(50)))
-    odd = _order()
-    odd["medicationCodeableConcept"]["extension"] = [{"valueDecimal": Decimal("0.5")}]  # not read
-    assert fhirview.read(odd).medicationCodeableConcept.text == "azathioprine 50 MG"
+def test_numbers_are_read_as_json_gives_them_and_nan_is_refused() -> None:
+    assert _dose_value(value=None) is None  # null: absent
+    assert _dose_value(value=50) == 50 and _dose_value(value=50.5) == 50.5
+    for bad in (float("nan"), float("inf"), "50", True):
+        with pytest.raises(fhirshapes.FhirDataError, match="dosageInstruction"):
+            _dose_value(value=bad)
 
 
-def test_remembered_times_are_the_times_read() -> None:
-    from datetime import date as date_
-
-    for _ in range(2):  # the second read answers from memory
-        assert fhirview.read(changed("effectiveDateTime", "2026-11-10T08:00:00.1234567+02:00")).effectiveDateTime == \
-            datetime.fromisoformat("2026-11-10T08:00:00.123456+02:00")
-        assert fhirview.read(changed("effectiveDateTime", "2026-11-10")).effectiveDateTime == date_(2026, 11, 10)
-        assert fhirview.read(changed("effectiveDateTime", "2026-11")).effectiveDateTime == "2026-11"
-        assert fhirview.read({**WBC, "issued": "2026-11-10T08:00:00Z"}).issued == datetime(2026, 11, 10, 8, tzinfo=UTC)
-
-
-def test_a_remembered_dict_changed_afterwards_is_not_taken_for_its_old_value() -> None:
-    order = _order()
-    first = fhirview.read(order).medicationCodeableConcept
-    assert first.text == "azathioprine 50 MG"
-    concept = order["medicationCodeableConcept"]
-    concept["text"] = "   "  # still valid JSON; the remembered dict is this same object, now changed
-    again = fhirview.read(copy.deepcopy(ORDER)).medicationCodeableConcept
-    assert again.text == "azathioprine 50 MG"
-    assert fhirview.read(order).medicationCodeableConcept.text == "   "
+def test_times_are_kept_as_their_checked_text_and_read_as_moments(mappings: Mappings) -> None:
+    reader = fhirshapes.Reader()
+    cases = [("effectiveDateTime", "2026-11-10T08:00:00.1234567+02:00", fhirshapes.FhirDateTime),
+             ("effectiveDateTime", "2026-11", fhirshapes.FhirDateTime),
+             ("issued", "2026-11-10T08:00:00Z", fhirshapes.FhirInstant)]
+    for _ in range(2):  # the second read of one record answers from what it checked already
+        for element, text, kind in cases:
+            found = getattr(reader.read(changed(element, text), fhirshapes.Observation), element)
+            assert isinstance(found, kind) and found == text
+    # A time seen valid as a dateTime is still refused as an instant without its form.
+    with pytest.raises(fhirshapes.FhirDataError, match="issued"):
+        reader.read(changed("issued", "2026-11-10"), fhirshapes.Observation)
+    nano = changed("effectiveDateTime", "2026-11-10T08:00:00.1234567+02:00")
+    read = build_record(ResourceSet.from_resources([nano]), mappings).measurements[0].effective
+    assert read == datetime(2026, 11, 10, 6, 0, 0, 123456, tzinfo=UTC)
 
 
 def test_what_paused_work_allocated_is_promoted_unwalked_and_a_deliberate_freeze_is_kept() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -16,6 +17,41 @@ from azaguard.settings import VARIABLES, Settings
 
 PACKAGE = Path(__file__).resolve().parents[1] / "plugin" / "azaguard"
 REPO_CONFIG = PACKAGE.parents[1] / "smart_launch.json"
+# Not configuration: the sandbox server passes the environment on to its child (scrubbed), and sekmet's launcher
+# runs inside sekmet's own virtual environment; the CLI sets PYDANTIC_DISABLE_PLUGINS before pydantic loads.
+NOT_SETTINGS = {"sandbox/server.py", "sandbox/sekmet_launcher.py", "cli.py"}
+
+
+def _environment_reads(path: Path) -> list[str]:
+    """`os.environ` and `os.getenv` uses in a module, as 'line: text'."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" and \
+                node.attr in ("environ", "getenv", "environb"):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_only_settings_reads_the_environment() -> None:
+    readers = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative == "settings.py":
+            continue
+        reads = _environment_reads(path)
+        if reads and relative not in NOT_SETTINGS:
+            readers[relative] = reads
+    assert readers == {}, "read the environment through azaguard.settings.Settings"
+
+
+def test_the_cli_only_sets_the_pydantic_switch() -> None:
+    source = (PACKAGE / "cli.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and ast.unparse(n).startswith("os.environ")]
+    uses = {ast.unparse(n) for n in calls}
+    assert uses <= {"os.environ", "os.environ.setdefault"}
+    assert source.count("os.environ") == 1 and "os.environ.setdefault(\"PYDANTIC_DISABLE_PLUGINS\"" in source
 
 
 def test_each_variable_is_typed_from_one_snapshot(tmp_path: Path) -> None:

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from azaguard import cliargs, cliopts
-from azaguard.cliopts import LOG_FORMAT_ENV, TOKEN_ENV, mappings_of, now_of
+from azaguard.cliopts import TOKEN_ENV, mappings_of, now_of
 from azaguard.mappings import Mappings, MappingsError, default_mappings_dir, load_mappings_from
 from azaguard.resources import InputError
+from azaguard.settings import Settings, current
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -40,13 +41,16 @@ COMMANDS = ("check", "demo", "scan", "mappings", "serve", "feedback", "audit", "
 SANDBOX_EXTRA = ("authlib", "yaml")  # the `sandbox` extra's modules (pyproject.toml): only `demo` needs them
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, settings: Settings | None = None) -> argparse.ArgumentParser:
     """The CLI's parser; with `only`, just that command's (a one-shot `check` need not build the other five,
-    ~5 ms of its run). Anything else (no command, `--help`, a misspelt command) gets the whole parser."""
+    ~5 ms of its run). Anything else (no command, `--help`, a misspelt command) gets the whole parser.
+    `settings` (the environment, read by the entry point) give the defaults the environment backs, and ride
+    along in every command's arguments as `args.settings`."""
+    settings = current(settings)
     parser = _Parser(prog="azaguard", description="Safety checks for patients on azathioprine, over FHIR R4.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     if only in (None, "check"):
-        _check_arguments(sub)
+        _check_arguments(sub, settings)
     if only in (None, "demo"):
         _demo_arguments(sub)
     if only in (None, "scan"):
@@ -54,7 +58,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         from azaguard.scan.options import add_arguments as scan_arguments
 
         scan_arguments(scan)
-        cliopts.add_log_format(scan, os.environ.get(LOG_FORMAT_ENV) or "text")
+        scan.set_defaults(terminology_server=settings.terminology_server)  # a string default: checked as typed
+        cliopts.add_log_format(scan, settings.log_format or "text")
         cliopts.add_mappings(scan)
     if only in (None, "mappings"):
         maps = sub.add_parser("mappings", help="about the mappings: --report prints per value set its codes and source")
@@ -62,7 +67,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         maps.add_argument("--format", choices=("text", "markdown"), default="text")
         maps.add_argument("--mappings", type=cliargs.existing_dir, help="a mappings folder (default: the bundled one)")
     if only in (None, "serve"):
-        _serve_arguments(sub)
+        _serve_arguments(sub, settings)
     if only in (None, "feedback"):
         _feedback_arguments(sub)
     if only in (None, "audit"):
@@ -73,6 +78,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         config.add_argument("--config", type=cliargs.existing_file, required=True,
                             help="the configuration file to check")
         config.add_argument("--offline", action="store_true", help="validate only; reach nothing")
+    for command in sub.choices.values():
+        cliopts.add_environment(command, settings)
     return parser
 
 
@@ -87,7 +94,7 @@ def _audit_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
                        help="the app configuration (default: smart_launch.json)")
 
 
-def _check_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
+def _check_arguments(sub: argparse._SubParsersAction[_Parser], settings: Settings) -> None:
     check = sub.add_parser("check", help="evaluate one patient from a Bundle file or a FHIR server")
     source = check.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -96,7 +103,7 @@ def _check_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     source.add_argument(
         "--fhir-url", type=cliargs.http_url, help="FHIR R4 base URL (bearer token, if any, from $" + TOKEN_ENV + ")"
     )
-    cliopts.add_log_format(check, os.environ.get(LOG_FORMAT_ENV) or None)
+    cliopts.add_log_format(check, settings.log_format)
     check.add_argument("--patient", type=cliargs.fhir_id, help="patient id on the server (with --fhir-url)")
     check.add_argument(
         "--now", type=cliargs.iso_datetime, help="evaluate as of this ISO-8601 time (default: the current time)"
@@ -112,7 +119,7 @@ def _check_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     check.add_argument(
         "--terminology-server",
         type=cliargs.http_url,
-        default=cliopts.terminology_server_default(),
+        default=settings.terminology_server,
         help="a FHIR terminology server for codes the local value sets do not know "
         f"(default: ${cliopts.TERMINOLOGY_ENV}; none: local value sets only)",
     )
@@ -146,7 +153,7 @@ def _demo_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     cliopts.add_mappings(demo)
 
 
-def _serve_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
+def _serve_arguments(sub: argparse._SubParsersAction[_Parser], settings: Settings) -> None:
     serve = sub.add_parser("serve", help="run the SMART app for a real EHR")
     serve.add_argument("--host", type=cliargs.host, default="127.0.0.1")
     serve.add_argument("--port", type=cliargs.port, default=8400)
@@ -161,7 +168,7 @@ def _serve_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument(
         "--terminology-server",
         type=cliargs.http_url,
-        default=cliopts.terminology_server_default(),
+        default=settings.terminology_server,
         help="a FHIR terminology server the CDS hooks ask, as check does, for codes the local value sets do not "
         f"know (default: ${cliopts.TERMINOLOGY_ENV}; none: local value sets only)",
     )
@@ -184,80 +191,81 @@ def _feedback_arguments(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    settings = Settings.from_environ()  # the one read of the environment; handed down in args.settings
     try:
-        args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(words)
+        args = build_parser(words[0] if words and words[0] in COMMANDS else None, settings).parse_args(words)
     except SystemExit as exc:  # a refused value (exit 2, said on stderr) or --help (0)
         return exc.code if isinstance(exc.code, int) else EXIT_INPUT
     try:
-        if getattr(args, "log_format", None) and args.command in ("check", "scan"):
-            from azaguard.ops import logs
-
-            logs.configure(args.log_format,
-                           level=os.environ.get(logs.LEVEL_ENV) or ("WARNING" if args.command == "check" else "INFO"),
-                           patient_ids=os.environ.get(logs.PATIENT_IDS_ENV) or "hashed")  # type: ignore[arg-type]
-        if args.command == "check":
-            return _check(args)
-        if args.command == "scan":
-            from azaguard.scan.command import run as run_scan
-
-            _audit_scan(args)
-            return run_scan(args, mappings_of(args))
-        if args.command == "audit":
-            return _audit(args)
-        if args.command == "config":
-            from azaguard.ops.configcheck import run_check
-
-            code: int = run_check(args.config, offline=args.offline)
-            return code
-        if args.command == "mappings":
-            return _mappings_report(args)
-        if args.command == "demo":
-            from azaguard.config import ConfigError
-
-            try:
-                from azaguard.sandbox.demo import run_demo
-                from azaguard.sandbox.server import SandboxError
-            except ModuleNotFoundError as exc:
-                if exc.name not in SANDBOX_EXTRA:
-                    raise
-                print(f"azaguard demo: the sandbox is an optional part of azaguard ({exc.name} is not installed): "
-                      "pip install 'azaguard[sandbox]' (from a checkout: make demo)", file=sys.stderr)
-                return EXIT_INPUT
-
-            try:
-                return run_demo(
-                    port=args.port,
-                    fhir_port=args.fhir_port,
-                    serve=not args.no_serve,
-                    now=now_of(args.now),
-                    mappings=mappings_of(args),
-                    insecure_cds=args.insecure_cds_sandbox,
-                    config_path=args.config,
-                    log_format=args.log_format or os.environ.get(LOG_FORMAT_ENV) or None,
-                )
-            except SandboxError as exc:
-                print(f"azaguard demo: {exc} (choose other ports with --port and --fhir-port)", file=sys.stderr)
-                return EXIT_INPUT
-            except ConfigError as exc:
-                print(f"azaguard demo: {_clean(exc)}", file=sys.stderr)
-                return EXIT_INPUT
-        if args.command == "feedback":
-            return _feedback(args)
-        from azaguard.config import ConfigError
-        from azaguard.web.app import serve as serve_app
-
-        try:
-            with cliopts.terminology(args, load_mappings_from(default_mappings_dir())) as terminology:
-                serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox,
-                          log_format=args.log_format, terminology=terminology)
-        except ConfigError as exc:
-            print(f"azaguard: {_clean(exc)}\n(azaguard config check --config FILE says every problem, one a line)",
-                  file=sys.stderr)
-            return EXIT_INPUT
-        return EXIT_OK
+        return HANDLERS[args.command](args)
     except (InputError, MappingsError) as exc:
         print(f"azaguard: {_clean(exc)}", file=sys.stderr)
         return EXIT_INPUT
+
+
+def _log_lines(args: argparse.Namespace) -> None:
+    """`check` and `scan` log as --log-format (or $AZAGUARD_LOG_FORMAT) says; `serve` and `demo` as their config."""
+    if not args.log_format:
+        return
+    from azaguard.ops import logs
+
+    settings: Settings = args.settings
+    logs.configure(args.log_format, level=settings.log_level or ("WARNING" if args.command == "check" else "INFO"),
+                   patient_ids=settings.log_patient_ids or "hashed")  # type: ignore[arg-type]
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from azaguard.scan.command import run as run_scan
+
+    _log_lines(args)
+    _audit_scan(args)
+    return run_scan(args, mappings_of(args))
+
+
+def _config(args: argparse.Namespace) -> int:
+    from azaguard.ops.configcheck import run_check
+
+    code: int = run_check(args.config, offline=args.offline, settings=args.settings)
+    return code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from azaguard.config import ConfigError
+
+    try:
+        from azaguard.sandbox.demo import run_demo
+        from azaguard.sandbox.server import SandboxError
+    except ModuleNotFoundError as exc:
+        if exc.name not in SANDBOX_EXTRA:
+            raise
+        print(f"azaguard demo: the sandbox is an optional part of azaguard ({exc.name} is not installed): "
+              "pip install 'azaguard[sandbox]' (from a checkout: make demo)", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        return run_demo(port=args.port, fhir_port=args.fhir_port, serve=not args.no_serve, now=now_of(args.now),
+                        mappings=mappings_of(args), insecure_cds=args.insecure_cds_sandbox, config_path=args.config,
+                        log_format=args.log_format or args.settings.log_format, settings=args.settings)
+    except SandboxError as exc:
+        print(f"azaguard demo: {exc} (choose other ports with --port and --fhir-port)", file=sys.stderr)
+        return EXIT_INPUT
+    except ConfigError as exc:
+        print(f"azaguard demo: {_clean(exc)}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from azaguard.config import ConfigError
+    from azaguard.web.app import serve as serve_app
+
+    try:
+        with cliopts.terminology(args, load_mappings_from(default_mappings_dir(args.settings))) as terminology:
+            serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox,
+                      log_format=args.log_format, terminology=terminology, settings=args.settings)
+    except ConfigError as exc:
+        print(f"azaguard: {_clean(exc)}\n(azaguard config check --config FILE says every problem, one a line)",
+              file=sys.stderr)
+        return EXIT_INPUT
+    return EXIT_OK
 
 
 def _database_url(args: argparse.Namespace) -> str | None:
@@ -267,7 +275,7 @@ def _database_url(args: argparse.Namespace) -> str | None:
     if args.database is not None:
         return str(args.database)
     try:
-        return load_app_config(args.config).cds_database_url
+        return load_app_config(args.config, settings=args.settings).cds_database_url
     except ConfigError as exc:
         raise InputError(str(exc)) from exc
 
@@ -302,7 +310,7 @@ def _audit_scan(args: argparse.Namespace) -> None:
 
     from azaguard.ops import audit
 
-    who = args.client_id or ("bearer token from $" + TOKEN_ENV if os.environ.get(TOKEN_ENV) else "anonymous")
+    who = args.client_id or ("bearer token from $" + TOKEN_ENV if args.settings.fhir_token else "anonymous")
     audit.audit_scan(audit.AuditTrail(None), audit.Actor(who=f"scan: {who}", source=socket.gethostname(),
                                                           fhir_base=args.fhir_url))
 
@@ -316,7 +324,7 @@ def _clean(text: object) -> str:
 def _mappings_report(args: argparse.Namespace) -> int:
     from azaguard import coverage
 
-    version, sets = coverage.coverage(args.mappings or default_mappings_dir())
+    version, sets = coverage.coverage(args.mappings or default_mappings_dir(args.settings))
     print(coverage.to_markdown(version, sets) if args.format == "markdown" else coverage.to_text(version, sets), end="")
     return EXIT_OK
 
@@ -324,6 +332,7 @@ def _mappings_report(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from azaguard.evaluate import check_resources
 
+    _log_lines(args)
     mappings = mappings_of(args)
     now = now_of(args.now)
     if args.bundle is not None:
@@ -359,7 +368,7 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
     from azaguard.fhir.memory import CACHE_FILE, ServerMemory
     from azaguard.service import check_on_server
 
-    token = os.environ.get(TOKEN_ENV) or None
+    token = args.settings.fhir_token
     if token and args.fhir_url.lower().startswith("http:") and not is_loopback(args.fhir_url):
         if not args.allow_insecure_http:
             raise InputError(
@@ -368,7 +377,7 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
             )
         print("azaguard: warning: sending the bearer token over plain http", file=sys.stderr)
     # A process per patient: what was learnt about the server (batch refused) is kept on disk a while.
-    memory = ServerMemory(cache_dir() / CACHE_FILE)
+    memory = ServerMemory(cache_dir(args.settings) / CACHE_FILE)
     try:
         with FhirClient(args.fhir_url, token=token) as client, cliopts.terminology(args, mappings) as terminology:
             result = check_on_server(
@@ -415,6 +424,9 @@ def _print(result: CheckResult, fmt: str, *, writes: bool) -> None:
     )
     print(text)
 
+
+HANDLERS = {"check": _check, "scan": _scan, "demo": _demo, "serve": _serve, "feedback": _feedback, "audit": _audit,
+            "mappings": _mappings_report, "config": _config}
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -8,7 +8,6 @@ its parser on every run, so the HTTP client is imported only when a terminology 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,13 +16,16 @@ from typing import TYPE_CHECKING
 from azaguard import cliargs
 from azaguard.mappings import Mappings, default_mappings_dir, load_mappings_from
 from azaguard.resources import InputError
+from azaguard.settings import FHIR_TOKEN as TOKEN_ENV
+from azaguard.settings import LOG_FORMAT as LOG_FORMAT_ENV
+from azaguard.settings import TERMINOLOGY_SERVER as TERMINOLOGY_ENV
+from azaguard.settings import Settings
 
 if TYPE_CHECKING:
     from azaguard.terminology.server import TerminologyServer
 
-TOKEN_ENV = "AZAGUARD_FHIR_TOKEN"  # noqa: S105 - the variable's name, not a secret
-TERMINOLOGY_ENV = "AZAGUARD_TERMINOLOGY_SERVER"  # the site's FHIR terminology server, if any
-LOG_FORMAT_ENV = "AZAGUARD_LOG_FORMAT"
+__all__ = ["LOG_FORMAT_ENV", "TERMINOLOGY_ENV", "TOKEN_ENV", "add_environment", "add_log_format", "add_mappings",
+           "mappings_of", "now_of", "terminology"]
 
 
 def add_mappings(p: argparse.ArgumentParser) -> None:
@@ -38,8 +40,10 @@ def add_log_format(p: argparse.ArgumentParser, default: str | None) -> None:
                    + ("the config's log_format)" if default is None else f"{default})"))  # fmt: skip
 
 
-def terminology_server_default() -> str | None:
-    return os.environ.get(TERMINOLOGY_ENV) or None
+def add_environment(p: argparse.ArgumentParser, settings: Settings) -> None:
+    """The entry point's settings into the parsed arguments (`args.settings`): the environment is read once,
+    where the command line is, and every command finds it there."""
+    p.set_defaults(settings=settings)
 
 
 def mappings_of(args: argparse.Namespace) -> Mappings:
@@ -50,7 +54,7 @@ def mappings_of(args: argparse.Namespace) -> Mappings:
     else:
         from azaguard.cachedir import cache_dir
 
-        m = load_mappings_from(default_mappings_dir(), cache_dir=cache_dir())
+        m = load_mappings_from(default_mappings_dir(args.settings), cache_dir=cache_dir(args.settings))
     if args.monitoring_schedule:
         m = m.with_monitoring_schedule(args.monitoring_schedule)
     return m

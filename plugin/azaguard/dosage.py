@@ -392,14 +392,12 @@ def _is_count(q: Quantity, m: Mappings) -> bool:
     return any(u is not None and u.strip().lower() in units for u in (q.code, q.unit))
 
 
-_COUNT_UNITS: dict[int, frozenset[str]] = {}
-
-
 def _count_units(m: Mappings) -> frozenset[str]:
-    found = _COUNT_UNITS.get(id(m.units))
-    if found is None:
-        found = _COUNT_UNITS[id(m.units)] = frozenset(u.lower() for u in m.units.dose_count_units.units)
-    return found
+    return m.derived(_lower_count_units)
+
+
+def _lower_count_units(m: Mappings) -> frozenset[str]:
+    return frozenset(u.lower() for u in m.units.dose_count_units.units)
 
 
 def _rate(

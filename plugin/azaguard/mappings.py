@@ -1024,7 +1024,9 @@ class Manifest(_Model, frozen=True, kw_only=True):
     files: tuple[str, ...]
 
 
-class Mappings(_Model, frozen=True, kw_only=True):
+class Mappings(_Model, frozen=True, kw_only=True, dict=True):
+    """The validated knowledge, and (in its __dict__, never pickled) what is derived from it."""
+
     version: str
     systems: Systems
     medications: Medications
@@ -1039,6 +1041,17 @@ class Mappings(_Model, frozen=True, kw_only=True):
     lab_infections: LabInfections
     pancreatitis: Pancreatitis
     meaning: Meaning
+
+    def derived(self, build: Callable[[Mappings], _T]) -> _T:
+        """What `build` makes of these mappings (an index, compiled patterns), built on first use and kept with
+        them: the one owner of every derived index, so each is built once per Mappings object, lives as long as
+        it, and is never rebuilt per patient. `build` is the key: a module-level function, never a lambda."""
+        store: dict[Callable[[Mappings], object], object] = self.__dict__.setdefault("_derived", {})
+        try:
+            return cast(_T, store[build])
+        except KeyError:
+            found = store[build] = build(self)  # (two threads may both build it: the same value, one kept)
+            return found
 
     def _check(self) -> None:
         for name, analyte in self.analytes.analytes.items():

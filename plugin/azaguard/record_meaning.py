@@ -31,7 +31,6 @@ import orjson
 from msgspec import Struct
 
 from azaguard.mappings import Mappings
-from azaguard.memo import PerMappings
 from azaguard.resources import Resource, ResourceSet
 from azaguard.terminology.scripts import SCRIPT_SYSTEM, fold, foreign_letters, read_terms
 
@@ -112,7 +111,7 @@ def read_meaning(
         resources = _with_copies(resources, scripted)
         current = [scripted.get(id(r), r) for r in current]
     out: Reading[H] = Reading(resources, dropped=[*resources.deleted, *dropped])
-    tables = _TABLES.get_or_build(m, _Tables)
+    tables = m.derived(_Tables)
     negation, mapped = tables.negation, tables.mapped
     results: list[Resource] = []
     for raw in owner.in_reading_order(current):
@@ -735,9 +734,6 @@ class _Tables:
         dialysis = m.meaning.context.dialysis
         self.dialysis_codes = frozenset(c for cs in dialysis.codes.values() for c in cs)
         self.dialysis_names = tuple(fold(n) for n in dialysis.names)
-
-
-_TABLES: PerMappings[_Tables] = PerMappings()
 
 
 def _contained(raw: Resource, cid: str) -> Resource | None:

@@ -13,7 +13,6 @@ from msgspec import Struct
 
 from azaguard.display import unit_text
 from azaguard.mappings import Mappings
-from azaguard.memo import PerMappings
 
 
 class UnitError(ValueError):
@@ -99,12 +98,9 @@ def _describe(code: str | None, text: str | None) -> str:
     return "(none)"
 
 
-_KNOWN_UNITS: PerMappings[frozenset[str]] = PerMappings()
-
-
 def _known_units(mappings: Mappings) -> frozenset[str]:
     """Every unit of every dimension, collected once per mappings (a record resolves hundreds of units)."""
-    return _KNOWN_UNITS.get_or_build(mappings, _all_units)
+    return mappings.derived(_all_units)
 
 
 def _all_units(m: Mappings) -> frozenset[str]:

@@ -178,7 +178,7 @@ def _basis(record: PatientRecord | None, now: datetime, tz: tzinfo | None) -> st
     if record is None:
         return when + "."
     results = len(record.measurements)
-    orders = len(record.medication_orders)
+    orders = len(record.medicine_uses)
     latest = max((x.effective for x in record.measurements if x.effective is not None), default=None)
     parts = [f"{results} result{'s' if results != 1 else ''}", f"{orders} medication order{'s' if orders != 1 else ''}"]
     if record.vaccines:

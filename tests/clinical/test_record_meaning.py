@@ -66,13 +66,13 @@ def test_latest_version_wins(versions: tuple[tuple[str, str], ...], kept: str) -
         r["meta"] = {"versionId": vid}
         copies.append(r)
     record = build(*copies)
-    assert [o.status for o in record.medication_orders] == [kept]
+    assert [o.status for o in record.medicine_uses] == [kept]
     assert "older version" in reasons(record)["MedicationRequest/aza"]
 
 
 def test_copies_without_version_information_are_all_read_as_before() -> None:
     record = build(azathioprine(rid="a"), azathioprine(rid="a", status="stopped"))
-    assert len(record.medication_orders) == 2
+    assert len(record.medicine_uses) == 2
 
 
 def test_preliminary_superseded_only_for_the_same_time() -> None:
@@ -86,7 +86,7 @@ def test_preliminary_superseded_only_for_the_same_time() -> None:
 
 def test_do_not_perform_orders_are_prohibitions() -> None:
     record = build(azathioprine(rid="dnp") | {"doNotPerform": True})
-    assert not record.medication_orders
+    assert not record.medicine_uses
     assert "prohibition" in reasons(record)["MedicationRequest/dnp"]
 
 
@@ -109,7 +109,7 @@ def test_linked_patient_ids_are_this_patients() -> None:
                                 "type": "replaces"}]}
     order = azathioprine() | {"subject": {"reference": "Patient/old"}}
     record = build_record(ResourceSet.from_resources([me, order]), load_mappings())
-    assert len(record.medication_orders) == 1 and not record.dropped
+    assert len(record.medicine_uses) == 1 and not record.dropped
 
 
 @pytest.mark.parametrize("hostile", [

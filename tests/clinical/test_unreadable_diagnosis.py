@@ -77,4 +77,4 @@ def test_imuran_in_hebrew_as_written_in_public_texts_is_azathioprine() -> None:
 
     result = check_resources(resource_set_from_json(record(med({"text": "אימוראן 50 מ\"ג"}))),
                              mappings=load_mappings(), now=NOW)
-    assert any(o.drugs.azathioprine is not None for o in result.record.medication_orders)
+    assert any(o.drugs.azathioprine is not None for o in result.record.medicine_uses)

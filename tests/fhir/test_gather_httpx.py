@@ -299,7 +299,7 @@ def test_gathered_record_builds_with_medication_resolved(
 ) -> None:
     serve(FakeFhir(small_record()))
     record = build_record(gather(client, "p1", mappings, NOW).resources, mappings)
-    assert [o.medication_problem for o in record.medication_orders] == [None]
+    assert [o.medication_problem for o in record.medicine_uses] == [None]
     assert len(record.measurements_of("wbc")) == 2
 
 
@@ -326,7 +326,7 @@ def test_medication_that_does_not_exist_is_a_warning_and_the_record_says_so(
     assert [(u.reference, u.referenced_by, u.reason) for u in got.unfetched] == [
         ("Medication/gone", "MedicationRequest/mr1", "not-found")]
     record = build_record(got.resources, mappings)
-    assert record.medication_orders[0].medication_problem is not None
+    assert record.medicine_uses[0].medication_problem is not None
 
 
 def test_medication_on_another_server_is_named_for_people_and_not_fetched(

@@ -75,7 +75,7 @@ def test_the_order_filed_under_the_merged_id_is_fetched(client: FhirClient) -> N
         aza("lk-aza", "lk-old"), wbc("lk-wbc", "lk-new", 2.0))
     result = check_on_server(client, "lk-new", mappings=load_mappings(), now=NOW)
     assert blood_counts(result) == "hold"
-    assert {o.ref for o in result.record.medication_orders} == {"MedicationRequest/lk-aza"}
+    assert {o.ref for o in result.record.medicine_uses} == {"MedicationRequest/lk-aza"}
     assert any("Patient/lk-old (Patient.link replaces)" in w for w in result.warnings)
 
 

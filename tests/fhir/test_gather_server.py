@@ -225,7 +225,7 @@ def test_small_page_size_pages_through_every_search(client: FhirClient, mappings
 def test_gathered_record_parses_and_resolves_the_medication(client: FhirClient, mappings: Mappings) -> None:
     record = build_record(gather(client, PID, mappings, NOW).resources, mappings)
     assert record.problems == ()
-    assert [o.medication_problem for o in record.medication_orders] == [None]
+    assert [o.medication_problem for o in record.medicine_uses] == [None]
     assert len(record.measurements_of("wbc")) == 5
     assert len(record.measurements_of("tpmt")) == 1
 
@@ -310,7 +310,7 @@ def test_statements_dispenses_and_administrations_come_in_the_same_batch(
             "MedicationAdministration/i7-ma"} <= found  # fmt: skip
     assert "MedicationDispense/i7-md-old" not in found  # older than any dispense that can still matter
     record = build_record(got.resources, mappings)
-    by_ref = {o.ref: o for o in record.medication_orders}
+    by_ref = {o.ref: o for o in record.medicine_uses}
     assert by_ref["MedicationStatement/i7-ms"].drugs.azathioprine == "name"
     assert by_ref["MedicationDispense/i7-md"].drugs.interaction("allopurinol") is not None
     assert [h.key for h in by_ref["MedicationAdministration/i7-ma"].drugs.anti_infectives] == ["meropenem"]

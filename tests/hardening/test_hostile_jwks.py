@@ -13,6 +13,7 @@ from joserfc.jwk import ECKey
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from azaguard.cds import jwks
 from azaguard.cds.app import CdsService, cds_routes
 from azaguard.cds.store import CdsStore
 from azaguard.cds.trust import JwksCache, KeysPending, Untrusted
@@ -52,7 +53,10 @@ def _verify(service: CdsService, authorization: str) -> str:
     return service.verifier.verify(authorization, AUD).iss
 
 
-def test_a_dripping_jwks_host_costs_one_fetch_and_holds_no_caller(store: CdsStore) -> None:
+def test_a_dripping_jwks_host_costs_one_fetch_and_holds_no_caller(
+    store: CdsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jwks, "JWKS_DEADLINE", 2.0)
     ehr, quick = Ehr(), Ehr()
     sent: list[int] = []
 

@@ -100,3 +100,21 @@ def test_the_call_that_needs_a_slow_jwks_holds_no_worker(tmp_path: Path, monkeyp
     for i in range(3):
         assert answers[f"slow-{i}"].status_code == 200, answers[f"slow-{i}"].text
     assert len(host.requests) == 1
+
+
+def test_the_served_app_has_one_jwks_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`azaguard serve`: the CDS clients' key sets and the EHRs' id_token keys in one cache."""
+    from azaguard.web.app import served_app
+
+    made: list[JwksCache] = []
+    original = JwksCache.__init__
+
+    def counted(self: JwksCache, *args: object, **kwargs: object) -> None:
+        made.append(self)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(JwksCache, "__init__", counted)
+    config = load_app_config(public_base="http://127.0.0.1:8999").model_copy(
+        update={"cds_database_url": f"sqlite:///{tmp_path / 'cds.sqlite'}"})
+    served_app(config)
+    assert len(made) == 1

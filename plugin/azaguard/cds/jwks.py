@@ -33,7 +33,9 @@ from azaguard.httpbound import fetch
 JWKS_TTL_SECONDS = 300.0
 MIN_REFETCH_SECONDS = 30.0
 UNKNOWN_KID_SECONDS = 60.0
-JWKS_DEADLINE = 3.0  # the whole response; held by a fetcher thread, never by a serving worker
+# The whole response. No serving worker waits for it (a CDS call awaits it on the event loop), so it can give
+# a slow EHR the slack a login's id_token check needs (that check waited 15 s for the keys before).
+JWKS_DEADLINE = 10.0
 JWKS_MAX_BYTES = 256 << 10  # a key set is a few kB
 FETCHERS = 2  # background fetches at once (per cache; the URLs are registered, so few)
 _MAX_UNKNOWN = 1024  # remembered unknown (url, kid) pairs, oldest forgotten first

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from pydantic import BaseModel, ValidationError
 
 from azaguard.config import AppConfig, CdsClient, ConfigError, Scopes, with_environment
+from azaguard.settings import Settings, current
 
 EXIT_OK, EXIT_PROBLEMS = 0, 2
 
@@ -36,9 +37,12 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "the top level"
 
 
-def validation_problems(data: dict[str, Any]) -> tuple[AppConfig | None, list[str]]:
+def validation_problems(
+    data: dict[str, Any], settings: Settings | None = None
+) -> tuple[AppConfig | None, list[str]]:
+    settings = current(settings)
     try:
-        config = AppConfig.model_validate(with_environment(data))
+        config = AppConfig.model_validate(with_environment(data, settings))
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -54,6 +58,7 @@ def validation_problems(data: dict[str, Any]) -> tuple[AppConfig | None, list[st
                 message = str(err["msg"]).removeprefix("Value error, ")
                 problems.append(f"{_where(loc)}: {message}.")
         return None, problems
+    config._settings = settings  # its secrets from the same environment
     problems = []
     try:
         config.client_secret()
@@ -110,7 +115,7 @@ def reachability_problems(config: AppConfig, http: Any = None) -> list[str]:
 
 
 def run_check(path: Path, *, offline: bool = False, out: TextIO | None = None,
-              reach: Callable[[AppConfig], list[str]] = reachability_problems) -> int:
+              reach: Callable[[AppConfig], list[str]] = reachability_problems, settings: Settings | None = None) -> int:
     out = out or sys.stdout
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -123,7 +128,7 @@ def run_check(path: Path, *, offline: bool = False, out: TextIO | None = None,
     if not isinstance(data, dict):
         print(f"{path}: must hold a JSON object.", file=out)
         return EXIT_PROBLEMS
-    config, problems = validation_problems(data)
+    config, problems = validation_problems(data, settings)
     if config is not None and not problems and not offline:
         problems = reach(config)
     for problem in problems:

@@ -10,12 +10,12 @@ from datetime import datetime
 
 from azaguard.dosage import DoseReading, Strength, daily_mg, strength_after_name, strength_in_names
 from azaguard.mappings import Mappings
-from azaguard.record import MedicationOrder
+from azaguard.record import MedicineUse
 from azaguard.rules.common import order_name
 from azaguard.terminology import AZATHIOPRINE, azathioprine_strength_mg, drug_ingredients
 
 
-def strength_of(order: MedicationOrder, key: str, m: Mappings) -> Strength | None:
+def strength_of(order: MedicineUse, key: str, m: Mappings) -> Strength | None:
     """The strength of ingredient `key` (e.g. 'azathioprine', 'allopurinol') in the order's product:
     Medication.ingredient.strength, else a known RxNorm product, else a single strength in its name."""
     with_strength = [i for i in order.ingredients if i.strength is not None]
@@ -53,7 +53,7 @@ def _names_of(key: str, m: Mappings) -> tuple[str, ...]:
 
 
 def order_daily_mg(
-    order: MedicationOrder, key: str, now: datetime, weight_kg: float | None, m: Mappings
+    order: MedicineUse, key: str, now: datetime, weight_kg: float | None, m: Mappings
 ) -> DoseReading:
     """The average mg/day of ingredient `key` the order gives today (dosage.daily_mg)."""
     return daily_mg(order.doses, ref=order_name(order), now=now, start=order.start, strength=strength_of(order, key, m),

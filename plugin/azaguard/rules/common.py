@@ -25,7 +25,7 @@ from azaguard.findings import (
 )
 from azaguard.mappings import Mappings, Threshold
 from azaguard.naming import noun
-from azaguard.record import Concept, Measurement, MedicationOrder, ParseProblem, PatientRecord
+from azaguard.record import Concept, Measurement, MedicineUse, ParseProblem, PatientRecord
 from azaguard.registry import SPEC
 from azaguard.terminology import MatchKind, drug_ingredients
 
@@ -53,12 +53,14 @@ def short_date(dt: datetime | None) -> str:
 
 def amount(meas: Measurement, m: Mappings) -> str:
     """A result in its canonical unit as clinicians read it ("2.9 ×10⁹/L"), no more precise than recorded."""
-    if meas.value is None:
+    result = meas.result
+    if result.value is None:
         return "?"
-    recorded = meas.quantity.value if meas.quantity is not None else None
+    q = result.recorded
+    recorded = q.value if q is not None else None
     decimals = decimals_of(f"{recorded:g}") if isinstance(recorded, int | float) else None
-    comparator = meas.quantity.comparator if meas.quantity is not None and meas.quantity.comparator else ""
-    return format_quantity(meas.value, meas.unit, m, recorded_decimals=decimals, comparator=comparator)
+    comparator = q.comparator if q is not None and q.comparator else ""
+    return format_quantity(result.value, result.unit, m, recorded_decimals=decimals, comparator=comparator)
 
 
 def number(meas: Measurement, m: Mappings) -> str:
@@ -87,7 +89,7 @@ SOURCE_OF = {
 }
 
 
-def order_name(order: MedicationOrder) -> str:
+def order_name(order: MedicineUse) -> str:
     """'the Azathioprine 50 MG Oral Tablet order of 3 Jan 2026': a medication record named for people."""
     label = order.medication.label if order.medication else "unidentified medication"
     when = order.start or order.authored_on
@@ -106,7 +108,7 @@ def problem_name(p: ParseProblem) -> str:
 
 def quantity_of(meas: Measurement) -> Quantity | None:
     """The result's value as recorded (shown in display units by the wording layer)."""
-    q = meas.quantity
+    q = meas.result.recorded
     if q is None or q.value is None:
         return None
     return Quantity(value=q.value, unit=q.code or q.unit, comparator=q.comparator or "",
@@ -137,7 +139,7 @@ def measurement_trigger(meas: Measurement, concept: str, *, as_recorded: bool = 
     return Trigger(concept=concept, quantity=quantity, at=iso(meas.effective), reference=meas.ref)
 
 
-def order_trigger(order: MedicationOrder) -> Trigger:
+def order_trigger(order: MedicineUse) -> Trigger:
     return Trigger(
         concept=order.medication.label if order.medication else "an unidentified medication",
         at=iso(order.start or order.authored_on), reference=order.ref, source=SOURCE_OF.get(order.source),  # type: ignore[arg-type]
@@ -157,7 +159,7 @@ def azathioprine_match(concept: Concept | None, m: Mappings) -> MatchKind | None
     return drug_ingredients(concept, m).azathioprine
 
 
-def is_current(order: MedicationOrder, record: PatientRecord, now: datetime) -> bool:
+def is_current(order: MedicineUse, record: PatientRecord, now: datetime) -> bool:
     """Current therapy: a current status, a draft inside an ordering workflow, or a dispense/administration
     whose supply or effect reaches `now`."""
     if order.status_class == "current":
@@ -174,7 +176,7 @@ def _unknown_reason(t: Therapy) -> str:
     return "a medication record could not be read"
 
 
-def uncertain_reason(order: MedicationOrder) -> str:
+def uncertain_reason(order: MedicineUse) -> str:
     return (f"{order_name(order)} has status '{order.status}', which the rules do not expect, so whether "
             "it is current cannot be told")
 
@@ -182,9 +184,9 @@ def uncertain_reason(order: MedicationOrder) -> str:
 class Therapy(Struct, frozen=True):
     """The patient's azathioprine exposure at `now`."""
 
-    current: tuple[MedicationOrder, ...]  # active / on-hold (+ draft in an ordering workflow)
-    recent: tuple[MedicationOrder, ...]  # stopped/completed, ended within the recent window
-    stop_date_unknown: tuple[MedicationOrder, ...]  # stopped/completed with no recorded end date
+    current: tuple[MedicineUse, ...]  # active / on-hold (+ draft in an ordering workflow)
+    recent: tuple[MedicineUse, ...]  # stopped/completed, ended within the recent window
+    stop_date_unknown: tuple[MedicineUse, ...]  # stopped/completed with no recorded end date
     matched_by_name: tuple[str, ...]  # refs of orders recognised by name only
     # Orders we cannot classify (Medication not found, or the resource failed to parse):
     # they might be azathioprine, so "not on azathioprine" cannot be concluded.
@@ -215,7 +217,7 @@ class Therapy(Struct, frozen=True):
         return max(ends) if ends else None
 
     @property
-    def orders(self) -> tuple[MedicationOrder, ...]:
+    def orders(self) -> tuple[MedicineUse, ...]:
         return self.current + self.recent + self.stop_date_unknown
 
     @property
@@ -223,32 +225,37 @@ class Therapy(Struct, frozen=True):
         return tuple(o.ref for o in self.current + self.recent)
 
 
-# The last answer: every rule asks it of the same record, mappings and moment in one evaluation. All
-# three compared by identity (a record is frozen; an equal instant in another zone is worked out again).
-_LAST_THERAPY: tuple[PatientRecord, Mappings, datetime, Therapy] | None = None
-
-
 def therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
-    global _LAST_THERAPY
-    last = _LAST_THERAPY
-    if last is not None and last[0] is record and last[1] is m and last[2] is now:
-        return last[3]
-    found = _therapy(record, m, now)
-    _LAST_THERAPY = (record, m, now, found)
-    return found
+    """The therapy state every rule asks of the same record, mappings and moment in one evaluation: worked
+    out once and kept on the record (mappings and moment compared by identity: an equal instant in another
+    zone is worked out again)."""
+    found = record.derived.get("therapy")  # the last one asked (one evaluation asks one mappings and moment)
+    if isinstance(found, _TherapyOf) and found.mappings is m and found.now is now:
+        return found.therapy
+    answer = _therapy(record, m, now)
+    record.derived["therapy"] = _TherapyOf(m, now, answer)
+    return answer
+
+
+class _TherapyOf(Struct, frozen=True):
+    """A Therapy with what it was worked out for."""
+
+    mappings: Mappings
+    now: datetime
+    therapy: Therapy
 
 
 def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
     policy = m.policy.therapy
     window = timedelta(days=policy.recent_window_days.value)
-    current: list[MedicationOrder] = []
-    recent: list[MedicationOrder] = []
-    unknown_stop: list[MedicationOrder] = []
+    current: list[MedicineUse] = []
+    recent: list[MedicineUse] = []
+    unknown_stop: list[MedicineUse] = []
     by_name: list[str] = []
     unknown: list[str] = []
     reasons: list[str] = []
     maybe: list[str] = []
-    for order in record.medication_orders:
+    for order in record.medicine_uses:
         if order.status_class == "never":
             continue
         match = order.drugs.azathioprine
@@ -293,12 +300,12 @@ def _therapy(record: PatientRecord, m: Mappings, now: datetime) -> Therapy:
 
 
 def _renewals(
-    record: PatientRecord, current: list[MedicationOrder], m: Mappings
+    record: PatientRecord, current: list[MedicineUse], m: Mappings
 ) -> tuple[tuple[str, datetime], ...]:
     """For each current order that renews earlier azathioprine orders (priorPrescription, or begun within
     the renewal gap of one's end), when the therapy began: a renewal is not a new start."""
     gap = timedelta(days=m.policy.therapy.renewal_max_gap_days.value)
-    earlier = [o for o in record.medication_orders
+    earlier = [o for o in record.medicine_uses
                if o.drugs.azathioprine is not None and o.status_class in ("current", "recent") and o.start]
     out: list[tuple[str, datetime]] = []
     for order in current:
@@ -315,7 +322,7 @@ def _renewals(
     return tuple(out)
 
 
-def _ends_near(order: MedicationOrder, start: datetime, gap: timedelta) -> bool:
+def _ends_near(order: MedicineUse, start: datetime, gap: timedelta) -> bool:
     end = order.end or order.current_until
     return end is not None and start - gap <= end <= start + gap
 
@@ -388,7 +395,7 @@ def make_finding(
     )
 
 
-def order_evidence(order: MedicationOrder, therapy_: Therapy | None = None) -> Evidence:
+def order_evidence(order: MedicineUse, therapy_: Therapy | None = None) -> Evidence:
     label = order.medication.label if order.medication else "medication not found"
     how = " (matched by name only)" if therapy_ and order.ref in therapy_.matched_by_name else ""
     if order.date_note:
@@ -401,21 +408,21 @@ def order_evidence(order: MedicationOrder, therapy_: Therapy | None = None) -> E
 
 
 def measurement_evidence(meas: Measurement, label: str, role: Role = "trigger") -> Evidence:
-    normalised = f"{meas.value:.4g} {meas.unit}" if meas.value is not None and meas.unit else None
+    result = meas.result
+    normalised = f"{result.value:.4g} {result.unit}" if result.value is not None and result.unit else None
     notes = []
     if meas.preliminary:
         notes.append("preliminary")
-    if meas.unit_from_text:
+    if result.unit_from_text:
         notes.append("unit read from text/alias")
     if meas.how:
         notes.append(meas.how)
     if meas.date_note:
         notes.append(meas.date_note)
     suffix = f" ({', '.join(notes)})" if notes else ""
-    value = meas.quantity.as_recorded() if meas.quantity else (
-        meas.coded_value.label if meas.coded_value else meas.text_value
-    )
-    text = None if meas.quantity else value
+    q = result.recorded
+    value = q.as_recorded() if q else (result.concept.label if result.concept else result.text)
+    text = None if q else value
     return Evidence(
         reference=meas.ref, description=f"{label}{suffix}", role=role, quantity=quantity_of(meas), text=text,
         value=value, normalised=normalised, date=iso(meas.effective),

@@ -9,7 +9,7 @@ from msgspec import Struct
 
 from azaguard.findings import Evidence, Finding, Severity, Status
 from azaguard.mappings import Interaction, Mappings
-from azaguard.record import Measurement, MedicationOrder, PatientRecord
+from azaguard.record import Measurement, MedicineUse, PatientRecord
 from azaguard.rules.amounts import order_daily_mg
 from azaguard.rules.common import (
     MEDICATION_TYPES,
@@ -76,7 +76,7 @@ def daily_dose(record: PatientRecord, m: Mappings, now: datetime, t: Therapy) ->
     return DailyDose(mg_per_day, mg_per_kg, tuple(how), tuple(dict.fromkeys(missing)), tuple(evidence))
 
 
-def dose_sources(t: Therapy) -> tuple[MedicationOrder, ...]:
+def dose_sources(t: Therapy) -> tuple[MedicineUse, ...]:
     """The current records that state the dose: the orders when there are any, else the statements, else
     the dispenses. A statement or dispense of the same drug as an order would count the dose twice."""
     for source in ("MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration"):
@@ -302,7 +302,7 @@ def interactions(record: PatientRecord, mappings: Mappings, now: datetime) -> li
     out: list[Finding] = []
     checked: list[str] = []
     aza = {o.ref for o in t.orders}
-    for order in record.medication_orders:
+    for order in record.medicine_uses:
         uncertain = order.status_class == "uncertain"
         if order.ref in aza or order.drugs.azathioprine is not None:
             continue
@@ -361,7 +361,7 @@ def _interaction_finding(
     m: Mappings,
     now: datetime,
     t: Therapy,
-    order: MedicationOrder,
+    order: MedicineUse,
     entry: Interaction,
     how: str,
     aza_evidence: list[Evidence],

@@ -16,7 +16,7 @@ from msgspec import Struct
 from azaguard.dosage import schedule
 from azaguard.findings import Evidence, Finding, Role, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Mappings, Threshold
-from azaguard.record import Concept, ConditionEntry, Measurement, MedicationOrder, PatientRecord
+from azaguard.record import Concept, ConditionEntry, Measurement, MedicineUse, PatientRecord
 from azaguard.rules import labproof, signs
 from azaguard.rules.amounts import order_daily_mg
 from azaguard.rules.common import (
@@ -372,7 +372,7 @@ def _context_note(conds: CurrentConditions) -> str:
 # --- anti-infectives ------------------------------------------------------------------------
 
 
-def anti_infective_match(order: MedicationOrder, m: Mappings) -> tuple[bool, str] | None:
+def anti_infective_match(order: MedicineUse, m: Mappings) -> tuple[bool, str] | None:
     """(prophylaxis possible, how it matched) for a systemic anti-infective, or None (terminology decides)."""
     hits = order.drugs.anti_infectives
     if not hits:
@@ -384,7 +384,7 @@ def anti_infective_match(order: MedicationOrder, m: Mappings) -> tuple[bool, str
     return may_be_prophylaxis(hits, m), how
 
 
-def _counts(order: MedicationOrder, record: PatientRecord, now: datetime) -> bool:
+def _counts(order: MedicineUse, record: PatientRecord, now: datetime) -> bool:
     """Current evidence of the drug: current status, a draft in an ordering workflow, a dispense or
     administration reaching now (as for azathioprine)."""
     return is_current(order, record, now)
@@ -394,9 +394,9 @@ def _anti_infectives(
     record: PatientRecord, m: Mappings, t: Therapy, now: datetime, aza_refs: list[str], aza_evidence: list[Evidence]
 ) -> list[Finding]:
     aza = {o.ref for o in t.orders}
-    hits: list[tuple[MedicationOrder, bool, str, str]] = []  # treatment or doubt: (order, may be proph., how, why)
-    prophylaxis: list[tuple[MedicationOrder, str, str]] = []  # (order, how, why it reads as prophylaxis)
-    for order in record.medication_orders:
+    hits: list[tuple[MedicineUse, bool, str, str]] = []  # treatment or doubt: (order, may be proph., how, why)
+    prophylaxis: list[tuple[MedicineUse, str, str]] = []  # (order, how, why it reads as prophylaxis)
+    for order in record.medicine_uses:
         if order.ref in aza or not _counts(order, record, now):
             continue
         match = anti_infective_match(order, m)
@@ -453,7 +453,7 @@ def _anti_infectives(
 Purpose = Literal["prophylaxis", "treatment", "doubt", "not-infection"]
 
 
-def purpose_of(order: MedicationOrder, m: Mappings, now: datetime) -> tuple[Purpose, str]:
+def purpose_of(order: MedicineUse, m: Mappings, now: datetime) -> tuple[Purpose, str]:
     """Treatment or prophylaxis, from the order's reason, its regimen (dosage module) and the drug:
     a reason that is an acute infection is treatment; a prophylaxis, latent or carrier reason is prophylaxis
     unless the regimen is a treatment dose (doubt); without a reason, the drug's prophylaxis regimen decides.
@@ -481,7 +481,7 @@ def purpose_of(order: MedicationOrder, m: Mappings, now: datetime) -> tuple[Purp
     return "doubt", "no reason says prophylaxis" + (f" and {regimen}" if regimen else "")
 
 
-def _non_infective_use(order: MedicationOrder, m: Mappings) -> str | None:
+def _non_infective_use(order: MedicineUse, m: Mappings) -> str | None:
     """The reason, when it is one of the drug's non-infective uses (mappings: non_infective_uses)."""
     keys = {h.key for h in order.drugs.anti_infectives}
     for ing in m.medications.anti_infectives.ingredients:
@@ -497,7 +497,7 @@ def _non_infective_use(order: MedicationOrder, m: Mappings) -> str | None:
     return None
 
 
-def _regimen(order: MedicationOrder, m: Mappings, now: datetime) -> tuple[str, str]:
+def _regimen(order: MedicineUse, m: Mappings, now: datetime) -> tuple[str, str]:
     """Whether the order's schedule and amount are its drug's prophylaxis regimen: ('fits' | 'exceeds' |
     'unknown' | 'none', how it was read). 'none': a drug given alike for both (isoniazid, entecavir)."""
     keys = {h.key for h in order.drugs.anti_infectives}
@@ -547,7 +547,7 @@ def _unreadable_records(
             refs.append(p.ref)
             lines.append(problem_name(p))
             evidence.append(problem_evidence(p))
-    for order in record.medication_orders:
+    for order in record.medicine_uses:
         if order.ref in aza:
             continue
         anti = anti_infective_match(order, m)
@@ -603,7 +603,7 @@ def _ok(
     return make_finding(
         m, RULE, "no-infection-signs", Status.OK, Severity.INFO,
         trigger=measurement_trigger(latest, "temperature", as_recorded=True),
-        reason=f"{len(record.conditions)} condition(s), {len(record.medication_orders)} medication order(s) checked",
+        reason=f"{len(record.conditions)} condition(s), {len(record.medicine_uses)} medication order(s) checked",
         advice=_context_note(conds) or None,
         evidence=[measurement_evidence(x, "temperature below fever threshold", "context") for x in temps.normal]
         + [_condition_evidence(c, x, w, "context (not a hold by itself)") for c, x, w in conds.context]

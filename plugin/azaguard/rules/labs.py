@@ -259,7 +259,8 @@ def _exact(results: tuple[Measurement, ...]) -> list[Measurement]:
     """Dated, readable results without a comparator, newest first: the ones a trend may use."""
     return [
         r for r in results
-        if r.effective is not None and r.value is not None and not (r.quantity and r.quantity.comparator)
+        if r.effective is not None and r.result.value is not None and not (
+            r.result.recorded and r.result.recorded.comparator)
     ]
 
 

@@ -15,7 +15,7 @@ from msgspec import Struct
 from azaguard.findings import Evidence, Finding, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Mappings
 from azaguard.naming import noun
-from azaguard.record import Concept, MedicationOrder, ParseProblem, PatientRecord, VaccineEvent
+from azaguard.record import Concept, MedicineUse, ParseProblem, PatientRecord, VaccineEvent
 from azaguard.rules.common import (
     Therapy,
     applicability,
@@ -255,7 +255,7 @@ def _names(items: list[Classified]) -> str:
 # --- vaccines already given -------------------------------------------------------------
 
 
-Period = tuple[MedicationOrder, datetime | None, datetime | None]
+Period = tuple[MedicineUse, datetime | None, datetime | None]
 
 
 def _periods(record: PatientRecord, m: Mappings) -> list[Period]:
@@ -263,7 +263,7 @@ def _periods(record: PatientRecord, m: Mappings) -> list[Period]:
     return [
         # An active order past its recorded end is still taken (the record says active).
         (o, o.start, None if o.status_class in ("current", "uncertain") else o.end)
-        for o in record.medication_orders
+        for o in record.medicine_uses
         if o.status_class != "never" and o.drugs.azathioprine is not None
         and (o.status_class != "draft" or record.ordering_context)
     ]
@@ -372,16 +372,16 @@ def _vaccine_problems(record: PatientRecord, m: Mappings) -> list[ParseProblem]:
     return out
 
 
-def _unidentified_orders(record: PatientRecord, t: Therapy, m: Mappings) -> list[MedicationOrder]:
+def _unidentified_orders(record: PatientRecord, t: Therapy, m: Mappings) -> list[MedicineUse]:
     """Open orders whose product cannot be identified (no name, no code we know): each may be a live vaccine."""
     own = {o.ref for o in t.orders}
     inactive = m.policy.vaccination.order_inactive_statuses
-    return [o for o in record.medication_orders
+    return [o for o in record.medicine_uses
             if o.source == "MedicationRequest" and o.medication_problem and o.ref not in own
             and o.status not in inactive]
 
 
-def _unidentified(orders: list[MedicationOrder], t: Therapy, m: Mappings) -> Finding:
+def _unidentified(orders: list[MedicineUse], t: Therapy, m: Mappings) -> Finding:
     return make_finding(
         m, RULE, "order-unidentified", Status.CANNOT_EVALUATE, Severity.MODERATE,
         subject="; ".join(f"{order_name(o)}: {o.medication_problem}" for o in orders),

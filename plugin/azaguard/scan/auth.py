@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 from collections.abc import Callable
 
 from azaguard.cliopts import TOKEN_ENV
@@ -40,5 +39,5 @@ def token_source(
                 auth.renew(refused)
 
         return auth.token, renew, f"SMART Backend Services as {args.client_id} ({key.alg}; {auth.granted_scope})"
-    token = os.environ.get(TOKEN_ENV) or None
+    token: str | None = args.settings.fhir_token
     return token, None, f"bearer token from ${TOKEN_ENV}" if token else "none"

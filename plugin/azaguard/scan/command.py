@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from azaguard import cliopts
-from azaguard.cliopts import TOKEN_ENV, now_of
+from azaguard.cliopts import now_of
 from azaguard.config import is_loopback
 from azaguard.fhir.client import FhirClient, check_id
 from azaguard.fhir.errors import FhirError
@@ -126,7 +126,7 @@ def _check_options(args: argparse.Namespace) -> None:
     url = args.fhir_url or ""
     if args.fhir_url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
         raise InputError(f"--fhir-url must be an http(s) URL, got {url[:100]!r}")
-    with_token = bool(args.client_id or os.environ.get(TOKEN_ENV))
+    with_token = bool(args.client_id or args.settings.fhir_token)
     if with_token and url.lower().startswith("http:") and not is_loopback(url) and not args.allow_insecure_http:
         raise InputError(f"refusing to send an access token over plain http to {url}: use https "
                          "(or --allow-insecure-http if this network is trusted)")  # fmt: skip

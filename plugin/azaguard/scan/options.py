@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from azaguard import cliargs
-from azaguard.cliopts import TERMINOLOGY_ENV, TOKEN_ENV, terminology_server_default
+from azaguard.cliopts import TERMINOLOGY_ENV, TOKEN_ENV
 
 DEFAULT_CONCURRENCY = 4
 
@@ -47,7 +47,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--terminology-server",
         type=cliargs.http_url,
-        default=terminology_server_default(),
         metavar="URL",
         help=f"a FHIR terminology server for codes the local value sets do not know (default: "
         f"${TERMINOLOGY_ENV}; server scan only)",

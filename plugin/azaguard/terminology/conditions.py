@@ -16,7 +16,6 @@ from msgspec import Struct
 from msgspec.structs import replace as struct_replace
 
 from azaguard.mappings import InfectionKind, Mappings
-from azaguard.memo import PerMappings
 from azaguard.terminology._common import names_match
 
 if TYPE_CHECKING:
@@ -55,9 +54,6 @@ def normalise_icd(code: str) -> str:
     return code.replace(".", "").replace(" ", "").upper()
 
 
-_INDEX: PerMappings[dict[str, dict[str, tuple[InfectionKind, str]]]] = PerMappings()
-
-
 def _build_index(m: Mappings) -> dict[str, dict[str, tuple[InfectionKind, str]]]:
     """Per ICD system name: undotted code -> (class, display)."""
     out: dict[str, dict[str, tuple[InfectionKind, str]]] = {s: {} for s in _ICD_SYSTEMS}
@@ -69,7 +65,7 @@ def _build_index(m: Mappings) -> dict[str, dict[str, tuple[InfectionKind, str]]]
 
 
 def _icd_index(m: Mappings) -> dict[str, dict[str, tuple[InfectionKind, str]]]:
-    return _INDEX.get_or_build(m, _build_index)
+    return m.derived(_build_index)
 
 
 def _icd_class(system: str, code: str, m: Mappings) -> tuple[InfectionKind, str] | None:
@@ -118,13 +114,14 @@ def _by_name(concept: Concept, m: Mappings) -> InfectionMatch | None:
     return None
 
 
-_CLASSES: PerMappings[dict[Concept, InfectionMatch | None]] = PerMappings()
+def _class_memo(m: Mappings) -> dict[Concept, InfectionMatch | None]:
+    return {}
 
 
 def infection_class(concept: Concept, m: Mappings) -> InfectionMatch | None:
     """The infection class of a condition's code (the strongest of its codings), else of its name.
     Memoised (the rules ask it of every condition, under several rules)."""
-    cache = _CLASSES.get_or_build(m, lambda _: {})
+    cache = m.derived(_class_memo)
     if concept in cache:
         return cache[concept]
     if len(cache) > 50_000:

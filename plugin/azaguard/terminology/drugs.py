@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Literal
 from msgspec import Struct
 
 from azaguard.mappings import DrugCodes, Mappings
-from azaguard.memo import PerMappings
 from azaguard.terminology._common import (
     NamePattern,
     Patterns,
@@ -170,14 +169,11 @@ def _norm_code(system: str, code: str) -> str:
     return code
 
 
-_INDEXES: PerMappings[_DrugIndex] = PerMappings()
-
-
 def drug_ingredients(concept: Concept | None, m: Mappings) -> DrugMatch:
     """Which of our ingredients this medication concept holds, by code and (fallback) by name. Memoised."""
     if concept is None:
         return NO_DRUG
-    index = _INDEXES.get_or_build(m, _build)
+    index = m.derived(_build)
     found = index.cache.get(concept)
     if found is None:
         found = _match(concept, index)
@@ -236,7 +232,9 @@ def may_be_prophylaxis(hits: list[DrugHit], m: Mappings) -> bool:
     return bool(keys) and keys <= prophylactic
 
 
-_REASON_WORDS: PerMappings[Patterns] = PerMappings()
+def _reason_words(m: Mappings) -> Patterns:
+    spec = m.medications.anti_infectives.prophylaxis
+    return Patterns(spec.words if spec is not None else ())
 
 
 def prophylaxis_reason(reasons: Sequence[Concept], m: Mappings) -> str | None:
@@ -254,7 +252,7 @@ def prophylaxis_reason(reasons: Sequence[Concept], m: Mappings) -> str | None:
             prefixes = spec.code_prefixes.get(system or "", ())
             if code in codes.get(system or "", set()) or any(code.startswith(p.upper()) for p in prefixes):
                 return f"reason {c.display or c.code} ({system} {c.code})"
-    words = _REASON_WORDS.get_or_build(m, lambda mm: Patterns(spec.words))
+    words = m.derived(_reason_words)
     for reason in reasons:
         names = [fold(n) for n in reason.names]
         for pattern in words.candidates(names):
@@ -265,5 +263,5 @@ def prophylaxis_reason(reasons: Sequence[Concept], m: Mappings) -> str | None:
 
 def non_systemic_names(names: Sequence[str], m: Mappings) -> bool:
     """Whether any of the names (a Dosage.route, a dose form) says the drug is not systemic (eye drops ...)."""
-    index = _INDEXES.get_or_build(m, _build)
+    index = m.derived(_build)
     return index.non_systemic is not None and any(index.non_systemic.search(fold(n)) for n in names)

@@ -35,7 +35,7 @@ def unidentified(record: PatientRecord, m: Mappings) -> tuple[str, ...]:
     A name close to azathioprine is not listed here: it is 'may be azathioprine' (the rules say so)."""
     systems = system_names(m)
     out: list[str] = []
-    for order in record.medication_orders:
+    for order in record.medicine_uses:
         if order.status_class == "never" or order.drugs.hits or order.drugs.near_miss is not None:
             continue
         concept = order.medication

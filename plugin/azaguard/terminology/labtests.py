@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from msgspec import Struct
 
 from azaguard.mappings import Mappings
-from azaguard.memo import PerMappings
 from azaguard.terminology._common import fold, names_match
 
 if TYPE_CHECKING:
-    from azaguard.record import Concept, Measurement
+    from azaguard.record import Concept
+    from azaguard.units import Quantity
 
 ResultClass = Literal["positive", "negative", "equivocal", "unknown"]
 ActivityClass = Literal["normal", "intermediate", "poor"]
@@ -81,34 +81,55 @@ def analyte_by_name(concept: Concept, m: Mappings) -> str | None:
     return None
 
 
-_NAMES: PerMappings[re.Pattern[str]] = PerMappings()
-
-
 def named_anything(m: Mappings) -> re.Pattern[str]:
     """One pattern for every name that makes an Observation worth reading (signs, pathogens, named analytes,
     enzyme activities): the record builder's quick test on codes it does not know."""
+    return m.derived(_named_anything)
 
-    def build(mm: Mappings) -> re.Pattern[str]:
-        words: set[str] = set()
-        for sign in mm.signs.signs.values():
-            words.update(sign.names)
-        for p in mm.lab_infections.pathogens.values():
-            words.update(p.names)
-        for a in mm.analytes.analytes.values():
-            words.update(a.names)
-        for spec in mm.analytes.activity_analytes.by_key.values():
-            words.update(spec.names)
-        words.update(mm.pancreatitis.lipase.names)
-        alternation = "|".join(re.escape(fold(w)) for w in sorted(words, key=len, reverse=True))
-        return re.compile(rf"\b(?:{alternation})\b", re.IGNORECASE)
 
-    return _NAMES.get_or_build(m, build)
+def _named_anything(mm: Mappings) -> re.Pattern[str]:
+    words: set[str] = set()
+    for sign in mm.signs.signs.values():
+        words.update(sign.names)
+    for p in mm.lab_infections.pathogens.values():
+        words.update(p.names)
+    for a in mm.analytes.analytes.values():
+        words.update(a.names)
+    for spec in mm.analytes.activity_analytes.by_key.values():
+        words.update(spec.names)
+    words.update(mm.pancreatitis.lipase.names)
+    alternation = "|".join(re.escape(fold(w)) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"\b(?:{alternation})\b", re.IGNORECASE)
 
 
 # --- reading a result ---------------------------------------------------------------------------
 
 
-def result_class(meas: Measurement, m: Mappings, *, culture: bool = False) -> tuple[ResultClass, str]:
+class LabResult(Protocol):
+    """What the result readers below read of a lab result (the record's Measurement is one): terminology
+    reads a result by what it holds, not by the record's type (the record imports terminology, not back)."""
+
+    @property
+    def quantity(self) -> Quantity | None: ...
+    @property
+    def coded_value(self) -> Concept | None: ...
+    @property
+    def text_value(self) -> str | None: ...
+    @property
+    def interpretation(self) -> tuple[str, ...]: ...
+    @property
+    def interpretation_text(self) -> tuple[str, ...]: ...
+    @property
+    def range_low(self) -> float | None: ...
+    @property
+    def range_high(self) -> float | None: ...
+    @property
+    def range_unit(self) -> str | None: ...
+    @property
+    def range_text(self) -> str | None: ...
+
+
+def result_class(meas: LabResult, m: Mappings, *, culture: bool = False) -> tuple[ResultClass, str]:
     """Positive / negative / equivocal / unknown, and what said so. Any positive signal wins (fail safe)."""
     lab = m.lab_infections
     found: dict[ResultClass, str] = {}
@@ -167,7 +188,7 @@ def _word_class(names: Sequence[str], m: Mappings) -> ResultClass | None:
 _FLOOR = re.compile(r"^\s*<\s*=?\s*(\d+(?:\.\d+)?)")
 
 
-def _quantity_class(meas: Measurement) -> tuple[ResultClass, str] | None:
+def _quantity_class(meas: LabResult) -> tuple[ResultClass, str] | None:
     q = meas.quantity
     assert q is not None and q.value is not None  # noqa: S101 - checked by the caller
     if q.comparator in ("<", "<="):
@@ -185,14 +206,14 @@ def _quantity_class(meas: Measurement) -> tuple[ResultClass, str] | None:
     return "negative", f"{q.value:g} within the lab's limit {high:g}"
 
 
-def _same_unit(meas: Measurement) -> bool:
+def _same_unit(meas: LabResult) -> bool:
     """The range's unit is the value's (or not given): only then do the numbers compare."""
     q = meas.quantity
     unit = meas.range_unit
     return unit is None or q is None or unit in (q.code, q.unit)
 
 
-def activity_class(meas: Measurement, m: Mappings) -> tuple[ActivityClass | None, str]:
+def activity_class(meas: LabResult, m: Mappings) -> tuple[ActivityClass | None, str]:
     """A TPMT/NUDT15 activity by the lab's flags, words or reference range; (None, why) when none says."""
     spec = m.analytes.activity_analytes
     flags = set(meas.interpretation)

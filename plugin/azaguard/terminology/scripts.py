@@ -14,7 +14,6 @@ import unicodedata
 from dataclasses import dataclass
 
 from azaguard.mappings import Mappings
-from azaguard.memo import PerMappings
 from azaguard.terminology._common import fold
 
 __all__ = ["SCRIPT_SYSTEM", "fold", "foreign_letters", "read_terms", "unreadable"]
@@ -49,14 +48,11 @@ def _build(m: Mappings) -> _Reader:
     return _Reader(re.compile(alternation), term_of)
 
 
-_READERS: PerMappings[_Reader] = PerMappings()
-
-
 def read_terms(text: str, m: Mappings) -> tuple[str, ...]:
     """The English terms named in a text written in another script ('硫唑嘌呤片' -> ('azathioprine',))."""
     if not foreign_letters(text):
         return ()
-    reader = _READERS.get_or_build(m, _build)
+    reader = m.derived(_build)
     if reader.pattern is None:
         return ()
     found = (reader.term_of[hit.group(0)] for hit in reader.pattern.finditer(fold(text)))

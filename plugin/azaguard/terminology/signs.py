@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Literal
 from msgspec import Struct
 
 from azaguard.mappings import Mappings
-from azaguard.memo import PerMappings
 from azaguard.terminology._common import fold, names_match
 from azaguard.terminology.conditions import normalise_icd
 
@@ -37,9 +36,6 @@ class _Index(Struct, frozen=True):
     snomed: dict[str, tuple[str, str]]
 
 
-_INDEX: PerMappings[_Index] = PerMappings()
-
-
 def _build(m: Mappings) -> _Index:
     icd: dict[str, dict[str, tuple[str, str]]] = {s: {} for s in _ICD_SYSTEMS}
     snomed: dict[str, tuple[str, str]] = {}
@@ -58,7 +54,7 @@ def _match(key: str, how: str, m: Mappings) -> SignMatch:
 
 
 def _coded(concept: Concept, m: Mappings) -> SignMatch | None:
-    index = _INDEX.get_or_build(m, _build)
+    index = m.derived(_build)
     for coding in concept.codings:
         system = m.systems.name_of(coding.system)
         if system in _ICD_SYSTEMS:
@@ -74,19 +70,20 @@ def _coded(concept: Concept, m: Mappings) -> SignMatch | None:
     return None
 
 
-_SIGNS: PerMappings[dict[Concept, SignMatch | None]] = PerMappings()
-
-
 def sign_of(concept: Concept, m: Mappings) -> SignMatch | None:
     """The sign a concept records: by code first, else by name. Memoised per concept (the builder and three
     rules ask it of the same conditions)."""
-    cache = _SIGNS.get_or_build(m, lambda _: {})
+    cache = m.derived(_sign_memo)
     if concept in cache:
         return cache[concept]
     if len(cache) > 50_000:
         cache.clear()
     found = cache[concept] = _coded(concept, m) or sign_by_name(concept.names, m)
     return found
+
+
+def _sign_memo(m: Mappings) -> dict[Concept, SignMatch | None]:
+    return {}
 
 
 def sign_by_name(names: tuple[str, ...] | list[str], m: Mappings) -> SignMatch | None:
@@ -146,18 +143,15 @@ def _by_unit_word(value: float, words: list[str], m: Mappings) -> float | None:
     return None
 
 
-_PANCREATITIS: PerMappings[dict[str, dict[str, str]]] = PerMappings()
+def _pancreatitis_index(mm: Mappings) -> dict[str, dict[str, str]]:
+    sets = mm.pancreatitis.diagnoses.codes
+    return {s: {normalise_icd(c): d for c, d in sets.get(s, {}).items()} for s in _ICD_SYSTEMS}
 
 
 def pancreatitis_match(concept: Concept, m: Mappings) -> str | None:
     """How a diagnosis is recognised as acute pancreatitis ('ICD-10-CM K85.90 ...'), or None."""
     ds = m.pancreatitis.diagnoses
-
-    def build(mm: Mappings) -> dict[str, dict[str, str]]:
-        sets = mm.pancreatitis.diagnoses.codes
-        return {s: {normalise_icd(c): d for c, d in sets.get(s, {}).items()} for s in _ICD_SYSTEMS}
-
-    index = _PANCREATITIS.get_or_build(m, build)
+    index = m.derived(_pancreatitis_index)
     for coding in concept.codings:
         system = m.systems.name_of(coding.system)
         if system in _ICD_SYSTEMS:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Literal
 from msgspec import Struct
 
 from azaguard.mappings import Mappings
-from azaguard.memo import PerMappings
 from azaguard.terminology._common import (
     NamePattern,
     Patterns,
@@ -98,13 +97,10 @@ def _build(m: Mappings) -> _VaccineIndex:
     )
 
 
-_INDEXES: PerMappings[_VaccineIndex] = PerMappings()
-
-
 def vaccine_class(concept: Concept, m: Mappings, *, is_vaccine: bool = False) -> VaccineClass:
     """Classify a product. `is_vaccine`: the resource itself says it is a vaccine (an Immunization), so an
     unrecognised product is ambiguous rather than 'not a vaccine'. Memoised."""
-    index = _INDEXES.get_or_build(m, _build)
+    index = m.derived(_build)
     key = (concept, is_vaccine)
     found = index.cache.get(key)
     if found is None:

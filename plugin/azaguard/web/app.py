@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from azaguard.cds.jwks import JwksCache
 from azaguard.config import AppConfig, load_app_config
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.ops import logs, runtime
@@ -51,14 +52,14 @@ log = logging.getLogger("azaguard.web")
 
 def web_context(
     config: AppConfig, mappings: Mappings, now: Callable[[], datetime], transport: httpx.BaseTransport | None,
-    terminology: TerminologyServer | None = None, mappings_dir: Path | None = None,
+    terminology: TerminologyServer | None = None, mappings_dir: Path | None = None, jwks: JwksCache | None = None,
 ) -> WebContext:
     """The app's parts, wired: one HTTP client for the EHR's authorization server, one session store."""
     http = httpx.Client(transport=transport, follow_redirects=False)
     sessions = runtime.session_store(config)
     return WebContext(
         config=config, mappings=mappings, terminology=terminology, now=now, sessions=sessions,
-        flow=LaunchFlow(config, sessions, http=http, limiter=runtime.rate_limiter(config), now=now),
+        flow=LaunchFlow(config, sessions, http=http, limiter=runtime.rate_limiter(config), now=now, jwks=jwks),
         tokens=Tokens(config, sessions, http=http, transport=transport, now=now),
         audit=runtime.audit_trail(config), pages=Pages(secure_cookies=config.secure_cookies),
         mappings_dir=mappings_dir,
@@ -88,12 +89,14 @@ def create_app(
     now: Callable[[], datetime] | None = None,
     transport: httpx.BaseTransport | None = None,
     terminology: TerminologyServer | None = None,
+    jwks: JwksCache | None = None,
 ) -> Starlette:
-    """The SMART app as an ASGI app, to be mounted at the path of its launch_uri (e.g. /app)."""
+    """The SMART app as an ASGI app, to be mounted at the path of its launch_uri (e.g. /app); `jwks`: the
+    JWK Set cache it shares with the CDS service (served_app), else one of its own."""
     from azaguard.web.patient import patient_routes
 
     web = web_context(config, mappings or load_mappings(), now or (lambda: datetime.now(UTC)), transport,
-                      terminology)
+                      terminology, jwks=jwks)
     clinician = ClinicianPage(web)
     routes = [
         Route("/", clinician.page, name="page"),
@@ -122,8 +125,11 @@ def served_app(
     from azaguard.cds.app import cds_routes, create_cds_service
 
     prefix = mount_path(config)
-    cds = cds_routes(create_cds_service(config, insecure=insecure_cds, terminology=terminology, **cds_options))
-    routes = [*cds, Mount(prefix or "/", app=create_app(config, terminology=terminology))]
+    # One JWK Set cache for the whole service: CDS clients' keys and the EHRs' id_token keys.
+    keys = cds_options.pop("jwks", None) or JwksCache(cds_options.get("transport"))
+    cds = cds_routes(create_cds_service(config, insecure=insecure_cds, terminology=terminology, jwks=keys,
+                                        **cds_options))
+    routes = [*cds, Mount(prefix or "/", app=create_app(config, terminology=terminology, jwks=keys))]
     if prefix:
         home = prefix + "/"
         routes.append(Route("/", lambda r: RedirectResponse(home)))

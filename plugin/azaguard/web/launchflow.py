@@ -173,7 +173,7 @@ class LaunchFlow:
 
     def __init__(
         self, config: AppConfig, sessions: SessionStore, *, http: httpx.Client, limiter: Limiter,
-        now: Callable[[], datetime], discovery: DiscoveryCache | None = None,
+        now: Callable[[], datetime], discovery: DiscoveryCache | None = None, jwks: JwksCache | None = None,
     ) -> None:
         self.config = config
         self.sessions = sessions
@@ -181,7 +181,7 @@ class LaunchFlow:
         self.limiter = limiter  # per client address
         self.now = now
         self.discovery = discovery or DiscoveryCache()  # a flood of launches sends one discovery per iss and TTL
-        self.jwks = JwksCache(http=http)  # the EHRs' id_token keys: one fetch per EHR and TTL, not per login
+        self.jwks = jwks or JwksCache(http=http)  # the EHRs' id_token keys: one fetch per EHR and TTL, not per login
 
     def rate_limited(self, address: str) -> Refusal | None:
         wait = self.limiter.allow(address)
