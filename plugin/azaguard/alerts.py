@@ -40,6 +40,7 @@ from azaguard.fhir.errors import (
     FhirProtocolError,
     FhirRejected,
 )
+from azaguard.fhirtypes.reference import parse_reference
 from azaguard.findings import Evidence, Finding, Severity, Status
 from azaguard.outcomes import ExistingAlert as ExistingAlert  # re-exported: what the writes return
 from azaguard.outcomes import WriteOutcome as WriteOutcome
@@ -668,11 +669,8 @@ def _identifier_query(item: PlannedWrite) -> str:
 def _reference(rtype: str, location: str | None, resource: dict[str, Any] | None) -> str | None:
     if resource and resource.get("id"):
         return f"{rtype}/{resource['id']}"
-    if location:
-        parts = location.split("/_history/")[0].rstrip("/").split("/")
-        if len(parts) >= 2:
-            return f"{parts[-2]}/{parts[-1]}"
-    return None
+    found = parse_reference(location)
+    return found.relative if found is not None else None
 
 
 def _has_identifier(resource: dict[str, Any], system: str) -> bool:

@@ -2,6 +2,7 @@
 
 Exit codes: 0 evaluated (whatever was found), 2 unusable input or usage,
 3 the FHIR server failed or refused, 4 evaluated but some alert writes failed.
+A failure's exit code and its words come from its class (azaguard/errors.py), read in `main` only.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from azaguard import cliargs, cliopts
 from azaguard.cliopts import TOKEN_ENV, mappings_of, now_of
-from azaguard.mappings import Mappings, MappingsError, default_mappings_dir, load_mappings_from
+from azaguard.errors import AzaguardError, describe
+from azaguard.mappings import Mappings, default_mappings_dir, load_mappings_from
 from azaguard.resources import InputError
 from azaguard.settings import Settings, current
 
@@ -198,9 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_INPUT
     try:
         return HANDLERS[args.command](args)
-    except (InputError, MappingsError) as exc:
-        print(f"azaguard: {_clean(exc)}", file=sys.stderr)
-        return EXIT_INPUT
+    except AzaguardError as exc:  # the one way out: the class says the words and the exit code
+        print(f"azaguard: {_clean(describe(exc))}", *getattr(exc, "__notes__", ()), sep="\n", file=sys.stderr)
+        return exc.exit_code
 
 
 def _log_lines(args: argparse.Namespace) -> None:
@@ -230,8 +232,6 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from azaguard.config import ConfigError
-
     try:
         from azaguard.sandbox.demo import run_demo
         from azaguard.sandbox.server import SandboxError
@@ -245,12 +245,9 @@ def _demo(args: argparse.Namespace) -> int:
         return run_demo(port=args.port, fhir_port=args.fhir_port, serve=not args.no_serve, now=now_of(args.now),
                         mappings=mappings_of(args), insecure_cds=args.insecure_cds_sandbox, config_path=args.config,
                         log_format=args.log_format or args.settings.log_format, settings=args.settings)
-    except SandboxError as exc:
-        print(f"azaguard demo: {exc} (choose other ports with --port and --fhir-port)", file=sys.stderr)
-        return EXIT_INPUT
-    except ConfigError as exc:
-        print(f"azaguard demo: {_clean(exc)}", file=sys.stderr)
-        return EXIT_INPUT
+    except SandboxError as exc:  # said and exited in main, from its class
+        exc.add_note("(choose other ports with --port and --fhir-port)")
+        raise
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -261,10 +258,9 @@ def _serve(args: argparse.Namespace) -> int:
         with cliopts.terminology(args, load_mappings_from(default_mappings_dir(args.settings))) as terminology:
             serve_app(args.config, args.host, args.port, insecure_cds=args.insecure_cds_sandbox,
                       log_format=args.log_format, terminology=terminology, settings=args.settings)
-    except ConfigError as exc:
-        print(f"azaguard: {_clean(exc)}\n(azaguard config check --config FILE says every problem, one a line)",
-              file=sys.stderr)
-        return EXIT_INPUT
+    except ConfigError as exc:  # said and exited in main, from its class
+        exc.add_note("(azaguard config check --config FILE says every problem, one a line)")
+        raise
     return EXIT_OK
 
 
@@ -364,7 +360,6 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
     from azaguard.cachedir import cache_dir
     from azaguard.config import is_loopback
     from azaguard.fhir.client import FhirClient
-    from azaguard.fhir.errors import FhirError
     from azaguard.fhir.memory import CACHE_FILE, ServerMemory
     from azaguard.service import check_on_server
 
@@ -378,21 +373,17 @@ def _check_server(args: argparse.Namespace, mappings: Mappings, now: datetime) -
         print("azaguard: warning: sending the bearer token over plain http", file=sys.stderr)
     # A process per patient: what was learnt about the server (batch refused) is kept on disk a while.
     memory = ServerMemory(cache_dir(args.settings) / CACHE_FILE)
-    try:
-        with FhirClient(args.fhir_url, token=token) as client, cliopts.terminology(args, mappings) as terminology:
-            result = check_on_server(
-                client,
-                args.patient,
-                mappings=mappings,
-                now=now,
-                write=args.write,
-                dry_run=args.dry_run,
-                terminology=terminology,
-                memory=memory,
-            )
-    except FhirError as exc:
-        print(f"azaguard: FHIR server error: {_clean(exc)}", file=sys.stderr)
-        return EXIT_SERVER
+    with FhirClient(args.fhir_url, token=token) as client, cliopts.terminology(args, mappings) as terminology:
+        result = check_on_server(
+            client,
+            args.patient,
+            mappings=mappings,
+            now=now,
+            write=args.write,
+            dry_run=args.dry_run,
+            terminology=terminology,
+            memory=memory,
+        )
     _print(result, args.format, writes=args.write or args.dry_run)
     failed = result.failed_writes
     if failed:

@@ -12,13 +12,12 @@ import argparse
 import ipaddress
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# The rules look years back and days ahead of `now`: far from today's calendar that arithmetic
-# leaves the datetime range (OverflowError), and no real evaluation happens there anyway.
-NOW_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC))
+from azaguard.errors import InputError
+from azaguard.fhirtypes import dates
+
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR id syntax
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces: client ids, key ids
@@ -34,25 +33,11 @@ def _bad(text: str, what: str) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(f"{_show(text)} is not {what}")
 
 
-def parse_datetime(text: str) -> datetime:
-    """An ISO-8601 date or date-time within years 1900-2999 (UTC when no offset); ValueError otherwise."""
-    if len(text) > 64:
-        raise ValueError("not an ISO-8601 date-time (too long)")
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        in_range = NOW_RANGE[0] <= parsed <= NOW_RANGE[1]
-    except (ValueError, OverflowError) as exc:
-        raise ValueError("not an ISO-8601 date-time") from exc
-    if not in_range:
-        raise ValueError("outside the supported range (years 1900 to 2999)")
-    return parsed.astimezone(UTC)
-
-
 def iso_datetime(text: str) -> str:
+    """An ISO-8601 date or date-time within fhirtypes.dates.SUPPORTED (the command reads it with dates.moment)."""
     try:
-        parse_datetime(text)
-    except ValueError as exc:
+        dates.moment(text)
+    except InputError as exc:
         raise argparse.ArgumentTypeError(f"{_show(text)} is {exc}") from exc
     return text
 

@@ -64,9 +64,11 @@ def now_of(text: str | None, option: str = "--now") -> datetime:
     """The time an option gives (default: the current time); InputError naming the option otherwise."""
     if not text:
         return datetime.now(UTC)
+    from azaguard.fhirtypes import dates
+
     try:
-        return cliargs.parse_datetime(text)
-    except ValueError as exc:
+        return dates.moment(text)
+    except InputError as exc:
         from azaguard.report import clean  # a refusal only: the message quotes the value for a terminal
 
         raise InputError(f"{option} {clean(text[:64])!r} is {exc}") from exc

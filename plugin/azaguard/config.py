@@ -15,14 +15,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from azaguard.errors import ConfigError as ConfigError  # re-exported: smart_launch.json or a setting is unusable
 from azaguard.settings import SMART_CONFIG, Settings, current
 
 CONFIG_ENV = SMART_CONFIG
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-class ConfigError(Exception):
-    """smart_launch.json is missing, malformed, or names a secret that is not set."""
 
 
 def origin_of(url: str) -> str:

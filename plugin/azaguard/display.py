@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, tzinfo
 
+from azaguard.fhirtypes import dates
 from azaguard.mappings import Mappings
 
 # English month abbreviations, whatever the server's locale (strftime's %b follows it).
@@ -95,14 +96,10 @@ def parse_when(when: datetime | date | str | None) -> datetime | date | None:
     if when is None or isinstance(when, datetime | date):
         return when
     text = when.strip()
-    try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
-        if len(text) in (4, 7):  # FHIR partial dates: a year, a month
-            return date.fromisoformat(text + ("-01-01" if len(text) == 4 else "-01"))
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    moment = dates.earliest(text)  # a partial date (a year, a month) as its first day
+    if moment is None:
         return None
+    return moment.date() if len(text) <= 10 else moment
 
 
 def cite(source: str | None, m: Mappings) -> str | None:

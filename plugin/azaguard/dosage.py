@@ -28,6 +28,7 @@ from typing import Literal
 
 from msgspec import Struct
 
+from azaguard.fhirtypes.timeunits import days_per
 from azaguard.mappings import Mappings
 from azaguard.units import Quantity, UnitError, normalise
 
@@ -109,7 +110,7 @@ def daily_mg(
     """The average mg/day the instructions that apply at `now` give, or the reasons they cannot be read."""
     if not dosages:
         return DoseReading(None, None, False, "", (f"dosage instructions on {ref}",))
-    current, phase_note, missing = _current(dosages, ref=ref, now=now, start=start)
+    current, phase_note, missing = _current(dosages, ref=ref, now=now, start=start, m=m)
     if missing:
         return DoseReading(None, None, False, "", tuple(missing))
     total = per_day_total = 0.0
@@ -145,7 +146,7 @@ def schedule(dosages: Sequence[Dosage], *, ref: str, now: datetime, start: datet
     """Administrations a day of the instructions that apply at `now` (summed), or what is missing."""
     if not dosages:
         return Schedule(None, False, "", (f"dosage instructions on {ref}",))
-    current, _, missing = _current(dosages, ref=ref, now=now, start=start)
+    current, _, missing = _current(dosages, ref=ref, now=now, start=start, m=m)
     total = 0.0
     single = True
     notes: list[str] = []
@@ -166,7 +167,7 @@ def schedule(dosages: Sequence[Dosage], *, ref: str, now: datetime, start: datet
 
 
 def _current(
-    dosages: Sequence[Dosage], *, ref: str, now: datetime, start: datetime | None
+    dosages: Sequence[Dosage], *, ref: str, now: datetime, start: datetime | None, m: Mappings
 ) -> tuple[list[tuple[int, Dosage]], str, list[str]]:
     """The instructions that apply at `now` (see the module's docstring), a note on the phase chosen, or
     what is missing to tell."""
@@ -177,7 +178,7 @@ def _current(
         group = [(i, d) for i, d in enumerate(dosages) if d.sequence == seq]
         ends: list[datetime | None] = []
         for i, d in group:
-            s, e = _window(d, chain)
+            s, e = _window(d, chain, m)
             if s is None and n > 0 and not _bounded(d):
                 # After a phase of unknown end, a phase with no bounds of its own cannot be placed.
                 return [], "", [f"which phase of {ref} applies today (sequence {seq} has no bounds and "
@@ -187,7 +188,7 @@ def _current(
         chain = max(ends) if ends and all(e is not None for e in ends) else None  # type: ignore[type-var]
     for i, d in enumerate(dosages):
         if d.sequence is None:
-            s, e = _window(d, start)
+            s, e = _window(d, start, m)
             windows.append((i, d, s, e))
     windows.sort(key=lambda w: w[0])
     if len(sequences) > 1 and not any(_bounded(d) for _, d, _, _ in windows):
@@ -211,25 +212,21 @@ def _bounded(d: Dosage) -> bool:
     return r is not None and (r.bounds_start is not None or r.bounds_end is not None or r.bounds_duration is not None)
 
 
-def _window(d: Dosage, chain: datetime | None) -> tuple[datetime | None, datetime | None]:
+def _window(d: Dosage, chain: datetime | None, m: Mappings) -> tuple[datetime | None, datetime | None]:
     r = d.repeat
     if r is None:
         return chain, None
     s = r.bounds_start or chain
     e = r.bounds_end
     if e is None and r.bounds_duration is not None and s is not None:
-        days = _duration_days(r.bounds_duration)
+        days = _duration_days(r.bounds_duration, m)
         if days is not None:
             e = s + timedelta(days=days)
     return s, e
 
 
-_DURATION_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.4375, "a": 365.25}
-
-
-def _duration_days(q: Quantity) -> float | None:
-    unit = (q.code or q.unit or "").strip()
-    factor = _DURATION_DAYS.get(unit)
+def _duration_days(q: Quantity, m: Mappings) -> float | None:
+    factor = days_per(q.code or q.unit, m)
     return q.value * factor if factor is not None and q.value is not None else None
 
 
@@ -316,7 +313,7 @@ def _repeat_per_day(r: Repeat, where: str, m: Mappings) -> tuple[float | None, b
             if freq is not None and r.period is None and not r.period_unit:
                 return None, False, "", [f"the period of {where} (timing.repeat.frequency {freq} with no period)"]
         else:
-            unit_days = tables.period_days.get(r.period_unit)
+            unit_days = m.units.time.days.get(r.period_unit)  # a UnitsOfTime code, exactly
             if unit_days is None:
                 return None, False, "", [f"a known periodUnit on {where} ({r.period_unit!r})"]
             # The shorter of period and periodMax gives the more frequent reading.
@@ -440,8 +437,7 @@ def _cap(
 def _time_days(q: Quantity | None, m: Mappings) -> float | None:
     if q is None:
         return None
-    unit = (q.code or q.unit or "").strip()
-    factor = m.units.dosage.period_days.get(unit)
+    factor = days_per(q.code or q.unit, m)
     value = 1.0 if q.value is None else q.value
     return value * factor if factor is not None and value > 0 else None
 

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from msgspec import Struct, field
 
+from azaguard.fhirtypes.reference import reference_in
 from azaguard.findings import Finding
 from azaguard.mappings import Mappings
 from azaguard.naming import resource_name
@@ -132,10 +133,9 @@ def _subjects(resources: ResourceSet) -> set[str]:
     out: set[str] = set()
     for r in resources.resources:
         for key in ("subject", "patient"):
-            holder = r.get(key)
-            ref = holder.get("reference") if isinstance(holder, dict) else None
-            if isinstance(ref, str) and ref:
-                out.add(ref.split("/_history/")[0])
+            ref = reference_in(r.get(key))
+            if ref is not None:
+                out.add(ref.unversioned)
     return out
 
 

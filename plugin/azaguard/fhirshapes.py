@@ -5,7 +5,7 @@ elements some rule reads; every other element is left unread and unchecked (a Sy
 and encounter details cost nothing). Each listed element is checked as FHIR R4 JSON requires: its JSON
 type, a code's and a URI's form, an integer's range, a finite decimal, a calendar date and a time's zone,
 the required elements, and at most one element of a choice ([x]: alternatives no rule reads are listed as
-`object` only so that two values are refused). A value that fails raises FhirDataError (a ValueError naming
+`object` only so that two values are refused). A value that fails raises FhirDataError (azaguard.errors; naming
 the element), which the record builder turns into a ParseProblem: the rules that would have read it answer
 cannot-evaluate. fhir.resources (which validates every element) agrees on what is refused: tests/test_fast_path.py.
 
@@ -23,12 +23,9 @@ from typing import Annotated, TypeVar
 import msgspec
 from msgspec import Meta, Struct
 
+from azaguard.errors import FhirDataError as FhirDataError  # re-exported: what this reader raises
+from azaguard.fhirtypes import dates
 from azaguard.resources import Resource
-
-
-class FhirDataError(ValueError):
-    """An element the rules read is not valid FHIR R4 JSON."""
-
 
 # --- primitives ----------------------------------------------------------------------------------------
 
@@ -63,23 +60,24 @@ class FhirInstant(str):
     """instant, checked: a date, a time and its zone."""
 
 
-def _calendar_date(v: str) -> dt.date:
+# Read by fhirtypes.dates (calendar, zone, the supported years); msgspec's hook reports a ValueError with the
+# element's path, so the reader's FhirDataError is said again as one.
+def _calendar_date(v: str) -> None:
+    """A full date on the calendar, or a partial one ('2026', '2026-08'), in the supported years."""
     try:
-        return dt.date.fromisoformat(v)
-    except ValueError as exc:  # 2026-02-30
-        raise ValueError(f"{v} is not a calendar date") from exc
+        if len(v) == 10:
+            dates.fhir_date(v)
+        else:
+            dates.partial_year(v)
+    except FhirDataError as exc:  # 2026-02-30, 1899
+        raise ValueError(str(exc)) from exc
 
 
 def _moment(v: str) -> dt.datetime:
-    """A date, time and zone as an aware datetime (at most 6 fractional digits kept, as fhir.resources does)."""
-    head, dot, frac = v.partition(".")
-    if dot:
-        digits = len(frac) - len(frac.lstrip("0123456789"))
-        v = head + "." + frac[: min(digits, 6)] + frac[digits:]
     try:
-        return dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError as exc:  # 2026-02-30T..., a leap second
-        raise ValueError(f"{v} is not a valid date and time") from exc
+        return dates.fhir_datetime(v)
+    except FhirDataError as exc:  # 2026-02-30T..., a leap second, 1899
+        raise ValueError(str(exc)) from exc
 
 
 def _when(kind: type, value: object) -> str:
@@ -88,7 +86,7 @@ def _when(kind: type, value: object) -> str:
         if isinstance(value, str) and _DATETIME_RE.fullmatch(value):
             if len(value) > 10:
                 _moment(value)
-            elif len(value) == 10:
+            else:
                 _calendar_date(value)
             return FhirDateTime(value)
         raise ValueError("expected a dateTime (a date, or a date and time with its zone)")
@@ -99,8 +97,7 @@ def _when(kind: type, value: object) -> str:
         raise ValueError("expected an instant (date, time and zone)")
     if kind is FhirDate:
         if isinstance(value, str) and _DATE_RE.fullmatch(value):
-            if len(value) == 10:
-                _calendar_date(value)
+            _calendar_date(value)
             return FhirDate(value)
         raise ValueError("expected a date (YYYY, YYYY-MM or YYYY-MM-DD)")
     raise NotImplementedError(kind)

@@ -14,7 +14,7 @@ import os
 import pickle
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
 from functools import cache
 from importlib.util import find_spec
@@ -25,6 +25,7 @@ import msgspec
 from msgspec import Struct, field
 from msgspec.structs import replace
 
+from azaguard.errors import KnowledgeError
 from azaguard.findings import RuleId, Severity, Status
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from azaguard.settings import Settings
 
 
-class MappingsError(Exception):
+class MappingsError(KnowledgeError):
     """The mappings folder is missing or does not validate."""
 
 
@@ -477,7 +478,7 @@ class Signs(_Model, frozen=True, kw_only=True):
     observation_codes: CodeLists
     answers: SignAnswers
     # Words that name a unit of time (UCUM code -> words), for a length said in words ("3 days", "How many
-    # hours?"): the codes are those of units.json's dosage.period_days.
+    # hours?"): the codes are those of units.json's time.days.
     duration_unit_words: dict[str, tuple[str, ...]]
     signs: dict[str, Sign]
 
@@ -605,12 +606,26 @@ class CountUnits(_Model, frozen=True, kw_only=True):
     units: frozenset[str]
 
 
+class TimeUnits(_Model, frozen=True, kw_only=True):
+    """Units of time in days (fhirtypes/timeunits.py reads them): UCUM codes, and English words for them."""
+
+    source: str
+    note: str
+    days: dict[str, float]  # UCUM unit of time (= FHIR UnitsOfTime code) -> days
+    words: dict[str, str]  # lower-case word -> its UCUM code
+
+    def _check(self) -> None:
+        _require(all(v > 0 for v in self.days.values()), "time units hold positive numbers of days")
+        unknown = sorted(w for w, code in self.words.items() if code not in self.days)
+        _require(not unknown, f"time unit words name codes that are not units of time: {unknown}")
+        _require(all(w == w.lower() for w in self.words), "time unit words are lower case")
+
+
 class DosageTables(_Model, frozen=True, kw_only=True):
     """How a FHIR Timing reads as administrations per day (the dosage module)."""
 
     source: str
     note: str
-    period_days: dict[str, float]  # UnitsOfTime code -> days
     timing_code_systems: tuple[str, ...]  # where Timing.code's GTSAbbreviation codes come from
     timing_codes_per_day: dict[str, float]
     event_timing_note: str
@@ -618,7 +633,7 @@ class DosageTables(_Model, frozen=True, kw_only=True):
     days_of_week: tuple[str, ...]
 
     def _check(self) -> None:
-        for table in (self.period_days, self.timing_codes_per_day, self.event_timing_per_day):
+        for table in (self.timing_codes_per_day, self.event_timing_per_day):
             _require(all(v > 0 for v in table.values()), "dosage tables hold positive numbers only")
         _require(len(self.days_of_week) == 7, "days_of_week lists the seven DaysOfWeek codes")
 
@@ -629,6 +644,7 @@ class Units(_Model, frozen=True, kw_only=True):
     dimensions: dict[str, Dimension]
     aliases: dict[str, str]
     dose_count_units: CountUnits
+    time: TimeUnits
     dosage: DosageTables
 
 
@@ -1072,13 +1088,12 @@ class Mappings(_Model, frozen=True, kw_only=True, dict=True):
         if self.policy.vaccination.post_stop_live_wait_days.value > self.policy.therapy.recent_window_days.value:
             # Stopped orders older than the recent window are not seen by the rules at all.
             raise ValueError("post_stop_live_wait_days must not exceed therapy.recent_window_days")
-        for name in (n for vs in self.infections.value_sets.values() for n in vs.codes):
-            if name not in _SYSTEM_NAMES:
-                raise ValueError(f"infection value set keyed by unknown system name {name!r}")
-        for sign in self.signs.signs.values():
-            unknown = set(sign.codes) - _SYSTEM_NAMES
-            if unknown:
-                raise ValueError(f"sign {sign.label!r} keyed by unknown system name(s) {sorted(unknown)}")
+        unknown_units = sorted(set(self.signs.duration_unit_words) - set(self.units.time.days))
+        _require(not unknown_units, f"signs.json duration_unit_words names units of time not in units.json: "
+                                    f"{unknown_units}")
+        for where, table in self._keyed_by_system():
+            unknown = sorted(set(table) - _SYSTEM_NAMES)
+            _require(not unknown, f"{where} keyed by unknown system name(s) {unknown}")
         if self.policy.infection.neutropenia_analyte not in known:
             raise ValueError("neutropenia_analyte is not an analyte")
         for alias, target in self.units.aliases.items():
@@ -1088,6 +1103,24 @@ class Mappings(_Model, frozen=True, kw_only=True, dict=True):
             shown = set(dimension.units) - set(self.display.units)
             if shown:
                 raise ValueError(f"display.json has no display for {name} unit(s) {sorted(shown)}")
+
+    def _keyed_by_system(self) -> Iterator[tuple[str, Mapping[str, object]]]:
+        """Every code table keyed by the system names of systems.json (one check covers them all)."""
+        for kind, vs in self.infections.value_sets.items():
+            yield f"infection value set {kind!r}", vs.codes
+        for sign in self.signs.signs.values():
+            yield f"sign {sign.label!r}", sign.codes
+        answers = self.signs.answers
+        yield "sign answers (present)", answers.present
+        yield "sign answers (absent)", answers.absent
+        results = self.lab_infections.result_values
+        for name, table in (("positive", results.positive), ("negative", results.negative),
+                            ("equivocal", results.equivocal)):
+            yield f"lab infection result values ({name})", table
+        prophylaxis = self.medications.anti_infectives.prophylaxis
+        if prophylaxis is not None:
+            yield "prophylaxis codes", prophylaxis.codes
+            yield "prophylaxis code prefixes", prophylaxis.code_prefixes
 
     def with_monitoring_schedule(self, name: str) -> Mappings:
         """A copy that uses another of the configured monitoring schedules."""

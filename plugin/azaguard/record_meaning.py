@@ -24,12 +24,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
 from msgspec import Struct
 
+from azaguard.fhirtypes import dates
+from azaguard.fhirtypes.reference import parse_reference
 from azaguard.mappings import Mappings
 from azaguard.resources import Resource, ResourceSet
 from azaguard.terminology.scripts import SCRIPT_SYSTEM, fold, foreign_letters, read_terms
@@ -199,9 +201,9 @@ def _link_targets(patient: Resource) -> list[str]:
 
 
 def _tail(ref: str) -> str:
-    """'Patient/123' from an absolute, relative or versioned reference."""
-    parts = ref.split("/_history/")[0].rstrip("/").split("/")
-    return "/".join(parts[-2:]) if len(parts) >= 2 else ref
+    """'Patient/123' from an absolute, relative or versioned reference (anything else as it is)."""
+    found = parse_reference(ref)
+    return found.relative if found is not None and found.relative else ref
 
 
 def _people(patients: list[Resource]) -> list[list[Resource]]:
@@ -509,19 +511,10 @@ def _events(raw: Resource, tables: _Tables) -> list[Event]:
             label = _label(concept)
             if any(code in codes for _, code in _codes(concept)) or (
                     label is not None and any(n in fold(label) for n in names)):
-                out.append(Event(_ref_of(raw), kind, label or kind, _parse_time(when)))
+                out.append(Event(_ref_of(raw), kind, label or kind, dates.earliest(when)))
                 break
     return out
 
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if "T" in value else value + "T00:00:00+00:00")
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --- which version ---------------------------------------------------------------------------------------------
@@ -535,12 +528,8 @@ def _version_key(raw: Resource) -> tuple[str, object] | None:
     if isinstance(vid, str) and vid:
         return ("v", int(vid) if vid.isdigit() else vid)
     updated = meta.get("lastUpdated")
-    if isinstance(updated, str):
-        try:
-            return ("t", datetime.fromisoformat(updated.replace("Z", "+00:00")))
-        except ValueError:
-            return None
-    return None
+    when = dates.earliest(updated)
+    return ("t", when) if when is not None else None
 
 
 def _latest_versions(resources: list[Resource]) -> tuple[list[Resource], list[tuple[str, str]]]:

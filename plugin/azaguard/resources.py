@@ -13,7 +13,7 @@ import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,11 @@ from urllib.parse import unquote
 import msgspec
 import orjson
 
+from azaguard.errors import InputError as InputError  # re-exported: what reading a record raises
+from azaguard.fhirtypes import dates
+from azaguard.fhirtypes.reference import parse_reference
+
 Resource = dict[str, Any]
-
-
-class InputError(ValueError):
-    """The input is not a usable FHIR record (malformed JSON, wrong resourceType, ...)."""
 
 
 class EmptyRecord(InputError):
@@ -234,11 +234,11 @@ class ResourceSet:
         if "?" in reference:
             return self._conditional(reference)
         found = self.index.get(reference)
-        if found is None and "/_history/" in reference:
-            found = self.index.get(reference.split("/_history/")[0])
-        if found is None and "://" in reference:
-            parts = reference.rstrip("/").split("/")
-            found = self.index.get(f"{parts[-2]}/{parts[-1]}")
+        parsed = parse_reference(reference) if found is None else None
+        if parsed is not None and parsed.version is not None:  # the version we hold is the one the record reads
+            found = self.index.get(parsed.unversioned)
+        if found is None and parsed is not None and parsed.kind == "absolute" and parsed.relative:
+            found = self.index.get(parsed.relative)
         return found
 
     def _conditional(self, reference: str) -> Resource | None:
@@ -497,9 +497,9 @@ def _history_name(entry: Mapping[str, Any]) -> str | None:
     request = entry.get("request")
     for url in (request.get("url") if isinstance(request, dict) else None, entry.get("fullUrl")):
         if isinstance(url, str) and url:
-            parts = url.split("?")[0].split("/_history/")[0].rstrip("/").split("/")
-            if len(parts) >= 2 and _TYPE_IN_URL.fullmatch(parts[-2]):
-                return f"{parts[-2]}/{parts[-1]}"
+            found = parse_reference(url.partition("?")[0])  # a query after the id says nothing about which
+            if found is not None and found.relative:
+                return found.relative
     return None
 
 
@@ -509,12 +509,9 @@ def _history_time(entry: Mapping[str, Any]) -> datetime | None:
     response = entry.get("response")
     for value in (meta.get("lastUpdated") if isinstance(meta, dict) else None,
                   response.get("lastModified") if isinstance(response, dict) else None):
-        if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                continue
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        when = dates.earliest(value)
+        if when is not None:
+            return when
     return None
 
 

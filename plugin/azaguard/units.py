@@ -12,10 +12,11 @@ from typing import Literal
 from msgspec import Struct
 
 from azaguard.display import unit_text
+from azaguard.errors import InputError
 from azaguard.mappings import Mappings
 
 
-class UnitError(ValueError):
+class UnitError(InputError):
     """The unit is missing, unknown, or belongs to another dimension."""
 
 

@@ -25,6 +25,7 @@ from msgspec import Struct
 
 from azaguard.display import cite, format_date, format_day, format_moment, format_quantity
 from azaguard.drugnames import clinical_name
+from azaguard.fhirtypes import dates
 from azaguard.findings import SUMMARY_MAX_CHARS, Evidence, Finding, Quantity, RuleId, Severity, Status
 from azaguard.mappings import Mappings
 from azaguard.registry import SPEC
@@ -822,13 +823,7 @@ def fill(template: str, facts: Mapping[str, str], fallbacks: Mapping[str, str]) 
 
 
 def _instant(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None  # a date without a zone is not placed in a day
+    return dates.zoned(value)  # a date without a zone is not placed in a day
 
 
 def validate_tables() -> None:

@@ -149,3 +149,13 @@ def test_a_draft_dosed_in_tablets_is_worked_out_from_the_product_strength(call: 
     dose = [c for c in cards if c["source"]["topic"]["code"] == "dose"]
     assert len(dose) == 1 and "mg/kg/day" in dose[0]["summary"], cards
     assert "unit" not in dose[0]["summary"].lower()
+
+
+@pytest.mark.parametrize("code", [3, 197388.0, ["03"]])
+def test_a_draft_whose_code_is_not_a_string_is_never_passed_as_safe(call: Caller, code: object) -> None:
+    # FHIR codes are strings: 3 is not CVX "03" nor "3"; the draft is reported as unreadable, never as safe.
+    draft = draft_vaccine("03", "MMR")
+    draft["medicationCodeableConcept"]["coding"][0]["code"] = code
+    [card] = _cards(call, SIGN, "aza-stable", [draft])
+    assert "could not check 1 draft order" in card["summary"]
+    assert "its medication cannot be read" in card["detail"]

@@ -27,12 +27,13 @@ from azaguard.cds.cards import Links
 from azaguard.cds.discovery import SERVICES, Service, discovery_document
 from azaguard.cds.fhirserver import FetchPolicy
 from azaguard.cds.hooks import run_hook
-from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, default_client_factory
+from azaguard.cds.prefetch import ClientFactory, Templates, default_client_factory
 from azaguard.cds.request import BadRequest, parse_request
 from azaguard.cds.store import CdsStore, FeedbackEntry
 from azaguard.cds.trust import JwksCache, KeysPending, Untrusted, Verifier
-from azaguard.cliargs import parse_datetime
 from azaguard.config import AppConfig, is_loopback, origin_of
+from azaguard.errors import http_body
+from azaguard.fhirtypes import dates
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.ops import audit, logs, metrics, runtime
 from azaguard.resources import InputError, loads_limited
@@ -124,7 +125,7 @@ class CdsService:
                         route=request.url.path)
         retry = {"Retry-After": "1"} if isinstance(exc, KeysPending) else {}  # the key set is on its way
         return JSONResponse(
-            {"error": "unauthorized", "message": str(exc)}, status_code=401,
+            http_body(exc), status_code=exc.http_status,
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"', **retry, **CORS_HEADERS},
         )
 
@@ -150,12 +151,8 @@ class CdsService:
             return service
         try:
             return self.respond(self._evaluate(service, body))
-        except BadRequest as exc:
-            return self.respond({"error": "bad-request", "message": str(exc)}, 400)
-        except InputError as exc:
-            return self.respond({"error": "bad-request", "message": str(exc)}, 400)
-        except PreconditionFailed as exc:
-            return self.respond({"error": "precondition-failed", "message": str(exc)}, 412)
+        except InputError as exc:  # a call that cannot be read (400), data neither sent nor fetchable (412)
+            return self.respond(http_body(exc), exc.http_status)
 
     def _evaluate(self, service: Service, body: bytes) -> dict[str, Any]:
         request = parse_request(body, service)
@@ -196,8 +193,8 @@ class CdsService:
             return service
         try:
             entries = parse_feedback(body, self.now())
-        except BadRequest as exc:
-            return self.respond({"error": "bad-request", "message": str(exc)}, 400)
+        except InputError as exc:
+            return self.respond(http_body(exc), exc.http_status)
         self.store.add_feedback(service.id, entries, self.now())
         return self.respond({"stored": len(entries)})
 
@@ -265,8 +262,8 @@ def _timestamp(value: object, now: datetime, i: int) -> datetime:
     if not isinstance(value, str):
         raise BadRequest(f"feedback[{i}].outcomeTimestamp is not a string")
     try:
-        return parse_datetime(value)  # years 1900-2999: the edges of the calendar overflow in arithmetic
-    except ValueError as exc:
+        return dates.moment(value)  # years 1900-2999: the edges of the calendar overflow in arithmetic
+    except InputError as exc:
         raise BadRequest(f"feedback[{i}].outcomeTimestamp is {exc}") from exc
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from azaguard.fhir.catalogue import usage_requirements
 from azaguard.fhir.gather import Search, plan_searches
+from azaguard.fhirtypes import dates
 from azaguard.mappings import Mappings
 
 PATIENT_KEY = "patient"
@@ -88,7 +89,8 @@ def _time_bound(a: Search, b: Search) -> tuple[set[str], int | None]:
     for k, v in a.params:
         found = _DATE.search(v) if k in names else None
         if found:
-            days = (_REF_DAY.date() - date.fromisoformat(found.group(1))).days
+            bound = dates.earliest(found.group(1))
+            days = (_REF_DAY - bound).days if bound is not None else None
     return names, days
 
 

@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from azaguard.errors import FhirDataError
+from azaguard.fhirtypes.concept import Concept, optional_concept
+from azaguard.fhirtypes.reference import parse_reference
 from azaguard.mappings import Mappings
-from azaguard.record import Code, Concept, VaccineEvent
+from azaguard.record import VaccineEvent
 from azaguard.rules.common import azathioprine_match
 from azaguard.terminology import is_vaccine_concept
 
@@ -122,7 +125,8 @@ def _read(
     subject_key = "patient" if rtype == "Immunization" else "subject"
     subject = r.get(subject_key)
     target = subject.get("reference") if isinstance(subject, dict) else None
-    if isinstance(target, str) and target.rstrip("/").rsplit("/", 1)[-1] != patient_id:
+    named = parse_reference(target)
+    if named is not None and (named.id or target) != patient_id:
         return None
     if target is None:
         r[subject_key] = {"reference": f"Patient/{patient_id}"}
@@ -179,17 +183,12 @@ def _medication(r: Resource, meds: dict[str, Resource]) -> Concept | None:
 
 
 def _concept(cc: object) -> Concept | None:
-    if not isinstance(cc, dict):
+    """The draft's concept; None when it names nothing or cannot be read (a code that is not a string is not
+    read as one: the draft then says what could not be read, never that it is safe)."""
+    try:
+        return optional_concept(cc)
+    except FhirDataError:
         return None
-    codings = tuple(
-        Code(system=c.get("system"), code=str(c["code"]), display=c.get("display"))
-        for c in cc.get("coding") or []
-        if isinstance(c, dict) and c.get("code") is not None
-    )
-    text = cc.get("text") if isinstance(cc.get("text"), str) else None
-    if not codings and not text:
-        return None
-    return Concept(codings=codings, text=text)
 
 
 def _kind(concept: Concept, m: Mappings) -> Kind:
@@ -214,8 +213,8 @@ def _scope(context: dict[str, Any], hook: str, out: Drafts) -> set[str]:
 
 
 def _relative(ref: str) -> str:
-    parts = ref.split("/_history/")[0].rstrip("/").split("/")
-    return "/".join(parts[-2:])
+    found = parse_reference(ref)
+    return found.relative if found is not None and found.relative else ref
 
 
 def record_resources(drafts: Drafts) -> list[Resource]:

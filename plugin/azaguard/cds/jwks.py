@@ -28,6 +28,7 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from azaguard.errors import AuthError
 from azaguard.httpbound import fetch
 
 JWKS_TTL_SECONDS = 300.0
@@ -41,7 +42,7 @@ FETCHERS = 2  # background fetches at once (per cache; the URLs are registered, 
 _MAX_UNKNOWN = 1024  # remembered unknown (url, kid) pairs, oldest forgotten first
 
 
-class Untrusted(Exception):
+class Untrusted(AuthError):
     """The caller could not be authenticated: 401, nothing evaluated."""
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,12 +24,16 @@ from azaguard.cds.request import BadRequest, CdsRequest
 from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import FhirError, FhirUnavailable
 from azaguard.fhir.gather import Search, gather, gather_linked, named, of_patient, patient_links, refers_to
+from azaguard.fhirtypes import dates
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError, ResourceSet, resource_set_from_json
 
 
-class PreconditionFailed(Exception):
+class PreconditionFailed(InputError):
     """The data the rules need is neither in the prefetch nor fetchable: answered 412."""
+
+    http_status = 412
+    http_error = "precondition-failed"
 
 
 @dataclass
@@ -218,7 +222,7 @@ def _fetch(
     except FutureTimeout:
         running.cancel()
         raise refused from None
-    except FhirUnavailable:  # refused, closed, timed out, unknown host: the same words
+    except (FhirUnavailable, PreconditionFailed):  # refused, closed, timed out, unknown host: the same words
         raise refused from None
     except (FhirError, InputError, ValueError) as exc:
         raise PreconditionFailed(f"fetching {', '.join(missing)} from fhirServer failed: {exc}") from exc
@@ -240,15 +244,10 @@ def _before(resource: Mapping[str, Any], since: datetime) -> bool:
     value = (resource.get("effectiveDateTime") or resource.get("effectiveInstant")
              or (period.get("end") or period.get("start") if isinstance(period, dict) else None)
              or resource.get("whenHandedOver") or resource.get("issued"))
-    if not isinstance(value, str) or len(value) < 10:
+    if not isinstance(value, str) or len(value) < 10:  # a partial date may fall on either side: kept
         return False
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when < since
+    when = dates.earliest(value)
+    return when is not None and when < since
 
 
 def _has_next(bundle: Mapping[str, Any]) -> bool:

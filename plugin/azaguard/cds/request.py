@@ -16,7 +16,7 @@ from azaguard.resources import InputError, loads_limited
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
-class BadRequest(ValueError):
+class BadRequest(InputError):
     """The call cannot be read: answered 400 with this message."""
 
 

@@ -17,12 +17,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from azaguard.errors import AzaguardError
+
 # Statuses a server uses for "busy or briefly down": safe to retry an idempotent request.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
-class FhirError(Exception):
-    """Any failure of a FHIR interaction."""
+class FhirError(AzaguardError):
+    """Any failure of a FHIR interaction: exit 3, HTTP 502 (the server behind us failed)."""
+
+    exit_code = 3
+    http_status = 502
+    http_error = "fhir-server-error"
+    what = "FHIR server error: "
 
     def __init__(
         self, message: str, *, status: int | None = None, outcome: str | None = None, url: str | None = None
@@ -61,9 +68,15 @@ class FhirConflict(FhirRejected):
 class AuthExpired(FhirError):
     """401: the access token is missing, invalid or expired."""
 
+    http_status = 401
+    http_error = "unauthorized"
+
 
 class AuthDenied(FhirError):
     """403: the token is valid but does not allow this (scope, patient, policy)."""
+
+    http_status = 403
+    http_error = "forbidden"
 
 
 class FhirProtocolError(FhirError):

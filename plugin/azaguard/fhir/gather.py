@@ -40,6 +40,7 @@ from azaguard.fhir.errors import (
     error_for_status,
 )
 from azaguard.fhir.memory import ServerMemory
+from azaguard.fhirtypes.reference import parse_reference, reference_in
 from azaguard.mappings import Mappings
 from azaguard.naming import resource_name
 from azaguard.resources import ResourceSet, Unfetched
@@ -318,19 +319,17 @@ def patient_links(patient: Mapping[str, Any], base: str | None) -> tuple[list[tu
         kind = link.get("type") if isinstance(link, dict) and isinstance(link.get("type"), str) else "seealso"
         if not isinstance(ref, str) or not ref:
             continue
-        tail = ref.split("/_history/")[0].rstrip("/")
-        if "://" in tail:
-            if base is None or not tail.startswith(base.rstrip("/") + "/Patient/"):
-                elsewhere.append(ref)
-                continue
-            tail = tail[len(base.rstrip("/")) + 1:]
-        parts = tail.split("/")
-        if len(parts) != 2 or parts[0] != "Patient":
-            if parts[0] != "RelatedPerson":  # a seealso to a RelatedPerson: not a record of the patient's own
+        found = parse_reference(ref)
+        if found is not None and found.kind == "absolute" and (
+                base is None or found.base != base.rstrip("/") or not found.is_to("Patient")):
+            elsewhere.append(ref)  # another server's (or not a Patient on this one)
+            continue
+        if found is None or found.kind not in ("relative", "absolute") or not found.is_to("Patient"):
+            if found is None or found.type != "RelatedPerson":  # a seealso to a RelatedPerson: not their own record
                 elsewhere.append(ref)
             continue
         try:
-            local.append((str(kind), check_id(parts[1])))
+            local.append((str(kind), check_id(str(found.id))))
         except ValueError:
             elsewhere.append(ref)
     return local, elsewhere
@@ -678,13 +677,10 @@ def of_patient(resource: Mapping[str, Any], search: Search, patient_id: str, bas
 
 
 def refers_to(reference: object, patient_id: str, base: str | None) -> bool:
-    ref = reference.get("reference") if isinstance(reference, Mapping) else None
-    if not isinstance(ref, str):
+    ref = reference_in(reference)
+    if ref is None or ref.relative != f"Patient/{patient_id}":
         return False
-    ref = ref.split("/_history/")[0]
-    if ref == f"Patient/{patient_id}":
-        return True
-    return base is not None and ref == f"{base.rstrip('/')}/Patient/{patient_id}"
+    return ref.kind == "relative" or (base is not None and ref.base == base.rstrip("/"))
 
 
 def _add_missing_medications(client: FhirClient, resources: ResourceSet, method: str, gathered: Gathered) -> None:
@@ -751,19 +747,16 @@ def _medication_reference(order: Resource) -> str | None:
 
 def _local_reference(client: FhirClient, ref: str) -> str | None:
     """`Medication/id` for a relative reference or an absolute one on this server; None otherwise."""
-    ref = ref.split("/_history/")[0]
-    if "://" in ref:
-        if urlsplit(ref).netloc != urlsplit(client.base_url).netloc:
-            return None
-        ref = "/".join(ref.rstrip("/").split("/")[-2:])
-    parts = ref.split("/")
-    if len(parts) != 2 or parts[0] != "Medication":
+    found = parse_reference(ref)
+    if found is None or not found.is_to("Medication") or found.kind not in ("relative", "absolute"):
+        return None
+    if found.base is not None and urlsplit(found.base).netloc != urlsplit(client.base_url).netloc:
         return None
     try:
-        check_id(parts[1])
+        check_id(str(found.id))
     except ValueError:
         return None
-    return ref
+    return found.relative
 
 
 def _add_missing_questionnaires(client: FhirClient, resources: ResourceSet, gathered: Gathered) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from msgspec import Struct
 
 from azaguard.display import format_quantity, unit_text
+from azaguard.errors import InputError
 from azaguard.mappings import Mappings
 from azaguard.patient.content import LOINC, SNOMED, UCUM, PatientContent, sign_options
 from azaguard.patient.messages import PatientMessage
@@ -27,7 +28,7 @@ _NUMBER = re.compile(r"^\s*(\d{2,3}(?:[.,]\d{1,2})?)\s*$")
 _TAG = {"system": "https://azaguard.example/tags", "code": "azaguard-checkin", "display": "azaguard patient check-in"}
 
 
-class CheckinError(ValueError):
+class CheckinError(InputError):
     """The answers cannot be sent as they are; the message says what to change, in the patient's words."""
 
 

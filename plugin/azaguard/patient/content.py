@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from azaguard.errors import KnowledgeError
 from azaguard.mappings import Mappings, default_mappings_dir
 from azaguard.wording import PATIENT_FACTS, Urgency
 
@@ -26,7 +27,7 @@ UCUM = "http://unitsofmeasure.org"
 PLACEHOLDERS = PATIENT_FACTS
 
 
-class PatientContentError(ValueError):
+class PatientContentError(KnowledgeError):
     """mappings/patient.json or the check-in Questionnaire is malformed."""
 
 

@@ -11,6 +11,8 @@ from msgspec.structs import replace as struct_replace
 
 from azaguard import fhirshapes as fs
 from azaguard.dosage import Dosage, Ratio, Repeat, strength_of_ratio
+from azaguard.fhirtypes.timeunits import days_per
+from azaguard.mappings import Mappings
 from azaguard.record.model import (
     Concept,
     Ingredient,
@@ -86,7 +88,7 @@ class MedicationReading(BuilderState):
             return _WhenUsed(asserted, start or asserted, end)
         if isinstance(use, fs.MedicationDispense):  # handed over: current while its supply lasts
             handed = as_datetime(use.whenHandedOver) or as_datetime(use.whenPrepared)
-            days = _days_supply(use.daysSupply)
+            days = _days_supply(use.daysSupply, self.m)
             if days is None:
                 days = therapy.dispense_assumed_supply_days.value
             end = handed + timedelta(days=days) if handed is not None else None
@@ -351,15 +353,12 @@ def _dose(d: fs.Dosage) -> Dosage:
     )
 
 
-_DAY_UNITS = {"d": 1.0, "day": 1.0, "days": 1.0, "wk": 7.0, "week": 7.0, "weeks": 7.0, "mo": 30.4375}
-
-
-def _days_supply(q: fs.Quantity | None) -> float | None:
-    """daysSupply in days (UCUM d/wk/mo or the same words); None when absent or unreadable."""
+def _days_supply(q: fs.Quantity | None, m: Mappings) -> float | None:
+    """daysSupply in days (a UCUM unit of time or its word, mappings/units.json; none given: days); None when
+    absent or unreadable."""
     if q is None or q.value is None:
         return None
-    unit = (q.code or q.unit or "d").strip().lower()
-    factor = _DAY_UNITS.get(unit)
+    factor = days_per(q.code or q.unit or "d", m)
     if factor is None or float(q.value) < 0:
         return None
     return float(q.value) * factor

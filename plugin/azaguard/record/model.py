@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import ClassVar, Literal
@@ -10,45 +9,11 @@ from typing import ClassVar, Literal
 from msgspec import Struct
 
 from azaguard.dosage import Dosage, Strength
+from azaguard.fhirtypes.concept import Code as Code  # re-exported: the record's value types
+from azaguard.fhirtypes.concept import Concept as Concept
 from azaguard.record_meaning import Event, Related
 from azaguard.terminology import NO_DRUG, DrugMatch
 from azaguard.units import Quantity
-
-
-class Code(Struct, frozen=True):
-    system: str | None  # the URI as recorded
-    code: str
-    display: str | None = None
-
-
-class Concept(Struct, frozen=True):
-    """A CodeableConcept reduced to what matching needs."""
-
-    codings: tuple[Code, ...] = ()
-    text: str | None = None
-    # Names read beside the concept's own: a Medication's ingredient Substances, its dose form.
-    extra_names: tuple[str, ...] = ()
-
-    def codes_in(self, systems: Iterable[str]) -> set[str]:
-        """Codes whose system is one of the given URIs."""
-        uris = systems if isinstance(systems, frozenset | set) else set(systems)
-        return {c.code for c in self.codings if c.system in uris}
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Human-readable names (text, then displays), for name-only matching."""
-        out = [self.text] if self.text else []
-        out += [c.display for c in self.codings if c.display]
-        return (*out, *self.extra_names)
-
-    @property
-    def label(self) -> str:
-        if self.text:
-            return self.text
-        for c in self.codings:
-            if c.display:
-                return c.display
-        return self.codings[0].code if self.codings else "(no name)"
 
 
 class PatientInfo(Struct, frozen=True):

@@ -11,6 +11,7 @@ from msgspec import Struct
 from msgspec.structs import replace as struct_replace
 
 from azaguard import fhirshapes as fs
+from azaguard.errors import FhirDataError
 from azaguard.record.model import (
     CodedResult,
     Concept,
@@ -146,7 +147,8 @@ class ObservationReading(BuilderState):
         lab = _LabContext.of(obs, partial_date_note(when_raw, "earliest"))
         if obs.specimen is not None and obs.specimen.reference:
             self._specimen[ref] = obs.specimen.reference
-        raw_parts = [raw] + [c for c in raw.get("component", []) if isinstance(c, dict)]
+        components = raw.get("component")  # null or not a list (unchecked JSON): no components
+        raw_parts = [raw] + [c for c in (components if isinstance(components, list) else []) if isinstance(c, dict)]
         parts = [(obs.code, obs)] + [(c.code, c) for c in (obs.component or [])]
         found = False
         for (code_concept, holder), raw_part in zip(parts, raw_parts, strict=False):
@@ -170,7 +172,7 @@ class ObservationReading(BuilderState):
         # one without any code cannot be told apart.
         no_code = not self.concept(obs.code).codings
         if not found and not self._other_reading(raw, obs, ref, status, effective, lab) and no_code:
-            raise ValueError("Observation has no readable LOINC code")
+            raise FhirDataError("Observation has no readable LOINC code")
 
     def _other_reading(
         self, raw: Resource, obs: fs.Observation, ref: str, status: str, effective: datetime | None, lab: _LabContext

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
-import sys
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from azaguard import fhirshapes as fs
+from azaguard.fhirtypes import dates
+from azaguard.fhirtypes.concept import readable_codes
 from azaguard.record.model import Code, Concept, Lasting
 from azaguard.units import Quantity
 
@@ -34,20 +34,11 @@ def first_code(cc: fs.CodeableConcept | None) -> str | None:
 
 
 def codes_of(cc: object) -> tuple[Code, ...]:
-    if not isinstance(cc, dict):
-        return ()
-    codings = cc.get("coding")
-    if not isinstance(codings, list):
-        return ()
-    return tuple(
-        Code(system=c.get("system"), code=c["code"], display=c.get("display"))
-        for c in codings
-        if isinstance(c, dict) and isinstance(c.get("code"), str)
-    )
+    return readable_codes(cc)
 
 
 def raw_code_values(cc: object) -> list[str]:
-    """The code strings of a raw CodeableConcept (what codes_of reads, without building Codes)."""
+    """The code strings of a raw CodeableConcept (what codes_of reads, no Codes built: the hot path)."""
     codings = cc.get("coding") if isinstance(cc, dict) else None
     if not isinstance(codings, list):
         return []
@@ -68,64 +59,10 @@ def raw_codes(raw: Mapping[str, Any]) -> tuple[Code, ...]:
     return ()
 
 
-def short_error(exc: Exception) -> str:
-    # pydantic is loaded only by full validation (the fast path never imports it); its errors are summarised.
-    core = sys.modules.get("pydantic_core")
-    if core is not None and isinstance(exc, core.ValidationError):
-        errs = exc.errors()
-        first = errs[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
-        return f"invalid {where}: {first.get('msg')}{more}"
-    return str(exc) or type(exc).__name__
-
-
-PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
-
-
-def as_datetime(value: object) -> datetime | None:
-    """FHIR date/dateTime/instant (also partial '2020' or '2020-01') as an aware datetime; naive = UTC."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, str):
-        m = PARTIAL_DATE.match(value)
-        if m:
-            return datetime(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1), tzinfo=UTC)
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
-
-
-def as_latest(value: object) -> datetime | None:
-    """As as_datetime, but a partial date ('2026', '2026-08') is read as the last moment it can mean."""
-    if isinstance(value, str):
-        m = PARTIAL_DATE.match(value)
-        if m and not m.group(3):
-            year, month = int(m.group(1)), int(m.group(2) or 12)
-            first_of_next = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
-            return first_of_next - timedelta(seconds=1)
-    return as_datetime(value)
-
-
-def partial_date_note(value: object, reading: Literal["earliest", "latest"]) -> str | None:
-    """What a partial date was read as, for the finding: None for a full date."""
-    if not isinstance(value, str):
-        return None
-    m = PARTIAL_DATE.match(value)
-    if not m or m.group(3):
-        return None
-    when = as_datetime(value) if reading == "earliest" else as_latest(value)
-    precision = "year only" if not m.group(2) else "month only"
-    why = ("the oldest it can be, so it is never taken as more recent than it is" if reading == "earliest"
-           else "the latest it can be, the cautious reading")
-    return f"date recorded as {value} ({precision}): read as {when:%d %b %Y} ({why})" if when else None
+# FHIR dates are read by fhirtypes.dates (one reading, one supported range); the builder's names for it.
+as_datetime = dates.earliest
+as_latest = dates.latest
+partial_date_note = dates.partial_note
 
 
 def as_date(value: object) -> date | None:

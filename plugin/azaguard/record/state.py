@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from azaguard import fhirshapes as fs
 from azaguard.dosage import Dosage
+from azaguard.errors import FhirDataError
 from azaguard.mappings import Mappings
 from azaguard.record.model import (
     Concept,
@@ -18,7 +19,7 @@ from azaguard.record.model import (
     SignEntry,
     VaccineEvent,
 )
-from azaguard.record.reading import concept_of, raw_codes, ref_of, short_error
+from azaguard.record.reading import concept_of, raw_codes, ref_of
 from azaguard.resources import Resource, ResourceSet
 from azaguard.terminology import DrugMatch, drug_ingredients, is_vaccine_concept
 from azaguard.terminology.labtests import named_anything
@@ -119,15 +120,18 @@ class BuilderState:
         return found[1]
 
     def run(self, handler: Callable[[Resource], None], raw: Resource) -> None:
+        """Read one resource; one whose data is not valid FHIR (the readers' FhirDataError) becomes a ParseProblem,
+        so the rules that would have read it say cannot-evaluate. Any other exception is a bug and propagates."""
         try:
             handler(raw)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+        except FhirDataError as exc:
             self.problems.append(ParseProblem(
-                ref=ref_of(raw), resource_type=raw["resourceType"], error=short_error(exc), codes=raw_codes(raw)
+                ref=ref_of(raw), resource_type=raw["resourceType"], error=str(exc), codes=raw_codes(raw)
             ))
 
     def _target(self, reference: str, container: Resource) -> Resource | None:
         if reference.startswith("#"):
-            return next((c for c in container.get("contained", [])
+            contained = container.get("contained")
+            return next((c for c in (contained if isinstance(contained, list) else [])
                          if isinstance(c, dict) and c.get("id") == reference[1:]), None)
         return self.resources.resolve(reference)

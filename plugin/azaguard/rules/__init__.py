@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
@@ -16,6 +17,7 @@ from azaguard.registry import RULES, RuleSpec
 from azaguard.rules.common import therapy, therapy_fact
 
 Rule = Callable[[PatientRecord, Mappings, datetime], list[Finding]]
+_log = logging.getLogger(__name__)
 
 
 def load(spec: RuleSpec) -> Rule:
@@ -43,7 +45,9 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     for rule_id, rule in _rules():
         try:
             findings.extend(rule(record, mappings, now))
-        except Exception as exc:  # fail safe: reported as cannot-evaluate below
+        except Exception as exc:  # fail safe: cannot-evaluate for the user, the traceback for whoever fixes it
+            _log.exception("rule %s failed on this record (%s); reported as cannot-evaluate", rule_id,
+                           type(exc).__name__)
             findings.append(_crashed(rule_id, exc, mappings))
     if record.unread:
         findings = _unread(findings, record, mappings)

@@ -27,6 +27,7 @@ from typing import IO
 import httpx
 import yaml
 
+from azaguard.errors import AzaguardError
 from azaguard.settings import SANDBOX_HOME, Settings, current
 
 SEKMET_VERSION = "0.1.1"
@@ -39,8 +40,10 @@ _PORT_RETRIES = 3
 _LOG_MAX_AGE_S = 7 * 24 * 3600
 
 
-class SandboxError(RuntimeError):
+class SandboxError(AzaguardError):
     """The sandbox server could not be installed, started, or reset (the message says why)."""
+
+    exit_code = 2  # a usage problem (ports taken, no install): choose other ports or install it
 
 
 def default_home(settings: Settings | None = None) -> Path:

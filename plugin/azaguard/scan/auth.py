@@ -7,11 +7,12 @@ import contextlib
 from collections.abc import Callable
 
 from azaguard.cliopts import TOKEN_ENV
+from azaguard.errors import AuthError
 from azaguard.httpauth import Renew
 from azaguard.smart.backend import BackendAuthError, BackendServicesAuth, key_file_warning, load_private_key
 
 
-class AuthFailed(Exception):
+class AuthFailed(AuthError):
     """The authorization server refused the backend client: a configuration problem, before any patient."""
 
 

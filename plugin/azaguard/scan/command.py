@@ -23,14 +23,14 @@ import httpx
 from azaguard import cliopts
 from azaguard.cliopts import now_of
 from azaguard.config import is_loopback
+from azaguard.errors import AzaguardError, describe
 from azaguard.fhir.client import FhirClient, check_id
-from azaguard.fhir.errors import FhirError
 from azaguard.httpauth import Renew
 from azaguard.mappings import Mappings
 from azaguard.privatefiles import exposure_warning, write_private
 from azaguard.resources import InputError
 from azaguard.scan import discovery
-from azaguard.scan.auth import AuthFailed, token_source
+from azaguard.scan.auth import token_source
 from azaguard.scan.backoff import BackoffTransport, SharedBackoff
 from azaguard.scan.files import scan_files
 from azaguard.scan.progress import ScanProgress, make_progress
@@ -72,18 +72,10 @@ def _run(args: argparse.Namespace, mappings: Mappings, err: TextIO, transport: h
             counts, run_info = scan_files(args, mappings, now, progress, transport=transport)
         else:
             counts, run_info = _scan_server(args, mappings, now, progress, transport)
-    except InputError as exc:
+    except AzaguardError as exc:  # its class says the words and the exit code (azaguard/errors.py)
         progress.close()
-        print(f"azaguard scan: {exc}", file=err)
-        return EXIT_INPUT
-    except FhirError as exc:
-        progress.close()
-        print(f"azaguard scan: FHIR server error: {exc}", file=err)
-        return EXIT_SERVER
-    except AuthFailed as exc:
-        progress.close()
-        print(f"azaguard scan: authorization failed: {exc}", file=err)
-        return EXIT_SERVER
+        print(f"azaguard scan: {describe(exc)}", file=err)
+        return exc.exit_code
     except OSError as exc:  # the results folder: not writable, a link where a file should be, disk full
         progress.close()
         print(f"azaguard scan: cannot write in {out}: {exc.strerror or exc}", file=err)

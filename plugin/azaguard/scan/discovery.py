@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from azaguard.fhir.client import FhirClient, Resource, check_id, searchset_resources
 from azaguard.fhir.errors import FhirRejected
+from azaguard.fhirtypes.reference import reference_in
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError
 
@@ -81,14 +82,11 @@ def chunks(values: list[str], limit: int = MAX_QUERY_VALUE) -> Iterator[str]:
 
 def patient_id_of(reference: object) -> str | None:
     """The id in a Patient reference (relative or absolute), else None."""
-    ref = reference.get("reference") if isinstance(reference, Mapping) else None
-    if not isinstance(ref, str):
-        return None
-    parts = ref.split("/_history/")[0].rstrip("/").split("/")
-    if len(parts) < 2 or parts[-2] != "Patient":
+    ref = reference_in(reference)
+    if ref is None or not ref.is_to("Patient"):
         return None
     try:
-        return check_id(parts[-1])
+        return check_id(str(ref.id))
     except ValueError:
         return None
 

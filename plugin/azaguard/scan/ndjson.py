@@ -24,8 +24,10 @@ from typing import Any
 
 import orjson
 
+from azaguard.errors import FhirDataError
+from azaguard.fhirtypes.concept import optional_concept
+from azaguard.fhirtypes.reference import reference_in
 from azaguard.mappings import Mappings
-from azaguard.record import Code, Concept
 from azaguard.record_meaning import surviving_ids
 from azaguard.resources import InputError, ResourceSet, loads_limited
 from azaguard.scan.discovery import patient_id_of
@@ -97,7 +99,13 @@ class Matcher:
         return any(word in low for word in self.name_words)
 
     def concept(self, cc: object) -> bool:
-        return drug_ingredients(raw_concept(cc), self.mappings).azathioprine is not None
+        """Azathioprine, or a concept that cannot be read (it may be: the patient is evaluated, and the record
+        says what could not be read)."""
+        try:
+            read = optional_concept(cc)
+        except FhirDataError:
+            return True
+        return drug_ingredients(read, self.mappings).azathioprine is not None
 
     def medication(self, resource: Mapping[str, Any]) -> bool:
         if self.concept(resource.get("code")):
@@ -106,19 +114,6 @@ class Matcher:
             isinstance(i, Mapping) and self.concept(i.get("itemCodeableConcept"))
             for i in resource.get("ingredient") or []
         )
-
-
-def raw_concept(cc: object) -> Concept | None:
-    """A raw CodeableConcept as the terminology package reads it."""
-    if not isinstance(cc, Mapping):
-        return None
-    codings = tuple(
-        Code(system=c.get("system"), code=c["code"], display=c.get("display"))
-        for c in cc.get("coding") or []
-        if isinstance(c, Mapping) and isinstance(c.get("code"), str)
-    )
-    text = cc.get("text")
-    return Concept(codings=codings, text=text if isinstance(text, str) else None)
 
 
 # --- files --------------------------------------------------------------------------------------
@@ -216,9 +211,9 @@ def aza_patient(line: str, matcher: Matcher, aza: frozenset[str], known: frozens
         return UNREADABLE if line.strip() else None  # may be azathioprine: counted, reported
     if resource.get("resourceType") not in ORDER_TYPES:
         return None
-    ref = (resource.get("medicationReference") or {}).get("reference")
-    if isinstance(ref, str):
-        rid = ref.split("/_history/")[0].rsplit("/", 1)[-1]
+    ref = reference_in(resource.get("medicationReference"))
+    if ref is not None:
+        rid = ref.id or ref.text  # a contained "#id" or a urn: as written: not a known Medication id
         if rid in aza or rid not in known:
             return patient_id_of(resource.get("subject"))
     if matcher.concept(resource.get("medicationCodeableConcept")):
@@ -293,9 +288,9 @@ def shared_refs(resources: Iterable[Mapping[str, Any]]) -> set[str]:
     """Keys of the shared resources these point at: 'Medication/<id>', 'Questionnaire|<canonical URL>'."""
     out: set[str] = set()
     for r in resources:
-        ref = (r.get("medicationReference") or {}).get("reference") if r.get("resourceType") in ORDER_TYPES else None
-        if isinstance(ref, str) and "Medication/" in ref:
-            out.add("Medication/" + ref.split("/_history/")[0].rsplit("/", 1)[-1])
+        ref = reference_in(r.get("medicationReference")) if r.get("resourceType") in ORDER_TYPES else None
+        if ref is not None and ref.is_to("Medication"):
+            out.add(f"Medication/{ref.id}")
         canonical = r.get("questionnaire") if r.get("resourceType") == "QuestionnaireResponse" else None
         if isinstance(canonical, str) and canonical and not canonical.startswith("#"):
             out.add("Questionnaire|" + canonical.split("|")[0])

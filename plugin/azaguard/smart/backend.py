@@ -24,6 +24,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey, import_key
 
+from azaguard.errors import AuthError
 from azaguard.httpbound import ResponseTooLarge, ResponseTooSlow, fetch
 from azaguard.smart.discovery import DiscoveryError, smart_configuration
 from azaguard.smart.discovery import endpoint as checked_endpoint
@@ -40,7 +41,7 @@ TIMEOUT = 15.0
 SigningKey = RSAKey | ECKey
 
 
-class BackendAuthError(Exception):
+class BackendAuthError(AuthError):
     """No access token: the configuration is unusable or the authorization server refused."""
 
 

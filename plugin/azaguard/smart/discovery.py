@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from azaguard.config import is_loopback
+from azaguard.errors import AuthError
 from azaguard.httpbound import SMALL_BYTES, ResponseTooLarge, ResponseTooSlow, fetch
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
@@ -27,7 +28,7 @@ CAPABILITIES_EXT = "http://fhir-registry.smarthealthit.org/StructureDefinition/c
 DISCOVERY_TIMEOUT = 10.0
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(AuthError):
     """The server publishes no usable SMART configuration."""
 
 

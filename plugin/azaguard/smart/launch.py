@@ -21,6 +21,7 @@ from joserfc.errors import JoseError
 
 from azaguard.cds.jwks import JwksCache, Untrusted
 from azaguard.config import AppConfig, Scopes
+from azaguard.errors import AuthError
 from azaguard.httpbound import fetch
 from azaguard.smart.discovery import SmartConfiguration
 
@@ -30,7 +31,7 @@ _ID_TOKEN_ALGS = ["RS256", "RS384", "ES256", "ES384"]  # asymmetric only: never 
 REFRESH_SCOPES = frozenset({"online_access", "offline_access"})
 
 
-class TokenError(Exception):
+class TokenError(AuthError):
     """The authorization server refused (error, description as it said) or answered nonsense."""
 
     def __init__(self, error: str, description: str | None = None, status: int | None = None) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 from azaguard.mappings import Mappings
 
 if TYPE_CHECKING:
-    from azaguard.record import Concept
+    from azaguard.fhirtypes.concept import Concept
 
 T = TypeVar("T")
 

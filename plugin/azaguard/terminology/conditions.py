@@ -19,7 +19,7 @@ from azaguard.mappings import InfectionKind, Mappings
 from azaguard.terminology._common import names_match
 
 if TYPE_CHECKING:
-    from azaguard.record import Concept
+    from azaguard.fhirtypes.concept import Concept
 
 # Order of strength when one concept carries codes of several classes: any acute code holds (fail safe).
 _STRENGTH: tuple[InfectionKind, ...] = ("acute", "fever", "neutropenia", "context", "not_infection")

@@ -26,7 +26,7 @@ from azaguard.terminology._common import (
 from azaguard.terminology.nearmiss import NearMiss, NearMissIndex
 
 if TYPE_CHECKING:
-    from azaguard.record import Concept
+    from azaguard.fhirtypes.concept import Concept
 
 Group = Literal["azathioprine", "interaction", "anti-infective"]
 MatchKind = Literal["code", "name"]

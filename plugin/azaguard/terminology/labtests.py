@@ -20,7 +20,7 @@ from azaguard.mappings import Mappings
 from azaguard.terminology._common import fold, names_match
 
 if TYPE_CHECKING:
-    from azaguard.record import Concept
+    from azaguard.fhirtypes.concept import Concept
     from azaguard.units import Quantity
 
 ResultClass = Literal["positive", "negative", "equivocal", "unknown"]

@@ -15,10 +15,11 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from azaguard.errors import FhirDataError
 from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import FhirError
+from azaguard.fhirtypes.concept import Code, Concept, coding, concept
 from azaguard.mappings import Mappings
-from azaguard.record import Code, Concept
 from azaguard.resources import ResourceSet
 from azaguard.terminology.drugs import drug_ingredients
 from azaguard.terminology.vaccines import vaccine_class
@@ -91,11 +92,14 @@ def enrich(resources: ResourceSet, server: TerminologyServer) -> list[str]:
         codings = cc.get("coding")
         if not isinstance(codings, list) or not codings:
             continue
-        concept = _concept(cc)
-        if _known_locally(concept, raw, m):
+        try:
+            read = concept(cc)
+        except FhirDataError:
+            continue  # not a valid CodeableConcept: the record builder reports it as unreadable
+        if _known_locally(read, raw, m):
             continue
         try:
-            extra = list(_server_codings(concept, server))
+            extra = list(_server_codings(read, server))
         except FhirError as exc:
             warnings.append(f"terminology server: {exc}; {raw.get('resourceType')}/{raw.get('id')} was "
                             "checked with the local value sets only")
@@ -126,16 +130,6 @@ def _server_codings(concept: Concept, server: TerminologyServer) -> Iterator[Cod
                 yield Code(c.system, c.code, display)
 
 
-def _concept(cc: MutableMapping[str, Any]) -> Concept:
-    codes = tuple(
-        Code(c.get("system"), c["code"], c.get("display"))
-        for c in cc.get("coding", [])
-        if isinstance(c, dict) and isinstance(c.get("code"), str)
-    )
-    text = cc.get("text")
-    return Concept(codings=codes, text=text if isinstance(text, str) else None)
-
-
 def _parameter(parameters: dict[str, Any], name: str) -> str | None:
     for p in parameters.get("parameter") or []:
         if isinstance(p, dict) and p.get("name") == name and isinstance(p.get("valueString"), str):
@@ -156,7 +150,10 @@ def _matches(parameters: dict[str, Any]) -> list[Code]:
         equivalence = (parts.get("equivalence") or {}).get("valueCode")
         if equivalence not in (None, "equivalent", "equal", "wider", "subsumes"):
             continue  # narrower/inexact/disjoint: not the same product or ingredient
-        coding = (parts.get("concept") or {}).get("valueCoding")
-        if isinstance(coding, dict) and isinstance(coding.get("code"), str):
-            out.append(Code(coding.get("system"), coding["code"], coding.get("display")))
+        try:
+            found = coding((parts.get("concept") or {}).get("valueCoding"))
+        except FhirDataError:
+            continue  # the server's answer is not a Coding: nothing learnt from it
+        if found is not None:
+            out.append(found)
     return out

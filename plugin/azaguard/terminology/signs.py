@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Literal
 
 from msgspec import Struct
 
+from azaguard.fhirtypes.timeunits import days_per
 from azaguard.mappings import Mappings
 from azaguard.terminology._common import fold, names_match
 from azaguard.terminology.conditions import normalise_icd
 
 if TYPE_CHECKING:
-    from azaguard.record import Concept
+    from azaguard.fhirtypes.concept import Concept
 
 _ICD_SYSTEMS = ("icd10cm", "icd10")
 _LABELS = {"icd10cm": "ICD-10-CM", "icd10": "WHO ICD-10", "snomed": "SNOMED CT"}
@@ -123,11 +124,8 @@ def length_in_days(value: float | None, code: str | None, unit: str | None, m: M
     ("days", "hrs"); None when it is not a length of time or has no value."""
     if value is None:
         return None
-    per_day = m.units.dosage.period_days
-    for said in (code, unit):
-        if said and said.strip() in per_day:
-            return value * per_day[said.strip()]
-    return _by_unit_word(value, [unit or "", code or ""], m)
+    factor = days_per(code, m) or days_per(unit, m)  # mappings/units.json `time`
+    return value * factor if factor is not None else _by_unit_word(value, [unit or "", code or ""], m)
 
 
 def length_from_words(value: float | None, words: list[str], m: Mappings) -> float | None:
@@ -136,7 +134,7 @@ def length_from_words(value: float | None, words: list[str], m: Mappings) -> flo
 
 
 def _by_unit_word(value: float, words: list[str], m: Mappings) -> float | None:
-    per_day = m.units.dosage.period_days
+    per_day = m.units.time.days
     for code, unit_words in m.signs.duration_unit_words.items():
         if names_match([w.replace("-", " ").replace("_", " ") for w in words if w], unit_words):
             return value * per_day[code]

@@ -26,7 +26,7 @@ from azaguard.terminology._common import (
 from azaguard.terminology.drugs import drug_ingredients
 
 if TYPE_CHECKING:
-    from azaguard.record import Concept
+    from azaguard.fhirtypes.concept import Concept
 
 VaccineKind = Literal["live", "not-live", "ambiguous", "not-a-vaccine"]
 _RESTRICTIVENESS: dict[VaccineKind, int] = {"live": 0, "ambiguous": 1, "not-live": 2, "not-a-vaccine": 3}

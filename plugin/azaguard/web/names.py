@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from azaguard.fhir.errors import FhirError
+from azaguard.fhirtypes.reference import parse_reference
 from azaguard.smart.session import LaunchContext, Session, SessionStore
 from azaguard.web.tokens import SessionExpired, Tokens
 
@@ -44,10 +45,10 @@ def user_resource(fhir_user: str | None, iss: str) -> tuple[str, str] | None:
         return None
     else:
         relative = fhir_user
-    rtype, _, rid = relative.split("/_history/")[0].partition("/")
-    if rtype not in _USER_TYPES or not rid or "/" in rid:
+    found = parse_reference(relative)
+    if found is None or found.kind != "relative" or found.type not in _USER_TYPES or found.id is None:
         return None
-    return rtype, rid
+    return found.type, found.id
 
 
 def human_name(resource: dict[str, Any]) -> str | None:

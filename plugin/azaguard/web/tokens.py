@@ -17,6 +17,7 @@ from typing import TypeVar
 import httpx
 
 from azaguard.config import AppConfig
+from azaguard.errors import AuthError
 from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import AuthExpired
 from azaguard.ops import metrics
@@ -28,7 +29,7 @@ log = logging.getLogger("azaguard.web")
 T = TypeVar("T")
 
 
-class SessionExpired(Exception):
+class SessionExpired(AuthError):
     """The access token is dead and could not be refreshed."""
 
 

@@ -17,6 +17,7 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from azaguard.errors import AzaguardError
 from azaguard.sandbox.ehr.upstream import Upstream
 
 Resource = dict[str, Any]
@@ -50,7 +51,7 @@ class Chart:
         self.order_cards = [c for c in self.order_cards if c.get("uuid") != card_uuid]
 
 
-class CdsError(Exception):
+class CdsError(AzaguardError):
     """The CDS service could not be called or answered an error (shown on the chart, never a crash)."""
 
 
