@@ -26,6 +26,8 @@ class ValueSetCoverage:
     counts: dict[str, int]  # system name -> number of codes
     # A class of drugs (mappings' `members`): each member's name, its codes per system, and its names/brands.
     members: tuple[tuple[str, dict[str, int], int], ...] = ()
+    # Codes with their own source (`code_sources`): (verified, UNVERIFIED); None where the set has none.
+    checked: tuple[int, int] | None = None
 
 
 def coverage(directory: Path) -> tuple[str, list[ValueSetCoverage]]:
@@ -46,8 +48,13 @@ def _walk(file: str, path: str, node: Any, systems: set[str], out: list[ValueSet
             as_of = node.get("as_of")
             label = node.get("label")
             if counts or not path:  # a value set with codes, or a file's own source (thresholds, policy)
+                sources: list[str] = []
+                _code_sources(node, sources, top=True)
+                checked = (sum(not u for u in (v.startswith("UNVERIFIED") for v in sources)),
+                           sum(v.startswith("UNVERIFIED") for v in sources)) if sources else None
                 out.append(ValueSetCoverage(file, path, label if isinstance(label, str) else None, node["source"],
-                                            as_of if isinstance(as_of, str) else None, counts, _members(node, systems)))
+                                            as_of if isinstance(as_of, str) else None, counts, _members(node, systems),
+                                            checked))
         for key, value in node.items():
             _walk(file, f"{path}.{key}" if path else str(key), value, systems, out)
     elif isinstance(node, list):
@@ -70,6 +77,25 @@ def _count(node: Any, systems: set[str], counts: dict[str, int], *, top: bool = 
     elif isinstance(node, list):
         for value in node:
             _count(value, systems, counts)
+
+
+def _code_sources(node: Any, out: list[str], *, top: bool = False) -> None:
+    """Every `code_sources` value under a value set (not inside a nested value set of its own)."""
+    if isinstance(node, dict):
+        if not top and isinstance(node.get("source"), str):
+            return
+        for key, value in node.items():
+            if key == "code_sources" and isinstance(value, dict):
+                out.extend(v for v in value.values() if isinstance(v, str))
+            else:
+                _code_sources(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            _code_sources(value, out)
+
+
+def _checked_text(checked: tuple[int, int] | None) -> str:
+    return "" if checked is None else f"; sources: {checked[0]} verified, {checked[1]} UNVERIFIED"
 
 
 def _members(node: dict[str, Any], systems: set[str]) -> tuple[tuple[str, dict[str, int], int], ...]:
@@ -101,7 +127,7 @@ def to_text(version: str, sets: list[ValueSetCoverage]) -> str:
     for vs in sets:
         where = f"{vs.file} {vs.path}".rstrip()
         lines.append(f"{where}{' — ' + vs.label if vs.label else ''}")
-        lines.append(f"  codes:  {_counts_text(vs.counts)}")
+        lines.append(f"  codes:  {_counts_text(vs.counts)}{_checked_text(vs.checked)}")
         if vs.members:
             lines.append(f"  members: {_member_text(vs.members)}")
         lines.append(f"  as of:  {vs.as_of or '(no date: see the mappings version)'}")
@@ -123,7 +149,8 @@ def to_markdown(version: str, sets: list[ValueSetCoverage]) -> str:
     ]
     for vs in sets:
         name = f"`{vs.file}` {vs.path}".rstrip() + (f" ({vs.label})" if vs.label else "")
-        codes = _counts_text(vs.counts) + (f"; members: {_member_text(vs.members)}" if vs.members else "")
+        codes = _counts_text(vs.counts) + _checked_text(vs.checked) + (
+            f"; members: {_member_text(vs.members)}" if vs.members else "")
         cells = [name, codes, vs.as_of or "—", vs.source]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ import os
 import pickle
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
 from functools import cache
 from importlib.util import find_spec
@@ -74,6 +74,35 @@ class _Model(Struct, frozen=True, kw_only=True):  # unknown keys: refused by the
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
+
+
+UNVERIFIED = "UNVERIFIED"  # the marker that begins the source of a code that could not be confirmed
+
+
+def _check_code_sources(what: str, codes: Iterable[str], sources: Mapping[str, str]) -> None:
+    """Every code carries its source ("verified: ...", where it was confirmed) or the UNVERIFIED marker
+    ("UNVERIFIED: what was tried"); a source for a code no longer listed is stale."""
+    listed = set(codes)
+    missing = sorted(c for c in listed if not (sources.get(c) or "").strip())
+    _require(not missing, f"{what}: code(s) without a source or the {UNVERIFIED} marker: {', '.join(missing)}")
+    stale = sorted(set(sources) - listed)
+    _require(not stale, f"{what}: code_sources for code(s) not listed: {', '.join(stale)}")
+
+
+def loinc_check_digit_ok(code: str) -> bool:
+    """LOINC's mod-10 check digit: a mistyped code (80382-3 for 80382-5) is not a LOINC code at all."""
+    base, _, digit = code.partition("-")
+    if not (base.isdigit() and digit.isdigit() and len(digit) == 1):
+        return False
+    reversed_digits = base[::-1]
+    odd, even = reversed_digits[0::2][::-1], reversed_digits[1::2][::-1]
+    total = sum(int(c) for c in even + str(int(odd) * 2))
+    return (10 - total % 10) % 10 == int(digit)
+
+
+def _check_loinc(what: str, codes: Iterable[str]) -> None:
+    bad = sorted(c for c in codes if not loinc_check_digit_ok(c))
+    _require(not bad, f"{what}: not LOINC codes (wrong check digit or form): {', '.join(bad)}")
 
 
 class Sourced(_Model, frozen=True, kw_only=True):
@@ -411,12 +440,21 @@ class Sign(_Model, frozen=True, kw_only=True):
     codes: dict[str, dict[str, str]]
     # A sign that counts only once it has lasted longer than this ("a cough lasting more than two days").
     lasting_more_than_days: Sourced | None = None
+    code_sources: dict[str, str] = field(default_factory=dict)  # SNOMED code -> its source or UNVERIFIED
+
+    def _check(self) -> None:
+        _check_code_sources(f"sign {self.label!r}", self.codes.get("snomed", {}), self.code_sources)
 
 
 class CodeLists(_Model, frozen=True, kw_only=True):
     source: str
     loinc: frozenset[str] = frozenset()
     snomed: frozenset[str] = frozenset()
+    code_sources: dict[str, str] = field(default_factory=dict)
+
+    def _check(self) -> None:
+        _check_loinc(self.source[:40], self.loinc)
+        _check_code_sources(self.source[:40], self.loinc | self.snomed, self.code_sources)
 
 
 class SignAnswers(_Model, frozen=True, kw_only=True):
@@ -456,6 +494,12 @@ class Pathogen(_Model, frozen=True, kw_only=True):
     loinc: tuple[str, ...]
     names: tuple[str, ...]
     culture: bool = False
+    code_sources: dict[str, str] = field(default_factory=dict)  # LOINC code -> its source or UNVERIFIED
+    removed_codes: dict[str, str] = field(default_factory=dict)  # codes taken out, and why (not read)
+
+    def _check(self) -> None:
+        _check_loinc(f"pathogen {self.label!r}", self.loinc)
+        _check_code_sources(f"pathogen {self.label!r}", self.loinc, self.code_sources)
 
 
 class ResultCodes(_Model, frozen=True, kw_only=True):
@@ -510,6 +554,9 @@ class NamedAnalyte(_Model, frozen=True, kw_only=True):
     names: tuple[str, ...] = ()
     exclude_names: tuple[str, ...] = ()
 
+    def _check(self) -> None:
+        _check_loinc(self.label, self.loinc)
+
 
 class DiagnosisSet(_Model, frozen=True, kw_only=True):
     label: str
@@ -519,6 +566,11 @@ class DiagnosisSet(_Model, frozen=True, kw_only=True):
     names: tuple[str, ...] = ()
     exclude_names: tuple[str, ...] = ()
     codes: dict[str, dict[str, str]]
+    code_sources: dict[str, str] = field(default_factory=dict)  # SNOMED code -> its source or UNVERIFIED
+    removed_codes: dict[str, str] = field(default_factory=dict)  # codes taken out, and why (not read)
+
+    def _check(self) -> None:
+        _check_code_sources(self.label, self.codes.get("snomed", {}), self.code_sources)
 
 
 class Pancreatitis(_Model, frozen=True, kw_only=True):
@@ -636,6 +688,11 @@ class Analyte(_Model, frozen=True, kw_only=True):
     names: tuple[str, ...] = ()
     # Measured now and then (metabolites): a result older than the result age limit is listed, not chased.
     only_when_current: bool = False
+    code_sources: dict[str, str] = field(default_factory=dict)  # SNOMED code -> its source or UNVERIFIED
+
+    def _check(self) -> None:
+        _check_loinc(self.label, (*self.loinc, *self.percent_loinc))
+        _check_code_sources(f"analyte {self.label!r}", self.snomed, self.code_sources)
 
 
 class CodedAnalyte(_Model, frozen=True, kw_only=True):
@@ -654,6 +711,11 @@ class ActivityAnalyte(_Model, frozen=True, kw_only=True):
     gene: str
     loinc: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
+    code_sources: dict[str, str] = field(default_factory=dict)  # LOINC code -> its source or UNVERIFIED
+
+    def _check(self) -> None:
+        _check_loinc(self.label, self.loinc)
+        _check_code_sources(self.label, self.loinc, self.code_sources)
 
 
 class ActivityAnalytes(_Model, frozen=True, kw_only=True):

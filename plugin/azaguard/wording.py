@@ -481,6 +481,8 @@ PATIENT: dict[str, Message] = {
     "liver/*caution": _M(urgency="next-visit", text="Your liver test has changed a little.", todo=_NEXT_VISIT),
     "kidney/*caution": _M(urgency="next-visit", text="Your kidney test has changed a little.", todo=_NEXT_VISIT),
     "dose/*caution": _M(urgency="next-visit", text="Your care team may want to check your dose.", todo=_NEXT_VISIT),
+    "pancreatitis/*hold": _M(urgency="today", text="A test shows your pancreas may be inflamed.",
+                             todo="Call {contact} today. Tell them if you have bad pain in your belly."),
     "tpmt/*caution": _M(urgency="next-visit", text="A gene test shows your body may break down azathioprine slowly.",
                         todo="Ask about your dose at your next visit."),
     "*/hold": _M(urgency="today", text="Your record shows something {contact} needs to look at.",

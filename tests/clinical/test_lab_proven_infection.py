@@ -50,7 +50,7 @@ def test_value_coded_or_as_text(value: object, expected: str) -> None:
     ("IND", "cannot-evaluate"),
 ])
 def test_interpretation_flags(flag: str, expected: str) -> None:
-    assert headline(lab(loinc("30247-0"), value=400, unit=IU, interpretation=flag))[0] == expected
+    assert headline(lab(loinc("72493-0"), value=400, unit=IU, interpretation=flag))[0] == expected
 
 
 @pytest.mark.parametrize(("value", "comparator", "high", "expected"), [
@@ -61,12 +61,12 @@ def test_interpretation_flags(flag: str, expected: str) -> None:
 ])
 def test_viral_load_against_the_labs_limit(value: float, comparator: str | None, high: float | None,
                                            expected: str) -> None:
-    result = lab(loinc("30247-0"), value=value, unit=IU, comparator=comparator, high=high)
+    result = lab(loinc("72493-0"), value=value, unit=IU, comparator=comparator, high=high)
     assert headline(result)[0] == expected
 
 
 def test_a_limit_written_only_as_text() -> None:
-    assert headline(lab(loinc("30247-0"), value=400, unit=IU, range_text="<137 IU/mL"))[0] == "hold"
+    assert headline(lab(loinc("72493-0"), value=400, unit=IU, range_text="<137 IU/mL"))[0] == "hold"
 
 
 def test_the_newest_result_decides() -> None:

@@ -31,7 +31,7 @@ def _resource_scopes(text: str) -> set[str]:
 
 
 def test_the_catalogue_holds_every_searched_type_its_includes_and_the_patient() -> None:
-    assert set(record_reads(M)) == TYPES_SEARCHED | {"Patient", "Medication"}
+    assert set(record_reads(M)) == TYPES_SEARCHED | {"Patient", "Medication", "Questionnaire"}
     assert {"MedicationStatement", "MedicationDispense", "MedicationAdministration"} <= set(record_reads(M))
     assert set(reads(M)) == set(record_reads(M)) | {"DetectedIssue", "Flag", "Device"}
 

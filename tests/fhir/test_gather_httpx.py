@@ -221,6 +221,7 @@ def test_plan_asks_for_every_analyte_code_and_bounds_only_dated_results(mappings
     searches = {s.label: s for s in plan_searches("p1", mappings, NOW)}
     labs = dict(searches["lab results and vital signs"].params)
     loinc = {c for a in mappings.analytes.analytes.values() for c in (*a.loinc, *a.percent_loinc)}
+    loinc |= set(mappings.pancreatitis.lipase.loinc)  # a lipase older than the recent window is still a lipase
     snomed = {c for a in mappings.analytes.analytes.values() for c in a.snomed}
     asked = [tuple(c.split("|")) for c in labs["code"].split(",")]
     assert {c for s, c in asked if s == "http://loinc.org"} == loinc
@@ -233,7 +234,9 @@ def test_plan_asks_for_every_analyte_code_and_bounds_only_dated_results(mappings
     assert (NOW - since).days == observation_lookback_days(mappings)
     tpmt = dict(searches["TPMT and pharmacogenomic results"].params)
     assert "date" not in tpmt
-    assert {c.split("|")[1] for c in tpmt["code"].split(",")} == {"79713-4", "84413-4", "53040-2"}
+    # Phenotypes and genotypes, and the enzyme activity as a number (TPMT RBC 21563-2, 43421-7).
+    assert {c.split("|")[1] for c in tpmt["code"].split(",")} == {"79713-4", "84413-4", "53040-2", "21563-2",
+                                                                  "43421-7"}
     orders = dict(searches["medication orders"].params)
     assert orders["_include"] == "MedicationRequest:medication"
     assert "status" not in orders  # stopped orders matter for the recent-therapy window
@@ -546,3 +549,65 @@ def test_a_record_search_that_fails_still_fails_the_gather(
     fake.entry_override["MedicationRequest"] = (400, outcome("Unsupported search"))
     with pytest.raises(FhirRejected):
         gather(client, "p1", mappings, NOW)
+
+
+class _QuestionnaireRefused(FakeFhir):
+    """A server that will not let this token search Questionnaire (403), as some EHRs answer patient-scoped
+    tokens for resources outside the patient's compartment."""
+
+    def answer(self, path: str, query: str) -> tuple[int, Res]:
+        if path == "Questionnaire":
+            return 403, outcome("Questionnaire is not in the granted scopes")
+        return super().answer(path, query)
+
+
+def _checkin(text: str | None) -> Res:
+    item: Res = {"linkId": "1", "answer": [{"valueBoolean": True}]}
+    if text:
+        item["text"] = text
+    return {"resourceType": "QuestionnaireResponse", "id": "qr1", "status": "completed",
+            "questionnaire": "https://clinic.example/Questionnaire/checklist|3", "subject": {"reference": "Patient/p1"},
+            "authored": "2026-11-19T10:00:00Z", "item": [item]}
+
+
+def test_a_questionnaire_that_cannot_be_read_leaves_checkins_unread_when_items_need_it(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    fake = serve(_QuestionnaireRefused([*small_record(), _checkin(None)]))
+    got = gather(client, "p1", mappings, NOW)
+    assert "GET Questionnaire" in fake.log
+    ((action, resource_type, error),) = got.resources.failures
+    assert action == "the search for the Questionnaire https://clinic.example/Questionnaire/checklist (Questionnaire)"
+    assert resource_type == "QuestionnaireResponse" and error.startswith("HTTP 403")
+    found = evaluate(build_record(got.resources, mappings), mappings, NOW)
+    assert "data-unread" in {f.code for f in found if f.rule == "infection-hold"}
+
+
+def test_a_questionnaire_that_cannot_be_read_is_a_warning_when_the_items_say_what_they_ask(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    serve(_QuestionnaireRefused([*small_record(), _checkin("Sore throat?")]))
+    got = gather(client, "p1", mappings, NOW)
+    assert got.resources.failures == []
+    assert [w for w in got.warnings if "could not be read" in w and "checklist" in w]
+    found = evaluate(build_record(got.resources, mappings), mappings, NOW)
+    assert "warning-signs" in {f.code for f in found if f.rule == "infection-hold"}
+
+
+def test_a_server_ignoring_the_checkin_filter_costs_one_counted_line_per_kind_of_warning(
+    serve: Callable[[FakeFhir], FakeFhir], client: FhirClient, mappings: Mappings
+) -> None:
+    others = [{**_checkin("Sore throat?"), "id": f"qr-{i}", "subject": {"reference": f"Patient/o{i}"}}
+              for i in range(5)]
+    fake = serve(FakeFhir([*small_record(), _checkin("Sore throat?"), *others], page_size=2))
+    fake.ignore_patient_for.add("QuestionnaireResponse")
+    got = gather(client, "p1", mappings, NOW)
+    assert {r["id"] for r in got.resources.of_type("QuestionnaireResponse")} == {"qr1"}
+    checkins = [w for w in got.warnings if w.startswith("symptom check-ins:")]
+    assert checkins == [
+        "symptom check-ins: the server said: Unknown search parameter 'patient' for QuestionnaireResponse; "
+        "parameter ignored (on 3 pages)",
+        "symptom check-ins: the server returned 5 QuestionnaireResponse resource(s) of other patients or not tied "
+        "to this one (QuestionnaireResponse/qr-0, QuestionnaireResponse/qr-1, QuestionnaireResponse/qr-2, "
+        "QuestionnaireResponse/qr-3, QuestionnaireResponse/qr-4); they were left out",
+    ]

@@ -26,6 +26,9 @@ CHECKIN_WRITES = ("QuestionnaireResponse", "Observation")
 SCAN_ONLY_READS = ("Group",)
 # What an _include's search parameter brings back.
 _INCLUDED = {"medication": "Medication"}
+# Read after the searches, by what the record points at: the Questionnaire a check-in follows (by canonical URL,
+# fhir/gather.py's _add_missing_questionnaires).
+FOLLOWED = ("Questionnaire",)
 _ANY_DAY = datetime(2000, 1, 1, tzinfo=UTC)
 
 Version = Literal["v1", "v2"]
@@ -42,7 +45,7 @@ def record_reads(mappings: Mappings | None = None) -> tuple[str, ...]:
                 if param not in _INCLUDED:
                     raise ValueError(f"catalogue: unknown _include parameter {value!r}: name its resource type")
                 out.append(_INCLUDED[param])
-    return tuple(dict.fromkeys(out))
+    return tuple(dict.fromkeys([*out, *FOLLOWED]))
 
 
 def reads(mappings: Mappings | None = None) -> tuple[str, ...]:

@@ -135,10 +135,13 @@ def plan_searches(
         return ",".join(f"{system}|{code}" for code in codes for system in systems)
 
     measured = [c for a in mappings.analytes.analytes.values() for c in (*a.loinc, *a.percent_loinc)]
+    measured += mappings.pancreatitis.lipase.loinc  # read against the lab's own limit, like any lab result
     snomed = mappings.systems.snomed[0]
     measured_codes = loinc(measured) + "".join(
         f",{snomed}|{c}" for a in mappings.analytes.analytes.values() for c in a.snomed)
     coded = [c for a in mappings.analytes.coded_analytes.values() for c in a.loinc]
+    # TPMT/NUDT15 enzyme activity, measured once before therapy like a phenotype: no date bound either.
+    coded += [c for a in mappings.analytes.activity_analytes.by_key.values() for c in a.loinc]
     pathogens = [c for p in mappings.lab_infections.pathogens.values() for c in p.loinc]
     recent_days = max(mappings.signs.window_days.value, mappings.lab_infections.window_days.value,
                       mappings.infections.encounter_diagnosis_window_days.value)
@@ -451,6 +454,7 @@ def _gather_one(
     if alerts:
         _collect_alerts(gathered, patient_id, alert_searches, pages[n:], client.base_url)
     _add_missing_medications(client, resources, method, gathered)
+    _add_missing_questionnaires(client, resources, gathered)
     gathered.requests = client.request_count - start
     return gathered
 
@@ -626,23 +630,34 @@ def _entries_of_patient(
     """(resource, fullUrl) of every page; matches not tied to the patient are dropped with a warning."""
     for search, search_pages in zip(searches, pages, strict=True):
         foreign: list[Resource] = []
+        said: dict[str, int] = {}  # the server's warning -> on how many pages: one line each, counted
         for page in search_pages:
-            warnings.extend(f"{search.label}: the server said: {w}" for w in searchset_warnings(page))
-            for entry in searchset_entries(page):
-                resource: Resource = dict(entry["resource"])
-                if resource.get("resourceType") == "OperationOutcome":
-                    continue
-                mode = (entry.get("search") or {}).get("mode")
-                if mode != "include" and not of_patient(resource, search, patient_id, base):
-                    foreign.append(resource)
-                    continue
-                full_url = entry.get("fullUrl")
-                yield resource, full_url if isinstance(full_url, str) else None
+            for w in searchset_warnings(page):
+                said[w] = said.get(w, 0) + 1
+            yield from _matches(page, search, patient_id, base, foreign)
+        warnings.extend(f"{search.label}: the server said: {w}" + (f" (on {n} pages)" if n > 1 else "")
+                        for w, n in said.items())
         if foreign:
             warnings.append(
                 f"{search.label}: the server returned {len(foreign)} {search.resource_type} resource(s) of other "
                 f"patients or not tied to this one ({named(foreign)}); they were left out"
             )
+
+
+def _matches(
+    page: Resource, search: Search, patient_id: str, base: str, foreign: list[Resource]
+) -> Iterator[tuple[Resource, str | None]]:
+    """(resource, fullUrl) of a page's entries tied to the patient; the others go to `foreign`."""
+    for entry in searchset_entries(page):
+        resource: Resource = dict(entry["resource"])
+        if resource.get("resourceType") == "OperationOutcome":
+            continue
+        mode = (entry.get("search") or {}).get("mode")
+        if mode != "include" and not of_patient(resource, search, patient_id, base):
+            foreign.append(resource)
+            continue
+        full_url = entry.get("fullUrl")
+        yield resource, full_url if isinstance(full_url, str) else None
 
 
 def named(resources: Sequence[Mapping[str, Any]], most: int = 5) -> str:
@@ -742,3 +757,62 @@ def _local_reference(client: FhirClient, ref: str) -> str | None:
     except ValueError:
         return None
     return found.relative
+
+
+def _add_missing_questionnaires(client: FhirClient, resources: ResourceSet, gathered: Gathered) -> None:
+    """Fetch the Questionnaires that check-ins follow but neither contain nor the record holds, by canonical
+    URL (`Questionnaire?url=`): items coded only in the Questionnaire keep their codes. Matches are kept by
+    their `url` (a server that ignores the parameter returns others too). One the server does not have is said
+    in a warning: the items are read by their text and linkId. A search that fails leaves the check-ins unread
+    (never "no signs") when some answered item has no text of its own; else it is a warning."""
+    held = {q.get("url") for q in resources.of_type("Questionnaire")}
+    wanted: dict[str, bool] = {}  # canonical URL -> some answered item can only be understood through it
+    followers: dict[str, list[str]] = {}  # canonical URL -> the check-ins that follow it
+    for qr in resources.of_type("QuestionnaireResponse"):
+        canonical = qr.get("questionnaire")
+        if not isinstance(canonical, str) or not canonical or canonical.startswith("#"):
+            continue
+        url = canonical.split("|")[0]
+        if url not in held and resources.resolve(url) is None:
+            wanted[url] = wanted.get(url, False) or _answered_without_text(qr.get("item"))
+            followers.setdefault(url, []).append(f"QuestionnaireResponse/{qr.get('id')}")
+    warnings = gathered.warnings
+    for url, needed in wanted.items():
+        try:
+            pages = client.search_pages("Questionnaire", (("url", url),))
+        except FhirError as exc:
+            problem = f"HTTP {exc.status}: {exc.message}" if exc.status else exc.message
+            if needed:
+                action = f"the search for the Questionnaire {url} (Questionnaire)"
+                resources.failures.append((action, "QuestionnaireResponse", problem))
+            else:
+                warnings.append(f"the Questionnaire {url} could not be read ({problem}): the check-in's items "
+                                "are read by their text")
+            continue
+        found = [dict(e["resource"]) for page in pages for e in searchset_entries(page)
+                 if (e.get("resource") or {}).get("resourceType") == "Questionnaire"
+                 and e["resource"].get("url") == url]
+        if not found:
+            warnings.append(f"the Questionnaire {url}, followed by a symptom check-in, is not on the server: its "
+                            "items are read by their text and linkId")
+            gathered.unfetched += [Unfetched(reference=url, referenced_by=by, reason="not-found")
+                                   for by in followers[url]]
+        for questionnaire in found[:1]:
+            resources.add(questionnaire)
+
+
+def _answered_without_text(items: object) -> bool:
+    """Whether an answered item (at any depth) carries no text: only its Questionnaire says what it asks."""
+    if not isinstance(items, list):
+        return False
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        answers: list[Any] = item.get("answer") or []
+        if answers and not item.get("text"):
+            return True
+        under_answers = [c for a in answers if isinstance(a, Mapping) for c in a.get("item") or []]
+        nested = [*(item.get("item") or []), *under_answers]
+        if _answered_without_text(nested):
+            return True
+    return False

@@ -149,7 +149,7 @@ def _family(record: PatientRecord, m: Mappings, now: datetime, family: RuleId) -
         _egfr_from_creatinine(report, record, now)
     # Side effects the leaflets tell patients to report, whose check is this family's (bruising: platelets).
     report.findings += signs.side_effect_findings(
-        signs.current_signs(record, m, now), family, m, now, list(report.implicated))
+        signs.current_signs(record, m, now), family, m, now, list(report.implicated), signs.undated_signs(record, m))
 
     for group in m.analytes.required_analytes.for_rule(family):
         if not any(record.measurements_of(k) for k in group):

@@ -65,6 +65,21 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
         finding, lipase_seen = _lipase(latest, m, aza_refs, aza_evidence)
         if finding is not None:
             out.append(finding)
+    for undated in (r for r in results if r.effective is None):
+        # No date: it may be today's. One that would hold, or cannot be judged, cannot be set aside.
+        finding, _ = _lipase(undated, m, aza_refs, aza_evidence)
+        if finding is not None:
+            shown = recorded_amount(undated, m)
+            why = (f"it is over {p.lipase_uln_multiple.value:g}× the lab's upper limit"
+                   if finding.status == Status.HOLD else "it cannot be judged against the lab's upper limit")
+            out.append(make_finding(
+                m, RULE, "lipase-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
+                reason=f"lipase {shown} has no collection date, and {why}: whether it is from the last "
+                       f"{window.days} days cannot be told",
+                advice=f"check the result's date with the lab; if it is recent, {ACTION}",
+                evidence=[measurement_evidence(undated, "lipase")], missing=["the date of the lipase result"],
+                implicated=aza_refs,
+            ))
     if not out:
         out.append(make_finding(
             m, RULE, "no-pancreatitis", Status.OK, Severity.INFO,

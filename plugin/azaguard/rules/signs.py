@@ -77,6 +77,45 @@ def current_signs(record: PatientRecord, m: Mappings, now: datetime) -> list[Sig
     return current
 
 
+class UndatedSign(Struct, frozen=True):
+    """A warning sign recorded as present (or a Condition not over) without any date: it may be current."""
+
+    ref: str
+    match: SignMatch
+    recorded_as: str
+    how: str
+
+
+def undated_signs(record: PatientRecord, m: Mappings) -> list[UndatedSign]:
+    """Signs and side effects that cannot be placed in the window: no date at all (a date that cannot be read makes
+    the resource unreadable, said elsewhere). Never taken as absent: the rule cannot tell they are not current."""
+    out: list[UndatedSign] = []
+    for cond in record.conditions:
+        if cond.recorded is None and cond.onset is None and _open_sign(cond, m):
+            match = sign_of(cond.concept, m)
+            if match is not None:
+                out.append(UndatedSign(cond.ref, match, cond.concept.label, "condition without a date"))
+    for entry in record.signs:
+        if entry.when is None and entry.present and entry.status not in _IGNORED_STATUSES:
+            match = sign_of(entry.concept, m)
+            if match is not None:
+                what = "symptom check-in" if entry.source == "QuestionnaireResponse" else "symptom observation"
+                out.append(UndatedSign(entry.ref, match, entry.concept.label.rstrip(" ?") or entry.concept.label,
+                                       f"{what} without a date: {entry.detail}"))
+    return out
+
+
+def _open_sign(cond: ConditionEntry, m: Mappings) -> bool:
+    """Not refuted, not over, and not an infection that holds on its own."""
+    c = m.conditions
+    if (cond.verification_status or "").strip().lower() in c.excluded_verification_statuses:
+        return False
+    if (cond.clinical_status or "").strip().lower() in c.ended_clinical_statuses or cond.abated:
+        return False
+    infection = infection_class(cond.concept, m)
+    return infection is None or not infection.holds
+
+
 def _condition_sign(cond: ConditionEntry, m: Mappings) -> SignHit | None:
     c = m.conditions
     if (cond.verification_status or "").strip().lower() in c.excluded_verification_statuses:
@@ -137,7 +176,9 @@ def _entry_sign(entry: SignEntry, m: Mappings) -> SignHit | None:
     if match is None:
         return None
     what = "symptom check-in" if entry.source == "QuestionnaireResponse" else "symptom observation"
-    return SignHit(entry.ref, match, entry.concept.label, entry.when, f"{what}: {entry.detail}", entry.date_note)
+    # A check-in names the symptom by its question ("Sore throat?"): the symptom is said without the mark.
+    recorded = entry.concept.label.rstrip(" ?") or entry.concept.label
+    return SignHit(entry.ref, match, recorded, entry.when, f"{what}: {entry.detail}", entry.date_note)
 
 
 def side_effects_for(hits: list[SignHit], rule_id: str, m: Mappings) -> list[SignHit]:
@@ -181,6 +222,19 @@ def infection_findings(
                 evidence=evidence + neutro_ev + aza_evidence, implicated=aza_refs,
                 trigger=_trigger(warning), subject=_names(warning),
             ))
+    undated = [u for u in undated_signs(record, m) if u.match.kind == "warning"]
+    if undated:
+        names = ", ".join(dict.fromkeys(u.recorded_as for u in undated))
+        out.append(make_finding(
+            m, "infection-hold", "warning-sign-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            reason=f"warning sign of infection recorded without a date ({names}): whether it is from the last "
+                   f"{days} days cannot be told",
+            advice="ask the patient and date the entry; assess for infection if current",
+            evidence=[Evidence(reference=u.ref, description=f"warning sign ({u.match.label}): {u.recorded_as}, "
+                               f"{u.how} ({u.match.how})") for u in undated] + aza_evidence,
+            missing=[f"the date of the warning sign {u.recorded_as}" for u in undated], implicated=aza_refs,
+            subject=names,
+        ))
     if near_fever:
         line = m.signs.leaflet_fever_cel.value
         peak = max(near_fever, key=lambda t: t.value or 0.0)
@@ -196,16 +250,33 @@ def infection_findings(
 
 
 def side_effect_findings(
-    hits: list[SignHit], rule_id: RuleId, m: Mappings, now: datetime, implicated: list[str]
+    hits: list[SignHit], rule_id: RuleId, m: Mappings, now: datetime, implicated: list[str],
+    undated: list[UndatedSign] | None = None,
 ) -> list[Finding]:
-    """A caution on the rule whose check a reported side effect calls for (bruising → platelets and a CBC)."""
+    """A caution on the rule whose check a reported side effect calls for (bruising → platelets and a CBC);
+    one recorded without any date cannot be set aside: cannot-evaluate, naming it."""
+    out: list[Finding] = []
+    mine_undated = [u for u in undated or [] if (c := m.signs.signs[u.match.key].check) is not None
+                    and c.rule == rule_id]
+    if mine_undated:
+        names = ", ".join(dict.fromkeys(u.recorded_as for u in mine_undated))
+        out.append(make_finding(
+            m, rule_id, "side-effect-undated", Status.CANNOT_EVALUATE, Severity.MODERATE,
+            reason=f"side effect the leaflets list recorded without a date ({names}): whether it is recent cannot "
+                   "be told",
+            advice="ask the patient, date the entry, and do the check it calls for if current",
+            evidence=[Evidence(reference=u.ref, description=f"side effect ({u.match.label}): {u.recorded_as}, "
+                               f"{u.how} ({u.match.how})") for u in mine_undated],
+            missing=[f"the date of the side effect {u.recorded_as}" for u in mine_undated], implicated=implicated,
+            subject=names,
+        ))
     mine = side_effects_for(hits, rule_id, m)
     if not mine:
-        return []
+        return out
     checks = list(dict.fromkeys(c.text for h in mine if (c := m.signs.signs[h.match.key].check) is not None))
     names = "; ".join(dict.fromkeys(h.phrase(now) for h in mine))
     labels = ", ".join(dict.fromkeys(h.match.label for h in mine))
-    return [make_finding(
+    return [*out, make_finding(
         m, rule_id, "side-effect-reported", Status.CAUTION, Severity.MODERATE,
         checked=[f"the leaflets list {labels} as side effects to report: {names}", *checks],
         evidence=[h.evidence() for h in mine], implicated=implicated, trigger=_trigger(mine),

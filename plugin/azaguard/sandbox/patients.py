@@ -38,6 +38,7 @@ CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-st
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 FORECAST_STATUS = "http://terminology.hl7.org/CodeSystem/immunization-recommendation-status"
 IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 MRN_SYSTEM = "https://sandbox.azaguard.example/mrn"
 # Tags every synthetic resource so a shared server can be searched or cleaned with _tag.
 TAG = {"system": "https://azaguard.example/tags", "code": "azaguard-synthetic",
@@ -75,6 +76,15 @@ _NORMAL: dict[str, tuple[float, float, float]] = {
     "creatinine": (0.9, 0.88, 0.91), "egfr": (88, 90, 87),
 }
 _DRAW_DAYS = (10, 40, 70)  # days before `now` of the three routine draws
+_FLAGS = {"H": "High", "L": "Low", "N": "Normal"}
+# A nurse's telephone symptom checklist, held on the server (not contained in its responses): linkId ->
+# (SNOMED CT finding, the question).
+_CHECKLIST_URL = "https://sandbox.azaguard.example/Questionnaire/symptom-checklist"
+_CHECKLIST = {
+    "1": ("162397003", "Sore throat or pain when swallowing?"),
+    "2": ("79740000", "White patches in the mouth or on the tongue?"),
+    "3": ("49727002", "A cough for more than two days?"),
+}
 
 _TPMT = {
     "normal": ("LA25391-6", "Normal metabolizer"),
@@ -268,6 +278,48 @@ class _Chart:
             "valueQuantity": {"value": value, "unit": unit_text or code, "system": UCUM, "code": code},
         })
 
+    def lab_result(
+        self, suffix: str, code: str, display: str | None, value: float, unit: str, *, days_ago: float,
+        low: float | None = None, high: float | None = None, flag: str | None = None,
+    ) -> None:
+        """A laboratory result read against the lab's own range and flag (a viral load, an enzyme activity)."""
+        coding: Resource = {"system": LOINC, "code": code}
+        if display:
+            coding["display"] = display
+        body: Resource = {
+            "status": "final",
+            "category": [_category("laboratory")],
+            "code": {"coding": [coding]},
+            "subject": self.subject,
+            "effectiveDateTime": self.at(days_ago, -8.5),
+            "issued": self.at(days_ago, -12),
+            "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
+        }
+        if flag:
+            body["interpretation"] = [_cc(INTERPRETATION, flag, _FLAGS[flag])]
+        if low is not None or high is not None:
+            limits = {k: {"value": v, "unit": unit, "system": UCUM, "code": unit}
+                      for k, v in (("low", low), ("high", high)) if v is not None}
+            body["referenceRange"] = [limits]
+        self.add("Observation", suffix, body)
+
+    def checklist(self, *, days_ago: float, answers: dict[str, bool]) -> None:
+        """A nurse's symptom checklist answered yes/no. The response names its items by linkId only: what
+        each item asks, and its SNOMED code, are in the Questionnaire (held on the server, not contained)."""
+        self.add("Questionnaire", "checklist", {
+            "url": _CHECKLIST_URL, "version": "1", "status": "active", "name": "SymptomChecklist",
+            "title": "Symptom checklist (nurse telephone review)",
+            "item": [{"linkId": link, "text": text, "type": "boolean", "code": [{"system": SNOMED, "code": code}]}
+                     for link, (code, text) in _CHECKLIST.items()],
+        })
+        self.add("QuestionnaireResponse", "checkin", {
+            "questionnaire": f"{_CHECKLIST_URL}|1",
+            "status": "completed",
+            "subject": self.subject,
+            "authored": self.at(days_ago),
+            "item": [{"linkId": link, "answer": [{"valueBoolean": yes}]} for link, yes in answers.items()],
+        })
+
     def tpmt(self, phenotype: str, *, days_ago: float = 430) -> None:
         answer, display = _TPMT[phenotype]
         self.add("Observation", "tpmt", {
@@ -289,7 +341,7 @@ def _routine(
     cbc_days: tuple[int, ...] = _DRAW_DAYS,
     weight: tuple[float, str] | None = (72.0, "kg"),
     temperature: tuple[float, str] = (36.8, "Cel"),
-    tpmt: str = "normal",
+    tpmt: str | None = "normal",
 ) -> None:
     """The monitored patient's results: three monthly draws, a weight, today's temperature, TPMT."""
     latest = latest or {}
@@ -305,7 +357,8 @@ def _routine(
     if weight is not None:
         c.observation("weight", "weight", weight[0], days_ago=_DRAW_DAYS[0], unit=weight[1])
     c.observation("temp", "temperature", temperature[0], days_ago=0, hours_ago=6, unit=temperature[1])
-    c.tpmt(tpmt)
+    if tpmt is not None:  # None: the patient's TPMT is measured otherwise (an enzyme activity)
+        c.tpmt(tpmt)
 
 
 def _expect(**changes: str) -> dict[str, str]:
@@ -513,6 +566,48 @@ def _high_dose(c: _Chart) -> dict[str, str]:
     return _expect(dose="caution")
 
 
+def _warning_signs(c: _Chart) -> dict[str, str]:
+    c.patient("Helen", "Marsh", "female", "1981-06-22", "AZA-1022", "Quincy")
+    c.condition("uc", "64766004", "Ulcerative colitis", days_ago=900, category="problem-list-item")
+    c.azathioprine()
+    _routine(c, tpmt=None)
+    # TPMT measured as an enzyme activity (a number), by its LOINC code alone, within the lab's range.
+    c.lab_result("tpmt", "21563-2", None, 31.0, "U/mL", days_ago=430, low=24.0, high=44.0, flag="N")
+    c.checklist(days_ago=1, answers={"1": True, "2": True, "3": False})
+    return _expect(infection_hold="caution")
+
+
+def _cmv_viraemia(c: _Chart) -> dict[str, str]:
+    c.patient("Samuel", "Achterberg", "male", "1966-02-09", "AZA-1023", "Framingham")
+    c.condition("kt", "429451003", "Disorder related to renal transplantation", days_ago=2000,
+                category="problem-list-item")
+    c.azathioprine()
+    _routine(c)
+    c.lab_result("cmv", "72493-0", "Cytomegalovirus DNA [Units/volume] (viral load) in Serum or Plasma by NAA with "
+                 "probe detection", 5200.0, "[IU]/mL", days_ago=2, high=137.0, flag="H")
+    return _expect(infection_hold="hold")
+
+
+def _pancreatitis(c: _Chart) -> dict[str, str]:
+    c.patient("Ines", "Carvalho", "female", "1990-10-30", "AZA-1024", "Lowell")
+    c.condition("crohns", "34000006", "Crohn's disease", days_ago=300, category="problem-list-item")
+    c.azathioprine(started_days_ago=400)
+    _routine(c)
+    c.lab_result("lipase", "3040-3", "Triacylglycerol lipase [Enzymatic activity/volume] in Serum or Plasma",
+                 250.0, "U/L", days_ago=1, low=13.0, high=60.0, flag="H")
+    return _expect(pancreatitis="hold")
+
+
+def _tpmt_activity_low(c: _Chart) -> dict[str, str]:
+    c.patient("Arjun", "Mehta", "male", "1979-12-03", "AZA-1025", "Waltham")
+    c.condition("aih", "408335007", "Autoimmune hepatitis", days_ago=600, category="problem-list-item")
+    c.azathioprine()
+    _routine(c, tpmt=None)
+    # Below the lab's range, flagged L: an intermediate activity (the lab decides, not a cut-off of ours).
+    c.lab_result("tpmt", "21563-2", None, 19.5, "U/mL", days_ago=430, low=24.0, high=44.0, flag="L")
+    return _expect(tpmt="caution")
+
+
 _Scenario = tuple[str, str, Callable[[_Chart], dict[str, str]]]
 
 # (patient id, one-line story, builder); the order is the order of build_patients().
@@ -589,6 +684,22 @@ SCENARIOS: tuple[_Scenario, ...] = (
      "On azathioprine 100 mg twice daily at 58 kg (3.4 mg/kg/day): above the 3 mg/kg/day "
      "maximum.",
      _high_dose),
+    ("aza-warning-signs",
+     "On azathioprine, told the nurse yesterday of a sore throat and white patches in the mouth "
+     "(a checklist coded on the server); TPMT activity 31 U/mL: warning signs of infection.",
+     _warning_signs),
+    ("aza-cmv-viraemia",
+     "On azathioprine after a kidney transplant, CMV DNA 5200 IU/mL two days ago: infection "
+     "shown by the lab, hold.",
+     _cmv_viraemia),
+    ("aza-pancreatitis",
+     "On azathioprine, lipase 250 U/L yesterday (over 3× the lab's upper limit of 60): "
+     "pancreatitis, stop.",
+     _pancreatitis),
+    ("aza-tpmt-activity-low",
+     "On azathioprine, TPMT activity 19.5 U/mL, below the lab's range (24–44): intermediate "
+     "activity, reduced dose advised.",
+     _tpmt_activity_low),
 )
 
 

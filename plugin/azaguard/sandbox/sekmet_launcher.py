@@ -34,6 +34,22 @@ EXTRA_PARAMS: dict[str, tuple[str, ...]] = {
         "category:token:category",
         "code:token:code",
     ),
+    # Without these `QuestionnaireResponse?subject=X&authored=ge...` returns every patient's check-ins, and
+    # `Questionnaire?url=` every Questionnaire (the gatherer keeps only what matches, with a warning each time).
+    "QuestionnaireResponse": (
+        "subject:reference:subject",
+        "patient:reference:subject:Patient",
+        "authored:date:authored",
+        "questionnaire:uri:questionnaire",
+        "status:token:status",
+    ),
+    "Questionnaire": (
+        "url:uri:url",
+        "version:token:version",
+        "status:token:status",
+        "identifier:token:identifier",
+        "name:string:name",
+    ),
     # Without it `ImmunizationRecommendation?patient=X` returns every patient's recommendations.
     "ImmunizationRecommendation": (
         "patient:reference:patient:Patient",

@@ -39,13 +39,13 @@ def _key(pair: Pair) -> str:
 
 
 def _evaluate_group(
-    item: tuple[str, list[dict[str, Any]]], medications: dict[str, dict[str, Any]], mappings: Mappings, now: datetime
+    item: tuple[str, list[dict[str, Any]]], shared: dict[str, dict[str, Any]], mappings: Mappings, now: datetime
 ) -> Line:
-    return ndjson.evaluate_patient(item[0], item[1], medications, mappings, now)
+    return ndjson.evaluate_patient(item[0], item[1], shared, mappings, now)
 
 
 def _refs(item: tuple[str, list[dict[str, Any]]]) -> list[str]:
-    return sorted(ndjson.medication_refs(item[1]))
+    return sorted(ndjson.shared_refs(item[1]))
 
 
 def _is_unreadable(item: tuple[str, list[dict[str, Any]]]) -> bool:
@@ -144,7 +144,7 @@ def _compute(
         if on_found is not None:
             on_found(first)
         return
-    other = _paths(files, *(t for t in ndjson.EXPORT_TYPES if t != "Medication"))
+    other = _paths(files, *(t for t in ndjson.EXPORT_TYPES if t not in ndjson.SHARED_TYPES))
     owned = _bag(other).map(ndjson.owned, ndjson.with_merged(kept, links)).filter(_not_none).map(_survivor, links)
     # `list` (a callable) gives each patient a fresh accumulator: a shared [] would mix the patients.
     # Persisted on the workers (bounded by the patients kept), so the files are read once, not twice.
@@ -153,13 +153,14 @@ def _compute(
     groups = folded.filter(_is_readable)
     if on_found is not None:
         on_found(first)
+    shared_paths = _paths(files, *ndjson.SHARED_TYPES)
     wanted: frozenset[str] = frozenset()
-    if med_paths:
+    if shared_paths:
         wanted = frozenset(groups.map(_refs).flatten().distinct().compute())
-    medications: dict[str, dict[str, Any]] = {}
+    shared: dict[str, dict[str, Any]] = {}
     if wanted:
-        found_meds = _bag(med_paths).map(ndjson.wanted_medication, wanted).filter(_not_none).compute()
-        medications = {m["id"]: m for m in found_meds}
-    evaluate = partial(_evaluate_group, medications=medications, mappings=mappings, now=now)
+        for key, resource in _bag(shared_paths).map(ndjson.wanted_shared, wanted).filter(_not_none).compute():
+            shared.setdefault(key, resource)
+    evaluate = partial(_evaluate_group, shared=shared, mappings=mappings, now=now)
     lines: list[Line] = groups.map(evaluate).compute()
     yield from sorted(lines, key=lambda line: str(line["patient"]))

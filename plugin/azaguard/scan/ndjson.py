@@ -2,10 +2,11 @@
 
 Pass 1 reads only the medication files: Medications coded as azathioprine, then the orders and
 statements that name it (by code or name) or reference such a Medication -> the patients to evaluate.
-Pass 2 streams every other file and keeps only those patients' resources (plus the Medications
-their orders reference); each patient's resources then go through the same record builder and
-rules as `check` (service.check_resources). A line is parsed only when a cheap text test says it
-may concern a kept patient: most of an export is never parsed.
+Pass 2 streams every other file and keeps only those patients' resources (plus the shared resources
+they point at: the Medications their orders reference, the Questionnaires their check-ins follow); each
+patient's resources then go through the same record builder and rules as `check` (service.check_resources).
+A line is parsed only when a cheap text test says it may concern a kept patient: most of an export is never
+parsed.
 
 The functions here are pure and picklable, so the Dask engine maps the very same ones.
 """
@@ -53,7 +54,10 @@ PATIENT_ELEMENT: dict[str, str] = {
 }
 # Every resource that can show therapy: pass 1 reads them all (cheap), as the rules do.
 ORDER_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration")
-EXPORT_TYPES = ("Patient", "Medication", *PATIENT_ELEMENT)
+# Outside every patient's compartment, read for the kept patients that point at them: a Medication by its id (an
+# order's medicationReference), a Questionnaire by its canonical URL (a check-in's items may be coded only there).
+SHARED_TYPES = ("Medication", "Questionnaire")
+EXPORT_TYPES = ("Patient", *SHARED_TYPES, *PATIENT_ELEMENT)
 _PATIENT_REF = re.compile(r'Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^"]*)?"')
 _ID = re.compile(r'"id"\s*:\s*"([A-Za-z0-9\-.]{1,64})"')
 UNREADABLE = "(unreadable line)"  # marks a line of a kept patient that is not valid JSON
@@ -280,23 +284,38 @@ def owned(line: str, kept: frozenset[str]) -> tuple[str, dict[str, Any]] | None:
     return (pid, resource) if pid is not None and pid in kept else None
 
 
-def medication_refs(resources: Iterable[Mapping[str, Any]]) -> set[str]:
+def shared_refs(resources: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Keys of the shared resources these point at: 'Medication/<id>', 'Questionnaire|<canonical URL>'."""
     out: set[str] = set()
     for r in resources:
         ref = reference_in(r.get("medicationReference")) if r.get("resourceType") in ORDER_TYPES else None
         if ref is not None and ref.is_to("Medication"):
-            out.add(str(ref.id))
+            out.add(f"Medication/{ref.id}")
+        canonical = r.get("questionnaire") if r.get("resourceType") == "QuestionnaireResponse" else None
+        if isinstance(canonical, str) and canonical and not canonical.startswith("#"):
+            out.add("Questionnaire|" + canonical.split("|")[0])
     return out
 
 
-def wanted_medication(line: str, wanted: frozenset[str]) -> dict[str, Any] | None:
+def _shared_key(resource: Mapping[str, Any]) -> str | None:
+    rtype, rid, url = resource.get("resourceType"), resource.get("id"), resource.get("url")
+    if rtype == "Medication" and isinstance(rid, str):
+        return f"Medication/{rid}"
+    if rtype == "Questionnaire" and isinstance(url, str):
+        return f"Questionnaire|{url}"
+    return None
+
+
+def wanted_shared(line: str, wanted: frozenset[str]) -> tuple[str, dict[str, Any]] | None:
+    """(key, resource) for a Medication or Questionnaire line a kept patient points at; parsed only when its
+    id or canonical URL is in the line."""
     ids = _ID.findall(line)
-    if not ids or wanted.isdisjoint(ids):
+    urls = (k.split("|", 1)[1] for k in wanted if k.startswith("Questionnaire|"))
+    if not any(f"Medication/{i}" in wanted for i in ids) and not any(u in line for u in urls):
         return None
     resource = _parse(line)
-    if resource is None or resource.get("resourceType") != "Medication" or resource.get("id") not in wanted:
-        return None
-    return resource
+    key = _shared_key(resource) if resource is not None else None
+    return (key, resource) if key is not None and key in wanted and resource is not None else None
 
 
 # --- the evaluation (pure) -------------------------------------------------------------------------
@@ -305,18 +324,19 @@ def wanted_medication(line: str, wanted: frozenset[str]) -> dict[str, Any] | Non
 def evaluate_patient(
     patient_id: str,
     resources: Sequence[dict[str, Any]],
-    medications: Mapping[str, dict[str, Any]],
+    shared: Mapping[str, dict[str, Any]],
     mappings: Mappings,
     now: datetime,
 ) -> Line:
     """The same record builder and rules as `check`, over one patient's exported resources (with those filed
-    under the ids merged into it: one record, one verdict)."""
+    under the ids merged into it: one record, one verdict, and the shared resources they point at, by
+    shared_refs key)."""
     unreadable = sum(1 for r in resources if r.get("resourceType") == UNREADABLE)
     if unreadable:
         return {"patient": patient_id, "outcome": "failed", "error_kind": "InputError",
                 "error": f"{unreadable} line(s) of the export that name Patient/{patient_id} are not valid JSON"}
-    wanted = medication_refs(resources)
-    everything = [*resources, *(medications[m] for m in sorted(wanted) if m in medications)]
+    wanted = shared_refs(resources)
+    everything = [*resources, *(shared[k] for k in sorted(wanted) if k in shared)]
     if not any(r.get("resourceType") == "Patient" for r in resources):
         return {"patient": patient_id, "outcome": "failed", "error_kind": "InputError",
                 "error": f"the export has orders for Patient/{patient_id} but not the Patient resource"}  # fmt: skip
@@ -379,7 +399,7 @@ def evaluate_files(
     first.patients = sorted(under_survivors(first.patients, links))
     kept = frozenset(first.patients) - skip
     groups: dict[str, list[dict[str, Any]]] = {pid: [] for pid in sorted(kept)}
-    types = [t for t in EXPORT_TYPES if t != "Medication"]
+    types = [t for t in EXPORT_TYPES if t not in SHARED_TYPES]
     owners = with_merged(kept, links)
     for line in read_lines(of_type(files, *types)):
         hit = owned(line, owners)
@@ -389,14 +409,14 @@ def evaluate_files(
             first.unreadable_lines += 1
         else:
             groups[links.get(hit[0], hit[0])].append(hit[1])
-    wanted = frozenset(m for resources in groups.values() for m in medication_refs(resources))
-    medications = {}
+    wanted = frozenset(k for resources in groups.values() for k in shared_refs(resources))
+    shared: dict[str, dict[str, Any]] = {}
     if wanted:
-        for line in read_lines(of_type(files, "Medication")):
-            found = wanted_medication(line, wanted)
+        for line in read_lines(of_type(files, *SHARED_TYPES)):
+            found = wanted_shared(line, wanted)
             if found is not None:
-                medications[found["id"]] = found
+                shared.setdefault(*found)
     if on_found is not None:
         on_found(first)  # after pass 2: the unreadable lines are counted
     for pid in sorted(groups):
-        yield evaluate_patient(pid, groups.pop(pid), medications, mappings, now)
+        yield evaluate_patient(pid, groups.pop(pid), shared, mappings, now)
