@@ -60,7 +60,6 @@ from azaguard.terminology.identify import unreadable_diagnosis
 
 RULE: RuleId = "infection-hold"
 _TEMPERATURE = "temperature"  # analyte key in mappings.analytes
-ACTION = "consider holding azathioprine; contact the prescriber"
 
 
 def certainly_below(value: float, comparator: str | None, threshold: float) -> bool | None:
@@ -137,9 +136,9 @@ def evaluate(record: PatientRecord, mappings: Mappings, now: datetime) -> list[F
     out += _conditions(conds, m, aza_refs, aza_evidence, measured_fever=bool(temps.fevers))
     out += _anti_infectives(record, m, t, now, aza_refs, aza_evidence)
     # What the lab already knows, and what the leaflets tell patients to report (clinical-rules.md section 9).
-    out += labproof.infection_findings(labproof.lab_infections(record, m, now), m, aza_refs, aza_evidence, ACTION)
+    out += labproof.infection_findings(labproof.lab_infections(record, m, now), m, aza_refs, aza_evidence)
     out += signs.infection_findings(signs.current_signs(record, m, now), signs.near_fever(temps.normal, m), record,
-                                    m, now, aza_refs, aza_evidence, ACTION)
+                                    m, now, aza_refs, aza_evidence)
     out += _temperature_gaps(temps, record, m, aza_refs)
     out += _unreadable_records(record, m, t, now, aza_refs)
     out += _unidentified_diagnoses(record, m, aza_refs)

@@ -125,7 +125,7 @@ def _trigger(hits: list[LabHit], labels: str) -> Trigger:
 
 
 def infection_findings(
-    hits: list[LabHit], m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence], action: str
+    hits: list[LabHit], m: Mappings, aza_refs: list[str], aza_evidence: list[Evidence]
 ) -> list[Finding]:
     """infection-hold's word on the lab's proof: hold (acute pathogen), hold and refer (HBV reactivation),
     caution (HBV DNA or HCV RNA detected without a rise), cannot-evaluate (a result that says neither)."""

@@ -196,7 +196,7 @@ def warning_signs(hits: list[SignHit]) -> list[SignHit]:
 
 def infection_findings(
     hits: list[SignHit], near_fever: list[Measurement], record: PatientRecord, m: Mappings, now: datetime,
-    aza_refs: list[str], aza_evidence: list[Evidence], action: str,
+    aza_refs: list[str], aza_evidence: list[Evidence],
 ) -> list[Finding]:
     """infection-hold's word on the leaflets' warning signs: a caution listing them (and a temperature from the
     leaflet's 100 °F up to the fever threshold); a hold when a sign comes with a low neutrophil count."""
