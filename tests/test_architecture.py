@@ -20,14 +20,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "plugin" / "azaguard"
 
 # Imports that still close a cycle (the import back), each with who is breaking it. The test removes them
 # and then finds no cycle; an entry that no longer exists is fine (delete it), any other cycle fails.
-_CONCEPT = "terminology reads the record's Concept/Measurement: the value types move below both (h23-floors)"
 KNOWN_BACK_IMPORTS: dict[tuple[str, str], str] = {
-    ("azaguard.terminology._common", "azaguard.record"): _CONCEPT,
-    ("azaguard.terminology.conditions", "azaguard.record"): _CONCEPT,
-    ("azaguard.terminology.drugs", "azaguard.record"): _CONCEPT,
-    ("azaguard.terminology.labtests", "azaguard.record"): _CONCEPT,
-    ("azaguard.terminology.signs", "azaguard.record"): _CONCEPT,
-    ("azaguard.terminology.vaccines", "azaguard.record"): _CONCEPT,
     ("azaguard.wording", "azaguard.patient.content"): "i22's patient audience names PatientContent (a type only)",
 }
 
@@ -104,10 +97,7 @@ def private_imports(source: str, module: str, is_package: bool) -> list[str]:
 
 
 # Private imports not yet removed, with who removes them (an entry that no longer occurs is fine: delete it).
-KNOWN_PRIVATE_IMPORTS = {
-    # record.py is h23-record's to split after 05:50: the record/ package takes `fold` from azaguard.terminology
-    "azaguard.record imports azaguard.terminology._common.fold": "h23-record's record/ split",
-}
+KNOWN_PRIVATE_IMPORTS: dict[str, str] = {}
 
 
 def test_no_module_imports_another_packages_private_names() -> None:
