@@ -23,7 +23,7 @@ from azaguard.cds.fhirserver import FetchPolicy
 from azaguard.cds.request import BadRequest, CdsRequest
 from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import FhirError, FhirUnavailable
-from azaguard.fhir.gather import Search, gather, gather_linked, named, of_patient, patient_links, refers_to
+from azaguard.fhir.gather import Gathered, Search, gather, gather_linked, named, of_patient, patient_links, refers_to
 from azaguard.fhirtypes import dates
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError, ResourceSet, resource_set_from_json
@@ -101,6 +101,31 @@ def assemble(
     return out
 
 
+def _within_deadline(
+    policy: FetchPolicy, server: str, token: str, clients: ClientFactory, what: str,
+    read: Callable[[FhirClient], Gathered],
+) -> Gathered:
+    """`read` over a client of fhirServer, within the policy's deadline (FutureTimeout past it; the work is
+    cancelled if not started). The allow-list is checked inside the deadline: a slow DNS answer counts against it;
+    a server the policy refuses raises FhirUnavailable with the policy's words for `what`."""
+
+    def fetch() -> Gathered:
+        if not policy.allows(server):
+            raise FhirUnavailable(policy.refusal(what))
+        client = clients(server, token, policy)
+        try:
+            return read(client)
+        finally:
+            client.close()
+
+    running = _FETCHES.submit(fetch)
+    try:
+        return running.result(timeout=policy.deadline)
+    except FutureTimeout:
+        running.cancel()
+        raise
+
+
 def _linked(
     out: Assembled, request: CdsRequest, mappings: Mappings, now: datetime, clients: ClientFactory,
     policy: FetchPolicy,
@@ -118,20 +143,10 @@ def _linked(
     if not server or not token:
         problem = "the request has no fhirServer with fhirAuthorization to fetch them"
     else:
-        def fetch() -> Any:
-            if not policy.allows(server):
-                raise FhirUnavailable(policy.refusal(names))
-            client = clients(server, token, policy)
-            try:
-                return gather_linked(client, patient, mappings, now)
-            finally:
-                client.close()
-
-        running = _FETCHES.submit(fetch)
         try:
-            gathered = running.result(timeout=policy.deadline)
+            gathered = _within_deadline(policy, server, token, clients, names,
+                                        lambda client: gather_linked(client, patient, mappings, now))
         except FutureTimeout:
-            running.cancel()
             problem = "fetching them took longer than the deadline"
         except (FhirError, InputError, ValueError) as exc:
             problem = f"fetching them failed: {exc}"
@@ -207,20 +222,11 @@ def _fetch(
     server, token = request.fhir_server, request.access_token
     refused = PreconditionFailed(policy.refusal(", ".join(missing)))
 
-    def fetch() -> Any:
-        if not policy.allows(server):  # resolved here: a slow DNS answer counts against the deadline
-            raise refused
-        client = clients(server, token, policy)
-        try:
-            return gather(client, request.patient_id, mappings, now, only=only, alerts=False)
-        finally:
-            client.close()
-
-    running = _FETCHES.submit(fetch)
     try:
-        gathered = running.result(timeout=policy.deadline)
+        gathered = _within_deadline(policy, server, token, clients, ", ".join(missing),
+                                    lambda client: gather(client, request.patient_id, mappings, now, only=only,
+                                                          alerts=False))
     except FutureTimeout:
-        running.cancel()
         raise refused from None
     except (FhirUnavailable, PreconditionFailed):  # refused, closed, timed out, unknown host: the same words
         raise refused from None
