@@ -159,35 +159,6 @@ class Measurement(Struct, frozen=True):
     def preliminary(self) -> bool:
         return self.status == "preliminary"
 
-    # The result read by kind (None when it is of another kind): what the rules ask of it.
-    @property
-    def quantity(self) -> Quantity | None:
-        return self.result.recorded
-
-    @property
-    def value(self) -> float | None:
-        return self.result.value
-
-    @property
-    def unit(self) -> str | None:
-        return self.result.unit
-
-    @property
-    def unit_problem(self) -> str | None:
-        return self.result.problem
-
-    @property
-    def unit_from_text(self) -> bool:
-        return self.result.unit_from_text
-
-    @property
-    def coded_value(self) -> Concept | None:
-        return self.result.concept
-
-    @property
-    def text_value(self) -> str | None:
-        return self.result.text
-
 
 VaccineSource = Literal[
     "Immunization", "ImmunizationRecommendation", "MedicationRequest", "ServiceRequest", "MedicationAdministration",
