@@ -2,18 +2,18 @@
 
 `check --bundle`, the CDS hooks, the web app, the scan and `service.check_on_server` (after gathering) all
 evaluate through `check_resources`. This module and everything it imports read no network, no database and
-no web framework (tests/test_architecture.py holds that): the shell around it (service.py, cli.py, web/,
+no web framework (tests/test_architecture.py holds that): the shell around it (service.py, cli/, web/,
 cds/, scan/) does the I/O. A site's terminology server reaches in only through the `Enricher` it is given.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from datetime import datetime, tzinfo
 from typing import Protocol
 
 from msgspec import Struct, field
+from msgspec.structs import replace
 
 from azaguard.fhirtypes.reference import reference_in
 from azaguard.findings import Finding
@@ -103,7 +103,7 @@ def check_resources(
     warnings += _enrich(resources, terminology)
     record = build_record(resources, mappings, ordering_context=ordering_context)
     if planned_vaccines:
-        record = dataclasses.replace(record, vaccines=record.vaccines + planned_vaccines)
+        record = replace(record, vaccines=record.vaccines + planned_vaccines)
     findings = evaluate(record, mappings, now)
     return CheckResult(
         patient_ref=record.patient_ref or "Patient/(unknown)",

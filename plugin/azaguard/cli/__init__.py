@@ -2,14 +2,15 @@
 
 This module parses the command line and runs the command's handler: one module of this package per command
 (`HANDLERS`, imported only when that command runs), each importing at its top what its command needs.
-Exit codes: 0 evaluated (whatever was found), 2 unusable input or usage,
-3 the FHIR server failed or refused, 4 evaluated but some alert writes failed.
+Exit codes: 0 evaluated (whatever was found), 1 internal error (a bug: nothing was evaluated; the traceback is
+logged), 2 unusable input or usage, 3 the FHIR server failed or refused, 4 evaluated but some alert writes failed.
 A failure's exit code and its words come from its class (azaguard/errors.py), read in `main` only.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from azaguard import cliargs, cliopts
 from azaguard.cliopts import EXIT_INPUT, EXIT_OK, EXIT_SERVER, EXIT_WRITE_FAILED, TOKEN_ENV
-from azaguard.errors import AzaguardError, describe
+from azaguard.errors import AzaguardError, describe, exit_code
 from azaguard.report import clean
 from azaguard.settings import Settings, current
 
@@ -198,9 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = handler(args)
         return code
-    except AzaguardError as exc:  # the one way out: the class says the words and the exit code
+    except Exception as exc:  # the one way out: the class says the words and the exit code
+        if not isinstance(exc, AzaguardError):  # a bug: exit 1, never an answer (0) or "unusable input" (2)
+            logging.getLogger("azaguard.cli").error("internal error in %s", args.command, exc_info=exc)
         print(f"azaguard: {clean(describe(exc))}", *getattr(exc, "__notes__", ()), sep="\n", file=sys.stderr)
-        return exc.exit_code
+        return exit_code(exc)
 
 
 def handler_key(args: argparse.Namespace) -> str:

@@ -1,4 +1,4 @@
-"""`azaguard demo`: the embedded sandbox (the `sandbox` extra: cli.py says how to install it when it is missing)."""
+"""`azaguard demo`: the embedded sandbox (the `sandbox` extra: cli/__init__.py says how to install it if missing)."""
 
 from __future__ import annotations
 

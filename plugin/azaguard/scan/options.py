@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="TEMPLATE",
         help="link to a patient in the app; {id} is the patient id",
     )
-    cliopts.add_terminology_server(p, None, where=" (server scan only)")  # the environment's default: cli.py
+    cliopts.add_terminology_server(p, None, where=" (server scan only)")  # default: cli/__init__.py
     p.add_argument(
         "--allow-insecure-http",
         action="store_true",
