@@ -1,13 +1,14 @@
 """The command line: `azaguard check`, `demo`, `serve`, `scan`, `feedback`, `audit`, `config check`.
 
-Exit codes: 0 evaluated (whatever was found), 2 unusable input or usage,
-3 the FHIR server failed or refused, 4 evaluated but some alert writes failed.
+Exit codes: 0 evaluated (whatever was found), 1 internal error (a bug: nothing was evaluated; the traceback is
+logged), 2 unusable input or usage, 3 the FHIR server failed or refused, 4 evaluated but some alert writes failed.
 A failure's exit code and its words come from its class (azaguard/errors.py), read in `main` only.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from azaguard import cliargs, cliopts
 from azaguard.cliopts import TOKEN_ENV, mappings_of, now_of
-from azaguard.errors import AzaguardError, describe
+from azaguard.errors import AzaguardError, describe, exit_code
 from azaguard.mappings import Mappings, default_mappings_dir, load_mappings_from
 from azaguard.resources import InputError
 from azaguard.settings import Settings, current
@@ -200,9 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_INPUT
     try:
         return HANDLERS[args.command](args)
-    except AzaguardError as exc:  # the one way out: the class says the words and the exit code
+    except Exception as exc:  # the one way out: the class says the words and the exit code
+        if not isinstance(exc, AzaguardError):  # a bug: exit 1, never an answer (0) or "unusable input" (2)
+            logging.getLogger("azaguard.cli").error("internal error in %s", args.command, exc_info=exc)
         print(f"azaguard: {_clean(describe(exc))}", *getattr(exc, "__notes__", ()), sep="\n", file=sys.stderr)
-        return exc.exit_code
+        return exit_code(exc)
 
 
 def _log_lines(args: argparse.Namespace) -> None:
@@ -339,16 +342,7 @@ def _check(args: argparse.Namespace) -> int:
 
         with cliopts.terminology(args, mappings) as terminology:
             resources = load_json_file(args.bundle, RECORD_TYPES)
-            try:
-                result = check_resources(resources, mappings=mappings, now=now, terminology=terminology)
-            except InputError:
-                raise
-            except Exception as exc:  # last resort: never a traceback for a clinician; the tests forbid reaching it
-                print(
-                    f"azaguard: internal error while checking {args.bundle}: {type(exc).__name__}: {exc}",
-                    file=sys.stderr,
-                )
-                return EXIT_INPUT
+            result = check_resources(resources, mappings=mappings, now=now, terminology=terminology)
         _print(result, args.format, writes=False)
         return EXIT_OK
     if not args.patient:

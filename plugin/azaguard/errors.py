@@ -61,14 +61,21 @@ class AuthError(AzaguardError):
     what = "authorization failed: "
 
 
+# A bug (any exception outside the tree): never 0 (evaluated) nor 2 (unusable input), so no script or clinician
+# takes a crash for an answer about the patient or their record. Documented with the others (README, cli.py).
+INTERNAL_EXIT = 1
+
+
 def describe(exc: BaseException) -> str:
     """The failure as a command says it on one line (after "azaguard: ")."""
-    return f"{exc.what}{exc}" if isinstance(exc, AzaguardError) else f"internal error: {type(exc).__name__}"
+    if isinstance(exc, AzaguardError):
+        return f"{exc.what}{exc}"
+    return f"internal error ({type(exc).__name__}): nothing was evaluated; the traceback is logged"
 
 
 def exit_code(exc: BaseException) -> int:
-    """The CLI's exit code for a failure (2 for usage, as argparse; 1 for anything unforeseen)."""
-    return exc.exit_code if isinstance(exc, AzaguardError) else 1
+    """The CLI's exit code for a failure (2 for usage, as argparse; INTERNAL_EXIT for anything unforeseen)."""
+    return exc.exit_code if isinstance(exc, AzaguardError) else INTERNAL_EXIT
 
 
 def http_status(exc: BaseException) -> int:
