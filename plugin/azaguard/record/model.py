@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 from msgspec import Struct
 
@@ -238,8 +237,7 @@ class Dropped(Struct, frozen=True):
     reason: str
 
 
-@dataclass(frozen=True)
-class PatientRecord:
+class PatientRecord(Struct, frozen=True, dict=True):
     patient: PatientInfo | None
     medicine_uses: tuple[MedicineUse, ...] = ()
     measurements: tuple[Measurement, ...] = ()
@@ -255,23 +253,32 @@ class PatientRecord:
     related: tuple[Related, ...] = ()
     # Done to the patient and changing how a result reads (a red-cell transfusion before a TPMT phenotype).
     events: tuple[Event, ...] = ()
-    _by_analyte: dict[str, tuple[Measurement, ...]] = field(default_factory=dict, compare=False, repr=False)
-    # What the rules work out from this record once per evaluation (rules/common.therapy), kept here so that
-    # it lives exactly as long as the record: nothing process-wide holds a patient's data after a check.
-    derived: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        grouped: dict[str, list[Measurement]] = {}
-        for m in self.measurements:
-            grouped.setdefault(m.analyte, []).append(m)
-        for key, items in grouped.items():
-            # Newest first; undated last.
-            items.sort(key=lambda m: m.effective or _EPOCH, reverse=True)
-            self._by_analyte[key] = tuple(items)
+    # Beside the fields (in the instance's __dict__: not compared, not copied by `replace`, not pickled): the
+    # results grouped by analyte, and what the rules work out from this record once per evaluation
+    # (rules/common.therapy), kept here so that it lives exactly as long as the record: nothing process-wide
+    # holds a patient's data after a check.
 
     def measurements_of(self, analyte: str) -> tuple[Measurement, ...]:
         """Usable results for an analyte, newest first (entered-in-error/cancelled excluded at build)."""
-        return self._by_analyte.get(analyte, ())
+        memo = self._memo
+        by_analyte = cast("dict[str, tuple[Measurement, ...]] | None", memo.get("_by_analyte"))
+        if by_analyte is None:
+            by_analyte = memo["_by_analyte"] = _by_analyte(self.measurements)
+        return by_analyte.get(analyte, ())
+
+    @property
+    def derived(self) -> dict[str, object]:
+        memo = self._memo
+        found = cast("dict[str, object] | None", memo.get("_derived"))
+        if found is None:
+            found = memo["_derived"] = {}
+        return found
+
+    @property
+    def _memo(self) -> dict[str, object]:
+        memo: dict[str, object] = self.__dict__
+        return memo
 
     @property
     def patient_ref(self) -> str | None:
@@ -279,3 +286,15 @@ class PatientRecord:
 
 
 _EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _by_analyte(measurements: tuple[Measurement, ...]) -> dict[str, tuple[Measurement, ...]]:
+    grouped: dict[str, list[Measurement]] = {}
+    for m in measurements:
+        grouped.setdefault(m.analyte, []).append(m)
+    # Newest first; undated last.
+    return {key: tuple(sorted(items, key=_when, reverse=True)) for key, items in grouped.items()}
+
+
+def _when(m: Measurement) -> datetime:
+    return m.effective or _EPOCH

@@ -7,9 +7,10 @@ when they can, and "ok" needs positive evidence for every core analyte.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from msgspec import Struct, field
 
 from azaguard.findings import Evidence, Finding, Quantity, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Analyte, Mappings, Threshold
@@ -71,8 +72,7 @@ def kidney(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Fin
     return [on_dialysis] if on_dialysis is not None else _family(record, mappings, now, "kidney")
 
 
-@dataclass
-class _Report:
+class _Report(Struct):
     """What one family found, collected analyte by analyte."""
 
     rule: RuleId

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from msgspec import Struct
 
 from azaguard.mappings import Mappings
-from azaguard.terminology._common import fold, names_match
+from azaguard.terminology._common import NameSet, fold, names_match
 
 if TYPE_CHECKING:
     from azaguard.fhirtypes.concept import Concept
@@ -81,13 +81,13 @@ def analyte_by_name(concept: Concept, m: Mappings) -> str | None:
     return None
 
 
-def named_anything(m: Mappings) -> re.Pattern[str]:
+def named_anything(m: Mappings) -> NameSet:
     """One pattern for every name that makes an Observation worth reading (signs, pathogens, named analytes,
     enzyme activities): the record builder's quick test on codes it does not know."""
     return m.derived(_named_anything)
 
 
-def _named_anything(mm: Mappings) -> re.Pattern[str]:
+def _named_anything(mm: Mappings) -> NameSet:
     words: set[str] = set()
     for sign in mm.signs.signs.values():
         words.update(sign.names)
@@ -98,8 +98,7 @@ def _named_anything(mm: Mappings) -> re.Pattern[str]:
     for spec in mm.analytes.activity_analytes.by_key.values():
         words.update(spec.names)
     words.update(mm.pancreatitis.lipase.names)
-    alternation = "|".join(re.escape(fold(w)) for w in sorted(words, key=len, reverse=True))
-    return re.compile(rf"\b(?:{alternation})\b", re.IGNORECASE)
+    return NameSet(words)
 
 
 # --- reading a result ---------------------------------------------------------------------------
