@@ -249,6 +249,27 @@ def test_a_streamed_download_client_has_no_bound_of_the_clients() -> None:
         assert sum(len(c) for c in response.iter_bytes()) == 4096
 
 
+# --- a proxy from the environment is honoured, through the same stack ---------------------------------------------
+
+
+def test_a_proxy_from_the_environment_is_used_with_the_same_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.hardening.hostile import Reply, Request, Scripted
+
+    def answer(r: Request) -> Reply:  # a forward proxy sees the absolute URL; the host exists only behind it
+        assert r.path == "http://ehr.invalid/fhir/metadata"
+        return Reply(503, b"", {"Retry-After": "1"}) if len(server.requests) == 1 else Reply(200, b"{}")
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                 "no_proxy"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    sleeps: list[float] = []
+    with Scripted(answer) as server:
+        monkeypatch.setenv("HTTP_PROXY", server.origin)
+        with outbound_client(bound=Bound(), retry=POLICY, sleep=sleeps.append) as client:
+            assert client.get("http://ehr.invalid/fhir/metadata").status_code == 200
+    assert len(server.requests) == 2 and sleeps == [1.0]
+
+
 # --- pytest-httpx still answers under the stack ---------------------------------------------------------------------
 
 
@@ -332,9 +353,14 @@ def test_only_the_transport_retries_in_a_loop() -> None:
     assert loops == ["httpretry.py", "scan/bulk.py"]
 
 
+# httpx's module functions (httpx.get, ...) make a client of their own for the one request.
+_VERBS = ("get", "post", "put", "patch", "delete", "head", "options", "request", "stream")
+_CLIENTS = {"httpx.Client", "httpx.AsyncClient", *(f"httpx.{verb}" for verb in _VERBS)}
+
+
 def test_only_httpclient_builds_an_http_client() -> None:
     built = sorted({rel for rel, tree in _modules() for node in ast.walk(tree)
-                    if isinstance(node, ast.Call) and ast.unparse(node.func) in ("httpx.Client", "httpx.AsyncClient")})
+                    if isinstance(node, ast.Call) and ast.unparse(node.func) in _CLIENTS})
     assert built == ["httpclient.py"]
 
 
