@@ -249,6 +249,44 @@ def test_a_streamed_download_client_has_no_bound_of_the_clients() -> None:
         assert sum(len(c) for c in response.iter_bytes()) == 4096
 
 
+# --- metadata and config check's jwks_url: on the same stack as everything else -----------------------------------
+
+
+def test_the_capability_statement_is_read_with_the_clients_retries(httpx_mock: HTTPXMock) -> None:
+    from azaguard.fhir.client import FhirClient
+
+    base = "http://127.0.0.1:8999/fhir"
+    httpx_mock.add_response(url=f"{base}/metadata", status_code=503, headers={"Retry-After": "2"})
+    httpx_mock.add_response(url=f"{base}/metadata", json={"resourceType": "CapabilityStatement", "rest": []})
+    sleeps: list[float] = []
+    with FhirClient(base, sleep=sleeps.append) as client:
+        assert client.supports_batch() is False
+    assert sleeps == [2.0] and client.request_count == 2
+
+
+def test_config_check_reads_a_jwks_url_under_the_clients_bound(tmp_path: Path) -> None:
+    import json
+
+    from azaguard.config import AppConfig
+    from azaguard.ops.configcheck import reachability_problems
+    from tests.hardening.hostile import Reply, Request, Scripted
+
+    def answer(r: Request) -> Reply:  # a key set without end (no length declared); no SMART configuration
+        if r.path == "/jwks":
+            return Reply(200, (b" " * 65536 for _ in range(64)), {"Content-Type": "application/json"})
+        return Reply(404, b"")
+
+    good = json.loads((PACKAGE.parents[1] / "smart_launch.json").read_text())
+    with Scripted(answer) as server:
+        config = AppConfig.model_validate({
+            **good, "allowed_iss": [f"{server.origin}/fhir"], "session_store": "memory",
+            "cds_database_url": f"sqlite:///{tmp_path / 'db'}",
+            "cds_clients": [{"iss": "ehr", "jwks_url": f"{server.origin}/jwks"}]})  # fmt: skip
+        problems = reachability_problems(config)
+    assert problems[1:] == [f"CDS client ehr: jwks_url {server.origin}/jwks cannot be read (ResponseTooLarge)."]
+    assert problems[0].startswith(f"allowed_iss {server.origin}/fhir: SMART discovery failed")
+
+
 # --- a proxy from the environment is honoured, through the same stack ---------------------------------------------
 
 
