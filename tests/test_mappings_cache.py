@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from azaguard.mappings import MappingsError, default_mappings_dir, load_mappings, load_mappings_from
 
@@ -57,3 +59,37 @@ def test_a_missing_file_gets_the_plain_message(tmp_path: Path) -> None:
     with pytest.raises(MappingsError) as plain:
         load_mappings_from(folder)
     assert str(cached.value) == str(plain.value)
+
+
+def test_changed_content_replaces_the_one_copy(tmp_path: Path) -> None:
+    folder, cache = _copy(tmp_path), tmp_path / "cache"
+    load_mappings_from(folder, cache_dir=cache)
+    (copy,) = cache.glob("mappings-*.pickle")
+    before = copy.read_bytes()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["version"] = "2099.1.1"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    load_mappings_from(folder, cache_dir=cache)
+    assert list(cache.glob("mappings-*.pickle")) == [copy]
+    assert copy.read_bytes() != before
+
+
+def test_two_folders_used_in_turn_keep_a_copy_each(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first, second = _copy(tmp_path / "a"), _copy(tmp_path / "b")
+    manifest = json.loads((second / "manifest.json").read_text())
+    manifest["version"] = "2099.1.1"
+    (second / "manifest.json").write_text(json.dumps(manifest))
+    for _ in range(2):
+        assert load_mappings_from(first, cache_dir=cache).version == load_mappings().version
+        assert load_mappings_from(second, cache_dir=cache).version == "2099.1.1"
+    assert len(list(cache.glob("mappings-*.pickle"))) == 2
+
+
+def test_a_copy_under_the_right_name_but_of_other_content_is_not_used(tmp_path: Path) -> None:
+    folder, cache = _copy(tmp_path), tmp_path / "cache"
+    load_mappings_from(folder, cache_dir=cache)
+    (copy,) = cache.glob("mappings-*.pickle")
+    source, mappings = pickle.loads(copy.read_bytes())
+    copy.write_bytes(pickle.dumps((source + b"x", replace(mappings, version="1999.1.1"))))
+    assert load_mappings_from(folder, cache_dir=cache).version == load_mappings().version

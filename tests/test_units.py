@@ -221,7 +221,7 @@ def _measure(
     )
     assert not record.problems
     (m,) = record.measurements
-    return m.value, m.unit, m.unit_problem, m.unit_from_text
+    return m.result.value, m.result.unit, m.result.problem, m.result.unit_from_text
 
 
 RECORD_UNITS = [u for u in UNITS if u[1] in LOINC_BY_DIMENSION]

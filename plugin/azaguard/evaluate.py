@@ -8,12 +8,12 @@ cds/, scan/) does the I/O. A site's terminology server reaches in only through t
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from datetime import datetime, tzinfo
 from typing import Protocol
 
 from msgspec import Struct, field
+from msgspec.structs import replace
 
 from azaguard.fhirtypes.reference import reference_in
 from azaguard.findings import Finding
@@ -103,7 +103,7 @@ def check_resources(
     warnings += _enrich(resources, terminology)
     record = build_record(resources, mappings, ordering_context=ordering_context)
     if planned_vaccines:
-        record = dataclasses.replace(record, vaccines=record.vaccines + planned_vaccines)
+        record = replace(record, vaccines=record.vaccines + planned_vaccines)
     findings = evaluate(record, mappings, now)
     return CheckResult(
         patient_ref=record.patient_ref or "Patient/(unknown)",

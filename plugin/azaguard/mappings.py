@@ -7,13 +7,13 @@ never at the bedside.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
 import pickle
 import re
 import sys
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
 from functools import cache
@@ -1168,9 +1168,9 @@ def load_mappings_from(directory: Path, *, cache_dir: Path | None = None) -> Map
     """Read and validate every mappings file in `directory`.
 
     With `cache_dir` (the CLI: validating costs ~15 ms of every run), the validated Mappings are
-    also kept there, named by a hash of every byte they were validated from (each file, this
-    module's source, the pydantic and Python versions): any change to the content misses and is
-    validated again; an unreadable copy is ignored. (A pickle: whoever can write the user's cache
+    also kept there with every byte they were validated from (each file, this module's source, the
+    pydantic and Python versions): any change to the content misses and is validated again; an
+    unreadable copy is ignored. (A pickle: whoever can write the user's cache
     can already run code as the user.)"""
     if cache_dir is not None:
         try:
@@ -1196,33 +1196,38 @@ def _validated(directory: Path, read: Callable[[str], object]) -> Mappings:
 
 
 def _cached(directory: Path, contents: dict[str, bytes], cache_dir: Path) -> Mappings:
-    digest = hashlib.sha256(Path(__file__).read_bytes())
-    digest.update(_validator_version() + sys.version.encode())
-    for name, data in contents.items():
-        digest.update(f"\0{name}\0{len(data)}\0".encode() + data)
-    path = cache_dir / f"mappings-{digest.hexdigest()}.pickle"
-    found = _read_cached(path)
+    # What the copy was validated from, compared byte for byte when it is read: every file, this module's
+    # source, the pydantic and Python versions. (A byte comparison, not a digest: no hash library to import
+    # on the CLI's path, and no collision to reason about.)
+    source = b"".join(
+        f"\0{name}\0{len(data)}\0".encode() + data
+        for name, data in (("mappings.py", Path(__file__).read_bytes()), ("validator", _validator_version()),
+                           ("python", sys.version.encode()), *contents.items())
+    )
+    # One copy per mappings folder and installation, named by where they are (so two checkouts used in turn
+    # keep a copy each instead of replacing each other's), replaced whenever the content changes.
+    where = zlib.crc32(f"{directory.resolve()}\0{Path(__file__).resolve()}".encode())
+    path = cache_dir / f"mappings-{where:08x}.pickle"
+    found = _read_cached(path, source)
     if found is not None:
         return found
     mappings = _validated(directory, lambda name: json.loads(contents[name].decode("utf-8")))
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        for old in cache_dir.glob("mappings-*.pickle"):  # one copy: the content last validated
-            old.unlink(missing_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(mappings, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.write_bytes(pickle.dumps((source, mappings), protocol=pickle.HIGHEST_PROTOCOL))
         os.replace(tmp, path)
     except OSError:
         pass  # no cache: the next run validates again
     return mappings
 
 
-def _read_cached(path: Path) -> Mappings | None:
+def _read_cached(path: Path, source: bytes) -> Mappings | None:
     try:
-        found = pickle.loads(path.read_bytes())  # noqa: S301 - our own cache, see load_mappings_from
+        kept_source, found = pickle.loads(path.read_bytes())  # noqa: S301 - our own cache, see load_mappings_from
     except Exception:  # missing, truncated or from another version: validate again
         return None
-    return found if isinstance(found, Mappings) else None
+    return found if kept_source == source and isinstance(found, Mappings) else None
 
 
 _ADAPTERS: dict[type, TypeAdapter[Any]] = {}

@@ -4,16 +4,16 @@ makes them), so the core names them without importing the write stack."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from msgspec import Struct
 
 WriteOutcomeKind = Literal[
     "created", "exists", "updated", "closed", "retired", "skipped", "failed", "would-write"
 ]
 
 
-@dataclass(frozen=True)
-class WriteOutcome:
+class WriteOutcome(Struct, frozen=True):
     """What happened to one alert resource azaguard wanted in the chart.
 
     `retired`: a duplicate copy marked entered-in-error. `skipped`: not written, on purpose
@@ -33,8 +33,7 @@ class WriteOutcome:
     confirmed: bool = True
 
 
-@dataclass(frozen=True)
-class ExistingAlert:
+class ExistingAlert(Struct, frozen=True):
     """An azaguard alert already in the chart (written by an earlier run)."""
 
     reference: str

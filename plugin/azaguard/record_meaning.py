@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
-from msgspec import Struct
+from msgspec import Struct, field
 
 from azaguard.fhirtypes import dates
 from azaguard.fhirtypes.reference import parse_reference
@@ -83,8 +82,7 @@ class Event(Struct, frozen=True):
     date: datetime | None
 
 
-@dataclass
-class Reading(Generic[H]):
+class Reading(Struct, Generic[H]):
     """The resources the builder reads (with their handler), what was left out and why, the relatives' context."""
 
     resources: ResourceSet
@@ -230,8 +228,7 @@ def _primary(group: list[Resource]) -> Resource:
     return group[0]
 
 
-@dataclass(frozen=True)
-class Owner:
+class Owner(Struct, frozen=True):
     """The record's patient and every name it goes by (its ids, fullUrls and the ids Patient.link joins)."""
 
     patient: Resource | None

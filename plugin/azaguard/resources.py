@@ -12,7 +12,6 @@ import json
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import accumulate
 from pathlib import Path
@@ -190,20 +189,19 @@ class Unfetched(msgspec.Struct, frozen=True, kw_only=True):
     reason: str  # "not-found" (the server has no such resource) or "other-server" (not fetched)
 
 
-@dataclass
-class ResourceSet:
+class ResourceSet(msgspec.Struct):
     """Resources plus an index from every name they go by (Type/id, fullUrl, absolute URL)."""
 
-    resources: list[Resource] = field(default_factory=list)
-    index: dict[str, Resource] = field(default_factory=dict)
+    resources: list[Resource] = msgspec.field(default_factory=list)
+    index: dict[str, Resource] = msgspec.field(default_factory=dict)
     # Entries of types the record never reads, left undecoded (record_from_bytes): decoded and indexed
     # only if a reference is not found among the others (a subject naming another resource).
-    unread: list[tuple[str | None, msgspec.Raw]] = field(default_factory=list)
+    unread: list[tuple[str | None, msgspec.Raw]] = msgspec.field(default_factory=list)
     # Entries of a batch-response that failed (what, the resource type it was for if known, the error):
     # data the server could not give, which the rules must never read as "none".
-    failures: list[tuple[str, str | None, str]] = field(default_factory=list)
+    failures: list[tuple[str, str | None, str]] = msgspec.field(default_factory=list)
     # Resources a history Bundle shows deleted (`Type/id`, why): their earlier versions are not read.
-    deleted: list[tuple[str, str]] = field(default_factory=list)
+    deleted: list[tuple[str, str]] = msgspec.field(default_factory=list)
 
     def add(self, resource: Resource, full_url: str | None = None) -> None:
         self.resources.append(resource)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from msgspec import Struct, field
 
 SMART_CONFIG = "AZAGUARD_SMART_CONFIG"
 CDS_DATABASE_URL = "AZAGUARD_CDS_DATABASE_URL"
@@ -47,13 +48,12 @@ VARIABLES = {
 }
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(Struct, frozen=True, kw_only=True):
     """The environment's say, typed: None where a variable is unset or empty."""
 
     smart_config: Path | None = None
     cds_database_url: str | None = None
-    fhir_token: str | None = field(default=None, repr=False)
+    fhir_token: str | None = None  # never shown (__repr__)
     terminology_server: str | None = None
     mappings_dir: Path | None = None
     sandbox_home: Path | None = None
@@ -63,7 +63,12 @@ class Settings:
     state_home: Path = field(default_factory=lambda: Path.home() / ".local" / "state")
     cache_home: Path = field(default_factory=lambda: Path.home() / ".cache")
     # The whole snapshot, for the variables the configuration file names (secrets: never shown).
-    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__
+                          if name not in ("fhir_token", "environ"))
+        return f"Settings({shown})"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

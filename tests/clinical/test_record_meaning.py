@@ -101,7 +101,7 @@ def test_contained_members_answer_to_the_panel() -> None:
     del member["subject"]
     panel = observation("58410-2", None, rid="panel") | {"contained": [member], "hasMember": [{"reference": "#w"}]}
     record = build(azathioprine(), panel)
-    assert [(m.ref, m.value) for m in record.measurements_of("wbc")] == [("Observation/panel", 2.1)]
+    assert [(m.ref, m.result.value) for m in record.measurements_of("wbc")] == [("Observation/panel", 2.1)]
 
 
 def test_linked_patient_ids_are_this_patients() -> None:

@@ -105,8 +105,8 @@ def test_implausible_value_cannot_be_evaluated(situation: str, rule: str, resour
 
 def test_degf_temperature_names_the_conversion() -> None:
     (m,) = record_of(temp(38.5, "[degF]")).measurements
-    assert m.value is None and m.unit_problem is not None
-    assert "38.5 [degF] = 3.611 Cel" in m.unit_problem and "30-45" in m.unit_problem
+    assert m.result.value is None and m.result.problem is not None
+    assert "38.5 [degF] = 3.611 Cel" in m.result.problem and "30-45" in m.result.problem
 
 
 def test_weight_in_grams_labelled_kg_cannot_dose() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import ClassVar, Literal
 
@@ -160,35 +159,6 @@ class Measurement(Struct, frozen=True):
     def preliminary(self) -> bool:
         return self.status == "preliminary"
 
-    # The result read by kind (None when it is of another kind): what the rules ask of it.
-    @property
-    def quantity(self) -> Quantity | None:
-        return self.result.recorded
-
-    @property
-    def value(self) -> float | None:
-        return self.result.value
-
-    @property
-    def unit(self) -> str | None:
-        return self.result.unit
-
-    @property
-    def unit_problem(self) -> str | None:
-        return self.result.problem
-
-    @property
-    def unit_from_text(self) -> bool:
-        return self.result.unit_from_text
-
-    @property
-    def coded_value(self) -> Concept | None:
-        return self.result.concept
-
-    @property
-    def text_value(self) -> str | None:
-        return self.result.text
-
 
 VaccineSource = Literal[
     "Immunization", "ImmunizationRecommendation", "MedicationRequest", "ServiceRequest", "MedicationAdministration",
@@ -267,8 +237,7 @@ class Dropped(Struct, frozen=True):
     reason: str
 
 
-@dataclass(frozen=True)
-class PatientRecord:
+class PatientRecord(Struct, frozen=True, dict=True):
     patient: PatientInfo | None
     medicine_uses: tuple[MedicineUse, ...] = ()
     measurements: tuple[Measurement, ...] = ()
@@ -284,23 +253,23 @@ class PatientRecord:
     related: tuple[Related, ...] = ()
     # Done to the patient and changing how a result reads (a red-cell transfusion before a TPMT phenotype).
     events: tuple[Event, ...] = ()
-    _by_analyte: dict[str, tuple[Measurement, ...]] = field(default_factory=dict, compare=False, repr=False)
-    # What the rules work out from this record once per evaluation (rules/common.therapy), kept here so that
-    # it lives exactly as long as the record: nothing process-wide holds a patient's data after a check.
-    derived: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        grouped: dict[str, list[Measurement]] = {}
-        for m in self.measurements:
-            grouped.setdefault(m.analyte, []).append(m)
-        for key, items in grouped.items():
-            # Newest first; undated last.
-            items.sort(key=lambda m: m.effective or _EPOCH, reverse=True)
-            self._by_analyte[key] = tuple(items)
+    # Beside the fields (in the instance's __dict__: not compared, not copied by `replace`, not pickled): the
+    # results grouped by analyte, and what the rules work out from this record once per evaluation
+    # (rules/common.therapy), kept here so that it lives exactly as long as the record: nothing process-wide
+    # holds a patient's data after a check.
 
     def measurements_of(self, analyte: str) -> tuple[Measurement, ...]:
         """Usable results for an analyte, newest first (entered-in-error/cancelled excluded at build)."""
-        return self._by_analyte.get(analyte, ())
+        by_analyte = self.__dict__.get("_by_analyte")
+        if by_analyte is None:
+            by_analyte = self.__dict__["_by_analyte"] = _by_analyte(self.measurements)
+        return by_analyte.get(analyte, ())
+
+    @property
+    def derived(self) -> dict[str, object]:
+        found: dict[str, object] = self.__dict__.setdefault("_derived", {})
+        return found
 
     @property
     def patient_ref(self) -> str | None:
@@ -308,3 +277,12 @@ class PatientRecord:
 
 
 _EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _by_analyte(measurements: tuple[Measurement, ...]) -> dict[str, tuple[Measurement, ...]]:
+    grouped: dict[str, list[Measurement]] = {}
+    for m in measurements:
+        grouped.setdefault(m.analyte, []).append(m)
+    # Newest first; undated last.
+    return {key: tuple(sorted(items, key=lambda m: m.effective or _EPOCH, reverse=True))
+            for key, items in grouped.items()}

@@ -285,19 +285,21 @@ class ObservationReading(BuilderState):
         if not self.percents:
             return
         wbc_key = "wbc"
-        wbcs = [m for m in self.measurements if m.analyte == wbc_key and m.value is not None]
+        wbcs = [m for m in self.measurements if m.analyte == wbc_key and m.result.value is not None]
         for pct, specimen in self.percents:
-            if pct.value is None or pct.effective is None or (pct.unit not in ("%", None)):
+            share = pct.result.value
+            if share is None or pct.effective is None or (pct.result.unit not in ("%", None)):
                 continue
             if any(m.analyte == pct.analyte and m.effective == pct.effective for m in self.measurements):
                 continue  # the lab's own absolute count decides
             wbc = next((w for w in wbcs if w.effective == pct.effective and (
                 specimen is None or self._specimen.get(w.ref) in (None, specimen))), None)
-            if wbc is None or wbc.value is None:
+            count = wbc.result.value if wbc is not None else None
+            if wbc is None or count is None:
                 continue
-            absolute = round(pct.value / 100 * wbc.value, 3)
+            absolute = round(share / 100 * count, 3)
             unit = self.m.units.dimensions[self.m.analytes.analytes[pct.analyte].dimension].canonical
-            how = (f"{pct.value:g} % of WBC {wbc.value:g} {wbc.unit} ({wbc.ref}): {absolute:g} {unit}, "
+            how = (f"{share:g} % of WBC {count:g} {wbc.result.unit} ({wbc.ref}): {absolute:g} {unit}, "
                    "computed from the differential")
             computed = Quantity(value=absolute, comparator=None, code=unit, system=None, unit=unit)
             self.measurements.append(struct_replace(pct, result=QuantityResult(computed, absolute, unit), how=how))

@@ -119,17 +119,17 @@ def recorded_amount(meas: Measurement, m: Mappings) -> str:
     """The result as recorded, in display units ("101.8 °F"); 'no value' without one."""
     q = quantity_of(meas)
     if q is None:
-        return meas.text_value or (meas.coded_value.label if meas.coded_value else "no value")
+        return meas.result.text or (meas.result.concept.label if meas.result.concept else "no value")
     return format_quantity(q.value, q.unit, m, recorded_decimals=q.decimals, comparator=q.comparator)
 
 
 def canonical_quantity(meas: Measurement) -> Quantity | None:
     """The result in its canonical unit, no more precise than recorded."""
-    if meas.value is None:
+    if meas.result.value is None:
         return None
-    q = meas.quantity
+    q = meas.result.recorded
     recorded = decimals_of(f"{q.value:g}") if q is not None and q.value is not None else None
-    return Quantity(value=meas.value, unit=meas.unit, comparator=(q.comparator or "") if q else "",
+    return Quantity(value=meas.result.value, unit=meas.result.unit, comparator=(q.comparator or "") if q else "",
                     decimals=recorded)
 
 
@@ -545,13 +545,13 @@ def decisive(dated: list[Measurement], direction: Literal["below", "above"] | No
     tied = [r for r in dated if r.effective == newest]
     if len(tied) == 1:
         return tied[0], ""
-    unreadable = [r for r in tied if r.value is None and r.coded_value is None and r.text_value is None]
-    values = {r.value for r in tied}
+    unreadable = [r for r in tied if r.result.value is None and r.result.concept is None and r.result.text is None]
+    values = {r.result.value for r in tied}
     if unreadable:
         chosen = unreadable[0]
     elif direction is not None and None not in values:
         pick = min if direction == "below" else max
-        chosen = pick(tied, key=lambda r: r.value if r.value is not None else 0.0)
+        chosen = pick(tied, key=lambda r: r.result.value if r.result.value is not None else 0.0)
     else:
         chosen = tied[0]
     if len(values) == 1 and not unreadable:

@@ -114,8 +114,8 @@ def alt_by_indication(findings: list[Finding], record: PatientRecord, m: Mapping
     # The trend is judged on the three newest dated results; one of them unreadable (no value in a known unit), or
     # an undated ALT that cannot be placed, leaves the trend unknown: the hold stands (never "falling" by skipping).
     newest = [r for r in results if r.effective is not None][:3]
-    series = [r for r in newest if r.value is not None]
-    gaps = [r for r in newest if r.value is None] + [r for r in results if r.effective is None]
+    series = [r for r in newest if r.result.value is not None]
+    gaps = [r for r in newest if r.result.value is None] + [r for r in results if r.effective is None]
     latest_ref = series[0].ref if series else None
     out: list[Finding] = []
     for f in findings:
@@ -124,7 +124,7 @@ def alt_by_indication(findings: list[Finding], record: PatientRecord, m: Mapping
         if not is_alt_hold:
             out.append(f)
             continue
-        values = [r.value for r in series if r.value is not None]  # newest first
+        values = [r.result.value for r in series if r.result.value is not None]  # newest first
         falling = not gaps and len(values) >= 2 and all(newer < older for newer, older in pairwise(values))
         trend = " → ".join(f"{amount(r, m)} ({short_date(r.effective)})" for r in reversed(series))
         evidence = [*f.evidence, _condition_evidence(cond, "indication"),

@@ -57,7 +57,7 @@ def daily_dose(record: PatientRecord, m: Mappings, now: datetime, t: Therapy) ->
     dose_missing: list[str] = []
     evidence: list[Evidence] = [order_evidence(o, t) for o in t.current]
     weight, weight_missing, weight_evidence = _weight(record, m, now)
-    weight_kg = weight.value if weight is not None and not weight_missing else None
+    weight_kg = weight.result.value if weight is not None and not weight_missing else None
     total = 0.0
     for order in dose_sources(t):
         reading = order_daily_mg(order, AZATHIOPRINE, now, weight_kg, m)
@@ -70,9 +70,9 @@ def daily_dose(record: PatientRecord, m: Mappings, now: datetime, t: Therapy) ->
     missing = [x for x in dose_missing if "body weight" not in x or not weight_missing] + weight_missing
     mg_per_day = total if not dose_missing else None
     mg_per_kg = None
-    if mg_per_day is not None and weight is not None and weight.value is not None and not missing:
-        mg_per_kg = mg_per_day / weight.value
-        how.append(f"weight {weight.value:.4g} kg ({short_date(weight.effective)})")
+    if mg_per_day is not None and weight is not None and weight.result.value is not None and not missing:
+        mg_per_kg = mg_per_day / weight.result.value
+        how.append(f"weight {weight.result.value:.4g} kg ({short_date(weight.effective)})")
     return DailyDose(mg_per_day, mg_per_kg, tuple(how), tuple(dict.fromkeys(missing)), tuple(evidence))
 
 
@@ -103,15 +103,15 @@ def _weight(
     # Same-time weights that disagree: the lower decides (the higher mg/kg/day, the safer reading).
     latest, _conflict = decisive(dated, "below")
     evidence.append(measurement_evidence(latest, label))
-    if latest.value is None or (latest.quantity is not None and latest.quantity.comparator):
-        why = latest.unit_problem or "not an exact quantity"
+    if latest.result.value is None or (latest.result.recorded is not None and latest.result.recorded.comparator):
+        why = latest.result.problem or "not an exact quantity"
         return None, [*missing, f"a readable body weight ({result_name(latest, label)}: {why})"], evidence
     if latest.effective is not None and now - latest.effective > timedelta(days=max_age.value):
         return None, [
             *missing,
             f"a recent body weight (latest {short_date(latest.effective)}, limit {max_age.value:g} days)",
         ], evidence
-    if latest.value <= 0:
+    if latest.result.value <= 0:
         return None, [*missing, f"a plausible body weight ({result_name(latest, label)})"], evidence
     return latest, missing, evidence
 
@@ -241,7 +241,7 @@ def tpmt(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Findi
 def _shown(r: Measurement, m: Mappings) -> str:
     if r.analyte in m.analytes.activity_analytes.by_key:  # an activity: the number and what the lab said of it
         return f"TPMT activity {recorded_amount(r, m)}: {activity_class(r, m)[1]}"
-    return r.text_value or (r.coded_value.label if r.coded_value else "no value")
+    return r.result.text or (r.result.concept.label if r.result.concept else "no value")
 
 
 def _gene_status(results: list[Measurement], m: Mappings) -> tuple[str | None, list[Measurement]]:
@@ -266,14 +266,14 @@ def _phenotype(meas: Measurement, m: Mappings) -> str | None:
     if meas.analyte in m.analytes.activity_analytes.by_key:
         return activity_class(meas, m)[0]
     spec = m.analytes.coded_analytes[meas.analyte]
-    concept = meas.coded_value
+    concept = meas.result.concept
     if concept is not None:
         coded = {spec.answers[c.code] for c in concept.codings if c.code in spec.answers}
         if len(coded) == 1:
             return coded.pop()
         if len(coded) > 1:
             return None
-    names = list(concept.names if concept else ()) + ([meas.text_value] if meas.text_value else [])
+    names = list(concept.names if concept else ()) + ([meas.result.text] if meas.result.text else [])
     found = {phen for word, phen in spec.answer_names.items() if names_match(names, [word])}
     if len(found) == 1:
         return found.pop()

@@ -79,8 +79,8 @@ def certainly_below(value: float, comparator: str | None, threshold: float) -> b
 
 
 def _fmt_cel(meas: Measurement) -> str:
-    comp = meas.quantity.comparator if meas.quantity and meas.quantity.comparator else ""
-    return f"{comp}{meas.value:.1f} °C" if meas.value is not None else "?"
+    comp = meas.result.recorded.comparator if meas.result.recorded and meas.result.recorded.comparator else ""
+    return f"{comp}{meas.result.value:.1f} °C" if meas.result.value is not None else "?"
 
 
 class Temperatures(Struct, frozen=True):
@@ -106,11 +106,11 @@ def temperatures(record: PatientRecord, m: Mappings, now: datetime) -> Temperatu
         if t.effective is None or now - t.effective > window:
             outside.append(t)
             continue
-        if t.value is None:
-            undecidable.append((t, t.unit_problem or "no numeric value"))
+        if t.result.value is None:
+            undecidable.append((t, t.result.problem or "no numeric value"))
             continue
-        comparator = t.quantity.comparator if t.quantity else None
-        below = certainly_below(t.value, comparator, threshold)
+        comparator = t.result.recorded.comparator if t.result.recorded else None
+        below = certainly_below(t.result.value, comparator, threshold)
         if below is None:
             undecidable.append((t, f"{recorded_amount(t, m)} cannot be compared with {threshold:g} °C"))
         elif below:
@@ -156,7 +156,7 @@ def _fever(
 ) -> Finding:
     policy = m.policy.infection
     hours = int(policy.fever_window_hours.value)
-    peak = max(temps.fevers, key=lambda x: x.value or 0.0)
+    peak = max(temps.fevers, key=lambda x: x.result.value or 0.0)
     evidence = [measurement_evidence(x, "temperature at or above fever threshold") for x in temps.fevers]
     neutro, neutro_note, neutro_ev = _neutropenia(record, m, now)
     prelim = "; the reading is preliminary" if all(x.preliminary for x in temps.fevers) else ""
@@ -180,7 +180,8 @@ def _febrile_enough(temps: Temperatures, m: Mappings) -> bool:
     """Fever high enough for the configured febrile-neutropenia definition: one reading at the single-reading
     threshold, or readings at the sustained threshold spanning the sustained time (IDSA)."""
     fn = m.policy.infection.febrile_neutropenia
-    values = [(x.value, x.effective) for x in temps.fevers if x.value is not None and x.effective is not None]
+    values = [(x.result.value, x.effective) for x in temps.fevers
+              if x.result.value is not None and x.effective is not None]
     if any(round(v, 6) >= fn.temperature_cel[fn.choice].value for v, _ in values):
         return True
     sustained = [when for v, when in values if round(v, 6) >= fn.sustained_temperature_cel.value]
@@ -206,16 +207,16 @@ def _neutropenia(
     latest, conflict = decisive(recent, "below")
     ev = [measurement_evidence(latest, f"latest {analyte.label} count")]
     limit = fn.anc_below[fn.choice]
-    if latest.value is None:
-        return None, f"The latest {analyte.label} count cannot be read ({latest.unit_problem}){conflict}.", ev
-    comparator = latest.quantity.comparator if latest.quantity else None
+    if latest.result.value is None:
+        return None, f"The latest {analyte.label} count cannot be read ({latest.result.problem}){conflict}.", ev
+    comparator = latest.result.recorded.comparator if latest.result.recorded else None
     threshold = Threshold(direction="below", value=limit.value, source=limit.source)
-    low = crosses(latest.value, comparator, threshold)
+    low = crosses(latest.result.value, comparator, threshold)
     if low is None:
-        shown_limit = limit_amount(limit.value, latest.unit, m)
+        shown_limit = limit_amount(limit.value, latest.result.unit, m)
         return None, f"The latest {analyte.label} count cannot be compared with {shown_limit}.", ev
     state = "below" if low else "not below"
-    return low, (f"{analyte.label} {amount(latest, m)} ({state} {limit_amount(limit.value, latest.unit, m)}, "
+    return low, (f"{analyte.label} {amount(latest, m)} ({state} {limit_amount(limit.value, latest.result.unit, m)}, "
                  f"febrile-neutropenia definition '{fn.choice}': {source_name(limit.source, m)}){conflict}."), ev
 
 

@@ -39,7 +39,7 @@ Verdict = Literal["hold", "reactivation", "caution", "undecided"]
 class LabHit(Struct, frozen=True):
     """A pathogen test that bears on the infection hold now."""
 
-    result: Measurement
+    measurement: Measurement
     pathogen: str  # key in lab_infections.json
     label: str  # "CMV"
     verdict: Verdict
@@ -47,16 +47,16 @@ class LabHit(Struct, frozen=True):
     baseline: Measurement | None = None
 
     def evidence(self) -> list[Evidence]:
-        how = f" (recognised {self.result.how})" if self.result.how else ""
-        out = [measurement_evidence(self.result, f"{self.label} test: {self.why}{how}")]
+        how = f" (recognised {self.measurement.how})" if self.measurement.how else ""
+        out = [measurement_evidence(self.measurement, f"{self.label} test: {self.why}{how}")]
         if self.baseline is not None:
             out.append(measurement_evidence(self.baseline, f"earlier {self.label} result (baseline)"))
         return out
 
     def phrase(self, m: Mappings) -> str:
         """'CMV 2400 IU/mL, interpretation H (31 Oct 2026)'."""
-        value = recorded_amount(self.result, m) if self.result.quantity else ""
-        return f"{self.label} {value}{', ' if value else ''}{self.why} ({short_date(self.result.effective)})"
+        value = recorded_amount(self.measurement, m) if self.measurement.result.recorded else ""
+        return f"{self.label} {value}{', ' if value else ''}{self.why} ({short_date(self.measurement.effective)})"
 
 
 def lab_infections(record: PatientRecord, m: Mappings, now: datetime) -> list[LabHit]:
@@ -102,26 +102,27 @@ def _reactivation(
         if cls == "negative":
             return LabHit(newest, key, label, "reactivation",
                           f"{why}; undetectable on {short_date(before.effective)}", before)
-    numeric = [r for r in earlier if r.value is not None and r.value > 0 and not (
-        r.quantity is not None and r.quantity.comparator) and r.unit == newest.unit]
-    if newest.value is not None and numeric:
-        baseline = min(numeric, key=lambda r: r.value or 0.0)
-        assert baseline.value is not None  # noqa: S101 - filtered above
-        rise = math.log10(newest.value / baseline.value)
+    numeric = [r for r in earlier if r.result.value is not None and r.result.value > 0 and not (
+        r.result.recorded is not None and r.result.recorded.comparator) and r.result.unit == newest.result.unit]
+    if newest.result.value is not None and numeric:
+        baseline = min(numeric, key=lambda r: r.result.value or 0.0)
+        assert baseline.result.value is not None  # noqa: S101 - filtered above
+        rise = math.log10(newest.result.value / baseline.result.value)
         if rise >= lab.hbv_reactivation_rise_log10.value:
             return LabHit(newest, key, label, "reactivation",
-                          f"{why}; up {rise:.1f} log10 from {baseline.value:g} on {short_date(baseline.effective)}",
+                          f"{why}; up {rise:.1f} log10 from {baseline.result.value:g} on "
+                          f"{short_date(baseline.effective)}",
                           baseline)
     return LabHit(newest, key, label, "caution", why)
 
 
 def when_of(hit: LabHit) -> str | None:
-    return iso(hit.result.effective)
+    return iso(hit.measurement.effective)
 
 
 def _trigger(hits: list[LabHit], labels: str) -> Trigger:
-    newest = max(hits, key=lambda h: h.result.effective or datetime.min.replace(tzinfo=UTC))
-    return Trigger(concept=labels, at=when_of(newest), reference=newest.result.ref)
+    newest = max(hits, key=lambda h: h.measurement.effective or datetime.min.replace(tzinfo=UTC))
+    return Trigger(concept=labels, at=when_of(newest), reference=newest.measurement.ref)
 
 
 def infection_findings(
@@ -143,8 +144,8 @@ def infection_findings(
                      "detection after undetectable, is reactivation"],
             source=m.lab_infections.hbv_reactivation_rise_log10.source,
             evidence=[e for h in react for e in h.evidence()] + aza_evidence, implicated=aza_refs,
-            trigger=Trigger(concept="HBV DNA", quantity=quantity_of(react[0].result), at=when_of(react[0]),
-                            reference=react[0].result.ref),
+            trigger=Trigger(concept="HBV DNA", quantity=quantity_of(react[0].measurement), at=when_of(react[0]),
+                            reference=react[0].measurement.ref),
             advice="refer to hepatology",
         ))
     if "hold" in by:
@@ -170,9 +171,9 @@ def infection_findings(
         out.append(make_finding(
             m, "infection-hold", "lab-result-undecided", Status.CANNOT_EVALUATE, Severity.MODERATE,
             reason=f"{len(open_)} infection test(s) neither show nor exclude an infection",
-            checked=[f"{result_name(h.result, h.label)} ({h.why})" for h in open_],
+            checked=[f"{result_name(h.measurement, h.label)} ({h.why})" for h in open_],
             evidence=[e for h in open_ for e in h.evidence()],
-            missing=[f"a detected/not detected reading of {result_name(h.result, h.label)}" for h in open_],
+            missing=[f"a detected/not detected reading of {result_name(h.measurement, h.label)}" for h in open_],
             implicated=aza_refs,
         ))
     return out

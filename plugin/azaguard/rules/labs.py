@@ -7,9 +7,10 @@ when they can, and "ok" needs positive evidence for every core analyte.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from msgspec import Struct, field
 
 from azaguard.findings import Evidence, Finding, Quantity, RuleId, Severity, Status, Trigger
 from azaguard.mappings import Analyte, Mappings, Threshold
@@ -71,8 +72,7 @@ def kidney(record: PatientRecord, mappings: Mappings, now: datetime) -> list[Fin
     return [on_dialysis] if on_dialysis is not None else _family(record, mappings, now, "kidney")
 
 
-@dataclass
-class _Report:
+class _Report(Struct):
     """What one family found, collected analyte by analyte."""
 
     rule: RuleId
@@ -193,8 +193,8 @@ def _assess_latest(
     ev = measurement_evidence(latest, analyte.label)
     when = short_date(latest.effective)
     prelim = (" (preliminary result)" if latest.preliminary else "") + conflict
-    if latest.value is None:
-        why = latest.unit_problem or "value is not a quantity"
+    if latest.result.value is None:
+        why = latest.result.problem or "value is not a quantity"
         report.add(
             f"{key}-unreadable", Status.CANNOT_EVALUATE, Severity.MODERATE,
             [ev], [f"{analyte.label} with a known unit"], subject=analyte.label,
@@ -223,9 +223,9 @@ def _assess_latest(
         report.checked.append(shown)
         report.evidence.append(ev)
         return
-    comparator = latest.quantity.comparator if latest.quantity else None
-    crossed = crosses(latest.value, comparator, th)
-    limit = f"{th.direction} {limit_amount(th.value, latest.unit, m)}"
+    comparator = latest.result.recorded.comparator if latest.result.recorded else None
+    crossed = crosses(latest.result.value, comparator, th)
+    limit = f"{th.direction} {limit_amount(th.value, latest.result.unit, m)}"
     if crossed is None:
         report.add(
             f"{key}-undecidable", Status.CANNOT_EVALUATE, Severity.MODERATE,
@@ -271,10 +271,10 @@ def _assess_trend(report: _Report, key: str, analyte: Analyte, results: tuple[Me
     if len(window) < trend.results:
         return
     newest, oldest = window[0], window[-1]
-    assert newest.value is not None and oldest.value is not None  # noqa: S101 - _exact keeps valued ones
-    if oldest.value <= 0:
+    assert newest.result.value is not None and oldest.result.value is not None  # noqa: S101 - _exact keeps valued ones
+    if oldest.result.value <= 0:
         return
-    fall = (oldest.value - newest.value) / oldest.value * 100
+    fall = (oldest.result.value - newest.result.value) / oldest.result.value * 100
     if fall > trend.fall_percent.value:
         report.add(
             f"{key}-falling", Status.CAUTION, Severity.MODERATE,
@@ -294,17 +294,17 @@ def _assess_creatinine_rise(report: _Report, analyte: Analyte, results: tuple[Me
     if len(exact) < 2:
         return
     latest = exact[0]
-    assert latest.effective is not None and latest.value is not None  # noqa: S101 - _exact guarantees
+    assert latest.effective is not None and latest.result.value is not None  # noqa: S101 - _exact guarantees
     since = latest.effective - timedelta(days=policy.months_window_days)
     earlier = [r for r in exact[1:] if r.effective is not None and r.effective >= since]
     if not earlier:
         return
     # Baseline = the lowest value in the window before the latest: the most sensitive reading of "a rise".
-    baseline = min(earlier, key=lambda r: r.value if r.value is not None else float("inf"))
-    assert baseline.value is not None  # noqa: S101 - _exact guarantees
-    if baseline.value <= 0:
+    baseline = min(earlier, key=lambda r: r.result.value if r.result.value is not None else float("inf"))
+    assert baseline.result.value is not None  # noqa: S101 - _exact guarantees
+    if baseline.result.value <= 0:
         return
-    rise = (latest.value - baseline.value) / baseline.value * 100
+    rise = (latest.result.value - baseline.result.value) / baseline.result.value * 100
     if rise > policy.percent.value:
         report.add(
             "creatinine-rising", Status.CAUTION, Severity.MODERATE,
@@ -333,7 +333,7 @@ def _egfr_from_creatinine(report: _Report, record: PatientRecord, now: datetime)
     creat = report.latest[_CREATININE]
     ckd = m.policy.labs.egfr_from_creatinine
     ev = measurement_evidence(creat, "creatinine used for the eGFR estimate")
-    assert creat.effective is not None and creat.value is not None  # noqa: S101 - report.latest holds readable ones
+    assert creat.effective is not None and creat.result.value is not None  # noqa: S101 - report.latest holds readable ones
     if now - creat.effective > timedelta(days=m.policy.labs.result_max_age_days.value):
         return  # the stale creatinine is already reported
     patient = record.patient
@@ -354,7 +354,7 @@ def _egfr_from_creatinine(report: _Report, record: PatientRecord, now: datetime)
             reason=f"no eGFR on file and CKD-EPI 2021 cannot estimate it from creatinine: {why}",
         )
         return
-    scr = creat.value / ckd.umol_per_mg_dl
+    scr = creat.result.value / ckd.umol_per_mg_dl
     kappa, alpha = ckd.kappa_mg_dl[sex], ckd.alpha[sex]  # type: ignore[index]
     value = (ckd.multiplier * min(scr / kappa, 1) ** alpha * max(scr / kappa, 1) ** ckd.exponent_above_kappa
              * ckd.age_base ** age * (ckd.female_factor if sex == "female" else 1.0))

@@ -122,18 +122,18 @@ def _lipase(
     shown = recorded_amount(latest, m)
     when = short_date(latest.effective)
     uln, unit = latest.range_high, latest.range_unit
-    if latest.value is None or uln is None or (unit is not None and latest.quantity is not None
-                                               and unit not in (latest.quantity.code, latest.quantity.unit)):
-        why = ("no value" if latest.value is None else "no upper reference limit from the lab" if uln is None
+    value, q = latest.result.value, latest.result.recorded
+    if value is None or uln is None or (unit is not None and q is not None and unit not in (q.code, q.unit)):
+        why = ("no value" if value is None else "no upper reference limit from the lab" if uln is None
                else f"its reference range is in {unit}, not the value's unit")
         return make_finding(
             m, RULE, "lipase-unjudged", Status.CANNOT_EVALUATE, Severity.MODERATE,
             reason=f"lipase {shown} on {when} cannot be compared with {multiple:g}× the lab's upper limit: {why}",
             evidence=[ev], missing=[f"the upper reference limit of the lipase result of {when}"], implicated=aza_refs,
         ), ""
-    comparator = latest.quantity.comparator if latest.quantity else None
+    comparator = q.comparator if q else None
     limit = multiple * uln
-    if latest.value > limit and comparator not in ("<", "<="):
+    if value > limit and comparator not in ("<", "<="):
         return make_finding(
             m, RULE, "lipase-high", Status.HOLD, Severity.HIGH, source=p.lipase_uln_multiple.source,
             evidence=[ev, *aza_evidence], implicated=aza_refs,

@@ -237,7 +237,7 @@ def infection_findings(
         ))
     if near_fever:
         line = m.signs.leaflet_fever_cel.value
-        peak = max(near_fever, key=lambda t: t.value or 0.0)
+        peak = max(near_fever, key=lambda t: t.result.value or 0.0)
         out.append(make_finding(
             m, "infection-hold", "leaflet-fever", Status.CAUTION, Severity.MODERATE,
             reason=f"at or above the leaflet's 'fever over 100 °F' ({line:g} °C) but below the hold threshold "
@@ -299,8 +299,8 @@ def near_fever(temperatures: tuple[Measurement, ...], m: Mappings) -> list[Measu
     """Readings below the fever threshold yet at or above the leaflet's 100 °F (37.8 °C)."""
     line = m.signs.leaflet_fever_cel.value
     # Compared at the 0.1 °C the leaflet's line is given in: 100.0 °F (37.78 °C) is on it.
-    return [t for t in temperatures if t.value is not None and round(t.value, 1) >= line and not (
-        t.quantity is not None and t.quantity.comparator in ("<", "<="))]
+    return [t for t in temperatures if t.result.value is not None and round(t.result.value, 1) >= line and not (
+        t.result.recorded is not None and t.result.recorded.comparator in ("<", "<="))]
 
 
 def _low_neutrophils(record: PatientRecord, m: Mappings, now: datetime) -> tuple[bool, str, list[Evidence]]:
@@ -314,12 +314,12 @@ def _low_neutrophils(record: PatientRecord, m: Mappings, now: datetime) -> tuple
         return False, f"No {analyte.label} count in the last {days} days: check a full blood count.", []
     latest, _ = decisive(recent, "below")
     ev = [measurement_evidence(latest, f"latest {analyte.label} count")]
-    if latest.value is None:
+    if latest.result.value is None:
         return False, f"The latest {analyte.label} count cannot be read: check a full blood count.", ev
     limit = m.signs.hold_with_neutrophils_below
-    low = crosses(latest.value, latest.quantity.comparator if latest.quantity else None,
+    low = crosses(latest.result.value, latest.result.recorded.comparator if latest.result.recorded else None,
                   Threshold(direction="below", value=limit.value, source=limit.source))
     if low:
         return True, (f"{analyte.label} {amount(latest, m)} on {short_date(latest.effective)} is below "
-                      f"{limit_amount(limit.value, latest.unit, m)}."), ev
+                      f"{limit_amount(limit.value, latest.result.unit, m)}."), ev
     return False, "", ev

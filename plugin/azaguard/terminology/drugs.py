@@ -6,11 +6,10 @@ Codes first; names (INN/BAN/USAN spellings, European spellings, brands) only as 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
-from msgspec import Struct
+from msgspec import Struct, field
 
 from azaguard.mappings import DrugCodes, Mappings
 from azaguard.terminology._common import (
@@ -79,8 +78,7 @@ NO_DRUG = DrugMatch()
 Target = tuple[Group, str, str]  # (group, key, member: "" unless an interacting class's member)
 
 
-@dataclass
-class _DrugIndex:
+class _DrugIndex(Struct):
     systems: dict[str, str]
     codes: dict[tuple[str, str], set[Target]]  # (system name, code) -> targets
     atc_prefixes: list[tuple[str, Target]]
@@ -95,39 +93,26 @@ def _build(m: Mappings) -> _DrugIndex:
     meds = m.medications
     codes: dict[tuple[str, str], set[Target]] = {}
     by_name: dict[str, set[Target]] = {}
-
-    def add_codes(target: Target, value_set: DrugCodes) -> None:
+    for target, value_set in _coded(m):
         for system, values in value_set.items():
             ns = "sct" if system in ("snomed", "dmd") else system
             for code in values:
                 codes.setdefault((ns, _norm_code(ns, code)), set()).add(target)
-
-    def add_names(target: Target, names: tuple[str, ...]) -> None:
+    folded: dict[str, str] = {}  # every name once, folded once (names repeat across members and brands)
+    for target, names in _named(m):
         for n in names:
-            by_name.setdefault(name_key(fold(n)), set()).add(target)  # matched on folded text
-
-    aza: Target = ("azathioprine", AZATHIOPRINE, "")
-    add_codes(aza, meds.azathioprine.codes)
-    add_names(aza, meds.azathioprine.names + meds.azathioprine.brands)
-    prefixes: list[tuple[str, Target]] = []
-    for entry in meds.interactions:
-        for member in entry.members:
-            target: Target = ("interaction", entry.id, member.name)
-            add_codes(target, member.codes)
-            add_names(target, (member.name, *member.names, *member.brands))
-        prefixes += [(p.upper(), ("interaction", entry.id, "")) for p in entry.atc_prefixes]
-    for ing in meds.anti_infectives.ingredients:
-        target = ("anti-infective", ing.name, "")
-        add_codes(target, ing.codes)
-        add_names(target, (*_spellings((ing.name, *ing.synonyms), meds.anti_infectives.spelling_variants),
-                           *ing.brands))
-    for p in meds.anti_infectives.atc_prefixes:
-        prefixes.append((p.upper(), ("anti-infective", f"ATC {p}", "")))
+            f = folded.get(n)
+            if f is None:
+                f = folded[n] = fold(n)
+            by_name.setdefault(name_key(f), set()).add(target)  # matched on folded text
+    prefixes: list[tuple[str, Target]] = [
+        (p.upper(), ("interaction", entry.id, "")) for entry in meds.interactions for p in entry.atc_prefixes]
+    prefixes += [(p.upper(), ("anti-infective", f"ATC {p}", "")) for p in meds.anti_infectives.atc_prefixes]
     return _DrugIndex(
         systems=system_names(m),
         codes=codes,
         atc_prefixes=prefixes,
-        names=name_alternation(fold(n) for n in by_name_source(m)),
+        names=name_alternation(folded.values()),
         by_name=by_name,
         non_systemic=name_alternation(fold(w) for w in meds.anti_infectives.non_systemic_form_words),
         near_miss=NearMissIndex((*meds.azathioprine.names, *meds.azathioprine.brands),
@@ -135,15 +120,32 @@ def _build(m: Mappings) -> _DrugIndex:
     )
 
 
+def _coded(m: Mappings) -> Iterator[tuple[Target, DrugCodes]]:
+    """Each target with its code value set."""
+    meds = m.medications
+    yield ("azathioprine", AZATHIOPRINE, ""), meds.azathioprine.codes
+    for entry in meds.interactions:
+        for member in entry.members:
+            yield ("interaction", entry.id, member.name), member.codes
+    for ing in meds.anti_infectives.ingredients:
+        yield ("anti-infective", ing.name, ""), ing.codes
+
+
+def _named(m: Mappings) -> Iterator[tuple[Target, tuple[str, ...]]]:
+    """Each target with every name and brand it goes by (European spellings of anti-infectives included)."""
+    meds = m.medications
+    yield ("azathioprine", AZATHIOPRINE, ""), meds.azathioprine.names + meds.azathioprine.brands
+    for entry in meds.interactions:
+        for member in entry.members:
+            yield ("interaction", entry.id, member.name), (member.name, *member.names, *member.brands)
+    for ing in meds.anti_infectives.ingredients:
+        yield ("anti-infective", ing.name, ""), (
+            *_spellings((ing.name, *ing.synonyms), meds.anti_infectives.spelling_variants), *ing.brands)
+
+
 def by_name_source(m: Mappings) -> list[str]:
     """Every name and brand the drug value sets hold (for the one name pattern)."""
-    meds = m.medications
-    out = [*meds.azathioprine.names, *meds.azathioprine.brands]
-    for e in meds.interactions:
-        out += [n for member in e.members for n in (member.name, *member.names, *member.brands)]
-    for i in meds.anti_infectives.ingredients:
-        out += [*_spellings((i.name, *i.synonyms), meds.anti_infectives.spelling_variants), *i.brands]
-    return out
+    return [n for _, names in _named(m) for n in names]
 
 
 def _spellings(names: tuple[str, ...], variants: tuple[tuple[str, str], ...]) -> tuple[str, ...]:

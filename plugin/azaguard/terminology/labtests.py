@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from msgspec import Struct
 
 from azaguard.mappings import Mappings
-from azaguard.terminology._common import fold, names_match
+from azaguard.terminology._common import NameSet, fold, names_match
 
 if TYPE_CHECKING:
     from azaguard.fhirtypes.concept import Concept
@@ -81,13 +81,13 @@ def analyte_by_name(concept: Concept, m: Mappings) -> str | None:
     return None
 
 
-def named_anything(m: Mappings) -> re.Pattern[str]:
+def named_anything(m: Mappings) -> NameSet:
     """One pattern for every name that makes an Observation worth reading (signs, pathogens, named analytes,
     enzyme activities): the record builder's quick test on codes it does not know."""
     return m.derived(_named_anything)
 
 
-def _named_anything(mm: Mappings) -> re.Pattern[str]:
+def _named_anything(mm: Mappings) -> NameSet:
     words: set[str] = set()
     for sign in mm.signs.signs.values():
         words.update(sign.names)
@@ -98,11 +98,21 @@ def _named_anything(mm: Mappings) -> re.Pattern[str]:
     for spec in mm.analytes.activity_analytes.by_key.values():
         words.update(spec.names)
     words.update(mm.pancreatitis.lipase.names)
-    alternation = "|".join(re.escape(fold(w)) for w in sorted(words, key=len, reverse=True))
-    return re.compile(rf"\b(?:{alternation})\b", re.IGNORECASE)
+    return NameSet(words)
 
 
 # --- reading a result ---------------------------------------------------------------------------
+
+
+class LabValue(Protocol):
+    """What a lab result says (the record's Result, whichever kind): each kind reads None for the others'."""
+
+    @property
+    def recorded(self) -> Quantity | None: ...
+    @property
+    def concept(self) -> Concept | None: ...
+    @property
+    def text(self) -> str | None: ...
 
 
 class LabResult(Protocol):
@@ -110,11 +120,7 @@ class LabResult(Protocol):
     reads a result by what it holds, not by the record's type (the record imports terminology, not back)."""
 
     @property
-    def quantity(self) -> Quantity | None: ...
-    @property
-    def coded_value(self) -> Concept | None: ...
-    @property
-    def text_value(self) -> str | None: ...
+    def result(self) -> LabValue: ...
     @property
     def interpretation(self) -> tuple[str, ...]: ...
     @property
@@ -133,7 +139,7 @@ def result_class(meas: LabResult, m: Mappings, *, culture: bool = False) -> tupl
     """Positive / negative / equivocal / unknown, and what said so. Any positive signal wins (fail safe)."""
     lab = m.lab_infections
     found: dict[ResultClass, str] = {}
-    value = meas.coded_value
+    value = meas.result.concept
     if value is not None:
         coded = _coded_class(value, m)
         if coded is not None:
@@ -144,17 +150,17 @@ def result_class(meas: LabResult, m: Mappings, *, culture: bool = False) -> tupl
                 found.setdefault(worded, f"value '{value.label}'")
             elif culture:
                 found.setdefault("positive", f"organism reported: {value.label}")
-    if meas.text_value:
-        worded = _word_class([meas.text_value], m)
+    if meas.result.text:
+        worded = _word_class([meas.result.text], m)
         if worded is not None:
-            found.setdefault(worded, f"value '{meas.text_value}'")
-        elif culture and meas.text_value.strip():
-            found.setdefault("positive", f"organism reported: '{meas.text_value}'")
+            found.setdefault(worded, f"value '{meas.result.text}'")
+        elif culture and meas.result.text.strip():
+            found.setdefault("positive", f"organism reported: '{meas.result.text}'")
     for flag in meas.interpretation:
         for cls in ("positive", "negative", "equivocal"):
             if flag in getattr(lab.interpretation, cls):
                 found.setdefault(cls, f"interpretation {flag}")
-    q = meas.quantity
+    q = meas.result.recorded
     if q is not None and q.value is not None:
         found_q = _quantity_class(meas)
         if found_q is not None:
@@ -189,7 +195,7 @@ _FLOOR = re.compile(r"^\s*<\s*=?\s*(\d+(?:\.\d+)?)")
 
 
 def _quantity_class(meas: LabResult) -> tuple[ResultClass, str] | None:
-    q = meas.quantity
+    q = meas.result.recorded
     assert q is not None and q.value is not None  # noqa: S101 - checked by the caller
     if q.comparator in ("<", "<="):
         return "negative", f"{q.comparator}{q.value:g}: below the lab's limit"
@@ -208,7 +214,7 @@ def _quantity_class(meas: LabResult) -> tuple[ResultClass, str] | None:
 
 def _same_unit(meas: LabResult) -> bool:
     """The range's unit is the value's (or not given): only then do the numbers compare."""
-    q = meas.quantity
+    q = meas.result.recorded
     unit = meas.range_unit
     return unit is None or q is None or unit in (q.code, q.unit)
 
@@ -219,9 +225,9 @@ def activity_class(meas: LabResult, m: Mappings) -> tuple[ActivityClass | None, 
     flags = set(meas.interpretation)
     if flags & spec.poor_interpretations:
         return "poor", f"interpretation {sorted(flags & spec.poor_interpretations)[0]}"
-    words = list(meas.interpretation_text) + ([meas.text_value] if meas.text_value else [])
-    if meas.coded_value is not None:
-        words += meas.coded_value.names
+    words = list(meas.interpretation_text) + ([meas.result.text] if meas.result.text else [])
+    if meas.result.concept is not None:
+        words += meas.result.concept.names
     for cls, listed in (("poor", spec.poor_words), ("intermediate", spec.low_words), ("normal", spec.normal_words)):
         word = names_match(words, listed)
         if word:
@@ -230,7 +236,7 @@ def activity_class(meas: LabResult, m: Mappings) -> tuple[ActivityClass | None, 
         return "intermediate", f"interpretation {sorted(flags & spec.low_interpretations)[0]} (below the range)"
     if flags & spec.normal_interpretations:
         return "normal", f"interpretation {sorted(flags & spec.normal_interpretations)[0]}"
-    q = meas.quantity
+    q = meas.result.recorded
     if q is None or q.value is None:
         return None, "no value"
     if meas.range_low is None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from azaguard.mappings import Mappings
 from azaguard.terminology._common import fold
@@ -30,8 +31,7 @@ def foreign_letters(text: str) -> bool:
     return not text.isascii() and any(ch.isalpha() and not _is_latin_letter(ch) for ch in text)
 
 
-@dataclass(frozen=True)
-class _Reader:
+class _Reader(Struct, frozen=True):
     pattern: re.Pattern[str] | None
     term_of: dict[str, str]  # folded name -> English term
 

@@ -8,10 +8,9 @@ restrictive wins (live, then ambiguous, then not live). A vaccine nothing classi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from msgspec import Struct
+from msgspec import Struct, field
 
 from azaguard.mappings import Mappings
 from azaguard.terminology._common import (
@@ -46,8 +45,7 @@ def cvx_key(code: str) -> str:
     return stripped or "0"
 
 
-@dataclass
-class _VaccineIndex:
+class _VaccineIndex(Struct):
     systems: dict[str, str]
     by_cvx: dict[str, tuple[VaccineKind, str, str]]  # key -> (kind, name, CVX as listed)
     crosswalk: dict[tuple[str, str], str]  # (system name, code) -> CVX

@@ -32,6 +32,8 @@ from starlette.types import ASGIApp
 from azaguard.cds.jwks import JwksCache
 from azaguard.config import AppConfig, load_app_config
 from azaguard.errors import AzaguardError
+from azaguard.httpbound import Bound
+from azaguard.httpclient import client as outbound_client
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.ops import logs, runtime
 from azaguard.web.clinician import FAILURES as CLINICIAN_FAILURES
@@ -57,7 +59,7 @@ def web_context(
     terminology: TerminologyServer | None = None, mappings_dir: Path | None = None, jwks: JwksCache | None = None,
 ) -> WebContext:
     """The app's parts, wired: one HTTP client for the EHR's authorization server, one session store."""
-    http = httpx.Client(transport=transport, follow_redirects=False)
+    http = outbound_client(bound=Bound(), transport=transport)
     sessions = runtime.session_store(config)
     return WebContext(
         config=config, mappings=mappings, terminology=terminology, now=now, sessions=sessions,

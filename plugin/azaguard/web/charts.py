@@ -89,7 +89,7 @@ def trend_chart(analyte: str, record: PatientRecord, mappings: Mappings, tz: tzi
     unit = unit_text(canonical, mappings)
     threshold = threshold_for(analyte, mappings)
     measurements = record.measurements_of(analyte)  # newest first
-    plottable = [m for m in measurements if m.value is not None and m.effective is not None][:MAX_POINTS]
+    plottable = [m for m in measurements if m.result.value is not None and m.effective is not None][:MAX_POINTS]
     plottable.reverse()  # oldest first, left to right
     unplotted = len(measurements) - len(plottable)
     limit_words = None
@@ -100,9 +100,9 @@ def trend_chart(analyte: str, record: PatientRecord, mappings: Mappings, tz: tzi
     rows = tuple(
         ChartRow(
             date=format_day(p.effective, tz),
-            value=format_quantity(p.value, canonical, mappings) if p.value is not None else "",
-            recorded=_recorded(p.quantity, mappings),
-            past_limit=threshold is not None and p.value is not None and threshold.breached(p.value),
+            value=format_quantity(p.result.value, canonical, mappings) if p.result.value is not None else "",
+            recorded=_recorded(p.result.recorded, mappings),
+            past_limit=threshold is not None and p.result.value is not None and threshold.breached(p.result.value),
             preliminary=p.preliminary,
         )
         for p in plottable
@@ -153,7 +153,7 @@ def _svg(
             f'<text class="empty" x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" '
             f'text-anchor="middle">No {escape(label)} results in the record</text>'
         )
-    values = [p.value for p in points if p.value is not None]
+    values = [p.result.value for p in points if p.result.value is not None]
     ticks = nice_ticks(*_span(values + ([threshold.value] if threshold is not None else [])))
     lo, hi = ticks[0], ticks[-1]
 
@@ -186,15 +186,15 @@ def _svg(
         )
     if len(points) > 1:
         path = " ".join(
-            f"{x_of(p.effective.timestamp()):.1f},{y_of(p.value):.1f}"
+            f"{x_of(p.effective.timestamp()):.1f},{y_of(p.result.value):.1f}"
             for p in points
-            if p.effective is not None and p.value is not None
+            if p.effective is not None and p.result.value is not None
         )
         out.append(f'<polyline class="trend" points="{path}"/>')
     for p, row in zip(points, rows, strict=True):
-        if p.effective is None or p.value is None:
+        if p.effective is None or p.result.value is None:
             continue
-        out.append(_point(p, x_of(p.effective.timestamp()), y_of(p.value), row))
+        out.append(_point(p, x_of(p.effective.timestamp()), y_of(p.result.value), row))
     if points:
         out.append(f'<text class="axis" x="{LEFT}" y="{HEIGHT - 8}">{escape(rows[0].date)}</text>')
         if len(points) > 1:
