@@ -8,10 +8,10 @@
     ├── FhirError              exit 3, HTTP 502: a FHIR server failed or refused (its tree: fhir/errors.py)
     └── AuthError              exit 3, HTTP 401: an authorisation step failed (discovery, token, backend)
 
-Each class carries its exit code and HTTP status; the CLI (`exit_code`) and the web services
-(`http_status`) read them here and nowhere else. Subclasses near their raisers (a FHIR server's
-statuses, a CDS request's 400/412) narrow the status, never the tree. Nothing here subclasses
-ValueError: a data error and a programming error are told apart by class, never by accident.
+Each class carries its exit code and HTTP status; the CLI (`exit_code`, in cli.main) and the web services
+(`http_status`, in one exception handler per app) read them here and nowhere else. Subclasses near their
+raisers (a FHIR server's statuses, a CDS request's 400/412) narrow the status, never the tree. Nothing here
+subclasses ValueError: a data error and a programming error are told apart by class, never by accident.
 """
 
 from __future__ import annotations
@@ -78,9 +78,27 @@ def exit_code(exc: BaseException) -> int:
     return exc.exit_code if isinstance(exc, AzaguardError) else INTERNAL_EXIT
 
 
-def http_status(exc: BaseException) -> int:
-    """The HTTP status a web service answers for a failure."""
-    return exc.http_status if isinstance(exc, AzaguardError) else 500
+# Every status a web service answers for a failure, with what it tells the caller (tests/web/test_one_way_out.py
+# fails on a class whose status is not here).
+STATUSES = {
+    400: "the request cannot be read (a CDS call's body, its context, its prefetch)",
+    401: "not authorised: the caller's token, or the user's session with the EHR, is missing, invalid or over",
+    403: "the EHR refused access (scope, patient, policy); asking again will not help",
+    412: "a CDS call whose data is neither in its prefetch nor fetchable in time",
+    500: "azaguard failed (its configuration, its knowledge, or a bug): nothing was evaluated",
+    502: "a server behind azaguard (the FHIR server, the EHR's authorization server) failed or gave unusable data",
+}
+
+
+def http_status(exc: BaseException, *, gateway: bool = False) -> int:
+    """The HTTP status a web service answers for a failure. `gateway`: the service answers for data a server
+    behind it gave (the SMART app reads the EHR's record), so data that cannot be read is that server's failure
+    (502), never the caller's (400, 412)."""
+    if not isinstance(exc, AzaguardError):
+        return 500
+    if gateway and isinstance(exc, InputError):
+        return 502
+    return exc.http_status
 
 
 def http_body(exc: BaseException) -> dict[str, str]:

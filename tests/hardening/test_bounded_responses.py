@@ -1,7 +1,9 @@
 """Every outbound response has a size cap and a total deadline: FHIR, token endpoint, discovery.
 
 A local hostile server (127.0.0.1) drips bytes or sends an endless body; the app stops reading
-at the cap or the deadline, whatever the per-read timeout."""
+at the cap or the deadline, whatever the per-read timeout. The clients are made as the app makes
+them (httpclient.client): the bound is the client's; a call may narrow it (the token endpoint's,
+discovery's deadline), and a plain httpx.Client has none (which is why no module builds one)."""
 
 from __future__ import annotations
 
@@ -12,12 +14,13 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 
 from azaguard.config import AppConfig, Scopes
 from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import FhirProtocolError, FhirUnavailable
+from azaguard.httpbound import Bound
+from azaguard.httpclient import client as outbound_client
 from azaguard.smart.discovery import DiscoveryError, SmartConfiguration, discover
 from azaguard.smart.launch import TokenError, exchange_code
 
@@ -96,7 +99,7 @@ def test_a_hostile_token_endpoint_is_cut(hostile: str, mode: str, monkeypatch: p
     MODE["mode"] = mode
     monkeypatch.setattr("azaguard.smart.launch.TOKEN_TIMEOUT", 1.0)
     start = time.monotonic()
-    with httpx.Client() as http, pytest.raises(TokenError) as info:
+    with outbound_client(bound=Bound()) as http, pytest.raises(TokenError) as info:
         exchange_code(http, _config(hostile), _smart(hostile), code="c", code_verifier="v",
                       redirect_uri=f"{hostile}/cb", requested_scope="launch", now=datetime.now(UTC))
     assert info.value.error == "unreachable"
@@ -108,6 +111,6 @@ def test_hostile_discovery_is_cut(hostile: str, mode: str, monkeypatch: pytest.M
     MODE["mode"] = mode
     monkeypatch.setattr("azaguard.smart.discovery.DISCOVERY_TIMEOUT", 0.7)
     start = time.monotonic()
-    with httpx.Client() as http, pytest.raises(DiscoveryError):
+    with outbound_client(bound=Bound()) as http, pytest.raises(DiscoveryError):
         discover(hostile, http)
     assert time.monotonic() - start < 4.0  # two documents tried, each cut

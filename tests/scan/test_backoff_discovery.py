@@ -21,12 +21,14 @@ class Clock:
 
 def test_busy_server_pauses_everyone_halves_concurrency_then_eases_back() -> None:
     clock = Clock()
-    backoff = SharedBackoff(4, clock=clock, wall_clock=clock, ease_after=2)
-    backoff.congested("3")  # Retry-After: 3 seconds, for the whole scan
+    backoff = SharedBackoff(4, clock=clock, ease_after=2)
+    backoff.answered(500, 3.0)  # not "busy": no pause
+    assert backoff.paused_until == 0.0 and backoff.limit == 4
+    backoff.answered(429, 3.0)  # Retry-After: 3 seconds, for the whole scan
     assert backoff.paused_until == 1003.0 and backoff.limit == 2
-    backoff.congested(None)  # no Retry-After: a default pause; never shorter than the one in force
+    backoff.answered(503, None)  # no Retry-After: a default pause; never shorter than the one in force
     assert backoff.paused_until == 1003.0 and backoff.limit == 1 and backoff.congestions == 2
-    backoff.congested("100000")  # absurd values are capped
+    backoff.answered(429, 100000.0)  # absurd values are capped
     assert backoff.paused_until <= clock.now + 120
     clock.now = backoff.paused_until + 1
     backoff.wait_open()  # returns: the pause is over

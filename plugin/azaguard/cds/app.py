@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -32,7 +32,7 @@ from azaguard.cds.request import BadRequest, parse_request
 from azaguard.cds.store import CdsStore, FeedbackEntry
 from azaguard.cds.trust import JwksCache, KeysPending, Untrusted, Verifier
 from azaguard.config import AppConfig, is_loopback, origin_of
-from azaguard.errors import http_body
+from azaguard.errors import AzaguardError, http_body, http_status
 from azaguard.fhirtypes import dates
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.ops import audit, logs, metrics, runtime
@@ -125,9 +125,19 @@ class CdsService:
                         route=request.url.path)
         retry = {"Retry-After": "1"} if isinstance(exc, KeysPending) else {}  # the key set is on its way
         return JSONResponse(
-            http_body(exc), status_code=exc.http_status,
+            http_body(exc), status_code=http_status(exc),
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"', **retry, **CORS_HEADERS},
         )
+
+    def failure(self, exc: Exception) -> JSONResponse:
+        """The service's one answer to a failure that leaves an endpoint: status and body from the error tree (a
+        call that cannot be read: 400; data neither sent nor fetchable: 412; a FHIR server's failure: 502); a bug
+        is logged with its traceback and answered 500 with no detail."""
+        if isinstance(exc, AzaguardError):
+            log.info("CDS call failed", extra={"error": type(exc).__name__, "status": http_status(exc)})
+        else:
+            log.error("CDS call failed: internal error", exc_info=exc)
+        return self.respond(http_body(exc), http_status(exc))
 
     def respond(self, body: dict[str, Any], status: int = 200) -> JSONResponse:
         headers = {INSECURE_HEADER: "unsigned CDS calls accepted (sandbox only)"} if self.insecure else {}
@@ -149,10 +159,7 @@ class CdsService:
         service = self._service(request, authenticated=authenticated)
         if isinstance(service, Response):
             return service
-        try:
-            return self.respond(self._evaluate(service, body))
-        except InputError as exc:  # a call that cannot be read (400), data neither sent nor fetchable (412)
-            return self.respond(http_body(exc), exc.http_status)
+        return self.respond(self._evaluate(service, body))
 
     def _evaluate(self, service: Service, body: bytes) -> dict[str, Any]:
         request = parse_request(body, service)
@@ -191,10 +198,7 @@ class CdsService:
         service = self._service(request, authenticated=authenticated)
         if isinstance(service, Response):
             return service
-        try:
-            entries = parse_feedback(body, self.now())
-        except InputError as exc:
-            return self.respond(http_body(exc), exc.http_status)
+        entries = parse_feedback(body, self.now())
         self.store.add_feedback(service.id, entries, self.now())
         return self.respond({"stored": len(entries)})
 
@@ -268,6 +272,19 @@ def _timestamp(value: object, now: datetime, i: int) -> datetime:
 
 
 def cds_routes(service: CdsService) -> list[Route]:
+    """The endpoints, each answering its failures through `service.failure` (the routes join a host's app, so
+    the service's way out travels with them rather than in the host's exception handlers)."""
+
+    def answered(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(endpoint)
+        async def guarded(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except Exception as exc:
+                return service.failure(exc)
+
+        return guarded
+
     async def discover(request: Request) -> Response:
         refused, _ = await authenticate(request)
         return refused or service.respond(service.discovery)
@@ -327,9 +344,9 @@ def cds_routes(service: CdsService) -> list[Route]:
         return Response(status_code=204, headers=CORS_HEADERS)
 
     return [
-        Route("/cds-services", discover, methods=["GET"]),
-        Route("/cds-services/{service_id}", hook, methods=["POST"]),
-        Route("/cds-services/{service_id}/feedback", feedback, methods=["POST"]),
+        Route("/cds-services", answered(discover), methods=["GET"]),
+        Route("/cds-services/{service_id}", answered(hook), methods=["POST"]),
+        Route("/cds-services/{service_id}/feedback", answered(feedback), methods=["POST"]),
         Route("/cds-services", preflight, methods=["OPTIONS"]),
         Route("/cds-services/{service_id}", preflight, methods=["OPTIONS"]),
         Route("/cds-services/{service_id}/feedback", preflight, methods=["OPTIONS"]),

@@ -2,8 +2,8 @@
 and never fetched by a serving worker.
 
 A key set is fetched in the background (a small pool of its own: a serving worker never waits on a
-JWKS host) through the one bounded fetch (`httpbound.fetch`: a byte cap and a total deadline, so a
-dripping or endless host costs one fetch at most JWKS_DEADLINE seconds) and kept JWKS_TTL_SECONDS.
+JWKS host) on a bounded client (httpclient, httpbound: a byte cap and a total deadline, so a dripping or
+endless host costs one fetch at most JWKS_DEADLINE seconds) and kept JWKS_TTL_SECONDS.
 `get` never blocks: it answers from the set in hand, or raises `KeysPending` (an `Untrusted`) while
 the set it needs is being fetched; the async CDS routes await `KeysPending.ready()` (a coroutine, no
 thread held) and verify again. A set past its TTL is still used while its refresh runs.
@@ -29,7 +29,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from azaguard.errors import AuthError
-from azaguard.httpbound import fetch
+from azaguard.httpbound import Bound, within
+from azaguard.httpclient import client as outbound_client
 
 JWKS_TTL_SECONDS = 300.0
 MIN_REFETCH_SECONDS = 30.0
@@ -158,7 +159,7 @@ class JwksCache:
             if self._http is not None:
                 response = self._get(self._http, url)
             else:
-                with httpx.Client(transport=self._transport, follow_redirects=False) as client:
+                with outbound_client(bound=Bound(JWKS_MAX_BYTES, JWKS_DEADLINE), transport=self._transport) as client:
                     response = self._get(client, url)
             response.raise_for_status()
             return KeySet.import_key_set(response.json())
@@ -172,8 +173,7 @@ class JwksCache:
 
     @staticmethod
     def _get(client: httpx.Client, url: str) -> httpx.Response:
-        return fetch(client, "GET", url, max_bytes=JWKS_MAX_BYTES, deadline=JWKS_DEADLINE,
-                     headers={"Accept": "application/json"})
+        return client.get(url, headers={"Accept": "application/json"}, extensions=within(JWKS_MAX_BYTES, JWKS_DEADLINE))
 
 
 class _Unreadable(Exception):

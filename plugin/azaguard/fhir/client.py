@@ -1,26 +1,24 @@
 """One pooled, synchronous HTTP client for a FHIR R4 server.
 
 read, search (every page), batch, conditional create and If-Match update, with
-timeouts on every call, retries (exponential backoff, full jitter, Retry-After)
-for idempotent requests only, and errors from azaguard.fhir.errors that tell the
+timeouts on every call, retries (httpretry: exponential backoff, full jitter,
+Retry-After) for idempotent requests only, every answer read under a size cap and
+a total deadline (httpbound), and errors from azaguard.fhir.errors that tell the
 caller whether to retry. httpx.Client is thread-safe: concurrency is threads
 sharing this one client (and its connection pool).
 """
 
 from __future__ import annotations
 
-import functools
 import http.cookiejar
 import json
 import logging
 import random
 import re
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -38,7 +36,10 @@ from azaguard.fhir.errors import (
     outcome_text,
 )
 from azaguard.httpauth import BearerAuth, Renew, TokenSource
-from azaguard.httpbound import ResponseTooLarge, fetch
+from azaguard.httpbound import BOUND, Bound, ResponseTooLarge
+from azaguard.httpclient import client as outbound_client
+from azaguard.httpclient import no_cookies, tls_context
+from azaguard.httpretry import ATTEMPT, RETRY, Gate, RetryPolicy
 from azaguard.ops.events import FHIR_RESPONSE, emit
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ _TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR id syntax; also keeps paths from being injected
 _QUERY_SAFE = ",|/:"  # FHIR's OR-commas and system|code stay literal, as servers document them
 _READ_METHODS = frozenset({"GET", "HEAD"})
+DEFAULT_RESPONSE_BYTES = 256 << 20
+DEFAULT_RESPONSE_DEADLINE = 120.0
 
 
 @dataclass(frozen=True)
@@ -126,20 +129,6 @@ def link_of(bundle: Mapping[str, Any], relation: str) -> str | None:
     return None
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
 class FhirClient:
     """A FHIR R4 server at `base_url`, over one pooled httpx.Client."""
 
@@ -154,12 +143,13 @@ class FhirClient:
         backoff: float = 0.5,
         max_backoff: float = 10.0,
         max_pages: int = 100,
-        max_response_bytes: int = 256 << 20,
-        response_deadline: float = 120.0,
+        max_response_bytes: int = DEFAULT_RESPONSE_BYTES,
+        response_deadline: float = DEFAULT_RESPONSE_DEADLINE,
         strict_search: bool = True,
         transport: httpx.BaseTransport | None = None,
         pools: ConnectionPools | None = None,
         only_public: bool = False,
+        gate: Gate | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -167,7 +157,9 @@ class FhirClient:
         without it (or with a `transport`) the client has connections of its own, closed by close().
         `only_public`: connect only to public addresses, checked at connect time (addresses.PinnedTransport).
         `renew`: called when the server answers 401, with the refused token; the request is then sent once
-        more with the token `token` gives (httpauth.BearerAuth)."""
+        more with the token `token` gives (httpauth.BearerAuth). `gate`: consulted around every request
+        (scan/backoff.SharedBackoff: a pause shared by every worker). `sleep`, `clock` (epoch seconds):
+        for the waits between retries (httpretry.RetryTransport)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"the FHIR base URL must be an http(s) URL, got {base_url!r}")
@@ -176,27 +168,25 @@ class FhirClient:
         self._host = parts.netloc  # for logs and metrics: never the path (ids) or query
         self._auth = BearerAuth(token, renew)
         self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
         self.max_pages = max_pages
+        self.retry = RetryPolicy(RETRYABLE_STATUSES, max_retries=max_retries, backoff=backoff, max_backoff=max_backoff)
         # A total time and size for each response, beyond the per-read timeout: a server dripping
         # bytes or sending an endless body must not hold or exhaust the app.
-        self.max_response_bytes = max_response_bytes
-        self.response_deadline = response_deadline
+        self.bound = Bound(max_response_bytes, response_deadline)
         self.strict_search = strict_search
         self._sleep = sleep
-        self._clock = clock
         self._jitter = random.SystemRandom()
         self._lock = threading.Lock()
         self._capabilities: Resource | None = None
         self.request_count = 0  # HTTP requests sent, retries included
-        if pools is not None and transport is None:
+        if pools is not None and transport is None and gate is None:
             self._http, self._owned = pools.client(parts.scheme, parts.netloc, only_public=only_public), False
         else:  # connections of its own, closed by close()
             if transport is None and only_public:
-                transport = PinnedTransport(is_public, verify=_tls_context(parts.scheme))
-            self._http, self._owned = _http_client(parts.scheme, transport, timeout), True
+                transport = PinnedTransport(is_public, verify=tls_context(parts.scheme))
+            self._http = _http_client(parts.scheme, transport, self.bound, self.retry, gate=gate, sleep=sleep,
+                                      clock=clock, timeout=timeout)  # fmt: skip
+            self._owned = True
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -309,7 +299,7 @@ class FhirClient:
 
     def pause(self, attempt: int) -> None:
         """Wait before retrying a write that met a conflict (full jitter, as for temporary failures)."""
-        self._sleep(self._delay(attempt, None))
+        self._sleep(self.retry.delay(attempt, None, self._jitter.uniform))
 
     def capabilities(self) -> Resource:
         """The server's CapabilityStatement (GET metadata), fetched once per client."""
@@ -332,7 +322,7 @@ class FhirClient:
                     return True
         return False
 
-    # -- HTTP with retries -------------------------------------------------------------
+    # -- HTTP (retries and bounds are the client's: httpretry, httpbound) ----------------------
 
     def _send(
         self,
@@ -343,64 +333,44 @@ class FhirClient:
         headers: Mapping[str, str] | None = None,
         retry: bool,
     ) -> httpx.Response:
-        """Send, retrying temporary failures if `retry`; returns a non-error response or raises."""
+        """Send (temporary failures retried by the client's transport if `retry`); a non-error response or raises."""
         content = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
         action = f"{method} {self._describe(url)}"
-        attempt = 0
-        while True:
-            request_headers = dict(headers or {})
-            if content is not None:
-                request_headers["Content-Type"] = FHIR_JSON
-            with self._lock:
-                self.request_count += 1
-            failure: FhirUnavailable | None = None
-            response: httpx.Response | None = None
-            started = time.perf_counter()
-            try:
-                response = fetch(
-                    self._http, method, url, content=content, headers=request_headers, auth=self._auth,
-                    max_bytes=self.max_response_bytes, deadline=self.response_deadline, timeout=self.timeout,
-                )
-            except ResponseTooLarge as exc:
-                raise FhirProtocolError(
-                    f"the FHIR server's answer to {action} is larger than {self.max_response_bytes} bytes; "
-                    "not read", url=url,
-                ) from exc
-            except httpx.TimeoutException:
-                failure = FhirUnavailable(
-                    f"the FHIR server did not answer {action} within {self.timeout:g} s", url=url
-                )
-            except httpx.TransportError as exc:
-                failure = FhirUnavailable(
-                    f"could not reach the FHIR server for {action} ({type(exc).__name__})", url=url
-                )
-            status = response.status_code if response is not None else None
-            emit(FHIR_RESPONSE, method=method, host=self._host, status=status, seconds=time.perf_counter() - started)
-            if response is not None:
-                log.debug("%s -> %d (attempt %d)", action, response.status_code, attempt + 1)
-                if response.is_success:
-                    return response
-                if response.status_code not in RETRYABLE_STATUSES or not retry or attempt >= self.max_retries:
-                    error = self._error(response, action, url)
-                    log.warning("FHIR server error", extra={"method": method, "host": self._host, "status": status,
-                                                            "error_class": type(error).__name__})
-                    raise error
-            elif failure is not None and (not retry or attempt >= self.max_retries):
-                log.warning("FHIR server unreachable", extra={"method": method, "host": self._host,
-                                                              "error_class": type(failure).__name__})
-                raise failure
-            delay = self._delay(attempt, response)
-            log.info("retrying %s in %.2f s (attempt %d)", action, delay, attempt + 2)
-            self._sleep(delay)
-            attempt += 1
+        request_headers = dict(headers or {})
+        if content is not None:
+            request_headers["Content-Type"] = FHIR_JSON
+        extensions = {BOUND: self.bound, RETRY: self.retry if retry else None, ATTEMPT: self._attempted}
+        request = self._http.build_request(method, url, content=content, headers=request_headers,
+                                           timeout=self.timeout, extensions=extensions)  # fmt: skip
+        try:
+            response = self._http.send(request, auth=self._auth)
+        except ResponseTooLarge as exc:
+            raise FhirProtocolError(
+                f"the FHIR server's answer to {action} is larger than {self.bound.max_bytes} bytes; not read",
+                url=url,
+            ) from exc
+        except httpx.TransportError as exc:
+            failure = FhirUnavailable(
+                f"the FHIR server did not answer {action} within {self.timeout:g} s" if isinstance(
+                    exc, httpx.TimeoutException) else
+                f"could not reach the FHIR server for {action} ({type(exc).__name__})", url=url,
+            )  # fmt: skip
+            log.warning("FHIR server unreachable", extra={"method": method, "host": self._host,
+                                                          "error_class": type(failure).__name__})
+            raise failure from None
+        if response.is_success:
+            return response
+        error = self._error(response, action, url)
+        log.warning("FHIR server error", extra={"method": method, "host": self._host,
+                                                "status": response.status_code, "error_class": type(error).__name__})
+        raise error
 
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        if response is not None:
-            after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
-            if after is not None:
-                return min(after, self.max_backoff)
-        # Full jitter: spreads retries of many clients so they do not return in step.
-        return self._jitter.uniform(0.0, min(self.max_backoff, self.backoff * 2**attempt))
+    def _attempted(self, request: httpx.Request, status: int | None, seconds: float) -> None:
+        """Every attempt the transport made (retries and a renewed token's resend included)."""
+        with self._lock:
+            self.request_count += 1
+        log.debug("%s %s -> %s", request.method, self._host, status)
+        emit(FHIR_RESPONSE, method=request.method, host=self._host, status=status, seconds=seconds)
 
     def _error(self, response: httpx.Response, action: str, url: str) -> FhirError:
         try:
@@ -505,9 +475,10 @@ class ConnectionPools:
         with self._lock:
             found = self._clients.get((scheme, netloc, only_public))
             if found is None:
-                pinned = PinnedTransport(is_public, verify=_tls_context(scheme)) if only_public else None
+                pinned = PinnedTransport(is_public, verify=tls_context(scheme)) if only_public else None
                 found = self._clients[(scheme, netloc, only_public)] = _http_client(
-                    scheme, pinned, cookies=_no_cookies())
+                    scheme, pinned, Bound(DEFAULT_RESPONSE_BYTES, DEFAULT_RESPONSE_DEADLINE), None,
+                    cookies=no_cookies())
             return found
 
     def close(self) -> None:
@@ -517,48 +488,26 @@ class ConnectionPools:
             c.close()
 
 
-def _no_cookies() -> http.cookiejar.CookieJar:
-    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-
 def _http_client(
     scheme: str,
     transport: httpx.BaseTransport | None,
+    bound: Bound,
+    retry: RetryPolicy | None,
+    *,
+    gate: Gate | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
     timeout: float = 15.0,
     cookies: http.cookiejar.CookieJar | None = None,
 ) -> httpx.Client:
-    # No redirects: a 3xx must not carry the bearer token to another host. The timeout here is only a
-    # default: every request sets its own (httpbound.fetch).
-    return httpx.Client(
-        timeout=httpx.Timeout(timeout),
-        transport=transport,
-        headers={"Accept": FHIR_JSON},
-        follow_redirects=False,
-        verify=_tls_context(scheme),
-        cookies=cookies,
-    )
+    # The timeout and bound here are defaults: every request sets its own (a client's own, narrower).
+    return outbound_client(bound=bound, retry=retry, transport=transport, gate=gate, sleep=sleep, clock=clock,
+                           timeout=timeout, headers={"Accept": FHIR_JSON}, cookies=cookies,
+                           verify=tls_context(scheme))  # fmt: skip
 
 
 # The pools of this process: what the app and the CDS Hooks service pass to their per-request clients.
 PROCESS_POOLS = ConnectionPools()
-
-
-def _tls_context(scheme: str) -> ssl.SSLContext:
-    """One verifying TLS context per process: loading the CA bundle costs ~40 ms, which a new
-    client per request (the app, a CLI run) would otherwise pay every time. An http:// server
-    never uses TLS (paging links may not leave its origin): it gets a context that trusts nothing
-    (also one per process: even an empty context costs ~0.3 ms to make)."""
-    return _https_context() if scheme == "https" else _untrusting_context()
-
-
-@functools.cache
-def _https_context() -> ssl.SSLContext:
-    return httpx.create_ssl_context()
-
-
-@functools.cache
-def _untrusting_context() -> ssl.SSLContext:
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _entries(entries: list[Resource] | Mapping[str, Any]) -> list[Resource]:

@@ -76,13 +76,14 @@ def validation_problems(
 def reachability_problems(config: AppConfig, http: Any = None) -> list[str]:
     import httpx
 
-    from azaguard.httpbound import fetch
+    from azaguard.httpbound import Bound, within
+    from azaguard.httpclient import client as outbound_client
     from azaguard.ops.database import reachable
     from azaguard.ops.store import open_store
     from azaguard.smart.discovery import DiscoveryError, discover
 
     problems: list[str] = []
-    client = http or httpx.Client(timeout=10.0, follow_redirects=False)
+    client = http or outbound_client(bound=Bound(1 << 20, 10.0), timeout=10.0)
     try:
         for iss in config.allowed_iss:
             try:
@@ -93,8 +94,8 @@ def reachability_problems(config: AppConfig, http: Any = None) -> list[str]:
             if cds.jwks_url is None:
                 continue
             try:
-                response = fetch(client, "GET", cds.jwks_url, headers={"Accept": "application/json"},
-                                 max_bytes=1 << 20, deadline=10.0)
+                response = client.get(cds.jwks_url, headers={"Accept": "application/json"},
+                                      extensions=within(1 << 20, 10.0))
                 keys = response.json().get("keys") if response.status_code == 200 else None
                 if not isinstance(keys, list):
                     problems.append(f"CDS client {cds.iss}: jwks_url {cds.jwks_url} answered HTTP "

@@ -2,8 +2,9 @@
 
 When the server answers 429 or 503, every worker waits (Retry-After when given, honoured for the
 whole scan, not just the request that got it) and the number of patients in flight is halved; it
-is eased back up by one after each run of successes. The transport wrapper sees every HTTP
-response of the pooled client, retries included, so the FhirClient's own retry logic stays as is.
+is eased back up by one after each run of successes. `SharedBackoff` is the Gate the scan's client's
+retrying transport (httpretry.RetryTransport) consults around every attempt, retries included: it
+holds requests back while the pause lasts and is told every answer (with its Retry-After, read there).
 """
 
 from __future__ import annotations
@@ -11,10 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-
-import httpx
-
-from azaguard.fhir.client import parse_retry_after
 
 CONGESTED = frozenset({429, 503})
 DEFAULT_PAUSE = 1.0  # seconds, when the server says "busy" without a Retry-After
@@ -30,7 +27,6 @@ class SharedBackoff:
         concurrency: int,
         *,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
         ease_after: int = EASE_AFTER,
         max_pause: float = MAX_PAUSE,
     ) -> None:
@@ -47,7 +43,6 @@ class SharedBackoff:
         self._max_pause = max_pause
         self._successes = 0
         self._clock = clock
-        self._wall_clock = wall_clock
         self._cond = threading.Condition()
 
     def acquire(self) -> None:
@@ -76,10 +71,14 @@ class SharedBackoff:
             while (wait := self.paused_until - self._clock()) > 0:
                 self._cond.wait(timeout=wait)
 
-    def congested(self, retry_after: str | None) -> None:
-        """The server said it is busy: pause everyone, halve what is in flight."""
-        pause = parse_retry_after(retry_after, self._wall_clock())
-        pause = min(self._max_pause, DEFAULT_PAUSE if pause is None else pause)
+    def answered(self, status: int, after: float | None) -> None:
+        """Every answer of the scan's client (the Gate's side): 429/503 pause everyone."""
+        if status in CONGESTED:
+            self.congested(after)
+
+    def congested(self, after: float | None) -> None:
+        """The server said it is busy (`after`: its Retry-After in seconds): pause everyone, halve what is in flight."""
+        pause = min(self._max_pause, DEFAULT_PAUSE if after is None else after)
         with self._cond:
             self.congestions += 1
             until = self._clock() + pause
@@ -90,21 +89,3 @@ class SharedBackoff:
             self.lowest_limit = min(self.lowest_limit, self.limit)
             self._successes = 0
             self._cond.notify_all()
-
-
-class BackoffTransport(httpx.BaseTransport):
-    """Wraps the pooled client's transport: waits out a pause before sending, reports 429/503."""
-
-    def __init__(self, backoff: SharedBackoff, inner: httpx.BaseTransport | None = None) -> None:
-        self.backoff = backoff
-        self.inner = inner or httpx.HTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.backoff.wait_open()
-        response = self.inner.handle_request(request)
-        if response.status_code in CONGESTED:
-            self.backoff.congested(response.headers.get("Retry-After"))
-        return response
-
-    def close(self) -> None:
-        self.inner.close()

@@ -6,7 +6,11 @@ floor, backing off when the server says 0 or nothing, showing X-Progress (contro
 cleaned); then stream each output file to disk (gzip accepted), sending the access token only when
 the manifest says `requiresAccessToken` and only to the FHIR server's own origin.
 
-Bounded: status and manifest answers through the bounded fetch; each download has a total deadline
+Kick-off answered 429 ("too many requests": no export was started) is retried by the client's transport,
+honouring Retry-After (httpretry); the status polling's 202 (and 429: "polling too often") set the polling
+cadence, a protocol loop here that reads Retry-After through the same one reader.
+
+Bounded: status and manifest answers by their client's bound (httpbound); each download has a total deadline
 and a cap on its decoded bytes (content-encoding gzip, and a file that is itself gzip, are counted
 as they unpack), and the export a cap on them all. Output URLs must be http(s); a `type` that is
 not a resource type is refused. Every failure is a FhirError with one sentence (scan exit 3).
@@ -27,10 +31,20 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
-from azaguard.fhir.client import check_id, parse_retry_after
+from azaguard.fhir.client import check_id
 from azaguard.fhir.errors import FhirError, FhirProtocolError, FhirUnavailable, error_for_status, outcome_text
 from azaguard.httpauth import BearerAuth, Renew
-from azaguard.httpbound import ERROR_BYTES, ResponseTooLarge, ResponseTooSlow, fetch, read_bounded
+from azaguard.httpbound import (
+    ERROR_BYTES,
+    SMALL_DEADLINE,
+    Bound,
+    ResponseTooLarge,
+    ResponseTooSlow,
+    read_bounded,
+    within,
+)
+from azaguard.httpclient import client as outbound_client
+from azaguard.httpretry import RETRY, RetryPolicy, retry_after
 from azaguard.privatefiles import private_dir
 from azaguard.report import clean
 from azaguard.scan.ndjson import EXPORT_TYPES, ExportFile
@@ -46,6 +60,8 @@ MAX_EXPORT_BYTES = 256 << 30  # decoded bytes of the whole export
 DOWNLOAD_DEADLINE = 3 * 3600.0  # one file, from request to last byte
 EXPORT_TIMEOUT = 6 * 3600.0  # a night's export at most
 TokenFn = Callable[[], str | None]
+# A kick-off answered 429 started nothing: sent again after its Retry-After (else a doubling wait), a few times.
+KICK_OFF_RETRY = RetryPolicy(frozenset({429}), max_retries=3, backoff=DEFAULT_POLL, max_backoff=MAX_POLL)
 
 
 @dataclass
@@ -80,10 +96,15 @@ class BulkExport:
         self._bearer = BearerAuth(token, renew) if token is not None else None
         self._sleep = sleep
         self._timeout = timeout
-        self._http = httpx.Client(transport=transport, timeout=httpx.Timeout(60.0), follow_redirects=False)
+        # Status, manifest and DELETE answers: bounded by the client. Downloads: a client of their own, unbounded
+        # by it (a file may be gigabytes), each capped and timed as it streams to disk (`download`).
+        self._http = outbound_client(bound=Bound(MANIFEST_BYTES, STATUS_DEADLINE), transport=transport, sleep=sleep,
+                                     timeout=60.0)  # fmt: skip
+        self._files = outbound_client(bound=None, transport=transport, timeout=60.0)
 
     def close(self) -> None:
         self._http.close()
+        self._files.close()
 
     def run(self, out_dir: Path, *, group: str | None, progress: ScanProgress,
             types: Sequence[str] = EXPORT_TYPES) -> ExportResult:  # fmt: skip
@@ -121,7 +142,8 @@ class BulkExport:
     def kick_off(self, group: str | None, types: Sequence[str]) -> str:
         path = f"Group/{check_id(group)}/$export" if group else "$export"
         url = f"{self.base_url}/{path}?{urlencode({'_type': ','.join(types)}, safe=',')}"
-        response = self._get(url, {"Accept": "application/fhir+json", "Prefer": "respond-async"}, token=True)
+        response = self._get(url, {"Accept": "application/fhir+json", "Prefer": "respond-async"}, token=True,
+                             retry=KICK_OFF_RETRY)  # fmt: skip
         if response.status_code != 202:
             raise self._error(response, f"the Bulk Data kick-off ({path})")
         location = response.headers.get("Content-Location")
@@ -148,8 +170,7 @@ class BulkExport:
                 progress.note(f"export: {clean(response.headers['X-Progress'][:100])}")
             if time.monotonic() - started > self._timeout:
                 raise FhirUnavailable(f"the Bulk Data export did not finish within {self._timeout:.0f} s")
-            wait = parse_retry_after(response.headers.get("Retry-After"), time.time())
-            self._sleep(poll_delay(wait, polls))
+            self._sleep(poll_delay(retry_after(response, time.time()), polls))
 
     def download(self, url: str, path: Path, needs_token: bool, *, budget: int | None = None) -> int:
         """Stream one file to disk (never whole in memory); gzip content-encoding is decoded on the way.
@@ -165,7 +186,7 @@ class BulkExport:
         tmp = path.with_suffix(".part")
         tmp.unlink(missing_ok=True)  # a leftover of an earlier run, or a planted link: removed, not followed
         try:
-            with self._http.stream("GET", url, headers=headers, auth=self._auth_for(needs_token),
+            with self._files.stream("GET", url, headers=headers, auth=self._auth_for(needs_token),
                                    timeout=httpx.Timeout(min(60.0, self.download_deadline))) as response:  # fmt: skip
                 if response.status_code != 200:  # its body read only as far as an error page goes
                     raise self._error(_error_page(response), f"downloading {path.name}")
@@ -195,12 +216,13 @@ class BulkExport:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _get(self, url: str, headers: dict[str, str], *, token: bool) -> httpx.Response:
+    def _get(self, url: str, headers: dict[str, str], *, token: bool,
+             retry: RetryPolicy | None = None) -> httpx.Response:  # fmt: skip
         if token:
             self._check_own(url)
         try:
-            return fetch(self._http, "GET", url, headers=headers, max_bytes=MANIFEST_BYTES, deadline=STATUS_DEADLINE,
-                         auth=self._bearer if token else None)
+            return self._http.get(url, headers=headers, auth=self._bearer if token else None,
+                                  extensions={RETRY: retry})  # fmt: skip
         except (ResponseTooLarge, ResponseTooSlow) as exc:
             raise FhirProtocolError(f"the Bulk Data status answer: {exc}", url=url) from exc
         except httpx.HTTPError as exc:
@@ -209,7 +231,8 @@ class BulkExport:
 
     def _delete(self, status_url: str) -> None:
         try:  # tell the server it may delete the files; not needed for the scan (its answer read bounded)
-            fetch(self._http, "DELETE", status_url, max_bytes=ERROR_BYTES, auth=self._bearer)
+            self._http.delete(status_url, auth=self._bearer or httpx.USE_CLIENT_DEFAULT,
+                              extensions={**within(ERROR_BYTES, SMALL_DEADLINE), RETRY: None})  # fmt: skip
         except httpx.HTTPError:
             return
 

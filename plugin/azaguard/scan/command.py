@@ -31,7 +31,7 @@ from azaguard.privatefiles import exposure_warning, write_private
 from azaguard.resources import InputError
 from azaguard.scan import discovery
 from azaguard.scan.auth import token_source
-from azaguard.scan.backoff import BackoffTransport, SharedBackoff
+from azaguard.scan.backoff import SharedBackoff
 from azaguard.scan.files import scan_files
 from azaguard.scan.progress import ScanProgress, make_progress
 from azaguard.scan.report import Summary, write_report
@@ -133,7 +133,7 @@ def open_client(url: str, token: str | Callable[[], str] | None, backoff: Shared
                 transport: httpx.BaseTransport | None, renew: Renew | None = None) -> FhirClient:  # fmt: skip
     return FhirClient(
         url, token=token, renew=renew, max_retries=SCAN_MAX_RETRIES, max_pages=SCAN_MAX_PAGES,
-        transport=BackoffTransport(backoff, transport),
+        transport=transport, gate=backoff,
     )  # fmt: skip
 
 

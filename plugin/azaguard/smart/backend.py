@@ -25,7 +25,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey, import_key
 
 from azaguard.errors import AuthError
-from azaguard.httpbound import ResponseTooLarge, ResponseTooSlow, fetch
+from azaguard.httpbound import Bound, ResponseTooLarge, ResponseTooSlow
+from azaguard.httpclient import client as outbound_client
 from azaguard.smart.discovery import DiscoveryError, smart_configuration
 from azaguard.smart.discovery import endpoint as checked_endpoint
 
@@ -168,7 +169,7 @@ class BackendServicesAuth:
         self.client_id = client_id
         self.client_key = client_key
         self.write = write
-        self._http = http or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+        self._http = http or outbound_client(bound=Bound(), timeout=TIMEOUT)
         self._clock = clock
         self._lock = threading.Lock()
         self._token: str | None = None
@@ -246,7 +247,7 @@ class BackendServicesAuth:
             "client_assertion": self.assertion(),
         }
         try:
-            response = fetch(self._http, "POST", self.token_endpoint, data=form, headers={"Accept": "application/json"})
+            response = self._http.post(self.token_endpoint, data=form, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
             raise BackendAuthError(f"the token endpoint did not answer usefully ({_why(exc)})") from exc
         try:

@@ -21,7 +21,7 @@ import httpx
 
 from azaguard.config import is_loopback
 from azaguard.errors import AuthError
-from azaguard.httpbound import SMALL_BYTES, ResponseTooLarge, ResponseTooSlow, fetch
+from azaguard.httpbound import SMALL_BYTES, ResponseTooLarge, ResponseTooSlow, within
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 CAPABILITIES_EXT = "http://fhir-registry.smarthealthit.org/StructureDefinition/capabilities"
@@ -107,8 +107,7 @@ class DiscoveryCache:
 
 def _get_json(http: httpx.Client, url: str, accept: str) -> dict[str, Any]:
     try:
-        response = fetch(http, "GET", url, headers={"Accept": accept}, max_bytes=SMALL_BYTES,
-                         deadline=DISCOVERY_TIMEOUT)
+        response = http.get(url, headers={"Accept": accept}, extensions=within(SMALL_BYTES, DISCOVERY_TIMEOUT))
     except (ResponseTooLarge, ResponseTooSlow) as exc:
         raise DiscoveryError(str(exc)) from exc  # the bound's own sentence: larger than / longer than
     except httpx.HTTPError as exc:

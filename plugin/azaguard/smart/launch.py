@@ -22,7 +22,7 @@ from joserfc.errors import JoseError
 from azaguard.cds.jwks import JwksCache, Untrusted
 from azaguard.config import AppConfig, Scopes
 from azaguard.errors import AuthError
-from azaguard.httpbound import fetch
+from azaguard.httpbound import SMALL_BYTES, within
 from azaguard.smart.discovery import SmartConfiguration
 
 TOKEN_TIMEOUT = 15.0
@@ -198,7 +198,7 @@ def _token_request(
         pair = f"{quote(config.client_id, safe='')}:{quote(secret, safe='')}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
     try:
-        response = fetch(http, "POST", endpoint, data=form, headers=headers, deadline=TOKEN_TIMEOUT)
+        response = http.post(endpoint, data=form, headers=headers, extensions=within(SMALL_BYTES, TOKEN_TIMEOUT))
     except httpx.HTTPError as exc:
         raise TokenError("unreachable", f"token endpoint unreachable ({type(exc).__name__})") from exc
     try:

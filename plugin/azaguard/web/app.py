@@ -31,12 +31,16 @@ from starlette.types import ASGIApp
 
 from azaguard.cds.jwks import JwksCache
 from azaguard.config import AppConfig, load_app_config
+from azaguard.errors import AzaguardError
+from azaguard.httpbound import Bound
+from azaguard.httpclient import client as outbound_client
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.ops import logs, runtime
+from azaguard.web.clinician import FAILURES as CLINICIAN_FAILURES
 from azaguard.web.clinician import ClinicianPage
 from azaguard.web.context import WebContext
 from azaguard.web.launchflow import LaunchFlow
-from azaguard.web.pages import COOKIE, HERE, Pages, address, cookie
+from azaguard.web.pages import COOKIE, HERE, FailureTable, Pages, address, cookie, root
 from azaguard.web.security import BodyLimit, PinnedOrigin, SecurityHeaders
 from azaguard.web.tokens import SessionExpired, Tokens
 from azaguard.web.views import rule_groups, zone_of
@@ -55,7 +59,7 @@ def web_context(
     terminology: TerminologyServer | None = None, mappings_dir: Path | None = None, jwks: JwksCache | None = None,
 ) -> WebContext:
     """The app's parts, wired: one HTTP client for the EHR's authorization server, one session store."""
-    http = httpx.Client(transport=transport, follow_redirects=False)
+    http = outbound_client(bound=Bound(), transport=transport)
     sessions = runtime.session_store(config)
     return WebContext(
         config=config, mappings=mappings, terminology=terminology, now=now, sessions=sessions,
@@ -82,6 +86,19 @@ def launch_routes(web: WebContext) -> list[Route]:
             Route("/callback", callback, name="callback")]
 
 
+def failure_handlers(web: WebContext, patient_failures: FailureTable) -> dict[Any, Callable[..., Response]]:
+    """The app's one way out for a failure that leaves a route: an error page whose status comes from the error
+    tree (errors.http_status), in the words of the page's audience (a patient's below /patient/, else the
+    clinician's). A bug (any other exception) gets the 500 page; its traceback goes to the log only."""
+
+    def failure(request: Request, exc: Exception) -> Response:
+        below = request.url.path.removeprefix(root(request))
+        words = patient_failures if below.startswith("/patient/") else CLINICIAN_FAILURES
+        return web.pages.failure(request, exc, words)
+
+    return {AzaguardError: failure, Exception: failure}
+
+
 def create_app(
     config: AppConfig,
     *,
@@ -93,6 +110,7 @@ def create_app(
 ) -> Starlette:
     """The SMART app as an ASGI app, to be mounted at the path of its launch_uri (e.g. /app); `jwks`: the
     JWK Set cache it shares with the CDS service (served_app), else one of its own."""
+    from azaguard.web.patient import FAILURES as PATIENT_FAILURES
     from azaguard.web.patient import patient_routes
 
     web = web_context(config, mappings or load_mappings(), now or (lambda: datetime.now(UTC)), transport,
@@ -105,7 +123,7 @@ def create_app(
         *patient_routes(web),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers=failure_handlers(web, PATIENT_FAILURES))
     app.add_middleware(SecurityHeaders, config=config)
     app.state.web = web  # tests reach the session store through app.state.web.sessions
     return app

@@ -13,16 +13,24 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from azaguard import service
-from azaguard.fhir.errors import AuthDenied, FhirError
-from azaguard.resources import InputError
 from azaguard.smart.launch import can_read_alerts, can_write_alerts, is_patient_user
 from azaguard.smart.session import LaunchContext, Session
 from azaguard.web.context import WebContext
 from azaguard.web.launchflow import RELAUNCH, home_path
 from azaguard.web.names import user_name
-from azaguard.web.pages import root
+from azaguard.web.pages import FailureWords, root
 from azaguard.web.tokens import SessionExpired
 from azaguard.web.views import WriteReport, page_model, write_report, zone_of
+
+# What the clinician's pages say when the record cannot be had (web.pages.Pages.failure), by status.
+FAILURES = {
+    401: FailureWords("Session expired", "Your session with the EHR ended.", kind="expired", advice=RELAUNCH),
+    403: FailureWords("The EHR refused access", "The FHIR server refused: {error}"),
+    502: FailureWords("Cannot read the patient's record",
+                      "The FHIR server could not provide the record, so nothing was evaluated.", detail=True),
+    500: FailureWords("azaguard could not finish this", "Something went wrong inside azaguard, so nothing was "
+                      "evaluated. Hospital IT: the service's log says what."),
+}
 
 
 class ClinicianPage:
@@ -92,8 +100,9 @@ class ClinicianPage:
     def check(
         self, request: Request, session: Session, ctx: LaunchContext, *, write: bool
     ) -> service.CheckResult | Response:
-        """Gather, evaluate and (on write) write; an error page when the record cannot be read.
-        Audited either way: who (fhirUser), which patient, view or write, outcome, from where."""
+        """Gather, evaluate and (on write) write; the expired page when the session with the EHR is over (any
+        other failure leaves for the app's error page). Audited either way: who (fhirUser), which patient, view
+        or write, outcome, from where."""
         return self.web.audited(request, ctx, "app.write-alerts" if write else "app.view",
                                 lambda: self._check(request, session, ctx, write=write))
 
@@ -116,9 +125,3 @@ class ClinicianPage:
         except SessionExpired:
             # The launch is kept: a reload says the same (when and how to relaunch), never "No patient open".
             return web.pages.expired(request, web.now(), ctx)
-        except AuthDenied as exc:
-            return web.pages.message(request, 403, "The EHR refused access", f"The FHIR server refused: {exc}")
-        except (FhirError, InputError) as exc:
-            return web.pages.message(request, 502, "Cannot read the patient's record",
-                                     "The FHIR server could not provide the record, so nothing was evaluated.",
-                                     detail=str(exc))

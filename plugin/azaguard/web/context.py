@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from azaguard.config import AppConfig
+from azaguard.errors import AzaguardError, http_status
 from azaguard.mappings import Mappings
 from azaguard.ops import audit
 from azaguard.ops.audit import AuditTrail
@@ -49,16 +50,18 @@ class WebContext:
         self, request: Request, ctx: LaunchContext, action: str, access: Callable[[], T],
         outcome_of: Callable[[T], str] | None = None,
     ) -> T:
-        """`access` to the patient's data, recorded in the audit trail with its outcome (an error page: its
-        status; an exception: error); the alerts it writes are attributed to the same user."""
+        """`access` to the patient's data, recorded in the audit trail with its outcome (an error page, or a
+        failure the app's error page answers: its status; a bug: error); the alerts it writes are attributed to
+        the same user."""
         identity = ctx.identity
         who = (identity.fhir_user or identity.subject) if identity else None
         audit.actor.set(audit.Actor(who=who or f"launch of {ctx.iss}", source=address(request) or None,
                                     fhir_base=ctx.iss, token=lambda: ctx.tokens.access_token))
         try:
             result = access()
-        except Exception:
-            self.audit.record(action, patient=ctx.patient_id, outcome="error")
+        except Exception as exc:  # answered by the app's error page, with the status recorded here
+            outcome = f"refused {http_status(exc, gateway=True)}" if isinstance(exc, AzaguardError) else "error"
+            self.audit.record(action, patient=ctx.patient_id, outcome=outcome)
             raise
         if outcome_of is not None:
             outcome = outcome_of(result)

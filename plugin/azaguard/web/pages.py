@@ -1,10 +1,15 @@
 """What the app answers a browser with: rendered templates, error pages, and the session cookie.
 
-The only module of web/ besides app.py that knows Starlette's Request and Response.
+The only module of web/ besides app.py that knows Starlette's Request and Response. A failure that leaves a route
+(an AzaguardError, or a bug) becomes one page here (`Pages.failure`, the app's one exception handler): its status
+from errors.http_status, its words from the audience's table (the clinician's, the patient's) by that status.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,12 +19,30 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from azaguard.display import format_date
+from azaguard.errors import AzaguardError, http_status
 from azaguard.smart.session import LaunchContext, Session
 from azaguard.web.launchflow import RELAUNCH, Redirect, Refusal
 from azaguard.web.views import zone_of
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "azaguard_session"
+log = logging.getLogger("azaguard.web")
+
+
+@dataclass(frozen=True)
+class FailureWords:
+    """What an error page says for a status: heading, sentence ("{error}": the error's own sentence, written for
+    hospital IT), advice; `detail`: the error's sentence beneath. Never a traceback or a path of this machine."""
+
+    heading: str
+    message: str
+    kind: str = "error"
+    advice: str | None = None
+    detail: bool = False
+
+
+# An audience's words by status; 500's serve any status the table does not name.
+FailureTable = Mapping[int, FailureWords]
 
 
 def root(request: Request) -> str:
@@ -85,6 +108,19 @@ class Pages:
         response = RedirectResponse(url, status_code=outcome.status)
         set_cookie(request, response, outcome.session, secure_cookies=self.secure_cookies)
         return response
+
+    def failure(self, request: Request, exc: Exception, words: FailureTable) -> HTMLResponse:
+        """The page for a failure that left a route: status from the error tree (the app answers for the EHR's
+        data: errors.http_status's gateway view), words from `words`."""
+        status = http_status(exc, gateway=True)
+        said = words.get(status) or words[500]
+        known = isinstance(exc, AzaguardError)
+        if known:
+            log.info("request failed", extra={"error": type(exc).__name__, "status": status})
+        else:  # a bug: its traceback for the log, never for the page
+            log.error("request failed: internal error", exc_info=exc)
+        return self.message(request, status, said.heading, said.message.format(error=exc if known else ""),
+                            kind=said.kind, advice=said.advice, detail=str(exc) if said.detail and known else None)
 
     def expired(self, request: Request, now: datetime, ctx: LaunchContext | None = None) -> HTMLResponse:
         ended = ""

@@ -25,7 +25,7 @@ from starlette.routing import Route
 from azaguard import service
 from azaguard.display import format_day
 from azaguard.fhir.client import BatchResult
-from azaguard.fhir.errors import AuthDenied, FhirError
+from azaguard.fhir.errors import FhirError
 from azaguard.patient.checkin import (
     CHECKIN_ID,
     TEMPERATURE_UNITS,
@@ -45,11 +45,10 @@ from azaguard.patient.content import (
 )
 from azaguard.patient.leaflet import GuidanceSection, guidance
 from azaguard.patient.messages import PatientMessage, patient_messages
-from azaguard.resources import InputError
 from azaguard.rules.monitoring import next_due
 from azaguard.smart.launch import is_patient_user, permissions
 from azaguard.smart.session import LaunchContext, Session
-from azaguard.web.pages import address, cookie, root
+from azaguard.web.pages import FailureWords, address, cookie, root
 from azaguard.web.tokens import SessionExpired
 from azaguard.web.views import zone_of
 
@@ -59,6 +58,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("azaguard.web.patient")
 RELAUNCH = "Open azaguard again from your patient portal."
 NOT_FOUND = "We could not find your answers in your record. If you feel unwell, call your care team."
+LATER = "Try again later. If you feel unwell, call your care team."
+# What the patient's pages say when their record cannot be had (web.pages.Pages.failure), by status: in their
+# words, without the server's (those are for hospital IT, in the log).
+FAILURES = {
+    401: FailureWords("You are signed out", "Your sign-in has ended.", kind="expired", advice=RELAUNCH),
+    403: FailureWords("We cannot open your record", "Your record could not be read.", advice=RELAUNCH),
+    502: FailureWords("We cannot open your record", "Your record could not be read just now, so we checked nothing.",
+                      advice=LATER),
+    500: FailureWords("Something went wrong", "azaguard could not finish this just now, so we checked nothing.",
+                      advice=LATER),
+}
 
 
 @dataclass(frozen=True)
@@ -135,9 +145,7 @@ class PatientView:
         self, request: Request, session: Session, ctx: LaunchContext, outcome: CheckinOutcome | None,
         status: int = 200,
     ) -> Response:
-        result = self.web.audited(request, ctx, "patient.view", lambda: self.check(request, session, ctx))
-        if isinstance(result, Response):
-            return result
+        result = self.web.audited(request, ctx, "patient.view", lambda: self.check(session, ctx))
         tz = zone_of(ctx.identity)
         now = result.evaluated_at
         model = PatientPage(
@@ -217,27 +225,17 @@ class PatientView:
             return False, "We could not save your answers to your record. Please call your care team."
         return True, None
 
-    def check(self, request: Request, session: Session, ctx: LaunchContext) -> service.CheckResult | Response:
+    def check(self, session: Session, ctx: LaunchContext) -> service.CheckResult:
+        """The patient's check; a failure leaves for the app's error page (FAILURES)."""
         now = self.web.now()
-        try:
-            return self.web.tokens.with_token(
-                session, ctx,
-                lambda client: service.check_on_server(
-                    client, ctx.patient_id, mappings=self.web.mappings, now=now, tz=zone_of(ctx.identity),
-                    read_alerts=False,  # the chart's alerts are for the clinician
-                    terminology=self.web.terminology,
-                ),
-            )
-        except SessionExpired:
-            return self.web.pages.message(request, 401, "You are signed out", "Your sign-in has ended.", kind="expired",
-                                    advice=RELAUNCH)
-        except AuthDenied:
-            return self.web.pages.message(request, 403, "We cannot open your record", "Your record could not be read.",
-                                    advice=RELAUNCH)
-        except (FhirError, InputError):
-            return self.web.pages.message(request, 502, "We cannot open your record",
-                                    "Your record could not be read just now, so we checked nothing.",
-                                    advice="Try again later. If you feel unwell, call your care team.")
+        return self.web.tokens.with_token(
+            session, ctx,
+            lambda client: service.check_on_server(
+                client, ctx.patient_id, mappings=self.web.mappings, now=now, tz=zone_of(ctx.identity),
+                read_alerts=False,  # the chart's alerts are for the clinician
+                terminology=self.web.terminology,
+            ),
+        )
 
 
 def stored_as_sent(entries: list[dict[str, Any]], results: list[BatchResult]) -> bool:
