@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from azaguard.config import MEMORY
+from azaguard import websecurity
+from azaguard.config import MEMORY, AppConfig, ConfigError
 from azaguard.ops import logs, metrics
 from azaguard.ops.audit import AuditTrail
+from azaguard.ops.auditevent import AuditEventWriter
+from azaguard.ops.database import reachable
+from azaguard.ops.sessions import SharedSessionStore
 from azaguard.ops.store import SharedStore, open_store
+from azaguard.smart.session import SessionStore
 
 if TYPE_CHECKING:
-    from azaguard.config import AppConfig
     from azaguard.mappings import Mappings
-    from azaguard.smart.session import SessionStore
 
 log = logging.getLogger("azaguard.ops")
 _stores: dict[tuple[str, str | None], SharedStore] = {}
@@ -43,22 +47,16 @@ def audit_trail(config: AppConfig) -> AuditTrail:
             trail = _trails[config.cds_database_url] = AuditTrail(config.cds_database_url)
             trail.listen_for_alert_writes()
             if config.audit_fhir:
-                from azaguard.ops.auditevent import AuditEventWriter
-
                 trail.sinks.append(AuditEventWriter.for_process().submit)
         return trail
 
 
 def session_store(config: AppConfig) -> SessionStore:
-    from azaguard.smart.session import SessionStore
-
     store = shared_store(config)
     sessions: SessionStore
     if store is None:
         sessions = SessionStore()
     else:
-        from azaguard.ops.sessions import SharedSessionStore
-
         keys = config.session_keys()
         if not keys:
             log.warning("sessions unencrypted in the shared store",
@@ -67,8 +65,6 @@ def session_store(config: AppConfig) -> SessionStore:
         try:
             sessions = SharedSessionStore(store, keys=keys)
         except ValueError as exc:
-            from azaguard.config import ConfigError
-
             raise ConfigError(f"session_key_env: {exc}") from exc
     metrics.ACTIVE_SESSIONS.set_function(lambda: len(sessions))  # the latest app's store (one per process)
     return sessions
@@ -79,8 +75,6 @@ class SharedRateLimiter:
 
     def __init__(self, store: SharedStore, *, rate: int = 30, per: float = 60.0,
                  clock: Callable[[], float] | None = None) -> None:
-        import time
-
         self.store, self.rate, self.per = store, rate, per
         self._clock = clock or time.time
 
@@ -95,15 +89,11 @@ class SharedRateLimiter:
 def rate_limiter(config: AppConfig) -> Any:
     store = shared_store(config)
     if store is None:
-        from azaguard.websecurity import RateLimiter
-
-        return RateLimiter()
+        return websecurity.RateLimiter()  # read at call time: tests replace it
     return SharedRateLimiter(store)
 
 
 def readiness_checks(config: AppConfig, mappings: Mappings | None) -> dict[str, Callable[[], str | None]]:
-    from azaguard.ops.database import reachable
-
     store = shared_store(config)
     return {
         "config": lambda: None,  # the process would not be serving with an invalid one
