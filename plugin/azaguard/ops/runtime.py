@@ -9,9 +9,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from azaguard.config import MEMORY
 from azaguard.ops import logs, metrics
 from azaguard.ops.audit import AuditTrail
-from azaguard.ops.store import MEMORY, SharedStore, open_store
+from azaguard.ops.store import SharedStore, open_store
 
 if TYPE_CHECKING:
     from azaguard.config import AppConfig
@@ -94,7 +95,7 @@ class SharedRateLimiter:
 def rate_limiter(config: AppConfig) -> Any:
     store = shared_store(config)
     if store is None:
-        from azaguard.web.security import RateLimiter
+        from azaguard.websecurity import RateLimiter
 
         return RateLimiter()
     return SharedRateLimiter(store)
