@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from azaguard.cds.app import cds_routes, create_cds_service
+import azaguard.cds.app as cdsapp  # read at call time (tests spy on create_cds_service)
 from azaguard.config import AppConfig, load_app_config
 from azaguard.errors import AzaguardError
 from azaguard.httpbound import Bound
@@ -144,7 +144,7 @@ def served_app(
     prefix = mount_path(config)
     # One JWK Set cache for the whole service: CDS clients' keys and the EHRs' id_token keys.
     keys = cds_options.pop("jwks", None) or JwksCache(cds_options.get("transport"))
-    cds = cds_routes(create_cds_service(config, insecure=insecure_cds, terminology=terminology, jwks=keys,
+    cds = cdsapp.cds_routes(cdsapp.create_cds_service(config, insecure=insecure_cds, terminology=terminology, jwks=keys,
                                         **cds_options))
     routes = [*cds, Mount(prefix or "/", app=create_app(config, terminology=terminology, jwks=keys))]
     if prefix:
