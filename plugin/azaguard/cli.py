@@ -267,16 +267,19 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _database_url(args: argparse.Namespace) -> str | None:
-    """--database, else the service database of --config (feedback and the audit trail share it)."""
+def _database_url(args: argparse.Namespace) -> str:
+    """--database, else the service database of --config (feedback and the audit trail share it), else the
+    default the environment names."""
     from azaguard.config import ConfigError, load_app_config
+    from azaguard.ops.database import default_database_url
 
     if args.database is not None:
         return str(args.database)
     try:
-        return load_app_config(args.config, settings=args.settings).cds_database_url
+        configured = load_app_config(args.config, settings=args.settings).cds_database_url
     except ConfigError as exc:
         raise InputError(str(exc)) from exc
+    return configured or default_database_url(args.settings)
 
 
 def _feedback(args: argparse.Namespace) -> int:
@@ -308,10 +311,11 @@ def _audit_scan(args: argparse.Namespace) -> None:
     import socket
 
     from azaguard.ops import audit
+    from azaguard.ops.database import default_database_url
 
     who = args.client_id or ("bearer token from $" + TOKEN_ENV if args.settings.fhir_token else "anonymous")
-    audit.audit_scan(audit.AuditTrail(None), audit.Actor(who=f"scan: {who}", source=socket.gethostname(),
-                                                          fhir_base=args.fhir_url))
+    actor = audit.Actor(who=f"scan: {who}", source=socket.gethostname(), fhir_base=args.fhir_url)
+    audit.audit_scan(audit.AuditTrail(default_database_url(args.settings)), actor)
 
 
 def _clean(text: object) -> str:

@@ -34,8 +34,9 @@ from azaguard.config import AppConfig, load_app_config
 from azaguard.errors import AzaguardError
 from azaguard.httpbound import Bound
 from azaguard.httpclient import client as outbound_client
-from azaguard.mappings import Mappings, load_mappings
+from azaguard.mappings import Mappings, default_mappings_dir
 from azaguard.ops import logs, runtime
+from azaguard.settings import Settings, current
 from azaguard.web.clinician import FAILURES as CLINICIAN_FAILURES
 from azaguard.web.clinician import ClinicianPage
 from azaguard.web.context import WebContext
@@ -46,7 +47,6 @@ from azaguard.web.tokens import SessionExpired, Tokens
 from azaguard.web.views import rule_groups, zone_of
 
 if TYPE_CHECKING:
-    from azaguard.settings import Settings
     from azaguard.terminology.server import TerminologyServer
 
 __all__ = ["COOKIE", "SessionExpired", "create_app", "mount_path", "rule_groups", "serve", "served_app", "zone_of"]
@@ -55,18 +55,21 @@ log = logging.getLogger("azaguard.web")
 
 
 def web_context(
-    config: AppConfig, mappings: Mappings, now: Callable[[], datetime], transport: httpx.BaseTransport | None,
-    terminology: TerminologyServer | None = None, mappings_dir: Path | None = None, jwks: JwksCache | None = None,
+    config: AppConfig, settings: Settings, mappings: Mappings, now: Callable[[], datetime],
+    transport: httpx.BaseTransport | None, terminology: TerminologyServer | None = None,
+    jwks: JwksCache | None = None,
 ) -> WebContext:
-    """The app's parts, wired: one HTTP client for the EHR's authorization server, one session store."""
+    """The app's parts, wired: one HTTP client for the EHR's authorization server, one session store (and the
+    database, the patient's words) where `settings` say."""
     http = outbound_client(bound=Bound(), transport=transport)
-    sessions = runtime.session_store(config)
+    sessions = runtime.session_store(config, settings)
     return WebContext(
         config=config, mappings=mappings, terminology=terminology, now=now, sessions=sessions,
-        flow=LaunchFlow(config, sessions, http=http, limiter=runtime.rate_limiter(config), now=now, jwks=jwks),
+        flow=LaunchFlow(config, sessions, http=http, limiter=runtime.rate_limiter(config, settings), now=now,
+                        jwks=jwks),
         tokens=Tokens(config, sessions, http=http, transport=transport, now=now),
-        audit=runtime.audit_trail(config), pages=Pages(secure_cookies=config.secure_cookies),
-        mappings_dir=mappings_dir,
+        audit=runtime.audit_trail(config, settings), pages=Pages(secure_cookies=config.secure_cookies),
+        mappings_dir=default_mappings_dir(settings),
     )
 
 
@@ -107,14 +110,17 @@ def create_app(
     transport: httpx.BaseTransport | None = None,
     terminology: TerminologyServer | None = None,
     jwks: JwksCache | None = None,
+    settings: Settings | None = None,
 ) -> Starlette:
     """The SMART app as an ASGI app, to be mounted at the path of its launch_uri (e.g. /app); `jwks`: the
-    JWK Set cache it shares with the CDS service (served_app), else one of its own."""
+    JWK Set cache it shares with the CDS service (served_app), else one of its own; `settings`: the environment
+    as the entry point read it (a library call without them: read now)."""
     from azaguard.web.patient import FAILURES as PATIENT_FAILURES
     from azaguard.web.patient import patient_routes
 
-    web = web_context(config, mappings or load_mappings(), now or (lambda: datetime.now(UTC)), transport,
-                      terminology, jwks=jwks)
+    settings = current(settings)
+    web = web_context(config, settings, mappings or runtime.mappings(settings), now or (lambda: datetime.now(UTC)),
+                      transport, terminology, jwks=jwks)
     clinician = ClinicianPage(web)
     routes = [
         Route("/", clinician.page, name="page"),
@@ -136,18 +142,23 @@ def mount_path(config: AppConfig) -> str:
 
 def served_app(
     config: AppConfig, *, insecure_cds: bool = False, terminology: TerminologyServer | None = None,
-    **cds_options: Any,
+    settings: Settings | None = None, **cds_options: Any,
 ) -> ASGIApp:
     """The app as `serve` runs it: mounted at its path, `/` redirecting there, pinned to the public origin,
-    with the CDS Hooks service beside it at /cds-services; both evaluate with the site's terminology server."""
+    with the CDS Hooks service beside it at /cds-services; both evaluate with the site's terminology server and
+    keep their state where `settings` (the environment as the entry point read it; else read now) say."""
     from azaguard.cds.app import cds_routes, create_cds_service
 
+    settings = current(settings)
+    mappings = runtime.mappings(settings)
     prefix = mount_path(config)
     # One JWK Set cache for the whole service: CDS clients' keys and the EHRs' id_token keys.
     keys = cds_options.pop("jwks", None) or JwksCache(cds_options.get("transport"))
+    cds_options.setdefault("mappings", mappings)
     cds = cds_routes(create_cds_service(config, insecure=insecure_cds, terminology=terminology, jwks=keys,
-                                        **cds_options))
-    routes = [*cds, Mount(prefix or "/", app=create_app(config, terminology=terminology, jwks=keys))]
+                                        settings=settings, **cds_options))
+    web = create_app(config, mappings=mappings, terminology=terminology, jwks=keys, settings=settings)
+    routes = [*cds, Mount(prefix or "/", app=web)]
     if prefix:
         home = prefix + "/"
         routes.append(Route("/", lambda r: RedirectResponse(home)))
@@ -157,7 +168,7 @@ def served_app(
     # Bodies bounded outermost (web.security.BodyLimit), before anything reads them.
     return BodyLimit(Operations(
         PinnedOrigin(Starlette(routes=routes), config.public_base), routes=routes,
-        checks=runtime.readiness_checks(config, load_mappings()), trusted_proxies=config.trusted_proxies,
+        checks=runtime.readiness_checks(config, settings, mappings), trusted_proxies=config.trusted_proxies,
         metrics_networks=config.metrics_networks, metrics_token=config.metrics_token(),
     ))
 
@@ -170,11 +181,12 @@ def serve(
     (up to 30 s), exit 0. `settings`: the environment as the entry point read it."""
     import uvicorn
 
+    settings = current(settings)
     config = load_app_config(config_path, settings=settings)
-    runtime.start(config, log_format=log_format)
+    runtime.start(config, settings, log_format=log_format)
     # The CDS hooks evaluate as `check` does, with the site's terminology server when one is given.
-    app = served_app(config, insecure_cds=insecure_cds, terminology=terminology)
-    store = runtime.shared_store(config)
+    app = served_app(config, insecure_cds=insecure_cds, terminology=terminology, settings=settings)
+    store = runtime.shared_store(config, settings)
     log.info("serving", extra={"url": f"http://{host}:{port}", "public_base": config.public_base,
                                "session_store": store.kind if store is not None else "memory",
                                "metrics": f"http://{host}:{port}/metrics"})
