@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from azaguard.cli import COMMANDS, EXIT_INPUT, EXIT_OK, build_parser, main
+from azaguard.cli import COMMANDS, EXIT_INPUT, EXIT_OK, HANDLERS, build_parser, load, main
 from azaguard.findings import RULE_IDS
 from azaguard.sandbox.patients import EXAMPLES_NOW, build_patients
 from tests.clinical import builders as b
@@ -164,3 +164,10 @@ def test_a_command_parsed_alone_reads_as_with_the_whole_parser(words: list[str])
 def test_every_command_of_the_whole_parser_can_be_built_alone() -> None:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert tuple(sub.choices) == COMMANDS
+
+
+def test_every_command_has_a_handler_that_imports() -> None:
+    # The table is strings (imported when a command runs), so a misspelt row would fail only when used.
+    assert {row.split()[0] for row in HANDLERS} == set(COMMANDS)
+    for row, target in HANDLERS.items():
+        assert callable(load(target)), row

@@ -249,6 +249,65 @@ def test_a_streamed_download_client_has_no_bound_of_the_clients() -> None:
         assert sum(len(c) for c in response.iter_bytes()) == 4096
 
 
+# --- metadata and config check's jwks_url: on the same stack as everything else -----------------------------------
+
+
+def test_the_capability_statement_is_read_with_the_clients_retries(httpx_mock: HTTPXMock) -> None:
+    from azaguard.fhir.client import FhirClient
+
+    base = "http://127.0.0.1:8999/fhir"
+    httpx_mock.add_response(url=f"{base}/metadata", status_code=503, headers={"Retry-After": "2"})
+    httpx_mock.add_response(url=f"{base}/metadata", json={"resourceType": "CapabilityStatement", "rest": []})
+    sleeps: list[float] = []
+    with FhirClient(base, sleep=sleeps.append) as client:
+        assert client.supports_batch() is False
+    assert sleeps == [2.0] and client.request_count == 2
+
+
+def test_config_check_reads_a_jwks_url_under_the_clients_bound(tmp_path: Path) -> None:
+    import json
+
+    from azaguard.config import AppConfig
+    from azaguard.ops.configcheck import reachability_problems
+    from tests.hardening.hostile import Reply, Request, Scripted
+
+    def answer(r: Request) -> Reply:  # a key set without end (no length declared); no SMART configuration
+        if r.path == "/jwks":
+            return Reply(200, (b" " * 65536 for _ in range(64)), {"Content-Type": "application/json"})
+        return Reply(404, b"")
+
+    good = json.loads((PACKAGE.parents[1] / "smart_launch.json").read_text())
+    with Scripted(answer) as server:
+        config = AppConfig.model_validate({
+            **good, "allowed_iss": [f"{server.origin}/fhir"], "session_store": "memory",
+            "cds_database_url": f"sqlite:///{tmp_path / 'db'}",
+            "cds_clients": [{"iss": "ehr", "jwks_url": f"{server.origin}/jwks"}]})  # fmt: skip
+        problems = reachability_problems(config)
+    assert problems[1:] == [f"CDS client ehr: jwks_url {server.origin}/jwks cannot be read (ResponseTooLarge)."]
+    assert problems[0].startswith(f"allowed_iss {server.origin}/fhir: SMART discovery failed")
+
+
+# --- a proxy from the environment is honoured, through the same stack ---------------------------------------------
+
+
+def test_a_proxy_from_the_environment_is_used_with_the_same_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.hardening.hostile import Reply, Request, Scripted
+
+    def answer(r: Request) -> Reply:  # a forward proxy sees the absolute URL; the host exists only behind it
+        assert r.path == "http://ehr.invalid/fhir/metadata"
+        return Reply(503, b"", {"Retry-After": "1"}) if len(server.requests) == 1 else Reply(200, b"{}")
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                 "no_proxy"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    sleeps: list[float] = []
+    with Scripted(answer) as server:
+        monkeypatch.setenv("HTTP_PROXY", server.origin)
+        with outbound_client(bound=Bound(), retry=POLICY, sleep=sleeps.append) as client:
+            assert client.get("http://ehr.invalid/fhir/metadata").status_code == 200
+    assert len(server.requests) == 2 and sleeps == [1.0]
+
+
 # --- pytest-httpx still answers under the stack ---------------------------------------------------------------------
 
 
@@ -332,9 +391,14 @@ def test_only_the_transport_retries_in_a_loop() -> None:
     assert loops == ["httpretry.py", "scan/bulk.py"]
 
 
+# httpx's module functions (httpx.get, ...) make a client of their own for the one request.
+_VERBS = ("get", "post", "put", "patch", "delete", "head", "options", "request", "stream")
+_CLIENTS = {"httpx.Client", "httpx.AsyncClient", *(f"httpx.{verb}" for verb in _VERBS)}
+
+
 def test_only_httpclient_builds_an_http_client() -> None:
     built = sorted({rel for rel, tree in _modules() for node in ast.walk(tree)
-                    if isinstance(node, ast.Call) and ast.unparse(node.func) in ("httpx.Client", "httpx.AsyncClient")})
+                    if isinstance(node, ast.Call) and ast.unparse(node.func) in _CLIENTS})
     assert built == ["httpclient.py"]
 
 

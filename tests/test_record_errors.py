@@ -82,3 +82,28 @@ def test_a_crashing_rule_is_cannot_evaluate_and_logged_with_its_traceback(
 def test_unchanged_record_has_no_problems(m: Mappings) -> None:
     record = build_record(resource_set_from_json(copy.deepcopy(_bundle())), m)
     assert record.problems == ()
+
+
+@pytest.mark.parametrize(("resource_type", "element", "value"), [
+    ("Procedure", "code", "vaccination"),  # a string where a CodeableConcept belongs
+    ("Procedure", "code", 90707),
+    ("Observation", "code", {"coding": "6690-2"}),
+    ("Observation", "category", "laboratory"),
+    ("Observation", "component", 5),
+    ("DiagnosticReport", "contained", 5),
+    ("MedicationRequest", "dosageInstruction", [{"timing": "daily"}]),
+    ("Patient", "link", ["Patient/x"]),
+])
+def test_json_of_the_wrong_kind_is_read_as_data_never_a_crash(
+    m: Mappings, resource_type: str, element: str, value: object
+) -> None:
+    """The quick reads on a resource's JSON (before it is read into its Struct) take each value for what JSON it
+    is (fhirtypes.raw): a list, string or number where an object belongs is invalid data, never an exception."""
+    bundle = _bundle()
+    bundle["entry"] += [{"resource": {"resourceType": rtype, "id": f"added-{rtype}", "status": status,
+                                      "subject": {"reference": "Patient/aza-leukopenic"}, "code": {"text": "x"}}}
+                        for rtype, status in (("Procedure", "completed"), ("DiagnosticReport", "final"))]
+    target = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == resource_type)
+    target[element] = value
+    record = build_record(resource_set_from_json(bundle), m)
+    assert record.patient is not None

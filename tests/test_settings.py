@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from azaguard.cachedir import cache_dir
+from azaguard.cliopts import cache_dir
 from azaguard.config import ConfigError, default_config_path, load_app_config
 from azaguard.mappings import default_mappings_dir
 from azaguard.ops.configdoc import ENVIRONMENT
@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "plugin" / "azaguard"
 REPO_CONFIG = PACKAGE.parents[1] / "smart_launch.json"
 # Not configuration: the sandbox server passes the environment on to its child (scrubbed), and sekmet's launcher
 # runs inside sekmet's own virtual environment; the CLI sets PYDANTIC_DISABLE_PLUGINS before pydantic loads.
-NOT_SETTINGS = {"sandbox/server.py", "sandbox/sekmet_launcher.py", "cli.py"}
+NOT_SETTINGS = {"sandbox/server.py", "sandbox/sekmet_launcher.py", "cli/__init__.py"}
 
 
 def _environment_reads(path: Path) -> list[str]:
@@ -46,7 +46,7 @@ def test_only_settings_reads_the_environment() -> None:
 
 
 def test_the_cli_only_sets_the_pydantic_switch() -> None:
-    source = (PACKAGE / "cli.py").read_text(encoding="utf-8")
+    source = (PACKAGE / "cli" / "__init__.py").read_text(encoding="utf-8")
     tree = ast.parse(source)
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and ast.unparse(n).startswith("os.environ")]
     uses = {ast.unparse(n) for n in calls}

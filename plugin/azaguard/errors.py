@@ -62,7 +62,7 @@ class AuthError(AzaguardError):
 
 
 # A bug (any exception outside the tree): never 0 (evaluated) nor 2 (unusable input), so no script or clinician
-# takes a crash for an answer about the patient or their record. Documented with the others (README, cli.py).
+# takes a crash for an answer about the patient or their record. Documented with the others (README, cli/__init__.py).
 INTERNAL_EXIT = 1
 
 

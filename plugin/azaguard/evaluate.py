@@ -2,7 +2,7 @@
 
 `check --bundle`, the CDS hooks, the web app, the scan and `service.check_on_server` (after gathering) all
 evaluate through `check_resources`. This module and everything it imports read no network, no database and
-no web framework (tests/test_architecture.py holds that): the shell around it (service.py, cli.py, web/,
+no web framework (tests/test_architecture.py holds that): the shell around it (service.py, cli/, web/,
 cds/, scan/) does the I/O. A site's terminology server reaches in only through the `Enricher` it is given.
 """
 

@@ -22,17 +22,19 @@ and evidence say it whenever it is not the patient's.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Generic, Literal, NamedTuple, TypeVar
 
 import orjson
 from msgspec import Struct, field
 
 from azaguard.fhirtypes import dates
-from azaguard.fhirtypes.reference import parse_reference
+from azaguard.fhirtypes.concept import raw_codings
+from azaguard.fhirtypes.raw import RawObject, RawValue
+from azaguard.fhirtypes.reference import parse_reference, ref_of
 from azaguard.mappings import Mappings
-from azaguard.resources import Resource, ResourceSet
+from azaguard.resources import ResourceSet
 from azaguard.terminology.scripts import SCRIPT_SYSTEM, fold, foreign_letters, read_terms
 
 H = TypeVar("H")
@@ -86,7 +88,7 @@ class Reading(Struct, Generic[H]):
     """The resources the builder reads (with their handler), what was left out and why, the relatives' context."""
 
     resources: ResourceSet
-    read: list[tuple[Resource, H]] = field(default_factory=list)
+    read: list[tuple[RawObject, H]] = field(default_factory=list)
     dropped: list[tuple[str, str]] = field(default_factory=list)
     related: list[Related] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -101,11 +103,12 @@ _NOT_HAPPENED = frozenset({"planned", "cancelled", "entered-in-error"})
 
 
 def read_meaning(
-    resources: ResourceSet, m: Mappings, handler_for: Callable[[Resource], H | None]
+    resources: ResourceSet, m: Mappings, handler_for: Callable[[RawObject], H | None]
 ) -> Reading[H]:
     """The record's resources as the rules must read them (see the module docstring)."""
     owner = Owner.of(resources)
-    current, dropped = _latest_versions(resources.resources)
+    every: list[RawObject] = resources.resources
+    current, dropped = _latest_versions(every)
     scripted = _read_scripts(current, m)
     if scripted:
         resources = _with_copies(resources, scripted)
@@ -113,7 +116,7 @@ def read_meaning(
     out: Reading[H] = Reading(resources, dropped=[*resources.deleted, *dropped])
     tables = m.derived(_Tables)
     negation, mapped = tables.negation, tables.mapped
-    results: list[Resource] = []
+    results: list[RawObject] = []
     for raw in owner.in_reading_order(current):
         for item in [raw, *_members(raw)] if "hasMember" in raw else (raw,):
             rtype = item.get("resourceType")
@@ -131,7 +134,7 @@ def read_meaning(
             why = (owner.foreign(item) or _not_evidence(item, owner, resources, negation, mapped)
                    or (_unreliable_weight(item, tables) if rtype == "Observation" else None))
             if why is not None:
-                out.dropped.append((_ref_of(item), why))
+                out.dropped.append((ref_of(item), why))
                 related = _about_someone_else(item, owner, resources)
                 if related is not None:
                     out.related.append(related)
@@ -148,15 +151,15 @@ def read_meaning(
     return out
 
 
-def same_person(resources: ResourceSet) -> list[Resource]:
+def same_person(resources: ResourceSet) -> list[RawObject]:
     """One Patient per person: Patient resources that Patient.link joins count once (the current one)."""
-    seen: list[Resource] = []
+    seen: list[RawObject] = []
     for group in _people(resources.patients()):
         seen.append(_primary(group))
     return seen
 
 
-def surviving_ids(patients: list[Resource]) -> dict[str, str]:
+def surviving_ids(patients: list[RawObject]) -> dict[str, str]:
     """Patient id -> the id of the person's current record, for every id Patient.link joins to another (the
     Patients' own ids and the ids they link to); unlinked Patients are left out. The current record is the one
     not replaced by another and not inactive; when every record of the person in hand is replaced, the record the
@@ -174,10 +177,12 @@ def surviving_ids(patients: list[Resource]) -> dict[str, str]:
     return out
 
 
-def _replaced_by(patient: Resource) -> str | None:
+def _replaced_by(patient: RawObject) -> str | None:
     links = patient.get("link")
-    for link in links if isinstance(links, list) else []:
-        other = link.get("other") if isinstance(link, dict) else None
+    for link in links if isinstance(links, list) else ():
+        if not isinstance(link, dict):
+            continue
+        other = link.get("other")
         ref = other.get("reference") if isinstance(other, dict) else None
         if link.get("type") == "replaced-by" and isinstance(ref, str) and _tail(ref).startswith("Patient/"):
             return _tail(ref)
@@ -187,7 +192,7 @@ def _replaced_by(patient: Resource) -> str | None:
 # --- whose --------------------------------------------------------------------------------------------------
 
 
-def _link_targets(patient: Resource) -> list[str]:
+def _link_targets(patient: RawObject) -> list[str]:
     links = patient.get("link")
     out = []
     for link in links if isinstance(links, list) else []:
@@ -204,20 +209,24 @@ def _tail(ref: str) -> str:
     return found.relative if found is not None and found.relative else ref
 
 
-def _people(patients: list[Resource]) -> list[list[Resource]]:
+def _people(patients: list[RawObject]) -> list[list[RawObject]]:
     """Patients grouped by Patient.link (either direction), groups in order of their first Patient."""
-    groups: list[tuple[set[str], list[Resource]]] = []
+    groups: list[tuple[set[str], list[RawObject]]] = []
     for p in patients:
         names = {f"Patient/{p.get('id')}"} | {_tail(r) for r in _link_targets(p)}
         joined = [g for g in groups if g[0] & names]
         groups = [g for g in groups if not any(g is j for j in joined)]
         groups.append((names.union(*(g[0] for g in joined)), [x for g in joined for x in g[1]] + [p]))
     position = {id(p): i for i, p in enumerate(patients)}
-    groups.sort(key=lambda g: min(position[id(p)] for p in g[1]))
+
+    def first(group: tuple[set[str], list[RawObject]]) -> int:
+        return min(position[id(p)] for p in group[1])
+
+    groups.sort(key=first)
     return [g[1] for g in groups]
 
 
-def _primary(group: list[Resource]) -> Resource:
+def _primary(group: list[RawObject]) -> RawObject:
     """The current record of a merged person: not 'replaced-by' another, else the first."""
     for p in group:
         links = p.get("link")
@@ -231,8 +240,8 @@ def _primary(group: list[Resource]) -> Resource:
 class Owner(Struct, frozen=True):
     """The record's patient and every name it goes by (its ids, fullUrls and the ids Patient.link joins)."""
 
-    patient: Resource | None
-    patients: tuple[Resource, ...]  # every Patient resource of this person in the record
+    patient: RawObject | None
+    patients: tuple[RawObject, ...]  # every Patient resource of this person in the record
     names: frozenset[str]
     resources: ResourceSet
 
@@ -251,7 +260,7 @@ class Owner(Struct, frozen=True):
                 names |= {ref, _tail(ref)}
         return cls(_primary(group), tuple(group), frozenset(names), resources)
 
-    def in_reading_order(self, current: list[Resource]) -> list[Resource]:
+    def in_reading_order(self, current: list[RawObject]) -> list[RawObject]:
         """The record's resources with this person's current Patient first (the one the record describes)."""
         if self.patient is None or not current or current[0] is self.patient:
             return current
@@ -266,7 +275,7 @@ class Owner(Struct, frozen=True):
             return any(target is p for p in self.patients)
         return False if _tail(ref).split("/")[0] in ("Patient", "RelatedPerson", "Group", "Person") else None
 
-    def foreign(self, raw: Resource) -> str | None:
+    def foreign(self, raw: RawObject) -> str | None:
         """Why this resource is not the record's patient's, or None when it is (or cannot be told apart)."""
         if self.patient is None or raw.get("resourceType") == "Patient":
             return None
@@ -291,7 +300,7 @@ class Owner(Struct, frozen=True):
         return None
 
 
-def _focus_reason(raw: Resource, owner: Owner, resources: ResourceSet) -> str | None:
+def _focus_reason(raw: RawObject, owner: Owner, resources: ResourceSet) -> str | None:
     """Why an Observation is about someone or something else (Observation.focus, a focal-subject extension, a
     specimen taken from someone else), or None."""
     extensions = raw.get("extension")
@@ -303,8 +312,8 @@ def _focus_reason(raw: Resource, owner: Owner, resources: ResourceSet) -> str | 
     for f in focus if isinstance(focus, list) else []:
         if not isinstance(f, dict):
             continue
-        who = f.get("display") if isinstance(f.get("display"), str) else None
-        ref = f.get("reference") if isinstance(f.get("reference"), str) else None
+        who = display if isinstance(display := f.get("display"), str) else None
+        ref = reference if isinstance(reference := f.get("reference"), str) else None
         if ref and not ref.startswith("#"):
             mine = owner.is_patient(ref)
             if mine:
@@ -324,18 +333,18 @@ def _focus_reason(raw: Resource, owner: Owner, resources: ResourceSet) -> str | 
             return f"it is about {who or ctype or 'someone else'} (Observation.focus), not the patient"
         return f"it is about {who or 'someone or something else'} (Observation.focus), not the patient"
     specimen = raw.get("specimen")
-    ref = specimen.get("reference") if isinstance(specimen, dict) else None
-    if isinstance(ref, str) and ref:
-        target = _contained(raw, ref[1:]) if ref.startswith("#") else resources.resolve(ref)
-        subject = _subject_ref(target) if target is not None else None
+    taken = specimen.get("reference") if isinstance(specimen, dict) else None
+    if isinstance(taken, str) and taken:
+        source: RawObject | None = _contained(raw, taken[1:]) if taken.startswith("#") else resources.resolve(taken)
+        subject = _subject_ref(source) if source is not None else None
         if subject is not None and owner.is_patient(subject) is False:
-            holder = target.get("subject") if target is not None else None
-            who = holder.get("display") if isinstance(holder, dict) else None
-            return f"its specimen came from {who or 'someone else'}, not the patient"
+            holder = source.get("subject") if source is not None else None
+            donor = holder.get("display") if isinstance(holder, dict) else None
+            return f"its specimen came from {donor or 'someone else'}, not the patient"
     return None
 
 
-def _about_someone_else(raw: Resource, owner: Owner, resources: ResourceSet) -> Related | None:
+def _about_someone_else(raw: RawObject, owner: Owner, resources: ResourceSet) -> Related | None:
     """An Observation about a relative or a donor, kept as their context (never the patient's value)."""
     if raw.get("resourceType") != "Observation" or owner.foreign(raw) is not None:
         return None
@@ -345,12 +354,12 @@ def _about_someone_else(raw: Resource, owner: Owner, resources: ResourceSet) -> 
     who = why.split("about ", 1)[-1].split(" (", 1)[0] if "about " in why else why.split("from ", 1)[-1]
     names = [n for n in (_label(raw.get("code")), _label(raw.get("valueCodeableConcept")),
                          raw.get("valueString")) if isinstance(n, str) and n]
-    codes = tuple(_codes(raw.get("code")) + _codes(raw.get("valueCodeableConcept")))
-    return Related(_ref_of(raw), who.split(",")[0], tuple(names), codes, _date_of(raw))
+    codes = tuple(raw_codings(raw.get("code")) + raw_codings(raw.get("valueCodeableConcept")))
+    return Related(ref_of(raw), who.split(",")[0], tuple(names), codes, _date_of(raw))
 
 
-def _family_history(raw: Resource) -> Related:
-    relation = _label(raw.get("relationship")) or (raw.get("name") if isinstance(raw.get("name"), str) else None)
+def _family_history(raw: RawObject) -> Related:
+    relation = _label(raw.get("relationship")) or (name if isinstance(name := raw.get("name"), str) else None)
     names: list[str] = []
     codes: list[tuple[str | None, str]] = []
     conditions = raw.get("condition")
@@ -359,8 +368,8 @@ def _family_history(raw: Resource) -> Related:
             label = _label(c.get("code"))
             if label:
                 names.append(label)
-            codes += _codes(c.get("code"))
-    return Related(_ref_of(raw), relation or "a relative", tuple(names), tuple(codes), _date_of(raw))
+            codes += raw_codings(c.get("code"))
+    return Related(ref_of(raw), relation or "a relative", tuple(names), tuple(codes), _date_of(raw))
 
 
 # --- whether --------------------------------------------------------------------------------------------------
@@ -375,7 +384,7 @@ class _Negation:
         self.words = frozenset(fold(w) for w in neg.words)
         self.snomed_systems = frozenset(m.systems.snomed)
 
-    def says_absent(self, holder: Mapping[str, Any]) -> str | None:
+    def says_absent(self, holder: RawObject) -> str | None:
         """The absence a value (or an answer) records, as shown; None when it records no absence."""
         if holder.get("valueBoolean") is False:
             return "false"
@@ -393,13 +402,14 @@ class _Negation:
             return text
         return None
 
-    def without_no_answers(self, qr: Resource) -> Resource:
+    def without_no_answers(self, qr: RawObject) -> RawObject:
         """A QuestionnaireResponse without the items answered 'no' (evidence of absence, never the finding)."""
 
-        def keep(items: object) -> tuple[list[Any], bool]:
+        def keep(items: RawValue) -> tuple[list[RawValue], bool]:
             if not isinstance(items, list):
                 return [], False
-            out, changed = [], False
+            out: list[RawValue] = []
+            changed = False
             for item in items:
                 if not isinstance(item, dict):
                     out.append(item)
@@ -420,14 +430,14 @@ class _Negation:
         return {**qr, "item": items} if changed else qr
 
 
-def _has_value(raw: Mapping[str, Any]) -> bool:
+def _has_value(raw: RawObject) -> bool:
     if any(raw.get(k) is not None for k in _VALUE_KEYS):
         return True
     components = raw.get("component")
     return isinstance(components, list) and any(isinstance(c, dict) and _has_value(c) for c in components)
 
 
-def _not_evidence(raw: Resource, owner: Owner, resources: ResourceSet, negation: _Negation,
+def _not_evidence(raw: RawObject, owner: Owner, resources: ResourceSet, negation: _Negation,
                   mapped: frozenset[str]) -> str | None:
     """Why a resource of the patient's is still not evidence of what it names, or None."""
     rtype = raw.get("resourceType")
@@ -447,27 +457,28 @@ def _not_evidence(raw: Resource, owner: Owner, resources: ResourceSet, negation:
     return None
 
 
-def _is_finding(raw: Resource, negation: _Negation, mapped: frozenset[str]) -> bool:
+def _is_finding(raw: RawObject, negation: _Negation, mapped: frozenset[str]) -> bool:
     """A clinical finding (coded in SNOMED CT, not a laboratory result, no analyte the rules read): 'absent' then
     means the finding is absent. A measurement's 'absent' is a result in itself (a TPMT activity 'Absent' is a
     deficiency), so it is left to that analyte's reading."""
-    codes = _codes(raw.get("code"))
+    codes = raw_codings(raw.get("code"))
     if not any(system in negation.snomed_systems for system, _ in codes) or any(c in mapped for _, c in codes):
         return False
     categories = raw.get("category")
-    return not any("laboratory" in _raw_code_values(c) for c in (categories if isinstance(categories, list) else []))
+    return not any(code == "laboratory" for cat in (categories if isinstance(categories, list) else ())
+                   for _, code in raw_codings(cat))
 
 
-def _unreliable_weight(raw: Resource, tables: _Tables) -> str | None:
+def _unreliable_weight(raw: RawObject, tables: _Tables) -> str | None:
     """Why a body weight is not one to dose by: the record marks it estimated, stated or unreliable (method, note
     or interpretation; mappings meaning.context.unreliable_weight)."""
-    if tables.weight.isdisjoint(_raw_code_values(raw.get("code"))):
+    if tables.weight.isdisjoint(code for _, code in raw_codings(raw.get("code"))):
         return None
     words = tables.unreliable_words
     method = raw.get("method")
-    if any(code in tables.unreliable_methods for _, code in _codes(method)):
+    if any(code in tables.unreliable_methods for _, code in raw_codings(method)):
         return f"the weight is marked {_label(method) or 'estimated'} (method): not used for mg/kg"
-    texts = [_label(method), _label(raw.get("interpretation"))]
+    texts: list[RawValue] = [_label(method), _label(raw.get("interpretation"))]
     notes = raw.get("note")
     texts += [n.get("text") for n in notes if isinstance(n, dict)] if isinstance(notes, list) else []
     for text in texts:
@@ -476,7 +487,7 @@ def _unreliable_weight(raw: Resource, tables: _Tables) -> str | None:
     return None
 
 
-def _events(raw: Resource, tables: _Tables) -> list[Event]:
+def _events(raw: RawObject, tables: _Tables) -> list[Event]:
     """The context events a Procedure or an Encounter records (mappings meaning.context: a red-cell transfusion from
     a Procedure; dialysis from a Procedure or an Encounter's class, type or service type), by code or by name."""
     rtype = raw.get("resourceType")
@@ -506,9 +517,9 @@ def _events(raw: Resource, tables: _Tables) -> list[Event]:
     for kind, codes, names in kinds:
         for concept in concepts:
             label = _label(concept)
-            if any(code in codes for _, code in _codes(concept)) or (
+            if any(code in codes for _, code in raw_codings(concept)) or (
                     label is not None and any(n in fold(label) for n in names)):
-                out.append(Event(_ref_of(raw), kind, label or kind, dates.earliest(when)))
+                out.append(Event(ref_of(raw), kind, label or kind, dates.earliest(when)))
                 break
     return out
 
@@ -517,19 +528,33 @@ def _events(raw: Resource, tables: _Tables) -> list[Event]:
 # --- which version ---------------------------------------------------------------------------------------------
 
 
-def _version_key(raw: Resource) -> tuple[str, object] | None:
+class _Version(NamedTuple):
+    """A copy's version: its meta.versionId (numeric or text), else its meta.lastUpdated. Two of one kind compare by
+    that value (as the order of a server's versions); two of different kinds cannot be told apart."""
+
+    kind: Literal["number", "text", "time"]
+    number: int = 0
+    text: str = ""
+    when: datetime = datetime.min.replace(tzinfo=UTC)
+
+    def __str__(self) -> str:
+        shown = {"number": self.number, "text": self.text, "time": self.when}[self.kind]
+        return f"lastUpdated {shown}" if self.kind == "time" else f"versionId {shown}"
+
+
+def _version_key(raw: RawObject) -> _Version | None:
     meta = raw.get("meta")
     if not isinstance(meta, dict):
         return None
     vid = meta.get("versionId")
     if isinstance(vid, str) and vid:
-        return ("v", int(vid) if vid.isdigit() else vid)
+        return _Version("number", number=int(vid)) if vid.isdigit() else _Version("text", text=vid)
     updated = meta.get("lastUpdated")
     when = dates.earliest(updated)
-    return ("t", when) if when is not None else None
+    return _Version("time", when=when) if when is not None else None
 
 
-def _latest_versions(resources: list[Resource]) -> tuple[list[Resource], list[tuple[str, str]]]:
+def _latest_versions(resources: list[RawObject]) -> tuple[list[RawObject], list[tuple[str, str]]]:
     """Only the latest of several versions of one resource (same type and id) counts."""
     seen: set[tuple[object, str]] = set()
     repeated: set[tuple[object, str]] = set()
@@ -540,7 +565,7 @@ def _latest_versions(resources: list[Resource]) -> tuple[list[Resource], list[tu
             (repeated if key in seen else seen).add(key)
     if not repeated:
         return resources, []
-    groups: dict[str, list[Resource]] = {}
+    groups: dict[str, list[RawObject]] = {}
     for r in resources:
         rid = r.get("id")
         if isinstance(rid, str) and (r.get("resourceType"), rid) in repeated:
@@ -550,40 +575,32 @@ def _latest_versions(resources: list[Resource]) -> tuple[list[Resource], list[tu
     for name, copies in groups.items():
         if len(copies) < 2:
             continue
-        keys = [_version_key(c) for c in copies]
-        if any(k is None for k in keys) or len({k[0] for k in keys if k}) != 1:
-            continue  # versions cannot be told apart: every copy is read, as before
-        try:
-            latest = max(range(len(copies)), key=lambda i: keys[i][1])  # type: ignore[index,arg-type,return-value]
-        except TypeError:  # numeric and text versionIds mixed
-            continue
-        if all(keys[i] == keys[latest] for i in range(len(copies))):
+        found = [_version_key(c) for c in copies]
+        keys = [k for k in found if k is not None]
+        if len(keys) < len(found) or len({k.kind for k in keys}) != 1:
+            continue  # versions cannot be told apart (or numeric and text versionIds are mixed): every copy is read
+        latest = max(keys)  # (the first copy of the latest version)
+        if all(k == latest for k in keys):
             continue  # the same version twice (a search match and an include): nothing is older
-        shown = _shown_version(keys[latest])
-        for i, c in enumerate(copies):
-            if keys[i] != keys[latest]:
+        for k, c in zip(keys, copies, strict=True):
+            if k != latest:
                 older.add(id(c))
-                dropped.append((name, f"an older version ({_shown_version(keys[i])}) of a resource whose latest "
-                                      f"version ({shown}) is on the record: only the latest counts"))
+                dropped.append((name, f"an older version ({k}) of a resource whose latest "
+                                      f"version ({latest}) is on the record: only the latest counts"))
     return [r for r in resources if id(r) not in older], dropped
 
 
-def _shown_version(key: tuple[str, object] | None) -> str:
-    if key is None:
-        return "unversioned"
-    return f"versionId {key[1]}" if key[0] == "v" else f"lastUpdated {key[1]}"
-
-
-def _superseded(results: list[Resource]) -> dict[int, tuple[str, str]]:
+def _superseded(results: list[RawObject]) -> dict[int, tuple[str, str]]:
     """Results superseded by a later status of the same test (same code, time and specimen)."""
-    groups: dict[tuple[object, ...], list[Resource]] = {}
+    groups: dict[tuple[object, ...], list[RawObject]] = {}
     for r in results:
         status = r.get("status")
         if not isinstance(status, str):
             continue
+        period = r.get("effectivePeriod")
         when = r.get("effectiveDateTime") or r.get("effectiveInstant") or (
-            (r.get("effectivePeriod") or {}).get("start") if isinstance(r.get("effectivePeriod"), dict) else None)
-        codes = tuple(sorted(_raw_code_values(r.get("code"))))
+            period.get("start") if isinstance(period, dict) else None)
+        codes = tuple(sorted(code for _, code in raw_codings(r.get("code"))))
         if status not in _SUPERSEDING or not codes or not isinstance(when, str):
             continue
         specimen = r.get("specimen")
@@ -596,12 +613,12 @@ def _superseded(results: list[Resource]) -> dict[int, tuple[str, str]]:
         winner = next(r for r in members if _SUPERSEDING[str(r.get("status"))] == best)
         for r in members:
             if _SUPERSEDING[str(r.get("status"))] < best:
-                out[id(r)] = (_ref_of(r), f"its {r.get('status')} result is superseded by the {winner.get('status')} "
-                                          f"result {_ref_of(winner)} of the same test")
+                out[id(r)] = (ref_of(r), f"its {r.get('status')} result is superseded by the {winner.get('status')} "
+                                          f"result {ref_of(winner)} of the same test")
     return out
 
 
-def _members(raw: Resource) -> list[Resource]:
+def _members(raw: RawObject) -> list[RawObject]:
     """Contained panel members reached through hasMember '#id', read as results of the patient (their subject,
     time and status taken from the panel when they leave them out). They answer to the panel's id: a contained
     resource has no identity of its own."""
@@ -629,10 +646,10 @@ def _members(raw: Resource) -> list[Resource]:
 # --- which script -----------------------------------------------------------------------------------------------
 
 
-def _read_scripts(resources: list[Resource], m: Mappings) -> dict[int, Resource]:
+def _read_scripts(resources: list[RawObject], m: Mappings) -> dict[int, RawObject]:
     """Copies of the resources naming something in another script, each such concept given a coding with the
     English term it names (so the recognisers read it); keyed by the original's id()."""
-    out: dict[int, Resource] = {}
+    out: dict[int, RawObject] = {}
     for r in resources:
         # orjson writes UTF-8 as is: an ASCII dump (nearly every resource) has no other script, decided in C.
         if r.get("resourceType") not in _SCRIPT_TYPES or orjson.dumps(r).isascii() or not _any_foreign(r):
@@ -643,7 +660,7 @@ def _read_scripts(resources: list[Resource], m: Mappings) -> dict[int, Resource]
     return out
 
 
-def _any_foreign(node: object) -> bool:
+def _any_foreign(node: RawValue) -> bool:
     if isinstance(node, str):
         return not node.isascii() and foreign_letters(node)
     if isinstance(node, dict):
@@ -653,7 +670,7 @@ def _any_foreign(node: object) -> bool:
     return False
 
 
-def _annotate(node: object, m: Mappings) -> bool:
+def _annotate(node: RawValue, m: Mappings) -> bool:
     """Add the read terms to every CodeableConcept (or Reference display) under `node`; True if any was added."""
     changed = False
     if isinstance(node, list):
@@ -675,7 +692,8 @@ def _annotate(node: object, m: Mappings) -> bool:
     if not terms or (isinstance(codings, list) and any(
             isinstance(c, dict) and c.get("system") == SCRIPT_SYSTEM for c in codings)):
         return changed
-    term = " ".join(dict.fromkeys(terms))
+    unique: dict[str, None] = dict.fromkeys(terms)  # in order, once
+    term = " ".join(unique)
     if "reference" in node and "coding" not in node:
         node["display"] = f"{node.get('display')} ({term})"
         return True
@@ -685,7 +703,7 @@ def _annotate(node: object, m: Mappings) -> bool:
     return True
 
 
-def _with_copies(resources: ResourceSet, copies: dict[int, Resource]) -> ResourceSet:
+def _with_copies(resources: ResourceSet, copies: dict[int, RawObject]) -> ResourceSet:
     """The same set with some resources replaced by their copies, references resolving to the copies."""
     out = ResourceSet(
         resources=[copies.get(id(r), r) for r in resources.resources],
@@ -722,13 +740,13 @@ class _Tables:
         self.dialysis_names = tuple(fold(n) for n in dialysis.names)
 
 
-def _contained(raw: Resource, cid: str) -> Resource | None:
+def _contained(raw: RawObject, cid: str) -> RawObject | None:
     contained = raw.get("contained")
     return next((c for c in contained if isinstance(c, dict) and c.get("id") == cid), None) if isinstance(
         contained, list) else None
 
 
-def _subject_ref(raw: Mapping[str, Any] | None) -> str | None:
+def _subject_ref(raw: RawObject | None) -> str | None:
     for key in _SUBJECT_KEYS:
         holder = raw.get(key) if raw is not None else None
         ref = holder.get("reference") if isinstance(holder, dict) else None
@@ -737,41 +755,24 @@ def _subject_ref(raw: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def _label(cc: object) -> str | None:
+def _label(cc: RawValue) -> str | None:
     if not isinstance(cc, dict):
         return None
-    if isinstance(cc.get("text"), str) and cc["text"]:
-        return str(cc["text"])
+    if isinstance(text := cc.get("text"), str) and text:
+        return text
     codings = cc.get("coding")
-    for c in codings if isinstance(codings, list) else []:
-        if isinstance(c, dict) and isinstance(c.get("display"), str):
-            return str(c["display"])
+    for c in codings if isinstance(codings, list) else ():
+        if isinstance(c, dict) and isinstance(display := c.get("display"), str):
+            return display
     return None
 
 
-def _codes(cc: object) -> list[tuple[str | None, str]]:
-    codings = cc.get("coding") if isinstance(cc, dict) else None
-    if not isinstance(codings, list):
-        return []
-    return [(c["system"] if isinstance(c.get("system"), str) else None, c["code"])
-            for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)]
-
-
-def _raw_code_values(cc: object) -> list[str]:
-    return [code for _, code in _codes(cc)]
-
-
-def _date_of(raw: Mapping[str, Any]) -> str | None:
+def _date_of(raw: RawObject) -> str | None:
     for key in ("effectiveDateTime", "date", "recordedDate", "issued"):
         v = raw.get(key)
         if isinstance(v, str):
             return v
     return None
-
-
-def _ref_of(raw: Mapping[str, Any]) -> str:
-    rid = raw.get("id")
-    return f"{raw.get('resourceType')}/{rid}" if isinstance(rid, str) else f"{raw.get('resourceType')}/(no id)"
 
 
 def names_of(related: Iterable[Related]) -> list[str]:

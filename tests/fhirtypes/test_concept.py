@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from azaguard.errors import FhirDataError, InputError
-from azaguard.fhirtypes.concept import Code, Concept, concept, optional_concept, readable_codes, readable_concept
+from azaguard.fhirtypes.concept import (
+    Code,
+    Concept,
+    concept,
+    optional_concept,
+    raw_codings,
+    readable_codes,
+    readable_concept,
+)
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
@@ -49,3 +57,11 @@ def test_salvage_from_an_invalid_concept_keeps_only_the_valid_codings() -> None:
     assert readable_codes(cc) == (Code(RXNORM, "1256"),)
     assert readable_concept(cc) == Concept(codings=(Code(RXNORM, "1256"),))
     assert readable_codes("not a concept") == () and readable_concept(None) == Concept()
+
+
+def test_the_quick_reading_gives_each_string_code_with_its_system_and_never_raises() -> None:
+    cc = {"coding": [{"system": RXNORM, "code": "1256"}, {"code": "x1"}, {"system": 5, "code": "x2"},
+                     {"code": 1256}, "1256", {"display": "azathioprine"}]}
+    assert raw_codings(cc) == [(RXNORM, "1256"), (None, "x1"), (None, "x2")]
+    for not_a_concept in (None, "1256", 5, ["1256"], {"coding": "1256"}, {"coding": {"code": "1256"}}):
+        assert raw_codings(not_a_concept) == []

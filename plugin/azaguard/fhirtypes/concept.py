@@ -8,11 +8,12 @@ a list or an object is not read as another code (4 and "4" are not the same code
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from msgspec import Struct
 
 from azaguard.errors import FhirDataError
+from azaguard.fhirtypes.raw import RawValue
 
 
 class Code(Struct, frozen=True):
@@ -31,7 +32,7 @@ class Concept(Struct, frozen=True):
 
     def codes_in(self, systems: Iterable[str]) -> set[str]:
         """Codes whose system is one of the given URIs."""
-        uris = systems if isinstance(systems, frozenset | set) else set(systems)
+        uris: Collection[str] = systems if isinstance(systems, (frozenset, set)) else set(systems)
         return {c.code for c in self.codings if c.system in uris}
 
     @property
@@ -58,7 +59,7 @@ def concept(cc: object) -> Concept:
     carries the name."""
     if not isinstance(cc, Mapping):
         raise FhirDataError("expected a CodeableConcept (a JSON object)")
-    codings = cc.get("coding")
+    codings: RawValue = cc.get("coding")
     if codings is None:
         codings = []
     elif not isinstance(codings, list):
@@ -111,6 +112,18 @@ def readable_codes(cc: object) -> tuple[Code, ...]:
         if found is not None:
             out.append(found)
     return tuple(out)
+
+
+def raw_codings(cc: RawValue) -> list[tuple[str | None, str]]:
+    """(system, code) of each coding of a raw CodeableConcept, nothing checked and nothing built: the quick test
+    on a resource's JSON before it is read (which codes may it be about?), run on every resource of a record.
+    A coding whose code is not a string is passed over, a system that is not a string reads None, and anything
+    that is not a CodeableConcept holds no codes; reading the resource itself says what is invalid."""
+    codings = cc.get("coding") if isinstance(cc, dict) else None
+    if not isinstance(codings, list):
+        return []
+    return [(system if isinstance(system := c.get("system"), str) else None, code)
+            for c in codings if isinstance(c, dict) and isinstance(code := c.get("code"), str)]
 
 
 def _optional_string(value: object, where: str) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from azaguard.fhirtypes.raw import RawObject
 from azaguard.mappings import Mappings
 from azaguard.record.conditions import ConditionReading
 from azaguard.record.immunizations import VaccineReading
@@ -12,8 +13,9 @@ from azaguard.record.model import Dropped, PatientRecord, UnreadEntry
 from azaguard.record.observations import ObservationReading
 from azaguard.record.patient import PatientReading
 from azaguard.record.questionnaires import QuestionnaireReading
+from azaguard.record.reading import type_of
 from azaguard.record_meaning import MEANING_TYPES, read_meaning
-from azaguard.resources import Resource, ResourceSet, gc_paused
+from azaguard.resources import ResourceSet, gc_paused
 
 
 def build_record(
@@ -58,7 +60,7 @@ class Builder(PatientReading, MedicationReading, ObservationReading, VaccineRead
 
     def __init__(self, resources: ResourceSet, mappings: Mappings) -> None:
         super().__init__(resources, mappings)
-        self.handlers: dict[str, Callable[[Resource], None]] = {
+        self.handlers: dict[str, Callable[[RawObject], None]] = {
             "Patient": self._patient,
             **dict.fromkeys(MEDICATION_TYPES, self._medicine_use),
             "Observation": self._observation,
@@ -71,9 +73,9 @@ class Builder(PatientReading, MedicationReading, ObservationReading, VaccineRead
             "QuestionnaireResponse": self._questionnaire_response,
         }
 
-    def handler_for(self, raw: Resource) -> Callable[[Resource], None] | None:
+    def handler_for(self, raw: RawObject) -> Callable[[RawObject], None] | None:
         """How a resource is read, or None when no rule reads it (its type, or an Observation's codes)."""
-        rtype = raw["resourceType"]
+        rtype = type_of(raw)
         handler = self.handlers.get(rtype)
         if handler is None or (rtype == "Observation" and not self._observation_wanted(raw)):
             return None

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from azaguard import fhirshapes as fs
+from azaguard.fhirtypes.raw import RawObject
 from azaguard.record.model import Concept, ConditionEntry
 from azaguard.record.reading import as_latest, first_code, onset_lasting, partial_date_note, ref_of
 from azaguard.record.state import BuilderState
-from azaguard.resources import Resource
 
 
 class ConditionReading(BuilderState):
     """Conditions: the problem list."""
 
     # -- Condition --
-    def _condition(self, raw: Resource) -> None:
+    def _condition(self, raw: RawObject) -> None:
         c = self.reader.read(raw, fs.Condition)
         onset_raw = c.onsetDateTime or (c.onsetPeriod.start if c.onsetPeriod else None)
         # A month-only date is read as late as it can be: a symptom or infection "in October" may be recent.

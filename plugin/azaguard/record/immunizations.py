@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from azaguard import fhirshapes as fs
+from azaguard.fhirtypes.concept import raw_codings
+from azaguard.fhirtypes.raw import RawObject
 from azaguard.record.model import Concept, VaccineEvent
-from azaguard.record.reading import as_datetime, raw_code_values, raw_status, ref_of
+from azaguard.record.reading import as_datetime, raw_status, ref_of
 from azaguard.record.state import BuilderState
-from azaguard.resources import Resource
 
 
 class VaccineReading(BuilderState):
     """Vaccinations: given, recommended, ordered, or recorded as a procedure."""
 
     # -- vaccines --
-    def _immunization(self, raw: Resource) -> None:
+    def _immunization(self, raw: RawObject) -> None:
         imm = self.reader.read(raw, fs.Immunization)
         when = as_datetime(imm.occurrenceDateTime) or as_datetime(imm.recorded)
         self.vaccines.append(
             VaccineEvent(ref_of(raw), "Immunization", self.concept(imm.vaccineCode), str(imm.status), when)
         )
 
-    def _recommendation(self, raw: Resource) -> None:
+    def _recommendation(self, raw: RawObject) -> None:
         rec = self.reader.read(raw, fs.ImmunizationRecommendation)
         ref = ref_of(raw)
         for item in rec.recommendation or []:
@@ -36,7 +37,7 @@ class VaccineReading(BuilderState):
             when = next((as_datetime(d.value) for d in (item.dateCriterion or [])), None) or as_datetime(rec.date)
             self.vaccines.append(VaccineEvent(ref, "ImmunizationRecommendation", vaccine, status, when))
 
-    def _service_request(self, raw: Resource) -> None:
+    def _service_request(self, raw: RawObject) -> None:
         sr = self.reader.read(raw, fs.ServiceRequest)
         if sr.code is None:
             return
@@ -47,8 +48,9 @@ class VaccineReading(BuilderState):
         self.vaccines.append(VaccineEvent(ref_of(raw), "ServiceRequest", concept, raw_status(raw), when))
 
     # -- Procedure: claims and some EHRs record a vaccination as a procedure (CPT 90707, a SNOMED procedure) --
-    def _procedure(self, raw: Resource) -> None:
-        if not raw_code_values(raw.get("code")) and not isinstance((raw.get("code") or {}).get("text"), str):
+    def _procedure(self, raw: RawObject) -> None:
+        code = raw.get("code")
+        if not raw_codings(code) and not (isinstance(code, dict) and isinstance(code.get("text"), str)):
             return  # no code to tell a vaccination by: not ours (most procedures of a record)
         proc = self.reader.read(raw, fs.Procedure)
         if proc.code is None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from msgspec.structs import replace as struct_replace
 
 from azaguard import fhirshapes as fs
 from azaguard.dosage import Dosage, Ratio, Repeat, strength_of_ratio
+from azaguard.fhirtypes.raw import RawObject
 from azaguard.fhirtypes.timeunits import days_per
 from azaguard.mappings import Mappings
 from azaguard.record.model import (
@@ -32,9 +32,9 @@ from azaguard.record.reading import (
     quantity_of,
     raw_status,
     ref_of,
+    type_of,
 )
 from azaguard.record.state import BuilderState
-from azaguard.resources import Resource
 from azaguard.terminology.scripts import unreadable
 
 
@@ -42,11 +42,11 @@ class MedicationReading(BuilderState):
     """The four medication resources, each one use of a medicine."""
 
     # -- MedicationRequest, MedicationStatement, MedicationDispense, MedicationAdministration: a use of a medicine --
-    def _medicine_use(self, raw: Resource) -> None:
+    def _medicine_use(self, raw: RawObject) -> None:
         """One use of a medicine, whichever of the four resources records it; an order or administration of a
         vaccine (however the vaccine is coded) is a vaccination event instead."""
-        source: MedicationSource = raw["resourceType"]
-        use = self.reader.read(raw, _MEDICATION_SHAPES[source])
+        source, shape = _MEDICATION_SHAPES[type_of(raw)]
+        use = self.reader.read(raw, shape)
         ref, status = ref_of(raw), raw_status(raw)
         concept, med_ref, problem, ingredients = self._medication_with_ingredients(use, raw)
         when = self._when_used(use, status)
@@ -60,7 +60,7 @@ class MedicationReading(BuilderState):
         note = None
         if isinstance(use, (fs.MedicationRequest, fs.MedicationStatement)):
             # why it is given; a partial stop date, read as late as it can be
-            reasons, note = self._reasons(use, raw), _end_note(raw)
+            reasons, note = self._reasons(use, raw), _end_note(use)
         self._add_medication(MedicineUse(
             ref=ref, status=status, intent=request.intent if request is not None else None, medication=concept,
             medication_ref=med_ref, medication_problem=problem, authored_on=when.authored, start=when.start,
@@ -101,7 +101,7 @@ class MedicationReading(BuilderState):
         window = timedelta(days=therapy.administration_current_days.value)
         return _WhenUsed(start, start, end, current_until=end + window if end is not None else None, vaccinated=end)
 
-    def _prior(self, mr: fs.MedicationRequest, raw: Resource) -> str | None:
+    def _prior(self, mr: fs.MedicationRequest, raw: RawObject) -> str | None:
         """The order this one renews (priorPrescription), as the record names it (a urn:uuid resolved)."""
         reference = mr.priorPrescription.reference if mr.priorPrescription is not None else None
         if not reference:
@@ -109,15 +109,15 @@ class MedicationReading(BuilderState):
         target = self._target(reference, raw)
         return ref_of(target) if target is not None else reference
 
-    def _reasons(self, mr: fs.MedicationRequest | fs.MedicationStatement, raw: Resource) -> tuple[Concept, ...]:
+    def _reasons(self, mr: fs.MedicationRequest | fs.MedicationStatement, raw: RawObject) -> tuple[Concept, ...]:
         """Why the drug is given: reasonCode, and the code (or display) of each Condition reasonReference names."""
         out = [self.concept(c) for c in (mr.reasonCode or [])]
         for r in mr.reasonReference or []:
             target = self._target(r.reference, raw) if r.reference else None
-            code = target.get("code") if isinstance(target, dict) else None
+            code = target.get("code") if target is not None else None
             if isinstance(code, dict):
-                out.append(Concept(codings=codes_of(code), text=code.get("text") if isinstance(
-                    code.get("text"), str) else None))
+                text = code.get("text")
+                out.append(Concept(codings=codes_of(code), text=text if isinstance(text, str) else None))
             elif r.display:
                 out.append(Concept(text=r.display))
         return tuple(out)
@@ -167,7 +167,7 @@ class MedicationReading(BuilderState):
         self.orders.append(struct_replace(order, drugs=drugs, medication_problem=problem))
 
     def _medication_with_ingredients(
-        self, mr: fs.MedicationResource, raw: Resource
+        self, mr: fs.MedicationResource, raw: RawObject
     ) -> tuple[Concept | None, str | None, str | None, tuple[Ingredient, ...]]:
         """The medication's concept (a referenced Medication's code, ingredients and form folded in), its
         reference, why it cannot be read, and its ingredients with their strengths."""
@@ -191,7 +191,7 @@ class MedicationReading(BuilderState):
         return concept, reference, problem, ingredients
 
     def _medication_concept(
-        self, target: Resource, container: Resource, display: str | None, *, depth: int
+        self, target: RawObject, container: RawObject, display: str | None, *, depth: int
     ) -> tuple[Concept, tuple[Ingredient, ...], list[str]]:
         """A Medication's code with each ingredient's codes and names (an itemCodeableConcept, or the
         Substance or Medication an itemReference points at: contained or elsewhere in the record)."""
@@ -232,8 +232,8 @@ class MedicationReading(BuilderState):
         if med.form is not None:
             names += self.concept(med.form).names  # the dose form: "ophthalmic solution" says not systemic
         if len(codings) > len(concept.codings) or names or display:
-            concept = Concept(codings=tuple(codings), text=concept.text or display,
-                              extra_names=tuple(dict.fromkeys(n for n in names if n != (concept.text or display))))
+            extra: dict[str, None] = dict.fromkeys(n for n in names if n != (concept.text or display))  # in order, once
+            concept = Concept(codings=tuple(codings), text=concept.text or display, extra_names=tuple(extra))
         return concept, tuple(ingredients), unresolved
 
     def dose(self, d: fs.Dosage) -> Dosage:
@@ -244,9 +244,11 @@ class MedicationReading(BuilderState):
 
 
 # The four resources that record a use of a medicine, and the shape each is read as.
-_MEDICATION_SHAPES: dict[str, type[fs.MedicationResource]] = {
-    "MedicationRequest": fs.MedicationRequest, "MedicationStatement": fs.MedicationStatement,
-    "MedicationDispense": fs.MedicationDispense, "MedicationAdministration": fs.MedicationAdministration,
+_MEDICATION_SHAPES: dict[str, tuple[MedicationSource, type[fs.MedicationResource]]] = {
+    "MedicationRequest": ("MedicationRequest", fs.MedicationRequest),
+    "MedicationStatement": ("MedicationStatement", fs.MedicationStatement),
+    "MedicationDispense": ("MedicationDispense", fs.MedicationDispense),
+    "MedicationAdministration": ("MedicationAdministration", fs.MedicationAdministration),
 }
 
 
@@ -278,21 +280,19 @@ def _order_period(mr: fs.MedicationRequest) -> tuple[datetime | None, datetime |
     return start, end
 
 
-def _end_note(raw: Mapping[str, Any]) -> str | None:
+def _end_note(use: fs.MedicationRequest | fs.MedicationStatement) -> str | None:
     """How a partial stop date of a medication resource was read (the latest it can mean: the drug's effect
-    is taken to last as long as the record allows)."""
-    ends: list[object] = []
-    period = raw.get("effectivePeriod")
-    if isinstance(period, dict):
-        ends.append(period.get("end"))
-    validity = (raw.get("dispenseRequest") or {}).get("validityPeriod") if isinstance(
-        raw.get("dispenseRequest"), dict) else None
-    if isinstance(validity, dict):
-        ends.append(validity.get("end"))
-    for d in raw.get("dosageInstruction") or []:
-        bounds = ((d.get("timing") or {}).get("repeat") or {}).get("boundsPeriod") if isinstance(d, dict) else None
-        if isinstance(bounds, dict):
-            ends.append(bounds.get("end"))
+    is taken to last as long as the record allows): a statement's period end; an order's validity end, then
+    its dosages' bounds."""
+    ends: list[str | None] = []
+    if isinstance(use, fs.MedicationStatement):
+        ends.append(use.effectivePeriod.end if use.effectivePeriod else None)
+    else:
+        validity = use.dispenseRequest.validityPeriod if use.dispenseRequest else None
+        ends.append(validity.end if validity else None)
+        for d in use.dosageInstruction or ():
+            bounds = d.timing.repeat.boundsPeriod if d.timing and d.timing.repeat else None
+            ends.append(bounds.end if bounds else None)
     return next((n for n in (partial_date_note(e, "latest") for e in ends) if n), None)
 
 
@@ -301,7 +301,7 @@ def _ratio(r: fs.Ratio | None) -> Ratio | None:
 
 
 def _float(v: object) -> float | None:
-    return float(v) if isinstance(v, Decimal | int | float) else None
+    return float(v) if isinstance(v, (Decimal, int, float)) else None
 
 
 def _dose(d: fs.Dosage) -> Dosage:

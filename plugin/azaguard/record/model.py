@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 from msgspec import Struct
 
@@ -261,15 +261,24 @@ class PatientRecord(Struct, frozen=True, dict=True):
 
     def measurements_of(self, analyte: str) -> tuple[Measurement, ...]:
         """Usable results for an analyte, newest first (entered-in-error/cancelled excluded at build)."""
-        by_analyte = self.__dict__.get("_by_analyte")
+        memo = self._memo
+        by_analyte = cast("dict[str, tuple[Measurement, ...]] | None", memo.get("_by_analyte"))
         if by_analyte is None:
-            by_analyte = self.__dict__["_by_analyte"] = _by_analyte(self.measurements)
+            by_analyte = memo["_by_analyte"] = _by_analyte(self.measurements)
         return by_analyte.get(analyte, ())
 
     @property
     def derived(self) -> dict[str, object]:
-        found: dict[str, object] = self.__dict__.setdefault("_derived", {})
+        memo = self._memo
+        found = cast("dict[str, object] | None", memo.get("_derived"))
+        if found is None:
+            found = memo["_derived"] = {}
         return found
+
+    @property
+    def _memo(self) -> dict[str, object]:
+        memo: dict[str, object] = self.__dict__
+        return memo
 
     @property
     def patient_ref(self) -> str | None:
@@ -284,5 +293,8 @@ def _by_analyte(measurements: tuple[Measurement, ...]) -> dict[str, tuple[Measur
     for m in measurements:
         grouped.setdefault(m.analyte, []).append(m)
     # Newest first; undated last.
-    return {key: tuple(sorted(items, key=lambda m: m.effective or _EPOCH, reverse=True))
-            for key, items in grouped.items()}
+    return {key: tuple(sorted(items, key=_when, reverse=True)) for key, items in grouped.items()}
+
+
+def _when(m: Measurement) -> datetime:
+    return m.effective or _EPOCH

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from msgspec import Struct
 from msgspec.structs import replace as struct_replace
 
 from azaguard import fhirshapes as fs
 from azaguard.errors import FhirDataError
+from azaguard.fhirtypes.concept import raw_codings
+from azaguard.fhirtypes.raw import RawObject, RawValue
 from azaguard.record.model import (
     CodedResult,
     Concept,
@@ -33,13 +34,11 @@ from azaguard.record.reading import (
     onset_lasting,
     partial_date_note,
     raw_category_codes,
-    raw_code_values,
     raw_status,
     recorded_quantity,
     ref_of,
 )
 from azaguard.record.state import BuilderState
-from azaguard.resources import Resource
 from azaguard.terminology.labtests import (
     LIPASE,
     activity_of,
@@ -60,24 +59,25 @@ class ObservationReading(BuilderState):
     """Observations (and the results a DiagnosticReport contains): measurements and symptoms."""
 
     # -- Observation --
-    def _observation_wanted(self, raw: Resource) -> bool:
+    def _observation_wanted(self, raw: RawObject) -> bool:
         """Whether an Observation may be one the rules read (a mapped code, or codes that cannot be read).
         Runs on every Observation of the record (hundreds in a Synthea file): plain dict reads only."""
-        codes = raw_code_values(raw.get("code"))
+        code = raw.get("code")
+        codes = raw_codings(code)
         if not codes:
             return True  # unreadable code: parse it so a failure is recorded, not skipped
         wanted = self.loinc_to_analyte
-        for c in codes:
+        for _, c in codes:
             if c in wanted or c in self.other_codes:
                 return True
-        if self._named(raw.get("code")):
+        if self._named(code):
             return True  # a lab-local or text-only code naming a sign, pathogen or analyte
         components = raw.get("component")
-        parts: list[object] = [raw]
+        parts: list[RawValue] = [raw]
         if isinstance(components, list):
             for comp in components:
                 if isinstance(comp, dict):
-                    for c in raw_code_values(comp.get("code")):
+                    for _, c in raw_codings(comp.get("code")):
                         if c in wanted:
                             return True
             parts += components
@@ -88,14 +88,16 @@ class ObservationReading(BuilderState):
             return False  # most Observations: decided without resolving a unit
         return any(self._by_unit(raw, part, categories) for part in parts)
 
-    def _named(self, cc: object) -> bool:
+    def _named(self, cc: RawValue) -> bool:
         """Whether a raw CodeableConcept's text or displays name something the rules read (one regex)."""
         if not isinstance(cc, dict):
             return False
-        names = [cc.get("text")] + [c.get("display") for c in cc.get("coding") or [] if isinstance(c, dict)]
+        codings = cc.get("coding")
+        names = [cc.get("text")] + [c.get("display") for c in (codings if isinstance(codings, list) else ())
+                                    if isinstance(c, dict)]
         return any(isinstance(n, str) and self.named.search(fold(n)) for n in names)
 
-    def _by_unit(self, raw: Resource, holder: object, categories: set[str] | None = None) -> str | None:
+    def _by_unit(self, raw: RawObject, holder: RawValue, categories: set[str] | None = None) -> str | None:
         """The analyte an Observation (or component) is by its category and its value's unit, if any."""
         if not self.by_unit or not isinstance(holder, dict):
             return None
@@ -110,7 +112,7 @@ class ObservationReading(BuilderState):
             return None  # most vital signs: a unit no analyte is recognised by
         return next((a for (cat, dim), a in self.by_unit.items() if dim == dimension and cat in codes), None)
 
-    def _dimension_of(self, q: dict[str, Any]) -> str | None:
+    def _dimension_of(self, q: RawObject) -> str | None:
         """The dimension of a raw Quantity's unit. A record repeats a few units hundreds of times (a
         Synthea file's vital signs): each resolved once, remembered under the values as recorded (a
         value that is not a string counts as absent; a list or object is never remembered)."""
@@ -131,7 +133,7 @@ class ObservationReading(BuilderState):
             self.unit_dimensions[key] = found
         return found
 
-    def _observation(self, raw: Resource, ref: str | None = None) -> None:
+    def _observation(self, raw: RawObject, ref: str | None = None) -> None:
         obs = self.reader.read(raw, fs.Observation)
         status = str(obs.status)
         if status in IGNORED_OBSERVATION_STATUSES:
@@ -148,7 +150,8 @@ class ObservationReading(BuilderState):
         if obs.specimen is not None and obs.specimen.reference:
             self._specimen[ref] = obs.specimen.reference
         components = raw.get("component")  # null or not a list (unchecked JSON): no components
-        raw_parts = [raw] + [c for c in (components if isinstance(components, list) else []) if isinstance(c, dict)]
+        raw_parts: list[RawObject] = [raw]
+        raw_parts += [c for c in (components if isinstance(components, list) else ()) if isinstance(c, dict)]
         parts = [(obs.code, obs)] + [(c.code, c) for c in (obs.component or [])]
         found = False
         for (code_concept, holder), raw_part in zip(parts, raw_parts, strict=False):
@@ -175,7 +178,7 @@ class ObservationReading(BuilderState):
             raise FhirDataError("Observation has no readable LOINC code")
 
     def _other_reading(
-        self, raw: Resource, obs: fs.Observation, ref: str, status: str, effective: datetime | None, lab: _LabContext
+        self, raw: RawObject, obs: fs.Observation, ref: str, status: str, effective: datetime | None, lab: _LabContext
     ) -> bool:
         """An Observation beyond the listed analyte codes: a differential percentage, a pathogen test, an
         enzyme activity, an analyte known by name, or a symptom. False when it is none of them."""
@@ -216,7 +219,7 @@ class ObservationReading(BuilderState):
             return True
         return self._symptom(raw, obs, concept, ref, status)
 
-    def _symptom(self, raw: Resource, obs: fs.Observation, concept: Concept, ref: str, status: str) -> bool:
+    def _symptom(self, raw: RawObject, obs: fs.Observation, concept: Concept, ref: str, status: str) -> bool:
         """A symptom or nursing assessment: the code names the symptom (its value says present or absent),
         or a 'symptom' code's value names it."""
         when_raw = obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None)
@@ -367,20 +370,19 @@ class ObservationReading(BuilderState):
                            result=QuantityResult(quantity, value, unit, problem, from_text), gene=gene)
 
     # -- DiagnosticReport: results contained in the report, and its coded conclusion --
-    def _diagnostic_report(self, raw: Resource) -> None:
+    def _diagnostic_report(self, raw: RawObject) -> None:
         dr = self.reader.read(raw, fs.DiagnosticReport)
         if raw_status(raw) in IGNORED_OBSERVATION_STATUSES:
             return
         ref = ref_of(raw)
         when_raw = dr.effectiveDateTime or (dr.effectivePeriod.start if dr.effectivePeriod else None)
-        contained = {c.get("id"): c for c in raw.get("contained") or [] if isinstance(c, dict)}
         for result in dr.result or []:
             target = result.reference or ""
-            inner = contained.get(target[1:]) if target.startswith("#") else None
+            inner = self._target(target, raw) if target.startswith("#") else None
             if inner is None or inner.get("resourceType") != "Observation":
                 continue  # a result on the server is read as the Observation it is
             if "effectiveDateTime" not in inner and "effectivePeriod" not in inner and when_raw is not None:
-                inner = {**inner, "effectiveDateTime": raw.get("effectiveDateTime") or raw["effectivePeriod"]["start"]}
+                inner = {**inner, "effectiveDateTime": str(when_raw)}  # the report's time
             if self._observation_wanted(inner):
                 self.run(partial(self._observation, ref=f"{ref}{target}"), inner)
         for conclusion in dr.conclusionCode or []:

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from azaguard import fhirshapes as fs
+from azaguard.fhirtypes.raw import RawObject
 from azaguard.record.model import Code, Concept, Lasting, SignEntry
 from azaguard.record.reading import as_latest, number_of, partial_date_note, raw_status, ref_of
 from azaguard.record.state import BuilderState
-from azaguard.resources import Resource
 from azaguard.terminology.signs import (
     answer_presence,
     length_from_words,
@@ -23,7 +23,7 @@ class QuestionnaireReading(BuilderState):
     """QuestionnaireResponses: a symptom check-in's answers."""
 
     # -- QuestionnaireResponse: a symptom check-in --
-    def _questionnaire_response(self, raw: Resource) -> None:
+    def _questionnaire_response(self, raw: RawObject) -> None:
         qr = self.reader.read(raw, fs.QuestionnaireResponse)
         status = raw_status(raw)
         if status == "entered-in-error":
@@ -110,19 +110,18 @@ class QuestionnaireReading(BuilderState):
         self.signs.append(SignEntry(ref, "QuestionnaireResponse", question, present, when, status,
                                     f"answer '{said}' to {shown}", note, lasting))
 
-    def _questions(self, canonical: str | None, raw: Resource) -> dict[str, tuple[tuple[Code, ...], str | None]]:
+    def _questions(self, canonical: str | None, raw: RawObject) -> dict[str, tuple[tuple[Code, ...], str | None]]:
         """linkId -> (the Questionnaire item's codes, its text), from the Questionnaire the answers follow:
         contained ('#id'), or in the record by canonical URL (a '|version' ignored) or Questionnaire/id."""
         if not canonical:
             return {}
-        target: Resource | None = None
+        target: RawObject | None = None
         if canonical.startswith("#"):
-            target = next((c for c in raw.get("contained") or []
-                           if isinstance(c, dict) and c.get("id") == canonical[1:]), None)
+            target = self._target(canonical, raw)
         else:
             url = canonical.split("|")[0]
-            target = next((q for q in self.resources.of_type("Questionnaire") if q.get("url") == url), None)
-            target = target or self.resources.resolve(url)
+            target = next((q for q in self.of_type("Questionnaire") if q.get("url") == url), None)
+            target = target or self._target(url, raw)
         if target is None or target.get("resourceType") != "Questionnaire":
             return {}
         questionnaire = self.reader.read(target, fs.Questionnaire)

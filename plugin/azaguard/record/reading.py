@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 from azaguard import fhirshapes as fs
 from azaguard.fhirtypes import dates
-from azaguard.fhirtypes.concept import readable_codes
+from azaguard.fhirtypes.concept import raw_codings, readable_codes
+from azaguard.fhirtypes.raw import RawObject
+from azaguard.fhirtypes.reference import ref_of as ref_of  # re-exported: the builder's name for a resource
 from azaguard.record.model import Code, Concept, Lasting
 from azaguard.units import Quantity
 
 
-def ref_of(raw: Mapping[str, Any]) -> str:
-    rid = raw.get("id")
-    return f"{raw.get('resourceType')}/{rid}" if isinstance(rid, str) else f"{raw.get('resourceType')}/(no id)"
+def type_of(raw: RawObject) -> str:
+    """A resource's type as recorded ('' when it names none: no reader reads it)."""
+    rtype = raw.get("resourceType")
+    return rtype if isinstance(rtype, str) else ""
 
 
 def concept_of(cc: fs.CodeableConcept) -> Concept:
@@ -37,20 +38,13 @@ def codes_of(cc: object) -> tuple[Code, ...]:
     return readable_codes(cc)
 
 
-def raw_code_values(cc: object) -> list[str]:
-    """The code strings of a raw CodeableConcept (what codes_of reads, no Codes built: the hot path)."""
-    codings = cc.get("coding") if isinstance(cc, dict) else None
-    if not isinstance(codings, list):
-        return []
-    return [c["code"] for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)]
-
-
-def raw_category_codes(raw: Mapping[str, Any]) -> set[str]:
+def raw_category_codes(raw: RawObject) -> set[str]:
+    """The codes of a raw resource's categories (the quick reading: fhirtypes.concept.raw_codings)."""
     categories = raw.get("category")
-    return {c for cat in (categories if isinstance(categories, list) else []) for c in raw_code_values(cat)}
+    return {c for cat in (categories if isinstance(categories, list) else []) for _, c in raw_codings(cat)}
 
 
-def raw_codes(raw: Mapping[str, Any]) -> tuple[Code, ...]:
+def raw_codes(raw: RawObject) -> tuple[Code, ...]:
     """Codes readable from a raw (possibly invalid) resource's main concept."""
     for key in ("code", "medicationCodeableConcept", "vaccineCode"):
         codes = codes_of(raw.get(key))
@@ -78,7 +72,7 @@ def recorded_quantity(q: fs.Quantity) -> Quantity:
     return Quantity(value=q.value, comparator=q.comparator, code=q.code, system=q.system, unit=q.unit)
 
 
-def raw_status(raw: Mapping[str, Any]) -> str:
+def raw_status(raw: RawObject) -> str:
     """The status exactly as recorded (a wrong-case 'Active' stays 'Active': it is not a status we expect)."""
     status = raw.get("status")
     return status if isinstance(status, str) else "(no status)"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from azaguard import fhirshapes as fs
 from azaguard.dosage import Dosage
 from azaguard.errors import FhirDataError
+from azaguard.fhirtypes.raw import RawObject
 from azaguard.mappings import Mappings
 from azaguard.record.model import (
     Concept,
@@ -19,8 +20,8 @@ from azaguard.record.model import (
     SignEntry,
     VaccineEvent,
 )
-from azaguard.record.reading import concept_of, raw_codes, ref_of
-from azaguard.resources import Resource, ResourceSet
+from azaguard.record.reading import concept_of, raw_codes, ref_of, type_of
+from azaguard.resources import ResourceSet
 from azaguard.terminology import DrugMatch, drug_ingredients, is_vaccine_concept
 from azaguard.terminology.labtests import named_anything
 
@@ -119,19 +120,25 @@ class BuilderState:
             found = self._vaccine_of[id(concept)] = (concept, is_vaccine_concept(concept, self.m))
         return found[1]
 
-    def run(self, handler: Callable[[Resource], None], raw: Resource) -> None:
+    def run(self, handler: Callable[[RawObject], None], raw: RawObject) -> None:
         """Read one resource; one whose data is not valid FHIR (the readers' FhirDataError) becomes a ParseProblem,
         so the rules that would have read it say cannot-evaluate. Any other exception is a bug and propagates."""
         try:
             handler(raw)
         except FhirDataError as exc:
             self.problems.append(ParseProblem(
-                ref=ref_of(raw), resource_type=raw["resourceType"], error=str(exc), codes=raw_codes(raw)
+                ref=ref_of(raw), resource_type=type_of(raw), error=str(exc), codes=raw_codes(raw)
             ))
 
-    def _target(self, reference: str, container: Resource) -> Resource | None:
+    def _target(self, reference: str, container: RawObject) -> RawObject | None:
         if reference.startswith("#"):
             contained = container.get("contained")
             return next((c for c in (contained if isinstance(contained, list) else [])
                          if isinstance(c, dict) and c.get("id") == reference[1:]), None)
-        return self.resources.resolve(reference)
+        found: RawObject | None = self.resources.resolve(reference)
+        return found
+
+    def of_type(self, resource_type: str) -> Iterator[RawObject]:
+        """The record's resources of one type, as their raw JSON."""
+        found: Iterator[RawObject] = self.resources.of_type(resource_type)
+        return found

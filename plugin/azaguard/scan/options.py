@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from azaguard import cliargs
-from azaguard.cliopts import TERMINOLOGY_ENV, TOKEN_ENV
+from azaguard import cliargs, cliopts
+from azaguard.cliopts import TOKEN_ENV
 
 DEFAULT_CONCURRENCY = 4
 
@@ -44,13 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="TEMPLATE",
         help="link to a patient in the app; {id} is the patient id",
     )
-    p.add_argument(
-        "--terminology-server",
-        type=cliargs.http_url,
-        metavar="URL",
-        help=f"a FHIR terminology server for codes the local value sets do not know (default: "
-        f"${TERMINOLOGY_ENV}; server scan only)",
-    )
+    cliopts.add_terminology_server(p, None, where=" (server scan only)")  # default: cli/__init__.py
     p.add_argument(
         "--allow-insecure-http",
         action="store_true",
