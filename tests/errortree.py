@@ -9,8 +9,8 @@ import pkgutil
 from concurrent.futures import Future
 
 import azaguard
-from azaguard.cds.jwks import KeysPending
 from azaguard.errors import AzaguardError
+from azaguard.smart.jwks import KeysPending
 
 SAID = "the failure as said for hospital IT"
 # The classes whose constructor takes more than a sentence.

@@ -20,7 +20,7 @@ from azaguard.errors import AuthError, AzaguardError, ConfigError, FhirDataError
 # must stay httpx's for its retries).
 NOT_REPORTED = {
     "azaguard.fhirview.SchemaError", "azaguard.fhirview._Invalid", "azaguard.resources._FullPath",
-    "azaguard.sandbox.ehr.backend._Refused", "azaguard.cds.jwks._Unreadable", "azaguard.httpbound.ResponseTooLarge",
+    "azaguard.sandbox.ehr.backend._Refused", "azaguard.smart.jwks._Unreadable", "azaguard.httpbound.ResponseTooLarge",
     "azaguard.httpbound.ResponseTooSlow",
 }
 STABLE = Path(__file__).resolve().parents[1] / "examples" / "aza-stable.json"

@@ -8,6 +8,7 @@ that holds it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from azaguard.errors import ConfigError as ConfigError  # re-exported: smart_launch.json or a setting is unusable
 from azaguard.settings import SMART_CONFIG, Settings, current
+
+# What `session_store` may name (ops/store.py opens it): each replica's memory, the service database, or Redis.
+MEMORY, DATABASE = "memory", "database"
+
+
+def valid_store_url(url: str) -> str:
+    if url in (MEMORY, DATABASE) or url.startswith(("redis://", "rediss://", "unix://")):
+        return url
+    raise ValueError(f"session_store must be 'memory', 'database' or a redis:// URL, not {url!r}")
 
 CONFIG_ENV = SMART_CONFIG
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -145,15 +155,11 @@ class AppConfig(BaseModel):
     @field_validator("session_store")
     @classmethod
     def _store_url(cls, url: str) -> str:
-        from azaguard.ops.store import valid_store_url
-
         return valid_store_url(url)
 
     @field_validator("trusted_proxies", "metrics_networks")
     @classmethod
     def _cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
-        import ipaddress
-
         for cidr in cidrs:
             try:
                 ipaddress.ip_network(cidr, strict=False)

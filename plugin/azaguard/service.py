@@ -24,11 +24,11 @@ from azaguard.alerts import dry_run as alerts_dry_run
 from azaguard.evaluate import CheckResult as CheckResult  # re-exported: the shell's callers read one module
 from azaguard.evaluate import chart_verdict as chart_verdict
 from azaguard.evaluate import check_resources as check_resources
+from azaguard.events import ALERT_WRITE, emit
 from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import AuthDenied, FhirError
 from azaguard.fhir.gather import gather
 from azaguard.mappings import Mappings
-from azaguard.ops.events import ALERT_WRITE, emit
 from azaguard.resources import InputError
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def check_on_server(
                 result.existing_alerts_problem = (
                     f"the alerts were written as listed, but reading the chart back failed: {exc}"
                 )
-            for w in result.writes:  # the audit trail and the metrics listen (ops.events)
+            for w in result.writes:  # the audit trail and the metrics listen (events.py)
                 emit(ALERT_WRITE, patient=patient_id, resource_type=w.resource_type, rule=w.rule, outcome=w.outcome)
     result.existing_alerts = summarise_existing(issues, flags)
     return result

@@ -20,7 +20,7 @@ from azaguard.findings import RULE_IDS, SEVERITY_RANK, STATUS_RANK, Finding, Rul
 from azaguard.mappings import Mappings
 from azaguard.record import PatientRecord
 from azaguard.registry import SPEC
-from azaguard.terminology.identify import unidentified
+from azaguard.unidentified import unidentified
 from azaguard.wording import Action, DateStyle, EvidenceRow, Words
 
 __all__ = ["ACTION_STATUSES", "Action", "EvidenceRow", "RuleLine", "Verdict", "action_of", "build_verdict"]

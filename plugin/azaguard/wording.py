@@ -19,7 +19,7 @@ from __future__ import annotations
 import string
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from msgspec import Struct
 
@@ -30,8 +30,24 @@ from azaguard.findings import SUMMARY_MAX_CHARS, Evidence, Finding, Quantity, Ru
 from azaguard.mappings import Mappings
 from azaguard.registry import SPEC
 
-if TYPE_CHECKING:
-    from azaguard.patient.content import PatientContent
+if TYPE_CHECKING:  # types only: nothing to define at run time
+
+    class _Named(Protocol):
+        @property
+        def name(self) -> str: ...
+
+    class PatientContent(Protocol):
+        """What the patient audience reads of patient.json (patient.content.PatientContent, validated there:
+        the patient/ package sits above this module)."""
+
+        @property
+        def contact(self) -> str: ...
+        @property
+        def checks(self) -> Mapping[str, str]: ...
+        @property
+        def fallbacks(self) -> Mapping[str, str]: ...
+        @property
+        def tests(self) -> Mapping[str, _Named]: ...
 
 Audience = Literal["clinician", "patient"]
 Urgency = Literal["now", "today", "before", "week", "next-visit", "info"]  # the patient's (patient.json urgencies)
@@ -674,7 +690,7 @@ class Words(Struct, frozen=True):
     def _patient_facts(self, f: Finding, content: PatientContent) -> dict[str, str]:
         """The patient placeholders (PATIENT_FACTS) from the facts the rule stated: the trigger's concept,
         quantity, time and kind of record; the subject. Times as a patient says them ("this morning")."""
-        from azaguard.patient import words
+        from azaguard import plainwords as words  # the patient audience only: `check` never loads it
 
         check = content.checks.get(f.rule) or (SPEC[f.rule].checks if f.rule in SPEC else "")
         threshold = self.m.policy.infection.fever_threshold_cel.value

@@ -13,7 +13,7 @@ from azaguard.fhir.client import FhirClient
 from azaguard.mappings import load_mappings
 from azaguard.sandbox.patients import SyntheticPatient, build_patients, transaction_bundle
 from azaguard.sandbox.site import create_site
-from azaguard.web.security import RateLimiter
+from azaguard.websecurity import RateLimiter
 from tests.browser.servers import Late, ThreadedServer, launch_chromium
 
 
@@ -32,7 +32,7 @@ def site_url(fhir_server: Any, sandbox_patients: list[SyntheticPatient]) -> Iter
     # One clinician opening every sandbox patient in a minute is more launches than the per-address
     # limit allows (a flood guard); the browser tests' site gets a limiter sized for them.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("azaguard.web.security.RateLimiter", lambda: RateLimiter(rate=600, burst=200))
+        patch.setattr("azaguard.websecurity.RateLimiter", lambda: RateLimiter(rate=600, burst=200))
         site = create_site(fhir_upstream=fhir_server.base_url, public_base=public_base,
                            app_config=load_app_config(public_base=public_base), mappings=load_mappings())
     late.app = site

@@ -28,7 +28,7 @@ from azaguard.mappings import load_mappings
 from azaguard.sandbox.patients import build_patients, transaction_bundle
 from azaguard.sandbox.site import create_site
 from azaguard.web.app import create_app
-from azaguard.web.security import PinnedOrigin
+from azaguard.websecurity import PinnedOrigin
 from tests.browser.servers import Certificate, Late, ThreadedServer, launch_chromium
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

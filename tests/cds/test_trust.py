@@ -122,7 +122,7 @@ def test_jwks_url_and_an_allow_listed_jku(
         stray = ECKey.generate_key("P-384", parameters={"kid": "stray"})
         r = _post(c, ehr.token(AUD, key=stray, header={"jku": "https://ehr.example.org/keys-2"}))
         assert r.status_code == 401 and "jku" in r.json()["message"]
-        # Fetched a moment ago: not fetched again for a kid it lacks (cds/jwks.py: re-fetches rate-limited).
+        # Fetched a moment ago: not fetched again for a kid it lacks (smart/jwks.py: re-fetches rate-limited).
         assert hits == ["https://ehr.example.org/keys-2"]
 
 

@@ -14,6 +14,8 @@ import pytest
 from azaguard.fhir import FhirClient, gather
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.service import check_on_server
+from tests.fhir.serverdata import loaded
+from tests.recordparts import aza_order
 
 pytestmark = pytest.mark.integration
 
@@ -52,11 +54,7 @@ def resources() -> list[Res]:
     for pid in (PID, OTHER):
         out += [
             {"resourceType": "Patient", "id": pid, "birthDate": "1970-01-01"},
-            {"resourceType": "MedicationRequest", "id": f"{pid}-aza", "status": "active", "intent": "order",
-             "subject": {"reference": f"Patient/{pid}"}, "authoredOn": "2026-01-01",
-             "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                                       "code": "197388"}]},
-             "dosageInstruction": [{"text": "50 mg twice daily"}]},
+            aza_order(f"{pid}-aza", pid, "2026-01-01", dosageInstruction=[{"text": "50 mg twice daily"}]),
             _obs(f"{pid}-temp", pid, "8310-5", 36.8, "Cel", "2026-11-20T06:00:00Z"),
             _obs(f"{pid}-neut", pid, "751-8", 4.0, "10*9/L", "2026-11-18T08:00:00Z"),
         ]
@@ -76,10 +74,7 @@ def mappings() -> Mappings:
 
 @pytest.fixture
 def client(fhir_server: Any) -> Iterator[FhirClient]:
-    with FhirClient(fhir_server.base_url, max_retries=2) as c:
-        results = c.transaction([{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-                                 for r in resources()])
-        assert all(r.ok for r in results), [(r.status, r.outcome) for r in results if not r.ok]
+    with loaded(fhir_server, resources()) as c:
         yield c
 
 

@@ -15,6 +15,8 @@ import pytest
 from azaguard.fhir import FhirClient
 from azaguard.mappings import load_mappings
 from azaguard.service import check_on_server
+from tests.fhir.serverdata import loaded, put
+from tests.recordparts import aza_order
 
 pytestmark = pytest.mark.integration
 
@@ -23,13 +25,9 @@ SCT = "http://snomed.info/sct"
 
 
 def base(pid: str) -> list[dict[str, Any]]:
-    me = {"reference": f"Patient/{pid}"}
     return [
         {"resourceType": "Patient", "id": pid, "birthDate": "1970-01-01", "gender": "male"},
-        {"resourceType": "MedicationRequest", "id": f"{pid}-aza", "status": "active", "intent": "order", "subject": me,
-         "authoredOn": "2026-05-01", "medicationCodeableConcept": {"coding": [
-             {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197388",
-              "display": "azathioprine 50 MG Oral Tablet"}]}},
+        aza_order(f"{pid}-aza", pid, "2026-05-01"),
     ]
 
 
@@ -46,14 +44,8 @@ def egfr(pid: str) -> dict[str, Any]:
 
 @pytest.fixture
 def client(fhir_server: Any) -> Iterator[FhirClient]:
-    with FhirClient(fhir_server.base_url, max_retries=2) as c:
+    with loaded(fhir_server) as c:
         yield c
-
-
-def put(client: FhirClient, resources: list[dict[str, Any]]) -> None:
-    results = client.transaction([{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-                                  for r in resources])
-    assert all(r.ok for r in results), [(r.status, r.outcome) for r in results if not r.ok]
 
 
 def kidney(result: Any) -> tuple[str, str]:

@@ -21,47 +21,26 @@ from azaguard.fhir import FhirClient
 from azaguard.fhir.gather import MAX_LINK_DEPTH, MAX_LINKED_RECORDS, gather
 from azaguard.mappings import load_mappings
 from azaguard.service import check_on_server
+from tests.fhir.serverdata import loaded, put
+from tests.recordparts import aza_order, patient
+from tests.recordparts import wbc as wbc_count
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
-
-
-def pat(pid: str, *links: tuple[str, str], active: bool = True) -> dict[str, Any]:
-    r: dict[str, Any] = {"resourceType": "Patient", "id": pid, "active": active, "birthDate": "1970-01-01",
-                         "gender": "female"}
-    if links:
-        r["link"] = [{"other": {"reference": f"Patient/{other}"}, "type": kind} for kind, other in links]
-    return r
 
 
 def aza(rid: str, pid: str) -> dict[str, Any]:
-    return {"resourceType": "MedicationRequest", "id": rid, "status": "active", "intent": "order",
-            "subject": {"reference": f"Patient/{pid}"}, "authoredOn": "2026-05-01",
-            "medicationCodeableConcept": {"coding": [{"system": RX, "code": "197388",
-                                                      "display": "azathioprine 50 MG Oral Tablet"}]}}
+    return aza_order(rid, pid, "2026-05-01")
 
 
 def wbc(rid: str, pid: str, value: float) -> dict[str, Any]:
-    return {"resourceType": "Observation", "id": rid, "status": "final", "subject": {"reference": f"Patient/{pid}"},
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                      "code": "laboratory"}]}],
-            "code": {"coding": [{"system": "http://loinc.org", "code": "6690-2"}]},
-            "effectiveDateTime": "2026-11-18T08:00:00Z",
-            "valueQuantity": {"value": value, "unit": "10*3/uL", "system": "http://unitsofmeasure.org",
-                              "code": "10*3/uL"}}
-
-
-def put(client: FhirClient, *resources: dict[str, Any]) -> None:
-    results = client.transaction([{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-                                  for r in resources])
-    assert all(r.ok for r in results), [(r.status, r.outcome) for r in results if not r.ok]
+    return wbc_count(rid, pid, value, "2026-11-18T08:00:00Z")
 
 
 @pytest.fixture
 def client(fhir_server: Any) -> Iterator[FhirClient]:
-    with FhirClient(fhir_server.base_url, max_retries=2) as c:
+    with loaded(fhir_server) as c:
         yield c
 
 
@@ -71,8 +50,8 @@ def blood_counts(result: Any) -> str:
 
 def test_the_order_filed_under_the_merged_id_is_fetched(client: FhirClient) -> None:
     """The surviving record holds the low WBC; the azathioprine order is still filed under the old id."""
-    put(client, pat("lk-old", ("replaced-by", "lk-new"), active=False), pat("lk-new", ("replaces", "lk-old")),
-        aza("lk-aza", "lk-old"), wbc("lk-wbc", "lk-new", 2.0))
+    put(client, [patient("lk-old", ("replaced-by", "lk-new"), active=False), patient("lk-new", ("replaces", "lk-old")),
+        aza("lk-aza", "lk-old"), wbc("lk-wbc", "lk-new", 2.0)])
     result = check_on_server(client, "lk-new", mappings=load_mappings(), now=NOW)
     assert blood_counts(result) == "hold"
     assert {o.ref for o in result.record.medicine_uses} == {"MedicationRequest/lk-aza"}
@@ -80,8 +59,9 @@ def test_the_order_filed_under_the_merged_id_is_fetched(client: FhirClient) -> N
 
 
 def test_a_replaced_record_leads_to_the_surviving_one_and_says_so(client: FhirClient) -> None:
-    put(client, pat("lk2-old", ("replaced-by", "lk2-new"), active=False), pat("lk2-new", ("replaces", "lk2-old")),
-        aza("lk2-aza", "lk2-new"), wbc("lk2-wbc", "lk2-old", 2.0))
+    put(client, [patient("lk2-old", ("replaced-by", "lk2-new"), active=False),
+                 patient("lk2-new", ("replaces", "lk2-old")),
+                 aza("lk2-aza", "lk2-new"), wbc("lk2-wbc", "lk2-old", 2.0)])
     result = check_on_server(client, "lk2-old", mappings=load_mappings(), now=NOW)
     assert result.patient_ref == "Patient/lk2-new"  # the alerts go to the surviving record
     assert blood_counts(result) == "hold"
@@ -90,14 +70,14 @@ def test_a_replaced_record_leads_to_the_surviving_one_and_says_so(client: FhirCl
 
 def test_without_links_the_other_id_stays_out(client: FhirClient) -> None:
     """The same two records unlinked: the order under the other id is another patient's (not applicable)."""
-    put(client, pat("lk3-a"), pat("lk3-b"), aza("lk3-aza", "lk3-b"), wbc("lk3-wbc", "lk3-a", 2.0))
+    put(client, [patient("lk3-a"), patient("lk3-b"), aza("lk3-aza", "lk3-b"), wbc("lk3-wbc", "lk3-a", 2.0)])
     result = check_on_server(client, "lk3-a", mappings=load_mappings(), now=NOW)
     assert blood_counts(result) == "not-applicable"
 
 
 def test_a_cycle_of_seealso_links_ends(client: FhirClient) -> None:
-    put(client, pat("lk4-a", ("seealso", "lk4-b")), pat("lk4-b", ("seealso", "lk4-c")),
-        pat("lk4-c", ("seealso", "lk4-a")), aza("lk4-aza", "lk4-c"), wbc("lk4-wbc", "lk4-b", 2.0))
+    put(client, [patient("lk4-a", ("seealso", "lk4-b")), patient("lk4-b", ("seealso", "lk4-c")),
+        patient("lk4-c", ("seealso", "lk4-a")), aza("lk4-aza", "lk4-c"), wbc("lk4-wbc", "lk4-b", 2.0)])
     gathered = gather(client, "lk4-a", load_mappings(), NOW)
     ids = sorted(p["id"] for p in gathered.resources.patients())
     assert ids == ["lk4-a", "lk4-b", "lk4-c"]
@@ -108,8 +88,8 @@ def test_a_cycle_of_seealso_links_ends(client: FhirClient) -> None:
 def test_past_the_bound_no_check_can_say_ok(client: FhirClient) -> None:
     """A chain longer than the bound: the records past it are not fetched, and that is a failure, never 'none'."""
     n = max(MAX_LINKED_RECORDS, MAX_LINK_DEPTH) + 2
-    chain = [pat(f"lk5-{i}", ("seealso", f"lk5-{i + 1}")) for i in range(n)] + [pat(f"lk5-{n}")]
-    put(client, *chain, aza("lk5-aza", "lk5-0"), wbc("lk5-wbc", "lk5-0", 6.0))
+    chain = [patient(f"lk5-{i}", ("seealso", f"lk5-{i + 1}")) for i in range(n)] + [patient(f"lk5-{n}")]
+    put(client, [*chain, aza("lk5-aza", "lk5-0"), wbc("lk5-wbc", "lk5-0", 6.0)])
     gathered = gather(client, "lk5-0", load_mappings(), NOW)
     assert len(gathered.resources.patients()) == 1 + min(MAX_LINKED_RECORDS, MAX_LINK_DEPTH)
     assert gathered.resources.failures
@@ -119,6 +99,6 @@ def test_past_the_bound_no_check_can_say_ok(client: FhirClient) -> None:
 
 
 def test_a_link_to_a_record_the_server_does_not_have_is_said(client: FhirClient) -> None:
-    put(client, pat("lk6-a", ("replaces", "lk6-gone")), aza("lk6-aza", "lk6-a"))
+    put(client, [patient("lk6-a", ("replaces", "lk6-gone")), aza("lk6-aza", "lk6-a")])
     result = check_on_server(client, "lk6-a", mappings=load_mappings(), now=NOW)
     assert any("Patient/lk6-gone" in w and "does not exist" in w for w in result.warnings)

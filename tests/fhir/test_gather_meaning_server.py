@@ -12,6 +12,8 @@ import pytest
 from azaguard.fhir import FhirClient
 from azaguard.mappings import load_mappings
 from azaguard.service import check_on_server
+from tests.fhir.serverdata import loaded
+from tests.recordparts import aza_order
 
 pytestmark = pytest.mark.integration
 
@@ -24,10 +26,7 @@ def resources() -> list[dict[str, Any]]:
     me = {"reference": f"Patient/{PID}"}
     return [
         {"resourceType": "Patient", "id": PID, "birthDate": "1970-01-01", "gender": "male"},
-        {"resourceType": "MedicationRequest", "id": "i24-aza", "status": "active", "intent": "order", "subject": me,
-         "authoredOn": "2026-05-01", "medicationCodeableConcept": {"coding": [
-             {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197388",
-              "display": "azathioprine 50 MG Oral Tablet"}]}},
+        aza_order("i24-aza", PID, "2026-05-01"),
         {"resourceType": "Observation", "id": "i24-tpmt", "status": "final", "subject": me,
          "code": {"coding": [{"system": "http://loinc.org", "code": "79713-4"}]},
          "effectiveDateTime": "2026-10-21T08:00:00Z",
@@ -43,10 +42,7 @@ def resources() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def client(fhir_server: Any) -> Iterator[FhirClient]:
-    with FhirClient(fhir_server.base_url, max_retries=2) as c:
-        results = c.transaction([{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-                                 for r in resources()])
-        assert all(r.ok for r in results), [(r.status, r.outcome) for r in results if not r.ok]
+    with loaded(fhir_server, resources()) as c:
         yield c
 
 

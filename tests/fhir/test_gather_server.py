@@ -18,6 +18,7 @@ from azaguard.fhir.memory import ServerMemory
 from azaguard.mappings import Mappings, load_mappings
 from azaguard.record import build_record
 from azaguard.service import check_on_server
+from tests.fhir.serverdata import loaded
 
 pytestmark = pytest.mark.integration
 
@@ -153,14 +154,7 @@ def mappings() -> Mappings:
 
 @pytest.fixture
 def client(fhir_server: Any) -> Iterator[FhirClient]:
-    with FhirClient(fhir_server.base_url, max_retries=2) as c:
-        results = c.transaction(
-            [
-                {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-                for r in record_resources()
-            ]
-        )
-        assert all(r.ok for r in results), [(r.status, r.outcome) for r in results if not r.ok]
+    with loaded(fhir_server, record_resources()) as c:
         yield c
 
 

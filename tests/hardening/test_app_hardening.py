@@ -14,7 +14,7 @@ from azaguard.config import AppConfig, Scopes, load_app_config
 from azaguard.sandbox.site import create_site
 from azaguard.smart.session import MAX_ANONYMOUS, SessionStore
 from azaguard.web.app import COOKIE, served_app
-from azaguard.web.security import x_frame_options
+from azaguard.websecurity import x_frame_options
 from tests.clinical.builders import NOW
 from tests.web.fake_ehr import ISS, ORIGIN, FakeEhr
 from tests.web.test_app import REPO_CONFIG, Harness

@@ -15,7 +15,7 @@ import uvicorn
 
 from azaguard.config import CdsClient, load_app_config
 from azaguard.web.app import served_app
-from azaguard.web.security import MAX_BODY_BYTES
+from azaguard.websecurity import MAX_BODY_BYTES
 from tests.cds.conftest import EHR_ISS, Ehr
 
 WAIT = 20.0  # seconds a socket waits for an answer: a hang is a failure, not a slow pass

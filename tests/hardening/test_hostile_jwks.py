@@ -13,12 +13,12 @@ from joserfc.jwk import ECKey
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from azaguard.cds import jwks
 from azaguard.cds.app import CdsService, cds_routes
 from azaguard.cds.store import CdsStore
 from azaguard.cds.trust import JwksCache, KeysPending, Untrusted
 from azaguard.config import CdsClient, load_app_config
 from azaguard.mappings import load_mappings
+from azaguard.smart import jwks
 from tests.cds.conftest import BASE, Ehr
 from tests.hardening.hostile import Reply, Request, Scripted
 

@@ -19,12 +19,12 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from azaguard.cds import jwks
 from azaguard.cds.app import CdsService, cds_routes
 from azaguard.cds.store import CdsStore
 from azaguard.cds.trust import JwksCache
 from azaguard.config import CdsClient, load_app_config
 from azaguard.mappings import load_mappings
+from azaguard.smart import jwks
 from tests.cds.conftest import Ehr
 from tests.hardening.hostile import Reply, Scripted
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from azaguard.patient.words import vaccine_name, when
+from azaguard.plainwords import vaccine_name, when
 from tests.patient.conftest import LONDON
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)  # London: GMT in December

@@ -16,32 +16,17 @@ from typing import Any
 
 import pytest
 
+from tests.recordparts import aza_order, patient
+from tests.recordparts import wbc as wbc_count
 from tests.scan.conftest import NOW, scan
-
-RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
-
-
-def patient(pid: str, *links: tuple[str, str], active: bool = True) -> dict[str, Any]:
-    r: dict[str, Any] = {"resourceType": "Patient", "id": pid, "active": active, "gender": "female",
-                         "birthDate": "1970-01-01"}
-    if links:
-        r["link"] = [{"other": {"reference": f"Patient/{other}"}, "type": kind} for kind, other in links]
-    return r
 
 
 def aza(rid: str, pid: str) -> dict[str, Any]:
-    return {"resourceType": "MedicationRequest", "id": rid, "status": "active", "intent": "order",
-            "subject": {"reference": f"Patient/{pid}"}, "authoredOn": (NOW - timedelta(days=200)).isoformat(),
-            "medicationCodeableConcept": {"coding": [{"system": RX, "code": "197388",
-                                                      "display": "azathioprine 50 MG Oral Tablet"}]}}
+    return aza_order(rid, pid, (NOW - timedelta(days=200)).isoformat())
 
 
 def wbc(rid: str, pid: str, value: float) -> dict[str, Any]:
-    return {"resourceType": "Observation", "id": rid, "status": "final", "subject": {"reference": f"Patient/{pid}"},
-            "code": {"coding": [{"system": "http://loinc.org", "code": "6690-2"}]},
-            "effectiveDateTime": (NOW - timedelta(days=2)).isoformat(),
-            "valueQuantity": {"value": value, "unit": "10*3/uL", "system": "http://unitsofmeasure.org",
-                              "code": "10*3/uL"}}
+    return wbc_count(rid, pid, value, (NOW - timedelta(days=2)).isoformat())
 
 
 def export(folder: Path, *resources: dict[str, Any]) -> Path:

@@ -12,9 +12,9 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from pytest_httpx import HTTPXMock
 
-from azaguard.cds.jwks import JwksCache
 from azaguard.config import AppConfig, load_app_config
 from azaguard.smart.discovery import SmartConfiguration
+from azaguard.smart.jwks import JwksCache
 from azaguard.smart.launch import (
     TokenError,
     TokenSet,

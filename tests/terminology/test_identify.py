@@ -9,7 +9,7 @@ from typing import Any
 from azaguard.mappings import load_mappings
 from azaguard.record import build_record
 from azaguard.resources import resource_set_from_json
-from azaguard.terminology.identify import unidentified
+from azaguard.unidentified import unidentified
 from tests.clinical.test_medicines_independent_pass import ATC, LOCAL, RX, aza, other, transaction
 
 M = load_mappings()

@@ -16,7 +16,7 @@ from azaguard.ops.store import MemoryStore
 from azaguard.smart import session as session_module
 from azaguard.smart.session import SessionStore
 from azaguard.web.launchflow import LaunchFlow, Redirect
-from azaguard.web.security import RateLimiter
+from azaguard.websecurity import RateLimiter
 from tests.clinical.builders import NOW
 from tests.web.fake_ehr import ISS, FakeEhr
 from tests.web.test_app import REPO_CONFIG, Harness

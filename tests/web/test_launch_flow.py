@@ -21,7 +21,7 @@ from azaguard.web.launchflow import (
     exchange_request,
     iss_refusal,
 )
-from azaguard.web.security import RateLimiter
+from azaguard.websecurity import RateLimiter
 from tests.clinical.builders import NOW
 from tests.web.fake_ehr import AUTHORIZE, ISS, TOKEN, FakeEhr
 

@@ -38,7 +38,7 @@ from azaguard.mappings import Mappings
 from azaguard.ops import audit, logs, metrics, runtime
 from azaguard.resources import InputError, loads_limited
 from azaguard.settings import Settings, current
-from azaguard.web.security import MAX_BODY_BYTES
+from azaguard.websecurity import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from azaguard.terminology.server import TerminologyServer
@@ -293,7 +293,7 @@ def cds_routes(service: CdsService) -> list[Route]:
         refused, _ = await authenticate(request)
         return refused or service.respond(service.discovery)
 
-    # Authenticated first, then the body read (bounded: web.security.BodyLimit wraps every app that
+    # Authenticated first, then the body read (bounded: websecurity.BodyLimit wraps every app that
     # serves these routes, and read_body holds the same cap): an unauthenticated caller never makes the
     # service read or hold its body.
     async def hook(request: Request) -> Response:
@@ -313,7 +313,7 @@ def cds_routes(service: CdsService) -> list[Route]:
         return await run_in_threadpool(context.run, functools.partial(handler, request, body, authenticated=True))
 
     # A key set being fetched is awaited here, on the event loop: no worker thread waits for a JWKS host
-    # (cds/jwks.py). At most two sets per call (a jwks_url, then an allow-listed jku), then verified once more.
+    # (smart/jwks.py). At most two sets per call (a jwks_url, then an allow-listed jku), then verified once more.
     async def authenticate(request: Request) -> tuple[Response | None, contextvars.Context]:
         for _ in range(2):
             refused, context = await run_in_threadpool(verify, request, True)

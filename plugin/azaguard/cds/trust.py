@@ -29,11 +29,11 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet
 
-from azaguard.cds.jwks import JwksCache as JwksCache  # fetching and caching key sets (re-exported)
-from azaguard.cds.jwks import KeysPending as KeysPending
-from azaguard.cds.jwks import Untrusted as Untrusted
 from azaguard.cds.store import CdsStore
 from azaguard.config import CdsClient
+from azaguard.smart.jwks import JwksCache as JwksCache  # fetching and caching key sets (re-exported)
+from azaguard.smart.jwks import KeysPending as KeysPending
+from azaguard.smart.jwks import Untrusted as Untrusted
 
 log = logging.getLogger("azaguard.cds.trust")
 

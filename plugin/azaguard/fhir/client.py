@@ -27,6 +27,7 @@ import httpx
 import orjson
 
 from azaguard.addresses import PinnedTransport, is_public
+from azaguard.events import FHIR_RESPONSE, emit
 from azaguard.fhir.errors import (
     RETRYABLE_STATUSES,
     FhirError,
@@ -40,7 +41,6 @@ from azaguard.httpbound import BOUND, Bound, ResponseTooLarge
 from azaguard.httpclient import client as outbound_client
 from azaguard.httpclient import no_cookies, tls_context
 from azaguard.httpretry import ATTEMPT, RETRY, Gate, RetryPolicy
-from azaguard.ops.events import FHIR_RESPONSE, emit
 
 log = logging.getLogger(__name__)
 

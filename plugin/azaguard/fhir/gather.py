@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from azaguard.fhir import memory as _memory
+import azaguard.fhir.memory as _memory  # read at call time (tests replace PROCESS_MEMORY)
 from azaguard.fhir.client import (
     FhirClient,
     Resource,

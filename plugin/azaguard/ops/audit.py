@@ -26,7 +26,8 @@ from typing import Any
 
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, select
 
-from azaguard.ops import events, logs
+from azaguard import events
+from azaguard.ops import logs
 
 log = logging.getLogger("azaguard.audit")
 

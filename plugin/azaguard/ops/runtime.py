@@ -15,9 +15,10 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from azaguard.config import MEMORY
 from azaguard.ops import logs, metrics
 from azaguard.ops.audit import AuditTrail
-from azaguard.ops.store import MEMORY, SharedStore, open_store
+from azaguard.ops.store import SharedStore, open_store
 
 if TYPE_CHECKING:
     from azaguard.config import AppConfig
@@ -111,7 +112,7 @@ class SharedRateLimiter:
 def rate_limiter(config: AppConfig, settings: Settings) -> Any:
     store = shared_store(config, settings)
     if store is None:
-        from azaguard.web.security import RateLimiter
+        from azaguard.websecurity import RateLimiter
 
         return RateLimiter()
     return SharedRateLimiter(store)

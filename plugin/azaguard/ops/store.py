@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-MEMORY, DATABASE = "memory", "database"
+from azaguard.config import DATABASE, MEMORY, valid_store_url
 
 
 class SharedStore(Protocol):
@@ -62,12 +62,6 @@ class SharedStore(Protocol):
     def ping(self) -> str | None:
         """None when the store answers, else why not."""
         ...
-
-
-def valid_store_url(url: str) -> str:
-    if url in (MEMORY, DATABASE) or url.startswith(("redis://", "rediss://", "unix://")):
-        return url
-    raise ValueError(f"session_store must be 'memory', 'database' or a redis:// URL, not {url!r}")
 
 
 def open_store(url: str, database_url: str | None = None) -> SharedStore:

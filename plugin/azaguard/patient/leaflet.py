@@ -7,7 +7,7 @@ from datetime import datetime, tzinfo
 
 from msgspec import Struct
 
-from azaguard.patient import words
+from azaguard import plainwords
 from azaguard.patient.content import PatientContent
 from azaguard.record import PatientRecord
 from azaguard.wording import fill
@@ -29,7 +29,7 @@ def last_tests(record: PatientRecord, now: datetime, content: PatientContent, tz
             if x.effective is not None and x.effective <= now
         ]
         if dated:
-            facts = {"test": test.name, "date": words.when(max(dated), now, tz)}
+            facts = {"test": test.name, "date": plainwords.when(max(dated), now, tz)}
             line = fill(content.test_lines.found, facts, content.fallbacks)
         else:
             line = fill(content.test_lines.missing, {"test": test.name}, content.fallbacks)

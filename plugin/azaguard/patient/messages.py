@@ -16,9 +16,9 @@ from datetime import datetime, timedelta, tzinfo
 
 from msgspec import Struct
 
+from azaguard import plainwords
 from azaguard.findings import RULE_IDS, STATUS_RANK, Finding, Status
 from azaguard.mappings import Mappings
-from azaguard.patient import words
 from azaguard.patient.content import PatientContent, Wording
 from azaguard.verdict import ACTION_STATUSES
 from azaguard.wording import Urgency, Words, fill
@@ -84,7 +84,7 @@ def _next_test(when: datetime, now: datetime, content: PatientContent, tz: tzinf
     n = content.next_test
     soon = when - now <= timedelta(days=n.soon_days)
     message = _plain(n.due_now if when <= now else n.due, "week" if soon else "info", content,
-                     {"date": words.day(when, now, tz)})
+                     {"date": plainwords.day(when, now, tz)})
     return PatientMessage(urgency=message.urgency, label=message.label, tone=message.tone, text=message.text,
                           todo=message.todo, rule="monitoring-schedule", code="next-due")
 

@@ -56,7 +56,7 @@ from azaguard.terminology import (
     non_systemic_names,
     prophylaxis_reason,
 )
-from azaguard.terminology.identify import unreadable_diagnosis
+from azaguard.unidentified import unreadable_diagnosis
 
 RULE: RuleId = "infection-hold"
 _TEMPERATURE = "temperature"  # analyte key in mappings.analytes

@@ -91,6 +91,21 @@ _TPMT = {
     "intermediate": ("LA10317-8", "Intermediate metabolizer"),
     "poor": ("LA9657-3", "Poor metabolizer"),
 }
+# The patients' diagnoses (the Condition id's suffix): SNOMED CT code, display, Condition category.
+_DIAGNOSES = {
+    "crohns": ("34000006", "Crohn's disease", "problem-list-item"),
+    "ra": ("69896004", "Rheumatoid arthritis", "problem-list-item"),
+    "uc": ("64766004", "Ulcerative colitis", "problem-list-item"),
+    "sle": ("55464009", "Systemic lupus erythematosus", "problem-list-item"),
+    "aih": ("408335007", "Autoimmune hepatitis", "problem-list-item"),
+    "mg": ("91637004", "Myasthenia gravis", "problem-list-item"),
+    "kt": ("429451003", "Disorder related to renal transplantation", "problem-list-item"),
+    "htn": ("38341003", "Hypertensive disorder", "problem-list-item"),
+    "gout": ("90560007", "Gout", "problem-list-item"),
+    "pneumonia": ("233604007", "Pneumonia", "encounter-diagnosis"),
+}
+# Who a patient is: given name, family name, gender, birth date, MRN, city.
+_Person = tuple[str, str, str, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,11 @@ def _cc(system: str, code: str, display: str, text: str | None = None) -> Resour
     return {"coding": [{"system": system, "code": code, "display": display}], "text": text or display}
 
 
+def _quantity(value: float, code: str, unit: str | None = None) -> Resource:
+    """A UCUM Quantity (its unit shown as `unit`, else as its code)."""
+    return {"value": value, "unit": unit or code, "system": UCUM, "code": code}
+
+
 @dataclass
 class _Chart:
     """One patient's resources under construction; ids are `<patient id>-<suffix>`."""
@@ -170,8 +190,10 @@ class _Chart:
         }
         self.resources.insert(0, resource)
 
-    def condition(self, suffix: str, code: str, display: str, *, days_ago: float, category: str) -> None:
-        self.add("Condition", suffix, {
+    def diagnosis(self, key: str, *, days_ago: float) -> None:
+        """A confirmed, active Condition of `_DIAGNOSES`, diagnosed and recorded `days_ago`."""
+        code, display, category = _DIAGNOSES[key]
+        self.add("Condition", key, {
             "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
             "verificationStatus": {"coding": [{"system": CONDITION_VERIFICATION, "code": "confirmed"}]},
             "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": category}]}],
@@ -200,10 +222,8 @@ class _Chart:
                 "code": _cc(RXNORM, code, display),
                 "form": _cc(SNOMED, "385055001", "Tablet"),
                 "ingredient": [{"itemCodeableConcept": _cc(RXNORM, "1256", "azathioprine"), "isActive": True,
-                                "strength": {"numerator": {"value": tablets_mg, "unit": "mg", "system": UCUM,
-                                                           "code": "mg"},
-                                             "denominator": {"value": 1, "unit": "tablet", "system": UCUM,
-                                                             "code": "{tbl}"}}}],
+                                "strength": {"numerator": _quantity(tablets_mg, "mg"),
+                                             "denominator": _quantity(1, "{tbl}", "tablet")}}],
             })
             body["medicationReference"] = {"reference": f"Medication/{self.pid}-aza-med", "display": display}
         else:
@@ -222,8 +242,7 @@ class _Chart:
                 "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d",
                                       "boundsPeriod": bounds}},
                 "route": _cc(SNOMED, "26643006", "Oral route"),
-                "doseAndRate": [{"doseQuantity": {"value": tablets_mg, "unit": "mg", "system": UCUM,
-                                                  "code": "mg"}}],
+                "doseAndRate": [{"doseQuantity": _quantity(tablets_mg, "mg")}],
             }],
         })
         self.add("MedicationRequest", "aza", body)
@@ -267,15 +286,16 @@ class _Chart:
         loinc, display, default_unit = _LABS[analyte]
         code = unit or default_unit
         vital = analyte in ("weight", "temperature")
-        category = "vital-signs" if vital else "laboratory"
+        self.result(suffix, _cc(LOINC, loinc, display), "vital-signs" if vital else "laboratory",
+                    taken=self.at(days_ago, hours_ago), issued=self.at(days_ago, hours_ago - (0 if vital else 3)),
+                    valueQuantity=_quantity(value, code, unit_text))
+
+    def result(self, suffix: str, code: Resource, category: str, *, taken: str, issued: str, **more: object) -> None:
+        """A final Observation of this patient: its code, when it was taken and issued, then its value and the
+        rest (`more`, in order)."""
         self.add("Observation", suffix, {
-            "status": "final",
-            "category": [_category(category)],
-            "code": _cc(LOINC, loinc, display),
-            "subject": self.subject,
-            "effectiveDateTime": self.at(days_ago, hours_ago),
-            "issued": self.at(days_ago, hours_ago - (0 if vital else 3)),
-            "valueQuantity": {"value": value, "unit": unit_text or code, "system": UCUM, "code": code},
+            "status": "final", "category": [_category(category)], "code": code, "subject": self.subject,
+            "effectiveDateTime": taken, "issued": issued, **more,
         })
 
     def lab_result(
@@ -286,22 +306,14 @@ class _Chart:
         coding: Resource = {"system": LOINC, "code": code}
         if display:
             coding["display"] = display
-        body: Resource = {
-            "status": "final",
-            "category": [_category("laboratory")],
-            "code": {"coding": [coding]},
-            "subject": self.subject,
-            "effectiveDateTime": self.at(days_ago, -8.5),
-            "issued": self.at(days_ago, -12),
-            "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
-        }
+        more: Resource = {"valueQuantity": _quantity(value, unit)}
         if flag:
-            body["interpretation"] = [_cc(INTERPRETATION, flag, _FLAGS[flag])]
+            more["interpretation"] = [_cc(INTERPRETATION, flag, _FLAGS[flag])]
         if low is not None or high is not None:
-            limits = {k: {"value": v, "unit": unit, "system": UCUM, "code": unit}
-                      for k, v in (("low", low), ("high", high)) if v is not None}
-            body["referenceRange"] = [limits]
-        self.add("Observation", suffix, body)
+            more["referenceRange"] = [{k: _quantity(v, unit) for k, v in (("low", low), ("high", high))
+                                       if v is not None}]
+        self.result(suffix, {"coding": [coding]}, "laboratory", taken=self.at(days_ago, -8.5),
+                    issued=self.at(days_ago, -12), **more)
 
     def checklist(self, *, days_ago: float, answers: dict[str, bool]) -> None:
         """A nurse's symptom checklist answered yes/no. The response names its items by linkId only: what
@@ -322,15 +334,8 @@ class _Chart:
 
     def tpmt(self, phenotype: str, *, days_ago: float = 430) -> None:
         answer, display = _TPMT[phenotype]
-        self.add("Observation", "tpmt", {
-            "status": "final",
-            "category": [_category("laboratory")],
-            "code": _cc(LOINC, "79713-4", "TPMT phenotype"),
-            "subject": self.subject,
-            "effectiveDateTime": self.at(days_ago),
-            "issued": self.at(days_ago - 7),
-            "valueCodeableConcept": _cc(LOINC, answer, display),
-        })
+        self.result("tpmt", _cc(LOINC, "79713-4", "TPMT phenotype"), "laboratory", taken=self.at(days_ago),
+                    issued=self.at(days_ago - 7), valueCodeableConcept=_cc(LOINC, answer, display))
 
 
 def _routine(
@@ -377,44 +382,41 @@ _ALL_NOT_APPLICABLE: dict[str, str] = dict.fromkeys(RULE_IDS, "not-applicable")
 # --- the patients ------------------------------------------------------------------
 
 
+def _on_azathioprine(c: _Chart, person: _Person, *diagnoses: tuple[str, float], **order: Any) -> None:
+    """Who the patient is, their diagnoses (key, days ago), and their azathioprine order (_Chart.azathioprine)."""
+    c.patient(*person)
+    for key, days_ago in diagnoses:
+        c.diagnosis(key, days_ago=days_ago)
+    c.azathioprine(**order)
+
+
 def _stable(c: _Chart) -> dict[str, str]:
-    c.patient("Margaret", "Okafor", "female", "1968-03-14", "AZA-1001", "Worcester")
-    c.condition("crohns", "34000006", "Crohn's disease", days_ago=1500, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Margaret", "Okafor", "female", "1968-03-14", "AZA-1001", "Worcester"), ("crohns", 1500))
     _routine(c)
     return _expect()
 
 
 def _febrile_c(c: _Chart) -> dict[str, str]:
-    c.patient("Daniel", "Reyes", "male", "1979-11-02", "AZA-1002", "Springfield")
-    c.condition("ra", "69896004", "Rheumatoid arthritis", days_ago=2200, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Daniel", "Reyes", "male", "1979-11-02", "AZA-1002", "Springfield"), ("ra", 2200))
     _routine(c, temperature=(38.6, "Cel"))
     return _expect(infection_hold="hold")
 
 
 def _febrile_f(c: _Chart) -> dict[str, str]:
-    c.patient("Linda", "Hoffman", "female", "1961-07-23", "AZA-1003", "Lowell")
-    c.condition("sle", "55464009", "Systemic lupus erythematosus", days_ago=3000,
-                category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Linda", "Hoffman", "female", "1961-07-23", "AZA-1003", "Lowell"), ("sle", 3000))
     _routine(c, temperature=(101.8, "[degF]"), weight=(165.0, "[lb_av]"))
     return _expect(infection_hold="hold")
 
 
 def _pneumonia(c: _Chart) -> dict[str, str]:
-    c.patient("Samuel", "Brennan", "male", "1955-01-30", "AZA-1004", "Quincy")
-    c.condition("uc", "64766004", "Ulcerative colitis", days_ago=2600, category="problem-list-item")
-    c.condition("pneumonia", "233604007", "Pneumonia", days_ago=2, category="encounter-diagnosis")
-    c.azathioprine()
+    _on_azathioprine(c, ("Samuel", "Brennan", "male", "1955-01-30", "AZA-1004", "Quincy"),
+                     ("uc", 2600), ("pneumonia", 2))
     _routine(c)
     return _expect(infection_hold="hold")
 
 
 def _antibiotic(c: _Chart) -> dict[str, str]:
-    c.patient("Priya", "Natarajan", "female", "1984-09-09", "AZA-1005", "Cambridge")
-    c.condition("crohns", "34000006", "Crohn's disease", days_ago=1800, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Priya", "Natarajan", "female", "1984-09-09", "AZA-1005", "Cambridge"), ("crohns", 1800))
     c.other_drug("amox", "308192", "Amoxicillin 500 MG Oral Tablet", started_days_ago=1,
                  text="Take 1 tablet by mouth three times daily for 7 days")
     _routine(c)
@@ -422,18 +424,14 @@ def _antibiotic(c: _Chart) -> dict[str, str]:
 
 
 def _mmr_due(c: _Chart) -> dict[str, str]:
-    c.patient("Thomas", "Lindqvist", "male", "1990-04-18", "AZA-1006", "Boston")
-    c.condition("aih", "408335007", "Autoimmune hepatitis", days_ago=900, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Thomas", "Lindqvist", "male", "1990-04-18", "AZA-1006", "Boston"), ("aih", 900))
     c.recommendation("mmr", "03", "measles, mumps and rubella virus vaccine", due_in_days=7)
     _routine(c)
     return _expect(vaccination_hold="hold")
 
 
 def _yellow_fever_order(c: _Chart) -> dict[str, str]:
-    c.patient("Grace", "Adeyemi", "female", "1987-12-05", "AZA-1007", "Brookline")
-    c.condition("ra", "69896004", "Rheumatoid arthritis", days_ago=1400, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Grace", "Adeyemi", "female", "1987-12-05", "AZA-1007", "Brookline"), ("ra", 1400))
     c.vaccine_order("yf", "MedicationRequest", "37", "yellow fever vaccine, live",
                     reason="Travel clinic: trip to Ghana in 3 weeks")
     _routine(c)
@@ -441,9 +439,7 @@ def _yellow_fever_order(c: _Chart) -> dict[str, str]:
 
 
 def _varicella_order(c: _Chart) -> dict[str, str]:
-    c.patient("Kevin", "Walsh", "male", "1993-06-27", "AZA-1008", "Newton")
-    c.condition("crohns", "34000006", "Crohn's disease", days_ago=700, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Kevin", "Walsh", "male", "1993-06-27", "AZA-1008", "Newton"), ("crohns", 700))
     c.vaccine_order("var", "ServiceRequest", "21", "varicella virus vaccine, live",
                     reason="Varicella IgG negative: vaccinate")
     _routine(c)
@@ -451,27 +447,20 @@ def _varicella_order(c: _Chart) -> dict[str, str]:
 
 
 def _shingrix(c: _Chart) -> dict[str, str]:
-    c.patient("Eleanor", "Whitfield", "female", "1952-10-11", "AZA-1009", "Salem")
-    c.condition("ra", "69896004", "Rheumatoid arthritis", days_ago=4000, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Eleanor", "Whitfield", "female", "1952-10-11", "AZA-1009", "Salem"), ("ra", 4000))
     c.recommendation("rzv", "187", "zoster vaccine recombinant, adjuvanted", due_in_days=14)
     _routine(c)
     return _expect(vaccination_hold="caution")
 
 
 def _leukopenic(c: _Chart) -> dict[str, str]:
-    c.patient("Robert", "Castellano", "male", "1966-02-19", "AZA-1010", "Lynn")
-    c.condition("uc", "64766004", "Ulcerative colitis", days_ago=2000, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Robert", "Castellano", "male", "1966-02-19", "AZA-1010", "Lynn"), ("uc", 2000))
     _routine(c, latest={"wbc": 2.9, "neutrophils": 1.8, "lymphocytes": 0.8})
     return _expect(blood_counts="hold")
 
 
 def _neutropenic(c: _Chart) -> dict[str, str]:
-    c.patient("Aisha", "Karimi", "female", "1975-05-08", "AZA-1011", "Waltham")
-    c.condition("sle", "55464009", "Systemic lupus erythematosus", days_ago=2500,
-                category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Aisha", "Karimi", "female", "1975-05-08", "AZA-1011", "Waltham"), ("sle", 2500))
     # UK-style units (10*9/L) for the whole count: the same values as 10*3/uL.
     uk = ("10*9/L", "10*9/L")
     _routine(c, latest={"wbc": 3.9, "neutrophils": 1.1},
@@ -480,58 +469,48 @@ def _neutropenic(c: _Chart) -> dict[str, str]:
 
 
 def _alt_raised(c: _Chart) -> dict[str, str]:
-    c.patient("Henry", "Doucette", "male", "1971-08-30", "AZA-1012", "Haverhill")
-    c.condition("aih", "408335007", "Autoimmune hepatitis", days_ago=1100, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Henry", "Doucette", "male", "1971-08-30", "AZA-1012", "Haverhill"), ("aih", 1100))
     _routine(c, latest={"alt": 146, "ast": 92})
     return _expect(liver="hold")
 
 
 def _cbc_overdue(c: _Chart) -> dict[str, str]:
-    c.patient("Sofia", "Marchetti", "female", "1982-01-16", "AZA-1013", "Medford")
-    c.condition("crohns", "34000006", "Crohn's disease", days_ago=1600, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Sofia", "Marchetti", "female", "1982-01-16", "AZA-1013", "Medford"), ("crohns", 1600))
     # Last CBC 50 days ago: still recent enough to read (< 92 days), but the monthly CBC is overdue.
     _routine(c, cbc_days=(50, 80, 110))
     return _expect(monitoring_schedule="caution")
 
 
 def _no_weight(c: _Chart) -> dict[str, str]:
-    c.patient("Marcus", "Bell", "male", "1988-03-03", "AZA-1014", "Malden")
-    c.condition("ra", "69896004", "Rheumatoid arthritis", days_ago=1300, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Marcus", "Bell", "male", "1988-03-03", "AZA-1014", "Malden"), ("ra", 1300))
     _routine(c, weight=None)
     return _expect(dose="cannot-evaluate")
 
 
 def _unknown_unit(c: _Chart) -> dict[str, str]:
-    c.patient("Ingrid", "Sorensen", "female", "1977-09-21", "AZA-1015", "Framingham")
-    c.condition("uc", "64766004", "Ulcerative colitis", days_ago=1900, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Ingrid", "Sorensen", "female", "1977-09-21", "AZA-1015", "Framingham"), ("uc", 1900))
     # "G/L" is what some European labs print; it is not a UCUM unit and not in the alias table.
     _routine(c, latest={"wbc": 5.9}, units={"wbc": ("G/L", "G/L")})
     return _expect(blood_counts="cannot-evaluate")
 
 
 def _medication_reference(c: _Chart) -> dict[str, str]:
-    c.patient("Oliver", "Nakamura", "male", "1969-12-12", "AZA-1016", "Somerville")
-    c.condition("crohns", "34000006", "Crohn's disease", days_ago=2100, category="problem-list-item")
-    c.azathioprine(by_reference=True)
+    _on_azathioprine(c, ("Oliver", "Nakamura", "male", "1969-12-12", "AZA-1016", "Somerville"),
+                     ("crohns", 2100), by_reference=True)
     _routine(c)
     return _expect()
 
 
 def _stopped_live_due(c: _Chart) -> dict[str, str]:
-    c.patient("Hannah", "Schultz", "female", "1985-02-28", "AZA-1017", "Arlington")
-    c.condition("crohns", "34000006", "Crohn's disease", days_ago=2400, category="problem-list-item")
-    c.azathioprine(started_days_ago=700, stopped_days_ago=42)
+    _on_azathioprine(c, ("Hannah", "Schultz", "female", "1985-02-28", "AZA-1017", "Arlington"),
+                     ("crohns", 2400), started_days_ago=700, stopped_days_ago=42)
     c.recommendation("mmr", "03", "measles, mumps and rubella virus vaccine", due_in_days=3)
     return {**_ALL_NOT_APPLICABLE, "vaccination-hold": "hold"}
 
 
 def _not_on_azathioprine(c: _Chart) -> dict[str, str]:
     c.patient("George", "Papadopoulos", "male", "1958-05-17", "AZA-1018", "Peabody")
-    c.condition("htn", "38341003", "Hypertensive disorder", days_ago=3000, category="problem-list-item")
+    c.diagnosis("htn", days_ago=3000)
     c.other_drug("lisinopril", "314076", "lisinopril 10 MG Oral Tablet", started_days_ago=900,
                  text="Take 1 tablet by mouth once daily")
     c.recommendation("mmr", "03", "measles, mumps and rubella virus vaccine", due_in_days=10)
@@ -540,10 +519,7 @@ def _not_on_azathioprine(c: _Chart) -> dict[str, str]:
 
 
 def _allopurinol(c: _Chart) -> dict[str, str]:
-    c.patient("Walter", "Jensen", "male", "1957-11-29", "AZA-1019", "Beverly")
-    c.condition("ra", "69896004", "Rheumatoid arthritis", days_ago=3500, category="problem-list-item")
-    c.condition("gout", "90560007", "Gout", days_ago=20, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Walter", "Jensen", "male", "1957-11-29", "AZA-1019", "Beverly"), ("ra", 3500), ("gout", 20))
     c.other_drug("allopurinol", "197319", "allopurinol 100 MG Oral Tablet", started_days_ago=14,
                  text="Take 1 tablet by mouth once daily")
     _routine(c)
@@ -551,25 +527,20 @@ def _allopurinol(c: _Chart) -> dict[str, str]:
 
 
 def _tpmt_intermediate(c: _Chart) -> dict[str, str]:
-    c.patient("Chloe", "Dubois", "female", "1995-08-04", "AZA-1020", "Everett")
-    c.condition("aih", "408335007", "Autoimmune hepatitis", days_ago=500, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Chloe", "Dubois", "female", "1995-08-04", "AZA-1020", "Everett"), ("aih", 500))
     _routine(c, tpmt="intermediate")
     return _expect(tpmt="caution")
 
 
 def _high_dose(c: _Chart) -> dict[str, str]:
-    c.patient("Nora", "Fitzgerald", "female", "1973-04-12", "AZA-1021", "Dedham")
-    c.condition("mg", "91637004", "Myasthenia gravis", days_ago=1700, category="problem-list-item")
-    c.azathioprine(drug=_AZA_100, tablets_mg=100)
+    _on_azathioprine(c, ("Nora", "Fitzgerald", "female", "1973-04-12", "AZA-1021", "Dedham"),
+                     ("mg", 1700), drug=_AZA_100, tablets_mg=100)
     _routine(c, weight=(58.0, "kg"))
     return _expect(dose="caution")
 
 
 def _warning_signs(c: _Chart) -> dict[str, str]:
-    c.patient("Helen", "Marsh", "female", "1981-06-22", "AZA-1022", "Quincy")
-    c.condition("uc", "64766004", "Ulcerative colitis", days_ago=900, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Helen", "Marsh", "female", "1981-06-22", "AZA-1022", "Quincy"), ("uc", 900))
     _routine(c, tpmt=None)
     # TPMT measured as an enzyme activity (a number), by its LOINC code alone, within the lab's range.
     c.lab_result("tpmt", "21563-2", None, 31.0, "U/mL", days_ago=430, low=24.0, high=44.0, flag="N")
@@ -578,10 +549,7 @@ def _warning_signs(c: _Chart) -> dict[str, str]:
 
 
 def _cmv_viraemia(c: _Chart) -> dict[str, str]:
-    c.patient("Samuel", "Achterberg", "male", "1966-02-09", "AZA-1023", "Framingham")
-    c.condition("kt", "429451003", "Disorder related to renal transplantation", days_ago=2000,
-                category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Samuel", "Achterberg", "male", "1966-02-09", "AZA-1023", "Framingham"), ("kt", 2000))
     _routine(c)
     c.lab_result("cmv", "72493-0", "Cytomegalovirus DNA [Units/volume] (viral load) in Serum or Plasma by NAA with "
                  "probe detection", 5200.0, "[IU]/mL", days_ago=2, high=137.0, flag="H")
@@ -589,9 +557,8 @@ def _cmv_viraemia(c: _Chart) -> dict[str, str]:
 
 
 def _pancreatitis(c: _Chart) -> dict[str, str]:
-    c.patient("Ines", "Carvalho", "female", "1990-10-30", "AZA-1024", "Lowell")
-    c.condition("crohns", "34000006", "Crohn's disease", days_ago=300, category="problem-list-item")
-    c.azathioprine(started_days_ago=400)
+    _on_azathioprine(c, ("Ines", "Carvalho", "female", "1990-10-30", "AZA-1024", "Lowell"),
+                     ("crohns", 300), started_days_ago=400)
     _routine(c)
     c.lab_result("lipase", "3040-3", "Triacylglycerol lipase [Enzymatic activity/volume] in Serum or Plasma",
                  250.0, "U/L", days_ago=1, low=13.0, high=60.0, flag="H")
@@ -599,9 +566,7 @@ def _pancreatitis(c: _Chart) -> dict[str, str]:
 
 
 def _tpmt_activity_low(c: _Chart) -> dict[str, str]:
-    c.patient("Arjun", "Mehta", "male", "1979-12-03", "AZA-1025", "Waltham")
-    c.condition("aih", "408335007", "Autoimmune hepatitis", days_ago=600, category="problem-list-item")
-    c.azathioprine()
+    _on_azathioprine(c, ("Arjun", "Mehta", "male", "1979-12-03", "AZA-1025", "Waltham"), ("aih", 600))
     _routine(c, tpmt=None)
     # Below the lab's range, flagged L: an intermediate activity (the lab decides, not a cut-off of ours).
     c.lab_result("tpmt", "21563-2", None, 19.5, "U/mL", days_ago=430, low=24.0, high=44.0, flag="L")

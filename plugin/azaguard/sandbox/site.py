@@ -28,7 +28,7 @@ from azaguard.sandbox.ehr.app import create_ehr_app
 from azaguard.sandbox.ehr.authserver import Clock, UserClaims
 from azaguard.sandbox.ehr.context import EhrContext
 from azaguard.settings import Settings
-from azaguard.web.security import BodyLimit, PinnedOrigin
+from azaguard.websecurity import BodyLimit, PinnedOrigin
 
 log = logging.getLogger(__name__)
 

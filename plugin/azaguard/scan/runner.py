@@ -30,7 +30,7 @@ from azaguard.service import check_on_server
 if TYPE_CHECKING:
     from azaguard.terminology.server import TerminologyServer
 
-from azaguard.ops.events import CHECKED, emit
+from azaguard.events import CHECKED, emit
 
 log = logging.getLogger(__name__)
 QUEUE_PER_WORKER = 4

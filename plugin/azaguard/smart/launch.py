@@ -19,11 +19,11 @@ import httpx
 from joserfc import jws, jwt  # Authlib's JOSE implementation (authlib.jose is deprecated in its favour)
 from joserfc.errors import JoseError
 
-from azaguard.cds.jwks import JwksCache, Untrusted
 from azaguard.config import AppConfig, Scopes
 from azaguard.errors import AuthError
 from azaguard.httpbound import SMALL_BYTES, within
 from azaguard.smart.discovery import SmartConfiguration
+from azaguard.smart.jwks import JwksCache, Untrusted
 
 TOKEN_TIMEOUT = 15.0
 REFRESH_MARGIN = timedelta(seconds=60)  # refresh this long before expiry: a request in flight must not expire

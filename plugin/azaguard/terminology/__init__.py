@@ -5,7 +5,7 @@ the value sets in `mappings/` (and optionally a FHIR terminology server). Rules 
 compare codes or names themselves. Recognition is memoised per concept, so asking again is cheap.
 """
 
-from azaguard.terminology._common import fold, names_match, ndc_product
+from azaguard.terminology._common import coded, fold, names_match, ndc_product, system_names
 from azaguard.terminology.conditions import InfectionMatch, infection_class
 from azaguard.terminology.drugs import (
     AZATHIOPRINE,
@@ -37,6 +37,7 @@ __all__ = [
     "VaccineClass",
     "VaccineKind",
     "azathioprine_strength_mg",
+    "coded",
     "cvx_key",
     "drug_ingredients",
     "fold",
@@ -47,5 +48,6 @@ __all__ = [
     "ndc_product",
     "non_systemic_names",
     "prophylaxis_reason",
+    "system_names",
     "vaccine_class",
 ]

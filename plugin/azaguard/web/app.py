@@ -29,7 +29,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from azaguard.cds.jwks import JwksCache
 from azaguard.config import AppConfig, load_app_config
 from azaguard.errors import AzaguardError
 from azaguard.httpbound import Bound
@@ -37,14 +36,15 @@ from azaguard.httpclient import client as outbound_client
 from azaguard.mappings import Mappings, default_mappings_dir
 from azaguard.ops import logs, runtime
 from azaguard.settings import Settings, current
+from azaguard.smart.jwks import JwksCache
 from azaguard.web.clinician import FAILURES as CLINICIAN_FAILURES
 from azaguard.web.clinician import ClinicianPage
 from azaguard.web.context import WebContext
 from azaguard.web.launchflow import LaunchFlow
 from azaguard.web.pages import COOKIE, HERE, FailureTable, Pages, address, cookie, root
-from azaguard.web.security import BodyLimit, PinnedOrigin, SecurityHeaders
 from azaguard.web.tokens import SessionExpired, Tokens
 from azaguard.web.views import rule_groups, zone_of
+from azaguard.websecurity import BodyLimit, PinnedOrigin, SecurityHeaders
 
 if TYPE_CHECKING:
     from azaguard.terminology.server import TerminologyServer
@@ -165,7 +165,7 @@ def served_app(
     # The router's own redirects (/app → /app/) are built from the request: pin it to the public origin.
     from azaguard.ops.http import Operations
 
-    # Bodies bounded outermost (web.security.BodyLimit), before anything reads them.
+    # Bodies bounded outermost (websecurity.BodyLimit), before anything reads them.
     return BodyLimit(Operations(
         PinnedOrigin(Starlette(routes=routes), config.public_base), routes=routes,
         checks=runtime.readiness_checks(config, settings, mappings), trusted_proxies=config.trusted_proxies,

@@ -23,10 +23,10 @@ from urllib.parse import urlencode
 
 import httpx
 
-from azaguard.cds.jwks import JwksCache
 from azaguard.config import AppConfig, Scopes
 from azaguard.ops import logs, metrics
 from azaguard.smart.discovery import DiscoveryCache, DiscoveryError, SmartConfiguration
+from azaguard.smart.jwks import JwksCache
 from azaguard.smart.launch import (
     Identity,
     TokenError,

@@ -13,7 +13,7 @@ from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped, unused-igno
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from azaguard.sandbox.ehr import scopes as smart_scopes
+import azaguard.sandbox.ehr.scopes as smart_scopes
 from azaguard.sandbox.ehr.authserver import SandboxUser
 from azaguard.sandbox.ehr.context import EhrContext, ehr
 from azaguard.sandbox.ehr.launcher import list_patients

@@ -40,8 +40,8 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+import azaguard.sandbox.ehr.scopes as smart_scopes
 from azaguard.config import AppConfig
-from azaguard.sandbox.ehr import scopes as smart_scopes
 
 SANDBOX_PRACTITIONER = "sandbox-clinician"
 SANDBOX_PRACTITIONER_NAME = "Dr Alex Morgan"

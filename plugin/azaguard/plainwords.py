@@ -1,4 +1,5 @@
-"""Dates and names as a patient reads them: "yesterday evening", "on 12 Dec", "yellow fever"."""
+"""Dates and names as a patient reads them: "yesterday evening", "on 12 Dec", "yellow fever" (the patient
+audience's words: below wording.py and patient/, which both say them)."""
 
 from __future__ import annotations
 

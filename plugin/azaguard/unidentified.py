@@ -1,16 +1,17 @@
 """Entries the terminology could not identify at all, so a clinician sees "could not identify: ..." instead of
 silence: medication records with no code of a drug terminology (RxNorm, ATC, SNOMED/dm+d, NDC) that match
 none of our drugs, vaccines whose product nothing in the tables names, and diagnoses named only in a script the
-tables cannot read (no diagnosis code either): such a diagnosis may be an infection."""
+tables cannot read (no diagnosis code either): such a diagnosis may be an infection.
+
+It judges a record with the terminology's recognisers, so it sits above both (record/ reads terminology/)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from azaguard.mappings import Mappings
-from azaguard.terminology._common import coded, system_names
+from azaguard.terminology import coded, system_names, vaccine_class
 from azaguard.terminology.scripts import unreadable
-from azaguard.terminology.vaccines import vaccine_class
 
 if TYPE_CHECKING:
     from azaguard.record import ConditionEntry, PatientRecord

@@ -1,4 +1,5 @@
-"""JWK Sets fetched for CDS clients (jwks_url, allow-listed jku): bounded, cached, never a stampede,
+"""JWK Sets fetched for CDS clients (jwks_url, allow-listed jku) and the SMART login's id_token issuer (one cache:
+below smart/ and cds/ both): bounded, cached, never a stampede,
 and never fetched by a serving worker.
 
 A key set is fetched in the background (a small pool of its own: a serving worker never waits on a

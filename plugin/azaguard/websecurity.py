@@ -1,4 +1,5 @@
-"""The app's HTTP hardening in one place: the public origin, security headers, launch rate limit.
+"""HTTP hardening both web services share (the SMART app, the CDS service; below web/, cds/ and ops/): the
+public origin, security headers, body limits, the launch rate limit.
 
 - `SecurityHeaders`: every response gets CSP (no script; framing only by the configured
   frame-ancestors), an X-Frame-Options that says the same thing where it can, HSTS when the app
