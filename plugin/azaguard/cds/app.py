@@ -34,9 +34,10 @@ from azaguard.cds.trust import JwksCache, KeysPending, Untrusted, Verifier
 from azaguard.config import AppConfig, is_loopback, origin_of
 from azaguard.errors import AzaguardError, http_body, http_status
 from azaguard.fhirtypes import dates
-from azaguard.mappings import Mappings, load_mappings
+from azaguard.mappings import Mappings
 from azaguard.ops import audit, logs, metrics, runtime
 from azaguard.resources import InputError, loads_limited
+from azaguard.settings import Settings, current
 from azaguard.websecurity import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
@@ -70,16 +71,19 @@ class CdsService:
         insecure: bool = False,
         jwt_clock: Callable[[], float] | None = None,
         terminology: TerminologyServer | None = None,
+        settings: Settings | None = None,
     ) -> None:
+        """`settings`: the environment as the entry point read it (a library call without them: read now)."""
+        settings = current(settings)
         self.config = config
         self.terminology = terminology  # the site's terminology server, as `check --terminology-server`
-        self.mappings = mappings or load_mappings()
+        self.mappings = mappings or runtime.mappings(settings)
         self.templates = Templates(self.mappings)
         # The replay cache is in the shared store when that is Redis, else in this database.
-        shared = runtime.shared_store(config)
-        self.store = store or CdsStore(config.cds_database_url,
+        shared = runtime.shared_store(config, settings)
+        self.store = store or CdsStore(runtime.database_url(config, settings),
                                        replay=shared if shared is not None and shared.kind == "redis" else None)
-        self.audit = runtime.audit_trail(config)
+        self.audit = runtime.audit_trail(config, settings)
         self.now = now or (lambda: datetime.now(UTC))
         self.clients = clients or default_client_factory()
         self.insecure = insecure

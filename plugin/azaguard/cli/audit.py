@@ -7,6 +7,7 @@ import argparse
 from azaguard.cliopts import EXIT_OK, now_of
 from azaguard.config import ConfigError, load_app_config
 from azaguard.ops import audit
+from azaguard.ops.database import default_database_url
 from azaguard.resources import InputError
 
 
@@ -17,11 +18,13 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def database_url(args: argparse.Namespace) -> str | None:
-    """--database, else the service database of --config (feedback and the audit trail share it)."""
+def database_url(args: argparse.Namespace) -> str:
+    """--database, else the service database of --config (feedback and the audit trail share it), else the
+    default the CLI's settings name."""
     if args.database is not None:
         return str(args.database)
     try:
-        return load_app_config(args.config, settings=args.settings).cds_database_url
+        configured = load_app_config(args.config, settings=args.settings).cds_database_url
     except ConfigError as exc:
         raise InputError(str(exc)) from exc
+    return configured or default_database_url(args.settings)

@@ -8,6 +8,7 @@ import socket
 from azaguard.cli.check import log_lines
 from azaguard.cliopts import TOKEN_ENV, mappings_of
 from azaguard.ops import audit
+from azaguard.ops.database import default_database_url
 from azaguard.scan.command import run as run_scan
 
 
@@ -22,5 +23,5 @@ def audit_scan(args: argparse.Namespace) -> None:
     if args.ndjson is not None or not args.fhir_url:
         return
     who = args.client_id or ("bearer token from $" + TOKEN_ENV if args.settings.fhir_token else "anonymous")
-    audit.audit_scan(audit.AuditTrail(None), audit.Actor(who=f"scan: {who}", source=socket.gethostname(),
-                                                          fhir_base=args.fhir_url))
+    actor = audit.Actor(who=f"scan: {who}", source=socket.gethostname(), fhir_base=args.fhir_url)
+    audit.audit_scan(audit.AuditTrail(default_database_url(args.settings)), actor)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 import uvicorn
 
@@ -28,9 +28,7 @@ from azaguard.sandbox.patients import build_patients, transaction_bundle
 from azaguard.sandbox.server import SandboxServer, default_home
 from azaguard.sandbox.site import create_site
 from azaguard.service import CheckResult, check_on_server
-
-if TYPE_CHECKING:
-    from azaguard.settings import Settings
+from azaguard.settings import Settings, current
 
 _SHORT = {
     Status.HOLD: "HOLD",
@@ -121,14 +119,16 @@ def _serve(
     log_format: str | None, settings: Settings | None,
 ) -> None:
     public_base = f"http://127.0.0.1:{port}"
+    settings = current(settings)  # one snapshot for the apps, the stores and the readiness checks
     config = load_app_config(config_path, public_base=public_base, settings=settings)
-    runtime.start(config, log_format=log_format)  # text by default: one line per request on stderr
+    runtime.start(config, settings, log_format=log_format)  # text by default: one line per request on stderr
     site = create_site(
         fhir_upstream=fhir_base,
         public_base=public_base,
         app_config=config,
         mappings=mappings,
         insecure_cds=insecure_cds,
+        settings=settings,
     )
     backend, key_path = demo_client(default_home(settings))
     site.state.ehr.backend.register(backend)
@@ -146,7 +146,7 @@ def _serve(
           f"who opened which patient: .venv/bin/azaguard audit --since {datetime.now().date()} "
           f"(database: {database}).",
           file=out, flush=True)
-    app = Operations(site, routes=site.routes, checks=runtime.readiness_checks(config, mappings),
+    app = Operations(site, routes=site.routes, checks=runtime.readiness_checks(config, settings, mappings),
                      trusted_proxies=config.trusted_proxies, metrics_networks=config.metrics_networks,
                      metrics_token=config.metrics_token())
     # uvicorn's access log is off (its line has the query string with the authorization code): ops.http

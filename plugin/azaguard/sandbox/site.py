@@ -27,6 +27,7 @@ from azaguard.mappings import Mappings
 from azaguard.sandbox.ehr.app import create_ehr_app
 from azaguard.sandbox.ehr.authserver import Clock, UserClaims
 from azaguard.sandbox.ehr.context import EhrContext
+from azaguard.settings import Settings
 from azaguard.websecurity import BodyLimit, PinnedOrigin
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def _web_app(
     mappings: Mappings | None,
     now: Callable[[], datetime] | None,
     app_transport: httpx.BaseTransport | None,
+    settings: Settings | None,
 ) -> ASGIApp:
     try:
         module = importlib.import_module("azaguard.web.app")
@@ -53,7 +55,7 @@ def _web_app(
     except (ImportError, AttributeError) as exc:
         log.warning("azaguard.web.app.create_app is not importable: %s", exc)
         return _placeholder(f"azaguard.web.app.create_app could not be imported ({exc})")
-    options: dict[str, Any] = {"mappings": mappings}
+    options: dict[str, Any] = {"mappings": mappings, "settings": settings}
     if now is not None:
         options["now"] = now
     if app_transport is not None:
@@ -68,6 +70,7 @@ def _cds_routes(
     now: Callable[[], datetime] | None,
     database_url: str | None,
     insecure: bool,
+    settings: Settings | None,
 ) -> list[Route]:
     """The CDS service, trusting the simulator's key (the JWKS it also publishes at /ehr/cds/jwks)."""
     assert context.cds is not None  # noqa: S101 - created with cds_base just above
@@ -76,7 +79,7 @@ def _cds_routes(
         "cds_clients": (*app_config.cds_clients, trusted),
         "cds_database_url": database_url or app_config.cds_database_url,
     })
-    options: dict[str, Any] = {"mappings": mappings}
+    options: dict[str, Any] = {"mappings": mappings, "settings": settings}
     if now is not None:
         options["now"] = now
     return cds_routes(create_cds_service(config, insecure=insecure, **options))
@@ -97,12 +100,14 @@ def create_site(
     app_transport: httpx.BaseTransport | None = None,
     cds_database_url: str | None = None,
     insecure_cds: bool = False,
+    settings: Settings | None = None,
 ) -> Starlette:
     """One Starlette site: `/ehr` (simulator in front of `fhir_upstream`), `/app` (azaguard), `/cds-services`
     (azaguard's CDS Hooks service, called by the simulator with its own signed JWTs), `/` → `/ehr/`.
 
     `clock` drives the simulator's expiries; `now` and `app_transport` are passed to the web app
-    (its clock and its HTTP transport) when given. The simulator's state is `site.state.ehr`.
+    (its clock and its HTTP transport) when given; `settings` (the environment as `demo` read it) to both
+    apps. The simulator's state is `site.state.ehr`.
     """
     ehr_app = create_ehr_app(
         fhir_upstream=fhir_upstream,
@@ -116,7 +121,7 @@ def create_site(
         cds_base=public_base,
     )
     context: EhrContext = ehr_app.state.ehr
-    cds = _cds_routes(app_config, context, mappings, now, cds_database_url, insecure_cds)
+    cds = _cds_routes(app_config, context, mappings, now, cds_database_url, insecure_cds, settings)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/ehr/", status_code=302)
@@ -132,7 +137,7 @@ def create_site(
             Route("/", home, methods=["GET"]),
             *cds,
             Mount("/ehr", app=ehr_app),
-            Mount("/app", app=_web_app(app_config, mappings, now, app_transport)),
+            Mount("/app", app=_web_app(app_config, mappings, now, app_transport, settings)),
         ],
         lifespan=lifespan,
     )

@@ -34,9 +34,10 @@ from azaguard.config import AppConfig, load_app_config
 from azaguard.errors import AzaguardError
 from azaguard.httpbound import Bound
 from azaguard.httpclient import client as outbound_client
-from azaguard.mappings import Mappings, load_mappings
+from azaguard.mappings import Mappings, default_mappings_dir
 from azaguard.ops import logs, runtime
 from azaguard.ops.http import Operations
+from azaguard.settings import Settings, current
 from azaguard.smart.jwks import JwksCache
 from azaguard.web.clinician import FAILURES as CLINICIAN_FAILURES
 from azaguard.web.clinician import ClinicianPage
@@ -50,7 +51,6 @@ from azaguard.web.views import rule_groups, zone_of
 from azaguard.websecurity import BodyLimit, PinnedOrigin, SecurityHeaders
 
 if TYPE_CHECKING:
-    from azaguard.settings import Settings
     from azaguard.terminology.server import TerminologyServer
 
 __all__ = ["COOKIE", "SessionExpired", "create_app", "mount_path", "rule_groups", "serve", "served_app", "zone_of"]
@@ -59,18 +59,21 @@ log = logging.getLogger("azaguard.web")
 
 
 def web_context(
-    config: AppConfig, mappings: Mappings, now: Callable[[], datetime], transport: httpx.BaseTransport | None,
-    terminology: TerminologyServer | None = None, mappings_dir: Path | None = None, jwks: JwksCache | None = None,
+    config: AppConfig, settings: Settings, mappings: Mappings, now: Callable[[], datetime],
+    transport: httpx.BaseTransport | None, terminology: TerminologyServer | None = None,
+    jwks: JwksCache | None = None,
 ) -> WebContext:
-    """The app's parts, wired: one HTTP client for the EHR's authorization server, one session store."""
+    """The app's parts, wired: one HTTP client for the EHR's authorization server, one session store (and the
+    database, the patient's words) where `settings` say."""
     http = outbound_client(bound=Bound(), transport=transport)
-    sessions = runtime.session_store(config)
+    sessions = runtime.session_store(config, settings)
     return WebContext(
         config=config, mappings=mappings, terminology=terminology, now=now, sessions=sessions,
-        flow=LaunchFlow(config, sessions, http=http, limiter=runtime.rate_limiter(config), now=now, jwks=jwks),
+        flow=LaunchFlow(config, sessions, http=http, limiter=runtime.rate_limiter(config, settings), now=now,
+                        jwks=jwks),
         tokens=Tokens(config, sessions, http=http, transport=transport, now=now),
-        audit=runtime.audit_trail(config), pages=Pages(secure_cookies=config.secure_cookies),
-        mappings_dir=mappings_dir,
+        audit=runtime.audit_trail(config, settings), pages=Pages(secure_cookies=config.secure_cookies),
+        mappings_dir=default_mappings_dir(settings),
     )
 
 
@@ -111,11 +114,14 @@ def create_app(
     transport: httpx.BaseTransport | None = None,
     terminology: TerminologyServer | None = None,
     jwks: JwksCache | None = None,
+    settings: Settings | None = None,
 ) -> Starlette:
     """The SMART app as an ASGI app, to be mounted at the path of its launch_uri (e.g. /app); `jwks`: the
-    JWK Set cache it shares with the CDS service (served_app), else one of its own."""
-    web = web_context(config, mappings or load_mappings(), now or (lambda: datetime.now(UTC)), transport,
-                      terminology, jwks=jwks)
+    JWK Set cache it shares with the CDS service (served_app), else one of its own; `settings`: the environment
+    as the entry point read it (a library call without them: read now)."""
+    settings = current(settings)
+    web = web_context(config, settings, mappings or runtime.mappings(settings), now or (lambda: datetime.now(UTC)),
+                      transport, terminology, jwks=jwks)
     clinician = ClinicianPage(web)
     routes = [
         Route("/", clinician.page, name="page"),
@@ -137,16 +143,22 @@ def mount_path(config: AppConfig) -> str:
 
 def served_app(
     config: AppConfig, *, insecure_cds: bool = False, terminology: TerminologyServer | None = None,
-    **cds_options: Any,
+    settings: Settings | None = None, **cds_options: Any,
 ) -> ASGIApp:
     """The app as `serve` runs it: mounted at its path, `/` redirecting there, pinned to the public origin,
-    with the CDS Hooks service beside it at /cds-services; both evaluate with the site's terminology server."""
+    with the CDS Hooks service beside it at /cds-services; both evaluate with the site's terminology server and
+    keep their state where `settings` (the environment as the entry point read it; else read now) say."""
+    settings = current(settings)
+    mappings = runtime.mappings(settings)
     prefix = mount_path(config)
     # One JWK Set cache for the whole service: CDS clients' keys and the EHRs' id_token keys.
     keys = cds_options.pop("jwks", None) or JwksCache(cds_options.get("transport"))
-    cds = cdsapp.cds_routes(cdsapp.create_cds_service(config, insecure=insecure_cds, terminology=terminology, jwks=keys,
-                                        **cds_options))
-    routes = [*cds, Mount(prefix or "/", app=create_app(config, terminology=terminology, jwks=keys))]
+    cds_options.setdefault("mappings", mappings)
+    service = cdsapp.create_cds_service(config, insecure=insecure_cds, terminology=terminology, jwks=keys,
+                                        settings=settings, **cds_options)
+    cds = cdsapp.cds_routes(service)
+    web = create_app(config, mappings=mappings, terminology=terminology, jwks=keys, settings=settings)
+    routes = [*cds, Mount(prefix or "/", app=web)]
     if prefix:
         home = prefix + "/"
         routes.append(Route("/", lambda r: RedirectResponse(home)))
@@ -154,7 +166,7 @@ def served_app(
     # Bodies bounded outermost (websecurity.BodyLimit), before anything reads them.
     return BodyLimit(Operations(
         PinnedOrigin(Starlette(routes=routes), config.public_base), routes=routes,
-        checks=runtime.readiness_checks(config, load_mappings()), trusted_proxies=config.trusted_proxies,
+        checks=runtime.readiness_checks(config, settings, mappings), trusted_proxies=config.trusted_proxies,
         metrics_networks=config.metrics_networks, metrics_token=config.metrics_token(),
     ))
 
@@ -167,11 +179,12 @@ def serve(
     (up to 30 s), exit 0. `settings`: the environment as the entry point read it."""
     import uvicorn  # the server itself only when serving: building the app (tests, served_app) needs none
 
+    settings = current(settings)
     config = load_app_config(config_path, settings=settings)
-    runtime.start(config, log_format=log_format)
+    runtime.start(config, settings, log_format=log_format)
     # The CDS hooks evaluate as `check` does, with the site's terminology server when one is given.
-    app = served_app(config, insecure_cds=insecure_cds, terminology=terminology)
-    store = runtime.shared_store(config)
+    app = served_app(config, insecure_cds=insecure_cds, terminology=terminology, settings=settings)
+    store = runtime.shared_store(config, settings)
     log.info("serving", extra={"url": f"http://{host}:{port}", "public_base": config.public_base,
                                "session_store": store.kind if store is not None else "memory",
                                "metrics": f"http://{host}:{port}/metrics"})
