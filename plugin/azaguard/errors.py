@@ -16,6 +16,7 @@ subclasses ValueError: a data error and a programming error are told apart by cl
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
 
@@ -99,6 +100,18 @@ def http_status(exc: BaseException, *, gateway: bool = False) -> int:
     if gateway and isinstance(exc, InputError):
         return 502
     return exc.http_status
+
+
+def log_failure(log: logging.Logger, event: str, exc: BaseException, status: int) -> None:
+    """A failure a web service answered, in its log: azaguard's own 500s (configuration, knowledge) with their
+    sentence for hospital IT (the page sends them here); the rest by class and status only (a FHIR error's sentence
+    names the patient's resources); a bug with its traceback."""
+    if not isinstance(exc, AzaguardError):
+        log.error("%s: internal error", event, exc_info=exc)
+    elif status >= 500 and status != 502:
+        log.error(event, extra={"error": type(exc).__name__, "status": status, "detail": str(exc)})
+    else:
+        log.info(event, extra={"error": type(exc).__name__, "status": status})
 
 
 def http_body(exc: BaseException) -> dict[str, str]:

@@ -4,6 +4,7 @@ its audience's words, never with a traceback or a path of this machine. Parametr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from starlette.testclient import TestClient
 import azaguard
 from azaguard import service
 from azaguard.config import load_app_config
-from azaguard.errors import STATUSES, AzaguardError, http_status
+from azaguard.errors import STATUSES, AzaguardError, ConfigError, KnowledgeError, http_status
+from azaguard.fhir.errors import FhirError
 from azaguard.web import clinician, patient
 from azaguard.web.tokens import SessionExpired
 from tests.errortree import IDS, SAID, TREE, failure
@@ -102,3 +104,17 @@ def test_a_bug_gets_the_500_page_and_its_traceback_only_in_the_log(
     _said_plainly(page.text)
     assert "a bug" not in page.text
     assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)
+
+
+def test_the_log_says_azaguards_own_500s_but_never_a_fhir_errors_sentence(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="azaguard.web")
+    page_url = harness.complete(harness.launch())
+    for exc, said in ((ConfigError(SAID), True), (KnowledgeError(SAID), True), (FhirError(SAID), False)):
+        _raising(harness, monkeypatch, exc)
+        caplog.clear()
+        harness.browser.get(page_url)
+        failed = [r for r in caplog.records if r.getMessage() == "request failed"]
+        assert [getattr(r, "error", None) for r in failed] == [type(exc).__name__]
+        assert (getattr(failed[0], "detail", None) == SAID) is said  # a FHIR error's sentence names resources

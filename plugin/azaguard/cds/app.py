@@ -32,7 +32,7 @@ from azaguard.cds.request import BadRequest, parse_request
 from azaguard.cds.store import CdsStore, FeedbackEntry
 from azaguard.cds.trust import JwksCache, KeysPending, Untrusted, Verifier
 from azaguard.config import AppConfig, is_loopback, origin_of
-from azaguard.errors import AzaguardError, http_body, http_status
+from azaguard.errors import http_body, http_status, log_failure
 from azaguard.fhirtypes import dates
 from azaguard.mappings import Mappings
 from azaguard.ops import audit, logs, metrics, runtime
@@ -137,10 +137,7 @@ class CdsService:
         """The service's one answer to a failure that leaves an endpoint: status and body from the error tree (a
         call that cannot be read: 400; data neither sent nor fetchable: 412; a FHIR server's failure: 502); a bug
         is logged with its traceback and answered 500 with no detail."""
-        if isinstance(exc, AzaguardError):
-            log.info("CDS call failed", extra={"error": type(exc).__name__, "status": http_status(exc)})
-        else:
-            log.error("CDS call failed: internal error", exc_info=exc)
+        log_failure(log, "CDS call failed", exc, http_status(exc))
         return self.respond(http_body(exc), http_status(exc))
 
     def respond(self, body: dict[str, Any], status: int = 200) -> JSONResponse:

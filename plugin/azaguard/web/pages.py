@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from azaguard.display import format_date
-from azaguard.errors import AzaguardError, http_status
+from azaguard.errors import AzaguardError, http_status, log_failure
 from azaguard.smart.session import LaunchContext, Session
 from azaguard.web.launchflow import RELAUNCH, Redirect, Refusal
 from azaguard.web.views import zone_of
@@ -115,10 +115,7 @@ class Pages:
         status = http_status(exc, gateway=True)
         said = words.get(status) or words[500]
         known = isinstance(exc, AzaguardError)
-        if known:
-            log.info("request failed", extra={"error": type(exc).__name__, "status": status})
-        else:  # a bug: its traceback for the log, never for the page
-            log.error("request failed: internal error", exc_info=exc)
+        log_failure(log, "request failed", exc, status)  # a bug's traceback: for the log, never for the page
         return self.message(request, status, said.heading, said.message.format(error=exc if known else ""),
                             kind=said.kind, advice=said.advice, detail=str(exc) if said.detail and known else None)
 
