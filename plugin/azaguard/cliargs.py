@@ -152,6 +152,7 @@ def link_template(text: str) -> str:
 
 def database_url(text: str) -> str:
     """A SQLAlchemy database URL whose driver is installed."""
+    # SQLAlchemy only when --database is given: the CLI builds its parser on every run.
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 

@@ -27,6 +27,7 @@ from msgspec.structs import replace
 
 from azaguard.errors import KnowledgeError
 from azaguard.findings import RuleId, Severity, Status
+from azaguard.settings import current
 
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler, TypeAdapter
@@ -53,7 +54,7 @@ class _Model(Struct, frozen=True, kw_only=True):  # unknown keys: refused by the
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        from pydantic_core import core_schema
+        from pydantic_core import core_schema  # asked by pydantic only: a cache hit never imports it
 
         specs = msgspec.structs.fields(cls)
         by_json_name = {f.encode_name: f.name for f in specs}
@@ -1152,8 +1153,6 @@ _FILE_FIELDS = {
 
 def default_mappings_dir(settings: Settings | None = None) -> Path:
     """AZAGUARD_MAPPINGS, else the repository's mappings/, else the copy inside the wheel."""
-    from azaguard.settings import current
-
     override = current(settings).mappings_dir
     if override:
         return override

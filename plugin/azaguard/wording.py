@@ -26,7 +26,7 @@ from msgspec import Struct
 from azaguard.display import cite, format_date, format_day, format_moment, format_quantity
 from azaguard.drugnames import clinical_name
 from azaguard.fhirtypes import dates
-from azaguard.findings import SUMMARY_MAX_CHARS, Evidence, Finding, Quantity, RuleId, Severity, Status
+from azaguard.findings import RULE_IDS, SUMMARY_MAX_CHARS, Evidence, Finding, Quantity, RuleId, Severity, Status
 from azaguard.mappings import Mappings
 from azaguard.registry import SPEC
 
@@ -845,8 +845,6 @@ def _instant(value: str | None) -> datetime | None:
 def validate_tables() -> None:
     """Every key names a registered rule (or "*") and every placeholder is a known fact: run on import, so a
     wording table that cannot be filled never loads."""
-    from azaguard.findings import RULE_IDS
-
     for audience, table, known in (("clinician", CLINICIAN, CLINICIAN_FACTS), ("patient", PATIENT, PATIENT_FACTS)):
         for key, entry in table.items():
             rule, _, code = key.partition("/")

@@ -28,6 +28,8 @@ from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Tabl
 
 from azaguard import events
 from azaguard.ops import logs
+from azaguard.ops.database import engine_for
+from azaguard.report import clean
 
 log = logging.getLogger("azaguard.audit")
 
@@ -96,8 +98,6 @@ class AuditTrail:
 
     @property
     def engine(self) -> Engine:
-        from azaguard.ops.database import engine_for
-
         with self._lock:
             if self._engine is None:
                 self._engine = engine_for(self.database_url, metadata)
@@ -120,7 +120,7 @@ class AuditTrail:
                 conn.execute(audit_event.insert().values(**{**asdict(rec), "at": _utc(rec.at)}))
         except Exception as exc:
             self.failures += 1
-            from azaguard.ops import metrics
+            from azaguard.ops import metrics  # prometheus-client only when a record fails (`azaguard audit`)
 
             metrics.AUDIT_FAILURES.inc()
             log.error("audit record not stored", extra={"reason": type(exc).__name__, "action": action})
@@ -190,8 +190,6 @@ def to_csv(records: Iterable[AuditRecord]) -> str:
 
 
 def to_table(records: Iterable[AuditRecord]) -> str:
-    from azaguard.report import clean
-
     shown = ("at", "who", "patient", "action", "outcome", "source")
     rows = [[clean(_row(r)[k]) for k in shown] for r in records]
     if not rows:

@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from azaguard.fhir.client import FhirClient
+from azaguard.fhir.errors import FhirError
 from azaguard.ops.audit import Actor, AuditRecord
 
 log = logging.getLogger("azaguard.audit")
@@ -157,9 +159,6 @@ class AuditEventWriter:
                 self._idle.set()
 
     def _send(self, base: str, token: Callable[[], str | None] | None, resources: list[dict[str, Any]]) -> None:
-        from azaguard.fhir.client import FhirClient
-        from azaguard.fhir.errors import FhirError
-
         entries = [{"resource": r, "request": {"method": "POST", "url": "AuditEvent"}} for r in resources]
         try:
             factory = self._client_factory or FhirClient

@@ -13,6 +13,7 @@ import contextvars
 import hashlib
 import logging
 import re
+import signal
 import sys
 import time
 from typing import Any, Literal, TextIO
@@ -109,7 +110,7 @@ def _scrub_any(text: str | list[str]) -> str | list[str]:
 
 
 def _json_formatter() -> logging.Formatter:
-    from pythonjsonlogger.json import JsonFormatter
+    from pythonjsonlogger.json import JsonFormatter  # only JSON log lines need it (check logs none by default)
 
     class Json(JsonFormatter):
         def add_fields(
@@ -159,8 +160,6 @@ def configure(
 def exit_0_on_sigterm() -> None:
     """uvicorn drains the requests in flight on SIGTERM, then raises the signal again for whatever handler
     was there before it: make that handler a clean exit (0), as process managers expect after a drain."""
-    import signal
-
     def stop(signum: int, frame: object) -> None:
         raise SystemExit(0)
 

@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from azaguard.config import MEMORY
+from azaguard import websecurity
+from azaguard.config import MEMORY, AppConfig, ConfigError
+from azaguard.mappings import Mappings, default_mappings_dir, load_mappings_from
 from azaguard.ops import logs, metrics
 from azaguard.ops.audit import AuditTrail
+from azaguard.ops.auditevent import AuditEventWriter
+from azaguard.ops.database import default_database_url, reachable
+from azaguard.ops.sessions import SharedSessionStore
 from azaguard.ops.store import SharedStore, open_store
+from azaguard.smart.session import SessionStore
 
 if TYPE_CHECKING:
-    from azaguard.config import AppConfig
-    from azaguard.mappings import Mappings
     from azaguard.settings import Settings
-    from azaguard.smart.session import SessionStore
 
 log = logging.getLogger("azaguard.ops")
 _stores: dict[tuple[str, str | None], SharedStore] = {}
@@ -35,8 +39,6 @@ _lock = threading.Lock()
 def database_url(config: AppConfig, settings: Settings) -> str:
     """The service's database: cds_database_url, else the default `settings` name ($AZAGUARD_CDS_DATABASE_URL, or
     an SQLite file under their state directory)."""
-    from azaguard.ops.database import default_database_url
-
     return config.cds_database_url or default_database_url(settings)
 
 
@@ -60,22 +62,16 @@ def audit_trail(config: AppConfig, settings: Settings) -> AuditTrail:
             trail = _trails[database] = AuditTrail(database)
             trail.listen_for_alert_writes()
             if config.audit_fhir:
-                from azaguard.ops.auditevent import AuditEventWriter
-
                 trail.sinks.append(AuditEventWriter.for_process().submit)
         return trail
 
 
 def session_store(config: AppConfig, settings: Settings) -> SessionStore:
-    from azaguard.smart.session import SessionStore
-
     store = shared_store(config, settings)
     sessions: SessionStore
     if store is None:
         sessions = SessionStore()
     else:
-        from azaguard.ops.sessions import SharedSessionStore
-
         keys = config.session_keys()
         if not keys:
             log.warning("sessions unencrypted in the shared store",
@@ -84,8 +80,6 @@ def session_store(config: AppConfig, settings: Settings) -> SessionStore:
         try:
             sessions = SharedSessionStore(store, keys=keys)
         except ValueError as exc:
-            from azaguard.config import ConfigError
-
             raise ConfigError(f"session_key_env: {exc}") from exc
     metrics.ACTIVE_SESSIONS.set_function(lambda: len(sessions))  # the latest app's store (one per process)
     return sessions
@@ -96,8 +90,6 @@ class SharedRateLimiter:
 
     def __init__(self, store: SharedStore, *, rate: int = 30, per: float = 60.0,
                  clock: Callable[[], float] | None = None) -> None:
-        import time
-
         self.store, self.rate, self.per = store, rate, per
         self._clock = clock or time.time
 
@@ -112,17 +104,13 @@ class SharedRateLimiter:
 def rate_limiter(config: AppConfig, settings: Settings) -> Any:
     store = shared_store(config, settings)
     if store is None:
-        from azaguard.websecurity import RateLimiter
-
-        return RateLimiter()
+        return websecurity.RateLimiter()  # read at call time: tests replace it
     return SharedRateLimiter(store)
 
 
 def readiness_checks(
     config: AppConfig, settings: Settings, mappings: Mappings | None
 ) -> dict[str, Callable[[], str | None]]:
-    from azaguard.ops.database import reachable
-
     store = shared_store(config, settings)
     database = database_url(config, settings)
     return {
@@ -135,15 +123,11 @@ def readiness_checks(
 
 @cache
 def _mappings_in(directory: Path) -> Mappings:
-    from azaguard.mappings import load_mappings_from
-
     return load_mappings_from(directory)
 
 
 def mappings(settings: Settings) -> Mappings:
     """The mappings `settings` name (AZAGUARD_MAPPINGS, else the bundled ones), loaded once per process and folder."""
-    from azaguard.mappings import default_mappings_dir
-
     return _mappings_in(default_mappings_dir(settings))
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from azaguard.config import DATABASE, MEMORY, valid_store_url
+from azaguard.ops.database import engine_for, reachable
 
 
 class SharedStore(Protocol):
@@ -152,7 +153,7 @@ class RedisStore:
     kind = "redis"
 
     def __init__(self, url: str) -> None:
-        import redis
+        import redis  # the optional Redis client: only a redis:// session_store loads it
 
         self.url = url
         self.redis = redis.Redis.from_url(url, socket_timeout=3.0, socket_connect_timeout=3.0)
@@ -213,8 +214,6 @@ class DatabaseStore:
 
     @property
     def engine(self) -> Engine:
-        from azaguard.ops.database import engine_for
-
         with self._lock:
             if self._engine is None:
                 self._engine = engine_for(self.database_url, _meta)
@@ -290,6 +289,4 @@ class DatabaseStore:
             return int(conn.execute(query).scalar_one())
 
     def ping(self) -> str | None:
-        from azaguard.ops.database import reachable
-
         return reachable(self.database_url)

@@ -146,7 +146,7 @@ def load_patient_content(directory: Path | None = None) -> PatientContent:
 def load_questionnaire(directory: Path | None = None) -> dict[str, Any]:
     """The check-in Questionnaire (FHIR R4), validated as a Questionnaire and against the patient's words:
     every answer option is a SNOMED CT coding with a label for the patient."""
-    from fhir.resources.R4B.questionnaire import Questionnaire
+    from fhir.resources.R4B.questionnaire import Questionnaire  # full FHIR validation: only serving loads it
 
     folder = directory or default_mappings_dir()
     data: dict[str, Any] = _read(folder, "checkin-questionnaire.json")

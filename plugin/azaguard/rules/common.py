@@ -28,6 +28,7 @@ from azaguard.naming import noun
 from azaguard.record import Concept, Measurement, MedicineUse, ParseProblem, PatientRecord
 from azaguard.registry import SPEC
 from azaguard.terminology import MatchKind, drug_ingredients
+from azaguard.wording import source_words
 
 RuleFn = Callable[[PatientRecord, Mappings, datetime], list[Finding]]
 
@@ -76,8 +77,6 @@ def limit_amount(value: float, unit: str | None, m: Mappings) -> str:
 
 def source_name(source: str, m: Mappings) -> str:
     """A mappings source as clinicians cite it (the wording layer's one rule for it)."""
-    from azaguard.wording import source_words
-
     return source_words(source, m)
 
 

@@ -340,7 +340,7 @@ def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
 
 
 def _die_with_parent() -> None:
-    import ctypes
+    import ctypes  # Linux's prctl, asked only when starting the server process
 
     pr_set_pdeathsig = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

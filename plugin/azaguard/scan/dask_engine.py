@@ -69,7 +69,7 @@ def _paths(files: Sequence[ExportFile], *types: str) -> list[str]:
 
 
 def _bag(paths: list[str]) -> Any:
-    import dask.bag as db
+    import dask.bag as db  # the optional dask engine (--engine dask) only
 
     # One partition per 16 MiB block of a plain file (a worker's peak memory is about ten blocks);
     # a gzip file cannot be split: one partition each.
@@ -94,7 +94,7 @@ def evaluate_files_dask(
     n_workers: int = 2,
 ) -> Iterator[Line]:
     """A line per patient on azathioprine, computed on a Dask cluster (local when no address)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster  # the optional dask engine only
 
     cluster = None
     if scheduler:

@@ -14,6 +14,7 @@ import httpx
 from azaguard.mappings import Mappings
 from azaguard.scan.auth import token_source
 from azaguard.scan.bulk import BulkExport
+from azaguard.scan.dask_engine import evaluate_files_dask
 from azaguard.scan.ndjson import ExportFile, Pass1, evaluate_files, export_files
 from azaguard.scan.progress import ScanProgress
 from azaguard.scan.results import RESULTS_FILE, Line, ResultsWriter, prepare
@@ -46,8 +47,6 @@ def scan_files(args: argparse.Namespace, mappings: Mappings, now: datetime, prog
     progress.note(f"reading {len(files)} files, {size / 1e6:.0f} MB: medication files, then the rest ({args.engine})")
     lines: Iterator[Line]
     if args.engine == "dask":
-        from azaguard.scan.dask_engine import evaluate_files_dask
-
         lines = evaluate_files_dask(files, mappings, now, scheduler=args.scheduler, skip=frozenset(done),
                                     on_found=on_found)  # fmt: skip
     else:

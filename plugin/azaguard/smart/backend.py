@@ -25,6 +25,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey, import_key
 
 from azaguard.errors import AuthError
+from azaguard.fhir.catalogue import WRITES, scopes
 from azaguard.httpbound import Bound, ResponseTooLarge, ResponseTooSlow
 from azaguard.httpclient import client as outbound_client
 from azaguard.smart.discovery import DiscoveryError, smart_configuration
@@ -73,8 +74,6 @@ def scope_warnings(requested: str, granted: str, *, write: bool) -> list[str]:
     if extra:
         out.append(f"the authorization server granted more than was asked: {' '.join(extra)[:300]}")
     if write:
-        from azaguard.fhir.catalogue import WRITES
-
         missing = [t for t in WRITES if not any(_allows_write(s, t) for s in got)]
         if missing:
             out.append(f"the granted scope does not allow writing {', '.join(missing)}: --write will fail "
@@ -147,8 +146,6 @@ def _import_pem(data: bytes) -> SigningKey:
 
 def requested_scopes(v2: bool, *, write: bool) -> str:
     """What the scan reads, and what it writes with --write (fhir/catalogue.py: the gatherer's searches)."""
-    from azaguard.fhir.catalogue import scopes
-
     return " ".join(scopes("v2" if v2 else "v1", context="system", write=write))
 
 

@@ -29,12 +29,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+import azaguard.cds.app as cdsapp  # read at call time (tests spy on create_cds_service)
 from azaguard.config import AppConfig, load_app_config
 from azaguard.errors import AzaguardError
 from azaguard.httpbound import Bound
 from azaguard.httpclient import client as outbound_client
 from azaguard.mappings import Mappings, default_mappings_dir
 from azaguard.ops import logs, runtime
+from azaguard.ops.http import Operations
 from azaguard.settings import Settings, current
 from azaguard.smart.jwks import JwksCache
 from azaguard.web.clinician import FAILURES as CLINICIAN_FAILURES
@@ -42,6 +44,8 @@ from azaguard.web.clinician import ClinicianPage
 from azaguard.web.context import WebContext
 from azaguard.web.launchflow import LaunchFlow
 from azaguard.web.pages import COOKIE, HERE, FailureTable, Pages, address, cookie, root
+from azaguard.web.patient import FAILURES as PATIENT_FAILURES
+from azaguard.web.patient import patient_routes
 from azaguard.web.tokens import SessionExpired, Tokens
 from azaguard.web.views import rule_groups, zone_of
 from azaguard.websecurity import BodyLimit, PinnedOrigin, SecurityHeaders
@@ -115,9 +119,6 @@ def create_app(
     """The SMART app as an ASGI app, to be mounted at the path of its launch_uri (e.g. /app); `jwks`: the
     JWK Set cache it shares with the CDS service (served_app), else one of its own; `settings`: the environment
     as the entry point read it (a library call without them: read now)."""
-    from azaguard.web.patient import FAILURES as PATIENT_FAILURES
-    from azaguard.web.patient import patient_routes
-
     settings = current(settings)
     web = web_context(config, settings, mappings or runtime.mappings(settings), now or (lambda: datetime.now(UTC)),
                       transport, terminology, jwks=jwks)
@@ -147,24 +148,21 @@ def served_app(
     """The app as `serve` runs it: mounted at its path, `/` redirecting there, pinned to the public origin,
     with the CDS Hooks service beside it at /cds-services; both evaluate with the site's terminology server and
     keep their state where `settings` (the environment as the entry point read it; else read now) say."""
-    from azaguard.cds.app import cds_routes, create_cds_service
-
     settings = current(settings)
     mappings = runtime.mappings(settings)
     prefix = mount_path(config)
     # One JWK Set cache for the whole service: CDS clients' keys and the EHRs' id_token keys.
     keys = cds_options.pop("jwks", None) or JwksCache(cds_options.get("transport"))
     cds_options.setdefault("mappings", mappings)
-    cds = cds_routes(create_cds_service(config, insecure=insecure_cds, terminology=terminology, jwks=keys,
-                                        settings=settings, **cds_options))
+    service = cdsapp.create_cds_service(config, insecure=insecure_cds, terminology=terminology, jwks=keys,
+                                        settings=settings, **cds_options)
+    cds = cdsapp.cds_routes(service)
     web = create_app(config, mappings=mappings, terminology=terminology, jwks=keys, settings=settings)
     routes = [*cds, Mount(prefix or "/", app=web)]
     if prefix:
         home = prefix + "/"
         routes.append(Route("/", lambda r: RedirectResponse(home)))
     # The router's own redirects (/app → /app/) are built from the request: pin it to the public origin.
-    from azaguard.ops.http import Operations
-
     # Bodies bounded outermost (websecurity.BodyLimit), before anything reads them.
     return BodyLimit(Operations(
         PinnedOrigin(Starlette(routes=routes), config.public_base), routes=routes,
@@ -179,7 +177,7 @@ def serve(
 ) -> None:
     """Run the app (for a real EHR) with uvicorn. SIGTERM: stop accepting, finish the requests in flight
     (up to 30 s), exit 0. `settings`: the environment as the entry point read it."""
-    import uvicorn
+    import uvicorn  # the server itself only when serving: building the app (tests, served_app) needs none
 
     settings = current(settings)
     config = load_app_config(config_path, settings=settings)
