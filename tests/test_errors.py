@@ -56,7 +56,7 @@ def test_each_branch_carries_its_exit_code_and_status() -> None:
         InputError: (2, 400), FhirDataError: (2, 400), BadRequest: (2, 400), PreconditionFailed: (2, 412),
         ConfigError: (2, 500), KnowledgeError: (2, 500), MappingsError: (2, 500),
         FhirError: (3, 502), FhirUnavailable: (3, 502), AuthExpired: (3, 401), AuthDenied: (3, 403),
-        AuthError: (3, 401), DiscoveryError: (3, 401),
+        AuthError: (3, 401), DiscoveryError: (3, 502),
     }
     assert {c: (c.exit_code, c.http_status) for c in table} == table
 

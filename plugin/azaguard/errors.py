@@ -6,7 +6,7 @@
     ├── ConfigError            exit 2, HTTP 500: the site's configuration (smart_launch.json, settings)
     ├── KnowledgeError         exit 2, HTTP 500: the clinical knowledge (mappings/) is missing or invalid
     ├── FhirError              exit 3, HTTP 502: a FHIR server failed or refused (its tree: fhir/errors.py)
-    └── AuthError              exit 3, HTTP 401: an authorisation step failed (discovery, token, backend)
+    └── AuthError              exit 3, HTTP 401: an authorisation step failed (discovery: 502, token, backend)
 
 Each class carries its exit code and HTTP status; the CLI (`exit_code`, in cli.main) and the web services
 (`http_status`, in one exception handler per app) read them here and nowhere else. Subclasses near their

@@ -29,7 +29,11 @@ DISCOVERY_TIMEOUT = 10.0
 
 
 class DiscoveryError(AuthError):
-    """The server publishes no usable SMART configuration."""
+    """The server publishes no usable SMART configuration: exit 3; HTTP 502 (for a web service it is the server
+    behind it that failed, not the caller who is unauthorised)."""
+
+    http_status = 502
+    http_error = "bad-gateway"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import httpx
 
 from azaguard.config import AppConfig, Scopes
+from azaguard.errors import http_status
 from azaguard.ops import logs, metrics
 from azaguard.smart.discovery import DiscoveryCache, DiscoveryError, SmartConfiguration
 from azaguard.smart.jwks import JwksCache
@@ -138,6 +139,8 @@ def exchange_request(pending: PendingAuthorization, code: str) -> TokenExchange:
 
 def token_refusal(exc: TokenError) -> Refusal:
     metrics.refused(log, "launch refused", "token-refused", error=exc.error[:100], status=exc.status)
+    # The token endpoint's own answer decides (not the tree's 401, which is for a caller we refuse): its 4xx
+    # refused this code or verifier (400: launch again), anything else is the EHR's failure (502).
     status = 400 if exc.status is not None and 400 <= exc.status < 500 else 502
     return Refusal(status, "The EHR refused to issue a token", f"Token endpoint: {exc.error}.",
                    detail=exc.description, advice=RELAUNCH)
@@ -218,7 +221,7 @@ class LaunchFlow:
             smart = self.discovery.discover(iss, self.http)
         except DiscoveryError as exc:
             metrics.refused(log, "launch failed", "discovery-failed", iss=iss, detail=str(exc)[:300])
-            return Refusal(502, "Cannot reach the EHR's authorization server", str(exc))
+            return Refusal(http_status(exc), "Cannot reach the EHR's authorization server", str(exc))
         now = self.now()
         pending, url = authorization(self.config, smart, iss=iss, launch=launch, scopes=scopes, now=now)
         session = self.sessions.get_or_create(cookie, now, address)
