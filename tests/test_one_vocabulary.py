@@ -1,6 +1,6 @@
 """FHIR is read through one vocabulary (azaguard.fhirtypes): no other module splits references on
-'/_history/', parses dates by hand or builds a Code from raw JSON. And the one date range holds for
-every command that takes a moment."""
+'/_history/', parses dates by hand, builds a Code from raw JSON or spells a resource's 'Type/id' name. And the
+one date range holds for every command that takes a moment."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ FORBIDDEN = {
     "reference parsed by hand": re.compile(r"""split\(\s*["']/_history/|["']/_history/["']\s+in\b"""),
     "date parsed by hand": re.compile(r"\b(fromisoformat|strptime)\("),
     "Code built from raw JSON": re.compile(r"\bCode\([^)]*\.get\("),
+    # A resource's name ('Type/id') is fhirtypes.reference.ref_of's: one spelling, one answer for a missing id.
+    "resource named by hand": re.compile(
+        r"""\{\w+(\.get\(\s*["']resourceType["']\s*\)|\[\s*["']resourceType["']\s*\])\}/"""
+    ),
 }
 # Not FHIR references: the sandbox server routes its own REST paths (Type/id/_history/vid).
 NOT_FHIR = {PACKAGE / "sandbox" / "ehr" / "compartment.py"}
@@ -39,6 +43,8 @@ def test_the_patterns_would_catch_a_copy() -> None:
     assert FORBIDDEN["reference parsed by hand"].search('if "/_history/" in reference:')
     assert FORBIDDEN["date parsed by hand"].search("datetime.fromisoformat(v)")
     assert FORBIDDEN["Code built from raw JSON"].search('Code(c.get("system"), c["code"])')
+    assert FORBIDDEN["resource named by hand"].search("""key = f"{r.get('resourceType')}/{r.get('id')}\"""")
+    assert FORBIDDEN["resource named by hand"].search("""url = f"{resource['resourceType']}/{resource['id']}\"""")
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:

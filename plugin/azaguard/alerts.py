@@ -40,7 +40,8 @@ from azaguard.fhir.errors import (
     FhirProtocolError,
     FhirRejected,
 )
-from azaguard.fhirtypes.reference import parse_reference
+from azaguard.fhirtypes.concept import raw_codings
+from azaguard.fhirtypes.reference import parse_reference, ref_of
 from azaguard.findings import Evidence, Finding, Severity, Status
 from azaguard.outcomes import ExistingAlert as ExistingAlert  # re-exported: what the writes return
 from azaguard.outcomes import WriteOutcome as WriteOutcome
@@ -266,7 +267,7 @@ def confirm_writes(
     Flag of the patient; None when it could not be read, `why_unread` says why). A write the chart does
     not show as reported failed, whatever the server answered; without a read-back, a write whose answer
     did not show the resource is unconfirmed, hence failed. Pure."""
-    by_ref = {f"{r.get('resourceType')}/{r.get('id')}": r for r in chart or ()}
+    by_ref = {ref_of(r): r for r in chart or ()}
     out: list[WriteOutcome] = []
     for w in outcomes:
         want = _EXPECTED.get(w.outcome)
@@ -678,7 +679,7 @@ def _has_identifier(resource: dict[str, Any], system: str) -> bool:
 
 
 def _codes(resource: dict[str, Any], system: str) -> list[str]:
-    return [c.get("code") for c in (resource.get("code") or {}).get("coding") or [] if c.get("system") == system]
+    return [code for in_system, code in raw_codings(resource.get("code")) if in_system == system]
 
 
 def _rule_of(resource: dict[str, Any]) -> str | None:

@@ -569,7 +569,7 @@ def _latest_versions(resources: list[RawObject]) -> tuple[list[RawObject], list[
     for r in resources:
         rid = r.get("id")
         if isinstance(rid, str) and (r.get("resourceType"), rid) in repeated:
-            groups.setdefault(f"{r.get('resourceType')}/{rid}", []).append(r)
+            groups.setdefault(ref_of(r), []).append(r)
     older: set[int] = set()
     dropped: list[tuple[str, str]] = []
     for name, copies in groups.items():

@@ -23,7 +23,7 @@ import orjson
 
 from azaguard.errors import InputError as InputError  # re-exported: what reading a record raises
 from azaguard.fhirtypes import dates
-from azaguard.fhirtypes.reference import parse_reference
+from azaguard.fhirtypes.reference import parse_reference, ref_of
 
 Resource = dict[str, Any]
 
@@ -491,7 +491,7 @@ def _history_name(entry: Mapping[str, Any]) -> str | None:
     resource = entry.get("resource")
     if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str) and isinstance(
             resource.get("id"), str):
-        return f"{resource['resourceType']}/{resource['id']}"
+        return ref_of(resource)
     request = entry.get("request")
     for url in (request.get("url") if isinstance(request, dict) else None, entry.get("fullUrl")):
         if isinstance(url, str) and url:

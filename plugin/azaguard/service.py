@@ -28,6 +28,7 @@ from azaguard.events import ALERT_WRITE, emit
 from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import AuthDenied, FhirError
 from azaguard.fhir.gather import gather
+from azaguard.fhirtypes.reference import ref_of
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError
 
@@ -103,7 +104,7 @@ def _own(
     issues: list[dict[str, Any]], flags: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """azaguard's own alerts; others carrying its identifier systems are named, never adopted."""
-    foreign = [f"{r.get('resourceType')}/{r.get('id')}" for r in (*issues, *flags) if not is_own(r)]
+    foreign = [ref_of(r) for r in (*issues, *flags) if not is_own(r)]
     notes = (
         [
             f"{len(foreign)} resource(s) carry azaguard's identifiers but were not written by azaguard "

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from azaguard.errors import FhirDataError
 from azaguard.fhirtypes.concept import Concept, optional_concept
-from azaguard.fhirtypes.reference import parse_reference
+from azaguard.fhirtypes.reference import parse_reference, ref_of
 from azaguard.mappings import Mappings
 from azaguard.record import VaccineEvent
 from azaguard.rules.common import azathioprine_match
@@ -68,7 +68,7 @@ class Drafts:
 def read_drafts(context: dict[str, Any], hook: str, patient_id: str, mappings: Mappings, now: datetime) -> Drafts:
     out = Drafts()
     raw = _resources(context.get("draftOrders"), out.notes)
-    contained = {f"{r.get('resourceType')}/{r.get('id')}": r for r in raw if r.get("resourceType") == "Medication"}
+    contained = {ref_of(r): r for r in raw if r.get("resourceType") == "Medication"}
     out.extra = list(contained.values())
     for i, resource in enumerate(raw):
         rtype = resource.get("resourceType")
@@ -120,7 +120,7 @@ def _read(
     has_id = isinstance(r.get("id"), str) and bool(r["id"])
     if not has_id:
         r["id"] = f"draft-{index + 1}"
-    ref = f"{rtype}/{r['id']}"
+    ref = ref_of(r)
     listify(r)
     subject_key = "patient" if rtype == "Immunization" else "subject"
     subject = r.get(subject_key)

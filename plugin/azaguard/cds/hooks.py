@@ -12,6 +12,7 @@ from azaguard.cds.drafts import Draft, Drafts, read_drafts, record_resources, va
 from azaguard.cds.fhirserver import FetchPolicy
 from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, assemble
 from azaguard.cds.request import CdsRequest
+from azaguard.fhirtypes.reference import ref_of
 from azaguard.findings import Finding, Severity
 from azaguard.mappings import Mappings
 from azaguard.resources import EmptyRecord, ResourceSet
@@ -105,7 +106,7 @@ def _with_drafts(resources: ResourceSet, drafts: Drafts) -> ResourceSet:
     replaced = {d.ref for d in drafts.drafts}
     out = ResourceSet()
     for r in resources.resources:
-        if f"{r.get('resourceType')}/{r.get('id')}" not in replaced:
+        if ref_of(r) not in replaced:
             out.add(r)
     for r in record_resources(drafts):
         out.add(r)

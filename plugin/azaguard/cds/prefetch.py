@@ -25,6 +25,7 @@ from azaguard.fhir.client import PROCESS_POOLS, FhirClient
 from azaguard.fhir.errors import FhirError, FhirUnavailable
 from azaguard.fhir.gather import Gathered, Search, gather, gather_linked, named, of_patient, patient_links, refers_to
 from azaguard.fhirtypes import dates
+from azaguard.fhirtypes.reference import ref_of
 from azaguard.mappings import Mappings
 from azaguard.resources import InputError, ResourceSet, resource_set_from_json
 
@@ -152,7 +153,7 @@ def _linked(
             problem = f"fetching them failed: {exc}"
         else:
             for resource in gathered.resources.resources:
-                if f"{resource.get('resourceType')}/{resource.get('id')}" not in out.resources.index:
+                if ref_of(resource) not in out.resources.index:
                     out.resources.add(resource)
             out.resources.failures += gathered.resources.failures
             out.requests += gathered.requests
@@ -174,7 +175,7 @@ def _add(
     if key == PATIENT_KEY:
         if value["resourceType"] != "Patient" or value.get("id") != patient_id:
             raise BadRequest(
-                f"prefetch 'patient' is {value['resourceType']}/{value.get('id')}, "
+                f"prefetch 'patient' is {ref_of(value)}, "
                 f"but context.patientId is {patient_id}"
             )
         out.resources.add(value)
@@ -235,7 +236,7 @@ def _fetch(
     have = set(out.resources.index)
     patient_given = PATIENT_KEY not in missing
     for resource in gathered.resources.resources:
-        key = f"{resource.get('resourceType')}/{resource.get('id')}"
+        key = ref_of(resource)
         if key in have or (patient_given and resource.get("resourceType") == "Patient"):
             continue
         out.resources.add(resource)

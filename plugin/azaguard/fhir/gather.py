@@ -40,7 +40,7 @@ from azaguard.fhir.errors import (
     error_for_status,
 )
 from azaguard.fhir.memory import ServerMemory
-from azaguard.fhirtypes.reference import parse_reference, reference_in
+from azaguard.fhirtypes.reference import parse_reference, ref_of, reference_in
 from azaguard.mappings import Mappings
 from azaguard.naming import resource_name
 from azaguard.resources import ResourceSet, Unfetched
@@ -388,7 +388,7 @@ def _patient_of(gathered: Gathered, patient_id: str) -> Resource:
 
 
 def _key(resource: Mapping[str, Any]) -> str:
-    return f"{resource.get('resourceType')}/{resource.get('id')}"
+    return ref_of(resource)
 
 
 def _merge(into: Gathered, other: Gathered, seen: set[str], *, surviving: bool) -> None:
@@ -599,7 +599,7 @@ def _collect(
     seen: set[str] = set()
 
     def add(resource: Resource, full_url: str | None) -> None:
-        key = f"{resource.get('resourceType')}/{resource.get('id')}"
+        key = ref_of(resource)
         if resource.get("id") is not None and key in seen:
             return  # the same include on several pages, or two overlapping searches
         seen.add(key)
@@ -617,7 +617,7 @@ def _collect_matches(
     out: list[Resource] = []
     seen: set[str] = set()
     for resource, _ in _entries_of_patient(patient_id, searches, pages, warnings, base):
-        key = f"{resource.get('resourceType')}/{resource.get('id')}"
+        key = ref_of(resource)
         if key not in seen:
             seen.add(key)
             out.append(resource)
@@ -662,7 +662,7 @@ def _matches(
 
 def named(resources: Sequence[Mapping[str, Any]], most: int = 5) -> str:
     """`Type/id` of the first few resources, and how many more."""
-    names = [f"{r.get('resourceType')}/{r.get('id')}" for r in resources[:most]]
+    names = [ref_of(r) for r in resources[:most]]
     more = f" and {len(resources) - most} more" if len(resources) > most else ""
     return ", ".join(names) + more
 
@@ -710,7 +710,7 @@ def _add_missing_medications(client: FhirClient, resources: ResourceSet, method:
 
 def _unfetched(gathered: Gathered, ref: str, order: Resource, reason: str, words: str) -> None:
     gathered.warnings.append(f"The medication of {resource_name(order)} {words}.")
-    by = f"{order.get('resourceType')}/{order.get('id')}"
+    by = ref_of(order)
     gathered.unfetched.append(Unfetched(reference=ref, referenced_by=by, reason=reason))
 
 

@@ -19,8 +19,6 @@ from typing import Literal
 
 from msgspec import Struct
 
-from azaguard.fhirtypes.raw import RawObject
-
 Kind = Literal["relative", "absolute", "contained", "urn", "conditional", "other"]
 _TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
 _SEGMENT = re.compile(r"[^/\s?#]{1,200}")  # ids are checked by whoever needs FHIR id syntax (cliargs.check_id)
@@ -83,7 +81,7 @@ def reference_in(element: object) -> Reference | None:
     return parse_reference(element.get("reference")) if isinstance(element, Mapping) else None
 
 
-def ref_of(raw: RawObject) -> str:
+def ref_of(raw: Mapping[str, object]) -> str:
     """The name a resource goes by in the record, its evidence and its messages: 'Type/id' ('Type/(no id)')."""
     rid = raw.get("id")
     return f"{raw.get('resourceType')}/{rid}" if isinstance(rid, str) else f"{raw.get('resourceType')}/(no id)"

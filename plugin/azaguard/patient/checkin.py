@@ -16,6 +16,7 @@ from msgspec import Struct
 
 from azaguard.display import format_quantity, unit_text
 from azaguard.errors import InputError
+from azaguard.fhirtypes.reference import ref_of
 from azaguard.mappings import Mappings
 from azaguard.patient.content import LOINC, SNOMED, UCUM, PatientContent, sign_options
 from azaguard.patient.messages import PatientMessage
@@ -163,7 +164,7 @@ def transaction(
 
 
 def _put(resource: dict[str, Any]) -> dict[str, Any]:
-    url = f"{resource['resourceType']}/{resource['id']}"
+    url = ref_of(resource)
     return {"resource": resource, "request": {"method": "PUT", "url": url}}
 
 

@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from azaguard.fhirtypes.reference import ref_of
 from azaguard.findings import RULE_IDS
 
 Resource = dict[str, Any]
@@ -697,7 +698,7 @@ def transaction_bundle(patients: list[SyntheticPatient]) -> Resource:
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+            {"resource": r, "request": {"method": "PUT", "url": ref_of(r)}}
             for p in patients for r in p.resources
         ],
     }

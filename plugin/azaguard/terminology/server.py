@@ -19,6 +19,7 @@ from azaguard.errors import FhirDataError
 from azaguard.fhir.client import FhirClient
 from azaguard.fhir.errors import FhirError
 from azaguard.fhirtypes.concept import Code, Concept, coding, concept
+from azaguard.fhirtypes.reference import ref_of
 from azaguard.mappings import Mappings
 from azaguard.resources import ResourceSet
 from azaguard.terminology.drugs import drug_ingredients
@@ -101,7 +102,7 @@ def enrich(resources: ResourceSet, server: TerminologyServer) -> list[str]:
         try:
             extra = list(_server_codings(read, server))
         except FhirError as exc:
-            warnings.append(f"terminology server: {exc}; {raw.get('resourceType')}/{raw.get('id')} was "
+            warnings.append(f"terminology server: {exc}; {ref_of(raw)} was "
                             "checked with the local value sets only")
             continue
         have = {(c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)}

@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from azaguard.fhirtypes.reference import ref_of
 from azaguard.sandbox.ehr.cdsclient import CdsError, Chart, SandboxCdsClient
 from azaguard.sandbox.ehr.context import EhrContext, ehr
 from azaguard.sandbox.ehr.launcher import display_name
@@ -201,7 +202,7 @@ async def accept(request: Request) -> Response:
     for action in suggestion.get("actions", []):
         if action.get("type") == "delete":
             ref = str(action.get("resourceId", ""))
-            chart.drafts = [d for d in chart.drafts if f"{d['resourceType']}/{d['id']}" != ref]
+            chart.drafts = [d for d in chart.drafts if ref_of(d) != ref]
     chart.drop_card(card["uuid"])
     chart.message = f"Accepted: {suggestion.get('label')}"
     await _send_feedback(context, chart, card, "accepted", suggestion=str(suggestion.get("uuid")))
