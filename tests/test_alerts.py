@@ -155,3 +155,15 @@ def test_alert_text_in_the_chart_is_the_clinicians_wording() -> None:
     assert issue["detail"].endswith(f"(azaguard rule infection-hold, mappings {mappings.version})")
     shown = [d["display"] for d in issue["evidence"][0]["detail"]]
     assert "101.8 °F" in shown[0] and "[degF]" not in " ".join(shown) and "Cel" not in issue["detail"]
+
+
+def test_alerts_already_in_the_chart_are_summarised_even_with_codings_that_are_not_objects() -> None:
+    from azaguard.alerts import RULE_SYSTEM, summarise_existing
+
+    issue = {"resourceType": "DetectedIssue", "id": "d1", "status": "final", "identifiedDateTime": "2026-11-01",
+             "code": {"text": "Hold", "coding": ["not an object", {"system": RULE_SYSTEM, "code": "vaccination"}]}}
+    flag = {"resourceType": "Flag", "id": "f1", "status": "active", "period": {"start": "2026-10-01"},
+            "code": {"coding": [7, {"system": "urn:other", "code": "x"}]}}
+    (first, second) = summarise_existing([issue], [flag])
+    assert (first.reference, first.rule, first.summary) == ("DetectedIssue/d1", "vaccination", "Hold")
+    assert (second.reference, second.rule) == ("Flag/f1", None)

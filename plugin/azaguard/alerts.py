@@ -339,7 +339,7 @@ def summarise_existing(issues: Iterable[dict[str, Any]], flags: Iterable[dict[st
     for r in issues:
         out.append(
             ExistingAlert(
-                f"DetectedIssue/{r.get('id')}",
+                ref_of(r),
                 "DetectedIssue",
                 _rule_of(r),
                 str(r.get("status")),
@@ -350,7 +350,7 @@ def summarise_existing(issues: Iterable[dict[str, Any]], flags: Iterable[dict[st
     for r in flags:
         out.append(
             ExistingAlert(
-                f"Flag/{r.get('id')}",
+                ref_of(r),
                 "Flag",
                 _rule_of(r),
                 str(r.get("status")),
