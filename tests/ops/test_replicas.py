@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from azaguard.config import AppConfig
 from azaguard.ops.sessions import cipher, decode
 from azaguard.ops.store import DatabaseStore, RedisStore, SharedStore, kv, open_store
 from azaguard.sandbox.ehr import create_ehr_app
-from azaguard.sandbox.patients import build_patients, transaction_bundle
+from azaguard.sandbox.patients import SyntheticPatient, build_patients, transaction_bundle
 from azaguard.sandbox.server import SandboxServer
 from azaguard.smart.session import Session
 from tests.ops.conftest import fresh_database
@@ -126,7 +126,11 @@ def cluster(
     else:
         session_store, database = "database", fresh_database(request.getfixturevalue("postgres_url"))
     patients = build_patients(NOW)
-    httpx.post(fhir_server.base_url, json=transaction_bundle(patients), timeout=120,
+    # A patient with alerts still to write, of this run alone: the FHIR server is shared by the whole session,
+    # and another test may already have written the sandbox patients' alerts.
+    template = "aza-febrile-c" if request.param == "redis" else "aza-febrile-f"
+    patient, own = own_copy(patients, template)
+    httpx.post(fhir_server.base_url, json=transaction_bundle([*patients, own]), timeout=120,
                headers={"Content-Type": "application/fhir+json"}).raise_for_status()
     ports = [free_port(), free_port()]
     ehr_port = free_port()
@@ -150,8 +154,6 @@ def cluster(
     with ThreadServer(Starlette(routes=[Mount("/ehr", app=ehr_app)]), ehr_port):
         replicas = [start_replica(config_path, port, work / f"replica-{i}.log") for i, port in enumerate(ports)]
         try:
-            # A patient with alerts still to write, one per store (the FHIR server is shared by both runs).
-            patient = "aza-febrile-c" if request.param == "redis" else "aza-febrile-f"
             yield Cluster(replicas, ehr_app.state.ehr, key, open_store(session_store, database), database, public,
                           patient)
         finally:
@@ -159,6 +161,14 @@ def cluster(
                 if r.proc.poll() is None:
                     r.proc.kill()
                     r.proc.wait(timeout=10)
+
+
+def own_copy(patients: list[SyntheticPatient], template: str) -> tuple[str, SyntheticPatient]:
+    """A copy of a sandbox patient under ids no other test uses (every id and reference renamed)."""
+    source = next(p for p in patients if p.id == template)
+    patient = f"{template}-{uuid.uuid4().hex[:8]}"
+    renamed = json.loads(json.dumps(source.resources).replace(template, patient))
+    return patient, replace(source, id=patient, resources=renamed)
 
 
 def on(replica: Replica, url: str) -> str:
