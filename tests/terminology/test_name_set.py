@@ -13,18 +13,7 @@ from azaguard.terminology._common import NameSet, fold
 
 
 def screen_names() -> list[str]:
-    m = load_mappings()
-    words: set[str] = set()
-    for sign in m.signs.signs.values():
-        words.update(sign.names)
-    for p in m.lab_infections.pathogens.values():
-        words.update(p.names)
-    for a in m.analytes.analytes.values():
-        words.update(a.names)
-    for spec in m.analytes.activity_analytes.by_key.values():
-        words.update(spec.names)
-    words.update(m.pancreatitis.lipase.names)
-    return sorted(words)
+    return sorted(labtests.screened_names(load_mappings()))
 
 
 def old_alternation(names: list[str]) -> re.Pattern[str]:

@@ -82,12 +82,17 @@ def analyte_by_name(concept: Concept, m: Mappings) -> str | None:
 
 
 def named_anything(m: Mappings) -> NameSet:
-    """One pattern for every name that makes an Observation worth reading (signs, pathogens, named analytes,
+    """One screen for every name that makes an Observation worth reading (signs, pathogens, named analytes,
     enzyme activities): the record builder's quick test on codes it does not know."""
     return m.derived(_named_anything)
 
 
 def _named_anything(mm: Mappings) -> NameSet:
+    return NameSet(screened_names(mm))
+
+
+def screened_names(mm: Mappings) -> set[str]:
+    """Every name the record builder's screen looks for."""
     words: set[str] = set()
     for sign in mm.signs.signs.values():
         words.update(sign.names)
@@ -98,7 +103,7 @@ def _named_anything(mm: Mappings) -> NameSet:
     for spec in mm.analytes.activity_analytes.by_key.values():
         words.update(spec.names)
     words.update(mm.pancreatitis.lipase.names)
-    return NameSet(words)
+    return words
 
 
 # --- reading a result ---------------------------------------------------------------------------
