@@ -96,11 +96,13 @@ def test_a_bug_gets_the_500_page_and_its_traceback_only_in_the_log(
 ) -> None:
     page_url = harness.complete(harness.launch())
     _raising(harness, monkeypatch, KeyError("a bug"))
-    # Starlette re-raises a bug after answering it (for the server's log): the browser sees the answer.
     browser = TestClient(harness.browser.app, base_url=ORIGIN, raise_server_exceptions=False,
                          cookies=harness.browser.cookies, follow_redirects=False)
     page = browser.get(page_url)
     assert page.status_code == 500 and escape(clinician.FAILURES[500].heading) in page.text
+    # Answered inside the app's middleware: the 500 page carries the same security headers as every page.
+    assert "default-src" in page.headers.get("content-security-policy", "")
+    assert page.headers.get("cache-control") == "no-store"
     _said_plainly(page.text)
     assert "a bug" not in page.text
     assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import azaguard.cds.app as cdsapp  # read at call time (tests spy on create_cds_service)
 from azaguard.config import AppConfig, load_app_config
@@ -93,7 +93,7 @@ def launch_routes(web: WebContext) -> list[Route]:
             Route("/callback", callback, name="callback")]
 
 
-def failure_handlers(web: WebContext, patient_failures: FailureTable) -> dict[Any, Callable[..., Response]]:
+def failure_page(web: WebContext, patient_failures: FailureTable) -> Callable[[Request, Exception], Response]:
     """The app's one way out for a failure that leaves a route: an error page whose status comes from the error
     tree (errors.http_status), in the words of the page's audience (a patient's below /patient/, else the
     clinician's). A bug (any other exception) gets the 500 page; its traceback goes to the log only."""
@@ -103,7 +103,34 @@ def failure_handlers(web: WebContext, patient_failures: FailureTable) -> dict[An
         words = patient_failures if below.startswith("/patient/") else CLINICIAN_FAILURES
         return web.pages.failure(request, exc, words)
 
-    return {AzaguardError: failure, Exception: failure}
+    return failure
+
+
+class BugPage:
+    """A bug's 500 page answered inside the app's middleware (Starlette answers an `Exception` handler in its
+    outermost layer, past SecurityHeaders: the page went out without CSP or no-store, and the bug was re-raised
+    to be logged a second time)."""
+
+    def __init__(self, app: ASGIApp, failure: Callable[[Request, Exception], Response]) -> None:
+        self.app, self.failure = app, failure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if started:  # the answer is already on its way: nothing sound can be said any more
+                raise
+            await self.failure(Request(scope, receive), exc)(scope, receive, send)
 
 
 def create_app(
@@ -130,8 +157,10 @@ def create_app(
         *patient_routes(web),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers=failure_handlers(web, PATIENT_FAILURES))
-    app.add_middleware(SecurityHeaders, config=config)
+    failure = failure_page(web, PATIENT_FAILURES)
+    app = Starlette(routes=routes, exception_handlers={AzaguardError: failure})
+    app.add_middleware(BugPage, failure=failure)
+    app.add_middleware(SecurityHeaders, config=config)  # added last: outermost, so every page carries its headers
     app.state.web = web  # tests reach the session store through app.state.web.sessions
     return app
 
