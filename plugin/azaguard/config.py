@@ -26,7 +26,9 @@ MEMORY, DATABASE = "memory", "database"
 def valid_store_url(url: str) -> str:
     if url in (MEMORY, DATABASE) or url.startswith(("redis://", "rediss://", "unix://")):
         return url
-    raise ValueError(f"session_store must be 'memory', 'database' or a redis:// URL, not {url!r}")
+    # The scheme only: a mistyped redis://:password@host must not put the password in an error or a log.
+    scheme = urlsplit(url).scheme or "no scheme"
+    raise ValueError(f"session_store must be 'memory', 'database' or a redis:// URL, not a {scheme!r} URL")
 
 CONFIG_ENV = SMART_CONFIG
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

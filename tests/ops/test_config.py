@@ -126,3 +126,12 @@ def test_serve_refuses_a_bad_configuration_in_sentences_and_a_missing_session_ke
     with pytest.MonkeyPatch.context() as env:
         env.setenv("T_NO_SUCH_KEY_VAR", "not-a-fernet-key")
         assert main(["config", "check", "--config", str(write(tmp_path, data)), "--offline"]) == 2
+
+
+def test_a_mistyped_session_store_url_is_refused_without_repeating_its_password() -> None:
+    from azaguard.config import valid_store_url
+
+    with pytest.raises(ValueError, match="session_store") as refused:
+        valid_store_url("redis:/:s3cret-pw@cache.example:6379/0")  # one slash short
+    assert "s3cret-pw" not in str(refused.value)
+    assert valid_store_url("redis://:s3cret-pw@cache.example:6379/0").startswith("redis://")

@@ -18,11 +18,8 @@ import sys
 import time
 from typing import Any, Literal, TextIO
 
-from azaguard.settings import LOG_FORMAT, LOG_LEVEL, LOG_PATIENT_IDS
-
 LogFormat = Literal["text", "json"]
 PatientIds = Literal["plain", "hashed", "none"]
-FORMAT_ENV, LEVEL_ENV, PATIENT_IDS_ENV = LOG_FORMAT, LOG_LEVEL, LOG_PATIENT_IDS
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("azaguard_request_id", default=None)
 _patient_ids: PatientIds = "hashed"
