@@ -93,3 +93,17 @@ def test_a_copy_under_the_right_name_but_of_other_content_is_not_used(tmp_path: 
     source, mappings = pickle.loads(copy.read_bytes())
     copy.write_bytes(pickle.dumps((source + b"x", replace(mappings, version="1999.1.1"))))
     assert load_mappings_from(folder, cache_dir=cache).version == load_mappings().version
+
+
+def test_the_copy_is_tied_to_the_rule_ids_the_schema_reads(tmp_path: Path) -> None:
+    # A renamed RuleId (findings.py) must fail validation, not load from an old copy: its source is part of
+    # what the copy is compared with (and any difference is validated again: the test above).
+    import azaguard.mappings as mappings_module
+
+    folder, cache = _copy(tmp_path), tmp_path / "cache"
+    load_mappings_from(folder, cache_dir=cache)
+    (copy,) = cache.glob("mappings-*.pickle")
+    source, _ = pickle.loads(copy.read_bytes())
+    here = Path(mappings_module.__file__).parent
+    for name in ("mappings.py", "findings.py"):
+        assert (here / name).read_bytes() in source

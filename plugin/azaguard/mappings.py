@@ -1194,14 +1194,21 @@ def _validated(directory: Path, read: Callable[[str], object]) -> Mappings:
         raise MappingsError(f"invalid mappings in {directory}: {exc}") from exc
 
 
+# The modules whose code decides what validates: this one, and the value types it reads from findings.py
+# (a renamed RuleId must fail validation, not load from an old copy).
+_SCHEMA_SOURCES = ("mappings.py", "findings.py")
+
+
 def _cached(directory: Path, contents: dict[str, bytes], cache_dir: Path) -> Mappings:
-    # What the copy was validated from, compared byte for byte when it is read: every file, this module's
+    # What the copy was validated from, compared byte for byte when it is read: every file, the schema's
     # source, the pydantic and Python versions. (A byte comparison, not a digest: no hash library to import
     # on the CLI's path, and no collision to reason about.)
+    here = Path(__file__).parent
+    schema = {name: (here / name).read_bytes() for name in _SCHEMA_SOURCES}
     source = b"".join(
         f"\0{name}\0{len(data)}\0".encode() + data
-        for name, data in (("mappings.py", Path(__file__).read_bytes()), ("validator", _validator_version()),
-                           ("python", sys.version.encode()), *contents.items())
+        for name, data in (*schema.items(), ("validator", _validator_version()), ("python", sys.version.encode()),
+                           *contents.items())
     )
     # One copy per mappings folder and installation, named by where they are (so two checkouts used in turn
     # keep a copy each instead of replacing each other's), replaced whenever the content changes.
