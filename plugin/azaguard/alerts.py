@@ -46,6 +46,7 @@ from azaguard.findings import Evidence, Finding, Severity, Status
 from azaguard.outcomes import ExistingAlert as ExistingAlert  # re-exported: what the writes return
 from azaguard.outcomes import WriteOutcome as WriteOutcome
 from azaguard.outcomes import WriteOutcomeKind
+from azaguard.verdict import ACTION_STATUSES
 
 if TYPE_CHECKING:
     from azaguard.verdict import Action, Verdict
@@ -74,7 +75,6 @@ _DI_SEVERITY = {
     Severity.LOW: "low",
     Severity.INFO: "low",
 }
-_ALERTED = (Status.HOLD, Status.CAUTION, Status.CANNOT_EVALUATE)
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def plan_alerts(
     plan: list[PlannedWrite] = []
     issues_by_id = _group(existing_issues, ALERT_ID_SYSTEM)
     for f in findings:
-        if f.status not in _ALERTED:
+        if f.status not in ACTION_STATUSES:
             continue
         ident = alert_identifier(patient_ref, f)
         copies = [r for r in issues_by_id.get(ident, []) if r.get("status") != "entered-in-error"]

@@ -1,4 +1,4 @@
-"""The CDS hooks evaluate through the same step as `check` (service.check_resources): the empty-record refusal,
+"""The CDS hooks evaluate through the same step as `check` (evaluate.check_resources): the empty-record refusal,
 one patient, the site's terminology server, the rules and the verdict's wording."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_hooks_have_no_evaluation_of_their_own() -> None:
         if isinstance(node, ast.ImportFrom)
         for alias in node.names
     }
-    assert "azaguard.service.check_resources" in imported
+    assert "azaguard.evaluate.check_resources" in imported
     assert not {"azaguard.rules.evaluate", "azaguard.record.build_record"} & imported
 
 

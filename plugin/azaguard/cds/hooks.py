@@ -12,11 +12,11 @@ from azaguard.cds.drafts import Draft, Drafts, read_drafts, record_resources, va
 from azaguard.cds.fhirserver import FetchPolicy
 from azaguard.cds.prefetch import ClientFactory, PreconditionFailed, Templates, assemble
 from azaguard.cds.request import CdsRequest
+from azaguard.evaluate import check_resources
 from azaguard.fhirtypes.reference import ref_of
 from azaguard.findings import Finding, Severity
 from azaguard.mappings import Mappings
 from azaguard.resources import EmptyRecord, ResourceSet
-from azaguard.service import check_resources
 
 if TYPE_CHECKING:
     from azaguard.terminology.server import TerminologyServer

@@ -344,7 +344,7 @@ def _follow_links(gathered: Gathered, patient: Resource, fetch: Callable[..., Ga
     patient_id = str(patient.get("id"))
     patients = {patient_id: patient}
     queue: list[tuple[str, int]] = [(patient_id, 0)]
-    seen_keys = {_key(r) for r in gathered.resources.resources}
+    seen_keys = {ref_of(r) for r in gathered.resources.resources}
     while queue:
         pid, depth = queue.pop(0)
         links, elsewhere = patient_links(patients[pid], base)
@@ -387,13 +387,9 @@ def _patient_of(gathered: Gathered, patient_id: str) -> Resource:
     return next((p for p in gathered.resources.patients() if p.get("id") == patient_id), {})
 
 
-def _key(resource: Mapping[str, Any]) -> str:
-    return ref_of(resource)
-
-
 def _merge(into: Gathered, other: Gathered, seen: set[str], *, surviving: bool) -> None:
     for resource in other.resources.resources:
-        key = _key(resource)
+        key = ref_of(resource)
         if resource.get("id") is not None and key in seen:
             continue
         seen.add(key)

@@ -19,12 +19,14 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from azaguard.errors import FhirDataError
+from azaguard.evaluate import check_resources
 from azaguard.fhirtypes.concept import optional_concept
 from azaguard.fhirtypes.reference import reference_in
 from azaguard.mappings import Mappings
@@ -32,7 +34,6 @@ from azaguard.record_meaning import surviving_ids
 from azaguard.resources import InputError, ResourceSet, loads_limited
 from azaguard.scan.discovery import patient_id_of
 from azaguard.scan.results import Line, evaluated_line
-from azaguard.service import check_resources
 from azaguard.terminology import drug_ingredients
 
 # The element that ties each resource type the rules read to its patient.
@@ -306,12 +307,16 @@ def _shared_key(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4)  # one `wanted` per pass, asked once per line of every Medication/Questionnaire file
+def _questionnaire_urls(wanted: frozenset[str]) -> tuple[str, ...]:
+    return tuple(k.split("|", 1)[1] for k in wanted if k.startswith("Questionnaire|"))
+
+
 def wanted_shared(line: str, wanted: frozenset[str]) -> tuple[str, dict[str, Any]] | None:
     """(key, resource) for a Medication or Questionnaire line a kept patient points at; parsed only when its
     id or canonical URL is in the line."""
     ids = _ID.findall(line)
-    urls = (k.split("|", 1)[1] for k in wanted if k.startswith("Questionnaire|"))
-    if not any(f"Medication/{i}" in wanted for i in ids) and not any(u in line for u in urls):
+    if not any(f"Medication/{i}" in wanted for i in ids) and not any(u in line for u in _questionnaire_urls(wanted)):
         return None
     resource = _parse(line)
     key = _shared_key(resource) if resource is not None else None

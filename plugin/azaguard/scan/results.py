@@ -16,10 +16,10 @@ from typing import IO, Annotated, Any, Literal
 
 import msgspec
 
+from azaguard.evaluate import CheckResult
 from azaguard.mappings import Mappings
 from azaguard.privatefiles import open_private, private_dir, write_private
 from azaguard.scan import wording
-from azaguard.service import CheckResult
 
 Outcome = Literal["evaluated", "write-failed", "failed"]
 OUTCOMES: tuple[Outcome, ...] = ("evaluated", "write-failed", "failed")

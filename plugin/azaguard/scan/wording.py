@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from azaguard.evaluate import CheckResult
 from azaguard.findings import RULE_IDS, SEVERITY_RANK, STATUS_RANK, Finding
 from azaguard.mappings import Mappings
-from azaguard.service import CheckResult
 from azaguard.verdict import action_of, build_verdict
 
 NO_ACTION_RANK = 99
