@@ -67,8 +67,8 @@ class ObservationReading(BuilderState):
         if not codes:
             return True  # unreadable code: parse it so a failure is recorded, not skipped
         wanted = self.loinc_to_analyte
-        for _, c in codes:
-            if c in wanted or c in self.other_codes:
+        for system, c in codes:
+            if c in wanted or c in self.other_codes or system in self.diagnosis_systems:
                 return True
         if self._named(code):
             return True  # a lab-local or text-only code naming a sign, pathogen or analyte

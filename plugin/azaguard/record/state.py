@@ -54,6 +54,9 @@ class Indexes:
         self.named = named_anything(mappings)
         self.snomed_systems = frozenset(mappings.systems.snomed)
         self.loinc_systems = frozenset(mappings.systems.loinc)
+        # Diagnosis systems: a sign is matched there by its place in the hierarchy (a child code), not by a
+        # listed code, so an Observation coded in one is read and the sign tables decide.
+        self.diagnosis_systems = frozenset((*mappings.systems.icd10, *mappings.systems.icd10cm))
         # (category, dimension) -> analyte: recognised by its unit when its code is not one we list.
         self.by_unit: dict[tuple[str, str], str] = {
             (a.by_unit_in_category, a.dimension): key for key, a in analytes.analytes.items() if a.by_unit_in_category
@@ -77,6 +80,7 @@ class BuilderState:
         self.named = ix.named
         self.snomed_systems = ix.snomed_systems
         self.loinc_systems = ix.loinc_systems
+        self.diagnosis_systems = ix.diagnosis_systems
         self.by_unit = ix.by_unit
         self.by_unit_categories = ix.by_unit_categories
         self.by_unit_dimensions = ix.by_unit_dimensions
